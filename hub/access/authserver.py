@@ -1,0 +1,734 @@
+"""The embedded OAuth 2 authorization server (SMART App Launch 2 / SMART Backend Services).
+
+- ``POST /auth/token``
+  - ``client_credentials`` with a ``private_key_jwt`` client assertion (RFC 7523): professional
+    systems and administrators. The assertion must have iss = sub = client_id, aud = the token
+    endpoint, exp at most 5 minutes ahead, an unused jti, and a signature by a key of the
+    client's registered JWKS. The organisation (URA) comes from the registration; the assertion
+    may name the acting practitioner in a ``practitioner`` claim ``{system, value}`` (UZI/AGB/BIG).
+  - ``authorization_code`` with PKCE (S256 only) for PGO apps; codes are single use.
+  Errors follow RFC 6749 §5.2: ``invalid_client`` is 401, everything else 400.
+- ``GET|POST /auth/authorize``: the development login (only when ``dev_login`` is on).
+- ``GET /.well-known/smart-configuration`` (also under the FHIR base) and ``/.well-known/jwks.json``.
+
+Access tokens are JWTs (RFC 9068, ``typ: at+jwt``) signed with the hub key; see
+:func:`issue_token` for the claims. :func:`token_for` is the logic behind ``hub token --as ...``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.datastructures import FormData, ImmutableMultiDict
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from hub.access.clients import (
+    CodeGrant,
+    Delegation,
+    DelegationLookup,
+    PersonRecord,
+    RegisteredClient,
+    get_client,
+    get_person,
+    list_persons,
+    prune_assertions,
+    remember_assertion,
+    store_code,
+    table_delegations,
+    take_code,
+)
+from hub.access.keys import VERIFY_ALGS, HubKeys
+from hub.access.login_page import PAGE_HEADERS, consent_form, error_page, login_form
+from hub.access.principal import (
+    ADMIN_SCOPE,
+    AGB_SYSTEM,
+    BIG_SYSTEM,
+    PRACTITIONER_SYSTEMS,
+    UZI_SYSTEM,
+    Principal,
+    PrincipalKind,
+    narrow_scopes,
+    parse_scope,
+)
+from hub.access.tokens import (
+    AuthConfig,
+    check_audience,
+    check_signature,
+    check_times,
+    claims_for,
+    parse_jwt,
+    principal_from_claims,
+)
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+#: Opens the transaction a request works in (e.g. ``lambda request: request.app.state.db.write()``).
+Transaction = Callable[[Request], AbstractAsyncContextManager[AsyncConnection]]
+#: Resolves a client's BSN to the id of their Patient resource (for the SMART ``patient`` context).
+PatientIdLookup = Callable[[AsyncConnection, str], Awaitable[str | None]]
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_BSN = re.compile(r"^\d{9}$")
+_URA = re.compile(r"^\d{8}$")
+_NUMBER = re.compile(r"^\d{1,20}$")
+_AUTH_FIELDS = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "aud",
+)
+_PGO_EXTRA_SCOPES = frozenset({"launch/patient"})
+
+
+class OAuthError(Exception):
+    """An RFC 6749 §5.2 error answer of the token endpoint."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = 401 if error == "invalid_client" else 400
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(
+            {"error": self.error, "error_description": self.description},
+            status_code=self.status,
+            headers=NO_STORE,
+        )
+
+
+# --- issuing --------------------------------------------------------------------------------------
+
+
+def _lifetime(config: AuthConfig, kind: str) -> int:
+    if kind in ("client", "related"):
+        return config.pgo_token_lifetime
+    if kind == "admin":
+        return config.admin_token_lifetime
+    return config.system_token_lifetime
+
+
+def issue_token(
+    keys: HubKeys,
+    config: AuthConfig,
+    *,
+    kind: PrincipalKind,
+    subject: str,
+    scopes: frozenset[str] | set[str] | Sequence[str],
+    client_id: str | None = None,
+    organisation_ura: str | None = None,
+    practitioner: tuple[str, str] | None = None,
+    patient_bsn: str | None = None,
+    person_id: str | None = None,
+    acting_for: str | None = None,
+    relation: str | None = None,
+    lifetime: int | None = None,
+    now: float | None = None,
+) -> str:
+    """Sign an access token for the hub itself (aud = ``config.audience``).
+
+    Claims: ``iss aud sub exp iat jti scope client_id kind`` and, as they apply, ``ura``,
+    ``practitioner {system, value}``, ``patient_bsn``, ``person``, ``acting_for``, ``relation``.
+    Raises ``ValueError`` for a combination the verifier would refuse (e.g. a client without BSN).
+    """
+    issued = int(now if now is not None else time.time())
+    principal = Principal(
+        kind=kind,
+        subject=subject,
+        scopes=frozenset(scopes),
+        client_id=client_id,
+        organisation_ura=organisation_ura,
+        practitioner=practitioner,
+        patient_bsn=patient_bsn,
+        person_id=person_id,
+        acting_for=acting_for,
+        relation=relation,
+    )
+    claims: dict[str, Any] = {
+        "iss": config.issuer,
+        "aud": config.audience,
+        "iat": issued,
+        "exp": issued + (lifetime if lifetime is not None else _lifetime(config, kind)),
+        "jti": secrets.token_urlsafe(16),
+        **claims_for(principal),
+    }
+    principal_from_claims(claims)  # the same consistency rules as on the way in
+    return keys.sign(claims)
+
+
+_USAGE = (
+    "expected 'admin' | 'client:<BSN>' | 'org:<URA>[:practitioner:<UZI>|:practitioner:<uzi|agb|big>:<n>]'"
+    " | 'person:<id>:for:<BSN>[:as:<role>]' | 'system:<name>'"
+)
+
+
+def token_for(
+    spec: str,
+    config: AuthConfig,
+    keys: HubKeys | None = None,
+    *,
+    scopes: Sequence[str] | None = None,
+    lifetime: int | None = None,
+) -> str:
+    """A valid access token for the identity ``spec`` names (the ``hub token --as`` command).
+
+    ``admin`` · ``client:<BSN>`` · ``org:<URA>[:practitioner:<UZI>]`` (or
+    ``:practitioner:agb:<AGB>`` / ``:practitioner:big:<BIG>``) · ``person:<id>:for:<BSN>[:as:<role>]``
+    · ``system:<name>``. ``keys`` defaults to the key set in ``config.key_dir`` (created if absent).
+    """
+    if keys is None:
+        keys = HubKeys.load_or_create(config.key_dir, config.key_alg)
+    parts = spec.strip().split(":")
+    head, rest = parts[0], parts[1:]
+    kw: dict[str, Any]
+    if head == "admin" and not rest:
+        kw = {"kind": "admin", "subject": "admin", "scopes": {ADMIN_SCOPE}}
+    elif head == "client" and len(rest) == 1 and _BSN.match(rest[0]):
+        kw = {
+            "kind": "client",
+            "subject": f"bsn:{rest[0]}",
+            "patient_bsn": rest[0],
+            "scopes": {"patient/*.cruds"},
+        }
+    elif head == "org" and rest and _URA.match(rest[0]):
+        kw = {
+            "kind": "professional",
+            "subject": f"org:{rest[0]}",
+            "organisation_ura": rest[0],
+            "scopes": {"system/*.cruds"},
+        }
+        prac = rest[1:]
+        if prac:
+            systems = {"uzi": UZI_SYSTEM, "agb": AGB_SYSTEM, "big": BIG_SYSTEM}
+            if len(prac) == 2 and prac[0] == "practitioner" and _NUMBER.match(prac[1]):
+                kw["practitioner"] = (UZI_SYSTEM, prac[1])
+            elif (
+                len(prac) == 3 and prac[0] == "practitioner" and prac[1] in systems and _NUMBER.match(prac[2])
+            ):
+                kw["practitioner"] = (systems[prac[1]], prac[2])
+            else:
+                raise ValueError(f"bad --as {spec!r}: {_USAGE}")
+    elif head == "person" and len(rest) in (3, 5) and rest[0] and rest[1] == "for" and _BSN.match(rest[2]):
+        kw = {
+            "kind": "related",
+            "subject": rest[0],
+            "person_id": rest[0],
+            "patient_bsn": rest[2],
+            "acting_for": rest[2],
+            "scopes": {"patient/*.cruds"},
+        }
+        if len(rest) == 5:
+            if rest[3] != "as" or not rest[4]:
+                raise ValueError(f"bad --as {spec!r}: {_USAGE}")
+            kw["relation"] = rest[4]
+    elif head == "system" and len(rest) == 1 and rest[0]:
+        kw = {"kind": "system", "subject": rest[0], "scopes": {"system/*.cruds"}}
+    else:
+        raise ValueError(f"bad --as {spec!r}: {_USAGE}")
+    if scopes is not None:
+        kw["scopes"] = set(scopes)
+    return issue_token(keys, config, client_id="hub-cli", lifetime=lifetime, **kw)
+
+
+def smart_configuration(config: AuthConfig) -> dict[str, Any]:
+    """The SMART App Launch 2 discovery document."""
+    grants = ["client_credentials"]
+    capabilities = [
+        "client-confidential-asymmetric",
+        "permission-v1",
+        "permission-v2",
+        "permission-patient",
+        "permission-user",
+    ]
+    doc: dict[str, Any] = {
+        "issuer": config.issuer,
+        "jwks_uri": config.jwks_uri,
+        "token_endpoint": config.token_endpoint,
+    }
+    if config.dev_login:
+        doc["authorization_endpoint"] = config.authorization_endpoint
+        grants.insert(0, "authorization_code")
+        capabilities += ["launch-standalone", "client-public", "context-standalone-patient", "authorize-post"]
+    doc |= {
+        "grant_types_supported": grants,
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": sorted(VERIFY_ALGS),
+        "scopes_supported": [
+            "system/*.cruds",
+            "system/*.rs",
+            "user/*.cruds",
+            "user/*.rs",
+            "patient/*.cruds",
+            "patient/*.rs",
+            "launch/patient",
+            ADMIN_SCOPE,
+        ],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "capabilities": sorted(capabilities),
+    }
+    return doc
+
+
+def pkce_challenge(verifier: str) -> str:
+    """BASE64URL(SHA-256(verifier)) without padding (RFC 7636 S256)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+
+
+# --- the router -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _AuthzRequest:
+    client: RegisteredClient
+    redirect_uri: str
+    state: str
+    code_challenge: str
+    scopes: frozenset[str]
+    fields: dict[str, str]
+
+
+class _PageError(Exception):
+    """An authorization request so broken it must not be redirected (unknown client/redirect)."""
+
+
+class _RedirectError(Exception):
+    def __init__(self, redirect_uri: str, error: str, description: str) -> None:
+        super().__init__(description)
+        self.redirect_uri = redirect_uri
+        self.error = error
+        self.description = description
+
+
+def _single(form: ImmutableMultiDict[str, Any], name: str) -> str | None:
+    """One form/query value; parameters sent twice are refused (RFC 6749 §3.1, §3.2)."""
+    values = form.getlist(name)
+    if len(values) > 1:
+        raise OAuthError("invalid_request", f"parameter {name} given more than once")
+    if not values:
+        return None
+    value = values[0]
+    return value if isinstance(value, str) else None
+
+
+def _with_query(uri: str, params: Mapping[str, str]) -> str:
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True) + [(k, v) for k, v in params.items() if v]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class _AuthServer:
+    def __init__(
+        self,
+        config: AuthConfig,
+        keys: HubKeys,
+        transaction: Transaction,
+        delegations: DelegationLookup,
+        patient_id_for_bsn: PatientIdLookup | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.keys = keys
+        self.tx = transaction
+        self.delegations = delegations
+        self.patient_id_for_bsn = patient_id_for_bsn
+        self.clock = clock
+        self.last_prune = float("-inf")
+
+    # --- token endpoint
+
+    async def token(self, request: Request) -> Response:
+        try:
+            form = await request.form()
+            grant_type = _single(form, "grant_type")
+            if grant_type == "client_credentials":
+                body = await self._client_credentials(request, form)
+            elif grant_type == "authorization_code":
+                body = await self._authorization_code(request, form)
+            else:
+                raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+        except OAuthError as exc:
+            return exc.response()
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def _authenticate(
+        self, conn: AsyncConnection, form: FormData, now: float, kinds: frozenset[str]
+    ) -> tuple[RegisteredClient, dict[str, Any]]:
+        """Verify a private_key_jwt client assertion and burn its jti; the client it proves."""
+        if _single(form, "client_assertion_type") != JWT_BEARER:
+            raise OAuthError("invalid_client", f"client_assertion_type must be {JWT_BEARER}")
+        assertion = _single(form, "client_assertion") or ""
+        try:
+            parsed = parse_jwt(assertion)
+        except ValueError as exc:
+            raise OAuthError("invalid_client", f"client assertion: {exc}") from None
+        claims = parsed.claims
+        client_id = claims.get("iss")
+        if not isinstance(client_id, str) or claims.get("sub") != client_id:
+            raise OAuthError("invalid_client", "client assertion: iss and sub must both be the client_id")
+        form_client = _single(form, "client_id")
+        if form_client is not None and form_client != client_id:
+            raise OAuthError("invalid_client", "client_id does not match the assertion")
+        client = await get_client(conn, client_id)
+        if client is None or not client.active or client.kind not in kinds:
+            raise OAuthError("invalid_client", f"unknown or inactive client {client_id!r} for this grant")
+        key = client.keys().get(parsed.kid or "")
+        if key is None:
+            raise OAuthError("invalid_client", f"client assertion: unknown key id {parsed.kid!r}")
+        jti = claims.get("jti")
+        try:
+            check_signature(parsed, key)
+            check_audience(claims, self.config.token_endpoint)
+            skew = self.config.max_skew
+            exp = check_times(
+                claims, now, skew, max_lifetime=self.config.max_assertion_lifetime, require_iat=False
+            )
+            if exp > now + self.config.max_assertion_lifetime + skew:
+                raise ValueError(f"exp is more than {self.config.max_assertion_lifetime} s ahead")
+            if not isinstance(jti, str) or not 0 < len(jti) <= 255:
+                raise ValueError("claim 'jti' is missing")
+        except ValueError as exc:
+            raise OAuthError("invalid_client", f"client assertion: {exc}") from None
+        if not await remember_assertion(conn, client_id, jti, int((exp + skew) * 1_000_000)):
+            raise OAuthError("invalid_client", "client assertion: jti was used before (replay)")
+        if now - self.last_prune > 60:
+            self.last_prune = now
+            await prune_assertions(conn, int((now - 2 * skew) * 1_000_000))
+        return client, claims
+
+    async def _client_credentials(self, request: Request, form: FormData) -> dict[str, Any]:
+        now = self.clock()
+        async with self.tx(request) as conn:
+            client, claims = await self._authenticate(conn, form, now, frozenset({"system", "admin"}))
+        practitioner = _practitioner_claim(claims)
+        requested = (_single(form, "scope") or "").split() or sorted(client.allowed_scopes)
+        scopes = narrow_scopes(requested, client.allowed_scopes)
+        if not scopes:
+            raise OAuthError("invalid_scope", "none of the requested scopes is allowed for this client")
+        kind: PrincipalKind
+        if client.kind == "admin":
+            kind = "admin"
+        elif client.organisation_ura:
+            kind = "professional"
+        else:
+            kind = "system"
+        if practitioner is not None and kind != "professional":
+            raise OAuthError("invalid_request", "only a client of an organisation can name a practitioner")
+        lifetime = _lifetime(self.config, kind)
+        token = issue_token(
+            self.keys,
+            self.config,
+            kind=kind,
+            subject=client.client_id,
+            scopes=scopes,
+            client_id=client.client_id,
+            organisation_ura=client.organisation_ura,
+            practitioner=practitioner,
+            lifetime=lifetime,
+            now=now,
+        )
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "scope": " ".join(sorted(scopes)),
+        }
+
+    async def _authorization_code(self, request: Request, form: FormData) -> dict[str, Any]:
+        now = self.clock()
+        code = _single(form, "code")
+        redirect_uri = _single(form, "redirect_uri")
+        verifier = _single(form, "code_verifier")
+        client_id = _single(form, "client_id")
+        if not code or not redirect_uri or not verifier:
+            raise OAuthError("invalid_request", "code, redirect_uri and code_verifier are required")
+        failure: OAuthError | None = None
+        patient_id: str | None = None
+        grant: CodeGrant | None = None
+        async with self.tx(request) as conn:  # the code is burnt even when the exchange fails
+            grant, first_use = await take_code(conn, code)
+            try:
+                if grant is None:
+                    raise OAuthError("invalid_grant", "unknown authorization code")
+                if not first_use:
+                    raise OAuthError("invalid_grant", "authorization code was already used")
+                if grant.expires < now * 1_000_000:
+                    raise OAuthError("invalid_grant", "authorization code has expired")
+                if _single(form, "client_assertion") is not None:
+                    client, _ = await self._authenticate(conn, form, now, frozenset({"pgo"}))
+                    client_id = client.client_id
+                else:
+                    found = await get_client(conn, client_id or "")
+                    if found is None or not found.active or found.kind != "pgo":
+                        raise OAuthError("invalid_client", "unknown client")
+                    if found.jwks:
+                        raise OAuthError(
+                            "invalid_client", "this client must authenticate with private_key_jwt"
+                        )
+                if client_id != grant.client_id:
+                    raise OAuthError("invalid_grant", "authorization code was issued to another client")
+                if redirect_uri != grant.redirect_uri:
+                    raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
+                if not _VERIFIER.match(verifier) or not hmac.compare_digest(
+                    pkce_challenge(verifier), grant.code_challenge
+                ):
+                    raise OAuthError("invalid_grant", "PKCE code_verifier does not match the code_challenge")
+                if self.patient_id_for_bsn is not None:
+                    patient_id = await self.patient_id_for_bsn(conn, grant.grant["patient_bsn"])
+            except OAuthError as exc:
+                failure = exc
+        if failure is not None:
+            raise failure
+        assert grant is not None
+        g = grant.grant
+        scopes = frozenset(str(g["scope"]).split())
+        lifetime = self.config.pgo_token_lifetime
+        token = issue_token(
+            self.keys,
+            self.config,
+            kind=g["kind"],
+            subject=g["person"],
+            scopes=scopes,
+            client_id=grant.client_id,
+            patient_bsn=g["patient_bsn"],
+            person_id=g["person"],
+            acting_for=g.get("acting_for"),
+            relation=g.get("relation"),
+            lifetime=lifetime,
+            now=now,
+        )
+        body: dict[str, Any] = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "scope": " ".join(sorted(scopes)),
+            "patient_bsn": g["patient_bsn"],
+        }
+        if patient_id:
+            body["patient"] = patient_id
+        return body
+
+    # --- authorization endpoint (development login)
+
+    async def authorize(self, request: Request) -> Response:
+        try:
+            params = await request.form() if request.method == "POST" else request.query_params
+            single = {
+                name: _single(params, name) or ""
+                for name in (*_AUTH_FIELDS, "step", "person_id", "login_bsn", "act_for", "decision")
+            }
+        except OAuthError as exc:
+            return HTMLResponse(error_page(exc.description), status_code=400, headers=PAGE_HEADERS)
+        approved = params.getlist("scope_ok") if request.method == "POST" else []
+        async with self.tx(request) as conn:
+            try:
+                req = await self._authorization_request(conn, single)
+            except _PageError as exc:
+                return HTMLResponse(error_page(str(exc)), status_code=400, headers=PAGE_HEADERS)
+            except _RedirectError as exc:
+                return self._redirect(exc.redirect_uri, exc.error, exc.description, single["state"])
+            return await self._login_steps(conn, request, req, single, [str(s) for s in approved])
+
+    async def _authorization_request(self, conn: AsyncConnection, p: Mapping[str, str]) -> _AuthzRequest:
+        client = await get_client(conn, p["client_id"]) if p["client_id"] else None
+        if client is None or not client.active or client.kind != "pgo":
+            raise _PageError("Unknown client: this app is not registered as a PGO app.")
+        redirect_uri = p["redirect_uri"] or (
+            client.redirect_uris[0] if len(client.redirect_uris) == 1 else ""
+        )
+        if redirect_uri not in client.redirect_uris:
+            raise _PageError("The redirect_uri is not registered for this app.")
+        if p["response_type"] != "code":
+            raise _RedirectError(redirect_uri, "unsupported_response_type", "response_type must be code")
+        if p["code_challenge_method"] != "S256" or not _CHALLENGE.match(p["code_challenge"]):
+            raise _RedirectError(
+                redirect_uri, "invalid_request", "PKCE is required: code_challenge with method S256"
+            )
+        if p["aud"] and p["aud"].rstrip("/") != self.config.fhir_base:
+            raise _RedirectError(redirect_uri, "invalid_request", f"aud must be {self.config.fhir_base}")
+        requested = [
+            s
+            for s in p["scope"].split()
+            if s in _PGO_EXTRA_SCOPES
+            or ((parsed := parse_scope(s)) is not None and parsed.context == "patient")
+        ]
+        scopes = narrow_scopes(requested, client.allowed_scopes)
+        if not scopes - _PGO_EXTRA_SCOPES:
+            raise _RedirectError(
+                redirect_uri, "invalid_scope", "no patient/ scope that this app may be granted was requested"
+            )
+        fields = {k: p[k] for k in _AUTH_FIELDS} | {"redirect_uri": redirect_uri}
+        return _AuthzRequest(client, redirect_uri, p["state"], p["code_challenge"], scopes, fields)
+
+    async def _who(self, conn: AsyncConnection, p: Mapping[str, str]) -> PersonRecord | None:
+        person_id = p["person_id"]
+        bsn = p["login_bsn"] or (person_id[4:] if person_id.startswith("bsn:") else "")
+        if bsn:
+            return PersonRecord(f"bsn:{bsn}", f"BSN {bsn}", bsn) if _BSN.match(bsn) else None
+        return await get_person(conn, person_id) if person_id else None
+
+    async def _login_steps(
+        self,
+        conn: AsyncConnection,
+        request: Request,
+        req: _AuthzRequest,
+        p: Mapping[str, str],
+        approved: list[str],
+    ) -> Response:
+        action = str(request.url_for("hub_auth_authorize_post").path)
+        name = req.client.name or req.client.client_id
+        step = p["step"]
+        who = await self._who(conn, p) if step in ("login", "approve") else None
+        if who is None:
+            persons = await list_persons(conn)
+            error = "Choose a person or enter a valid BSN." if step else None
+            return HTMLResponse(login_form(action, req.fields, name, persons, error), headers=PAGE_HEADERS)
+        now_us = int(self.clock() * 1_000_000)
+        options = list(await self.delegations(conn, who.person_id, now_us))
+        scopes = sorted(req.scopes)
+        if step == "login":
+            return HTMLResponse(
+                consent_form(action, req.fields, name, who, options, scopes), headers=PAGE_HEADERS
+            )
+        if p["decision"] != "approve":
+            return self._redirect(req.redirect_uri, "access_denied", "the person did not approve", req.state)
+        act_for = p["act_for"]
+        chosen: Delegation | None = next((d for d in options if d.bsn == act_for), None)
+        grant: dict[str, Any]
+        if act_for == "self" and who.bsn:
+            grant = {"kind": "client", "person": who.person_id, "patient_bsn": who.bsn}
+        elif chosen is not None:
+            grant = {
+                "kind": "related",
+                "person": who.person_id,
+                "patient_bsn": chosen.bsn,
+                "acting_for": chosen.bsn,
+                "relation": chosen.relation,
+            }
+        else:
+            return HTMLResponse(
+                consent_form(action, req.fields, name, who, options, scopes, "Choose for whom you act."),
+                status_code=400,
+                headers=PAGE_HEADERS,
+            )
+        granted = req.scopes & frozenset(approved)
+        if not granted - _PGO_EXTRA_SCOPES:
+            return HTMLResponse(
+                consent_form(
+                    action, req.fields, name, who, options, scopes, "Approve at least one scope, or deny."
+                ),
+                status_code=400,
+                headers=PAGE_HEADERS,
+            )
+        grant["scope"] = " ".join(sorted(granted))
+        code = secrets.token_urlsafe(32)
+        expires = int((self.clock() + self.config.code_lifetime) * 1_000_000)
+        await store_code(
+            conn, code, CodeGrant(req.client.client_id, req.redirect_uri, req.code_challenge, grant, expires)
+        )
+        return self._redirect(req.redirect_uri, "", "", req.state, code=code)
+
+    def _redirect(
+        self, redirect_uri: str, error: str, description: str, state: str, *, code: str = ""
+    ) -> Response:
+        params = {"code": code} if code else {"error": error, "error_description": description}
+        params |= {"state": state, "iss": self.config.issuer}
+        return RedirectResponse(_with_query(redirect_uri, params), status_code=303, headers=PAGE_HEADERS)
+
+    # --- discovery
+
+    async def smart_configuration(self) -> JSONResponse:
+        return JSONResponse(smart_configuration(self.config), headers={"Cache-Control": "max-age=300"})
+
+    async def jwks(self) -> JSONResponse:
+        self.keys.refresh(min_interval=30.0)
+        return JSONResponse(self.keys.public_jwks(), headers={"Cache-Control": "max-age=300"})
+
+
+def _practitioner_claim(claims: Mapping[str, Any]) -> tuple[str, str] | None:
+    prac = claims.get("practitioner")
+    if prac is None:
+        return None
+    if (
+        isinstance(prac, dict)
+        and prac.get("system") in PRACTITIONER_SYSTEMS
+        and isinstance(prac.get("value"), str)
+        and _NUMBER.match(prac["value"])
+    ):
+        return prac["system"], prac["value"]
+    raise OAuthError("invalid_request", "practitioner must be {system: UZI/AGB/BIG system, value: digits}")
+
+
+def build_auth_router(
+    config: AuthConfig,
+    keys: HubKeys,
+    transaction: Transaction,
+    *,
+    delegations: DelegationLookup = table_delegations,
+    patient_id_for_bsn: PatientIdLookup | None = None,
+    clock: Callable[[], float] = time.time,
+) -> APIRouter:
+    """The authorization server's routes (mount at the root of the app, not under the FHIR base).
+
+    ``transaction(request)`` opens the write transaction the endpoints run in;
+    ``delegations`` says for whom a person may act (the consent layer can replace the default,
+    which reads the ``delegation`` table); ``patient_id_for_bsn`` adds the SMART ``patient``
+    launch context to PGO token responses.
+    """
+    server = _AuthServer(config, keys, transaction, delegations, patient_id_for_bsn, clock)
+    router = APIRouter(tags=["auth"])
+    router.add_api_route(
+        "/auth/token", server.token, methods=["POST"], include_in_schema=True, name="hub_auth_token"
+    )
+    if config.dev_login:
+        router.add_api_route("/auth/authorize", server.authorize, methods=["GET"], name="hub_auth_authorize")
+        router.add_api_route(
+            "/auth/authorize", server.authorize, methods=["POST"], name="hub_auth_authorize_post"
+        )
+    router.add_api_route(
+        "/.well-known/smart-configuration",
+        server.smart_configuration,
+        methods=["GET"],
+        name="hub_smart_configuration",
+    )
+    if config.fhir_path:
+        router.add_api_route(
+            f"{config.fhir_path}/.well-known/smart-configuration",
+            server.smart_configuration,
+            methods=["GET"],
+            name="hub_smart_configuration_fhir",
+        )
+    router.add_api_route("/.well-known/jwks.json", server.jwks, methods=["GET"], name="hub_jwks")
+    return router
+
+
+__all__ = [
+    "JWT_BEARER",
+    "OAuthError",
+    "PatientIdLookup",
+    "Transaction",
+    "build_auth_router",
+    "issue_token",
+    "pkce_challenge",
+    "smart_configuration",
+    "token_for",
+]

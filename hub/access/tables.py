@@ -1,0 +1,91 @@
+"""Tables of the embedded authorization server, on the hub's one ``metadata`` (one Alembic history).
+
+- ``oauth_client``: registered applications. ``kind`` is ``system`` (a professional system or
+  backend service: client_credentials with a private_key_jwt assertion, verified against
+  ``jwks``), ``pgo`` (a personal health app: authorization_code + PKCE to one of
+  ``redirect_uris``) or ``admin``. ``organisation_ura`` is the organisation a system client acts
+  for; it comes from the registration, never from the request. ``allowed_scopes`` is the
+  space-separated upper bound of what the client can be granted.
+- ``oauth_jti``: client-assertion ids already used (replay protection), kept until the
+  assertion would have expired anyway.
+- ``oauth_code``: authorization codes, stored by SHA-256 hash, single use (``used``).
+- ``person``: people who log in to a PGO (the development login stands in for DigiD).
+- ``delegation``: which clients a person may act for, in which role and for which data
+  categories. The default :class:`~hub.access.clients.DelegationLookup` reads it; the consent
+  layer may supply its own.
+
+Instants are integer microseconds since the Unix epoch (UTC), as in the store's tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Column, Index, String, Table, Text
+
+from hub.store.tables import PidType, metadata
+
+oauth_client = Table(
+    "oauth_client",
+    metadata,
+    Column("client_id", String(200), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    Column("organisation_ura", String(16), nullable=True),
+    # Public JWK Set (JSON text) the client's assertions are verified with.
+    Column("jwks", Text, nullable=True),
+    # JSON array of exact redirect URIs (pgo clients).
+    Column("redirect_uris", Text, nullable=False, default="[]"),
+    Column("allowed_scopes", Text, nullable=False, default=""),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created", BigInteger, nullable=False),
+)
+
+oauth_jti = Table(
+    "oauth_jti",
+    metadata,
+    Column("client_id", String(200), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires", BigInteger, nullable=False),
+    Index("ix_oauth_jti_expires", "expires"),
+)
+
+oauth_code = Table(
+    "oauth_code",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(200), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    # JSON: the grant the person approved (kind, person, patient_bsn, acting_for, relation, scope).
+    Column("grant", Text, nullable=False),
+    Column("expires", BigInteger, nullable=False),
+    Column("used", Boolean, nullable=False, default=False),
+    Index("ix_oauth_code_expires", "expires"),
+)
+
+person = Table(
+    "person",
+    metadata,
+    Column("person_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    # The person's own BSN: present when they may act for themself as a client.
+    Column("bsn", String(9), nullable=True),
+)
+
+delegation = Table(
+    "delegation",
+    metadata,
+    Column("id", PidType, primary_key=True, autoincrement=True),
+    Column("person_id", String(64), nullable=False),
+    Column("patient_bsn", String(9), nullable=False),
+    # RelatedPerson role code, e.g. 24 (wettelijk vertegenwoordiger), 100001 (mantelzorger).
+    Column("role_code", String(16), nullable=False),
+    # JSON array of data categories, e.g. ["agenda", "zorgplan"].
+    Column("categories", Text, nullable=False, default="[]"),
+    Column("period_start", BigInteger, nullable=True),
+    Column("period_end", BigInteger, nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Index("ix_delegation_person", "person_id", "patient_bsn"),
+    Index("ix_delegation_patient", "patient_bsn"),
+)
+
+__all__ = ["delegation", "oauth_client", "oauth_code", "oauth_jti", "person"]

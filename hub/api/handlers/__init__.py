@@ -1,0 +1,42 @@
+"""One handler per interaction kind; :func:`handle` dispatches a :class:`FhirRequest` to it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from hub.api.context import Call
+from hub.api.handlers import capabilities, crud, history, operations, search, transaction
+from hub.api.interaction import FhirRequest, Route, route
+from hub.api.result import FhirResult
+
+Handler = Callable[[Call, FhirRequest, Route], Awaitable[FhirResult]]
+
+HANDLERS: dict[str, Handler] = {
+    "bundle": transaction.process,
+    "capabilities": capabilities.capabilities,
+    "conditional-delete": crud.conditional_delete,
+    "conditional-patch": crud.patch,
+    "conditional-update": crud.conditional_update,
+    "create": crud.create,
+    "delete": crud.delete,
+    "history-instance": history.history,
+    "history-system": history.history,
+    "history-type": history.history,
+    "operation": operations.operation,
+    "patch": crud.patch,
+    "read": crud.read,
+    "search-compartment": search.search,
+    "search-system": search.search,
+    "search-type": search.search,
+    "update": crud.update,
+    "vread": crud.vread,
+}
+
+
+async def handle(call: Call, req: FhirRequest) -> FhirResult:
+    """Run one interaction (a direct request, or one Bundle entry)."""
+    target = route(req.method, req.path)
+    return await HANDLERS[target.kind](call, req, target)
+
+
+__all__ = ["HANDLERS", "handle"]

@@ -1,0 +1,94 @@
+"""``GET /metadata``: the CapabilityStatement, generated from what the code really supports
+(the handler table, the search-parameter registry, the operations), never hand-written."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from hub.api.context import Call
+from hub.api.interaction import FhirRequest, Route
+from hub.api.result import FhirResult
+from hub.fhir.instants import now_us, to_iso
+
+SOFTWARE_VERSION = "0.1.0"
+
+#: Interactions every resource type supports (the handlers in hub.api.handlers).
+TYPE_INTERACTIONS = (
+    "read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type",
+)
+
+
+async def capabilities(call: Call, req: FhirRequest, route: Route) -> FhirResult:
+    return FhirResult(200, capability_statement(call.base, call.svc.search.describe_type))
+
+
+def capability_statement(base: str, describe_type: Any) -> dict[str, Any]:
+    from hub.api.operations import OPERATIONS
+
+    types = _resource_types()
+    resources = []
+    for res_type in types:
+        entry: dict[str, Any] = {
+            "type": res_type,
+            "profile": f"http://hl7.org/fhir/StructureDefinition/{res_type}",
+            "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": True,
+            "conditionalCreate": True,
+            "conditionalRead": "full-support",
+            "conditionalUpdate": True,
+            "conditionalDelete": "single",
+            "referencePolicy": ["literal", "logical"],
+        }
+        entry.update(describe_type(res_type))
+        ops = [
+            {"name": op.name, "definition": op.definition or f"{base}/OperationDefinition/{op.name}"}
+            for op in OPERATIONS.values()
+            if ({"type", "instance"} & op.levels) and (not op.types or res_type in op.types)
+        ]
+        if ops:
+            entry["operation"] = ops
+        resources.append(entry)
+    system_ops = [
+        {"name": op.name, "definition": op.definition or f"{base}/OperationDefinition/{op.name}"}
+        for op in OPERATIONS.values()
+        if "system" in op.levels
+    ]
+    rest: dict[str, Any] = {
+        "mode": "server",
+        "documentation": "Zorgnet Hub: shared care plans, ACP wishes and overdrachten for Dutch care networks.",
+        "security": {
+            "cors": True,
+            "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                     "code": "SMART-on-FHIR"}]}],
+            "description": "OAuth2 bearer tokens (SMART Backend Services for professional systems, "
+                           "authorization code + PKCE for PGO apps); consent-based access.",
+        },
+        "resource": resources,
+        "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"},
+                        {"code": "search-system"}],
+    }
+    if system_ops:
+        rest["operation"] = system_ops
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": to_iso(now_us())[:10],
+        "publisher": "Zorgnet Hub",
+        "kind": "instance",
+        "software": {"name": "Zorgnet Hub", "version": SOFTWARE_VERSION},
+        "implementation": {"description": "Zorgnet Hub FHIR R4 server", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json", "application/fhir+xml"],
+        "rest": [rest],
+    }
+
+
+@cache
+def _resource_types() -> tuple[str, ...]:
+    from hub.fhir.typeinfo import resource_types
+
+    return tuple(sorted(resource_types()))

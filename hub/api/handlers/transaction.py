@@ -1,0 +1,298 @@
+"""Batch and transaction Bundles.
+
+A *transaction* runs in one database transaction: every entry or none. Entries are processed in the
+spec's order (DELETE, POST, PUT/PATCH, GET/HEAD); ``urn:uuid:`` (and other) fullUrls of new resources
+get their server ids first, and every reference in the Bundle is rewritten to them; conditional
+references (``Patient?identifier=...``) are resolved to the one resource they match. A *batch* runs
+each entry on its own, each with its own status and OperationOutcome.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from hub.api.context import Call
+from hub.api.interaction import FhirRequest, Route, require_body, route
+from hub.api.result import FhirResult
+from hub.fhir.bundles import bundle
+from hub.fhir.errors import BadRequest, FhirError, Issue, PreconditionFailed
+from hub.fhir.parse import check_resource
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+_CONDITIONAL_REF = re.compile(r"^([A-Z][A-Za-z]+)\?(.+)$")
+
+
+@dataclass(slots=True)
+class _Entry:
+    index: int
+    full_url: str | None
+    request: FhirRequest
+    target: Route
+
+
+async def process(call: Call, req: FhirRequest, _route: Route) -> FhirResult:
+    body = require_body(req, "a batch or transaction Bundle")
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        raise BadRequest("POST to the base needs a Bundle of type batch or transaction", code="structure")
+    kind = body.get("type")
+    if kind not in ("batch", "transaction"):
+        raise BadRequest(
+            f"Bundle.type must be 'batch' or 'transaction' (not '{kind}')", expression="Bundle.type"
+        )
+    raw_entries = body.get("entry") or []
+    if not isinstance(raw_entries, list):
+        raise BadRequest("Bundle.entry must be an array", expression="Bundle.entry")
+    limit = call.svc.settings.max_bundle_entries
+    if len(raw_entries) > limit:
+        raise BadRequest(f"The Bundle has {len(raw_entries)} entries; the limit is {limit}", code="too-costly")
+    if kind == "batch":
+        return await _batch(call, req, raw_entries)
+    return await _transaction(call, req, raw_entries)
+
+
+def _parse_entry(call: Call, index: int, raw: Any, outer: FhirRequest) -> _Entry:
+    where = f"Bundle.entry[{index}]"
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{where} must be an object", expression=where)
+    request = raw.get("request")
+    if not isinstance(request, dict):
+        raise BadRequest(f"{where}.request is missing", code="required", expression=f"{where}.request")
+    method = str(request.get("method", "")).upper()
+    if method not in _ORDER:
+        raise BadRequest(
+            f"{where}.request.method '{request.get('method')}' is not one of GET, HEAD, POST, PUT, PATCH, DELETE",
+            expression=f"{where}.request.method",
+        )
+    url = request.get("url")
+    if not isinstance(url, str) or not url:
+        raise BadRequest(f"{where}.request.url is missing", code="required", expression=f"{where}.request.url")
+    url = _relative(url, call.base)
+    resource = raw.get("resource")
+    if method in ("POST", "PUT") and resource is None:
+        raise BadRequest(f"{where} ({method}) has no resource", code="required", expression=f"{where}.resource")
+    content_type = None
+    if method == "PATCH" and isinstance(resource, dict) and resource.get("resourceType") == "Binary":
+        resource, content_type = _binary_patch(resource, where)
+    if resource is not None and method in ("POST", "PUT"):
+        resource = check_resource(resource, where=f"{where}.resource")
+    fhir_req = FhirRequest.from_url(
+        method, url, body=resource, content_type=content_type,
+        if_match=request.get("ifMatch"), if_none_exist=request.get("ifNoneExist"),
+        if_none_match=request.get("ifNoneMatch"), if_modified_since=request.get("ifModifiedSince"),
+        prefer_return=outer.prefer_return, handling=outer.handling,
+    )
+    try:
+        target = route(method, fhir_req.path)
+    except FhirError as exc:
+        raise type(exc)(f"{where}.request.url: {exc.diagnostics}", expression=f"{where}.request.url") from None
+    if target.kind == "bundle":
+        raise BadRequest(f"{where}: a Bundle cannot contain a batch/transaction", expression=f"{where}.request")
+    if resource is not None and target.res_type and method in ("POST", "PUT"):
+        if resource.get("resourceType") != target.res_type:
+            raise BadRequest(
+                f"{where}.resource is a {resource.get('resourceType')} but the url names {target.res_type}",
+                expression=f"{where}.resource.resourceType",
+            )
+    full_url = raw.get("fullUrl")
+    return _Entry(index, full_url if isinstance(full_url, str) else None, fhir_req, target)
+
+
+def _binary_patch(resource: dict[str, Any], where: str) -> tuple[Any, str]:
+    """A JSON Patch in a transaction travels as a Binary; unwrap it."""
+    import base64
+
+    from hub.fhir import jsonio
+
+    try:
+        data = jsonio.loads(base64.b64decode(resource.get("data", "")))
+    except (ValueError, FhirError):
+        raise BadRequest(f"{where}.resource: Binary.data is not a base64 JSON Patch", expression=f"{where}.resource") from None
+    return data, str(resource.get("contentType", "application/json-patch+json"))
+
+
+def _relative(url: str, base: str) -> str:
+    if url.startswith(base + "/"):
+        return url[len(base) + 1 :]
+    if url.startswith(("http://", "https://")):
+        marker = "/fhir/"
+        if marker in url:
+            return url.split(marker, 1)[1]
+    return url.lstrip("/")
+
+
+async def _batch(call: Call, outer: FhirRequest, raw_entries: list[Any]) -> FhirResult:
+    from hub.api.handlers import handle
+
+    responses: list[dict[str, Any]] = []
+    for index, raw in enumerate(raw_entries):
+        try:
+            entry = _parse_entry(call, index, raw, outer)
+            result = await handle(call, entry.request)
+        except FhirError as exc:
+            responses.append({"response": _error_response(exc)})
+            continue
+        responses.append(_response_entry(result))
+    return FhirResult(200, bundle("batch-response", responses))
+
+
+async def _transaction(call: Call, outer: FhirRequest, raw_entries: list[Any]) -> FhirResult:
+    from hub.api.handlers import handle
+
+    entries = [_parse_entry(call, i, raw, outer) for i, raw in enumerate(raw_entries)]
+    _check_duplicates(entries)
+    results: dict[int, FhirResult] = {}
+    repo = call.svc.repo
+    async with repo.db.write() as conn:
+        tx_call = call.in_transaction(conn)
+        mapping = await _assign_ids(tx_call, entries)
+        for entry in sorted(entries, key=lambda e: (_ORDER[e.request.method], e.index)):
+            where = f"Bundle.entry[{entry.index}]"
+            try:
+                if entry.request.body is not None and entry.request.method in ("POST", "PUT"):
+                    entry.request.body = await _rewrite(tx_call, entry.request.body, mapping, f"{where}.resource")
+                if entry.request.method == "POST" and entry.full_url in mapping:
+                    assigned = mapping[entry.full_url]
+                    if entry.request.if_none_exist and assigned.startswith("="):
+                        results[entry.index] = await _matched(tx_call, assigned[1:])
+                        continue
+                    results[entry.index] = await _create_with_id(tx_call, entry, assigned.split("/", 1)[1])
+                else:
+                    results[entry.index] = await handle(tx_call, entry.request)
+            except FhirError as exc:
+                exc.issues = [
+                    Issue(f"{where}: {i.diagnostics}", i.code, i.severity, i.expression or (where,)) for i in exc.issues
+                ]
+                raise
+    responses = [_response_entry(results[e.index], with_resource=e.request.method in ("GET", "HEAD")) for e in entries]
+    return FhirResult(200, bundle("transaction-response", responses))
+
+
+async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
+    """fullUrl -> 'Type/id' for every entry that creates or names a resource; '=Type/id' marks a
+    conditional create that matched an existing resource."""
+    mapping: dict[str, str] = {}
+    for e in entries:
+        if not e.full_url or e.target.res_type is None:
+            continue
+        method = e.request.method
+        if method == "POST" and e.target.kind == "create":
+            if e.request.if_none_exist:
+                found = await call.svc.repo.matcher.match(call.conn, e.target.res_type, e.request.if_none_exist)  # type: ignore[arg-type]
+                if len(found) > 1:
+                    raise PreconditionFailed(
+                        f"Bundle.entry[{e.index}]: ifNoneExist '{e.request.if_none_exist}' matches {len(found)} resources",
+                        expression=f"Bundle.entry[{e.index}].request.ifNoneExist",
+                    )
+                if found:
+                    mapping[e.full_url] = f"={found[0].res_type}/{found[0].res_id}"
+                    continue
+            mapping[e.full_url] = f"{e.target.res_type}/{uuid.uuid4()}"
+        elif method == "PUT" and e.target.kind == "update" and e.target.res_id:
+            mapping[e.full_url] = f"{e.target.res_type}/{e.target.res_id}"
+        elif method == "PUT" and e.target.kind == "conditional-update":
+            found = await call.svc.repo.matcher.match(call.conn, e.target.res_type, e.request.query_string)  # type: ignore[arg-type]
+            if len(found) == 1:
+                mapping[e.full_url] = f"{found[0].res_type}/{found[0].res_id}"
+            elif not found:
+                body = e.request.body or {}
+                new_id = body.get("id") or str(uuid.uuid4())
+                body["id"] = new_id
+                mapping[e.full_url] = f"{e.target.res_type}/{new_id}"
+    return mapping
+
+
+async def _rewrite(call: Call, value: Any, mapping: dict[str, str], where: str) -> Any:
+    """Replace fullUrl references by their ids and resolve conditional references, everywhere."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str):
+                out[key] = await _resolve_reference(call, item, mapping, f"{where}.reference")
+            elif key == "div" and isinstance(item, str):
+                for full, ref in mapping.items():
+                    if full in item:
+                        item = item.replace(full, ref.lstrip("="))
+                out[key] = item
+            else:
+                out[key] = await _rewrite(call, item, mapping, f"{where}.{key}")
+        return out
+    if isinstance(value, list):
+        return [await _rewrite(call, v, mapping, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str) and value in mapping:
+        return mapping[value].lstrip("=")
+    return value
+
+
+async def _resolve_reference(call: Call, ref: str, mapping: dict[str, str], where: str) -> str:
+    if ref in mapping:
+        return mapping[ref].lstrip("=")
+    if ref.startswith("urn:uuid:") or ref.startswith("urn:oid:"):
+        raise BadRequest(f"{where}: '{ref}' is not the fullUrl of any entry in this Bundle", expression=where)
+    m = _CONDITIONAL_REF.match(ref)
+    if m:
+        res_type, criteria = m.groups()
+        found = await call.svc.repo.matcher.match(call.conn, res_type, criteria)  # type: ignore[arg-type]
+        if len(found) != 1:
+            raise PreconditionFailed(
+                f"{where}: the conditional reference '{ref}' matches {len(found)} resources (exactly one needed)",
+                expression=where,
+            )
+        return f"{res_type}/{found[0].res_id}"
+    return ref
+
+
+async def _create_with_id(call: Call, entry: _Entry, new_id: str) -> FhirResult:
+    from hub.api.result import written
+
+    body = {k: v for k, v in entry.request.body.items() if k != "id"}
+    outcome = await call.svc.repo.create(body, conn=call.conn, assigned_id=new_id)
+    stored = outcome.stored
+    location = f"{call.base}/{stored.res_type}/{stored.res_id}/_history/{stored.version}"
+    return written(stored, outcome.status, outcome.resource, location, entry.request.prefer_return)
+
+
+async def _matched(call: Call, ref: str) -> FhirResult:
+    res_type, res_id = ref.split("/", 1)
+    stored = await call.svc.repo.read(res_type, res_id, conn=call.conn)
+    location = f"{call.base}/{res_type}/{res_id}/_history/{stored.version}"
+    return FhirResult(200, None, stored, location)
+
+
+def _check_duplicates(entries: list[_Entry]) -> None:
+    seen: dict[str, int] = {}
+    for e in entries:
+        if e.request.method in ("PUT", "DELETE", "PATCH") and e.target.res_id:
+            key = f"{e.target.res_type}/{e.target.res_id}"
+            if key in seen:
+                raise BadRequest(
+                    f"Bundle.entry[{e.index}] and Bundle.entry[{seen[key]}] both change {key}",
+                    expression=f"Bundle.entry[{e.index}].request.url",
+                )
+            seen[key] = e.index
+
+
+def _response_entry(result: FhirResult, with_resource: bool = True) -> dict[str, Any]:
+    entry: dict[str, Any] = {}
+    if result.stored is not None and result.location is None and result.status < 300:
+        pass
+    if result.body is not None and (with_resource or result.status < 300):
+        entry["resource"] = _as_json(result.body)
+    entry["response"] = result.response_entry()
+    return entry
+
+
+def _as_json(body: Any) -> Any:
+    from hub.fhir.bundles import raw
+
+    if isinstance(body, (str, bytes)):
+        return raw(body)
+    return body
+
+
+def _error_response(exc: FhirError) -> dict[str, Any]:
+    from hub.api.result import _status_text
+
+    return {"status": _status_text(exc.status), "outcome": exc.outcome()}

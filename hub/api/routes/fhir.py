@@ -1,0 +1,77 @@
+"""The FHIR REST endpoint: every method on ``/fhir/...`` becomes a :class:`FhirRequest` and goes to
+:func:`hub.api.handlers.handle`, the same path a Bundle entry takes."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from hub.api.body import read_body
+from hub.api.context import Call
+from hub.api.handlers import handle
+from hub.api.interaction import FhirRequest
+from hub.api.negotiate import fhir_response, negotiate, prefer_handling, prefer_return
+from hub.fhir.errors import BadRequest
+from hub.fhir.parse import parse_body
+
+router = APIRouter()
+
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@router.api_route("/fhir", methods=_METHODS, include_in_schema=False)
+@router.api_route("/fhir/{path:path}", methods=_METHODS, include_in_schema=False)
+async def fhir_endpoint(request: Request, path: str = "") -> Response:
+    services = request.app.state.services
+    fmt = negotiate(request)
+    req = await to_fhir_request(request, path, services.settings.max_body_bytes)
+    call = Call(services, str(request.base_url).rstrip("/") + "/fhir")
+    result = await handle(call, req)
+    headers = result.http_headers()
+    if result.status == 304 or result.body is None or request.method == "HEAD":
+        if result.body is not None and request.method == "HEAD":
+            headers["Content-Type"] = f"{fmt.media_type}; charset=utf-8"
+        return Response(b"", status_code=result.status if result.status != 204 else 204, headers=headers)
+    return fhir_response(result.body, fmt, result.status, headers)
+
+
+async def to_fhir_request(request: Request, path: str, limit: int) -> FhirRequest:
+    """Method, path, query (form-encoded body merged in for ``_search``), headers and parsed body."""
+    method = request.method.upper()
+    query = parse_qsl(request.url.query, keep_blank_values=True)
+    content_type = request.headers.get("content-type")
+    body = None
+    raw = b""
+    if method in ("POST", "PUT", "PATCH"):
+        raw = await read_body(request, limit)
+        ctype = (content_type or "").split(";", 1)[0].strip().lower()
+        if ctype == "application/x-www-form-urlencoded":
+            if not path.rstrip("/").endswith("_search"):
+                raise BadRequest("Form-encoded bodies are only accepted by POST [type]/_search")
+            query += parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        elif raw.strip() or method != "POST" or not path.rstrip("/").endswith("_search"):
+            body = parse_body(raw, content_type) if ctype != "application/json-patch+json" else _json(raw)
+    return FhirRequest(
+        method=method,
+        path=path.strip("/"),
+        query=query,
+        body=body,
+        raw_body=raw,
+        content_type=content_type,
+        if_match=request.headers.get("if-match"),
+        if_none_exist=request.headers.get("if-none-exist"),
+        if_none_match=request.headers.get("if-none-match"),
+        if_modified_since=request.headers.get("if-modified-since"),
+        prefer_return=prefer_return(request),
+        handling=prefer_handling(request),
+    )
+
+
+def _json(raw: bytes) -> object:
+    from hub.fhir import jsonio
+
+    if not raw.strip():
+        raise BadRequest("The request body is empty; a JSON Patch document was expected", code="required")
+    return jsonio.loads(raw)

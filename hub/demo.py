@@ -1,0 +1,252 @@
+"""A small demo care network, loaded through a transaction Bundle like any client would send.
+
+Three clients in one region: each with a huisarts, a wijkverpleegkundige, home care and the
+municipality's Wmo consultant in their CareTeam, one or two mantelzorgers, a shared care plan with
+goals and who-does-what activities (including a respite arrangement), ACP wishes, and for one client
+an overdracht to a verpleeghuis and a Wmo toewijzing. Identifiers are Dutch test numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
+URA = "http://fhir.nl/fhir/NamingSystem/ura"
+AGB = "http://fhir.nl/fhir/NamingSystem/agb-z"
+UZI = "http://fhir.nl/fhir/NamingSystem/uzi-nr-pers"
+SNOMED = "http://snomed.info/sct"
+ORG_TYPE = "http://nictiz.nl/fhir/NamingSystem/organization-type"
+ROLE_CS = "urn:oid:2.16.840.1.113883.2.4.3.11.22.472"
+MANTELZORGER_CS = "urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4.23.1"
+
+#: Demo organisations: (key, name, URA, organisation type code (Vektis), display)
+ORGANISATIONS = [
+    ("huisarts", "Huisartsenpraktijk De Linde", "00012345", "Z3", "Huisartspraktijk (zelfstandig of groepspraktijk)"),
+    ("wijkverpleging", "Wijkverpleging Zorg Dichtbij", "00023456", "T2", "Thuiszorg"),
+    ("thuiszorg", "Thuiszorg Samen Thuis", "00034567", "T2", "Thuiszorg"),
+    ("gemeente", "Gemeente Rivierstad, Wmo-team", "00045678", "G6", "Gemeentelijke instelling"),
+    ("verpleeghuis", "Verpleeghuis De Boomgaard", "00056789", "X3", "Verplegings- of verzorgingsinstelling"),
+]
+
+#: Demo professionals: (key, organisation key, given, family, UZI, role display)
+PRACTITIONERS = [
+    ("ha", "huisarts", "Anna", "de Vries", "900001111", "Huisarts"),
+    ("wv", "wijkverpleging", "Karim", "El Amrani", "900002222", "Wijkverpleegkundige"),
+    ("tz", "thuiszorg", "Sanne", "Bakker", "900003333", "Verzorgende IG"),
+    ("wmo", "gemeente", "Peter", "Jansen", "900004444", "Wmo-consulent"),
+    ("vh", "verpleeghuis", "Lotte", "Visser", "900005555", "Verpleegkundige"),
+]
+
+#: Demo clients: (key, BSN, given, family, gender, birth date, mantelzorgers [(given, family, role, code)])
+CLIENTS = [
+    ("c1", "999993653", "Johanna", "Smit", "female", "1938-04-12",
+     [("Marieke", "Smit", "Dochter", "100001"), ("Henk", "de Boer", "Buurman", "19")]),
+    ("c2", "999990019", "Willem", "Mulder", "male", "1941-09-30", [("Els", "Mulder", "Echtgenote", "100001")]),
+    ("c3", "999991772", "Fatima", "Ouali", "female", "1950-01-05",
+     [("Youssef", "Ouali", "Zoon", "24"), ("Noor", "Ouali", "Kleindochter", "100001")]),
+]
+
+
+def _ref(key: str) -> dict[str, str]:
+    return {"reference": f"urn:uuid:{_uuid(key)}"}
+
+
+def _uuid(key: str) -> str:
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://zorgnet-hub.nl/demo/{key}"))
+
+
+def _entry(key: str, resource: dict[str, Any], identifier: tuple[str, str] | None = None) -> dict[str, Any]:
+    request: dict[str, Any] = {"method": "POST", "url": resource["resourceType"]}
+    if identifier:
+        request["ifNoneExist"] = f"identifier={identifier[0]}|{identifier[1]}"
+    return {"fullUrl": f"urn:uuid:{_uuid(key)}", "resource": resource, "request": request}
+
+
+def demo_bundle() -> dict[str, Any]:
+    """The whole demo network as one transaction Bundle."""
+    entries: list[dict[str, Any]] = []
+    for key, name, ura, type_code, type_display in ORGANISATIONS:
+        entries.append(_entry(f"org-{key}", {
+            "resourceType": "Organization",
+            "identifier": [{"system": URA, "value": ura}],
+            "active": True,
+            "type": [{"coding": [{"system": "http://nictiz.nl/fhir/NamingSystem/organization-type",
+                                  "code": type_code, "display": type_display}]}],
+            "name": name,
+            "address": [{"city": "Rivierstad", "country": "NL"}],
+        }, (URA, ura)))
+    for key, org, given, family, uzi, role in PRACTITIONERS:
+        entries.append(_entry(f"pr-{key}", {
+            "resourceType": "Practitioner",
+            "identifier": [{"system": UZI, "value": uzi}],
+            "name": [{"family": family, "given": [given], "text": f"{given} {family}"}],
+        }, (UZI, uzi)))
+        entries.append(_entry(f"role-{key}", {
+            "resourceType": "PractitionerRole",
+            "practitioner": _ref(f"pr-{key}"),
+            "organization": _ref(f"org-{org}"),
+            "code": [{"text": role}],
+        }))
+    for key, bsn, given, family, gender, birth, carers in CLIENTS:
+        entries += _client_entries(key, bsn, given, family, gender, birth, carers)
+    entries += _overdracht_and_toewijzing()
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _client_entries(
+    key: str, bsn: str, given: str, family: str, gender: str, birth: str, carers: list[tuple[str, str, str, str]]
+) -> list[dict[str, Any]]:
+    out = [_entry(key, {
+        "resourceType": "Patient",
+        "identifier": [{"system": BSN, "value": bsn}],
+        "active": True,
+        "name": [{"family": family, "given": [given], "text": f"{given} {family}"}],
+        "gender": gender,
+        "birthDate": birth,
+        "address": [{"line": ["Dorpsstraat 1"], "city": "Rivierstad", "postalCode": "1234 AB", "country": "NL"}],
+        "generalPractitioner": [_ref("org-huisarts")],
+    }, (BSN, bsn))]
+    participants = [{"member": _ref(key), "role": [{"text": "Cliënt"}]}]
+    for i, (cg, cf, relation, code) in enumerate(carers):
+        system = MANTELZORGER_CS if code == "100001" else ROLE_CS
+        out.append(_entry(f"{key}-rp{i}", {
+            "resourceType": "RelatedPerson",
+            "patient": _ref(key),
+            "active": True,
+            "relationship": [{"coding": [{"system": system, "code": code}], "text": relation}],
+            "name": [{"family": cf, "given": [cg], "text": f"{cg} {cf}"}],
+            "telecom": [{"system": "phone", "value": f"06-1234{i}{key[-1]}00", "use": "mobile"}],
+        }))
+        participants.append({"member": _ref(f"{key}-rp{i}"), "role": [{"text": relation}]})
+    for pkey, org, *_rest in PRACTITIONERS[:4]:
+        participants.append({"member": _ref(f"role-{pkey}"), "onBehalfOf": _ref(f"org-{org}"),
+                             "role": [{"text": _rest[-1]}]})
+    out.append(_entry(f"{key}-team", {
+        "resourceType": "CareTeam",
+        "status": "active",
+        "name": f"Zorgnetwerk {given} {family}",
+        "subject": _ref(key),
+        "participant": participants,
+    }))
+    out.append(_entry(f"{key}-goal-own", {
+        "resourceType": "Goal",
+        "lifecycleStatus": "active",
+        "description": {"text": "Zo lang mogelijk zelfstandig thuis blijven wonen"},
+        "subject": _ref(key),
+        "expressedBy": _ref(key),
+    }))
+    out.append(_entry(f"{key}-goal-falls", {
+        "resourceType": "Goal",
+        "lifecycleStatus": "active",
+        "description": {"text": "Geen valincidenten"},
+        "subject": _ref(key),
+        "expressedBy": _ref("pr-wv"),
+    }))
+    first_carer = f"{key}-rp0"
+    out.append(_entry(f"{key}-plan", {
+        "resourceType": "CarePlan",
+        "status": "active",
+        "intent": "plan",
+        "title": f"Gedeeld zorgplan {given} {family}",
+        "subject": _ref(key),
+        "period": {"start": "2026-01-01"},
+        "author": _ref("pr-wv"),
+        "careTeam": [_ref(f"{key}-team")],
+        "goal": [_ref(f"{key}-goal-own"), _ref(f"{key}-goal-falls")],
+        "activity": [
+            {"detail": {"kind": "ServiceRequest", "status": "in-progress",
+                        "description": "Hulp bij wassen en aankleden, dagelijks 's ochtends",
+                        "performer": [_ref("pr-tz")]}},
+            {"detail": {"kind": "Task", "status": "in-progress",
+                        "description": "Boodschappen en gezelschap op woensdag",
+                        "performer": [_ref(first_carer)]}},
+            {"detail": {"kind": "ServiceRequest", "status": "scheduled",
+                        "description": "Respijtzorg: dagbesteding op dinsdag zodat de mantelzorger ontlast wordt",
+                        "performer": [_ref("org-thuiszorg")]}},
+        ],
+    }))
+    out.append(_entry(f"{key}-acp-resus", {
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "treatment"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}],
+                      "text": "Behandelgrens"}],
+        "patient": _ref(key),
+        "dateTime": "2026-02-10",
+        "policy": [{"uri": "https://wetten.overheid.nl/"}],
+        "provision": {"type": "deny", "code": [{"coding": [{"system": SNOMED, "code": "305277000",
+                                                            "display": "Reanimatie"}]}]},
+    }))
+    out.append(_entry(f"{key}-acp-place", {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": SNOMED, "code": "395091006", "display": "Voorkeursplaats van overlijden"}]},
+        "subject": _ref(key),
+        "effectiveDateTime": "2026-02-10",
+        "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "264362003", "display": "Thuis"}]},
+    }))
+    return out
+
+
+def _overdracht_and_toewijzing() -> list[dict[str, Any]]:
+    return [
+        _entry("c2-overdracht", {
+            "resourceType": "Task",
+            "status": "requested",
+            "intent": "order",
+            "code": {"coding": [{"system": SNOMED, "code": "308292007", "display": "Overdracht van zorg"}]},
+            "for": _ref("c2"),
+            "requester": _ref("org-wijkverpleging"),
+            "owner": _ref("org-verpleeghuis"),
+            "authoredOn": "2026-11-20T10:00:00+01:00",
+            "description": "Overdracht wijkverpleging naar verpleeghuis na opname",
+        }),
+        _entry("c1-toewijzing", {
+            "resourceType": "ServiceRequest",
+            "identifier": [{"system": "https://zorgnet-hub.nl/fhir/NamingSystem/toewijzingnummer",
+                            "value": "TW-2026-0001"}],
+            "status": "active",
+            "intent": "order",
+            "code": {"coding": [{"system": "https://zorgnet-hub.nl/fhir/CodeSystem/iwmo-productcategorie",
+                                 "code": "02", "display": "Hulp bij het huishouden"}]},
+            "subject": _ref("c1"),
+            "requester": _ref("org-gemeente"),
+            "performer": [_ref("org-thuiszorg")],
+            "occurrencePeriod": {"start": "2026-01-01", "end": "2026-12-31"},
+            "quantityQuantity": {"value": 3, "unit": "uur per week"},
+        }),
+    ]
+
+
+async def load_demo_if_empty(services: Any) -> bool:
+    """Load the demo network through the transaction code path when no Patient exists yet."""
+    from sqlalchemy import func, select
+
+    from hub.api.context import Call
+    from hub.api.handlers import handle
+    from hub.api.interaction import FhirRequest
+    from hub.store.tables import resource
+
+    async with services.repo.db.read() as conn:
+        count = (await conn.execute(select(func.count()).select_from(resource)
+                                    .where(resource.c.res_type == "Patient"))).scalar_one()
+    if count:
+        return False
+    call = Call(services, services.settings.fhir_base)
+    await handle(call, FhirRequest("POST", "", body=demo_bundle()))
+    return True
+
+
+async def load_demo_standalone(settings: Any) -> bool:
+    from hub.app import build_services
+    from hub.store.db import Database
+    from hub.store.migrate import prepare_database
+
+    db = Database(settings.database_url)
+    try:
+        await prepare_database(db, settings)
+        return await load_demo_if_empty(build_services(settings, db))
+    finally:
+        await db.dispose()

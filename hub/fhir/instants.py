@@ -1,0 +1,39 @@
+"""Instants as the hub keeps them: integer microseconds since the Unix epoch, UTC.
+
+The database stores ``last_updated`` and date index bounds as such integers (exact, sortable, the
+same on SQLite and PostgreSQL); ``meta.lastUpdated`` carries the same instant as an ISO string.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_us() -> int:
+    """The current instant in µs; ``time.time_ns`` keeps full resolution."""
+    return time.time_ns() // 1000
+
+
+def to_datetime(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def to_iso(us: int) -> str:
+    """``2026-11-23T14:50:00.123456Z``: an xs:dateTime with full precision, as FHIR's instant allows."""
+    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_http_date(us: int) -> str:
+    """RFC 9110 date for ``Last-Modified``."""
+    return format_datetime(to_datetime(us).replace(microsecond=0), usegmt=True)
+
+
+def from_datetime(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

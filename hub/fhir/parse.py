@@ -1,0 +1,136 @@
+"""From request bytes to a checked resource dict (JSON or XML in; FHIR JSON dict out).
+
+The dict that comes out is what gets stored (the client's JSON, decimals exact): the
+``fhir.resources`` models are used only to *check* it (types, cardinality, unknown elements),
+never to produce what is stored, because they alter decimals and instants.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from hub.fhir import jsonio
+from hub.fhir.errors import BadRequest, InvalidResource, Issue, NotFound, UnsupportedMediaType
+
+JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+XML_TYPES = ("application/fhir+xml", "application/xml", "application/xml+fhir", "text/xml")
+
+
+def media_kind(content_type: str | None) -> str:
+    """'json' or 'xml' for a request's Content-Type; 415 for anything else."""
+    if not content_type:
+        return "json"
+    base = content_type.split(";", 1)[0].strip().lower()
+    if base in JSON_TYPES or base.endswith("+json"):
+        return "json"
+    if base in XML_TYPES or base.endswith("+xml"):
+        return "xml"
+    raise UnsupportedMediaType(f"Unsupported Content-Type '{base}': use application/fhir+json or application/fhir+xml")
+
+
+def parse_body(body: bytes, content_type: str | None) -> Any:
+    """Bytes to a JSON value (for XML: the FHIR JSON equivalent)."""
+    if not body.strip():
+        raise BadRequest("The request body is empty; a resource was expected", code="required")
+    if media_kind(content_type) == "xml":
+        from hub.fhir.xml import xml_to_json
+
+        return xml_to_json(body)
+    return jsonio.loads(body)
+
+
+def parse_resource(body: bytes, content_type: str | None, expected_type: str | None = None) -> dict[str, Any]:
+    """A resource from a request body, with its ``resourceType`` checked and its structure validated."""
+    data = parse_body(body, content_type)
+    return check_resource(data, expected_type)
+
+
+def check_resource(data: Any, expected_type: str | None = None, *, where: str = "") -> dict[str, Any]:
+    """Check that ``data`` is a structurally valid resource (of ``expected_type`` if given)."""
+    if not isinstance(data, dict):
+        raise BadRequest("Expected a JSON object holding a FHIR resource", code="structure", expression=where or None)
+    res_type = data.get("resourceType")
+    if not isinstance(res_type, str) or not res_type:
+        raise BadRequest("The resource has no resourceType", code="required", expression=where or None)
+    if expected_type and res_type != expected_type:
+        raise BadRequest(
+            f"resourceType '{res_type}' does not match the type in the URL ('{expected_type}')",
+            expression=f"{where}.resourceType" if where else "resourceType",
+        )
+    if not is_resource_type(res_type):
+        raise BadRequest(f"Unknown resource type '{res_type}'", code="not-supported", expression=where or None)
+    issues = check_structure(data)
+    if issues:
+        raise InvalidResource(issues[0].diagnostics, issues=issues)
+    return data
+
+
+@cache
+def _model(res_type: str) -> Any:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    return get_fhir_model_class(res_type)
+
+
+_ABSTRACT = frozenset({"Resource", "DomainResource"})
+
+
+@cache
+def is_resource_type(name: str) -> bool:
+    """Whether ``name`` is a FHIR R4 resource type the hub stores."""
+    if not name or not name[0].isupper() or not name.isalnum():
+        return False
+    try:
+        from fhir.resources.R4B import get_fhir_model_class
+
+        model = get_fhir_model_class(name)
+    except (ValueError, KeyError, AttributeError, ImportError):
+        return False
+    from fhir.resources.R4B.resource import Resource
+
+    return isinstance(model, type) and issubclass(model, Resource) and name not in _ABSTRACT
+
+
+def require_resource_type(name: str) -> str:
+    """404 for a URL naming a type that does not exist."""
+    if not is_resource_type(name):
+        raise NotFound(f"Unknown resource type '{name}'", code="not-supported")
+    return name
+
+
+def check_structure(resource: dict[str, Any]) -> list[Issue]:
+    """Base R4 structure checks through the models: element names, types, cardinality of lists."""
+    model = _model(resource["resourceType"])
+    try:
+        model.model_validate(resource)
+    except ValidationError as exc:
+        return [_issue(resource["resourceType"], err) for err in exc.errors(include_url=False)[:20]]
+    except (KeyError, ValueError, TypeError) as exc:  # the models raise these for e.g. unknown nested types
+        return [Issue(f"Invalid resource content: {exc}", "structure", "error", (resource["resourceType"],))]
+    return []
+
+
+def _issue(res_type: str, err: Any) -> Issue:
+    path = fhirpath_of(res_type, err.get("loc", ()))
+    kind = err.get("type", "")
+    msg = err.get("msg", "invalid")
+    if kind == "extra_forbidden":
+        msg = f"Unknown element '{path.rsplit('.', 1)[-1]}'"
+    elif kind == "missing":
+        msg = f"Missing required element '{path.rsplit('.', 1)[-1]}'"
+    code = "structure" if kind in ("extra_forbidden", "list_type", "dict_type", "missing") else "value"
+    return Issue(f"{msg} at {path}", code, "error", (path,))
+
+
+def fhirpath_of(res_type: str, loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as a FHIRPath expression: ('name', 0, 'family') -> Patient.name[0].family."""
+    out = res_type
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and not part.startswith(("function-", "union[", "json-or-python")):
+            out += f".{part}"
+    return out

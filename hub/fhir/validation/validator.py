@@ -1,0 +1,582 @@
+"""Profile validation of FHIR R4 JSON resources against StructureDefinition trees.
+
+Checks, per element of the profile: cardinality (also of slices), fixed and pattern values, the type
+of choice elements, reference targets (targetProfile), slicing by value/pattern/type/profile/exists
+discriminators (closed slicing rejects the rest), required and extensible bindings, extensions against
+their definitions, and FHIRPath invariants (fhirpathpy) with their severity. The base structure (unknown
+elements, primitive formats) is the models' job: ``check_base``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from hub.fhir.errors import Issue
+from hub.fhir.validation.registry import CORE_SD, Registry
+from hub.fhir.validation.snapshot import Node, Tree, _type_code
+from hub.fhir.validation.terminology import Terminology
+
+_SKIP_CONSTRAINTS = frozenset({"ele-1"})
+_RESOURCE_TYPES = frozenset({"Resource", "DomainResource"})
+_EXTENSION_NAMES = frozenset({"extension", "modifierExtension"})
+_URL_DISCRIMINATOR = ({"type": "value", "path": "url"},)
+_CODED = frozenset({"code", "Coding", "CodeableConcept"})
+_MAX_ISSUES = 200
+_TRACE = re.compile(r"\.trace\((?:'[^']*'|\"[^\"]*\")(?:,\s*[\w.]+)?\)")
+
+Item = tuple[str, Any, Any, str]  # json key, value, primitive extension part ("_key"), FHIRPath
+
+
+class Validator:
+    """Validates resources against the loaded profiles; trees and expansions are built once and kept."""
+
+    def __init__(self, registry: Registry, default_profile: Callable[[dict[str, Any]], str | None] | None = None):
+        self.registry = registry
+        self.terminology = Terminology(registry)
+        self._default_profile = default_profile
+        self._trees: dict[str, Tree | None] = {}
+        self._compiled: dict[str, Callable[..., list[Any]] | None] = {}
+        self._type_checks: dict[str, list[dict[str, Any]]] = {}
+
+    # -- definitions -------------------------------------------------------------------------------
+    def tree(self, url: str) -> Tree | None:
+        """The element tree of a StructureDefinition (base chain resolved), or None if unknown."""
+        url = url.split("|", 1)[0]
+        if url in self._trees:
+            return self._trees[url]
+        self._trees[url] = None  # guards against cycles in base chains
+        sd = self.registry.get(url)
+        tree: Tree | None = None
+        if sd is not None and sd.get("resourceType") == "StructureDefinition":
+            base_url = sd.get("baseDefinition")
+            if sd.get("derivation") == "constraint" and base_url and "differential" in sd:
+                base = self.tree(base_url)
+                tree = base.derive(sd) if base is not None else None
+            elif "snapshot" in sd:
+                tree = Tree.from_snapshot(sd, self.tree)
+        self._trees[url] = tree
+        return tree
+
+    def is_loaded(self, url: str) -> bool:
+        """Whether a StructureDefinition with this url can be validated against."""
+        return self.tree(url) is not None
+
+    def profiles_for(self, resource: dict[str, Any]) -> list[str]:
+        """The claimed profiles (meta.profile) that are loaded, plus the hub's default profile for it."""
+        out = [p for p in resource.get("meta", {}).get("profile", []) if isinstance(p, str) and self.is_loaded(p)]
+        if self._default_profile is not None:
+            default = self._default_profile(resource)
+            if default and default not in out and self.is_loaded(default):
+                out.append(default)
+        return out
+
+    # -- validation ---------------------------------------------------------------------------------
+    def validate(self, resource: dict[str, Any], profiles: list[str] | None = None, *, base: bool = False) -> list[Issue]:
+        """Issues of ``resource`` against ``profiles`` (default: ``profiles_for``; none: the core type)."""
+        issues: list[Issue] = []
+        if base:
+            from hub.fhir.validation.base import check_base
+
+            issues.extend(check_base(resource))
+        run = _Run(self, resource)
+        run.resource(resource, resource.get("resourceType", "Resource"), profiles)
+        issues.extend(run.issues)
+        return issues
+
+    # -- helpers used by runs ------------------------------------------------------------------------
+    def compiled(self, expression: str) -> Callable[..., list[Any]] | None:
+        if expression not in self._compiled:
+            import fhirpathpy
+            from fhirpathpy.models import models
+
+            try:  # trace() would print on every call (core ref-1 uses it)
+                self._compiled[expression] = fhirpathpy.compile(_TRACE.sub("", expression), models["r4"])
+            except Exception:  # noqa: BLE001 - an expression fhirpathpy cannot parse is skipped, not fatal
+                self._compiled[expression] = None
+        return self._compiled[expression]
+
+    def type_checks(self, type_url: str) -> list[dict[str, Any]]:
+        """The invariants on the root of a type or type profile (e.g. per-1 of Period)."""
+        if type_url not in self._type_checks:
+            tree = self.tree(type_url)
+            cons = tree.root.ed.get("constraint", []) if tree is not None else []
+            self._type_checks[type_url] = [c for c in cons if c.get("key") not in _SKIP_CONSTRAINTS]
+        return self._type_checks[type_url]
+
+    def profile_type(self, url: str) -> str | None:
+        if url.startswith(CORE_SD) and "/" not in url[len(CORE_SD) :] and url[len(CORE_SD) :][:1].isupper():
+            name = url[len(CORE_SD) :]
+            sd = self.registry.get(url)
+            return sd.get("type", name) if sd else name
+        tree = self.tree(url)
+        return tree.type if tree is not None else None
+
+
+class _Run:
+    """One validation call: the issues found and the context (root resource, Bundle entries)."""
+
+    def __init__(self, validator: Validator, root: dict[str, Any]) -> None:
+        self.v = validator
+        self.root = root
+        self.issues: list[Issue] = []
+        self._seen: set[tuple[str, str, tuple[str, ...]]] = set()
+        self.full_urls: dict[str, str] = {}
+        if root.get("resourceType") == "Bundle":
+            for e in root.get("entry", []) or []:
+                if isinstance(e, dict) and isinstance(e.get("resource"), dict) and e.get("fullUrl"):
+                    self.full_urls[e["fullUrl"]] = e["resource"].get("resourceType", "")
+
+    def add(self, severity: str, code: str, path: str, msg: str) -> None:
+        key = (severity, msg, (path,))
+        if key in self._seen or len(self.issues) >= _MAX_ISSUES:
+            return
+        self._seen.add(key)
+        self.issues.append(Issue(f"{msg} ({path})", code, severity, (path,)))
+
+    # -- resources -------------------------------------------------------------------------------
+    def resource(self, res: dict[str, Any], path: str, profiles: list[str] | None) -> None:
+        rtype = res.get("resourceType")
+        if not isinstance(rtype, str):
+            self.add("error", "structure", path, "A resource needs a resourceType")
+            return
+        urls = self.v.profiles_for(res) if profiles is None else list(profiles)
+        if not urls:
+            urls = [CORE_SD + rtype]
+        for url in urls:
+            tree = self.v.tree(url)
+            if tree is None:
+                self.add("error", "not-supported", path, f"Profile {url} is not known to this server")
+                continue
+            if tree.type != rtype:
+                self.add("error", "invalid", path, f"Profile {url} is for {tree.type}, not {rtype}")
+                continue
+            self.item((rtype, res, None, path), tree.root, res, url)
+
+    # -- elements ---------------------------------------------------------------------------------
+    def element(self, obj: dict[str, Any], node: Node, path: str, resource: dict[str, Any]) -> None:
+        for name, child in node.children.items():
+            items = _items(obj, name, path)
+            self.child(items, name, child, path, resource)
+
+    def child(self, items: list[Item], name: str, child: Node, path: str, resource: dict[str, Any]) -> None:
+        ed = child.ed
+        where = f"{path}.{name[:-3] if name.endswith('[x]') else name}"
+        n = len(items)
+        if n < ed.get("min", 0):
+            self.add("error", "required", where, f"Minimum cardinality of '{ed.get('path', name)}' is {ed.get('min')}, found {n}")
+        mx = ed.get("max", "*")
+        if mx != "*" and n > int(mx):
+            self.add("error", "structure", where, f"Maximum cardinality of '{ed.get('path', name)}' is {mx}, found {n}")
+        if not items:
+            return
+        if child.slices or name in _EXTENSION_NAMES:
+            self.sliced(items, name, child, where, resource)
+            return
+        for it in items:
+            self.item(it, child, resource, None)
+
+    def sliced(self, items: list[Item], name: str, child: Node, where: str, resource: dict[str, Any]) -> None:
+        slicing = child.ed.get("slicing", {})
+        discs = slicing.get("discriminator") or (_URL_DISCRIMINATOR if name in _EXTENSION_NAMES else ())
+        counts = dict.fromkeys(child.slices, 0)
+        maybe = dict.fromkeys(child.slices, 0)
+        for it in items:
+            hit = None
+            undecided: list[str] = []
+            for sname, sl in child.slices.items():
+                m = self.matches(it, sl, discs, resource) if discs else False
+                if m:
+                    hit = sname
+                    break
+                if m is None:
+                    undecided.append(sname)
+            if hit is None and len(undecided) == 1:
+                hit = undecided[0]
+            elif hit is None and undecided:  # e.g. a profile discriminator on a reference that cannot be resolved
+                for sname in undecided:
+                    maybe[sname] += 1
+                self.item(it, child, resource, None)
+                continue
+            if hit is not None:
+                counts[hit] += 1
+                self.item(it, child.slices[hit], resource, None)
+                continue
+            if slicing.get("rules") == "closed":
+                self.add("error", "structure", it[3], f"Element does not match any slice of closed slicing '{child.ed.get('id')}'")
+            self.item(it, child, resource, None)
+            if name in _EXTENSION_NAMES:
+                self.extension(it, resource, modifier=name == "modifierExtension")
+        for sname, sl in child.slices.items():
+            c, smin, smax = counts[sname], sl.ed.get("min", 0), sl.ed.get("max", "*")
+            if c + maybe[sname] < smin:
+                self.add("error", "required", where, f"Slice '{sname}' of {child.ed.get('path')} needs at least {smin}, found {c}")
+            if smax != "*" and c > int(smax):
+                self.add("error", "structure", where, f"Slice '{sname}' of {child.ed.get('path')} allows at most {smax}, found {c}")
+
+    def extension(self, it: Item, resource: dict[str, Any], *, modifier: bool) -> None:
+        value = it[1]
+        url = value.get("url") if isinstance(value, dict) else None
+        if not isinstance(url, str):
+            return
+        tree = self.v.tree(url)
+        if tree is None:
+            severity = "warning" if modifier else "information"
+            self.add(severity, "extension", it[3], f"Unknown extension {url}; not checked")
+            return
+        if tree.type != "Extension":
+            self.add("error", "extension", it[3], f"{url} is not an extension definition")
+            return
+        self.item(it, tree.root, resource, url)
+
+    # -- one value ----------------------------------------------------------------------------------
+    def item(self, it: Item, node: Node, resource: dict[str, Any], tree_url: str | None) -> None:
+        key, value, ext, path = it
+        codes = node.type_codes
+        tcode: str | None = None
+        if node.ed.get("path", "").endswith("[x]"):
+            base = node.ed["path"].rsplit(".", 1)[-1][:-3]
+            suffix = key[len(base) :].lower()
+            tcode = next((c for c in codes if c.lower() == suffix), None)
+            if tcode is None:
+                self.add("error", "structure", path, f"Type '{key[len(base):]}' is not allowed here; allowed: {', '.join(codes)}")
+                return
+        elif len(codes) == 1:
+            tcode = codes[0]
+        elif isinstance(value, dict) and "resourceType" in value:
+            tcode = "Resource"
+        if tcode in _RESOURCE_TYPES and isinstance(value, dict) and node.owner.root is not node:
+            profiles = [p for t in node.types for p in t.get("profile", [])]
+            self.resource(value, path, profiles or None)
+            return
+        ed = node.ed
+        if value is not None:
+            self.fixed_and_pattern(value, ed, path)
+            binding = ed.get("binding")
+            if binding and tcode in _CODED and binding.get("strength") in ("required", "extensible") and binding.get("valueSet"):
+                self.binding(value, tcode, binding, path)
+            if tcode == "Reference" and isinstance(value, dict):
+                self.reference(value, node, path)
+        self.invariants(value if value is not None else ext, node, tcode, path, resource)
+        target = value if isinstance(value, dict) else ext if isinstance(ext, dict) else None
+        if target is None:
+            return
+        type_profile = None
+        if tcode:
+            type_profiles = [p for t in node.types if _type_code(t["code"]) == tcode for p in t.get("profile", [])]
+            type_profile = type_profiles[0] if len(type_profiles) == 1 else None
+        if len(node.types) == 1 or node.owner.root is node:
+            self.element(target, node, path, resource)
+            if type_profile and node.source != type_profile and node.owner.url != type_profile:
+                sub = self.v.tree(type_profile)
+                if sub is not None:
+                    self.element(target, sub.root, path, resource)
+        elif tcode:
+            sub = self.v.tree(type_profile or CORE_SD + tcode)
+            if sub is not None:
+                self.invariants(value, sub.root, None, path, resource)
+                self.element(target, sub.root, path, resource)
+
+    def fixed_and_pattern(self, value: Any, ed: dict[str, Any], path: str) -> None:
+        for k, expected in ed.items():
+            if k.startswith("fixed") and k != "fixed" and value != expected:
+                self.add("error", "value", path, f"Value must be exactly {_short(expected)}")
+            elif k.startswith("pattern") and not _contains(value, expected):
+                self.add("error", "value", path, f"Value must match the pattern {_short(expected)}")
+
+    def binding(self, value: Any, tcode: str, binding: dict[str, Any], path: str) -> None:
+        vs, strength = binding["valueSet"], binding["strength"]
+        term = self.v.terminology
+        if tcode == "code":
+            ok = term.contains(vs, None, value) if isinstance(value, str) else None
+            shown = repr(value)
+        elif tcode == "Coding":
+            ok = term.contains(vs, value.get("system"), value.get("code")) if isinstance(value, dict) else None
+            shown = _coding(value)
+        else:
+            codings = value.get("coding", []) if isinstance(value, dict) else []
+            if not codings:
+                if strength == "required" and term.expansion(vs) is not None:
+                    self.add("error", "code-invalid", path, f"A coding from {vs.split('|')[0]} is required (required binding)")
+                return
+            results = [term.contains(vs, c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)]
+            ok = None if all(r is None for r in results) else any(results)
+            shown = ", ".join(_coding(c) for c in codings if isinstance(c, dict))
+        if ok is False:
+            if strength == "required":
+                self.add("error", "code-invalid", path, f"{shown} is not in value set {vs.split('|')[0]} (required binding)")
+            else:
+                self.add("warning", "code-invalid", path, f"{shown} is not in value set {vs.split('|')[0]} (extensible binding)")
+
+    def reference(self, value: dict[str, Any], node: Node, path: str) -> None:
+        targets = [tp for t in node.types if _type_code(t["code"]) == "Reference" for tp in t.get("targetProfile", [])]
+        if not targets:
+            return
+        rtype = self.ref_type(value)
+        if rtype is None:
+            return
+        allowed = {self.v.profile_type(t) or t.rsplit("/", 1)[-1] for t in targets}
+        if rtype not in allowed and not allowed & _RESOURCE_TYPES:
+            self.add("error", "structure", path, f"Reference to a {rtype} is not allowed here; allowed: {', '.join(sorted(allowed))}")
+
+    def ref_type(self, value: dict[str, Any]) -> str | None:
+        if isinstance(value.get("type"), str):
+            return value["type"].rsplit("/", 1)[-1]
+        ref = value.get("reference")
+        if not isinstance(ref, str) or not ref:
+            return None
+        if ref.startswith("#"):
+            for c in self.root.get("contained", []) or []:
+                if isinstance(c, dict) and c.get("id") == ref[1:]:
+                    return c.get("resourceType")
+            return None
+        if ref in self.full_urls:
+            return self.full_urls[ref]
+        if ref.startswith(("urn:", "#")):
+            return None
+        parts = ref.split("?", 1)[0].split("/")
+        if "_history" in parts:
+            parts = parts[: parts.index("_history")]
+        return parts[-2] if len(parts) >= 2 and parts[-2][:1].isupper() else None
+
+    def invariants(self, value: Any, node: Node, tcode: str | None, path: str, resource: dict[str, Any]) -> None:
+        cons = node.ed.get("constraint")
+        extra: list[dict[str, Any]] = []
+        if tcode and tcode[:1].isupper() and tcode not in _RESOURCE_TYPES and node.owner.root is not node:
+            extra = self.v.type_checks(CORE_SD + tcode)
+        if not cons and not extra:
+            return
+        if not isinstance(value, dict | list):
+            return  # invariants on primitives are format rules, checked by the models
+        from fhirpathpy.engine.nodes import ResourceNode
+
+        if node.owner.root is node and isinstance(value, dict) and "resourceType" in value:
+            subject: Any = value
+        else:
+            base = tcode if tcode and tcode[:1].isupper() and tcode not in ("BackboneElement", "Element") else None
+            subject = ResourceNode.create_node(value, base or node.ed.get("path", ""))
+        done: set[str] = set()
+        for c in (cons or []) + extra:
+            key = c.get("key", "")
+            if key in _SKIP_CONSTRAINTS or key in done or not c.get("expression"):
+                continue
+            done.add(key)
+            fn = self.v.compiled(c["expression"])
+            if fn is None:
+                continue
+            try:
+                result = fn(subject, {"resource": resource, "rootResource": self.root, "context": value})
+            except Exception:  # noqa: BLE001 - an expression fhirpathpy cannot evaluate is not the client's fault
+                continue
+            if result == [False]:
+                severity = "error" if c.get("severity", "error") == "error" else "warning"
+                self.add(severity, "invariant", path, f"Constraint {key} failed: {c.get('human', c['expression'])}")
+
+    # -- slicing -----------------------------------------------------------------------------------
+    def matches(self, it: Item, sl: Node, discs: Any, resource: dict[str, Any]) -> bool | None:
+        """Whether an item belongs to a slice; None when that cannot be decided (unresolvable reference)."""
+        value = it[1]
+        undecided = False
+        for d in discs:
+            dtype, dpath = d.get("type"), d.get("path", "$this")
+            if dtype in ("value", "pattern"):
+                target = _sub_node(sl, dpath)
+                if target is None:
+                    return False
+                expected = [(k, v) for k, v in target.ed.items() if k.startswith(("fixed", "pattern"))]
+                actual = _walk(value, dpath)
+                if expected:
+                    _, exp = expected[0]
+                    if not any(_contains(a, exp) for a in actual):
+                        return False
+                    continue
+                binding = target.ed.get("binding")
+                if binding and binding.get("strength") == "required" and binding.get("valueSet"):
+                    if not any(self._in_vs(a, binding["valueSet"]) for a in actual):
+                        return False
+                    continue
+                if not self._conforms(it, sl, resource):
+                    return False
+            elif dtype == "type":
+                if dpath.endswith("resolve()"):
+                    ref_node = _sub_node(sl, dpath[: -len("resolve()")].rstrip(".") or "$this")
+                    if ref_node is None or not self._ref_matches(_walk(value, dpath[: -len("resolve()")].rstrip(".") or "$this"), ref_node):
+                        return False
+                    continue
+                target = _sub_node(sl, dpath)
+                if target is None:
+                    return False
+                actual_types = {_json_type(it[0], v) for v in ([value] if dpath == "$this" else _walk(value, dpath))}
+                if not actual_types & set(target.type_codes):
+                    return False
+            elif dtype == "profile":
+                if dpath.endswith("resolve()"):
+                    ref_path = dpath[: -len("resolve()")].rstrip(".") or "$this"
+                    ref_node = _sub_node(sl, ref_path)
+                    if ref_node is None:
+                        return False
+                    m = self._ref_conforms(_walk(value, ref_path), ref_node, resource)
+                    if m is False:
+                        return False
+                    undecided = undecided or m is None
+                elif not self._conforms(it, sl, resource):
+                    return False
+            elif dtype == "exists":
+                target = _sub_node(sl, dpath)
+                if target is None:
+                    return False
+                must = target.ed.get("min", 0) > 0
+                if bool(_walk(value, dpath)) != must and (must or target.ed.get("max") == "0"):
+                    return False
+            else:
+                return False
+        return None if undecided else True
+
+    def _ref_conforms(self, refs: list[Any], ref_node: Node, resource: dict[str, Any]) -> bool | None:
+        """Whether a referenced resource conforms to one of the target profiles (None: not resolvable)."""
+        if not self._ref_matches(refs, ref_node):
+            return False
+        targets = [tp for t in ref_node.types for tp in t.get("targetProfile", [])]
+        for r in refs:
+            target = self.resolve(r) if isinstance(r, dict) else None
+            if target is None:
+                return None
+            for tp in targets:
+                if not any(i.severity == "error" for i in self.v.validate(target, [tp])):
+                    return True
+        return False
+
+    def resolve(self, ref: dict[str, Any]) -> dict[str, Any] | None:
+        """A referenced resource found in the resource itself (contained) or in the Bundle being validated."""
+        r = ref.get("reference")
+        if not isinstance(r, str):
+            return None
+        if r.startswith("#"):
+            return next((c for c in self.root.get("contained", []) or [] if isinstance(c, dict) and c.get("id") == r[1:]), None)
+        if self.root.get("resourceType") == "Bundle":
+            for e in self.root.get("entry", []) or []:
+                res = e.get("resource") if isinstance(e, dict) else None
+                if isinstance(res, dict) and (e.get("fullUrl") == r or f"{res.get('resourceType')}/{res.get('id')}" == r):
+                    return res
+        return None
+
+    def _in_vs(self, value: Any, vs: str) -> bool:
+        term = self.v.terminology
+        if isinstance(value, str):
+            return bool(term.contains(vs, None, value))
+        if isinstance(value, dict):
+            codings = value.get("coding", [value])
+            return any(term.contains(vs, c.get("system"), c.get("code")) for c in codings if isinstance(c, dict))
+        return False
+
+    def _ref_matches(self, refs: list[Any], ref_node: Node) -> bool:
+        targets = [tp for t in ref_node.types for tp in t.get("targetProfile", [])]
+        if not targets:
+            return True
+        allowed = {self.v.profile_type(t) for t in targets}
+        for r in refs:
+            if isinstance(r, dict):
+                rtype = self.ref_type(r)
+                if rtype is None or rtype in allowed:
+                    return True
+        return False
+
+    def _conforms(self, it: Item, sl: Node, resource: dict[str, Any]) -> bool:
+        trial = _Run(self.v, self.root)
+        trial.full_urls = self.full_urls
+        trial.item(it, sl, resource, None)
+        return not any(i.severity == "error" for i in trial.issues)
+
+
+# -- JSON helpers -------------------------------------------------------------------------------------
+def _items(obj: dict[str, Any], name: str, path: str) -> list[Item]:
+    if name.endswith("[x]"):
+        base = name[:-3]
+        keys = [k for k in obj if k.startswith(base) and len(k) > len(base) and k[len(base)].isupper()]
+        keys += [k[1:] for k in obj if k.startswith("_" + base) and len(k) > len(base) + 1 and k[len(base) + 1].isupper() and k[1:] not in obj]
+    else:
+        keys = [name] if name in obj or "_" + name in obj else []
+    out: list[Item] = []
+    for key in keys:
+        value, ext = obj.get(key), obj.get("_" + key)
+        if isinstance(value, list) or isinstance(ext, list):
+            vals = value if isinstance(value, list) else []
+            exts = ext if isinstance(ext, list) else []
+            for i in range(max(len(vals), len(exts))):
+                v = vals[i] if i < len(vals) else None
+                e = exts[i] if i < len(exts) else None
+                if v is None and e is None:
+                    continue
+                out.append((key, v, e, f"{path}.{key}[{i}]"))
+        else:
+            out.append((key, value, ext, f"{path}.{key}"))
+    return out
+
+
+def _walk(value: Any, path: str) -> list[Any]:
+    if path in ("$this", ""):
+        return [value]
+    cur = [value]
+    for step in path.split("."):
+        if "(" in step:
+            return []
+        nxt: list[Any] = []
+        for c in cur:
+            if isinstance(c, dict):
+                v = c.get(step)
+                if v is None:
+                    continue
+                nxt.extend(v if isinstance(v, list) else [v])
+        cur = nxt
+    return cur
+
+
+def _sub_node(node: Node, path: str) -> Node | None:
+    if path in ("$this", ""):
+        return node
+    cur: Node | None = node
+    for step in path.split("."):
+        if cur is None or "(" in step:
+            return None
+        cur = cur.child(step)
+    return cur
+
+
+def _json_type(key: str, value: Any) -> str:
+    if isinstance(value, dict) and "resourceType" in value:
+        return value["resourceType"]
+    for i in range(len(key) - 1, 0, -1):
+        if key[i].isupper():
+            t = key[i:]
+            return t[0].lower() + t[1:] if t.lower() in _PRIMS else t
+    return key
+
+
+_PRIMS = frozenset(
+    {"boolean", "integer", "string", "decimal", "uri", "url", "canonical", "base64binary", "instant", "date",
+     "datetime", "time", "code", "oid", "id", "markdown", "unsignedint", "positiveint", "uuid"}
+)
+
+
+def _contains(actual: Any, pattern: Any) -> bool:
+    if isinstance(pattern, dict):
+        if not isinstance(actual, dict):
+            return False
+        return all(k in actual and _contains(actual[k], v) for k, v in pattern.items())
+    if isinstance(pattern, list):
+        if not isinstance(actual, list):
+            actual = [actual]
+        return all(any(_contains(a, p) for a in actual) for p in pattern)
+    return bool(actual == pattern)
+
+
+def _coding(c: Any) -> str:
+    if not isinstance(c, dict):
+        return repr(c)
+    return f"{c.get('system', '')}|{c.get('code', '')}"
+
+
+def _short(v: Any) -> str:
+    s = repr(v)
+    return s if len(s) < 160 else s[:157] + "..."

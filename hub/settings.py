@@ -1,0 +1,74 @@
+"""Configuration: one pydantic-settings class, environment prefix ``HUB_``, embedded defaults.
+
+Nothing reads the environment at import time; :func:`get_settings` builds (and caches) the
+settings on first use, and tests pass their own :class:`Settings` to ``create_app``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the hub. Defaults give the embedded mode: SQLite under ./var, port 8080."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Public base URL of the hub (what clients see); the FHIR base is ``{base_url}/fhir``.
+    base_url: str = ""
+    database_url: str = "sqlite+aiosqlite:///./var/hub.db"
+    #: Pool size per worker for PostgreSQL.
+    db_pool_size: int = 10
+    var_dir: Path = Path("./var")
+    #: Load the demo care network when the database is empty (``make run`` sets this).
+    demo: bool = False
+    max_body_bytes: int = 10 * 1024 * 1024
+    default_page_size: int = 20
+    max_page_size: int = 1000
+    #: Maximum number of entries in one batch/transaction Bundle.
+    max_bundle_entries: int = 10_000
+    #: Validate writes against profiles (the hub's defaults and claimed meta.profile).
+    validate_on_write: bool = True
+    #: The development login page that stands in for DigiD (never in production).
+    dev_login: bool = True
+    #: External identity providers: "issuer|jwks_url" entries, comma separated.
+    external_issuers: str = ""
+    audit_enabled: bool = True
+    log_level: str = "info"
+    workers: int = 1
+    extra_settings: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.base_url:
+            self.base_url = f"http://{self.host}:{self.port}"
+        self.base_url = self.base_url.rstrip("/")
+        if self.environment == "production" and self.dev_login:
+            raise ValueError("HUB_DEV_LOGIN must be false in production: it bypasses DigiD")
+        return self
+
+    @property
+    def fhir_base(self) -> str:
+        return f"{self.base_url}/fhir"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def key_dir(self) -> Path:
+        return self.var_dir / "keys"
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,92 @@
+"""The database: one async engine, and the two kinds of transaction the hub uses.
+
+``read()`` gives a connection in a plain transaction. ``write()`` gives one in a write
+transaction: on SQLite that is ``BEGIN IMMEDIATE`` (the write lock is taken up front, so two
+writers queue instead of failing half-way) behind an in-process lock; on PostgreSQL it is an
+ordinary READ COMMITTED transaction, and writers guard each row with a compare-and-set on its
+version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool, StaticPool
+
+
+class Database:
+    """Owns the engine; created in the app's lifespan, disposed at shutdown."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.url = make_url(url)
+        self.dialect = self.url.get_backend_name()
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self.engine: AsyncEngine = self._create_engine(pool_size, echo)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def _create_engine(self, pool_size: int, echo: bool) -> AsyncEngine:
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            database = self.url.database or ""
+            if database in ("", ":memory:"):
+                kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+            else:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                kwargs.update(poolclass=NullPool if pool_size == 0 else None)
+                kwargs = {k: v for k, v in kwargs.items() if v is not None}
+            engine = create_async_engine(self.url, **kwargs)
+            _configure_sqlite(engine)
+            return engine
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+        return create_async_engine(self.url, **kwargs)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a read transaction (rolled back at the end: reads change nothing)."""
+        async with self.engine.connect() as conn:
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a write transaction: committed when the block ends, rolled back on error."""
+        if self._write_lock is not None:
+            async with self._write_lock:
+                async with self.engine.connect() as conn:
+                    await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+                    async with conn.begin():
+                        yield conn
+        else:
+            async with self.engine.begin() as conn:
+                yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, a busy timeout, and explicit BEGINs (pysqlite's implicit transactions are off)."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))

@@ -1,0 +1,44 @@
+"""Schema management with Alembic: ``hub db upgrade``, and the self-upgrade of the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import inspect
+
+from hub.settings import Settings
+from hub.store.db import Database
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (runs Alembic's async env in its own event loop)."""
+    command.upgrade(alembic_config(database_url), revision)
+
+
+async def upgrade_async(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+
+
+async def prepare_database(db: Database, settings: Settings) -> None:
+    """The embedded SQLite default upgrades itself; PostgreSQL must be upgraded with ``hub db upgrade``
+    (unless it is still empty, as in tests and first starts, when it is upgraded too)."""
+    if db.is_sqlite or settings.environment != "production":
+        await upgrade_async(settings.database_url)
+        return
+    async with db.engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    if "resource" not in tables:
+        await upgrade_async(settings.database_url)

@@ -1,0 +1,44 @@
+"""``hub db reindex``: rebuild every search index row from stored resources, in batches."""
+
+from __future__ import annotations
+
+from sqlalchemy import false, select
+
+from hub.fhir import jsonio
+from hub.settings import Settings
+from hub.store.db import Database
+from hub.store.resources import write_index_rows
+from hub.store.tables import resource
+
+
+async def reindex(db: Database, indexer: object, batch: int = 500) -> int:
+    """Re-extract index rows for all current resources; one transaction per batch."""
+    last_pid = 0
+    total = 0
+    while True:
+        async with db.write() as conn:
+            rows = (
+                await conn.execute(
+                    select(resource.c.pid, resource.c.res_type, resource.c.content)
+                    .where(resource.c.pid > last_pid, resource.c.deleted == false())
+                    .order_by(resource.c.pid)
+                    .limit(batch)
+                )
+            ).all()
+            for pid, res_type, content in rows:
+                await write_index_rows(conn, pid, res_type, indexer(jsonio.loads(content)), replace=True)  # type: ignore[operator]
+        if not rows:
+            return total
+        total += len(rows)
+        last_pid = rows[-1][0]
+
+
+async def reindex_all(settings: Settings, batch: int = 500) -> int:
+    from hub.app import build_services
+
+    db = Database(settings.database_url)
+    try:
+        services = build_services(settings, db)
+        return await reindex(db, services.repo.indexer, batch)
+    finally:
+        await db.dispose()

@@ -1,0 +1,408 @@
+"""The repository: the FHIR interactions on stored resources, with their rules.
+
+This is the one code path every read and write takes (the API layer, Bundles and operations all
+call it): versions and ``If-Match``, conditional create/update/delete, PATCH, history. Storage
+details live in :mod:`hub.store.resources`, search SQL in :mod:`hub.store.search`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.fhir import jsonio
+from hub.fhir.errors import (
+    BadRequest,
+    Conflict,
+    FhirError,
+    Gone,
+    Issue,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
+from hub.fhir.ids import check_id
+from hub.fhir.instants import now_us, to_iso
+from hub.fhir.parse import check_resource
+from hub.store import resources as dao
+from hub.store.db import Database
+from hub.store.resources import IndexRows, Stored
+
+#: How often a write without If-Match is retried when another writer got there first.
+MAX_WRITE_ATTEMPTS = 20
+
+Indexer = Callable[[dict[str, Any]], IndexRows]
+#: Profile validation on write: returns the issues (errors make the write fail with 422).
+WriteValidator = Callable[[dict[str, Any]], Sequence[Issue]]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """What a write did: the stored version, the HTTP status, and the resource as stored."""
+
+    stored: Stored
+    status: int
+    resource: dict[str, Any] | None = None
+    message: str = ""
+
+
+@dataclass(slots=True)
+class HistoryPage:
+    entries: list[Stored]
+    next_cursor: int | None
+    rows: list[Any] = field(default_factory=list)
+
+
+class Matcher:
+    """Finds the resources a conditional interaction's criteria select (set by the search engine)."""
+
+    async def match(self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2) -> list[Stored]:
+        raise NotImplementedError
+
+
+class Repository:
+    """FHIR interactions over a :class:`Database`; hold one per app."""
+
+    def __init__(
+        self,
+        db: Database,
+        indexer: Indexer,
+        matcher: Matcher,
+        validator: WriteValidator | None = None,
+        clock: Callable[[], int] = now_us,
+    ) -> None:
+        self.db = db
+        self.indexer = indexer
+        self.matcher = matcher
+        self.validator = validator
+        self.clock = clock
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def writing(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
+        """Join the caller's transaction, or run in a new write transaction."""
+        if conn is not None:
+            yield conn
+        else:
+            async with self.db.write() as own:
+                yield own
+
+    @asynccontextmanager
+    async def reading(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
+        if conn is not None:
+            yield conn
+        else:
+            async with self.db.read() as own:
+                yield own
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    async def read(self, res_type: str, res_id: str, *, conn: AsyncConnection | None = None) -> Stored:
+        async with self.reading(conn) as c:
+            stored = await dao.get_current(c, res_type, res_id)
+        if stored is None:
+            raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
+        if stored.deleted:
+            raise Gone(f"{res_type}/{res_id} was deleted (version {stored.version})", headers=_etag(stored))
+        return stored
+
+    async def vread(
+        self, res_type: str, res_id: str, version: str, *, conn: AsyncConnection | None = None
+    ) -> Stored:
+        if not version.isdigit():
+            raise NotFound(f"Version '{version}' of {res_type}/{res_id} is not known")
+        async with self.reading(conn) as c:
+            stored = await dao.get_version(c, res_type, res_id, int(version))
+        if stored is None:
+            raise NotFound(f"Version {version} of {res_type}/{res_id} is not known")
+        if stored.deleted:
+            raise Gone(f"Version {version} of {res_type}/{res_id} is a deletion", headers=_etag(stored))
+        return stored
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        resource: dict[str, Any],
+        *,
+        if_none_exist: str | None = None,
+        conn: AsyncConnection | None = None,
+        assigned_id: str | None = None,
+    ) -> WriteOutcome:
+        """Create with a server-assigned id (or ``assigned_id`` for a transaction's urn:uuid entries)."""
+        res_type = resource["resourceType"]
+        async with self.writing(conn) as c:
+            if if_none_exist:
+                found = await self.matcher.match(c, res_type, if_none_exist)
+                if len(found) > 1:
+                    raise PreconditionFailed(
+                        f"If-None-Exist '{if_none_exist}' matches {len(found)} {res_type} resources",
+                        code="duplicate",
+                    )
+                if found:
+                    return WriteOutcome(found[0], 200, None, "Matched an existing resource; nothing created")
+            res_id = assigned_id or str(uuid.uuid4())
+            return await self._insert(c, resource, res_id, "POST")
+
+    async def update(
+        self,
+        res_type: str,
+        res_id: str,
+        resource: dict[str, Any],
+        *,
+        if_match: str | None = None,
+        conn: AsyncConnection | None = None,
+        method: str = "PUT",
+    ) -> WriteOutcome:
+        """Update (or create with the client's id); ``If-Match`` makes it a compare-and-set."""
+        check_id(res_id)
+        body_id = resource.get("id")
+        if body_id is None:
+            raise BadRequest("The resource in an update must carry its id", code="required", expression=f"{res_type}.id")
+        if body_id != res_id:
+            raise BadRequest(
+                f"The id in the body ('{body_id}') does not match the id in the URL ('{res_id}')",
+                expression=f"{res_type}.id",
+            )
+        expected = parse_etag(if_match) if if_match is not None else None
+        for _attempt in range(MAX_WRITE_ATTEMPTS):
+            try:
+                async with self.writing(conn) as c:
+                    current = await dao.get_current(c, res_type, res_id)
+                    if current is None:
+                        if expected is not None:
+                            raise PreconditionFailed(
+                                f"If-Match {if_match}: {res_type}/{res_id} does not exist", expression=res_type
+                            )
+                        return await self._insert(c, resource, res_id, method)
+                    if expected is not None and expected != current.version:
+                        raise PreconditionFailed(
+                            f"If-Match {if_match} does not match the current version {current.etag} of "
+                            f"{res_type}/{res_id}",
+                            headers=_etag(current),
+                        )
+                    outcome = await self._next_version(c, current, resource, method)
+                    if outcome is not None:
+                        return outcome
+                    if expected is not None or conn is not None:
+                        raise PreconditionFailed(
+                            f"{res_type}/{res_id} was changed by another request; read it again",
+                            code="conflict",
+                        )
+            except IntegrityError:
+                if conn is not None:
+                    raise Conflict(f"{res_type}/{res_id} was created concurrently") from None
+                continue  # created concurrently with us: try again as an update
+        raise Conflict(f"{res_type}/{res_id} is being changed by many writers at once; try again")
+
+    async def patch(
+        self,
+        res_type: str,
+        res_id: str,
+        apply: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        if_match: str | None = None,
+        conn: AsyncConnection | None = None,
+    ) -> WriteOutcome:
+        """Apply ``apply`` (a JSON Patch or FHIRPath Patch) to the current version and store the result."""
+        expected = parse_etag(if_match) if if_match is not None else None
+        for _attempt in range(MAX_WRITE_ATTEMPTS):
+            async with self.writing(conn) as c:
+                current = await dao.get_current(c, res_type, res_id)
+                if current is None:
+                    raise NotFound(f"{res_type}/{res_id} is not known")
+                if current.deleted:
+                    raise Gone(f"{res_type}/{res_id} was deleted")
+                if expected is not None and expected != current.version:
+                    raise PreconditionFailed(
+                        f"If-Match {if_match} does not match the current version {current.etag}",
+                        headers=_etag(current),
+                    )
+                patched = apply(jsonio.loads(current.content or "{}"))
+                if patched.get("resourceType") != res_type or patched.get("id") != res_id:
+                    raise Unprocessable("A patch may not change resourceType or id", expression=f"{res_type}.id")
+                patched = check_resource(patched, res_type)
+                outcome = await self._next_version(c, current, patched, "PATCH")
+                if outcome is not None:
+                    return outcome
+                if expected is not None or conn is not None:
+                    raise PreconditionFailed(f"{res_type}/{res_id} was changed by another request")
+        raise Conflict(f"{res_type}/{res_id} is being changed by many writers at once; try again")
+
+    async def delete(
+        self, res_type: str, res_id: str, *, conn: AsyncConnection | None = None, if_match: str | None = None
+    ) -> WriteOutcome | None:
+        """Logical delete; None when there was nothing (left) to delete."""
+        check_id(res_id)
+        expected = parse_etag(if_match) if if_match is not None else None
+        for _attempt in range(MAX_WRITE_ATTEMPTS):
+            async with self.writing(conn) as c:
+                current = await dao.get_current(c, res_type, res_id)
+                if current is None or current.deleted:
+                    if expected is not None:
+                        raise PreconditionFailed(f"If-Match {if_match}: {res_type}/{res_id} does not exist")
+                    return None
+                if expected is not None and expected != current.version:
+                    raise PreconditionFailed(
+                        f"If-Match {if_match} does not match the current version {current.etag}",
+                        headers=_etag(current),
+                    )
+                stored = await dao.write_version(c, current, None, self._tick(current), "DELETE", None)
+                if stored is not None:
+                    return WriteOutcome(stored, 200, None, f"Deleted {res_type}/{res_id}")
+                if expected is not None or conn is not None:
+                    raise PreconditionFailed(f"{res_type}/{res_id} was changed by another request")
+        raise Conflict(f"{res_type}/{res_id} is being changed by many writers at once; try again")
+
+    # -- conditional forms ----------------------------------------------------------------------
+
+    async def conditional_update(
+        self, res_type: str, criteria: str, resource: dict[str, Any], *, conn: AsyncConnection | None = None,
+        if_match: str | None = None,
+    ) -> WriteOutcome:
+        """PUT Type?criteria: no match creates, one match updates it, several are a 412."""
+        async with self.writing(conn) as c:
+            found = await self.matcher.match(c, res_type, criteria)
+            if len(found) > 1:
+                raise PreconditionFailed(
+                    f"The criteria '{criteria}' match {len(found)} {res_type} resources", code="multiple-matches"
+                )
+            if not found:
+                body_id = resource.get("id")
+                if body_id:
+                    return await self.update(res_type, body_id, resource, conn=c, if_match=if_match)
+                return await self._insert(c, resource, str(uuid.uuid4()), "PUT")
+            target = found[0]
+            body_id = resource.get("id")
+            if body_id and body_id != target.res_id:
+                raise BadRequest(
+                    f"The body's id '{body_id}' differs from the matched {res_type}/{target.res_id}",
+                    expression=f"{res_type}.id",
+                )
+            resource = {**resource, "id": target.res_id}
+            return await self.update(res_type, target.res_id, resource, conn=c, if_match=if_match)
+
+    async def conditional_delete(
+        self, res_type: str, criteria: str, *, conn: AsyncConnection | None = None
+    ) -> WriteOutcome | None:
+        """DELETE Type?criteria: none is a no-op, one is deleted, several are a 412."""
+        async with self.writing(conn) as c:
+            found = await self.matcher.match(c, res_type, criteria)
+            if len(found) > 1:
+                raise PreconditionFailed(
+                    f"The criteria '{criteria}' match {len(found)} {res_type} resources", code="multiple-matches"
+                )
+            if not found:
+                return None
+            return await self.delete(res_type, found[0].res_id, conn=c)
+
+    async def conditional_patch(
+        self, res_type: str, criteria: str, apply: Callable[[dict[str, Any]], dict[str, Any]],
+        *, conn: AsyncConnection | None = None, if_match: str | None = None,
+    ) -> WriteOutcome:
+        async with self.writing(conn) as c:
+            found = await self.matcher.match(c, res_type, criteria)
+            if len(found) != 1:
+                if not found:
+                    raise NotFound(f"The criteria '{criteria}' match no {res_type}")
+                raise PreconditionFailed(f"The criteria '{criteria}' match {len(found)} {res_type} resources")
+            return await self.patch(res_type, found[0].res_id, apply, conn=c, if_match=if_match)
+
+    # -- history --------------------------------------------------------------------------------
+
+    async def history(
+        self,
+        *,
+        res_type: str | None = None,
+        res_id: str | None = None,
+        since: int | None = None,
+        at: int | None = None,
+        cursor: int | None = None,
+        count: int = 20,
+        conn: AsyncConnection | None = None,
+    ) -> HistoryPage:
+        """A page of versions, newest first; ``cursor`` (a history row id) continues a previous page."""
+        query = dao.history_query(res_type=res_type, res_id=res_id, since=since, at=at, before_hid=cursor)
+        async with self.reading(conn) as c:
+            if res_id and res_type and await dao.get_current(c, res_type, res_id) is None:
+                raise NotFound(f"{res_type}/{res_id} is not known")
+            rows = (await c.execute(query.limit(count + 1))).all()
+        page = rows[:count]
+        next_cursor = rows[count][0] if len(rows) > count else None
+        return HistoryPage([dao.stored_from_history(r) for r in page], next_cursor, page)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _tick(self, current: Stored | None = None) -> int:
+        """A timestamp for a new version: now, but never before the version it replaces."""
+        now = self.clock()
+        if current is not None and now <= current.last_updated:
+            now = current.last_updated + 1
+        return now
+
+    def _stamp(self, resource: dict[str, Any], res_id: str, version: int, when: int) -> tuple[dict[str, Any], str]:
+        """Set id and meta (versionId, lastUpdated) and serialize: this is what is stored and served."""
+        meta = dict(resource.get("meta") or {})
+        meta["versionId"] = str(version)
+        meta["lastUpdated"] = to_iso(when)
+        stamped = {"resourceType": resource["resourceType"], "id": res_id, "meta": meta}
+        stamped.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+        return stamped, jsonio.dumps(stamped).decode()
+
+    def _check_profiles(self, resource: dict[str, Any]) -> None:
+        if self.validator is None:
+            return
+        issues = list(self.validator(resource))
+        errors = [i for i in issues if i.severity in ("error", "fatal")]
+        if errors:
+            raise Unprocessable(errors[0].diagnostics, issues=errors)
+
+    async def _insert(self, conn: AsyncConnection, resource: dict[str, Any], res_id: str, method: str) -> WriteOutcome:
+        check_id(res_id)
+        when = self._tick()
+        stamped, content = self._stamp(resource, res_id, 1, when)
+        self._check_profiles(stamped)
+        existing = await dao.get_current(conn, stamped["resourceType"], res_id)
+        if existing is not None:  # a deleted resource being re-created keeps its history
+            outcome = await self._next_version(conn, existing, resource, method, status=201)
+            if outcome is None:
+                raise Conflict(f"{stamped['resourceType']}/{res_id} was changed concurrently")
+            return outcome
+        stored = await dao.insert_new(conn, stamped["resourceType"], res_id, content, when, method, self.indexer(stamped))
+        return WriteOutcome(stored, 201, stamped)
+
+    async def _next_version(
+        self, conn: AsyncConnection, current: Stored, resource: dict[str, Any], method: str, status: int | None = None
+    ) -> WriteOutcome | None:
+        when = self._tick(current)
+        stamped, content = self._stamp(resource, current.res_id, current.version + 1, when)
+        self._check_profiles(stamped)
+        stored = await dao.write_version(conn, current, content, when, method, self.indexer(stamped))
+        if stored is None:
+            return None
+        return WriteOutcome(stored, status or (201 if current.deleted else 200), stamped)
+
+
+def parse_etag(value: str) -> int:
+    """``W/"3"`` (or ``"3"``, or ``3``) -> 3; anything else is a 400."""
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not text.isdigit():
+        raise BadRequest(f"If-Match '{value}' is not a version ETag like W/\"3\"", code="value")
+    return int(text)
+
+
+def _etag(stored: Stored) -> dict[str, str]:
+    return {"ETag": stored.etag}
+
+
+__all__ = ["FhirError", "HistoryPage", "Matcher", "Repository", "WriteOutcome", "parse_etag"]

@@ -1,0 +1,216 @@
+"""Resource storage (the "DAO"): rows in ``resource``, ``resource_history`` and the index tables.
+
+Every function takes the connection of the caller's transaction, so a whole Bundle can share one.
+No business rules live here (versions are checked by the caller through compare-and-set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.store.tables import INDEX_TABLES, idx_compartment, resource, resource_history
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One version of a resource as stored; ``content`` is the JSON text (None when deleted)."""
+
+    pid: int
+    res_type: str
+    res_id: str
+    version: int
+    last_updated: int
+    deleted: bool
+    content: str | None
+    method: str | None = None
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+class IndexRows(Protocol):
+    """What extraction produces for one resource: rows per index table, and compartments."""
+
+    @property
+    def rows(self) -> Mapping[str, Sequence[Mapping[str, Any]]]: ...
+
+    @property
+    def compartments(self) -> Sequence[tuple[str, str]]: ...
+
+
+_CURRENT = select(
+    resource.c.pid,
+    resource.c.res_type,
+    resource.c.res_id,
+    resource.c.version,
+    resource.c.last_updated,
+    resource.c.deleted,
+    resource.c.content,
+)
+
+
+async def get_current(conn: AsyncConnection, res_type: str, res_id: str) -> Stored | None:
+    """The current version (also when deleted), or None if the id was never used."""
+    row = (
+        await conn.execute(_CURRENT.where(resource.c.res_type == res_type, resource.c.res_id == res_id))
+    ).first()
+    return Stored(*row) if row else None
+
+
+async def get_many(conn: AsyncConnection, pids: Sequence[int]) -> dict[int, Stored]:
+    """Current versions by pid, in one statement."""
+    if not pids:
+        return {}
+    rows = (await conn.execute(_CURRENT.where(resource.c.pid.in_(list(pids))))).all()
+    return {r[0]: Stored(*r) for r in rows}
+
+
+async def get_version(conn: AsyncConnection, res_type: str, res_id: str, version: int) -> Stored | None:
+    h = resource_history
+    row = (
+        await conn.execute(
+            select(
+                h.c.pid, h.c.res_type, h.c.res_id, h.c.version, h.c.last_updated,
+                h.c.content.is_(None), h.c.content, h.c.method,
+            ).where(h.c.res_type == res_type, h.c.res_id == res_id, h.c.version == version)
+        )
+    ).first()
+    if row is None:
+        return None
+    return Stored(row[0], row[1], row[2], row[3], row[4], row[7] == "DELETE", row[6], row[7])
+
+
+async def insert_new(
+    conn: AsyncConnection,
+    res_type: str,
+    res_id: str,
+    content: str,
+    last_updated: int,
+    method: str,
+    rows: IndexRows | None,
+) -> Stored:
+    """A resource that did not exist: version 1 in ``resource`` and in the history."""
+    pid = (
+        await conn.execute(
+            insert(resource)
+            .values(
+                res_type=res_type, res_id=res_id, version=1, last_updated=last_updated,
+                deleted=False, content=content,
+            )
+            .returning(resource.c.pid)
+        )
+    ).scalar_one()
+    await conn.execute(
+        insert(resource_history).values(
+            pid=pid, res_type=res_type, res_id=res_id, version=1, last_updated=last_updated,
+            method=method, content=content,
+        )
+    )
+    if rows is not None:
+        await write_index_rows(conn, pid, res_type, rows, replace=False)
+    return Stored(pid, res_type, res_id, 1, last_updated, False, content, method)
+
+
+async def write_version(
+    conn: AsyncConnection,
+    current: Stored,
+    content: str | None,
+    last_updated: int,
+    method: str,
+    rows: IndexRows | None,
+) -> Stored | None:
+    """The next version of ``current`` (``content=None`` deletes); None if someone else got there first.
+
+    Compare-and-set on ``version``: on PostgreSQL a concurrent writer of the same row waits for the
+    first one's commit and then finds the version changed, so no update is ever lost.
+    """
+    new_version = current.version + 1
+    deleted = content is None
+    result = await conn.execute(
+        update(resource)
+        .where(resource.c.pid == current.pid, resource.c.version == current.version)
+        .values(version=new_version, last_updated=last_updated, deleted=deleted, content=content)
+    )
+    if result.rowcount != 1:
+        return None
+    await conn.execute(
+        insert(resource_history).values(
+            pid=current.pid, res_type=current.res_type, res_id=current.res_id, version=new_version,
+            last_updated=last_updated, method=method, content=content,
+        )
+    )
+    if deleted:
+        await delete_index_rows(conn, [current.pid])
+    elif rows is not None:
+        await write_index_rows(conn, current.pid, current.res_type, rows, replace=True)
+    return Stored(current.pid, current.res_type, current.res_id, new_version, last_updated, deleted, content, method)
+
+
+async def delete_index_rows(conn: AsyncConnection, pids: Sequence[int]) -> None:
+    for table in (*INDEX_TABLES.values(), idx_compartment):
+        await conn.execute(delete(table).where(table.c.pid.in_(list(pids))))
+
+
+async def write_index_rows(
+    conn: AsyncConnection, pid: int, res_type: str, rows: IndexRows, *, replace: bool
+) -> None:
+    """(Re)write the index rows of one resource; one executemany per non-empty table."""
+    if replace:
+        await delete_index_rows(conn, [pid])
+    for name, table_rows in rows.rows.items():
+        if table_rows:
+            await conn.execute(
+                insert(INDEX_TABLES[name]),
+                [{**r, "pid": pid, "res_type": res_type} for r in table_rows],
+            )
+    if rows.compartments:
+        await conn.execute(
+            insert(idx_compartment),
+            [{"pid": pid, "res_type": res_type, "comp_type": t, "comp_id": i} for t, i in rows.compartments],
+        )
+
+
+def history_query(
+    *,
+    res_type: str | None = None,
+    res_id: str | None = None,
+    since: int | None = None,
+    at: int | None = None,
+    before_hid: int | None = None,
+) -> Any:
+    """SELECT of history rows, newest first (ordered by the global ``hid``)."""
+    h = resource_history
+    cond: list[Any] = []
+    if res_type:
+        cond.append(h.c.res_type == res_type)
+    if res_id:
+        cond.append(h.c.res_id == res_id)
+    if since is not None:
+        cond.append(h.c.last_updated >= since)
+    if at is not None:
+        # Versions that were current at ``at``: written by then, and not yet replaced by then.
+        newer = resource_history.alias("newer")
+        cond.append(h.c.last_updated <= at)
+        cond.append(
+            ~select(newer.c.hid)
+            .where(newer.c.pid == h.c.pid, newer.c.version > h.c.version, newer.c.last_updated <= at)
+            .exists()
+        )
+    if before_hid is not None:
+        cond.append(h.c.hid <= before_hid)
+    return (
+        select(h.c.hid, h.c.pid, h.c.res_type, h.c.res_id, h.c.version, h.c.last_updated, h.c.method, h.c.content)
+        .where(and_(True, *cond))
+        .order_by(h.c.hid.desc())
+    )
+
+
+def stored_from_history(row: Iterable[Any]) -> Stored:
+    _hid, pid, res_type, res_id, version, last_updated, method, content = row
+    return Stored(pid, res_type, res_id, version, last_updated, method == "DELETE", content, method)

@@ -1,0 +1,15 @@
+"""All tables of the hub in one MetaData (storage, access, audit), for Alembic and tests."""
+
+from __future__ import annotations
+
+from hub.store.tables import metadata
+
+
+def _load_all() -> None:
+    """Import the modules that add tables to the shared metadata."""
+    import hub.access.tables  # noqa: F401
+
+
+_load_all()
+
+__all__ = ["metadata"]

@@ -1,0 +1,230 @@
+"""Running a search: a bounded number of SQL statements, whatever the result size.
+
+Statements per search: the page (1, with the snapshot id folded in on the first page), the count
+(0 or 1), and one per ``_include``/``_revinclude`` round (``:iterate`` adds rounds, at most
+:data:`MAX_INCLUDE_DEPTH`). No statement per result row, ever.
+
+Paging is offset-based within a *snapshot*: the first page records the highest resource ``pid``
+then committed, and every later page only considers resources up to it, so resources created while a
+client pages neither repeat nor shift what it sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.expression import FromClause
+
+from hub.fhir.errors import BadRequest, Issue
+from hub.fhir.query import Include, SearchQuery, parse_query
+from hub.store.repository import Matcher
+from hub.store.resources import Stored
+from hub.store.search.predicates import PredicateBuilder, Visible, sort_expression
+from hub.store.tables import idx_compartment, idx_reference, resource
+
+MAX_INCLUDE_DEPTH = 4
+#: Most resources one include round may add (protects against runaway :iterate).
+MAX_INCLUDED = 5000
+
+
+@dataclass(slots=True)
+class SearchPage:
+    query: SearchQuery
+    matches: list[Stored]
+    included: list[Stored] = field(default_factory=list)
+    total: int | None = None
+    has_next: bool = False
+    snapshot: int | None = None
+    warnings: list[Issue] = field(default_factory=list)
+
+
+_COLUMNS = (
+    resource.c.pid, resource.c.res_type, resource.c.res_id, resource.c.version,
+    resource.c.last_updated, resource.c.deleted, resource.c.content,
+)
+
+
+class SearchEngine(Matcher):
+    """Turns :class:`SearchQuery` objects into SQL and runs them."""
+
+    def __init__(self, registry: Any, resource_types: frozenset[str], *, default_count: int = 20,
+                 max_count: int = 1000) -> None:
+        self.registry = registry
+        self.resource_types = resource_types
+        self.default_count = default_count
+        self.max_count = max_count
+
+    # -- parsing ------------------------------------------------------------------------------------
+
+    def parse(self, res_type: str | None, params: list[tuple[str, str]], *, strict: bool = False) -> SearchQuery:
+        return parse_query(
+            res_type, params, self.registry, default_count=self.default_count, max_count=self.max_count,
+            strict=strict, resource_types=self.resource_types,
+        )
+
+    # -- SQL ----------------------------------------------------------------------------------------
+
+    def where(self, query: SearchQuery, r: FromClause, visible: Visible | None) -> list[ColumnElement[bool]]:
+        """All conditions a matching row of ``r`` satisfies (type, not deleted, criteria, access, snapshot)."""
+        builder = PredicateBuilder(self.registry, visible)
+        conds: list[ColumnElement[bool]] = [r.c.deleted == false()]
+        if query.res_type:
+            conds.append(r.c.res_type == query.res_type)
+        elif query.types:
+            conds.append(r.c.res_type.in_(query.types))
+        if query.compartment is not None:
+            comp_type, comp_id = query.compartment
+            sub = select(idx_compartment.c.pid).where(
+                idx_compartment.c.comp_type == comp_type, idx_compartment.c.comp_id == comp_id
+            )
+            if query.res_type:
+                sub = sub.where(idx_compartment.c.res_type == query.res_type)
+            conds.append(r.c.pid.in_(sub))
+        conds.extend(builder.condition(r, c) for c in query.criteria)
+        if visible is not None:
+            access = visible(r)
+            if access is not None:
+                conds.append(access)
+        if query.snapshot is not None:
+            conds.append(r.c.pid <= query.snapshot)
+        return conds
+
+    async def execute(
+        self, conn: AsyncConnection, query: SearchQuery, *, visible: Visible | None = None
+    ) -> SearchPage:
+        r = resource
+        conds = self.where(query, r, visible)
+        order = [sort_expression(r, k.name, k.type, k.descending) for k in query.sort]
+        order.append(r.c.pid.asc())
+        page = SearchPage(query, [], warnings=list(query.ignored))
+        if query.summary == "count" or query.count == 0:
+            page.total = await self._count(conn, conds)
+            return page
+        columns: list[Any] = list(_COLUMNS)
+        first_page = query.snapshot is None
+        if first_page:
+            columns.append(select(func.max(resource.c.pid)).scalar_subquery().label("snapshot"))
+        stmt = select(*columns).where(*conds).order_by(*order).limit(query.count + 1).offset(query.offset)
+        rows = (await conn.execute(stmt)).all()
+        page.has_next = len(rows) > query.count
+        rows = rows[: query.count]
+        page.matches = [Stored(*row[:7]) for row in rows]
+        page.snapshot = query.snapshot if not first_page else (rows[0][7] if rows else None)
+        if query.total != "none":
+            if not page.has_next and (rows or query.offset == 0):
+                page.total = query.offset + len(rows)
+            else:
+                page.total = await self._count(conn, conds)
+        if query.includes or query.revincludes:
+            page.included = await self._includes(conn, query, page.matches, visible)
+        return page
+
+    async def _count(self, conn: AsyncConnection, conds: list[ColumnElement[bool]]) -> int:
+        stmt = select(func.count()).select_from(resource).where(*conds)
+        return int((await conn.execute(stmt)).scalar_one())
+
+    async def _includes(
+        self, conn: AsyncConnection, query: SearchQuery, matches: list[Stored], visible: Visible | None
+    ) -> list[Stored]:
+        """_include/_revinclude: one statement per kind per round; :iterate repeats on what was added."""
+        seen = {s.pid for s in matches}
+        included: list[Stored] = []
+        frontier = [s.pid for s in matches]
+        includes, revincludes = query.includes, query.revincludes
+        for depth in range(MAX_INCLUDE_DEPTH):
+            if not frontier:
+                break
+            added: list[Stored] = []
+            if includes:
+                added += await self._include_round(conn, frontier, includes, visible, reverse=False)
+            if revincludes:
+                added += await self._include_round(conn, frontier, revincludes, visible, reverse=True)
+            new = []
+            for s in added:
+                if s.pid not in seen:
+                    seen.add(s.pid)
+                    new.append(s)
+            included.extend(new)
+            if len(included) > MAX_INCLUDED:
+                raise BadRequest(f"The includes add more than {MAX_INCLUDED} resources; narrow the search",
+                                 code="too-costly")
+            includes = [i for i in includes if i.iterate]
+            revincludes = [i for i in revincludes if i.iterate]
+            frontier = [s.pid for s in new]
+            if depth == 0 and not (includes or revincludes):
+                break
+        return included
+
+    async def _include_round(
+        self, conn: AsyncConnection, pids: list[int], specs: list[Include], visible: Visible | None, *, reverse: bool
+    ) -> list[Stored]:
+        ref = idx_reference.alias("inc_ref")
+        r = resource.alias("inc")
+        choices = []
+        for spec in specs:
+            parts: list[ColumnElement[bool]] = []
+            if spec.source_type != "*":
+                parts.append(ref.c.res_type == spec.source_type)
+            if spec.param != "*":
+                parts.append(ref.c.param == spec.param)
+            if spec.target_type:
+                parts.append(ref.c.target_type == spec.target_type)
+            choices.append(and_(*parts) if parts else ref.c.pid.isnot(None))
+        access = visible(r) if visible is not None else None
+        if reverse:
+            # Resources whose reference points at one of ``pids``.
+            m = resource.alias("inc_match")
+            join = ref.join(r, r.c.pid == ref.c.pid).join(
+                m, and_(m.c.res_type == ref.c.target_type, m.c.res_id == ref.c.target_id)
+            )
+            where = [m.c.pid.in_(pids)]
+        else:
+            join = ref.join(r, and_(r.c.res_type == ref.c.target_type, r.c.res_id == ref.c.target_id))
+            where = [ref.c.pid.in_(pids)]
+        where += [or_(*choices), r.c.deleted == false()]
+        if access is not None:
+            where.append(access)
+        cols = [r.c[c.name] for c in _COLUMNS]
+        stmt = select(*cols).select_from(join).where(*where).distinct()
+        return [Stored(*row) for row in (await conn.execute(stmt)).all()]
+
+    # -- conditional interactions ---------------------------------------------------------------------
+
+    async def match(self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2) -> list[Stored]:
+        """Resources matching a conditional interaction's criteria (strict: unknown parameters are a 400)."""
+        from urllib.parse import parse_qsl
+
+        params = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
+        query = self.parse(res_type, params, strict=True)
+        if not query.criteria:
+            raise BadRequest(f"The criteria '{criteria}' select nothing specific", code="invalid")
+        query.count, query.total, query.includes, query.revincludes, query.sort = limit, "none", [], [], []
+        page = await self.execute(conn, query)
+        return page.matches
+
+    # -- CapabilityStatement --------------------------------------------------------------------------
+
+    def describe_type(self, res_type: str) -> dict[str, Any]:
+        params = self.registry.for_type(res_type)
+        search_params = [
+            {"name": code, "definition": sp.url, "type": sp.type}
+            for code, sp in sorted(params.items())
+            if sp.type != "special" or code in ("_id", "_lastUpdated")
+        ]
+        refs = sorted(code for code, sp in params.items() if sp.type == "reference")
+        revs = sorted(
+            f"{other}:{code}"
+            for other in sorted(self.resource_types)
+            for code, sp in self.registry.for_type(other).items()
+            if sp.type == "reference" and (res_type in sp.target or "Resource" in sp.target) and not code.startswith("_")
+        )
+        out: dict[str, Any] = {"searchParam": search_params}
+        if refs:
+            out["searchInclude"] = ["*", *(f"{res_type}:{c}" for c in refs)]
+        if revs:
+            out["searchRevInclude"] = revs
+        return out

@@ -1,0 +1,338 @@
+"""From a parsed criterion to a SQL condition on one ``resource`` row (alias ``r``).
+
+One builder per parameter type, each reading its own index table (HAPI's ``predicate/`` package,
+Medplum's lookup tables). Every criterion becomes ``r.pid IN (SELECT pid FROM idx_x WHERE ...)``,
+which both databases run as an index-only semi-join. ``visible`` is the access filter: chains and
+``_has`` only look *through* resources the caller may see, so nothing hidden can be inferred.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import and_, false, literal, not_, or_, select, true
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.expression import FromClause
+
+from hub.fhir.query import (
+    CompositeValue,
+    Criterion,
+    DateValue,
+    HasCriterion,
+    MissingValue,
+    NumberValue,
+    QuantityValue,
+    ReferenceValue,
+    StringValue,
+    TokenValue,
+    UriValue,
+)
+from hub.store.tables import (
+    INDEX_TABLES,
+    idx_date,
+    idx_number,
+    idx_quantity,
+    idx_reference,
+    idx_string,
+    idx_token,
+    idx_uri,
+    resource,
+)
+
+Visible = Callable[[FromClause], ColumnElement[bool] | None]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _in_index(
+    r: FromClause, table: Any, res_type: str | None, param: str, cond: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    sub = select(table.c.pid).where(table.c.param == param, cond)
+    sub = sub.where(table.c.res_type == (res_type if res_type else r.c.res_type))
+    return r.c.pid.in_(sub)
+
+
+# -- value conditions, one function per type ------------------------------------------------------
+
+
+def string_cond(t: Any, v: StringValue, modifier: str | None) -> ColumnElement[bool]:
+    if modifier == "exact":
+        return t.c.value_exact == v.exact
+    if modifier == "contains":
+        return t.c.value_norm.like(f"%{_like_escape(v.norm)}%", escape="\\")
+    return t.c.value_norm.like(f"{_like_escape(v.norm)}%", escape="\\")
+
+
+def token_cond(t: Any, v: TokenValue, modifier: str | None) -> ColumnElement[bool]:
+    if modifier == "text":
+        return t.c.text_norm.like(f"%{_like_escape(v.text or '')}%", escape="\\")
+    if modifier == "of-type":
+        return and_(t.c.type_system == v.type_system, t.c.type_code == v.type_code, t.c.code == v.code)
+    parts: list[ColumnElement[bool]] = []
+    if v.code is not None:
+        parts.append(t.c.code == v.code)
+    if v.system == "":
+        parts.append(t.c.system.is_(None))
+    elif v.system is not None:
+        parts.append(t.c.system == v.system)
+    return and_(true(), *parts)
+
+
+def date_cond(low: Any, high: Any, v: DateValue) -> ColumnElement[bool]:
+    """The spec's range semantics: the target's [low, high] against the search value's [lo, hi]."""
+    lo, hi = v.low, v.high
+    inside = and_(low >= lo, high <= hi)
+    match v.prefix:
+        case "eq":
+            return inside
+        case "ne":
+            return not_(inside)
+        case "gt":
+            return high > hi
+        case "lt":
+            return low < lo
+        case "ge":
+            return or_(high > hi, inside)
+        case "le":
+            return or_(low < lo, inside)
+        case "sa":
+            return low > hi
+        case "eb":
+            return high < lo
+        case "ap":
+            from hub.fhir.instants import now_us
+
+            slack = max(abs(now_us() - lo) // 10, hi - lo + 1)
+            return and_(low <= hi + slack, high >= lo - slack)
+    raise AssertionError(v.prefix)
+
+
+def number_cond(col: Any, v: NumberValue) -> ColumnElement[bool]:
+    match v.prefix:
+        case "eq":
+            return and_(col >= v.low, col < v.high)
+        case "ne":
+            return or_(col < v.low, col >= v.high)
+        case "gt" | "sa":
+            return col > v.value
+        case "lt" | "eb":
+            return col < v.value
+        case "ge":
+            return col >= v.value
+        case "le":
+            return col <= v.value
+        case "ap":
+            slack = abs(v.value) * 0.1 or (v.high - v.low)
+            return and_(col >= v.value - slack, col <= v.value + slack)
+    raise AssertionError(v.prefix)
+
+
+def quantity_cond(t: Any, v: QuantityValue) -> ColumnElement[bool]:
+    parts = [number_cond(t.c.value, v.number)]
+    if v.system is not None:
+        parts.append(t.c.system == v.system)
+    if v.code is not None:
+        parts.append(t.c.code == v.code if v.system is not None else or_(t.c.code == v.code, t.c.unit == v.code))
+    return and_(*parts)
+
+
+def reference_cond(t: Any, v: ReferenceValue, targets: tuple[str, ...]) -> ColumnElement[bool]:
+    if v.ident_value is not None or v.ident_system is not None:
+        parts = []
+        if v.ident_system is not None:
+            parts.append(t.c.ident_system == v.ident_system)
+        if v.ident_value is not None:
+            parts.append(t.c.ident_value == v.ident_value)
+        return and_(*parts)
+    if v.target_id is None:
+        return t.c.target_url == v.url
+    cond = t.c.target_id == v.target_id
+    if v.target_type:
+        cond = and_(cond, t.c.target_type == v.target_type)
+    if v.url:
+        cond = or_(t.c.target_url == v.url, cond)
+    return cond
+
+
+def uri_cond(t: Any, v: UriValue, modifier: str | None) -> ColumnElement[bool]:
+    if modifier == "below":
+        return t.c.value.like(f"{_like_escape(v.value)}%", escape="\\")
+    if modifier == "above":
+        return literal(v.value).startswith(t.c.value)
+    return t.c.value == v.value
+
+
+def value_cond(table_type: str, t: Any, value: Any, modifier: str | None, targets: tuple[str, ...] = ()) -> ColumnElement[bool]:
+    """The condition one value puts on one row of its type's index table."""
+    if table_type == "string":
+        return string_cond(t, value, modifier)
+    if table_type == "token":
+        return token_cond(t, value, modifier)
+    if table_type == "date":
+        return date_cond(t.c.low, t.c.high, value)
+    if table_type == "number":
+        return number_cond(t.c.value, value)
+    if table_type == "quantity":
+        return quantity_cond(t, value)
+    if table_type == "reference":
+        return reference_cond(t, value, targets)
+    if table_type == "uri":
+        return uri_cond(t, value, modifier)
+    raise AssertionError(table_type)
+
+
+# -- criteria -------------------------------------------------------------------------------------
+
+
+class PredicateBuilder:
+    """Builds conditions for criteria; ``registry`` gives parameter targets, ``visible`` the access filter."""
+
+    def __init__(self, registry: Any, visible: Visible | None = None) -> None:
+        self.registry = registry
+        self.visible = visible
+
+    def _visible(self, alias: FromClause) -> list[ColumnElement[bool]]:
+        if self.visible is None:
+            return []
+        cond = self.visible(alias)
+        return [] if cond is None else [cond]
+
+    def condition(self, r: FromClause, crit: Criterion | HasCriterion) -> ColumnElement[bool]:
+        if isinstance(crit, HasCriterion):
+            return self._has(r, crit)
+        if crit.chain is not None:
+            return self._chain(r, crit)
+        if crit.name == "_id":
+            return self._id(r, crit)
+        if crit.name == "_lastUpdated":
+            return self._last_updated(r, crit)
+        res_type = None if crit.res_type == "Resource" else crit.res_type
+        if crit.modifier == "missing":
+            missing = crit.values[0]
+            assert isinstance(missing, MissingValue)
+            return self._missing(r, crit, res_type, missing.missing)
+        if crit.type == "composite":
+            return or_(*(self._composite(r, res_type, crit.name, v) for v in crit.values))
+        table = INDEX_TABLES[crit.type]
+        targets = self._targets(crit)
+        if crit.modifier == "not":
+            positive = or_(*(value_cond(crit.type, table, v, None, targets) for v in crit.values))
+            return not_(_in_index(r, table, res_type, crit.name, positive))
+        cond = or_(*(value_cond(crit.type, table, v, crit.modifier, targets) for v in crit.values))
+        if crit.type == "reference" and crit.modifier and crit.modifier[:1].isupper():
+            cond = and_(cond, table.c.target_type == crit.modifier)
+        return _in_index(r, table, res_type, crit.name, cond)
+
+    def _targets(self, crit: Criterion) -> tuple[str, ...]:
+        sp = self.registry.get(crit.res_type, crit.name)
+        return tuple(getattr(sp, "target", ()) or ())
+
+    def _id(self, r: FromClause, crit: Criterion) -> ColumnElement[bool]:
+        if crit.modifier == "missing":
+            return false() if crit.values[0].missing else true()
+        ids = [v.code for v in crit.values if isinstance(v, TokenValue) and v.code]
+        cond = r.c.res_id.in_(ids)
+        return not_(cond) if crit.modifier == "not" else cond
+
+    def _last_updated(self, r: FromClause, crit: Criterion) -> ColumnElement[bool]:
+        if crit.modifier == "missing":
+            return false() if crit.values[0].missing else true()
+        return or_(*(date_cond(r.c.last_updated, r.c.last_updated, v) for v in crit.values))
+
+    def _missing(self, r: FromClause, crit: Criterion, res_type: str | None, missing: bool) -> ColumnElement[bool]:
+        table = INDEX_TABLES["token" if crit.type == "composite" else crit.type]
+        name = f"{crit.name}$0" if crit.type == "composite" else crit.name
+        present = _in_index(r, table, res_type, name, true())
+        return not_(present) if missing else present
+
+    def _composite(self, r: FromClause, res_type: str | None, name: str, value: CompositeValue) -> ColumnElement[bool]:
+        aliases = [INDEX_TABLES[ptype].alias(f"c{i}") for i, (_n, ptype, _v) in enumerate(value.parts)]
+        first = aliases[0]
+        conds: list[ColumnElement[bool]] = []
+        for i, ((param, ptype, v), t) in enumerate(zip(value.parts, aliases, strict=True)):
+            conds.append(t.c.param == param)
+            conds.append(value_cond(ptype, t, v, None))
+            if i:
+                conds.extend((t.c.pid == first.c.pid, t.c.grp == first.c.grp))
+        conds.append(first.c.res_type == (res_type if res_type else r.c.res_type))
+        sub = select(first.c.pid).select_from(first)
+        for t in aliases[1:]:
+            sub = sub.join(t, and_(t.c.pid == first.c.pid, t.c.grp == first.c.grp))
+        return r.c.pid.in_(sub.where(*conds))
+
+    def _chain(self, r: FromClause, crit: Criterion) -> ColumnElement[bool]:
+        """``subject:Patient.name=x``: a reference whose target (visible to the caller) matches."""
+        assert crit.chain is not None
+        ref = idx_reference.alias("chain_ref")
+        target = resource.alias("chain_target")
+        inner = self.condition(target, crit.chain)
+        res_type = None if crit.res_type == "Resource" else crit.res_type
+        sub = (
+            select(ref.c.pid)
+            .select_from(ref.join(target, and_(target.c.res_type == ref.c.target_type,
+                                               target.c.res_id == ref.c.target_id)))
+            .where(
+                ref.c.param == crit.name,
+                ref.c.res_type == (res_type if res_type else r.c.res_type),
+                ref.c.target_type.in_(crit.chain_types),
+                target.c.deleted == false(),
+                inner,
+                *self._visible(target),
+            )
+        )
+        return r.c.pid.in_(sub)
+
+    def _has(self, r: FromClause, crit: HasCriterion) -> ColumnElement[bool]:
+        """``_has:Observation:patient:code=x``: referenced by a (visible) Observation matching code=x."""
+        ref = idx_reference.alias("has_ref")
+        source = resource.alias("has_source")
+        inner = self.condition(source, crit.inner)
+        sub = (
+            select(ref.c.target_id)
+            .select_from(ref.join(source, source.c.pid == ref.c.pid))
+            .where(
+                ref.c.res_type == crit.source_type,
+                ref.c.param == crit.reference_param,
+                ref.c.target_type == r.c.res_type,
+                source.c.deleted == false(),
+                inner,
+                *self._visible(source),
+            )
+        )
+        return r.c.res_id.in_(sub)
+
+
+# -- sorting --------------------------------------------------------------------------------------
+
+_SORT_COLUMNS = {
+    "string": (idx_string, "value_norm", "value_norm"),
+    "token": (idx_token, "code", "code"),
+    "date": (idx_date, "low", "high"),
+    "number": (idx_number, "value", "value"),
+    "quantity": (idx_quantity, "value", "value"),
+    "reference": (idx_reference, "target_id", "target_id"),
+    "uri": (idx_uri, "value", "value"),
+}
+
+
+def sort_expression(r: FromClause, name: str, ptype: str, descending: bool) -> Any:
+    """A correlated scalar for one sort key: the lowest value ascending, the highest descending."""
+    from sqlalchemy import func
+
+    if name == "_id":
+        col: Any = r.c.res_id
+    elif name == "_lastUpdated":
+        col = r.c.last_updated
+    else:
+        table, asc_col, desc_col = _SORT_COLUMNS[ptype]
+        t = table.alias(f"sort_{name.replace('-', '_')}")
+        agg = func.max(t.c[desc_col]) if descending else func.min(t.c[asc_col])
+        col = (
+            select(agg)
+            .where(t.c.pid == r.c.pid, t.c.param == name)
+            .scalar_subquery()
+        )
+    return (col.desc() if descending else col.asc()).nulls_last()

@@ -1,0 +1,204 @@
+"""The hub's tables, as SQLAlchemy Core metadata (Alembic migrations are generated from this).
+
+Layout (after HAPI FHIR's JPA schema, simplified):
+
+- ``resource``: the current version of every resource, one row per (type, id), with a surrogate
+  integer ``pid`` that every index row points at. ``content`` is the resource JSON exactly as
+  served (JSONB on PostgreSQL, TEXT on SQLite); a deleted resource keeps its row with
+  ``deleted = true`` and ``content = NULL`` so that ids are never reused.
+- ``resource_history``: every version ever written, in one global order (``hid``), which is what
+  system-level ``_history`` pages through.
+- ``idx_*``: search index rows for the *current* version, one table per search-parameter type.
+  They are rewritten in the same transaction as the resource. Instants are stored as integer
+  microseconds since the Unix epoch (UTC), so range comparisons are exact and identical on both
+  databases. ``grp`` ties together the components of one composite-parameter occurrence
+  (0 for plain rows).
+- ``idx_compartment``: which Patient compartments a resource is in (from the R4
+  CompartmentDefinition), for compartment search, ``$everything`` and the access filter.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from hub.store.types import RawJSON
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+PidType = BigInteger().with_variant(Integer(), "sqlite")
+
+#: Lowest / highest instant (µs since epoch) used for open-ended date ranges.
+DATE_MIN = -62135596800000000  # 0001-01-01T00:00:00Z
+DATE_MAX = 253402300799999999  # 9999-12-31T23:59:59.999999Z
+
+resource = Table(
+    "resource",
+    metadata,
+    Column("pid", PidType, primary_key=True, autoincrement=True),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content", RawJSON, nullable=True),
+    UniqueConstraint("res_type", "res_id", name="uq_resource_type_id"),
+    Index("ix_resource_type_updated", "res_type", "last_updated"),
+)
+
+resource_history = Table(
+    "resource_history",
+    metadata,
+    Column("hid", PidType, primary_key=True, autoincrement=True),
+    Column("pid", BigInteger, nullable=False),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    # POST, PUT, PATCH or DELETE: the request.method of the history Bundle entry.
+    Column("method", String(8), nullable=False),
+    Column("content", RawJSON, nullable=True),
+    UniqueConstraint("pid", "version", name="uq_history_pid_version"),
+    Index("ix_history_type_updated", "res_type", "last_updated"),
+    Index("ix_history_updated", "last_updated"),
+)
+
+
+def _index_table(name: str, *columns: Column, indexes: tuple[tuple[str, ...], ...]) -> Table:
+    """An index-row table: ``pid`` + ``res_type`` + ``param`` + ``grp`` + its own value columns."""
+    table = Table(
+        name,
+        metadata,
+        Column("pid", BigInteger, nullable=False),
+        Column("res_type", String(64), nullable=False),
+        Column("param", String(100), nullable=False),
+        Column("grp", Integer, nullable=False, default=0),
+        *columns,
+    )
+    Index(f"ix_{name}_pid", table.c.pid)
+    for i, cols in enumerate(indexes):
+        Index(f"ix_{name}_v{i}", *(table.c[c] for c in cols))
+    return table
+
+
+idx_string = _index_table(
+    "idx_string",
+    # Lower-cased, accents stripped, whitespace folded: what default and :contains match against.
+    Column("value_norm", String(255), nullable=False),
+    Column("value_exact", Text, nullable=False),
+    indexes=(("res_type", "param", "value_norm", "pid"),),
+)
+
+idx_token = _index_table(
+    "idx_token",
+    Column("system", String(255), nullable=True),
+    Column("code", String(255), nullable=True),
+    # Normalised display text (CodeableConcept.text, Coding.display, Identifier.type.text) for :text.
+    Column("text_norm", String(255), nullable=True),
+    # Identifier.type coding, for identifier:of-type=system|code|value.
+    Column("type_system", String(255), nullable=True),
+    Column("type_code", String(255), nullable=True),
+    indexes=(("res_type", "param", "code", "system", "pid"),),
+)
+
+idx_date = _index_table(
+    "idx_date",
+    Column("low", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+    indexes=(("res_type", "param", "low", "high", "pid"), ("res_type", "param", "high", "pid")),
+)
+
+idx_reference = _index_table(
+    "idx_reference",
+    # Local (relative) references: target type + id. Absolute/canonical references: target_url.
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    Column("target_url", Text, nullable=True),
+    # Reference.identifier, for the :identifier modifier.
+    Column("ident_system", String(255), nullable=True),
+    Column("ident_value", String(255), nullable=True),
+    indexes=(
+        ("res_type", "param", "target_id", "target_type", "pid"),
+        ("target_type", "target_id", "param", "res_type", "pid"),
+    ),
+)
+
+idx_quantity = _index_table(
+    "idx_quantity",
+    Column("value", Float, nullable=False),
+    Column("system", String(255), nullable=True),
+    Column("code", String(255), nullable=True),
+    Column("unit", String(255), nullable=True),
+    indexes=(("res_type", "param", "value", "pid"),),
+)
+
+idx_number = _index_table(
+    "idx_number",
+    Column("value", Float, nullable=False),
+    indexes=(("res_type", "param", "value", "pid"),),
+)
+
+idx_uri = _index_table(
+    "idx_uri",
+    Column("value", Text, nullable=False),
+    indexes=(("res_type", "param", "value", "pid"),),
+)
+
+idx_compartment = Table(
+    "idx_compartment",
+    metadata,
+    Column("pid", BigInteger, nullable=False),
+    Column("res_type", String(64), nullable=False),
+    Column("comp_type", String(64), nullable=False),
+    Column("comp_id", String(64), nullable=False),
+    Index("ix_idx_compartment_pid", "pid"),
+    Index("ix_idx_compartment_comp", "comp_type", "comp_id", "res_type", "pid"),
+)
+
+#: Index table per search-parameter type (composite parameters write into their components' tables).
+INDEX_TABLES: dict[str, Table] = {
+    "string": idx_string,
+    "token": idx_token,
+    "date": idx_date,
+    "reference": idx_reference,
+    "quantity": idx_quantity,
+    "number": idx_number,
+    "uri": idx_uri,
+}
+
+__all__ = [
+    "DATE_MAX",
+    "DATE_MIN",
+    "INDEX_TABLES",
+    "idx_compartment",
+    "idx_date",
+    "idx_number",
+    "idx_quantity",
+    "idx_reference",
+    "idx_string",
+    "idx_token",
+    "idx_uri",
+    "metadata",
+    "resource",
+    "resource_history",
+]
