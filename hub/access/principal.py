@@ -97,7 +97,8 @@ def narrow_scopes(requested: Iterable[str], allowed: Iterable[str]) -> frozenset
 
     ``system/*.cruds`` allowed and ``system/Observation.rs`` requested gives
     ``system/Observation.rs``; ``system/*.rs`` allowed and ``system/*.cruds`` requested gives
-    ``system/*.rs``. A requested scope with a query is granted only where an allowed scope
+    ``system/*.rs``; ``system/CarePlan.cruds`` allowed and ``system/*.cruds`` requested gives
+    ``system/CarePlan.cruds``. A requested scope with a query is granted only where an allowed scope
     without a query (or with the same query) covers it. Non-resource scopes (``openid``,
     ``launch/patient``, ``hub/admin`` ...) are granted only when allowed verbatim.
     """
@@ -113,7 +114,7 @@ def narrow_scopes(requested: Iterable[str], allowed: Iterable[str]) -> frozenset
         for al in allowed_parsed:
             if al.context != req.context:
                 continue
-            if al.resource_type != "*" and al.resource_type != req.resource_type:
+            if al.resource_type != "*" and req.resource_type not in ("*", al.resource_type):
                 continue
             if al.query is not None and al.query != req.query:
                 continue

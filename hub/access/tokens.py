@@ -373,25 +373,30 @@ class _RemoteKeys:
         self._keys: dict[str, Key] = {}
         self._fetched = float("-inf")
         self._attempted = float("-inf")
+        self._refetched = float("-inf")
+        self._generation = 0
         self._lock = asyncio.Lock()
         self.version = 0
 
     async def get(self, kid: str) -> Key | None:
         now = self._clock()
+        fresh = False
         if now - self._fetched > self._ttl and now - self._attempted >= self._interval:
-            await self._fetch()
+            fresh = await self._fetch(self._generation)
         key = self._keys.get(kid)
-        if key is None and self._clock() - self._attempted >= self._interval:
-            await self._fetch()
+        if key is None and not fresh and now - self._refetched >= self._interval:
+            self._refetched = now  # an unknown kid refetches at most once per interval
+            await self._fetch(self._generation)
             key = self._keys.get(kid)
         return key
 
-    async def _fetch(self) -> None:
+    async def _fetch(self, generation: int) -> bool:
+        """Fetch the JWKS unless another task did since ``generation`` was read; whether this call did."""
         async with self._lock:
-            now = self._clock()
-            if now - self._attempted < self._interval:
-                return  # someone else just fetched while we waited
-            self._attempted = now
+            if self._generation != generation:
+                return False
+            self._generation += 1
+            now = self._attempted = self._clock()
             try:
                 response = await self._http().get(
                     self.issuer.jwks_url, headers={"Accept": "application/json"}
@@ -402,11 +407,12 @@ class _RemoteKeys:
                 log.warning(
                     "fetching JWKS of %s from %s failed: %s", self.issuer.issuer, self.issuer.jwks_url, exc
                 )
-                return  # keep what we had: a JWKS outage does not revoke known keys
+                return True  # keep what we had: a JWKS outage does not revoke known keys
             if keys != self._keys:
                 self.version += 1
             self._keys = keys
             self._fetched = now
+            return True
 
 
 def public_signing_keys(jwks: Any) -> dict[str, Key]:

@@ -28,6 +28,8 @@ Conventions the search side relies on:
 - quantity: Quantity and its profiles (Age, Duration, Distance, Count, SimpleQuantity); Money as
   value + code = currency (system ``urn:iso:std:iso:4217``); Range as two rows (low, high);
   SampledData is not indexed.
+- R4's DocumentReference ``relationship`` composite has its two component definitions swapped;
+  components are typed by the definition whose expression ends in the component's path.
 - ``_id``/``_lastUpdated`` and the special parameters produce no rows (see searchparams).
 """
 
@@ -43,7 +45,7 @@ from hub.fhir.compartment import patient_compartment_ids
 from hub.fhir.errors import BadRequest
 from hub.fhir.fhirpath_fast import CompiledPath, Item, compile_path, reference_type
 from hub.fhir.normalize import MAX_TEXT, date_range, normalize_string, to_float
-from hub.fhir.searchparams import Registry
+from hub.fhir.searchparams import Registry, SearchParam
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 Values = tuple[Any, ...]
 Converter = Callable[[Any, "str | None", dict[str, Any]], Iterator[Values]]
 
-_QUANTITY_TYPES = frozenset({"Quantity", "Age", "Duration", "Distance", "Count", "SimpleQuantity", "MoneyQuantity"})
+_QUANTITY_TYPES = frozenset(
+    {"Quantity", "Age", "Duration", "Distance", "Count", "SimpleQuantity", "MoneyQuantity"}
+)
 _NUMBER_TYPES = frozenset({"decimal", "integer", "positiveInt", "unsignedInt", "integer64"})
 _STRING_PRIMITIVES = frozenset(
     {"string", "markdown", "code", "id", "uri", "url", "canonical", "oid", "uuid", "xhtml", "base64Binary"}
@@ -118,7 +122,7 @@ def _infer(value: Any) -> str | None:
     if not isinstance(value, dict):
         return None
     if "resourceType" in value:
-        return value["resourceType"]
+        return str(value["resourceType"])
     if "coding" in value or set(value) <= {"text", "id", "extension"} and "text" in value:
         return "CodeableConcept"
     if "reference" in value or isinstance(value.get("identifier"), dict):
@@ -219,11 +223,19 @@ def _token_values(value: Any, typ: str | None, root: dict[str, Any]) -> Iterator
             return
         itype = value.get("type")
         type_text = _norm(itype.get("text")) if isinstance(itype, dict) else None
-        codings = [c for c in (itype.get("coding") or ()) if isinstance(c, dict)] if isinstance(itype, dict) else []
+        codings = (
+            [c for c in (itype.get("coding") or ()) if isinstance(c, dict)] if isinstance(itype, dict) else []
+        )
         if not codings:
             yield system, code, type_text, None, None
         for c in codings:
-            yield system, code, type_text or _norm(c.get("display")), _cut(c.get("system")), _cut(c.get("code"))
+            yield (
+                system,
+                code,
+                type_text or _norm(c.get("display")),
+                _cut(c.get("system")),
+                _cut(c.get("code")),
+            )
     elif typ == "ContactPoint":
         code = _cut(value.get("value"))
         if code is not None:
@@ -359,6 +371,26 @@ class _Composite:
     parts: tuple[tuple[str, CompiledPath], ...]
 
 
+def _component_param(
+    registry: Registry, sp: SearchParam, expression: str, definition: str, resource_type: str
+) -> SearchParam | None:
+    """The parameter that types a composite component.
+
+    Normally the component's ``definition``; but R4 swapped the two definitions of
+    DocumentReference ``relationship`` (``code`` points at the reference parameter), so a sibling
+    definition whose own expression ends in this component's path wins.
+    """
+    own = registry.by_url(definition)
+    tail = "." + expression.strip()
+    if own is not None and (own.expression_for(resource_type) or "").endswith(tail):
+        return own
+    for comp in sp.components:
+        other = registry.by_url(comp.definition)
+        if other is not None and (other.expression_for(resource_type) or "").endswith(tail):
+            return other
+    return own
+
+
 @functools.lru_cache(maxsize=1024)
 def _plan(registry: Registry, resource_type: str) -> tuple[tuple[_Plain, ...], tuple[_Composite, ...]]:
     """What to evaluate for a type: compiled once per (registry, type)."""
@@ -373,7 +405,7 @@ def _plan(registry: Registry, resource_type: str) -> tuple[tuple[_Plain, ...], t
         if sp.type == "composite":
             parts: list[tuple[str, CompiledPath]] = []
             for comp in sp.components:
-                target = registry.by_url(comp.definition)
+                target = _component_param(registry, sp, comp.expression, comp.definition, resource_type)
                 if target is None or target.type not in _CONVERTERS:
                     log.warning("Composite %s: unknown component %s; not indexed", sp.url, comp.definition)
                     break
@@ -389,8 +421,13 @@ def _evaluate(path: CompiledPath, value: Any, typ: str | None, root: dict[str, A
     try:
         return path.at(value, typ, root)
     except Exception:  # never let odd data break a write: the row is simply not indexed
-        log.warning("Search expression %r failed on %s/%s", path.expression, root.get("resourceType"),
-                    root.get("id"), exc_info=True)
+        log.warning(
+            "Search expression %r failed on %s/%s",
+            path.expression,
+            root.get("resourceType"),
+            root.get("id"),
+            exc_info=True,
+        )
         return []
 
 
@@ -441,8 +478,9 @@ def extract(resource: dict[str, Any], registry: Registry, *, base_url: str | Non
     rid = resource.get("id")
     result.compartments = [
         ("Patient", pid)
-        for pid in patient_compartment_ids(rtype, rid if isinstance(rid, str) else None,
-                                           result.rows["reference"], base_url=base_url)
+        for pid in patient_compartment_ids(
+            rtype, rid if isinstance(rid, str) else None, result.rows["reference"], base_url=base_url
+        )
     ]
     return result
 

@@ -35,8 +35,13 @@ _FALSE: list[Item] = [(False, "boolean")]
 
 # FHIRPath System types and their FHIR equivalents, for `as DateTime` and friends.
 _SYSTEM_TYPES = {
-    "String": "string", "Boolean": "boolean", "Integer": "integer", "Decimal": "decimal",
-    "Date": "date", "DateTime": "dateTime", "Time": "time",
+    "String": "string",
+    "Boolean": "boolean",
+    "Integer": "integer",
+    "Decimal": "decimal",
+    "Date": "date",
+    "DateTime": "dateTime",
+    "Time": "time",
 }
 
 
@@ -77,7 +82,7 @@ def _type_from_suffix(suffix: str) -> str:
 
 
 def _parent(type_name: str) -> str | None:
-    parent = _model()["type2Parent"].get(type_name)
+    parent: str | None = _model()["type2Parent"].get(type_name)
     if parent is None and "." in type_name:
         return "BackboneElement"
     return parent
@@ -192,7 +197,7 @@ def reference_type(value: Any, root: dict[str, Any] | None = None) -> str | None
 
 def _resolve(items: list[Item], root: dict[str, Any]) -> list[Item]:
     out: list[Item] = []
-    for value, typ in items:
+    for value, _ in items:
         if isinstance(value, dict) and "resourceType" in value:
             out.append((value, value["resourceType"]))
             continue
@@ -223,7 +228,7 @@ def _tokenize(src: str) -> list[tuple[str, str]]:
             break
         m = _TOKEN.match(src, pos)
         if m is None or m.end() == pos:
-            raise Unsupported(f"cannot tokenize at {pos}: {src[pos:pos + 20]!r}")
+            raise Unsupported(f"cannot tokenize at {pos}: {src[pos : pos + 20]!r}")
         kind = m.lastgroup or ""
         text = m.group(kind)
         if kind == "id" and text.startswith("`"):
@@ -356,7 +361,9 @@ class _Parser:
             return _const([(_unescape(text), "string")])
         if kind == "num":
             self.take()
-            return _const([(Decimal(text) if "." in text else int(text), "decimal" if "." in text else "integer")])
+            return _const(
+                [(Decimal(text) if "." in text else int(text), "decimal" if "." in text else "integer")]
+            )
         if kind == "var":
             self.take()
             if text in ("%resource", "%rootResource", "%context"):
@@ -431,7 +438,7 @@ def _identity(items: list[Item], root: dict[str, Any]) -> list[Item]:
 
 def _index(n: int) -> Node:
     def index(items: list[Item], root: dict[str, Any]) -> list[Item]:
-        return items[n:n + 1]
+        return items[n : n + 1]
 
     return index
 
@@ -517,6 +524,7 @@ def _function(name: str, args: list[Any]) -> Node:
     if name == "empty" and not args:
         return lambda items, root: _FALSE if items else _TRUE
     if name == "not" and not args:
+
         def not_(items: list[Item], root: dict[str, Any]) -> list[Item]:
             t = _truth(items)
             return [] if t is None else (_FALSE if t else _TRUE)
@@ -563,9 +571,7 @@ class CompiledPath:
         except Unsupported as exc:
             log.debug("FHIRPath %r goes to fhirpathpy: %s", expression, exc)
             self.fast = False
-            import fhirpathpy
-
-            self._fallback = fhirpathpy.compile(expression, _model())
+            self._fallback = _fhirpathpy_compile(expression)
 
     def __call__(self, resource: dict[str, Any]) -> list[Item]:
         """Evaluate against a resource (the root); returns (value, fhir_type) pairs."""
@@ -581,12 +587,21 @@ class CompiledPath:
         return self._slow(value, root)
 
     def _slow(self, value: Any, root: dict[str, Any]) -> list[Item]:
-        if self._fallback is None:
-            import fhirpathpy
-
-            self._fallback = fhirpathpy.compile(self.expression, _model())
-        out = self._fallback(value, {"resource": root, "rootResource": root})
+        fallback = self._fallback or _fhirpathpy_compile(self.expression)
+        out = fallback(value, {"resource": root, "rootResource": root})
         return [(_plain(v), None) for v in out]
+
+
+@functools.lru_cache(maxsize=1024)
+def _fhirpathpy_compile(expression: str) -> Callable[..., list[Any]]:
+    """fhirpathpy's compiled form; an expression it cannot parse either evaluates to nothing."""
+    import fhirpathpy
+
+    try:
+        return fhirpathpy.compile(expression, _model())
+    except Exception:  # a broken custom SearchParameter must not break every write
+        log.warning("FHIRPath expression %r cannot be compiled; it yields nothing", expression, exc_info=True)
+        return lambda *_args: []
 
 
 def _plain(value: Any) -> Any:
@@ -614,5 +629,13 @@ def is_fast(expression: str) -> bool:
     return True
 
 
-__all__ = ["CompiledPath", "Item", "Unsupported", "child_spec", "compile_path", "is_fast", "is_subtype",
-           "reference_type"]
+__all__ = [
+    "CompiledPath",
+    "Item",
+    "Unsupported",
+    "child_spec",
+    "compile_path",
+    "is_fast",
+    "is_subtype",
+    "reference_type",
+]

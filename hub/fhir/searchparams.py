@@ -168,8 +168,7 @@ def from_resource(res: Mapping[str, Any]) -> SearchParam:
     base = tuple(res.get("base") or ())
     expression = res.get("expression") or None
     comps = tuple(
-        Component(c.get("definition", ""), c.get("expression", ""))
-        for c in res.get("component") or ()
+        Component(c.get("definition", ""), c.get("expression", "")) for c in res.get("component") or ()
     )
     return SearchParam(
         code=res["code"],
@@ -249,7 +248,8 @@ def _search_parameters_in(data: Any) -> list[dict[str, Any]]:
         return [data]
     if data.get("resourceType") == "Bundle":
         return [
-            e["resource"] for e in data.get("entry") or ()
+            e["resource"]
+            for e in data.get("entry") or ()
             if isinstance(e.get("resource"), dict) and e["resource"].get("resourceType") == "SearchParameter"
         ]
     return []
@@ -276,8 +276,14 @@ def _profile_resources() -> list[dict[str, Any]]:
 
 def _synthetic() -> list[SearchParam]:
     return [
-        SearchParam(code=c, type="special", base=("Resource",), expression=None,
-                    url=f"urn:zorgnet-hub:searchparam:{c}", name=c)
+        SearchParam(
+            code=c,
+            type="special",
+            base=("Resource",),
+            expression=None,
+            url=f"urn:zorgnet-hub:searchparam:{c}",
+            name=c,
+        )
         for c in _SYNTHETIC_SPECIALS
     ]
 

@@ -113,14 +113,12 @@ def _read_children(elem: Any, info: TypeInfo, path: str, out: dict[str, Any]) ->
         elif not key.startswith("{"):  # xsi:schemaLocation, xml:lang and the like are not FHIR content
             raise _structure(f"Attribute '{key}' is not allowed on '{path}'", path)
     if elem.text is not None and not elem.text.isspace():
-        if elem.text is not None and not elem.text.isspace():
-            _no_text(elem.text, path)
+        _no_text(elem.text, path)
     elements = info.elements
     counts: dict[str, int] = {}
     exts: dict[str, list[Any]] = {}
     choices: dict[str, str] = {}
     for child in elem:
-        if child.tail is not None and not child.tail.isspace():
         if child.tail is not None and not child.tail.isspace():
             _no_text(child.tail, path)
         if child.tag == _DIV and info.name == "Narrative":
@@ -180,8 +178,7 @@ def _read_wrapped_resource(elem: Any, path: str) -> dict[str, Any]:
     if elem.attrib:
         raise _structure(f"Attributes are not allowed on '{path}'", path)
     if elem.text is not None and not elem.text.isspace():
-        if elem.text is not None and not elem.text.isspace():
-            _no_text(elem.text, path)
+        _no_text(elem.text, path)
     children = list(elem)
     if len(children) != 1:
         raise _structure(f"'{path}' must hold exactly one resource", path)
@@ -202,13 +199,11 @@ def _read_primitive(elem: Any, e: ElementInfo, path: str) -> tuple[Any, dict[str
         elif not key.startswith("{"):
             raise _structure(f"Attribute '{key}' is not allowed on '{path}'", path)
     if elem.text is not None and not elem.text.isspace():
-        if elem.text is not None and not elem.text.isspace():
-            _no_text(elem.text, path)
+        _no_text(elem.text, path)
     extensions = []
     info = type_info("Extension")
     assert info is not None
     for i, child in enumerate(elem):
-        if child.tail is not None and not child.tail.isspace():
         if child.tail is not None and not child.tail.isspace():
             _no_text(child.tail, path)
         name = _local(child, path)

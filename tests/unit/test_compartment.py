@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from hub.fhir.compartment import patient_compartment_ids, patient_compartment_params, patient_compartment_types
+from hub.fhir.compartment import (
+    patient_compartment_ids,
+    patient_compartment_params,
+    patient_compartment_types,
+)
 
 
 def _ref(param: str, rtype: str | None, rid: str | None, url: str | None = None) -> dict[str, str | None]:

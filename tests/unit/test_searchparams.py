@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hub.fhir.searchparams import (
     COLUMN_PARAMS,
     Component,
@@ -30,7 +32,10 @@ def test_get_splits_multi_base_expressions() -> None:
     assert phonetic.expression_for("Practitioner") == "Practitioner.name"
     assert phonetic.expression_for("Observation") is None
     code = registry.get("MedicationRequest", "code")
-    assert code is not None and code.expression_for("MedicationRequest") == "(MedicationRequest.medication as CodeableConcept)"
+    assert (
+        code is not None
+        and code.expression_for("MedicationRequest") == "(MedicationRequest.medication as CodeableConcept)"
+    )
     patient = registry.get("Observation", "patient")
     assert patient is not None and patient.target == ("Patient",)
     assert patient.expression_for("Observation") == "Observation.subject.where(resolve() is Patient)"
@@ -45,8 +50,20 @@ def test_relative_expressions_apply_to_every_base() -> None:
 def test_resource_level_parameters() -> None:
     registry = load_registry()
     patient = registry.for_type("Patient")
-    for code in ("_id", "_lastUpdated", "_tag", "_profile", "_security", "_source", "_text", "_content",
-                 "_list", "_has", "_filter", "_query"):
+    for code in (
+        "_id",
+        "_lastUpdated",
+        "_tag",
+        "_profile",
+        "_security",
+        "_source",
+        "_text",
+        "_content",
+        "_list",
+        "_has",
+        "_filter",
+        "_query",
+    ):
         assert code in patient, code
     assert "_text" not in registry.for_type("Bundle")  # DomainResource only
     assert "_tag" in registry.for_type("Bundle")
@@ -95,15 +112,23 @@ def test_by_url() -> None:
 
 
 def test_extra_parameters_add_and_override() -> None:
-    extra = [
+    extra: list[dict[str, Any]] = [
         {
-            "resourceType": "SearchParameter", "url": "http://nictiz.nl/fhir/SearchParameter/Flag-category",
-            "code": "category", "base": ["Flag"], "type": "token", "expression": "Flag.category",
+            "resourceType": "SearchParameter",
+            "url": "http://nictiz.nl/fhir/SearchParameter/Flag-category",
+            "code": "category",
+            "base": ["Flag"],
+            "type": "token",
+            "expression": "Flag.category",
         },
         {
-            "resourceType": "SearchParameter", "url": "http://example.org/SearchParameter/Patient-gender",
-            "code": "gender", "base": ["Patient"], "type": "token",
-            "expression": "Patient.extension('http://example.org/gender').value", "multipleAnd": False,
+            "resourceType": "SearchParameter",
+            "url": "http://example.org/SearchParameter/Patient-gender",
+            "code": "gender",
+            "base": ["Patient"],
+            "type": "token",
+            "expression": "Patient.extension('http://example.org/gender').value",
+            "multipleAnd": False,
         },
         {"resourceType": "SearchParameter", "code": "broken"},  # skipped, not fatal
     ]
@@ -119,7 +144,8 @@ def test_extra_parameters_add_and_override() -> None:
 def test_split_helpers() -> None:
     assert split_top_level("a.where(x='|') | (b | c) | d") == ["a.where(x='|')", "(b | c)", "d"]
     assert split_expression("Patient.name | Person.name | Group.name", ("Patient", "Person")) == (
-        ("Patient", "Patient.name"), ("Person", "Person.name")
+        ("Patient", "Patient.name"),
+        ("Person", "Person.name"),
     )
     assert split_expression("Observation | Observation.component", ("Observation",)) == (
         ("Observation", "Observation | Observation.component"),
@@ -128,6 +154,13 @@ def test_split_helpers() -> None:
 
 
 def test_from_resource_defaults() -> None:
-    sp = from_resource({"code": "x", "type": "quantity", "base": ["Observation"], "url": "u",
-                        "expression": "Observation.value"})
+    sp = from_resource(
+        {
+            "code": "x",
+            "type": "quantity",
+            "base": ["Observation"],
+            "url": "u",
+            "expression": "Observation.value",
+        }
+    )
     assert sp.comparators[0] == "eq" and sp.modifiers == ("missing",) and sp.multiple_or

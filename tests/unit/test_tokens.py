@@ -376,8 +376,9 @@ class FakeIdp:
     def token(self, config: AuthConfig, clock: Clock, key: Key | None = None, alg: str = "RS256",
               **over: Any) -> str:
         key = key or self.keys[0]
-        claims = good_claims(config, clock, iss=IDP, kind="client", ura=None, patient_bsn=BSN,
-                             scope="patient/*.rs", **over)
+        base: dict[str, Any] = {"iss": IDP, "kind": "client", "ura": None, "patient_bsn": BSN,
+                                "scope": "patient/*.rs"}
+        claims = good_claims(config, clock, **(base | over))
         return jwt.encode({"alg": alg, "kid": key.kid}, claims, key, algorithms=[alg], registry=jws_registry())
 
 

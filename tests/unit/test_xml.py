@@ -40,7 +40,7 @@ def test_there_are_examples() -> None:
 def test_nictiz_example_round_trips(path: Path) -> None:
     first = xml_to_json(path.read_bytes())
     assert first == xml_to_json(json_to_xml(first))
-    assert first == xml_to_json(json_to_xml(first, pretty=True)) or "text" in first
+    assert first == xml_to_json(json_to_xml(first, pretty=True))
 
 
 @pytest.mark.parametrize("data", _patch_test_resources(), ids=lambda d: str(hash(d)))

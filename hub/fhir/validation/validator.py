@@ -19,6 +19,7 @@ from hub.fhir.validation.snapshot import Node, Tree, _type_code
 from hub.fhir.validation.terminology import Terminology
 
 _SKIP_CONSTRAINTS = frozenset({"ele-1"})
+_BEST_PRACTICE = frozenset({"dom-6"})  # reported as information, not as a warning on every write
 _RESOURCE_TYPES = frozenset({"Resource", "DomainResource"})
 _EXTENSION_NAMES = frozenset({"extension", "modifierExtension"})
 _URL_DISCRIMINATOR = ({"type": "value", "path": "url"},)
@@ -371,6 +372,8 @@ class _Run:
                 continue
             if result == [False]:
                 severity = "error" if c.get("severity", "error") == "error" else "warning"
+                if key in _BEST_PRACTICE:
+                    severity = "information"
                 self.add(severity, "invariant", path, f"Constraint {key} failed: {c.get('human', c['expression'])}")
 
     # -- slicing -----------------------------------------------------------------------------------

@@ -1,0 +1,155 @@
+"""Fixtures shared by all tests: a hub per database backend (SQLite and PostgreSQL), an HTTP client.
+
+Every API test runs once per backend. PostgreSQL is not optional: when it cannot be reached the
+tests fail with a clear message (``make test`` starts a throwaway cluster when none is running).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import event, text
+
+from hub.app import create_app
+from hub.settings import Settings
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+
+
+def _backends() -> list[str]:
+    raw = os.environ.get("HUB_TEST_BACKENDS", "sqlite,postgresql")
+    return [b.strip() for b in raw.split(",") if b.strip()]
+
+
+def pg_admin_url() -> str:
+    return os.environ.get("HUB_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def _pg_create(name: str) -> str:
+    import asyncpg
+
+    admin = pg_admin_url()
+    try:
+        conn = await asyncpg.connect(admin, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(
+            f"PostgreSQL is required for the storage tests but {admin} cannot be reached ({exc}). "
+            "Run the suite with `make test`, which starts a throwaway cluster when none is running.",
+            pytrace=False,
+        )
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+
+
+async def _pg_drop(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_admin_url(), timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", params=_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "hub.db"
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    url = await _pg_create(name)
+    try:
+        yield url
+    finally:
+        await _pg_drop(name)
+
+
+def make_settings(database_url: str, tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "environment": "test",
+        "var_dir": tmp,
+        "demo": False,
+        "db_pool_size": 5,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def hub_app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
+    app = create_app(make_settings(database_url, tmp_path_factory.mktemp("var")))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+TABLES = (
+    "resource", "resource_history", "idx_string", "idx_token", "idx_date", "idx_reference", "idx_quantity",
+    "idx_number", "idx_uri", "idx_compartment",
+)
+
+
+async def clean(app: Any) -> None:
+    db = app.state.services.repo.db
+    async with db.write() as conn:
+        if db.is_sqlite:
+            for t in TABLES:
+                await conn.execute(text(f"DELETE FROM {t}"))
+        else:
+            await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY"))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(hub_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on a hub with an empty database."""
+    await clean(hub_app)
+    transport = httpx.ASGITransport(app=hub_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as c:
+        yield c
+
+
+class StatementCounter:
+    """Counts SQL statements sent to the database (HAPI-style query-count assertions)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_statements(hub_app: Any) -> Any:
+    engine = hub_app.state.services.repo.db.engine.sync_engine
+
+    @contextmanager
+    def counting() -> Iterator[StatementCounter]:
+        counter = StatementCounter()
+        event.listen(engine, "before_cursor_execute", counter)
+        try:
+            yield counter
+        finally:
+            event.remove(engine, "before_cursor_execute", counter)
+
+    return counting
