@@ -399,11 +399,11 @@ class _AuthServer:
             check_signature(parsed, key)
             check_audience(claims, self.config.token_endpoint)
             skew = self.config.max_skew
-            exp = check_times(
-                claims, now, skew, max_lifetime=self.config.max_assertion_lifetime, require_iat=False
-            )
-            if exp > now + self.config.max_assertion_lifetime + skew:
-                raise ValueError(f"exp is more than {self.config.max_assertion_lifetime} s ahead")
+            limit = self.config.max_assertion_lifetime
+            exp_claim = claims.get("exp")
+            if isinstance(exp_claim, int | float) and exp_claim > now + limit + skew:
+                raise ValueError(f"exp is more than {limit} s ahead")
+            exp = check_times(claims, now, skew, max_lifetime=limit, require_iat=False)
             if not isinstance(jti, str) or not 0 < len(jti) <= 255:
                 raise ValueError("claim 'jti' is missing")
         except ValueError as exc:

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, OKPKey, import_key
-from joserfc.jws import JWSAlgModel, JWSRegistry
+from joserfc.jws import JWSRegistry
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ VERIFY_ALGS: frozenset[str] = frozenset({"RS256", "RS384", "ES256", "ES384", "Ed
 @functools.cache
 def jws_registry(algorithms: frozenset[str] = VERIFY_ALGS) -> JWSRegistry:
     """A JWS registry allowing exactly ``algorithms``, with a warning-free ``EdDSA``."""
-    quiet: JWSAlgModel = copy.copy(JWSRegistry.algorithms["EdDSA"])
+    quiet = copy.copy(JWSRegistry.algorithms["EdDSA"])
     quiet.security_warning = None
 
     class _Registry(JWSRegistry):
@@ -62,17 +62,8 @@ def generate_key(alg: str = "ES256") -> Key:
     """A new private signing key for ``alg``, with kid = RFC 7638 thumbprint."""
     if alg not in SIGNING_ALGS:
         raise ValueError(f"unsupported signing algorithm {alg!r}; use one of {sorted(SIGNING_ALGS)}")
-    kty, crv = SIGNING_ALGS[alg]
-    params: dict[str, Any] = {"alg": alg, "use": "sig"}
-    key: Key = (
-        ECKey.generate_key(crv, parameters=params)
-        if kty == "EC"
-        else OKPKey.generate_key(
-            crv,
-            parameters=params,  # type: ignore[arg-type]
-        )
-    )
-    return import_key({**key.as_dict(private=True), "kid": key.thumbprint()})
+    key: Key = ECKey.generate_key("P-256") if SIGNING_ALGS[alg][0] == "EC" else OKPKey.generate_key("Ed25519")
+    return import_key({**key.as_dict(private=True), "alg": alg, "use": "sig", "kid": key.thumbprint()})
 
 
 class HubKeys:

@@ -123,7 +123,30 @@ def narrow_scopes(requested: Iterable[str], allowed: Iterable[str]) -> frozenset
                 continue
             rtype = req.resource_type if al.resource_type == "*" else al.resource_type
             granted.add(ResourceScope(req.context, rtype, perms, req.query).render())
-    return frozenset(granted)
+    return _without_subsumed(granted)
+
+
+def _subsumes(a: ResourceScope, b: ResourceScope) -> bool:
+    """Whether scope ``a`` grants everything ``b`` grants."""
+    return (
+        a.context == b.context
+        and a.resource_type in ("*", b.resource_type)
+        and a.query in (None, b.query)
+        and b.permissions <= a.permissions
+    )
+
+
+def _without_subsumed(scopes: set[str]) -> frozenset[str]:
+    parsed = {s: parse_scope(s) for s in scopes}
+    keep = set(scopes)
+    for s, p in parsed.items():
+        if p is None:
+            continue
+        for t, q in parsed.items():
+            if t != s and t in keep and q is not None and _subsumes(q, p):
+                keep.discard(s)
+                break
+    return frozenset(keep)
 
 
 @dataclass(frozen=True)

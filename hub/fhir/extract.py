@@ -242,10 +242,13 @@ def _token_values(value: Any, typ: str | None, root: dict[str, Any]) -> Iterator
             yield None, code, None, None, None
 
 
-def _parse_reference(ref: str, root: dict[str, Any]) -> Values:
-    """(target_type, target_id, target_url) for a reference string."""
+def parse_reference(ref: str, root: dict[str, Any] | None = None) -> Values:
+    """(target_type, target_id, target_url) for a reference string, as the reference rows store it.
+
+    The search side can parse reference *values* with it to match rows exactly.
+    """
     if ref.startswith("#"):
-        return reference_type({"reference": ref}, root), None, ref
+        return reference_type({"reference": ref}, root or {}), None, ref
     head = ref.split("|", 1)[0]
     parts = head.split("/")
     if "_history" in parts:
@@ -265,7 +268,7 @@ def _parse_reference(ref: str, root: dict[str, Any]) -> Values:
 
 def _reference_values(value: Any, typ: str | None, root: dict[str, Any]) -> Iterator[Values]:
     if isinstance(value, str):
-        yield *_parse_reference(value, root), None, None
+        yield *parse_reference(value, root), None, None
         return
     if not isinstance(value, dict):
         return
@@ -280,7 +283,7 @@ def _reference_values(value: Any, typ: str | None, root: dict[str, Any]) -> Iter
     if isinstance(ident, dict):
         isys, ival = _cut(ident.get("system")), _cut(ident.get("value"))
     if isinstance(ref, str) and ref:
-        rtype, rid, url = _parse_reference(ref, root)
+        rtype, rid, url = parse_reference(ref, root)
     elif isys is not None or ival is not None:
         rtype, rid, url = reference_type(value, root), None, None
     else:
@@ -485,4 +488,4 @@ def extract(resource: dict[str, Any], registry: Registry, *, base_url: str | Non
     return result
 
 
-__all__ = ["COLUMNS", "IndexRows", "extract"]
+__all__ = ["COLUMNS", "IndexRows", "extract", "parse_reference"]

@@ -64,8 +64,19 @@ def check_resource(data: Any, expected_type: str | None = None, *, where: str = 
         raise BadRequest(f"Unknown resource type '{res_type}'", code="not-supported", expression=where or None)
     issues = check_structure(data)
     if issues:
+        if where:
+            issues = [_relocate(i, res_type, where) for i in issues]
         raise InvalidResource(issues[0].diagnostics, issues=issues)
     return data
+
+
+def _relocate(issue: Issue, res_type: str, where: str) -> Issue:
+    """An issue about ``Type.x`` of an embedded resource, re-anchored at ``where`` (e.g. Bundle.entry[3].resource)."""
+    exprs = tuple(where + e[len(res_type):] if e.startswith(res_type) else e for e in issue.expression)
+    diagnostics = issue.diagnostics
+    for old, new in zip(issue.expression, exprs, strict=True):
+        diagnostics = diagnostics.replace(old, new)
+    return Issue(diagnostics, issue.code, issue.severity, exprs)
 
 
 @cache

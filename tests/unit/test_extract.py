@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from hub.fhir.compartment import patient_compartment_types
-from hub.fhir.extract import COLUMNS, IndexRows, extract
+from hub.fhir.extract import COLUMNS, IndexRows, extract, parse_reference
 from hub.fhir.normalize import date_range
 from hub.fhir.searchparams import load_registry
 from hub.store.tables import DATE_MAX, INDEX_TABLES
@@ -475,3 +475,16 @@ def test_never_raises_on_odd_data(rtype: str, body: dict[str, Any]) -> None:
 
 def test_without_resource_type_nothing_is_indexed() -> None:
     assert extract({"id": "x"}, load_registry()).count() == 0
+
+
+def test_parse_reference() -> None:
+    assert parse_reference("Patient/1") == ("Patient", "1", None)
+    assert parse_reference("Patient/1/_history/2") == ("Patient", "1", None)
+    assert parse_reference("http://h/fhir/Patient/1") == ("Patient", "1", "http://h/fhir/Patient/1")
+    assert parse_reference("urn:uuid:0b1c") == (None, None, "urn:uuid:0b1c")
+    assert parse_reference("http://snomed.info/sct") == (None, None, "http://snomed.info/sct")
+    assert parse_reference("#c1", {"contained": [{"resourceType": "Medication", "id": "c1"}]}) == (
+        "Medication",
+        None,
+        "#c1",
+    )

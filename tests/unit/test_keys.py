@@ -22,8 +22,16 @@ def _config(key_dir: Path) -> AuthConfig:
 
 def _claims(config: AuthConfig) -> dict[str, object]:
     now = int(time.time())
-    return {"iss": config.issuer, "aud": config.audience, "sub": "admin", "kind": "admin",
-            "scope": "hub/admin", "iat": now, "exp": now + 60, "jti": "j1"}
+    return {
+        "iss": config.issuer,
+        "aud": config.audience,
+        "sub": "admin",
+        "kind": "admin",
+        "scope": "hub/admin",
+        "iat": now,
+        "exp": now + 60,
+        "jti": "j1",
+    }
 
 
 def test_created_on_first_use_with_private_mode(tmp_path: Path) -> None:

@@ -163,7 +163,9 @@ async def _transaction(call: Call, outer: FhirRequest, raw_entries: list[Any]) -
                     results[entry.index] = await handle(tx_call, entry.request)
             except FhirError as exc:
                 exc.issues = [
-                    Issue(f"{where}: {i.diagnostics}", i.code, i.severity, i.expression or (where,)) for i in exc.issues
+                    Issue(f"{where}: {i.diagnostics}", i.code, i.severity,
+                          tuple(_anchor(e, entry.target.res_type, where) for e in i.expression) or (where,))
+                    for i in exc.issues
                 ]
                 raise
     responses = [_response_entry(results[e.index], with_resource=e.request.method in ("GET", "HEAD")) for e in entries]
@@ -259,6 +261,13 @@ async def _matched(call: Call, ref: str) -> FhirResult:
     stored = await call.svc.repo.read(res_type, res_id, conn=call.conn)
     location = f"{call.base}/{res_type}/{res_id}/_history/{stored.version}"
     return FhirResult(200, None, stored, location)
+
+
+def _anchor(expression: str, res_type: str | None, where: str) -> str:
+    """``Observation.id`` of entry 3 -> ``Bundle.entry[3].resource.id``."""
+    if res_type and (expression == res_type or expression.startswith(res_type + ".")):
+        return f"{where}.resource{expression[len(res_type):]}"
+    return expression
 
 
 def _check_duplicates(entries: list[_Entry]) -> None:
