@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OKPKey, import_key
 from joserfc.jws import JWSRegistry
 
@@ -152,10 +153,15 @@ class HubKeys:
         if now - self._checked < min_interval:
             return False
         self._checked = now
-        stamp = _stamp(self.path)
-        if stamp == self._stamp:
+        try:
+            stamp = _stamp(self.path)
+            if stamp == self._stamp:
+                return False
+            data = _read_keyset(self.path)
+            self._load(data)
+        except (OSError, ValueError, TypeError, KeyError, JoseError) as exc:  # keep the keys we have
+            log.error("cannot reload %s: %s", self.path, exc)
             return False
-        self._load(_read_keyset(self.path))
         self._stamp = stamp
         return True
 

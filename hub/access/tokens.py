@@ -46,7 +46,7 @@ MAX_TOKEN_LENGTH = 8192
 #: Upper bound on the clock skew tolerated on ``exp``/``nbf``/``iat``.
 MAX_SKEW = 60
 #: Kinds an external issuer may assert unless configured otherwise (no administrators).
-EXTERNAL_KINDS: frozenset[str] = frozenset({"professional", "client", "related", "system"})
+EXTERNAL_KINDS: frozenset[str] = frozenset({"professional", "client", "related"})
 
 _DIGITS = re.compile(r"^\d{1,20}$")
 _BSN = re.compile(r"^\d{9}$")
@@ -132,7 +132,8 @@ class AuthConfig:
 
 def invalid_token(reason: str) -> Unauthorized:
     """A 401 for a bad bearer token, with the RFC 6750 ``WWW-Authenticate`` challenge."""
-    safe = reason.replace('"', "'").replace("\\", "/")
+    # Reasons can quote attacker-chosen values: keep the header printable ASCII without quotes.
+    safe = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in reason[:200])
     return Unauthorized(
         f"Invalid bearer token: {reason}",
         headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{safe}"'},

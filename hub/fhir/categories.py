@@ -30,7 +30,9 @@ class Rule:
 
     def matches(self, resource: dict[str, Any]) -> bool:
         if self.meta_profile is not None:
-            claimed = resource.get("meta", {}).get("profile", []) if isinstance(resource.get("meta"), dict) else []
+            claimed = (
+                resource.get("meta", {}).get("profile", []) if isinstance(resource.get("meta"), dict) else []
+            )
             if self.meta_profile not in claimed:
                 return False
         return all(_has_coding(resource, path, system, code) for path, system, code in self.when)
@@ -57,7 +59,9 @@ def category_map() -> CategoryMap:
         if r["category"] not in codes:
             raise ValueError(f"categories.json: unknown category {r['category']!r}")
         when = tuple((tuple(w["path"].split(".")), w.get("system"), w["code"]) for w in r.get("when", []))
-        by_type.setdefault(r["type"], []).append(Rule(r["type"], r["category"], r.get("metaProfile"), when, r.get("profile")))
+        by_type.setdefault(r["type"], []).append(
+            Rule(r["type"], r["category"], r.get("metaProfile"), when, r.get("profile"))
+        )
     return CategoryMap({t: tuple(rs) for t, rs in by_type.items()}, data["default"], codes)
 
 
@@ -103,6 +107,10 @@ def _has_coding(resource: dict[str, Any], path: tuple[str, ...], system: str | N
             continue
         codings = v.get("coding") if "coding" in v else [v]
         for c in codings or ():
-            if isinstance(c, dict) and c.get("code") == code and (system is None or c.get("system") == system):
+            if (
+                isinstance(c, dict)
+                and c.get("code") == code
+                and (system is None or c.get("system") == system)
+            ):
                 return True
     return False

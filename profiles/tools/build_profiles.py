@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (profile data: long descriptions and FHIRPath expressions stay on one line)
 """Writes the hub's conformance package (profiles/*.json) from the compact definitions below.
 
 Run from the repository root: ``.venv/bin/python profiles/tools/build_profiles.py``. Differentials are
@@ -32,7 +33,11 @@ OUT = ROOT / "profiles"
 PATIENT = [SD + "zorgnet-Patient", NL + "nl-core-Patient", CORE + "Patient"]
 ORG = [SD + "zorgnet-Organization", NL + "nl-core-HealthcareProvider-Organization", CORE + "Organization"]
 PRACT = [SD + "zorgnet-Practitioner", NL + "nl-core-HealthProfessional-Practitioner", CORE + "Practitioner"]
-ROLE = [SD + "zorgnet-PractitionerRole", NL + "nl-core-HealthProfessional-PractitionerRole", CORE + "PractitionerRole"]
+ROLE = [
+    SD + "zorgnet-PractitionerRole",
+    NL + "nl-core-HealthProfessional-PractitionerRole",
+    CORE + "PractitionerRole",
+]
 RELATED = [SD + "zorgnet-ContactPerson", NL + "nl-core-ContactPerson", CORE + "RelatedPerson"]
 CARETEAM = [SD + "zorgnet-CareTeam", NL + "nl-core-CareTeam", CORE + "CareTeam"]
 
@@ -74,14 +79,34 @@ def bind(vs: str, strength: str = "required") -> dict[str, Any]:
 
 
 def profile(
-    pid: str, rtype: str, base: str, title: str, description: str, elements: list[dict[str, Any]], *,
-    url_base: str = SD, kind: str = "resource", context: list[str] | None = None, publisher: str = "Zorgnet Hub",
+    pid: str,
+    rtype: str,
+    base: str,
+    title: str,
+    description: str,
+    elements: list[dict[str, Any]],
+    *,
+    url_base: str = SD,
+    kind: str = "resource",
+    context: list[str] | None = None,
+    publisher: str = "Zorgnet Hub",
 ) -> dict[str, Any]:
     sd: dict[str, Any] = {
-        "resourceType": "StructureDefinition", "id": pid, "url": url_base + pid, "version": "0.1.0",
-        "name": "".join(p[:1].upper() + p[1:] for p in pid.replace(".", "-").split("-")), "title": title,
-        "status": "draft", "publisher": publisher, "description": description, "fhirVersion": "4.0.1",
-        "kind": kind, "abstract": False, "type": rtype, "baseDefinition": base, "derivation": "constraint",
+        "resourceType": "StructureDefinition",
+        "id": pid,
+        "url": url_base + pid,
+        "version": "0.1.0",
+        "name": "".join(p[:1].upper() + p[1:] for p in pid.replace(".", "-").split("-")),
+        "title": title,
+        "status": "draft",
+        "publisher": publisher,
+        "description": description,
+        "fhirVersion": "4.0.1",
+        "kind": kind,
+        "abstract": False,
+        "type": rtype,
+        "baseDefinition": base,
+        "derivation": "constraint",
     }
     if context:
         sd["context"] = [{"type": "element", "expression": c} for c in context]
@@ -91,32 +116,77 @@ def profile(
     return sd
 
 
-def extension(pid: str, title: str, description: str, value_types: list[dict[str, Any]], context: list[str], *,
-              url_base: str = SD, binding: dict[str, Any] | None = None, publisher: str = "Zorgnet Hub") -> dict[str, Any]:
+def extension(
+    pid: str,
+    title: str,
+    description: str,
+    value_types: list[dict[str, Any]],
+    context: list[str],
+    *,
+    url_base: str = SD,
+    binding: dict[str, Any] | None = None,
+    publisher: str = "Zorgnet Hub",
+) -> dict[str, Any]:
     value = el("Extension.value[x]", min=1, type=value_types)
     if binding:
         value["binding"] = binding
-    return profile(pid, "Extension", CORE + "Extension", title, description, [
-        el("Extension", short=title),
-        el("Extension.extension", max="0"),
-        el("Extension.url", fixedUri=url_base + pid),
-        value,
-    ], url_base=url_base, kind="complex-type", context=context, publisher=publisher)
+    return profile(
+        pid,
+        "Extension",
+        CORE + "Extension",
+        title,
+        description,
+        [
+            el("Extension", short=title),
+            el("Extension.extension", max="0"),
+            el("Extension.url", fixedUri=url_base + pid),
+            value,
+        ],
+        url_base=url_base,
+        kind="complex-type",
+        context=context,
+        publisher=publisher,
+    )
 
 
-def codesystem(cid: str, title: str, description: str, concepts: list[tuple[str, str]], *, url: str | None = None) -> dict[str, Any]:
+def codesystem(
+    cid: str, title: str, description: str, concepts: list[tuple[str, str]], *, url: str | None = None
+) -> dict[str, Any]:
     return {
-        "resourceType": "CodeSystem", "id": cid, "url": url or CS + cid, "version": "0.1.0", "name": cid.replace("-", ""),
-        "title": title, "status": "active", "publisher": "Zorgnet Hub", "description": description,
-        "caseSensitive": True, "content": "complete", "count": len(concepts),
+        "resourceType": "CodeSystem",
+        "id": cid,
+        "url": url or CS + cid,
+        "version": "0.1.0",
+        "name": cid.replace("-", ""),
+        "title": title,
+        "status": "active",
+        "publisher": "Zorgnet Hub",
+        "description": description,
+        "caseSensitive": True,
+        "content": "complete",
+        "count": len(concepts),
         "concept": [{"code": c, "display": d} for c, d in concepts],
     }
 
 
-def valueset(vid: str, title: str, includes: list[dict[str, Any]], *, url: str | None = None, publisher: str = "Zorgnet Hub") -> dict[str, Any]:
+def valueset(
+    vid: str,
+    title: str,
+    includes: list[dict[str, Any]],
+    *,
+    url: str | None = None,
+    publisher: str = "Zorgnet Hub",
+) -> dict[str, Any]:
     return {
-        "resourceType": "ValueSet", "id": vid, "url": url or VS + vid, "version": "0.1.0", "name": vid.replace("-", ""),
-        "title": title, "status": "active", "publisher": publisher, "compose": {"include": includes},
+        "resourceType": "ValueSet",
+        "id": vid,
+        "url": url or VS + vid,
+        "version": "0.1.0",
+        "name": vid.replace("-", ""),
+        "title": title,
+        "status": "active",
+        "publisher": publisher,
+        "compose": {"include": includes},
     }
 
 
@@ -144,51 +214,202 @@ CATEGORIES = [
 
 def terminology() -> list[dict[str, Any]]:
     res = [
-        codesystem("data-category", "Zorgnet data categories", "The categories consent and access are granted for; every stored resource belongs to exactly one.", CATEGORIES),
+        codesystem(
+            "data-category",
+            "Zorgnet data categories",
+            "The categories consent and access are granted for; every stored resource belongs to exactly one.",
+            CATEGORIES,
+        ),
         valueset("data-category", "Zorgnet data categories", [{"system": CS + "data-category"}]),
-        codesystem("performer-kind", "Who performs a care plan activity", "Distinguishes professional care from informal care in the shared care plan.", [
-            ("professional", "Zorgprofessional"), ("mantelzorger", "Mantelzorger"), ("vrijwilliger", "Vrijwilliger"),
-            ("client", "Client zelf"), ("organisatie", "Organisatie (team, aanbieder)")]),
+        codesystem(
+            "performer-kind",
+            "Who performs a care plan activity",
+            "Distinguishes professional care from informal care in the shared care plan.",
+            [
+                ("professional", "Zorgprofessional"),
+                ("mantelzorger", "Mantelzorger"),
+                ("vrijwilliger", "Vrijwilliger"),
+                ("client", "Client zelf"),
+                ("organisatie", "Organisatie (team, aanbieder)"),
+            ],
+        ),
         valueset("performer-kind", "Performer kinds", [{"system": CS + "performer-kind"}]),
-        codesystem("care-activity", "Care plan activity types", "Kinds of activities in the shared care plan, including respite (respijtzorg) arrangements.", [
-            ("persoonlijke-verzorging", "Persoonlijke verzorging"), ("verpleging", "Verpleging"),
-            ("huishoudelijke-hulp", "Huishoudelijke hulp"), ("begeleiding", "Begeleiding"),
-            ("dagbesteding", "Dagbesteding"), ("maaltijden", "Maaltijdvoorziening"), ("vervoer", "Vervoer"),
-            ("gezelschap", "Gezelschap en sociaal contact"), ("mantelzorgondersteuning", "Ondersteuning van de mantelzorger"),
-            ("respijtzorg", "Respijtzorg: vervanging van de mantelzorger"), ("logeeropvang", "Logeeropvang (respijt)"),
-            ("medicatie", "Hulp bij medicatie"), ("toezicht", "Toezicht")]),
-        valueset("care-activity", "Care plan activities", [{"system": CS + "care-activity"}, {"system": SCT}]),
-        codesystem("careplan-category", "Care plan categories", "Marks the hub's shared care plan.", [
-            ("gedeeld-zorgplan", "Gedeeld zorg- en ondersteuningsplan"), ("ondersteuningsplan", "Ondersteuningsplan (door client opgesteld)")]),
-        codesystem("goal-category", "Goal categories", "Marks whose goal a Goal is.", [
-            ("eigen-doel", "Doel van de client zelf"), ("professioneel-doel", "Behandeldoel van een professional"), ("gezamenlijk-doel", "Samen afgesproken doel")]),
-        codesystem("servicerequest-category", "ServiceRequest categories", "Marks municipal provisions.", [("wmo-toewijzing", "Wmo-toewijzing (iWmo WMO301)")]),
-        codesystem("consent-category", "Consent categories", "Marks the hub's data-sharing consents.", [
-            ("gegevensdeling", "Toestemming voor gegevensdeling in het zorgnetwerk"), ("delegatie", "Delegatie aan een naaste")]),
-        codesystem("iwmo-productcategorie", "iWmo productcategorie (LDT_ProductCategorie)", "iWmo 3.2 product categories.", enumerations("LDT_ProductCategorie")),
-        valueset("iwmo-productcategorie", "iWmo productcategorie", [{"system": CS + "iwmo-productcategorie"}]),
-        codesystem("iwmo-eenheid", "iWmo eenheid (LDT_Eenheid)", "iWmo 3.2 units of volume.", enumerations("LDT_Eenheid")),
+        codesystem(
+            "care-activity",
+            "Care plan activity types",
+            "Kinds of activities in the shared care plan, including respite (respijtzorg) arrangements.",
+            [
+                ("persoonlijke-verzorging", "Persoonlijke verzorging"),
+                ("verpleging", "Verpleging"),
+                ("huishoudelijke-hulp", "Huishoudelijke hulp"),
+                ("begeleiding", "Begeleiding"),
+                ("dagbesteding", "Dagbesteding"),
+                ("maaltijden", "Maaltijdvoorziening"),
+                ("vervoer", "Vervoer"),
+                ("gezelschap", "Gezelschap en sociaal contact"),
+                ("mantelzorgondersteuning", "Ondersteuning van de mantelzorger"),
+                ("respijtzorg", "Respijtzorg: vervanging van de mantelzorger"),
+                ("logeeropvang", "Logeeropvang (respijt)"),
+                ("medicatie", "Hulp bij medicatie"),
+                ("toezicht", "Toezicht"),
+            ],
+        ),
+        valueset(
+            "care-activity", "Care plan activities", [{"system": CS + "care-activity"}, {"system": SCT}]
+        ),
+        codesystem(
+            "careplan-category",
+            "Care plan categories",
+            "Marks the hub's shared care plan.",
+            [
+                ("gedeeld-zorgplan", "Gedeeld zorg- en ondersteuningsplan"),
+                ("ondersteuningsplan", "Ondersteuningsplan (door client opgesteld)"),
+            ],
+        ),
+        codesystem(
+            "goal-category",
+            "Goal categories",
+            "Marks whose goal a Goal is.",
+            [
+                ("eigen-doel", "Doel van de client zelf"),
+                ("professioneel-doel", "Behandeldoel van een professional"),
+                ("gezamenlijk-doel", "Samen afgesproken doel"),
+            ],
+        ),
+        codesystem(
+            "servicerequest-category",
+            "ServiceRequest categories",
+            "Marks municipal provisions.",
+            [("wmo-toewijzing", "Wmo-toewijzing (iWmo WMO301)")],
+        ),
+        codesystem(
+            "consent-category",
+            "Consent categories",
+            "Marks the hub's data-sharing consents.",
+            [
+                ("gegevensdeling", "Toestemming voor gegevensdeling in het zorgnetwerk"),
+                ("delegatie", "Delegatie aan een naaste"),
+            ],
+        ),
+        codesystem(
+            "iwmo-productcategorie",
+            "iWmo productcategorie (LDT_ProductCategorie)",
+            "iWmo 3.2 product categories.",
+            enumerations("LDT_ProductCategorie"),
+        ),
+        valueset(
+            "iwmo-productcategorie", "iWmo productcategorie", [{"system": CS + "iwmo-productcategorie"}]
+        ),
+        codesystem(
+            "iwmo-eenheid",
+            "iWmo eenheid (LDT_Eenheid)",
+            "iWmo 3.2 units of volume.",
+            enumerations("LDT_Eenheid"),
+        ),
         valueset("iwmo-eenheid", "iWmo eenheid", [{"system": CS + "iwmo-eenheid"}]),
-        codesystem("iwmo-frequentie", "iWmo frequentie (LDT_Frequentie)", "iWmo 3.2 frequencies.", enumerations("LDT_Frequentie")),
+        codesystem(
+            "iwmo-frequentie",
+            "iWmo frequentie (LDT_Frequentie)",
+            "iWmo 3.2 frequencies.",
+            enumerations("LDT_Frequentie"),
+        ),
         valueset("iwmo-frequentie", "iWmo frequentie", [{"system": CS + "iwmo-frequentie"}]),
-        valueset("overdracht-task-status", "Overdracht Task states (eOverdracht 4.0)", [{"system": "http://hl7.org/fhir/task-status", "concept": [
-            {"code": c} for c in ("requested", "received", "accepted", "rejected", "on-hold", "in-progress", "completed", "cancelled")]}]),
-        valueset("consent-actor-role", "Roles of actors in a hub consent", [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "concept": [
-            {"code": "IRCP", "display": "information recipient"}, {"code": "PRCP", "display": "primary information recipient"},
-            {"code": "DELEGATEE", "display": "delegatee"}]},
-            {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "concept": [{"code": "DELEGATEE"}]}]),
+        valueset(
+            "overdracht-task-status",
+            "Overdracht Task states (eOverdracht 4.0)",
+            [
+                {
+                    "system": "http://hl7.org/fhir/task-status",
+                    "concept": [
+                        {"code": c}
+                        for c in (
+                            "requested",
+                            "received",
+                            "accepted",
+                            "rejected",
+                            "on-hold",
+                            "in-progress",
+                            "completed",
+                            "cancelled",
+                        )
+                    ],
+                }
+            ],
+        ),
+        valueset(
+            "consent-actor-role",
+            "Roles of actors in a hub consent",
+            [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                    "concept": [
+                        {"code": "IRCP", "display": "information recipient"},
+                        {"code": "PRCP", "display": "primary information recipient"},
+                        {"code": "DELEGATEE", "display": "delegatee"},
+                    ],
+                },
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode",
+                    "concept": [{"code": "DELEGATEE"}],
+                },
+            ],
+        ),
     ]
     acp_vs = [
-        ("ACP-PreferredPlaceOfDeath", "ACP preferred place of death", [(NULLFL, "OTH", "Anders"), (NULLFL, "UNK", "Nog onbekend"), (SCT, "264362003", "Thuis"), (SCT, "22232009", "Ziekenhuis"), (SCT, "108344006", "Verpleeghuis"), (SCT, "284546000", "Hospice")]),
-        ("ACP-EuthanasiaStatement", "ACP euthanasia statement", [(NULLFL, "UNK", "Nog onbekend"), (SCT, "340181000146102", "Heeft euthanasieverklaring"), (SCT, "340201000146103", "Wenst geen euthanasie"), (SCT, "340191000146100", "Geen euthanasieverklaring, zou wel verzoek kunnen doen in bepaalde situaties")]),
-        ("ACP-MedicalPolicyGoal", "ACP medical policy goal", [(SCT, "385987000", "zorg bij ziekte en/of letsel"), (SCT, "1351964001", "levensverlengende behandeling"), (SCT, "713148004", "voorkomen en behandelen van symptomen")]),
-        ("ACP-YesNoUnknownVS", "ACP yes/no/unknown", [(NULLFL, "UNK", "Nog onbekend"), (SCT, "373066001", "Ja"), (SCT, "373067005", "Nee")]),
+        (
+            "ACP-PreferredPlaceOfDeath",
+            "ACP preferred place of death",
+            [
+                (NULLFL, "OTH", "Anders"),
+                (NULLFL, "UNK", "Nog onbekend"),
+                (SCT, "264362003", "Thuis"),
+                (SCT, "22232009", "Ziekenhuis"),
+                (SCT, "108344006", "Verpleeghuis"),
+                (SCT, "284546000", "Hospice"),
+            ],
+        ),
+        (
+            "ACP-EuthanasiaStatement",
+            "ACP euthanasia statement",
+            [
+                (NULLFL, "UNK", "Nog onbekend"),
+                (SCT, "340181000146102", "Heeft euthanasieverklaring"),
+                (SCT, "340201000146103", "Wenst geen euthanasie"),
+                (
+                    SCT,
+                    "340191000146100",
+                    "Geen euthanasieverklaring, zou wel verzoek kunnen doen in bepaalde situaties",
+                ),
+            ],
+        ),
+        (
+            "ACP-MedicalPolicyGoal",
+            "ACP medical policy goal",
+            [
+                (SCT, "385987000", "zorg bij ziekte en/of letsel"),
+                (SCT, "1351964001", "levensverlengende behandeling"),
+                (SCT, "713148004", "voorkomen en behandelen van symptomen"),
+            ],
+        ),
+        (
+            "ACP-YesNoUnknownVS",
+            "ACP yes/no/unknown",
+            [(NULLFL, "UNK", "Nog onbekend"), (SCT, "373066001", "Ja"), (SCT, "373067005", "Nee")],
+        ),
     ]
     for vid, title, codes in acp_vs:
         systems: dict[str, list[dict[str, str]]] = {}
         for system, code, display in codes:
             systems.setdefault(system, []).append({"code": code, "display": display})
-        res.append(valueset(vid, title, [{"system": s, "concept": c} for s, c in systems.items()], url=IKNL_VS + vid, publisher="IKNL"))
+        res.append(
+            valueset(
+                vid,
+                title,
+                [{"system": s, "concept": c} for s, c in systems.items()],
+                url=IKNL_VS + vid,
+                publisher="IKNL",
+            )
+        )
     return res
 
 
@@ -196,82 +417,221 @@ def terminology() -> list[dict[str, Any]]:
 def network() -> list[dict[str, Any]]:
     bsn = "http://fhir.nl/fhir/NamingSystem/bsn"
     return [
-        profile("zorgnet-Patient", "Patient", NL + "nl-core-Patient", "Zorgnet client", "The client at the centre of the care network (nl-core-Patient with the BSN as the identifier the hub keys on).", [
-            el("Patient", constraint=[inv("zn-pat-1", "A client should be identified by a BSN", f"identifier.where(system = '{bsn}').exists()", "warning")]),
-            el("Patient.identifier", min=1, slicing=slicing("value", "system")),
-            el("Patient.identifier:bsn", min=0, max="1"),
-            el("Patient.identifier:bsn.system", min=1, fixedUri=bsn),
-            el("Patient.identifier:bsn.value", min=1),
-            el("Patient.name", min=1),
-        ]),
-        profile("zorgnet-Practitioner", "Practitioner", NL + "nl-core-HealthProfessional-Practitioner", "Zorgnet professional", "A professional in the care network, identified by UZI, BIG or AGB.", [
-            el("Practitioner", constraint=[inv("zn-prac-1", "A professional needs a UZI, BIG or AGB number",
-                "identifier.where(system = 'http://fhir.nl/fhir/NamingSystem/uzi-nr-pers' or system = 'http://fhir.nl/fhir/NamingSystem/big' or system = 'http://fhir.nl/fhir/NamingSystem/agb-z').exists()")]),
-            el("Practitioner.identifier", min=1),
-            el("Practitioner.name", min=1),
-        ]),
-        profile("zorgnet-PractitionerRole", "PractitionerRole", NL + "nl-core-HealthProfessional-PractitionerRole", "Zorgnet professional role", "A professional's role for an organisation in the care network.", [
-            el("PractitionerRole.practitioner", min=1, type=ref(*PRACT)),
-            el("PractitionerRole.organization", min=1, type=ref(*ORG)),
-        ]),
-        profile("zorgnet-Organization", "Organization", NL + "nl-core-HealthcareProvider-Organization", "Zorgnet organisation", "A care provider, municipality or other organisation in the network, identified by URA or AGB.", [
-            el("Organization", constraint=[inv("zn-org-1", "An organisation needs a URA or AGB number",
-                "identifier.where(system = 'http://fhir.nl/fhir/NamingSystem/ura' or system = 'http://fhir.nl/fhir/NamingSystem/agb-z').exists()")]),
-            el("Organization.identifier", min=1),
-            el("Organization.name", min=1),
-        ]),
-        profile("zorgnet-ContactPerson", "RelatedPerson", NL + "nl-core-ContactPerson", "Zorgnet mantelzorger / contact person", "A mantelzorger, naaste, volunteer or legal representative of the client.", [
-            el("RelatedPerson.patient", type=ref(*PATIENT)),
-            el("RelatedPerson.relationship", min=1),
-            el("RelatedPerson.name", min=1),
-        ]),
-        profile("zorgnet-CareTeam", "CareTeam", NL + "nl-core-CareTeam", "Zorgnet care network", "The client's care network: the client, contact persons and professionals with their roles and organisations.", [
-            el("CareTeam.status", min=1),
-            el("CareTeam.subject", min=1, type=ref(*PATIENT)),
-            el("CareTeam.participant", min=1, constraint=[inv("zn-ct-1", "A participant should have a role", "role.exists()", "warning")]),
-            el("CareTeam.participant.member", min=1, type=ref(*PATIENT, *RELATED, *PRACT, *ROLE, *ORG, *CARETEAM)),
-            el("CareTeam.participant.onBehalfOf", type=ref(*ORG)),
-        ]),
+        profile(
+            "zorgnet-Patient",
+            "Patient",
+            NL + "nl-core-Patient",
+            "Zorgnet client",
+            "The client at the centre of the care network (nl-core-Patient with the BSN as the identifier the hub keys on).",
+            [
+                el(
+                    "Patient",
+                    constraint=[
+                        inv(
+                            "zn-pat-1",
+                            "A client should be identified by a BSN",
+                            f"identifier.where(system = '{bsn}').exists()",
+                            "warning",
+                        )
+                    ],
+                ),
+                el("Patient.identifier", min=1, slicing=slicing("value", "system")),
+                el("Patient.identifier:bsn", min=0, max="1"),
+                el("Patient.identifier:bsn.system", min=1, fixedUri=bsn),
+                el("Patient.identifier:bsn.value", min=1),
+                el("Patient.name", min=1),
+            ],
+        ),
+        profile(
+            "zorgnet-Practitioner",
+            "Practitioner",
+            NL + "nl-core-HealthProfessional-Practitioner",
+            "Zorgnet professional",
+            "A professional in the care network, identified by UZI, BIG or AGB.",
+            [
+                el(
+                    "Practitioner",
+                    constraint=[
+                        inv(
+                            "zn-prac-1",
+                            "A professional needs a UZI, BIG or AGB number",
+                            "identifier.where(system = 'http://fhir.nl/fhir/NamingSystem/uzi-nr-pers' or system = 'http://fhir.nl/fhir/NamingSystem/big' or system = 'http://fhir.nl/fhir/NamingSystem/agb-z').exists()",
+                        )
+                    ],
+                ),
+                el("Practitioner.identifier", min=1),
+                el("Practitioner.name", min=1),
+            ],
+        ),
+        profile(
+            "zorgnet-PractitionerRole",
+            "PractitionerRole",
+            NL + "nl-core-HealthProfessional-PractitionerRole",
+            "Zorgnet professional role",
+            "A professional's role for an organisation in the care network.",
+            [
+                el("PractitionerRole.practitioner", min=1, type=ref(*PRACT)),
+                el("PractitionerRole.organization", min=1, type=ref(*ORG)),
+            ],
+        ),
+        profile(
+            "zorgnet-Organization",
+            "Organization",
+            NL + "nl-core-HealthcareProvider-Organization",
+            "Zorgnet organisation",
+            "A care provider, municipality or other organisation in the network, identified by URA or AGB.",
+            [
+                el(
+                    "Organization",
+                    constraint=[
+                        inv(
+                            "zn-org-1",
+                            "An organisation needs a URA or AGB number",
+                            "identifier.where(system = 'http://fhir.nl/fhir/NamingSystem/ura' or system = 'http://fhir.nl/fhir/NamingSystem/agb-z').exists()",
+                        )
+                    ],
+                ),
+                el("Organization.identifier", min=1),
+                el("Organization.name", min=1),
+            ],
+        ),
+        profile(
+            "zorgnet-ContactPerson",
+            "RelatedPerson",
+            NL + "nl-core-ContactPerson",
+            "Zorgnet mantelzorger / contact person",
+            "A mantelzorger, naaste, volunteer or legal representative of the client.",
+            [
+                el("RelatedPerson.patient", type=ref(*PATIENT)),
+                el("RelatedPerson.relationship", min=1),
+                el("RelatedPerson.name", min=1),
+            ],
+        ),
+        profile(
+            "zorgnet-CareTeam",
+            "CareTeam",
+            NL + "nl-core-CareTeam",
+            "Zorgnet care network",
+            "The client's care network: the client, contact persons and professionals with their roles and organisations.",
+            [
+                el("CareTeam.status", min=1),
+                el("CareTeam.subject", min=1, type=ref(*PATIENT)),
+                el(
+                    "CareTeam.participant",
+                    min=1,
+                    constraint=[
+                        inv("zn-ct-1", "A participant should have a role", "role.exists()", "warning")
+                    ],
+                ),
+                el(
+                    "CareTeam.participant.member",
+                    min=1,
+                    type=ref(*PATIENT, *RELATED, *PRACT, *ROLE, *ORG, *CARETEAM),
+                ),
+                el("CareTeam.participant.onBehalfOf", type=ref(*ORG)),
+            ],
+        ),
     ]
 
 
 def careplan() -> list[dict[str, Any]]:
     kind_url = SD + "ext-ActivityPerformerKind"
-    goals = [SD + "zorgnet-Goal", SD + "zorgnet-ClientGoal", IKNL + "ACP-Medical-Policy-Goal", NL + "nl-core-TreatmentObjective", CORE + "Goal"]
+    goals = [
+        SD + "zorgnet-Goal",
+        SD + "zorgnet-ClientGoal",
+        IKNL + "ACP-Medical-Policy-Goal",
+        NL + "nl-core-TreatmentObjective",
+        CORE + "Goal",
+    ]
     performers = [*PRACT, *ROLE, *ORG, *RELATED, *PATIENT, *CARETEAM]
     return [
-        extension("ext-ActivityPerformerKind", "Activity performer kind", "Who carries out a care plan activity: a professional, a mantelzorger, a volunteer or the client.",
-                  [{"code": "code"}], ["CarePlan.activity.detail"], binding=bind(VS + "performer-kind")),
-        profile("zorgnet-CarePlan", "CarePlan", CORE + "CarePlan", "Zorgnet shared care plan", "The shared care and support plan: goals and activities with who does what (professional, mantelzorger or volunteer), including respite arrangements. Reviews are new versions.", [
-            el("CarePlan.status"),
-            el("CarePlan.category", min=1, slicing=slicing("pattern", "$this")),
-            el("CarePlan.category:sharedCarePlan", min=1, max="1", patternCodeableConcept=cc(CS + "careplan-category", "gedeeld-zorgplan")),
-            el("CarePlan.subject", type=ref(*PATIENT)),
-            el("CarePlan.author", type=ref(*PATIENT, *RELATED, *PRACT, *ROLE, *ORG, *CARETEAM)),
-            el("CarePlan.careTeam", type=ref(*CARETEAM)),
-            el("CarePlan.goal", type=ref(*goals)),
-            el("CarePlan.activity", constraint=[inv("zn-cp-1", "An activity in the shared plan is described in detail", "detail.exists()")]),
-            el("CarePlan.activity.detail", constraint=[
-                inv("zn-cp-2", "Every activity says who does it: a performer or a performer kind",
-                    f"performer.exists() or extension.where(url = '{kind_url}').exists()"),
-                inv("zn-cp-3", "A respite arrangement (respijtzorg, logeeropvang) has a schedule",
-                    f"code.coding.where(system = '{CS}care-activity' and (code = 'respijtzorg' or code = 'logeeropvang')).exists() implies scheduled.exists()"),
-            ]),
-            el("CarePlan.activity.detail.extension", slicing=slicing("value", "url")),
-            el("CarePlan.activity.detail.extension:performerKind", max="1", type=ext_type(kind_url)),
-            el("CarePlan.activity.detail.code", min=1, binding=bind(VS + "care-activity", "extensible")),
-            el("CarePlan.activity.detail.performer", type=ref(*performers)),
-        ]),
-        profile("zorgnet-Goal", "Goal", NL + "nl-core-TreatmentObjective", "Zorgnet goal", "A goal in the shared care plan (nl-core-TreatmentObjective).", [
-            el("Goal.subject", type=ref(*PATIENT)),
-            el("Goal.expressedBy", type=ref(*PATIENT, *RELATED, *PRACT, *ROLE)),
-        ]),
-        profile("zorgnet-ClientGoal", "Goal", SD + "zorgnet-Goal", "Zorgnet client's own goal", "A goal the client (or a naaste for the client) set themself, recorded as theirs: 'het goede gesprek'.", [
-            el("Goal.category", min=1, slicing=slicing("pattern", "$this")),
-            el("Goal.category:clientGoal", min=1, max="1", patternCodeableConcept=cc(CS + "goal-category", "eigen-doel")),
-            el("Goal.expressedBy", min=1, type=ref(*PATIENT, *RELATED)),
-            el("Goal.description.text", min=1),
-        ]),
+        extension(
+            "ext-ActivityPerformerKind",
+            "Activity performer kind",
+            "Who carries out a care plan activity: a professional, a mantelzorger, a volunteer or the client.",
+            [{"code": "code"}],
+            ["CarePlan.activity.detail"],
+            binding=bind(VS + "performer-kind"),
+        ),
+        profile(
+            "zorgnet-CarePlan",
+            "CarePlan",
+            CORE + "CarePlan",
+            "Zorgnet shared care plan",
+            "The shared care and support plan: goals and activities with who does what (professional, mantelzorger or volunteer), including respite arrangements. Reviews are new versions.",
+            [
+                el("CarePlan.status"),
+                el("CarePlan.category", min=1, slicing=slicing("pattern", "$this")),
+                el(
+                    "CarePlan.category:sharedCarePlan",
+                    min=1,
+                    max="1",
+                    patternCodeableConcept=cc(CS + "careplan-category", "gedeeld-zorgplan"),
+                ),
+                el("CarePlan.subject", type=ref(*PATIENT)),
+                el("CarePlan.author", type=ref(*PATIENT, *RELATED, *PRACT, *ROLE, *ORG, *CARETEAM)),
+                el("CarePlan.careTeam", type=ref(*CARETEAM)),
+                el("CarePlan.goal", type=ref(*goals)),
+                el(
+                    "CarePlan.activity",
+                    constraint=[
+                        inv(
+                            "zn-cp-1",
+                            "An activity in the shared plan is described in detail",
+                            "detail.exists()",
+                        )
+                    ],
+                ),
+                el(
+                    "CarePlan.activity.detail",
+                    constraint=[
+                        inv(
+                            "zn-cp-2",
+                            "Every activity says who does it: a performer or a performer kind",
+                            f"performer.exists() or extension.where(url = '{kind_url}').exists()",
+                        ),
+                        inv(
+                            "zn-cp-3",
+                            "A respite arrangement (respijtzorg, logeeropvang) has a schedule",
+                            f"code.coding.where(system = '{CS}care-activity' and (code = 'respijtzorg' or code = 'logeeropvang')).exists() implies scheduled.exists()",
+                        ),
+                    ],
+                ),
+                el("CarePlan.activity.detail.extension", slicing=slicing("value", "url")),
+                el("CarePlan.activity.detail.extension:performerKind", max="1", type=ext_type(kind_url)),
+                el("CarePlan.activity.detail.code", min=1, binding=bind(VS + "care-activity", "extensible")),
+                el("CarePlan.activity.detail.performer", type=ref(*performers)),
+            ],
+        ),
+        profile(
+            "zorgnet-Goal",
+            "Goal",
+            NL + "nl-core-TreatmentObjective",
+            "Zorgnet goal",
+            "A goal in the shared care plan (nl-core-TreatmentObjective).",
+            [
+                el("Goal.subject", type=ref(*PATIENT)),
+                el("Goal.expressedBy", type=ref(*PATIENT, *RELATED, *PRACT, *ROLE)),
+            ],
+        ),
+        profile(
+            "zorgnet-ClientGoal",
+            "Goal",
+            SD + "zorgnet-Goal",
+            "Zorgnet client's own goal",
+            "A goal the client (or a naaste for the client) set themself, recorded as theirs: 'het goede gesprek'.",
+            [
+                el("Goal.category", min=1, slicing=slicing("pattern", "$this")),
+                el(
+                    "Goal.category:clientGoal",
+                    min=1,
+                    max="1",
+                    patternCodeableConcept=cc(CS + "goal-category", "eigen-doel"),
+                ),
+                el("Goal.expressedBy", min=1, type=ref(*PATIENT, *RELATED)),
+                el("Goal.description.text", min=1),
+            ],
+        ),
     ]
 
 
@@ -284,132 +644,419 @@ def acp() -> list[dict[str, Any]]:
     def enc_ext(rtype: str) -> list[dict[str, Any]]:
         return [el(f"{rtype}.extension:encounter", max="1", type=ext_type(enc))]
 
-    def obs(pid: str, title: str, desc: str, code: str, display: str, value: list[dict[str, Any]], extra: list[dict[str, Any]]) -> dict[str, Any]:
-        return profile(pid, "Observation", CORE + "Observation", title, desc, [
-            el("Observation.encounter", type=ref(*encounter)),
-            el("Observation.subject", type=ref(*pat)),
-            el("Observation.code", patternCodeableConcept=cc(SCT, code, display)),
-            *value, *extra,
-        ], **kw)
+    def obs(
+        pid: str,
+        title: str,
+        desc: str,
+        code: str,
+        display: str,
+        value: list[dict[str, Any]],
+        extra: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        return profile(
+            pid,
+            "Observation",
+            CORE + "Observation",
+            title,
+            desc,
+            [
+                el("Observation.encounter", type=ref(*encounter)),
+                el("Observation.subject", type=ref(*pat)),
+                el("Observation.code", patternCodeableConcept=cc(SCT, code, display)),
+                *value,
+                *extra,
+            ],
+            **kw,
+        )
 
     return [
-        extension("ext-EncounterReference", "ext Encounter Reference", "Links the Encounter during which the Consent, Goal or DeviceUseStatement was created.",
-                  ref(CORE + "Encounter"), ["Consent", "Goal", "DeviceUseStatement"], **kw),
-        profile("ext-LegallyCapable-MedicalTreatmentDecisions", "Extension", CORE + "Extension", "ext LegallyCapable regarding medical treatment decisions",
-                "The patient's legal capability regarding medical treatment decisions, with a comment.", [
-                    el("Extension.extension", slicing=slicing("value", "url")),
-                    el("Extension.extension:legallyCapable", max="1"),
-                    el("Extension.extension:legallyCapable.url", fixedUri="legallyCapable"),
-                    el("Extension.extension:legallyCapable.value[x]", type=[{"code": "boolean"}]),
-                    el("Extension.extension:legallyCapableComment", max="1"),
-                    el("Extension.extension:legallyCapableComment.url", fixedUri="legallyCapableComment"),
-                    el("Extension.extension:legallyCapableComment.value[x]", type=[{"code": "string"}]),
-                    el("Extension.url", fixedUri=IKNL + "ext-LegallyCapable-MedicalTreatmentDecisions"),
-                    el("Extension.value[x]", max="0"),
-                ], kind="complex-type", context=["Patient"], **kw),
-        profile("ACP-Patient", "Patient", NL + "nl-core-Patient", "Patient", "A person who receives care. Based on nl-core-Patient.", [
-            el("Patient", constraint=[inv("ACP-Patient-1", "If the patient is not legally capable, there should be a legal representative.",
-                "extension.where(url='https://fhir.iknl.nl/fhir/StructureDefinition/ext-LegallyCapable-MedicalTreatmentDecisions').extension.where(url='legallyCapable').value = false implies (contact.where(relationship.coding.code = '24').exists() or contact.extension.where(url='http://hl7.org/fhir/StructureDefinition/patient-relatedPerson').exists())", "warning")]),
-            el("Patient.extension:legallyCapableMedicalTreatmentDecisions", max="1", type=ext_type(IKNL + "ext-LegallyCapable-MedicalTreatmentDecisions")),
-            el("Patient.name", min=1),
-        ], **kw),
-        profile("ACP-ContactPerson", "RelatedPerson", NL + "nl-core-ContactPerson", "ContactPerson", "A person not being a healthcare professional who is involved in the patient's care. Based on nl-core-ContactPerson.", [
-            el("RelatedPerson.patient", type=ref(*pat)),
-            el("RelatedPerson.relationship", min=1),
-            el("RelatedPerson.relationship:role", min=1),
-        ], **kw),
-        profile("ACP-HealthProfessional-Practitioner", "Practitioner", NL + "nl-core-HealthProfessional-Practitioner", "HealthProfessional Practitioner", "Based on nl-core-HealthProfessional-Practitioner.", [], **kw),
-        profile("ACP-HealthProfessional-PractitionerRole", "PractitionerRole", NL + "nl-core-HealthProfessional-PractitionerRole", "HealthProfessional PractitionerRole", "Based on nl-core-HealthProfessional-PractitionerRole.", [
-            el("PractitionerRole.practitioner", type=ref(IKNL + "ACP-HealthProfessional-Practitioner")),
-        ], **kw),
-        profile("ACP-Encounter", "Encounter", NL + "nl-core-Encounter", "Encounter", "The ACP conversation. Based on nl-core-Encounter.", [
-            el("Encounter.subject", type=ref(*pat)),
-            el("Encounter.participant", slicing={"discriminator": [{"type": "profile", "path": "individual.resolve()"}], "rules": "open"}),
-            el("Encounter.participant:contactPerson", min=0, max="*"),
-            el("Encounter.participant:contactPerson.individual", type=ref(IKNL + "ACP-ContactPerson")),
-        ], **kw),
-        profile("ACP-Procedure", "Procedure", NL + "nl-core-Procedure-event", "Advance Care Planning Procedure", "Advance Care Planning procedure. Based on nl-core-Procedure-event.", [
-            el("Procedure.subject", type=ref(*pat)),
-            el("Procedure.encounter", type=ref(*encounter)),
-            el("Procedure.performer.actor", type=ref(IKNL + "ACP-HealthProfessional-PractitionerRole", IKNL + "ACP-ContactPerson", *pat)),
-            el("Procedure.code", min=1, patternCodeableConcept=cc(SCT, "713603004", "Advance care planning")),
-        ], **kw),
-        profile("ACP-AdvanceDirective", "Consent", NL + "nl-core-AdvanceDirective", "AdvanceDirective", "A living will: the patient's wishes about future medical action or the end of life. Based on nl-core-AdvanceDirective.", [
-            *enc_ext("Consent"),
-            el("Consent.patient", type=ref(*pat)),
-        ], **kw),
-        profile("ACP-TreatmentDirective", "Consent", NL + "nl-core-TreatmentDirective2", "TreatmentDirective", "A decision about performing a treatment (e.g. resuscitation, ICU) before it becomes necessary. Based on nl-core-TreatmentDirective2.", [
-            *enc_ext("Consent"),
-            el("Consent.patient", type=ref(*pat)),
-            el("Consent.source[x]", type=[{"code": "Attachment"}, {"code": "Reference", "targetProfile": [IKNL + "ACP-AdvanceDirective"]}]),
-            el("Consent.provision.actor.reference", type=ref(*pat, IKNL + "ACP-HealthProfessional-PractitionerRole", IKNL + "ACP-ContactPerson")),
-        ], **kw),
-        profile("ACP-Medical-Policy-Goal", "Goal", CORE + "Goal", "Medical Policy Goal", "The primary, agreed-upon goal of the patient's medical treatment policy.", [
-            *enc_ext("Goal"),
-            el("Goal.description", binding=bind(IKNL_VS + "ACP-MedicalPolicyGoal")),
-            el("Goal.subject", type=ref(*pat)),
-        ], **kw),
-        obs("ACP-SpecificCareWishes", "Specific Care Wishes", "The patient's wishes and expectations concerning their care.", "153851000146100", "wensen en verwachtingen ten aanzien van zorg",
-            [el("Observation.value[x]", type=[{"code": "string"}])], [el("Observation.method", patternCodeableConcept=cc(SCT, "370819000"))]),
-        obs("ACP-PreferredPlaceOfDeath", "Preferred Place Of Death", "Where the patient prefers to die, if possible.", "395091006", "voorkeursplaats van overlijden",
-            [el("Observation.value[x]", type=[{"code": "CodeableConcept"}], binding=bind(IKNL_VS + "ACP-PreferredPlaceOfDeath", "extensible"))], []),
-        obs("ACP-PositionRegardingEuthanasia", "Position Regarding Euthanasia", "The patient's position regarding euthanasia.", "340171000146104", "standpunt ten aanzien van euthanasie",
-            [el("Observation.value[x]", type=[{"code": "CodeableConcept"}], binding=bind(IKNL_VS + "ACP-EuthanasiaStatement"))], []),
-        obs("ACP-OrganDonationChoiceRegistration", "Organ donation choice registration", "Is the choice on organ donation recorded in the donor register?", "570801000146104", "keuze orgaandonatie vastgelegd in donorregister",
-            [el("Observation.value[x]", type=[{"code": "CodeableConcept"}], binding=bind(IKNL_VS + "ACP-YesNoUnknownVS"))], []),
-        obs("ACP-OtherImportantInformation", "Other Important Information", "Other information related to the patient's ACP agreements.", "247751003", "zingeving",
-            [el("Observation.value[x]", type=[{"code": "string"}])], []),
+        extension(
+            "ext-EncounterReference",
+            "ext Encounter Reference",
+            "Links the Encounter during which the Consent, Goal or DeviceUseStatement was created.",
+            ref(CORE + "Encounter"),
+            ["Consent", "Goal", "DeviceUseStatement"],
+            **kw,
+        ),
+        profile(
+            "ext-LegallyCapable-MedicalTreatmentDecisions",
+            "Extension",
+            CORE + "Extension",
+            "ext LegallyCapable regarding medical treatment decisions",
+            "The patient's legal capability regarding medical treatment decisions, with a comment.",
+            [
+                el("Extension.extension", slicing=slicing("value", "url")),
+                el("Extension.extension:legallyCapable", max="1"),
+                el("Extension.extension:legallyCapable.url", fixedUri="legallyCapable"),
+                el("Extension.extension:legallyCapable.value[x]", type=[{"code": "boolean"}]),
+                el("Extension.extension:legallyCapableComment", max="1"),
+                el("Extension.extension:legallyCapableComment.url", fixedUri="legallyCapableComment"),
+                el("Extension.extension:legallyCapableComment.value[x]", type=[{"code": "string"}]),
+                el("Extension.url", fixedUri=IKNL + "ext-LegallyCapable-MedicalTreatmentDecisions"),
+                el("Extension.value[x]", max="0"),
+            ],
+            kind="complex-type",
+            context=["Patient"],
+            **kw,
+        ),
+        profile(
+            "ACP-Patient",
+            "Patient",
+            NL + "nl-core-Patient",
+            "Patient",
+            "A person who receives care. Based on nl-core-Patient.",
+            [
+                el(
+                    "Patient",
+                    constraint=[
+                        inv(
+                            "ACP-Patient-1",
+                            "If the patient is not legally capable, there should be a legal representative.",
+                            "extension.where(url='https://fhir.iknl.nl/fhir/StructureDefinition/ext-LegallyCapable-MedicalTreatmentDecisions').extension.where(url='legallyCapable').value = false implies (contact.where(relationship.coding.code = '24').exists() or contact.extension.where(url='http://hl7.org/fhir/StructureDefinition/patient-relatedPerson').exists())",
+                            "warning",
+                        )
+                    ],
+                ),
+                el(
+                    "Patient.extension:legallyCapableMedicalTreatmentDecisions",
+                    max="1",
+                    type=ext_type(IKNL + "ext-LegallyCapable-MedicalTreatmentDecisions"),
+                ),
+                el("Patient.name", min=1),
+            ],
+            **kw,
+        ),
+        profile(
+            "ACP-ContactPerson",
+            "RelatedPerson",
+            NL + "nl-core-ContactPerson",
+            "ContactPerson",
+            "A person not being a healthcare professional who is involved in the patient's care. Based on nl-core-ContactPerson.",
+            [
+                el("RelatedPerson.patient", type=ref(*pat)),
+                el("RelatedPerson.relationship", min=1),
+                el("RelatedPerson.relationship:role", min=1),
+            ],
+            **kw,
+        ),
+        profile(
+            "ACP-HealthProfessional-Practitioner",
+            "Practitioner",
+            NL + "nl-core-HealthProfessional-Practitioner",
+            "HealthProfessional Practitioner",
+            "Based on nl-core-HealthProfessional-Practitioner.",
+            [],
+            **kw,
+        ),
+        profile(
+            "ACP-HealthProfessional-PractitionerRole",
+            "PractitionerRole",
+            NL + "nl-core-HealthProfessional-PractitionerRole",
+            "HealthProfessional PractitionerRole",
+            "Based on nl-core-HealthProfessional-PractitionerRole.",
+            [
+                el("PractitionerRole.practitioner", type=ref(IKNL + "ACP-HealthProfessional-Practitioner")),
+            ],
+            **kw,
+        ),
+        profile(
+            "ACP-Encounter",
+            "Encounter",
+            NL + "nl-core-Encounter",
+            "Encounter",
+            "The ACP conversation. Based on nl-core-Encounter.",
+            [
+                el("Encounter.subject", type=ref(*pat)),
+                el(
+                    "Encounter.participant",
+                    slicing={
+                        "discriminator": [{"type": "profile", "path": "individual.resolve()"}],
+                        "rules": "open",
+                    },
+                ),
+                el("Encounter.participant:contactPerson", min=0, max="*"),
+                el("Encounter.participant:contactPerson.individual", type=ref(IKNL + "ACP-ContactPerson")),
+            ],
+            **kw,
+        ),
+        profile(
+            "ACP-Procedure",
+            "Procedure",
+            NL + "nl-core-Procedure-event",
+            "Advance Care Planning Procedure",
+            "Advance Care Planning procedure. Based on nl-core-Procedure-event.",
+            [
+                el("Procedure.subject", type=ref(*pat)),
+                el("Procedure.encounter", type=ref(*encounter)),
+                el(
+                    "Procedure.performer.actor",
+                    type=ref(
+                        IKNL + "ACP-HealthProfessional-PractitionerRole", IKNL + "ACP-ContactPerson", *pat
+                    ),
+                ),
+                el(
+                    "Procedure.code",
+                    min=1,
+                    patternCodeableConcept=cc(SCT, "713603004", "Advance care planning"),
+                ),
+            ],
+            **kw,
+        ),
+        profile(
+            "ACP-AdvanceDirective",
+            "Consent",
+            NL + "nl-core-AdvanceDirective",
+            "AdvanceDirective",
+            "A living will: the patient's wishes about future medical action or the end of life. Based on nl-core-AdvanceDirective.",
+            [
+                *enc_ext("Consent"),
+                el("Consent.patient", type=ref(*pat)),
+            ],
+            **kw,
+        ),
+        profile(
+            "ACP-TreatmentDirective",
+            "Consent",
+            NL + "nl-core-TreatmentDirective2",
+            "TreatmentDirective",
+            "A decision about performing a treatment (e.g. resuscitation, ICU) before it becomes necessary. Based on nl-core-TreatmentDirective2.",
+            [
+                *enc_ext("Consent"),
+                el("Consent.patient", type=ref(*pat)),
+                el(
+                    "Consent.source[x]",
+                    type=[
+                        {"code": "Attachment"},
+                        {"code": "Reference", "targetProfile": [IKNL + "ACP-AdvanceDirective"]},
+                    ],
+                ),
+                el(
+                    "Consent.provision.actor.reference",
+                    type=ref(
+                        *pat, IKNL + "ACP-HealthProfessional-PractitionerRole", IKNL + "ACP-ContactPerson"
+                    ),
+                ),
+            ],
+            **kw,
+        ),
+        profile(
+            "ACP-Medical-Policy-Goal",
+            "Goal",
+            CORE + "Goal",
+            "Medical Policy Goal",
+            "The primary, agreed-upon goal of the patient's medical treatment policy.",
+            [
+                *enc_ext("Goal"),
+                el("Goal.description", binding=bind(IKNL_VS + "ACP-MedicalPolicyGoal")),
+                el("Goal.subject", type=ref(*pat)),
+            ],
+            **kw,
+        ),
+        obs(
+            "ACP-SpecificCareWishes",
+            "Specific Care Wishes",
+            "The patient's wishes and expectations concerning their care.",
+            "153851000146100",
+            "wensen en verwachtingen ten aanzien van zorg",
+            [el("Observation.value[x]", type=[{"code": "string"}])],
+            [el("Observation.method", patternCodeableConcept=cc(SCT, "370819000"))],
+        ),
+        obs(
+            "ACP-PreferredPlaceOfDeath",
+            "Preferred Place Of Death",
+            "Where the patient prefers to die, if possible.",
+            "395091006",
+            "voorkeursplaats van overlijden",
+            [
+                el(
+                    "Observation.value[x]",
+                    type=[{"code": "CodeableConcept"}],
+                    binding=bind(IKNL_VS + "ACP-PreferredPlaceOfDeath", "extensible"),
+                )
+            ],
+            [],
+        ),
+        obs(
+            "ACP-PositionRegardingEuthanasia",
+            "Position Regarding Euthanasia",
+            "The patient's position regarding euthanasia.",
+            "340171000146104",
+            "standpunt ten aanzien van euthanasie",
+            [
+                el(
+                    "Observation.value[x]",
+                    type=[{"code": "CodeableConcept"}],
+                    binding=bind(IKNL_VS + "ACP-EuthanasiaStatement"),
+                )
+            ],
+            [],
+        ),
+        obs(
+            "ACP-OrganDonationChoiceRegistration",
+            "Organ donation choice registration",
+            "Is the choice on organ donation recorded in the donor register?",
+            "570801000146104",
+            "keuze orgaandonatie vastgelegd in donorregister",
+            [
+                el(
+                    "Observation.value[x]",
+                    type=[{"code": "CodeableConcept"}],
+                    binding=bind(IKNL_VS + "ACP-YesNoUnknownVS"),
+                )
+            ],
+            [],
+        ),
+        obs(
+            "ACP-OtherImportantInformation",
+            "Other Important Information",
+            "Other information related to the patient's ACP agreements.",
+            "247751003",
+            "zingeving",
+            [el("Observation.value[x]", type=[{"code": "string"}])],
+            [],
+        ),
     ]
 
 
 def overdracht() -> list[dict[str, Any]]:
     handoff = SD + "zorgnet-Composition-NursingHandoff"
     sections = {
-        "administrativeData": ("405624007", ["personalData:302147001", "sendingOrganization:185362004", "receivingOrganization:275645009"]),
-        "generalPatientContext": ("109481000146101", ["familySituation:365474007", "legalSituation:365867006", "livingSituation:365512000", "lifeStance:108329005", "socialEnvironment:365448001"]),
-        "medicalContext": ("371524004", ["practitioner:405623001", "medicalDiagnosis:52870002", "medicalHistory:417662000", "allergy:420134006", "payAttention:308813009", "freedomRestriction:225317005", "measurements:363788007", "painScore:11011000146108"]),
-        "carePlan": ("773130005", ["currentPatientProblems:86644006", "outcomeOfCare:722091001", "patientAppointments:308335008"]),
-        "healthState": ("5531000179105", ["selfCare:365178001", "mobility:364832000", "nutritionOrFluid:300893006", "excretion:106019003", "skin:106076001", "senses:106147001", "illnessPerception:284465006", "mentalStatus:36456004", "reproduction:118232004"]),
+        "administrativeData": (
+            "405624007",
+            ["personalData:302147001", "sendingOrganization:185362004", "receivingOrganization:275645009"],
+        ),
+        "generalPatientContext": (
+            "109481000146101",
+            [
+                "familySituation:365474007",
+                "legalSituation:365867006",
+                "livingSituation:365512000",
+                "lifeStance:108329005",
+                "socialEnvironment:365448001",
+            ],
+        ),
+        "medicalContext": (
+            "371524004",
+            [
+                "practitioner:405623001",
+                "medicalDiagnosis:52870002",
+                "medicalHistory:417662000",
+                "allergy:420134006",
+                "payAttention:308813009",
+                "freedomRestriction:225317005",
+                "measurements:363788007",
+                "painScore:11011000146108",
+            ],
+        ),
+        "carePlan": (
+            "773130005",
+            ["currentPatientProblems:86644006", "outcomeOfCare:722091001", "patientAppointments:308335008"],
+        ),
+        "healthState": (
+            "5531000179105",
+            [
+                "selfCare:365178001",
+                "mobility:364832000",
+                "nutritionOrFluid:300893006",
+                "excretion:106019003",
+                "skin:106076001",
+                "senses:106147001",
+                "illnessPerception:284465006",
+                "mentalStatus:36456004",
+                "reproduction:118232004",
+            ],
+        ),
     }
     comp = [
         el("Composition.status"),
-        el("Composition.type", patternCodeableConcept=cc(SCT, "11171000146100", "verpleegkundige overdracht")),
+        el(
+            "Composition.type", patternCodeableConcept=cc(SCT, "11171000146100", "verpleegkundige overdracht")
+        ),
         el("Composition.subject", min=1, type=ref(*PATIENT)),
         el("Composition.author", type=ref(*PRACT, *ROLE, *ORG)),
         el("Composition.custodian", type=ref(*ORG)),
         el("Composition.section", min=1, slicing=slicing("pattern", "code")),
     ]
     for name, (code, subs) in sections.items():
-        comp += [el(f"Composition.section:{name}", min=1 if name in ("administrativeData", "medicalContext") else 0, max="1"),
-                 el(f"Composition.section:{name}.code", min=1, patternCodeableConcept=cc(SCT, code))]
+        comp += [
+            el(
+                f"Composition.section:{name}",
+                min=1 if name in ("administrativeData", "medicalContext") else 0,
+                max="1",
+            ),
+            el(f"Composition.section:{name}.code", min=1, patternCodeableConcept=cc(SCT, code)),
+        ]
         if subs:
             comp.append(el(f"Composition.section:{name}.section", slicing=slicing("pattern", "code")))
             for sub in subs:
                 sname, scode = sub.split(":")
-                comp += [el(f"Composition.section:{name}.section:{sname}", max="1"),
-                         el(f"Composition.section:{name}.section:{sname}.code", min=1, patternCodeableConcept=cc(SCT, scode))]
+                comp += [
+                    el(f"Composition.section:{name}.section:{sname}", max="1"),
+                    el(
+                        f"Composition.section:{name}.section:{sname}.code",
+                        min=1,
+                        patternCodeableConcept=cc(SCT, scode),
+                    ),
+                ]
     return [
-        profile("zorgnet-Task-Overdracht", "Task", CORE + "Task", "Zorgnet overdracht (eOverdracht 4.0 Task, R4)", "The transfer of care between organisations (notified pull): the sender creates it, the receiving organisation owns it; inputs are the advance notice and, later, the nursing handoff.", [
-            el("Task", constraint=[
-                inv("zn-ovd-1", "A completed overdracht carries the nursing handoff", "status = 'completed' implies input.where(type.coding.where(system = 'http://snomed.info/sct' and code = '371535009').exists()).exists()"),
-                inv("zn-ovd-2", "A rejected overdracht says why", "status = 'rejected' implies statusReason.exists()", "warning"),
-                inv("zn-ovd-3", "On hold means an alternative date is proposed", "status = 'on-hold' implies restriction.period.exists()", "warning"),
-            ]),
-            el("Task.status", binding=bind(VS + "overdracht-task-status")),
-            el("Task.intent", fixedCode="order"),
-            el("Task.code", min=1, patternCodeableConcept=cc(SCT, "308292007", "overdracht van zorg")),
-            el("Task.for", min=1, type=ref(*PATIENT)),
-            el("Task.requester", min=1, type=ref(*ORG, *ROLE)),
-            el("Task.owner", min=1, type=ref(*ORG)),
-            el("Task.input", slicing=slicing("pattern", "type")),
-            el("Task.input:advanceNotice", max="1"),
-            el("Task.input:advanceNotice.type", patternCodeableConcept=cc("http://loinc.org", "57830-2", "verzoek tot opname")),
-            el("Task.input:advanceNotice.value[x]", type=ref(CORE + "Composition", CORE + "Bundle")),
-            el("Task.input:nursingHandoff", max="1"),
-            el("Task.input:nursingHandoff.type", patternCodeableConcept=cc(SCT, "371535009", "verslag van overdracht")),
-            el("Task.input:nursingHandoff.value[x]", type=ref(handoff, CORE + "Bundle")),
-        ]),
-        profile("zorgnet-Composition-NursingHandoff", "Composition", CORE + "Composition", "Zorgnet nursing handoff (eOverdracht 4.0, R4)", "The nursing handoff document with the eOverdracht 4.0 sections (adults).", comp),
+        profile(
+            "zorgnet-Task-Overdracht",
+            "Task",
+            CORE + "Task",
+            "Zorgnet overdracht (eOverdracht 4.0 Task, R4)",
+            "The transfer of care between organisations (notified pull): the sender creates it, the receiving organisation owns it; inputs are the advance notice and, later, the nursing handoff.",
+            [
+                el(
+                    "Task",
+                    constraint=[
+                        inv(
+                            "zn-ovd-1",
+                            "A completed overdracht carries the nursing handoff",
+                            "status = 'completed' implies input.where(type.coding.where(system = 'http://snomed.info/sct' and code = '371535009').exists()).exists()",
+                        ),
+                        inv(
+                            "zn-ovd-2",
+                            "A rejected overdracht says why",
+                            "status = 'rejected' implies statusReason.exists()",
+                            "warning",
+                        ),
+                        inv(
+                            "zn-ovd-3",
+                            "On hold means an alternative date is proposed",
+                            "status = 'on-hold' implies restriction.period.exists()",
+                            "warning",
+                        ),
+                    ],
+                ),
+                el("Task.status", binding=bind(VS + "overdracht-task-status")),
+                el("Task.intent", fixedCode="order"),
+                el("Task.code", min=1, patternCodeableConcept=cc(SCT, "308292007", "overdracht van zorg")),
+                el("Task.for", min=1, type=ref(*PATIENT)),
+                el("Task.requester", min=1, type=ref(*ORG, *ROLE)),
+                el("Task.owner", min=1, type=ref(*ORG)),
+                el("Task.input", slicing=slicing("pattern", "type")),
+                el("Task.input:advanceNotice", max="1"),
+                el(
+                    "Task.input:advanceNotice.type",
+                    patternCodeableConcept=cc("http://loinc.org", "57830-2", "verzoek tot opname"),
+                ),
+                el("Task.input:advanceNotice.value[x]", type=ref(CORE + "Composition", CORE + "Bundle")),
+                el("Task.input:nursingHandoff", max="1"),
+                el(
+                    "Task.input:nursingHandoff.type",
+                    patternCodeableConcept=cc(SCT, "371535009", "verslag van overdracht"),
+                ),
+                el("Task.input:nursingHandoff.value[x]", type=ref(handoff, CORE + "Bundle")),
+            ],
+        ),
+        profile(
+            "zorgnet-Composition-NursingHandoff",
+            "Composition",
+            CORE + "Composition",
+            "Zorgnet nursing handoff (eOverdracht 4.0, R4)",
+            "The nursing handoff document with the eOverdracht 4.0 sections (adults).",
+            comp,
+        ),
     ]
 
 
@@ -417,61 +1064,180 @@ def wmo_and_consent() -> list[dict[str, Any]]:
     freq = SD + "ext-WmoFrequentie"
     product = SD + "ext-WmoProductCode"
     return [
-        extension("ext-WmoFrequentie", "iWmo frequentie", "The frequency of the assigned volume (iWmo Omvang.Frequentie).", [{"code": "Coding"}], ["ServiceRequest"], binding=bind(VS + "iwmo-frequentie")),
-        extension("ext-WmoProductCode", "iWmo productcode", "The municipality's product code within the category (iWmo Product.Code, 1-5 characters).", [{"code": "string"}], ["ServiceRequest.code"]),
-        profile("zorgnet-ServiceRequest-Toewijzing", "ServiceRequest", CORE + "ServiceRequest", "Zorgnet Wmo toewijzing", "A municipal Wmo provision (iWmo WMO301 toewijzing): product, volume, period, provider; it brings the provider into the client's care network.", [
-            el("ServiceRequest", constraint=[inv("zn-wmo-1", "A toewijzing has a start date", "occurrence.ofType(Period).start.exists()")]),
-            el("ServiceRequest.extension", slicing=slicing("value", "url")),
-            el("ServiceRequest.extension:frequentie", max="1", type=ext_type(freq)),
-            el("ServiceRequest.identifier", min=1, slicing=slicing("value", "system")),
-            el("ServiceRequest.identifier:toewijzingNummer", min=1, max="1"),
-            el("ServiceRequest.identifier:toewijzingNummer.system", min=1, fixedUri=f"{HUB}/NamingSystem/iwmo-toewijzingnummer"),
-            el("ServiceRequest.identifier:toewijzingNummer.value", min=1, maxLength=20),
-            el("ServiceRequest.intent", fixedCode="order"),
-            el("ServiceRequest.category", min=1, slicing=slicing("pattern", "$this")),
-            el("ServiceRequest.category:wmo", min=1, max="1", patternCodeableConcept=cc(CS + "servicerequest-category", "wmo-toewijzing")),
-            el("ServiceRequest.code", min=1, binding=bind(VS + "iwmo-productcategorie")),
-            el("ServiceRequest.code.extension", slicing=slicing("value", "url")),
-            el("ServiceRequest.code.extension:productCode", max="1", type=ext_type(product)),
-            el("ServiceRequest.quantity[x]", type=[{"code": "Quantity"}]),
-            el("ServiceRequest.quantity[x].system", fixedUri=CS + "iwmo-eenheid"),
-            el("ServiceRequest.subject", type=ref(*PATIENT)),
-            el("ServiceRequest.occurrence[x]", min=1, type=[{"code": "Period"}]),
-            el("ServiceRequest.requester", min=1, type=ref(*ORG)),
-            el("ServiceRequest.performer", min=1, max="1", type=ref(*ORG)),
-            el("ServiceRequest.basedOn", type=ref(SD + "zorgnet-CarePlan", CORE + "CarePlan")),
-        ]),
-        profile("zorgnet-Consent", "Consent", CORE + "Consent", "Zorgnet consent", "The client's consent (or objection) about who may see which data category, for what purpose and how long (Mitz-like).", [
-            el("Consent", constraint=[inv("zn-con-1", "A consent names the data categories it is about", "provision.code.exists() or provision.provision.code.exists()")]),
-            el("Consent.scope", patternCodeableConcept=cc("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy")),
-            el("Consent.category", slicing=slicing("pattern", "$this")),
-            el("Consent.category:hubConsent", min=1, max="1", patternCodeableConcept=cc(CS + "consent-category", "gegevensdeling")),
-            el("Consent.patient", min=1, type=ref(*PATIENT)),
-            el("Consent.performer", type=ref(*PATIENT, *RELATED, *PRACT, *ROLE, *ORG)),
-            el("Consent.policyRule", min=1),
-            el("Consent.provision", min=1),
-            el("Consent.provision.type", min=1),
-            el("Consent.provision.actor.role", binding=bind(VS + "consent-actor-role", "extensible")),
-            el("Consent.provision.actor.reference", type=ref(*ORG, *PRACT, *ROLE, *RELATED, *CARETEAM, CORE + "Group")),
-            el("Consent.provision.code", binding=bind(VS + "data-category")),
-            el("Consent.provision.purpose", binding=bind("http://terminology.hl7.org/ValueSet/v3-PurposeOfUse", "extensible")),
-        ]),
+        extension(
+            "ext-WmoFrequentie",
+            "iWmo frequentie",
+            "The frequency of the assigned volume (iWmo Omvang.Frequentie).",
+            [{"code": "Coding"}],
+            ["ServiceRequest"],
+            binding=bind(VS + "iwmo-frequentie"),
+        ),
+        extension(
+            "ext-WmoProductCode",
+            "iWmo productcode",
+            "The municipality's product code within the category (iWmo Product.Code, 1-5 characters).",
+            [{"code": "string"}],
+            ["ServiceRequest.code"],
+        ),
+        profile(
+            "zorgnet-ServiceRequest-Toewijzing",
+            "ServiceRequest",
+            CORE + "ServiceRequest",
+            "Zorgnet Wmo toewijzing",
+            "A municipal Wmo provision (iWmo WMO301 toewijzing): product, volume, period, provider; it brings the provider into the client's care network.",
+            [
+                el(
+                    "ServiceRequest",
+                    constraint=[
+                        inv(
+                            "zn-wmo-1",
+                            "A toewijzing has a start date",
+                            "occurrence.ofType(Period).start.exists()",
+                        )
+                    ],
+                ),
+                el("ServiceRequest.extension", slicing=slicing("value", "url")),
+                el("ServiceRequest.extension:frequentie", max="1", type=ext_type(freq)),
+                el("ServiceRequest.identifier", min=1, slicing=slicing("value", "system")),
+                el("ServiceRequest.identifier:toewijzingNummer", min=1, max="1"),
+                el(
+                    "ServiceRequest.identifier:toewijzingNummer.system",
+                    min=1,
+                    fixedUri=f"{HUB}/NamingSystem/iwmo-toewijzingnummer",
+                ),
+                el("ServiceRequest.identifier:toewijzingNummer.value", min=1, maxLength=20),
+                el("ServiceRequest.intent", fixedCode="order"),
+                el("ServiceRequest.category", min=1, slicing=slicing("pattern", "$this")),
+                el(
+                    "ServiceRequest.category:wmo",
+                    min=1,
+                    max="1",
+                    patternCodeableConcept=cc(CS + "servicerequest-category", "wmo-toewijzing"),
+                ),
+                el("ServiceRequest.code", min=1, binding=bind(VS + "iwmo-productcategorie")),
+                el("ServiceRequest.code.extension", slicing=slicing("value", "url")),
+                el("ServiceRequest.code.extension:productCode", max="1", type=ext_type(product)),
+                el("ServiceRequest.quantity[x]", type=[{"code": "Quantity"}]),
+                el("ServiceRequest.quantity[x].system", fixedUri=CS + "iwmo-eenheid"),
+                el("ServiceRequest.subject", type=ref(*PATIENT)),
+                el("ServiceRequest.occurrence[x]", min=1, type=[{"code": "Period"}]),
+                el("ServiceRequest.requester", min=1, type=ref(*ORG)),
+                el("ServiceRequest.performer", min=1, max="1", type=ref(*ORG)),
+                el("ServiceRequest.basedOn", type=ref(SD + "zorgnet-CarePlan", CORE + "CarePlan")),
+            ],
+        ),
+        profile(
+            "zorgnet-Consent",
+            "Consent",
+            CORE + "Consent",
+            "Zorgnet consent",
+            "The client's consent (or objection) about who may see which data category, for what purpose and how long (Mitz-like).",
+            [
+                el(
+                    "Consent",
+                    constraint=[
+                        inv(
+                            "zn-con-1",
+                            "A consent names the data categories it is about",
+                            "provision.code.exists() or provision.provision.code.exists()",
+                        )
+                    ],
+                ),
+                el(
+                    "Consent.scope",
+                    patternCodeableConcept=cc(
+                        "http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"
+                    ),
+                ),
+                el("Consent.category", slicing=slicing("pattern", "$this")),
+                el(
+                    "Consent.category:hubConsent",
+                    min=1,
+                    max="1",
+                    patternCodeableConcept=cc(CS + "consent-category", "gegevensdeling"),
+                ),
+                el("Consent.patient", min=1, type=ref(*PATIENT)),
+                el("Consent.performer", type=ref(*PATIENT, *RELATED, *PRACT, *ROLE, *ORG)),
+                el("Consent.policyRule", min=1),
+                el("Consent.provision", min=1),
+                el("Consent.provision.type", min=1),
+                el("Consent.provision.actor.role", binding=bind(VS + "consent-actor-role", "extensible")),
+                el(
+                    "Consent.provision.actor.reference",
+                    type=ref(*ORG, *PRACT, *ROLE, *RELATED, *CARETEAM, CORE + "Group"),
+                ),
+                el("Consent.provision.code", binding=bind(VS + "data-category")),
+                el(
+                    "Consent.provision.purpose",
+                    binding=bind("http://terminology.hl7.org/ValueSet/v3-PurposeOfUse", "extensible"),
+                ),
+            ],
+        ),
     ]
 
 
 def search_parameters() -> list[dict[str, Any]]:
-    def sp(sid: str, code: str, base: list[str], typ: str, expression: str, desc: str, target: list[str] | None = None) -> dict[str, Any]:
-        out = {"resourceType": "SearchParameter", "id": sid, "url": f"{HUB}/SearchParameter/{sid}", "version": "0.1.0",
-               "name": code.replace("-", "_"), "status": "active", "publisher": "Zorgnet Hub", "description": desc,
-               "code": code, "base": base, "type": typ, "expression": expression}
+    def sp(
+        sid: str,
+        code: str,
+        base: list[str],
+        typ: str,
+        expression: str,
+        desc: str,
+        target: list[str] | None = None,
+    ) -> dict[str, Any]:
+        out = {
+            "resourceType": "SearchParameter",
+            "id": sid,
+            "url": f"{HUB}/SearchParameter/{sid}",
+            "version": "0.1.0",
+            "name": code.replace("-", "_"),
+            "status": "active",
+            "publisher": "Zorgnet Hub",
+            "description": desc,
+            "code": code,
+            "base": base,
+            "type": typ,
+            "expression": expression,
+        }
         if target:
             out["target"] = target
         return out
+
     return [
-        sp("Consent-data-category", "data-category", ["Consent"], "token", "Consent.provision.code | Consent.provision.provision.code", "The data categories a consent is about"),
-        sp("CarePlan-performer-kind", "performer-kind", ["CarePlan"], "token", f"CarePlan.activity.detail.extension.where(url = '{SD}ext-ActivityPerformerKind').value", "Who performs activities: professional, mantelzorger, vrijwilliger, client"),
-        sp("Goal-expressed-by", "expressed-by", ["Goal"], "reference", "Goal.expressedBy", "Who set the goal (e.g. the client's own goals)", ["Patient", "RelatedPerson", "Practitioner", "PractitionerRole"]),
-        sp("ServiceRequest-toewijzing-nummer", "toewijzing-nummer", ["ServiceRequest"], "token", f"ServiceRequest.identifier.where(system = '{HUB}/NamingSystem/iwmo-toewijzingnummer')", "The iWmo ToewijzingNummer"),
+        sp(
+            "Consent-data-category",
+            "data-category",
+            ["Consent"],
+            "token",
+            "Consent.provision.code | Consent.provision.provision.code",
+            "The data categories a consent is about",
+        ),
+        sp(
+            "CarePlan-performer-kind",
+            "performer-kind",
+            ["CarePlan"],
+            "token",
+            f"CarePlan.activity.detail.extension.where(url = '{SD}ext-ActivityPerformerKind').value",
+            "Who performs activities: professional, mantelzorger, vrijwilliger, client",
+        ),
+        sp(
+            "Goal-expressed-by",
+            "expressed-by",
+            ["Goal"],
+            "reference",
+            "Goal.expressedBy",
+            "Who set the goal (e.g. the client's own goals)",
+            ["Patient", "RelatedPerson", "Practitioner", "PractitionerRole"],
+        ),
+        sp(
+            "ServiceRequest-toewijzing-nummer",
+            "toewijzing-nummer",
+            ["ServiceRequest"],
+            "token",
+            f"ServiceRequest.identifier.where(system = '{HUB}/NamingSystem/iwmo-toewijzingnummer')",
+            "The iWmo ToewijzingNummer",
+        ),
     ]
 
 
@@ -485,15 +1251,42 @@ def capability(profiles: list[dict[str, Any]], params: list[dict[str, Any]]) -> 
         for b in s["base"]:
             sps.setdefault(b, []).append({"name": s["code"], "definition": s["url"], "type": s["type"]})
     return {
-        "resourceType": "CapabilityStatement", "id": "zorgnet-hub", "url": f"{HUB}/CapabilityStatement/zorgnet-hub", "version": "0.1.0",
-        "name": "ZorgnetHub", "title": "Zorgnet Hub", "status": "draft", "date": "2025-01-01", "publisher": "Zorgnet Hub",
+        "resourceType": "CapabilityStatement",
+        "id": "zorgnet-hub",
+        "url": f"{HUB}/CapabilityStatement/zorgnet-hub",
+        "version": "0.1.0",
+        "name": "ZorgnetHub",
+        "title": "Zorgnet Hub",
+        "status": "draft",
+        "date": "2025-01-01",
+        "publisher": "Zorgnet Hub",
         "description": "Template: the server fills software, implementation, date and the full resource list at start-up.",
-        "kind": "instance", "fhirVersion": "4.0.1", "format": ["json", "xml"],
-        "rest": [{"mode": "server", "resource": [
-            {"type": t, "supportedProfile": urls, "searchParam": sps.get(t, []),
-             "interaction": [{"code": c} for c in ("read", "vread", "update", "create", "search-type", "history-instance")]}
-            for t, urls in sorted(by_type.items())
-        ], "operation": [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]}],
+        "kind": "instance",
+        "fhirVersion": "4.0.1",
+        "format": ["json", "xml"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [
+                    {
+                        "type": t,
+                        "supportedProfile": urls,
+                        "searchParam": sps.get(t, []),
+                        "interaction": [
+                            {"code": c}
+                            for c in ("read", "vread", "update", "create", "search-type", "history-instance")
+                        ],
+                    }
+                    for t, urls in sorted(by_type.items())
+                ],
+                "operation": [
+                    {
+                        "name": "validate",
+                        "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+                    }
+                ],
+            }
+        ],
     }
 
 
@@ -509,14 +1302,18 @@ def main() -> None:
         if old.name != "categories.json":
             old.unlink()
     for r in resources:
-        (OUT / f"{r['resourceType']}-{r['id']}.json").write_text(json.dumps(r, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (OUT / f"{r['resourceType']}-{r['id']}.json").write_text(
+            json.dumps(r, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     validator = Validator(Registry([OUT], nictiz_dirs(ROOT.parent / "shared" / "reference")))
     for p in profiles:
         tree = validator.tree(p["url"])
         if tree is None:
             raise SystemExit(f"cannot build {p['url']}")
         p["snapshot"] = {"element": snapshot_elements(tree)}
-        (OUT / f"StructureDefinition-{p['id']}.json").write_text(json.dumps(p, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (OUT / f"StructureDefinition-{p['id']}.json").write_text(
+            json.dumps(p, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     print(f"wrote {len(resources)} resources ({len(profiles)} profiles)")
 
 

@@ -414,7 +414,7 @@ async def test_assertion_time_checks(env: Env) -> None:
 
 
 async def test_assertion_signature_attacks(env: Env) -> None:
-    impostor = ECKey.generate_key("P-256", parameters={"kid": env.ecd_key.kid})
+    impostor = ECKey.generate_key("P-256", parameters={"kid": str(env.ecd_key.kid)})
     oauth_error(
         await env.client_credentials(env.assertion(key=impostor)),
         401,

@@ -145,3 +145,13 @@ def test_refresh_is_rate_limited_and_in_memory_sets_never_change(tmp_path: Path)
     memory = HubKeys.in_memory()
     assert not memory.refresh(min_interval=0)
     assert memory.verification_key(memory.active_kid) is not None
+
+
+def test_broken_or_missing_file_keeps_the_loaded_keys(tmp_path: Path) -> None:
+    keys = HubKeys.load_or_create(tmp_path)
+    kid = keys.active_kid
+    (tmp_path / KEYS_FILE).write_bytes(b"{not json")
+    assert not keys.refresh(min_interval=0)
+    (tmp_path / KEYS_FILE).unlink()
+    assert not keys.refresh(min_interval=0)
+    assert keys.active_kid == kid and keys.verification_key(kid) is not None

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 
@@ -264,17 +263,19 @@ async def test_hmac_signed_with_the_public_key_is_rejected(
     config: AuthConfig, keys: HubKeys, clock: Clock, verifier: TokenVerifier
 ) -> None:
     public = keys.verification_key(keys.active_kid)
-    assert public is not None
-    pem = public.public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    secrets = [pem, json.dumps(public.as_dict()).encode(), public.as_dict()["x"].encode()]
-    for alg, digest in (("HS256", hashlib.sha256), ("HS384", hashlib.sha384), ("HS512", hashlib.sha512)):
+    assert isinstance(public, ECKey)
+    pem = public.as_pem(private=False)
+    assert pem.startswith(b"-----BEGIN PUBLIC KEY-----")
+    jwk = public.as_dict()
+    secrets = [pem, json.dumps(jwk).encode(), str(jwk["x"]).encode()]
+    for alg, digest in (("HS256", "sha256"), ("HS384", "sha384"), ("HS512", "sha512")):
         for secret in secrets:
+
+            def sign(msg: bytes, key: bytes = secret, d: str = digest) -> bytes:
+                return hmac.new(key, msg, d).digest()
+
             token = craft(
-                {"alg": alg, "kid": keys.active_kid, "typ": "at+jwt"},
-                good_claims(config, clock),
-                lambda msg, s=secret, d=digest: hmac.new(s, msg, d).digest(),
+                {"alg": alg, "kid": keys.active_kid, "typ": "at+jwt"}, good_claims(config, clock), sign
             )
             await assert_401(verifier, token, "is not accepted")
 
@@ -503,7 +504,7 @@ def idp() -> FakeIdp:
 
 @pytest.fixture
 def ext_verifier(idp: FakeIdp, keys: HubKeys, clock: Clock) -> TokenVerifier:
-    config = AuthConfig(base_url="http://hub.test", external_issuers=((IDP, IDP_JWKS),))
+    config = AuthConfig(base_url="http://hub.test", external_issuers=(ExternalIssuer(IDP, IDP_JWKS),))
     http = httpx.AsyncClient(transport=httpx.MockTransport(idp.handler))
     return TokenVerifier(config, keys, http, clock=clock)
 
@@ -570,6 +571,24 @@ async def test_external_issuer_cannot_mint_admins_or_wrong_audience(
         ext_verifier, idp.token(config, clock, kind="admin", patient_bsn=None), "may not issue admin"
     )
     await assert_401(ext_verifier, idp.token(config, clock, aud="https://elsewhere"), "audience")
+
+
+async def test_external_issuer_cannot_mint_internal_system_tokens(
+    idp: FakeIdp, config: AuthConfig, clock: Clock, ext_verifier: TokenVerifier
+) -> None:
+    token = idp.token(config, clock, kind="system", patient_bsn=None)
+    await assert_401(ext_verifier, token, "may not issue system")
+
+
+async def test_challenge_header_stays_printable_ascii(
+    config: AuthConfig, keys: HubKeys, clock: Clock, verifier: TokenVerifier
+) -> None:
+    token = sign_hub(keys, good_claims(config, clock, iss='https://\u00e9vil"\r\nX-Injected: 1\u2603'))
+    with pytest.raises(Unauthorized) as info:
+        await verifier.verify(token)
+    header = info.value.headers["WWW-Authenticate"]
+    header.encode("ascii")
+    assert "\r" not in header and "\n" not in header and header.count('"') == 4
 
 
 async def test_token_of_one_issuer_signed_by_another_is_rejected(

@@ -12,7 +12,7 @@ from hub.fhir.validation import Registry, Validator, check_base, default_validat
 from hub.fhir.validation.registry import nictiz_dirs
 from hub.fhir.validation.snapshot import snapshot_elements
 from hub.fhir.validation.terminology import Terminology
-from hub.fhir.validation.xmlread import xml_to_json
+from hub.fhir.xml import xml_to_json
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
 EXAMPLES = REFERENCE / "nictiz" / "Nictiz-R4-zib2020" / "examples"
@@ -76,7 +76,9 @@ def test_nictiz_bodyweight_chain_reaches_the_core_vital_signs_profile(nictiz: Va
 
 
 def test_check_base_maps_model_errors_to_fhirpath() -> None:
-    issues = check_base({"resourceType": "Patient", "name": [{"family": "x", "nickname": "y"}], "active": "maybe"})
+    issues = check_base(
+        {"resourceType": "Patient", "name": [{"family": "x", "nickname": "y"}], "active": "maybe"}
+    )
     exprs = {e for i in issues for e in i.expression}
     assert "Patient.name[0].nickname" in exprs
     assert "Patient.active" in exprs
@@ -86,8 +88,13 @@ def test_check_base_maps_model_errors_to_fhirpath() -> None:
 
 def test_core_only_validation_checks_core_bindings_and_invariants() -> None:
     v = default_validator()
-    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-           "referenceRange": [{"text": "ok"}], "valueQuantity": {"value": 1, "code": "mg"}}
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "referenceRange": [{"text": "ok"}],
+        "valueQuantity": {"value": 1, "code": "mg"},
+    }
     assert _errors(v.validate(obs)) != []  # qty-3: a code needs a system
     assert any("qty-3" in i.diagnostics for i in _errors(v.validate(obs)))
     obs["valueQuantity"]["system"] = "http://unitsofmeasure.org"
@@ -100,7 +107,9 @@ def test_xml_reader_follows_json_rules() -> None:
     patient = _example("nl-core-Patient-01.xml")
     assert patient["resourceType"] == "Patient"
     assert isinstance(patient["name"], list) and isinstance(patient["name"][0]["given"], list)
-    assert patient["name"][0]["_family"]["extension"][0]["url"].startswith("http://hl7.org/fhir/StructureDefinition/humanname")
+    assert patient["name"][0]["_family"]["extension"][0]["url"].startswith(
+        "http://hl7.org/fhir/StructureDefinition/humanname"
+    )
     assert patient["text"]["div"].startswith("<div")
     assert patient["deceasedBoolean"] is False or "deceasedBoolean" not in patient
 
@@ -108,8 +117,16 @@ def test_xml_reader_follows_json_rules() -> None:
 def test_terminology_expands_codesystems_and_nictiz_valuesets() -> None:
     v = default_validator()
     t = Terminology(v.registry)
-    assert t.contains("https://zorgnet-hub.nl/fhir/ValueSet/data-category", "https://zorgnet-hub.nl/fhir/CodeSystem/data-category", "acp")
-    assert not t.contains("https://zorgnet-hub.nl/fhir/ValueSet/data-category", "https://zorgnet-hub.nl/fhir/CodeSystem/data-category", "x")
+    assert t.contains(
+        "https://zorgnet-hub.nl/fhir/ValueSet/data-category",
+        "https://zorgnet-hub.nl/fhir/CodeSystem/data-category",
+        "acp",
+    )
+    assert not t.contains(
+        "https://zorgnet-hub.nl/fhir/ValueSet/data-category",
+        "https://zorgnet-hub.nl/fhir/CodeSystem/data-category",
+        "x",
+    )
     assert t.contains("http://hl7.org/fhir/ValueSet/administrative-gender", None, "female")
     # SNOMED is not enumerable here: codes of that system are accepted, others are not
     assert t.contains("https://zorgnet-hub.nl/fhir/ValueSet/care-activity", "http://snomed.info/sct", "1234")
@@ -133,20 +150,36 @@ def test_snapshot_of_a_differential_only_profile() -> None:
 def test_closed_slicing_rejects_other_items() -> None:
     v = default_validator()
     sd = {
-        "resourceType": "StructureDefinition", "url": "https://example.org/sd/closed", "type": "Patient", "kind": "resource",
-        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient", "derivation": "constraint",
-        "differential": {"element": [
-            {"id": "Patient", "path": "Patient"},
-            {"id": "Patient.identifier", "path": "Patient.identifier",
-             "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "closed"}},
-            {"id": "Patient.identifier:bsn", "path": "Patient.identifier", "sliceName": "bsn"},
-            {"id": "Patient.identifier:bsn.system", "path": "Patient.identifier.system", "fixedUri": "http://fhir.nl/fhir/NamingSystem/bsn"},
-        ]},
+        "resourceType": "StructureDefinition",
+        "url": "https://example.org/sd/closed",
+        "type": "Patient",
+        "kind": "resource",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "derivation": "constraint",
+        "differential": {
+            "element": [
+                {"id": "Patient", "path": "Patient"},
+                {
+                    "id": "Patient.identifier",
+                    "path": "Patient.identifier",
+                    "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "closed"},
+                },
+                {"id": "Patient.identifier:bsn", "path": "Patient.identifier", "sliceName": "bsn"},
+                {
+                    "id": "Patient.identifier:bsn.system",
+                    "path": "Patient.identifier.system",
+                    "fixedUri": "http://fhir.nl/fhir/NamingSystem/bsn",
+                },
+            ]
+        },
     }
     reg = Registry([], [])
     reg._json_index[sd["url"]] = sd  # a registry with one extra definition
     val = Validator(reg)
-    ok = {"resourceType": "Patient", "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "1"}]}
+    ok = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "1"}],
+    }
     assert _errors(val.validate(ok, [sd["url"]])) == []
     bad = {"resourceType": "Patient", "identifier": [{"system": "urn:x", "value": "1"}]}
     assert [i.expression for i in _errors(val.validate(bad, [sd["url"]]))] == [("Patient.identifier[0]",)]

@@ -21,13 +21,40 @@ from typing import Any
 
 CORE_FILE = Path(__file__).resolve().parent / "data" / "r4-core.json.gz"
 
-_SD_FILES = ("profiles-types.json", "profiles-resources.json", "profiles-others.json", "extension-definitions.json")
+_SD_FILES = (
+    "profiles-types.json",
+    "profiles-resources.json",
+    "profiles-others.json",
+    "extension-definitions.json",
+)
 _TX_FILES = ("valuesets.json", "v3-codesystems.json", "v2-tables.json")
 _ELEMENT_KEYS = (
-    "id", "path", "sliceName", "min", "max", "type", "contentReference", "slicing", "binding", "constraint",
-    "maxLength", "isModifier", "base",
+    "id",
+    "path",
+    "sliceName",
+    "min",
+    "max",
+    "type",
+    "contentReference",
+    "slicing",
+    "binding",
+    "constraint",
+    "maxLength",
+    "isModifier",
+    "base",
 )
-_SD_KEYS = ("resourceType", "id", "url", "name", "kind", "abstract", "type", "baseDefinition", "derivation", "context")
+_SD_KEYS = (
+    "resourceType",
+    "id",
+    "url",
+    "name",
+    "kind",
+    "abstract",
+    "type",
+    "baseDefinition",
+    "derivation",
+    "context",
+)
 
 
 def _compact_element(el: dict[str, Any]) -> dict[str, Any]:
@@ -41,10 +68,13 @@ def _compact_element(el: dict[str, Any]) -> dict[str, Any]:
         out["binding"] = {k: v for k, v in el["binding"].items() if k in ("strength", "valueSet")}
     if "constraint" in out:
         out["constraint"] = [
-            {k: c[k] for k in ("key", "severity", "human", "expression", "source") if k in c} for c in el["constraint"]
+            {k: c[k] for k in ("key", "severity", "human", "expression", "source") if k in c}
+            for c in el["constraint"]
         ]
     if "type" in out:
-        out["type"] = [{k: v for k, v in t.items() if k in ("code", "profile", "targetProfile")} for t in el["type"]]
+        out["type"] = [
+            {k: v for k, v in t.items() if k in ("code", "profile", "targetProfile")} for t in el["type"]
+        ]
     return out
 
 
@@ -85,7 +115,12 @@ def build(src: Path, out: Path = CORE_FILE) -> dict[str, int]:
                 codes: dict[str, str | None] = {}
                 _codes(r.get("concept", []), None, codes)
                 codesystems.append(
-                    {"resourceType": "CodeSystem", "url": r["url"], "content": r.get("content"), "codes": codes}
+                    {
+                        "resourceType": "CodeSystem",
+                        "url": r["url"],
+                        "content": r.get("content"),
+                        "codes": codes,
+                    }
                 )
     out.parent.mkdir(parents=True, exist_ok=True)
     blob = {"structureDefinitions": sds, "valueSets": valuesets, "codeSystems": codesystems}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.fhir.validation.corepkg import core_package
-from hub.fhir.validation.xmlread import xml_to_json
+from hub.fhir.xml import xml_to_json
 
 _URL_RE = re.compile(rb'<url value="([^"]+)"')
 _KINDS = ("StructureDefinition", "ValueSet", "CodeSystem")
@@ -30,7 +30,9 @@ def nictiz_dirs(reference: Path) -> list[Path]:
 class Registry:
     """Canonical url -> conformance resource (as JSON), over JSON and XML sources, loaded lazily."""
 
-    def __init__(self, json_dirs: Iterable[Path] = (), xml_dirs: Iterable[Path] = (), *, core: bool = True) -> None:
+    def __init__(
+        self, json_dirs: Iterable[Path] = (), xml_dirs: Iterable[Path] = (), *, core: bool = True
+    ) -> None:
         self._json_dirs = [Path(p) for p in json_dirs]
         self._xml_dirs = [Path(p) for p in xml_dirs]
         self._core = core
@@ -55,7 +57,9 @@ class Registry:
             for f in sorted(d.rglob("*.json")):
                 data = json.loads(f.read_bytes())
                 entries = (
-                    [e["resource"] for e in data.get("entry", [])] if data.get("resourceType") == "Bundle" else [data]
+                    [e["resource"] for e in data.get("entry", [])]
+                    if data.get("resourceType") == "Bundle"
+                    else [data]
                 )
                 for r in entries:
                     if isinstance(r, dict) and r.get("resourceType") in _KINDS and "url" in r:
@@ -93,8 +97,14 @@ class Registry:
     def urls(self, kind: str = "StructureDefinition") -> list[str]:
         """Urls of every loadable resource of one kind (JSON and XML sources; XML by file name guess)."""
         out = self.hub_urls(kind)
-        out += [u for u, p in self._xml_index.items() if kind == "StructureDefinition" and "/StructureDefinition/" in u]
-        out += [u for u, p in self._xml_index.items() if kind != "StructureDefinition" and p.name.startswith(kind)]
+        out += [
+            u
+            for u, p in self._xml_index.items()
+            if kind == "StructureDefinition" and "/StructureDefinition/" in u
+        ]
+        out += [
+            u for u, p in self._xml_index.items() if kind != "StructureDefinition" and p.name.startswith(kind)
+        ]
         return out
 
     def core_type_url(self, type_name: str) -> str:

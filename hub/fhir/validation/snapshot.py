@@ -13,7 +13,17 @@ from collections.abc import Callable
 from typing import Any
 
 _REPLACE_KEYS = frozenset(
-    {"min", "max", "type", "binding", "maxLength", "mustSupport", "isModifier", "contentReference", "sliceName"}
+    {
+        "min",
+        "max",
+        "type",
+        "binding",
+        "maxLength",
+        "mustSupport",
+        "isModifier",
+        "contentReference",
+        "sliceName",
+    }
 )
 TYPE_SYSTEM = "http://hl7.org/fhirpath/System."
 
@@ -127,7 +137,12 @@ class Tree:
                 if not create:
                     raise KeyError(element_id)
                 child = Node(
-                    {"id": f"{node.ed.get('id')}.{name}", "path": f"{node.ed.get('path')}.{name}", "min": 0, "max": "*"},
+                    {
+                        "id": f"{node.ed.get('id')}.{name}",
+                        "path": f"{node.ed.get('path')}.{name}",
+                        "min": 0,
+                        "max": "*",
+                    },
                     self,
                 )
                 kids[name] = child
@@ -142,7 +157,9 @@ class Tree:
                         choice_path = node.ed.get("path", "")
                         if choice_path.endswith("[x]"):
                             suffix = part[len(choice_path.rsplit(".", 1)[-1]) - 3 :].lower()
-                            sl.ed["type"] = [t for t in node.types if _type_code(t["code"]).lower() == suffix] or node.types
+                            sl.ed["type"] = [
+                                t for t in node.types if _type_code(t["code"]).lower() == suffix
+                            ] or node.types
                             sl._children = None
                     node = sl
         return node

@@ -22,12 +22,14 @@ class Terminology:
         self._cache: dict[str, Expansion | None] = {}
 
     def expansion(self, url: str) -> Expansion | None:
-        """system -> codes (None: any code of that system) for the ValueSet; None if the ValueSet is unknown."""
+        """system -> codes (None: any code of that system) of the ValueSet; None if it is unknown."""
         url = url.split("|", 1)[0]
         if url not in self._cache:
             self._cache[url] = None  # guards against cycles
             vs = self._registry.get(url)
-            self._cache[url] = self._expand(vs) if vs is not None and vs.get("resourceType") == "ValueSet" else None
+            self._cache[url] = (
+                self._expand(vs) if vs is not None and vs.get("resourceType") == "ValueSet" else None
+            )
         return self._cache[url]
 
     def contains(self, url: str, system: str | None, code: str | None) -> bool | None:

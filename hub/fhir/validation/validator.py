@@ -27,13 +27,25 @@ _CODED = frozenset({"code", "Coding", "CodeableConcept"})
 _MAX_ISSUES = 200
 _TRACE = re.compile(r"\.trace\((?:'[^']*'|\"[^\"]*\")(?:,\s*[\w.]+)?\)")
 
+# Core invariants that hold trivially for most values: skipping FHIRPath for them is most of the speed.
+_VACUOUS: dict[str, Callable[[Any], bool]] = {
+    "dom-2": lambda v: "contained" not in v,
+    "dom-3": lambda v: "contained" not in v,
+    "dom-4": lambda v: "contained" not in v,
+    "dom-5": lambda v: "contained" not in v,
+    "ref-1": lambda v: not str(v.get("reference", "")).startswith("#"),
+    "per-1": lambda v: "start" not in v or "end" not in v,
+    "ext-1": lambda v: ("extension" in v) != any(k.startswith("value") for k in v),
+}
 Item = tuple[str, Any, Any, str]  # json key, value, primitive extension part ("_key"), FHIRPath
 
 
 class Validator:
     """Validates resources against the loaded profiles; trees and expansions are built once and kept."""
 
-    def __init__(self, registry: Registry, default_profile: Callable[[dict[str, Any]], str | None] | None = None):
+    def __init__(
+        self, registry: Registry, default_profile: Callable[[dict[str, Any]], str | None] | None = None
+    ):
         self.registry = registry
         self.terminology = Terminology(registry)
         self._default_profile = default_profile
@@ -66,7 +78,9 @@ class Validator:
 
     def profiles_for(self, resource: dict[str, Any]) -> list[str]:
         """The claimed profiles (meta.profile) that are loaded, plus the hub's default profile for it."""
-        out = [p for p in resource.get("meta", {}).get("profile", []) if isinstance(p, str) and self.is_loaded(p)]
+        out = [
+            p for p in resource.get("meta", {}).get("profile", []) if isinstance(p, str) and self.is_loaded(p)
+        ]
         if self._default_profile is not None:
             default = self._default_profile(resource)
             if default and default not in out and self.is_loaded(default):
@@ -74,7 +88,9 @@ class Validator:
         return out
 
     # -- validation ---------------------------------------------------------------------------------
-    def validate(self, resource: dict[str, Any], profiles: list[str] | None = None, *, base: bool = False) -> list[Issue]:
+    def validate(
+        self, resource: dict[str, Any], profiles: list[str] | None = None, *, base: bool = False
+    ) -> list[Issue]:
         """Issues of ``resource`` against ``profiles`` (default: ``profiles_for``; none: the core type)."""
         issues: list[Issue] = []
         if base:
@@ -166,10 +182,20 @@ class _Run:
         where = f"{path}.{name[:-3] if name.endswith('[x]') else name}"
         n = len(items)
         if n < ed.get("min", 0):
-            self.add("error", "required", where, f"Minimum cardinality of '{ed.get('path', name)}' is {ed.get('min')}, found {n}")
+            self.add(
+                "error",
+                "required",
+                where,
+                f"Minimum cardinality of '{ed.get('path', name)}' is {ed.get('min')}, found {n}",
+            )
         mx = ed.get("max", "*")
         if mx != "*" and n > int(mx):
-            self.add("error", "structure", where, f"Maximum cardinality of '{ed.get('path', name)}' is {mx}, found {n}")
+            self.add(
+                "error",
+                "structure",
+                where,
+                f"Maximum cardinality of '{ed.get('path', name)}' is {mx}, found {n}",
+            )
         if not items:
             return
         if child.slices or name in _EXTENSION_NAMES:
@@ -195,7 +221,9 @@ class _Run:
                     undecided.append(sname)
             if hit is None and len(undecided) == 1:
                 hit = undecided[0]
-            elif hit is None and undecided:  # e.g. a profile discriminator on a reference that cannot be resolved
+            elif (
+                hit is None and undecided
+            ):  # e.g. a profile discriminator on a reference that cannot be resolved
                 for sname in undecided:
                     maybe[sname] += 1
                 self.item(it, child, resource, None)
@@ -205,16 +233,31 @@ class _Run:
                 self.item(it, child.slices[hit], resource, None)
                 continue
             if slicing.get("rules") == "closed":
-                self.add("error", "structure", it[3], f"Element does not match any slice of closed slicing '{child.ed.get('id')}'")
+                self.add(
+                    "error",
+                    "structure",
+                    it[3],
+                    f"Element does not match any slice of closed slicing '{child.ed.get('id')}'",
+                )
             self.item(it, child, resource, None)
             if name in _EXTENSION_NAMES:
                 self.extension(it, resource, modifier=name == "modifierExtension")
         for sname, sl in child.slices.items():
             c, smin, smax = counts[sname], sl.ed.get("min", 0), sl.ed.get("max", "*")
             if c + maybe[sname] < smin:
-                self.add("error", "required", where, f"Slice '{sname}' of {child.ed.get('path')} needs at least {smin}, found {c}")
+                self.add(
+                    "error",
+                    "required",
+                    where,
+                    f"Slice '{sname}' of {child.ed.get('path')} needs at least {smin}, found {c}",
+                )
             if smax != "*" and c > int(smax):
-                self.add("error", "structure", where, f"Slice '{sname}' of {child.ed.get('path')} allows at most {smax}, found {c}")
+                self.add(
+                    "error",
+                    "structure",
+                    where,
+                    f"Slice '{sname}' of {child.ed.get('path')} allows at most {smax}, found {c}",
+                )
 
     def extension(self, it: Item, resource: dict[str, Any], *, modifier: bool) -> None:
         value = it[1]
@@ -241,7 +284,12 @@ class _Run:
             suffix = key[len(base) :].lower()
             tcode = next((c for c in codes if c.lower() == suffix), None)
             if tcode is None:
-                self.add("error", "structure", path, f"Type '{key[len(base):]}' is not allowed here; allowed: {', '.join(codes)}")
+                self.add(
+                    "error",
+                    "structure",
+                    path,
+                    f"Type '{key[len(base) :]}' is not allowed here; allowed: {', '.join(codes)}",
+                )
                 return
         elif len(codes) == 1:
             tcode = codes[0]
@@ -255,7 +303,12 @@ class _Run:
         if value is not None:
             self.fixed_and_pattern(value, ed, path)
             binding = ed.get("binding")
-            if binding and tcode in _CODED and binding.get("strength") in ("required", "extensible") and binding.get("valueSet"):
+            if (
+                binding
+                and tcode in _CODED
+                and binding.get("strength") in ("required", "extensible")
+                and binding.get("valueSet")
+            ):
                 self.binding(value, tcode, binding, path)
             if tcode == "Reference" and isinstance(value, dict):
                 self.reference(value, node, path)
@@ -265,7 +318,9 @@ class _Run:
             return
         type_profile = None
         if tcode:
-            type_profiles = [p for t in node.types if _type_code(t["code"]) == tcode for p in t.get("profile", [])]
+            type_profiles = [
+                p for t in node.types if _type_code(t["code"]) == tcode for p in t.get("profile", [])
+            ]
             type_profile = type_profiles[0] if len(type_profiles) == 1 else None
         if len(node.types) == 1 or node.owner.root is node:
             self.element(target, node, path, resource)
@@ -293,25 +348,49 @@ class _Run:
             ok = term.contains(vs, None, value) if isinstance(value, str) else None
             shown = repr(value)
         elif tcode == "Coding":
-            ok = term.contains(vs, value.get("system"), value.get("code")) if isinstance(value, dict) else None
+            ok = (
+                term.contains(vs, value.get("system"), value.get("code")) if isinstance(value, dict) else None
+            )
             shown = _coding(value)
         else:
             codings = value.get("coding", []) if isinstance(value, dict) else []
             if not codings:
                 if strength == "required" and term.expansion(vs) is not None:
-                    self.add("error", "code-invalid", path, f"A coding from {vs.split('|')[0]} is required (required binding)")
+                    self.add(
+                        "error",
+                        "code-invalid",
+                        path,
+                        f"A coding from {vs.split('|')[0]} is required (required binding)",
+                    )
                 return
-            results = [term.contains(vs, c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)]
+            results = [
+                term.contains(vs, c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)
+            ]
             ok = None if all(r is None for r in results) else any(results)
             shown = ", ".join(_coding(c) for c in codings if isinstance(c, dict))
         if ok is False:
             if strength == "required":
-                self.add("error", "code-invalid", path, f"{shown} is not in value set {vs.split('|')[0]} (required binding)")
+                self.add(
+                    "error",
+                    "code-invalid",
+                    path,
+                    f"{shown} is not in value set {vs.split('|')[0]} (required binding)",
+                )
             else:
-                self.add("warning", "code-invalid", path, f"{shown} is not in value set {vs.split('|')[0]} (extensible binding)")
+                self.add(
+                    "warning",
+                    "code-invalid",
+                    path,
+                    f"{shown} is not in value set {vs.split('|')[0]} (extensible binding)",
+                )
 
     def reference(self, value: dict[str, Any], node: Node, path: str) -> None:
-        targets = [tp for t in node.types if _type_code(t["code"]) == "Reference" for tp in t.get("targetProfile", [])]
+        targets = [
+            tp
+            for t in node.types
+            if _type_code(t["code"]) == "Reference"
+            for tp in t.get("targetProfile", [])
+        ]
         if not targets:
             return
         rtype = self.ref_type(value)
@@ -319,7 +398,12 @@ class _Run:
             return
         allowed = {self.v.profile_type(t) or t.rsplit("/", 1)[-1] for t in targets}
         if rtype not in allowed and not allowed & _RESOURCE_TYPES:
-            self.add("error", "structure", path, f"Reference to a {rtype} is not allowed here; allowed: {', '.join(sorted(allowed))}")
+            self.add(
+                "error",
+                "structure",
+                path,
+                f"Reference to a {rtype} is not allowed here; allowed: {', '.join(sorted(allowed))}",
+            )
 
     def ref_type(self, value: dict[str, Any]) -> str | None:
         if isinstance(value.get("type"), str):
@@ -341,7 +425,9 @@ class _Run:
             parts = parts[: parts.index("_history")]
         return parts[-2] if len(parts) >= 2 and parts[-2][:1].isupper() else None
 
-    def invariants(self, value: Any, node: Node, tcode: str | None, path: str, resource: dict[str, Any]) -> None:
+    def invariants(
+        self, value: Any, node: Node, tcode: str | None, path: str, resource: dict[str, Any]
+    ) -> None:
         cons = node.ed.get("constraint")
         extra: list[dict[str, Any]] = []
         if tcode and tcode[:1].isupper() and tcode not in _RESOURCE_TYPES and node.owner.root is not node:
@@ -355,7 +441,11 @@ class _Run:
         if node.owner.root is node and isinstance(value, dict) and "resourceType" in value:
             subject: Any = value
         else:
-            base = tcode if tcode and tcode[:1].isupper() and tcode not in ("BackboneElement", "Element") else None
+            base = (
+                tcode
+                if tcode and tcode[:1].isupper() and tcode not in ("BackboneElement", "Element")
+                else None
+            )
             subject = ResourceNode.create_node(value, base or node.ed.get("path", ""))
         done: set[str] = set()
         for c in (cons or []) + extra:
@@ -363,18 +453,23 @@ class _Run:
             if key in _SKIP_CONSTRAINTS or key in done or not c.get("expression"):
                 continue
             done.add(key)
+            vacuous = _VACUOUS.get(key)
+            if vacuous is not None and isinstance(value, dict) and vacuous(value):
+                continue
             fn = self.v.compiled(c["expression"])
             if fn is None:
                 continue
             try:
                 result = fn(subject, {"resource": resource, "rootResource": self.root, "context": value})
-            except Exception:  # noqa: BLE001 - an expression fhirpathpy cannot evaluate is not the client's fault
+            except Exception:  # noqa: BLE001, S112 - what fhirpathpy cannot evaluate is not the client's fault
                 continue
             if result == [False]:
                 severity = "error" if c.get("severity", "error") == "error" else "warning"
                 if key in _BEST_PRACTICE:
                     severity = "information"
-                self.add(severity, "invariant", path, f"Constraint {key} failed: {c.get('human', c['expression'])}")
+                self.add(
+                    severity, "invariant", path, f"Constraint {key} failed: {c.get('human', c['expression'])}"
+                )
 
     # -- slicing -----------------------------------------------------------------------------------
     def matches(self, it: Item, sl: Node, discs: Any, resource: dict[str, Any]) -> bool | None:
@@ -404,13 +499,17 @@ class _Run:
             elif dtype == "type":
                 if dpath.endswith("resolve()"):
                     ref_node = _sub_node(sl, dpath[: -len("resolve()")].rstrip(".") or "$this")
-                    if ref_node is None or not self._ref_matches(_walk(value, dpath[: -len("resolve()")].rstrip(".") or "$this"), ref_node):
+                    if ref_node is None or not self._ref_matches(
+                        _walk(value, dpath[: -len("resolve()")].rstrip(".") or "$this"), ref_node
+                    ):
                         return False
                     continue
                 target = _sub_node(sl, dpath)
                 if target is None:
                     return False
-                actual_types = {_json_type(it[0], v) for v in ([value] if dpath == "$this" else _walk(value, dpath))}
+                actual_types = {
+                    _json_type(it[0], v) for v in ([value] if dpath == "$this" else _walk(value, dpath))
+                }
                 if not actual_types & set(target.type_codes):
                     return False
             elif dtype == "profile":
@@ -456,11 +555,20 @@ class _Run:
         if not isinstance(r, str):
             return None
         if r.startswith("#"):
-            return next((c for c in self.root.get("contained", []) or [] if isinstance(c, dict) and c.get("id") == r[1:]), None)
+            return next(
+                (
+                    c
+                    for c in self.root.get("contained", []) or []
+                    if isinstance(c, dict) and c.get("id") == r[1:]
+                ),
+                None,
+            )
         if self.root.get("resourceType") == "Bundle":
             for e in self.root.get("entry", []) or []:
                 res = e.get("resource") if isinstance(e, dict) else None
-                if isinstance(res, dict) and (e.get("fullUrl") == r or f"{res.get('resourceType')}/{res.get('id')}" == r):
+                if isinstance(res, dict) and (
+                    e.get("fullUrl") == r or f"{res.get('resourceType')}/{res.get('id')}" == r
+                ):
                     return res
         return None
 
@@ -470,7 +578,9 @@ class _Run:
             return bool(term.contains(vs, None, value))
         if isinstance(value, dict):
             codings = value.get("coding", [value])
-            return any(term.contains(vs, c.get("system"), c.get("code")) for c in codings if isinstance(c, dict))
+            return any(
+                term.contains(vs, c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)
+            )
         return False
 
     def _ref_matches(self, refs: list[Any], ref_node: Node) -> bool:
@@ -497,7 +607,14 @@ def _items(obj: dict[str, Any], name: str, path: str) -> list[Item]:
     if name.endswith("[x]"):
         base = name[:-3]
         keys = [k for k in obj if k.startswith(base) and len(k) > len(base) and k[len(base)].isupper()]
-        keys += [k[1:] for k in obj if k.startswith("_" + base) and len(k) > len(base) + 1 and k[len(base) + 1].isupper() and k[1:] not in obj]
+        keys += [
+            k[1:]
+            for k in obj
+            if k.startswith("_" + base)
+            and len(k) > len(base) + 1
+            and k[len(base) + 1].isupper()
+            and k[1:] not in obj
+        ]
     else:
         keys = [name] if name in obj or "_" + name in obj else []
     out: list[Item] = []
@@ -557,8 +674,27 @@ def _json_type(key: str, value: Any) -> str:
 
 
 _PRIMS = frozenset(
-    {"boolean", "integer", "string", "decimal", "uri", "url", "canonical", "base64binary", "instant", "date",
-     "datetime", "time", "code", "oid", "id", "markdown", "unsignedint", "positiveint", "uuid"}
+    {
+        "boolean",
+        "integer",
+        "string",
+        "decimal",
+        "uri",
+        "url",
+        "canonical",
+        "base64binary",
+        "instant",
+        "date",
+        "datetime",
+        "time",
+        "code",
+        "oid",
+        "id",
+        "markdown",
+        "unsignedint",
+        "positiveint",
+        "uuid",
+    }
 )
 
 

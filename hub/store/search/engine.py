@@ -68,9 +68,11 @@ class SearchEngine(Matcher):
 
     # -- SQL ----------------------------------------------------------------------------------------
 
-    def where(self, query: SearchQuery, r: FromClause, visible: Visible | None) -> list[ColumnElement[bool]]:
+    def where(
+        self, query: SearchQuery, r: FromClause, visible: Visible | None, local_base: str | None = None
+    ) -> list[ColumnElement[bool]]:
         """All conditions a matching row of ``r`` satisfies (type, not deleted, criteria, access, snapshot)."""
-        builder = PredicateBuilder(self.registry, visible)
+        builder = PredicateBuilder(self.registry, visible, local_base)
         conds: list[ColumnElement[bool]] = [r.c.deleted == false()]
         if query.res_type:
             conds.append(r.c.res_type == query.res_type)
@@ -94,10 +96,11 @@ class SearchEngine(Matcher):
         return conds
 
     async def execute(
-        self, conn: AsyncConnection, query: SearchQuery, *, visible: Visible | None = None
+        self, conn: AsyncConnection, query: SearchQuery, *, visible: Visible | None = None,
+        local_base: str | None = None,
     ) -> SearchPage:
         r = resource
-        conds = self.where(query, r, visible)
+        conds = self.where(query, r, visible, local_base)
         order = [sort_expression(r, k.name, k.type, k.descending) for k in query.sort]
         order.append(r.c.pid.asc())
         page = SearchPage(query, [], warnings=list(query.ignored))

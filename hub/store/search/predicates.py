@@ -139,7 +139,12 @@ def quantity_cond(t: Any, v: QuantityValue) -> ColumnElement[bool]:
     return and_(*parts)
 
 
-def reference_cond(t: Any, v: ReferenceValue, targets: tuple[str, ...]) -> ColumnElement[bool]:
+def reference_cond(
+    t: Any, v: ReferenceValue, targets: tuple[str, ...], local_base: str | None = None
+) -> ColumnElement[bool]:
+    """Relative values match relative references only (``target_url`` NULL): ``Patient/1`` must not
+    match another server's ``http://other/fhir/Patient/1``. An absolute value on this hub's own base
+    is treated as relative."""
     if v.ident_value is not None or v.ident_system is not None:
         parts = []
         if v.ident_system is not None:
@@ -149,12 +154,14 @@ def reference_cond(t: Any, v: ReferenceValue, targets: tuple[str, ...]) -> Colum
         return and_(*parts)
     if v.target_id is None:
         return t.c.target_url == v.url
-    cond = t.c.target_id == v.target_id
+    local = and_(t.c.target_id == v.target_id, t.c.target_url.is_(None))
     if v.target_type:
-        cond = and_(cond, t.c.target_type == v.target_type)
-    if v.url:
-        cond = or_(t.c.target_url == v.url, cond)
-    return cond
+        local = and_(local, t.c.target_type == v.target_type)
+    if v.url is None:
+        return local
+    if local_base and v.url.startswith(local_base.rstrip("/") + "/"):
+        return or_(t.c.target_url == v.url, local)
+    return t.c.target_url == v.url
 
 
 def uri_cond(t: Any, v: UriValue, modifier: str | None) -> ColumnElement[bool]:
@@ -165,7 +172,10 @@ def uri_cond(t: Any, v: UriValue, modifier: str | None) -> ColumnElement[bool]:
     return t.c.value == v.value
 
 
-def value_cond(table_type: str, t: Any, value: Any, modifier: str | None, targets: tuple[str, ...] = ()) -> ColumnElement[bool]:
+def value_cond(
+    table_type: str, t: Any, value: Any, modifier: str | None, targets: tuple[str, ...] = (),
+    local_base: str | None = None,
+) -> ColumnElement[bool]:
     """The condition one value puts on one row of its type's index table."""
     if table_type == "string":
         return string_cond(t, value, modifier)
@@ -178,7 +188,7 @@ def value_cond(table_type: str, t: Any, value: Any, modifier: str | None, target
     if table_type == "quantity":
         return quantity_cond(t, value)
     if table_type == "reference":
-        return reference_cond(t, value, targets)
+        return reference_cond(t, value, targets, local_base)
     if table_type == "uri":
         return uri_cond(t, value, modifier)
     raise AssertionError(table_type)
@@ -190,9 +200,10 @@ def value_cond(table_type: str, t: Any, value: Any, modifier: str | None, target
 class PredicateBuilder:
     """Builds conditions for criteria; ``registry`` gives parameter targets, ``visible`` the access filter."""
 
-    def __init__(self, registry: Any, visible: Visible | None = None) -> None:
+    def __init__(self, registry: Any, visible: Visible | None = None, local_base: str | None = None) -> None:
         self.registry = registry
         self.visible = visible
+        self.local_base = local_base
 
     def _visible(self, alias: FromClause) -> list[ColumnElement[bool]]:
         if self.visible is None:
@@ -219,9 +230,9 @@ class PredicateBuilder:
         table = INDEX_TABLES[crit.type]
         targets = self._targets(crit)
         if crit.modifier == "not":
-            positive = or_(*(value_cond(crit.type, table, v, None, targets) for v in crit.values))
+            positive = or_(*(value_cond(crit.type, table, v, None, targets, self.local_base) for v in crit.values))
             return not_(_in_index(r, table, res_type, crit.name, positive))
-        cond = or_(*(value_cond(crit.type, table, v, crit.modifier, targets) for v in crit.values))
+        cond = or_(*(value_cond(crit.type, table, v, crit.modifier, targets, self.local_base) for v in crit.values))
         if crit.type == "reference" and crit.modifier and crit.modifier[:1].isupper():
             cond = and_(cond, table.c.target_type == crit.modifier)
         return _in_index(r, table, res_type, crit.name, cond)

@@ -1,0 +1,49 @@
+"""Measures validation cost: ``python -m hub.fhir.validation.bench`` (median ms per resource).
+
+Uses the example instances of tests/conformance (a client Patient, the shared CarePlan and a 40-entry
+nursing handoff document Bundle) and reports the cold start (first validation, building trees) too.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def _median_ms(fn: Callable[[], Any], n: int) -> float:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def main(n: int = 300) -> None:
+    sys.path.insert(0, ".")
+    from hub.fhir.validation import check_base, default_validator
+    from tests.conformance import examples as ex
+
+    t0 = time.perf_counter()
+    v = default_validator()
+    patient, plan, bundle = ex.patient(), ex.care_plan(), ex.handoff_bundle(40)
+    v.validate(patient)
+    cold = (time.perf_counter() - t0) * 1000
+    v.validate(plan)
+    v.validate(bundle)
+    print(f"cold start incl. first Patient: {cold:.0f} ms")
+    for name, res, count in (
+        ("Patient", patient, n),
+        ("CarePlan", plan, n),
+        ("Bundle(40)", bundle, max(20, n // 10)),
+    ):
+        prof = _median_ms(lambda r=res: v.validate(r), count)
+        base = _median_ms(lambda r=res: check_base(r), count)
+        print(f"{name:11s} profile {prof:7.2f} ms   base {base:6.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""A live ``hub serve`` in a subprocess, for tests with real FHIR client libraries."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def live_hub(database_url: str, var_dir: Path, **env: str) -> Iterator[str]:
+    """Start ``hub serve`` on a free loopback port; yields the FHIR base URL; stops it afterwards."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "HUB_DATABASE_URL": database_url,
+        "HUB_PORT": str(port),
+        "HUB_HOST": "127.0.0.1",
+        "HUB_VAR_DIR": str(var_dir),
+        "HUB_ENVIRONMENT": "test",
+        "HUB_LOG_LEVEL": "warning",
+        **env,
+    }
+    hub = Path(sys.executable).parent / "hub"
+    log_path = var_dir / "hub.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen([str(hub), "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                out = log_path.read_text(errors="replace")
+                raise RuntimeError(f"hub serve exited early:\n{out}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("hub serve did not become ready in 60 s")
+            time.sleep(0.2)
+        yield f"{base}/fhir"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        log.close()
