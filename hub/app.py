@@ -1,13 +1,15 @@
 """``create_app(settings)``: builds the FastAPI app. Nothing connects at import time; the lifespan
-creates the engine, upgrades the embedded database, and (when asked) loads the demo network."""
+creates the engine, upgrades the embedded database, loads the conformance package and (when asked)
+the demo network."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from hub.api import errors
 from hub.api.context import Services
@@ -19,8 +21,10 @@ from hub.store.repository import Repository
 log = logging.getLogger("hub")
 
 
-def build_services(settings: Settings, db: Database) -> Services:
+def build_services(settings: Settings, db: Database, verifier: Any = None) -> Services:
     """The object graph of one app: repository, search engine, validator, wired explicitly."""
+    from hub.access.facts import after_write
+    from hub.fhir.categories import category_for
     from hub.fhir.extract import extract
     from hub.fhir.searchparams import load_registry
     from hub.fhir.typeinfo import resource_types
@@ -30,23 +34,55 @@ def build_services(settings: Settings, db: Database) -> Services:
     engine = SearchEngine(
         registry, resource_types(), default_count=settings.default_page_size, max_count=settings.max_page_size
     )
-    repo = Repository(db, lambda resource: extract(resource, registry), engine)
-    return Services(settings=settings, repo=repo, search=engine)
+    repo = Repository(
+        db,
+        lambda resource: extract(resource, registry),
+        engine,
+        validator=_write_validator() if settings.validate_on_write else None,
+        categorize=category_for,
+        after_write=after_write,
+    )
+    return Services(settings=settings, repo=repo, search=engine, verifier=verifier)
+
+
+def _write_validator() -> Any:
+    """Profile validation on write: resources that claim a loaded profile, or that the hub profiles
+    by default (care plan, ACP, overdracht, consent, toewijzing)."""
+    from hub.fhir.validation import default_validator
+
+    validator = default_validator()
+
+    def validate(resource: dict[str, Any]) -> list[Any]:
+        profiles = validator.profiles_for(resource)
+        return validator.validate(resource, profiles) if profiles else []
+
+    return validate
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    from hub.access.authserver import build_auth_router
+    from hub.access.facts import patient_ids_for_bsn
+    from hub.access.tokens import TokenVerifier
+    from hub.access.wiring import auth_config, hub_keys
+
+    config = auth_config(settings)
+    keys = hub_keys(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from hub.profiles import load_conformance_package
         from hub.store.migrate import prepare_database
 
         db = Database(settings.database_url, pool_size=settings.db_pool_size)
         await prepare_database(db, settings)
-        services = build_services(settings, db)
+        verifier = TokenVerifier(config, keys)
+        services = build_services(settings, db, verifier)
         app.state.settings = settings
         app.state.services = services
         app.state.repo = services.repo
+        app.state.db = db
+        await load_conformance_package(services)
         if settings.demo:
             from hub.demo import load_demo_if_empty
 
@@ -54,7 +90,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await verifier.aclose()
             await db.dispose()
+
+    async def first_patient(conn: Any, bsn: str) -> str | None:
+        ids = await patient_ids_for_bsn(conn, [bsn])
+        found = ids.get(bsn)
+        return found[0] if found else None
+
+    def transaction(request: Request) -> Any:
+        return request.app.state.db.write()
 
     app = FastAPI(
         title="Zorgnet Hub",
@@ -66,5 +111,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.include_router(health_router)
+    app.include_router(build_auth_router(config, keys, transaction, patient_id_for_bsn=first_patient))
     app.include_router(fhir_router)
     return app

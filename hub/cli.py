@@ -65,6 +65,28 @@ def db_reindex(batch: int = typer.Option(500, help="Resources per transaction.")
 
 
 @app.command()
+def token(
+    as_: str = typer.Option(..., "--as", help="admin | client:<BSN> | org:<URA>[:practitioner:<UZI>] | "
+                                           "person:<id>:for:<BSN> | system:<name>"),
+    scope: list[str] = typer.Option(None, "--scope", help="Narrow the scopes (repeatable)."),
+    lifetime: int = typer.Option(None, help="Lifetime in seconds."),
+) -> None:
+    """Print a signed access token for anyone, in the embedded mode (uses the hub's own keys)."""
+    from hub.access.authserver import token_for
+    from hub.access.wiring import auth_config
+
+    settings = get_settings()
+    if settings.environment == "production":
+        typer.echo("hub token is for the embedded mode and tests, not for production.", err=True)
+        raise typer.Exit(2)
+    try:
+        typer.echo(token_for(as_, auth_config(settings), scopes=scope or None, lifetime=lifetime))
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
 def demo() -> None:
     """Load the demo care network into the database (if it is empty)."""
     from hub.demo import load_demo_standalone

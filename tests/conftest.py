@@ -102,8 +102,21 @@ async def hub_app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -
 
 TABLES = (
     "resource", "resource_history", "idx_string", "idx_token", "idx_date", "idx_reference", "idx_quantity",
-    "idx_number", "idx_uri", "idx_compartment",
+    "idx_number", "idx_uri", "idx_compartment", "resource_author", "care_relation", "consent_rule",
+    "access_grant", "delegation",
 )
+
+#: The identity the generic API tests act as: a professional system of one organisation. It sees
+#: what it wrote (author access), which is all the generic FHIR tests need.
+DEFAULT_AS = "org:00099999:practitioner:900009999"
+
+
+def token_for_app(app: Any, spec: str, **kwargs: Any) -> str:
+    """A real signed access token from the app's own keys (what `hub token --as` prints)."""
+    from hub.access.authserver import token_for
+    from hub.access.wiring import auth_config
+
+    return token_for(spec, auth_config(app.state.settings), **kwargs)
 
 
 async def clean(app: Any) -> None:
@@ -118,11 +131,28 @@ async def clean(app: Any) -> None:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def client(hub_app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on a hub with an empty database."""
+    """An HTTP client on a hub with an empty database, authenticated as :data:`DEFAULT_AS`."""
     await clean(hub_app)
     transport = httpx.ASGITransport(app=hub_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as c:
+    headers = {"Authorization": f"Bearer {token_for_app(hub_app, DEFAULT_AS)}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test", headers=headers) as c:
         yield c
+
+
+@pytest.fixture
+def client_as(hub_app: Any) -> Any:
+    """A factory of HTTP clients authenticated as someone else (``client_as("client:999993653")``)."""
+    opened: list[httpx.AsyncClient] = []
+
+    def make(spec: str | None, **headers: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=hub_app)
+        if spec is not None:
+            headers = {"Authorization": f"Bearer {token_for_app(hub_app, spec)}", **headers}
+        c = httpx.AsyncClient(transport=transport, base_url="http://hub.test", headers=headers)
+        opened.append(c)
+        return c
+
+    return make
 
 
 class StatementCounter:

@@ -84,8 +84,82 @@ delegation = Table(
     Column("period_start", BigInteger, nullable=True),
     Column("period_end", BigInteger, nullable=True),
     Column("active", Boolean, nullable=False, default=True),
+    # The Consent resource this delegation is derived from (NULL for rows added directly).
+    Column("source_pid", BigInteger, nullable=True),
     Index("ix_delegation_person", "person_id", "patient_bsn"),
     Index("ix_delegation_patient", "patient_bsn"),
+    Index("ix_delegation_source", "source_pid"),
 )
 
-__all__ = ["delegation", "oauth_client", "oauth_code", "oauth_jti", "person"]
+# -- Derived access facts ----------------------------------------------------------------------
+# Kept up to date in the same transaction as the resource writes that imply them (hub.access.facts),
+# so that a search joins one indexed table instead of re-reading CareTeams and Consents.
+
+#: Organisations that wrote (some version of) a resource: they keep access to what they wrote.
+resource_author = Table(
+    "resource_author",
+    metadata,
+    Column("pid", BigInteger, primary_key=True),
+    Column("ura", String(16), primary_key=True),
+    Index("ix_resource_author_ura", "ura", "pid"),
+)
+
+#: A care relationship: organisation ``org_ura`` takes part in the care of Patient ``patient_id``,
+#: because of ``source_pid`` (a CareTeam participation, an active ServiceRequest performer, the
+#: owner of an open overdracht Task), during [start, end).
+care_relation = Table(
+    "care_relation",
+    metadata,
+    Column("source_pid", BigInteger, nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("org_ura", String(16), nullable=False),
+    Column("start", BigInteger, nullable=False),
+    Column("end", BigInteger, nullable=False),
+    Index("ix_care_relation_patient", "patient_id", "org_ura"),
+    Index("ix_care_relation_source", "source_pid"),
+)
+
+#: One provision of a privacy Consent: permit/deny for a category (NULL: all), an organisation
+#: (URA), an organisation type, a purpose of use, during [start, end).
+consent_rule = Table(
+    "consent_rule",
+    metadata,
+    Column("source_pid", BigInteger, nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("decision", String(8), nullable=False),
+    Column("category", String(32), nullable=True),
+    Column("actor_ura", String(16), nullable=True),
+    Column("org_type", String(32), nullable=True),
+    Column("purpose", String(32), nullable=True),
+    Column("start", BigInteger, nullable=False),
+    Column("end", BigInteger, nullable=False),
+    Index("ix_consent_rule_patient", "patient_id"),
+    Index("ix_consent_rule_source", "source_pid"),
+)
+
+#: The outcome of relations + consent rules: organisation ``org_ura`` may read ``category`` data of
+#: Patient ``patient_id`` during [start, end). Recomputed for a patient whenever one of its
+#: relations or rules changes; this is the table every search joins.
+access_grant = Table(
+    "access_grant",
+    metadata,
+    Column("patient_id", String(64), nullable=False),
+    Column("org_ura", String(16), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("start", BigInteger, nullable=False),
+    Column("end", BigInteger, nullable=False),
+    Index("ix_access_grant_org", "org_ura", "patient_id", "category"),
+    Index("ix_access_grant_patient", "patient_id"),
+)
+
+__all__ = [
+    "access_grant",
+    "care_relation",
+    "consent_rule",
+    "delegation",
+    "oauth_client",
+    "oauth_code",
+    "oauth_jti",
+    "person",
+    "resource_author",
+]

@@ -21,16 +21,33 @@ class Services:
     settings: Settings
     repo: Repository
     search: SearchEngine
+    #: Verifies bearer tokens (hub.access.tokens.TokenVerifier).
+    verifier: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One interaction being handled: ``conn`` is set when it runs inside a transaction Bundle."""
+    """One interaction being handled: ``conn`` is set when it runs inside a transaction Bundle.
+
+    ``policy`` is the access decision for the caller (built once per request in :mod:`hub.access`);
+    None only for the hub's own internal calls (demo loading, reindexing), never for HTTP requests.
+    """
 
     svc: Services
     base: str
     conn: AsyncConnection | None = None
+    policy: Any = None
+
+    @property
+    def repo(self) -> Repository:
+        """The repository bound to this caller's policy: every read and write goes through it."""
+        return self.svc.repo if self.policy is None else self.svc.repo.with_policy(self.policy)
+
+    @property
+    def sql_filter(self) -> Any:
+        """The access filter searches apply (``visible(resource_alias) -> condition | None``)."""
+        return None if self.policy is None else self.policy.sql_filter
 
     def in_transaction(self, conn: AsyncConnection) -> Call:
         return replace(self, conn=conn)

@@ -7,8 +7,9 @@ details live in :mod:`hub.store.resources`, search SQL in :mod:`hub.store.search
 
 from __future__ import annotations
 
+import copy
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,9 @@ MAX_WRITE_ATTEMPTS = 20
 Indexer = Callable[[dict[str, Any]], IndexRows]
 #: Profile validation on write: returns the issues (errors make the write fail with 422).
 WriteValidator = Callable[[dict[str, Any]], Sequence[Issue]]
+#: Maintains derived facts (care relations, consent rules, grants, authorship) in the write's
+#: transaction: (conn, stored, resource or None for a delete, author URA).
+AfterWrite = Callable[[AsyncConnection, Stored, dict[str, Any] | None, str | None], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +66,9 @@ class HistoryPage:
 class Matcher:
     """Finds the resources a conditional interaction's criteria select (set by the search engine)."""
 
-    async def match(self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2) -> list[Stored]:
+    async def match(
+        self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2, *, visible: Any = None
+    ) -> list[Stored]:
         raise NotImplementedError
 
 
@@ -76,12 +82,42 @@ class Repository:
         matcher: Matcher,
         validator: WriteValidator | None = None,
         clock: Callable[[], int] = now_us,
+        categorize: Callable[[dict[str, Any]], str] | None = None,
+        after_write: AfterWrite | None = None,
+        policy: Any = None,
     ) -> None:
         self.db = db
         self.indexer = indexer
         self.matcher = matcher
         self.validator = validator
         self.clock = clock
+        self.categorize = categorize or (lambda _resource: "medisch")
+        self.after_write = after_write
+        #: The caller's access policy (hub.access.policy.AccessPolicy); None for the hub's own work.
+        self.policy = policy
+
+    def with_policy(self, policy: Any) -> Repository:
+        """This repository, bound to one caller's access policy (every operation then obeys it)."""
+        bound = copy.copy(self)
+        bound.policy = policy
+        return bound
+
+    @property
+    def visible(self) -> Any:
+        """The SQL access filter for searches (None: unrestricted)."""
+        return None if self.policy is None else self.policy.sql_filter
+
+    @property
+    def author_ura(self) -> str | None:
+        return None if self.policy is None else self.policy.principal.organisation_ura
+
+    async def match(self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2) -> list[Stored]:
+        """Conditional criteria, seen through the caller's eyes (invisible resources do not match)."""
+        return await self.matcher.match(conn, res_type, criteria, limit, visible=self.visible)
+
+    async def _check_read(self, conn: AsyncConnection, stored: Stored) -> None:
+        if self.policy is not None:
+            await self.policy.check_read(conn, stored)
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -107,6 +143,8 @@ class Repository:
     async def read(self, res_type: str, res_id: str, *, conn: AsyncConnection | None = None) -> Stored:
         async with self.reading(conn) as c:
             stored = await dao.get_current(c, res_type, res_id)
+            if stored is not None:
+                await self._check_read(c, stored)
         if stored is None:
             raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
         if stored.deleted:
@@ -120,6 +158,8 @@ class Repository:
             raise NotFound(f"Version '{version}' of {res_type}/{res_id} is not known")
         async with self.reading(conn) as c:
             stored = await dao.get_version(c, res_type, res_id, int(version))
+            if stored is not None:
+                await self._check_read(c, stored)
         if stored is None:
             raise NotFound(f"Version {version} of {res_type}/{res_id} is not known")
         if stored.deleted:
@@ -140,7 +180,7 @@ class Repository:
         res_type = resource["resourceType"]
         async with self.writing(conn) as c:
             if if_none_exist:
-                found = await self.matcher.match(c, res_type, if_none_exist)
+                found = await self.match(c, res_type, if_none_exist)
                 if len(found) > 1:
                     raise PreconditionFailed(
                         f"If-None-Exist '{if_none_exist}' matches {len(found)} {res_type} resources",
@@ -218,6 +258,7 @@ class Repository:
                 current = await dao.get_current(c, res_type, res_id)
                 if current is None:
                     raise NotFound(f"{res_type}/{res_id} is not known")
+                await self._check_read(c, current)
                 if current.deleted:
                     raise Gone(f"{res_type}/{res_id} was deleted")
                 if expected is not None and expected != current.version:
@@ -245,10 +286,13 @@ class Repository:
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             async with self.writing(conn) as c:
                 current = await dao.get_current(c, res_type, res_id)
+                if current is not None:
+                    await self._check_read(c, current)
                 if current is None or current.deleted:
                     if expected is not None:
                         raise PreconditionFailed(f"If-Match {if_match}: {res_type}/{res_id} does not exist")
                     return None
+                await self._check_delete(c, current)
                 if expected is not None and expected != current.version:
                     raise PreconditionFailed(
                         f"If-Match {if_match} does not match the current version {current.etag}",
@@ -256,6 +300,8 @@ class Repository:
                     )
                 stored = await dao.write_version(c, current, None, self._tick(current), "DELETE", None)
                 if stored is not None:
+                    if self.after_write is not None:
+                        await self.after_write(c, stored, None, self.author_ura)
                     return WriteOutcome(stored, 200, None, f"Deleted {res_type}/{res_id}")
                 if expected is not None or conn is not None:
                     raise PreconditionFailed(f"{res_type}/{res_id} was changed by another request")
@@ -269,7 +315,7 @@ class Repository:
     ) -> WriteOutcome:
         """PUT Type?criteria: no match creates, one match updates it, several are a 412."""
         async with self.writing(conn) as c:
-            found = await self.matcher.match(c, res_type, criteria)
+            found = await self.match(c, res_type, criteria)
             if len(found) > 1:
                 raise PreconditionFailed(
                     f"The criteria '{criteria}' match {len(found)} {res_type} resources", code="multiple-matches"
@@ -294,7 +340,7 @@ class Repository:
     ) -> WriteOutcome | None:
         """DELETE Type?criteria: none is a no-op, one is deleted, several are a 412."""
         async with self.writing(conn) as c:
-            found = await self.matcher.match(c, res_type, criteria)
+            found = await self.match(c, res_type, criteria)
             if len(found) > 1:
                 raise PreconditionFailed(
                     f"The criteria '{criteria}' match {len(found)} {res_type} resources", code="multiple-matches"
@@ -308,7 +354,7 @@ class Repository:
         *, conn: AsyncConnection | None = None, if_match: str | None = None,
     ) -> WriteOutcome:
         async with self.writing(conn) as c:
-            found = await self.matcher.match(c, res_type, criteria)
+            found = await self.match(c, res_type, criteria)
             if len(found) != 1:
                 if not found:
                     raise NotFound(f"The criteria '{criteria}' match no {res_type}")
@@ -329,10 +375,15 @@ class Repository:
         conn: AsyncConnection | None = None,
     ) -> HistoryPage:
         """A page of versions, newest first; ``cursor`` (a history row id) continues a previous page."""
-        query = dao.history_query(res_type=res_type, res_id=res_id, since=since, at=at, before_hid=cursor)
+        query = dao.history_query(
+            res_type=res_type, res_id=res_id, since=since, at=at, before_hid=cursor, visible=self.visible
+        )
         async with self.reading(conn) as c:
-            if res_id and res_type and await dao.get_current(c, res_type, res_id) is None:
-                raise NotFound(f"{res_type}/{res_id} is not known")
+            if res_id and res_type:
+                current = await dao.get_current(c, res_type, res_id)
+                if current is None:
+                    raise NotFound(f"{res_type}/{res_id} is not known")
+                await self._check_read(c, current)
             rows = (await c.execute(query.limit(count + 1))).all()
         page = rows[:count]
         next_cursor = rows[count][0] if len(rows) > count else None
@@ -366,16 +417,23 @@ class Repository:
 
     async def _insert(self, conn: AsyncConnection, resource: dict[str, Any], res_id: str, method: str) -> WriteOutcome:
         check_id(res_id)
+        res_type = resource["resourceType"]
+        existing = await dao.get_current(conn, res_type, res_id)
+        if existing is not None:  # a deleted resource being re-created keeps its history
+            await self._check_read(conn, existing)
+            outcome = await self._next_version(conn, existing, resource, method, status=201)
+            if outcome is None:
+                raise Conflict(f"{res_type}/{res_id} was changed concurrently")
+            return outcome
         when = self._tick()
         stamped, content = self._stamp(resource, res_id, 1, when)
         self._check_profiles(stamped)
-        existing = await dao.get_current(conn, stamped["resourceType"], res_id)
-        if existing is not None:  # a deleted resource being re-created keeps its history
-            outcome = await self._next_version(conn, existing, resource, method, status=201)
-            if outcome is None:
-                raise Conflict(f"{stamped['resourceType']}/{res_id} was changed concurrently")
-            return outcome
-        stored = await dao.insert_new(conn, stamped["resourceType"], res_id, content, when, method, self.indexer(stamped))
+        rows = self.indexer(stamped)
+        category = self.categorize(stamped)
+        await self._check_write(conn, stamped, category, rows, None, "c")
+        stored = await dao.insert_new(conn, res_type, res_id, content, when, method, rows, category)
+        if self.after_write is not None:
+            await self.after_write(conn, stored, stamped, self.author_ura)
         return WriteOutcome(stored, 201, stamped)
 
     async def _next_version(
@@ -384,10 +442,37 @@ class Repository:
         when = self._tick(current)
         stamped, content = self._stamp(resource, current.res_id, current.version + 1, when)
         self._check_profiles(stamped)
-        stored = await dao.write_version(conn, current, content, when, method, self.indexer(stamped))
+        rows = self.indexer(stamped)
+        category = self.categorize(stamped)
+        await self._check_write(conn, stamped, category, rows, current, "u")
+        stored = await dao.write_version(conn, current, content, when, method, rows, category)
         if stored is None:
             return None
+        if self.after_write is not None:
+            await self.after_write(conn, stored, stamped, self.author_ura)
         return WriteOutcome(stored, status or (201 if current.deleted else 200), stamped)
+
+    async def _check_write(
+        self, conn: AsyncConnection, resource: dict[str, Any], category: str, rows: IndexRows,
+        current: Stored | None, interaction: str,
+    ) -> None:
+        if self.policy is None:
+            return
+        res_type = resource["resourceType"]
+        patients = [i for t, i in rows.compartments if t == "Patient"]
+        if res_type == "Patient" and (current is None or current.deleted):
+            # Registering a client: the new Patient is not yet in anyone's care.
+            patients = [i for i in patients if i != resource.get("id")]
+        await self.policy.check_write(conn, res_type, category, patients, current, interaction)
+
+    async def _check_delete(self, conn: AsyncConnection, current: Stored) -> None:
+        if self.policy is None or current.content is None:
+            return
+        old = jsonio.loads(current.content)
+        rows = self.indexer(old)
+        patients = [i for t, i in rows.compartments if t == "Patient"]
+        category = current.category or self.categorize(old)
+        await self.policy.check_write(conn, current.res_type, category, patients, current, "d")
 
 
 def parse_etag(value: str) -> int:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.tables import INDEX_TABLES, idx_compartment, resource, resource_history
@@ -28,6 +28,7 @@ class Stored:
     deleted: bool
     content: str | None
     method: str | None = None
+    category: str | None = None
 
     @property
     def etag(self) -> str:
@@ -52,6 +53,8 @@ _CURRENT = select(
     resource.c.last_updated,
     resource.c.deleted,
     resource.c.content,
+    literal(None).label("method"),
+    resource.c.category,
 )
 
 
@@ -94,6 +97,7 @@ async def insert_new(
     last_updated: int,
     method: str,
     rows: IndexRows | None,
+    category: str = "medisch",
 ) -> Stored:
     """A resource that did not exist: version 1 in ``resource`` and in the history."""
     pid = (
@@ -101,7 +105,7 @@ async def insert_new(
             insert(resource)
             .values(
                 res_type=res_type, res_id=res_id, version=1, last_updated=last_updated,
-                deleted=False, content=content,
+                deleted=False, content=content, category=category,
             )
             .returning(resource.c.pid)
         )
@@ -114,7 +118,7 @@ async def insert_new(
     )
     if rows is not None:
         await write_index_rows(conn, pid, res_type, rows, replace=False)
-    return Stored(pid, res_type, res_id, 1, last_updated, False, content, method)
+    return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category)
 
 
 async def write_version(
@@ -124,6 +128,7 @@ async def write_version(
     last_updated: int,
     method: str,
     rows: IndexRows | None,
+    category: str | None = None,
 ) -> Stored | None:
     """The next version of ``current`` (``content=None`` deletes); None if someone else got there first.
 
@@ -132,10 +137,15 @@ async def write_version(
     """
     new_version = current.version + 1
     deleted = content is None
+    values: dict[str, Any] = {
+        "version": new_version, "last_updated": last_updated, "deleted": deleted, "content": content,
+    }
+    if category is not None:
+        values["category"] = category
     result = await conn.execute(
         update(resource)
         .where(resource.c.pid == current.pid, resource.c.version == current.version)
-        .values(version=new_version, last_updated=last_updated, deleted=deleted, content=content)
+        .values(**values)
     )
     if result.rowcount != 1:
         return None
@@ -146,14 +156,20 @@ async def write_version(
         )
     )
     if deleted:
-        await delete_index_rows(conn, [current.pid])
+        await delete_index_rows(conn, [current.pid], compartments=False)
     elif rows is not None:
         await write_index_rows(conn, current.pid, current.res_type, rows, replace=True)
-    return Stored(current.pid, current.res_type, current.res_id, new_version, last_updated, deleted, content, method)
+    return Stored(
+        current.pid, current.res_type, current.res_id, new_version, last_updated, deleted, content, method,
+        category if category is not None else current.category,
+    )
 
 
-async def delete_index_rows(conn: AsyncConnection, pids: Sequence[int]) -> None:
-    for table in (*INDEX_TABLES.values(), idx_compartment):
+async def delete_index_rows(conn: AsyncConnection, pids: Sequence[int], *, compartments: bool = True) -> None:
+    """Remove search index rows. A deletion keeps the compartment rows: who a deleted resource
+    belonged to still decides who may learn that it was deleted (410 rather than 404)."""
+    tables = (*INDEX_TABLES.values(), idx_compartment) if compartments else tuple(INDEX_TABLES.values())
+    for table in tables:
         await conn.execute(delete(table).where(table.c.pid.in_(list(pids))))
 
 
@@ -183,10 +199,14 @@ def history_query(
     since: int | None = None,
     at: int | None = None,
     before_hid: int | None = None,
+    visible: Any = None,
 ) -> Any:
-    """SELECT of history rows, newest first (ordered by the global ``hid``)."""
+    """SELECT of history rows, newest first (ordered by the global ``hid``); ``visible`` is the
+    access filter on the current resource row (a caller sees the history of what it may see)."""
     h = resource_history
     cond: list[Any] = []
+    if visible is not None:
+        cond.append(h.c.pid.in_(select(resource.c.pid).where(visible(resource))))
     if res_type:
         cond.append(h.c.res_type == res_type)
     if res_id:

@@ -61,6 +61,9 @@ resource = Table(
     Column("version", Integer, nullable=False),
     Column("last_updated", BigInteger, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
+    # The data category (zorgplan, acp, overdracht, medisch, ...; hub.fhir.categories) the access
+    # layer decides on.
+    Column("category", String(32), nullable=False, default="medisch"),
     Column("content", RawJSON, nullable=True),
     UniqueConstraint("res_type", "res_id", name="uq_resource_type_id"),
     Index("ix_resource_type_updated", "res_type", "last_updated"),

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,9 +21,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class LiveHub:
+    base: str
+    env: dict[str, str]
+
+    def token(self, spec: str) -> str:
+        """A token printed by ``hub token --as spec`` for this hub (same keys, same audience)."""
+        hub = Path(sys.executable).parent / "hub"
+        out = subprocess.run([str(hub), "token", "--as", spec], env=self.env, capture_output=True, check=True)
+        return out.stdout.decode().strip()
+
+
 @contextmanager
-def live_hub(database_url: str, var_dir: Path, **env: str) -> Iterator[str]:
-    """Start ``hub serve`` on a free loopback port; yields the FHIR base URL; stops it afterwards."""
+def live_hub(database_url: str, var_dir: Path, **env: str) -> Iterator[LiveHub]:
+    """Start ``hub serve`` on a free loopback port; yields the running hub; stops it afterwards."""
     port = free_port()
     environment = {
         **os.environ,
@@ -53,7 +66,7 @@ def live_hub(database_url: str, var_dir: Path, **env: str) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("hub serve did not become ready in 60 s")
             time.sleep(0.2)
-        yield f"{base}/fhir"
+        yield LiveHub(f"{base}/fhir", environment)
     finally:
         proc.terminate()
         try:

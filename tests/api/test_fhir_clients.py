@@ -7,25 +7,29 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.live import live_hub
+from tests.api.live import LiveHub, live_hub
 
 BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
 
 
+AS = "org:00088888:practitioner:900008888"
+
+
 @pytest.fixture(scope="module")
-def live_base(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with live_hub(database_url, tmp_path_factory.mktemp("live")) as base:
-        yield base
+def live(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
+    with live_hub(database_url, tmp_path_factory.mktemp("live")) as hub:
+        yield hub
 
 
-def test_fhirclient_crud_and_search(live_base: str) -> None:
+def test_fhirclient_crud_and_search(live: LiveHub) -> None:
     from fhirclient import client
     from fhirclient.models.humanname import HumanName
     from fhirclient.models.identifier import Identifier
     from fhirclient.models.patient import Patient
 
-    smart = client.FHIRClient(settings={"app_id": "zorgnet-test", "api_base": live_base})
+    smart = client.FHIRClient(settings={"app_id": "zorgnet-test", "api_base": live.base})
     server = smart.server
+    server.session.headers["Authorization"] = f"Bearer {live.token(AS)}"
     p = Patient()
     ident = Identifier()
     ident.system, ident.value = BSN, "999998286"
@@ -53,10 +57,10 @@ def test_fhirclient_crud_and_search(live_base: str) -> None:
     assert "410" in str(excinfo.value)
 
 
-def test_fhirpy_crud_and_search(live_base: str) -> None:
+def test_fhirpy_crud_and_search(live: LiveHub) -> None:
     from fhirpy import SyncFHIRClient
 
-    fhir = SyncFHIRClient(live_base)
+    fhir = SyncFHIRClient(live.base, authorization=f"Bearer {live.token(AS)}")
     patient = fhir.resource("Patient", identifier=[{"system": BSN, "value": "999994670"}],
                             name=[{"family": "de Groot", "given": ["Kees"]}], birthDate="1944-05-06")
     patient.save()
@@ -81,3 +85,12 @@ def test_fhirpy_crud_and_search(live_base: str) -> None:
 
     obs.delete()
     assert fhir.resources("Observation").search(subject=f"Patient/{patient.id}").count() == 0
+
+
+def test_no_token_is_401(live: LiveHub) -> None:
+    import httpx
+
+    r = httpx.get(f"{live.base}/Patient")
+    assert r.status_code == 401 and r.json()["resourceType"] == "OperationOutcome"
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert httpx.get(f"{live.base}/metadata").status_code == 200

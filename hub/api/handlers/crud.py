@@ -27,7 +27,7 @@ async def create(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type
     resource = check_resource(require_body(req), route.res_type)
     resource = {k: v for k, v in resource.items() if k != "id"}  # the server assigns the id on create
-    outcome = await call.svc.repo.create(resource, if_none_exist=req.if_none_exist, conn=call.conn)
+    outcome = await call.repo.create(resource, if_none_exist=req.if_none_exist, conn=call.conn)
     return written(
         outcome.stored, outcome.status, outcome.resource, _location(call, outcome.stored), req.prefer_return,
         outcome.message,
@@ -36,20 +36,20 @@ async def create(call: Call, req: FhirRequest, route: Route) -> FhirResult:
 
 async def read(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type and route.res_id
-    stored = await call.svc.repo.read(route.res_type, route.res_id, conn=call.conn)
+    stored = await call.repo.read(route.res_type, route.res_id, conn=call.conn)
     return _maybe_not_modified(req, stored) or FhirResult(200, stored.content, stored)
 
 
 async def vread(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type and route.res_id and route.version
-    stored = await call.svc.repo.vread(route.res_type, route.res_id, route.version, conn=call.conn)
+    stored = await call.repo.vread(route.res_type, route.res_id, route.version, conn=call.conn)
     return _maybe_not_modified(req, stored) or FhirResult(200, stored.content, stored)
 
 
 async def update(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type and route.res_id
     resource = check_resource(require_body(req), route.res_type)
-    outcome = await call.svc.repo.update(
+    outcome = await call.repo.update(
         route.res_type, route.res_id, resource, if_match=req.if_match, conn=call.conn
     )
     return written(
@@ -60,7 +60,7 @@ async def update(call: Call, req: FhirRequest, route: Route) -> FhirResult:
 async def conditional_update(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type
     resource = check_resource(require_body(req), route.res_type)
-    outcome = await call.svc.repo.conditional_update(
+    outcome = await call.repo.conditional_update(
         route.res_type, _criteria(req, "update"), resource, conn=call.conn, if_match=req.if_match
     )
     return written(
@@ -70,7 +70,7 @@ async def conditional_update(call: Call, req: FhirRequest, route: Route) -> Fhir
 
 async def delete(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type and route.res_id
-    outcome = await call.svc.repo.delete(route.res_type, route.res_id, conn=call.conn, if_match=req.if_match)
+    outcome = await call.repo.delete(route.res_type, route.res_id, conn=call.conn, if_match=req.if_match)
     if outcome is None:
         return FhirResult(200, information(f"{route.res_type}/{route.res_id}: nothing to delete"))
     return FhirResult(200, information(outcome.message), outcome.stored, headers={"ETag": outcome.stored.etag})
@@ -78,7 +78,7 @@ async def delete(call: Call, req: FhirRequest, route: Route) -> FhirResult:
 
 async def conditional_delete(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type
-    outcome = await call.svc.repo.conditional_delete(route.res_type, _criteria(req, "delete"), conn=call.conn)
+    outcome = await call.repo.conditional_delete(route.res_type, _criteria(req, "delete"), conn=call.conn)
     if outcome is None:
         return FhirResult(200, information(f"No {route.res_type} matched; nothing deleted"))
     return FhirResult(200, information(outcome.message), outcome.stored, headers={"ETag": outcome.stored.etag})
@@ -88,11 +88,11 @@ async def patch(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type
     apply = _patch_function(req)
     if route.res_id is None:
-        outcome = await call.svc.repo.conditional_patch(
+        outcome = await call.repo.conditional_patch(
             route.res_type, _criteria(req, "patch"), apply, conn=call.conn, if_match=req.if_match
         )
     else:
-        outcome = await call.svc.repo.patch(
+        outcome = await call.repo.patch(
             route.res_type, route.res_id, apply, if_match=req.if_match, conn=call.conn
         )
     return written(

@@ -27,7 +27,7 @@ async def history(call: Call, req: FhirRequest, route: Route) -> FhirResult:
         if not params["_cursor"].isdigit():
             raise BadRequest("_cursor must be a number from a next link", expression="_cursor")
         cursor = int(params["_cursor"])
-    page = await call.svc.repo.history(
+    page = await call.repo.history(
         res_type=route.res_type, res_id=route.res_id, since=since, at=at, cursor=cursor, count=count,
         conn=call.conn,
     )

@@ -39,7 +39,7 @@ async def search(call: Call, req: FhirRequest, route: Route) -> FhirResult:
             query.compartment = None
             query.criteria.append(Criterion("Patient", "_id", "token", None, (TokenValue(None, route.res_id),)))
     async with call.svc.repo.reading(call.conn) as conn:
-        page = await engine.execute(conn, query, local_base=call.base)
+        page = await engine.execute(conn, query, visible=call.sql_filter, local_base=call.base)
     path = req.path if not req.path.endswith("_search") else req.path[: -len("/_search")]
     return FhirResult(200, searchset(call.base, path, page))
 

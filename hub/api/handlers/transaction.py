@@ -182,7 +182,7 @@ async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
         method = e.request.method
         if method == "POST" and e.target.kind == "create":
             if e.request.if_none_exist:
-                found = await call.svc.repo.matcher.match(call.conn, e.target.res_type, e.request.if_none_exist)  # type: ignore[arg-type]
+                found = await call.repo.match(call.conn, e.target.res_type, e.request.if_none_exist)  # type: ignore[arg-type]
                 if len(found) > 1:
                     raise PreconditionFailed(
                         f"Bundle.entry[{e.index}]: ifNoneExist '{e.request.if_none_exist}' matches {len(found)} resources",
@@ -195,7 +195,7 @@ async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
         elif method == "PUT" and e.target.kind == "update" and e.target.res_id:
             mapping[e.full_url] = f"{e.target.res_type}/{e.target.res_id}"
         elif method == "PUT" and e.target.kind == "conditional-update":
-            found = await call.svc.repo.matcher.match(call.conn, e.target.res_type, e.request.query_string)  # type: ignore[arg-type]
+            found = await call.repo.match(call.conn, e.target.res_type, e.request.query_string)  # type: ignore[arg-type]
             if len(found) == 1:
                 mapping[e.full_url] = f"{found[0].res_type}/{found[0].res_id}"
             elif not found:
@@ -236,7 +236,7 @@ async def _resolve_reference(call: Call, ref: str, mapping: dict[str, str], wher
     m = _CONDITIONAL_REF.match(ref)
     if m:
         res_type, criteria = m.groups()
-        found = await call.svc.repo.matcher.match(call.conn, res_type, criteria)  # type: ignore[arg-type]
+        found = await call.repo.match(call.conn, res_type, criteria)  # type: ignore[arg-type]
         if len(found) != 1:
             raise PreconditionFailed(
                 f"{where}: the conditional reference '{ref}' matches {len(found)} resources (exactly one needed)",
@@ -250,7 +250,7 @@ async def _create_with_id(call: Call, entry: _Entry, new_id: str) -> FhirResult:
     from hub.api.result import written
 
     body = {k: v for k, v in entry.request.body.items() if k != "id"}
-    outcome = await call.svc.repo.create(body, conn=call.conn, assigned_id=new_id)
+    outcome = await call.repo.create(body, conn=call.conn, assigned_id=new_id)
     stored = outcome.stored
     location = f"{call.base}/{stored.res_type}/{stored.res_id}/_history/{stored.version}"
     return written(stored, outcome.status, outcome.resource, location, entry.request.prefer_return)
@@ -258,7 +258,7 @@ async def _create_with_id(call: Call, entry: _Entry, new_id: str) -> FhirResult:
 
 async def _matched(call: Call, ref: str) -> FhirResult:
     res_type, res_id = ref.split("/", 1)
-    stored = await call.svc.repo.read(res_type, res_id, conn=call.conn)
+    stored = await call.repo.read(res_type, res_id, conn=call.conn)
     location = f"{call.base}/{res_type}/{res_id}/_history/{stored.version}"
     return FhirResult(200, None, stored, location)
 

@@ -22,7 +22,9 @@ class Operation:
 
 def _registry() -> dict[str, Operation]:
     """All operations by name; each module exposes one ``OPERATION``."""
-    modules: tuple[object, ...] = ()
+    from hub.api.operations import everything
+
+    modules: tuple[object, ...] = (everything,)
     return {op.name: op for op in (m.OPERATION for m in modules)}  # type: ignore[attr-defined]
 
 

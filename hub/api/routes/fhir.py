@@ -1,5 +1,9 @@
 """The FHIR REST endpoint: every method on ``/fhir/...`` becomes a :class:`FhirRequest` and goes to
-:func:`hub.api.handlers.handle`, the same path a Bundle entry takes."""
+:func:`hub.api.handlers.handle`, the same path a Bundle entry takes.
+
+Every request is authenticated (bearer JWT) and gets its caller's access policy before anything
+is read; only the CapabilityStatement (``GET /fhir/metadata``) is public, as SMART requires.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from hub.access.policy import AccessPolicy, build_policy, needs_facts
 from hub.api.body import read_body
-from hub.api.context import Call
+from hub.api.context import Call, Services
 from hub.api.handlers import handle
 from hub.api.interaction import FhirRequest
 from hub.api.negotiate import fhir_response, negotiate, prefer_handling, prefer_return
@@ -19,22 +24,40 @@ from hub.fhir.parse import parse_body
 router = APIRouter()
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+#: The header a professional sends, with the reason, to break the glass (emergency access).
+EMERGENCY_HEADER = "x-break-glass"
 
 
 @router.api_route("/fhir", methods=_METHODS, include_in_schema=False)
 @router.api_route("/fhir/{path:path}", methods=_METHODS, include_in_schema=False)
 async def fhir_endpoint(request: Request, path: str = "") -> Response:
-    services = request.app.state.services
+    services: Services = request.app.state.services
     fmt = negotiate(request)
+    policy = None
+    if not (request.method in ("GET", "HEAD") and path.strip("/") == "metadata"):
+        policy = await authorize(request, services)
     req = await to_fhir_request(request, path, services.settings.max_body_bytes)
-    call = Call(services, str(request.base_url).rstrip("/") + "/fhir")
+    call = Call(services, str(request.base_url).rstrip("/") + "/fhir", policy=policy)
     result = await handle(call, req)
     headers = result.http_headers()
     if result.status == 304 or result.body is None or request.method == "HEAD":
         if result.body is not None and request.method == "HEAD":
             headers["Content-Type"] = f"{fmt.media_type}; charset=utf-8"
-        return Response(b"", status_code=result.status if result.status != 204 else 204, headers=headers)
+        return Response(b"", status_code=result.status, headers=headers)
     return fhir_response(result.body, fmt, result.status, headers)
+
+
+async def authorize(request: Request, services: Services) -> AccessPolicy:
+    """Who is calling (401 without a valid token), and their access policy for this request."""
+    principal = await services.verifier.verify_authorization(request.headers.get("authorization"))
+    request.state.principal = principal
+    emergency = (request.headers.get(EMERGENCY_HEADER) or "").strip() or None
+    if emergency is not None and len(emergency) < 5:
+        raise BadRequest(f"{EMERGENCY_HEADER} needs the reason for emergency access", expression=EMERGENCY_HEADER)
+    if needs_facts(principal, emergency):
+        async with services.repo.db.read() as conn:
+            return await build_policy(conn, principal, emergency_reason=emergency)
+    return await build_policy(None, principal, emergency_reason=emergency)
 
 
 async def to_fhir_request(request: Request, path: str, limit: int) -> FhirRequest:

@@ -23,7 +23,7 @@ from hub.fhir.errors import BadRequest, Issue
 from hub.fhir.query import Include, SearchQuery, parse_query
 from hub.store.repository import Matcher
 from hub.store.resources import Stored
-from hub.store.search.predicates import PredicateBuilder, Visible, sort_expression
+from hub.store.search.predicates import PredicateBuilder, Visible, local_target, sort_expression
 from hub.store.tables import idx_compartment, idx_reference, resource
 
 MAX_INCLUDE_DEPTH = 4
@@ -123,7 +123,7 @@ class SearchEngine(Matcher):
             else:
                 page.total = await self._count(conn, conds)
         if query.includes or query.revincludes:
-            page.included = await self._includes(conn, query, page.matches, visible)
+            page.included = await self._includes(conn, query, page.matches, visible, local_base)
         return page
 
     async def _count(self, conn: AsyncConnection, conds: list[ColumnElement[bool]]) -> int:
@@ -131,7 +131,8 @@ class SearchEngine(Matcher):
         return int((await conn.execute(stmt)).scalar_one())
 
     async def _includes(
-        self, conn: AsyncConnection, query: SearchQuery, matches: list[Stored], visible: Visible | None
+        self, conn: AsyncConnection, query: SearchQuery, matches: list[Stored], visible: Visible | None,
+        local_base: str | None = None,
     ) -> list[Stored]:
         """_include/_revinclude: one statement per kind per round; :iterate repeats on what was added."""
         seen = {s.pid for s in matches}
@@ -143,9 +144,9 @@ class SearchEngine(Matcher):
                 break
             added: list[Stored] = []
             if includes:
-                added += await self._include_round(conn, frontier, includes, visible, reverse=False)
+                added += await self._include_round(conn, frontier, includes, visible, local_base, reverse=False)
             if revincludes:
-                added += await self._include_round(conn, frontier, revincludes, visible, reverse=True)
+                added += await self._include_round(conn, frontier, revincludes, visible, local_base, reverse=True)
             new = []
             for s in added:
                 if s.pid not in seen:
@@ -163,7 +164,8 @@ class SearchEngine(Matcher):
         return included
 
     async def _include_round(
-        self, conn: AsyncConnection, pids: list[int], specs: list[Include], visible: Visible | None, *, reverse: bool
+        self, conn: AsyncConnection, pids: list[int], specs: list[Include], visible: Visible | None,
+        local_base: str | None, *, reverse: bool,
     ) -> list[Stored]:
         ref = idx_reference.alias("inc_ref")
         r = resource.alias("inc")
@@ -188,7 +190,7 @@ class SearchEngine(Matcher):
         else:
             join = ref.join(r, and_(r.c.res_type == ref.c.target_type, r.c.res_id == ref.c.target_id))
             where = [ref.c.pid.in_(pids)]
-        where += [or_(*choices), r.c.deleted == false()]
+        where += [or_(*choices), local_target(ref, local_base), r.c.deleted == false()]
         if access is not None:
             where.append(access)
         cols = [r.c[c.name] for c in _COLUMNS]
@@ -197,8 +199,11 @@ class SearchEngine(Matcher):
 
     # -- conditional interactions ---------------------------------------------------------------------
 
-    async def match(self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2) -> list[Stored]:
-        """Resources matching a conditional interaction's criteria (strict: unknown parameters are a 400)."""
+    async def match(
+        self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2, *, visible: Visible | None = None
+    ) -> list[Stored]:
+        """Resources matching a conditional interaction's criteria (strict: unknown parameters are a 400);
+        ``visible`` is the caller's access filter: what it may not see never matches."""
         from urllib.parse import parse_qsl
 
         params = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
@@ -206,7 +211,7 @@ class SearchEngine(Matcher):
         if not query.criteria:
             raise BadRequest(f"The criteria '{criteria}' select nothing specific", code="invalid")
         query.count, query.total, query.includes, query.revincludes, query.sort = limit, "none", [], [], []
-        page = await self.execute(conn, query)
+        page = await self.execute(conn, query, visible=visible)
         return page.matches
 
     # -- CapabilityStatement --------------------------------------------------------------------------

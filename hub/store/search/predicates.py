@@ -47,6 +47,18 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def local_target(ref: FromClause, local_base: str | None) -> ColumnElement[bool]:
+    """Reference rows that point at a resource on this hub: relative, or absolute on our own base.
+
+    Chains, ``_has`` and includes join reference rows to ``resource`` by type and id; without this a
+    reference to ``http://other/fhir/Patient/1`` would resolve to our own ``Patient/1``.
+    """
+    cond = ref.c.target_url.is_(None)
+    if local_base:
+        cond = or_(cond, ref.c.target_url.like(_like_escape(local_base.rstrip("/")) + "/%", escape="\\"))
+    return cond
+
+
 def _in_index(
     r: FromClause, table: Any, res_type: str | None, param: str, cond: ColumnElement[bool]
 ) -> ColumnElement[bool]:
@@ -142,9 +154,9 @@ def quantity_cond(t: Any, v: QuantityValue) -> ColumnElement[bool]:
 def reference_cond(
     t: Any, v: ReferenceValue, targets: tuple[str, ...], local_base: str | None = None
 ) -> ColumnElement[bool]:
-    """Relative values match relative references only (``target_url`` NULL): ``Patient/1`` must not
-    match another server's ``http://other/fhir/Patient/1``. An absolute value on this hub's own base
-    is treated as relative."""
+    """Relative values match references to this hub only (relative, or absolute on ``local_base``):
+    ``Patient/1`` must not match another server's ``http://other/fhir/Patient/1``. An absolute value
+    on this hub's own base is treated as relative."""
     if v.ident_value is not None or v.ident_system is not None:
         parts = []
         if v.ident_system is not None:
@@ -154,13 +166,13 @@ def reference_cond(
         return and_(*parts)
     if v.target_id is None:
         return t.c.target_url == v.url
-    local = and_(t.c.target_id == v.target_id, t.c.target_url.is_(None))
+    local = and_(t.c.target_id == v.target_id, local_target(t, local_base))
     if v.target_type:
         local = and_(local, t.c.target_type == v.target_type)
     if v.url is None:
         return local
     if local_base and v.url.startswith(local_base.rstrip("/") + "/"):
-        return or_(t.c.target_url == v.url, local)
+        return local
     return t.c.target_url == v.url
 
 
@@ -289,6 +301,7 @@ class PredicateBuilder:
                 ref.c.param == crit.name,
                 ref.c.res_type == (res_type if res_type else r.c.res_type),
                 ref.c.target_type.in_(crit.chain_types),
+                local_target(ref, self.local_base),
                 target.c.deleted == false(),
                 inner,
                 *self._visible(target),
@@ -308,6 +321,7 @@ class PredicateBuilder:
                 ref.c.res_type == crit.source_type,
                 ref.c.param == crit.reference_param,
                 ref.c.target_type == r.c.res_type,
+                local_target(ref, self.local_base),
                 source.c.deleted == false(),
                 inner,
                 *self._visible(source),

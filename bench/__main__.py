@@ -1,0 +1,147 @@
+"""``python -m bench``: run the benchmark, generate data, or run one workload on its own.
+
+    python -m bench run --size small|medium|full     # everything; JSON, RESULTS.md, PNG
+    python -m bench generate --clients 1000 --out x  # the Bundles as NDJSON (one transaction per line)
+    python -m bench workload read --size tiny        # one workload (fresh database, 1 worker)
+    python -m bench raw --size tiny                  # only the raw PostgreSQL baselines
+    python -m bench report                           # rebuild RESULTS.md from bench/results/*.json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Zorgnet Hub benchmarks.", no_args_is_help=True, add_completion=False)
+
+
+@app.command()
+def run(
+    size: str = typer.Option("small", help="tiny | small | medium | full"),
+    users: int = typer.Option(8, help="Concurrent virtual users (and raw PostgreSQL connections)."),
+    workers: str = typer.Option("1,2", help="Hub worker counts to measure, comma separated."),
+    profile: bool = typer.Option(True, "--profile/--no-profile", help="py-spy the slowest workload."),
+    seed: str = typer.Option("zorgnet-bench-1", help="Generator seed."),
+) -> None:
+    """The whole benchmark on a fresh PostgreSQL database (HUB_BENCH_PG_ADMIN_URL)."""
+    from bench.runner import PLANS, run_sync
+
+    if size not in PLANS:
+        raise typer.BadParameter(f"size must be one of {', '.join(PLANS)}")
+    counts = tuple(int(w) for w in workers.split(",") if w.strip())
+    run_sync(size, users=users, workers=counts, profile=profile, seed=seed)
+
+
+@app.command()
+def generate(
+    clients: int = typer.Option(1000, help="Number of clients."),
+    out: Path = typer.Option(Path("bench-data.ndjson"), help="Output file: registry Bundles, then one per client."),
+    seed: str = typer.Option("zorgnet-bench-1"),
+) -> None:
+    """Write the generated transaction Bundles (deterministic for a seed) as NDJSON."""
+    from bench.generator import Network
+
+    net = Network(clients, seed)
+    resources = 0
+    with out.open("w") as f:
+        for bundle in net.registry_bundles():
+            f.write(json.dumps(bundle, ensure_ascii=False) + "\n")
+            resources += len(bundle["entry"])
+        for i in range(clients):
+            c = net.client(i)
+            f.write(json.dumps(c.bundle, ensure_ascii=False) + "\n")
+            resources += c.resource_count
+    typer.echo(f"{out}: {clients} client Bundles, {resources} resources")
+
+
+@app.command()
+def workload(
+    name: str = typer.Argument(..., help="ingest | read | crud | search | pgo"),
+    size: str = typer.Option("tiny", help="Plan for data size and bounds."),
+    users: int = typer.Option(8),
+    workers: int = typer.Option(1),
+) -> None:
+    """One workload on a fresh database (loaded to the plan's first step), printed as JSON."""
+    asyncio.run(_one(name, size, users, workers))
+
+
+async def _one(name: str, size: str, users: int, workers: int) -> None:
+    import tempfile
+
+    from bench import server, workloads
+    from bench.auth import TokenCache
+    from bench.generator import Network
+    from bench.runner import PLANS, _crud_spec
+
+    plan = PLANS[size]
+    db = await server.create_database()
+    try:
+        with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp, \
+                server.running_hub(db, Path(tmp), workers) as hub:
+            tokens = TokenCache(hub.env)
+            loaded = workloads.Loaded(Network(plan.steps[0], "zorgnet-bench-1"))
+            await workloads.load_registry(hub.base, loaded, tokens.headers("admin"))
+            ingest = await workloads.ingest(hub.base, loaded, 0, plan.steps[0], concurrency=users,
+                                            max_seconds=plan.ingest_seconds, headers=tokens.headers("admin"))
+            bounds = {"concurrency": users, "max_requests": plan.max_requests, "max_seconds": plan.seconds}
+            if name == "ingest":
+                result = ingest
+            elif name == "read":
+                result = await workloads.read_by_id(hub.base, loaded, tokens, **bounds)
+            elif name == "crud":
+                result = await workloads.crud(hub.base, tokens, spec=_crud_spec(loaded), **bounds)
+            elif name == "search":
+                result = await workloads.search_mix(hub.base, loaded, tokens, **bounds)
+            elif name == "pgo":
+                result = await workloads.pgo_everything(hub.base, loaded, tokens, **bounds)
+            else:
+                raise typer.BadParameter(f"unknown workload {name}")
+            typer.echo(json.dumps(result.summary(), indent=2))
+    finally:
+        await server.drop_database(db)
+
+
+@app.command()
+def raw(size: str = typer.Option("tiny"), users: int = typer.Option(8)) -> None:
+    """Only the raw PostgreSQL baselines, on a fresh database loaded to the plan's first step."""
+    asyncio.run(_raw_only(size, users))
+
+
+async def _raw_only(size: str, users: int) -> None:
+    import tempfile
+
+    from bench import raw as raw_mod, server, workloads
+    from bench.auth import TokenCache
+    from bench.generator import Network
+    from bench.runner import PLANS
+
+    plan = PLANS[size]
+    db = await server.create_database()
+    try:
+        with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp, server.running_hub(db, Path(tmp), 1) as hub:
+            loaded = workloads.Loaded(Network(plan.steps[0]))
+            headers = TokenCache(hub.env).headers("admin")
+            await workloads.load_registry(hub.base, loaded, headers)
+            await workloads.ingest(hub.base, loaded, 0, plan.steps[0], concurrency=users,
+                                   max_seconds=plan.ingest_seconds, headers=headers)
+        out = await raw_mod.baselines(db.dsn, concurrency=users, max_ops=plan.max_requests,
+                                      max_seconds=plan.raw_seconds, bundle_size=16)
+        typer.echo(json.dumps(out, indent=2))
+    finally:
+        await server.drop_database(db)
+
+
+@app.command()
+def report() -> None:
+    """Rebuild bench/RESULTS.md from the JSON results."""
+    from bench.report import RESULTS_MD, latest_results, markdown
+
+    RESULTS_MD.write_text(markdown(latest_results()))
+    typer.echo(str(RESULTS_MD))
+
+
+if __name__ == "__main__":
+    app()

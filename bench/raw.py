@@ -1,0 +1,190 @@
+"""Raw PostgreSQL doing the hub's work directly (asyncpg, prepared statements, same concurrency), in the
+same database and the same run: the denominators of every hub ÷ raw ratio.
+
+- ``pk_read``: the current row of one resource by (type, id) through the unique index, JSONB content
+  returned as text (what a FHIR read does underneath);
+- ``write_1``: one resource + its history row + its index rows in one transaction (a FHIR create);
+- ``write_bundle``: the same for a whole client network in one transaction (what ingest does);
+- ``ref_lookup``: an indexed reference-index lookup joined to the resources (a search by subject);
+- ``compartment``: every resource in one Patient compartment (what ``$everything`` reads).
+
+Writes go to copies of the hub's tables (``CREATE TABLE ... (LIKE ... INCLUDING ALL)``, so the same
+indexes) in a separate schema, so they neither disturb the hub's data nor share its sequences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bench.driver import latency_summary
+
+INDEX_TABLES = ("idx_string", "idx_token", "idx_date", "idx_reference", "idx_quantity", "idx_compartment")
+SCHEMA = "rawbench"
+
+
+async def _pool(dsn: str, size: int) -> Any:
+    import asyncpg
+
+    return await asyncpg.create_pool(dsn, min_size=size, max_size=size)
+
+
+async def _loop(pool: Any, name: str, op: Callable[[Any, int], Awaitable[int]], *, concurrency: int,
+                max_ops: int, max_seconds: float, unit: str = "tx") -> dict[str, Any]:
+    """Run ``op`` from ``concurrency`` tasks until ``max_ops`` or ``max_seconds``; returns the stats."""
+    deadline = time.monotonic() + max_seconds
+    latencies: list[float] = []
+    counter = iter(range(max_ops))
+    units = 0
+
+    async def worker() -> None:
+        nonlocal units
+        async with pool.acquire() as conn:
+            while time.monotonic() < deadline:
+                i = next(counter, None)
+                if i is None:
+                    return
+                start = time.perf_counter()
+                units += await op(conn, i)
+                latencies.append(time.perf_counter() - start)
+
+    # Warm-up: prepare the statements on every connection.
+    warm = iter(range(concurrency * 5))
+
+    async def warm_worker() -> None:
+        async with pool.acquire() as conn:
+            for i in warm:
+                await op(conn, i)
+
+    await asyncio.gather(*(warm_worker() for _ in range(concurrency)))
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return {
+        "operation": name, "concurrency": concurrency, "seconds": round(elapsed, 2), "ops": len(latencies),
+        "ops_per_s": round(len(latencies) / elapsed, 1), f"{unit}_per_s": round(units / elapsed, 1),
+        **latency_summary(latencies),
+    }
+
+
+async def _sample(conn: Any) -> dict[str, Any]:
+    """Real keys and shapes from the loaded data: ids to read, patients to look up, row counts per table."""
+    keys = [tuple(r) for r in await conn.fetch(
+        "SELECT res_type, res_id FROM resource WHERE NOT deleted ORDER BY random() LIMIT 5000")]
+    patients = [r[0] for r in await conn.fetch(
+        "SELECT res_id FROM resource WHERE res_type = 'Patient' AND NOT deleted ORDER BY random() LIMIT 2000")]
+    resources = await conn.fetchval("SELECT count(*) FROM resource") or 1
+    per_table = {t: (await conn.fetchval(f"SELECT count(*) FROM {t}")) / resources for t in INDEX_TABLES}  # noqa: S608
+    content = await conn.fetchval(
+        "SELECT content::text FROM resource WHERE res_type = 'CarePlan' AND NOT deleted LIMIT 1"
+    ) or '{"resourceType":"Basic"}'
+    sizes = await conn.fetchval("SELECT avg(pg_column_size(content)) FROM resource WHERE NOT deleted")
+    return {"keys": keys, "patients": patients, "per_table": per_table, "content": content,
+            "avg_content_bytes": round(float(sizes or 0))}
+
+
+async def _index_rows(conn: Any) -> dict[str, dict[str, Any]]:
+    """One real index row per table, to copy (with a new pid) into the raw write's index rows."""
+    out = {}
+    for t in INDEX_TABLES:
+        row = await conn.fetchrow(f"SELECT * FROM {t} LIMIT 1")  # noqa: S608
+        if row is not None:
+            out[t] = dict(row)
+    return out
+
+
+async def _prepare_schema(conn: Any) -> None:
+    await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
+    for t in ("resource", "resource_history", *INDEX_TABLES):
+        await conn.execute(f"CREATE TABLE {SCHEMA}.{t} (LIKE public.{t} INCLUDING ALL)")
+    for t, col in (("resource", "pid"), ("resource_history", "hid")):
+        await conn.execute(f"CREATE SEQUENCE {SCHEMA}.{t}_{col}_seq")
+        await conn.execute(f"ALTER TABLE {SCHEMA}.{t} ALTER COLUMN {col} SET DEFAULT nextval('{SCHEMA}.{t}_{col}_seq')")
+
+
+def _writer(sample: dict[str, Any], templates: dict[str, dict[str, Any]], resources_per_tx: int,
+            ) -> Callable[[Any, int], Awaitable[int]]:
+    """A transaction writing ``resources_per_tx`` resources, each with history and its share of index rows."""
+    rng = random.Random(7)
+    plan: list[tuple[str, str, list[str], int]] = []
+    for t, per in sample["per_table"].items():
+        if t in templates and per > 0:
+            cols = [c for c in templates[t] if c != "pid"]
+            plan.append((t, f"INSERT INTO {SCHEMA}.{t} (pid, {', '.join(cols)}) "  # noqa: S608
+                            f"VALUES ($1, {', '.join(f'${i + 2}' for i in range(len(cols)))})", cols, 0))
+    per_table = sample["per_table"]
+    content = sample["content"]
+    insert_resource = (f"INSERT INTO {SCHEMA}.resource (res_type, res_id, version, last_updated, deleted, content) "
+                       "VALUES ($1, $2, 1, $3, false, $4::jsonb) RETURNING pid")
+    insert_history = (f"INSERT INTO {SCHEMA}.resource_history (pid, res_type, res_id, version, last_updated, "
+                      "method, content) VALUES ($1, $2, $3, 1, $4, 'POST', $5::jsonb)")
+
+    async def op(conn: Any, i: int) -> int:
+        async with conn.transaction():
+            for k in range(resources_per_tx):
+                res_id = f"raw-{i}-{k}-{rng.random()}"
+                now = int(time.time() * 1_000_000)
+                pid = await conn.fetchval(insert_resource, "CarePlan", res_id, now, content)
+                await conn.execute(insert_history, pid, "CarePlan", res_id, now, content)
+                for t, sql, cols, _ in plan:
+                    n = int(per_table[t]) + (rng.random() < per_table[t] % 1)
+                    if n:
+                        row = [templates[t][c] for c in cols]
+                        await conn.executemany(sql, [(pid, *row)] * n)
+        return resources_per_tx
+
+    return op
+
+
+async def baselines(dsn: str, *, concurrency: int, max_ops: int, max_seconds: float,
+                    bundle_size: int) -> dict[str, Any]:
+    """Every raw baseline, measured now on the loaded database."""
+    pool = await _pool(dsn, concurrency)
+    try:
+        async with pool.acquire() as conn:
+            sample = await _sample(conn)
+            templates = await _index_rows(conn)
+            await _prepare_schema(conn)
+        keys, patients = sample["keys"], sample["patients"]
+        read_sql = ("SELECT pid, version, last_updated, deleted, content::text FROM resource "
+                    "WHERE res_type = $1 AND res_id = $2")
+        ref_sql = ("SELECT r.pid, r.content::text FROM idx_reference i JOIN resource r ON r.pid = i.pid "
+                   "WHERE i.res_type = 'Observation' AND i.param = 'subject' AND i.target_type = 'Patient' "
+                   "AND i.target_id = $1 AND NOT r.deleted ORDER BY r.pid LIMIT 21")
+        comp_sql = ("SELECT r.pid, r.content::text FROM resource r WHERE NOT r.deleted AND r.pid IN "
+                    "(SELECT pid FROM idx_compartment WHERE comp_type = 'Patient' AND comp_id = $1)")
+
+        async def pk_read(conn: Any, i: int) -> int:
+            await conn.fetchrow(read_sql, *keys[i % len(keys)])
+            return 1
+
+        async def ref_lookup(conn: Any, i: int) -> int:
+            return len(await conn.fetch(ref_sql, patients[i % len(patients)]))
+
+        async def compartment(conn: Any, i: int) -> int:
+            return len(await conn.fetch(comp_sql, patients[i % len(patients)]))
+
+        out: dict[str, Any] = {"sample": {k: sample[k] for k in ("per_table", "avg_content_bytes")}}
+        out["pk_read"] = await _loop(pool, "pk_read", pk_read, concurrency=concurrency, max_ops=max_ops,
+                                     max_seconds=max_seconds)
+        out["ref_lookup"] = await _loop(pool, "ref_lookup", ref_lookup, concurrency=concurrency, max_ops=max_ops,
+                                        max_seconds=max_seconds, unit="rows")
+        out["compartment"] = await _loop(pool, "compartment", compartment, concurrency=concurrency,
+                                         max_ops=max_ops, max_seconds=max_seconds, unit="rows")
+        out["write_1"] = await _loop(pool, "write_1", _writer(sample, templates, 1), concurrency=concurrency,
+                                     max_ops=max_ops, max_seconds=max_seconds, unit="resources")
+        out["write_bundle"] = await _loop(pool, "write_bundle", _writer(sample, templates, bundle_size),
+                                          concurrency=concurrency, max_ops=max(10, max_ops // bundle_size),
+                                          max_seconds=max_seconds, unit="resources")
+        out["write_bundle"]["resources_per_tx"] = bundle_size
+        async with pool.acquire() as conn:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        return out
+    finally:
+        await pool.close()
+
+
+__all__ = ["baselines"]

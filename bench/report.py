@@ -1,0 +1,225 @@
+"""The outputs of a run: JSON under ``bench/results/``, the Markdown table in ``bench/RESULTS.md``
+(latest run of each size, with the machine it ran on), and a PNG of search latency against data size.
+
+Every hub figure is paired with the raw PostgreSQL figure for the same work, measured in the same
+run, and the ratio hub ÷ raw; targets from issue 7 are checked here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_MD = BENCH_DIR / "RESULTS.md"
+
+#: workload -> (raw baseline, hub figure, raw figure, what is compared)
+PAIRS: dict[str, tuple[str, str, str, str]] = {
+    "read": ("pk_read", "throughput_rps", "ops_per_s", "read-by-id req/s vs primary-key reads/s"),
+    "crud": ("write_1", "throughput_rps", "ops_per_s",
+             "CRUD chain req/s vs one-resource write transactions/s (resource + history + index rows)"),
+    "ingest": ("write_bundle", "resources_per_s", "resources_per_s",
+               "ingested resources/s vs raw resources/s written in bundle-sized transactions"),
+    "search": ("ref_lookup", "throughput_rps", "ops_per_s", "search mix req/s vs indexed reference lookups/s"),
+    "pgo": ("compartment", "throughput_rps", "ops_per_s", "$everything req/s vs raw Patient-compartment reads/s"),
+}
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def add_ratios(doc: dict[str, Any]) -> None:
+    """hub ÷ raw for every workload of every worker count, and the targets' verdicts."""
+    raw = doc.get("raw", {})
+    for run in doc["runs"].values():
+        for workload, (base, hub_key, raw_key, what) in PAIRS.items():
+            if workload in run and base in raw:
+                hub_value = run[workload].get(hub_key, 0.0)
+                raw_value = raw[base].get(raw_key, 0.0)
+                run[workload]["raw"] = {"baseline": base, "value": raw_value, "what": what,
+                                        "ratio": _ratio(hub_value, raw_value),
+                                        "p50_ratio": _ratio(run[workload].get("p50_ms", 0.0), raw[base]["p50_ms"])}
+        if "ingest" in run and "write_1" in raw:
+            run["ingest"]["raw_single"] = {"baseline": "write_1", "value": raw["write_1"]["resources_per_s"],
+                                           "ratio": _ratio(run["ingest"]["resources_per_s"],
+                                                           raw["write_1"]["resources_per_s"])}
+    doc["targets"] = targets(doc)
+
+
+def _search_p50(doc: dict[str, Any], clients: int) -> float | None:
+    for row in doc.get("search_by_size", []):
+        if row["clients"] == clients:
+            return float(row["p50_ms"])
+    return None
+
+
+def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 7's targets, per worker count: (target, figure, met)."""
+    out: list[dict[str, Any]] = []
+    for name, run in doc["runs"].items():
+        def check(target: str, figure: str, met: bool, _name: str = name) -> None:
+            out.append({"config": _name, "target": target, "figure": figure, "met": met})
+
+        read, crud, ingest = run.get("read", {}), run.get("crud", {}), run.get("ingest", {})
+        r = read.get("raw", {}).get("ratio") or 0.0
+        check("read-by-id ≥ 1,000 req/s and ≥ 5% of raw PK reads",
+              f"{read.get('throughput_rps', 0):,.0f} req/s, {r:.1%} of raw",
+              read.get("throughput_rps", 0) >= 1000 and r >= 0.05)
+        check("CRUD chain ≥ 600 req/s with zero errors",
+              f"{crud.get('throughput_rps', 0):,.0f} req/s, {crud.get('errors', 0)} errors",
+              crud.get("throughput_rps", 0) >= 600 and crud.get("errors", 1) == 0)
+        ri = ingest.get("raw", {}).get("ratio") or 0.0
+        check("ingest ≥ 1,000 resources/s and ≥ 40% of raw inserts",
+              f"{ingest.get('resources_per_s', 0):,.0f} resources/s, {ri:.1%} of raw",
+              ingest.get("resources_per_s", 0) >= 1000 and ri >= 0.40)
+        rss = run.get("peak_rss_mib", {}).get("worker_max", 0)
+        check("hub worker peak RSS ≤ 300 MB", f"{rss:.0f} MiB", 0 < rss * 1.048576 <= 300)
+    p1k, p10k = _search_p50(doc, 1_000), _search_p50(doc, 10_000)
+    if p10k is not None:
+        out.append({"config": "workers_1", "target": "search mix p50 ≤ 20 ms at 10k clients",
+                    "figure": f"{p10k:.1f} ms", "met": p10k <= 20})
+        if p1k:
+            out.append({"config": "workers_1", "target": "search p50 at 10k ≤ 1.5 × p50 at 1k",
+                        "figure": f"{p10k:.1f} ms vs {p1k:.1f} ms ({p10k / p1k:.2f}×)", "met": p10k <= 1.5 * p1k})
+    else:
+        sizes = [row["clients"] for row in doc.get("search_by_size", [])]
+        out.append({"config": "workers_1", "target": "search mix p50 ≤ 20 ms at 10k clients (and ≤ 1.5 × 1k)",
+                    "figure": f"not measured: this run grew to {max(sizes, default=0):,} clients "
+                              "(run --size medium or full)", "met": None})
+    return out
+
+
+def write(doc: dict[str, Any], results_dir: Path = RESULTS_DIR) -> list[Path]:
+    """Write the JSON, the plot, and regenerate RESULTS.md from the latest JSON of each size."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = doc["started"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    json_path = results_dir / f"{stamp}-{doc['size']}.json"
+    json_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    plot_path = results_dir / f"search-latency-{doc['size']}.png"
+    from bench.plot import plot_search_latency
+
+    plot_search_latency(doc, plot_path)
+    md_path = results_dir.parent / RESULTS_MD.name if results_dir == RESULTS_DIR else results_dir / RESULTS_MD.name
+    md_path.write_text(markdown(latest_results(results_dir)))
+    return [json_path, plot_path, md_path]
+
+
+def latest_results(results_dir: Path = RESULTS_DIR) -> list[dict[str, Any]]:
+    """The newest result document of each size, in size order."""
+    latest: dict[str, tuple[str, dict[str, Any]]] = {}
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if "size" in doc and "runs" in doc:
+            latest[doc["size"]] = (path.name, doc)
+    order = {"tiny": 0, "small": 1, "medium": 2, "full": 3}
+    return [dict(doc, _file=name) for name, doc in sorted(latest.values(), key=lambda v: order.get(v[1]["size"], 9))]
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def markdown(docs: list[dict[str, Any]]) -> str:
+    lines = ["# Zorgnet Hub benchmark results", "",
+             "Generated by `python -m bench run` (`make bench` = small, `make bench-full` = full); do not edit by",
+             "hand. Every hub figure has the raw PostgreSQL figure for the same work, measured in the same run on",
+             "the same database, and the ratio hub ÷ raw. The machine is shared and noisy: compare ratios, not",
+             "absolutes. CPU columns are cores used (1.0 = one full core) by hub / PostgreSQL / load generator.", ""]
+    for doc in docs:
+        lines += _section(doc)
+    return "\n".join(lines) + "\n"
+
+
+def _section(doc: dict[str, Any]) -> list[str]:
+    m = doc["machine"]
+    free = m.get("free_g", "").splitlines()
+    mem = free[1].split()[1] if len(free) > 1 else "?"
+    lines = [f"## {doc['size']} — {doc['started']} ({doc['_file']})", "",
+             f"- machine: {m.get('nproc')} vCPU ({m.get('cpu')}), {mem} GB RAM, Linux {m.get('kernel')}, "
+             f"Python {m.get('python')}; hub, PostgreSQL and load generator on the same box",
+             f"- database: {doc['database']} (fresh database per run, dropped afterwards)",
+             f"- commit: `{m.get('git_commit', '')[:12]}`{' (+ uncommitted changes)' if m.get('git_dirty') else ''}",
+             f"- data: {doc['generator']}, seed `{doc['seed']}`, grown through "
+             f"{', '.join(f'{s:,}' for s in doc['plan']['steps'])} clients",
+             f"- load generator: {doc['load_generator']}, {doc['users']} virtual users",
+             f"- authenticated requests: {'yes' if doc.get('authenticated') else 'no (hub has no `hub token` yet)'}",
+             f"- duration: {doc['duration_s']} s", ""]
+    lines += ["| workers | workload | hub | p50 / p95 / p99 ms | errors | raw baseline | raw | hub ÷ raw | p50 hub ÷ raw | CPU hub/pg/gen |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for run in doc["runs"].values():
+        for workload in ("ingest", "read", "crud", "search", "pgo"):
+            r = run.get(workload)
+            if not r:
+                continue
+            raw = r.get("raw", {})
+            hub = (f"{_fmt(r.get('resources_per_s'))} res/s" if workload == "ingest"
+                   else f"{_fmt(r['throughput_rps'])} req/s")
+            cpu = r.get("cpu_cores", {})
+            lines.append(
+                f"| {run['workers']} | {workload} | {hub} | {r['p50_ms']} / {r['p95_ms']} / {r['p99_ms']} | "
+                f"{r['errors']} | {raw.get('baseline', '')} | {_fmt(raw.get('value'))} | "
+                f"{_fmt((raw.get('ratio') or 0) * 100, 1)}% | {_fmt(raw.get('p50_ratio'), 1)}× | "
+                f"{cpu.get('hub', '')}/{cpu.get('postgres', '')}/{cpu.get('load_generator', '')} |")
+    lines += ["", "Peak RSS of the largest hub process: " + ", ".join(
+        f"{run['workers']} worker(s) {run['peak_rss_mib']['worker_max']} MiB "
+        f"(all processes {run['peak_rss_mib']['tree_total']} MiB)" for run in doc["runs"].values()), ""]
+    raw = doc.get("raw", {})
+    if raw:
+        lines += ["Raw PostgreSQL baselines (asyncpg, same concurrency):", "",
+                  "| operation | ops/s | p50 ms | p95 ms | note |", "|---|---|---|---|---|"]
+        notes = {"pk_read": "current row by (type, id), JSONB as text",
+                 "ref_lookup": "Observation by subject through idx_reference, joined to resource",
+                 "compartment": "all resources of one Patient compartment",
+                 "write_1": "1 resource + history + index rows per transaction",
+                 "write_bundle": f"{raw.get('write_bundle', {}).get('resources_per_tx', '?')} resources per "
+                                 f"transaction ({_fmt(raw.get('write_bundle', {}).get('resources_per_s'))} resources/s)"}
+        for k, note in notes.items():
+            if k in raw:
+                lines.append(f"| {k} | {_fmt(raw[k]['ops_per_s'])} | {raw[k]['p50_ms']} | {raw[k]['p95_ms']} | {note} |")
+        lines.append("")
+    lines += ["Search latency by data-set size (1 worker):", "",
+              "| clients | resources | p50 ms | p95 ms | " + " | ".join(_kinds(doc)) + " |",
+              "|---|---|---|---|" + "---|" * len(_kinds(doc))]
+    for row in doc.get("search_by_size", []):
+        kinds = row.get("by_kind", {})
+        lines.append(f"| {row['clients']:,} | {row['resources']:,} | {row['p50_ms']} | {row['p95_ms']} | "
+                     + " | ".join(f"{kinds.get(k, {}).get('p50_ms', '–')}" for k in _kinds(doc)) + " |")
+    lines += ["", f"![search latency](results/search-latency-{doc['size']}.png)", "", "Targets (issue 7):", "",
+              "| config | target | figure | met |", "|---|---|---|---|"]
+    for t in doc.get("targets", []):
+        met = "–" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {t['config']} | {t['target']} | {t['figure']} | {met} |")
+    prof = next((run["profile"] for run in doc["runs"].values() if run.get("profile")), None)
+    if prof:
+        lines += ["", f"Profile of the slowest workload (`{prof['workload']}`, {prof.get('tool', '')}, "
+                      f"{prof.get('samples', 0)} samples; collapsed stacks in `results/{prof.get('collapsed_stacks', '')}`):", ""]
+        if "error" in prof:
+            lines.append(f"- profiling failed: {prof['error']}")
+        else:
+            lines += ["| own time | % | inclusive | % |", "|---|---|---|---|"]
+            for (own, po), (inc, pi) in zip(prof["own"][:12], prof["inclusive"][:12], strict=False):
+                lines.append(f"| `{own}` | {po} | `{inc}` | {pi} |")
+    mode = next((run["pgo"].get("mode") for run in doc["runs"].values() if "pgo" in run), None)
+    if mode:
+        lines += ["", f"PGO workload mode: {mode}."]
+    return [*lines, ""]
+
+
+def _kinds(doc: dict[str, Any]) -> list[str]:
+    kinds: set[str] = set()
+    for row in doc.get("search_by_size", []):
+        kinds.update(row.get("by_kind", {}))
+    return sorted(kinds)
+
+
+__all__ = ["PAIRS", "RESULTS_DIR", "RESULTS_MD", "add_ratios", "latest_results", "markdown", "targets", "write"]

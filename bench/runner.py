@@ -1,0 +1,273 @@
+"""One benchmark run: a fresh database, the hub with 1 and then 2 workers, data loaded step by step
+(ingest), the workloads at each worker count, the raw baselines, an optional profile, the report.
+
+Every loop is bounded by a count and a time limit (see :class:`Plan`); the whole ``small`` plan stays
+well under five minutes on the 2-core reference machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import raw, report, server, workloads
+from bench.auth import TokenCache
+from bench.driver import LoadResult
+from bench.generator import Network
+from bench.procs import CpuMeter, TreeMonitor
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How big and how long: client counts to grow through, and the bounds of every workload."""
+
+    steps: tuple[int, ...]
+    #: Clients loaded again (new ones) with 2 workers, to measure ingest there.
+    ingest_w2_clients: int
+    seconds: float
+    max_requests: int
+    search_step_seconds: float
+    raw_seconds: float
+    ingest_seconds: float
+    profile_seconds: float
+
+
+PLANS: dict[str, Plan] = {
+    "tiny": Plan((20, 60), 20, 3, 3_000, 2, 1.5, 120, 3),
+    "small": Plan((100, 1_000), 200, 8, 40_000, 5, 4, 600, 10),
+    "medium": Plan((1_000, 10_000), 1_000, 15, 100_000, 10, 8, 3_600, 20),
+    "full": Plan((1_000, 10_000, 100_000), 2_000, 20, 200_000, 12, 10, 36_000, 30),
+}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    def run(*cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False).stdout.strip()  # noqa: S603
+        except OSError:
+            return ""
+
+    cpu = ""
+    try:
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "")
+    except OSError:
+        pass
+    root = Path(__file__).resolve().parents[1]
+    return {
+        "nproc": run("nproc"),
+        "free_g": run("free", "-g"),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "git_commit": run("git", "-C", str(root), "rev-parse", "HEAD"),
+        "git_dirty": bool(run("git", "-C", str(root), "status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+class Progress:
+    """A rich progress bar for loading (clients and resources)."""
+
+    def __init__(self, total: int, label: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+
+        self._progress = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[resources]} resources"), TimeRemainingColumn(),
+                                      transient=False)
+        self._task = self._progress.add_task(label, total=total, resources=0)
+        self._resources = 0
+
+    def __enter__(self) -> Progress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def __call__(self, clients: int, resources: int) -> None:
+        self._resources += resources
+        self._progress.update(self._task, advance=clients, resources=self._resources)
+
+
+def _say(message: str) -> None:
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+async def _measured(name: str, hub_pids: list[int], coro: Any) -> dict[str, Any]:
+    with CpuMeter(hub_pids) as cpu:
+        result: LoadResult = await coro
+    out = result.summary()
+    out["cpu_cores"] = cpu.as_dict(result.seconds)
+    _say(f"  {name}: {out['throughput_rps']} req/s, p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms, "
+         f"errors {out['errors']}  (cpu hub {out['cpu_cores']['hub']}, pg {out['cpu_cores']['postgres']}, "
+         f"driver {out['cpu_cores']['load_generator']})")
+    return out
+
+
+async def _ingest(hub: server.RunningHub, loaded: workloads.Loaded, start: int, stop: int, plan: Plan,
+                  users: int, tokens: TokenCache, pids: list[int]) -> dict[str, Any]:
+    with Progress(stop - start, f"ingest clients {start}-{stop - 1} (w{hub.workers})") as bar:
+        out = await _measured("ingest", pids, workloads.ingest(
+            hub.base, loaded, start, stop, concurrency=users, max_seconds=plan.ingest_seconds,
+            headers=tokens.headers("admin"), progress=bar))
+    _say(f"  ingest: {out['resources_per_s']} resources/s ({out['resources']} resources, {out['clients']} clients)")
+    return out
+
+
+async def _workloads(hub: server.RunningHub, loaded: workloads.Loaded, plan: Plan, users: int,
+                     tokens: TokenCache, pids: list[int], spec: str) -> dict[str, Any]:
+    bounds = {"concurrency": users, "max_requests": plan.max_requests, "max_seconds": plan.seconds}
+    out: dict[str, Any] = {}
+    out["read"] = await _measured("read", pids, workloads.read_by_id(hub.base, loaded, tokens, **bounds))
+    out["crud"] = await _measured("crud", pids, workloads.crud(hub.base, tokens, spec=spec, **bounds))
+    out["search"] = await _measured("search", pids, workloads.search_mix(hub.base, loaded, tokens, **bounds))
+    out["pgo"] = await _measured("pgo", pids, workloads.pgo_everything(hub.base, loaded, tokens, **bounds))
+    return out
+
+
+async def run(size: str, *, users: int = 8, workers: tuple[int, ...] = (1, 2), profile: bool = True,
+              results_dir: Path | None = None, seed: str = "zorgnet-bench-1") -> dict[str, Any]:
+    """The whole run; returns the result document (also written as JSON, Markdown and PNG)."""
+    plan = PLANS[size]
+    started = time.monotonic()
+    results_dir = results_dir or report.RESULTS_DIR
+    network = Network(max(plan.steps) + plan.ingest_w2_clients, seed)
+    loaded = workloads.Loaded(network)
+    doc: dict[str, Any] = {
+        "size": size, "plan": asdict(plan), "users": users, "seed": seed,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+        "generator": "bench.generator.Network (seeded, transaction Bundle per client)",
+        "load_generator": "bench.driver (aiohttp async virtual users, keep-alive, no think time)",
+        "database": "", "runs": {}, "search_by_size": [],
+    }
+    db = await server.create_database()
+    _say(f"database {db.name} on {server.admin_url().rsplit('@', 1)[-1]}")
+    try:
+        doc["database"] = f"PostgreSQL {await server.postgres_version(db)}"
+        with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
+            var_dir = Path(tmp)
+            for n, w in enumerate(workers):
+                doc["runs"][f"workers_{w}"] = await _run_workers(
+                    db, var_dir, w, n == 0, loaded, plan, users, doc, profile and n == 0)
+            doc["raw"] = await _raw(db, plan, users, loaded)
+    finally:
+        await server.drop_database(db)
+        _say(f"dropped database {db.name}")
+    doc["duration_s"] = round(time.monotonic() - started, 1)
+    doc["authenticated"] = bool(doc.pop("_authenticated", False))
+    report.add_ratios(doc)
+    paths = report.write(doc, results_dir)
+    _say(f"done in {doc['duration_s']} s: " + ", ".join(str(p) for p in paths))
+    return doc
+
+
+async def _run_workers(db: server.BenchDatabase, var_dir: Path, w: int, first: bool, loaded: workloads.Loaded,
+                       plan: Plan, users: int, doc: dict[str, Any], profile: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"workers": w}
+    _say(f"hub serve with {w} worker(s)")
+    with server.running_hub(db, var_dir, w) as hub:
+        monitor = TreeMonitor(hub.pid).start()
+        tokens = TokenCache(hub.env)
+        pids = _hub_pids(hub.pid, w)
+        if first:
+            n = await workloads.load_registry(hub.base, loaded, tokens.headers("admin"))
+            _say(f"  registry: {n} organisations, practitioners and roles")
+            out["ingest_steps"] = []
+            previous = 0
+            for step in plan.steps:
+                ingest = await _ingest(hub, loaded, previous, step, plan, users, tokens, pids)
+                ingest["clients_total"] = step
+                out["ingest_steps"].append(ingest)
+                previous = step
+                search = await _measured(f"search @ {step} clients", pids, workloads.search_mix(
+                    hub.base, loaded, tokens, concurrency=users, max_requests=plan.max_requests,
+                    max_seconds=plan.search_step_seconds))
+                doc["search_by_size"].append({"clients": step, "resources": loaded.resources, "workers": w,
+                                              **search})
+            out["ingest"] = max(out["ingest_steps"], key=lambda r: r["clients_total"])
+        else:
+            start = len(loaded.clients)
+            out["ingest"] = await _ingest(hub, loaded, start, start + plan.ingest_w2_clients, plan, users, tokens,
+                                          pids)
+        spec = _crud_spec(loaded)
+        out.update(await _workloads(hub, loaded, plan, users, tokens, pids, spec))
+        out["clients"] = len(loaded.clients)
+        out["resources"] = loaded.resources
+        if profile:
+            from bench import profiling
+
+            slowest = min(("read", "crud", "search", "pgo"), key=lambda k: out[k]["throughput_rps"])
+            out["profile"] = await profiling.profile_workload(
+                slowest, pids[0], var_dir, plan.profile_seconds,
+                lambda: _profile_target(slowest, hub, loaded, plan, users, tokens, spec))
+        monitor.stop()
+        out["peak_rss_mib"] = {"worker_max": monitor.worker_peak_mib(), "tree_total": monitor.total_peak_mib()}
+        _say(f"  peak RSS: worker {out['peak_rss_mib']['worker_max']} MiB, all {out['peak_rss_mib']['tree_total']} MiB")
+        doc["_authenticated"] = doc.get("_authenticated", False) or tokens.authenticated
+    return out
+
+
+def _profile_target(kind: str, hub: server.RunningHub, loaded: workloads.Loaded, plan: Plan, users: int,
+                    tokens: TokenCache, spec: str) -> Any:
+    bounds = {"concurrency": users, "max_requests": plan.max_requests * 10, "max_seconds": plan.profile_seconds}
+    if kind == "read":
+        return workloads.read_by_id(hub.base, loaded, tokens, **bounds)
+    if kind == "crud":
+        return workloads.crud(hub.base, tokens, spec=spec, **bounds)
+    if kind == "search":
+        return workloads.search_mix(hub.base, loaded, tokens, **bounds)
+    return workloads.pgo_everything(hub.base, loaded, tokens, **bounds)
+
+
+def _crud_spec(loaded: workloads.Loaded) -> str:
+    """The CRUD chain runs as a professional of a GP practice (its resources are its own)."""
+    return loaded.network.professionals[loaded.network.organisations["huisarts"][0].key][0].spec
+
+
+def _hub_pids(root: int, workers: int) -> list[int]:
+    """The hub's worker processes (uvicorn forks them shortly after start); the root when single."""
+    from bench.procs import process_tree
+
+    deadline = time.monotonic() + 10
+    while True:
+        tree = process_tree(root)
+        if workers == 1:
+            return tree
+        kids = [p for p in tree if p != root]
+        # the supervisor also spawns a resource-tracker helper; keep every process, the root last
+        if len(kids) >= workers or time.monotonic() > deadline:
+            return [*kids, root]
+        time.sleep(0.2)
+
+
+async def _raw(db: server.BenchDatabase, plan: Plan, users: int, loaded: workloads.Loaded) -> dict[str, Any]:
+    _say("raw PostgreSQL baselines (asyncpg)")
+    bundle = max(1, round(loaded.resources / max(1, len(loaded.clients)))) if loaded.clients else 16
+    hub_pids: list[int] = []
+    with CpuMeter(hub_pids) as cpu:
+        t0 = time.monotonic()
+        out = await raw.baselines(db.dsn, concurrency=users, max_ops=plan.max_requests * 5,
+                                  max_seconds=plan.raw_seconds, bundle_size=bundle)
+    out["cpu_cores"] = cpu.as_dict(time.monotonic() - t0)
+    for k in ("pk_read", "ref_lookup", "compartment", "write_1", "write_bundle"):
+        r = out[k]
+        _say(f"  raw {k}: {r['ops_per_s']} ops/s, p50 {r['p50_ms']} ms")
+    return out
+
+
+def run_sync(size: str, **kwargs: Any) -> dict[str, Any]:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    return asyncio.run(run(size, **kwargs))
+
+
+__all__ = ["PLANS", "Plan", "machine", "run", "run_sync"]

@@ -1,0 +1,304 @@
+"""The one place where access is decided.
+
+An :class:`AccessPolicy` is built once per request from the caller's :class:`Principal` (with the
+facts that must be fresh: the caller's patients, delegations in force). It answers every question
+the hub asks, and nothing else decides:
+
+- :meth:`AccessPolicy.sql_filter` — the condition a ``resource`` row must meet to be seen. Searches,
+  includes, revincludes, chains, ``_has``, history, compartments, ``$everything`` and counts all
+  apply it *in SQL, before paging*, so pages and totals agree and nothing hidden can be inferred.
+- :meth:`AccessPolicy.check_read` — the same filter, run on one row (so a read can never disagree
+  with a search). Invisible resources are "not found", whether or not they exist.
+- :meth:`AccessPolicy.check_write` — may the caller write this content (and touch this current
+  version)?
+
+Default is deny: a caller sees only what a rule below opens.
+
+- client (PGO): everything in their own Patient compartment(s), and public reference data;
+- related person (mantelzorger, legal representative): the delegated categories of the client(s)
+  they act for, while the delegation is in force;
+- professional (organisation URA): what it wrote, and the categories ``access_grant`` opens for
+  clients with whom it has a care relationship (consent applied); with a break-the-glass reason,
+  also the client's other data the client did not object to;
+- administrator: registration, network, consent and audit data, never clinical content;
+- every authenticated caller: public reference data (category ``registratie``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, exists, false, literal, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.expression import FromClause
+
+from hub.access.facts import organisation_types, patient_ids_for_bsn
+from hub.access.grants import NEVER_FOR_PROFESSIONALS, PUBLIC
+from hub.access.principal import Principal, parse_scopes
+from hub.access.tables import access_grant, care_relation, consent_rule, resource_author
+from hub.fhir.errors import Forbidden, NotFound
+from hub.fhir.instants import now_us
+from hub.store.resources import Stored
+from hub.store.tables import idx_compartment, resource
+
+#: What an administrator may read and write: never clinical content.
+ADMIN_CATEGORIES = frozenset({"registratie", "netwerk", "toestemming", "audit"})
+#: What clients may write about themselves (wishes, goals, their network, consent).
+CLIENT_WRITABLE = frozenset({"acp", "zorgplan", "netwerk", "toestemming", "agenda", "documenten"})
+#: Relationship codes that carry the client's own rights (wettelijk vertegenwoordiger, curator,
+#: voogd, mentor).
+LEGAL_REPRESENTATIVE_ROLES = frozenset({"24", "03", "11", "15"})
+#: Categories professionals may not write (privacy consent is the client's or an administrator's).
+PROFESSIONAL_NOT_WRITABLE = frozenset({"toestemming", "audit"})
+
+
+@dataclass(frozen=True, slots=True)
+class Delegated:
+    """What a related person may do for one client."""
+
+    patient_ids: tuple[str, ...]
+    categories: frozenset[str]
+    legal_representative: bool
+
+
+@dataclass(slots=True)
+class AccessPolicy:
+    principal: Principal
+    now: int
+    #: client: their own Patient ids; related: the ids of the client acted for.
+    patient_ids: tuple[str, ...] = ()
+    delegated: Delegated | None = None
+    #: professional: the organisation's type codes (for consent rules by organisation type).
+    org_types: frozenset[str] = frozenset()
+    emergency_reason: str | None = None
+    read_types: frozenset[str] | None = None  # None: every type (scopes)
+    notes: list[str] = field(default_factory=list)
+
+    # -- queries --------------------------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        return self.principal.kind
+
+    @property
+    def emergency(self) -> bool:
+        return self.emergency_reason is not None
+
+    def sql_filter(self, r: FromClause) -> ColumnElement[bool]:
+        """The condition on a ``resource`` row (alias ``r``) for the caller to see it."""
+        public = r.c.category.in_(sorted(PUBLIC))
+        kind = self.kind
+        if kind == "admin" and self.principal.is_admin:
+            cond: ColumnElement[bool] = r.c.category.in_(sorted(ADMIN_CATEGORIES))
+        elif kind == "client":
+            cond = or_(public, self._in_compartment(r, self.patient_ids))
+        elif kind == "related" and self.delegated is not None:
+            d = self.delegated
+            own = self._in_compartment(r, d.patient_ids)
+            cats = true() if d.legal_representative else r.c.category.in_(sorted(d.categories))
+            cond = or_(public, and_(own, cats))
+        elif kind == "professional" and self.principal.organisation_ura:
+            cond = or_(public, self._professional(r))
+        else:
+            cond = public
+        if self.read_types is not None:
+            cond = and_(cond, r.c.res_type.in_(sorted(self.read_types)))
+        return cond
+
+    def _in_compartment(self, r: FromClause, patient_ids: tuple[str, ...]) -> ColumnElement[bool]:
+        if not patient_ids:
+            return false()
+        c = idx_compartment.alias("acl_comp")
+        return exists(
+            select(c.c.pid).where(c.c.pid == r.c.pid, c.c.comp_type == "Patient", c.c.comp_id.in_(patient_ids))
+        )
+
+    def _professional(self, r: FromClause) -> ColumnElement[bool]:
+        ura = self.principal.organisation_ura
+        author = resource_author.alias("acl_author")
+        c = idx_compartment.alias("acl_comp")
+        g = access_grant.alias("acl_grant")
+        authored = exists(select(author.c.pid).where(author.c.pid == r.c.pid, author.c.ura == ura))
+        granted = exists(
+            select(c.c.pid)
+            .select_from(c.join(g, g.c.patient_id == c.c.comp_id))
+            .where(
+                c.c.pid == r.c.pid, c.c.comp_type == "Patient", g.c.org_ura == ura,
+                g.c.category == r.c.category, g.c.start <= self.now, g.c.end > self.now,
+            )
+        )
+        parts = [authored, granted]
+        if self.emergency:
+            parts.append(self._emergency(r))
+        return or_(*parts)
+
+    def _emergency(self, r: FromClause) -> ColumnElement[bool]:
+        """Break the glass: the client's data, except where the client objected."""
+        c = idx_compartment.alias("acl_glass")
+        rule = consent_rule.alias("acl_objection")
+        objection = exists(
+            select(rule.c.source_pid).where(
+                rule.c.patient_id == c.c.comp_id,
+                rule.c.decision == "deny",
+                or_(rule.c.category.is_(None), rule.c.category == r.c.category),
+                or_(rule.c.actor_ura.is_(None), rule.c.actor_ura == self.principal.organisation_ura),
+                or_(rule.c.org_type.is_(None), rule.c.org_type.in_(sorted(self.org_types)) if self.org_types else false()),
+                rule.c.start <= self.now, rule.c.end > self.now,
+            )
+        )
+        return and_(
+            r.c.category.notin_(sorted(NEVER_FOR_PROFESSIONALS)),
+            exists(select(c.c.pid).where(c.c.pid == r.c.pid, c.c.comp_type == "Patient", ~objection)),
+        )
+
+    async def visible(self, conn: AsyncConnection, pids: list[int]) -> set[int]:
+        """Which of these resources the caller may see (one statement)."""
+        if not pids:
+            return set()
+        r = resource
+        rows = (await conn.execute(select(r.c.pid).where(r.c.pid.in_(pids), self.sql_filter(r)))).all()
+        return {row[0] for row in rows}
+
+    async def check_read(self, conn: AsyncConnection, stored: Stored) -> None:
+        """Not found unless visible: the caller learns nothing about resources it may not see."""
+        if not await self.visible(conn, [stored.pid]):
+            raise NotFound(f"{stored.res_type}/{stored.res_id} is not known", expression=stored.res_type)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def check_write(
+        self,
+        conn: AsyncConnection,
+        res_type: str,
+        category: str,
+        compartments: list[str],
+        current: Stored | None,
+        interaction: str,
+    ) -> None:
+        """May the caller write content of ``category`` for these patients (replacing ``current``)?"""
+        p = self.principal
+        if current is not None and not current.deleted:
+            await self.check_read(conn, current)
+        if p.kind != "admin" and not p.allows_scope(res_type, interaction):  # type: ignore[arg-type]
+            raise Forbidden(f"The token's scopes do not allow '{interaction}' on {res_type}")
+        if self.emergency:
+            raise Forbidden("Emergency access (break the glass) is for reading only")
+        if p.kind == "admin":
+            if not p.is_admin or category not in ADMIN_CATEGORIES:
+                raise Forbidden(f"Administrators do not write {category} data")
+            return
+        if p.kind == "client":
+            if category in PUBLIC and current is None and not compartments:
+                raise Forbidden("Clients do not write reference data")
+            if category not in CLIENT_WRITABLE or not compartments or not set(compartments) <= set(self.patient_ids):
+                raise Forbidden(f"A client may write only their own {', '.join(sorted(CLIENT_WRITABLE))} data")
+            return
+        if p.kind == "related":
+            d = self.delegated
+            if d is None or not compartments or not set(compartments) <= set(d.patient_ids):
+                raise Forbidden("Only data of the client you act for can be written")
+            if not d.legal_representative and (category not in d.categories or category == "toestemming"):
+                raise Forbidden(f"The client did not delegate writing {category} data to you")
+            return
+        if p.kind == "professional" and p.organisation_ura:
+            ura = p.organisation_ura
+            if category in PROFESSIONAL_NOT_WRITABLE:
+                raise Forbidden(f"Professionals do not write {category} data; the client or an administrator does")
+            if category in PUBLIC:
+                if current is not None and not await self._authored(conn, current.pid):
+                    raise Forbidden(f"{res_type}/{current.res_id} is reference data another organisation maintains")
+                return
+            if not compartments:
+                return  # not client data: the author keeps it
+            missing = [pid for pid in compartments if not await self._in_care(conn, pid)]
+            if missing:
+                raise Forbidden(f"Organisation {ura} has no care relationship with Patient/{missing[0]}")
+            return
+        raise Forbidden("This caller may not write")
+
+    async def _authored(self, conn: AsyncConnection, pid: int) -> bool:
+        ura = self.principal.organisation_ura
+        row = (await conn.execute(
+            select(resource_author.c.pid).where(resource_author.c.pid == pid, resource_author.c.ura == ura)
+        )).first()
+        return row is not None
+
+    async def _in_care(self, conn: AsyncConnection, patient_id: str) -> bool:
+        """An active care relationship, or the organisation registered the client (authored the Patient)."""
+        ura = self.principal.organisation_ura
+        rel = (await conn.execute(
+            select(care_relation.c.patient_id).where(
+                care_relation.c.patient_id == patient_id, care_relation.c.org_ura == ura,
+                care_relation.c.start <= self.now, care_relation.c.end > self.now,
+            ).limit(1)
+        )).first()
+        if rel is not None:
+            return True
+        author = resource_author
+        row = (await conn.execute(
+            select(author.c.pid)
+            .select_from(author.join(resource, resource.c.pid == author.c.pid))
+            .where(author.c.ura == ura, resource.c.res_type == "Patient", resource.c.res_id == patient_id)
+        )).first()
+        return row is not None
+
+
+def _read_types(principal: Principal) -> frozenset[str] | None:
+    """The resource types the token's scopes allow reading (None: all)."""
+    if principal.kind == "admin":
+        return None
+    types: set[str] = set()
+    for scope in parse_scopes(principal.scopes):
+        if scope.query is None and ("r" in scope.permissions or "s" in scope.permissions):
+            if scope.resource_type == "*":
+                return None
+            types.add(scope.resource_type)
+    return frozenset(types)
+
+
+def needs_facts(principal: Principal, emergency_reason: str | None) -> bool:
+    """Whether building the policy reads the database (clients, related persons, emergencies)."""
+    return principal.kind in ("client", "related") or bool(emergency_reason)
+
+
+async def build_policy(
+    conn: AsyncConnection | None,
+    principal: Principal,
+    *,
+    emergency_reason: str | None = None,
+    delegations: Any = None,
+    now: int | None = None,
+) -> AccessPolicy:
+    """The policy for one request; reads the facts that must be fresh (patients, delegations)."""
+    now = now if now is not None else now_us()
+    policy = AccessPolicy(principal, now, read_types=_read_types(principal))
+    if emergency_reason and principal.kind != "professional":
+        raise Forbidden("Only professionals can use emergency access (break the glass)")
+    if conn is None:
+        return policy
+    if principal.kind == "client" and principal.patient_bsn:
+        ids = await patient_ids_for_bsn(conn, [principal.patient_bsn])
+        policy.patient_ids = tuple(ids.get(principal.patient_bsn, ()))
+    elif principal.kind == "related" and principal.person_id and principal.acting_for:
+        from hub.access.clients import table_delegations
+
+        lookup = delegations or table_delegations
+        found = [d for d in await lookup(conn, principal.person_id, now) if d.bsn == principal.acting_for]
+        if found:
+            ids = await patient_ids_for_bsn(conn, [principal.acting_for])
+            categories = frozenset(c for d in found for c in d.categories)
+            legal = any(d.relation in LEGAL_REPRESENTATIVE_ROLES for d in found)
+            policy.delegated = Delegated(tuple(ids.get(principal.acting_for, ())), categories, legal)
+            policy.patient_ids = policy.delegated.patient_ids
+    elif principal.kind == "professional" and principal.organisation_ura and emergency_reason:
+        types = await organisation_types(conn, [principal.organisation_ura])
+        policy.org_types = types.get(principal.organisation_ura, frozenset())
+        policy.emergency_reason = emergency_reason
+    return policy
+
+
+def unrestricted_filter(_r: FromClause) -> ColumnElement[bool]:
+    """For the hub's own internal work (demo loading, reindex): no restriction."""
+    return literal(True)

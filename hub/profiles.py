@@ -1,0 +1,48 @@
+"""The hub's conformance package (``profiles/``), stored as ordinary resources so that
+``/fhir/StructureDefinition?url=...`` and friends serve it like any other data."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hub.fhir import jsonio
+from hub.paths import profiles_dir
+
+log = logging.getLogger("hub.profiles")
+
+#: Types from profiles/ that are served (categories.json and tools/ are not resources).
+SERVED_TYPES = frozenset({
+    "StructureDefinition", "ValueSet", "CodeSystem", "SearchParameter", "CapabilityStatement",
+    "OperationDefinition", "NamingSystem", "ConceptMap",
+})
+
+
+def package_resources() -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(profiles_dir().glob("*.json")):
+        data = jsonio.loads(path.read_bytes())
+        if isinstance(data, dict) and data.get("resourceType") in SERVED_TYPES and data.get("id"):
+            out.append(data)
+    return out
+
+
+async def load_conformance_package(services: Any) -> int:
+    """Store each package resource that is missing or changed (by content); returns how many were written."""
+    from hub.store import resources as dao
+
+    repo = services.repo
+    written = 0
+    async with repo.db.write() as conn:
+        for res in package_resources():
+            current = await dao.get_current(conn, res["resourceType"], res["id"])
+            if current is not None and not current.deleted and current.content is not None:
+                stored = jsonio.loads(current.content)
+                stored.pop("meta", None)
+                if stored == {k: v for k, v in res.items() if k != "meta"}:
+                    continue
+            await repo.update(res["resourceType"], res["id"], res, conn=conn)
+            written += 1
+    if written:
+        log.info("Loaded %d conformance resources from profiles/", written)
+    return written

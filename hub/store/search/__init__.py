@@ -1,0 +1,6 @@
+"""FHIR search over the ``idx_*`` tables: predicates per parameter type, and the engine that runs them."""
+
+from hub.store.search.engine import SearchEngine, SearchPage
+from hub.store.search.predicates import PredicateBuilder, Visible
+
+__all__ = ["PredicateBuilder", "SearchEngine", "SearchPage", "Visible"]
