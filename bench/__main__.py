@@ -85,7 +85,7 @@ async def _one(name: str, size: str, users: int, workers: int) -> None:
             loaded = workloads.Loaded(Network(plan.steps[0], "zorgnet-bench-1"))
             await workloads.load_registry(hub.base, loaded, tokens.headers("admin"))
             ingest = await workloads.ingest(hub.base, loaded, 0, plan.steps[0], concurrency=users,
-                                            max_seconds=plan.ingest_seconds, headers=tokens.headers("admin"))
+                                            max_seconds=plan.ingest_seconds, tokens=tokens)
             bounds = {"concurrency": users, "max_requests": plan.max_requests, "max_seconds": plan.seconds}
             if name == "ingest":
                 result = ingest
@@ -123,10 +123,10 @@ async def _raw_only(size: str, users: int) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp, server.running_hub(db, Path(tmp), 1) as hub:
             loaded = workloads.Loaded(Network(plan.steps[0]))
-            headers = TokenCache(hub.env).headers("admin")
-            await workloads.load_registry(hub.base, loaded, headers)
+            tokens = TokenCache(hub.env)
+            await workloads.load_registry(hub.base, loaded, tokens.headers("admin"))
             await workloads.ingest(hub.base, loaded, 0, plan.steps[0], concurrency=users,
-                                   max_seconds=plan.ingest_seconds, headers=headers)
+                                   max_seconds=plan.ingest_seconds, tokens=tokens)
         out = await raw_mod.baselines(db.dsn, concurrency=users, max_ops=plan.max_requests,
                                       max_seconds=plan.raw_seconds, bundle_size=16)
         typer.echo(json.dumps(out, indent=2))

@@ -63,8 +63,12 @@ ACTIVITIES = (("persoonlijke-verzorging", "Hulp bij wassen en aankleden", "profe
               ("gezelschap", "Boodschappen en gezelschap op woensdag", "mantelzorger"),
               ("respijtzorg", "Dagbesteding op dinsdag om de mantelzorger te ontlasten", "organisatie"),
               ("maaltijden", "Warme maaltijd door de buurvrouw", "vrijwilliger"))
+SCHEDULES = ("dagelijks 's ochtends", "maandag en donderdag", "dinsdag 9:00-16:00", "wekelijks op woensdag")
+#: Treatment limits of an ACP treatment directive (zib BehandelingCodelijst): (SNOMED code, display).
+TREATMENTS = (("89666000", "cardiopulmonale resuscitatie"), ("305351004", "Opname op intensive care"))
 OPEN_TASK_STATES = ("requested", "received", "accepted", "in-progress")
-TASK_STATES = (*OPEN_TASK_STATES, "completed", "completed", "rejected")
+#: Completed transfers carry the nursing handoff document, which the generator does not produce.
+TASK_STATES = (*OPEN_TASK_STATES, "rejected", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,12 @@ class ClientNetwork:
     bundle: dict[str, Any]
     team: list[Professional]
     observation_codes: list[str]
+    #: The professional whose system registers the network (a nurse of the wijkverpleging in the team).
+    author: Professional
+    #: The client's privacy consent (Mitz-like opt-in for the team's organisations): written by the
+    #: client or an administrator, never by a professional, so it is not part of ``bundle``; its
+    #: ``patient`` is the Bundle's ``urn:uuid`` of the Patient until the loader knows the id.
+    consent: dict[str, Any]
     task_owner: Organisation | None = None
     #: Bundle entry index of each resource kind (``Patient``, ``CarePlan`` ...), to map server ids.
     entry_of: dict[str, int] = field(default_factory=dict)
@@ -292,9 +302,10 @@ class _ClientBuilder:
         codes = self._observations(patient, team)
         owner = self._overdracht(patient, team)
         self._toewijzing(patient, team)
-        self._privacy_consent(patient, team)
+        consent = self._privacy_consent(patient, team)
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": self.entries}
-        return ClientNetwork(self.index, bsn, bundle, team, codes, owner, self.entry_of)
+        author = next(p for p in team if p.org.kind == "wijkverpleging")
+        return ClientNetwork(self.index, bsn, bundle, team, codes, author, consent, owner, self.entry_of)
 
     def _team(self, gp: Organisation) -> list[Professional]:
         """3-8 professionals across organisations: GP, wijkverpleging, home care, maybe Wmo and others."""
@@ -381,6 +392,7 @@ class _ClientBuilder:
                 "kind": "ServiceRequest",
                 "code": {"coding": [{"system": f"{HUB}/CodeSystem/care-activity", "code": code}]},
                 "status": self.rng.choice(("in-progress", "scheduled")),
+                "scheduledString": self.rng.choice(SCHEDULES),
                 "description": text,
                 "performer": [performer],
             }})
@@ -402,6 +414,7 @@ class _ClientBuilder:
         """The ACP set: a treatment directive (no resuscitation or yes) and recorded wishes."""
         rng = self.rng
         when = f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        treatment = rng.choice(TREATMENTS)
         self.add("acp-resus", {
             "resourceType": "Consent",
             "status": "active",
@@ -414,7 +427,7 @@ class _ClientBuilder:
             "performer": [_ref(patient)],
             "policy": [{"uri": "https://wetten.overheid.nl/"}],
             "provision": {"type": rng.choice(("deny", "permit")),
-                          "code": [{"coding": [{"system": SNOMED, "code": "305277000", "display": "Reanimatie"}]}]},
+                          "code": [{"coding": [{"system": SNOMED, "code": treatment[0], "display": treatment[1]}]}]},
         })
         place = rng.choice((("264362003", "Thuis"), ("284546000", "Hospice"), ("42665001", "Verpleeghuis")))
         self.add("acp-place", {
@@ -460,15 +473,16 @@ class _ClientBuilder:
         return codes
 
     def _overdracht(self, patient: str, team: list[Professional]) -> Organisation | None:
-        """An overdracht Task for about one client in six (wijkverpleging -> verpleeghuis)."""
+        """An overdracht Task for about one client in six (wijkverpleging -> verpleeghuis); its owner if open."""
         rng = self.rng
         if rng.random() >= 0.16:
             return None
         owner = self.pick_org("verpleeghuis")
         sender = next(p for p in team if p.org.kind == "wijkverpleging")
+        status = rng.choice(TASK_STATES)
         self.add("overdracht", {
             "resourceType": "Task",
-            "status": rng.choice(TASK_STATES),
+            "status": status,
             "intent": "order",
             "code": {"coding": [{"system": SNOMED, "code": "308292007", "display": "Overdracht van zorg"}]},
             "for": _ref(patient),
@@ -477,7 +491,7 @@ class _ClientBuilder:
             "authoredOn": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T10:00:00+01:00",
             "description": "Overdracht wijkverpleging naar verpleeghuis na opname",
         })
-        return owner
+        return owner if status in OPEN_TASK_STATES else None
 
     def _toewijzing(self, patient: str, team: list[Professional]) -> None:
         """A Wmo toewijzing (iWmo WMO301) for about one client in three."""
@@ -504,10 +518,10 @@ class _ClientBuilder:
             "performer": [_ref(provider.conditional)],
         })
 
-    def _privacy_consent(self, patient: str, team: list[Professional]) -> None:
-        """The client's consent for data sharing with the organisations in the team (Mitz-like)."""
+    def _privacy_consent(self, patient: str, team: list[Professional]) -> dict[str, Any]:
+        """The client's consent (Mitz-like): share with care relations, medical data (opt-in) with the team."""
         orgs = list(dict.fromkeys(p.org for p in team))
-        self.add("consent", {
+        return {
             "resourceType": "Consent",
             "status": "active",
             "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
@@ -523,11 +537,10 @@ class _ClientBuilder:
                  "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
                                                  "code": "IRCP"}]},
                             "reference": _ref(org.conditional)}],
-                 "code": [{"coding": [{"system": f"{HUB}/CodeSystem/data-category", "code": c}]}
-                          for c in ("zorgplan", "acp", "netwerk", "medisch")]}
+                 "code": [{"coding": [{"system": f"{HUB}/CodeSystem/data-category", "code": "medisch"}]}]}
                 for org in orgs
             ]},
-        })
+        }
 
 
 def resolve_references(value: Any, mapping: Mapping[str, str]) -> Any:

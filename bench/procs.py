@@ -55,9 +55,25 @@ def cpu_seconds(pids: list[int]) -> float:
     return sum(st[2] for st in (_stat(p) for p in pids) if st is not None)
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU time of every process named ``postgres`` (backends, walwriter, checkpointer) on the box."""
-    return sum(st[2] for st in (_stat(p) for p in _all_pids()) if st is not None and st[0] == "postgres")
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def postgres_cpu_seconds(database: str | None = None) -> float:
+    """CPU time of the PostgreSQL backends serving ``database`` (process title names it), or of every
+    ``postgres`` process when None. Other users of the shared server are left out that way; the
+    background writers (WAL, checkpointer) are too, so writes are slightly under-counted."""
+    total = 0.0
+    for pid in _all_pids():
+        st = _stat(pid)
+        if st is None or st[0] != "postgres":
+            continue
+        if database is None or f" {database} " in _cmdline(pid):
+            total += st[2]
+    return total
 
 
 @dataclass
@@ -105,14 +121,17 @@ class TreeMonitor:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds used by the hub, PostgreSQL and this process (the load generator) over a span."""
+    """CPU seconds used by the hub (its process tree), PostgreSQL (the backends of ``database``) and
+    this process (the load generator) over a span. Backends that exit during the span are lost."""
 
-    hub_pids: list[int]
+    hub_root: int | None
+    database: str | None = None
     _start: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def _now(self) -> tuple[float, float, float]:
         t = os.times()
-        return cpu_seconds(self.hub_pids), postgres_cpu_seconds(), t.user + t.system
+        hub = cpu_seconds(process_tree(self.hub_root)) if self.hub_root else 0.0
+        return hub, postgres_cpu_seconds(self.database), t.user + t.system
 
     def __enter__(self) -> CpuMeter:
         self._start = self._now()

@@ -48,7 +48,8 @@ async def _loop(pool: Any, name: str, op: Callable[[Any, int], Awaitable[int]], 
                 if i is None:
                     return
                 start = time.perf_counter()
-                units += await op(conn, i)
+                done = await op(conn, i)  # not `units += await ...`: that reads units before the await
+                units += done
                 latencies.append(time.perf_counter() - start)
 
     # Warm-up: prepare the statements on every connection.
@@ -87,8 +88,13 @@ async def _sample(conn: Any) -> dict[str, Any]:
 
 
 async def _index_rows(conn: Any) -> dict[str, dict[str, Any]]:
-    """One real index row per table, to copy (with a new pid) into the raw write's index rows."""
+    """One real row per table (a CarePlan's, when there is one), to copy into the raw writes."""
     out = {}
+    res = await conn.fetchrow("SELECT * FROM resource WHERE res_type = 'CarePlan' AND NOT deleted LIMIT 1")
+    if res is not None:
+        out["resource"] = dict(res)
+        hist = await conn.fetchrow("SELECT * FROM resource_history WHERE pid = $1 LIMIT 1", res["pid"])
+        out["resource_history"] = dict(hist) if hist is not None else {}
     for t in INDEX_TABLES:
         row = await conn.fetchrow(f"SELECT * FROM {t} LIMIT 1")  # noqa: S608
         if row is not None:
@@ -105,35 +111,43 @@ async def _prepare_schema(conn: Any) -> None:
         await conn.execute(f"ALTER TABLE {SCHEMA}.{t} ALTER COLUMN {col} SET DEFAULT nextval('{SCHEMA}.{t}_{col}_seq')")
 
 
+def _insert_sql(table: str, columns: list[str], returning: str = "") -> str:
+    cols = ", ".join(columns)
+    values = ", ".join(f"${i + 1}" for i in range(len(columns)))
+    return f"INSERT INTO {SCHEMA}.{table} ({cols}) VALUES ({values}){returning}"  # noqa: S608
+
+
 def _writer(sample: dict[str, Any], templates: dict[str, dict[str, Any]], resources_per_tx: int,
             ) -> Callable[[Any, int], Awaitable[int]]:
-    """A transaction writing ``resources_per_tx`` resources, each with history and its share of index rows."""
+    """A transaction writing ``resources_per_tx`` resources, each with history and its share of index rows.
+
+    Rows are copies of real rows of the loaded database (whatever columns the schema has now), with a
+    new id; each table gets one executemany, as the hub does.
+    """
     rng = random.Random(7)
-    plan: list[tuple[str, str, list[str], int]] = []
-    for t, per in sample["per_table"].items():
-        if t in templates and per > 0:
-            cols = [c for c in templates[t] if c != "pid"]
-            plan.append((t, f"INSERT INTO {SCHEMA}.{t} (pid, {', '.join(cols)}) "  # noqa: S608
-                            f"VALUES ($1, {', '.join(f'${i + 2}' for i in range(len(cols)))})", cols, 0))
     per_table = sample["per_table"]
-    content = sample["content"]
-    insert_resource = (f"INSERT INTO {SCHEMA}.resource (res_type, res_id, version, last_updated, deleted, content) "
-                       "VALUES ($1, $2, 1, $3, false, $4::jsonb) RETURNING pid")
-    insert_history = (f"INSERT INTO {SCHEMA}.resource_history (pid, res_type, res_id, version, last_updated, "
-                      "method, content) VALUES ($1, $2, $3, 1, $4, 'POST', $5::jsonb)")
+    res_row = {k: v for k, v in templates["resource"].items() if k != "pid"}
+    hist_row = {k: v for k, v in templates["resource_history"].items() if k not in ("hid", "pid")}
+    res_cols, hist_cols = list(res_row), ["pid", *hist_row]
+    insert_resource = _insert_sql("resource", res_cols, " RETURNING pid")
+    insert_history = _insert_sql("resource_history", hist_cols)
+    plan = [(t, _insert_sql(t, list(templates[t])), [c for c in templates[t] if c != "pid"])
+            for t in INDEX_TABLES if t in templates and per_table.get(t, 0) > 0]
 
     async def op(conn: Any, i: int) -> int:
         async with conn.transaction():
             for k in range(resources_per_tx):
                 res_id = f"raw-{i}-{k}-{rng.random()}"
                 now = int(time.time() * 1_000_000)
-                pid = await conn.fetchval(insert_resource, "CarePlan", res_id, now, content)
-                await conn.execute(insert_history, pid, "CarePlan", res_id, now, content)
-                for t, sql, cols, _ in plan:
+                row = {**res_row, "res_id": res_id, "last_updated": now}
+                pid = await conn.fetchval(insert_resource, *row.values())
+                hist = {**hist_row, "res_id": res_id, "last_updated": now}
+                await conn.execute(insert_history, pid, *hist.values())
+                for t, sql, cols in plan:
                     n = int(per_table[t]) + (rng.random() < per_table[t] % 1)
                     if n:
-                        row = [templates[t][c] for c in cols]
-                        await conn.executemany(sql, [(pid, *row)] * n)
+                        values = [templates[t][c] for c in cols]
+                        await conn.executemany(sql, [(pid, *values)] * n)
         return resources_per_tx
 
     return op

@@ -18,6 +18,8 @@ SNOMED = "http://snomed.info/sct"
 ORG_TYPE = "http://nictiz.nl/fhir/NamingSystem/organization-type"
 ROLE_CS = "urn:oid:2.16.840.1.113883.2.4.3.11.22.472"
 MANTELZORGER_CS = "urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4.23.1"
+HUB = "https://zorgnet-hub.nl/fhir"
+IKNL = "https://fhir.iknl.nl/fhir/StructureDefinition/"
 
 #: Demo organisations: (key, name, URA, organisation type code (Vektis), display)
 ORGANISATIONS = [
@@ -45,6 +47,21 @@ CLIENTS = [
     ("c3", "999991772", "Fatima", "Ouali", "female", "1950-01-05",
      [("Youssef", "Ouali", "Zoon", "24"), ("Noor", "Ouali", "Kleindochter", "100001")]),
 ]
+
+
+def _activity(kind: str, code: str, status: str, description: str, performer: dict[str, str] | None) -> dict[str, Any]:
+    """A care plan activity that says who does it (professional, mantelzorger, organisation)."""
+    detail: dict[str, Any] = {
+        "extension": [{"url": f"{HUB}/StructureDefinition/ext-ActivityPerformerKind", "valueCode": kind}],
+        "code": {"coding": [{"system": f"{HUB}/CodeSystem/care-activity", "code": code}]},
+        "status": status,
+        "description": description,
+    }
+    if performer is not None:
+        detail["performer"] = [performer]
+    if code == "respijtzorg":
+        detail["scheduledPeriod"] = {"start": "2026-03-03", "end": "2026-12-29"}
+    return {"detail": detail}
 
 
 def _ref(key: str) -> dict[str, str]:
@@ -133,6 +150,7 @@ def _client_entries(
     out.append(_entry(f"{key}-goal-own", {
         "resourceType": "Goal",
         "lifecycleStatus": "active",
+        "category": [{"coding": [{"system": f"{HUB}/CodeSystem/goal-category", "code": "eigen-doel"}]}],
         "description": {"text": "Zo lang mogelijk zelfstandig thuis blijven wonen"},
         "subject": _ref(key),
         "expressedBy": _ref(key),
@@ -149,6 +167,7 @@ def _client_entries(
         "resourceType": "CarePlan",
         "status": "active",
         "intent": "plan",
+        "category": [{"coding": [{"system": f"{HUB}/CodeSystem/careplan-category", "code": "gedeeld-zorgplan"}]}],
         "title": f"Gedeeld zorgplan {given} {family}",
         "subject": _ref(key),
         "period": {"start": "2026-01-01"},
@@ -156,28 +175,32 @@ def _client_entries(
         "careTeam": [_ref(f"{key}-team")],
         "goal": [_ref(f"{key}-goal-own"), _ref(f"{key}-goal-falls")],
         "activity": [
-            {"detail": {"kind": "ServiceRequest", "status": "in-progress",
-                        "description": "Hulp bij wassen en aankleden, dagelijks 's ochtends",
-                        "performer": [_ref("pr-tz")]}},
-            {"detail": {"kind": "Task", "status": "in-progress",
-                        "description": "Boodschappen en gezelschap op woensdag",
-                        "performer": [_ref(first_carer)]}},
-            {"detail": {"kind": "ServiceRequest", "status": "scheduled",
-                        "description": "Respijtzorg: dagbesteding op dinsdag zodat de mantelzorger ontlast wordt",
-                        "performer": [_ref("org-thuiszorg")]}},
+            _activity("professional", "persoonlijke-verzorging", "in-progress",
+                      "Hulp bij wassen en aankleden, dagelijks 's ochtends", _ref("role-tz")),
+            _activity("mantelzorger", "maaltijden", "in-progress",
+                      "Boodschappen en samen eten op woensdag", _ref(first_carer)),
+            {**_activity("organisatie", "respijtzorg", "scheduled",
+                         "Respijtzorg: dagbesteding op dinsdag zodat de mantelzorger ontlast wordt", None),
+             },
         ],
     }))
     out.append(_entry(f"{key}-acp-resus", {
         "resourceType": "Consent",
+        "meta": {"profile": [f"{IKNL}ACP-TreatmentDirective"]},
         "status": "active",
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "treatment"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}],
-                      "text": "Behandelgrens"}],
+        "category": [{"coding": [{"system": SNOMED, "code": "129125009",
+                                  "display": "procedure with explicit context"}]}],
         "patient": _ref(key),
         "dateTime": "2026-02-10",
         "policy": [{"uri": "https://wetten.overheid.nl/"}],
-        "provision": {"type": "deny", "code": [{"coding": [{"system": SNOMED, "code": "305277000",
-                                                            "display": "Reanimatie"}]}]},
+        "provision": {
+            "type": "deny",
+            "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                            "code": "CST"}]},
+                       "reference": _ref(key)}],
+            "code": [{"coding": [{"system": SNOMED, "code": "89666000", "display": "Reanimatie"}]}],
+        },
     }))
     out.append(_entry(f"{key}-acp-place", {
         "resourceType": "Observation",
@@ -205,17 +228,21 @@ def _overdracht_and_toewijzing() -> list[dict[str, Any]]:
         }),
         _entry("c1-toewijzing", {
             "resourceType": "ServiceRequest",
-            "identifier": [{"system": "https://zorgnet-hub.nl/fhir/NamingSystem/toewijzingnummer",
-                            "value": "TW-2026-0001"}],
+            "extension": [{"url": f"{HUB}/StructureDefinition/ext-WmoFrequentie",
+                           "valueCoding": {"system": f"{HUB}/CodeSystem/iwmo-frequentie", "code": "2"}}],
+            "identifier": [{"system": f"{HUB}/NamingSystem/iwmo-toewijzingnummer", "value": "TW-2026-0001"}],
             "status": "active",
             "intent": "order",
-            "code": {"coding": [{"system": "https://zorgnet-hub.nl/fhir/CodeSystem/iwmo-productcategorie",
-                                 "code": "02", "display": "Hulp bij het huishouden"}]},
+            "category": [{"coding": [{"system": f"{HUB}/CodeSystem/servicerequest-category",
+                                      "code": "wmo-toewijzing"}]}],
+            "code": {"coding": [{"system": f"{HUB}/CodeSystem/iwmo-productcategorie", "code": "02",
+                                 "display": "Begeleiding"}]},
+            "quantityQuantity": {"value": 4, "unit": "Uur", "system": f"{HUB}/CodeSystem/iwmo-eenheid", "code": "04"},
             "subject": _ref("c1"),
+            "occurrencePeriod": {"start": "2026-01-01", "end": "2026-12-31"},
             "requester": _ref("org-gemeente"),
             "performer": [_ref("org-thuiszorg")],
-            "occurrencePeriod": {"start": "2026-01-01", "end": "2026-12-31"},
-            "quantityQuantity": {"value": 3, "unit": "uur per week"},
+            "basedOn": [_ref("c1-plan")],
         }),
     ]
 

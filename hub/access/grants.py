@@ -118,3 +118,19 @@ def grant_intervals(
             if current is not None:
                 out.append((ura, category, current[0], current[1]))
     return out
+
+
+def explain(
+    category: str, ura: str, org_types: frozenset[str], rules: Iterable[Rule], purpose: str = "TREAT"
+) -> tuple[str, list[Rule]]:
+    """:func:`decide`, with the rules that decided (empty when the default decided)."""
+    if category in NEVER_FOR_PROFESSIONALS:
+        return "closed", []
+    applicable = [r for r in rules if r.applies(category, ura, org_types, purpose)]
+    if not applicable:
+        return ("closed" if category in OPT_IN else "permit"), []
+    best = max(r.specificity for r in applicable)
+    top = [r for r in applicable if r.specificity == best]
+    if any(r.decision == "deny" for r in top):
+        return "deny", [r for r in top if r.decision == "deny"]
+    return "permit", top

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, exists, false, literal, or_, select, true
+from sqlalchemy import and_, case, exists, false, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
@@ -50,6 +50,9 @@ CLIENT_WRITABLE = frozenset({"acp", "zorgplan", "netwerk", "toestemming", "agend
 #: Relationship codes that carry the client's own rights (wettelijk vertegenwoordiger, curator,
 #: voogd, mentor).
 LEGAL_REPRESENTATIVE_ROLES = frozenset({"24", "03", "11", "15"})
+#: Purposes of use a consent rule may name and still speak to emergency access: treatment, and
+#: emergency treatment (HL7 v3 ActReason). A rule for another purpose (research ...) does not.
+EMERGENCY_PURPOSES = frozenset({"TREAT", "ETREAT"})
 #: Categories professionals may not write (privacy consent is the client's or an administrator's).
 PROFESSIONAL_NOT_WRITABLE = frozenset({"toestemming", "audit"})
 
@@ -135,23 +138,51 @@ class AccessPolicy:
         return or_(*parts)
 
     def _emergency(self, r: FromClause) -> ColumnElement[bool]:
-        """Break the glass: the client's data, except where the client objected."""
+        """Break the glass: the client's data, except where the client's consent says no.
+
+        "No" is what :func:`hub.access.grants.decide` would answer for this organisation and
+        category: an applicable objection (for treatment: no purpose, ``TREAT`` or ``ETREAT``) that no
+        more specific applicable permission overrides. Both rule subqueries are correlated to this
+        resource row and its compartment row explicitly (they are nested two levels deep).
+        """
         c = idx_compartment.alias("acl_glass")
-        rule = consent_rule.alias("acl_objection")
+        deny = consent_rule.alias("acl_objection")
+        permit = consent_rule.alias("acl_override")
         objection = exists(
-            select(rule.c.source_pid).where(
-                rule.c.patient_id == c.c.comp_id,
-                rule.c.decision == "deny",
-                or_(rule.c.category.is_(None), rule.c.category == r.c.category),
-                or_(rule.c.actor_ura.is_(None), rule.c.actor_ura == self.principal.organisation_ura),
-                or_(rule.c.org_type.is_(None), rule.c.org_type.in_(sorted(self.org_types)) if self.org_types else false()),
-                rule.c.start <= self.now, rule.c.end > self.now,
+            select(deny.c.source_pid)
+            .where(
+                deny.c.decision == "deny",
+                *self._applies(deny, c, r),
+                ~exists(
+                    select(permit.c.source_pid)
+                    .where(
+                        permit.c.decision == "permit",
+                        *self._applies(permit, c, r),
+                        _specificity(permit) > _specificity(deny),
+                    )
+                    .correlate(deny, c, r)
+                ),
             )
+            .correlate(c, r)
         )
         return and_(
             r.c.category.notin_(sorted(NEVER_FOR_PROFESSIONALS)),
-            exists(select(c.c.pid).where(c.c.pid == r.c.pid, c.c.comp_type == "Patient", ~objection)),
+            exists(select(c.c.pid).where(c.c.pid == r.c.pid, c.c.comp_type == "Patient", ~objection).correlate(r)),
         )
+
+    def _applies(self, rule: FromClause, c: FromClause, r: FromClause) -> list[ColumnElement[bool]]:
+        """A consent rule of the compartment's patient, in force, for this resource's category and
+        this organisation (by URA or type), for (emergency) treatment."""
+        types = sorted(self.org_types)
+        return [
+            rule.c.patient_id == c.c.comp_id,
+            or_(rule.c.category.is_(None), rule.c.category == r.c.category),
+            or_(rule.c.actor_ura.is_(None), rule.c.actor_ura == self.principal.organisation_ura),
+            or_(rule.c.org_type.is_(None), rule.c.org_type.in_(types) if types else false()),
+            or_(rule.c.purpose.is_(None), rule.c.purpose.in_(sorted(EMERGENCY_PURPOSES))),
+            rule.c.start <= self.now,
+            rule.c.end > self.now,
+        ]
 
     async def visible(self, conn: AsyncConnection, pids: list[int]) -> set[int]:
         """Which of these resources the caller may see (one statement)."""
@@ -243,6 +274,12 @@ class AccessPolicy:
             .where(author.c.ura == ura, resource.c.res_type == "Patient", resource.c.res_id == patient_id)
         )).first()
         return row is not None
+
+
+def _specificity(rule: FromClause) -> ColumnElement[int]:
+    """:attr:`hub.access.grants.Rule.specificity` in SQL: organisation 2, type 1, anyone 0; +1 for a category."""
+    actor = case((rule.c.actor_ura.is_not(None), 2), (rule.c.org_type.is_not(None), 1), else_=0)
+    return actor + case((rule.c.category.is_not(None), 1), else_=0)
 
 
 def _read_types(principal: Principal) -> frozenset[str] | None:

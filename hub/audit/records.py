@@ -174,11 +174,9 @@ class PreparedRecord:
     facts: IndexFacts
 
 
-def _coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
-    c = {"system": system, "code": code}
-    if display:
-        c["display"] = display
-    return c
+def _coding(system: str, code: str, _display: str | None = None) -> dict[str, str]:
+    """A Coding; displays are left out (they are the code system's, and a billion rows carry them)."""
+    return {"system": system, "code": code}
 
 
 def _ident(system: str, value: str) -> dict[str, Any]:

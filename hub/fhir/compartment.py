@@ -17,15 +17,24 @@ import orjson
 from hub.paths import reference_dir
 
 
+#: What the hub adds to the R4 definition. R4 leaves Task out of the Patient compartment, but an
+#: overdracht Task is about one client and access to it is decided per client, so a Task is in the
+#: compartment of the Patient it is ``for``.
+HUB_ADDITIONS: Mapping[str, tuple[str, ...]] = {"Task": ("patient",)}
+
+
 @functools.cache
 def _patient_definition() -> Mapping[str, tuple[str, ...]]:
     path = reference_dir() / "fhir-r4" / "compartmentdefinition-patient.json"
     data = orjson.loads(path.read_bytes())
-    return {
+    definition = {
         r["code"]: tuple(p for p in r.get("param") or () if not p.startswith("{"))
         for r in data.get("resource") or ()
         if r.get("param")
     }
+    for res_type, params in HUB_ADDITIONS.items():
+        definition[res_type] = tuple(dict.fromkeys((*definition.get(res_type, ()), *params)))
+    return definition
 
 
 def patient_compartment_params(resource_type: str) -> tuple[str, ...]:

@@ -38,10 +38,23 @@ MODIFIERS: dict[str, frozenset[str]] = {
 }
 
 #: Result-shaping parameters (not criteria).
-RESULT_PARAMS = frozenset({
-    "_sort", "_count", "_include", "_revinclude", "_total", "_summary", "_elements", "_offset",
-    "_snapshot", "_format", "_pretty", "_contained", "_containedType",
-})
+RESULT_PARAMS = frozenset(
+    {
+        "_sort",
+        "_count",
+        "_include",
+        "_revinclude",
+        "_total",
+        "_summary",
+        "_elements",
+        "_offset",
+        "_snapshot",
+        "_format",
+        "_pretty",
+        "_contained",
+        "_containedType",
+    }
+)
 #: Parameters the hub knows but does not support (reported, or 400 under strict handling).
 UNSUPPORTED = frozenset({"_text", "_content", "_list", "_query", "_filter", "_containedType", "_contained"})
 
@@ -219,7 +232,9 @@ def parse_query(
             elif name in RESULT_PARAMS or name.partition(":")[0] in ("_include", "_revinclude"):
                 _result_param(query, name, value, registry, max_count, resource_types)
             else:
-                query.criteria.append(parse_criterion(res_type or "Resource", name, value, registry, resource_types))
+                query.criteria.append(
+                    parse_criterion(res_type or "Resource", name, value, registry, resource_types)
+                )
                 query.canonical.append((name, value))
         except _Unknown as unknown:
             if strict:
@@ -252,7 +267,9 @@ def parse_criterion(
     sp = _definition(registry, res_type, code)
     if dot:  # a chain
         if sp.type != "reference":
-            raise BadRequest(f"'{code}' is not a reference parameter, so it cannot be chained", expression=name)
+            raise BadRequest(
+                f"'{code}' is not a reference parameter, so it cannot be chained", expression=name
+            )
         targets = _chain_targets(sp, modifier, name, resource_types)
         inner: Criterion | None = None
         last_error: Exception | None = None
@@ -264,7 +281,9 @@ def parse_criterion(
                 last_error = exc
         if inner is None:
             raise _Unknown(f"Chain '{name}': {last_error}")
-        usable = tuple(t for t in targets if registry.get(t, rest.partition(".")[0].partition(":")[0]) is not None)
+        usable = tuple(
+            t for t in targets if registry.get(t, rest.partition(".")[0].partition(":")[0]) is not None
+        )
         return Criterion(res_type, code, "reference", None, (), chain=inner, chain_types=usable)
     if modifier == "missing":
         flag = value.lower()
@@ -281,7 +300,9 @@ def parse_criterion(
     return Criterion(res_type, code, sp.type, modifier, values)
 
 
-def _chain_targets(sp: Any, modifier: str | None, name: str, resource_types: frozenset[str]) -> tuple[str, ...]:
+def _chain_targets(
+    sp: Any, modifier: str | None, name: str, resource_types: frozenset[str]
+) -> tuple[str, ...]:
     if modifier:
         if resource_types and modifier not in resource_types:
             raise BadRequest(f"Chain '{name}': '{modifier}' is not a resource type", expression=name)
@@ -314,14 +335,20 @@ def _parse_has(
 def _check_modifier(sp: Any, modifier: str | None, name: str, resource_types: frozenset[str]) -> None:
     if modifier is None:
         return
-    if sp.type == "reference" and (modifier in resource_types or (not resource_types and modifier[:1].isupper())):
+    if sp.type == "reference" and (
+        modifier in resource_types or (not resource_types and modifier[:1].isupper())
+    ):
         return
     if modifier not in MODIFIERS.get(sp.type, frozenset()):
         if modifier in ("in", "not-in", "above", "below", "iterate", "type", "code-text", "text-advanced"):
             raise _Unknown(f"The modifier ':{modifier}' on '{sp.code}' is not supported by this server")
-        raise BadRequest(f"Unknown modifier ':{modifier}' for the {sp.type} parameter '{sp.code}'", expression=name)
+        raise BadRequest(
+            f"Unknown modifier ':{modifier}' for the {sp.type} parameter '{sp.code}'", expression=name
+        )
     if modifier == "of-type" and getattr(sp, "code", "") != "identifier":
-        raise BadRequest(f"':of-type' applies to identifier parameters only, not '{sp.code}'", expression=name)
+        raise BadRequest(
+            f"':of-type' applies to identifier parameters only, not '{sp.code}'", expression=name
+        )
 
 
 def split_or(value: str) -> list[str]:
@@ -380,7 +407,9 @@ def parse_value(ptype: str, raw: str, modifier: str | None, name: str) -> Any:
         try:
             low, high = date_range(rest)
         except BadRequest:
-            raise BadRequest(f"'{raw}' is not a valid date for '{name}'", code="value", expression=name) from None
+            raise BadRequest(
+                f"'{raw}' is not a valid date for '{name}'", code="value", expression=name
+            ) from None
         return DateValue(prefix, low, high)
     if ptype == "number":
         prefix, rest = _prefix(raw)
@@ -389,7 +418,9 @@ def parse_value(ptype: str, raw: str, modifier: str | None, name: str) -> Any:
         prefix, rest = _prefix(raw)
         parts = _split_unescaped(rest, "|")
         if len(parts) not in (1, 3):
-            raise BadRequest(f"'{raw}' is not a quantity like 5.4|http://unitsofmeasure.org|mg", expression=name)
+            raise BadRequest(
+                f"'{raw}' is not a quantity like 5.4|http://unitsofmeasure.org|mg", expression=name
+            )
         number = _number(prefix, parts[0], name)
         system = _unescape(parts[1]) or None if len(parts) == 3 else None
         code = _unescape(parts[2]) or None if len(parts) == 3 else None
@@ -413,7 +444,9 @@ def _number(prefix: str, text: str, name: str) -> NumberValue:
     try:
         dec = Decimal(text)
     except InvalidOperation:
-        raise BadRequest(f"'{text}' is not a number (parameter '{name}')", code="value", expression=name) from None
+        raise BadRequest(
+            f"'{text}' is not a number (parameter '{name}')", code="value", expression=name
+        ) from None
     # The value's precision gives its range: 100 -> [99.5, 100.5), 1.50 -> [1.495, 1.505).
     exponent = dec.as_tuple().exponent
     half = Decimal(5) * Decimal(10) ** (int(exponent) - 1) if isinstance(exponent, int) else Decimal(0)
@@ -427,8 +460,9 @@ def _token(raw: str, modifier: str | None, name: str) -> TokenValue:
     if modifier == "of-type":
         if len(parts) != 3 or not parts[1] or not parts[2]:
             raise BadRequest(f"{name} needs type-system|type-code|value", expression=name)
-        return TokenValue(None, _unescape(parts[2]), type_system=_unescape(parts[0]) or None,
-                          type_code=_unescape(parts[1]))
+        return TokenValue(
+            None, _unescape(parts[2]), type_system=_unescape(parts[0]) or None, type_code=_unescape(parts[1])
+        )
     if len(parts) == 1:
         return TokenValue(None, _unescape(parts[0]))
     if len(parts) == 2:
@@ -444,8 +478,9 @@ def _reference(raw: str, modifier: str | None, name: str) -> ReferenceValue:
         if len(parts) == 1:
             return ReferenceValue(None, None, ident_value=_unescape(parts[0]))
         if len(parts) == 2:
-            return ReferenceValue(None, None, ident_system=_unescape(parts[0]) or None,
-                                  ident_value=_unescape(parts[1]) or None)
+            return ReferenceValue(
+                None, None, ident_system=_unescape(parts[0]) or None, ident_value=_unescape(parts[1]) or None
+            )
         raise BadRequest(f"'{raw}' is not an identifier (system|value) for '{name}'", expression=name)
     typed = modifier if modifier and modifier[:1].isupper() else None
     if "://" in value or value.startswith("urn:"):
@@ -482,7 +517,12 @@ def _composite_value(sp: Any, raw: str, registry: RegistryLike, name: str) -> Co
 
 
 def _result_param(
-    query: SearchQuery, name: str, value: str, registry: RegistryLike, max_count: int, resource_types: frozenset[str]
+    query: SearchQuery,
+    name: str,
+    value: str,
+    registry: RegistryLike,
+    max_count: int,
+    resource_types: frozenset[str],
 ) -> None:
     if name == "_count":
         if not value.isdigit():
@@ -522,8 +562,10 @@ def _result_param(
                 continue
             sp = registry.get(query.res_type or "Resource", code)
             if sp is None or sp.type in ("composite", "special"):
-                raise BadRequest(f"Cannot sort on '{code}': not a sortable parameter of {query.res_type}",
-                                 expression="_sort")
+                raise BadRequest(
+                    f"Cannot sort on '{code}': not a sortable parameter of {query.res_type}",
+                    expression="_sort",
+                )
             query.sort.append(SortKey(code, sp.type, desc))
         query.canonical.append((name, value))
     elif name.partition(":")[0] in ("_include", "_revinclude"):
@@ -556,7 +598,9 @@ def _include(
         if param != "*":
             sp = registry.get(source, param)
             if sp is None or sp.type != "reference":
-                raise BadRequest(f"{base_name}: '{source}:{param}' is not a reference parameter", expression=base_name)
+                raise BadRequest(
+                    f"{base_name}: '{source}:{param}' is not a reference parameter", expression=base_name
+                )
         tgt = parts[2] if len(parts) == 3 else None
         if tgt and resource_types and tgt not in resource_types:
             raise BadRequest(f"{base_name}: '{tgt}' is not a resource type", expression=base_name)

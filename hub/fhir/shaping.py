@@ -67,6 +67,6 @@ def _mandatory(res_type: str) -> frozenset[str]:
     names = set()
     for name, f in model.model_fields.items():
         extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
-        if extra.get("element_required"):
+        if extra.get("element_required") or f.is_required():
             names.add(f.alias or name)
     return frozenset(names)

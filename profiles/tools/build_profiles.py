@@ -221,6 +221,7 @@ def terminology() -> list[dict[str, Any]]:
             CATEGORIES,
         ),
         valueset("data-category", "Zorgnet data categories", [{"system": CS + "data-category"}]),
+        valueset("consent-category", "Zorgnet consent categories", [{"system": CS + "consent-category"}]),
         codesystem(
             "performer-kind",
             "Who performs a care plan activity",
@@ -1154,7 +1155,8 @@ def wmo_and_consent() -> list[dict[str, Any]]:
                     "Consent.category:hubConsent",
                     min=1,
                     max="1",
-                    patternCodeableConcept=cc(CS + "consent-category", "gegevensdeling"),
+                    patternCodeableConcept={"coding": [{"system": CS + "consent-category"}]},
+                    binding=bind(VS + "consent-category"),
                 ),
                 el("Consent.patient", min=1, type=ref(*PATIENT)),
                 el("Consent.performer", type=ref(*PATIENT, *RELATED, *PRACT, *ROLE, *ORG)),

@@ -329,11 +329,21 @@ async def test_matrix(hub: httpx.AsyncClient, url: str, expected: frozenset[str]
 @pytest.mark.parametrize(
     "url",
     [
-        "Observation?date=2021-13", "Observation?date=21-03", "Observation?date=xx2021",
-        "RiskAssessment?probability=abc", "Observation?value-quantity=1|2", "Patient?family:foo=x",
-        "Patient?gender:missing=maybe", "Patient?identifier:of-type=MR|1", "Observation?subject=a/b/c",
-        "Observation?code-value-quantity=29463-7", "Patient?_sort=nope", "Patient?_count=-1",
-        "Patient?_include=Patient:family", "Patient?_total=some", "Patient?_summary=yes",
+        "Observation?date=2021-13",
+        "Observation?date=21-03",
+        "Observation?date=xx2021",
+        "RiskAssessment?probability=abc",
+        "Observation?value-quantity=1|2",
+        "Patient?family:foo=x",
+        "Patient?gender:missing=maybe",
+        "Patient?identifier:of-type=MR|1",
+        "Observation?subject=a/b/c",
+        "Observation?code-value-quantity=29463-7",
+        "Patient?_sort=nope",
+        "Patient?_count=-1",
+        "Patient?_include=Patient:family",
+        "Patient?_total=some",
+        "Patient?_summary=yes",
     ],
 )
 async def test_malformed_values_are_400(hub: httpx.AsyncClient, url: str) -> None:

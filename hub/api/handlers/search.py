@@ -23,21 +23,29 @@ from hub.store.search.engine import SearchPage
 async def search(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     engine = call.svc.search
     params = list(req.query)
-    query = engine.parse(route.res_type if route.kind != "search-compartment" else route.compartment_type,
-                         params, strict=req.handling == "strict")
+    query = engine.parse(
+        route.res_type if route.kind != "search-compartment" else route.compartment_type,
+        params,
+        strict=req.handling == "strict",
+    )
     if route.kind == "search-compartment":
         assert route.res_type and route.res_id and route.compartment_type
         if route.res_type != "Patient":
-            raise BadRequest(f"Compartment search is supported for Patient, not {route.res_type}",
-                             code="not-supported")
+            raise BadRequest(
+                f"Compartment search is supported for Patient, not {route.res_type}", code="not-supported"
+            )
         if route.compartment_type != "Patient" and not patient_compartment_params(route.compartment_type):
-            raise BadRequest(f"{route.compartment_type} is not in the Patient compartment", code="not-supported")
+            raise BadRequest(
+                f"{route.compartment_type} is not in the Patient compartment", code="not-supported"
+            )
         query.compartment = ("Patient", route.res_id)
         if route.compartment_type == "Patient":
             from hub.fhir.query import Criterion, TokenValue
 
             query.compartment = None
-            query.criteria.append(Criterion("Patient", "_id", "token", None, (TokenValue(None, route.res_id),)))
+            query.criteria.append(
+                Criterion("Patient", "_id", "token", None, (TokenValue(None, route.res_id),))
+            )
     async with call.svc.repo.reading(call.conn) as conn:
         page = await engine.execute(conn, query, visible=call.sql_filter, local_base=call.base)
     path = req.path if not req.path.endswith("_search") else req.path[: -len("/_search")]
@@ -55,10 +63,16 @@ def searchset(base: str, path: str, page: SearchPage) -> dict[str, Any]:
     url = f"{base}/{path}" if path else base
     links = [("self", _link(url, query.canonical, query.count, query.offset, page.snapshot))]
     if page.has_next:
-        links.append(("next", _link(url, query.canonical, query.count, query.offset + query.count, page.snapshot)))
+        links.append(
+            ("next", _link(url, query.canonical, query.count, query.offset + query.count, page.snapshot))
+        )
     if query.offset > 0:
-        links.append(("previous", _link(url, query.canonical, query.count, max(0, query.offset - query.count),
-                                        page.snapshot)))
+        links.append(
+            (
+                "previous",
+                _link(url, query.canonical, query.count, max(0, query.offset - query.count), page.snapshot),
+            )
+        )
     return bundle("searchset", entries, total=page.total, links=links)
 
 

@@ -22,10 +22,10 @@ class Operation:
 
 def _registry() -> dict[str, Operation]:
     """All operations by name; each module exposes one ``OPERATION``."""
-    from hub.api.operations import everything
+    from hub.api.operations import access, delegation, everything, validate
 
-    modules: tuple[object, ...] = (everything,)
-    return {op.name: op for op in (m.OPERATION for m in modules)}  # type: ignore[attr-defined]
+    ops = (everything.OPERATION, validate.OPERATION, access.OPERATION, delegation.GRANT, delegation.WITHDRAW)
+    return {op.name: op for op in ops}
 
 
 OPERATIONS: dict[str, Operation] = _registry()

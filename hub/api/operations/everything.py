@@ -35,13 +35,16 @@ def _params(req: FhirRequest) -> list[tuple[str, str]]:
     return params
 
 
-def everything_query(call: Call, patient_id: str, params: list[tuple[str, str]], *, strict: bool) -> SearchQuery:
+def everything_query(
+    call: Call, patient_id: str, params: list[tuple[str, str]], *, strict: bool
+) -> SearchQuery:
     """The search that ``$everything`` runs, from its parameters (unknown ones reported or refused)."""
     settings = call.svc.settings
     engine = call.svc.search
     values = dict(params)
-    query = SearchQuery(None, count=parse_count(values.get("_count"), settings.default_page_size,
-                                                 settings.max_page_size))
+    query = SearchQuery(
+        None, count=parse_count(values.get("_count"), settings.default_page_size, settings.max_page_size)
+    )
     query.compartment = ("Patient", patient_id)
     query.includes = [Include("*", "*", None, False)]
     for name, value in params:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import Select, and_, false, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
@@ -43,27 +43,59 @@ class SearchPage:
 
 
 _COLUMNS = (
-    resource.c.pid, resource.c.res_type, resource.c.res_id, resource.c.version,
-    resource.c.last_updated, resource.c.deleted, resource.c.content,
+    resource.c.pid,
+    resource.c.res_type,
+    resource.c.res_id,
+    resource.c.version,
+    resource.c.last_updated,
+    resource.c.deleted,
+    resource.c.content,
 )
+
+
+#: PostgreSQL collations that order text by code point (LIKE 'x%' and ranges can seek a B-tree).
+_BYTEWISE_COLLATIONS = frozenset({"c", "posix", "c.utf-8", "c.utf8", "ucs_basic"})
+
+
+async def text_is_bytewise(conn: AsyncConnection) -> bool:
+    """True when ``<``/``>=`` on the index tables' text columns compare code points (one query, once)."""
+    if conn.dialect.name == "sqlite":
+        return True  # BINARY collation
+    if conn.dialect.name != "postgresql":
+        return False
+    collation = (
+        await conn.execute(text("SELECT datcollate FROM pg_database WHERE datname = current_database()"))
+    ).scalar_one()
+    return str(collation).lower() in _BYTEWISE_COLLATIONS
 
 
 class SearchEngine(Matcher):
     """Turns :class:`SearchQuery` objects into SQL and runs them."""
 
-    def __init__(self, registry: Any, resource_types: frozenset[str], *, default_count: int = 20,
-                 max_count: int = 1000) -> None:
+    def __init__(
+        self, registry: Any, resource_types: frozenset[str], *, default_count: int = 20, max_count: int = 1000
+    ) -> None:
         self.registry = registry
         self.resource_types = resource_types
         self.default_count = default_count
         self.max_count = max_count
+        #: Whether the database compares text in code point order (see :func:`string_cond`); learnt
+        #: from the first connection, because the engine is built before the database is reached.
+        self.bytewise: bool | None = None
 
     # -- parsing ------------------------------------------------------------------------------------
 
-    def parse(self, res_type: str | None, params: list[tuple[str, str]], *, strict: bool = False) -> SearchQuery:
+    def parse(
+        self, res_type: str | None, params: list[tuple[str, str]], *, strict: bool = False
+    ) -> SearchQuery:
         return parse_query(
-            res_type, params, self.registry, default_count=self.default_count, max_count=self.max_count,
-            strict=strict, resource_types=self.resource_types,
+            res_type,
+            params,
+            self.registry,
+            default_count=self.default_count,
+            max_count=self.max_count,
+            strict=strict,
+            resource_types=self.resource_types,
         )
 
     # -- SQL ----------------------------------------------------------------------------------------
@@ -71,8 +103,8 @@ class SearchEngine(Matcher):
     def where(
         self, query: SearchQuery, r: FromClause, visible: Visible | None, local_base: str | None = None
     ) -> list[ColumnElement[bool]]:
-        """All conditions a matching row of ``r`` satisfies (type, not deleted, criteria, access, snapshot)."""
-        builder = PredicateBuilder(self.registry, visible, local_base)
+        """All conditions a matching row of ``r`` meets (type, not deleted, criteria, access, snapshot)."""
+        builder = PredicateBuilder(self.registry, visible, local_base, bytewise=bool(self.bytewise))
         conds: list[ColumnElement[bool]] = [r.c.deleted == false()]
         if query.res_type:
             conds.append(r.c.res_type == query.res_type)
@@ -95,23 +127,39 @@ class SearchEngine(Matcher):
             conds.append(r.c.pid <= query.snapshot)
         return conds
 
-    async def execute(
-        self, conn: AsyncConnection, query: SearchQuery, *, visible: Visible | None = None,
-        local_base: str | None = None,
-    ) -> SearchPage:
+    def page_statement(
+        self, query: SearchQuery, *, visible: Visible | None = None, local_base: str | None = None
+    ) -> Select[Any]:
+        """The SELECT of one page, exactly as :meth:`execute` runs it (tools and tests EXPLAIN it).
+
+        One row more than the page size tells whether there is a next page; on the first page a
+        scalar ``max(pid)`` column records the snapshot that later pages are limited to.
+        """
         r = resource
         conds = self.where(query, r, visible, local_base)
         order = [sort_expression(r, k.name, k.type, k.descending) for k in query.sort]
         order.append(r.c.pid.asc())
+        columns: list[Any] = list(_COLUMNS)
+        if query.snapshot is None:
+            columns.append(select(func.max(resource.c.pid)).scalar_subquery().label("snapshot"))
+        return select(*columns).where(*conds).order_by(*order).limit(query.count + 1).offset(query.offset)
+
+    async def execute(
+        self,
+        conn: AsyncConnection,
+        query: SearchQuery,
+        *,
+        visible: Visible | None = None,
+        local_base: str | None = None,
+    ) -> SearchPage:
+        if self.bytewise is None:
+            self.bytewise = await text_is_bytewise(conn)
         page = SearchPage(query, [], warnings=list(query.ignored))
         if query.summary == "count" or query.count == 0:
-            page.total = await self._count(conn, conds)
+            page.total = await self._count(conn, self.where(query, resource, visible, local_base))
             return page
-        columns: list[Any] = list(_COLUMNS)
         first_page = query.snapshot is None
-        if first_page:
-            columns.append(select(func.max(resource.c.pid)).scalar_subquery().label("snapshot"))
-        stmt = select(*columns).where(*conds).order_by(*order).limit(query.count + 1).offset(query.offset)
+        stmt = self.page_statement(query, visible=visible, local_base=local_base)
         rows = (await conn.execute(stmt)).all()
         page.has_next = len(rows) > query.count
         rows = rows[: query.count]
@@ -121,7 +169,7 @@ class SearchEngine(Matcher):
             if not page.has_next and (rows or query.offset == 0):
                 page.total = query.offset + len(rows)
             else:
-                page.total = await self._count(conn, conds)
+                page.total = await self._count(conn, self.where(query, resource, visible, local_base))
         if query.includes or query.revincludes:
             page.included = await self._includes(conn, query, page.matches, visible, local_base)
         return page
@@ -131,7 +179,11 @@ class SearchEngine(Matcher):
         return int((await conn.execute(stmt)).scalar_one())
 
     async def _includes(
-        self, conn: AsyncConnection, query: SearchQuery, matches: list[Stored], visible: Visible | None,
+        self,
+        conn: AsyncConnection,
+        query: SearchQuery,
+        matches: list[Stored],
+        visible: Visible | None,
         local_base: str | None = None,
     ) -> list[Stored]:
         """_include/_revinclude: one statement per kind per round; :iterate repeats on what was added."""
@@ -144,9 +196,13 @@ class SearchEngine(Matcher):
                 break
             added: list[Stored] = []
             if includes:
-                added += await self._include_round(conn, frontier, includes, visible, local_base, reverse=False)
+                added += await self._include_round(
+                    conn, frontier, includes, visible, local_base, reverse=False
+                )
             if revincludes:
-                added += await self._include_round(conn, frontier, revincludes, visible, local_base, reverse=True)
+                added += await self._include_round(
+                    conn, frontier, revincludes, visible, local_base, reverse=True
+                )
             new = []
             for s in added:
                 if s.pid not in seen:
@@ -154,8 +210,10 @@ class SearchEngine(Matcher):
                     new.append(s)
             included.extend(new)
             if len(included) > MAX_INCLUDED:
-                raise BadRequest(f"The includes add more than {MAX_INCLUDED} resources; narrow the search",
-                                 code="too-costly")
+                raise BadRequest(
+                    f"The includes add more than {MAX_INCLUDED} resources; narrow the search",
+                    code="too-costly",
+                )
             includes = [i for i in includes if i.iterate]
             revincludes = [i for i in revincludes if i.iterate]
             frontier = [s.pid for s in new]
@@ -164,8 +222,14 @@ class SearchEngine(Matcher):
         return included
 
     async def _include_round(
-        self, conn: AsyncConnection, pids: list[int], specs: list[Include], visible: Visible | None,
-        local_base: str | None, *, reverse: bool,
+        self,
+        conn: AsyncConnection,
+        pids: list[int],
+        specs: list[Include],
+        visible: Visible | None,
+        local_base: str | None,
+        *,
+        reverse: bool,
     ) -> list[Stored]:
         ref = idx_reference.alias("inc_ref")
         r = resource.alias("inc")
@@ -200,7 +264,13 @@ class SearchEngine(Matcher):
     # -- conditional interactions ---------------------------------------------------------------------
 
     async def match(
-        self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2, *, visible: Visible | None = None
+        self,
+        conn: AsyncConnection,
+        res_type: str,
+        criteria: str,
+        limit: int = 2,
+        *,
+        visible: Visible | None = None,
     ) -> list[Stored]:
         """Resources matching a conditional interaction's criteria (strict: unknown parameters are a 400);
         ``visible`` is the caller's access filter: what it may not see never matches."""
@@ -228,7 +298,9 @@ class SearchEngine(Matcher):
             f"{other}:{code}"
             for other in sorted(self.resource_types)
             for code, sp in self.registry.for_type(other).items()
-            if sp.type == "reference" and (res_type in sp.target or "Resource" in sp.target) and not code.startswith("_")
+            if sp.type == "reference"
+            and (res_type in sp.target or "Resource" in sp.target)
+            and not code.startswith("_")
         )
         out: dict[str, Any] = {"searchParam": search_params}
         if refs:

@@ -1,7 +1,8 @@
 """From a parsed criterion to a SQL condition on one ``resource`` row (alias ``r``).
 
 One builder per parameter type, each reading its own index table (HAPI's ``predicate/`` package,
-Medplum's lookup tables). Every criterion becomes ``r.pid IN (SELECT pid FROM idx_x WHERE ...)``,
+Medplum's lookup tables). Aliases are anonymous, so nested chains and ``_has`` never shadow an
+outer alias they correlate with. Every criterion becomes ``r.pid IN (SELECT pid FROM idx_x WHERE ...)``,
 which both databases run as an index-only semi-join. ``visible`` is the access filter: chains and
 ``_has`` only look *through* resources the caller may see, so nothing hidden can be inferred.
 """
@@ -70,12 +71,27 @@ def _in_index(
 # -- value conditions, one function per type ------------------------------------------------------
 
 
-def string_cond(t: Any, v: StringValue, modifier: str | None) -> ColumnElement[bool]:
-    if modifier == "exact":
-        return t.c.value_exact == v.exact
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string above every string that starts with ``prefix`` (in code point order)."""
+    while prefix and ord(prefix[-1]) >= 0x10FFFF:
+        prefix = prefix[:-1]
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else None
+
+
+def string_cond(t: Any, v: StringValue, modifier: str | None, bytewise: bool = False) -> ColumnElement[bool]:
+    """Default: starts-with on the normalised value. ``bytewise`` says the database compares text in
+    code point order (SQLite; PostgreSQL with a C collation): then the prefix is also given as a
+    range, which a B-tree index can seek (LIKE alone cannot use it outside the C collation, and on
+    SQLite LIKE is case-insensitive so it never does)."""
+    if modifier == "exact":  # equal texts have equal normalised forms, and value_norm is indexed
+        return and_(t.c.value_norm == v.norm, t.c.value_exact == v.exact)
     if modifier == "contains":
         return t.c.value_norm.like(f"%{_like_escape(v.norm)}%", escape="\\")
-    return t.c.value_norm.like(f"{_like_escape(v.norm)}%", escape="\\")
+    like = t.c.value_norm.like(f"{_like_escape(v.norm)}%", escape="\\")
+    upper = prefix_upper_bound(v.norm) if bytewise else None
+    if upper is None:
+        return like
+    return and_(t.c.value_norm >= v.norm, t.c.value_norm < upper, like)
 
 
 def token_cond(t: Any, v: TokenValue, modifier: str | None) -> ColumnElement[bool]:
@@ -98,8 +114,8 @@ def date_cond(low: Any, high: Any, v: DateValue) -> ColumnElement[bool]:
     lo, hi = v.low, v.high
     inside = and_(low >= lo, high <= hi)
     match v.prefix:
-        case "eq":
-            return inside
+        case "eq":  # low <= hi is implied (low <= high), but bounds ``low`` on both sides for the index
+            return and_(low >= lo, low <= hi, high <= hi)
         case "ne":
             return not_(inside)
         case "gt":
@@ -147,7 +163,9 @@ def quantity_cond(t: Any, v: QuantityValue) -> ColumnElement[bool]:
     if v.system is not None:
         parts.append(t.c.system == v.system)
     if v.code is not None:
-        parts.append(t.c.code == v.code if v.system is not None else or_(t.c.code == v.code, t.c.unit == v.code))
+        parts.append(
+            t.c.code == v.code if v.system is not None else or_(t.c.code == v.code, t.c.unit == v.code)
+        )
     return and_(*parts)
 
 
@@ -185,12 +203,17 @@ def uri_cond(t: Any, v: UriValue, modifier: str | None) -> ColumnElement[bool]:
 
 
 def value_cond(
-    table_type: str, t: Any, value: Any, modifier: str | None, targets: tuple[str, ...] = (),
+    table_type: str,
+    t: Any,
+    value: Any,
+    modifier: str | None,
+    targets: tuple[str, ...] = (),
     local_base: str | None = None,
+    bytewise: bool = False,
 ) -> ColumnElement[bool]:
     """The condition one value puts on one row of its type's index table."""
     if table_type == "string":
-        return string_cond(t, value, modifier)
+        return string_cond(t, value, modifier, bytewise)
     if table_type == "token":
         return token_cond(t, value, modifier)
     if table_type == "date":
@@ -212,10 +235,18 @@ def value_cond(
 class PredicateBuilder:
     """Builds conditions for criteria; ``registry`` gives parameter targets, ``visible`` the access filter."""
 
-    def __init__(self, registry: Any, visible: Visible | None = None, local_base: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: Any,
+        visible: Visible | None = None,
+        local_base: str | None = None,
+        *,
+        bytewise: bool = False,
+    ) -> None:
         self.registry = registry
         self.visible = visible
         self.local_base = local_base
+        self.bytewise = bytewise
 
     def _visible(self, alias: FromClause) -> list[ColumnElement[bool]]:
         if self.visible is None:
@@ -242,9 +273,19 @@ class PredicateBuilder:
         table = INDEX_TABLES[crit.type]
         targets = self._targets(crit)
         if crit.modifier == "not":
-            positive = or_(*(value_cond(crit.type, table, v, None, targets, self.local_base) for v in crit.values))
+            positive = or_(
+                *(
+                    value_cond(crit.type, table, v, None, targets, self.local_base, self.bytewise)
+                    for v in crit.values
+                )
+            )
             return not_(_in_index(r, table, res_type, crit.name, positive))
-        cond = or_(*(value_cond(crit.type, table, v, crit.modifier, targets, self.local_base) for v in crit.values))
+        cond = or_(
+            *(
+                value_cond(crit.type, table, v, crit.modifier, targets, self.local_base, self.bytewise)
+                for v in crit.values
+            )
+        )
         if crit.type == "reference" and crit.modifier and crit.modifier[:1].isupper():
             cond = and_(cond, table.c.target_type == crit.modifier)
         return _in_index(r, table, res_type, crit.name, cond)
@@ -265,19 +306,23 @@ class PredicateBuilder:
             return false() if crit.values[0].missing else true()
         return or_(*(date_cond(r.c.last_updated, r.c.last_updated, v) for v in crit.values))
 
-    def _missing(self, r: FromClause, crit: Criterion, res_type: str | None, missing: bool) -> ColumnElement[bool]:
+    def _missing(
+        self, r: FromClause, crit: Criterion, res_type: str | None, missing: bool
+    ) -> ColumnElement[bool]:
         table = INDEX_TABLES["token" if crit.type == "composite" else crit.type]
         name = f"{crit.name}$0" if crit.type == "composite" else crit.name
         present = _in_index(r, table, res_type, name, true())
         return not_(present) if missing else present
 
-    def _composite(self, r: FromClause, res_type: str | None, name: str, value: CompositeValue) -> ColumnElement[bool]:
-        aliases = [INDEX_TABLES[ptype].alias(f"c{i}") for i, (_n, ptype, _v) in enumerate(value.parts)]
+    def _composite(
+        self, r: FromClause, res_type: str | None, name: str, value: CompositeValue
+    ) -> ColumnElement[bool]:
+        aliases = [INDEX_TABLES[ptype].alias() for i, (_n, ptype, _v) in enumerate(value.parts)]
         first = aliases[0]
         conds: list[ColumnElement[bool]] = []
         for i, ((param, ptype, v), t) in enumerate(zip(value.parts, aliases, strict=True)):
             conds.append(t.c.param == param)
-            conds.append(value_cond(ptype, t, v, None))
+            conds.append(value_cond(ptype, t, v, None, bytewise=self.bytewise))
             if i:
                 conds.extend((t.c.pid == first.c.pid, t.c.grp == first.c.grp))
         conds.append(first.c.res_type == (res_type if res_type else r.c.res_type))
@@ -289,14 +334,17 @@ class PredicateBuilder:
     def _chain(self, r: FromClause, crit: Criterion) -> ColumnElement[bool]:
         """``subject:Patient.name=x``: a reference whose target (visible to the caller) matches."""
         assert crit.chain is not None
-        ref = idx_reference.alias("chain_ref")
-        target = resource.alias("chain_target")
+        ref = idx_reference.alias()
+        target = resource.alias()
         inner = self.condition(target, crit.chain)
         res_type = None if crit.res_type == "Resource" else crit.res_type
         sub = (
             select(ref.c.pid)
-            .select_from(ref.join(target, and_(target.c.res_type == ref.c.target_type,
-                                               target.c.res_id == ref.c.target_id)))
+            .select_from(
+                ref.join(
+                    target, and_(target.c.res_type == ref.c.target_type, target.c.res_id == ref.c.target_id)
+                )
+            )
             .where(
                 ref.c.param == crit.name,
                 ref.c.res_type == (res_type if res_type else r.c.res_type),
@@ -311,16 +359,18 @@ class PredicateBuilder:
 
     def _has(self, r: FromClause, crit: HasCriterion) -> ColumnElement[bool]:
         """``_has:Observation:patient:code=x``: referenced by a (visible) Observation matching code=x."""
-        ref = idx_reference.alias("has_ref")
-        source = resource.alias("has_source")
+        ref = idx_reference.alias()
+        source = resource.alias()
         inner = self.condition(source, crit.inner)
+        # With a known type the subquery is uncorrelated (run once, hashed), not run per row.
+        target_type = r.c.res_type if crit.res_type == "Resource" else crit.res_type
         sub = (
             select(ref.c.target_id)
             .select_from(ref.join(source, source.c.pid == ref.c.pid))
             .where(
                 ref.c.res_type == crit.source_type,
                 ref.c.param == crit.reference_param,
-                ref.c.target_type == r.c.res_type,
+                ref.c.target_type == target_type,
                 local_target(ref, self.local_base),
                 source.c.deleted == false(),
                 inner,
@@ -353,11 +403,7 @@ def sort_expression(r: FromClause, name: str, ptype: str, descending: bool) -> A
         col = r.c.last_updated
     else:
         table, asc_col, desc_col = _SORT_COLUMNS[ptype]
-        t = table.alias(f"sort_{name.replace('-', '_')}")
+        t = table.alias()
         agg = func.max(t.c[desc_col]) if descending else func.min(t.c[asc_col])
-        col = (
-            select(agg)
-            .where(t.c.pid == r.c.pid, t.c.param == name)
-            .scalar_subquery()
-        )
+        col = select(agg).where(t.c.pid == r.c.pid, t.c.param == name).scalar_subquery()
     return (col.desc() if descending else col.asc()).nulls_last()

@@ -1,0 +1,440 @@
+"""Property test of the access layer: random care networks, every kind of caller, every access path,
+compared with an independent reference model of the rules (tests/api/access_helpers.py).
+
+Each generated network is loaded through the hub's own write path (so the derived facts are what a
+real write produces), then for every caller the read, vread, search (all pages, ``_total``,
+``_summary=count``), ``_include``, ``_revinclude``, chain, ``_has``, history (instance, type,
+system), compartment search, ``$everything`` and batch results are compared with the model; at the
+end conditional create and update check that an invisible match is never reported as existing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from tests.api.access_helpers import (
+    BSN_SYSTEM,
+    LEGAL_ROLES,
+    LOINC,
+    OBS_CODES,
+    OBS_ID_SYSTEM,
+    Item,
+    Model,
+    NetworkSpec,
+    Who,
+    build,
+    load,
+    networks,
+    principals,
+)
+from tests.conftest import clean, token_for_app
+
+#: Resource types a generated network holds.
+TYPES = (
+    "Appointment", "CarePlan", "CareTeam", "Consent", "Goal", "Observation", "Organization", "Patient",
+    "PractitionerRole", "RelatedPerson", "ServiceRequest", "Task",
+)
+EXAMPLES = 12
+
+
+@pytest.fixture(scope="module")
+def tally() -> Iterator[Counter[str]]:
+    """Counts generated networks, callers and (caller, path, resource) comparisons; demands thousands."""
+    counts: Counter[str] = Counter()
+    yield counts
+    print(f"\naccess model: {dict(sorted(counts.items()))}")
+    if not counts["failed"]:  # (a failing example has failed the test already)
+        assert counts["networks"] >= EXAMPLES // 2
+        assert counts["comparisons"] >= 5000
+
+
+class Caller:
+    """One caller's requests, each compared with the model; counts what it compared."""
+
+    def __init__(self, app: Any, http: httpx.AsyncClient, who: Who, model: Model, tally: Counter[str]) -> None:
+        self.http = http
+        self.who = who
+        self.model = model
+        self.tally = tally
+        self.headers = {"Authorization": f"Bearer {token_for_app(app, who.spec)}", **who.headers()}
+
+    def compared(self, path: str, n: int = 1) -> None:
+        self.tally["comparisons"] += n
+        self.tally[f"path:{path}"] += n
+
+    async def get(self, url: str) -> httpx.Response:
+        return await self.http.get(url if url.startswith("http") else f"/fhir/{url}", headers=self.headers)
+
+    async def bundle(self, url: str) -> tuple[list[str], list[str], int | None]:
+        """One searchset page: (match keys, include keys, total)."""
+        resp = await self.get(url)
+        assert resp.status_code == 200, (self.who, url, resp.text[:500])
+        body = resp.json()
+        matches = [_key(e) for e in body.get("entry", []) if e.get("search", {}).get("mode") == "match"]
+        included = [_key(e) for e in body.get("entry", []) if e.get("search", {}).get("mode") == "include"]
+        return matches, included, body.get("total")
+
+    async def all_pages(self, url: str) -> tuple[list[str], list[str], set[int | None]]:
+        """Follow ``next`` links; every key of every page, and the totals the pages reported."""
+        matches: list[str] = []
+        included: list[str] = []
+        totals: set[int | None] = set()
+        while url:
+            resp = await self.get(url)
+            assert resp.status_code == 200, (self.who, url, resp.text[:500])
+            body = resp.json()
+            totals.add(body.get("total"))
+            for e in body.get("entry", []):
+                mode = e.get("search", {}).get("mode")
+                if mode == "match":
+                    matches.append(_key(e))
+                elif mode == "include":
+                    included.append(_key(e))
+            url = next((lk["url"] for lk in body.get("link", []) if lk["relation"] == "next"), "")
+        return matches, included, totals
+
+    def expect(self, path: str, got: Any, want: Any, detail: str = "") -> None:
+        if got != want and isinstance(got, list) and isinstance(want, list):
+            diff = sorted(set(got) ^ set(want))
+            detail += " | " + " ; ".join(f"{k}: {self.model.explain(self.who, k)}" for k in diff[:3])
+        assert got == want, f"{self.who} {path} {detail}: hub {got!r} != model {want!r}"
+
+
+def _key(entry: dict[str, Any]) -> str:
+    res = entry["resource"]
+    return f"{res['resourceType']}/{res['id']}"
+
+
+# -- the paths --------------------------------------------------------------------------------------
+
+
+async def check_batch_reads(c: Caller, items: list[Item], versions: list[Item]) -> None:
+    """read of these resources and vread of version 1 of those, inside one batch Bundle (plus a
+    count search entry)."""
+    entries = [{"request": {"method": "GET", "url": it.key}} for it in items]
+    entries += [{"request": {"method": "GET", "url": f"{it.key}/_history/1"}} for it in versions]
+    entries.append({"request": {"method": "GET", "url": "Observation?_summary=count"}})
+    resp = await c.http.post(
+        "/fhir", headers=c.headers, json={"resourceType": "Bundle", "type": "batch", "entry": entries}
+    )
+    assert resp.status_code == 200, resp.text[:500]
+    out = resp.json()["entry"]
+    n = len(items)
+    for it, e in zip(items, out[:n], strict=True):
+        seen = c.model.sees(c.who, it)
+        want = ("410" if it.deleted else "200") if seen else "404"
+        c.expect("batch read", e["response"]["status"].split()[0], want, f"{it.key} {c.model.explain(c.who, it.key)}")
+        if want == "200":
+            c.expect("batch read", _key(e), it.key)
+    for it, e in zip(versions, out[n:-1], strict=True):
+        want = "200" if c.model.sees(c.who, it) else "404"
+        c.expect("batch vread", e["response"]["status"].split()[0], want, it.key)
+    c.compared("batch-read", n)
+    c.compared("batch-vread", len(versions))
+    count = out[-1]["resource"]["total"]
+    c.expect("batch count", count, len(c.model.visible(c.who, "Observation")))
+    c.compared("batch-search")
+
+
+async def check_direct_reads(c: Caller, sample: list[Item]) -> None:
+    for it in sample:
+        seen = c.model.sees(c.who, it)
+        resp = await c.get(it.key)
+        c.expect("read", resp.status_code, (410 if it.deleted else 200) if seen else 404, it.key)
+        if resp.status_code == 404:
+            assert resp.json()["resourceType"] == "OperationOutcome"
+        resp = await c.get(f"{it.key}/_history/1")
+        c.expect("vread", resp.status_code, 200 if seen else 404, it.key)
+        c.compared("read")
+        c.compared("vread")
+
+
+async def check_searches(c: Caller, counted: list[str]) -> None:
+    """Every type: the matches and _total of one big page; _summary=count for the ``counted`` types."""
+    for res_type in TYPES:
+        want = c.model.visible(c.who, res_type)
+        matches, _, total = await c.bundle(f"{res_type}?_total=accurate&_count=1000")
+        c.expect("search", sorted(matches), sorted(want), res_type)
+        c.expect("search _total", total, len(want), res_type)
+        c.compared("search", sum(1 for it in c.model.items if it.res_type == res_type))
+        c.compared("total")
+    for res_type in counted:
+        _, _, count = await c.bundle(f"{res_type}?_summary=count")
+        c.expect("_summary=count", count, len(c.model.visible(c.who, res_type)), res_type)
+        c.compared("total")
+
+
+async def check_paging(c: Caller, res_type: str, page: int) -> None:
+    want = c.model.visible(c.who, res_type)
+    matches, _, totals = await c.all_pages(f"{res_type}?_total=accurate&_count={page}")
+    c.expect("paged search", sorted(matches), sorted(want), f"{res_type} _count={page}")
+    c.expect("paged _total", totals, {len(want)}, res_type)
+    c.compared("paging", len(want) + 1)
+
+
+async def check_include(c: Caller) -> None:
+    m = c.model
+    obs = m.visible(c.who, "Observation")
+    patients = m.visible(c.who, "Patient")
+    orgs = m.visible(c.who, "Organization")
+    matches, included, _ = await c.bundle(
+        "Observation?_include=Observation:subject&_include=Observation:performer&_count=1000"
+    )
+    want_inc = set()
+    for key in obs:
+        refs = m.by_key[key].references()
+        want_inc |= {r for r in refs if r.startswith("Patient/")} & patients
+        want_inc |= {r for r in refs if r.startswith("Organization/")} & orgs
+    c.expect("_include matches", sorted(matches), sorted(obs))
+    c.expect("_include", sorted(included), sorted(want_inc))
+    matches, included, _ = await c.bundle("Patient?_revinclude=Observation:subject&_count=1000")
+    want_rev = {k for k in obs if m.by_key[k].patient and f"Patient/{m.by_key[k].patient}" in patients}
+    c.expect("_revinclude matches", sorted(matches), sorted(patients))
+    c.expect("_revinclude", sorted(included), sorted(want_rev))
+    c.compared("include", 2 * len(m.items))
+
+
+async def check_chain_and_has(c: Caller) -> None:
+    m = c.model
+    obs = m.visible(c.who, "Observation")
+    patients = m.visible(c.who, "Patient")
+    for j, p in enumerate(m.spec.patients):
+        pid = f"pat-{j}"
+        want = {k for k in obs if m.by_key[k].patient == pid} if f"Patient/{pid}" in patients else set()
+        matches, _, total = await c.bundle(
+            f"Observation?subject:Patient.identifier={quote(BSN_SYSTEM)}|{p.bsn}&_total=accurate&_count=1000"
+        )
+        c.expect("chain", sorted(matches), sorted(want), p.bsn)
+        c.expect("chain _total", total, len(want))
+        c.compared("chain", len(obs) + 1)
+    for code in OBS_CODES:
+        want = {
+            pk for pk in patients
+            if any(m.by_key[k].patient == pk.split("/")[1] and m.by_key[k].body.get("code", {})
+                   .get("coding", [{}])[0].get("code") == code for k in obs)
+        }
+        matches, _, total = await c.bundle(
+            f"Patient?_has:Observation:subject:code={quote(LOINC)}|{code}&_total=accurate&_count=1000"
+        )
+        c.expect("_has", sorted(matches), sorted(want), code)
+        c.expect("_has _total", total, len(want))
+        c.compared("_has", len(patients) + 1)
+
+
+def _history_keys(body: dict[str, Any]) -> list[tuple[str, int]]:
+    out = []
+    for e in body.get("entry", []):
+        if "resource" in e:
+            out.append((_key(e), int(e["resource"]["meta"]["versionId"])))
+        else:  # a deletion: only the request URL names it
+            url = e["request"]["url"]
+            out.append(("/".join(url.split("/")[:2]), -1))
+    return out
+
+
+async def check_history(c: Caller, sample: list[Item], page: int) -> None:
+    m = c.model
+    for it in sample:
+        resp = await c.get(f"{it.key}/_history")
+        seen = m.sees(c.who, it)
+        c.expect("instance history", resp.status_code, 200 if seen else 404, it.key)
+        if seen:
+            c.expect("instance history versions", len(resp.json().get("entry", [])), it.versions, it.key)
+        c.compared("history-instance")
+    for url, res_type in ((f"Observation/_history?_count={page}", "Observation"), ("_history?_count=50", None)):
+        keys: list[tuple[str, int]] = []
+        nxt = url
+        while nxt:
+            resp = await c.get(nxt)
+            assert resp.status_code == 200, resp.text[:300]
+            body = resp.json()
+            keys += _history_keys(body)
+            nxt = next((lk["url"] for lk in body.get("link", []) if lk["relation"] == "next"), "")
+        got = Counter(k for k, _ in keys)
+        want = Counter({k: m.by_key[k].versions for k in m.visible(c.who, res_type, live=False)})
+        c.expect("history", dict(got), dict(want), url)
+        c.compared("history-type" if res_type else "history-system",
+                   sum(1 for it in m.items if res_type in (None, it.res_type)))
+
+
+async def check_compartments(c: Caller) -> None:
+    m = c.model
+    for j in range(len(m.spec.patients)):
+        pid = f"pat-{j}"
+        want = {k for k in m.visible(c.who, "Observation") if m.by_key[k].patient == pid}
+        matches, _, total = await c.bundle(f"Patient/{pid}/Observation?_total=accurate&_count=1000")
+        c.expect("compartment", sorted(matches), sorted(want), pid)
+        c.expect("compartment _total", total, len(want), pid)
+        c.compared("compartment", sum(1 for it in m.items if it.res_type == "Observation"))
+
+
+async def check_everything(c: Caller) -> None:
+    m = c.model
+    live = m.visible(c.who)
+    for j in range(len(m.spec.patients)):
+        pid = f"pat-{j}"
+        want = {k for k in live if m.by_key[k].patient == pid}
+        resp = await c.get(f"Patient/{pid}/$everything?_count=1000")
+        if not want and f"Patient/{pid}" not in live:
+            c.expect("$everything", resp.status_code, 404, pid)
+            c.compared("everything")
+            continue
+        c.expect("$everything", resp.status_code, 200, pid)
+        body = resp.json()
+        matches = {_key(e) for e in body.get("entry", []) if e["search"]["mode"] == "match"}
+        included = {_key(e) for e in body.get("entry", []) if e["search"]["mode"] == "include"}
+        refs = {r for k in want for r in m.by_key[k].references()}
+        must = {
+            f"Organization/org-{k}" for key in want if key.startswith("Observation/")
+            for k in range(len(m.orgs)) if f"Organization/org-{k}" in m.by_key[key].references()
+        } - want
+        c.expect("$everything matches", sorted(matches), sorted(want), pid)
+        # Included: only visible resources the matches reference (those of search parameters, such
+        # as Observation.performer, certainly).
+        c.expect("$everything includes", sorted(included - (refs & live)), [], pid)
+        c.expect("$everything includes", sorted(must - included), [], pid)
+        c.compared("everything", sum(1 for it in m.items if it.patient == pid))
+
+
+# -- conditional writes -----------------------------------------------------------------------------
+
+
+def may_create_observation(m: Model, who: Who, pid: str) -> bool:
+    """May this caller write medical data (an Observation) about this client?"""
+    parts = who.spec.split(":")
+    if parts[0] == "org":
+        registered = m.by_key[f"Patient/{pid}"].writer == parts[1]
+        return not who.emergency and (parts[1] in m.relations[pid] or registered)
+    if parts[0] == "person":
+        if m.patient_of_bsn.get(parts[3]) != pid:
+            return False
+        ds = m.delegations.get((int(parts[1].split("-")[1]), pid), [])
+        return any(d.role in LEGAL_ROLES and d.via_related_person for d in ds) or any(
+            "medisch" in d.categories for d in ds
+        )
+    return False  # administrators never, clients do not write medical data
+
+
+async def check_conditional_writes(c: Caller, target: Item, counter: int) -> None:
+    """If-None-Exist and conditional update on an identifier: invisible matches do not exist."""
+    m = c.model
+    ident = target.identifier
+    assert ident is not None and target.patient is not None
+    pid = target.patient
+    criteria = f"identifier={quote(ident[0])}|{ident[1]}"
+    body = {
+        "resourceType": "Observation", "status": "final",
+        "identifier": [{"system": ident[0], "value": ident[1]}],
+        "code": {"coding": [{"system": LOINC, "code": OBS_CODES[1]}]}, "subject": {"reference": f"Patient/{pid}"},
+    }
+    same = [it for it in m.items if it.identifier == ident and not it.deleted]
+    visible = [it for it in same if m.sees(c.who, it)]
+    allowed = may_create_observation(m, c.who, pid)
+    ura = c.who.spec.split(":")[1] if c.who.kind == "professional" else None
+    if counter % 2 == 0:
+        resp = await c.http.post(
+            "/fhir/Observation", headers={**c.headers, "If-None-Exist": criteria}, json=body
+        )
+        want = 412 if len(visible) > 1 else 200 if visible else 201 if allowed else 403
+        path = "conditional create"
+    else:
+        resp = await c.http.put(f"/fhir/Observation?{criteria}", headers=c.headers, json=body)
+        can_update = len(visible) == 1 and allowed
+        want = 412 if len(visible) > 1 else (200 if can_update else 403) if visible else 201 if allowed else 403
+        path = "conditional update"
+    c.expect(path, resp.status_code, want, f"{target.key} visible={[v.key for v in visible]}")
+    c.compared(path.replace(" ", "-"))
+    if resp.status_code == 201:
+        new_id = resp.json()["id"]
+        m.items.append(Item("Observation", new_id, {**body, "id": new_id}, "medisch", pid,
+                            authors={ura} if ura else set(), writer=ura, identifier=ident))
+        m.by_key[f"Observation/{new_id}"] = m.items[-1]
+    elif resp.status_code == 200 and path == "conditional update":
+        it = visible[0]
+        it.second_writer = it.second_writer if it.second_writer is not None else (ura or "")
+        if ura:
+            it.authors.add(ura)
+        it.body = {**body, "id": it.res_id}
+
+
+# -- the property -----------------------------------------------------------------------------------
+
+
+@settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure prints its whole network
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+@given(spec=networks(), data=st.data())
+async def test_every_access_path_agrees_with_the_model(
+    hub_app: Any, tally: Counter[str], spec: NetworkSpec, data: st.DataObject
+) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hub_app), base_url="http://hub.test") as http:
+        try:
+            await check_network(hub_app, http, tally, spec, data)
+        except BaseException:
+            tally["failed"] += 1
+            raise
+
+
+async def check_network(
+    hub_app: Any, http: httpx.AsyncClient, tally: Counter[str], spec: NetworkSpec, data: st.DataObject
+) -> None:
+    import time
+    t0 = time.perf_counter()
+    await clean(hub_app)
+    items = build(spec)
+    await load(hub_app, items)
+    tally["t_load"] += time.perf_counter() - t0
+    from sqlalchemy import text
+    async with hub_app.state.services.repo.db.read() as conn:
+        rows = (await conn.execute(text("select * from consent_rule"))).all()
+    open("/tmp/rules.txt", "w").write("\n".join(map(str, rows)) + "\n" + repr(spec))
+    model = Model(spec, items)
+    tally["networks"] += 1
+    tally["resources"] += len(items)
+    callers = principals(spec, data)
+    import time
+    for who in callers:
+        tally["callers"] += 1
+        c = Caller(hub_app, http, who, model, tally)
+        t = time.perf_counter()
+        await check_batch_reads(
+            c, data.draw(st.lists(st.sampled_from(items), min_size=5, max_size=20, unique_by=lambda it: it.key)),
+            data.draw(st.lists(st.sampled_from(items), max_size=4, unique_by=lambda it: it.key)),
+        )
+        tally["t_batch"] += time.perf_counter() - t; t = time.perf_counter()
+        await check_direct_reads(c, data.draw(st.lists(st.sampled_from(items), min_size=1, max_size=3)))
+        tally["t_direct"] += time.perf_counter() - t; t = time.perf_counter()
+        await check_searches(c, data.draw(st.lists(st.sampled_from(TYPES), max_size=3, unique=True)))
+        tally["t_searches"] += time.perf_counter() - t; t = time.perf_counter()
+        await check_paging(c, data.draw(st.sampled_from(TYPES)), data.draw(st.integers(1, 4)))
+        tally["t_paging"] += time.perf_counter() - t; t = time.perf_counter()
+        await check_include(c)
+        tally["t_include"] += time.perf_counter() - t; t = time.perf_counter()
+        await check_chain_and_has(c)
+        tally["t_chain"] += time.perf_counter() - t; t = time.perf_counter()
+        await check_history(c, data.draw(st.lists(st.sampled_from(items), max_size=2)), data.draw(st.integers(1, 3)))
+        tally["t_history"] += time.perf_counter() - t; t = time.perf_counter()
+        await check_compartments(c)
+        tally["t_comp"] += time.perf_counter() - t; t = time.perf_counter()
+        await check_everything(c)
+        tally["t_everything"] += time.perf_counter() - t
+    targets = [it for it in items if it.identifier is not None]
+    if targets:
+        for n, who in enumerate(data.draw(st.lists(st.sampled_from(callers), min_size=1, max_size=6))):
+            await check_conditional_writes(Caller(hub_app, http, who, model, tally), data.draw(st.sampled_from(targets)), n)
+        for who in callers:  # what the writes created or changed is seen exactly as the model says
+            c = Caller(hub_app, http, who, model, tally)
+            want = model.visible(who, "Observation")
+            matches, _, total = await c.bundle("Observation?_total=accurate&_count=1000")
+            c.expect("search after writes", (sorted(matches), total), (sorted(want), len(want)))
+            c.compared("search-after-writes", sum(1 for it in model.items if it.res_type == "Observation"))

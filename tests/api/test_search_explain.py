@@ -1,0 +1,195 @@
+"""Query plans on a 100k-resource PostgreSQL database: token, reference, date and string searches use
+the index tables' indexes, never a sequential scan of an ``idx_*`` table.
+
+The database is made by this test (schema by the real migrations, rows by ``INSERT ... SELECT
+generate_series``: 50,000 Patients and 50,000 Observations with their index rows) and dropped after.
+The plans are EXPLAINed from the exact statements the engine runs (:meth:`SearchEngine.page_statement`).
+On SQLite the same statements are checked with ``EXPLAIN QUERY PLAN`` on the suite's database.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hub.fhir.searchparams import load_registry
+from hub.fhir.typeinfo import resource_types
+from hub.store.migrate import upgrade_async
+from hub.store.search.engine import SearchEngine, text_is_bytewise
+from tests.conftest import _pg_create, _pg_drop
+
+PATIENTS = 50_000
+OBSERVATIONS = 50_000
+BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
+DAY_US = 86_400_000_000
+T2020 = 1_577_836_800_000_000  # 2020-01-01T00:00:00Z
+
+#: One typical search per index table; each must be selective enough that an index is the right plan.
+SEARCHES: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "token": ("Patient", [("identifier", f"{BSN}|bsn12345")]),
+    "token-code": ("Observation", [("code", "http://loinc.org|code-42"), ("_count", "10")]),
+    "reference": ("Observation", [("subject", "Patient/pat123")]),
+    "date": ("Observation", [("date", "2021-03-04")]),
+    "date-range": ("Patient", [("birthdate", "ge1990-01-01"), ("birthdate", "lt1990-01-08")]),
+    "string": ("Patient", [("family", "fam01234")]),
+    "string-exact": ("Patient", [("family:exact", "Fam01234")]),
+    "chain": ("Observation", [("subject:Patient.identifier", f"{BSN}|bsn12345")]),
+    "has": ("Patient", [("_has:Observation:subject:code", "code-41")]),
+}
+
+_GENERATE = [
+    # resources: pids 1..50,000 are Patients, 50,001..100,000 Observations
+    """INSERT INTO resource (pid, res_type, res_id, version, last_updated, deleted, content{cat_col})
+       SELECT i, 'Patient', 'pat' || i, 1, {t0} + i, false, '{{"resourceType":"Patient"}}'{cat_val}
+       FROM generate_series(1, {np}) AS i""",
+    """INSERT INTO resource (pid, res_type, res_id, version, last_updated, deleted, content{cat_col})
+       SELECT {np} + i, 'Observation', 'obs' || i, 1, {t0} + i, false,
+              '{{"resourceType":"Observation"}}'{cat_val}
+       FROM generate_series(1, {no}) AS i""",
+    """INSERT INTO idx_token (pid, res_type, param, grp, system, code)
+       SELECT i, 'Patient', 'identifier', 0, '{bsn}', 'bsn' || i FROM generate_series(1, {np}) AS i""",
+    """INSERT INTO idx_token (pid, res_type, param, grp, system, code)
+       SELECT i, 'Patient', 'gender', 0, 'http://hl7.org/fhir/administrative-gender',
+              (ARRAY['male','female','other','unknown'])[1 + i % 4] FROM generate_series(1, {np}) AS i""",
+    """INSERT INTO idx_token (pid, res_type, param, grp, system, code)
+       SELECT {np} + i, 'Observation', 'code', 0, 'http://loinc.org', 'code-' || (i % 1000)
+       FROM generate_series(1, {no}) AS i""",
+    """INSERT INTO idx_token (pid, res_type, param, grp, system, code)
+       SELECT {np} + i, 'Observation', 'status', 0, 'http://hl7.org/fhir/observation-status', 'final'
+       FROM generate_series(1, {no}) AS i""",
+    """INSERT INTO idx_string (pid, res_type, param, grp, value_norm, value_exact)
+       SELECT i, 'Patient', p, 0, 'fam' || lpad((i % 20000)::text, 5, '0'),
+              'Fam' || lpad((i % 20000)::text, 5, '0')
+       FROM generate_series(1, {np}) AS i, unnest(ARRAY['family', 'name']) AS p""",
+    """INSERT INTO idx_date (pid, res_type, param, grp, low, high)
+       SELECT i, 'Patient', 'birthdate', 0, {t0} - (i % 20000) * {day}, {t0} - (i % 20000) * {day} + {day} - 1
+       FROM generate_series(1, {np}) AS i""",
+    """INSERT INTO idx_date (pid, res_type, param, grp, low, high)
+       SELECT {np} + i, 'Observation', 'date', 0, {t0} + (i % 1500) * {day} + i, {t0} + (i % 1500) * {day} + i
+       FROM generate_series(1, {no}) AS i""",
+    """INSERT INTO idx_reference (pid, res_type, param, grp, target_type, target_id)
+       SELECT {np} + i, 'Observation', p, 0, 'Patient', 'pat' || (1 + i % {np})
+       FROM generate_series(1, {no}) AS i, unnest(ARRAY['subject', 'patient']) AS p""",
+    """INSERT INTO idx_compartment (pid, res_type, comp_type, comp_id)
+       SELECT {np} + i, 'Observation', 'Patient', 'pat' || (1 + i % {np})
+       FROM generate_series(1, {no}) AS i""",
+]
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [plan]
+    for child in plan.get("Plans", ()):
+        out += _nodes(child)
+    return out
+
+
+def plan_shape(plan: dict[str, Any], depth: int = 0) -> list[str]:
+    """The plan as indented lines: node type, relation and index (what the report records)."""
+    parts = [plan["Node Type"]]
+    if "Relation Name" in plan:
+        parts.append(f"on {plan['Relation Name']}")
+    if "Index Name" in plan:
+        parts.append(f"using {plan['Index Name']}")
+    lines = ["  " * depth + " ".join(parts)]
+    for child in plan.get("Plans", ()):
+        lines += plan_shape(child, depth + 1)
+    return lines
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def big_pg() -> AsyncIterator[Any]:
+    name = f"hub_explain_{uuid.uuid4().hex[:10]}"
+    url = await _pg_create(name)
+    engine = create_async_engine(url)
+    try:
+        await upgrade_async(url)
+        async with engine.begin() as conn:
+            cols = {
+                r[0]
+                for r in (
+                    await conn.execute(
+                        text(
+                            "SELECT column_name FROM information_schema.columns WHERE table_name = 'resource'"
+                        )
+                    )
+                ).all()
+            }
+            cat = "category" in cols
+            fmt = {
+                "np": PATIENTS,
+                "no": OBSERVATIONS,
+                "t0": T2020,
+                "day": DAY_US,
+                "bsn": BSN,
+                "cat_col": ", category" if cat else "",
+                "cat_val": ", 'medisch'" if cat else "",
+            }
+            for sql in _GENERATE:
+                await conn.execute(text(sql.format(**fmt)))
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("VACUUM ANALYZE"))
+        yield engine
+    finally:
+        await engine.dispose()
+        await _pg_drop(name)
+
+
+def _engine(bytewise: bool) -> SearchEngine:
+    engine = SearchEngine(load_registry(), resource_types())
+    engine.bytewise = bytewise
+    return engine
+
+
+async def test_pg_plans_use_indexes_on_100k_resources(big_pg: Any) -> None:
+    shapes: dict[str, list[str]] = {}
+    elapsed: dict[str, float] = {}
+    async with big_pg.connect() as conn:
+        search = _engine(await text_is_bytewise(conn))
+        count = (await conn.execute(text("SELECT count(*) FROM resource"))).scalar_one()
+        assert count == PATIENTS + OBSERVATIONS
+        for label, (res_type, params) in SEARCHES.items():
+            query = search.parse(res_type, params, strict=True)
+            stmt = search.page_statement(query, local_base="http://hub.test/fhir")
+            sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+            raw = (await conn.execute(text("EXPLAIN (FORMAT JSON) " + sql))).scalar_one()
+            plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+            nodes = _nodes(plan)
+            seq = [
+                n["Relation Name"]
+                for n in nodes
+                if n["Node Type"] == "Seq Scan" and n.get("Relation Name", "").startswith("idx_")
+            ]
+            shapes[label] = plan_shape(plan)
+            assert not seq, f"{label}: sequential scan of {seq}:\n" + "\n".join(shapes[label])
+            used = {n.get("Index Name") for n in nodes if "Index Name" in n}
+            assert any(i and i.startswith("ix_idx_") for i in used), f"{label}: " + "\n".join(shapes[label])
+            started = time.perf_counter()
+            page = await search.execute(conn, query, local_base="http://hub.test/fhir")
+            elapsed[label] = round((time.perf_counter() - started) * 1000, 1)
+            assert page.matches, label  # the searches do find something
+    print(json.dumps({"ms": elapsed, "plans": shapes}, indent=1))
+
+
+async def test_sqlite_plans_search_the_index_tables(hub_app: Any, backend: str) -> None:
+    services = hub_app.state.services
+    if backend != "sqlite":
+        return  # the PostgreSQL plans are checked on the 100k database above
+    async with services.repo.db.read() as conn:
+        assert await text_is_bytewise(conn)
+        for label, (res_type, params) in SEARCHES.items():
+            query = services.search.parse(res_type, params, strict=True)
+            stmt = services.search.page_statement(query, local_base="http://hub.test/fhir")
+            sql = str(stmt.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+            rows = (await conn.execute(text("EXPLAIN QUERY PLAN " + sql))).all()
+            details = [str(r[-1]) for r in rows]
+            scans = [d for d in details if d.startswith("SCAN idx_")]
+            assert not scans, f"{label}: {details}"
