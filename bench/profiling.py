@@ -19,9 +19,18 @@ def py_spy() -> str | None:
     return str(local) if local.exists() else shutil.which("py-spy")
 
 
+#: Where own time goes, by the package of the innermost frame.
+PACKAGES = ("asyncpg", "sqlalchemy", "pydantic", "fhir_core", "fhirpathpy", "fastapi", "starlette", "uvicorn",
+            "orjson", "simplejson", "joserfc", "authlib", "cryptography", "asyncio", "hub/")
+#: Hub frames that only wrap everything (entry points, routing): left out of the inclusive list.
+_WRAPPERS = ("hub/cli.py", "hub/api/routes/", "hub/api/handlers/__init__.py", "hub/app.py")
+
+
 def top_frames(collapsed: str, n: int = 15) -> dict[str, Any]:
-    """Own-time and inclusive-time leaders from py-spy's raw (collapsed) output, in % of samples."""
+    """From py-spy's raw (collapsed) output, in % of samples: the leading frames by own time, own time
+    by package, and the hub's own functions by inclusive time (what a fix in hub/ can win)."""
     own: Counter[str] = Counter()
+    by_package: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
     for line in collapsed.splitlines():
@@ -32,14 +41,17 @@ def top_frames(collapsed: str, n: int = 15) -> dict[str, Any]:
         frames = [_short(f) for f in stack.split(";")]
         total += count
         own[frames[-1]] += count
+        by_package[next((p.rstrip("/") for p in PACKAGES if f"({p}" in frames[-1] or f"/{p}" in frames[-1]),
+                        "other")] += count
         for frame in set(frames):
-            inclusive[frame] += count
+            if "(hub/" in frame and not any(w in frame for w in _WRAPPERS):
+                inclusive[frame] += count
     pct = (lambda c: round(100 * c / total, 1)) if total else (lambda c: 0.0)
     return {
         "samples": total,
         "own": [(f, pct(c)) for f, c in own.most_common(n)],
-        "inclusive": [(f, pct(c)) for f, c in inclusive.most_common(n * 3)
-                      if not f.startswith(("<module>", "run (", "_run (", "main (", "wrapper ("))][:n],
+        "own_by_package": [(k, pct(c)) for k, c in by_package.most_common()],
+        "inclusive": [(f, pct(c)) for f, c in inclusive.most_common(n)],
     }
 
 

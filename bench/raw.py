@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -137,7 +138,7 @@ def _writer(sample: dict[str, Any], templates: dict[str, dict[str, Any]], resour
     async def op(conn: Any, i: int) -> int:
         async with conn.transaction():
             for k in range(resources_per_tx):
-                res_id = f"raw-{i}-{k}-{rng.random()}"
+                res_id = str(uuid.uuid4())
                 now = int(time.time() * 1_000_000)
                 row = {**res_row, "res_id": res_id, "last_updated": now}
                 pid = await conn.fetchval(insert_resource, *row.values())

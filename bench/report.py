@@ -115,7 +115,7 @@ def latest_results(results_dir: Path = RESULTS_DIR) -> list[dict[str, Any]]:
             doc = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if "size" in doc and "runs" in doc:
+        if "size" in doc and "runs" in doc and "error" not in doc:
             latest[doc["size"]] = (path.name, doc)
     order = {"tiny": 0, "small": 1, "medium": 2, "full": 3}
     return [dict(doc, _file=name) for name, doc in sorted(latest.values(), key=lambda v: order.get(v[1]["size"], 9))]
@@ -199,9 +199,9 @@ def _section(doc: dict[str, Any]) -> list[str]:
     for t in doc.get("targets", []):
         met = "–" if t["met"] is None else ("yes" if t["met"] else "**no**")
         lines.append(f"| {t['config']} | {t['target']} | {t['figure']} | {met} |")
-    prof = next((run["profile"] for run in doc["runs"].values() if run.get("profile")), None)
-    if prof:
-        lines += ["", f"Profile of the slowest workload (`{prof['workload']}`, {prof.get('tool', '')}, "
+    profiles = [run[k] for run in doc["runs"].values() for k in ("profile", "profile_ingest") if run.get(k)]
+    for prof in profiles:
+        lines += ["", f"Profile of the `{prof['workload']}` workload (hub worker, {prof.get('tool', '')}, "
                       f"{prof.get('samples', 0)} samples; collapsed stacks in `results/{prof.get('collapsed_stacks', '')}`):", ""]
         if "error" in prof:
             lines.append(f"- profiling failed: {prof['error']}")

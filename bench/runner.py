@@ -8,6 +8,7 @@ well under five minutes on the 2-core reference machine.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import platform
 import subprocess
@@ -102,9 +103,12 @@ def _say(message: str) -> None:
     print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-async def _measured(name: str, meter: tuple[int, str], coro: Any) -> dict[str, Any]:
+async def _measured(name: str, meter: tuple[int, str], coro: Any, hub: server.RunningHub | None = None,
+                    ) -> dict[str, Any]:
     with CpuMeter(*meter) as cpu:
         result: LoadResult = await coro
+    if hub is not None:
+        hub.check_alive(name)
     out = result.summary()
     out["cpu_cores"] = cpu.as_dict(result.seconds)
     _say(f"  {name}: {out['throughput_rps']} req/s, p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms, "
@@ -118,7 +122,7 @@ async def _ingest(hub: server.RunningHub, loaded: workloads.Loaded, start: int, 
     with Progress(stop - start, f"ingest clients {start}-{stop - 1} (w{hub.workers})") as bar:
         out = await _measured("ingest", pids, workloads.ingest(
             hub.base, loaded, start, stop, concurrency=users, max_seconds=plan.ingest_seconds,
-            tokens=tokens, progress=bar))
+            tokens=tokens, progress=bar), hub)
     _say(f"  ingest: {out['resources_per_s']} resources/s ({out['resources']} resources, {out['clients']} clients)")
     return out
 
@@ -127,10 +131,10 @@ async def _workloads(hub: server.RunningHub, loaded: workloads.Loaded, plan: Pla
                      tokens: TokenCache, pids: tuple[int, str], spec: str) -> dict[str, Any]:
     bounds = {"concurrency": users, "max_requests": plan.max_requests, "max_seconds": plan.seconds}
     out: dict[str, Any] = {}
-    out["read"] = await _measured("read", pids, workloads.read_by_id(hub.base, loaded, tokens, **bounds))
-    out["crud"] = await _measured("crud", pids, workloads.crud(hub.base, tokens, spec=spec, **bounds))
-    out["search"] = await _measured("search", pids, workloads.search_mix(hub.base, loaded, tokens, **bounds))
-    out["pgo"] = await _measured("pgo", pids, workloads.pgo_everything(hub.base, loaded, tokens, **bounds))
+    out["read"] = await _measured("read", pids, workloads.read_by_id(hub.base, loaded, tokens, **bounds), hub)
+    out["crud"] = await _measured("crud", pids, workloads.crud(hub.base, tokens, spec=spec, **bounds), hub)
+    out["search"] = await _measured("search", pids, workloads.search_mix(hub.base, loaded, tokens, **bounds), hub)
+    out["pgo"] = await _measured("pgo", pids, workloads.pgo_everything(hub.base, loaded, tokens, **bounds), hub)
     return out
 
 
@@ -160,6 +164,14 @@ async def run(size: str, *, users: int = 8, workers: tuple[int, ...] = (1, 2), p
             doc["runs"][f"workers_{w}"] = await _run_workers(
                 db, var_dir, w, n == 0, loaded, plan, users, doc, profile and n == 0)
         doc["raw"] = await _raw(db, plan, users, loaded)
+    except BaseException as exc:
+        doc["error"] = f"{type(exc).__name__}: {exc}"
+        doc["size"] = f"{size}-failed"  # kept for diagnosis, never shown as the latest result of `size`
+        doc["duration_s"] = round(time.monotonic() - started, 1)
+        report.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        stamp = doc["started"].replace(":", "").replace("-", "")
+        (results_dir / f"{stamp}-{size}-failed.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        raise
     finally:
         await server.drop_database(db)
         _say(f"dropped database {db.name}")
@@ -192,7 +204,7 @@ async def _run_workers(db: server.BenchDatabase, var_dir: Path, w: int, first: b
                 await _analyze(db)
                 search = await _measured(f"search @ {step} clients", pids, workloads.search_mix(
                     hub.base, loaded, tokens, concurrency=users, max_requests=plan.max_requests,
-                    max_seconds=plan.search_step_seconds))
+                    max_seconds=plan.search_step_seconds), hub)
                 doc["search_by_size"].append({"clients": step, "resources": loaded.resources, "workers": w,
                                               **search})
             out["ingest"] = max(out["ingest_steps"], key=lambda r: r["clients_total"])
@@ -209,9 +221,17 @@ async def _run_workers(db: server.BenchDatabase, var_dir: Path, w: int, first: b
             from bench import profiling
 
             slowest = min(("read", "crud", "search", "pgo"), key=lambda k: out[k]["throughput_rps"])
+            worker = _hub_pids(hub.pid, w)[0]
             out["profile"] = await profiling.profile_workload(
-                slowest, _hub_pids(hub.pid, w)[0], var_dir, plan.profile_seconds,
+                slowest, worker, var_dir, plan.profile_seconds,
                 lambda: _profile_target(slowest, hub, loaded, plan, users, tokens, spec))
+            # Ingest is profiled too (it is the workload furthest from its target): new clients, time-bounded.
+            start = len(loaded.clients)
+            out["profile_ingest"] = await profiling.profile_workload(
+                "ingest", worker, var_dir, plan.profile_seconds,
+                lambda: workloads.ingest(hub.base, loaded, start, start + plan.ingest_w2_clients, concurrency=users,
+                                         max_seconds=plan.profile_seconds, tokens=tokens))
+            await _analyze(db)
         monitor.stop()
         out["peak_rss_mib"] = {"worker_max": monitor.worker_peak_mib(), "tree_total": monitor.total_peak_mib()}
         _say(f"  peak RSS: worker {out['peak_rss_mib']['worker_max']} MiB, all {out['peak_rss_mib']['tree_total']} MiB")

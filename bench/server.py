@@ -84,6 +84,15 @@ class RunningHub:
     pid: int
     env: dict[str, str]
     workers: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def check_alive(self, during: str) -> None:
+        """Fail loudly when the server is gone (a negative code is the signal that ended it)."""
+        code = self.proc.poll()
+        if code is not None:
+            raise RuntimeError(f"hub serve ({self.workers} worker(s)) exited with code {code} during {during}; "
+                               f"log: {self.log_path}")
 
 
 def hub_environment(db: BenchDatabase, var_dir: Path, port: int, workers: int) -> dict[str, str]:
@@ -94,7 +103,7 @@ def hub_environment(db: BenchDatabase, var_dir: Path, port: int, workers: int) -
         "HUB_HOST": "127.0.0.1",
         "HUB_VAR_DIR": str(var_dir),
         "HUB_ENVIRONMENT": "test",
-        "HUB_LOG_LEVEL": "warning",
+        "HUB_LOG_LEVEL": "info",  # uvicorn then logs a shutdown, if something ends the server
         "HUB_WORKERS": str(workers),
     }
 
@@ -113,7 +122,7 @@ def running_hub(db: BenchDatabase, var_dir: Path, workers: int, ready_timeout: f
         base = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(proc, base, log_path, ready_timeout)
-            yield RunningHub(f"{base}/fhir", proc.pid, env, workers)
+            yield RunningHub(f"{base}/fhir", proc.pid, env, workers, proc, log_path)
         finally:
             proc.terminate()
             try:

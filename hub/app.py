@@ -76,8 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         db = Database(settings.database_url, pool_size=settings.db_pool_size)
         await prepare_database(db, settings)
+        from hub.audit.writer import AuditWriter
+
         verifier = TokenVerifier(config, keys)
         services = build_services(settings, db, verifier)
+        services.audit = AuditWriter.from_settings(db, settings)
+        await services.audit.start()
         app.state.settings = settings
         app.state.services = services
         app.state.repo = services.repo
@@ -90,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await services.audit.stop()
             await verifier.aclose()
             await db.dispose()
 

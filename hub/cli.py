@@ -14,6 +14,15 @@ db_app = typer.Typer(help="Database schema and indexes.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
+def _mount_audit() -> None:
+    from hub.audit.cli import audit_app
+
+    app.add_typer(audit_app, name="audit", help="Verify and export the tamper-evident audit log.")
+
+
+_mount_audit()
+
+
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Interface to listen on (HUB_HOST)."),

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.access.grants import Relation, Rule, grant_intervals
 from hub.access.tables import access_grant, care_relation, consent_rule, delegation, resource_author
-from hub.fhir.normalize import date_range
 from hub.fhir.errors import BadRequest
+from hub.fhir.normalize import date_range
 from hub.store.resources import Stored
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
 

@@ -23,6 +23,8 @@ class Services:
     search: SearchEngine
     #: Verifies bearer tokens (hub.access.tokens.TokenVerifier).
     verifier: Any = None
+    #: The audit log writer (hub.audit.writer.AuditWriter).
+    audit: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -38,11 +40,15 @@ class Call:
     base: str
     conn: AsyncConnection | None = None
     policy: Any = None
+    #: The request's audit trail (hub.api.auditing.AuditTrail); None for internal calls.
+    trail: Any = None
 
     @property
     def repo(self) -> Repository:
         """The repository bound to this caller's policy: every read and write goes through it."""
-        return self.svc.repo if self.policy is None else self.svc.repo.with_policy(self.policy)
+        if self.policy is None and self.trail is None:
+            return self.svc.repo
+        return self.svc.repo.with_policy(self.policy, self.trail)
 
     @property
     def sql_filter(self) -> Any:

@@ -48,9 +48,14 @@ class Visibility:
 
     patient_ids: frozenset[str] | None = None
     agent_ura: str | None = None
+    #: Only successful interactions (a professional must not learn, from its own denied attempts,
+    #: which client a hidden resource belongs to).
+    successful_only: bool = False
 
     def condition(self) -> ColumnElement[bool] | None:
         conds: list[ColumnElement[bool]] = []
+        if self.successful_only:
+            conds.append(audit_log.c.outcome == "0")
         if self.patient_ids is not None:
             if not self.patient_ids:
                 return false()

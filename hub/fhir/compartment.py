@@ -16,7 +16,6 @@ import orjson
 
 from hub.paths import reference_dir
 
-
 #: What the hub adds to the R4 definition. R4 leaves Task out of the Patient compartment, but an
 #: overdracht Task is about one client and access to it is decided per client, so a Task is in the
 #: compartment of the Patient it is ``for``.

@@ -85,6 +85,7 @@ class Repository:
         categorize: Callable[[dict[str, Any]], str] | None = None,
         after_write: AfterWrite | None = None,
         policy: Any = None,
+        trail: Any = None,
     ) -> None:
         self.db = db
         self.indexer = indexer
@@ -95,11 +96,16 @@ class Repository:
         self.after_write = after_write
         #: The caller's access policy (hub.access.policy.AccessPolicy); None for the hub's own work.
         self.policy = policy
+        #: The request's audit trail (hub.api.auditing.AuditTrail): writes are logged in their own
+        #: transaction, reads note what they returned.
+        self.trail = trail
 
-    def with_policy(self, policy: Any) -> Repository:
-        """This repository, bound to one caller's access policy (every operation then obeys it)."""
+    def with_policy(self, policy: Any, trail: Any = None) -> Repository:
+        """This repository, bound to one caller's access policy (every operation then obeys it)
+        and to the request's audit trail."""
         bound = copy.copy(self)
         bound.policy = policy
+        bound.trail = trail
         return bound
 
     @property
@@ -116,8 +122,14 @@ class Repository:
         return await self.matcher.match(conn, res_type, criteria, limit, visible=self.visible)
 
     async def _check_read(self, conn: AsyncConnection, stored: Stored) -> None:
-        if self.policy is not None:
+        if self.policy is None:
+            return
+        try:
             await self.policy.check_read(conn, stored)
+        except NotFound:
+            if self.trail is not None:  # a denied access is logged against the client it concerned
+                await self.trail.note(conn, [stored])
+            raise
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -145,6 +157,8 @@ class Repository:
             stored = await dao.get_current(c, res_type, res_id)
             if stored is not None:
                 await self._check_read(c, stored)
+                if self.trail is not None and not stored.deleted:
+                    await self.trail.note(c, [stored])
         if stored is None:
             raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
         if stored.deleted:
@@ -160,6 +174,8 @@ class Repository:
             stored = await dao.get_version(c, res_type, res_id, int(version))
             if stored is not None:
                 await self._check_read(c, stored)
+                if self.trail is not None and not stored.deleted:
+                    await self.trail.note(c, [stored])
         if stored is None:
             raise NotFound(f"Version {version} of {res_type}/{res_id} is not known")
         if stored.deleted:
@@ -292,7 +308,7 @@ class Repository:
                     if expected is not None:
                         raise PreconditionFailed(f"If-Match {if_match}: {res_type}/{res_id} does not exist")
                     return None
-                await self._check_delete(c, current)
+                patients = await self._check_delete(c, current)
                 if expected is not None and expected != current.version:
                     raise PreconditionFailed(
                         f"If-Match {if_match} does not match the current version {current.etag}",
@@ -302,6 +318,8 @@ class Repository:
                 if stored is not None:
                     if self.after_write is not None:
                         await self.after_write(c, stored, None, self.author_ura)
+                    if self.trail is not None:
+                        await self.trail.log_write(c, stored, 200, patients)
                     return WriteOutcome(stored, 200, None, f"Deleted {res_type}/{res_id}")
                 if expected is not None or conn is not None:
                     raise PreconditionFailed(f"{res_type}/{res_id} was changed by another request")
@@ -385,9 +403,12 @@ class Repository:
                     raise NotFound(f"{res_type}/{res_id} is not known")
                 await self._check_read(c, current)
             rows = (await c.execute(query.limit(count + 1))).all()
-        page = rows[:count]
+            page = rows[:count]
+            entries = [dao.stored_from_history(r) for r in page]
+            if self.trail is not None:
+                await self.trail.note(c, entries)
         next_cursor = rows[count][0] if len(rows) > count else None
-        return HistoryPage([dao.stored_from_history(r) for r in page], next_cursor, page)
+        return HistoryPage(entries, next_cursor, page)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -434,6 +455,8 @@ class Repository:
         stored = await dao.insert_new(conn, res_type, res_id, content, when, method, rows, category)
         if self.after_write is not None:
             await self.after_write(conn, stored, stamped, self.author_ura)
+        if self.trail is not None:
+            await self.trail.log_write(conn, stored, 201, _patients(rows))
         return WriteOutcome(stored, 201, stamped)
 
     async def _next_version(
@@ -450,7 +473,10 @@ class Repository:
             return None
         if self.after_write is not None:
             await self.after_write(conn, stored, stamped, self.author_ura)
-        return WriteOutcome(stored, status or (201 if current.deleted else 200), stamped)
+        final = status or (201 if current.deleted else 200)
+        if self.trail is not None:
+            await self.trail.log_write(conn, stored, final, _patients(rows))
+        return WriteOutcome(stored, final, stamped)
 
     async def _check_write(
         self, conn: AsyncConnection, resource: dict[str, Any], category: str, rows: IndexRows,
@@ -459,20 +485,26 @@ class Repository:
         if self.policy is None:
             return
         res_type = resource["resourceType"]
-        patients = [i for t, i in rows.compartments if t == "Patient"]
+        patients = _patients(rows)
         if res_type == "Patient" and (current is None or current.deleted):
             # Registering a client: the new Patient is not yet in anyone's care.
             patients = [i for i in patients if i != resource.get("id")]
         await self.policy.check_write(conn, res_type, category, patients, current, interaction)
 
-    async def _check_delete(self, conn: AsyncConnection, current: Stored) -> None:
-        if self.policy is None or current.content is None:
-            return
+    async def _check_delete(self, conn: AsyncConnection, current: Stored) -> list[str]:
+        """May the caller delete ``current``? Returns the Patients it belonged to."""
+        if current.content is None or (self.policy is None and self.trail is None):
+            return []
         old = jsonio.loads(current.content)
-        rows = self.indexer(old)
-        patients = [i for t, i in rows.compartments if t == "Patient"]
-        category = current.category or self.categorize(old)
-        await self.policy.check_write(conn, current.res_type, category, patients, current, "d")
+        patients = _patients(self.indexer(old))
+        if self.policy is not None:
+            category = current.category or self.categorize(old)
+            await self.policy.check_write(conn, current.res_type, category, patients, current, "d")
+        return patients
+
+
+def _patients(rows: IndexRows) -> list[str]:
+    return [i for t, i in rows.compartments if t == "Patient"]
 
 
 def parse_etag(value: str) -> int:

@@ -8,6 +8,7 @@ from hub.store.tables import metadata
 def _load_all() -> None:
     """Import the modules that add tables to the shared metadata."""
     import hub.access.tables  # noqa: F401
+    import hub.audit.tables  # noqa: F401
 
 
 _load_all()

@@ -433,7 +433,8 @@ def build(spec: NetworkSpec) -> list[Item]:
                 body["statusReason"] = {"text": "geen capaciteit"}
             items.append(Item("Task", f"task-{j}-{n}", body, "overdracht", pid, writer=ura(t.author)))
         for n, c in enumerate(p.consents):
-            body = _privacy_consent(f"cons-{j}-{n}", pid, c.status, "gegevensdeling", _provision_json(c.provision, orgs))
+            provision = _provision_json(c.provision, orgs)
+            body = _privacy_consent(f"cons-{j}-{n}", pid, c.status, "gegevensdeling", provision)
             items.append(Item("Consent", f"cons-{j}-{n}", body, "toestemming", pid, writer=ura(c.author)))
         for n, d in enumerate(p.delegations):
             if d.via_related_person:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from hub.api.context import Call
-from hub.api.handlers import capabilities, crud, history, operations, search, transaction
+from hub.api.handlers import audit_events, capabilities, crud, history, operations, search, transaction
 from hub.api.interaction import FhirRequest, Route, route
 from hub.api.result import FhirResult
 
@@ -36,6 +36,8 @@ HANDLERS: dict[str, Handler] = {
 async def handle(call: Call, req: FhirRequest) -> FhirResult:
     """Run one interaction (a direct request, or one Bundle entry)."""
     target = route(req.method, req.path)
+    if target.res_type == "AuditEvent" and target.kind != "operation":
+        return await audit_events.audit_events(call, req, target)
     return await HANDLERS[target.kind](call, req, target)
 
 

@@ -48,6 +48,8 @@ async def search(call: Call, req: FhirRequest, route: Route) -> FhirResult:
             )
     async with call.svc.repo.reading(call.conn) as conn:
         page = await engine.execute(conn, query, visible=call.sql_filter, local_base=call.base)
+        if call.trail is not None:  # who saw which clients' data goes in the audit record
+            await call.trail.note(conn, page.matches + page.included)
     path = req.path if not req.path.endswith("_search") else req.path[: -len("/_search")]
     return FhirResult(200, searchset(call.base, path, page))
 

@@ -79,6 +79,8 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     query = everything_query(call, route.res_id, _params(req), strict=req.handling == "strict")
     async with call.svc.repo.reading(call.conn) as conn:
         page = await engine.execute(conn, query, visible=call.sql_filter, local_base=call.base)
+        if call.trail is not None:  # who saw which clients' data goes in the audit record
+            await call.trail.note(conn, page.matches + page.included)
         if not page.matches and query.offset == 0 and not await _patient_visible(call, conn, route.res_id):
             raise NotFound(f"Patient/{route.res_id} is not known", expression="Patient")
     return FhirResult(200, searchset(call.base, f"Patient/{route.res_id}/$everything", page))

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from hub.access.policy import AccessPolicy, build_policy, needs_facts
+from hub.api.auditing import AuditTrail
 from hub.api.body import read_body
 from hub.api.context import Call, Services
 from hub.api.handlers import handle
-from hub.api.interaction import FhirRequest
+from hub.api.interaction import FhirRequest, route
 from hub.api.negotiate import fhir_response, negotiate, prefer_handling, prefer_return
-from hub.fhir.errors import BadRequest
+from hub.fhir.errors import BadRequest, FhirError
 from hub.fhir.parse import parse_body
 
 router = APIRouter()
@@ -31,14 +32,28 @@ EMERGENCY_HEADER = "x-break-glass"
 @router.api_route("/fhir", methods=_METHODS, include_in_schema=False)
 @router.api_route("/fhir/{path:path}", methods=_METHODS, include_in_schema=False)
 async def fhir_endpoint(request: Request, path: str = "") -> Response:
+    """Authenticate, decide, handle, log: the log record is durable before the answer leaves."""
     services: Services = request.app.state.services
     fmt = negotiate(request)
-    policy = None
-    if not (request.method in ("GET", "HEAD") and path.strip("/") == "metadata"):
-        policy = await authorize(request, services)
-    req = await to_fhir_request(request, path, services.settings.max_body_bytes)
-    call = Call(services, str(request.base_url).rstrip("/") + "/fhir", policy=policy)
-    result = await handle(call, req)
+    trail = AuditTrail(
+        services.audit, request.method, path.strip("/"), request.url.query,
+        remote_addr=request.client.host if request.client else None,
+        interaction=interaction_kind(request.method, path),
+    )
+    try:
+        policy = None
+        if not (request.method in ("GET", "HEAD") and path.strip("/") == "metadata"):
+            policy = await authorize(request, services, trail)
+        req = await to_fhir_request(request, path, services.settings.max_body_bytes)
+        call = Call(services, str(request.base_url).rstrip("/") + "/fhir", policy=policy, trail=trail)
+        result = await handle(call, req)
+    except FhirError as exc:
+        await trail.finish(exc.status, denial_reason=exc.diagnostics if exc.status in (401, 403, 404) else None)
+        raise
+    except Exception:
+        await trail.finish(500)
+        raise
+    await trail.finish(result.status)
     headers = result.http_headers()
     if result.status == 304 or result.body is None or request.method == "HEAD":
         if result.body is not None and request.method == "HEAD":
@@ -47,11 +62,25 @@ async def fhir_endpoint(request: Request, path: str = "") -> Response:
     return fhir_response(result.body, fmt, result.status, headers)
 
 
-async def authorize(request: Request, services: Services) -> AccessPolicy:
+def interaction_kind(method: str, path: str) -> str:
+    """The interaction a request asks for, for the audit record (also when it is malformed)."""
+    try:
+        target = route(method, path)
+    except FhirError:
+        return {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete"}.get(method.upper(), "read")
+    if target.kind == "bundle":
+        return "transaction"
+    return target.kind
+
+
+async def authorize(request: Request, services: Services, trail: AuditTrail) -> AccessPolicy:
     """Who is calling (401 without a valid token), and their access policy for this request."""
     principal = await services.verifier.verify_authorization(request.headers.get("authorization"))
     request.state.principal = principal
+    trail.principal = principal
     emergency = (request.headers.get(EMERGENCY_HEADER) or "").strip() or None
+    trail.emergency_reason = emergency
     if emergency is not None and len(emergency) < 5:
         raise BadRequest(f"{EMERGENCY_HEADER} needs the reason for emergency access", expression=EMERGENCY_HEADER)
     if needs_facts(principal, emergency):
