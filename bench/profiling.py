@@ -4,6 +4,7 @@ flame graph SVG), and the top frames by own time and by inclusive time go into t
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import sys
 from collections import Counter
@@ -26,6 +27,9 @@ PACKAGES = ("asyncpg", "sqlalchemy", "pydantic", "fhir_core", "fhirpathpy", "fas
 _WRAPPERS = ("hub/cli.py", "hub/api/routes/", "hub/api/handlers/__init__.py", "hub/app.py")
 
 
+_LINE = re.compile(r":\d+\)$")
+
+
 def top_frames(collapsed: str, n: int = 15) -> dict[str, Any]:
     """From py-spy's raw (collapsed) output, in % of samples: the leading frames by own time, own time
     by package, and the hub's own functions by inclusive time (what a fix in hub/ can win)."""
@@ -43,7 +47,7 @@ def top_frames(collapsed: str, n: int = 15) -> dict[str, Any]:
         own[frames[-1]] += count
         by_package[next((p.rstrip("/") for p in PACKAGES if f"({p}" in frames[-1] or f"/{p}" in frames[-1]),
                         "other")] += count
-        for frame in set(frames):
+        for frame in {_LINE.sub(")", f) for f in frames}:  # per function, whatever line
             if "(hub/" in frame and not any(w in frame for w in _WRAPPERS):
                 inclusive[frame] += count
     pct = (lambda c: round(100 * c / total, 1)) if total else (lambda c: 0.0)

@@ -16,15 +16,13 @@ the warning.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import logging
 import os
 import stat
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OKPKey, import_key
 from joserfc.jws import JWSRegistry
+
+from hub.keyfiles import file_stamp, locked, write_private_json
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class HubKeys:
             key = generate_key(alg)
             _write_keyset(path, [key], key.kid or "", exclusive=True)
         keys = cls(path, _read_keyset(path))
-        keys._stamp = _stamp(path)
+        keys._stamp = file_stamp(path)
         keys._checked = time.monotonic()
         return keys
 
@@ -154,7 +154,7 @@ class HubKeys:
             return False
         self._checked = now
         try:
-            stamp = _stamp(self.path)
+            stamp = file_stamp(self.path)
             if stamp == self._stamp:
                 return False
             data = _read_keyset(self.path)
@@ -169,7 +169,7 @@ class HubKeys:
 def rotate_keys(key_dir: Path | str, alg: str = "ES256") -> str:
     """Add a new key and make it the active one; the old keys stay for verification. Returns its kid."""
     path = Path(key_dir) / KEYS_FILE
-    with _locked(path):
+    with locked(path, LOCK_FILE):
         data = _read_keyset(path) if path.exists() else {"keys": []}
         key = generate_key(alg)
         keys = [key, *(import_key(k) for k in data["keys"])]
@@ -180,7 +180,7 @@ def rotate_keys(key_dir: Path | str, alg: str = "ES256") -> str:
 def retire_key(key_dir: Path | str, kid: str) -> None:
     """Remove a (non-active) key: tokens it signed stop verifying."""
     path = Path(key_dir) / KEYS_FILE
-    with _locked(path):
+    with locked(path, LOCK_FILE):
         data = _read_keyset(path)
         if data.get("active") == kid:
             raise ValueError("the active key cannot be retired; rotate first")
@@ -206,44 +206,7 @@ def _read_keyset(path: Path) -> dict[str, Any]:
 
 def _write_keyset(path: Path, keys: list[Key], active: str, *, exclusive: bool = False) -> None:
     """Write atomically with mode 0600; with ``exclusive``, only if no file exists yet."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".jwks-", suffix=".tmp")  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(orjson.dumps(_keyset_data(keys, active), option=orjson.OPT_INDENT_2))
-            fh.flush()
-            os.fsync(fh.fileno())
-        if exclusive:
-            with contextlib.suppress(FileExistsError):  # another worker was first: use theirs
-                os.link(tmp, path)
-        else:
-            os.replace(tmp, path)
-            tmp = ""
-    finally:
-        if tmp:
-            os.unlink(tmp)
-
-
-def _stamp(path: Path) -> tuple[int, int, int]:
-    st = path.stat()
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock next to the key file (POSIX), so two rotations do not race."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    with open(path.parent / LOCK_FILE, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    write_private_json(path, _keyset_data(keys, active), exclusive=exclusive)
 
 
 __all__ = [

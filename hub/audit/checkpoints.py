@@ -19,12 +19,9 @@ witness file (shipped elsewhere in production, like a transparency log's witness
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import os
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,8 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from hub.keyfiles import file_stamp, locked, write_private_json
 
 KEYRING_FILE = "keyring.json"
 WITNESS_FILE = "witness.ndjson"
@@ -86,11 +85,11 @@ class AuditKeyring:
         """Read ``<key_dir>/keyring.json``, creating it with one key when absent (call at startup)."""
         path = Path(key_dir) / KEYRING_FILE
         if not path.exists():
-            with _locked(path):
+            with locked(path, _LOCK_FILE):
                 if not path.exists():
-                    _write(path, _new_keyring())
+                    write_private_json(path, _new_keyring())
         ring = cls(path, orjson.loads(path.read_bytes()))
-        ring._stamp = _stamp(path)
+        ring._stamp = file_stamp(path)
         return ring
 
     @classmethod
@@ -136,7 +135,7 @@ class AuditKeyring:
         """Reload when another process rotated the keys; returns whether anything changed."""
         if self.path is None:
             return False
-        stamp = _stamp(self.path)
+        stamp = file_stamp(self.path)
         if stamp == self._stamp:
             return False
         self._load(orjson.loads(self.path.read_bytes()))
@@ -165,18 +164,18 @@ class AuditKeyring:
 def rotate(key_dir: Path | str) -> str:
     """Add a new key and make it active; returns its kid. Old checkpoints keep verifying."""
     path = Path(key_dir) / KEYRING_FILE
-    with _locked(path):
+    with locked(path, _LOCK_FILE):
         data = orjson.loads(path.read_bytes()) if path.exists() else {"keys": []}
         fresh = _new_keyring()
         data = {"active": fresh["active"], "keys": fresh["keys"] + list(data["keys"])}
-        _write(path, data)
+        write_private_json(path, data)
     return str(fresh["active"])
 
 
 def retire(key_dir: Path | str, kid: str) -> None:
     """Destroy the private half of a non-active key (its public half stays for verification)."""
     path = Path(key_dir) / KEYRING_FILE
-    with _locked(path):
+    with locked(path, _LOCK_FILE):
         data = orjson.loads(path.read_bytes())
         if data["active"] == kid:
             raise ValueError("the active key cannot be retired; rotate first")
@@ -187,7 +186,7 @@ def retire(key_dir: Path | str, kid: str) -> None:
                 found = True
         if not found:
             raise KeyError(kid)
-        _write(path, data)
+        write_private_json(path, data)
 
 
 def append_witness(key_dir: Path | str, cp: Checkpoint) -> None:
@@ -226,39 +225,6 @@ def _new_keyring() -> dict[str, Any]:
         "private": _b64(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())),
     }
     return {"active": kid, "keys": [entry]}
-
-
-def _write(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".keyring-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = ""
-    finally:
-        if tmp:
-            os.unlink(tmp)
-
-
-def _stamp(path: Path) -> tuple[int, int, int]:
-    st = path.stat()
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    import fcntl
-
-    with open(path.parent / _LOCK_FILE, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 __all__ = [

@@ -119,11 +119,17 @@ def test_percentiles() -> None:
 
 
 def test_top_frames_from_collapsed_stacks() -> None:
-    collapsed = "main (a.py:1);handle (b.py:2);dumps (c.py:3) 30\nmain (a.py:1);handle (b.py:2) 10\n"
+    collapsed = (
+        "serve (hub/cli.py:36);search (hub/api/handlers/search.py:50);Column.__init__ (sqlalchemy/sql/schema.py:9) 30\n"
+        "serve (hub/cli.py:36);search (hub/api/handlers/search.py:49) 10\n"
+        "not a stack line\n"
+    )
     top = top_frames(collapsed)
     assert top["samples"] == 40
-    assert top["own"][0] == ("dumps (c.py:3)", 75.0)
-    assert ("handle (b.py:2)", 100.0) in top["inclusive"]
+    assert top["own"][0] == ("Column.__init__ (sqlalchemy/sql/schema.py:9)", 75.0)
+    assert dict(top["own_by_package"]) == {"sqlalchemy": 75.0, "hub": 25.0}
+    # inclusive: per hub function (lines merged), entry points left out
+    assert top["inclusive"] == [("search (hub/api/handlers/search.py)", 100.0)]
 
 
 def _references(value: object) -> list[str]:
