@@ -206,7 +206,8 @@ def _section(doc: dict[str, Any]) -> list[str]:
         if "error" in prof:
             lines.append(f"- profiling failed: {prof['error']}")
         else:
-            lines += ["| own time | % | inclusive | % |", "|---|---|---|---|"]
+            lines.append("Own time by package: " + ", ".join(f"{k} {v}%" for k, v in prof.get("own_by_package", [])))
+            lines += ["", "| frame (own time) | % | hub function (inclusive) | % |", "|---|---|---|---|"]
             for (own, po), (inc, pi) in zip(prof["own"][:12], prof["inclusive"][:12], strict=False):
                 lines.append(f"| `{own}` | {po} | `{inc}` | {pi} |")
     mode = next((run["pgo"].get("mode") for run in doc["runs"].values() if "pgo" in run), None)

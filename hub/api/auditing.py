@@ -62,14 +62,19 @@ class AuditTrail:
 
     # -- collecting -----------------------------------------------------------------------------
 
-    async def note(self, conn: AsyncConnection, stored: Sequence[Stored]) -> None:
-        """Resources returned to the caller: remember them and the clients they belong to."""
+    async def note(
+        self, conn: AsyncConnection, stored: Sequence[Stored], patients: Iterable[str] | None = None
+    ) -> None:
+        """Resources returned (or refused) to the caller: remember them and the clients they belong
+        to (``patients`` when the caller already knows them, else looked up)."""
         if not self.enabled or not stored:
             return
         if len(stored) <= 20:
             for s in stored:
                 self.resources[(s.res_type, s.res_id)] = str(s.version)
-        self.patient_ids |= await patients_of(conn, [s.pid for s in stored])
+        if patients is None:
+            patients = await patients_of(conn, [s.pid for s in stored])
+        self.patient_ids |= set(patients)
 
     def note_patient(self, patient_id: str) -> None:
         self.patient_ids.add(patient_id)

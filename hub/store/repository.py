@@ -153,12 +153,13 @@ class Repository:
     # -- reads ----------------------------------------------------------------------------------
 
     async def read(self, res_type: str, res_id: str, *, conn: AsyncConnection | None = None) -> Stored:
+        """The current version: one statement fetches it, decides visibility and names its client(s)."""
         async with self.reading(conn) as c:
-            stored = await dao.get_current(c, res_type, res_id)
-            if stored is not None:
-                await self._check_read(c, stored)
-                if self.trail is not None and not stored.deleted:
-                    await self.trail.note(c, [stored])
+            stored, visible, patients = await dao.get_current_checked(c, res_type, res_id, self.visible)
+            if stored is not None and self.trail is not None:
+                await self.trail.note(c, [stored], patients)
+            if stored is not None and not visible:
+                raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
         if stored is None:
             raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
         if stored.deleted:

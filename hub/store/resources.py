@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import and_, delete, insert, literal, select, update
+from sqlalchemy import and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.tables import INDEX_TABLES, idx_compartment, resource, resource_history
@@ -64,6 +64,36 @@ async def get_current(conn: AsyncConnection, res_type: str, res_id: str) -> Stor
         await conn.execute(_CURRENT.where(resource.c.res_type == res_type, resource.c.res_id == res_id))
     ).first()
     return Stored(*row) if row else None
+
+
+async def get_current_checked(
+    conn: AsyncConnection, res_type: str, res_id: str, visible: Any
+) -> tuple[Stored | None, bool, tuple[str, ...] | None]:
+    """The current version, whether ``visible`` (the access filter) lets the caller see it, and the
+    Patient(s) it belongs to (None when there are more than two: ask :func:`patients_of`) — all in
+    one statement, for the read-by-id hot path."""
+    comp = idx_compartment.alias("read_comp")
+
+    def _patient(agg: Any) -> Any:
+        return (
+            select(agg(comp.c.comp_id))
+            .where(comp.c.pid == resource.c.pid, comp.c.comp_type == "Patient")
+            .scalar_subquery()
+        )
+
+    count = select(func.count()).where(comp.c.pid == resource.c.pid, comp.c.comp_type == "Patient").scalar_subquery()
+    stmt = select(
+        *_CURRENT.selected_columns,
+        case((visible(resource), True), else_=False).label("visible") if visible is not None else literal(True),
+        _patient(func.min), _patient(func.max), count,
+    ).where(resource.c.res_type == res_type, resource.c.res_id == res_id)
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        return None, False, ()
+    stored = Stored(*row[:9])
+    low, high, n = row[10], row[11], row[12]
+    patients: tuple[str, ...] | None = tuple(dict.fromkeys(p for p in (low, high) if p)) if n <= 2 else None
+    return stored, bool(row[9]), patients
 
 
 async def get_many(conn: AsyncConnection, pids: Sequence[int]) -> dict[int, Stored]:
