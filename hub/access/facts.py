@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, false, insert, select
+from sqlalchemy import and_, delete, false, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.access.grants import Relation, Rule, grant_intervals
@@ -36,7 +36,9 @@ OVERDRACHT_CODE = ("http://snomed.info/sct", "308292007")
 #: Task states in which the receiving organisation takes part in the client's care.
 OPEN_TASK_STATES = frozenset({"requested", "received", "accepted", "ready", "in-progress", "on-hold", "completed"})
 
-DERIVING_TYPES = frozenset({"CareTeam", "ServiceRequest", "Task", "Consent", "Organization"})
+DERIVING_TYPES = frozenset({"CareTeam", "ServiceRequest", "Task", "Consent", "Organization", "PractitionerRole"})
+#: The types whose content implies care relations or consent rules.
+SOURCE_TYPES = ("CareTeam", "ServiceRequest", "Task", "Consent")
 
 
 async def after_write(
@@ -44,27 +46,56 @@ async def after_write(
 ) -> None:
     """Maintain the facts a write implies (``resource`` None for a delete)."""
     if author_ura and resource is not None:
+        author = resource_author.c
         exists = (await conn.execute(
-            select(resource_author.c.pid).where(resource_author.c.pid == stored.pid, resource_author.c.ura == author_ura)
+            select(author.pid).where(author.pid == stored.pid, author.ura == author_ura)
         )).first()
         if exists is None:
             await conn.execute(insert(resource_author).values(pid=stored.pid, ura=author_ura))
     if stored.res_type not in DERIVING_TYPES:
         return
-    if stored.res_type == "Organization":
-        ura = _identifier(resource or {}, URA_SYSTEM) if resource else None
-        if ura:
-            patients = {r[0] for r in (await conn.execute(
-                select(care_relation.c.patient_id).where(care_relation.c.org_ura == ura).distinct()
-            )).all()}
-            await recompute(conn, patients)
+    if stored.res_type in ("Organization", "PractitionerRole"):
+        # Who an organisation is (its URA, its type) can change what the resources naming it
+        # imply, and they may have been written before it: derive those again.
+        await _rederive_referrers(conn, stored.res_type, stored.res_id)
         return
-    patients = set(await _forget(conn, stored.pid))
+    await recompute(conn, await _derive(conn, stored.pid, stored.res_type, resource))
+
+
+async def _derive(conn: AsyncConnection, pid: int, res_type: str, resource: dict[str, Any] | None) -> set[str]:
+    """Replace the facts one source resource implies; returns the patients concerned."""
+    patients = set(await _forget(conn, pid))
     if resource is not None:
-        if stored.res_type == "Consent":
-            patients |= await _derive_consent(conn, stored.pid, resource)
+        if res_type == "Consent":
+            patients |= await _derive_consent(conn, pid, resource)
         else:
-            patients |= await _derive_relations(conn, stored.pid, resource)
+            patients |= await _derive_relations(conn, pid, resource)
+    return patients
+
+
+async def _rederive_referrers(conn: AsyncConnection, res_type: str, res_id: str) -> None:
+    """Derive again every source resource that references ``res_type/res_id`` (for an
+    Organization, also through the PractitionerRoles that reference it)."""
+    targets = [(res_type, res_id)]
+    if res_type == "Organization":
+        roles = (await conn.execute(
+            select(resource.c.res_id)
+            .select_from(idx_reference.join(resource, resource.c.pid == idx_reference.c.pid))
+            .where(idx_reference.c.res_type == "PractitionerRole", idx_reference.c.param == "organization",
+                   idx_reference.c.target_type == "Organization", idx_reference.c.target_id == res_id,
+                   resource.c.deleted == false())
+        )).all()
+        targets += [("PractitionerRole", r[0]) for r in roles]
+    conds = [and_(idx_reference.c.target_type == t, idx_reference.c.target_id == i) for t, i in targets]
+    rows = (await conn.execute(
+        select(resource.c.pid, resource.c.res_type, resource.c.content)
+        .where(resource.c.pid.in_(
+            select(idx_reference.c.pid).where(idx_reference.c.res_type.in_(SOURCE_TYPES), or_(*conds))
+        ), resource.c.deleted == false())
+    )).all()
+    patients: set[str] = set()
+    for pid, source_type, content in rows:
+        patients |= await _derive(conn, pid, source_type, orjson.loads(content) if content else None)
     await recompute(conn, patients)
 
 

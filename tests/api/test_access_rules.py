@@ -320,3 +320,25 @@ async def test_if_none_exist_on_an_invisible_match_creates(net: NetworkSpec, cli
     # The client sees both: two matches are ambiguous for them.
     me = client_as(f"client:{BSN1}")
     assert await total(me, f"Observation?identifier={ident}&_total=accurate") == 2
+
+
+async def test_organisation_registered_after_the_care_team_still_counts(client: Any, client_as: Any) -> None:
+    """A CareTeam may name an Organization before it is registered (or later in the same Bundle):
+    registering it derives the care relationship then."""
+    r = await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:00000000-0000-0000-0000-0000000000c1",
+         "resource": {"resourceType": "Patient", "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn",
+                                                                 "value": "999998286"}]},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "CareTeam", "status": "active",
+                      "subject": {"reference": "urn:uuid:00000000-0000-0000-0000-0000000000c1"},
+                      "participant": [{"member": {"reference": "Organization/late-org"}}]},
+         "request": {"method": "POST", "url": "CareTeam"}},
+    ]})
+    assert r.status_code == 200, r.text
+    late = client_as("org:00055555")
+    assert (await late.get("/fhir/Patient?_summary=count")).json()["total"] == 0
+    org = {"resourceType": "Organization", "id": "late-org",
+           "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "00055555"}]}
+    assert (await client.put("/fhir/Organization/late-org", json=org)).status_code == 201
+    assert (await late.get("/fhir/Patient?_summary=count")).json()["total"] == 1
