@@ -36,7 +36,7 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
     )
     repo = Repository(
         db,
-        lambda resource: extract(resource, registry),
+        lambda resource: extract(resource, registry, base_url=settings.fhir_base),
         engine,
         validator=_write_validator() if settings.validate_on_write else None,
         categorize=category_for,

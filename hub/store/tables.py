@@ -107,7 +107,9 @@ def _index_table(name: str, *columns: Column, indexes: tuple[tuple[str, ...], ..
 idx_string = _index_table(
     "idx_string",
     # Lower-cased, accents stripped, whitespace folded: what default and :contains match against.
-    Column("value_norm", String(255), nullable=False),
+    # C collation on PostgreSQL: code-point order, so a prefix search can seek the B-tree index
+    # whatever the database's own collation is.
+    Column("value_norm", String(255).with_variant(String(255, collation="C"), "postgresql"), nullable=False),
     Column("value_exact", Text, nullable=False),
     indexes=(("res_type", "param", "value_norm", "pid"),),
 )

@@ -14,10 +14,21 @@ from hub.store.schema import metadata
 config = context.config
 
 
+#: Tables whose migrations are written by hand (0002: the audit log, with its PostgreSQL triggers);
+#: autogenerate leaves them alone.
+HAND_WRITTEN = frozenset({"audit_log", "audit_patient", "audit_entity", "audit_checkpoint", "audit_head"})
+
+
+def _include(obj: object, name: str | None, type_: str, _reflected: bool, _compare_to: object) -> bool:
+    table = getattr(obj, "table", obj) if type_ != "table" else obj
+    return getattr(table, "name", name) not in HAND_WRITTEN
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_object=_include,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 14:52:40.747966
+Create Date: 2026-11-23 15:30:37.822687
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import hub.store.types
+
 
 revision = '0001'
 down_revision = None
@@ -143,7 +144,7 @@ def upgrade() -> None:
     sa.Column('res_type', sa.String(length=64), nullable=False),
     sa.Column('param', sa.String(length=100), nullable=False),
     sa.Column('grp', sa.Integer(), nullable=False),
-    sa.Column('value_norm', sa.String(length=255), nullable=False),
+    sa.Column('value_norm', sa.String(length=255).with_variant(sa.String(length=255, collation='C'), 'postgresql'), nullable=False),
     sa.Column('value_exact', sa.Text(), nullable=False)
     )
     with op.batch_alter_table('idx_string', schema=None) as batch_op:
