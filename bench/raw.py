@@ -154,52 +154,90 @@ def _writer(sample: dict[str, Any], templates: dict[str, dict[str, Any]], resour
     return op
 
 
-async def baselines(dsn: str, *, concurrency: int, max_ops: int, max_seconds: float,
-                    bundle_size: int) -> dict[str, Any]:
-    """Every raw baseline, measured now on the loaded database."""
-    pool = await _pool(dsn, concurrency)
-    try:
-        async with pool.acquire() as conn:
-            sample = await _sample(conn)
-            templates = await _index_rows(conn)
+_READ_SQL = ("SELECT pid, version, last_updated, deleted, content::text FROM resource "
+             "WHERE res_type = $1 AND res_id = $2")
+_REF_SQL = ("SELECT r.pid, r.content::text FROM idx_reference i JOIN resource r ON r.pid = i.pid "
+            "WHERE i.res_type = 'Observation' AND i.param = 'subject' AND i.target_type = 'Patient' "
+            "AND i.target_id = $1 AND NOT r.deleted ORDER BY r.pid LIMIT 21")
+_COMP_SQL = ("SELECT r.pid, r.content::text FROM resource r WHERE NOT r.deleted AND r.pid IN "
+             "(SELECT pid FROM idx_compartment WHERE comp_type = 'Patient' AND comp_id = $1)")
+#: Baseline name -> what its unit counts.
+UNITS = {"pk_read": "tx", "ref_lookup": "rows", "compartment": "rows", "write_1": "resources",
+         "write_bundle": "resources"}
+
+
+class RawBench:
+    """The raw operations on one database; :meth:`measure` runs one of them right after the hub workload
+    it is the baseline of, so both see the same (noisy) machine."""
+
+    def __init__(self, dsn: str, concurrency: int) -> None:
+        self.dsn = dsn
+        self.concurrency = concurrency
+        self.pool: Any = None
+        self.sample: dict[str, Any] = {}
+        self.templates: dict[str, dict[str, Any]] = {}
+
+    async def refresh(self) -> None:
+        """(Re)read keys and row shapes from the data as loaded now; (re)create the write tables."""
+        if self.pool is None:
+            self.pool = await _pool(self.dsn, self.concurrency)
+        async with self.pool.acquire() as conn:
+            self.sample = await _sample(conn)
+            self.templates = await _index_rows(conn)
             await _prepare_schema(conn)
-        keys, patients = sample["keys"], sample["patients"]
-        read_sql = ("SELECT pid, version, last_updated, deleted, content::text FROM resource "
-                    "WHERE res_type = $1 AND res_id = $2")
-        ref_sql = ("SELECT r.pid, r.content::text FROM idx_reference i JOIN resource r ON r.pid = i.pid "
-                   "WHERE i.res_type = 'Observation' AND i.param = 'subject' AND i.target_type = 'Patient' "
-                   "AND i.target_id = $1 AND NOT r.deleted ORDER BY r.pid LIMIT 21")
-        comp_sql = ("SELECT r.pid, r.content::text FROM resource r WHERE NOT r.deleted AND r.pid IN "
-                    "(SELECT pid FROM idx_compartment WHERE comp_type = 'Patient' AND comp_id = $1)")
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            async with self.pool.acquire() as conn:
+                await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+            await self.pool.close()
+            self.pool = None
+
+    def _op(self, name: str, bundle_size: int) -> Callable[[Any, int], Awaitable[int]]:
+        keys, patients = self.sample["keys"], self.sample["patients"]
 
         async def pk_read(conn: Any, i: int) -> int:
-            await conn.fetchrow(read_sql, *keys[i % len(keys)])
+            await conn.fetchrow(_READ_SQL, *keys[i % len(keys)])
             return 1
 
         async def ref_lookup(conn: Any, i: int) -> int:
-            return len(await conn.fetch(ref_sql, patients[i % len(patients)]))
+            return len(await conn.fetch(_REF_SQL, patients[i % len(patients)]))
 
         async def compartment(conn: Any, i: int) -> int:
-            return len(await conn.fetch(comp_sql, patients[i % len(patients)]))
+            return len(await conn.fetch(_COMP_SQL, patients[i % len(patients)]))
 
-        out: dict[str, Any] = {"sample": {k: sample[k] for k in ("per_table", "avg_content_bytes")}}
-        out["pk_read"] = await _loop(pool, "pk_read", pk_read, concurrency=concurrency, max_ops=max_ops,
-                                     max_seconds=max_seconds)
-        out["ref_lookup"] = await _loop(pool, "ref_lookup", ref_lookup, concurrency=concurrency, max_ops=max_ops,
-                                        max_seconds=max_seconds, unit="rows")
-        out["compartment"] = await _loop(pool, "compartment", compartment, concurrency=concurrency,
-                                         max_ops=max_ops, max_seconds=max_seconds, unit="rows")
-        out["write_1"] = await _loop(pool, "write_1", _writer(sample, templates, 1), concurrency=concurrency,
-                                     max_ops=max_ops, max_seconds=max_seconds, unit="resources")
-        out["write_bundle"] = await _loop(pool, "write_bundle", _writer(sample, templates, bundle_size),
-                                          concurrency=concurrency, max_ops=max(10, max_ops // bundle_size),
-                                          max_seconds=max_seconds, unit="resources")
-        out["write_bundle"]["resources_per_tx"] = bundle_size
-        async with pool.acquire() as conn:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+        ops: dict[str, Callable[[], Callable[[Any, int], Awaitable[int]]]] = {
+            "pk_read": lambda: pk_read, "ref_lookup": lambda: ref_lookup, "compartment": lambda: compartment,
+            "write_1": lambda: _writer(self.sample, self.templates, 1),
+            "write_bundle": lambda: _writer(self.sample, self.templates, bundle_size),
+        }
+        return ops[name]()
+
+    async def measure(self, name: str, *, max_ops: int, max_seconds: float, bundle_size: int = 16) -> dict[str, Any]:
+        if not self.sample:
+            await self.refresh()
+        if name == "write_bundle":
+            max_ops = max(10, max_ops // bundle_size)
+        out = await _loop(self.pool, name, self._op(name, bundle_size), concurrency=self.concurrency,
+                          max_ops=max_ops, max_seconds=max_seconds, unit=UNITS[name])
+        if name == "write_bundle":
+            out["resources_per_tx"] = bundle_size
+        out["avg_content_bytes"] = self.sample["avg_content_bytes"]
+        return out
+
+
+async def baselines(dsn: str, *, concurrency: int, max_ops: int, max_seconds: float,
+                    bundle_size: int) -> dict[str, Any]:
+    """Every raw baseline, one after the other, measured now on the loaded database."""
+    bench = RawBench(dsn, concurrency)
+    try:
+        await bench.refresh()
+        out: dict[str, Any] = {"sample": {k: bench.sample[k] for k in ("per_table", "avg_content_bytes")}}
+        for name in UNITS:
+            out[name] = await bench.measure(name, max_ops=max_ops, max_seconds=max_seconds, bundle_size=bundle_size)
         return out
     finally:
-        await pool.close()
+        await bench.close()
 
 
-__all__ = ["baselines"]
+__all__ = ["UNITS", "RawBench", "baselines"]

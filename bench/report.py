@@ -32,20 +32,23 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def add_ratios(doc: dict[str, Any]) -> None:
-    """hub ÷ raw for every workload of every worker count, and the targets' verdicts."""
-    raw = doc.get("raw", {})
+    """hub ÷ raw for every workload of every worker count (against the raw run measured right after
+    it), and the targets' verdicts."""
     for run in doc["runs"].values():
         for workload, (base, hub_key, raw_key, what) in PAIRS.items():
-            if workload in run and base in raw:
-                hub_value = run[workload].get(hub_key, 0.0)
-                raw_value = raw[base].get(raw_key, 0.0)
-                run[workload]["raw"] = {"baseline": base, "value": raw_value, "what": what,
-                                        "ratio": _ratio(hub_value, raw_value),
-                                        "p50_ratio": _ratio(run[workload].get("p50_ms", 0.0), raw[base]["p50_ms"])}
-        if "ingest" in run and "write_1" in raw:
-            run["ingest"]["raw_single"] = {"baseline": "write_1", "value": raw["write_1"]["resources_per_s"],
-                                           "ratio": _ratio(run["ingest"]["resources_per_s"],
-                                                           raw["write_1"]["resources_per_s"])}
+            r = run.get(workload)
+            if not r or "raw_paired" not in r:
+                continue
+            measured = r["raw_paired"]
+            hub_value = r.get(hub_key, 0.0)
+            raw_value = measured.get(raw_key, 0.0)
+            r["raw"] = {"baseline": base, "value": raw_value, "what": what, "ratio": _ratio(hub_value, raw_value),
+                        "p50_ratio": _ratio(r.get("p50_ms", 0.0), measured["p50_ms"])}
+        ingest = run.get("ingest", {})
+        if "raw_paired_single" in ingest:
+            single = ingest["raw_paired_single"]["resources_per_s"]
+            ingest["raw_single"] = {"baseline": "write_1", "value": single,
+                                    "ratio": _ratio(ingest["resources_per_s"], single)}
     doc["targets"] = targets(doc)
 
 
@@ -173,20 +176,23 @@ def _section(doc: dict[str, Any]) -> list[str]:
     lines += ["", "Peak RSS of the largest hub process: " + ", ".join(
         f"{run['workers']} worker(s) {run['peak_rss_mib']['worker_max']} MiB "
         f"(all processes {run['peak_rss_mib']['tree_total']} MiB)" for run in doc["runs"].values()), ""]
-    raw = doc.get("raw", {})
-    if raw:
-        lines += ["Raw PostgreSQL baselines (asyncpg, same concurrency):", "",
-                  "| operation | ops/s | p50 ms | p95 ms | note |", "|---|---|---|---|---|"]
-        notes = {"pk_read": "current row by (type, id), JSONB as text",
-                 "ref_lookup": "Observation by subject through idx_reference, joined to resource",
-                 "compartment": "all resources of one Patient compartment",
-                 "write_1": "1 resource + history + index rows per transaction",
-                 "write_bundle": f"{raw.get('write_bundle', {}).get('resources_per_tx', '?')} resources per "
-                                 f"transaction ({_fmt(raw.get('write_bundle', {}).get('resources_per_s'))} resources/s)"}
-        for k, note in notes.items():
-            if k in raw:
-                lines.append(f"| {k} | {_fmt(raw[k]['ops_per_s'])} | {raw[k]['p50_ms']} | {raw[k]['p95_ms']} | {note} |")
-        lines.append("")
+    lines += ["Raw PostgreSQL baselines (asyncpg, same concurrency, measured right after the hub workload "
+              "they are paired with):", "",
+              "| workers | operation | ops/s | resources/s | p50 ms | p95 ms | CPU pg | what |", "|---|---|---|---|---|---|---|---|"]
+    notes = {"pk_read": "current row by (type, id), JSONB as text",
+             "ref_lookup": "Observations by subject via idx_reference, joined to resource",
+             "compartment": "every resource of one Patient compartment",
+             "write_1": "1 resource + history + index rows per transaction",
+             "write_bundle": "a client's network (resources + history + index rows) per transaction"}
+    for run in doc["runs"].values():
+        measured = [run[w]["raw_paired"] for w in ("read", "crud", "search", "pgo", "ingest") if "raw_paired" in run.get(w, {})]
+        if "raw_paired_single" in run.get("ingest", {}):
+            measured.append(run["ingest"]["raw_paired_single"])
+        for m in measured:
+            lines.append(f"| {run['workers']} | {m['operation']} | {_fmt(m['ops_per_s'])} | "
+                         f"{_fmt(m.get('resources_per_s'))} | {m['p50_ms']} | {m['p95_ms']} | "
+                         f"{m.get('cpu_cores', {}).get('postgres', '')} | {notes.get(m['operation'], '')} |")
+    lines.append("")
     lines += ["Search latency by data-set size (1 worker):", "",
               "| clients | resources | p50 ms | p95 ms | " + " | ".join(_kinds(doc)) + " |",
               "|---|---|---|---|" + "---|" * len(_kinds(doc))]

@@ -43,7 +43,7 @@ class Plan:
 
 PLANS: dict[str, Plan] = {
     "tiny": Plan((20, 60), 20, 3, 3_000, 2, 1.5, 120, 3),
-    "small": Plan((100, 500), 100, 8, 40_000, 5, 3, 240, 8),
+    "small": Plan((100, 400), 100, 6, 40_000, 4, 2.5, 200, 6),
     "medium": Plan((1_000, 10_000), 1_000, 15, 100_000, 10, 8, 3_600, 20),
     "full": Plan((1_000, 10_000, 100_000), 2_000, 20, 200_000, 12, 10, 36_000, 30),
 }
@@ -104,7 +104,8 @@ def _say(message: str) -> None:
 
 
 async def _measured(name: str, meter: tuple[int, str], coro: Any, hub: server.RunningHub | None = None,
-                    ) -> dict[str, Any]:
+                    paired: tuple[raw.RawBench, str, Plan, int] | None = None) -> dict[str, Any]:
+    """Run one hub workload (CPU metered), then, when ``paired``, its raw baseline right after it."""
     with CpuMeter(*meter) as cpu:
         result: LoadResult = await coro
     if hub is not None:
@@ -114,27 +115,55 @@ async def _measured(name: str, meter: tuple[int, str], coro: Any, hub: server.Ru
     _say(f"  {name}: {out['throughput_rps']} req/s, p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms, "
          f"errors {out['errors']}  (cpu hub {out['cpu_cores']['hub']}, pg {out['cpu_cores']['postgres']}, "
          f"driver {out['cpu_cores']['load_generator']})")
+    if paired is not None:
+        bench, base, plan, bundle = paired
+        with CpuMeter(None, meter[1]) as raw_cpu:
+            measured = await bench.measure(base, max_ops=plan.max_requests * 5, max_seconds=plan.raw_seconds,
+                                           bundle_size=bundle)
+        measured["cpu_cores"] = raw_cpu.as_dict(measured["seconds"])
+        out["raw_paired"] = measured
+        unit = "resources_per_s" if base.startswith("write") else "ops_per_s"
+        _say(f"    raw {base}: {measured[unit]} {unit.replace('_per_s', '')}/s, p50 {measured['p50_ms']} ms")
     return out
 
 
 async def _ingest(hub: server.RunningHub, loaded: workloads.Loaded, start: int, stop: int, plan: Plan,
-                  users: int, tokens: TokenCache, pids: tuple[int, str]) -> dict[str, Any]:
+                  users: int, tokens: TokenCache, pids: tuple[int, str], rawb: raw.RawBench,
+                  db: server.BenchDatabase) -> dict[str, Any]:
     with Progress(stop - start, f"ingest clients {start}-{stop - 1} (w{hub.workers})") as bar:
         out = await _measured("ingest", pids, workloads.ingest(
             hub.base, loaded, start, stop, concurrency=users, max_seconds=plan.ingest_seconds,
             tokens=tokens, progress=bar), hub)
     _say(f"  ingest: {out['resources_per_s']} resources/s ({out['resources']} resources, {out['clients']} clients)")
+    await _analyze(db)
+    await rawb.refresh()
+    bundle = max(1, round(out["resources_per_bundle"]))
+    for base in ("write_bundle", "write_1"):
+        with CpuMeter(None, db.name) as raw_cpu:
+            measured = await rawb.measure(base, max_ops=plan.max_requests * 5, max_seconds=plan.raw_seconds,
+                                          bundle_size=bundle)
+        measured["cpu_cores"] = raw_cpu.as_dict(measured["seconds"])
+        out["raw_paired" if base == "write_bundle" else "raw_paired_single"] = measured
+        _say(f"    raw {base}: {measured['resources_per_s']} resources/s, p50 {measured['p50_ms']} ms")
     return out
 
 
 async def _workloads(hub: server.RunningHub, loaded: workloads.Loaded, plan: Plan, users: int,
-                     tokens: TokenCache, pids: tuple[int, str], spec: str) -> dict[str, Any]:
+                     tokens: TokenCache, pids: tuple[int, str], spec: str, rawb: raw.RawBench) -> dict[str, Any]:
     bounds = {"concurrency": users, "max_requests": plan.max_requests, "max_seconds": plan.seconds}
+
+    def pair(base: str) -> tuple[raw.RawBench, str, Plan, int]:
+        return rawb, base, plan, 16
+
     out: dict[str, Any] = {}
-    out["read"] = await _measured("read", pids, workloads.read_by_id(hub.base, loaded, tokens, **bounds), hub)
-    out["crud"] = await _measured("crud", pids, workloads.crud(hub.base, tokens, spec=spec, **bounds), hub)
-    out["search"] = await _measured("search", pids, workloads.search_mix(hub.base, loaded, tokens, **bounds), hub)
-    out["pgo"] = await _measured("pgo", pids, workloads.pgo_everything(hub.base, loaded, tokens, **bounds), hub)
+    out["read"] = await _measured("read", pids, workloads.read_by_id(hub.base, loaded, tokens, **bounds), hub,
+                                  pair("pk_read"))
+    out["crud"] = await _measured("crud", pids, workloads.crud(hub.base, tokens, spec=spec, **bounds), hub,
+                                  pair("write_1"))
+    out["search"] = await _measured("search", pids, workloads.search_mix(hub.base, loaded, tokens, **bounds), hub,
+                                    pair("ref_lookup"))
+    out["pgo"] = await _measured("pgo", pids, workloads.pgo_everything(hub.base, loaded, tokens, **bounds), hub,
+                                 pair("compartment"))
     return out
 
 
@@ -160,10 +189,14 @@ async def run(size: str, *, users: int = 8, workers: tuple[int, ...] = (1, 2), p
         var_dir = Path(__file__).resolve().parents[1] / "var" / "bench" / db.name
         var_dir.mkdir(parents=True, exist_ok=True)
         doc["hub_log_dir"] = str(var_dir)
-        for n, w in enumerate(workers):
-            doc["runs"][f"workers_{w}"] = await _run_workers(
-                db, var_dir, w, n == 0, loaded, plan, users, doc, profile and n == 0)
-        doc["raw"] = await _raw(db, plan, users, loaded)
+        rawb = raw.RawBench(db.dsn, users)
+        try:
+            for n, w in enumerate(workers):
+                doc["runs"][f"workers_{w}"] = await _run_workers(
+                    db, var_dir, w, n == 0, loaded, plan, users, doc, profile and n == 0, rawb)
+            doc["raw_sample"] = {k: rawb.sample.get(k) for k in ("per_table", "avg_content_bytes")}
+        finally:
+            await rawb.close()
     except BaseException as exc:
         doc["error"] = f"{type(exc).__name__}: {exc}"
         doc["size"] = f"{size}-failed"  # kept for diagnosis, never shown as the latest result of `size`
@@ -184,7 +217,8 @@ async def run(size: str, *, users: int = 8, workers: tuple[int, ...] = (1, 2), p
 
 
 async def _run_workers(db: server.BenchDatabase, var_dir: Path, w: int, first: bool, loaded: workloads.Loaded,
-                       plan: Plan, users: int, doc: dict[str, Any], profile: bool) -> dict[str, Any]:
+                       plan: Plan, users: int, doc: dict[str, Any], profile: bool, rawb: raw.RawBench,
+                       ) -> dict[str, Any]:
     out: dict[str, Any] = {"workers": w}
     _say(f"hub serve with {w} worker(s)")
     with server.running_hub(db, var_dir, w) as hub:
@@ -197,11 +231,10 @@ async def _run_workers(db: server.BenchDatabase, var_dir: Path, w: int, first: b
             out["ingest_steps"] = []
             previous = 0
             for step in plan.steps:
-                ingest = await _ingest(hub, loaded, previous, step, plan, users, tokens, pids)
+                ingest = await _ingest(hub, loaded, previous, step, plan, users, tokens, pids, rawb, db)
                 ingest["clients_total"] = step
                 out["ingest_steps"].append(ingest)
                 previous = step
-                await _analyze(db)
                 search = await _measured(f"search @ {step} clients", pids, workloads.search_mix(
                     hub.base, loaded, tokens, concurrency=users, max_requests=plan.max_requests,
                     max_seconds=plan.search_step_seconds), hub)
@@ -211,10 +244,9 @@ async def _run_workers(db: server.BenchDatabase, var_dir: Path, w: int, first: b
         else:
             start = len(loaded.clients)
             out["ingest"] = await _ingest(hub, loaded, start, start + plan.ingest_w2_clients, plan, users, tokens,
-                                          pids)
-            await _analyze(db)
+                                          pids, rawb, db)
         spec = _crud_spec(loaded)
-        out.update(await _workloads(hub, loaded, plan, users, tokens, pids, spec))
+        out.update(await _workloads(hub, loaded, plan, users, tokens, pids, spec, rawb))
         out["clients"] = len(loaded.clients)
         out["resources"] = loaded.resources
         if profile:
@@ -270,21 +302,6 @@ def _hub_pids(root: int, workers: int) -> list[int]:
         if len(kids) >= workers or time.monotonic() > deadline:
             return [*kids, root]
         time.sleep(0.2)
-
-
-async def _raw(db: server.BenchDatabase, plan: Plan, users: int, loaded: workloads.Loaded) -> dict[str, Any]:
-    _say("raw PostgreSQL baselines (asyncpg)")
-    bundle = max(1, round(loaded.resources / max(1, len(loaded.clients)))) if loaded.clients else 16
-    hub_pids: tuple[int, str] = []
-    with CpuMeter(hub_pids) as cpu:
-        t0 = time.monotonic()
-        out = await raw.baselines(db.dsn, concurrency=users, max_ops=plan.max_requests * 5,
-                                  max_seconds=plan.raw_seconds, bundle_size=bundle)
-    out["cpu_cores"] = cpu.as_dict(time.monotonic() - t0)
-    for k in ("pk_read", "ref_lookup", "compartment", "write_1", "write_bundle"):
-        r = out[k]
-        _say(f"  raw {k}: {r['ops_per_s']} ops/s, p50 {r['p50_ms']} ms")
-    return out
 
 
 async def _analyze(db: server.BenchDatabase) -> None:

@@ -438,15 +438,10 @@ class Repository:
             raise Unprocessable(errors[0].diagnostics, issues=errors)
 
     async def _insert(self, conn: AsyncConnection, resource: dict[str, Any], res_id: str, method: str) -> WriteOutcome:
+        """Version 1 of a resource whose id is new (server-assigned, or checked unused by the caller;
+        a concurrent insert of the same id fails on the unique constraint)."""
         check_id(res_id)
         res_type = resource["resourceType"]
-        existing = await dao.get_current(conn, res_type, res_id)
-        if existing is not None:  # a deleted resource being re-created keeps its history
-            await self._check_read(conn, existing)
-            outcome = await self._next_version(conn, existing, resource, method, status=201)
-            if outcome is None:
-                raise Conflict(f"{res_type}/{res_id} was changed concurrently")
-            return outcome
         when = self._tick()
         stamped, content = self._stamp(resource, res_id, 1, when)
         self._check_profiles(stamped)

@@ -130,6 +130,11 @@ async def insert_new(
     category: str = "medisch",
 ) -> Stored:
     """A resource that did not exist: version 1 in ``resource`` and in the history."""
+    if conn.dialect.name == "postgresql" and rows is not None:
+        from hub.store import pg_writes
+
+        pid = await pg_writes.insert_new(conn, res_type, res_id, content, last_updated, method, category, rows)
+        return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category)
     pid = (
         await conn.execute(
             insert(resource)
@@ -167,6 +172,19 @@ async def write_version(
     """
     new_version = current.version + 1
     deleted = content is None
+    if conn.dialect.name == "postgresql" and rows is not None and content is not None:
+        from hub.store import pg_writes
+
+        ok = await pg_writes.write_version(
+            conn, current.pid, current.res_type, current.res_id, current.version, content, last_updated, method,
+            category if category is not None else (current.category or "medisch"), rows,
+        )
+        if not ok:
+            return None
+        return Stored(
+            current.pid, current.res_type, current.res_id, new_version, last_updated, False, content, method,
+            category if category is not None else current.category,
+        )
     values: dict[str, Any] = {
         "version": new_version, "last_updated": last_updated, "deleted": deleted, "content": content,
     }

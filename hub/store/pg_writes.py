@@ -1,0 +1,148 @@
+"""Writing a resource version on PostgreSQL in one statement.
+
+A write touches ``resource``, ``resource_history`` and up to eight index tables; sent one by one
+that is about ten round trips, which is what limits ingest. PostgreSQL runs data-modifying CTEs in
+one statement, and ``unnest`` of array parameters turns any number of index rows into one fixed
+statement shape (so it is prepared once and reused):
+
+    WITH r AS (INSERT INTO resource ... RETURNING pid),
+         h AS (INSERT INTO resource_history ... SELECT ... FROM r),
+         x_token AS (INSERT INTO idx_token SELECT r.pid, ... FROM r, unnest(:token_param, ...)),
+         ...
+    SELECT pid FROM r
+
+An update is the same with ``UPDATE resource ... WHERE pid = :pid AND version = :version`` (the
+compare-and-set), plus ``DELETE`` of the old index rows; every part hangs off ``r``, so when the
+compare-and-set finds another version nothing at all is written. All sub-statements see one
+snapshot, so deleting a resource's old index rows and inserting its new ones in the same statement
+is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
+
+from hub.store.tables import INDEX_TABLES, idx_compartment
+
+_ARRAY_TYPES = {BigInteger: "bigint[]", Integer: "int[]", Float: "float8[]", Boolean: "bool[]"}
+
+
+def _pg_array(col: Any) -> tuple[str, Any]:
+    for py_type, sql in _ARRAY_TYPES.items():
+        if isinstance(col.type, py_type):
+            return sql, ARRAY(col.type.__class__())
+    return "text[]", ARRAY(Text())
+
+
+def _value_columns(table: Any) -> list[Any]:
+    return [c for c in table.c if c.name not in ("pid", "res_type")]
+
+
+_INDEX = dict(INDEX_TABLES, compartment=idx_compartment)
+
+
+def _index_ctes(source: str) -> tuple[list[str], list[Any]]:
+    """One ``INSERT ... SELECT FROM source, unnest(...)`` CTE per index table, and their binds."""
+    ctes, binds = [], []
+    for name, table in _INDEX.items():
+        cols = _value_columns(table)
+        arrays = []
+        for col in cols:
+            sql_type, sa_type = _pg_array(col)
+            param = f"{name}__{col.name}"
+            arrays.append(f"CAST(:{param} AS {sql_type})")
+            binds.append(bindparam(param, type_=sa_type))
+        names = ", ".join(c.name for c in cols)
+        ctes.append(
+            f"x_{name} AS (INSERT INTO {table.name} (pid, res_type, {names}) "
+            f"SELECT {source}.pid, :res_type, u.* FROM {source}, unnest({', '.join(arrays)}) AS u)"
+        )
+    return ctes, binds
+
+
+_COMMON_BINDS = [
+    bindparam("res_type", type_=String()), bindparam("res_id", type_=String()),
+    bindparam("version", type_=Integer()), bindparam("last_updated", type_=BigInteger()),
+    bindparam("method", type_=String()), bindparam("content", type_=Text()),
+    bindparam("category", type_=String()),
+]
+
+
+@cache
+def insert_statement() -> TextClause:
+    index_ctes, binds = _index_ctes("r")
+    sql = (
+        "WITH r AS (INSERT INTO resource (res_type, res_id, version, last_updated, deleted, category, content) "
+        "VALUES (:res_type, :res_id, :version, :last_updated, false, :category, CAST(:content AS jsonb)) "
+        "RETURNING pid), "
+        "h AS (INSERT INTO resource_history (pid, res_type, res_id, version, last_updated, method, content) "
+        "SELECT pid, :res_type, :res_id, :version, :last_updated, :method, CAST(:content AS jsonb) FROM r), "
+        + ", ".join(index_ctes)
+        + " SELECT pid FROM r"
+    )
+    return text(sql).bindparams(*_COMMON_BINDS, *binds)
+
+
+@cache
+def update_statement() -> TextClause:
+    index_ctes, binds = _index_ctes("r")
+    deletes = ", ".join(
+        f"d_{name} AS (DELETE FROM {table.name} WHERE pid IN (SELECT pid FROM r))" for name, table in _INDEX.items()
+    )
+    sql = (
+        "WITH r AS (UPDATE resource SET version = :version, last_updated = :last_updated, deleted = false, "
+        "category = :category, content = CAST(:content AS jsonb) "
+        "WHERE pid = :pid AND version = :expected RETURNING pid), "
+        "h AS (INSERT INTO resource_history (pid, res_type, res_id, version, last_updated, method, content) "
+        "SELECT pid, :res_type, :res_id, :version, :last_updated, :method, CAST(:content AS jsonb) FROM r), "
+        + deletes + ", "
+        + ", ".join(index_ctes)
+        + " SELECT pid FROM r"
+    )
+    return text(sql).bindparams(
+        *_COMMON_BINDS, bindparam("pid", type_=BigInteger()), bindparam("expected", type_=Integer()), *binds
+    )
+
+
+def _index_params(rows: Mapping[str, Sequence[Mapping[str, Any]]], compartments: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name, table in _INDEX.items():
+        if name == "compartment":
+            table_rows: Sequence[Mapping[str, Any]] = [{"comp_type": t, "comp_id": i} for t, i in compartments]
+        else:
+            table_rows = rows.get(name, ())
+        for col in _value_columns(table):
+            params[f"{name}__{col.name}"] = [r.get(col.name, 0 if col.name == "grp" else None) for r in table_rows]
+    return params
+
+
+async def insert_new(
+    conn: AsyncConnection, res_type: str, res_id: str, content: str, last_updated: int, method: str,
+    category: str, rows: Any,
+) -> int:
+    params = {
+        "res_type": res_type, "res_id": res_id, "version": 1, "last_updated": last_updated,
+        "method": method, "content": content, "category": category,
+        **_index_params(rows.rows if rows is not None else {}, rows.compartments if rows is not None else ()),
+    }
+    return int((await conn.execute(insert_statement(), params)).scalar_one())
+
+
+async def write_version(
+    conn: AsyncConnection, pid: int, res_type: str, res_id: str, expected: int, content: str, last_updated: int,
+    method: str, category: str, rows: Any,
+) -> bool:
+    """The compare-and-set update with its history row and index rows; False if the version moved."""
+    params = {
+        "pid": pid, "expected": expected, "res_type": res_type, "res_id": res_id, "version": expected + 1,
+        "last_updated": last_updated, "method": method, "content": content, "category": category,
+        **_index_params(rows.rows, rows.compartments),
+    }
+    return (await conn.execute(update_statement(), params)).first() is not None
