@@ -1,10 +1,10 @@
 """``python -m bench``: run the benchmark, generate data, or run one workload on its own.
 
-    python -m bench run --size small|medium|full     # everything; JSON, RESULTS.md, PNG
-    python -m bench generate --clients 1000 --out x  # the Bundles as NDJSON (one transaction per line)
-    python -m bench workload read --size tiny        # one workload (fresh database, 1 worker)
-    python -m bench raw --size tiny                  # only the raw PostgreSQL baselines
-    python -m bench report                           # rebuild RESULTS.md from bench/results/*.json
+python -m bench run --size small|medium|full     # everything; JSON, RESULTS.md, PNG
+python -m bench generate --clients 1000 --out x  # the Bundles as NDJSON (one transaction per line)
+python -m bench workload read --size tiny        # one workload (fresh database, 1 worker)
+python -m bench raw --size tiny                  # only the raw PostgreSQL baselines
+python -m bench report                           # rebuild RESULTS.md from bench/results/*.json
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -63,12 +64,13 @@ def workload(
     size: str = typer.Option("tiny", help="Plan for data size and bounds."),
     users: int = typer.Option(8),
     workers: int = typer.Option(1),
+    profile: bool = typer.Option(False, "--profile/--no-profile", help="Run it under py-spy (top frames)."),
 ) -> None:
     """One workload on a fresh database (loaded to the plan's first step), printed as JSON."""
-    asyncio.run(_one(name, size, users, workers))
+    asyncio.run(_one(name, size, users, workers, profile))
 
 
-async def _one(name: str, size: str, users: int, workers: int) -> None:
+async def _one(name: str, size: str, users: int, workers: int, profile: bool = False) -> None:
     import tempfile
 
     from bench import server, workloads
@@ -79,26 +81,47 @@ async def _one(name: str, size: str, users: int, workers: int) -> None:
     plan = PLANS[size]
     db = await server.create_database()
     try:
-        with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp, \
-                server.running_hub(db, Path(tmp), workers) as hub:
+        with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp, server.running_hub(db, Path(tmp), workers) as hub:
             tokens = TokenCache(hub.env)
             loaded = workloads.Loaded(Network(plan.steps[0], "zorgnet-bench-1"))
             await workloads.load_registry(hub.base, loaded, tokens.headers("admin"))
-            ingest = await workloads.ingest(hub.base, loaded, 0, plan.steps[0], concurrency=users,
-                                            max_seconds=plan.ingest_seconds, tokens=tokens)
+            ingest = await workloads.ingest(
+                hub.base, loaded, 0, plan.steps[0], concurrency=users, max_seconds=plan.ingest_seconds, tokens=tokens
+            )
             bounds = {"concurrency": users, "max_requests": plan.max_requests, "max_seconds": plan.seconds}
-            if name == "ingest":
-                result = ingest
-            elif name == "read":
-                result = await workloads.read_by_id(hub.base, loaded, tokens, **bounds)
-            elif name == "crud":
-                result = await workloads.crud(hub.base, tokens, spec=_crud_spec(loaded), **bounds)
-            elif name == "search":
-                result = await workloads.search_mix(hub.base, loaded, tokens, **bounds)
-            elif name == "pgo":
-                result = await workloads.pgo_everything(hub.base, loaded, tokens, **bounds)
-            else:
+
+            def start() -> Any:
+                if name == "ingest":
+                    first = len(loaded.clients)
+                    return workloads.ingest(
+                        hub.base,
+                        loaded,
+                        first,
+                        first + plan.steps[0],
+                        concurrency=users,
+                        max_seconds=plan.seconds,
+                        tokens=tokens,
+                    )
+                if name == "read":
+                    return workloads.read_by_id(hub.base, loaded, tokens, **bounds)
+                if name == "crud":
+                    return workloads.crud(hub.base, tokens, spec=_crud_spec(loaded), **bounds)
+                if name == "search":
+                    return workloads.search_mix(hub.base, loaded, tokens, **bounds)
+                if name == "pgo":
+                    return workloads.pgo_everything(hub.base, loaded, tokens, **bounds)
                 raise typer.BadParameter(f"unknown workload {name}")
+
+            if name == "ingest" and not profile:
+                result = ingest
+            elif profile:
+                from bench.profiling import profile_workload
+
+                top = await profile_workload(name, hub.pid, Path(tmp), plan.seconds, start)
+                typer.echo(json.dumps(top, indent=2))
+                return
+            else:
+                result = await start()
             typer.echo(json.dumps(result.summary(), indent=2))
     finally:
         await server.drop_database(db)
@@ -113,7 +136,8 @@ def raw(size: str = typer.Option("tiny"), users: int = typer.Option(8)) -> None:
 async def _raw_only(size: str, users: int) -> None:
     import tempfile
 
-    from bench import raw as raw_mod, server, workloads
+    from bench import raw as raw_mod
+    from bench import server, workloads
     from bench.auth import TokenCache
     from bench.generator import Network
     from bench.runner import PLANS
@@ -125,10 +149,12 @@ async def _raw_only(size: str, users: int) -> None:
             loaded = workloads.Loaded(Network(plan.steps[0]))
             tokens = TokenCache(hub.env)
             await workloads.load_registry(hub.base, loaded, tokens.headers("admin"))
-            await workloads.ingest(hub.base, loaded, 0, plan.steps[0], concurrency=users,
-                                   max_seconds=plan.ingest_seconds, tokens=tokens)
-        out = await raw_mod.baselines(db.dsn, concurrency=users, max_ops=plan.max_requests,
-                                      max_seconds=plan.raw_seconds, bundle_size=16)
+            await workloads.ingest(
+                hub.base, loaded, 0, plan.steps[0], concurrency=users, max_seconds=plan.ingest_seconds, tokens=tokens
+            )
+        out = await raw_mod.baselines(
+            db.dsn, concurrency=users, max_ops=plan.max_requests, max_seconds=plan.raw_seconds, bundle_size=16
+        )
         typer.echo(json.dumps(out, indent=2))
     finally:
         await server.drop_database(db)

@@ -37,7 +37,11 @@ def token_for(spec: str, env: Mapping[str, str] | None = None) -> str | None:
     environment = {**os.environ, **(env or {})}
     proc = subprocess.run(  # noqa: S603 - our own console script, fixed arguments
         [hub_command(), "token", "--as", spec, "--lifetime", str(LIFETIME_S)],
-        env=environment, capture_output=True, text=True, timeout=60, check=False,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     if proc.returncode != 0:
         message = proc.stderr + proc.stdout

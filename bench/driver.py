@@ -86,7 +86,7 @@ class Recorder:
             async with self.session.request(method, f"{self.base}/{path}", data=data, headers=hdrs) as resp:
                 payload = await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             self._error(kind, f"{method} {path}: {type(exc).__name__}: {exc}")
             return 0, b""
         self.latencies.setdefault(kind, []).append(time.perf_counter() - start)

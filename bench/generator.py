@@ -49,20 +49,65 @@ VITALS: tuple[tuple[str, str, str, float, float], ...] = (
     ("72514-3", "Pain severity - 0-10 verbal numeric rating [Score] - Reported", "{score}", 0.0, 8.0),
 )
 
-GIVEN = ("Johanna", "Willem", "Fatima", "Hendrik", "Maria", "Cornelis", "Aaltje", "Gerrit", "Sientje", "Jan",
-         "Truus", "Mohamed", "Greetje", "Pieter", "Ans", "Kees", "Riet", "Ahmet", "Wilhelmina", "Dirk")
-FAMILY = ("Smit", "Mulder", "Ouali", "de Vries", "Jansen", "Bakker", "Visser", "de Boer", "Meijer", "Bos",
-          "Yilmaz", "van Dijk", "Peters", "Hendriks", "de Groot", "Dekker", "van Leeuwen", "Brouwer")
+GIVEN = (
+    "Johanna",
+    "Willem",
+    "Fatima",
+    "Hendrik",
+    "Maria",
+    "Cornelis",
+    "Aaltje",
+    "Gerrit",
+    "Sientje",
+    "Jan",
+    "Truus",
+    "Mohamed",
+    "Greetje",
+    "Pieter",
+    "Ans",
+    "Kees",
+    "Riet",
+    "Ahmet",
+    "Wilhelmina",
+    "Dirk",
+)
+FAMILY = (
+    "Smit",
+    "Mulder",
+    "Ouali",
+    "de Vries",
+    "Jansen",
+    "Bakker",
+    "Visser",
+    "de Boer",
+    "Meijer",
+    "Bos",
+    "Yilmaz",
+    "van Dijk",
+    "Peters",
+    "Hendriks",
+    "de Groot",
+    "Dekker",
+    "van Leeuwen",
+    "Brouwer",
+)
 CITIES = ("Rivierstad", "Heuvelland", "Polderdam", "Bosrijk", "Zeewolde-Oost")
 #: Contact-person roles: (code system, code, text).
-CARER_ROLES = ((MANTELZORGER_CS, "100001", "Mantelzorger"), (ROLE_CS, "24", "Wettelijke vertegenwoordiger"),
-               (ROLE_CS, "19", "Buur"), (ROLE_CS, "20", "Vriend"), (ROLE_CS, "15", "Mentor"))
-ACTIVITIES = (("persoonlijke-verzorging", "Hulp bij wassen en aankleden", "professional"),
-              ("verpleging", "Wondzorg en medicatiecontrole", "professional"),
-              ("huishoudelijke-hulp", "Schoonmaken van de woning", "professional"),
-              ("gezelschap", "Boodschappen en gezelschap op woensdag", "mantelzorger"),
-              ("respijtzorg", "Dagbesteding op dinsdag om de mantelzorger te ontlasten", "organisatie"),
-              ("maaltijden", "Warme maaltijd door de buurvrouw", "vrijwilliger"))
+CARER_ROLES = (
+    (MANTELZORGER_CS, "100001", "Mantelzorger"),
+    (ROLE_CS, "24", "Wettelijke vertegenwoordiger"),
+    (ROLE_CS, "19", "Buur"),
+    (ROLE_CS, "20", "Vriend"),
+    (ROLE_CS, "15", "Mentor"),
+)
+ACTIVITIES = (
+    ("persoonlijke-verzorging", "Hulp bij wassen en aankleden", "professional"),
+    ("verpleging", "Wondzorg en medicatiecontrole", "professional"),
+    ("huishoudelijke-hulp", "Schoonmaken van de woning", "professional"),
+    ("gezelschap", "Boodschappen en gezelschap op woensdag", "mantelzorger"),
+    ("respijtzorg", "Dagbesteding op dinsdag om de mantelzorger te ontlasten", "organisatie"),
+    ("maaltijden", "Warme maaltijd door de buurvrouw", "vrijwilliger"),
+)
 SCHEDULES = ("dagelijks 's ochtends", "maandag en donderdag", "dinsdag 9:00-16:00", "wekelijks op woensdag")
 #: Treatment limits of an ACP treatment directive (zib BehandelingCodelijst): (SNOMED code, display).
 TREATMENTS = (("89666000", "cardiopulmonale resuscitatie"), ("305351004", "Opname op intensive care"))
@@ -160,8 +205,14 @@ class Network:
         for kind_no, (kind, code, display, per_org, _role) in enumerate(ORG_KINDS):
             count = max(2, -(-self.clients // per_org))
             out[kind] = [
-                Organisation(f"{kind}-{n}", kind, f"{kind.capitalize()} {CITIES[n % len(CITIES)]} {n}",
-                             _ura(kind_no, n), code, display)
+                Organisation(
+                    f"{kind}-{n}",
+                    kind,
+                    f"{kind.capitalize()} {CITIES[n % len(CITIES)]} {n}",
+                    _ura(kind_no, n),
+                    code,
+                    display,
+                )
                 for n in range(count)
             ]
         return out
@@ -174,22 +225,28 @@ class Network:
             for org_no, org in enumerate(self.organisations[kind]):
                 rng = random.Random(f"{self.seed}:org:{org.key}")
                 out[org.key] = [
-                    Professional(f"{org.key}-p{n}", org, rng.choice(GIVEN), rng.choice(FAMILY),
-                                 _uzi(kind_no, org_no, n), role)
+                    Professional(
+                        f"{org.key}-p{n}", org, rng.choice(GIVEN), rng.choice(FAMILY), _uzi(kind_no, org_no, n), role
+                    )
                     for n in range(rng.randint(2, 5))
                 ]
         return out
 
     def registry_bundles(self, chunk: int = 500) -> Iterator[dict[str, Any]]:
-        """Transaction Bundles (at most ``chunk`` entries) creating organisations, practitioners, roles."""
+        """Transaction Bundles creating organisations, practitioners and roles: about ``chunk`` entries
+        each, never splitting an organisation from its people (roles refer to it by ``urn:uuid``)."""
         entries: list[dict[str, Any]] = []
         for orgs in self.organisations.values():
             for org in orgs:
-                entries.append(_organisation_entry(org))
+                group = [_organisation_entry(org)]
                 for pro in self.professionals[org.key]:
-                    entries.extend(_professional_entries(pro))
-        for start in range(0, len(entries), chunk):
-            yield {"resourceType": "Bundle", "type": "transaction", "entry": entries[start:start + chunk]}
+                    group.extend(_professional_entries(pro))
+                if entries and len(entries) + len(group) > chunk:
+                    yield {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+                    entries = []
+                entries.extend(group)
+        if entries:
+            yield {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
     def client(self, index: int) -> ClientNetwork:
         """Client ``index``'s network as one transaction Bundle."""
@@ -204,31 +261,43 @@ def _entry(full_url: str, resource: dict[str, Any], if_none_exist: str | None = 
 
 
 def _organisation_entry(org: Organisation) -> dict[str, Any]:
-    return _entry(f"urn:uuid:{_uuid(org.key)}", {
-        "resourceType": "Organization",
-        "identifier": [{"system": URA, "value": org.ura}],
-        "active": True,
-        "type": [{"coding": [{"system": ORG_TYPE, "code": org.type_code, "display": org.type_display}]}],
-        "name": org.name,
-        "address": [{"city": org.name.split()[1], "country": "NL"}],
-    }, f"identifier={URA}|{org.ura}")
+    return _entry(
+        f"urn:uuid:{_uuid(org.key)}",
+        {
+            "resourceType": "Organization",
+            "identifier": [{"system": URA, "value": org.ura}],
+            "active": True,
+            "type": [{"coding": [{"system": ORG_TYPE, "code": org.type_code, "display": org.type_display}]}],
+            "name": org.name,
+            "address": [{"city": org.name.split()[1], "country": "NL"}],
+        },
+        f"identifier={URA}|{org.ura}",
+    )
 
 
 def _professional_entries(pro: Professional) -> list[dict[str, Any]]:
-    practitioner = _entry(f"urn:uuid:{_uuid(pro.key)}", {
-        "resourceType": "Practitioner",
-        "identifier": [{"system": UZI, "value": pro.uzi}],
-        "active": True,
-        "name": [{"family": pro.family, "given": [pro.given], "text": f"{pro.given} {pro.family}"}],
-    }, f"identifier={UZI}|{pro.uzi}")
-    role = _entry(f"urn:uuid:{_uuid(pro.key + '-role')}", {
-        "resourceType": "PractitionerRole",
-        "identifier": [{"system": ROLE_ID, "value": pro.uzi}],
-        "active": True,
-        "practitioner": {"reference": f"urn:uuid:{_uuid(pro.key)}"},
-        "organization": {"reference": f"urn:uuid:{_uuid(pro.org.key)}"},
-        "code": [{"text": pro.role}],
-    }, f"identifier={ROLE_ID}|{pro.uzi}")
+    practitioner = _entry(
+        f"urn:uuid:{_uuid(pro.key)}",
+        {
+            "resourceType": "Practitioner",
+            "identifier": [{"system": UZI, "value": pro.uzi}],
+            "active": True,
+            "name": [{"family": pro.family, "given": [pro.given], "text": f"{pro.given} {pro.family}"}],
+        },
+        f"identifier={UZI}|{pro.uzi}",
+    )
+    role = _entry(
+        f"urn:uuid:{_uuid(pro.key + '-role')}",
+        {
+            "resourceType": "PractitionerRole",
+            "identifier": [{"system": ROLE_ID, "value": pro.uzi}],
+            "active": True,
+            "practitioner": {"reference": f"urn:uuid:{_uuid(pro.key)}"},
+            "organization": {"reference": f"urn:uuid:{_uuid(pro.org.key)}"},
+            "code": [{"text": pro.role}],
+        },
+        f"identifier={ROLE_ID}|{pro.uzi}",
+    )
     return [practitioner, role]
 
 
@@ -281,18 +350,27 @@ class _ClientBuilder:
         given, family = rng.choice(GIVEN), rng.choice(FAMILY)
         city = rng.choice(CITIES)
         gp = self.pick_org("huisarts")
-        patient = self.add("patient", {
-            "resourceType": "Patient",
-            "identifier": [{"system": BSN, "value": bsn}],
-            "active": True,
-            "name": [{"family": family, "given": [given], "text": f"{given} {family}"}],
-            "gender": rng.choice(("female", "male")),
-            "birthDate": f"{rng.randint(1925, 1960)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-            "address": [{"line": [f"Dorpsstraat {rng.randint(1, 250)}"], "city": city,
-                         "postalCode": f"{rng.randint(1000, 9999)} {rng.choice('ABCDEFGHJK')}{rng.choice('LMNPRSTVWX')}",
-                         "country": "NL"}],
-            "generalPractitioner": [_ref(gp.conditional, gp.name)],
-        }, f"identifier={BSN}|{bsn}")
+        patient = self.add(
+            "patient",
+            {
+                "resourceType": "Patient",
+                "identifier": [{"system": BSN, "value": bsn}],
+                "active": True,
+                "name": [{"family": family, "given": [given], "text": f"{given} {family}"}],
+                "gender": rng.choice(("female", "male")),
+                "birthDate": f"{rng.randint(1925, 1960)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                "address": [
+                    {
+                        "line": [f"Dorpsstraat {rng.randint(1, 250)}"],
+                        "city": city,
+                        "postalCode": f"{rng.randint(1000, 9999)} {rng.choice('ABCDEFGHJK')}{rng.choice('LMNPRSTVWX')}",
+                        "country": "NL",
+                    }
+                ],
+                "generalPractitioner": [_ref(gp.conditional, gp.name)],
+            },
+            f"identifier={BSN}|{bsn}",
+        )
         team = self._team(gp)
         carers = self._carers(patient, family)
         care_team = self._care_team(patient, given, family, team, carers)
@@ -331,53 +409,79 @@ class _ClientBuilder:
             system, code, text = CARER_ROLES[0] if i == 0 else rng.choice(CARER_ROLES)
             cg = rng.choice(GIVEN)
             cf = family if i == 0 else rng.choice(FAMILY)
-            url = self.add(f"rp{i}", {
-                "resourceType": "RelatedPerson",
-                "patient": _ref(patient),
-                "active": True,
-                "relationship": [{"coding": [{"system": system, "code": code}], "text": text}],
-                "name": [{"family": cf, "given": [cg], "text": f"{cg} {cf}"}],
-                "telecom": [{"system": "phone", "value": f"06-{rng.randint(10_000_000, 99_999_999)}",
-                             "use": "mobile"}],
-            })
+            url = self.add(
+                f"rp{i}",
+                {
+                    "resourceType": "RelatedPerson",
+                    "patient": _ref(patient),
+                    "active": True,
+                    "relationship": [{"coding": [{"system": system, "code": code}], "text": text}],
+                    "name": [{"family": cf, "given": [cg], "text": f"{cg} {cf}"}],
+                    "telecom": [
+                        {"system": "phone", "value": f"06-{rng.randint(10_000_000, 99_999_999)}", "use": "mobile"}
+                    ],
+                },
+            )
             out.append((url, text))
         return out
 
-    def _care_team(self, patient: str, given: str, family: str, team: list[Professional],
-                   carers: list[tuple[str, str]]) -> str:
+    def _care_team(
+        self, patient: str, given: str, family: str, team: list[Professional], carers: list[tuple[str, str]]
+    ) -> str:
         participants: list[dict[str, Any]] = [{"member": _ref(patient), "role": [{"text": "Cliënt"}]}]
         participants += [{"member": _ref(url), "role": [{"text": text}]} for url, text in carers]
         participants += [
-            {"member": _ref(p.conditional, f"{p.given} {p.family}"), "onBehalfOf": _ref(p.org.conditional),
-             "role": [{"text": p.role}]}
+            {
+                "member": _ref(p.conditional, f"{p.given} {p.family}"),
+                "onBehalfOf": _ref(p.org.conditional),
+                "role": [{"text": p.role}],
+            }
             for p in team
         ]
-        return self.add("team", {
-            "resourceType": "CareTeam",
-            "status": "active",
-            "name": f"Zorgnetwerk {given} {family}",
-            "subject": _ref(patient),
-            "participant": participants,
-        })
+        return self.add(
+            "team",
+            {
+                "resourceType": "CareTeam",
+                "status": "active",
+                "name": f"Zorgnetwerk {given} {family}",
+                "subject": _ref(patient),
+                "participant": participants,
+            },
+        )
 
     def _goals(self, patient: str, team: list[Professional]) -> list[str]:
-        texts = (("eigen-doel", "Zo lang mogelijk zelfstandig thuis blijven wonen", patient),
-                 ("professioneel-doel", "Geen valincidenten", team[1].conditional),
-                 ("gezamenlijk-doel", "Mantelzorger houdt het vol", patient))
+        texts = (
+            ("eigen-doel", "Zo lang mogelijk zelfstandig thuis blijven wonen", patient),
+            ("professioneel-doel", "Geen valincidenten", team[1].conditional),
+            ("gezamenlijk-doel", "Mantelzorger houdt het vol", patient),
+        )
         out = []
         for i, (category, text, by) in enumerate(texts[: self.rng.randint(2, 3)]):
-            out.append(self.add(f"goal{i}", {
-                "resourceType": "Goal",
-                "lifecycleStatus": "active",
-                "category": [{"coding": [{"system": f"{HUB}/CodeSystem/goal-category", "code": category}]}],
-                "description": {"text": text},
-                "subject": _ref(patient),
-                "expressedBy": _ref(by),
-            }))
+            out.append(
+                self.add(
+                    f"goal{i}",
+                    {
+                        "resourceType": "Goal",
+                        "lifecycleStatus": "active",
+                        "category": [{"coding": [{"system": f"{HUB}/CodeSystem/goal-category", "code": category}]}],
+                        "description": {"text": text},
+                        "subject": _ref(patient),
+                        "expressedBy": _ref(by),
+                    },
+                )
+            )
         return out
 
-    def _care_plan(self, patient: str, given: str, family: str, team: list[Professional],
-                   carers: list[tuple[str, str]], care_team: str, goals: list[str]) -> None:
+    def _care_plan(
+        self,
+        patient: str,
+        given: str,
+        family: str,
+        team: list[Professional],
+        carers: list[tuple[str, str]],
+        care_team: str,
+        goals: list[str],
+    ) -> None:
         activities = []
         for code, text, kind in self.rng.sample(ACTIVITIES, self.rng.randint(2, 4)):
             if kind == "mantelzorger":
@@ -387,68 +491,106 @@ class _ClientBuilder:
                 kind = "organisatie"
             else:
                 performer = _ref(self.rng.choice(team).conditional)
-            activities.append({"detail": {
-                "extension": [{"url": f"{HUB}/StructureDefinition/ext-ActivityPerformerKind", "valueCode": kind}],
-                "kind": "ServiceRequest",
-                "code": {"coding": [{"system": f"{HUB}/CodeSystem/care-activity", "code": code}]},
-                "status": self.rng.choice(("in-progress", "scheduled")),
-                "scheduledString": self.rng.choice(SCHEDULES),
-                "description": text,
-                "performer": [performer],
-            }})
-        self.add("plan", {
-            "resourceType": "CarePlan",
-            "status": "active",
-            "intent": "plan",
-            "category": [{"coding": [{"system": f"{HUB}/CodeSystem/careplan-category", "code": "gedeeld-zorgplan"}]}],
-            "title": f"Gedeeld zorgplan {given} {family}",
-            "subject": _ref(patient),
-            "period": {"start": f"2025-{self.rng.randint(1, 12):02d}-01"},
-            "author": _ref(team[1].conditional),
-            "careTeam": [_ref(care_team)],
-            "goal": [_ref(g) for g in goals],
-            "activity": activities,
-        })
+            activities.append(
+                {
+                    "detail": {
+                        "extension": [
+                            {"url": f"{HUB}/StructureDefinition/ext-ActivityPerformerKind", "valueCode": kind}
+                        ],
+                        "kind": "ServiceRequest",
+                        "code": {"coding": [{"system": f"{HUB}/CodeSystem/care-activity", "code": code}]},
+                        "status": self.rng.choice(("in-progress", "scheduled")),
+                        "scheduledString": self.rng.choice(SCHEDULES),
+                        "description": text,
+                        "performer": [performer],
+                    }
+                }
+            )
+        self.add(
+            "plan",
+            {
+                "resourceType": "CarePlan",
+                "status": "active",
+                "intent": "plan",
+                "category": [
+                    {"coding": [{"system": f"{HUB}/CodeSystem/careplan-category", "code": "gedeeld-zorgplan"}]}
+                ],
+                "title": f"Gedeeld zorgplan {given} {family}",
+                "subject": _ref(patient),
+                "period": {"start": f"2025-{self.rng.randint(1, 12):02d}-01"},
+                "author": _ref(team[1].conditional),
+                "careTeam": [_ref(care_team)],
+                "goal": [_ref(g) for g in goals],
+                "activity": activities,
+            },
+        )
 
     def _acp(self, patient: str, team: list[Professional]) -> None:
         """The ACP set: a treatment directive (no resuscitation or yes) and recorded wishes."""
         rng = self.rng
         when = f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
         treatment = rng.choice(TREATMENTS)
-        self.add("acp-resus", {
-            "resourceType": "Consent",
-            "status": "active",
-            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                                  "code": "treatment"}]},
-            "category": [{"coding": [{"system": SNOMED, "code": "129125009",
-                                      "display": "Procedure with explicit context"}], "text": "Behandelgrens"}],
-            "patient": _ref(patient),
-            "dateTime": when,
-            "performer": [_ref(patient)],
-            "policy": [{"uri": "https://wetten.overheid.nl/"}],
-            "provision": {"type": rng.choice(("deny", "permit")),
-                          "code": [{"coding": [{"system": SNOMED, "code": treatment[0], "display": treatment[1]}]}]},
-        })
+        self.add(
+            "acp-resus",
+            {
+                "resourceType": "Consent",
+                "status": "active",
+                "scope": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "treatment"}]
+                },
+                "category": [
+                    {
+                        "coding": [
+                            {"system": SNOMED, "code": "129125009", "display": "Procedure with explicit context"}
+                        ],
+                        "text": "Behandelgrens",
+                    }
+                ],
+                "patient": _ref(patient),
+                "dateTime": when,
+                "performer": [_ref(patient)],
+                "policy": [{"uri": "https://wetten.overheid.nl/"}],
+                "provision": {
+                    "type": rng.choice(("deny", "permit")),
+                    "code": [{"coding": [{"system": SNOMED, "code": treatment[0], "display": treatment[1]}]}],
+                },
+            },
+        )
         place = rng.choice((("264362003", "Thuis"), ("284546000", "Hospice"), ("42665001", "Verpleeghuis")))
-        self.add("acp-place", {
-            "resourceType": "Observation",
-            "status": "final",
-            "code": {"coding": [{"system": SNOMED, "code": "395091006", "display": "Voorkeursplaats van overlijden"}]},
-            "subject": _ref(patient),
-            "effectiveDateTime": when,
-            "performer": [_ref(team[0].conditional)],
-            "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": place[0], "display": place[1]}]},
-        })
-        if rng.random() < 0.5:
-            self.add("acp-wishes", {
+        self.add(
+            "acp-place",
+            {
                 "resourceType": "Observation",
                 "status": "final",
-                "code": {"coding": [{"system": SNOMED, "code": "153851000146100",
-                                     "display": "Wensen en verwachtingen ten aanzien van zorg"}]},
+                "code": {
+                    "coding": [{"system": SNOMED, "code": "395091006", "display": "Voorkeursplaats van overlijden"}]
+                },
                 "subject": _ref(patient),
                 "effectiveDateTime": when,
-                "valueString": "Wil niet meer naar het ziekenhuis; comfort staat voorop.",
-            })
+                "performer": [_ref(team[0].conditional)],
+                "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": place[0], "display": place[1]}]},
+            },
+        )
+        if rng.random() < 0.5:
+            self.add(
+                "acp-wishes",
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {
+                        "coding": [
+                            {
+                                "system": SNOMED,
+                                "code": "153851000146100",
+                                "display": "Wensen en verwachtingen ten aanzien van zorg",
+                            }
+                        ]
+                    },
+                    "subject": _ref(patient),
+                    "effectiveDateTime": when,
+                    "valueString": "Wil niet meer naar het ziekenhuis; comfort staat voorop.",
+                },
+            )
 
     def _observations(self, patient: str, team: list[Professional]) -> list[str]:
         """Measurements over time: 2-8 per client, over 2025-2026, by a nurse in the team."""
@@ -457,19 +599,34 @@ class _ClientBuilder:
         for i in range(rng.randint(2, 8)):
             code, display, unit, low, high = rng.choice(VITALS)
             codes.append(code)
-            self.add(f"obs{i}", {
-                "resourceType": "Observation",
-                "status": "final",
-                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                          "code": "vital-signs"}]}],
-                "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
-                "subject": _ref(patient),
-                "effectiveDateTime": f"{rng.choice((2025, 2026))}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-                                     f"T{rng.randint(7, 20):02d}:{rng.randint(0, 59):02d}:00+01:00",
-                "performer": [_ref(rng.choice(team[1:]).conditional)],
-                "valueQuantity": {"value": round(rng.uniform(low, high), 1), "unit": unit, "system": UCUM,
-                                  "code": unit},
-            })
+            self.add(
+                f"obs{i}",
+                {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "category": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                    "code": "vital-signs",
+                                }
+                            ]
+                        }
+                    ],
+                    "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+                    "subject": _ref(patient),
+                    "effectiveDateTime": f"{rng.choice((2025, 2026))}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+                    f"T{rng.randint(7, 20):02d}:{rng.randint(0, 59):02d}:00+01:00",
+                    "performer": [_ref(rng.choice(team[1:]).conditional)],
+                    "valueQuantity": {
+                        "value": round(rng.uniform(low, high), 1),
+                        "unit": unit,
+                        "system": UCUM,
+                        "code": unit,
+                    },
+                },
+            )
         return codes
 
     def _overdracht(self, patient: str, team: list[Professional]) -> Organisation | None:
@@ -480,17 +637,20 @@ class _ClientBuilder:
         owner = self.pick_org("verpleeghuis")
         sender = next(p for p in team if p.org.kind == "wijkverpleging")
         status = rng.choice(TASK_STATES)
-        self.add("overdracht", {
-            "resourceType": "Task",
-            "status": status,
-            "intent": "order",
-            "code": {"coding": [{"system": SNOMED, "code": "308292007", "display": "Overdracht van zorg"}]},
-            "for": _ref(patient),
-            "requester": _ref(sender.org.conditional),
-            "owner": _ref(owner.conditional),
-            "authoredOn": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T10:00:00+01:00",
-            "description": "Overdracht wijkverpleging naar verpleeghuis na opname",
-        })
+        self.add(
+            "overdracht",
+            {
+                "resourceType": "Task",
+                "status": status,
+                "intent": "order",
+                "code": {"coding": [{"system": SNOMED, "code": "308292007", "display": "Overdracht van zorg"}]},
+                "for": _ref(patient),
+                "requester": _ref(sender.org.conditional),
+                "owner": _ref(owner.conditional),
+                "authoredOn": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T10:00:00+01:00",
+                "description": "Overdracht wijkverpleging naar verpleeghuis na opname",
+            },
+        )
         return owner if status in OPEN_TASK_STATES else None
 
     def _toewijzing(self, patient: str, team: list[Professional]) -> None:
@@ -501,22 +661,37 @@ class _ClientBuilder:
         gemeente = self.pick_org("gemeente")
         provider = next(p for p in team if p.org.kind == "thuiszorg").org
         year = rng.choice((2025, 2026))
-        self.add("toewijzing", {
-            "resourceType": "ServiceRequest",
-            "identifier": [{"system": TOEWIJZING, "value": f"TW-{year}-{self.index:07d}"}],
-            "status": "active",
-            "intent": "order",
-            "category": [{"coding": [{"system": f"{HUB}/CodeSystem/servicerequest-category",
-                                      "code": "wmo-toewijzing"}]}],
-            "code": {"coding": [{"system": f"{HUB}/CodeSystem/iwmo-productcategorie", "code": "02",
-                                 "display": "Hulp bij het huishouden"}]},
-            "subject": _ref(patient),
-            "occurrencePeriod": {"start": f"{year}-01-01", "end": f"{year}-12-31"},
-            "quantityQuantity": {"value": rng.randint(2, 8), "unit": "uur",
-                                 "system": f"{HUB}/CodeSystem/iwmo-eenheid", "code": "04"},
-            "requester": _ref(gemeente.conditional),
-            "performer": [_ref(provider.conditional)],
-        })
+        self.add(
+            "toewijzing",
+            {
+                "resourceType": "ServiceRequest",
+                "identifier": [{"system": TOEWIJZING, "value": f"TW-{year}-{self.index:07d}"}],
+                "status": "active",
+                "intent": "order",
+                "category": [
+                    {"coding": [{"system": f"{HUB}/CodeSystem/servicerequest-category", "code": "wmo-toewijzing"}]}
+                ],
+                "code": {
+                    "coding": [
+                        {
+                            "system": f"{HUB}/CodeSystem/iwmo-productcategorie",
+                            "code": "02",
+                            "display": "Hulp bij het huishouden",
+                        }
+                    ]
+                },
+                "subject": _ref(patient),
+                "occurrencePeriod": {"start": f"{year}-01-01", "end": f"{year}-12-31"},
+                "quantityQuantity": {
+                    "value": rng.randint(2, 8),
+                    "unit": "uur",
+                    "system": f"{HUB}/CodeSystem/iwmo-eenheid",
+                    "code": "04",
+                },
+                "requester": _ref(gemeente.conditional),
+                "performer": [_ref(provider.conditional)],
+            },
+        )
 
     def _privacy_consent(self, patient: str, team: list[Professional]) -> dict[str, Any]:
         """The client's consent (Mitz-like): share with care relations, medical data (opt-in) with the team."""
@@ -524,22 +699,37 @@ class _ClientBuilder:
         return {
             "resourceType": "Consent",
             "status": "active",
-            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                                  "code": "patient-privacy"}]},
+            "scope": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+            },
             "category": [{"coding": [{"system": f"{HUB}/CodeSystem/consent-category", "code": "gegevensdeling"}]}],
             "patient": _ref(patient),
             "dateTime": "2025-01-15",
             "performer": [_ref(patient)],
-            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                                       "code": "OPTIN"}]},
-            "provision": {"type": "permit", "provision": [
-                {"type": "permit",
-                 "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                                 "code": "IRCP"}]},
-                            "reference": _ref(org.conditional)}],
-                 "code": [{"coding": [{"system": f"{HUB}/CodeSystem/data-category", "code": "medisch"}]}]}
-                for org in orgs
-            ]},
+            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+            "provision": {
+                "type": "permit",
+                "provision": [
+                    {
+                        "type": "permit",
+                        "actor": [
+                            {
+                                "role": {
+                                    "coding": [
+                                        {
+                                            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                            "code": "IRCP",
+                                        }
+                                    ]
+                                },
+                                "reference": _ref(org.conditional),
+                            }
+                        ],
+                        "code": [{"coding": [{"system": f"{HUB}/CodeSystem/data-category", "code": "medisch"}]}],
+                    }
+                    for org in orgs
+                ],
+            },
         }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 def plot_search_latency(doc: dict[str, Any], path: Path) -> Path:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")  # no display; must precede pyplot
     import matplotlib.pyplot as plt
@@ -20,16 +21,26 @@ def plot_search_latency(doc: dict[str, Any], path: Path) -> Path:
         ax.plot(xs, [r["p95_ms"] for r in rows], "o--", color="grey", linewidth=1.5, label="mix p95")
         kinds = sorted({k for r in rows for k in r.get("by_kind", {})})
         for kind in kinds:
-            ax.plot(xs, [r.get("by_kind", {}).get(kind, {}).get("p50_ms", float("nan")) for r in rows],
-                    "s:", linewidth=1.2, label=f"{kind} p50")
+            ax.plot(
+                xs,
+                [r.get("by_kind", {}).get(kind, {}).get("p50_ms", float("nan")) for r in rows],
+                "s:",
+                linewidth=1.2,
+                label=f"{kind} p50",
+            )
         ax.set_xscale("log")
         ax.set_xticks(xs, [f"{x:,}" for x in xs])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.axhline(20, color="tab:red", linewidth=0.8, linestyle="-.", label="target p50 20 ms")
     ax.set_xlabel("clients in the database (log scale)")
     ax.set_ylabel("latency (ms)")
     m = doc.get("machine", {})
-    ax.set_title(f"Search mix as a professional — {doc.get('database', '')}, {m.get('nproc', '?')} vCPU, "
-                 f"{doc.get('users', '?')} users", fontsize=9)
+    users = rows[0].get("concurrency", "?") if rows else "?"
+    ax.set_title(
+        f"Search mix as a professional — {doc.get('database', '').split(' (')[0]}, "
+        f"{m.get('nproc', '?')} vCPU, {users} virtual users, 1 hub worker",
+        fontsize=9,
+    )
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")

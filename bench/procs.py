@@ -17,8 +17,8 @@ def _stat(pid: int) -> tuple[str, int, float] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    comm = raw[raw.index("(") + 1: raw.rindex(")")]
-    rest = raw[raw.rindex(")") + 2:].split()
+    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+    rest = raw[raw.rindex(")") + 2 :].split()
     return comm, int(rest[1]), (int(rest[11]) + int(rest[12])) / _TICK
 
 
@@ -62,18 +62,20 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def postgres_cpu_seconds(database: str | None = None) -> float:
-    """CPU time of the PostgreSQL backends serving ``database`` (process title names it), or of every
-    ``postgres`` process when None. Other users of the shared server are left out that way; the
+def postgres_cpu(database: str | None = None) -> dict[int, float]:
+    """CPU seconds per PostgreSQL process serving ``database`` (the process title names it), or of
+    every ``postgres`` process when None. Other users of a shared server are left out that way; the
     background writers (WAL, checkpointer) are too, so writes are slightly under-counted."""
-    total = 0.0
+    out: dict[int, float] = {}
     for pid in _all_pids():
         st = _stat(pid)
-        if st is None or st[0] != "postgres":
-            continue
-        if database is None or f" {database} " in _cmdline(pid):
-            total += st[2]
-    return total
+        if st is not None and st[0] == "postgres" and (database is None or f" {database} " in _cmdline(pid)):
+            out[pid] = st[2]
+    return out
+
+
+def postgres_cpu_seconds(database: str | None = None) -> float:
+    return sum(postgres_cpu(database).values())
 
 
 @dataclass
@@ -122,30 +124,37 @@ class TreeMonitor:
 @dataclass
 class CpuMeter:
     """CPU seconds used by the hub (its process tree), PostgreSQL (the backends of ``database``) and
-    this process (the load generator) over a span. Backends that exit during the span are lost."""
+    this process (the load generator) over a span. Per process, so a backend that exits in between
+    loses its share (never makes the total negative)."""
 
     hub_root: int | None
     database: str | None = None
-    _start: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    _start: tuple[dict[int, float], dict[int, float], float] = ({}, {}, 0.0)
 
-    def _now(self) -> tuple[float, float, float]:
+    def _now(self) -> tuple[dict[int, float], dict[int, float], float]:
         t = os.times()
-        hub = cpu_seconds(process_tree(self.hub_root)) if self.hub_root else 0.0
-        return hub, postgres_cpu_seconds(self.database), t.user + t.system
+        hub = {p: cpu_seconds([p]) for p in process_tree(self.hub_root)} if self.hub_root else {}
+        return hub, postgres_cpu(self.database), t.user + t.system
 
     def __enter__(self) -> CpuMeter:
         self._start = self._now()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        end = self._now()
-        self.hub, self.postgres, self.driver = (round(e - s, 2) for e, s in zip(end, self._start, strict=True))
+        hub, pg, driver = self._now()
+        h0, p0, d0 = self._start
+        self.hub = round(sum(v - h0.get(p, 0.0) for p, v in hub.items()), 2)
+        self.postgres = round(sum(v - p0.get(p, 0.0) for p, v in pg.items()), 2)
+        self.driver = round(driver - d0, 2)
 
     def as_dict(self, seconds: float) -> dict[str, float]:
         """CPU seconds per wall second (1.0 = one full core) for hub, PostgreSQL and the load generator."""
         wall = max(seconds, 1e-9)
-        return {"hub": round(self.hub / wall, 2), "postgres": round(self.postgres / wall, 2),
-                "load_generator": round(self.driver / wall, 2)}
+        return {
+            "hub": round(self.hub / wall, 2),
+            "postgres": round(self.postgres / wall, 2),
+            "load_generator": round(self.driver / wall, 2),
+        }
 
 
-__all__ = ["CpuMeter", "TreeMonitor", "cpu_seconds", "postgres_cpu_seconds", "process_tree", "rss_kib"]
+__all__ = ["CpuMeter", "TreeMonitor", "cpu_seconds", "postgres_cpu", "postgres_cpu_seconds", "process_tree", "rss_kib"]

@@ -21,8 +21,23 @@ def py_spy() -> str | None:
 
 
 #: Where own time goes, by the package of the innermost frame.
-PACKAGES = ("asyncpg", "sqlalchemy", "pydantic", "fhir_core", "fhirpathpy", "fastapi", "starlette", "uvicorn",
-            "orjson", "simplejson", "joserfc", "authlib", "cryptography", "asyncio", "hub/")
+PACKAGES = (
+    "asyncpg",
+    "sqlalchemy",
+    "pydantic",
+    "fhir_core",
+    "fhirpathpy",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "orjson",
+    "simplejson",
+    "joserfc",
+    "authlib",
+    "cryptography",
+    "asyncio",
+    "hub/",
+)
 #: Hub frames that only wrap everything (entry points, routing): left out of the inclusive list.
 _WRAPPERS = ("hub/cli.py", "hub/api/routes/", "hub/api/handlers/__init__.py", "hub/app.py")
 
@@ -45,8 +60,9 @@ def top_frames(collapsed: str, n: int = 15) -> dict[str, Any]:
         frames = [_short(f) for f in stack.split(";")]
         total += count
         own[frames[-1]] += count
-        by_package[next((p.rstrip("/") for p in PACKAGES if f"({p}" in frames[-1] or f"/{p}" in frames[-1]),
-                        "other")] += count
+        by_package[
+            next((p.rstrip("/") for p in PACKAGES if f"({p}" in frames[-1] or f"/{p}" in frames[-1]), "other")
+        ] += count
         for frame in {_LINE.sub(")", f) for f in frames}:  # per function, whatever line
             if "(hub/" in frame and not any(w in frame for w in _WRAPPERS):
                 inclusive[frame] += count
@@ -68,16 +84,29 @@ def _short(frame: str) -> str:
     return frame
 
 
-async def profile_workload(kind: str, pid: int, work_dir: Path, seconds: float,
-                           workload: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+async def profile_workload(
+    kind: str, pid: int, work_dir: Path, seconds: float, workload: Callable[[], Awaitable[Any]]
+) -> dict[str, Any]:
     """Run ``workload`` again under ``py-spy record`` attached to ``pid`` for ``seconds``."""
     exe = py_spy()
     if exe is None:
         return {"workload": kind, "error": "py-spy is not installed (pip install py-spy)"}
     raw_path = work_dir / f"profile-{kind}.txt"
     proc = await asyncio.create_subprocess_exec(
-        exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200", "--nonblocking",
-        "--format", "raw", "--output", str(raw_path), stdout=asyncio.subprocess.DEVNULL,
+        exe,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(int(seconds)),
+        "--rate",
+        "200",
+        "--nonblocking",
+        "--format",
+        "raw",
+        "--output",
+        str(raw_path),
+        stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     await asyncio.sleep(0.5)
@@ -89,9 +118,14 @@ async def profile_workload(kind: str, pid: int, work_dir: Path, seconds: float,
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     kept = RESULTS_DIR / f"profile-{kind}.collapsed.txt"
     kept.write_text(collapsed)
-    return {"workload": kind, "tool": "py-spy record --rate 200 --nonblocking", "seconds": seconds,
-            "throughput_rps_under_profiler": round(result.throughput, 1), "collapsed_stacks": str(kept.name),
-            **top_frames(collapsed)}
+    return {
+        "workload": kind,
+        "tool": "py-spy record --rate 200 --nonblocking",
+        "seconds": seconds,
+        "throughput_rps_under_profiler": round(result.throughput, 1),
+        "collapsed_stacks": str(kept.name),
+        **top_frames(collapsed),
+    }
 
 
 __all__ = ["profile_workload", "py_spy", "top_frames"]

@@ -33,8 +33,16 @@ async def _pool(dsn: str, size: int) -> Any:
     return await asyncpg.create_pool(dsn, min_size=size, max_size=size)
 
 
-async def _loop(pool: Any, name: str, op: Callable[[Any, int], Awaitable[int]], *, concurrency: int,
-                max_ops: int, max_seconds: float, unit: str = "tx") -> dict[str, Any]:
+async def _loop(
+    pool: Any,
+    name: str,
+    op: Callable[[Any, int], Awaitable[int]],
+    *,
+    concurrency: int,
+    max_ops: int,
+    max_seconds: float,
+    unit: str = "tx",
+) -> dict[str, Any]:
     """Run ``op`` from ``concurrency`` tasks until ``max_ops`` or ``max_seconds``; returns the stats."""
     deadline = time.monotonic() + max_seconds
     latencies: list[float] = []
@@ -66,26 +74,44 @@ async def _loop(pool: Any, name: str, op: Callable[[Any, int], Awaitable[int]], 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
     return {
-        "operation": name, "concurrency": concurrency, "seconds": round(elapsed, 2), "ops": len(latencies),
-        "ops_per_s": round(len(latencies) / elapsed, 1), f"{unit}_per_s": round(units / elapsed, 1),
+        "operation": name,
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "ops": len(latencies),
+        "ops_per_s": round(len(latencies) / elapsed, 1),
+        f"{unit}_per_s": round(units / elapsed, 1),
         **latency_summary(latencies),
     }
 
 
 async def _sample(conn: Any) -> dict[str, Any]:
     """Real keys and shapes from the loaded data: ids to read, patients to look up, row counts per table."""
-    keys = [tuple(r) for r in await conn.fetch(
-        "SELECT res_type, res_id FROM resource WHERE NOT deleted ORDER BY random() LIMIT 5000")]
-    patients = [r[0] for r in await conn.fetch(
-        "SELECT res_id FROM resource WHERE res_type = 'Patient' AND NOT deleted ORDER BY random() LIMIT 2000")]
+    keys = [
+        tuple(r)
+        for r in await conn.fetch(
+            "SELECT res_type, res_id FROM resource WHERE NOT deleted ORDER BY random() LIMIT 5000"
+        )
+    ]
+    patients = [
+        r[0]
+        for r in await conn.fetch(
+            "SELECT res_id FROM resource WHERE res_type = 'Patient' AND NOT deleted ORDER BY random() LIMIT 2000"
+        )
+    ]
     resources = await conn.fetchval("SELECT count(*) FROM resource") or 1
     per_table = {t: (await conn.fetchval(f"SELECT count(*) FROM {t}")) / resources for t in INDEX_TABLES}  # noqa: S608
-    content = await conn.fetchval(
-        "SELECT content::text FROM resource WHERE res_type = 'CarePlan' AND NOT deleted LIMIT 1"
-    ) or '{"resourceType":"Basic"}'
+    content = (
+        await conn.fetchval("SELECT content::text FROM resource WHERE res_type = 'CarePlan' AND NOT deleted LIMIT 1")
+        or '{"resourceType":"Basic"}'
+    )
     sizes = await conn.fetchval("SELECT avg(pg_column_size(content)) FROM resource WHERE NOT deleted")
-    return {"keys": keys, "patients": patients, "per_table": per_table, "content": content,
-            "avg_content_bytes": round(float(sizes or 0))}
+    return {
+        "keys": keys,
+        "patients": patients,
+        "per_table": per_table,
+        "content": content,
+        "avg_content_bytes": round(float(sizes or 0)),
+    }
 
 
 async def _index_rows(conn: Any) -> dict[str, dict[str, Any]]:
@@ -118,8 +144,11 @@ def _insert_sql(table: str, columns: list[str], returning: str = "") -> str:
     return f"INSERT INTO {SCHEMA}.{table} ({cols}) VALUES ({values}){returning}"  # noqa: S608
 
 
-def _writer(sample: dict[str, Any], templates: dict[str, dict[str, Any]], resources_per_tx: int,
-            ) -> Callable[[Any, int], Awaitable[int]]:
+def _writer(
+    sample: dict[str, Any],
+    templates: dict[str, dict[str, Any]],
+    resources_per_tx: int,
+) -> Callable[[Any, int], Awaitable[int]]:
     """A transaction writing ``resources_per_tx`` resources, each with history and its share of index rows.
 
     Rows are copies of real rows of the loaded database (whatever columns the schema has now), with a
@@ -132,12 +161,15 @@ def _writer(sample: dict[str, Any], templates: dict[str, dict[str, Any]], resour
     res_cols, hist_cols = list(res_row), ["pid", *hist_row]
     insert_resource = _insert_sql("resource", res_cols, " RETURNING pid")
     insert_history = _insert_sql("resource_history", hist_cols)
-    plan = [(t, _insert_sql(t, list(templates[t])), [c for c in templates[t] if c != "pid"])
-            for t in INDEX_TABLES if t in templates and per_table.get(t, 0) > 0]
+    plan = [
+        (t, _insert_sql(t, list(templates[t])), [c for c in templates[t] if c != "pid"])
+        for t in INDEX_TABLES
+        if t in templates and per_table.get(t, 0) > 0
+    ]
 
     async def op(conn: Any, i: int) -> int:
         async with conn.transaction():
-            for k in range(resources_per_tx):
+            for _ in range(resources_per_tx):
                 res_id = str(uuid.uuid4())
                 now = int(time.time() * 1_000_000)
                 row = {**res_row, "res_id": res_id, "last_updated": now}
@@ -154,16 +186,26 @@ def _writer(sample: dict[str, Any], templates: dict[str, dict[str, Any]], resour
     return op
 
 
-_READ_SQL = ("SELECT pid, version, last_updated, deleted, content::text FROM resource "
-             "WHERE res_type = $1 AND res_id = $2")
-_REF_SQL = ("SELECT r.pid, r.content::text FROM idx_reference i JOIN resource r ON r.pid = i.pid "
-            "WHERE i.res_type = 'Observation' AND i.param = 'subject' AND i.target_type = 'Patient' "
-            "AND i.target_id = $1 AND NOT r.deleted ORDER BY r.pid LIMIT 21")
-_COMP_SQL = ("SELECT r.pid, r.content::text FROM resource r WHERE NOT r.deleted AND r.pid IN "
-             "(SELECT pid FROM idx_compartment WHERE comp_type = 'Patient' AND comp_id = $1)")
+_READ_SQL = (
+    "SELECT pid, version, last_updated, deleted, content::text FROM resource WHERE res_type = $1 AND res_id = $2"
+)
+_REF_SQL = (
+    "SELECT r.pid, r.content::text FROM idx_reference i JOIN resource r ON r.pid = i.pid "
+    "WHERE i.res_type = 'Observation' AND i.param = 'subject' AND i.target_type = 'Patient' "
+    "AND i.target_id = $1 AND NOT r.deleted ORDER BY r.pid LIMIT 21"
+)
+_COMP_SQL = (
+    "SELECT r.pid, r.content::text FROM resource r WHERE NOT r.deleted AND r.pid IN "
+    "(SELECT pid FROM idx_compartment WHERE comp_type = 'Patient' AND comp_id = $1)"
+)
 #: Baseline name -> what its unit counts.
-UNITS = {"pk_read": "tx", "ref_lookup": "rows", "compartment": "rows", "write_1": "resources",
-         "write_bundle": "resources"}
+UNITS = {
+    "pk_read": "tx",
+    "ref_lookup": "rows",
+    "compartment": "rows",
+    "write_1": "resources",
+    "write_bundle": "resources",
+}
 
 
 class RawBench:
@@ -207,7 +249,9 @@ class RawBench:
             return len(await conn.fetch(_COMP_SQL, patients[i % len(patients)]))
 
         ops: dict[str, Callable[[], Callable[[Any, int], Awaitable[int]]]] = {
-            "pk_read": lambda: pk_read, "ref_lookup": lambda: ref_lookup, "compartment": lambda: compartment,
+            "pk_read": lambda: pk_read,
+            "ref_lookup": lambda: ref_lookup,
+            "compartment": lambda: compartment,
             "write_1": lambda: _writer(self.sample, self.templates, 1),
             "write_bundle": lambda: _writer(self.sample, self.templates, bundle_size),
         }
@@ -218,16 +262,24 @@ class RawBench:
             await self.refresh()
         if name == "write_bundle":
             max_ops = max(10, max_ops // bundle_size)
-        out = await _loop(self.pool, name, self._op(name, bundle_size), concurrency=self.concurrency,
-                          max_ops=max_ops, max_seconds=max_seconds, unit=UNITS[name])
+        out = await _loop(
+            self.pool,
+            name,
+            self._op(name, bundle_size),
+            concurrency=self.concurrency,
+            max_ops=max_ops,
+            max_seconds=max_seconds,
+            unit=UNITS[name],
+        )
         if name == "write_bundle":
             out["resources_per_tx"] = bundle_size
         out["avg_content_bytes"] = self.sample["avg_content_bytes"]
         return out
 
 
-async def baselines(dsn: str, *, concurrency: int, max_ops: int, max_seconds: float,
-                    bundle_size: int) -> dict[str, Any]:
+async def baselines(
+    dsn: str, *, concurrency: int, max_ops: int, max_seconds: float, bundle_size: int
+) -> dict[str, Any]:
     """Every raw baseline, one after the other, measured now on the loaded database."""
     bench = RawBench(dsn, concurrency)
     try:

@@ -18,10 +18,18 @@ RESULTS_MD = BENCH_DIR / "RESULTS.md"
 #: workload -> (raw baseline, hub figure, raw figure, what is compared)
 PAIRS: dict[str, tuple[str, str, str, str]] = {
     "read": ("pk_read", "throughput_rps", "ops_per_s", "read-by-id req/s vs primary-key reads/s"),
-    "crud": ("write_1", "throughput_rps", "ops_per_s",
-             "CRUD chain req/s vs one-resource write transactions/s (resource + history + index rows)"),
-    "ingest": ("write_bundle", "resources_per_s", "resources_per_s",
-               "ingested resources/s vs raw resources/s written in bundle-sized transactions"),
+    "crud": (
+        "write_1",
+        "throughput_rps",
+        "ops_per_s",
+        "CRUD chain req/s vs one-resource write transactions/s (resource + history + index rows)",
+    ),
+    "ingest": (
+        "write_bundle",
+        "resources_per_s",
+        "resources_per_s",
+        "ingested resources/s vs raw resources/s written in bundle-sized transactions",
+    ),
     "search": ("ref_lookup", "throughput_rps", "ops_per_s", "search mix req/s vs indexed reference lookups/s"),
     "pgo": ("compartment", "throughput_rps", "ops_per_s", "$everything req/s vs raw Patient-compartment reads/s"),
 }
@@ -42,13 +50,21 @@ def add_ratios(doc: dict[str, Any]) -> None:
             measured = r["raw_paired"]
             hub_value = r.get(hub_key, 0.0)
             raw_value = measured.get(raw_key, 0.0)
-            r["raw"] = {"baseline": base, "value": raw_value, "what": what, "ratio": _ratio(hub_value, raw_value),
-                        "p50_ratio": _ratio(r.get("p50_ms", 0.0), measured["p50_ms"])}
+            r["raw"] = {
+                "baseline": base,
+                "value": raw_value,
+                "what": what,
+                "ratio": _ratio(hub_value, raw_value),
+                "p50_ratio": _ratio(r.get("p50_ms", 0.0), measured["p50_ms"]),
+            }
         ingest = run.get("ingest", {})
         if "raw_paired_single" in ingest:
             single = ingest["raw_paired_single"]["resources_per_s"]
-            ingest["raw_single"] = {"baseline": "write_1", "value": single,
-                                    "ratio": _ratio(ingest["resources_per_s"], single)}
+            ingest["raw_single"] = {
+                "baseline": "write_1",
+                "value": single,
+                "ratio": _ratio(ingest["resources_per_s"], single),
+            }
     doc["targets"] = targets(doc)
 
 
@@ -63,35 +79,60 @@ def targets(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Issue 7's targets, per worker count: (target, figure, met)."""
     out: list[dict[str, Any]] = []
     for name, run in doc["runs"].items():
+
         def check(target: str, figure: str, met: bool, _name: str = name) -> None:
             out.append({"config": _name, "target": target, "figure": figure, "met": met})
 
         read, crud, ingest = run.get("read", {}), run.get("crud", {}), run.get("ingest", {})
         r = read.get("raw", {}).get("ratio") or 0.0
-        check("read-by-id ≥ 1,000 req/s and ≥ 5% of raw PK reads",
-              f"{read.get('throughput_rps', 0):,.0f} req/s, {r:.1%} of raw",
-              read.get("throughput_rps", 0) >= 1000 and r >= 0.05)
-        check("CRUD chain ≥ 600 req/s with zero errors",
-              f"{crud.get('throughput_rps', 0):,.0f} req/s, {crud.get('errors', 0)} errors",
-              crud.get("throughput_rps", 0) >= 600 and crud.get("errors", 1) == 0)
+        check(
+            "read-by-id ≥ 1,000 req/s and ≥ 5% of raw PK reads",
+            f"{read.get('throughput_rps', 0):,.0f} req/s, {r:.1%} of raw",
+            read.get("throughput_rps", 0) >= 1000 and r >= 0.05,
+        )
+        check(
+            "CRUD chain ≥ 600 req/s with zero errors",
+            f"{crud.get('throughput_rps', 0):,.0f} req/s, {crud.get('errors', 0)} errors",
+            crud.get("throughput_rps", 0) >= 600 and crud.get("errors", 1) == 0,
+        )
         ri = ingest.get("raw", {}).get("ratio") or 0.0
-        check("ingest ≥ 1,000 resources/s and ≥ 40% of raw inserts",
-              f"{ingest.get('resources_per_s', 0):,.0f} resources/s, {ri:.1%} of raw",
-              ingest.get("resources_per_s", 0) >= 1000 and ri >= 0.40)
+        check(
+            "ingest ≥ 1,000 resources/s and ≥ 40% of raw inserts",
+            f"{ingest.get('resources_per_s', 0):,.0f} resources/s, {ri:.1%} of raw",
+            ingest.get("resources_per_s", 0) >= 1000 and ri >= 0.40,
+        )
         rss = run.get("peak_rss_mib", {}).get("worker_max", 0)
         check("hub worker peak RSS ≤ 300 MB", f"{rss:.0f} MiB", 0 < rss * 1.048576 <= 300)
     p1k, p10k = _search_p50(doc, 1_000), _search_p50(doc, 10_000)
     if p10k is not None:
-        out.append({"config": "workers_1", "target": "search mix p50 ≤ 20 ms at 10k clients",
-                    "figure": f"{p10k:.1f} ms", "met": p10k <= 20})
+        out.append(
+            {
+                "config": "workers_1",
+                "target": "search mix p50 ≤ 20 ms at 10k clients",
+                "figure": f"{p10k:.1f} ms",
+                "met": p10k <= 20,
+            }
+        )
         if p1k:
-            out.append({"config": "workers_1", "target": "search p50 at 10k ≤ 1.5 × p50 at 1k",
-                        "figure": f"{p10k:.1f} ms vs {p1k:.1f} ms ({p10k / p1k:.2f}×)", "met": p10k <= 1.5 * p1k})
+            out.append(
+                {
+                    "config": "workers_1",
+                    "target": "search p50 at 10k ≤ 1.5 × p50 at 1k",
+                    "figure": f"{p10k:.1f} ms vs {p1k:.1f} ms ({p10k / p1k:.2f}×)",
+                    "met": p10k <= 1.5 * p1k,
+                }
+            )
     else:
         sizes = [row["clients"] for row in doc.get("search_by_size", [])]
-        out.append({"config": "workers_1", "target": "search mix p50 ≤ 20 ms at 10k clients (and ≤ 1.5 × 1k)",
-                    "figure": f"not measured: this run grew to {max(sizes, default=0):,} clients "
-                              "(run --size medium or full)", "met": None})
+        out.append(
+            {
+                "config": "workers_1",
+                "target": "search mix p50 ≤ 20 ms at 10k clients (and ≤ 1.5 × 1k)",
+                "figure": f"not measured: this run grew to {max(sizes, default=0):,} clients "
+                "(run --size medium or full)",
+                "met": None,
+            }
+        )
     return out
 
 
@@ -133,11 +174,15 @@ def _fmt(value: Any, digits: int = 0) -> str:
 
 
 def markdown(docs: list[dict[str, Any]]) -> str:
-    lines = ["# Zorgnet Hub benchmark results", "",
-             "Generated by `python -m bench run` (`make bench` = small, `make bench-full` = full); do not edit by",
-             "hand. Every hub figure has the raw PostgreSQL figure for the same work, measured in the same run on",
-             "the same database, and the ratio hub ÷ raw. The machine is shared and noisy: compare ratios, not",
-             "absolutes. CPU columns are cores used (1.0 = one full core) by hub / PostgreSQL / load generator.", ""]
+    lines = [
+        "# Zorgnet Hub benchmark results",
+        "",
+        "Generated by `python -m bench run` (`make bench` = small, `make bench-full` = full); do not edit by",
+        "hand. Every hub figure has the raw PostgreSQL figure for the same work, measured in the same run on",
+        "the same database, and the ratio hub ÷ raw. The machine is shared and noisy: compare ratios, not",
+        "absolutes. CPU columns are cores used (1.0 = one full core) by hub / PostgreSQL / load generator.",
+        "",
+    ]
     for doc in docs:
         lines += _section(doc)
     return "\n".join(lines) + "\n"
@@ -147,68 +192,117 @@ def _section(doc: dict[str, Any]) -> list[str]:
     m = doc["machine"]
     free = m.get("free_g", "").splitlines()
     mem = free[1].split()[1] if len(free) > 1 else "?"
-    lines = [f"## {doc['size']} — {doc['started']} ({doc['_file']})", "",
-             f"- machine: {m.get('nproc')} vCPU ({m.get('cpu')}), {mem} GB RAM, Linux {m.get('kernel')}, "
-             f"Python {m.get('python')}; hub, PostgreSQL and load generator on the same box",
-             f"- database: {doc['database']} (fresh database per run, dropped afterwards)",
-             f"- commit: `{m.get('git_commit', '')[:12]}`{' (+ uncommitted changes)' if m.get('git_dirty') else ''}",
-             f"- data: {doc['generator']}, seed `{doc['seed']}`, grown through "
-             f"{', '.join(f'{s:,}' for s in doc['plan']['steps'])} clients",
-             f"- load generator: {doc['load_generator']}, {doc['users']} virtual users",
-             f"- authenticated requests: {'yes' if doc.get('authenticated') else 'no (hub has no `hub token` yet)'}",
-             f"- duration: {doc['duration_s']} s", ""]
-    lines += ["| workers | workload | hub | p50 / p95 / p99 ms | errors | raw baseline | raw | hub ÷ raw | p50 hub ÷ raw | CPU hub/pg/gen |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## {doc['size']} — {doc['started']} ({doc['_file']})",
+        "",
+        f"- machine: {m.get('nproc')} vCPU ({m.get('cpu')}), {mem} GB RAM, Linux {m.get('kernel')}, "
+        f"Python {m.get('python')}; hub, PostgreSQL and load generator on the same box",
+        f"- database: {doc['database']} (fresh database per run, dropped afterwards)",
+        f"- commit: `{m.get('git_commit', '')[:12]}`{' (+ uncommitted changes)' if m.get('git_dirty') else ''}",
+        f"- data: {doc['generator']}, seed `{doc['seed']}`, grown through "
+        f"{', '.join(f'{s:,}' for s in doc['plan']['steps'])} clients",
+        f"- load generator: {doc['load_generator']}, {doc['users']} virtual users",
+        f"- authenticated requests: {'yes' if doc.get('authenticated') else 'no (hub has no `hub token` yet)'}",
+        f"- duration: {doc['duration_s']} s",
+        "",
+    ]
+    lines += [
+        (
+            "| workers | workload | hub | p50 / p95 / p99 ms | errors | raw baseline | raw | hub ÷ raw "
+            "| p50 hub ÷ raw | CPU hub/pg/gen |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for run in doc["runs"].values():
         for workload in ("ingest", "read", "crud", "search", "pgo"):
             r = run.get(workload)
             if not r:
                 continue
             raw = r.get("raw", {})
-            hub = (f"{_fmt(r.get('resources_per_s'))} res/s" if workload == "ingest"
-                   else f"{_fmt(r['throughput_rps'])} req/s")
+            hub = (
+                f"{_fmt(r.get('resources_per_s'))} res/s"
+                if workload == "ingest"
+                else f"{_fmt(r['throughput_rps'])} req/s"
+            )
             cpu = r.get("cpu_cores", {})
             lines.append(
                 f"| {run['workers']} | {workload} | {hub} | {r['p50_ms']} / {r['p95_ms']} / {r['p99_ms']} | "
                 f"{r['errors']} | {raw.get('baseline', '')} | {_fmt(raw.get('value'))} | "
                 f"{_fmt((raw.get('ratio') or 0) * 100, 1)}% | {_fmt(raw.get('p50_ratio'), 1)}× | "
-                f"{cpu.get('hub', '')}/{cpu.get('postgres', '')}/{cpu.get('load_generator', '')} |")
-    lines += ["", "Peak RSS of the largest hub process: " + ", ".join(
-        f"{run['workers']} worker(s) {run['peak_rss_mib']['worker_max']} MiB "
-        f"(all processes {run['peak_rss_mib']['tree_total']} MiB)" for run in doc["runs"].values()), ""]
-    lines += ["Raw PostgreSQL baselines (asyncpg, same concurrency, measured right after the hub workload "
-              "they are paired with):", "",
-              "| workers | operation | ops/s | resources/s | p50 ms | p95 ms | CPU pg | what |", "|---|---|---|---|---|---|---|---|"]
-    notes = {"pk_read": "current row by (type, id), JSONB as text",
-             "ref_lookup": "Observations by subject via idx_reference, joined to resource",
-             "compartment": "every resource of one Patient compartment",
-             "write_1": "1 resource + history + index rows per transaction",
-             "write_bundle": "a client's network (resources + history + index rows) per transaction"}
+                f"{cpu.get('hub', '')}/{cpu.get('postgres', '')}/{cpu.get('load_generator', '')} |"
+            )
+    lines += [
+        "",
+        "Peak RSS of the largest hub process: "
+        + ", ".join(
+            f"{run['workers']} worker(s) {run['peak_rss_mib']['worker_max']} MiB "
+            f"(all processes {run['peak_rss_mib']['tree_total']} MiB)"
+            for run in doc["runs"].values()
+        ),
+        "",
+    ]
+    lines += [
+        "Raw PostgreSQL baselines (asyncpg, same concurrency, measured right after the hub workload "
+        "they are paired with):",
+        "",
+        "| workers | operation | ops/s | resources/s | p50 ms | p95 ms | CPU pg | what |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    notes = {
+        "pk_read": "current row by (type, id), JSONB as text",
+        "ref_lookup": "Observations by subject via idx_reference, joined to resource",
+        "compartment": "every resource of one Patient compartment",
+        "write_1": "1 resource + history + index rows per transaction",
+        "write_bundle": "a client's network (resources + history + index rows) per transaction",
+    }
     for run in doc["runs"].values():
-        measured = [run[w]["raw_paired"] for w in ("read", "crud", "search", "pgo", "ingest") if "raw_paired" in run.get(w, {})]
+        measured = [
+            run[w]["raw_paired"] for w in ("read", "crud", "search", "pgo", "ingest") if "raw_paired" in run.get(w, {})
+        ]
         if "raw_paired_single" in run.get("ingest", {}):
             measured.append(run["ingest"]["raw_paired_single"])
         for m in measured:
-            lines.append(f"| {run['workers']} | {m['operation']} | {_fmt(m['ops_per_s'])} | "
-                         f"{_fmt(m.get('resources_per_s'))} | {m['p50_ms']} | {m['p95_ms']} | "
-                         f"{m.get('cpu_cores', {}).get('postgres', '')} | {notes.get(m['operation'], '')} |")
+            lines.append(
+                f"| {run['workers']} | {m['operation']} | {_fmt(m['ops_per_s'])} | "
+                f"{_fmt(m.get('resources_per_s'))} | {m['p50_ms']} | {m['p95_ms']} | "
+                f"{m.get('cpu_cores', {}).get('postgres', '')} | {notes.get(m['operation'], '')} |"
+            )
     lines.append("")
-    lines += ["Search latency by data-set size (1 worker):", "",
-              "| clients | resources | p50 ms | p95 ms | " + " | ".join(_kinds(doc)) + " |",
-              "|---|---|---|---|" + "---|" * len(_kinds(doc))]
+    users = next((row.get("concurrency") for row in doc.get("search_by_size", [])), "?")
+    lines += [
+        f"Search latency by data-set size (1 worker, {users} virtual users: service time rather than queueing; "
+        "each kind's p50 in its column):",
+        "",
+        "| clients | resources | p50 ms | p95 ms | " + " | ".join(_kinds(doc)) + " |",
+        "|---|---|---|---|" + "---|" * len(_kinds(doc)),
+    ]
     for row in doc.get("search_by_size", []):
         kinds = row.get("by_kind", {})
-        lines.append(f"| {row['clients']:,} | {row['resources']:,} | {row['p50_ms']} | {row['p95_ms']} | "
-                     + " | ".join(f"{kinds.get(k, {}).get('p50_ms', '–')}" for k in _kinds(doc)) + " |")
-    lines += ["", f"![search latency](results/search-latency-{doc['size']}.png)", "", "Targets (issue 7):", "",
-              "| config | target | figure | met |", "|---|---|---|---|"]
+        lines.append(
+            f"| {row['clients']:,} | {row['resources']:,} | {row['p50_ms']} | {row['p95_ms']} | "
+            + " | ".join(f"{kinds.get(k, {}).get('p50_ms', '–')}" for k in _kinds(doc))
+            + " |"
+        )
+    lines += [
+        "",
+        f"![search latency](results/search-latency-{doc['size']}.png)",
+        "",
+        "Targets (issue 7):",
+        "",
+        "| config | target | figure | met |",
+        "|---|---|---|---|",
+    ]
     for t in doc.get("targets", []):
         met = "–" if t["met"] is None else ("yes" if t["met"] else "**no**")
         lines.append(f"| {t['config']} | {t['target']} | {t['figure']} | {met} |")
     profiles = [run[k] for run in doc["runs"].values() for k in ("profile", "profile_ingest") if run.get(k)]
     for prof in profiles:
-        lines += ["", f"Profile of the `{prof['workload']}` workload (hub worker, {prof.get('tool', '')}, "
-                      f"{prof.get('samples', 0)} samples; collapsed stacks in `results/{prof.get('collapsed_stacks', '')}`):", ""]
+        lines += [
+            "",
+            f"Profile of the `{prof['workload']}` workload (hub worker, {prof.get('tool', '')}, "
+            f"{prof.get('samples', 0)} samples; collapsed stacks in `results/{prof.get('collapsed_stacks', '')}`):",
+            "",
+        ]
         if "error" in prof:
             lines.append(f"- profiling failed: {prof['error']}")
         else:

@@ -41,6 +41,9 @@ class Plan:
     profile_seconds: float
 
 
+#: Virtual users for the search-latency-by-size measurements.
+LATENCY_USERS = 2
+
 PLANS: dict[str, Plan] = {
     "tiny": Plan((20, 60), 20, 3, 3_000, 2, 1.5, 120, 3),
     "small": Plan((100, 400), 100, 6, 40_000, 4, 2.5, 200, 6),
@@ -51,6 +54,7 @@ PLANS: dict[str, Plan] = {
 
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
+
     def run(*cmd: str) -> str:
         try:
             return subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False).stdout.strip()  # noqa: S603
@@ -59,8 +63,14 @@ def machine() -> dict[str, Any]:
 
     cpu = ""
     try:
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), "")
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
     except OSError:
         pass
     root = Path(__file__).resolve().parents[1]
@@ -79,11 +89,24 @@ class Progress:
     """A rich progress bar for loading (clients and resources)."""
 
     def __init__(self, total: int, label: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import (
+            Progress as RichProgress,
+        )
 
-        self._progress = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.fields[resources]} resources"), TimeRemainingColumn(),
-                                      transient=False)
+        self._progress = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[resources]} resources"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self._task = self._progress.add_task(label, total=total, resources=0)
         self._resources = 0
 
@@ -103,8 +126,13 @@ def _say(message: str) -> None:
     print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-async def _measured(name: str, meter: tuple[int, str], coro: Any, hub: server.RunningHub | None = None,
-                    paired: tuple[raw.RawBench, str, Plan, int] | None = None) -> dict[str, Any]:
+async def _measured(
+    name: str,
+    meter: tuple[int, str],
+    coro: Any,
+    hub: server.RunningHub | None = None,
+    paired: tuple[raw.RawBench, str, Plan, int] | None = None,
+) -> dict[str, Any]:
     """Run one hub workload (CPU metered), then, when ``paired``, its raw baseline right after it."""
     with CpuMeter(*meter) as cpu:
         result: LoadResult = await coro
@@ -112,14 +140,17 @@ async def _measured(name: str, meter: tuple[int, str], coro: Any, hub: server.Ru
         hub.check_alive(name)
     out = result.summary()
     out["cpu_cores"] = cpu.as_dict(result.seconds)
-    _say(f"  {name}: {out['throughput_rps']} req/s, p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms, "
-         f"errors {out['errors']}  (cpu hub {out['cpu_cores']['hub']}, pg {out['cpu_cores']['postgres']}, "
-         f"driver {out['cpu_cores']['load_generator']})")
+    _say(
+        f"  {name}: {out['throughput_rps']} req/s, p50 {out['p50_ms']} ms, p95 {out['p95_ms']} ms, "
+        f"errors {out['errors']}  (cpu hub {out['cpu_cores']['hub']}, pg {out['cpu_cores']['postgres']}, "
+        f"driver {out['cpu_cores']['load_generator']})"
+    )
     if paired is not None:
         bench, base, plan, bundle = paired
         with CpuMeter(None, meter[1]) as raw_cpu:
-            measured = await bench.measure(base, max_ops=plan.max_requests * 5, max_seconds=plan.raw_seconds,
-                                           bundle_size=bundle)
+            measured = await bench.measure(
+                base, max_ops=plan.max_requests * 5, max_seconds=plan.raw_seconds, bundle_size=bundle
+            )
         measured["cpu_cores"] = raw_cpu.as_dict(measured["seconds"])
         out["raw_paired"] = measured
         unit = "resources_per_s" if base.startswith("write") else "ops_per_s"
@@ -127,48 +158,89 @@ async def _measured(name: str, meter: tuple[int, str], coro: Any, hub: server.Ru
     return out
 
 
-async def _ingest(hub: server.RunningHub, loaded: workloads.Loaded, start: int, stop: int, plan: Plan,
-                  users: int, tokens: TokenCache, pids: tuple[int, str], rawb: raw.RawBench,
-                  db: server.BenchDatabase) -> dict[str, Any]:
+async def _ingest(
+    hub: server.RunningHub,
+    loaded: workloads.Loaded,
+    start: int,
+    stop: int,
+    plan: Plan,
+    users: int,
+    tokens: TokenCache,
+    pids: tuple[int, str],
+    rawb: raw.RawBench,
+    db: server.BenchDatabase,
+) -> dict[str, Any]:
     with Progress(stop - start, f"ingest clients {start}-{stop - 1} (w{hub.workers})") as bar:
-        out = await _measured("ingest", pids, workloads.ingest(
-            hub.base, loaded, start, stop, concurrency=users, max_seconds=plan.ingest_seconds,
-            tokens=tokens, progress=bar), hub)
+        out = await _measured(
+            "ingest",
+            pids,
+            workloads.ingest(
+                hub.base,
+                loaded,
+                start,
+                stop,
+                concurrency=users,
+                max_seconds=plan.ingest_seconds,
+                tokens=tokens,
+                progress=bar,
+            ),
+            hub,
+        )
     _say(f"  ingest: {out['resources_per_s']} resources/s ({out['resources']} resources, {out['clients']} clients)")
     await _analyze(db)
     await rawb.refresh()
     bundle = max(1, round(out["resources_per_bundle"]))
     for base in ("write_bundle", "write_1"):
         with CpuMeter(None, db.name) as raw_cpu:
-            measured = await rawb.measure(base, max_ops=plan.max_requests * 5, max_seconds=plan.raw_seconds,
-                                          bundle_size=bundle)
+            measured = await rawb.measure(
+                base, max_ops=plan.max_requests * 5, max_seconds=plan.raw_seconds, bundle_size=bundle
+            )
         measured["cpu_cores"] = raw_cpu.as_dict(measured["seconds"])
         out["raw_paired" if base == "write_bundle" else "raw_paired_single"] = measured
         _say(f"    raw {base}: {measured['resources_per_s']} resources/s, p50 {measured['p50_ms']} ms")
     return out
 
 
-async def _workloads(hub: server.RunningHub, loaded: workloads.Loaded, plan: Plan, users: int,
-                     tokens: TokenCache, pids: tuple[int, str], spec: str, rawb: raw.RawBench) -> dict[str, Any]:
+async def _workloads(
+    hub: server.RunningHub,
+    loaded: workloads.Loaded,
+    plan: Plan,
+    users: int,
+    tokens: TokenCache,
+    pids: tuple[int, str],
+    spec: str,
+    rawb: raw.RawBench,
+) -> dict[str, Any]:
     bounds = {"concurrency": users, "max_requests": plan.max_requests, "max_seconds": plan.seconds}
 
     def pair(base: str) -> tuple[raw.RawBench, str, Plan, int]:
         return rawb, base, plan, 16
 
     out: dict[str, Any] = {}
-    out["read"] = await _measured("read", pids, workloads.read_by_id(hub.base, loaded, tokens, **bounds), hub,
-                                  pair("pk_read"))
-    out["crud"] = await _measured("crud", pids, workloads.crud(hub.base, tokens, spec=spec, **bounds), hub,
-                                  pair("write_1"))
-    out["search"] = await _measured("search", pids, workloads.search_mix(hub.base, loaded, tokens, **bounds), hub,
-                                    pair("ref_lookup"))
-    out["pgo"] = await _measured("pgo", pids, workloads.pgo_everything(hub.base, loaded, tokens, **bounds), hub,
-                                 pair("compartment"))
+    out["read"] = await _measured(
+        "read", pids, workloads.read_by_id(hub.base, loaded, tokens, **bounds), hub, pair("pk_read")
+    )
+    out["crud"] = await _measured(
+        "crud", pids, workloads.crud(hub.base, tokens, spec=spec, **bounds), hub, pair("write_1")
+    )
+    out["search"] = await _measured(
+        "search", pids, workloads.search_mix(hub.base, loaded, tokens, **bounds), hub, pair("ref_lookup")
+    )
+    out["pgo"] = await _measured(
+        "pgo", pids, workloads.pgo_everything(hub.base, loaded, tokens, **bounds), hub, pair("compartment")
+    )
     return out
 
 
-async def run(size: str, *, users: int = 8, workers: tuple[int, ...] = (1, 2), profile: bool = True,
-              results_dir: Path | None = None, seed: str = "zorgnet-bench-1") -> dict[str, Any]:
+async def run(
+    size: str,
+    *,
+    users: int = 8,
+    workers: tuple[int, ...] = (1, 2),
+    profile: bool = True,
+    results_dir: Path | None = None,
+    seed: str = "zorgnet-bench-1",
+) -> dict[str, Any]:
     """The whole run; returns the result document (also written as JSON, Markdown and PNG)."""
     plan = PLANS[size]
     started = time.monotonic()
@@ -176,11 +248,17 @@ async def run(size: str, *, users: int = 8, workers: tuple[int, ...] = (1, 2), p
     network = Network(max(plan.steps) + plan.ingest_w2_clients, seed)
     loaded = workloads.Loaded(network)
     doc: dict[str, Any] = {
-        "size": size, "plan": asdict(plan), "users": users, "seed": seed,
-        "started": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+        "size": size,
+        "plan": asdict(plan),
+        "users": users,
+        "seed": seed,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
         "generator": "bench.generator.Network (seeded, transaction Bundle per client)",
         "load_generator": "bench.driver (aiohttp async virtual users, keep-alive, no think time)",
-        "database": "", "runs": {}, "search_by_size": [],
+        "database": "",
+        "runs": {},
+        "search_by_size": [],
     }
     db = await server.create_database()
     _say(f"database {db.name} on {server.admin_url().rsplit('@', 1)[-1]}")
@@ -193,7 +271,8 @@ async def run(size: str, *, users: int = 8, workers: tuple[int, ...] = (1, 2), p
         try:
             for n, w in enumerate(workers):
                 doc["runs"][f"workers_{w}"] = await _run_workers(
-                    db, var_dir, w, n == 0, loaded, plan, users, doc, profile and n == 0, rawb)
+                    db, var_dir, w, n == 0, loaded, plan, users, doc, profile and n == 0, rawb
+                )
             doc["raw_sample"] = {k: rawb.sample.get(k) for k in ("per_table", "avg_content_bytes")}
         finally:
             await rawb.close()
@@ -202,7 +281,7 @@ async def run(size: str, *, users: int = 8, workers: tuple[int, ...] = (1, 2), p
         doc["size"] = f"{size}-failed"  # kept for diagnosis, never shown as the latest result of `size`
         doc["duration_s"] = round(time.monotonic() - started, 1)
         report.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        stamp = doc["started"].replace(":", "").replace("-", "")
+        stamp = doc["started"].replace(":", "").replace("-", "").replace("+0000", "Z")
         (results_dir / f"{stamp}-{size}-failed.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
         raise
     finally:
@@ -216,9 +295,18 @@ async def run(size: str, *, users: int = 8, workers: tuple[int, ...] = (1, 2), p
     return doc
 
 
-async def _run_workers(db: server.BenchDatabase, var_dir: Path, w: int, first: bool, loaded: workloads.Loaded,
-                       plan: Plan, users: int, doc: dict[str, Any], profile: bool, rawb: raw.RawBench,
-                       ) -> dict[str, Any]:
+async def _run_workers(
+    db: server.BenchDatabase,
+    var_dir: Path,
+    w: int,
+    first: bool,
+    loaded: workloads.Loaded,
+    plan: Plan,
+    users: int,
+    doc: dict[str, Any],
+    profile: bool,
+    rawb: raw.RawBench,
+) -> dict[str, Any]:
     out: dict[str, Any] = {"workers": w}
     _say(f"hub serve with {w} worker(s)")
     with server.running_hub(db, var_dir, w) as hub:
@@ -235,16 +323,28 @@ async def _run_workers(db: server.BenchDatabase, var_dir: Path, w: int, first: b
                 ingest["clients_total"] = step
                 out["ingest_steps"].append(ingest)
                 previous = step
-                search = await _measured(f"search @ {step} clients", pids, workloads.search_mix(
-                    hub.base, loaded, tokens, concurrency=users, max_requests=plan.max_requests,
-                    max_seconds=plan.search_step_seconds), hub)
-                doc["search_by_size"].append({"clients": step, "resources": loaded.resources, "workers": w,
-                                              **search})
+                # Latency against size at light load (LATENCY_USERS), so it shows the service time, not the
+                # queue that 8 closed-loop users build on 2 cores (the main search workload shows that).
+                search = await _measured(
+                    f"search @ {step} clients",
+                    pids,
+                    workloads.search_mix(
+                        hub.base,
+                        loaded,
+                        tokens,
+                        concurrency=LATENCY_USERS,
+                        max_requests=plan.max_requests,
+                        max_seconds=plan.search_step_seconds,
+                    ),
+                    hub,
+                )
+                doc["search_by_size"].append({"clients": step, "resources": loaded.resources, "workers": w, **search})
             out["ingest"] = max(out["ingest_steps"], key=lambda r: r["clients_total"])
         else:
             start = len(loaded.clients)
-            out["ingest"] = await _ingest(hub, loaded, start, start + plan.ingest_w2_clients, plan, users, tokens,
-                                          pids, rawb, db)
+            out["ingest"] = await _ingest(
+                hub, loaded, start, start + plan.ingest_w2_clients, plan, users, tokens, pids, rawb, db
+            )
         spec = _crud_spec(loaded)
         out.update(await _workloads(hub, loaded, plan, users, tokens, pids, spec, rawb))
         out["clients"] = len(loaded.clients)
@@ -255,14 +355,29 @@ async def _run_workers(db: server.BenchDatabase, var_dir: Path, w: int, first: b
             slowest = min(("read", "crud", "search", "pgo"), key=lambda k: out[k]["throughput_rps"])
             worker = _hub_pids(hub.pid, w)[0]
             out["profile"] = await profiling.profile_workload(
-                slowest, worker, var_dir, plan.profile_seconds,
-                lambda: _profile_target(slowest, hub, loaded, plan, users, tokens, spec))
+                slowest,
+                worker,
+                var_dir,
+                plan.profile_seconds,
+                lambda: _profile_target(slowest, hub, loaded, plan, users, tokens, spec),
+            )
             # Ingest is profiled too (it is the workload furthest from its target): new clients, time-bounded.
             start = len(loaded.clients)
             out["profile_ingest"] = await profiling.profile_workload(
-                "ingest", worker, var_dir, plan.profile_seconds,
-                lambda: workloads.ingest(hub.base, loaded, start, start + plan.ingest_w2_clients, concurrency=users,
-                                         max_seconds=plan.profile_seconds, tokens=tokens))
+                "ingest",
+                worker,
+                var_dir,
+                plan.profile_seconds,
+                lambda: workloads.ingest(
+                    hub.base,
+                    loaded,
+                    start,
+                    start + plan.ingest_w2_clients,
+                    concurrency=users,
+                    max_seconds=plan.profile_seconds,
+                    tokens=tokens,
+                ),
+            )
             await _analyze(db)
         monitor.stop()
         out["peak_rss_mib"] = {"worker_max": monitor.worker_peak_mib(), "tree_total": monitor.total_peak_mib()}
@@ -271,8 +386,9 @@ async def _run_workers(db: server.BenchDatabase, var_dir: Path, w: int, first: b
     return out
 
 
-def _profile_target(kind: str, hub: server.RunningHub, loaded: workloads.Loaded, plan: Plan, users: int,
-                    tokens: TokenCache, spec: str) -> Any:
+def _profile_target(
+    kind: str, hub: server.RunningHub, loaded: workloads.Loaded, plan: Plan, users: int, tokens: TokenCache, spec: str
+) -> Any:
     bounds = {"concurrency": users, "max_requests": plan.max_requests * 10, "max_seconds": plan.profile_seconds}
     if kind == "read":
         return workloads.read_by_id(hub.base, loaded, tokens, **bounds)

@@ -91,8 +91,9 @@ class RunningHub:
         """Fail loudly when the server is gone (a negative code is the signal that ended it)."""
         code = self.proc.poll()
         if code is not None:
-            raise RuntimeError(f"hub serve ({self.workers} worker(s)) exited with code {code} during {during}; "
-                               f"log: {self.log_path}")
+            raise RuntimeError(
+                f"hub serve ({self.workers} worker(s)) exited with code {code} during {during}; log: {self.log_path}"
+            )
 
 
 def hub_environment(db: BenchDatabase, var_dir: Path, port: int, workers: int) -> dict[str, str]:

@@ -83,9 +83,15 @@ async def load_registry(base: str, loaded: Loaded, headers: dict[str, str]) -> i
     count = 0
     async with aiohttp.ClientSession() as session:
         for bundle in loaded.network.registry_bundles():
-            async with session.post(base, data=orjson.dumps(bundle), headers={
-                "Content-Type": "application/fhir+json", **MINIMAL, **headers,
-            }) as resp:
+            async with session.post(
+                base,
+                data=orjson.dumps(bundle),
+                headers={
+                    "Content-Type": "application/fhir+json",
+                    **MINIMAL,
+                    **headers,
+                },
+            ) as resp:
                 body = await resp.read()
                 if resp.status != 200:
                     raise RuntimeError(f"loading the registry failed: {resp.status} {body[:500]!r}")
@@ -103,8 +109,15 @@ async def load_registry(base: str, loaded: Loaded, headers: dict[str, str]) -> i
 
 
 async def ingest(
-    base: str, loaded: Loaded, start: int, stop: int, *, concurrency: int, max_seconds: float,
-    tokens: TokenCache, progress: Any = None,
+    base: str,
+    loaded: Loaded,
+    start: int,
+    stop: int,
+    *,
+    concurrency: int,
+    max_seconds: float,
+    tokens: TokenCache,
+    progress: Any = None,
 ) -> LoadResult:
     """Load clients ``start..stop-1``; throughput is in resources/s.
 
@@ -135,34 +148,50 @@ async def ingest(
             res_type, res_id = _location_id(answer["response"]["location"])
             ids.setdefault(res_type, []).append(res_id)
         patient = ids["Patient"][0]
-        consent = resolve_references(client.consent, {client.consent["patient"]["reference"]: f"Patient/{patient}",
-                                                      **loaded.literal})
-        status, body = await rec.request("consent", "POST", "Consent", body=consent, headers=admin,
-                                         expect=(201,))
+        consent = resolve_references(
+            client.consent, {client.consent["patient"]["reference"]: f"Patient/{patient}", **loaded.literal}
+        )
+        status, body = await rec.request("consent", "POST", "Consent", body=consent, headers=admin, expect=(201,))
         if status == 201:
             ids.setdefault("Consent", []).append(orjson.loads(body).get("id", ""))
         written = len(answers) + (status == 201)
         resources += written
-        loaded.clients.append(ClientRecord(
-            index, client.bsn, patient, ids, client.team, client.observation_codes,
-            client.task_owner.key if client.task_owner else None,
-        ))
+        loaded.clients.append(
+            ClientRecord(
+                index,
+                client.bsn,
+                patient,
+                ids,
+                client.team,
+                client.observation_codes,
+                client.task_owner.key if client.task_owner else None,
+            )
+        )
         if progress is not None:
             progress(1, written)
 
     for i in range(start, min(stop, start + 2000)):  # mint the loaders' tokens before the clock starts
         tokens.headers(loaded.network.client(i).author.spec)
-    result = await run_load(base, scenario, workload="ingest", concurrency=concurrency,
-                            max_requests=2 * (stop - start), max_seconds=max_seconds, warmup_seconds=0)
+    result = await run_load(
+        base,
+        scenario,
+        workload="ingest",
+        concurrency=concurrency,
+        max_requests=2 * (stop - start),
+        max_seconds=max_seconds,
+        warmup_seconds=0,
+    )
     loaded.clients.sort(key=lambda c: c.index)
     loaded.resources += resources
     done = len(result.latencies.get("transaction", []))
-    result.extra.update({
-        "clients": done,
-        "resources": resources,
-        "resources_per_s": round(resources / result.seconds, 1) if result.seconds else 0.0,
-        "resources_per_bundle": round(resources / max(1, done), 1),
-    })
+    result.extra.update(
+        {
+            "clients": done,
+            "resources": resources,
+            "resources_per_s": round(resources / result.seconds, 1) if result.seconds else 0.0,
+            "resources_per_bundle": round(resources / max(1, done), 1),
+        }
+    )
     return result
 
 
@@ -180,8 +209,9 @@ def read_targets(loaded: Loaded, professionals: int = 6) -> list[tuple[str, str]
     return out
 
 
-async def read_by_id(base: str, loaded: Loaded, tokens: TokenCache, *, concurrency: int, max_requests: int,
-                     max_seconds: float) -> LoadResult:
+async def read_by_id(
+    base: str, loaded: Loaded, tokens: TokenCache, *, concurrency: int, max_requests: int, max_seconds: float
+) -> LoadResult:
     targets = read_targets(loaded)
     cycle = itertools.cycle(targets)
 
@@ -191,8 +221,9 @@ async def read_by_id(base: str, loaded: Loaded, tokens: TokenCache, *, concurren
 
     for spec in {s for s, _ in targets}:
         tokens.headers(spec)  # mint before the clock starts
-    result = await run_load(base, scenario, workload="read", concurrency=concurrency,
-                            max_requests=max_requests, max_seconds=max_seconds)
+    result = await run_load(
+        base, scenario, workload="read", concurrency=concurrency, max_requests=max_requests, max_seconds=max_seconds
+    )
     result.extra["distinct_resources"] = len(targets)
     return result
 
@@ -206,18 +237,29 @@ def search_requests(loaded: Loaded, professionals: int = 6) -> list[tuple[str, s
             code = c.observation_codes[0]
             out += [
                 ("bsn", pro.spec, f"Patient?identifier={BSN}|{c.bsn}"),
-                ("careplan_include", pro.spec,
-                 f"CarePlan?subject=Patient/{c.patient}&status=active&_include=CarePlan:goal"
-                 "&_include=CarePlan:care-team"),
-                ("observations", pro.spec,
-                 f"Observation?subject=Patient/{c.patient}&code={LOINC}|{code}&date=ge2025-03-01&date=lt2026-10-01"),
+                (
+                    "careplan_include",
+                    pro.spec,
+                    f"CarePlan?subject=Patient/{c.patient}&status=active&_include=CarePlan:goal"
+                    "&_include=CarePlan:care-team",
+                ),
+                (
+                    "observations",
+                    pro.spec,
+                    f"Observation?subject=Patient/{c.patient}&code={LOINC}|{code}&date=ge2025-03-01&date=lt2026-10-01",
+                ),
                 ("chained", pro.spec, f"CareTeam?participant:Practitioner.identifier={UZI}|{pro.uzi}&status=active"),
             ]
     owners = sorted({c.task_owner_key for c in loaded.clients if c.task_owner_key})[:professionals]
     for key in owners:
         receiver = loaded.network.professionals[key][0]
-        out.append(("open_tasks", receiver.spec,
-                    f"Task?owner=Organization/{loaded.org_ids[key]}&status={status}&code={SNOMED}|308292007"))
+        out.append(
+            (
+                "open_tasks",
+                receiver.spec,
+                f"Task?owner=Organization/{loaded.org_ids[key]}&status={status}&code={SNOMED}|308292007",
+            )
+        )
     return out
 
 
@@ -232,8 +274,9 @@ def _mixed(requests: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
     return mixed
 
 
-async def search_mix(base: str, loaded: Loaded, tokens: TokenCache, *, concurrency: int, max_requests: int,
-                     max_seconds: float) -> LoadResult:
+async def search_mix(
+    base: str, loaded: Loaded, tokens: TokenCache, *, concurrency: int, max_requests: int, max_seconds: float
+) -> LoadResult:
     requests = _mixed(search_requests(loaded))
     cycle = itertools.cycle(requests)
     for spec in {s for _, s, _ in requests}:
@@ -244,16 +287,18 @@ async def search_mix(base: str, loaded: Loaded, tokens: TokenCache, *, concurren
         await rec.request(kind, "GET", path, headers=tokens.headers(spec))
 
     matches = await _probe_matches(base, requests, tokens)
-    result = await run_load(base, scenario, workload="search", concurrency=concurrency,
-                            max_requests=max_requests, max_seconds=max_seconds)
+    result = await run_load(
+        base, scenario, workload="search", concurrency=concurrency, max_requests=max_requests, max_seconds=max_seconds
+    )
     result.extra["distinct_queries"] = len(set(requests))
     result.extra["mean_entries_per_kind"] = matches
     result.extra["clients_loaded"] = len(loaded.clients)
     return result
 
 
-async def _probe_matches(base: str, requests: list[tuple[str, str, str]], tokens: TokenCache,
-                         per_kind: int = 5) -> dict[str, float]:
+async def _probe_matches(
+    base: str, requests: list[tuple[str, str, str]], tokens: TokenCache, per_kind: int = 5
+) -> dict[str, float]:
     """Mean Bundle entries per query kind (a few of each): a search that finds nothing is no benchmark."""
     import aiohttp
 
@@ -269,8 +314,16 @@ async def _probe_matches(base: str, requests: list[tuple[str, str, str]], tokens
 
 
 #: Compartment searches standing in for ``$everything`` while the hub does not have it.
-_COMPARTMENT_TYPES = ("CarePlan", "CareTeam", "Consent", "Goal", "Observation", "RelatedPerson", "ServiceRequest",
-                      "Task")
+_COMPARTMENT_TYPES = (
+    "CarePlan",
+    "CareTeam",
+    "Consent",
+    "Goal",
+    "Observation",
+    "RelatedPerson",
+    "ServiceRequest",
+    "Task",
+)
 
 
 def _everything_fallback(patient: str) -> dict[str, Any]:
@@ -279,8 +332,16 @@ def _everything_fallback(patient: str) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "batch", "entry": entries}
 
 
-async def pgo_everything(base: str, loaded: Loaded, tokens: TokenCache, *, concurrency: int, max_requests: int,
-                         max_seconds: float, clients: int = 8) -> LoadResult:
+async def pgo_everything(
+    base: str,
+    loaded: Loaded,
+    tokens: TokenCache,
+    *,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    clients: int = 8,
+) -> LoadResult:
     """The logged-in client's ``Patient/{id}/$everything`` (a batch of compartment searches until it exists)."""
     import aiohttp
 
@@ -288,9 +349,12 @@ async def pgo_everything(base: str, loaded: Loaded, tokens: TokenCache, *, concu
     for c in chosen:
         tokens.headers(f"client:{c.bsn}")
     probe = chosen[0]
-    async with aiohttp.ClientSession() as session, session.get(
-        f"{base}/Patient/{probe.patient}/$everything", headers=tokens.headers(f"client:{probe.bsn}")
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{base}/Patient/{probe.patient}/$everything", headers=tokens.headers(f"client:{probe.bsn}")
+        ) as resp,
+    ):
         probe_body = await resp.read()
         native = resp.status == 200
     entries = len(orjson.loads(probe_body).get("entry", [])) if native else 0
@@ -304,24 +368,30 @@ async def pgo_everything(base: str, loaded: Loaded, tokens: TokenCache, *, concu
         else:
             await rec.request("everything", "POST", "", body=_everything_fallback(c.patient), headers=headers)
 
-    result = await run_load(base, scenario, workload="pgo", concurrency=concurrency,
-                            max_requests=max_requests, max_seconds=max_seconds)
+    result = await run_load(
+        base, scenario, workload="pgo", concurrency=concurrency, max_requests=max_requests, max_seconds=max_seconds
+    )
     result.extra["entries_first_client"] = entries
-    result.extra["mode"] = "$everything" if native else (
-        "batch Bundle of Patient read + 8 compartment searches (the hub has no $everything yet)")
+    result.extra["mode"] = (
+        "$everything"
+        if native
+        else ("batch Bundle of Patient read + 8 compartment searches (the hub has no $everything yet)")
+    )
     return result
 
 
-async def crud(base: str, tokens: TokenCache, *, spec: str, concurrency: int, max_requests: int,
-               max_seconds: float) -> LoadResult:
+async def crud(
+    base: str, tokens: TokenCache, *, spec: str, concurrency: int, max_requests: int, max_seconds: float
+) -> LoadResult:
     """The public CRUD chain: create 9 linked resources, read each, update each, delete each."""
     headers = tokens.headers(spec)
 
     async def scenario(rec: Recorder, vu: int, it: int) -> None:
         await crud_chain.run_chain(rec, f"{vu}-{it}", headers)
 
-    return await run_load(base, scenario, workload="crud", concurrency=concurrency,
-                          max_requests=max_requests, max_seconds=max_seconds)
+    return await run_load(
+        base, scenario, workload="crud", concurrency=concurrency, max_requests=max_requests, max_seconds=max_seconds
+    )
 
 
 __all__ = [

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, case, exists, false, literal, or_, select, true
+from sqlalchemy import and_, bindparam, case, exists, false, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
@@ -89,37 +89,64 @@ class AccessPolicy:
     def emergency(self) -> bool:
         return self.emergency_reason is not None
 
+    def shape(self) -> tuple[Any, ...]:
+        """What decides the *form* of :meth:`sql_filter` (its values are bind parameters, see
+        :meth:`params`): statements built from the filter can be cached per shape."""
+        d = self.delegated
+        return (
+            self.kind, self.principal.is_admin, bool(self.principal.organisation_ura), bool(self.patient_ids),
+            d is not None, d is not None and d.legal_representative, self.emergency, self.read_types is None,
+        )
+
+    def params(self) -> dict[str, Any]:
+        """The values of the filter's bind parameters for this caller, at this moment."""
+        d = self.delegated
+        return {
+            "acl_ura": self.principal.organisation_ura or "",
+            "acl_now": self.now,
+            "acl_patients": list(d.patient_ids if d is not None else self.patient_ids),
+            "acl_categories": sorted(d.categories) if d is not None else [],
+            "acl_types": sorted(self.read_types or ()),
+            "acl_org_types": sorted(self.org_types),
+        }
+
+    def _p(self, name: str) -> Any:
+        value = self.params()[name]
+        return bindparam(name, value, expanding=isinstance(value, list))
+
     def sql_filter(self, r: FromClause) -> ColumnElement[bool]:
-        """The condition on a ``resource`` row (alias ``r``) for the caller to see it."""
+        """The condition on a ``resource`` row (alias ``r``) for the caller to see it. Every value in
+        it is a named bind parameter (:meth:`params`), so its form depends only on :meth:`shape`."""
         public = r.c.category.in_(sorted(PUBLIC))
         kind = self.kind
         if kind == "admin" and self.principal.is_admin:
             cond: ColumnElement[bool] = r.c.category.in_(sorted(ADMIN_CATEGORIES))
         elif kind == "client":
-            cond = or_(public, self._in_compartment(r, self.patient_ids))
+            cond = or_(public, self._in_compartment(r))
         elif kind == "related" and self.delegated is not None:
-            d = self.delegated
-            own = self._in_compartment(r, d.patient_ids)
-            cats = true() if d.legal_representative else r.c.category.in_(sorted(d.categories))
+            own = self._in_compartment(r)
+            cats = true() if self.delegated.legal_representative else r.c.category.in_(self._p("acl_categories"))
             cond = or_(public, and_(own, cats))
         elif kind == "professional" and self.principal.organisation_ura:
             cond = or_(public, self._professional(r))
         else:
             cond = public
         if self.read_types is not None:
-            cond = and_(cond, r.c.res_type.in_(sorted(self.read_types)))
+            cond = and_(cond, r.c.res_type.in_(self._p("acl_types")))
         return cond
 
-    def _in_compartment(self, r: FromClause, patient_ids: tuple[str, ...]) -> ColumnElement[bool]:
-        if not patient_ids:
+    def _in_compartment(self, r: FromClause) -> ColumnElement[bool]:
+        if not self.patient_ids:
             return false()
         c = idx_compartment.alias("acl_comp")
         return exists(
-            select(c.c.pid).where(c.c.pid == r.c.pid, c.c.comp_type == "Patient", c.c.comp_id.in_(patient_ids))
+            select(c.c.pid).where(
+                c.c.pid == r.c.pid, c.c.comp_type == "Patient", c.c.comp_id.in_(self._p("acl_patients"))
+            )
         )
 
     def _professional(self, r: FromClause) -> ColumnElement[bool]:
-        ura = self.principal.organisation_ura
+        ura, now = self._p("acl_ura"), self._p("acl_now")
         author = resource_author.alias("acl_author")
         c = idx_compartment.alias("acl_comp")
         g = access_grant.alias("acl_grant")
@@ -129,7 +156,7 @@ class AccessPolicy:
             .select_from(c.join(g, g.c.patient_id == c.c.comp_id))
             .where(
                 c.c.pid == r.c.pid, c.c.comp_type == "Patient", g.c.org_ura == ura,
-                g.c.category == r.c.category, g.c.start <= self.now, g.c.end > self.now,
+                g.c.category == r.c.category, g.c.start <= now, g.c.end > now,
             )
         )
         parts = [authored, granted]
@@ -173,15 +200,15 @@ class AccessPolicy:
     def _applies(self, rule: FromClause, c: FromClause, r: FromClause) -> list[ColumnElement[bool]]:
         """A consent rule of the compartment's patient, in force, for this resource's category and
         this organisation (by URA or type), for (emergency) treatment."""
-        types = sorted(self.org_types)
+        now = self._p("acl_now")
         return [
             rule.c.patient_id == c.c.comp_id,
             or_(rule.c.category.is_(None), rule.c.category == r.c.category),
-            or_(rule.c.actor_ura.is_(None), rule.c.actor_ura == self.principal.organisation_ura),
-            or_(rule.c.org_type.is_(None), rule.c.org_type.in_(types) if types else false()),
+            or_(rule.c.actor_ura.is_(None), rule.c.actor_ura == self._p("acl_ura")),
+            or_(rule.c.org_type.is_(None), rule.c.org_type.in_(self._p("acl_org_types"))),
             or_(rule.c.purpose.is_(None), rule.c.purpose.in_(sorted(EMERGENCY_PURPOSES))),
-            rule.c.start <= self.now,
-            rule.c.end > self.now,
+            rule.c.start <= now,
+            rule.c.end > now,
         ]
 
     async def visible(self, conn: AsyncConnection, pids: list[int]) -> set[int]:

@@ -155,7 +155,7 @@ class Repository:
     async def read(self, res_type: str, res_id: str, *, conn: AsyncConnection | None = None) -> Stored:
         """The current version: one statement fetches it, decides visibility and names its client(s)."""
         async with self.reading(conn) as c:
-            stored, visible, patients = await dao.get_current_checked(c, res_type, res_id, self.visible)
+            stored, visible, patients = await dao.get_current_checked(c, res_type, res_id, self.policy)
             if stored is not None and self.trail is not None:
                 await self.trail.note(c, [stored], patients)
             if stored is not None and not visible:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import and_, case, delete, func, insert, literal, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.tables import INDEX_TABLES, idx_compartment, resource, resource_history
@@ -66,15 +66,19 @@ async def get_current(conn: AsyncConnection, res_type: str, res_id: str) -> Stor
     return Stored(*row) if row else None
 
 
-async def get_current_checked(
-    conn: AsyncConnection, res_type: str, res_id: str, visible: Any
-) -> tuple[Stored | None, bool, tuple[str, ...] | None]:
-    """The current version, whether ``visible`` (the access filter) lets the caller see it, and the
-    Patient(s) it belongs to (None when there are more than two: ask :func:`patients_of`) — all in
-    one statement, for the read-by-id hot path."""
+_CHECKED_READS: dict[Any, Any] = {}
+
+
+def _checked_read_statement(policy: Any) -> Any:
+    """The read-by-id statement for this policy's shape, built once and reused (building SQL
+    expression trees costs more than running the query)."""
+    key = None if policy is None else policy.shape()
+    stmt = _CHECKED_READS.get(key)
+    if stmt is not None:
+        return stmt
     comp = idx_compartment.alias("read_comp")
 
-    def _patient(agg: Any) -> Any:
+    def patient(agg: Any) -> Any:
         return (
             select(agg(comp.c.comp_id))
             .where(comp.c.pid == resource.c.pid, comp.c.comp_type == "Patient")
@@ -82,12 +86,25 @@ async def get_current_checked(
         )
 
     count = select(func.count()).where(comp.c.pid == resource.c.pid, comp.c.comp_type == "Patient").scalar_subquery()
+    visible = literal(True) if policy is None else case((policy.sql_filter(resource), True), else_=False)
     stmt = select(
-        *_CURRENT.selected_columns,
-        case((visible(resource), True), else_=False).label("visible") if visible is not None else literal(True),
-        _patient(func.min), _patient(func.max), count,
-    ).where(resource.c.res_type == res_type, resource.c.res_id == res_id)
-    row = (await conn.execute(stmt)).first()
+        *_CURRENT.selected_columns, visible.label("visible"), patient(func.min), patient(func.max), count,
+    ).where(resource.c.res_type == bindparam("read_type"), resource.c.res_id == bindparam("read_id"))
+    if len(_CHECKED_READS) < 256:
+        _CHECKED_READS[key] = stmt
+    return stmt
+
+
+async def get_current_checked(
+    conn: AsyncConnection, res_type: str, res_id: str, policy: Any
+) -> tuple[Stored | None, bool, tuple[str, ...] | None]:
+    """The current version, whether the caller's ``policy`` lets it see it, and the Patient(s) it
+    belongs to (None when there are more than two: ask for them separately) — in one statement,
+    for the read-by-id hot path."""
+    params = {"read_type": res_type, "read_id": res_id}
+    if policy is not None:
+        params.update(policy.params())
+    row = (await conn.execute(_checked_read_statement(policy), params)).first()
     if row is None:
         return None, False, ()
     stored = Stored(*row[:9])

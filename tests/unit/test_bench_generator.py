@@ -73,7 +73,9 @@ def test_client_bundle_is_a_valid_transaction_with_the_whole_network() -> None:
 def test_registry_bundles_are_valid_and_chunked() -> None:
     net = Network(3_000)
     bundles = list(net.registry_bundles(chunk=200))
-    assert all(len(b["entry"]) <= 200 for b in bundles)
+    assert len(bundles) > 1 and all(len(b["entry"]) <= 200 for b in bundles)
+    for b in bundles:  # every urn:uuid reference resolves inside its own Bundle
+        assert {r for r in _references(b) if r.startswith("urn:uuid:")} <= {e["fullUrl"] for e in b["entry"]}
     entries = [e for b in bundles for e in b["entry"]]
     orgs = sum(len(v) for v in net.organisations.values())
     pros = sum(len(v) for v in net.professionals.values())
