@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import and_, delete, false, insert, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.access.grants import Relation, Rule, grant_intervals
@@ -46,25 +48,29 @@ async def after_write(
 ) -> None:
     """Maintain the facts a write implies (``resource`` None for a delete)."""
     if author_ura and resource is not None:
-        author = resource_author.c
-        exists = (await conn.execute(
-            select(author.pid).where(author.pid == stored.pid, author.ura == author_ura)
-        )).first()
-        if exists is None:
-            await conn.execute(insert(resource_author).values(pid=stored.pid, ura=author_ura))
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        await conn.execute(
+            dialect_insert(resource_author).values(pid=stored.pid, ura=author_ura).on_conflict_do_nothing()
+        )
     if stored.res_type not in DERIVING_TYPES:
         return
     if stored.res_type in ("Organization", "PractitionerRole"):
         # Who an organisation is (its URA, its type) can change what the resources naming it
-        # imply, and they may have been written before it: derive those again.
-        await _rederive_referrers(conn, stored.res_type, stored.res_id)
+        # imply, and they may have been written before it: derive those again. (A new
+        # Organization without a URA changes nothing.)
+        if not (stored.res_type == "Organization" and stored.version == 1 and resource is not None
+                and not _identifier(resource, URA_SYSTEM)):
+            await _rederive_referrers(conn, stored.res_type, stored.res_id)
         return
-    await recompute(conn, await _derive(conn, stored.pid, stored.res_type, resource))
+    await recompute(conn, await _derive(conn, stored.pid, stored.res_type, resource, fresh=stored.version == 1))
 
 
-async def _derive(conn: AsyncConnection, pid: int, res_type: str, resource: dict[str, Any] | None) -> set[str]:
-    """Replace the facts one source resource implies; returns the patients concerned."""
-    patients = set(await _forget(conn, pid))
+async def _derive(
+    conn: AsyncConnection, pid: int, res_type: str, resource: dict[str, Any] | None, *, fresh: bool = False
+) -> set[str]:
+    """Replace the facts one source resource implies; returns the patients concerned. A ``fresh``
+    resource (its first version) implied nothing before."""
+    patients = set() if fresh else set(await _forget(conn, pid))
     if resource is not None:
         if res_type == "Consent":
             patients |= await _derive_consent(conn, pid, resource)
@@ -131,8 +137,9 @@ async def _derive_relations(conn: AsyncConnection, pid: int, res: dict[str, Any]
         if res.get("owner") is not None:
             refs = [(res["owner"], start, end)]
     rows = []
+    uras = await organisation_uras(conn, [ref for ref, _lo, _hi in refs])
     for ref, lo, hi in refs:
-        ura = await organisation_ura(conn, ref)
+        ura = uras.get(_ref_key(ref))
         if ura and hi > lo:
             rows.append({"source_pid": pid, "patient_id": patient, "org_ura": ura, "start": lo, "end": hi})
     if rows:
@@ -272,6 +279,66 @@ async def _forget(conn: AsyncConnection, pid: int) -> list[str]:
 
 
 # -- lookups ------------------------------------------------------------------------------------
+
+
+def _ref_key(ref: Any) -> str:
+    """A hashable key for a Reference (its identifier or its literal reference)."""
+    if not isinstance(ref, dict):
+        return ""
+    ident = ref.get("identifier")
+    if isinstance(ident, dict):
+        return f"{ident.get('system')}|{ident.get('value')}"
+    return str(ref.get("reference", ""))
+
+
+async def organisation_uras(conn: AsyncConnection, refs: list[Any]) -> dict[str, str]:
+    """:func:`organisation_ura` for many references in at most two statements (by ref key)."""
+    out: dict[str, str] = {}
+    orgs: dict[str, str] = {}  # Organization id -> ref key
+    roles: dict[str, str] = {}  # PractitionerRole id -> ref key
+    for ref in refs:
+        key = _ref_key(ref)
+        ura = _identifier_value(ref, {URA_SYSTEM})
+        if ura:
+            out[key] = ura
+            continue
+        reference = ref.get("reference") if isinstance(ref, dict) else None
+        if not isinstance(reference, str) or "/" not in reference:
+            continue
+        res_type, res_id = reference.split("/_history/")[0].split("/")[-2:]
+        if res_type == "Organization":
+            orgs[res_id] = key
+        elif res_type == "PractitionerRole":
+            roles[res_id] = key
+    token = idx_token
+    if orgs:
+        rows = (await conn.execute(
+            select(resource.c.res_id, token.c.code)
+            .select_from(token.join(resource, resource.c.pid == token.c.pid))
+            .where(resource.c.res_type == "Organization", resource.c.res_id.in_(sorted(orgs)),
+                   resource.c.deleted == false(), token.c.param == "identifier", token.c.system == URA_SYSTEM)
+        )).all()
+        for res_id, code in rows:
+            out.setdefault(orgs[res_id], code)
+    if roles:
+        role = resource.alias("role")
+        org = resource.alias("org")
+        rows = (await conn.execute(
+            select(role.c.res_id, token.c.code)
+            .select_from(
+                role.join(idx_reference, and_(idx_reference.c.pid == role.c.pid,
+                                              idx_reference.c.param == "organization",
+                                              idx_reference.c.target_type == "Organization"))
+                .join(org, and_(org.c.res_type == "Organization", org.c.res_id == idx_reference.c.target_id))
+                .join(token, and_(token.c.pid == org.c.pid, token.c.param == "identifier",
+                                  token.c.system == URA_SYSTEM))
+            )
+            .where(role.c.res_type == "PractitionerRole", role.c.res_id.in_(sorted(roles)),
+                   role.c.deleted == false(), org.c.deleted == false())
+        )).all()
+        for res_id, code in rows:
+            out.setdefault(roles[res_id], code)
+    return out
 
 
 async def organisation_ura(conn: AsyncConnection, ref: Any) -> str | None:

@@ -86,23 +86,11 @@ def _model(res_type: str) -> Any:
     return get_fhir_model_class(res_type)
 
 
-_ABSTRACT = frozenset({"Resource", "DomainResource"})
-
-
-@cache
 def is_resource_type(name: str) -> bool:
     """Whether ``name`` is a FHIR R4 resource type the hub stores."""
-    if not name or not name[0].isupper() or not name.isalnum():
-        return False
-    try:
-        from fhir.resources.R4B import get_fhir_model_class
+    from hub.fhir.typeinfo import is_resource_type as known
 
-        model = get_fhir_model_class(name)
-    except (ValueError, KeyError, AttributeError, ImportError):
-        return False
-    from fhir.resources.R4B.resource import Resource
-
-    return isinstance(model, type) and issubclass(model, Resource) and name not in _ABSTRACT
+    return known(name)
 
 
 def require_resource_type(name: str) -> str:
@@ -114,7 +102,11 @@ def require_resource_type(name: str) -> str:
 
 def check_structure(resource: dict[str, Any]) -> list[Issue]:
     """Base R4 structure checks through the models: element names, types, cardinality of lists."""
-    model = _model(resource["resourceType"])
+    try:
+        model = _model(resource["resourceType"])
+    except (ValueError, KeyError, AttributeError, ImportError):
+        return [Issue(f"Resource type '{resource['resourceType']}' is not supported by this server",
+                      "not-supported", "error", (resource["resourceType"],))]
     try:
         model.model_validate(resource)
     except ValidationError as exc:

@@ -131,3 +131,10 @@ async def test_batch_reports_bad_entries_per_entry(client: httpx.AsyncClient) ->
     response = r.json()["entry"][0]["response"]
     assert response["status"].startswith("400")
     assert response["outcome"]["issue"][0]["expression"] == ["Bundle.entry[0].request.url"]
+
+
+async def test_r4_type_without_a_model_is_a_clear_400(client: httpx.AsyncClient) -> None:
+    """R4 types that the R4B models do not carry (e.g. MedicinalProduct) are refused, not crashed on."""
+    r = await client.post("/fhir/MedicinalProduct", json={"resourceType": "MedicinalProduct"})
+    assert r.status_code == 400
+    assert "not supported" in _issue(r)["diagnostics"]

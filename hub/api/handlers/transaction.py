@@ -207,22 +207,50 @@ async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
 
 
 async def _rewrite(call: Call, value: Any, mapping: dict[str, str], where: str) -> Any:
-    """Replace fullUrl references by their ids and resolve conditional references, everywhere."""
+    """Replace fullUrl references by their ids and resolve conditional references, everywhere.
+
+    Two passes: a plain walk finds the references that need a lookup (conditional ones, and
+    unknown urn: ones, which are an error), those are resolved with the database, then a second
+    plain walk rewrites. (An async walk over every JSON node would cost a coroutine per node.)"""
+    resolved = dict(mapping)
+    for ref, path in _references(value, where):
+        if ref in resolved:
+            continue
+        resolved[ref] = await _resolve_reference(call, ref, mapping, path)
+    return _replace(value, resolved)
+
+
+def _references(value: Any, where: str) -> list[tuple[str, str]]:
+    """Every Reference.reference string in ``value``, with where it stands."""
+    out: list[tuple[str, str]] = []
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if key == "reference" and isinstance(item, str):
+                    out.append((item, f"{path}.reference"))
+                elif isinstance(item, (dict, list)):
+                    stack.append((item, f"{path}.{key}"))
+        elif isinstance(node, list):
+            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node) if isinstance(item, (dict, list)))
+    return out
+
+
+def _replace(value: Any, mapping: dict[str, str]) -> Any:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if key == "reference" and isinstance(item, str):
-                out[key] = await _resolve_reference(call, item, mapping, f"{where}.reference")
-            elif key == "div" and isinstance(item, str):
+            if key == "div" and isinstance(item, str):
                 for full, ref in mapping.items():
                     if full in item:
                         item = item.replace(full, ref.lstrip("="))
                 out[key] = item
             else:
-                out[key] = await _rewrite(call, item, mapping, f"{where}.{key}")
+                out[key] = _replace(item, mapping)
         return out
     if isinstance(value, list):
-        return [await _rewrite(call, v, mapping, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_replace(v, mapping) for v in value]
     if isinstance(value, str) and value in mapping:
         return mapping[value].lstrip("=")
     return value
