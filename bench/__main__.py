@@ -26,6 +26,9 @@ def run(
     workers: str = typer.Option("1,2", help="Hub worker counts to measure, comma separated."),
     profile: bool = typer.Option(True, "--profile/--no-profile", help="py-spy the slowest workload."),
     seed: str = typer.Option("zorgnet-bench-1", help="Generator seed."),
+    pg_set: list[str] = typer.Option(
+        [], "--pg-set", help="KEY=VALUE database default for an A/B run (e.g. plan_cache_mode=force_custom_plan)."
+    ),
 ) -> None:
     """The whole benchmark on a fresh PostgreSQL database (HUB_BENCH_PG_ADMIN_URL)."""
     from bench.runner import PLANS, run_sync
@@ -33,7 +36,8 @@ def run(
     if size not in PLANS:
         raise typer.BadParameter(f"size must be one of {', '.join(PLANS)}")
     counts = tuple(int(w) for w in workers.split(",") if w.strip())
-    run_sync(size, users=users, workers=counts, profile=profile, seed=seed)
+    settings = dict(item.split("=", 1) for item in pg_set)
+    run_sync(size, users=users, workers=counts, profile=profile, seed=seed, pg_settings=settings)
 
 
 @app.command()

@@ -85,7 +85,7 @@ def _short(frame: str) -> str:
 
 
 async def profile_workload(
-    kind: str, pid: int, work_dir: Path, seconds: float, workload: Callable[[], Awaitable[Any]]
+    kind: str, pid: int, work_dir: Path, seconds: float, workload: Callable[[], Awaitable[Any]], tag: str = ""
 ) -> dict[str, Any]:
     """Run ``workload`` again under ``py-spy record`` attached to ``pid`` for ``seconds``."""
     exe = py_spy()
@@ -116,7 +116,7 @@ async def profile_workload(
         return {"workload": kind, "error": f"py-spy failed: {err.decode(errors='replace')[-500:]}"}
     collapsed = raw_path.read_text()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    kept = RESULTS_DIR / f"profile-{kind}.collapsed.txt"
+    kept = RESULTS_DIR / f"profile-{tag + '-' if tag else ''}{kind}.collapsed.txt"
     kept.write_text(collapsed)
     return {
         "workload": kind,

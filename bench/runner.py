@@ -240,6 +240,7 @@ async def run(
     profile: bool = True,
     results_dir: Path | None = None,
     seed: str = "zorgnet-bench-1",
+    pg_settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The whole run; returns the result document (also written as JSON, Markdown and PNG)."""
     plan = PLANS[size]
@@ -260,7 +261,8 @@ async def run(
         "runs": {},
         "search_by_size": [],
     }
-    db = await server.create_database()
+    db = await server.create_database(settings=pg_settings)
+    doc["pg_settings"] = dict(pg_settings or {})
     _say(f"database {db.name} on {server.admin_url().rsplit('@', 1)[-1]}")
     try:
         doc["database"] = f"PostgreSQL {await server.postgres_version(db)}"
@@ -360,6 +362,7 @@ async def _run_workers(
                 var_dir,
                 plan.profile_seconds,
                 lambda: _profile_target(slowest, hub, loaded, plan, users, tokens, spec),
+                tag=doc["size"],
             )
             # Ingest is profiled too (it is the workload furthest from its target): new clients, time-bounded.
             start = len(loaded.clients)
@@ -377,6 +380,7 @@ async def _run_workers(
                     max_seconds=plan.profile_seconds,
                     tokens=tokens,
                 ),
+                tag=doc["size"],
             )
             await _analyze(db)
         monitor.stop()

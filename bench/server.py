@@ -39,7 +39,9 @@ class BenchDatabase:
         return self.dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
-async def create_database(admin: str | None = None) -> BenchDatabase:
+async def create_database(admin: str | None = None, settings: dict[str, str] | None = None) -> BenchDatabase:
+    """A new database; ``settings`` become its defaults (``ALTER DATABASE ... SET``), for A/B runs of
+    PostgreSQL settings such as ``plan_cache_mode``."""
     import asyncpg
 
     admin = admin or admin_url()
@@ -47,6 +49,10 @@ async def create_database(admin: str | None = None) -> BenchDatabase:
     conn = await asyncpg.connect(admin, timeout=10)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
+        for key, value in (settings or {}).items():
+            if not key.replace("_", "").replace(".", "").isalnum():
+                raise ValueError(f"not a PostgreSQL setting name: {key!r}")
+            await conn.execute(f'ALTER DATABASE "{name}" SET {key} = $${value}$$')
     finally:
         await conn.close()
     return BenchDatabase(name, admin)

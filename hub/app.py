@@ -80,7 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         verifier = TokenVerifier(config, keys)
         services = build_services(settings, db, verifier)
-        services.audit = AuditWriter.from_settings(db, settings)
+        # On PostgreSQL the group-commit writer has its own small pool: it must never queue behind
+        # the requests that are waiting for it. (SQLite shares one database and its write lock.)
+        audit_db = db if db.is_sqlite else Database(settings.database_url, pool_size=2)
+        services.audit = AuditWriter.from_settings(audit_db, settings)
         await services.audit.start()
         app.state.settings = settings
         app.state.services = services
@@ -96,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.audit.stop()
             await verifier.aclose()
+            if audit_db is not db:
+                await audit_db.dispose()
             await db.dispose()
 
     async def first_patient(conn: Any, bsn: str) -> str | None:

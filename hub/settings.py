@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     base_url: str = ""
     database_url: str = "sqlite+aiosqlite:///./var/hub.db"
     #: Pool size per worker for PostgreSQL.
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     var_dir: Path = Path("./var")
     #: Load the demo care network when the database is empty (``make run`` sets this).
     demo: bool = False
