@@ -70,3 +70,9 @@ async def test_capability_statement(client: httpx.AsyncClient) -> None:
     params = {p["name"]: p["type"] for p in patient["searchParam"]}
     assert params["identifier"] == "token" and params["birthdate"] == "date" and params["name"] == "string"
     assert {i["code"] for i in cs["rest"][0]["interaction"]} >= {"transaction", "batch", "history-system"}
+
+
+async def test_capability_statement_says_audit_events_are_read_only(client: httpx.AsyncClient) -> None:
+    cs = (await client.get("/fhir/metadata")).json()
+    audit = next(r for r in cs["rest"][0]["resource"] if r["type"] == "AuditEvent")
+    assert {i["code"] for i in audit["interaction"]} == {"read", "search-type"}

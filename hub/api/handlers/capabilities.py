@@ -19,8 +19,15 @@ TYPE_INTERACTIONS = (
 )
 
 
+#: Types served by their own read-only handler (hub.api.handlers.audit_events).
+READ_ONLY_TYPES = {"AuditEvent": ("read", "search-type")}
+
+
 async def capabilities(call: Call, req: FhirRequest, route: Route) -> FhirResult:
-    return FhirResult(200, capability_statement(call.base, call.svc.search.describe_type))
+    cache = call.svc.extras.setdefault("capabilities", {})
+    if call.base not in cache:
+        cache[call.base] = capability_statement(call.base, call.svc.search.describe_type)
+    return FhirResult(200, cache[call.base])
 
 
 def capability_statement(base: str, describe_type: Any) -> dict[str, Any]:
@@ -29,10 +36,11 @@ def capability_statement(base: str, describe_type: Any) -> dict[str, Any]:
     types = _resource_types()
     resources = []
     for res_type in types:
+        interactions = READ_ONLY_TYPES.get(res_type, TYPE_INTERACTIONS)
         entry: dict[str, Any] = {
             "type": res_type,
             "profile": f"http://hl7.org/fhir/StructureDefinition/{res_type}",
-            "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+            "interaction": [{"code": code} for code in interactions],
             "versioning": "versioned-update",
             "readHistory": True,
             "updateCreate": True,
@@ -42,7 +50,13 @@ def capability_statement(base: str, describe_type: Any) -> dict[str, Any]:
             "conditionalDelete": "single",
             "referencePolicy": ["literal", "logical"],
         }
-        entry.update(describe_type(res_type))
+        if res_type in READ_ONLY_TYPES:
+            for flag in ("updateCreate", "conditionalCreate", "conditionalUpdate"):
+                entry[flag] = False
+            entry["conditionalDelete"] = "not-supported"
+            entry["versioning"] = "no-version"
+        else:
+            entry.update(describe_type(res_type))
         ops = [
             {"name": op.name, "definition": op.definition or f"{base}/OperationDefinition/{op.name}"}
             for op in OPERATIONS.values()
