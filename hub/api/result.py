@@ -32,7 +32,7 @@ class FhirResult:
 
     def response_entry(self) -> dict[str, Any]:
         """Bundle.entry.response for this result (batch/transaction responses)."""
-        response: dict[str, Any] = {"status": _status_text(self.status)}
+        response: dict[str, Any] = {"status": status_text(self.status)}
         if self.location:
             response["location"] = self.location
         if self.stored is not None:
@@ -62,6 +62,6 @@ _REASONS = {
 }
 
 
-def _status_text(status: int) -> str:
+def status_text(status: int) -> str:
     reason = _REASONS.get(status)
     return f"{status} {reason}" if reason else str(status)

@@ -313,8 +313,6 @@ def _check_duplicates(entries: list[_Entry]) -> None:
 
 def _response_entry(result: FhirResult, with_resource: bool = True) -> dict[str, Any]:
     entry: dict[str, Any] = {}
-    if result.stored is not None and result.location is None and result.status < 300:
-        pass
     if result.body is not None and (with_resource or result.status < 300):
         entry["resource"] = _as_json(result.body)
     entry["response"] = result.response_entry()
@@ -330,6 +328,6 @@ def _as_json(body: Any) -> Any:
 
 
 def _error_response(exc: FhirError) -> dict[str, Any]:
-    from hub.api.result import _status_text
+    from hub.api.result import status_text
 
-    return {"status": _status_text(exc.status), "outcome": exc.outcome()}
+    return {"status": status_text(exc.status), "outcome": exc.outcome()}
