@@ -78,6 +78,8 @@ class AccessPolicy:
     emergency_reason: str | None = None
     read_types: frozenset[str] | None = None  # None: every type (scopes)
     notes: list[str] = field(default_factory=list)
+    #: Patients this request found the organisation in care of (see _in_care).
+    in_care: set[str] = field(default_factory=set)
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -284,7 +286,17 @@ class AccessPolicy:
         return row is not None
 
     async def _in_care(self, conn: AsyncConnection, patient_id: str) -> bool:
-        """An active care relationship, or the organisation registered the client (authored the Patient)."""
+        """An active care relationship, or the organisation registered the client (authored the Patient).
+        A yes is remembered for the rest of the request (a Bundle writes many resources of one
+        client); a no is asked again, since an earlier entry may have created the relationship."""
+        if patient_id in self.in_care:
+            return True
+        found = await self._in_care_query(conn, patient_id)
+        if found:
+            self.in_care.add(patient_id)
+        return found
+
+    async def _in_care_query(self, conn: AsyncConnection, patient_id: str) -> bool:
         ura = self.principal.organisation_ura
         rel = (await conn.execute(
             select(care_relation.c.patient_id).where(

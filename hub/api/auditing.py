@@ -44,6 +44,8 @@ class AuditTrail:
     resources: dict[tuple[str, str], str | None] = field(default_factory=dict)
     patient_ids: set[str] = field(default_factory=set)
     writes_logged: int = 0
+    #: Write records of the open transaction, appended by :meth:`flush` just before it commits.
+    pending: list[AuditRecord] = field(default_factory=list)
 
     @property
     def enabled(self) -> bool:
@@ -82,18 +84,29 @@ class AuditTrail:
     # -- logging --------------------------------------------------------------------------------
 
     async def log_write(self, conn: AsyncConnection, stored: Stored, status: int, patients: Iterable[str]) -> None:
-        """A successful write, appended in the write's own transaction."""
+        """A successful write: its record joins the write's transaction (see :meth:`flush`)."""
         if not self.enabled:
             return
         method = stored.method or "PUT"
-        record = self._record(
+        self.pending.append(self._record(
             _WRITE_INTERACTION.get(method, "update"), status,
             resources=((stored.res_type, stored.res_id, str(stored.version)),),
             patient_ids=tuple(sorted(set(patients))),
-        )
-        await self.writer.record_in(conn, record)
-        self.writes_logged += 1
+        ))
         self.patient_ids |= set(patients)
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        """Append the transaction's write records, as its last statement before commit: the chain
+        head (one row, locked until commit) is held for moments, not for the whole transaction."""
+        if not self.pending:
+            return
+        records, self.pending = self.pending, []
+        await self.writer.record_all_in(conn, records)
+        self.writes_logged += len(records)
+
+    def discard(self) -> None:
+        """The transaction rolled back: its write records go with it."""
+        self.pending.clear()
 
     async def finish(self, status: int, denial_reason: str | None = None) -> None:
         """Log the interaction (unless it was one write, already logged with its transaction)."""

@@ -163,6 +163,14 @@ class AuditWriter:
         head = await _append(conn, self.db.is_sqlite, None, [prepared])
         return head.last_seq
 
+    async def record_all_in(self, conn: AsyncConnection, records: list[AuditRecord]) -> int:
+        """Append several records inside the caller's write transaction in one go (call it as the
+        last thing before commit: the chain head stays locked until the transaction ends)."""
+        if not self.enabled or not records:
+            return 0
+        head = await _append(conn, self.db.is_sqlite, None, [prepare(r, source=self.source) for r in records])
+        return head.last_seq
+
     def _submit(self, prepared: PreparedRecord) -> asyncio.Future[int]:
         if self._task is None or self._stopping:
             raise RuntimeError("the audit writer is not running")

@@ -52,7 +52,13 @@ class Database:
             engine = create_async_engine(self.url, **kwargs)
             _configure_sqlite(engine)
             return engine
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+        # Custom plans: the hub's statements are prepared (asyncpg), and after five runs PostgreSQL
+        # would switch to a generic plan that cannot use the parameter values (measured: a care plan
+        # search 0.7 ms with its own plan, 405 ms with the generic one at 10k clients).
+        kwargs.update(
+            pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
+            connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+        )
         return create_async_engine(self.url, **kwargs)
 
     @asynccontextmanager

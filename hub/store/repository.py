@@ -139,8 +139,14 @@ class Repository:
         if conn is not None:
             yield conn
         else:
-            async with self.db.write() as own:
-                yield own
+            try:
+                async with self.db.write() as own:
+                    yield own
+                    if self.trail is not None:
+                        await self.trail.flush(own)
+            finally:
+                if self.trail is not None:
+                    self.trail.discard()
 
     @asynccontextmanager
     async def reading(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:

@@ -139,37 +139,47 @@ async def _batch(call: Call, outer: FhirRequest, raw_entries: list[Any]) -> Fhir
 
 
 async def _transaction(call: Call, outer: FhirRequest, raw_entries: list[Any]) -> FhirResult:
-    from hub.api.handlers import handle
-
     entries = [_parse_entry(call, i, raw, outer) for i, raw in enumerate(raw_entries)]
     _check_duplicates(entries)
     results: dict[int, FhirResult] = {}
     repo = call.svc.repo
-    async with repo.db.write() as conn:
-        tx_call = call.in_transaction(conn)
-        mapping = await _assign_ids(tx_call, entries)
-        for entry in sorted(entries, key=lambda e: (_ORDER[e.request.method], e.index)):
-            where = f"Bundle.entry[{entry.index}]"
-            try:
-                if entry.request.body is not None and entry.request.method in ("POST", "PUT"):
-                    entry.request.body = await _rewrite(tx_call, entry.request.body, mapping, f"{where}.resource")
-                if entry.request.method == "POST" and entry.full_url in mapping:
-                    assigned = mapping[entry.full_url]
-                    if entry.request.if_none_exist and assigned.startswith("="):
-                        results[entry.index] = await _matched(tx_call, assigned[1:])
-                        continue
-                    results[entry.index] = await _create_with_id(tx_call, entry, assigned.split("/", 1)[1])
-                else:
-                    results[entry.index] = await handle(tx_call, entry.request)
-            except FhirError as exc:
-                exc.issues = [
-                    Issue(f"{where}: {i.diagnostics}", i.code, i.severity,
-                          tuple(_anchor(e, entry.target.res_type, where) for e in i.expression) or (where,))
-                    for i in exc.issues
-                ]
-                raise
+    try:
+        async with repo.db.write() as conn:
+            await _run_transaction(call.in_transaction(conn), entries, results)
+            if call.trail is not None:
+                await call.trail.flush(conn)
+    finally:
+        if call.trail is not None:
+            call.trail.discard()
     responses = [_response_entry(results[e.index], with_resource=e.request.method in ("GET", "HEAD")) for e in entries]
     return FhirResult(200, bundle("transaction-response", responses))
+
+
+async def _run_transaction(tx_call: Call, entries: list[_Entry], results: dict[int, FhirResult]) -> None:
+    """The entries, in the spec's order, inside the transaction ``tx_call`` carries."""
+    from hub.api.handlers import handle
+
+    mapping = await _assign_ids(tx_call, entries)
+    for entry in sorted(entries, key=lambda e: (_ORDER[e.request.method], e.index)):
+        where = f"Bundle.entry[{entry.index}]"
+        try:
+            if entry.request.body is not None and entry.request.method in ("POST", "PUT"):
+                entry.request.body = await _rewrite(tx_call, entry.request.body, mapping, f"{where}.resource")
+            if entry.request.method == "POST" and entry.full_url in mapping:
+                assigned = mapping[entry.full_url]
+                if entry.request.if_none_exist and assigned.startswith("="):
+                    results[entry.index] = await _matched(tx_call, assigned[1:])
+                    continue
+                results[entry.index] = await _create_with_id(tx_call, entry, assigned.split("/", 1)[1])
+            else:
+                results[entry.index] = await handle(tx_call, entry.request)
+        except FhirError as exc:
+            exc.issues = [
+                Issue(f"{where}: {i.diagnostics}", i.code, i.severity,
+                      tuple(_anchor(e, entry.target.res_type, where) for e in i.expression) or (where,))
+                for i in exc.issues
+            ]
+            raise
 
 
 async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
