@@ -87,7 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await services.audit.start()
         app.state.settings = settings
         app.state.services = services
-        app.state.repo = services.repo
         app.state.db = db
         await load_conformance_package(services)
         if settings.demo:

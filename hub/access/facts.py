@@ -163,6 +163,8 @@ async def _derive_consent(conn: AsyncConnection, pid: int, res: dict[str, Any]) 
         await _derive_delegations(conn, pid, patient, provisions)
         return {patient}
     rows = []
+    refs = [a.get("reference") for p in provisions for a in p["actors"] if isinstance(a, dict)]
+    uras = await organisation_uras(conn, refs)
     for prov in provisions:
         actors: list[tuple[str | None, str | None]] = []
         for actor in prov["actors"]:
@@ -171,7 +173,7 @@ async def _derive_consent(conn: AsyncConnection, pid: int, res: dict[str, Any]) 
             if org_type:
                 actors.append((None, org_type))
                 continue
-            ura = await organisation_ura(conn, ref)
+            ura = uras.get(_ref_key(ref))
             if ura:
                 actors.append((ura, None))
         if prov["actors"] and not actors:
@@ -343,35 +345,7 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any]) -> dict[str,
 
 async def organisation_ura(conn: AsyncConnection, ref: Any) -> str | None:
     """The URA of the organisation a reference names (directly, via a PractitionerRole, or by identifier)."""
-    if not isinstance(ref, dict):
-        return None
-    ura = _identifier_value(ref, {URA_SYSTEM})
-    if ura:
-        return ura
-    reference = ref.get("reference")
-    if not isinstance(reference, str) or "/" not in reference:
-        return None
-    res_type, res_id = reference.split("/_history/")[0].split("/")[-2:]
-    if res_type == "PractitionerRole":
-        row = (await conn.execute(
-            select(idx_reference.c.target_id)
-            .select_from(idx_reference.join(resource, resource.c.pid == idx_reference.c.pid))
-            .where(resource.c.res_type == "PractitionerRole", resource.c.res_id == res_id,
-                   resource.c.deleted == false(), idx_reference.c.param == "organization",
-                   idx_reference.c.target_type == "Organization")
-        )).first()
-        if row is None:
-            return None
-        res_type, res_id = "Organization", row[0]
-    if res_type != "Organization":
-        return None
-    row = (await conn.execute(
-        select(idx_token.c.code)
-        .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
-        .where(resource.c.res_type == "Organization", resource.c.res_id == res_id, resource.c.deleted == false(),
-               idx_token.c.param == "identifier", idx_token.c.system == URA_SYSTEM)
-    )).first()
-    return str(row[0]) if row else None
+    return (await organisation_uras(conn, [ref])).get(_ref_key(ref))
 
 
 async def organisation_types(conn: AsyncConnection, uras: Iterable[str]) -> dict[str, frozenset[str]]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, false, literal, or_, select, true
+from sqlalchemy import and_, bindparam, case, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
@@ -373,8 +373,3 @@ async def build_policy(
         policy.org_types = types.get(principal.organisation_ura, frozenset())
         policy.emergency_reason = emergency_reason
     return policy
-
-
-def unrestricted_filter(_r: FromClause) -> ColumnElement[bool]:
-    """For the hub's own internal work (demo loading, reindex): no restriction."""
-    return literal(True)

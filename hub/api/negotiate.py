@@ -13,8 +13,6 @@ from starlette.responses import Response
 
 from hub.fhir import jsonio
 from hub.fhir.errors import BadRequest
-from hub.fhir.instants import to_http_date
-from hub.store.resources import Stored
 
 JSON_MEDIA = "application/fhir+json"
 XML_MEDIA = "application/fhir+xml"
@@ -98,19 +96,8 @@ def fhir_response(
     return Response(render(data, fmt), status_code=status, media_type=_media(fmt), headers=headers)
 
 
-def empty_response(status: int, headers: dict[str, str] | None = None) -> Response:
-    return Response(b"", status_code=status, headers=headers)
-
-
 def _media(fmt: Format) -> str:
     return f"{fmt.media_type}; charset=utf-8"
-
-
-def version_headers(stored: Stored, location: str | None = None) -> dict[str, str]:
-    headers = {"ETag": stored.etag, "Last-Modified": to_http_date(stored.last_updated)}
-    if location:
-        headers["Location"] = location
-    return headers
 
 
 def _has_fragment(data: Any) -> bool:

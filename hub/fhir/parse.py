@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from hub.fhir import jsonio
-from hub.fhir.errors import BadRequest, InvalidResource, Issue, NotFound, UnsupportedMediaType
+from hub.fhir.errors import BadRequest, InvalidResource, Issue, UnsupportedMediaType
 
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 XML_TYPES = ("application/fhir+xml", "application/xml", "application/xml+fhir", "text/xml")
@@ -91,13 +91,6 @@ def is_resource_type(name: str) -> bool:
     from hub.fhir.typeinfo import is_resource_type as known
 
     return known(name)
-
-
-def require_resource_type(name: str) -> str:
-    """404 for a URL naming a type that does not exist."""
-    if not is_resource_type(name):
-        raise NotFound(f"Unknown resource type '{name}'", code="not-supported")
-    return name
 
 
 def check_structure(resource: dict[str, Any]) -> list[Issue]:

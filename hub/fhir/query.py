@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from hub.fhir.errors import BadRequest, Issue
 from hub.fhir.normalize import date_range, normalize_string
+from hub.fhir.search_values import parse_count
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 
@@ -525,9 +526,7 @@ def _result_param(
     resource_types: frozenset[str],
 ) -> None:
     if name == "_count":
-        if not value.isdigit():
-            raise BadRequest(f"_count must be a non-negative integer, not '{value}'", expression="_count")
-        query.count = min(int(value), max_count)
+        query.count = parse_count(value, query.count, max_count)
         query.canonical.append((name, str(query.count)))
     elif name == "_offset":
         if not value.isdigit():

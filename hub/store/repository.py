@@ -11,7 +11,7 @@ import copy
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -60,7 +60,6 @@ class WriteOutcome:
 class HistoryPage:
     entries: list[Stored]
     next_cursor: int | None
-    rows: list[Any] = field(default_factory=list)
 
 
 class Matcher:
@@ -415,7 +414,7 @@ class Repository:
             if self.trail is not None:
                 await self.trail.note(c, entries)
         next_cursor = rows[count][0] if len(rows) > count else None
-        return HistoryPage(entries, next_cursor, page)
+        return HistoryPage(entries, next_cursor)
 
     # -- internals ------------------------------------------------------------------------------
 

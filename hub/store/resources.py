@@ -113,14 +113,6 @@ async def get_current_checked(
     return stored, bool(row[9]), patients
 
 
-async def get_many(conn: AsyncConnection, pids: Sequence[int]) -> dict[int, Stored]:
-    """Current versions by pid, in one statement."""
-    if not pids:
-        return {}
-    rows = (await conn.execute(_CURRENT.where(resource.c.pid.in_(list(pids))))).all()
-    return {r[0]: Stored(*r) for r in rows}
-
-
 async def get_version(conn: AsyncConnection, res_type: str, res_id: str, version: int) -> Stored | None:
     h = resource_history
     row = (

@@ -6,12 +6,11 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from hub import __version__
 from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route
 from hub.api.result import FhirResult
 from hub.fhir.instants import now_us, to_iso
-
-SOFTWARE_VERSION = "0.1.0"
 
 #: Interactions every resource type supports (the handlers in hub.api.handlers).
 TYPE_INTERACTIONS = (
@@ -92,7 +91,7 @@ def capability_statement(base: str, describe_type: Any) -> dict[str, Any]:
         "date": to_iso(now_us())[:10],
         "publisher": "Zorgnet Hub",
         "kind": "instance",
-        "software": {"name": "Zorgnet Hub", "version": SOFTWARE_VERSION},
+        "software": {"name": "Zorgnet Hub", "version": __version__},
         "implementation": {"description": "Zorgnet Hub FHIR R4 server", "url": base},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
