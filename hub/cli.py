@@ -9,18 +9,24 @@ import typer
 
 from hub.settings import Settings, get_settings
 
+#: Written by ``hub serve`` in the var directory: the base URL it serves (and so the token issuer).
+SERVE_FILE = "hub-serve.json"
+
 app = typer.Typer(help="Zorgnet Hub: a FHIR R4 care-network hub.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema and indexes.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
-def _mount_audit() -> None:
+def _mount_subcommands() -> None:
+    from hub.access.cli import apps_app, people_app
     from hub.audit.cli import audit_app
 
     app.add_typer(audit_app, name="audit", help="Verify and export the tamper-evident audit log.")
+    app.add_typer(apps_app, name="apps", help="Register applications: professional systems and PGO apps.")
+    app.add_typer(people_app, name="people", help="Register people who may log in.")
 
 
-_mount_audit()
+_mount_subcommands()
 
 
 @app.command()
@@ -42,6 +48,7 @@ def serve(
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     typer.echo(f"Zorgnet Hub on {settings.fhir_base}  (database: {_safe_url(settings)})")
+    record_serving(settings)
     uvicorn.run(
         "hub.app:create_app",
         factory=True,
@@ -67,8 +74,10 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 @db_app.command("reindex")
 def db_reindex(batch: int = typer.Option(500, help="Resources per transaction.")) -> None:
     """Rebuild every search index row from the stored resources (after search parameters change)."""
+    from hub.audit.cli import require_database
     from hub.store.reindex import reindex_all
 
+    require_database(get_settings().database_url)
     count = asyncio.run(reindex_all(get_settings(), batch))
     typer.echo(f"Reindexed {count} resources.")
 
@@ -78,21 +87,49 @@ def token(
     as_: str = typer.Option(..., "--as", help="admin | client:<BSN> | org:<URA>[:practitioner:<UZI>] | "
                                            "person:<id>:for:<BSN> | system:<name>"),
     scope: list[str] = typer.Option(None, "--scope", help="Narrow the scopes (repeatable)."),
-    lifetime: int = typer.Option(None, help="Lifetime in seconds."),
+    lifetime: int = typer.Option(3600, min=1, max=86400, help="Lifetime in seconds (default one hour)."),
 ) -> None:
-    """Print a signed access token for anyone, in the embedded mode (uses the hub's own keys)."""
-    from hub.access.authserver import token_for
+    """Print a signed access token for anyone (development and tests only; refused in production).
+
+    The token is signed with the keys under HUB_VAR_DIR and issued for the base URL of the hub that
+    was last started there (``hub serve`` records it), so it works whatever port that hub runs on.
+    The issuer and expiry go to standard error; standard output holds only the token.
+    """
+    import time
+
+    from hub.access.issuing import token_for
     from hub.access.wiring import auth_config
 
-    settings = get_settings()
+    settings = serving_settings()
     if settings.environment == "production":
-        typer.echo("hub token is for the embedded mode and tests, not for production.", err=True)
+        typer.echo("hub token is for development and tests, not for production.", err=True)
         raise typer.Exit(2)
     try:
-        typer.echo(token_for(as_, auth_config(settings), scopes=scope or None, lifetime=lifetime))
+        config = auth_config(settings)
+        signed = token_for(as_, config, scopes=scope or None, lifetime=lifetime)
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    expires = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(time.time() + lifetime))
+    typer.echo(f"issuer {config.issuer}, audience {config.audience}, expires {expires}", err=True)
+    typer.echo(signed)
+
+
+def serving_settings() -> Settings:
+    """The settings of the hub that runs on this ``var`` directory: the environment's, with the base URL
+    that ``hub serve`` recorded when the environment names none."""
+    import json
+    import os
+
+    settings = get_settings()
+    if os.environ.get("HUB_BASE_URL") or os.environ.get("HUB_PORT") or os.environ.get("HUB_HOST"):
+        return settings
+    recorded = settings.var_dir / SERVE_FILE
+    try:
+        base_url = json.loads(recorded.read_text())["base_url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return settings
+    return settings.model_copy(update={"base_url": str(base_url).rstrip("/")})
 
 
 @app.command()
@@ -104,6 +141,14 @@ def demo() -> None:
     typer.echo("Demo network loaded." if loaded else "Database not empty; demo not loaded.")
 
 
+def record_serving(settings: Settings) -> None:
+    """Note the base URL of the hub started on this var directory, for ``hub token`` and friends."""
+    import json
+
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    (settings.var_dir / SERVE_FILE).write_text(json.dumps({"base_url": settings.base_url}) + "\n")
+
+
 def _safe_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
@@ -111,7 +156,16 @@ def _safe_url(settings: Settings) -> str:
 
 
 def main() -> None:
-    app()
+    """The console script: settings errors are one line each and exit 2, never a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
+            typer.echo(f"invalid configuration ({where}): {error.get('msg')}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -196,16 +196,25 @@ async def take_code(conn: AsyncConnection, code: str) -> tuple[CodeGrant | None,
 
 
 async def add_person(conn: AsyncConnection, record: PersonRecord) -> None:
-    await conn.execute(insert(person).values(person_id=record.person_id, name=record.name, bsn=record.bsn))
+    await conn.execute(
+        insert(person).values(person_id=record.person_id, name=record.name, bsn=record.bsn, active=True)
+    )
 
 
 async def get_person(conn: AsyncConnection, person_id: str) -> PersonRecord | None:
-    row = (await conn.execute(select(person).where(person.c.person_id == person_id))).first()
+    """An active registered person (a disabled one cannot log in)."""
+    row = (
+        await conn.execute(select(person).where(person.c.person_id == person_id, person.c.active.is_(True)))
+    ).first()
     return PersonRecord(row.person_id, row.name, row.bsn) if row else None
 
 
 async def list_persons(conn: AsyncConnection, limit: int = 200) -> list[PersonRecord]:
-    rows = (await conn.execute(select(person).order_by(person.c.name, person.c.person_id).limit(limit))).all()
+    rows = (
+        await conn.execute(
+            select(person).where(person.c.active.is_(True)).order_by(person.c.name, person.c.person_id).limit(limit)
+        )
+    ).all()
     return [PersonRecord(r.person_id, r.name, r.bsn) for r in rows]
 
 

@@ -19,7 +19,7 @@ Instants are integer microseconds since the Unix epoch (UTC), as in the store's 
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, String, Table, Text, true
 
 from hub.store.tables import PidType, metadata
 
@@ -69,6 +69,8 @@ person = Table(
     Column("name", String(200), nullable=False, default=""),
     # The person's own BSN: present when they may act for themself as a client.
     Column("bsn", String(9), nullable=True),
+    # A disabled person can no longer log in (kept for the audit trail's sake).
+    Column("active", Boolean, nullable=False, default=True, server_default=true()),
 )
 
 delegation = Table(

@@ -23,6 +23,16 @@ def _settings() -> Any:
     return get_settings()
 
 
+def require_database(database_url: str) -> None:
+    """Exit 2 with one line when the database is missing or has no hub schema (never create it)."""
+    from hub.store.migrate import database_problem
+
+    problem = asyncio.run(database_problem(database_url))
+    if problem is not None:
+        typer.echo(problem, err=True)
+        raise typer.Exit(2)
+
+
 def default_key_dir(settings: Any) -> Path:
     return Path(settings.var_dir) / "audit-keys"
 
@@ -52,6 +62,7 @@ def verify(
     """Check the hash chain, the index rows and every checkpoint signature; name the first broken place."""
     settings = _settings()
     key_dir = keys or default_key_dir(settings)
+    require_database(settings.database_url)
     result = asyncio.run(run_verify(settings.database_url, key_dir, deep=deep))
     typer.echo(result.summary())
     if not result.ok:
@@ -83,6 +94,8 @@ def export(
                 typer.echo(f"--since must be a date, an instant or seq:N, not {since!r}", err=True)
                 raise typer.Exit(2) from None
     settings = _settings()
+
+    require_database(settings.database_url)
 
     async def run() -> int:
         db = Database(settings.database_url, pool_size=1)

@@ -42,3 +42,33 @@ async def prepare_database(db: Database, settings: Settings) -> None:
         tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
     if "resource" not in tables:
         await upgrade_async(settings.database_url)
+
+
+async def database_problem(database_url: str) -> str | None:
+    """Why the database at ``database_url`` cannot be used by a command, in one line; ``None`` when it can.
+
+    Never creates anything: a missing SQLite file stays missing, an empty PostgreSQL database stays
+    empty (``hub db upgrade`` or ``hub serve`` create the schema).
+    """
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite":
+        path = url.database or ""
+        if path in ("", ":memory:"):
+            return f"{shown}: an in-memory database holds nothing to work on"
+        if not Path(path).is_file():
+            return f"no hub database at {Path(path).resolve()} (start the hub once, or run `hub db upgrade`)"
+    db = Database(database_url, pool_size=1)
+    try:
+        async with db.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    except Exception as exc:  # noqa: BLE001 - any driver error is "cannot be used", said in one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"cannot open the hub database at {shown}: {first}"
+    finally:
+        await db.dispose()
+    if "alembic_version" not in tables or "resource" not in tables:
+        return f"the database at {shown} has no hub schema (run `hub db upgrade`)"
+    return None
