@@ -1,25 +1,28 @@
-"""Where the hub finds files that are not Python code."""
+"""Where the hub finds files that are not Python code: all of it ships inside the package.
+
+``hub/definitions/`` holds what the hub needs at run time (the R4 search parameters and Patient
+compartment, the Nictiz zib2020/nl-core definitions, and the hub's own conformance package in
+``profiles/``). It is generated from the public reference material by ``scripts/sync_reference.py``
+and ``scripts/build_profiles.py``; nothing outside the package is read.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_DIR = PACKAGE_DIR.parent
 
 
-def reference_dir() -> Path:
-    """The shared reference material (FHIR R4 definitions, Nictiz profiles); HUB_REFERENCE_DIR overrides."""
-    env = os.environ.get("HUB_REFERENCE_DIR")
-    if env:
-        return Path(env)
-    for candidate in (REPO_DIR.parent / "shared" / "reference", REPO_DIR / "reference"):
-        if candidate.is_dir():
-            return candidate
-    return REPO_DIR.parent / "shared" / "reference"
+def definitions_dir() -> Path:
+    """The package data folder of run-time definitions."""
+    return PACKAGE_DIR / "definitions"
 
 
 def profiles_dir() -> Path:
     """The hub's own conformance package (StructureDefinitions, SearchParameters, ValueSets, ...)."""
-    return REPO_DIR / "profiles"
+    return definitions_dir() / "profiles"
+
+
+def nictiz_package() -> Path:
+    """The Nictiz zib2020/nl-core conformance resources, as one compact gzip'd JSON array."""
+    return definitions_dir() / "nictiz" / "zib2020.json.gz"

@@ -1,4 +1,4 @@
-"""The hub's conformance package (``profiles/``), stored as ordinary resources so that
+"""The hub's conformance package (``hub/definitions/profiles/``), stored as ordinary resources so that
 ``/fhir/StructureDefinition?url=...`` and friends serve it like any other data."""
 
 from __future__ import annotations

@@ -21,8 +21,6 @@ from sqlalchemy import event, text
 from hub.app import create_app
 from hub.settings import Settings
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
-
 
 def _backends() -> list[str]:
     raw = os.environ.get("HUB_TEST_BACKENDS", "sqlite,postgresql")

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from hub.paths import reference_dir
+from hub.paths import definitions_dir
 
 #: What the hub adds to the R4 definition. R4 leaves Task out of the Patient compartment, but an
 #: overdracht Task is about one client and access to it is decided per client, so a Task is in the
@@ -24,7 +24,7 @@ HUB_ADDITIONS: Mapping[str, tuple[str, ...]] = {"Task": ("patient",)}
 
 @functools.cache
 def _patient_definition() -> Mapping[str, tuple[str, ...]]:
-    path = reference_dir() / "fhir-r4" / "compartmentdefinition-patient.json"
+    path = definitions_dir() / "r4" / "compartment-patient.json"
     data = orjson.loads(path.read_bytes())
     definition = {
         r["code"]: tuple(p for p in r.get("param") or () if not p.startswith("{"))

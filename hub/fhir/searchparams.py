@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from hub.paths import profiles_dir, reference_dir
+from hub.paths import definitions_dir, profiles_dir
 
 log = logging.getLogger(__name__)
 
@@ -257,8 +257,10 @@ def _search_parameters_in(data: Any) -> list[dict[str, Any]]:
 
 @functools.cache
 def _core_resources() -> tuple[dict[str, Any], ...]:
-    data = _read_json(reference_dir() / "fhir-r4" / "search-parameters.json")
-    return tuple(_search_parameters_in(data))
+    import gzip
+
+    data = orjson.loads(gzip.decompress((definitions_dir() / "r4" / "search-parameters.json.gz").read_bytes()))
+    return tuple(r for r in data if isinstance(r, dict) and r.get("resourceType") == "SearchParameter")
 
 
 def _profile_resources() -> list[dict[str, Any]]:

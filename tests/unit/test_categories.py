@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from hub.fhir.categories import categories, category_for, category_map, default_profile
+from hub.paths import profiles_dir
 from tests.conformance import examples as ex
 
-PROFILES = Path(__file__).resolve().parents[2] / "profiles"
+PROFILES = profiles_dir()
 
 
 def test_codes_come_from_the_codesystem() -> None:

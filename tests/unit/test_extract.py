@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,15 +16,9 @@ from hub.fhir.extract import COLUMNS, IndexRows, extract, parse_reference
 from hub.fhir.normalize import date_range
 from hub.fhir.searchparams import load_registry
 from hub.store.tables import DATE_MAX, INDEX_TABLES
+from tests.datafiles import NICTIZ_EXAMPLES
 
-EXAMPLES = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "reference"
-    / "nictiz"
-    / "Nictiz-R4-zib2020"
-    / "examples"
-)
+EXAMPLES = NICTIZ_EXAMPLES
 
 PATIENT: dict[str, Any] = {
     "resourceType": "Patient",

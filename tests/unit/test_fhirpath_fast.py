@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import re
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import fhirpathpy
@@ -16,15 +15,9 @@ from lxml import etree
 
 from hub.fhir.fhirpath_fast import child_spec, compile_path, is_fast, is_subtype, reference_type
 from hub.fhir.searchparams import load_registry
+from tests.datafiles import NICTIZ_EXAMPLES
 
-EXAMPLES = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "reference"
-    / "nictiz"
-    / "Nictiz-R4-zib2020"
-    / "examples"
-)
+EXAMPLES = NICTIZ_EXAMPLES
 
 
 def _strip_primitive_extensions(value: Any) -> Any:

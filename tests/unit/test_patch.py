@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +12,9 @@ from lxml import etree
 from hub.fhir.errors import BadRequest, Unprocessable
 from hub.fhir.patch import apply_fhirpath_patch, apply_json_patch
 from hub.fhir.xml import xml_to_json
+from tests.datafiles import PATCH_CASES
 
-PATCH_TESTS = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "fhir-r4" / "fhir-patch-tests.xml"
-)
+PATCH_TESTS = PATCH_CASES
 
 
 @cache

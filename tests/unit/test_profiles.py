@@ -5,16 +5,16 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hub.fhir.errors import Issue
 from hub.fhir.validation import check_base, default_validator
+from hub.paths import profiles_dir
 from tests.conformance import examples as ex
 
-PROFILES = Path(__file__).resolve().parents[2] / "profiles"
+PROFILES = profiles_dir()
 HUB_SD = "https://zorgnet-hub.nl/fhir/StructureDefinition/"
 
 

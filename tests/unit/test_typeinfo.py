@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from hub.fhir.typeinfo import ElementInfo, element, elements, is_resource_type, resource_types, type_info
-
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+from hub.paths import definitions_dir
 
 
 def test_resource_types_are_the_146_of_r4() -> None:
-    compartment = json.loads((REFERENCE / "fhir-r4" / "compartmentdefinition-patient.json").read_text())
+    compartment = json.loads((definitions_dir() / "r4" / "compartment-patient.json").read_text())
     expected = {r["code"] for r in compartment["resource"]} | {"Parameters"}
     assert resource_types() == expected
     assert len(resource_types()) == 146

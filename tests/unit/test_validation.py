@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from hub.fhir.validation import Registry, Validator, check_base, default_validator
-from hub.fhir.validation.registry import nictiz_dirs
 from hub.fhir.validation.snapshot import snapshot_elements
 from hub.fhir.validation.terminology import Terminology
 from hub.fhir.xml import xml_to_json
+from hub.paths import nictiz_package
+from tests.datafiles import NICTIZ_EXAMPLES
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
-EXAMPLES = REFERENCE / "nictiz" / "Nictiz-R4-zib2020" / "examples"
+EXAMPLES = NICTIZ_EXAMPLES
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.xml"))
 NL = "http://nictiz.nl/fhir/StructureDefinition/"
 # Upstream errors in the Nictiz examples (release 0.12.1-beta.1): the HouseAdaption examples declare a profile
@@ -33,7 +33,7 @@ def _errors(issues: list[Any]) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def nictiz() -> Validator:
-    return Validator(Registry([], nictiz_dirs(REFERENCE)))
+    return Validator(Registry([], packages=[nictiz_package()]))
 
 
 def test_there_are_nictiz_examples() -> None:

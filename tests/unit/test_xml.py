@@ -12,14 +12,14 @@ from lxml import etree
 
 from hub.fhir.errors import BadRequest
 from hub.fhir.xml import json_to_xml, xml_to_json
+from tests.datafiles import NICTIZ_EXAMPLES, PATCH_CASES
 
-REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
-EXAMPLES = sorted((REFERENCE / "nictiz" / "Nictiz-R4-zib2020" / "examples").glob("*.xml"))
+EXAMPLES = sorted(NICTIZ_EXAMPLES.glob("*.xml"))
 NS = 'xmlns="http://hl7.org/fhir"'
 
 
 def _patch_test_resources() -> list[bytes]:
-    root = etree.fromstring((REFERENCE / "fhir-r4" / "fhir-patch-tests.xml").read_bytes())
+    root = etree.fromstring(PATCH_CASES.read_bytes())
     out = []
     for holder in root.iter("input", "diff", "output"):
         for elem in holder:

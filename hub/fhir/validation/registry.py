@@ -1,12 +1,14 @@
-"""Where conformance resources come from: the R4 core package, the hub's profiles/ and the Nictiz XML.
+"""Where conformance resources come from: the R4 core package, the hub's profiles and Nictiz's zib2020.
 
-Resources are found by canonical url. The hub's JSON files and the core package are small and read
-on first use; the Nictiz XML (hundreds of files) is only indexed by url (a cheap scan of each file's
-head) and parsed when a definition is first asked for.
+Resources are found by canonical url. Sources are JSON folders (the hub's own package), compact
+packages (a gzip'd JSON array, as the hub ships Nictiz's definitions) and XML folders (Nictiz's
+release as published: only indexed by url, a cheap scan of each file's head, and parsed when a
+definition is first asked for). All are read on first use.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections.abc import Iterable
@@ -22,18 +24,19 @@ _KINDS = ("StructureDefinition", "ValueSet", "CodeSystem")
 CORE_SD = "http://hl7.org/fhir/StructureDefinition/"
 
 
-def nictiz_dirs(reference: Path) -> list[Path]:
-    """The Nictiz zib2020/nl-core folders with R4 conformance resources (XML)."""
-    return [reference / "nictiz" / "Nictiz-R4-zib2020" / "resources"]
-
-
 class Registry:
     """Canonical url -> conformance resource (as JSON), over JSON and XML sources, loaded lazily."""
 
     def __init__(
-        self, json_dirs: Iterable[Path] = (), xml_dirs: Iterable[Path] = (), *, core: bool = True
+        self,
+        json_dirs: Iterable[Path] = (),
+        xml_dirs: Iterable[Path] = (),
+        *,
+        packages: Iterable[Path] = (),
+        core: bool = True,
     ) -> None:
         self._json_dirs = [Path(p) for p in json_dirs]
+        self._packages = [Path(p) for p in packages]
         self._xml_dirs = [Path(p) for p in xml_dirs]
         self._core = core
         self._parsed: dict[Path, dict[str, Any]] = {}
@@ -67,6 +70,15 @@ class Registry:
         return out
 
     @cached_property
+    def _package_index(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for path in self._packages:
+            for r in json.loads(gzip.decompress(path.read_bytes())):
+                if isinstance(r, dict) and r.get("resourceType") in _KINDS and "url" in r:
+                    out.setdefault(r["url"], r)
+        return out
+
+    @cached_property
     def _xml_index(self) -> dict[str, Path]:
         out: dict[str, Path] = {}
         for d in self._xml_dirs:
@@ -80,7 +92,7 @@ class Registry:
     def get(self, url: str) -> dict[str, Any] | None:
         """The conformance resource with this canonical url (version suffix ``|v`` ignored), or None."""
         url = url.split("|", 1)[0]
-        r = self._json_index.get(url)
+        r = self._json_index.get(url) or self._package_index.get(url)
         if r is not None:
             return r
         path = self._xml_index.get(url)
@@ -97,6 +109,7 @@ class Registry:
     def urls(self, kind: str = "StructureDefinition") -> list[str]:
         """Urls of every loadable resource of one kind (JSON and XML sources; XML by file name guess)."""
         out = self.hub_urls(kind)
+        out += [u for u, r in self._package_index.items() if r["resourceType"] == kind]
         out += [
             u
             for u, p in self._xml_index.items()
