@@ -7,10 +7,7 @@ import logging
 
 import typer
 
-from hub.settings import Settings, get_settings
-
-#: Written by ``hub serve`` in the var directory: the base URL it serves (and so the token issuer).
-SERVE_FILE = "hub-serve.json"
+from hub.settings import Settings, get_settings, record_serving, serving_settings
 
 app = typer.Typer(help="Zorgnet Hub: a FHIR R4 care-network hub.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database schema and indexes.", no_args_is_help=True)
@@ -66,7 +63,7 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply Alembic migrations to HUB_DATABASE_URL."""
     from hub.store.migrate import upgrade
 
-    settings = get_settings()
+    settings = serving_settings()
     upgrade(settings.database_url, revision)
     typer.echo(f"Database at {_safe_url(settings)} is at {revision}.")
 
@@ -77,8 +74,9 @@ def db_reindex(batch: int = typer.Option(500, help="Resources per transaction.")
     from hub.audit.cli import require_database
     from hub.store.reindex import reindex_all
 
-    require_database(get_settings().database_url)
-    count = asyncio.run(reindex_all(get_settings(), batch))
+    settings = serving_settings()
+    require_database(settings.database_url)
+    count = asyncio.run(reindex_all(settings, batch))
     typer.echo(f"Reindexed {count} resources.")
 
 
@@ -115,23 +113,6 @@ def token(
     typer.echo(signed)
 
 
-def serving_settings() -> Settings:
-    """The settings of the hub that runs on this ``var`` directory: the environment's, with the base URL
-    that ``hub serve`` recorded when the environment names none."""
-    import json
-    import os
-
-    settings = get_settings()
-    if os.environ.get("HUB_BASE_URL") or os.environ.get("HUB_PORT") or os.environ.get("HUB_HOST"):
-        return settings
-    recorded = settings.var_dir / SERVE_FILE
-    try:
-        base_url = json.loads(recorded.read_text())["base_url"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return settings
-    return settings.model_copy(update={"base_url": str(base_url).rstrip("/")})
-
-
 @app.command()
 def demo() -> None:
     """Load the demo care network into the database (if it is empty)."""
@@ -139,14 +120,6 @@ def demo() -> None:
 
     loaded = asyncio.run(load_demo_standalone(get_settings()))
     typer.echo("Demo network loaded." if loaded else "Database not empty; demo not loaded.")
-
-
-def record_serving(settings: Settings) -> None:
-    """Note the base URL of the hub started on this var directory, for ``hub token`` and friends."""
-    import json
-
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
-    (settings.var_dir / SERVE_FILE).write_text(json.dumps({"base_url": settings.base_url}) + "\n")
 
 
 def _safe_url(settings: Settings) -> str:

@@ -263,7 +263,24 @@ async def load_demo_if_empty(services: Any) -> bool:
         return False
     call = Call(services, services.settings.fhir_base)
     await handle(call, FhirRequest("POST", "", body=demo_bundle()))
+    async with services.repo.db.write() as conn:
+        await register_demo_people(conn)
     return True
+
+
+def demo_people() -> list[tuple[str, str]]:
+    """The demo's mantelzorgers as people who may log in: (login name, full name), e.g. ``marieke``."""
+    return [(given.lower(), f"{given} {family}") for *_c, carers in CLIENTS for given, family, _r, _code in carers]
+
+
+async def register_demo_people(conn: Any) -> None:
+    """Register the demo's mantelzorgers (clients log in with their BSN and need no registration)."""
+    from hub.access.registration import add_person, list_people
+
+    known = {p.person_id for p in await list_people(conn)}
+    for person_id, name in demo_people():
+        if person_id not in known:
+            await add_person(conn, person_id=person_id, name=name)
 
 
 async def load_demo_standalone(settings: Any) -> bool:

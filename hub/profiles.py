@@ -44,5 +44,5 @@ async def load_conformance_package(services: Any) -> int:
             await repo.update(res["resourceType"], res["id"], res, conn=conn)
             written += 1
     if written:
-        log.info("Loaded %d conformance resources from profiles/", written)
+        log.info("Loaded %d conformance resources from the package", written)
     return written

@@ -72,3 +72,41 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read from the environment once."""
     return Settings()
+
+
+#: Written by ``hub serve`` in its var directory: the base URL and database it serves.
+SERVE_FILE = "hub-serve.json"
+_RECORDED = {"base_url": ("HUB_BASE_URL", "HUB_PORT", "HUB_HOST"), "database_url": ("HUB_DATABASE_URL",)}
+
+
+def record_serving(settings: Settings) -> None:
+    """Note what the hub started on this var directory serves, so that the commands run beside it
+    (``hub token``, ``hub apps``, ``hub audit``) reach the same hub without repeating its settings."""
+    import json
+    import os
+
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.var_dir / SERVE_FILE
+    path.write_text(json.dumps({"base_url": settings.base_url, "database_url": settings.database_url}) + "\n")
+    os.chmod(path, 0o600)  # the database URL may hold a password
+
+
+def serving_settings() -> Settings:
+    """The settings for a command run beside a hub: the environment's, and for what the environment
+    does not say (the base URL, the database), what ``hub serve`` recorded in the var directory."""
+    import json
+    import os
+
+    settings = get_settings()
+    try:
+        recorded = json.loads((settings.var_dir / SERVE_FILE).read_text())
+    except (OSError, ValueError):
+        return settings
+    if not isinstance(recorded, dict):
+        return settings
+    update = {
+        name: str(recorded[name])
+        for name, env in _RECORDED.items()
+        if isinstance(recorded.get(name), str) and not any(os.environ.get(e) for e in env)
+    }
+    return settings.model_copy(update=update) if update else settings

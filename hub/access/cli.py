@@ -32,11 +32,11 @@ def fail(message: str) -> typer.Exit:
 def run_in_transaction(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run ``work`` in one write transaction on the hub's database (which must exist already)."""
     from hub.access.registration import RegistrationError
-    from hub.settings import get_settings
+    from hub.settings import serving_settings
     from hub.store.db import Database
     from hub.store.migrate import database_problem
 
-    settings = get_settings()
+    settings = serving_settings()
 
     async def go() -> T:
         problem = await database_problem(settings.database_url)

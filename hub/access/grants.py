@@ -1,6 +1,6 @@
 """The consent semantics, as a pure function, and the ``access_grant`` rows it produces.
 
-Rules (../shared/design/DOMAIN.md, "Consent semantics"):
+Rules (the domain's consent semantics, README "Access"):
 
 - An organisation reads a client's data of a category only while it has an active care
   relationship with the client, and the client's consent allows it.

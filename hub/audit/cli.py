@@ -18,9 +18,9 @@ audit_app = typer.Typer(help="Audit log: verify the chain and signatures, export
 
 
 def _settings() -> Any:
-    from hub.settings import get_settings
+    from hub.settings import serving_settings
 
-    return get_settings()
+    return serving_settings()
 
 
 def require_database(database_url: str) -> None:

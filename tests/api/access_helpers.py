@@ -1,7 +1,7 @@
 """Builders for access tests: care networks as plain specs, their FHIR resources, a loader, and an
 independent reference model of who may see what.
 
-The model is written from ../shared/design/DOMAIN.md ("Who uses the hub", "Consent semantics") and
+The model is written from the domain rules ("who uses the hub", "consent semantics") and
 the docstring of :mod:`hub.access.policy`; it deliberately imports nothing from ``hub.access`` so
 that a mistake in the implementation cannot hide in the model too.
 
