@@ -24,7 +24,7 @@ venv: $(STAMP)
 run: $(STAMP)
 	@mkdir -p var
 	@echo "Zorgnet Hub: FHIR base http://127.0.0.1:$(HUB_PORT)/fhir"
-	@echo "  a token:   $(VENV)/bin/hub token --as org:00012345:practitioner:900001111"
+	@echo "  a token:   $(VENV)/bin/hub token --as org:00012345:practitioner:900001111   (see the README tour)"
 	@echo "  then:      curl -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:$(HUB_PORT)/fhir/Patient"
 	HUB_DEMO=true HUB_PORT=$(HUB_PORT) $(VENV)/bin/hub serve
 
@@ -42,8 +42,10 @@ bench: $(BENCH_STAMP)
 bench-full: $(BENCH_STAMP)
 	@pg_url="$$(./scripts/ensure-postgres.sh)"; HUB_BENCH_PG_ADMIN_URL="$$pg_url" $(PY) -m bench run --size full
 
+## ruff (lint) and mypy (types); CI runs this too.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hub tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
