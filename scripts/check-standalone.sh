@@ -42,7 +42,7 @@ stop "${pids[0]}"
 
 # 2. a wheel in a fresh virtualenv, served from /
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install --quiet "$copy[postgres]"
+"$work/venv/bin/pip" install --quiet "$copy[postgres]" > "$work/pip.log" 2>&1 || { tail -30 "$work/pip.log" >&2; exit 1; }
 port="$(free_port)"
 (cd / && HUB_PORT="$port" HUB_VAR_DIR="$work/var" HUB_DATABASE_URL="sqlite+aiosqlite:///$work/var/hub.db" \
   exec setsid "$work/venv/bin/hub" serve --demo > "$work/wheel.log" 2>&1) & pids+=($!)
