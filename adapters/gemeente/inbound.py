@@ -295,9 +295,10 @@ async def start_stop(ctx: Context, root: Node, header: Header, stop: bool) -> Ou
             if not _within(einde, sr["occurrencePeriod"]):
                 findings.append(Finding("9308", f"Einddatum {einde} lies outside toewijzing {nummer}", item.el))
                 continue
-            if old_status not in STARTED or scheduled.get("start") not in (None, begin.isoformat()):
-                findings.append(Finding("9069", f"toewijzing {nummer}: no current start with Begindatum {begin}",
-                                        item.el))
+            if old_status not in STARTED:
+                # A stop needs a start; the stop's Begindatum is taken as the delivery's (the iWmo
+                # examples themselves stop 300202 with another Begindatum than they started it).
+                findings.append(Finding("9069", f"toewijzing {nummer}: no start of care was received", item.el))
                 continue
             if status == "1" and old_status in ENDED and (scheduled.get("end") != einde.isoformat() or
                                                          _reason(detail) != reden):
