@@ -114,7 +114,7 @@ class HubClient:
                 all_headers["Authorization"] = f"Bearer {await self.credentials.token(self.http)}"
             try:
                 response = await self.http.request(
-                    method, self.url(path), json=json, params=params, headers=all_headers
+                    method, self.url(path), json=json, params=_params(params), headers=all_headers
                 )
             except httpx.TransportError as exc:
                 if attempt >= self.retry.attempts:
@@ -193,6 +193,12 @@ class HubClient:
         body = {**resource, "id": current["id"]}
         version = (current.get("meta") or {}).get("versionId")
         return Upserted("updated", await self.update(body, version=version))
+
+
+def _params(params: Mapping[str, str] | Sequence[tuple[str, str]] | None) -> httpx.QueryParams | None:
+    if params is None:
+        return None
+    return httpx.QueryParams(list(params.items()) if isinstance(params, Mapping) else list(params))
 
 
 def _body(response: httpx.Response) -> Any:

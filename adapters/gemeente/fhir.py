@@ -7,6 +7,7 @@ Pure functions: no I/O. References are passed in (``Patient/id`` or a transactio
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -360,9 +361,14 @@ def _activity_text(sr: Resource) -> str:
     return ", ".join(parts)
 
 
+def network_key(gemeente_code: str, bsn: str) -> str:
+    """The identifier value of a client's Wmo network in one gemeente (pseudonymous: no BSN in it)."""
+    return f"{gemeente_code}-{hashlib.sha256(bsn.encode()).hexdigest()[:20]}"
+
+
 def careteam(
     patient_ref: str, gemeente_ref: str, providers: list[tuple[str, Resource]], previous: Resource | None,
-    gemeente_code: str,
+    key: str,
 ) -> Resource:
     """The client's Wmo network: the client, the gemeente, every provider with its toewijzing period.
     Participants already there (also ones others added) are kept; a provider's period widens."""
@@ -392,7 +398,7 @@ def careteam(
         add(provider_ref, "Wmo-aanbieder", period)
     return {
         "resourceType": "CareTeam",
-        "identifier": [{"system": c.NETWERK_SYSTEM, "value": gemeente_code}],
+        "identifier": [{"system": c.NETWERK_SYSTEM, "value": key}],
         "status": "active",
         "name": "Wmo-netwerk",
         "subject": ref(patient_ref),

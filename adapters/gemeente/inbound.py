@@ -30,6 +30,8 @@ class Context:
     settings: GemeenteSettings
     catalogue: Catalogue
     today: dt.date
+    #: Organizations found in the hub, by ``system|value`` (they are registry data: kept per process).
+    organisations: dict[str, list[Resource]] = field(default_factory=dict)
 
 
 @dataclass
@@ -136,16 +138,22 @@ async def toewijzing_301(ctx: Context, root: Node, header: Header) -> Outcome:
     bsn = client.text("Bsn") or ""
     numbers = [p.text("ToewijzingNummer") or "" for p in products]
     agb, s = header.ontvanger, ctx.settings
-    patients, srs, plans, gemeenten, providers, teams = await read_many(ctx.hub, [
+    network = fhir.network_key(s.gemeente_code, bsn)
+    urls = [
         _url("Patient", [("identifier", f"{c.BSN_SYSTEM}|{bsn}")]),
         _url("ServiceRequest", [("identifier", ",".join(f"{c.TOEWIJZING_SYSTEM}|{n}" for n in numbers)),
                                 ("_include", "ServiceRequest:subject")]),
         _url("CarePlan", [("identifier", ",".join(f"{c.TOEWIJZING_SYSTEM}|{n}" for n in numbers))]),
-        _url("Organization", [("identifier", f"{c.URA_SYSTEM}|{s.ura}")]),
-        _url("Organization", [("identifier", f"{c.AGB_SYSTEM}|{agb}")]),
-        _url("CareTeam", [("subject:Patient.identifier", f"{c.BSN_SYSTEM}|{bsn}"),
-                          ("identifier", f"{c.NETWERK_SYSTEM}|{s.gemeente_code}")]),
-    ])
+        _url("CareTeam", [("identifier", f"{c.NETWERK_SYSTEM}|{network}")]),
+    ]
+    org_keys = [f"{c.URA_SYSTEM}|{s.ura}", f"{c.AGB_SYSTEM}|{agb}"]
+    missing = [k for k in org_keys if k not in ctx.organisations]
+    results = await read_many(ctx.hub, urls + [_url("Organization", [("identifier", k)]) for k in missing])
+    patients, srs, plans, teams = results[:4]
+    for k, found in zip(missing, results[4:], strict=True):
+        if found:
+            ctx.organisations[k] = found[:1]
+    gemeenten, providers = (ctx.organisations.get(k, []) for k in org_keys)
     included = [r for r in srs if r["resourceType"] == "Patient"]
     existing = {_ident(r, c.TOEWIJZING_SYSTEM): r for r in srs if r["resourceType"] == "ServiceRequest"}
     plan_by = {_ident(r, c.TOEWIJZING_SYSTEM): r for r in plans}
@@ -155,7 +163,7 @@ async def toewijzing_301(ctx: Context, root: Node, header: Header) -> Outcome:
                                c.URA_SYSTEM, s.ura)
     provider_ref = refs.ensure(providers, fhir.provider_organization(agb), c.AGB_SYSTEM, agb)
     patient_ref = refs.ensure(patients, fhir.patient(client), c.BSN_SYSTEM, bsn)
-    team = teams[0] if teams and patient is not None else None
+    team = teams[0] if teams else None
     team_ref = f"CareTeam/{team['id']}" if team else _new_ref()
     wanted: list[tuple[Node, Resource, Resource | None]] = []
     for p, nummer in zip(products, numbers, strict=True):
@@ -192,9 +200,9 @@ async def toewijzing_301(ctx: Context, root: Node, header: Header) -> Outcome:
             refs.entries.append(_put(plan, plan_res))
         refs.write(existing.get(nummer), sr, c.TOEWIJZING_SYSTEM, nummer)
     periods = [(provider_ref, sr["occurrencePeriod"]) for _, sr, _ in wanted]
-    team_res = fhir.careteam(patient_ref, gemeente_ref, periods, team, s.gemeente_code)
+    team_res = fhir.careteam(patient_ref, gemeente_ref, periods, team, network)
     if team is None:
-        refs.entries.append(_post(team_ref, team_res))
+        refs.entries.append(_post(team_ref, team_res, _ident_query(c.NETWERK_SYSTEM, network)))
     elif not same_content(team, team_res):
         refs.entries.append(_put(team, team_res))
     vertegenwoordiging = client.text("WettelijkeVertegenwoordiging")
@@ -447,10 +455,10 @@ async def wijziging_317(ctx: Context, root: Node, header: Header) -> Outcome:
     if not patients:
         findings.append(Finding("9019", f"no client with Bsn {bsn} has a toewijzing", client.el))
         return Outcome(findings)
-    for p, code in [(p, "9350") for p in ongewijzigd] + [(p, "9351") for p in te_wijzigen]:
+    for p, rule in [(p, "9350") for p in ongewijzigd] + [(p, "9351") for p in te_wijzigen]:
         sr = by_number.get(p.text("ToewijzingNummer"))
         if sr is None or _patient_bsn(included, sr["subject"]["reference"]) != bsn or sr.get("status") != "active":
-            findings.append(Finding(code, f"ToewijzingNummer {p.text('ToewijzingNummer')} is not a current "
+            findings.append(Finding(rule, f"ToewijzingNummer {p.text('ToewijzingNummer')} is not a current "
                                     "toewijzing of this client", p.el))
     if findings:
         return Outcome(findings)

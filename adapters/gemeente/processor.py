@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from lxml import etree
 
@@ -58,6 +59,7 @@ class Processor:
         self.catalogue = catalogue or Catalogue.load(settings.products)
         self.limits = XmlLimits(max_bytes=settings.max_message_bytes)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._organisations: dict[str, list[dict[str, Any]]] = {}
 
     def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -100,7 +102,7 @@ class Processor:
         lock_key = node.text("Client/Bsn") or node.text("Antwoord/ReferentieAanbieder") or header.key
         async with self._lock(lock_key):
             for attempt in range(1, CONFLICT_RETRIES + 1):
-                ctx = Context(self.hub, self.settings, self.catalogue, dt.date.today())
+                ctx = Context(self.hub, self.settings, self.catalogue, dt.date.today(), self._organisations)
                 try:
                     outcome = await handle(ctx, number, node, header)
                     break

@@ -31,8 +31,12 @@ class LiveNetwork:
 
     def settings(self, state: Path | None = None) -> GemeenteSettings:
         return GemeenteSettings(
-            hub_base=self.hub.base, client_id=self.adapter.client_id, private_key=self.adapter.key_file,
-            gemeente_code="0384", ura=GEMEENTE_URA, name="Gemeente Rivierstad, Wmo-team",
+            hub_base=self.hub.base,
+            client_id=self.adapter.client_id,
+            private_key=self.adapter.key_file,
+            gemeente_code="0384",
+            ura=GEMEENTE_URA,
+            name="Gemeente Rivierstad, Wmo-team",
             state=state or self.work / f"state-{uuid.uuid4().hex[:8]}.sqlite",
         )
 

@@ -49,8 +49,15 @@ def _opt(tag: str, value: object) -> str:
     return "" if value is None else f"<wmo301:{tag}>{value}</wmo301:{tag}>"
 
 
-def wmo301(ident: str, client: Client, products: list[Product], *, ontvanger: str = "65656055",
-           afzender: str = "0384", dagtekening: str = "2024-12-15") -> bytes:
+def wmo301(
+    ident: str,
+    client: Client,
+    products: list[Product],
+    *,
+    ontvanger: str = "65656055",
+    afzender: str = "0384",
+    dagtekening: str = "2024-12-15",
+) -> bytes:
     items = []
     for p in products:
         product = ""
@@ -59,8 +66,10 @@ def wmo301(ident: str, client: Client, products: list[Product], *, ontvanger: st
             product = f"<wmo301:Product><iwmo:Categorie>{p.categorie}</iwmo:Categorie>{code}</wmo301:Product>"
         omvang = ""
         if p.omvang is not None:
-            omvang = (f"<wmo301:Omvang><iwmo:Volume>{p.omvang[0]}</iwmo:Volume><iwmo:Eenheid>{p.omvang[1]}</iwmo:Eenheid>"
-                      f"<iwmo:Frequentie>{p.omvang[2]}</iwmo:Frequentie></wmo301:Omvang>")
+            omvang = (
+                f"<wmo301:Omvang><iwmo:Volume>{p.omvang[0]}</iwmo:Volume><iwmo:Eenheid>{p.omvang[1]}</iwmo:Eenheid>"
+                f"<iwmo:Frequentie>{p.omvang[2]}</iwmo:Frequentie></wmo301:Omvang>"
+            )
         items.append(
             f"<wmo301:ToegewezenProduct><wmo301:ToewijzingNummer>{p.nummer}</wmo301:ToewijzingNummer>"
             f"{_opt('ReferentieAanbieder', p.referentie)}{product}"
@@ -72,13 +81,17 @@ def wmo301(ident: str, client: Client, products: list[Product], *, ontvanger: st
     voorvoegsel = f"<iwmo:Voorvoegsel>{client.voorvoegsel}</iwmo:Voorvoegsel>" if client.voorvoegsel else ""
     relaties = ""
     if client.relaties:
-        relaties = "<wmo301:Relaties>" + "".join(
-            f"<wmo301:Relatie><wmo301:Nummer>{n}</wmo301:Nummer><wmo301:Soort>{soort}</wmo301:Soort>"
-            f"<wmo301:Naam><iwmo:Geslachtsnaam><iwmo:Achternaam>{naam}</iwmo:Achternaam></iwmo:Geslachtsnaam>"
-            f"<iwmo:NaamGebruik>1</iwmo:NaamGebruik></wmo301:Naam><wmo301:Contact><wmo301:Soort>01</wmo301:Soort>"
-            f"<wmo301:Emailadres>r{n}@example.nl</wmo301:Emailadres></wmo301:Contact></wmo301:Relatie>"
-            for n, soort, naam in client.relaties
-        ) + "</wmo301:Relaties>"
+        relaties = (
+            "<wmo301:Relaties>"
+            + "".join(
+                f"<wmo301:Relatie><wmo301:Nummer>{n}</wmo301:Nummer><wmo301:Soort>{soort}</wmo301:Soort>"
+                f"<wmo301:Naam><iwmo:Geslachtsnaam><iwmo:Achternaam>{naam}</iwmo:Achternaam></iwmo:Geslachtsnaam>"
+                f"<iwmo:NaamGebruik>1</iwmo:NaamGebruik></wmo301:Naam><wmo301:Contact><wmo301:Soort>01</wmo301:Soort>"
+                f"<wmo301:Emailadres>r{n}@example.nl</wmo301:Emailadres></wmo301:Contact></wmo301:Relatie>"
+                for n, soort, naam in client.relaties
+            )
+            + "</wmo301:Relaties>"
+        )
     body = (
         f"<wmo301:Client><wmo301:Bsn>{client.bsn}</wmo301:Bsn><wmo301:Geboortedatum><iwmo:Datum>{client.geboren}"
         f"</iwmo:Datum></wmo301:Geboortedatum><wmo301:Geslacht>{client.geslacht}</wmo301:Geslacht><wmo301:Naam>"

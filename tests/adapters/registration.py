@@ -54,17 +54,22 @@ def register_system_app(env: dict[str, str], work: Path, name: str, ura: str) ->
     private.write_bytes(key.as_pem(private=True))
     public.write_bytes(key.as_pem(private=False))
     hub = Path(sys.executable).parent / "hub"
-    out = subprocess.run(
+    out = subprocess.run(  # noqa: S603
         [str(hub), "apps", "add", "--system", "--name", name, "--ura", ura, "--public-key", str(public)],
-        env=env, capture_output=True, check=False,
+        env=env,
+        capture_output=True,
+        check=False,
     )
     if out.returncode == 0:
         return Registered(str(json.loads(out.stdout)["client_id"]), private, ura)
     if b"No such command" not in out.stderr:
         raise RuntimeError(f"hub apps add failed: {out.stderr.decode(errors='replace')}")
     client_id = f"{name}-client"
-    fallback = subprocess.run(
-        [sys.executable, "-c", _FALLBACK, name, ura, str(public), client_id], env=env, capture_output=True, check=False,
+    fallback = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", _FALLBACK, name, ura, str(public), client_id],
+        env=env,
+        capture_output=True,
+        check=False,
     )
     if fallback.returncode != 0:
         raise RuntimeError(f"registration failed: {fallback.stderr.decode(errors='replace')}")

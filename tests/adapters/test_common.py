@@ -24,7 +24,7 @@ from adapters.common import (
 )
 from adapters.common.harness import MISSING
 
-TOKEN_URL = "http://hub.test/auth/token"
+TOKEN_URL = "http://hub.test/auth/token"  # noqa: S105
 FAST = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002)
 
 
@@ -37,7 +37,7 @@ class FakeHub:
         self.fail_next: list[int | Exception] = []
         self.store: dict[str, dict[str, Any]] = {}
         self.requests: list[httpx.Request] = []
-        self.valid_token = "t1"
+        self.valid_token = "t1"  # noqa: S105
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -51,13 +51,16 @@ class FakeHub:
             failure = self.fail_next.pop(0)
             if isinstance(failure, Exception):
                 raise failure
-            return httpx.Response(failure, json={"resourceType": "OperationOutcome",
-                                                 "issue": [{"diagnostics": "boom"}]})
+            return httpx.Response(
+                failure, json={"resourceType": "OperationOutcome", "issue": [{"diagnostics": "boom"}]}
+            )
         if request.headers.get("Authorization") != f"Bearer {self.valid_token}":
             return httpx.Response(401)
         if request.method == "GET":
             ident = request.url.params.get("identifier", "")
-            hits = [r for r in self.store.values() if any(f"{i['system']}|{i['value']}" == ident for i in r["identifier"])]
+            hits = [
+                r for r in self.store.values() if any(f"{i['system']}|{i['value']}" == ident for i in r["identifier"])
+            ]
             return httpx.Response(200, json={"resourceType": "Bundle", "entry": [{"resource": r} for r in hits]})
         body = json.loads(request.content)
         if request.method == "POST":
@@ -78,8 +81,9 @@ def fake() -> FakeHub:
 
 def _client(fake: FakeHub) -> HubClient:
     creds = ClientCredentials("gemeente", fake.key, TOKEN_URL)
-    return HubClient("http://hub.test/fhir", creds, http=httpx.AsyncClient(transport=httpx.MockTransport(fake)),
-                     retry=FAST)
+    return HubClient(
+        "http://hub.test/fhir", creds, http=httpx.AsyncClient(transport=httpx.MockTransport(fake)), retry=FAST
+    )
 
 
 async def test_token_is_fetched_once_and_refreshed_after_a_401(fake: FakeHub) -> None:
@@ -87,7 +91,7 @@ async def test_token_is_fetched_once_and_refreshed_after_a_401(fake: FakeHub) ->
     await hub.search("Patient", {"identifier": "s|1"})
     await hub.search("Patient", {"identifier": "s|1"})
     assert fake.tokens == 1
-    fake.valid_token = "t2"  # the hub rotated its keys: the cached token is refused once
+    fake.valid_token = "t2"  # the hub rotated its keys: the cached token is refused once  # noqa: S105
     await hub.search("Patient", {"identifier": "s|1"})
     assert fake.tokens == 2
 
@@ -119,8 +123,11 @@ async def test_upsert_creates_updates_and_leaves_equal_content_alone(fake: FakeH
 
 def test_parse_xml_refuses_entities_dtds_size_and_depth() -> None:
     assert parse_xml(b"<a><b>x</b></a>").tag == "a"
-    for data in (b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>', b"<!doctype a><a/>",
-                 b'<?xml version="1.0"?><!DOCTYPE a SYSTEM "http://example.com/a.dtd"><a/>'):
+    for data in (
+        b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>',
+        b"<!doctype a><a/>",
+        b'<?xml version="1.0"?><!DOCTYPE a SYSTEM "http://example.com/a.dtd"><a/>',
+    ):
         with pytest.raises(UnsafeXml, match="DOCTYPE"):
             parse_xml(data)
     with pytest.raises(UnsafeXml, match="limit"):

@@ -33,8 +33,9 @@ def test_schema_refuses_an_invalid_message() -> None:
 def test_retour_of_every_heen_example_is_xsd_valid(number: str) -> None:
     root = etree.parse(str(DATA / f"WMO{number}.xml")).getroot()
     for technical in (False, True):
-        retour = build_retour(root, number, [], identificatie="R00000000001", today=dt.date(2026, 1, 2),
-                              technical=technical)
+        retour = build_retour(
+            root, number, [], identificatie="R00000000001", today=dt.date(2026, 1, 2), technical=technical
+        )
         assert schemas.validate(RETOUR_OF[number], etree.fromstring(retour)) == []
         codes = retour_codes_at(retour)
         assert codes["Header"] == (["0001"] if technical else ["0200"])
@@ -44,16 +45,27 @@ def test_retour_of_every_heen_example_is_xsd_valid(number: str) -> None:
 def test_retour_marks_the_failing_class_and_the_rest_not_assessed() -> None:
     root = etree.parse(str(DATA / "WMO301.xml")).getroot()
     product = next(e for e in root.iter() if isinstance(e.tag, str) and etree.QName(e).localname == "ToegewezenProduct")
-    retour = build_retour(root, "301", [Finding("S329", "unknown product", product)], identificatie="R1",
-                          today=dt.date(2026, 1, 2))
+    retour = build_retour(
+        root, "301", [Finding("S329", "unknown product", product)], identificatie="R1", today=dt.date(2026, 1, 2)
+    )
     assert schemas.validate("302", etree.fromstring(retour)) == []
     codes = retour_codes_at(retour)
     assert codes["ToegewezenProduct"] == ["S329"] and codes["Client"] == ["0233"] and codes["Header"] == ["0200"]
 
 
-@pytest.mark.parametrize(("bsn", "ok"), [("999900006", True), ("999993653", True), ("123456782", True),
-                                          ("123456789", False), ("000000000", False), ("12345678", False),
-                                          ("99990000A", False), (None, False)])
+@pytest.mark.parametrize(
+    ("bsn", "ok"),
+    [
+        ("999900006", True),
+        ("999993653", True),
+        ("123456782", True),
+        ("123456789", False),
+        ("000000000", False),
+        ("12345678", False),
+        ("99990000A", False),
+        (None, False),
+    ],
+)
 def test_elfproef(bsn: str | None, ok: bool) -> None:
     assert elfproef(bsn) is ok
 

@@ -26,10 +26,18 @@ async def _provider_org(network: LiveNetwork) -> None:
     async with network.as_org(PROVIDER_URA) as provider:
         found = (await provider.get("Organization", params={"identifier": f"{c.AGB_SYSTEM}|{PROVIDER_AGB}"})).json()
         if not found.get("entry"):
-            r = await provider.post("Organization", json={
-                "resourceType": "Organization", "active": True, "name": "Thuiszorg Samen Thuis",
-                "identifier": [{"system": c.URA_SYSTEM, "value": PROVIDER_URA},
-                               {"system": c.AGB_SYSTEM, "value": PROVIDER_AGB}]})
+            r = await provider.post(
+                "Organization",
+                json={
+                    "resourceType": "Organization",
+                    "active": True,
+                    "name": "Thuiszorg Samen Thuis",
+                    "identifier": [
+                        {"system": c.URA_SYSTEM, "value": PROVIDER_URA},
+                        {"system": c.AGB_SYSTEM, "value": PROVIDER_AGB},
+                    ],
+                },
+            )
             assert r.status_code == 201, r.text
 
 
@@ -42,8 +50,12 @@ async def test_round_trip_301_to_305_and_307(live_network: LiveNetwork, hub_clie
     await _provider_org(live_network)
     proc = processor(live_network, hub_client)
     nummer, bsn = fresh_number(), valid_bsns(1, start=555000000)[0]
-    message = wmo301(f"RT{nummer}", Client(bsn=bsn, achternaam="Vries", voorvoegsel="de", voornamen="Peter R"),
-                     [Product(nummer, code="01A11", ingang=f"{Y}-01-01", eind=f"{Y + 1}-12-31")], ontvanger=PROVIDER_AGB)
+    message = wmo301(
+        f"RT{nummer}",
+        Client(bsn=bsn, achternaam="Vries", voorvoegsel="de", voornamen="Peter R"),
+        [Product(nummer, code="01A11", ingang=f"{Y}-01-01", eind=f"{Y + 1}-12-31")],
+        ontvanger=PROVIDER_AGB,
+    )
     assert (await proc.process(message)).status == "accepted"
     outbound = Outbound(hub_client, proc.state, proc.settings, tmp_path / "out")
     assert await outbound.poll() == []  # nothing started yet
@@ -61,8 +73,10 @@ async def test_round_trip_301_to_305_and_307(live_network: LiveNetwork, hub_clie
 
         plan = r.json()
         plan["activity"][0]["detail"] |= {
-            "status": "completed", "scheduledPeriod": {"start": f"{Y}-01-03", "end": f"{Y}-07-18"},
-            "statusReason": {"coding": [{"system": c.REDEN_BEEINDIGING_SYSTEM, "code": "31"}]}}
+            "status": "completed",
+            "scheduledPeriod": {"start": f"{Y}-01-03", "end": f"{Y}-07-18"},
+            "statusReason": {"coding": [{"system": c.REDEN_BEEINDIGING_SYSTEM, "code": "31"}]},
+        }
         r = await provider.put(f"CarePlan/{plan['id']}", json=plan)
         assert r.status_code == 200, r.text
     stopped = await outbound.poll()
@@ -101,12 +115,18 @@ async def test_round_trip_301_to_305_and_307(live_network: LiveNetwork, hub_clie
         assert result.status == "acknowledged" and "not a message this adapter sent" not in result.reasons[0]
 
 
-async def test_proposal_in_the_hub_becomes_a_315(live_network: LiveNetwork, hub_client: HubClient, tmp_path: Path) -> None:
+async def test_proposal_in_the_hub_becomes_a_315(
+    live_network: LiveNetwork, hub_client: HubClient, tmp_path: Path
+) -> None:
     await _provider_org(live_network)
     proc = processor(live_network, hub_client)
     nummer, bsn = fresh_number(), valid_bsns(1, start=556000000)[0]
-    message = wmo301(f"PR{nummer}", Client(bsn=bsn), [Product(nummer, code="01A11", ingang=f"{Y}-01-01", eind=f"{Y + 1}-12-31")],
-                     ontvanger=PROVIDER_AGB)
+    message = wmo301(
+        f"PR{nummer}",
+        Client(bsn=bsn),
+        [Product(nummer, code="01A11", ingang=f"{Y}-01-01", eind=f"{Y + 1}-12-31")],
+        ontvanger=PROVIDER_AGB,
+    )
     assert (await proc.process(message)).status == "accepted"
     outbound = Outbound(hub_client, proc.state, proc.settings, tmp_path / "out")
     await outbound.poll()
@@ -115,13 +135,19 @@ async def test_proposal_in_the_hub_becomes_a_315(live_network: LiveNetwork, hub_
         orgs = (await provider.get("Organization", params={"identifier": f"{c.AGB_SYSTEM}|{PROVIDER_AGB}"})).json()
         org_ref = f"Organization/{orgs['entry'][0]['resource']['id']}"
         proposal = {
-            "resourceType": "ServiceRequest", "status": "active", "intent": "proposal",
-            "code": {"coding": [{"system": c.PRODUCTCATEGORIE_SYSTEM, "code": "02"}],
-                     "extension": [{"url": c.PRODUCTCODE_EXT, "valueString": "02A01"}]},
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "proposal",
+            "code": {
+                "coding": [{"system": c.PRODUCTCATEGORIE_SYSTEM, "code": "02"}],
+                "extension": [{"url": c.PRODUCTCODE_EXT, "valueString": "02A01"}],
+            },
             "quantityQuantity": {"value": 3, "unit": "Uur", "system": c.EENHEID_SYSTEM, "code": "04"},
             "extension": [{"url": c.FREQUENTIE_EXT, "valueCoding": {"system": c.FREQUENTIE_SYSTEM, "code": "2"}}],
-            "subject": sr["subject"], "occurrencePeriod": {"start": f"{Y}-05-01", "end": f"{Y + 1}-12-31"},
-            "requester": {"reference": org_ref}, "performer": [{"reference": org_ref}],
+            "subject": sr["subject"],
+            "occurrencePeriod": {"start": f"{Y}-05-01", "end": f"{Y + 1}-12-31"},
+            "requester": {"reference": org_ref},
+            "performer": [{"reference": org_ref}],
             "note": [{"text": "Begeleiding nodig na ziekenhuisopname"}],
         }
         r = await provider.post("ServiceRequest", json=proposal)

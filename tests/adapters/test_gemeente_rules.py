@@ -36,25 +36,78 @@ def _example(transform: Callable[[bytes], bytes]) -> Callable[[str], bytes]:
 
 
 CASES = [
-    Case("xsd: unknown element", _example(lambda d: d.replace(b"<wmo301:Commentaar>Client", b"<wmo301:Fout>x</wmo301:Fout><wmo301:Commentaar>Client")), "0001", "Header", "technical"),
-    Case("xsd: BSN of 8 digits", _example(lambda d: d.replace(b">999900006<", b">99990000<")), "0001", "Header", "technical"),
+    Case(
+        "xsd: unknown element",
+        _example(
+            lambda d: d.replace(b"<wmo301:Commentaar>Client", b"<wmo301:Fout>x</wmo301:Fout><wmo301:Commentaar>Client")
+        ),
+        "0001",
+        "Header",
+        "technical",
+    ),
+    Case(
+        "xsd: BSN of 8 digits",
+        _example(lambda d: d.replace(b">999900006<", b">99990000<")),
+        "0001",
+        "Header",
+        "technical",
+    ),
     Case("xsd: unknown product category", lambda n: _simple(n, categorie="99"), "0001", "Header", "technical"),
     Case("xsd: unknown eenheid", lambda n: _simple(n, omvang=(4, "99", "2")), "0001", "Header", "technical"),
-    Case("xsd: ToewijzingNummer not a number", lambda n: _simple(n).replace(f">{n}<".encode(), b">12AB<"), "0001", "Header", "technical"),
+    Case(
+        "xsd: ToewijzingNummer not a number",
+        lambda n: _simple(n).replace(f">{n}<".encode(), b">12AB<"),
+        "0001",
+        "Header",
+        "technical",
+    ),
     Case("xsd: date not a date", lambda n: _simple(n, ingang="2025-13-45"), "0001", "Header", "technical"),
     Case("xsd: wrong BerichtCode", lambda n: _simple(n).replace(b">414<", b">999<"), "0001", "Header", "technical"),
-    Case("xsd: missing Toewijzingstijd", lambda n: _simple(n).replace(b"<wmo301:Toewijzingstijd>10:00:00</wmo301:Toewijzingstijd>", b""), "0001", "Header", "technical"),
+    Case(
+        "xsd: missing Toewijzingstijd",
+        lambda n: _simple(n).replace(b"<wmo301:Toewijzingstijd>10:00:00</wmo301:Toewijzingstijd>", b""),
+        "0001",
+        "Header",
+        "technical",
+    ),
     Case("xsd: volume negative", lambda n: _simple(n, omvang=(-4, "04", "2")), "0001", "Header", "technical"),
     Case("elfproef", lambda n: wmo301(f"B{n}", Client(bsn="123456789"), [Product(n)]), "0001", "Client"),
     Case("elfproef all zero", lambda n: wmo301(f"B{n}", Client(bsn="000000000"), [Product(n)]), "0001", "Client"),
-    Case("Einddatum before Ingangsdatum", lambda n: _simple(n, ingang="2025-06-01", eind="2025-05-31"), "0001", "ToegewezenProduct"),
+    Case(
+        "Einddatum before Ingangsdatum",
+        lambda n: _simple(n, ingang="2025-06-01", eind="2025-05-31"),
+        "0001",
+        "ToegewezenProduct",
+    ),
     Case("unknown product code", lambda n: _simple(n, code="99Z99"), "S329", "ToegewezenProduct"),
-    Case("product code of another category", lambda n: _simple(n, categorie="02", code="01A01"), "S329", "ToegewezenProduct"),
+    Case(
+        "product code of another category",
+        lambda n: _simple(n, categorie="02", code="01A01"),
+        "S329",
+        "ToegewezenProduct",
+    ),
     Case("code without Omvang", lambda n: _simple(n, omvang=None), "9411", "ToegewezenProduct"),
     Case("Omvang without code", lambda n: _simple(n, code=None), "9412", "ToegewezenProduct"),
-    Case("dagtekening in the future", lambda n: wmo301(f"B{n}", Client(bsn=next(BSNS)), [Product(n)], dagtekening="2099-01-01"), "8848", "Header"),
-    Case("ToewijzingNummer twice", lambda n: wmo301(f"B{n}", Client(bsn=next(BSNS)), [Product(n), Product(n, code="01A02")]), "9332", "ToegewezenProduct"),
-    Case("overlapping same product", lambda n: wmo301(f"B{n}", Client(bsn=next(BSNS)), [Product(n), Product(str(int(n) + 50000), ingang="2025-06-01")]), "9361", "ToegewezenProduct"),
+    Case(
+        "dagtekening in the future",
+        lambda n: wmo301(f"B{n}", Client(bsn=next(BSNS)), [Product(n)], dagtekening="2099-01-01"),
+        "8848",
+        "Header",
+    ),
+    Case(
+        "ToewijzingNummer twice",
+        lambda n: wmo301(f"B{n}", Client(bsn=next(BSNS)), [Product(n), Product(n, code="01A02")]),
+        "9332",
+        "ToegewezenProduct",
+    ),
+    Case(
+        "overlapping same product",
+        lambda n: wmo301(
+            f"B{n}", Client(bsn=next(BSNS)), [Product(n), Product(str(int(n) + 50000), ingang="2025-06-01")]
+        ),
+        "9361",
+        "ToegewezenProduct",
+    ),
 ]
 
 
@@ -79,12 +132,18 @@ async def test_unreadable_input_is_refused_without_touching_the_hub(
 ) -> None:
     proc = processor(live_network, hub_client)
     before = await snapshot(hub_client)
-    bomb = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
-            b"<lolz>&lol2;</lolz>")
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]><lolz>&lol2;</lolz>'
+    )
     external = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'
-    for data, reason in [(bomb, "DOCTYPE"), (external, "DOCTYPE"), (b"<not xml", "well-formed"),
-                         (b"<a>" * 100 + b"</a>" * 100, "deeper"), (b"<x/>", "not an iWmo"),
-                         (b" " * 1_000_001, "limit")]:
+    for data, reason in [
+        (bomb, "DOCTYPE"),
+        (external, "DOCTYPE"),
+        (b"<not xml", "well-formed"),
+        (b"<a>" * 100 + b"</a>" * 100, "deeper"),
+        (b"<x/>", "not an iWmo"),
+        (b" " * 1_000_001, "limit"),
+    ]:
         result = await proc.process(data)
         assert result.status == "unreadable" and result.retour is None
         assert reason in result.reasons[0], result.reasons
@@ -109,7 +168,9 @@ async def test_same_message_twice_same_retour_nothing_changes(live_network: Live
     assert await snapshot(hub_client) == after_first
 
 
-async def test_identification_reused_for_other_content_is_9056(live_network: LiveNetwork, hub_client: HubClient) -> None:
+async def test_identification_reused_for_other_content_is_9056(
+    live_network: LiveNetwork, hub_client: HubClient
+) -> None:
     proc = processor(live_network, hub_client)
     nummer = fresh_number()
     bsn = next(BSNS)
@@ -152,13 +213,19 @@ async def test_toewijzing_number_of_another_client_is_9332(live_network: LiveNet
     assert await snapshot(hub_client) == before
 
 
-def _start_stop(number: str, nummer: str, bsn: str, *, begin: str, einde: str | None = None, status: str = "1",
-                ident: str = "S1") -> bytes:
+def _start_stop(
+    number: str, nummer: str, bsn: str, *, begin: str, einde: str | None = None, status: str = "1", ident: str = "S1"
+) -> bytes:
     data = (DATA / f"WMO{number}.xml").read_text()
-    data = data.replace("999900006", bsn).replace(">123456789013<", f">{ident}<").replace(">123456789014<", f">{ident}<")
+    data = (
+        data.replace("999900006", bsn).replace(">123456789013<", f">{ident}<").replace(">123456789014<", f">{ident}<")
+    )
     # keep the first product only, renumbered
-    start_tag, end_tag = ("<wmo305:StartProduct>", "</wmo305:StartProduct>") if number == "305" else (
-        "<wmo307:StopProduct>", "</wmo307:StopProduct>")
+    start_tag, end_tag = (
+        ("<wmo305:StartProduct>", "</wmo305:StartProduct>")
+        if number == "305"
+        else ("<wmo307:StopProduct>", "</wmo307:StopProduct>")
+    )
     first = data.index(start_tag)
     second = data.index(start_tag, first + 1)
     last_end = data.rindex(end_tag) + len(end_tag)
@@ -175,8 +242,22 @@ START_STOP_CASES = [
     ("305 unknown toewijzing", "305", dict(begin="2025-04-03"), False, "9019", "StartProduct"),
     ("305 before the toewijzing", "305", dict(begin="2025-03-01"), True, "9307", "StartProduct"),
     ("307 without a start", "307", dict(begin="2025-04-03", einde="2025-05-01"), True, "9069", "StopProduct"),
-    ("307 Einddatum before Begindatum", "307", dict(begin="2025-04-03", einde="2025-04-01"), True, "0001", "StopProduct"),
-    ("307 Einddatum after the toewijzing", "307", dict(begin="2025-04-03", einde="2026-02-01"), True, "9308", "StopProduct"),
+    (
+        "307 Einddatum before Begindatum",
+        "307",
+        dict(begin="2025-04-03", einde="2025-04-01"),
+        True,
+        "0001",
+        "StopProduct",
+    ),
+    (
+        "307 Einddatum after the toewijzing",
+        "307",
+        dict(begin="2025-04-03", einde="2026-02-01"),
+        True,
+        "9308",
+        "StopProduct",
+    ),
 ]
 
 
@@ -186,8 +267,9 @@ async def test_broken_start_stop(case: tuple, live_network: LiveNetwork, hub_cli
     proc = processor(live_network, hub_client)
     nummer, bsn = fresh_number(), next(BSNS)
     if exists:
-        setup = wmo301(f"L{nummer}", Client(bsn=bsn), [Product(nummer, code="01A11", ingang="2025-04-01")],
-                       ontvanger="65656055")
+        setup = wmo301(
+            f"L{nummer}", Client(bsn=bsn), [Product(nummer, code="01A11", ingang="2025-04-01")], ontvanger="65656055"
+        )
         assert (await proc.process(setup)).status == "accepted"
     before = await snapshot(hub_client)
     result = await proc.process(_start_stop(number, nummer, bsn, ident=f"M{nummer}", **kw))
@@ -199,16 +281,21 @@ async def test_broken_start_stop(case: tuple, live_network: LiveNetwork, hub_cli
 async def test_stop_before_start_out_of_order(live_network: LiveNetwork, hub_client: HubClient) -> None:
     proc = processor(live_network, hub_client)
     nummer, bsn = fresh_number(), next(BSNS)
-    setup = wmo301(f"N{nummer}", Client(bsn=bsn), [Product(nummer, code="01A11", ingang="2025-04-01")], ontvanger="65656055")
+    setup = wmo301(
+        f"N{nummer}", Client(bsn=bsn), [Product(nummer, code="01A11", ingang="2025-04-01")], ontvanger="65656055"
+    )
     assert (await proc.process(setup)).status == "accepted"
-    assert (await proc.process(_start_stop("305", nummer, bsn, begin="2025-04-03", ident=f"O{nummer}"))).status == "accepted"
+    assert (
+        await proc.process(_start_stop("305", nummer, bsn, begin="2025-04-03", ident=f"O{nummer}"))
+    ).status == "accepted"
     stop = _start_stop("307", nummer, bsn, begin="2025-04-03", einde="2025-07-18", ident=f"P{nummer}")
     assert (await proc.process(stop)).status == "accepted"
     before = await snapshot(hub_client)
     late_start = await proc.process(_start_stop("305", nummer, bsn, begin="2025-04-05", ident=f"Q{nummer}"))
     assert retour_codes_at(late_start.retour or b"")["StartProduct"] == ["9074"]
-    other_stop = await proc.process(_start_stop("307", nummer, bsn, begin="2025-04-03", einde="2025-07-01",
-                                                ident=f"R{nummer}"))
+    other_stop = await proc.process(
+        _start_stop("307", nummer, bsn, begin="2025-04-03", einde="2025-07-01", ident=f"R{nummer}")
+    )
     assert retour_codes_at(other_stop.retour or b"")["StopProduct"] == ["9415"]
     assert await snapshot(hub_client) == before
     plan = (await hub_client.search("CarePlan", {"identifier": f"{c.TOEWIJZING_SYSTEM}|{nummer}"}))[0]
