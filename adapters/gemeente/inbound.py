@@ -151,8 +151,8 @@ async def toewijzing_301(ctx: Context, root: Node, header: Header) -> Outcome:
     results = await read_many(ctx.hub, urls + [_url("Organization", [("identifier", k)]) for k in missing])
     patients, srs, plans, teams = results[:4]
     for k, found in zip(missing, results[4:], strict=True):
-        if found:
-            ctx.organisations[k] = found[:1]
+        if found:  # an Organization with a URA is the one care relationships can be derived from
+            ctx.organisations[k] = sorted(found, key=lambda o: _ident(o, c.URA_SYSTEM) is None)[:1]
     gemeenten, providers = (ctx.organisations.get(k, []) for k in org_keys)
     included = [r for r in srs if r["resourceType"] == "Patient"]
     existing = {_ident(r, c.TOEWIJZING_SYSTEM): r for r in srs if r["resourceType"] == "ServiceRequest"}
