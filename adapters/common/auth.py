@@ -29,7 +29,7 @@ def load_private_key(path: Path) -> SigningKey:
     data = path.read_bytes()
     for kind in ("EC", "RSA", "OKP"):
         try:
-            key = import_key(data, kind)  # type: ignore[call-overload]
+            key = import_key(data, kind)
         except Exception:  # noqa: S112 - try the next key type
             continue
         if isinstance(key, RSAKey | ECKey | OKPKey) and key.is_private:
