@@ -19,7 +19,7 @@ from adapters.gemeente import codes as c
 from adapters.gemeente import fhir, rules
 from adapters.gemeente.config import Catalogue, GemeenteSettings
 from adapters.gemeente.messages import Header, Node
-from adapters.gemeente.retour import TECHNICAL, Finding
+from adapters.gemeente.retour import Finding
 
 Resource = dict[str, Any]
 
@@ -146,18 +146,22 @@ async def toewijzing_301(ctx: Context, root: Node, header: Header) -> Outcome:
         _url("CarePlan", [("identifier", ",".join(f"{c.TOEWIJZING_SYSTEM}|{n}" for n in numbers))]),
         _url("CareTeam", [("identifier", f"{c.NETWERK_SYSTEM}|{network}")]),
     ]
+    relaties = client.all("Relaties/Relatie")
+    relatie_keys = [f"{bsn}-{r.text('Nummer')}" for r in relaties]
+    if relatie_keys:
+        urls.append(_url("RelatedPerson", [("identifier", ",".join(f"{c.RELATIE_SYSTEM}|{k}" for k in relatie_keys))]))
     org_keys = [f"{c.URA_SYSTEM}|{s.ura}", f"{c.AGB_SYSTEM}|{agb}"]
     missing = [k for k in org_keys if k not in ctx.organisations]
     results = await read_many(ctx.hub, urls + [_url("Organization", [("identifier", k)]) for k in missing])
     patients, srs, plans, teams = results[:4]
-    for k, found in zip(missing, results[4:], strict=True):
+    known_relaties = {_ident(r, c.RELATIE_SYSTEM) for r in results[4]} if relatie_keys else set()
+    for k, found in zip(missing, results[len(urls):], strict=True):
         if found:  # an Organization with a URA is the one care relationships can be derived from
             ctx.organisations[k] = sorted(found, key=lambda o: _ident(o, c.URA_SYSTEM) is None)[:1]
     gemeenten, providers = (ctx.organisations.get(k, []) for k in org_keys)
     included = [r for r in srs if r["resourceType"] == "Patient"]
     existing = {_ident(r, c.TOEWIJZING_SYSTEM): r for r in srs if r["resourceType"] == "ServiceRequest"}
     plan_by = {_ident(r, c.TOEWIJZING_SYSTEM): r for r in plans}
-    patient = patients[0] if patients else None
     refs = Refs()
     gemeente_ref = refs.ensure(gemeenten, fhir.gemeente_organization(s.ura, s.gemeente_code, s.name),
                                c.URA_SYSTEM, s.ura)
@@ -206,20 +210,13 @@ async def toewijzing_301(ctx: Context, root: Node, header: Header) -> Outcome:
     elif not same_content(team, team_res):
         refs.entries.append(_put(team, team_res))
     vertegenwoordiging = client.text("WettelijkeVertegenwoordiging")
-    for relatie in client.all("Relaties/Relatie"):
-        rp = fhir.related_person(relatie, bsn, patient_ref, vertegenwoordiging)
-        refs.entries.append(_post(_new_ref(), rp, _ident_query(c.RELATIE_SYSTEM, rp["identifier"][0]["value"])))
-    if refs.entries and not _only_noop(refs.entries, patient is not None):
+    for relatie, key in zip(relaties, relatie_keys, strict=True):
+        if key not in known_relaties:  # a contact person is created once; the client's network keeps it
+            rp = fhir.related_person(relatie, bsn, patient_ref, vertegenwoordiging)
+            refs.entries.append(_post(_new_ref(), rp, _ident_query(c.RELATIE_SYSTEM, key)))
+    if refs.entries:
         await ctx.hub.transaction(refs.entries)
     return Outcome(writes=len(refs.entries))
-
-
-def _only_noop(entries: list[dict[str, Any]], patient_known: bool) -> bool:
-    """True when the only entries are conditional creates of RelatedPersons of a known client whose
-    network was already written (a repeated message): nothing to send."""
-    return patient_known and all(
-        e["request"]["method"] == "POST" and e["resource"]["resourceType"] == "RelatedPerson" for e in entries
-    )
 
 
 # -- WMO305 start zorg / WMO307 stop zorg ----------------------------------------------------------
@@ -552,5 +549,3 @@ async def handle(ctx: Context, number: str, root: Node, header: Header) -> Outco
         return await start_stop(ctx, root, header, stop=True)
     return await HANDLERS[number](ctx, root, header)
 
-
-__all__ = ["TECHNICAL", "Context", "Outcome", "handle", "read_many"]

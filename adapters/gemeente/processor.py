@@ -21,8 +21,8 @@ from adapters.common.xmlsafe import XmlLimits, parse_xml
 from adapters.gemeente import schemas
 from adapters.gemeente.config import Catalogue, GemeenteSettings
 from adapters.gemeente.inbound import Context, handle
-from adapters.gemeente.messages import HEEN_OF, RETOUR_OF, Node, read_header
-from adapters.gemeente.retour import TECHNICAL, Finding, build_retour, retour_codes
+from adapters.gemeente.messages import HEEN_OF, RETOUR_OF, Node, message_number, read_header
+from adapters.gemeente.retour import Finding, build_retour, retour_codes
 from adapters.gemeente.state import State
 
 log = logging.getLogger("adapter.gemeente")
@@ -77,7 +77,7 @@ class Processor:
             root = parse_xml(data, self.limits)
         except UnsafeXml as exc:
             return Result(UNREADABLE, reasons=[str(exc)])
-        number = _message_number(root)
+        number = message_number(root)
         if number is None:
             return Result(UNREADABLE, reasons=["not an iWmo 3.2 message (root must be wmoNNN:Bericht)"])
         try:
@@ -148,11 +148,3 @@ class Processor:
         self.state.record(content_hash, key, number, ACKNOWLEDGED, None, "\n".join(reasons))
         return Result(ACKNOWLEDGED, number, None, reasons)
 
-
-def _message_number(root: etree._Element) -> str | None:
-    from adapters.gemeente.messages import message_number
-
-    return message_number(root)
-
-
-__all__ = ["TECHNICAL", "Processor", "Result"]

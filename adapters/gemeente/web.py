@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.common.errors import HubUnavailable
-from adapters.gemeente.processor import TECHNICAL, Processor, Result
+from adapters.gemeente.processor import Processor, Result
 
 XML = "application/xml"
 
@@ -53,5 +53,3 @@ def create_web_app(processor: Processor) -> Starlette:
 
     return Starlette(routes=[Route("/wmo", inbox, methods=["POST"]), Route("/healthz", health)])
 
-
-__all__ = ["TECHNICAL", "create_web_app"]

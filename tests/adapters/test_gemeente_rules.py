@@ -322,3 +322,18 @@ async def test_broken_317_319(live_network: LiveNetwork, hub_client: HubClient) 
 
 def test_enough_broken_messages() -> None:
     assert len(CASES) + len(START_STOP_CASES) + 2 + 6 >= 20
+
+
+async def test_contact_persons_added_later_are_created_once(live_network: LiveNetwork, hub_client: HubClient) -> None:
+    proc = processor(live_network, hub_client)
+    nummer, bsn = fresh_number(), next(BSNS)
+    assert (await proc.process(wmo301(f"U{nummer}", Client(bsn=bsn), [Product(nummer)]))).status == "accepted"
+    with_mentor = Client(bsn=bsn, relaties=[("1", "15", "Mentor")])
+    later = wmo301(f"V{nummer}", with_mentor, [Product(nummer, datum="2025-01-02")])
+    assert (await proc.process(later)).status == "accepted"
+    again = wmo301(f"W{nummer}", with_mentor, [Product(nummer, datum="2025-01-02")])
+    assert (await proc.process(again)).status == "accepted"
+    found = await hub_client.search("RelatedPerson", {"identifier": f"{c.RELATIE_SYSTEM}|{bsn}-1"})
+    assert len(found) == 1 and found[0]["meta"]["versionId"] == "1"
+    assert found[0]["relationship"][0]["coding"][0] == {
+        "system": c.ROLE_SYSTEM, "code": "15", "display": "Mentor"}
