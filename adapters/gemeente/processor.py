@@ -16,12 +16,13 @@ from typing import Any
 from lxml import etree
 
 from adapters.common.client import HubClient
-from adapters.common.errors import HubError, UnsafeXml
+from adapters.common.errors import HubError, HubUnavailable, UnsafeXml
 from adapters.common.xmlsafe import XmlLimits, parse_xml
 from adapters.gemeente import schemas
 from adapters.gemeente.config import Catalogue, GemeenteSettings
 from adapters.gemeente.inbound import Context, handle
 from adapters.gemeente.messages import HEEN_OF, RETOUR_OF, Node, message_number, read_header
+from adapters.gemeente.retour import TECHNICAL as TECHNICAL_CODE
 from adapters.gemeente.retour import Finding, build_retour, retour_codes
 from adapters.gemeente.state import State
 
@@ -106,11 +107,17 @@ class Processor:
                 try:
                     outcome = await handle(ctx, number, node, header)
                     break
+                except HubUnavailable:
+                    raise  # transient: the transport keeps the message and offers it again
                 except HubError as exc:
                     if exc.status in (409, 412) and attempt < CONFLICT_RETRIES:
                         log.info("WMO%s %s: concurrent change in the hub, again (%s)", number, header.key, exc)
                         continue
-                    raise
+                    # The hub refused what the message maps to (4xx): nothing was applied; say so
+                    # rather than offering the message again forever.
+                    log.error("WMO%s %s: the hub refused it: %s", number, header.key, exc)
+                    refused = Finding(TECHNICAL_CODE, f"the hub refused the message: {exc}", None)
+                    return self._answer(content_hash, root, number, None, [refused])
         if not outcome.findings and outcome.marks:
             self.state.record_sent(f"in:{header.key}", number, "inbound", None, outcome.marks)
         return self._answer(content_hash, root, number, header.key, outcome.findings)

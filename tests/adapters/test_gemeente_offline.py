@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+import httpx
 import pytest
 from lxml import etree
 
@@ -80,3 +82,30 @@ def test_names_round_trip_to_the_short_form() -> None:
 def test_authored_on_is_dutch_local_time() -> None:
     assert fhir.authored_on(dt.date(2023, 8, 13), "12:34:56") == "2023-08-13T12:34:56+02:00"
     assert fhir.authored_on(dt.date(2023, 1, 13), "12:34:56") == "2023-01-13T12:34:56+01:00"
+
+
+async def test_a_hub_refusal_is_answered_not_retried_forever(tmp_path: Path) -> None:
+    """A 4xx from the hub (what the message maps to is refused) gives a retour with 0001 and the reason;
+    a hub that cannot be reached raises, so the transport keeps the message for later."""
+    from adapters.common.client import HubClient, RetryPolicy
+    from adapters.common.errors import HubUnavailable
+    from adapters.gemeente.config import GemeenteSettings
+    from adapters.gemeente.processor import Processor
+    from adapters.gemeente.state import State
+
+    status = {"code": 422}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status["code"], json={"resourceType": "OperationOutcome",
+                                                    "issue": [{"diagnostics": "Patient.name: not allowed"}]})
+
+    settings = GemeenteSettings(hub_base="http://hub.test/fhir", state=tmp_path / "state.sqlite")
+    hub = HubClient(settings.hub_base, None, http=httpx.AsyncClient(transport=httpx.MockTransport(answer)),
+                    retry=RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.001))
+    processor = Processor(hub, State(settings.state), settings)
+    result = await processor.process((DATA / "WMO301.xml").read_bytes())
+    assert result.status == "rejected" and "not allowed" in result.reasons[0]
+    assert retour_codes_at(result.retour or b"")["Header"] == ["0001"]
+    status["code"] = 503
+    with pytest.raises(HubUnavailable):
+        await processor.process((DATA / "WMO301.xml").read_bytes().replace(b">101<", b">102<"))
