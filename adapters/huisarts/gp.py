@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -40,18 +41,29 @@ class Query:
     params: tuple[tuple[str, str], ...] = ()
 
 
-#: The summary's queries, as in the MedMij GP data 2.0 TestScripts for a GP system (XIS-Server):
-#: episodes, problems, alerts, allergies, current prescriptions with their products, diagnostic
-#: results (NHG table 45) and SOEP journal lines, and treatment directives.
-SUMMARY_QUERIES: tuple[Query, ...] = (
-    Query("Condition"),
-    Query("EpisodeOfCare"),
-    Query("Flag"),
-    Query("AllergyIntolerance"),
-    Query("MedicationRequest", (("category", PRESCRIPTION), ("_include", "MedicationRequest:medication"))),
-    Query("Observation"),
-    Query("Consent"),
-)
+JOURNAAL = "http://fhir.nl/fhir/NamingSystem/journaalregeltypen"
+#: How far back measurements go in the summary.
+MEASUREMENT_MONTHS = 14
+
+
+def summary_queries(today: date) -> tuple[Query, ...]:
+    """The summary's queries. Those of the MedMij GP data 2.0 TestScripts for a GP system (XIS-Server),
+    with the practice-level ``patient`` parameter added (a PHR gets the patient from its token): episodes,
+    allergies, current prescriptions with their products (``category`` = prescription,
+    ``_include=MedicationRequest:medication``) and diagnostic results (``code`` = NHG table 45, ``date``
+    from 14 months back). Added for the network: problems (the episodes' diagnoses), alerts, SOEP journal
+    lines (by journaalregeltype) and treatment directives."""
+    since = (today - timedelta(days=MEASUREMENT_MONTHS * 31)).isoformat()
+    return (
+        Query("Condition"),
+        Query("EpisodeOfCare"),
+        Query("Flag"),
+        Query("AllergyIntolerance"),
+        Query("MedicationRequest", (("category", PRESCRIPTION), ("_include", "MedicationRequest:medication"))),
+        Query("Observation", (("code", f"{NHG45}|"), ("date", f"ge{since}"))),
+        Query("Observation", (("code", f"{JOURNAAL}|"),)),
+        Query("Consent"),
+    )
 
 
 class GpClient:
@@ -84,7 +96,8 @@ class GpClient:
         for attempt in range(1, self.attempts + 1):
             try:
                 response = await self.http.get(
-                    url, params=list(params) if params else None,
+                    url,
+                    params=list(params) if params else None,
                     headers={"Accept": FHIR_JSON, "Authorization": f"Bearer {self.token}"},
                 )
             except httpx.TransportError as exc:
@@ -135,4 +148,4 @@ class GpClient:
         return found[0] if found else None
 
 
-__all__ = ["SUMMARY_QUERIES", "GpClient", "GpRefused", "GpUnavailable", "Query"]
+__all__ = ["MEASUREMENT_MONTHS", "GpClient", "GpRefused", "GpUnavailable", "Query", "summary_queries"]

@@ -36,8 +36,15 @@ DIRECTIVE_PERMITTED = "http://nictiz.nl/fhir/StructureDefinition/zib-TreatmentDi
 URA = "http://fhir.nl/fhir/NamingSystem/ura"
 
 #: The resource types (and searches) of the summary, in the order they are written.
-SUMMARY_TYPES = ("Condition", "EpisodeOfCare", "Flag", "AllergyIntolerance", "MedicationRequest", "Observation",
-                 "Consent")
+SUMMARY_TYPES = (
+    "Condition",
+    "EpisodeOfCare",
+    "Flag",
+    "AllergyIntolerance",
+    "MedicationRequest",
+    "Observation",
+    "Consent",
+)
 
 #: NHG table 45 measurements the network needs -> (LOINC code, display, hub profile).
 MEASUREMENTS: dict[str, tuple[str, str, str]] = {
@@ -49,13 +56,20 @@ MEASUREMENTS: dict[str, tuple[str, str, str]] = {
 }
 LOINC_MEASUREMENTS = {loinc: (nhg, display, profile) for nhg, (loinc, display, profile) in MEASUREMENTS.items()}
 #: SOEP journal line types -> the zib SOAPReport SNOMED codes.
-SOEP = {"S": ("255362007", "Subjective"), "O": ("260224007", "Objective"), "E": ("129265001", "evaluatie"),
-        "P": ("129271007", "beleid")}
+SOEP = {
+    "S": ("255362007", "Subjective"),
+    "O": ("260224007", "Objective"),
+    "E": ("129265001", "evaluatie"),
+    "P": ("129271007", "beleid"),
+}
 #: STU3 Condition.verificationStatus -> (R4 code, zib VerificatieStatus SNOMED code or None for UNK).
 CONDITION_VERIFICATION = {
-    "confirmed": ("confirmed", "410605003"), "provisional": ("provisional", "415684004"),
-    "differential": ("differential", "410590009"), "refuted": ("refuted", "410516002"),
-    "entered-in-error": ("entered-in-error", None), "unknown": ("unconfirmed", None),
+    "confirmed": ("confirmed", "410605003"),
+    "provisional": ("provisional", "415684004"),
+    "differential": ("differential", "410590009"),
+    "refuted": ("refuted", "410516002"),
+    "entered-in-error": ("entered-in-error", None),
+    "unknown": ("unconfirmed", None),
 }
 MEASUREMENT_WINDOW = timedelta(days=14 * 31)
 
@@ -92,7 +106,7 @@ def _status_code(value: Any) -> str:
     """A status that is a code (STU3) or a CodeableConcept (R4), as its code."""
     if isinstance(value, str):
         return value
-    for system, code in _codes(value):
+    for _system, code in _codes(value):
         if code:
             return code
     return ""
@@ -161,7 +175,8 @@ def _base(resource: dict[str, Any], ctx: Context, profile: str | None) -> dict[s
     out["meta"] = meta
     out["identifier"] = [{"system": ctx.source_system(kind), "value": resource["id"]}] + [
         {k: v for k, v in i.items() if k in ("system", "value")}
-        for i in resource.get("identifier", []) if isinstance(i, dict) and i.get("value")
+        for i in resource.get("identifier", [])
+        if isinstance(i, dict) and i.get("value")
     ]
     return out
 
@@ -174,14 +189,19 @@ def _condition(r: dict[str, Any], ctx: Context) -> dict[str, Any]:
     out = _base(r, ctx, NL + "nl-core-Problem")
     clinical = _status_code(r.get("clinicalStatus"))
     if clinical:
-        out["clinicalStatus"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                             "code": clinical}]}
+        out["clinicalStatus"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": clinical}]
+        }
     verification = _status_code(r.get("verificationStatus")) or "unknown"
     r4_code, zib_code = CONDITION_VERIFICATION.get(verification, (verification, None))
-    zib = ({"system": SNOMED, "code": zib_code} if zib_code
-           else {"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK"})
-    out["verificationStatus"] = {"coding": [
-        {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": r4_code}, zib]}
+    zib = (
+        {"system": SNOMED, "code": zib_code}
+        if zib_code
+        else {"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK"}
+    )
+    out["verificationStatus"] = {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": r4_code}, zib]
+    }
     for name in ("category", "code", "onsetDateTime", "onsetPeriod", "abatementDateTime", "abatementPeriod", "note"):
         if name in r:
             out[name] = copy.deepcopy(r[name])
@@ -197,8 +217,14 @@ def _condition(r: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 def _episode(r: dict[str, Any], ctx: Context) -> dict[str, Any]:
     out = _base(r, ctx, NL + "nl-core-EpisodeOfCare")
-    title = next((e.get("valueString") for e in r.get("extension", [])
-                  if e.get("url") in (EPISODE_TITLE_STU3, EPISODE_TITLE_R4)), None)
+    title = next(
+        (
+            e.get("valueString")
+            for e in r.get("extension", [])
+            if e.get("url") in (EPISODE_TITLE_STU3, EPISODE_TITLE_R4)
+        ),
+        None,
+    )
     if title:
         out["extension"] = [{"url": EPISODE_TITLE_R4, "valueString": title}]
     out["status"] = r.get("status", "active")
@@ -210,11 +236,16 @@ def _episode(r: dict[str, Any], ctx: Context) -> dict[str, Any]:
         kind, _, source_id = str((d.get("condition") or {}).get("reference", "")).partition("/")
         if kind == "Condition" and source_id:
             # a conditional reference: the hub resolves it to the Condition synced from the same record
-            diagnoses.append({"condition": {"reference": f"Condition?identifier={ctx.source_system('Condition')}|{source_id}"}})
+            diagnoses.append(
+                {"condition": {"reference": f"Condition?identifier={ctx.source_system('Condition')}|{source_id}"}}
+            )
     if diagnoses:
         out["diagnosis"] = diagnoses
     out["patient"] = _subject(ctx)
-    out["managingOrganization"] = {"identifier": {"system": URA, "value": ctx.practice_ura}, "display": ctx.practice_name}
+    out["managingOrganization"] = {
+        "identifier": {"system": URA, "value": ctx.practice_ura},
+        "display": ctx.practice_name,
+    }
     return out
 
 
@@ -236,11 +267,20 @@ def _allergy(r: dict[str, Any], ctx: Context) -> dict[str, Any]:
     clinical = _status_code(r.get("clinicalStatus"))
     verification = _status_code(r.get("verificationStatus"))
     if clinical and verification != "entered-in-error":
-        out["clinicalStatus"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
-                                             "code": clinical}]}
+        out["clinicalStatus"] = {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": clinical}
+            ]
+        }
     if verification:
-        out["verificationStatus"] = {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "code": verification}]}
+        out["verificationStatus"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                    "code": verification,
+                }
+            ]
+        }
     for name in ("type", "category", "criticality", "code", "onsetDateTime", "note", "reaction", "lastOccurrence"):
         if name in r:
             out[name] = copy.deepcopy(r[name])
@@ -256,10 +296,16 @@ def _allergy(r: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 def _dosage(d: dict[str, Any]) -> dict[str, Any]:
     """STU3 Dosage -> R4 Dosage (dose and rate moved into ``doseAndRate``)."""
-    out = {k: copy.deepcopy(v) for k, v in d.items()
-           if k not in ("doseQuantity", "doseRange", "rateRatio", "rateRange", "rateQuantity")}
-    dose_and_rate = {k: copy.deepcopy(d[k]) for k in ("doseQuantity", "doseRange", "rateRatio", "rateRange",
-                                                      "rateQuantity") if k in d}
+    out = {
+        k: copy.deepcopy(v)
+        for k, v in d.items()
+        if k not in ("doseQuantity", "doseRange", "rateRatio", "rateRange", "rateQuantity")
+    }
+    dose_and_rate = {
+        k: copy.deepcopy(d[k])
+        for k in ("doseQuantity", "doseRange", "rateRatio", "rateRange", "rateQuantity")
+        if k in d
+    }
     if dose_and_rate:
         out["doseAndRate"] = [dose_and_rate]
     return out
@@ -341,8 +387,17 @@ def _observation(r: dict[str, Any], ctx: Context) -> dict[str, Any]:
         code.setdefault("coding", []).append({"system": LOINC, "code": loinc, "display": display})
     out["code"] = code
     out["subject"] = _subject(ctx)
-    for name in ("effectiveDateTime", "effectivePeriod", "valueQuantity", "valueString", "valueCodeableConcept",
-                 "interpretation", "note", "referenceRange", "component"):
+    for name in (
+        "effectiveDateTime",
+        "effectivePeriod",
+        "valueQuantity",
+        "valueString",
+        "valueCodeableConcept",
+        "interpretation",
+        "note",
+        "referenceRange",
+        "component",
+    ):
         if name in r:
             out[name] = copy.deepcopy(r[name])
     return out
@@ -362,16 +417,23 @@ def _directive(r: dict[str, Any], ctx: Context) -> dict[str, Any]:
     out = _base(r, ctx, IKNL + "ACP-TreatmentDirective")
     out["status"] = r.get("status", "active")
     out["scope"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "treatment"}]}
-    out["category"] = [{"coding": [{"system": SNOMED, "code": "129125009", "display": "procedure with explicit context"}]}]
+    out["category"] = [
+        {"coding": [{"system": SNOMED, "code": "129125009", "display": "procedure with explicit context"}]}
+    ]
     out["patient"] = _subject(ctx)
     if "dateTime" in r:
         out["dateTime"] = r["dateTime"]
     out["policy"] = copy.deepcopy(r.get("policy") or [{"uri": "https://wetten.overheid.nl/"}])
     out["provision"] = {
         "type": "permit" if permitted in ("JA", "JA_MAAR") else "deny",
-        "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                        "code": "CST"}]},
-                   "reference": _subject(ctx)}],
+        "actor": [
+            {
+                "role": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "CST"}]
+                },
+                "reference": _subject(ctx),
+            }
+        ],
         "code": [copy.deepcopy(treatment)],
     }
     return out
@@ -404,13 +466,22 @@ def entered_in_error(hub_resource: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(hub_resource)
     kind = out["resourceType"]
     if kind == "Condition":
-        out["verificationStatus"] = {"coding": [
-            {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "entered-in-error"},
-            {"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK"}]}
+        out["verificationStatus"] = {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "entered-in-error"},
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK"},
+            ]
+        }
         out.pop("clinicalStatus", None)
     elif kind == "AllergyIntolerance":
-        out["verificationStatus"] = {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "code": "entered-in-error"}]}
+        out["verificationStatus"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                    "code": "entered-in-error",
+                }
+            ]
+        }
         out.pop("clinicalStatus", None)
     elif kind == "Consent":
         out["status"] = "entered-in-error"

@@ -43,7 +43,9 @@ class SyncState:
         self._db.close()
 
     def mark(self, practice: str, bsn: str) -> str | None:
-        row = self._db.execute("SELECT last_updated FROM mark WHERE practice = ? AND bsn = ?", (practice, bsn)).fetchone()
+        row = self._db.execute(
+            "SELECT last_updated FROM mark WHERE practice = ? AND bsn = ?", (practice, bsn)
+        ).fetchone()
         return str(row[0]) if row else None
 
     def synced_ids(self, practice: str, bsn: str) -> dict[tuple[str, str], str]:

@@ -3,7 +3,7 @@
 Per client, in this order:
 
 1. the client's hub Patient (by BSN) and the practice's own Patient record (by BSN);
-2. the summary queries (:data:`~adapters.huisarts.gp.SUMMARY_QUERIES`) since the client's high-water
+2. the summary queries (:func:`~adapters.huisarts.gp.summary_queries`) since the client's high-water
    mark (``_lastUpdated=gt``), every page;
 3. filtered (:func:`~adapters.huisarts.mapping.in_summary`) and mapped to the hub's profiles; a record
    that cannot be mapped is logged with its id and parked (left out), the rest goes on;
@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from adapters.common.client import HubClient, same_content
-from adapters.huisarts.gp import SUMMARY_QUERIES, GpClient
+from adapters.huisarts.gp import GpClient, summary_queries
 from adapters.huisarts.mapping import Context, MappingError, entered_in_error, in_summary, to_hub
 from adapters.huisarts.state import SyncState
 
@@ -91,8 +91,13 @@ class Syncer:
     """Syncs one practice into the hub, with the adapter's own hub credentials."""
 
     def __init__(
-        self, hub: HubClient, gp: GpClient, practice: Practice, state: SyncState,
-        *, today: Callable[[], date] = date.today,
+        self,
+        hub: HubClient,
+        gp: GpClient,
+        practice: Practice,
+        state: SyncState,
+        *,
+        today: Callable[[], date] = date.today,
     ) -> None:
         self.hub = hub
         self.gp = gp
@@ -140,7 +145,7 @@ class Syncer:
         ctx = Context(p.id, p.name, p.ura, p.fhir_base, p.fhir_version, hub_patient_id, self.today())
         fetched: list[dict[str, Any]] = []
         medications: dict[str, dict[str, Any]] = {}
-        for query in SUMMARY_QUERIES:
+        for query in summary_queries(ctx.today):
             params = [("patient", f"Patient/{source_patient['id']}"), *query.params]
             if mark:
                 params.append(("_lastUpdated", f"gt{mark}"))
@@ -192,18 +197,21 @@ class Syncer:
         wanted: dict[str, set[str]] = {}
         for r in resources:
             wanted.setdefault(r["resourceType"], set()).add(r["identifier"][0]["value"])
-        for (kind, source_id) in synced:
+        for kind, source_id in synced:
             wanted.setdefault(kind, set()).add(source_id)
         out: dict[tuple[str, str], dict[str, Any]] = {}
         for kind, ids in wanted.items():
             system = ctx.source_system(kind)
             ordered = sorted(ids)
             for start in range(0, len(ordered), 40):
-                chunk = ordered[start: start + 40]
-                found = await self.hub.search(kind, [("identifier", ",".join(f"{system}|{i}" for i in chunk)),
-                                                     ("_count", "100")])
+                chunk = ordered[start : start + 40]
+                found = await self.hub.search(
+                    kind, [("identifier", ",".join(f"{system}|{i}" for i in chunk)), ("_count", "100")]
+                )
                 for r in found:
-                    source_id = next((i.get("value") for i in r.get("identifier", []) if i.get("system") == system), None)
+                    source_id = next(
+                        (i.get("value") for i in r.get("identifier", []) if i.get("system") == system), None
+                    )
                     if source_id is not None:
                         out[(kind, str(source_id))] = r
         return out
@@ -237,36 +245,76 @@ class Syncer:
         for kind, source_id, resource, source in writes:
             body = self._resolved(resource, current)
             if kind == "EpisodeOfCare" and "diagnosis" in body:
-                body = {**body, "diagnosis": [
-                    {"condition": {"reference": full_urls.get(("Condition", d["condition"]["reference"].rsplit("|", 1)[-1]),
-                                                              d["condition"]["reference"])}}
-                    for d in body["diagnosis"]
-                ]}
+                body = {
+                    **body,
+                    "diagnosis": [
+                        {
+                            "condition": {
+                                "reference": full_urls.get(
+                                    ("Condition", d["condition"]["reference"].rsplit("|", 1)[-1]),
+                                    d["condition"]["reference"],
+                                )
+                            }
+                        }
+                        for d in body["diagnosis"]
+                    ],
+                }
             system = ctx.source_system(kind)
             full_url = full_urls[(kind, source_id)]
-            entries.append({"fullUrl": full_url, "resource": body,
-                            "request": {"method": "PUT", "url": f"{kind}?identifier={system}|{source_id}"}})
+            entries.append(
+                {
+                    "fullUrl": full_url,
+                    "resource": body,
+                    "request": {"method": "PUT", "url": f"{kind}?identifier={system}|{source_id}"},
+                }
+            )
             version = str(((source or {}).get("meta") or {}).get("versionId", "")) if source else ""
             what = f"{kind}/{source_id}" + (f"/_history/{version}" if version else "")
-            entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "request": {"method": "POST", "url": "Provenance"},
-                            "resource": {
-                                "resourceType": "Provenance",
-                                "target": [{"reference": full_url}],
-                                "recorded": recorded,
-                                "activity": {"coding": [{
+            entries.append(
+                {
+                    "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                    "request": {"method": "POST", "url": "Provenance"},
+                    "resource": {
+                        "resourceType": "Provenance",
+                        "target": [{"reference": full_url}],
+                        "recorded": recorded,
+                        "activity": {
+                            "coding": [
+                                {
                                     "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                                    "code": "UPDATE" if source else "NULLIFY"}]},
-                                "agent": [{
-                                    "type": {"coding": [{
-                                        "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                                        "code": "author"}]},
-                                    "who": {"identifier": {"system": URA, "value": ctx.practice_ura},
-                                            "display": ctx.practice_name}}],
-                                "entity": [{"role": "source", "what": {
+                                    "code": "UPDATE" if source else "NULLIFY",
+                                }
+                            ]
+                        },
+                        "agent": [
+                            {
+                                "type": {
+                                    "coding": [
+                                        {
+                                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                                            "code": "author",
+                                        }
+                                    ]
+                                },
+                                "who": {
+                                    "identifier": {"system": URA, "value": ctx.practice_ura},
+                                    "display": ctx.practice_name,
+                                },
+                            }
+                        ],
+                        "entity": [
+                            {
+                                "role": "source",
+                                "what": {
                                     "identifier": {"system": ctx.source_base.rstrip("/"), "value": what},
                                     "display": f"{ctx.practice_name}: {what}"
-                                               + ("" if source else " (removed at the source)")}}],
-                            }})
+                                    + ("" if source else " (removed at the source)"),
+                                },
+                            }
+                        ],
+                    },
+                }
+            )
         response = await self.hub.transaction(entries)
         out: list[tuple[str, str, str]] = []
         for (kind, source_id, _r, _s), entry in zip(writes, response.get("entry", [])[0::2], strict=False):

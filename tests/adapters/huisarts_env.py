@@ -27,7 +27,7 @@ from tests.api.live import LiveHub, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GP_URA = "00012345"
-GP_TOKEN = "his-de-linde-secret"
+GP_TOKEN = "his-de-linde-secret"  # noqa: S105 - the fake GP system's test token
 BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
 URA = "http://fhir.nl/fhir/NamingSystem/ura"
 
@@ -59,10 +59,28 @@ def fake_gp(
     port = free_port()
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "tests.adapters.gp_system.server", "--port", str(port), "--version", version,
-         "--clients", str(clients), "--token", GP_TOKEN, "--fail-every", str(fail_every), "--slow-ms", str(slow_ms),
-         "--delay-ms", str(delay_ms)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=log,
+        [
+            sys.executable,
+            "-m",
+            "tests.adapters.gp_system.server",
+            "--port",
+            str(port),
+            "--version",
+            version,
+            "--clients",
+            str(clients),
+            "--token",
+            GP_TOKEN,
+            "--fail-every",
+            str(fail_every),
+            "--slow-ms",
+            str(slow_ms),
+            "--delay-ms",
+            str(delay_ms),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -92,25 +110,46 @@ def build_network(hub: LiveHub, clients: int) -> dict[str, str]:
     admin = hub.token("admin")
     headers = {"Authorization": f"Bearer {admin}", "Content-Type": "application/fhir+json"}
     with httpx.Client(base_url=hub.base, headers=headers, timeout=120) as http:
-        org = {"resourceType": "Organization", "identifier": [{"system": URA, "value": GP_URA}], "active": True,
-               "name": "Huisartsenpraktijk De Linde",
-               "type": [{"coding": [{"system": "http://nictiz.nl/fhir/NamingSystem/organization-type", "code": "Z3"}]}]}
+        org = {
+            "resourceType": "Organization",
+            "identifier": [{"system": URA, "value": GP_URA}],
+            "active": True,
+            "name": "Huisartsenpraktijk De Linde",
+            "type": [{"coding": [{"system": "http://nictiz.nl/fhir/NamingSystem/organization-type", "code": "Z3"}]}],
+        }
         r = http.post("/Organization", json=org, headers={"If-None-Exist": f"identifier={URA}|{GP_URA}"})
         assert r.status_code in (200, 201), r.text
         for start in range(0, clients, 25):
             entries = []
             for i in range(start, min(start + 25, clients)):
                 bsn = bsn_for(i)
-                entries.append({"fullUrl": f"urn:uuid:00000000-0000-4000-8000-{i:012d}",
-                                "resource": {"resourceType": "Patient", "identifier": [{"system": BSN, "value": bsn}],
-                                             "name": [{"family": f"Client{i}", "given": ["Test"]}]},
-                                "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={BSN}|{bsn}"}})
-                entries.append({"resource": {
-                    "resourceType": "CareTeam", "status": "active",
-                    "subject": {"reference": f"urn:uuid:00000000-0000-4000-8000-{i:012d}"},
-                    "participant": [{"member": {"reference": f"Organization?identifier={URA}|{GP_URA}"},
-                                     "role": [{"text": "Huisarts"}]}]},
-                    "request": {"method": "POST", "url": "CareTeam"}})
+                entries.append(
+                    {
+                        "fullUrl": f"urn:uuid:00000000-0000-4000-8000-{i:012d}",
+                        "resource": {
+                            "resourceType": "Patient",
+                            "identifier": [{"system": BSN, "value": bsn}],
+                            "name": [{"family": f"Client{i}", "given": ["Test"]}],
+                        },
+                        "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={BSN}|{bsn}"},
+                    }
+                )
+                entries.append(
+                    {
+                        "resource": {
+                            "resourceType": "CareTeam",
+                            "status": "active",
+                            "subject": {"reference": f"urn:uuid:00000000-0000-4000-8000-{i:012d}"},
+                            "participant": [
+                                {
+                                    "member": {"reference": f"Organization?identifier={URA}|{GP_URA}"},
+                                    "role": [{"text": "Huisarts"}],
+                                }
+                            ],
+                        },
+                        "request": {"method": "POST", "url": "CareTeam"},
+                    }
+                )
             r = http.post("", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
             assert r.status_code == 200, r.text[:2000]
         found: dict[str, str] = {}
@@ -138,8 +177,9 @@ class HuisartsWorld:
 
     def hub_client(self) -> HubClient:
         token_url = self.hub.base.rsplit("/fhir", 1)[0] + "/auth/token"
-        return HubClient(self.hub.base, ClientCredentials(self.adapter.client_id, load_private_key(self.adapter.key_file),
-                                                         token_url))
+        return HubClient(
+            self.hub.base, ClientCredentials(self.adapter.client_id, load_private_key(self.adapter.key_file), token_url)
+        )
 
     def syncer(self, hub: HubClient, state: Path) -> tuple[Syncer, GpClient, SyncState]:
         gp = GpClient(self.gp.base, GP_TOKEN, base_delay=0.05)
@@ -148,12 +188,26 @@ class HuisartsWorld:
 
     def config_file(self, state: Path) -> Path:
         path = self.work / f"config-{state.stem}.json"
-        path.write_text(json.dumps({
-            "hub_base": self.hub.base, "client_id": self.adapter.client_id, "private_key": str(self.adapter.key_file),
-            "state": str(state),
-            "practices": [{"id": "de-linde", "name": "Huisartsenpraktijk De Linde", "ura": GP_URA,
-                           "fhir_base": self.gp.base, "fhir_version": self.version, "token": GP_TOKEN}],
-        }))
+        path.write_text(
+            json.dumps(
+                {
+                    "hub_base": self.hub.base,
+                    "client_id": self.adapter.client_id,
+                    "private_key": str(self.adapter.key_file),
+                    "state": str(state),
+                    "practices": [
+                        {
+                            "id": "de-linde",
+                            "name": "Huisartsenpraktijk De Linde",
+                            "ura": GP_URA,
+                            "fhir_base": self.gp.base,
+                            "fhir_version": self.version,
+                            "token": GP_TOKEN,
+                        }
+                    ],
+                }
+            )
+        )
         return path
 
     def adapter_command(self, config: Path, *extra: str) -> list[str]:

@@ -58,9 +58,11 @@ def _instant(text: str) -> datetime:
 
 
 def _outcome(status: int, text: str) -> JSONResponse:
-    return JSONResponse({"resourceType": "OperationOutcome",
-                         "issue": [{"severity": "error", "code": "invalid", "diagnostics": text}]},
-                        status_code=status, media_type=FHIR_JSON)
+    return JSONResponse(
+        {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid", "diagnostics": text}]},
+        status_code=status,
+        media_type=FHIR_JSON,
+    )
 
 
 def _token_matches(concepts: list[Any], wanted: str) -> bool:
@@ -120,8 +122,13 @@ class GpSystem:
         if name == "date":
             prefix, day = (value[:2], value[2:]) if value[:2] in ("ge", "gt", "le", "lt") else ("eq", value)
             effective = r.get("effectiveDateTime") or r.get("dateTime") or ""
-            return {"ge": effective >= day, "gt": effective > day, "le": effective[: len(day)] <= day,
-                    "lt": effective < day, "eq": effective.startswith(day)}[prefix]
+            return {
+                "ge": effective >= day,
+                "gt": effective > day,
+                "le": effective[: len(day)] <= day,
+                "lt": effective < day,
+                "eq": effective.startswith(day),
+            }[prefix]
         if name == "_lastUpdated":
             prefix, when = value[:2], _instant(value[2:])
             stamp = _instant(r["meta"]["lastUpdated"])
@@ -175,16 +182,23 @@ def create_app(system: GpSystem) -> Starlette:
         if system.delay_ms:
             await asyncio.sleep(system.delay_ms / 1000)
         matches = system.search(res_type, params)
-        page = matches[offset: offset + count]
+        page = matches[offset : offset + count]
         included = system.includes(page, request.query_params.getlist("_include"))
         base = str(request.base_url).rstrip("/") + request.url.path.rsplit("/", 1)[0]
         bundle: dict[str, Any] = {
-            "resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "searchset", "total": len(matches),
+            "resourceType": "Bundle",
+            "id": str(uuid.uuid4()),
+            "type": "searchset",
+            "total": len(matches),
             "link": [{"relation": "self", "url": str(request.url)}],
-            "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                      for r in page]
-            + [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "include"}}
-               for r in included],
+            "entry": [
+                {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+                for r in page
+            ]
+            + [
+                {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "include"}}
+                for r in included
+            ],
         }
         if offset + count < len(matches):
             nxt = [(n, v) for n, v in params if n != "_offset"] + [("_offset", str(offset + count))]
@@ -200,8 +214,16 @@ def create_app(system: GpSystem) -> Starlette:
 
     async def metadata(_request: Request) -> Response:
         version = "3.0.2" if system.practice.version == "stu3" else "4.0.1"
-        return JSONResponse({"resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
-                             "fhirVersion": version, "format": ["json"]}, media_type=FHIR_JSON)
+        return JSONResponse(
+            {
+                "resourceType": "CapabilityStatement",
+                "status": "active",
+                "kind": "instance",
+                "fhirVersion": version,
+                "format": ["json"],
+            },
+            media_type=FHIR_JSON,
+        )
 
     async def admin_put(request: Request) -> Response:
         return JSONResponse(system.store(await request.json()))
@@ -213,14 +235,16 @@ def create_app(system: GpSystem) -> Starlette:
     async def admin_log(_request: Request) -> Response:
         return JSONResponse(system.log)
 
-    return Starlette(routes=[
-        Route("/fhir/metadata", metadata),
-        Route("/fhir/{type}", search),
-        Route("/fhir/{type}/{id}", read),
-        Route("/admin/put", admin_put, methods=["POST"]),
-        Route("/admin/delete/{type}/{id}", admin_delete, methods=["POST"]),
-        Route("/admin/log", admin_log),
-    ])
+    return Starlette(
+        routes=[
+            Route("/fhir/metadata", metadata),
+            Route("/fhir/{type}", search),
+            Route("/fhir/{type}/{id}", read),
+            Route("/admin/put", admin_put, methods=["POST"]),
+            Route("/admin/delete/{type}/{id}", admin_delete, methods=["POST"]),
+            Route("/admin/log", admin_log),
+        ]
+    )
 
 
 def main() -> None:
@@ -236,8 +260,13 @@ def main() -> None:
     parser.add_argument("--slow-ms", type=int, default=0, help="delay every second page of a search")
     parser.add_argument("--delay-ms", type=int, default=0, help="delay every search")
     args = parser.parse_args()
-    system = GpSystem(Practice(args.clients, version=args.version, seed=args.seed), args.token,
-                      args.fail_every, args.slow_ms, args.delay_ms)
+    system = GpSystem(
+        Practice(args.clients, version=args.version, seed=args.seed),
+        args.token,
+        args.fail_every,
+        args.slow_ms,
+        args.delay_ms,
+    )
     uvicorn.run(create_app(system), host="127.0.0.1", port=args.port, log_level="warning")
 
 
