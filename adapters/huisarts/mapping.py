@@ -173,9 +173,12 @@ def _base(resource: dict[str, Any], ctx: Context, profile: str | None) -> dict[s
     if profile:
         meta["profile"] = [profile]
     out["meta"] = meta
+    identifiers = resource.get("identifier", [])
+    if isinstance(identifiers, dict):  # STU3 resources with 0..1 identifier (Consent)
+        identifiers = [identifiers]
     out["identifier"] = [{"system": ctx.source_system(kind), "value": resource["id"]}] + [
         {k: v for k, v in i.items() if k in ("system", "value")}
-        for i in resource.get("identifier", [])
+        for i in identifiers
         if isinstance(i, dict) and i.get("value")
     ]
     return out
@@ -252,7 +255,9 @@ def _episode(r: dict[str, Any], ctx: Context) -> dict[str, Any]:
 def _flag(r: dict[str, Any], ctx: Context) -> dict[str, Any]:
     out = _base(r, ctx, NL + "nl-core-Alert")
     out["status"] = r.get("status", "active")
-    for name in ("category", "code", "period"):
+    if "category" in r:  # STU3: one CodeableConcept; R4: a list
+        out["category"] = copy.deepcopy(r["category"] if isinstance(r["category"], list) else [r["category"]])
+    for name in ("code", "period"):
         if name in r:
             out[name] = copy.deepcopy(r[name])
     out["subject"] = _subject(ctx)

@@ -29,6 +29,7 @@ from typing import Any
 from adapters.common.client import HubClient, same_content
 from adapters.huisarts.gp import GpClient, summary_queries
 from adapters.huisarts.mapping import Context, MappingError, entered_in_error, in_summary, to_hub
+from adapters.huisarts.source import check_source
 from adapters.huisarts.state import SyncState
 
 log = logging.getLogger("adapter.huisarts")
@@ -161,6 +162,7 @@ class Syncer:
                 continue
             medication = medications.get(str((source.get("medicationReference") or {}).get("reference", "")))
             try:
+                check_source(source, p.fhir_version)
                 mapped.append((source, to_hub(source, ctx, medication=medication)))
             except MappingError as exc:
                 log.warning("parked %s/%s of practice %s: %s", key[0], key[1], p.id, exc)

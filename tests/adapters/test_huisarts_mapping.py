@@ -259,3 +259,32 @@ def test_entered_in_error_per_type(practice: Practice) -> None:
 def test_a_record_without_an_id_is_refused() -> None:
     with pytest.raises(MappingError, match="without an id"):
         to_hub({"resourceType": "Condition"}, ctx("stu3"))
+
+
+def test_invalid_source_records_are_refused_with_their_id_and_element() -> None:
+    from adapters.huisarts.source import check_source
+
+    with pytest.raises(MappingError, match=r"Condition/x: invalid at clinicalStatus"):
+        check_source(
+            {
+                "resourceType": "Condition",
+                "id": "x",
+                "clinicalStatus": {"coding": []},
+                "subject": {"reference": "Patient/1"},
+            },
+            "stu3",
+        )
+    with pytest.raises(MappingError, match="not a FHIR STU3 resource type"):
+        check_source({"resourceType": "Nonsense", "id": "y"}, "stu3")
+    check_source(
+        {"resourceType": "Condition", "id": "x", "clinicalStatus": "active", "subject": {"reference": "Patient/1"}},
+        "stu3",
+    )
+
+
+def test_every_fixture_record_is_valid_for_its_version(practice: Practice) -> None:
+    from adapters.huisarts.source import check_source
+
+    for by_id in practice.resources.values():
+        for record in by_id.values():
+            check_source(record, practice.version)

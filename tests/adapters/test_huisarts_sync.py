@@ -155,7 +155,7 @@ async def _first_incremental_and_corrections(world: HuisartsWorld, tmp_path: Pat
             sync_state.close()
 
 
-def test_the_gp_data_is_visible_under_the_clients_consent(database: str, tmp_path: Path) -> None:
+def test_visibility_under_consent_and_bad_records_parked(database: str, tmp_path: Path) -> None:
     stack, world = world_for(database, tmp_path, "stu3", 3)
     with stack:
 
@@ -181,6 +181,25 @@ def test_the_gp_data_is_visible_under_the_clients_consent(database: str, tmp_pat
             return int(r.json()["total"])
 
         assert seen(f"client:{bsn_for(0)}") == 1  # the client sees their GP's problem list
+
+        # a record the GP system sends that is not valid STU3 is parked with its id; the rest goes in
+        broken = world.gp.read("Condition", "p0001-cond")
+        world.gp.put({**broken, "clinicalStatus": {"coding": [{"code": "active"}]}})
+        weight = world.gp.read("Observation", "p0001-weight")
+        world.gp.put({**weight, "valueQuantity": {**weight["valueQuantity"], "value": 77.5}})
+
+        async def again() -> None:
+            async with world.hub_client() as hub:
+                syncer, gp, state = world.syncer(hub, tmp_path / "state.sqlite")
+                report = await syncer.run()
+                await gp.aclose()
+                state.close()
+                assert report.as_json()["parked"] == ["Condition/p0001-cond"]
+                assert report.written == 1
+                assert (await by_source(hub, "Observation", "p0001-weight"))["valueQuantity"]["value"] == 77.5
+                assert (await by_source(hub, "Condition", "p0001-cond"))["meta"]["versionId"] == "1"
+
+        asyncio.run(again())
         assert seen("org:00012345") == 1  # the practice, as author
         assert seen("org:00099999") == 0  # a stranger organisation does not
 

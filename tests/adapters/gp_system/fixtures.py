@@ -181,7 +181,8 @@ class Practice:
                     "id": f"{pid}-alert",
                     "identifier": [{"system": IDS, "value": f"{pid}-a1"}],
                     "status": "active",
-                    "category": [{"coding": [{"system": LOINC, "code": "74018-3", "display": "alert"}]}],
+                    # STU3 Flag.category is one CodeableConcept, R4's a list
+                    "category": (lambda c: c if stu3 else [c])({"coding": [{"system": LOINC, "code": "74018-3", "display": "alert"}]}),
                     "code": {"coding": [{"system": ICPC, "code": code, "display": text}]},
                     "subject": subject,
                     "period": {"start": self._ago(90)},
@@ -429,8 +430,9 @@ class Practice:
                 {"coding": [{"system": SNOMED, "code": "11291000146105", "display": "Treatment instructions"}]}
             ],
         }
-        if stu3:
-            return base | {"dateTime": self._ago(200), "policy": [{"uri": "https://wetten.overheid.nl/"}]}
+        if stu3:  # STU3 Consent has one identifier, not a list
+            return base | {"identifier": base["identifier"][0], "dateTime": self._ago(200),
+                           "policy": [{"uri": "https://wetten.overheid.nl/"}]}
         return base | {
             "dateTime": self._ago(200),
             "policy": [{"uri": "https://wetten.overheid.nl/"}],
