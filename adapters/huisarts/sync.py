@@ -211,11 +211,11 @@ class Syncer:
                     kind, [("identifier", ",".join(f"{system}|{i}" for i in chunk)), ("_count", "100")]
                 )
                 for r in found:
-                    source_id = next(
+                    found_id = next(
                         (i.get("value") for i in r.get("identifier", []) if i.get("system") == system), None
                     )
-                    if source_id is not None:
-                        out[(kind, str(source_id))] = r
+                    if found_id is not None:
+                        out[(kind, str(found_id))] = r
         return out
 
     @staticmethod
