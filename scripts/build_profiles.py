@@ -1296,9 +1296,9 @@ def capability(profiles: list[dict[str, Any]], params: list[dict[str, Any]]) -> 
 
 def main() -> None:
     from hub.fhir.validation.registry import Registry
-    from hub.paths import nictiz_package
     from hub.fhir.validation.snapshot import snapshot_elements
     from hub.fhir.validation.validator import Validator
+    from hub.paths import nictiz_package
 
     profiles = network() + careplan() + acp() + overdracht() + wmo_and_consent()
     params = search_parameters()

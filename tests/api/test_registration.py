@@ -19,8 +19,6 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from tests.conftest import token_for_app
-
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 HUB = str(Path(sys.executable).parent / "hub")
 
