@@ -642,7 +642,7 @@ def acp() -> list[dict[str, Any]]:
     enc = IKNL + "ext-EncounterReference"
     pat = [IKNL + "ACP-Patient"]
     encounter = [IKNL + "ACP-Encounter"]
-    kw = {"url_base": IKNL, "publisher": "IKNL"}
+    kw: dict[str, Any] = {"url_base": IKNL, "publisher": "IKNL"}
 
     def enc_ext(rtype: str) -> list[dict[str, Any]]:
         return [el(f"{rtype}.extension:encounter", max="1", type=ext_type(enc))]

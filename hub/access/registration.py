@@ -110,7 +110,7 @@ def check_jwks(jwks: Any) -> dict[str, Any]:
         if not isinstance(item, dict) or "d" in item:
             raise RegistrationError("a JWK Set for registration must hold public keys only")
     try:
-        KeySet.import_key_set(jwks)
+        KeySet.import_key_set(jwks)  # type: ignore[arg-type]  # a plain dict, checked by joserfc itself
     except Exception as exc:  # noqa: BLE001 - joserfc raises several kinds
         raise RegistrationError(f"unusable JWK Set: {exc}") from None
     return {"keys": list(jwks["keys"])}

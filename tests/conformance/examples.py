@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 HUB = "https://zorgnet-hub.nl/fhir"
@@ -253,7 +254,7 @@ def overdracht_task() -> dict[str, Any]:
 
 
 def handoff_composition() -> dict[str, Any]:
-    def section(code: str, title: str, subs: list[tuple[str, str]] = ()) -> dict[str, Any]:
+    def section(code: str, title: str, subs: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
         s: dict[str, Any] = {
             "title": title,
             "code": {"coding": [{"system": SCT, "code": code}]},

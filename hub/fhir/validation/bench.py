@@ -6,6 +6,7 @@ nursing handoff document Bundle) and reports the cold start (first validation, b
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import time
@@ -40,8 +41,8 @@ def main(n: int = 300) -> None:
         ("CarePlan", plan, n),
         ("Bundle(40)", bundle, max(20, n // 10)),
     ):
-        prof = _median_ms(lambda r=res: v.validate(r), count)
-        base = _median_ms(lambda r=res: check_base(r), count)
+        prof = _median_ms(functools.partial(v.validate, res), count)
+        base = _median_ms(functools.partial(check_base, res), count)
         print(f"{name:11s} profile {prof:7.2f} ms   base {base:6.2f} ms")
 
 

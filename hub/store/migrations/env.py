@@ -38,7 +38,9 @@ def _run(connection: Connection) -> None:
 
 async def _run_async() -> None:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    if not url:
+        raise RuntimeError("no database URL for the migrations (set HUB_DATABASE_URL)")
+    engine = create_async_engine(str(url), poolclass=pool.NullPool)
     async with engine.connect() as conn:
         await conn.run_sync(_run)
         await conn.commit()
