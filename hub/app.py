@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 
 from hub.api import errors
 from hub.api.context import Services
-from hub.api.routes import admin_router, fhir_router, health_router
+from hub.api.routes import admin_audit_router, admin_router, fhir_router, health_router
 from hub.settings import Settings, get_settings
 from hub.store.db import Database
 from hub.store.repository import Repository
@@ -122,5 +122,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(build_auth_router(config, keys, transaction, patient_id_for_bsn=first_patient))
     app.include_router(admin_router)
+    app.include_router(admin_audit_router)
     app.include_router(fhir_router)
     return app

@@ -1,0 +1,1 @@
+"""Shared parts of the backend-for-frontend apps (never imports ``hub``)."""
