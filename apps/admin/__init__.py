@@ -1,0 +1,1 @@
+"""The administrator's console: registrations, people, paper consent, the audit log and deliveries."""
