@@ -5,8 +5,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 HUB_PORT ?= 8080
+PGO_PORT ?= 8081
+ADMIN_PORT ?= 8082
+#: Where the browser tests find axe-core (npm), installed by `make browser-deps`.
+E2E_DIR := .e2e
+AXE_JS  := $(E2E_DIR)/node_modules/axe-core/axe.min.js
+AXE_VERSION := 4.14.1
 
-.PHONY: run test test-sqlite test-pg bench bench-full lint clean venv
+.PHONY: run test test-sqlite test-pg bench bench-full lint clean venv browser-deps
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,14 +32,25 @@ run: $(STAMP)
 	@echo "Zorgnet Hub: FHIR base http://127.0.0.1:$(HUB_PORT)/fhir"
 	@echo "  a token:   $(VENV)/bin/hub token --as org:00012345:practitioner:900001111   (see the README tour)"
 	@echo "  then:      curl -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:$(HUB_PORT)/fhir/Patient"
+	@echo "Mijn Zorgnet (PGO): http://127.0.0.1:$(PGO_PORT)  (log in with BSN 999993653; mantelzorger: marieke)"
+	@echo "Admin console:      http://127.0.0.1:$(ADMIN_PORT)  (token: $(VENV)/bin/hub token --as admin)"
+	@HUB_PORT=$(HUB_PORT) PGO_PORT=$(PGO_PORT) ADMIN_PORT=$(ADMIN_PORT) VENV=$(VENV) ./scripts/run-apps.sh & apps=$$!; \
+	trap 'kill $$apps 2>/dev/null; wait $$apps' EXIT INT TERM; \
 	HUB_DEMO=true HUB_PORT=$(HUB_PORT) $(VENV)/bin/hub serve
 
+## Debian's Chromium (never a downloaded browser) and axe-core for the end-to-end tests of apps/; idempotent.
+browser-deps: $(STAMP)
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
+	@test -f $(AXE_JS) || npm install --silent --no-audit --no-fund --prefix $(E2E_DIR) axe-core@$(AXE_VERSION)
+
 ## Run the whole test suite against SQLite and PostgreSQL (a throwaway cluster if none is running).
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	@pg_url="$$(./scripts/ensure-postgres.sh)" || { echo "make test: PostgreSQL is required and could not be started" >&2; exit 1; }; \
 	HUB_TEST_PG_ADMIN_URL="$$pg_url" $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-test-sqlite: $(STAMP)
+test-sqlite: $(STAMP) browser-deps
 	HUB_TEST_BACKENDS=sqlite $(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 bench: $(BENCH_STAMP)

@@ -9,11 +9,12 @@ def main() -> None:
     import uvicorn
 
     from apps.common.config import PgoSettings
-    from apps.common.registration import ensure_pgo_client
+    from apps.common.registration import ensure_pgo_client, wait_for_hub
     from apps.pgo.app import create_app
 
     settings = PgoSettings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    wait_for_hub(settings.hub_url)
     client_id = ensure_pgo_client(settings.hub_command, settings.state_dir / "pgo", name="Mijn Zorgnet (PGO)",
                                   redirect_uri=settings.redirect_uri, client_id=settings.client_id)
     settings.state_dir = settings.state_dir / "pgo"

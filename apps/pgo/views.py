@@ -83,10 +83,28 @@ class Names:
 
     def __init__(self, resources: Iterable[dict[str, Any]]) -> None:
         self.by_key = {f"{r['resourceType']}/{r['id']}": r for r in resources if r.get("id")}
+        self.by_ura = {ura: r for r in self.by_key.values()
+                       if r["resourceType"] == "Organization" and (ura := ft.identifier(r, ft.URA))}
 
     def get(self, ref: Any) -> dict[str, Any] | None:
         key = ft.ref_key(ref)
-        return self.by_key.get(key) if key else None
+        if key:
+            return self.by_key.get(key)
+        ident = (ref or {}).get("identifier") if isinstance(ref, dict) else None
+        if isinstance(ident, dict) and ident.get("system") == ft.URA:
+            return self.by_ura.get(str(ident.get("value")))
+        return None
+
+    async def add_organisations(self, hub: HubClient, refs: Iterable[Any]) -> None:
+        """Look up organisations referenced by URA identifier only (no literal reference to include)."""
+        uras = {str(ident["value"]) for ref in refs if isinstance(ref, dict)
+                for ident in [ref.get("identifier")] if isinstance(ident, dict)
+                and ident.get("system") == ft.URA and ident.get("value")} - set(self.by_ura)
+        if not uras:
+            return
+        wanted = ",".join(f"{ft.URA}|{u}" for u in sorted(uras))
+        for org in await hub.search_all("Organization", [("identifier", wanted)]):
+            self.by_ura[ft.identifier(org, ft.URA) or ""] = org
 
     def describe(self, ref: Any) -> tuple[str, str]:
         """(name, organisation or relation) for a reference to a person, role or organisation."""
@@ -376,8 +394,10 @@ async def handovers(hub: HubClient, patient: str) -> list[Handover]:
         ("_sort", "-_lastUpdated"),
     ])
     names = Names(found)
+    tasks = [r for r in found if r["resourceType"] == "Task"]
+    await names.add_organisations(hub, [t.get(k) for t in tasks for k in ("requester", "owner")])
     out = []
-    for task in (r for r in found if r["resourceType"] == "Task"):
+    for task in tasks:
         status = str(task.get("status", ""))
         out.append(Handover(
             str(task.get("description") or ft.concept_text(task.get("code")) or "Overdracht"),

@@ -1,0 +1,124 @@
+"""The whole people's side as live processes: the hub (``hub serve`` with the demo network), the PGO and
+the admin console (``python -m apps.pgo`` / ``apps.admin``), each on its own loopback port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.api.live import LiveHub, free_port, live_hub
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("ZORGNET_CHROMIUM", "/usr/bin/chromium"))
+AXE_JS = Path(os.environ.get("ZORGNET_AXE_JS", ROOT / ".e2e" / "node_modules" / "axe-core" / "axe.min.js"))
+
+
+@dataclass(frozen=True)
+class Stack:
+    hub: LiveHub
+    hub_url: str
+    pgo: str
+    admin: str
+
+    def hub_cli(self, *args: str) -> str:
+        exe = Path(sys.executable).parent / "hub"
+        done = subprocess.run([str(exe), *args], env=self.hub.env, capture_output=True, text=True,  # noqa: S603
+                              check=True)
+        return done.stdout.strip()
+
+
+@contextmanager
+def _app(module: str, prefix: str, hub: LiveHub, hub_url: str, state: Path, **extra: str) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **hub.env,
+        f"{prefix}HUB_URL": hub_url,
+        f"{prefix}PORT": str(port),
+        f"{prefix}STATE_DIR": str(state),
+        f"{prefix}HUB_COMMAND": str(Path(sys.executable).parent / "hub"),
+        f"{prefix}LOG_LEVEL": "warning",
+        **{f"{prefix}{k.upper()}": v for k, v in extra.items()},
+    }
+    log_path = state / f"{module}.log"
+    state.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,  # noqa: S603
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{module} exited early:\n{log_path.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{module} did not start in 90 s:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        log.close()
+
+
+def new_database(backend: str, tmp: Path) -> tuple[str, str | None]:
+    """A fresh database of its own for the stack: (URL, PostgreSQL name to drop afterwards)."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp / 'hub.db'}", None
+    import psycopg
+
+    from tests.conftest import pg_admin_url
+
+    name = f"hub_apps_{uuid.uuid4().hex[:12]}"
+    admin = pg_admin_url()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # noqa: S608 - a generated name
+    return admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}", name
+
+
+def drop_database(name: str | None) -> None:
+    if name is None:
+        return
+    import psycopg
+
+    from tests.conftest import pg_admin_url
+
+    with psycopg.connect(pg_admin_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # noqa: S608
+
+
+@contextmanager
+def people_side(backend: str, tmp: Path) -> Iterator[Stack]:
+    """Hub with demo network, then the PGO (registering itself through ``hub apps add --pgo``) and the
+    admin console; the demo's mantelzorger ``marieke`` registered through ``hub people add``."""
+    url, pg_name = new_database(backend, tmp)
+    try:
+        with ExitStack() as stack:
+            (tmp / "hub").mkdir(parents=True, exist_ok=True)
+            hub = stack.enter_context(live_hub(url, tmp / "hub", HUB_DEMO="true"))
+            hub_url = hub.base.removesuffix("/fhir")
+            state = tmp / "apps"
+            pgo = stack.enter_context(_app("apps.pgo", "PGO_", hub, hub_url, state / "pgo", poll_interval="1"))
+            admin = stack.enter_context(_app("apps.admin", "ADMIN_", hub, hub_url, state / "admin"))
+            result = Stack(hub, hub_url, pgo, admin)
+            result.hub_cli("people", "add", "--id", "marieke", "--name", "Marieke Smit")
+            yield result
+    finally:
+        drop_database(pg_name)
