@@ -248,7 +248,7 @@ def test_client_mantelzorger_and_admin(stack: Stack, browser: Browser, backend: 
     assert not checker.console_errors, checker.console_errors
     for ctx in (client_ctx, carer_ctx, admin_ctx):
         ctx.close()
-    assert len(checker.checked) == 16
+    assert len(checker.checked) == 18
     if checker.write_screenshots:
         shots = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "docs" / "screenshots").glob("*.png"))
-        assert len(shots) >= 32
+        assert len(shots) >= 36
