@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 from jinja2 import Environment
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -59,6 +60,11 @@ def build_app(settings: AppSettings, *, title: str, cookie: str, templates: Envi
     async def csrf_error(request: Request, exc: CsrfError) -> Response:
         return render(templates, request, "error.html", status=403,
                       message="Dit formulier is verlopen of komt niet van deze website. Laad de pagina opnieuw.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = "Deze pagina bestaat niet." if exc.status_code == 404 else "Dit kan hier niet."
+        return render(templates, request, "error.html", status=exc.status_code, message=message)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
