@@ -6,7 +6,7 @@ so a page shows one sentence and never a stack trace.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -14,7 +14,7 @@ import httpx
 from apps.common.outcome import UNREACHABLE, plain_dutch
 
 FHIR_JSON = "application/fhir+json"
-Params = Mapping[str, str] | Sequence[tuple[str, str]] | None
+Params = Mapping[str, str] | list[tuple[str, str]] | None
 
 
 class HubError(Exception):
@@ -47,7 +47,8 @@ class HubClient:
         if json is not None:
             extra.setdefault("Content-Type", FHIR_JSON if "/fhir/" in url else "application/json")
         try:
-            answer = await self.http.request(method, url, params=params, json=json, headers=self._headers(extra))
+            query: Any = params
+            answer = await self.http.request(method, url, params=query, json=json, headers=self._headers(extra))
         except httpx.HTTPError:
             raise HubError(0, UNREACHABLE) from None
         body: Any = None

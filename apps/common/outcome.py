@@ -66,7 +66,8 @@ def _first_issue(outcome: Any) -> dict[str, Any] | None:
         return None
     issues = [i for i in outcome.get("issue") or [] if isinstance(i, dict)]
     errors = [i for i in issues if i.get("severity") in ("error", "fatal")]
-    return (errors or issues or [None])[0]
+    chosen = errors or issues
+    return chosen[0] if chosen else None
 
 
 def _where(issue: dict[str, Any]) -> str:

@@ -230,9 +230,9 @@ async def permissions(hub: HubClient, patient: str) -> Permissions:
             person = next((str(_value(p)) for p in parts if p.get("name") == "person"), "")
             role = next((str(_value(p)) for p in parts if p.get("name") == "role"), "")
             codes = [str(_value(p)) for p in parts if p.get("name") == "category"]
-            cats = [ft.CATEGORY_LABELS.get(c, c) for c in codes]
+            labels = [ft.CATEGORY_LABELS.get(c, c) for c in codes]
             until = next((ft.dutch_date(str(_value(p))) for p in parts if p.get("name") == "until"), "")
-            out.delegations.append(DelegationView(person, role, cats, until))
+            out.delegations.append(DelegationView(person, role, labels, until))
     out.objections = await objections(hub, patient, {o.ura: o.name for o in out.organisations})
     return out
 
