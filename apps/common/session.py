@@ -84,7 +84,11 @@ class SessionMiddleware:
         raw = _cookie_value(scope, self.cookie)
         session = self.codec.decode(raw) if raw else None
         scope["session_expired"] = bool(raw) and session is None
-        scope["session"] = session if session is not None else new_session()
+        if session is None:
+            session = new_session()
+            if scope["session_expired"]:
+                session["expired"] = True  # for the login page: "you were logged out"
+        scope["session"] = session
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":

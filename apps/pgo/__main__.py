@@ -14,6 +14,7 @@ def main() -> None:
 
     settings = PgoSettings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     wait_for_hub(settings.hub_url)
     client_id = ensure_pgo_client(settings.hub_command, settings.state_dir / "pgo", name="Mijn Zorgnet (PGO)",
                                   redirect_uri=settings.redirect_uri, client_id=settings.client_id)

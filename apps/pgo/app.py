@@ -67,7 +67,8 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         return HubClient(request.app.state.http, settings.hub_url, me["token"])
 
     def login_needed(request: Request) -> Response:
-        request.session.pop("me", None)
+        if request.session.pop("me", None) is not None:
+            request.session["expired"] = True  # the hub's token ran out: say so on the login page
         return see_other("/inloggen")
 
     def current(request: Request) -> tuple[HubClient, dict[str, Any], views.Me] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -84,6 +85,27 @@ async def test_pages_need_a_login_and_a_tampered_cookie_is_no_session(tmp_path: 
         web.cookies.set("pgo_session", "gAAAAAB-not-a-real-token")
         answer = await web.get("/inloggen")
         assert "niet actief" in answer.text  # "you were logged out" for a cookie that no longer decrypts
+
+
+async def test_an_idle_session_ends_with_a_message(tmp_path: Path) -> None:
+    from apps.common.session import load_or_create_key
+
+    async with _pgo(tmp_path, idle_timeout=60) as web:
+        await web.get("/inloggen")  # creates the session key in the state directory
+        codec = SessionCodec(load_or_create_key("", tmp_path), idle_timeout=60, max_session=3600)
+        me = {"token": "x.y.z", "exp": int(time.time()) + 3600, "kind": "client", "patient": "p1"}
+        idle = codec.fernet.encrypt_at_time(
+            json.dumps({"started": int(time.time()) - 300, "csrf": "c", "me": me}).encode(), int(time.time()) - 120)
+        web.cookies.clear()
+        web.cookies.set("pgo_session", idle.decode(), domain="pgo.test")
+        answer = await web.get("/zorgplan")
+        assert answer.status_code == 303 and answer.headers["location"] == "/inloggen"
+        assert "niet actief" in (await web.get("/inloggen")).text
+        expired_token = codec.encode({"started": int(time.time()), "csrf": "c", "me": me | {"exp": 1}})
+        web.cookies.clear()
+        web.cookies.set("pgo_session", expired_token, domain="pgo.test")
+        assert (await web.get("/wensen")).headers["location"] == "/inloggen"
+        assert "niet actief" in (await web.get("/inloggen")).text
 
 
 def test_session_codec_idle_timeout_and_maximum(tmp_path: Path) -> None:
