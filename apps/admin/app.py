@@ -125,6 +125,18 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         notice(request, f"{name} is toegevoegd.")
         return see_other("/organisaties")
 
+    @app.post("/organisaties/{org_id}/actief")
+    async def set_organisation_active(request: Request, org_id: str) -> Response:
+        hub = hub_for(request)
+        if hub is None:
+            return see_other("/inloggen")
+        form = await form_of(request)
+        org = await hub.read("Organization", org_id)
+        org["active"] = form.get("active") == "1"
+        await hub.update(org)
+        notice(request, f"{org.get('name', 'De organisatie')} is {'weer actief' if org['active'] else 'uitgezet'}.")
+        return see_other("/organisaties")
+
     @app.get("/koppelingen")
     async def apps_page(request: Request) -> Response:
         hub = hub_for(request)

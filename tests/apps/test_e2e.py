@@ -70,6 +70,14 @@ def _professionals_at_work(stack: Stack) -> str:
     return str(patient)
 
 
+def _public_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
 def _login_client(page: Page, stack: Stack, bsn: str) -> None:
     page.goto(stack.pgo + "/")
     expect(page).to_have_url(re.compile(r"/inloggen$"))
@@ -218,6 +226,14 @@ def test_client_mantelzorger_and_admin(stack: Stack, browser: Browser, backend: 
     checker.check(admin, "admin-overzicht")
     admin.goto(stack.admin + "/organisaties")
     expect(admin.locator("main")).to_contain_text("Verpleeghuis De Boomgaard")
+    admin.get_by_label("Naam", exact=True).fill("Apotheek De Brug")
+    admin.get_by_label("URA (8 cijfers)").fill("00067890")
+    admin.get_by_label("Soort organisatie").select_option("A1")
+    admin.get_by_role("button", name="Toevoegen").click()
+    pharmacy = admin.locator("tr").filter(has_text="Apotheek De Brug")
+    expect(pharmacy).to_contain_text("00067890")
+    pharmacy.get_by_role("button", name="Uitzetten Apotheek De Brug").click()
+    expect(admin.locator("tr").filter(has_text="Apotheek De Brug")).to_contain_text("nee")
     checker.check(admin, "admin-organisaties")
     admin.goto(stack.admin + "/koppelingen")
     expect(admin.locator("main")).to_contain_text("Mijn Zorgnet (PGO)")
@@ -227,6 +243,16 @@ def test_client_mantelzorger_and_admin(stack: Stack, browser: Browser, backend: 
     expect(admin.get_by_role("status").filter(has_text="Proef-app is geregistreerd")).to_be_visible()
     admin.get_by_role("button", name="Uitzetten Proef-app").click()
     expect(admin.locator("tr").filter(has_text="Proef-app")).to_contain_text("uitgezet")
+    admin.get_by_label("Naam", exact=True).first.fill("Proef-ECD")
+    admin.get_by_label("URA van de organisatie").fill("00023456")
+    admin.get_by_label("Publieke sleutel (PEM)").fill(_public_pem())
+    admin.get_by_role("button", name="Registreren").first.click()
+    system = admin.locator("tr").filter(has_text="Proef-ECD")
+    expect(system).to_contain_text("Wijkverpleging Zorg Dichtbij")
+    system.locator("summary").click()
+    system.get_by_label("Nieuwe publieke sleutel (PEM)").fill(_public_pem())
+    system.get_by_role("button", name="Sleutel vervangen").click()
+    expect(admin.get_by_role("status").filter(has_text="De nieuwe sleutel is vastgelegd")).to_be_visible()
     checker.check(admin, "admin-koppelingen")
     admin.goto(stack.admin + "/personen")
     expect(admin.locator("main")).to_contain_text("Marieke Smit")
