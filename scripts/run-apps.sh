@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Started by `make run` next to the hub: waits for the hub, registers the demo's mantelzorgers as people
-# who may log in (once), then runs the PGO (Mijn Zorgnet) and the admin console until stopped.
+# Started by `make run` next to the hub: waits for the hub, then runs the PGO (Mijn Zorgnet, which
+# registers itself with the hub at its first start) and the admin console until stopped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -8,9 +8,6 @@ HUB_URL="http://127.0.0.1:${HUB_PORT:-8080}"
 for _ in $(seq 1 180); do
   curl -fsS "$HUB_URL/readyz" >/dev/null 2>&1 && break
   sleep 0.5
-done
-for person in "marieke|Marieke Smit" "henk|Henk de Boer" "els|Els Mulder"; do
-  "$VENV/bin/hub" people add --id "${person%%|*}" --name "${person#*|}" >/dev/null 2>&1 || true
 done
 PGO_HUB_URL="$HUB_URL" PGO_PORT="${PGO_PORT:-8081}" PGO_HUB_COMMAND="$VENV/bin/hub" PGO_STATE_DIR=var/apps \
   "$VENV/bin/python" -m apps.pgo &

@@ -107,7 +107,7 @@ def drop_database(name: str | None) -> None:
 @contextmanager
 def people_side(backend: str, tmp: Path) -> Iterator[Stack]:
     """Hub with demo network, then the PGO (registering itself through ``hub apps add --pgo``) and the
-    admin console; the demo's mantelzorger ``marieke`` registered through ``hub people add``."""
+    admin console (the demo registers its mantelzorgers, e.g. ``marieke``, as people who may log in)."""
     url, pg_name = new_database(backend, tmp)
     try:
         with ExitStack() as stack:
@@ -117,8 +117,6 @@ def people_side(backend: str, tmp: Path) -> Iterator[Stack]:
             state = tmp / "apps"
             pgo = stack.enter_context(_app("apps.pgo", "PGO_", hub, hub_url, state / "pgo", poll_interval="1"))
             admin = stack.enter_context(_app("apps.admin", "ADMIN_", hub, hub_url, state / "admin"))
-            result = Stack(hub, hub_url, pgo, admin)
-            result.hub_cli("people", "add", "--id", "marieke", "--name", "Marieke Smit")
-            yield result
+            yield Stack(hub, hub_url, pgo, admin)
     finally:
         drop_database(pg_name)
