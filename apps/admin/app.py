@@ -286,7 +286,8 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             "signatures": bool(answer.get("signatures_checked")),
             "first": (answer.get("problems") or [{}])[0], "at": time.strftime("%H:%M:%S"),
         }
-        return see_other("/auditlog#controle")
+        query = request.url.query
+        return see_other(f"/auditlog?{query}#controle" if query else "/auditlog#controle")
 
     @app.get("/meldingen")
     async def deliveries(request: Request) -> Response:

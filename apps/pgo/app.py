@@ -7,10 +7,11 @@ authorization code + PKCE; the access token lives only in the encrypted session 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,14 @@ from starlette.responses import Response, StreamingResponse
 
 from apps.common import fhirtext as ft
 from apps.common.config import PgoSettings
-from apps.common.hubclient import HubClient, HubError
+from apps.common.hubclient import HubClient, HubError, resources
 from apps.common.oauth import TokenError, authorize_url, exchange_code, new_verifier, unverified_claims
 from apps.common.security import check_csrf
 from apps.common.web import environment, notice, render, see_other
 from apps.pgo import privacy, views
 
 HERE = Path(__file__).parent
+log = logging.getLogger("apps.pgo")
 SECTIONS: tuple[tuple[str, str, str, str], ...] = (
     # (path, title, data category, short explanation)
     ("/netwerk", "Mijn netwerk", "netwerk", "Wie helpt u: familie, buren en zorgverleners."),
@@ -389,19 +391,39 @@ async def _probe(hub: HubClient, patient: str) -> list[str]:
 WATCHED = (("CarePlan", "subject", "zorgplan"), ("Goal", "subject", "zorgplan"), ("Task", "patient", "overdracht"))
 
 
+async def _versions(hub: HubClient, res_type: str, query: list[tuple[str, str]]) -> tuple[set[tuple[str, str]], str]:
+    """(id, versionId) of what a search returns, and the hub's time of the answer."""
+    bundle = await hub.search(res_type, [*query, ("_count", "200")])
+    seen = {(str(r.get("id")), str((r.get("meta") or {}).get("versionId", ""))) for r in resources(bundle)}
+    return seen, str((bundle.get("meta") or {}).get("lastUpdated") or "")
+
+
+def _minus(stamp: str, seconds: float) -> str:
+    moment = ft.parse_instant(stamp)
+    if moment is None:
+        return stamp
+    return (moment - timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+#: How far back each poll looks again: a write whose lastUpdated was stamped before a poll but that
+#: committed after it is still seen (versions already reported are remembered, so nothing repeats).
+LOOKBACK_SECONDS = 120.0
+
+
 async def _changes(request: Request, hub: HubClient, patient: str, interval: float,
                    lifetime: float = 300.0) -> AsyncIterator[bytes]:
-    """Server-sent events: ``change`` with the section name whenever the hub reports a newer version.
+    """Server-sent events: ``change`` with the section name whenever the hub has a version not seen yet.
 
-    Until the hub pushes notifications, this polls with ``_lastUpdated=gt{last answer's time}``.
-    The stream ends after ``lifetime`` seconds; the browser's EventSource reconnects by itself.
+    Until the hub pushes notifications, this polls with ``_lastUpdated=ge{last answer's time minus a
+    look-back}``. The stream ends after ``lifetime`` seconds; the browser's EventSource reconnects.
     """
+    seen: dict[str, set[tuple[str, str]]] = {}
     since: dict[str, str] = {}
-    for res_type, _, _ in WATCHED:
+    for res_type, param, _ in WATCHED:
         try:
-            since[res_type] = str((await hub.search(res_type, [("_summary", "count")]))["meta"]["lastUpdated"])
-        except (HubError, KeyError):
-            since[res_type] = ""
+            seen[res_type], since[res_type] = await _versions(hub, res_type, [(param, f"Patient/{patient}")])
+        except HubError:
+            return
     yield b"retry: 3000\n\n"
     started = time.monotonic()
     while time.monotonic() - started < lifetime:
@@ -409,15 +431,16 @@ async def _changes(request: Request, hub: HubClient, patient: str, interval: flo
         if await request.is_disconnected():
             return
         for res_type, param, section in WATCHED:
-            query = [(param, f"Patient/{patient}"), ("_summary", "count")]
+            query = [(param, f"Patient/{patient}")]
             if since.get(res_type):
-                query.append(("_lastUpdated", f"gt{since[res_type]}"))
+                query.append(("_lastUpdated", f"ge{_minus(since[res_type], LOOKBACK_SECONDS)}"))
             try:
-                bundle = await hub.search(res_type, query)
-            except HubError:
+                found, stamp = await _versions(hub, res_type, query)
+            except HubError as exc:
+                log.warning("live updates stopped: %s answered %s", res_type, exc.status)
                 return
-            stamp = str((bundle.get("meta") or {}).get("lastUpdated") or "")
-            if int(bundle.get("total") or 0) > 0 and since.get(res_type):
+            if found - seen[res_type]:
+                seen[res_type] |= found
                 yield f"event: change\ndata: {section}\n\n".encode()
             if stamp:
                 since[res_type] = stamp

@@ -25,7 +25,7 @@ def chromium() -> Iterator[Browser]:
         raise RuntimeError(f"{AXE_JS} is missing: run `make browser-deps` (installs axe-core from npm)")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
+                                     args=["--no-sandbox", "--disable-dev-shm-usage", "--lang=nl-NL"])
         try:
             yield browser
         finally:
@@ -65,6 +65,7 @@ class Checker:
                 overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
                 assert overflow <= 1, f"{name} scrolls sideways at 360 px ({overflow}px)"
             if self.write_screenshots:
+                page.evaluate("window.scrollTo(0, 0)")
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=label == "360")
         page.set_viewport_size(DESKTOP)

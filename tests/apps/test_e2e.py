@@ -286,6 +286,7 @@ def test_client_mantelzorger_and_admin(stack: Stack, browser: Browser, backend: 
     expect(admin.locator("table.audit")).to_contain_text("Consent/")
     admin.get_by_role("button", name="Keten controleren").click()
     expect(admin.locator("#keten-status")).to_contain_text("De keten is in orde")
+    expect(admin).to_have_url(re.compile(rf"/auditlog\?bsn={CLIENT_BSN}#controle$"))
     checker.check(admin, "admin-auditlog")
 
     # the opt-in is in force at once: the client's permissions page says the GP may now see medical data
