@@ -435,6 +435,12 @@ async def _changes(request: Request, hub: HubClient, patient: str, interval: flo
             if since.get(res_type):
                 query.append(("_lastUpdated", f"ge{_minus(since[res_type], LOOKBACK_SECONDS)}"))
             try:
+                # a cheap count first; the versions are read (and so logged as a read) only when
+                # something changed in the look-back window
+                counted = await hub.search(res_type, [*query, ("_summary", "count")])
+                if not int(counted.get("total") or 0):
+                    since[res_type] = str((counted.get("meta") or {}).get("lastUpdated") or since[res_type])
+                    continue
                 found, stamp = await _versions(hub, res_type, query)
             except HubError as exc:
                 log.warning("live updates stopped: %s answered %s", res_type, exc.status)

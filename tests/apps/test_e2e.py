@@ -281,8 +281,10 @@ def test_client_mantelzorger_and_admin(stack: Stack, browser: Browser, backend: 
     expect(recent).to_contain_text("Johanna Smit")
     checker.check(admin, "admin-papieren-toestemming")
 
-    admin.goto(stack.admin + f"/auditlog?bsn={CLIENT_BSN}")
+    admin.goto(stack.admin + f"/auditlog?bsn={CLIENT_BSN}&ura=00056789")
     expect(admin.locator("table.audit")).to_contain_text("NOODTOEGANG")
+    expect(admin.locator("table.audit")).to_contain_text("Verpleeghuis De Boomgaard")
+    admin.goto(stack.admin + f"/auditlog?bsn={CLIENT_BSN}")
     expect(admin.locator("table.audit")).to_contain_text("Consent/")
     admin.get_by_role("button", name="Keten controleren").click()
     expect(admin.locator("#keten-status")).to_contain_text("De keten is in orde")
