@@ -29,12 +29,6 @@ class Stack:
     pgo: str
     admin: str
 
-    def hub_cli(self, *args: str) -> str:
-        exe = Path(sys.executable).parent / "hub"
-        done = subprocess.run([str(exe), *args], env=self.hub.env, capture_output=True, text=True,  # noqa: S603
-                              check=True)
-        return done.stdout.strip()
-
 
 @contextmanager
 def _app(module: str, prefix: str, hub: LiveHub, hub_url: str, state: Path, **extra: str) -> Iterator[str]:

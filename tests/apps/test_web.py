@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -23,7 +24,7 @@ from apps.pgo.app import create_app as create_pgo
 HUB = "http://hub.example:8080"
 
 
-def _pgo(tmp_path: Path, **overrides: object) -> httpx.AsyncClient:
+def _pgo(tmp_path: Path, **overrides: Any) -> httpx.AsyncClient:
     settings = PgoSettings(hub_url=HUB, public_url="http://pgo.test", state_dir=tmp_path, client_id="pgo-x",
                            **overrides)
     app = create_pgo(settings)
