@@ -34,10 +34,16 @@ run_tour() { # port var_dir bin_dir
 test ! -e "$copy/../shared" || { echo "check-standalone: $copy/../shared exists; the copy must stand alone" >&2; exit 1; }
 
 # 1. make run, in the copy
-port="$(free_port)"
-(cd "$copy" && HUB_PORT="$port" exec setsid make run > "$work/make-run.log" 2>&1) & pids+=($!)
+port="$(free_port)"; pgo_port="$(free_port)"; admin_port="$(free_port)"
+(cd "$copy" && HUB_PORT="$port" PGO_PORT="$pgo_port" ADMIN_PORT="$admin_port" exec setsid make run \
+  > "$work/make-run.log" 2>&1) & pids+=($!)
 wait_ready "$port" "$work/make-run.log"
 run_tour "$port" "$copy/var" "$copy/.venv/bin"
+for app in "$pgo_port" "$admin_port"; do  # make run also serves the PGO and the admin console
+  for _ in $(seq 120); do curl -sf -o /dev/null "http://127.0.0.1:$app/" && break; sleep 0.5; done
+  curl -sf -o /dev/null "http://127.0.0.1:$app/" || { echo "check-standalone: no app on port $app" >&2; tail -30 "$work/make-run.log" >&2; exit 1; }
+done
+echo "check-standalone: make run serves the PGO and the admin console"
 stop "${pids[0]}"
 
 # 2. a wheel in a fresh virtualenv, served from /
