@@ -24,6 +24,7 @@ log = logging.getLogger("hub")
 def build_services(settings: Settings, db: Database, verifier: Any = None) -> Services:
     """The object graph of one app: repository, search engine, validator, wired explicitly."""
     from hub.access.facts import after_write
+    from hub.events.outbox import Outbox
     from hub.fhir.categories import category_for
     from hub.fhir.extract import extract
     from hub.fhir.searchparams import load_registry
@@ -41,6 +42,7 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
         validator=_write_validator() if settings.validate_on_write else None,
         categorize=category_for,
         after_write=after_write,
+        outbox=Outbox(),
     )
     return Services(settings=settings, repo=repo, search=engine, verifier=verifier)
 
@@ -57,6 +59,19 @@ def _write_validator() -> Any:
         return validator.validate(resource, profiles) if profiles else []
 
     return validate
+
+
+def _start_worker(services: Services, db: Database) -> Any:
+    """The in-process notification worker of the embedded mode (``make run`` delivers)."""
+    import asyncio
+
+    from hub.events.delivery import DeliveryConfig, Worker
+
+    settings = services.settings
+    worker = Worker(db, settings.fhir_base, config=DeliveryConfig.from_settings(settings), audit=services.audit)
+    services.repo.outbox.wake = worker.wake
+    services.extras["events_worker"] = worker
+    return asyncio.create_task(worker.run(), name="events-worker")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -93,9 +108,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from hub.demo import load_demo_if_empty
 
             await load_demo_if_empty(services)
+        worker_task = _start_worker(services, db) if settings.events_worker_in_process else None
         try:
             yield
         finally:
+            if worker_task is not None:
+                services.extras["events_worker"].stop()
+                await worker_task
             await services.audit.stop()
             await verifier.aclose()
             if audit_db is not db:
@@ -123,5 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_auth_router(config, keys, transaction, patient_id_for_bsn=first_patient))
     app.include_router(admin_router)
     app.include_router(admin_audit_router)
+    from hub.events.routes import router as events_router
+
+    app.include_router(events_router)
     app.include_router(fhir_router)
     return app

@@ -58,6 +58,21 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    poll: float = typer.Option(None, help="Seconds between looks for work when idle (HUB_EVENTS_POLL_SECONDS)."),
+) -> None:
+    """Deliver notifications: fan out the outbox and send to subscribers until stopped (SIGTERM/SIGINT).
+    Run as many as you like against one PostgreSQL; each subscription is delivered by one at a time."""
+    from hub.events.worker_main import run_worker
+
+    settings = get_settings()
+    if poll is not None:
+        settings = settings.model_copy(update={"events_poll_seconds": poll})
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker(settings))
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply Alembic migrations to HUB_DATABASE_URL."""

@@ -44,6 +44,18 @@ class Settings(BaseSettings):
     audit_enabled: bool = True
     log_level: str = "info"
     workers: int = 1
+    #: Run the notification delivery worker inside ``hub serve`` (default: on for SQLite outside tests;
+    #: with PostgreSQL run ``hub worker`` processes instead).
+    events_in_process: bool | None = None
+    #: How often an idle delivery worker looks for work, and how long it holds a subscription.
+    events_poll_seconds: float = 0.2
+    events_lease_seconds: float = 30.0
+    #: Backoff after a failed delivery: base * 2^(failures-1), jittered, capped.
+    events_backoff_base: float = 1.0
+    events_backoff_cap: float = 300.0
+    #: Consecutive failures after which a subscription's status becomes error, and then off.
+    events_error_after: int = 3
+    events_off_after: int = 10
     extra_settings: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -62,6 +74,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def events_worker_in_process(self) -> bool:
+        if self.events_in_process is not None:
+            return self.events_in_process
+        return self.is_sqlite and self.environment != "test"
 
     @property
     def key_dir(self) -> Path:

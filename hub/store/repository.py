@@ -85,6 +85,7 @@ class Repository:
         after_write: AfterWrite | None = None,
         policy: Any = None,
         trail: Any = None,
+        outbox: Any = None,
     ) -> None:
         self.db = db
         self.indexer = indexer
@@ -98,6 +99,9 @@ class Repository:
         #: The request's audit trail (hub.api.auditing.AuditTrail): writes are logged in their own
         #: transaction, reads note what they returned.
         self.trail = trail
+        #: The transactional outbox (hub.events.outbox.Outbox): every write appends its event in
+        #: its own transaction.
+        self.outbox = outbox
 
     def with_policy(self, policy: Any, trail: Any = None) -> Repository:
         """This repository, bound to one caller's access policy (every operation then obeys it)
@@ -324,6 +328,8 @@ class Repository:
                 if stored is not None:
                     if self.after_write is not None:
                         await self.after_write(c, stored, None, self.author_ura)
+                    if self.outbox is not None:
+                        await self.outbox.append(c, stored, None, current, patients)
                     if self.trail is not None:
                         await self.trail.log_write(c, stored, 200, patients)
                     return WriteOutcome(stored, 200, None, f"Deleted {res_type}/{res_id}")
@@ -456,6 +462,8 @@ class Repository:
         stored = await dao.insert_new(conn, res_type, res_id, content, when, method, rows, category)
         if self.after_write is not None:
             await self.after_write(conn, stored, stamped, self.author_ura)
+        if self.outbox is not None:
+            await self.outbox.append(conn, stored, stamped, None, _patients(rows))
         if self.trail is not None:
             await self.trail.log_write(conn, stored, 201, _patients(rows))
         return WriteOutcome(stored, 201, stamped)
@@ -474,6 +482,8 @@ class Repository:
             return None
         if self.after_write is not None:
             await self.after_write(conn, stored, stamped, self.author_ura)
+        if self.outbox is not None:
+            await self.outbox.append(conn, stored, stamped, current, _patients(rows))
         final = status or (201 if current.deleted else 200)
         if self.trail is not None:
             await self.trail.log_write(conn, stored, final, _patients(rows))
@@ -494,7 +504,7 @@ class Repository:
 
     async def _check_delete(self, conn: AsyncConnection, current: Stored) -> list[str]:
         """May the caller delete ``current``? Returns the Patients it belonged to."""
-        if current.content is None or (self.policy is None and self.trail is None):
+        if current.content is None or (self.policy is None and self.trail is None and self.outbox is None):
             return []
         old = jsonio.loads(current.content)
         patients = _patients(self.indexer(old))

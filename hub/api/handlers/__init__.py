@@ -35,9 +35,17 @@ HANDLERS: dict[str, Handler] = {
 
 async def handle(call: Call, req: FhirRequest) -> FhirResult:
     """Run one interaction (a direct request, or one Bundle entry)."""
+    if req.path == "SubscriptionTopic" or req.path.startswith("SubscriptionTopic/"):
+        from hub.events.subscriptions import topics
+
+        return await topics(call, req)
     target = route(req.method, req.path)
     if target.res_type == "AuditEvent" and target.kind != "operation":
         return await audit_events.audit_events(call, req, target)
+    if target.res_type == "Subscription":
+        from hub.events.subscriptions import handle as subscription
+
+        return await subscription(call, req, target)
     return await HANDLERS[target.kind](call, req, target)
 
 

@@ -63,6 +63,10 @@ def capability_statement(base: str, describe_type: Any) -> dict[str, Any]:
         ]
         if ops:
             entry["operation"] = ops
+        if res_type == "Subscription":
+            from hub.events.topics import capability_subscription
+
+            capability_subscription(entry, base)
         resources.append(entry)
     system_ops = [
         {"name": op.name, "definition": op.definition or f"{base}/OperationDefinition/{op.name}"}
