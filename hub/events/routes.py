@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from sqlalchemy import select, update
 from starlette.responses import JSONResponse
 
-from hub.events.delivery import Deliverer, DeliveryConfig, DeliveryFailed, claim, dead_letters
+from hub.events.delivery import Deliverer, DeliveryConfig, DeliveryFailed, claim, dead_letters, dispatch
 from hub.events.metrics import COUNTERS
 from hub.events.subscriptions import token_hash
 from hub.events.tables import subscription_state
@@ -82,6 +82,7 @@ async def websocket_channel(ws: WebSocket) -> None:
     try:
         handshaken = False
         while not closed.is_set():
+            await dispatch(db, config.dispatch_batch)  # also without a worker process running
             ids = await claim(db, worker, channel="websocket", limit=1, lease_seconds=config.lease_seconds,
                               sub_id=sub_id, include_requested=not handshaken)
             if not handshaken and not ids:
