@@ -13,10 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.events.tables import outbox_event
 from hub.fhir import jsonio
 from hub.store.resources import Stored
 
@@ -25,38 +23,39 @@ STATUS_TYPES = frozenset({"Task", "ServiceRequest", "CarePlan", "Consent"})
 
 
 class Outbox:
-    """Appends events; ``wake`` (optional) nudges an in-process worker that there is work."""
+    """Prepares the event of each write; storage appends it in the write's own statement(s)
+    (:func:`hub.store.resources.insert_event`, or a CTE of the PostgreSQL fast path). ``wake``
+    (optional) nudges an in-process worker that there is work."""
 
     def __init__(self, wake: Callable[[], None] | None = None) -> None:
         self.wake = wake
 
-    async def append(
+    async def event(
         self,
         conn: AsyncConnection,
-        stored: Stored,
+        res_type: str,
         resource: dict[str, Any] | None,
         previous: Stored | None,
         patients: Sequence[str],
-    ) -> None:
-        """One event for the write that produced ``stored`` (``resource`` None for a delete;
-        ``previous`` the version it replaced)."""
+    ) -> dict[str, Any]:
+        """The event columns of a write of ``resource`` (None for a delete) replacing ``previous``."""
         old: dict[str, Any] | None = None
-        if previous is not None and previous.content and stored.res_type in STATUS_TYPES:
+        if previous is not None and previous.content and res_type in STATUS_TYPES:
             old = jsonio.loads(previous.content)
-        new_status = resource.get("status") if resource is not None and stored.res_type in STATUS_TYPES else None
-        old_status = old.get("status") if old is not None else None
+        new_status = resource.get("status") if resource is not None and res_type in STATUS_TYPES else None
         orgs = ""
-        if stored.res_type == "Task":
+        if res_type == "Task":
             orgs = " ".join(sorted(await _task_orgs(conn, resource if resource is not None else old)))
-        kind = "create" if previous is None or previous.deleted else ("delete" if stored.deleted else "update")
-        await conn.execute(insert(outbox_event).values(
-            recorded=stored.last_updated, pid=stored.pid, res_type=stored.res_type, res_id=stored.res_id,
-            version=stored.version, change=kind, category=stored.category or "medisch",
-            patients=" ".join(sorted(set(patients))), orgs=orgs,
-            old_status=_short(old_status), new_status=_short(new_status),
-        ))
+        if previous is None or previous.deleted:
+            change = "create"
+        else:
+            change = "delete" if resource is None else "update"
         if self.wake is not None:
             self.wake()
+        return {
+            "change": change, "patients": " ".join(sorted(set(patients))), "orgs": orgs,
+            "old_status": _short(old.get("status") if old is not None else None), "new_status": _short(new_status),
+        }
 
 
 async def _task_orgs(conn: AsyncConnection, task: dict[str, Any] | None) -> set[str]:

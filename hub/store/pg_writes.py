@@ -11,6 +11,8 @@ statement shape (so it is prepared once and reused):
          ...
     SELECT pid FROM r
 
+With the transactional outbox on, the write's event row is one more CTE (``o``).
+
 An update is the same with ``UPDATE resource ... WHERE pid = :pid AND version = :version`` (the
 compare-and-set), plus ``DELETE`` of the old index rows; every part hangs off ``r``, so when the
 compare-and-set finds another version nothing at all is written. All sub-statements see one
@@ -75,8 +77,25 @@ _COMMON_BINDS = [
 ]
 
 
+#: The outbox event of the write (hub.events.outbox), one more CTE hanging off ``r``.
+_EVENT_CTE = (
+    "o AS (INSERT INTO outbox_event (recorded, pid, res_type, res_id, version, change, category, patients, orgs, "
+    "old_status, new_status) SELECT :last_updated, pid, :res_type, :res_id, :version, :ev_change, :category, "
+    ":ev_patients, :ev_orgs, :ev_old_status, :ev_new_status FROM r), "
+)
+_EVENT_BINDS = [
+    bindparam("ev_change", type_=String()), bindparam("ev_patients", type_=Text()),
+    bindparam("ev_orgs", type_=Text()), bindparam("ev_old_status", type_=String()),
+    bindparam("ev_new_status", type_=String()),
+]
+
+
+def _event_params(event: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"ev_{k}": event[k] for k in ("change", "patients", "orgs", "old_status", "new_status")}
+
+
 @cache
-def insert_statement() -> TextClause:
+def insert_statement(with_event: bool = False) -> TextClause:
     index_ctes, binds = _index_ctes("r")
     sql = (
         "WITH r AS (INSERT INTO resource (res_type, res_id, version, last_updated, deleted, category, content) "
@@ -84,14 +103,15 @@ def insert_statement() -> TextClause:
         "RETURNING pid), "
         "h AS (INSERT INTO resource_history (pid, res_type, res_id, version, last_updated, method, content) "
         "SELECT pid, :res_type, :res_id, :version, :last_updated, :method, CAST(:content AS jsonb) FROM r), "
+        + (_EVENT_CTE if with_event else "")
         + ", ".join(index_ctes)
         + " SELECT pid FROM r"
     )
-    return text(sql).bindparams(*_COMMON_BINDS, *binds)
+    return text(sql).bindparams(*_COMMON_BINDS, *binds, *(_EVENT_BINDS if with_event else ()))
 
 
 @cache
-def update_statement() -> TextClause:
+def update_statement(with_event: bool = False) -> TextClause:
     index_ctes, binds = _index_ctes("r")
     deletes = ", ".join(
         f"d_{name} AS (DELETE FROM {table.name} WHERE pid IN (SELECT pid FROM r))" for name, table in _INDEX.items()
@@ -102,12 +122,14 @@ def update_statement() -> TextClause:
         "WHERE pid = :pid AND version = :expected RETURNING pid), "
         "h AS (INSERT INTO resource_history (pid, res_type, res_id, version, last_updated, method, content) "
         "SELECT pid, :res_type, :res_id, :version, :last_updated, :method, CAST(:content AS jsonb) FROM r), "
+        + (_EVENT_CTE if with_event else "")
         + deletes + ", "
         + ", ".join(index_ctes)
         + " SELECT pid FROM r"
     )
     return text(sql).bindparams(
-        *_COMMON_BINDS, bindparam("pid", type_=BigInteger()), bindparam("expected", type_=Integer()), *binds
+        *_COMMON_BINDS, bindparam("pid", type_=BigInteger()), bindparam("expected", type_=Integer()), *binds,
+        *(_EVENT_BINDS if with_event else ()),
     )
 
 
@@ -125,24 +147,29 @@ def _index_params(rows: Mapping[str, Sequence[Mapping[str, Any]]], compartments:
 
 async def insert_new(
     conn: AsyncConnection, res_type: str, res_id: str, content: str, last_updated: int, method: str,
-    category: str, rows: Any,
+    category: str, rows: Any, event: Mapping[str, Any] | None = None,
 ) -> int:
     params = {
         "res_type": res_type, "res_id": res_id, "version": 1, "last_updated": last_updated,
         "method": method, "content": content, "category": category,
         **_index_params(rows.rows if rows is not None else {}, rows.compartments if rows is not None else ()),
     }
-    return int((await conn.execute(insert_statement(), params)).scalar_one())
+    if event is not None:
+        params.update(_event_params(event))
+    return int((await conn.execute(insert_statement(event is not None), params)).scalar_one())
 
 
 async def write_version(
     conn: AsyncConnection, pid: int, res_type: str, res_id: str, expected: int, content: str, last_updated: int,
-    method: str, category: str, rows: Any,
+    method: str, category: str, rows: Any, event: Mapping[str, Any] | None = None,
 ) -> bool:
-    """The compare-and-set update with its history row and index rows; False if the version moved."""
+    """The compare-and-set update with its history row, index rows and outbox event; False if the
+    version moved (then nothing at all is written)."""
     params = {
         "pid": pid, "expected": expected, "res_type": res_type, "res_id": res_id, "version": expected + 1,
         "last_updated": last_updated, "method": method, "content": content, "category": category,
         **_index_params(rows.rows, rows.compartments),
     }
-    return (await conn.execute(update_statement(), params)).first() is not None
+    if event is not None:
+        params.update(_event_params(event))
+    return (await conn.execute(update_statement(event is not None), params)).first() is not None

@@ -99,8 +99,8 @@ class Repository:
         #: The request's audit trail (hub.api.auditing.AuditTrail): writes are logged in their own
         #: transaction, reads note what they returned.
         self.trail = trail
-        #: The transactional outbox (hub.events.outbox.Outbox): every write appends its event in
-        #: its own transaction.
+        #: The transactional outbox (hub.events.outbox.Outbox): every write stores its event with
+        #: it, in the same statement(s) and transaction.
         self.outbox = outbox
 
     def with_policy(self, policy: Any, trail: Any = None) -> Repository:
@@ -324,12 +324,13 @@ class Repository:
                         f"If-Match {if_match} does not match the current version {current.etag}",
                         headers=_etag(current),
                     )
-                stored = await dao.write_version(c, current, None, self._tick(current), "DELETE", None)
+                event = None
+                if self.outbox is not None:
+                    event = await self.outbox.event(c, res_type, None, current, patients)
+                stored = await dao.write_version(c, current, None, self._tick(current), "DELETE", None, event=event)
                 if stored is not None:
                     if self.after_write is not None:
                         await self.after_write(c, stored, None, self.author_ura)
-                    if self.outbox is not None:
-                        await self.outbox.append(c, stored, None, current, patients)
                     if self.trail is not None:
                         await self.trail.log_write(c, stored, 200, patients)
                     return WriteOutcome(stored, 200, None, f"Deleted {res_type}/{res_id}")
@@ -459,11 +460,12 @@ class Repository:
         rows = self.indexer(stamped)
         category = self.categorize(stamped)
         await self._check_write(conn, stamped, category, rows, None, "c")
-        stored = await dao.insert_new(conn, res_type, res_id, content, when, method, rows, category)
+        event = None
+        if self.outbox is not None:
+            event = await self.outbox.event(conn, res_type, stamped, None, _patients(rows))
+        stored = await dao.insert_new(conn, res_type, res_id, content, when, method, rows, category, event)
         if self.after_write is not None:
             await self.after_write(conn, stored, stamped, self.author_ura)
-        if self.outbox is not None:
-            await self.outbox.append(conn, stored, stamped, None, _patients(rows))
         if self.trail is not None:
             await self.trail.log_write(conn, stored, 201, _patients(rows))
         return WriteOutcome(stored, 201, stamped)
@@ -477,13 +479,14 @@ class Repository:
         rows = self.indexer(stamped)
         category = self.categorize(stamped)
         await self._check_write(conn, stamped, category, rows, current, "u")
-        stored = await dao.write_version(conn, current, content, when, method, rows, category)
+        event = None
+        if self.outbox is not None:
+            event = await self.outbox.event(conn, current.res_type, stamped, current, _patients(rows))
+        stored = await dao.write_version(conn, current, content, when, method, rows, category, event)
         if stored is None:
             return None
         if self.after_write is not None:
             await self.after_write(conn, stored, stamped, self.author_ura)
-        if self.outbox is not None:
-            await self.outbox.append(conn, stored, stamped, current, _patients(rows))
         final = status or (201 if current.deleted else 200)
         if self.trail is not None:
             await self.trail.log_write(conn, stored, final, _patients(rows))

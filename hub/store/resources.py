@@ -137,12 +137,16 @@ async def insert_new(
     method: str,
     rows: IndexRows | None,
     category: str = "medisch",
+    event: Mapping[str, Any] | None = None,
 ) -> Stored:
-    """A resource that did not exist: version 1 in ``resource`` and in the history."""
+    """A resource that did not exist: version 1 in ``resource`` and in the history (and its outbox
+    ``event``, when given: see :mod:`hub.events.outbox`)."""
     if conn.dialect.name == "postgresql" and rows is not None:
         from hub.store import pg_writes
 
-        pid = await pg_writes.insert_new(conn, res_type, res_id, content, last_updated, method, category, rows)
+        pid = await pg_writes.insert_new(
+            conn, res_type, res_id, content, last_updated, method, category, rows, event
+        )
         return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category)
     pid = (
         await conn.execute(
@@ -162,6 +166,8 @@ async def insert_new(
     )
     if rows is not None:
         await write_index_rows(conn, pid, res_type, rows, replace=False)
+    if event is not None:
+        await insert_event(conn, pid, res_type, res_id, 1, last_updated, category, event)
     return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category)
 
 
@@ -173,6 +179,7 @@ async def write_version(
     method: str,
     rows: IndexRows | None,
     category: str | None = None,
+    event: Mapping[str, Any] | None = None,
 ) -> Stored | None:
     """The next version of ``current`` (``content=None`` deletes); None if someone else got there first.
 
@@ -186,7 +193,7 @@ async def write_version(
 
         ok = await pg_writes.write_version(
             conn, current.pid, current.res_type, current.res_id, current.version, content, last_updated, method,
-            category if category is not None else (current.category or "medisch"), rows,
+            category if category is not None else (current.category or "medisch"), rows, event,
         )
         if not ok:
             return None
@@ -216,10 +223,29 @@ async def write_version(
         await delete_index_rows(conn, [current.pid], compartments=False)
     elif rows is not None:
         await write_index_rows(conn, current.pid, current.res_type, rows, replace=True)
+    if event is not None:
+        await insert_event(
+            conn, current.pid, current.res_type, current.res_id, new_version, last_updated,
+            category if category is not None else (current.category or "medisch"), event,
+        )
     return Stored(
         current.pid, current.res_type, current.res_id, new_version, last_updated, deleted, content, method,
         category if category is not None else current.category,
     )
+
+
+async def insert_event(
+    conn: AsyncConnection, pid: int, res_type: str, res_id: str, version: int, recorded: int, category: str,
+    event: Mapping[str, Any],
+) -> None:
+    """The write's outbox row (the PostgreSQL fast path writes it inside its one statement)."""
+    from hub.events.tables import outbox_event
+
+    await conn.execute(insert(outbox_event).values(
+        recorded=recorded, pid=pid, res_type=res_type, res_id=res_id, version=version, category=category,
+        change=event["change"], patients=event["patients"], orgs=event["orgs"],
+        old_status=event["old_status"], new_status=event["new_status"],
+    ))
 
 
 async def delete_index_rows(conn: AsyncConnection, pids: Sequence[int], *, compartments: bool = True) -> None:

@@ -91,3 +91,28 @@ async def wait_for(check: Callable[[], Awaitable[bool] | bool], timeout: float =
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(step)
+
+
+@contextmanager
+def worker_process(app: Any, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``hub worker`` as its own process on the app's database (and audit keys)."""
+    import os
+
+    settings = app.state.settings
+    environment = {
+        **os.environ, "HUB_DATABASE_URL": settings.database_url, "HUB_VAR_DIR": str(settings.var_dir),
+        "HUB_ENVIRONMENT": "test", "HUB_LOG_LEVEL": "warning", "HUB_BASE_URL": settings.base_url,
+        "HUB_EVENTS_POLL_SECONDS": "0.05", **env,
+    }
+    hub = Path(sys.executable).parent / "hub"
+    proc = subprocess.Popen([str(hub), "worker"], env=environment)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
