@@ -7,7 +7,8 @@ Prints ``READY <port>`` once listening. ``POST /<anything>`` takes a notificatio
 ``--hang-seconds`` before a 500 (a worker killed meanwhile never hears back); after that each is
 answered 200 and its events recorded with the delay from the event's timestamp to now.
 ``GET /state`` returns what arrived: per request the subscription, the notification type and the
-event numbers, plus the headers of the last request. Uses only the standard library.
+event numbers (with their timestamps and the arrival time), plus the headers of the last request;
+``GET /count`` only the totals. Uses only the standard library.
 """
 
 from __future__ import annotations
@@ -70,8 +71,15 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802
             with state.lock:
-                data = {"accepted": state.accepted, "refused": state.refused, "in_flight": state.in_flight,
-                        "last_headers": state.last_headers}
+                if self.path.startswith("/count"):
+                    data: dict[str, Any] = {
+                        "events": sum(len(n["events"]) for n in state.accepted),
+                        "handshakes": sum(1 for n in state.accepted if n["type"] == "handshake"),
+                        "refused": state.refused, "in_flight": state.in_flight,
+                    }
+                else:
+                    data = {"accepted": state.accepted, "refused": state.refused, "in_flight": state.in_flight,
+                            "last_headers": state.last_headers}
             self._answer(200, json.dumps(data).encode())
 
         def do_POST(self) -> None:  # noqa: N802
