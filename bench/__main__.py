@@ -5,6 +5,7 @@ python -m bench generate --clients 1000 --out x  # the Bundles as NDJSON (one tr
 python -m bench workload read --size tiny        # one workload (fresh database, 1 worker)
 python -m bench raw --size tiny                  # only the raw PostgreSQL baselines
 python -m bench report                           # rebuild RESULTS.md from bench/results/*.json
+python -m bench events --workers 1,2             # notification delivery: events/s and delay
 """
 
 from __future__ import annotations
@@ -17,6 +18,21 @@ from typing import Any
 import typer
 
 app = typer.Typer(help="Zorgnet Hub benchmarks.", no_args_is_help=True, add_completion=False)
+
+
+@app.command()
+def events(
+    workers: str = typer.Option("1,2", help="hub worker process counts, comma separated."),
+    count: int = typer.Option(10_000, "--events", help="Events per run."),
+    rate: int = typer.Option(1000, help="Events per second committed in the steady run."),
+    subscriptions: int = typer.Option(2, help="Subscriptions that each receive every event."),
+    backend: str = typer.Option("postgresql", help="postgresql (HUB_BENCH_PG_ADMIN_URL) or sqlite."),
+    max_count: int = typer.Option(500, help="Most events per notification (the subscriptions' max-count)."),
+) -> None:
+    """Notification delivery from commit to the receiver's 200 (see bench/events.py)."""
+    from bench.events import main
+
+    main(workers, count, rate, subscriptions, backend, max_count)
 
 
 @app.command()

@@ -360,6 +360,7 @@ class Worker:
         self._client = client
         self._own_client = client is None
         self._wake = asyncio.Event()
+        self._delivery_wake = asyncio.Event()
         self._stop = asyncio.Event()
         self.base = base
         self.audit = audit
@@ -371,24 +372,16 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._delivery_wake.set()
 
     async def run(self) -> None:
+        """Two loops until stopped: the fan-out of new outbox events, and delivery. They run side by
+        side so that events keep being numbered while notifications are in flight."""
         client = self._client or httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
         deliverer = Deliverer(self.db, self.base, RestHook(client), worker=self.name, config=self.config,
                               audit=self.audit, counters=self.counters)
         try:
-            while not self._stop.is_set():
-                try:
-                    busy = await self.run_once(deliverer)
-                except Exception:
-                    log.exception("outbox worker iteration failed")
-                    busy = False
-                if not busy:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_seconds)
-                    except TimeoutError:
-                        pass
-                    self._wake.clear()
+            await asyncio.gather(self._dispatch_loop(), self._delivery_loop(deliverer))
         finally:
             try:
                 await release(self.db, self.name)
@@ -396,7 +389,40 @@ class Worker:
                 if self._own_client:
                     await client.aclose()
 
+    async def _idle(self, event: asyncio.Event) -> None:
+        try:
+            await asyncio.wait_for(event.wait(), timeout=self.config.poll_seconds)
+        except TimeoutError:
+            pass
+        event.clear()
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                taken = await dispatch(self.db, self.config.dispatch_batch, self.counters)
+            except Exception:
+                log.exception("outbox dispatch failed")
+                taken = 0
+            if taken:
+                self._delivery_wake.set()
+            else:
+                await self._idle(self._wake)
+
+    async def _delivery_loop(self, deliverer: Deliverer) -> None:
+        while not self._stop.is_set():
+            try:
+                ids = await claim(self.db, self.name, channel="rest-hook", limit=self.config.claim_batch,
+                                  lease_seconds=self.config.lease_seconds)
+                if ids:
+                    await asyncio.gather(*(deliverer.deliver(i) for i in ids))
+            except Exception:
+                log.exception("outbox delivery round failed")
+                ids = []
+            if not ids:
+                await self._idle(self._delivery_wake)
+
     async def run_once(self, deliverer: Deliverer) -> bool:
+        """One fan-out and one delivery round (for tools and tests that step the worker)."""
         taken = await dispatch(self.db, self.config.dispatch_batch, self.counters)
         ids = await claim(self.db, self.name, channel="rest-hook", limit=self.config.claim_batch,
                           lease_seconds=self.config.lease_seconds)

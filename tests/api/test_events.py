@@ -307,13 +307,17 @@ async def test_websocket_channel_binds_with_a_token(
 
     from tests.api.live import live_hub
 
-    with live_hub(database_url, hub_app.state.settings.var_dir, HUB_EVENTS_POLL_SECONDS="0.05") as hub:
+    with receiver() as rx, live_hub(database_url, hub_app.state.settings.var_dir, HUB_EVENTS_POLL_SECONDS="0.05",
+                                    HUB_EVENTS_IN_PROCESS="true") as hub:
         me = httpx.AsyncClient(base_url=hub.base, headers={"Authorization": f"Bearer {hub.token(f'client:{BSN1}')}"})
         a = httpx.AsyncClient(base_url=hub.base, headers={"Authorization": f"Bearer {hub.token(f'org:{A}')}"})
         async with me, a:
             resp = await me.post("/Subscription", json=subscription("careplan", None, channel="websocket"))
             assert resp.status_code == 201, resp.text
             sub = resp.json()["id"]
+            # The same changes also go to a rest-hook, delivered by the worker inside `hub serve`.
+            hook = await a.post("/Subscription", json=subscription("careplan", f"{rx.url}/a"))
+            assert hook.status_code == 201, hook.text
             params = {p["name"]: p for p in (await me.get(f"/Subscription/{sub}/$get-ws-binding-token")).json()[
                 "parameter"]}
             token, url = params["token"]["valueString"], params["websocket-url"]["valueUrl"]
@@ -336,6 +340,7 @@ async def test_websocket_channel_binds_with_a_token(
                 assert "unknown" in str(await asyncio.wait_for(ws.recv(), 20))
             bad = await a.get(f"/Subscription/{sub}/$get-ws-binding-token")
             assert bad.status_code == 404  # not A's
+            await wait_for(lambda: rx.numbers(hook.json()["id"]) == [1, 2], timeout=30)
 
 
 def _param(bundle: dict[str, Any], name: str) -> dict[str, Any]:
@@ -344,6 +349,21 @@ def _param(bundle: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _events(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p in bundle["entry"][0]["resource"]["parameter"] if p["name"] == "notification-event"]
+
+
+async def test_heartbeats_and_the_end_of_a_subscription(net: NetworkSpec, client_as: Any, hub_app: Any,
+                                                       running: Running) -> None:
+    b = client_as(f"org:{B}")
+    with receiver() as rx:
+        sub = await create(b, subscription("careplan", f"{rx.url}/hook", heartbeat=1))
+        await wait_for(lambda: any(n["type"] == "heartbeat" for n in rx.state()["accepted"]), timeout=30)
+        ended = {**(await b.get(f"/fhir/Subscription/{sub}")).json(), "end": "2020-01-01T00:00:00Z"}
+        assert (await b.put(f"/fhir/Subscription/{sub}", json=ended)).status_code == 200
+        await wait_for(lambda: _status_of(b, sub), timeout=30)
+
+
+async def _status_of(c: httpx.AsyncClient, sub: str) -> bool:
+    return bool((await c.get(f"/fhir/Subscription/{sub}")).json()["status"] == "off")
 
 
 async def test_worker_killed_mid_delivery_loses_nothing(net: NetworkSpec, client_as: Any, hub_app: Any) -> None:
