@@ -36,7 +36,7 @@ class Receiver:
 @contextmanager
 def receiver(*args: str) -> Iterator[Receiver]:
     """Start the receiver process; stop it afterwards."""
-    proc = subprocess.Popen([sys.executable, str(RECEIVER), *args], stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, str(RECEIVER), *args], stdout=subprocess.PIPE)  # noqa: S603
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode().strip()
@@ -105,7 +105,7 @@ def worker_process(app: Any, **env: str) -> Iterator[subprocess.Popen[bytes]]:
         "HUB_EVENTS_POLL_SECONDS": "0.05", **env,
     }
     hub = Path(sys.executable).parent / "hub"
-    proc = subprocess.Popen([str(hub), "worker"], env=environment)
+    proc = subprocess.Popen([str(hub), "worker"], env=environment)  # noqa: S603
     try:
         yield proc
     finally:

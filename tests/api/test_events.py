@@ -20,7 +20,7 @@ from hub.events.metrics import Counters
 from hub.events.tables import outbox_event, subscription_event, subscription_state
 from tests.api.access_helpers import NetworkSpec, build, load
 from tests.api.events_helpers import TOPIC, receiver, subscription, wait_for, worker_process
-from tests.api.test_access_rules import A, B, BSN1, C, PLAN, consent, network, put, rule
+from tests.api.test_access_rules import BSN1, PLAN, A, B, C, consent, network, put, rule
 from tests.conftest import clean
 
 FAST = DeliveryConfig(poll_seconds=0.05, lease_seconds=5, backoff_base=0.05, backoff_cap=0.2, error_after=3,
@@ -418,7 +418,7 @@ async def test_two_workers_deliver_ten_thousand_events_exactly_once(
         with worker_process(hub_app), worker_process(hub_app):
             await wait_for(lambda: count()["handshakes"] == 4, timeout=30)
             started = time.monotonic()
-            for start in range(0, n, 1000):
+            for _batch in range(0, n, 1000):
                 async with db.write() as conn:
                     await conn.execute(insert(outbox_event), [{
                         "recorded": now_us(), "pid": pid, "res_type": "CarePlan", "res_id": "careplan-0-1",
