@@ -409,17 +409,29 @@ class Worker:
                 await self._idle(self._wake)
 
     async def _delivery_loop(self, deliverer: Deliverer) -> None:
-        while not self._stop.is_set():
-            try:
-                ids = await claim(self.db, self.name, channel="rest-hook", limit=self.config.claim_batch,
-                                  lease_seconds=self.config.lease_seconds)
-                if ids:
-                    await asyncio.gather(*(deliverer.deliver(i) for i in ids))
-            except Exception:
-                log.exception("outbox delivery round failed")
-                ids = []
-            if not ids:
+        """Claim one due subscription at a time and deliver to it in the background, up to
+        ``claim_batch`` at once. A worker that is already busy waits a poll interval before it takes
+        another, so that idle workers get the next one first (several workers share the load)."""
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stop.is_set():
+                ids: list[str] = []
+                if len(inflight) < self.config.claim_batch:
+                    try:
+                        ids = await claim(self.db, self.name, channel="rest-hook", limit=1,
+                                          lease_seconds=self.config.lease_seconds)
+                    except Exception:
+                        log.exception("claiming subscriptions failed")
+                for sub_id in ids:
+                    task = asyncio.create_task(deliverer.deliver(sub_id))
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+                if ids and len(inflight) == 1:
+                    continue  # was idle: look for more at once
                 await self._idle(self._delivery_wake)
+        finally:
+            if inflight:
+                await asyncio.gather(*inflight, return_exceptions=True)
 
     async def run_once(self, deliverer: Deliverer) -> bool:
         """One fan-out and one delivery round (for tools and tests that step the worker)."""
