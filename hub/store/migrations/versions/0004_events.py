@@ -1,7 +1,7 @@
 """events: transactional outbox and subscription delivery state
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0007
 Create Date: 2026-11-30 11:28:05.105714
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0004'
-down_revision = '0002'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
