@@ -39,7 +39,8 @@ def test_the_readme_tour_runs_verbatim(empty_database: str, tmp_path: Path) -> N
     script.write_text(tour_script((REPO / "README.md").read_text(encoding="utf-8")))
     var = tmp_path / "var"
     var.mkdir()
-    with live_hub(empty_database, var, HUB_DEMO="true") as hub:
+    # As `make run`: notifications are delivered by the worker inside `hub serve`.
+    with live_hub(empty_database, var, HUB_DEMO="true", HUB_EVENTS_IN_PROCESS="true") as hub:
         port = hub.base.rsplit(":", 1)[1].split("/", 1)[0]
         env = {
             **os.environ,
