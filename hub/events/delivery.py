@@ -112,7 +112,7 @@ async def dispatch(db: Database, limit: int = 2000, counters: Counters = COUNTER
                 frozenset((row["orgs"] or "").split()), row["new_status"],
             )
             for sub_id, topic, filters, ura, created in parsed:
-                if topic is None or row["recorded"] < created or not matches(topic, filters, facts, ura):  # type: ignore[arg-type]
+                if topic is None or row["recorded"] < created or not matches(topic, filters, facts, ura):
                     continue
                 totals[sub_id] += 1
                 fanned.append({
