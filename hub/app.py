@@ -23,13 +23,15 @@ log = logging.getLogger("hub")
 
 def build_services(settings: Settings, db: Database, verifier: Any = None) -> Services:
     """The object graph of one app: repository, search engine, validator, wired explicitly."""
-    from hub.access.facts import after_write
+    from hub.access.facts import after_write as access_facts
     from hub.events.outbox import Outbox
     from hub.fhir.categories import category_for
     from hub.fhir.extract import extract
     from hub.fhir.searchparams import load_registry
     from hub.fhir.typeinfo import resource_types
     from hub.store.search.engine import SearchEngine
+    from hub.workflows.derive import after_write as workflow_facts
+    from hub.workflows.overdracht import amend as amend_task
 
     registry = load_registry()
     engine = SearchEngine(
@@ -41,10 +43,21 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
         engine,
         validator=_write_validator() if settings.validate_on_write else None,
         categorize=category_for,
-        after_write=after_write,
+        after_write=_chain(access_facts, workflow_facts),
         outbox=Outbox(),
+        prepare=amend_task,
     )
     return Services(settings=settings, repo=repo, search=engine, verifier=verifier)
+
+
+def _chain(*steps: Any) -> Any:
+    """One after-write hook running ``steps`` in order (access facts, then workflow facts)."""
+
+    async def run(conn: Any, stored: Any, resource: Any, author_ura: Any) -> None:
+        for step in steps:
+            await step(conn, stored, resource, author_ura)
+
+    return run
 
 
 def _write_validator() -> Any:

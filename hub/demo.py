@@ -130,6 +130,8 @@ def _client_entries(
         system = MANTELZORGER_CS if code == "100001" else ROLE_CS
         out.append(_entry(f"{key}-rp{i}", {
             "resourceType": "RelatedPerson",
+            # the person who logs in (see demo_people): the performer of their care plan activities
+            "identifier": [{"system": f"{HUB}/NamingSystem/person-id", "value": cg.lower()}],
             "patient": _ref(key),
             "active": True,
             "relationship": [{"coding": [{"system": system, "code": code}], "text": relation}],
@@ -160,7 +162,7 @@ def _client_entries(
         "lifecycleStatus": "active",
         "description": {"text": "Geen valincidenten"},
         "subject": _ref(key),
-        "expressedBy": _ref("pr-wv"),
+        "expressedBy": _ref("role-wv"),
     }))
     first_carer = f"{key}-rp0"
     out.append(_entry(f"{key}-plan", {
@@ -171,7 +173,7 @@ def _client_entries(
         "title": f"Gedeeld zorgplan {given} {family}",
         "subject": _ref(key),
         "period": {"start": "2026-01-01"},
-        "author": _ref("pr-wv"),
+        "author": _ref("role-wv"),  # the coordinator (regiehouder): the wijkverpleging
         "careTeam": [_ref(f"{key}-team")],
         "goal": [_ref(f"{key}-goal-own"), _ref(f"{key}-goal-falls")],
         "activity": [
@@ -225,6 +227,25 @@ def _overdracht_and_toewijzing() -> list[dict[str, Any]]:
             "owner": _ref("org-verpleeghuis"),
             "authoredOn": "2026-11-20T10:00:00+01:00",
             "description": "Overdracht wijkverpleging naar verpleeghuis na opname",
+            "input": [{"type": {"coding": [{"system": "http://loinc.org", "code": "57830-2",
+                                            "display": "Aanmeldbericht"}]},
+                       "valueReference": _ref("c2-aanmelding")}],
+        }),
+        _entry("c2-aanmelding", {
+            "resourceType": "Composition",
+            "status": "final",
+            "type": {"coding": [{"system": "http://loinc.org", "code": "57830-2", "display": "Aanmeldbericht"}]},
+            "subject": _ref("c2"),
+            "date": "2026-11-20T10:00:00+01:00",
+            "author": [_ref("org-wijkverpleging")],
+            "title": "Aanmeldbericht Willem Mulder",
+            "section": [{
+                "title": "Reden van overdracht",
+                "text": {"status": "generated",
+                         "div": '<div xmlns="http://www.w3.org/1999/xhtml">Opname verpleeghuis na herhaald vallen; '
+                                'gewenste datum 2026-12-01</div>'},
+                "entry": [_ref("c2")],
+            }],
         }),
         _entry("c1-toewijzing", {
             "resourceType": "ServiceRequest",

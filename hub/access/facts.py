@@ -24,6 +24,7 @@ from hub.fhir.errors import BadRequest
 from hub.fhir.normalize import date_range
 from hub.store.resources import Stored
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
+from hub.workflows.overdracht import CARE_STATES
 
 BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
 URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
@@ -35,8 +36,9 @@ PERSON_SYSTEM = "https://zorgnet-hub.nl/fhir/NamingSystem/person-id"
 CONSENT_CATEGORY_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/consent-category"
 DATA_CATEGORY_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/data-category"
 OVERDRACHT_CODE = ("http://snomed.info/sct", "308292007")
-#: Task states in which the receiving organisation takes part in the client's care.
-OPEN_TASK_STATES = frozenset({"requested", "received", "accepted", "ready", "in-progress", "on-hold", "completed"})
+#: Task states in which the receiving organisation takes part in the client's care (before that,
+#: what it reads follows the Task's state: hub.workflows).
+OPEN_TASK_STATES = CARE_STATES
 
 DERIVING_TYPES = frozenset({"CareTeam", "ServiceRequest", "Task", "Consent", "Organization", "PractitionerRole"})
 #: The types whose content implies care relations or consent rules.

@@ -10,7 +10,7 @@ the hub asks, and nothing else decides:
 - :meth:`AccessPolicy.check_read` — the same filter, run on one row (so a read can never disagree
   with a search). Invisible resources are "not found", whether or not they exist.
 - :meth:`AccessPolicy.check_write` — may the caller write this content (and touch this current
-  version)?
+  version)? Then the workflow rules (:mod:`hub.workflows`): is this change theirs to make?
 
 Default is deny: a caller sees only what a rule below opens.
 
@@ -19,7 +19,8 @@ Default is deny: a caller sees only what a rule below opens.
   they act for, while the delegation is in force;
 - professional (organisation URA): what it wrote, and the categories ``access_grant`` opens for
   clients with whom it has a care relationship (consent applied); with a break-the-glass reason,
-  also the client's other data the client did not object to;
+  also the client's other data the client did not object to; as the receiver of an overdracht,
+  what the Task's state opens (:meth:`AccessPolicy._overdracht`);
 - administrator: registration, network, consent and audit data, never clinical content;
 - every authenticated caller: public reference data (category ``registratie``).
 """
@@ -42,6 +43,9 @@ from hub.fhir.errors import Forbidden, NotFound
 from hub.fhir.instants import now_us
 from hub.store.resources import Stored
 from hub.store.tables import idx_compartment, resource
+from hub.workflows.check import WriteVerdict
+from hub.workflows.check import check as workflow_check
+from hub.workflows.tables import overdracht_access
 
 #: What an administrator may read and write: never clinical content.
 ADMIN_CATEGORIES = frozenset({"registratie", "netwerk", "toestemming", "audit"})
@@ -161,10 +165,21 @@ class AccessPolicy:
                 g.c.category == r.c.category, g.c.start <= now, g.c.end > now,
             )
         )
-        parts = [authored, granted]
+        parts = [authored, granted, self._overdracht(r)]
         if self.emergency:
             parts.append(self._emergency(r))
         return or_(*parts)
+
+    def _overdracht(self, r: FromClause) -> ColumnElement[bool]:
+        """Access follows the overdracht Task's state (:mod:`hub.workflows.overdracht`): the receiver
+        reads the Task, the advance notice before acceptance, the nursing handoff after; the rows
+        are rewritten with every write of the Task, so a rejection or cancellation takes effect on
+        the next request. (From completion the receiver is a care relation like any other.)"""
+        w = overdracht_access.alias("acl_handover")
+        return exists(select(w.c.source_pid).where(
+            w.c.org_ura == self._p("acl_ura"), w.c.target_type == r.c.res_type, w.c.target_id == r.c.res_id,
+            w.c.active == true(),
+        ))
 
     def _emergency(self, r: FromClause) -> ColumnElement[bool]:
         """Break the glass: the client's data, except where the client's consent says no.
@@ -236,6 +251,24 @@ class AccessPolicy:
         compartments: list[str],
         current: Stored | None,
         interaction: str,
+        resource: dict[str, Any] | None = None,
+    ) -> WriteVerdict:
+        """May the caller write ``resource`` (content of ``category`` for these patients), replacing
+        ``current`` (``resource`` None: delete it)? First whether the caller may write such data at
+        all, then whether this change is theirs to make (:mod:`hub.workflows`: ownership, the
+        shared care plan, the overdracht state machine). The verdict says whom to record as the
+        creator and which state change the write makes."""
+        await self._check_entitled(conn, res_type, category, compartments, current, interaction)
+        return await workflow_check(conn, self, res_type, resource, current, interaction, compartments, category)
+
+    async def _check_entitled(
+        self,
+        conn: AsyncConnection,
+        res_type: str,
+        category: str,
+        compartments: list[str],
+        current: Stored | None,
+        interaction: str,
     ) -> None:
         """May the caller write content of ``category`` for these patients (replacing ``current``)?"""
         p = self.principal
@@ -273,10 +306,21 @@ class AccessPolicy:
             if not compartments:
                 return  # not client data: the author keeps it
             missing = [pid for pid in compartments if not await self._in_care(conn, pid)]
-            if missing:
+            if missing and not await self._overdracht_receiver(conn, current):
                 raise Forbidden(f"Organisation {ura} has no care relationship with Patient/{missing[0]}")
             return
         raise Forbidden("This caller may not write")
+
+    async def _overdracht_receiver(self, conn: AsyncConnection, current: Stored | None) -> bool:
+        """The receiver of an overdracht answers its Task before it is in care of the client."""
+        if current is None or current.res_type != "Task" or current.deleted:
+            return False
+        w = overdracht_access
+        row = (await conn.execute(
+            select(w.c.source_pid).where(w.c.org_ura == self.principal.organisation_ura, w.c.target_type == "Task",
+                                         w.c.target_id == current.res_id, w.c.source_pid == current.pid).limit(1)
+        )).first()
+        return row is not None
 
     async def _authored(self, conn: AsyncConnection, pid: int) -> bool:
         ura = self.principal.organisation_ura

@@ -44,6 +44,12 @@ WriteValidator = Callable[[dict[str, Any]], Sequence[Issue]]
 #: Maintains derived facts (care relations, consent rules, grants, authorship) in the write's
 #: transaction: (conn, stored, resource or None for a delete, author URA).
 AfterWrite = Callable[[AsyncConnection, Stored, dict[str, Any] | None, str | None], Awaitable[None]]
+#: Receives every state change a write makes (hub.workflows.check.StateChange, with its version),
+#: in the write's transaction: the outbox's hook point.
+OnStateChange = Callable[[AsyncConnection, Any], Awaitable[None]]
+#: What the hub keeps right in a resource before it is stored: (new, previous version or None, the
+#: version's instant) -> the resource to store (hub.workflows.overdracht.amend: Task bookkeeping).
+Prepare = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +92,8 @@ class Repository:
         policy: Any = None,
         trail: Any = None,
         outbox: Any = None,
+        on_state_change: OnStateChange | None = None,
+        prepare: Prepare | None = None,
     ) -> None:
         self.db = db
         self.indexer = indexer
@@ -102,6 +110,9 @@ class Repository:
         #: The transactional outbox (hub.events.outbox.Outbox): every write stores its event with
         #: it, in the same statement(s) and transaction.
         self.outbox = outbox
+        #: The outbox hook (hub.events): called with each StateChange inside the write transaction.
+        self.on_state_change = on_state_change
+        self.prepare = prepare
 
     def with_policy(self, policy: Any, trail: Any = None) -> Repository:
         """This repository, bound to one caller's access policy (every operation then obeys it)
@@ -318,7 +329,7 @@ class Repository:
                     if expected is not None:
                         raise PreconditionFailed(f"If-Match {if_match}: {res_type}/{res_id} does not exist")
                     return None
-                patients = await self._check_delete(c, current)
+                patients, verdict = await self._check_delete(c, current)
                 if expected is not None and expected != current.version:
                     raise PreconditionFailed(
                         f"If-Match {if_match} does not match the current version {current.etag}",
@@ -329,6 +340,7 @@ class Repository:
                     event = await self.outbox.event(c, res_type, None, current, patients)
                 stored = await dao.write_version(c, current, None, self._tick(current), "DELETE", None, event=event)
                 if stored is not None:
+                    await self._record(c, stored, verdict)
                     if self.after_write is not None:
                         await self.after_write(c, stored, None, self.author_ura)
                     if self.trail is not None:
@@ -455,15 +467,18 @@ class Repository:
         check_id(res_id)
         res_type = resource["resourceType"]
         when = self._tick()
+        if self.prepare is not None:
+            resource = self.prepare(resource, None, to_iso(when))
         stamped, content = self._stamp(resource, res_id, 1, when)
         self._check_profiles(stamped)
         rows = self.indexer(stamped)
         category = self.categorize(stamped)
-        await self._check_write(conn, stamped, category, rows, None, "c")
+        verdict = await self._check_write(conn, stamped, category, rows, None, "c")
         event = None
         if self.outbox is not None:
             event = await self.outbox.event(conn, res_type, stamped, None, _patients(rows))
         stored = await dao.insert_new(conn, res_type, res_id, content, when, method, rows, category, event)
+        await self._record(conn, stored, verdict)
         if self.after_write is not None:
             await self.after_write(conn, stored, stamped, self.author_ura)
         if self.trail is not None:
@@ -474,17 +489,21 @@ class Repository:
         self, conn: AsyncConnection, current: Stored, resource: dict[str, Any], method: str, status: int | None = None
     ) -> WriteOutcome | None:
         when = self._tick(current)
+        previous = None if current.deleted or current.content is None else current.content
+        if self.prepare is not None:
+            resource = self.prepare(resource, jsonio.loads(previous) if previous else None, to_iso(when))
         stamped, content = self._stamp(resource, current.res_id, current.version + 1, when)
         self._check_profiles(stamped)
         rows = self.indexer(stamped)
         category = self.categorize(stamped)
-        await self._check_write(conn, stamped, category, rows, current, "u")
+        verdict = await self._check_write(conn, stamped, category, rows, current, "u")
         event = None
         if self.outbox is not None:
             event = await self.outbox.event(conn, current.res_type, stamped, current, _patients(rows))
         stored = await dao.write_version(conn, current, content, when, method, rows, category, event)
         if stored is None:
             return None
+        await self._record(conn, stored, verdict)
         if self.after_write is not None:
             await self.after_write(conn, stored, stamped, self.author_ura)
         final = status or (201 if current.deleted else 200)
@@ -495,26 +514,34 @@ class Repository:
     async def _check_write(
         self, conn: AsyncConnection, resource: dict[str, Any], category: str, rows: IndexRows,
         current: Stored | None, interaction: str,
-    ) -> None:
+    ) -> Any:
         if self.policy is None:
-            return
+            return None
         res_type = resource["resourceType"]
         patients = _patients(rows)
         if res_type == "Patient" and (current is None or current.deleted):
             # Registering a client: the new Patient is not yet in anyone's care.
             patients = [i for i in patients if i != resource.get("id")]
-        await self.policy.check_write(conn, res_type, category, patients, current, interaction)
+        return await self.policy.check_write(conn, res_type, category, patients, current, interaction, resource)
 
-    async def _check_delete(self, conn: AsyncConnection, current: Stored) -> list[str]:
-        """May the caller delete ``current``? Returns the Patients it belonged to."""
+    async def _check_delete(self, conn: AsyncConnection, current: Stored) -> tuple[list[str], Any]:
+        """May the caller delete ``current``? Returns the Patients it belonged to, and the verdict."""
         if current.content is None or (self.policy is None and self.trail is None and self.outbox is None):
-            return []
+            return [], None
         old = jsonio.loads(current.content)
         patients = _patients(self.indexer(old))
+        verdict = None
         if self.policy is not None:
             category = current.category or self.categorize(old)
-            await self.policy.check_write(conn, current.res_type, category, patients, current, "d")
-        return patients
+            verdict = await self.policy.check_write(conn, current.res_type, category, patients, current, "d", None)
+        return patients, verdict
+
+    async def _record(self, conn: AsyncConnection, stored: Stored, verdict: Any) -> None:
+        """What the access decision's workflow check decided is kept with the write
+        (hub.workflows.check.WriteVerdict.keep: the creator of a new resource; the state change,
+        handed to :attr:`on_state_change`, the outbox, in the write's transaction)."""
+        if verdict is not None:
+            await verdict.keep(conn, stored, self.on_state_change)
 
 
 def _patients(rows: IndexRows) -> list[str]:

@@ -10,6 +10,7 @@ def _load_all() -> None:
     import hub.access.tables  # noqa: F401
     import hub.audit.tables  # noqa: F401
     import hub.events.tables  # noqa: F401
+    import hub.workflows.tables  # noqa: F401
 
 
 _load_all()

@@ -10,12 +10,16 @@ that a mistake in the implementation cannot hide in the model too.
   Consent is active and in force (a legal representative: everything the client sees).
 - A professional organisation sees what it wrote, and a client's data of a category when it has an
   active care relationship with the client (active CareTeam participant within the periods, performer
-  of an active ServiceRequest within its period, owner of an open overdracht Task) and the client's
+  of an active ServiceRequest within its period, owner of a completed overdracht Task) and the client's
   consent allows it: the most specific applicable rule decides, a deny wins ties, and without a rule
   opt-in categories (``medisch``) are closed. With a break-the-glass reason it also sees the client's
   other data, except where the client's consent says no.
+- The owner (receiver) of an overdracht Task that is not yet completed reads by the Task's state
+  (the issue "Who may change what": access follows the Task state): see :data:`NOTICE_TASK`.
 - An administrator sees registration, network, consent and audit data; never clinical content.
 - Everybody sees reference data (``registratie``).
+
+Writes (the same issue) are modelled at the end of this module.
 """
 
 from __future__ import annotations
@@ -46,7 +50,23 @@ CLIENT_CATEGORIES = ("acp", "agenda", "medisch", "netwerk", "overdracht", "toest
 ADMIN_SEES = frozenset({"registratie", "netwerk", "toestemming", "audit"})
 OPT_IN = frozenset({"medisch"})
 LEGAL_ROLES = frozenset({"24", "03", "11", "15"})
-OPEN_TASK = frozenset({"requested", "received", "accepted", "in-progress", "on-hold", "completed"})
+#: The overdracht Task (issue: "access follows the Task state"): its receiver (owner) is in care of
+#: the client from completion; before that it reads the Task, the advance notice (with the Patient
+#: and what the notice's sections reference) while the Task is open, and from acceptance the nursing
+#: handoff with what its sections reference. Rejected and cancelled: the Task only.
+CARE_TASK = frozenset({"completed"})
+NOTICE_TASK = frozenset({"requested", "received", "on-hold", "accepted", "in-progress", "completed"})
+HANDOFF_TASK = frozenset({"accepted", "in-progress", "completed"})
+TASK_STATES = ("requested", "received", "accepted", "on-hold", "in-progress", "completed", "rejected", "cancelled")
+#: The eOverdracht steps (eOverdracht 4.0 as the issue states them): (from, to) -> the party.
+TASK_STEPS: dict[tuple[str, str], str] = {
+    **{(a, b): "receiver" for a in ("requested", "received") for b in ("received", "accepted", "rejected", "on-hold")
+       if a != b},
+    ("on-hold", "accepted"): "receiver", ("on-hold", "rejected"): "receiver",
+    ("accepted", "in-progress"): "receiver", ("in-progress", "completed"): "receiver",
+    **{(a, "cancelled"): "sender" for a in ("requested", "received", "on-hold", "accepted", "in-progress")},
+}
+HANDOFF_CODE = "371535009"
 ORG_TYPES = ("Z3", "T2", "X3")
 OBS_CODES = ("8867-4", "8310-5")
 
@@ -241,10 +261,7 @@ def networks(draw: Any) -> NetworkSpec:
             ServiceRequestSpec, st.sampled_from(["active", "completed", "revoked"]),
             st.sampled_from(["current", "ended", "open-end", "future"]), org, st.booleans(), author,
         ), max_size=1)))
-        tasks = tuple(draw(st.lists(st.builds(
-            TaskSpec, st.sampled_from(["requested", "accepted", "in-progress", "completed", "rejected", "cancelled"]),
-            org, author,
-        ), max_size=1)))
+        tasks = tuple(draw(st.lists(st.builds(TaskSpec, st.sampled_from(TASK_STATES), org, author), max_size=2)))
         consents = tuple(draw(st.lists(st.builds(
             ConsentSpec, st.sampled_from(["active", "active", "active", "inactive"]), _provision(n_orgs), author,
         ), max_size=3)))
@@ -284,6 +301,7 @@ class Item:
     second_writer: str | None = None  # URA writing version 2; "" internal; None: no version 2
     deleted: bool = False
     identifier: tuple[str, str] | None = None
+    later_versions: int = 0  # versions written by the workflow writes of the test
 
     @property
     def key(self) -> str:
@@ -291,7 +309,7 @@ class Item:
 
     @property
     def versions(self) -> int:
-        return 1 + (self.second_writer is not None) + self.deleted
+        return 1 + (self.second_writer is not None) + self.deleted + self.later_versions
 
     def references(self) -> set[str]:
         """Local references in the body (what ``_include=*`` can follow)."""
@@ -420,18 +438,40 @@ def build(spec: NetworkSpec) -> list[Item]:
             if PERIODS[sr.period] is not None:
                 body["occurrencePeriod"] = dict(PERIODS[sr.period] or {})
             items.append(Item("ServiceRequest", f"sr-{j}-{n}", body, "wmo", pid, writer=ura(sr.author)))
+        clinical_keys = [f"{c.kind}-{j}-{n}" for n, c in enumerate(p.clinical)]
+        clinical_types = {"observation": "Observation", "acp-observation": "Observation", "careplan": "CarePlan",
+                          "goal": "Goal", "acp-consent": "Consent", "appointment": "Appointment"}
+        entry_refs = [f"{clinical_types[c.kind]}/{clinical_keys[n]}" for n, c in enumerate(p.clinical)]
         for n, t in enumerate(p.tasks):
             body = examples.overdracht_task()
             body.update(id=f"task-{j}-{n}", status=t.status, owner={"reference": f"Organization/org-{t.owner}"})
             body["for"] = subject
-            if t.status == "completed":  # zn-ovd-1: a completed overdracht carries the handoff
+            if t.author is not None:  # the sender: the organisation that wrote it
+                body["requester"] = {"reference": f"Organization/org-{t.author}"}
+            body["input"][0]["valueReference"] = {"reference": f"Composition/notice-{j}-{n}"}
+            if t.status in HANDOFF_TASK:  # zn-ovd-1: a completed overdracht carries the handoff
                 body["input"].append({
-                    "type": {"coding": [{"system": "http://snomed.info/sct", "code": "371535009"}]},
+                    "type": {"coding": [{"system": "http://snomed.info/sct", "code": HANDOFF_CODE}]},
                     "valueReference": {"reference": f"Composition/handoff-{j}-{n}"},
                 })
             if t.status == "rejected":
                 body["statusReason"] = {"text": "geen capaciteit"}
+            if t.status == "on-hold":  # zn-ovd-3: the proposed date
+                body["restriction"] = {"period": {"start": "2030-01-06"}}
             items.append(Item("Task", f"task-{j}-{n}", body, "overdracht", pid, writer=ura(t.author)))
+            author_ref = [{"reference": f"Organization/org-{t.author if t.author is not None else t.owner}"}]
+            notice = {
+                "resourceType": "Composition", "id": f"notice-{j}-{n}", "status": "final",
+                "type": {"coding": [{"system": LOINC, "code": "57830-2"}]}, "subject": subject,
+                "date": "2026-11-20T10:00:00+01:00", "author": author_ref, "title": "Aanmeldbericht",
+                "section": [{"title": "Persoonsgegevens", "entry": [subject]},
+                            {"title": "Zorgplan", "entry": [{"reference": entry_refs[0]}]}],
+            }
+            handoff = examples.handoff_composition()
+            handoff.update(id=f"handoff-{j}-{n}", subject=subject, author=author_ref)
+            handoff["section"][2]["entry"] = [{"reference": entry_refs[-1]}]
+            items.append(Item("Composition", f"notice-{j}-{n}", notice, "overdracht", pid, writer=ura(t.author)))
+            items.append(Item("Composition", f"handoff-{j}-{n}", handoff, "overdracht", pid, writer=ura(t.author)))
         for n, c in enumerate(p.consents):
             provision = _provision_json(c.provision, orgs)
             body = _privacy_consent(f"cons-{j}-{n}", pid, c.status, "gegevensdeling", provision)
@@ -474,6 +514,8 @@ def build(spec: NetworkSpec) -> list[Item]:
                 body.pop("careTeam", None)
                 body.pop("goal", None)
                 body.update(id=cid, subject=subject)
+                if c.performer is not None:  # the first activity is this organisation's
+                    body["activity"][0]["detail"]["performer"] = [{"reference": f"PractitionerRole/role-{c.performer}"}]
                 res_type, category = "CarePlan", "zorgplan"
             elif c.kind == "goal":
                 body = examples.client_goal()
@@ -515,8 +557,14 @@ class _WrittenBy:
     async def check_read(self, *_args: Any) -> None:
         return None
 
-    async def check_write(self, *_args: Any) -> None:
-        return None
+    async def check_write(self, *args: Any) -> Any:
+        """No refusal; the writing organisation is recorded as the creator of what it creates."""
+        from hub.workflows.check import WriteVerdict
+
+        current = args[4]
+        creates = current is None or current.deleted
+        ura = self.principal.organisation_ura
+        return WriteVerdict(owners=(f"ura:{ura}",) if ura and creates else ())
 
 
 async def load(app: Any, items: list[Item]) -> None:
@@ -584,6 +632,7 @@ class Model:
             for d in p.delegations:
                 if d.status == "active" and in_force(d.period):
                     self.delegations.setdefault((d.person, pid), []).append(d)
+        self.handed = self._handed()
 
     def _relations(self, p: PatientSpec) -> set[str]:
         out: set[str] = set()
@@ -595,9 +644,48 @@ class Model:
             if sr.status == "active" and in_force(sr.period):
                 out.add(self.orgs[sr.performer].ura)
         for t in p.tasks:
-            if t.status in OPEN_TASK:
+            if t.status in CARE_TASK:
                 out.add(self.orgs[t.owner].ura)
         return out
+
+    def _handed(self) -> dict[str, set[str]]:
+        """What each organisation reads as the receiver of an overdracht, by the Task's state."""
+        out: dict[str, set[str]] = {}
+        for j, p in enumerate(self.spec.patients):
+            entries = [f"{k}" for k in (self._clinical_key(j, 0), self._clinical_key(j, len(p.clinical) - 1))]
+            for n, t in enumerate(p.tasks):
+                seen = out.setdefault(self.orgs[t.owner].ura, set())
+                seen.add(f"Task/task-{j}-{n}")
+                if t.status in NOTICE_TASK:
+                    seen |= {f"Patient/pat-{j}", f"Composition/notice-{j}-{n}", entries[0]}
+                body = self.by_key[f"Task/task-{j}-{n}"].body
+                attached = any(HANDOFF_CODE in str(i.get("type")) for i in body.get("input", []))
+                if t.status in HANDOFF_TASK and attached:
+                    seen |= {f"Composition/handoff-{j}-{n}", entries[1]}
+        return out
+
+    def _clinical_key(self, j: int, n: int) -> str:
+        c = self.spec.patients[j].clinical[n]
+        res_type = {"observation": "Observation", "acp-observation": "Observation", "careplan": "CarePlan",
+                    "goal": "Goal", "acp-consent": "Consent", "appointment": "Appointment"}[c.kind]
+        return f"{res_type}/{c.kind}-{j}-{n}"
+
+    def task_status(self, key: str) -> str:
+        return str(self.by_key[key].body["status"])
+
+    def set_task_status(self, key: str, status: str) -> None:
+        """A Task moved: its receiver's reading follows (the spec is the model's source)."""
+        j, n = (int(x) for x in key.split("-")[1:3])
+        p = self.spec.patients[j]
+        tasks = list(p.tasks)
+        tasks[n] = TaskSpec(status, tasks[n].owner, tasks[n].author)
+        patients = list(self.spec.patients)
+        patients[j] = PatientSpec(p.bsn, p.registered_by, p.care_teams, p.service_requests, tuple(tasks),
+                                  p.consents, p.delegations, p.clinical)
+        self.spec = NetworkSpec(self.spec.orgs, tuple(patients), self.spec.persons)
+        self.by_key[key].body["status"] = status
+        self.relations[f"pat-{j}"] = self._relations(self.spec.patients[j])
+        self.handed = self._handed()
 
     def _flatten(self, p: Provision, parent: dict[str, Any] | None) -> list[Rule]:
         """Rules in force now: a nested provision narrows its parent and inherits what it leaves out."""
@@ -661,7 +749,7 @@ class Model:
                 return True
             return any(it.category in d.categories for d in ds)
         ura = parts[1]
-        if ura in it.authors:
+        if ura in it.authors or it.key in self.handed.get(ura, ()):
             return True
         if it.patient is None or it.category == "audit":
             return False
@@ -704,4 +792,148 @@ def principals(spec: NetworkSpec, data: Any) -> list[Who]:
     for o in spec.orgs:
         out.append(Who(f"org:{o.ura}", emergency=data.draw(st.booleans())))
     out += [Who("org:29999999"), Who("org:29999999", emergency=True)]
+    return out
+
+
+# -- the reference model of writes -------------------------------------------------------------------
+# From the issue "Who may change what": a caller first needs the right to write such data at all
+# (DOMAIN.md "Who uses the hub"; hub.access.policy's docstring), then the change must be theirs:
+# the creator (or the party a resource names as its author, here Goal.expressedBy) may update and
+# delete; others change only the shared care plan activities they perform; an overdracht Task moves
+# only by TASK_STEPS, each step by its party.
+
+CLIENT_WRITES = frozenset({"acp", "zorgplan", "netwerk", "toestemming", "agenda", "documenten"})
+CLOSED_TASK = frozenset({"completed", "rejected", "cancelled"})
+
+
+def _parts(who: Who) -> list[str]:
+    return who.spec.split(":")
+
+
+def may_write(m: Model, who: Who, it: Item) -> bool:
+    """The caller may write data like ``it`` at all (before any workflow rule)."""
+    parts = _parts(who)
+    pid = it.patient
+    if parts[0] == "admin":
+        return it.category in ADMIN_SEES
+    if parts[0] == "client":
+        return it.category in CLIENT_WRITES and pid == m.patient_of_bsn.get(parts[1])
+    if parts[0] == "person":
+        if pid is None or m.patient_of_bsn.get(parts[3]) != pid:
+            return False
+        ds = m.delegations.get((int(parts[1].split("-")[1]), pid), [])
+        if any(d.role in LEGAL_ROLES and d.via_related_person for d in ds):
+            return True
+        return any(it.category in d.categories for d in ds) and it.category != "toestemming"
+    ura = parts[1]
+    if who.emergency or it.category in ("toestemming", "audit"):
+        return False
+    if pid is None:
+        return True
+    registered = m.by_key[f"Patient/{pid}"].writer == ura
+    receiver = it.res_type == "Task" and it.key in m.handed.get(ura, ())
+    return ura in m.relations[pid] or registered or receiver
+
+
+def parties(m: Model, who: Who) -> set[str]:
+    parts = _parts(who)
+    if parts[0] == "org":
+        return {f"ura:{parts[1]}"}
+    if parts[0] == "client":
+        pid = m.patient_of_bsn.get(parts[1])
+        return {f"patient:{pid}"} if pid else set()
+    if parts[0] == "person":
+        out = {f"person:{parts[1]}"}
+        pid = m.patient_of_bsn.get(parts[3])
+        ds = m.delegations.get((int(parts[1].split("-")[1]), pid or ""), [])
+        if pid and any(d.role in LEGAL_ROLES and d.via_related_person for d in ds):
+            out.add(f"patient:{pid}")
+        return out
+    return {"admin"}
+
+
+def owners(it: Item) -> set[str]:
+    out = {f"ura:{it.writer}"} if it.writer else set()
+    if it.res_type == "Goal":
+        ref = it.body.get("expressedBy", {}).get("reference", "")
+        if ref.startswith("Patient/"):
+            out.add(f"patient:{ref.split('/')[1]}")
+    return out
+
+
+def expect_delete(m: Model, who: Who, it: Item) -> int:
+    if not m.sees(who, it):
+        return 404
+    if not may_write(m, who, it):
+        return 403
+    own = owners(it)
+    return 200 if not own or own & parties(m, who) or who.kind == "admin" else 403
+
+
+def expect_activity_status(m: Model, who: Who, it: Item) -> int:
+    """PATCH of ``CarePlan.activity[0].detail.status``: the coordinator, or the activity's performer."""
+    if not m.sees(who, it):
+        return 404
+    if not may_write(m, who, it):
+        return 403
+    own = owners(it)
+    if not own or own & parties(m, who):
+        return 200
+    performer = it.body["activity"][0]["detail"].get("performer", [{}])[0].get("reference", "")
+    if who.kind == "professional" and performer.startswith("PractitionerRole/role-"):
+        return 200 if m.orgs[int(performer.split("-")[-1])].ura == _parts(who)[1] else 403
+    return 403
+
+
+def task_roles(m: Model, who: Who, key: str) -> set[str]:
+    if who.kind != "professional":
+        return set()
+    j, n = (int(x) for x in key.split("-")[1:3])
+    t = m.spec.patients[j].tasks[n]
+    ura = _parts(who)[1]
+    roles = set()
+    if t.author is not None and m.orgs[t.author].ura == ura:
+        roles.add("sender")
+    if m.orgs[t.owner].ura == ura:
+        roles.add("receiver")
+    return roles
+
+
+def expect_task_step(m: Model, who: Who, it: Item, new: str) -> int:
+    if not m.sees(who, it):
+        return 404
+    has_handoff = any(HANDOFF_CODE in str(i.get("type")) for i in it.body.get("input", []))
+    if new == "completed" and not has_handoff:
+        return 422  # zn-ovd-1 (the profile) and the state machine: completion carries the handoff
+    if not may_write(m, who, it):
+        return 403
+    old = m.task_status(it.key)
+    step = TASK_STEPS.get((old, new))
+    if old in CLOSED_TASK or step is None or step not in task_roles(m, who, it.key):
+        return 409
+    return 200
+
+
+def expect_goal_update(m: Model, who: Who, it: Item) -> int:
+    """A Goal's update: its author, the client whose own goal it is (Goal.expressedBy), their legal
+    representative, and a mantelzorger with ``zorgplan`` (the client's own goals, ClientGoal)."""
+    if not m.sees(who, it):
+        return 404
+    if not may_write(m, who, it):
+        return 403
+    own = owners(it)
+    if not own or own & parties(m, who):
+        return 200
+    if who.kind == "related" and f"patient:{it.patient}" in own:
+        return 200
+    return 403
+
+
+def task_parties(m: Model, key: str) -> list[Who]:
+    """The sender (if known) and the receiver of a Task, as callers."""
+    j, n = (int(x) for x in key.split("-")[1:3])
+    t = m.spec.patients[j].tasks[n]
+    out = [Who(f"org:{m.orgs[t.owner].ura}")]
+    if t.author is not None:
+        out.append(Who(f"org:{m.orgs[t.author].ura}"))
     return out

@@ -4,12 +4,16 @@ compared with an independent reference model of the rules (tests/api/access_help
 Each generated network is loaded through the hub's own write path (so the derived facts are what a
 real write produces), then for every caller the read, vread, search (all pages, ``_total``,
 ``_summary=count``), ``_include``, ``_revinclude``, chain, ``_has``, history (instance, type,
-system), compartment search, ``$everything`` and batch results are compared with the model; at the
+system), compartment search, ``$everything`` and batch results are compared with the model; then
+random workflow writes by random callers (overdracht Task steps, a care plan activity's status, a
+client goal, deletes) are answered as the model of writes says (404/403/409/422/200), and every
+search and ``$everything`` is compared again as the successful writes moved Task states; at the
 end conditional create and update check that an invisible match is never reported as existing.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -25,23 +29,32 @@ from tests.api.access_helpers import (
     LEGAL_ROLES,
     LOINC,
     OBS_CODES,
+    TASK_STATES,
+    TASK_STEPS,
     Item,
     Model,
     NetworkSpec,
     Who,
     build,
+    expect_activity_status,
+    expect_delete,
+    expect_goal_update,
+    expect_task_step,
     load,
     networks,
     principals,
+    task_parties,
 )
 from tests.conftest import clean, token_for_app
 
 #: Resource types a generated network holds.
 TYPES = (
-    "Appointment", "CarePlan", "CareTeam", "Consent", "Goal", "Observation", "Organization", "Patient",
+    "Appointment", "CarePlan", "CareTeam", "Composition", "Consent", "Goal", "Observation", "Organization", "Patient",
     "PractitionerRole", "RelatedPerson", "ServiceRequest", "Task",
 )
-EXAMPLES = 12
+#: The types the workflow writes change, and those whose visibility follows them.
+WRITTEN_TYPES = ("Appointment", "CarePlan", "Composition", "Goal", "Observation", "Patient", "Task")
+EXAMPLES = int(os.environ.get("HUB_ACCESS_EXAMPLES", "12"))
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +67,7 @@ def tally(backend: str) -> Iterator[Counter[str]]:
     if not counts["failed"]:  # (a failing example has failed the test already)
         assert counts["networks"] >= EXAMPLES // 2
         assert counts["comparisons"] >= 5000
+        assert counts["writes"] >= 15 * counts["networks"]
 
 
 class Caller:
@@ -157,9 +171,9 @@ async def check_direct_reads(c: Caller, sample: list[Item]) -> None:
         c.compared("vread")
 
 
-async def check_searches(c: Caller, counted: list[str]) -> None:
+async def check_searches(c: Caller, counted: list[str], types: tuple[str, ...] = TYPES) -> None:
     """Every type: the matches and _total of one big page; _summary=count for the ``counted`` types."""
-    for res_type in TYPES:
+    for res_type in types:
         want = c.model.visible(c.who, res_type)
         matches, _, total = await c.bundle(f"{res_type}?_total=accurate&_count=1000")
         c.expect("search", sorted(matches), sorted(want), res_type)
@@ -365,6 +379,95 @@ async def check_conditional_writes(c: Caller, target: Item, counter: int) -> Non
         it.body = {**body, "id": it.res_id}
 
 
+# -- workflow writes ---------------------------------------------------------------------------------
+
+JSON_PATCH = "application/json-patch+json"
+
+
+async def check_workflow_writes(
+    hub_app: Any, http: httpx.AsyncClient, model: Model, callers: list[Who], tally: Counter[str],
+    data: st.DataObject,
+) -> None:
+    """Random writes by random callers: overdracht steps, care plan activity status, deletes; each
+    answered as the model of writes says, and the model follows the ones that succeeded."""
+    tasks = [it for it in model.items if it.res_type == "Task"]
+    plans = [it for it in model.items if it.res_type == "CarePlan" and not it.deleted]
+    goals = [it for it in model.items if it.res_type == "Goal" and not it.deleted]
+    kinds = ["delete"] + (["task"] * 4 if tasks else []) + (["careplan"] if plans else []) + (
+        ["goal"] if goals else [])
+    for _ in range(data.draw(st.integers(20, 40))):
+        who = data.draw(st.sampled_from(callers))
+        kind = data.draw(st.sampled_from(kinds))
+        if kind == "task":
+            it = data.draw(st.sampled_from(tasks))
+            old = model.task_status(it.key)
+            if data.draw(st.booleans()):  # often a party of the Task, often a step of the machine
+                who = data.draw(st.sampled_from(task_parties(model, it.key)))
+            steps = [b for (a, b) in TASK_STEPS if a == old]
+            if steps and data.draw(st.booleans()):
+                new = data.draw(st.sampled_from(steps))
+            else:
+                new = data.draw(st.sampled_from([s for s in TASK_STATES if s != old]))
+            ops: list[dict[str, Any]] = [{"op": "replace", "path": "/status", "value": new}]
+            if new == "on-hold":
+                ops.append({"op": "add", "path": "/restriction", "value": {"period": {"start": "2030-01-06"}}})
+            if new in ("rejected", "cancelled"):
+                ops.append({"op": "add", "path": "/statusReason", "value": {"text": "geen plek"}})
+            c = Caller(hub_app, http, who, model, tally)
+            want = expect_task_step(model, who, it, new)
+            resp = await c.http.patch(f"/fhir/{it.key}", headers={**c.headers, "Content-Type": JSON_PATCH}, json=ops)
+            c.expect("task step", resp.status_code, want, f"{it.key} {old}->{new} {resp.text[:300]}")
+            if want == 200:
+                model.set_task_status(it.key, new)
+            c.compared(f"write-task-{want}")
+        elif kind == "careplan":
+            it = data.draw(st.sampled_from(plans))
+            if it.deleted:
+                continue
+            c = Caller(hub_app, http, who, model, tally)
+            want = expect_activity_status(model, who, it)
+            ops = [{"op": "replace", "path": "/activity/0/detail/status", "value": "completed"}]
+            resp = await c.http.patch(f"/fhir/{it.key}", headers={**c.headers, "Content-Type": JSON_PATCH}, json=ops)
+            c.expect("care plan activity", resp.status_code, want, f"{it.key} {resp.text[:300]}")
+            c.compared(f"write-careplan-{want}")
+        elif kind == "goal":
+            it = data.draw(st.sampled_from(goals))
+            if it.deleted:
+                continue
+            c = Caller(hub_app, http, who, model, tally)
+            want = expect_goal_update(model, who, it)
+            ops = [{"op": "replace", "path": "/description/text", "value": "Elke dag buiten wandelen"}]
+            resp = await c.http.patch(f"/fhir/{it.key}", headers={**c.headers, "Content-Type": JSON_PATCH}, json=ops)
+            c.expect("goal update", resp.status_code, want, f"{it.key} {resp.text[:300]}")
+            c.compared(f"write-goal-{want}")
+        else:
+            c = Caller(hub_app, http, who, model, tally)
+            live = [it for it in model.items if it.patient and not it.deleted and it.res_type in
+                    ("Observation", "CarePlan", "Goal", "Appointment")]
+            if not live:
+                continue
+            it = data.draw(st.sampled_from(live))
+            want = expect_delete(model, who, it)
+            resp = await c.http.delete(f"/fhir/{it.key}", headers=c.headers)
+            c.expect("delete", resp.status_code, want, f"{it.key} {resp.text[:300]}")
+            c.compared(f"write-delete-{want}")
+        tally["writes"] += 1
+        if resp.status_code >= 400:
+            body = resp.json()
+            assert body["resourceType"] == "OperationOutcome", body
+            if resp.status_code in (403, 409) and kind != "delete" or resp.status_code == 403:
+                assert body["issue"][0]["diagnostics"], body
+        elif resp.status_code == 200:
+            it.later_versions += 1 if kind != "delete" else 0
+            it.deleted = it.deleted or kind == "delete"
+            if who.kind == "professional":
+                it.authors.add(who.spec.split(":")[1])
+    for who in callers:  # what the writes changed is seen exactly as the model says, on every path
+        c = Caller(hub_app, http, who, model, tally)
+        await check_searches(c, [], WRITTEN_TYPES)
+        await check_everything(c)
+
+
 # -- the property -----------------------------------------------------------------------------------
 
 
@@ -410,6 +513,7 @@ async def check_network(
         await check_history(c, data.draw(st.lists(st.sampled_from(items), max_size=2)), data.draw(st.integers(1, 3)))
         await check_compartments(c)
         await check_everything(c)
+    await check_workflow_writes(hub_app, http, model, callers, tally, data)
     targets = [it for it in items if it.identifier is not None]
     if targets:
         for n, who in enumerate(data.draw(st.lists(st.sampled_from(callers), min_size=1, max_size=6))):

@@ -2,8 +2,9 @@
 
 For the client (and their legal representative) and administrators: the organisations with a care
 relationship and, per data category, whether they may read it and which rule decided; the persons
-the client delegated to, with their categories. It is computed with the same rules that
-``access_grant`` holds (:func:`hub.access.grants.explain`), at this moment.
+the client delegated to, with their categories; the receivers of overdrachten with what the Task's
+state lets them read ("Verpleeghuis X: advance notice only, Task/123 requested"). It is computed
+with the same rules that ``access_grant`` holds (:func:`hub.access.grants.explain`), at this moment.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from hub.api.result import FhirResult
 from hub.fhir.errors import Forbidden
 from hub.fhir.instants import now_us, to_iso
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_token, resource
+from hub.workflows.overdracht import describe_access
+from hub.workflows.tables import overdracht_access
 
 
 async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
@@ -52,6 +55,13 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
         delegations = (await conn.execute(
             select(delegation).where(delegation.c.patient_bsn == (bsn or ""), delegation.c.active.is_(True))
         )).mappings().all() if bsn else []
+        handovers = (await conn.execute(
+            select(overdracht_access.c.source_pid, overdracht_access.c.org_ura, overdracht_access.c.task_status)
+            .where(overdracht_access.c.patient_id == route.res_id, overdracht_access.c.scope == "task")
+            .distinct()
+        )).all()
+        handover_refs = await _refs(conn, {h[0] for h in handovers})
+        handover_names = await _names(conn, sorted({h[1] for h in handovers} - set(uras)))
     rules = [(Rule(r["decision"], r["category"], r["actor_ura"], r["org_type"], r["purpose"], r["start"], r["end"]),
               sources.get(r["source_pid"], "")) for r in rules_rows]
     out: list[dict[str, Any]] = []
@@ -72,6 +82,17 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
                 {"name": "reason", "valueString": _reason(decision, deciding, rules)},
             ]})
         out.append({"name": "organisation", "part": parts})
+    for source_pid, ura, status in sorted(handovers, key=lambda h: (handover_refs.get(h[0], ""), h[1])):
+        ref = handover_refs.get(source_pid, "")
+        name = names.get(ura) or handover_names.get(ura) or ura
+        what = describe_access(status)
+        out.append({"name": "overdracht", "part": [
+            {"name": "ura", "valueString": ura},
+            {"name": "name", "valueString": name},
+            {"name": "task", "valueReference": {"reference": ref}},
+            {"name": "status", "valueCode": status},
+            {"name": "access", "valueString": f"{name}: {what}, {ref} {status}"},
+        ]})
     for d in delegations:
         if (d["period_start"] or DATE_MIN) > now or (d["period_end"] or DATE_MAX) <= now:
             continue

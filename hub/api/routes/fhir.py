@@ -48,7 +48,8 @@ async def fhir_endpoint(request: Request, path: str = "") -> Response:
         call = Call(services, str(request.base_url).rstrip("/") + "/fhir", policy=policy, trail=trail)
         result = await handle(call, req)
     except FhirError as exc:
-        await trail.finish(exc.status, denial_reason=exc.diagnostics if exc.status in (401, 403, 404) else None)
+        denied = exc.status in (401, 403, 404) or getattr(exc, "denial", False)
+        await trail.finish(exc.status, denial_reason=exc.diagnostics if denied else None)
         raise
     except Exception:
         await trail.finish(500)

@@ -1,0 +1,217 @@
+"""The workflow check of one write, as the access decision asks it (:meth:`AccessPolicy.check_write`).
+
+It runs after the caller was found entitled to write the data at all (scopes, consent, care
+relation, delegation) and decides whether *this* change is theirs to make:
+
+========================  ===================================================================
+rule                      who may
+========================  ===================================================================
+ownership                 update a resource: its creator, or the party it names as author
+                          (CarePlan.author, Goal.expressedBy, Composition.author,
+                          Task.requester, ServiceRequest.requester, CareTeam.managingOrganization);
+                          resources the hub loaded itself with no named author: any entitled writer
+ownership-delete          delete: the same parties only (the way out is a status change)
+client-own                the client (and a legal representative) also update their own network
+                          and consent data, and a mantelzorger with ``zorgplan`` the client's goals
+careplan-*                everyone else changes a shared care plan's activities only
+                          (:mod:`hub.workflows.careplan`)
+overdracht-*              an overdracht Task changes by the state machine only
+                          (:mod:`hub.workflows.overdracht`)
+========================  ===================================================================
+
+The answer is a :class:`WriteVerdict`: who to record as the creator, and the
+:class:`StateChange` the write makes (for the outbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.store.resources import Stored
+from hub.workflows import careplan, overdracht
+from hub.workflows.derive import record_owners
+from hub.workflows.parties import caller_parties, creator_parties, parties_of
+from hub.workflows.refusal import refuse
+from hub.workflows.tables import resource_owner
+
+TOPIC_BASE = "http://zorgnet.nl/fhir/SubscriptionTopic/"
+#: The outbox's hook (see :class:`hub.store.repository.Repository`): (conn, StateChange) -> None.
+OnStateChange = Callable[[AsyncConnection, "StateChange"], Awaitable[None]]
+#: The elements that name a resource's author, by type (ownership besides the creator).
+NAMED_OWNER: dict[str, tuple[str, ...]] = {
+    "CarePlan": ("author",),
+    "Goal": ("expressedBy",),
+    "Composition": ("author",),
+    "Task": ("requester",),
+    "ServiceRequest": ("requester",),
+    "CareTeam": ("managingOrganization",),
+}
+#: Categories of their own data the client (or legal representative) updates whoever wrote it.
+CLIENT_OWN = frozenset({"netwerk", "toestemming"})
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A change of state a write makes, to be written to the outbox in the write's transaction.
+
+    ``version`` is filled in by the repository once the version is stored (None before)."""
+
+    topic: str
+    res_type: str
+    res_id: str
+    patient_id: str | None
+    previous: str | None
+    status: str
+    party: str
+    version: int | None = None
+
+    def stored_as(self, version: int, res_id: str) -> StateChange:
+        return replace(self, version=version, res_id=res_id)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteVerdict:
+    """What the workflow check allowed: the creator parties to record (when the write creates the
+    resource) and the state change it makes, if any."""
+
+    owners: tuple[str, ...] = ()
+    change: StateChange | None = None
+
+    async def keep(self, conn: AsyncConnection, stored: Stored, on_state_change: OnStateChange | None) -> None:
+        """After the write: record the creator (a create), hand the state change to the outbox hook."""
+        if self.owners:
+            await record_owners(conn, stored.pid, self.owners)
+        if self.change is not None and on_state_change is not None:
+            await on_state_change(conn, self.change.stored_as(stored.version, stored.res_id))
+
+
+def _refs(resource: dict[str, Any], names: tuple[str, ...]) -> list[Any]:
+    out: list[Any] = []
+    for name in names:
+        value = resource.get(name)
+        out += value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+    return out
+
+
+def _patient(resource: dict[str, Any]) -> str | None:
+    ref = resource.get("for") or resource.get("subject") or {}
+    text = ref.get("reference") if isinstance(ref, dict) else None
+    if isinstance(text, str) and text.startswith("Patient/"):
+        return text.split("/")[1]
+    return None
+
+
+async def owners_of(conn: AsyncConnection, pid: int, resource: dict[str, Any]) -> frozenset[str]:
+    """The recorded creator(s) and the parties the resource names as its author."""
+    rows = (await conn.execute(select(resource_owner.c.party).where(resource_owner.c.pid == pid))).all()
+    named = _refs(resource, NAMED_OWNER.get(str(resource.get("resourceType")), ()))
+    found = {r[0] for r in rows}
+    for parties in await parties_of(conn, named) if named else []:
+        found |= parties
+    return frozenset(found)
+
+
+async def task_roles(conn: AsyncConnection, task: dict[str, Any], parties: frozenset[str]) -> frozenset[str]:
+    """``sender`` when the caller is the Task's requester, ``receiver`` when it is its owner."""
+    requester, owner = await parties_of(conn, [task.get("requester"), task.get("owner")])
+    roles = set()
+    if parties & requester:
+        roles.add(overdracht.SENDER)
+    if parties & owner:
+        roles.add(overdracht.RECEIVER)
+    return frozenset(roles)
+
+
+def _party(parties: frozenset[str]) -> str:
+    return sorted(parties)[0] if parties else ""
+
+
+async def check(
+    conn: AsyncConnection,
+    policy: Any,
+    res_type: str,
+    resource: dict[str, Any] | None,
+    current: Stored | None,
+    interaction: str,
+    compartments: list[str],
+    category: str,
+) -> WriteVerdict:
+    """Decide one write (``interaction`` c, u or d; ``resource`` None for a delete)."""
+    parties = caller_parties(policy)
+    kind = policy.principal.kind
+    if current is None or current.deleted or current.content is None:
+        change = None
+        if resource is not None and overdracht.is_overdracht(resource):
+            overdracht.check_create(resource, await task_roles(conn, resource, parties))
+            change = StateChange(TOPIC_BASE + "overdracht", res_type, str(resource.get("id", "")),
+                                 _patient(resource), None, str(resource.get("status")), _party(parties))
+        return WriteVerdict(creator_parties(policy, compartments), change)
+    old = orjson.loads(current.content)
+    if overdracht.is_overdracht(old) or overdracht.is_overdracht(resource):
+        roles = await task_roles(conn, old, parties)
+        if resource is None:
+            overdracht.check_delete(old, roles)
+            return WriteVerdict()
+        if not overdracht.is_overdracht(resource) or not overdracht.is_overdracht(old):
+            raise refuse(422, "overdracht-immutable", "Task.code does not change after the overdracht was sent",
+                         expression="Task.code")
+        overdracht.check_update(old, resource, roles)
+        if old.get("status") == resource.get("status"):
+            return WriteVerdict()
+        return WriteVerdict(change=StateChange(
+            TOPIC_BASE + "overdracht", res_type, current.res_id, _patient(resource), str(old.get("status")),
+            str(resource.get("status")), _party(parties)))
+    owners = await owners_of(conn, current.pid, old)
+    change = _careplan_change(res_type, old, resource, current.res_id, parties)
+    if not owners or parties & owners or kind == "admin":
+        return WriteVerdict(change=change)
+    legal = kind == "related" and policy.delegated is not None and policy.delegated.legal_representative
+    if resource is not None and (kind == "client" or legal) and category in CLIENT_OWN:
+        return WriteVerdict(change=change)
+    if resource is not None and res_type == "Goal" and kind == "related" and policy.delegated is not None:
+        if owners & {f"patient:{i}" for i in policy.delegated.patient_ids}:
+            return WriteVerdict(change=change)  # the client's own goal (ClientGoal)
+    if resource is not None and res_type == "CarePlan":
+        acts = list(old.get("activity") or []) + list(resource.get("activity") or [])
+        refs = [careplan.performer_refs(a) for a in acts]
+        flat = [r for rs in refs for r in rs]
+        resolved = await parties_of(conn, flat) if flat else []
+        mine: list[bool] = []
+        at = 0
+        for rs in refs:
+            mine.append(any(parties & found for found in resolved[at:at + len(rs)]))
+            at += len(rs)
+        verdicts = {id(a): m for a, m in zip(acts, mine, strict=True)}
+        careplan.check_update(old, resource, performs=lambda a: verdicts.get(id(a), False),
+                              status_only=kind == "professional")
+        return WriteVerdict(change=change)
+    who = ", ".join(sorted(owners))
+    if resource is None:
+        raise refuse(403, "ownership-delete", f"{res_type}/{current.res_id} can be deleted by its author only "
+                     f"({who}); change its status instead (e.g. 'entered-in-error', 'cancelled', 'revoked'), "
+                     "which is kept in its history", expression=res_type)
+    raise refuse(403, "ownership", f"{res_type}/{current.res_id} is changed by its author only ({who})"
+                 + ("; participants change the activities they perform" if res_type == "CarePlan" else ""),
+                 expression=res_type)
+
+
+def _careplan_change(
+    res_type: str, old: dict[str, Any], new: dict[str, Any] | None, res_id: str, parties: frozenset[str]
+) -> StateChange | None:
+    """A shared care plan's status, or one of its activities' status, changed."""
+    if res_type != "CarePlan" or new is None:
+        return None
+
+    def statuses(plan: dict[str, Any]) -> list[Any]:
+        return [(a.get("detail") or {}).get("status") for a in plan.get("activity") or [] if isinstance(a, dict)]
+
+    if old.get("status") == new.get("status") and statuses(old) == statuses(new):
+        return None
+    return StateChange(TOPIC_BASE + "careplan", res_type, res_id, _patient(new), str(old.get("status")),
+                       str(new.get("status")), _party(parties))

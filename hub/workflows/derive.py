@@ -1,0 +1,146 @@
+"""Keeping the workflow facts up to date, in the transaction of the write that implies them.
+
+- :func:`record_owners`: the creator of a new resource (from the :class:`WriteVerdict`).
+- :func:`after_write`: an overdracht Task's write rewrites what its receiver may read
+  (``overdracht_access``); a Composition's write rewrites it for the Tasks that name it (its
+  sections decide what the receiver may read with it); an Organization's or PractitionerRole's
+  write for the Tasks naming it as their owner (its URA decides who the receiver is).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, delete, false, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.store.resources import Stored
+from hub.store.tables import idx_reference, resource
+from hub.workflows import overdracht
+from hub.workflows.tables import overdracht_access, resource_owner
+
+
+async def record_owners(conn: AsyncConnection, pid: int, owners: tuple[str, ...]) -> None:
+    """The creator(s) of a resource just created (replacing those of an earlier life of it)."""
+    await conn.execute(delete(resource_owner).where(resource_owner.c.pid == pid))
+    if owners:
+        await conn.execute(insert(resource_owner), [{"pid": pid, "party": p} for p in dict.fromkeys(owners)])
+
+
+async def after_write(
+    conn: AsyncConnection, stored: Stored, res: dict[str, Any] | None, _author_ura: str | None
+) -> None:
+    if stored.res_type == "Task":
+        await derive_task(conn, stored.pid, res)
+    elif stored.res_type in ("Organization", "PractitionerRole"):
+        await _rederive_owned_by(conn, stored.res_type, stored.res_id)
+    elif stored.res_type == "Composition":
+        rows = (await conn.execute(
+            select(overdracht_access.c.source_pid).where(
+                overdracht_access.c.target_type == "Composition", overdracht_access.c.target_id == stored.res_id,
+            ).distinct()
+        )).all()
+        for (task_pid,) in rows:
+            task = (await conn.execute(
+                select(resource.c.content).where(resource.c.pid == task_pid, resource.c.deleted == false())
+            )).first()
+            await derive_task(conn, task_pid, orjson.loads(task[0]) if task and task[0] else None)
+
+
+async def _rederive_owned_by(conn: AsyncConnection, res_type: str, res_id: str) -> None:
+    """An organisation (or its PractitionerRole) registered or changed after Tasks named it as their
+    receiver: what those receivers may read is derived again (its URA decides who it is)."""
+    targets = [(res_type, res_id)]
+    if res_type == "Organization":
+        roles = (await conn.execute(
+            select(idx_reference.c.pid, resource.c.res_id)
+            .select_from(idx_reference.join(resource, resource.c.pid == idx_reference.c.pid))
+            .where(idx_reference.c.res_type == "PractitionerRole", idx_reference.c.param == "organization",
+                   idx_reference.c.target_type == "Organization", idx_reference.c.target_id == res_id)
+        )).all()
+        targets += [("PractitionerRole", r[1]) for r in roles]
+    tasks = (await conn.execute(
+        select(resource.c.pid, resource.c.content)
+        .where(resource.c.pid.in_(
+            select(idx_reference.c.pid).where(
+                idx_reference.c.res_type == "Task", idx_reference.c.param == "owner",
+                or_(*(and_(idx_reference.c.target_type == t, idx_reference.c.target_id == i) for t, i in targets)),
+            )
+        ), resource.c.deleted == false())
+    )).all()
+    for pid, content in tasks:
+        await derive_task(conn, pid, orjson.loads(content) if content else None)
+
+
+def _local(ref: str) -> tuple[str, str] | None:
+    parts = ref.split("/_history/")[0].split("/")
+    if len(parts) >= 2 and parts[-2] and parts[-1] and not ref.startswith(("urn:", "#")):
+        return parts[-2], parts[-1]
+    return None
+
+
+def _section_refs(node: Any) -> list[str]:
+    """The references of a Composition's sections (nested sections too)."""
+    out: list[str] = []
+    for section in node.get("section") or [] if isinstance(node, dict) else []:
+        if not isinstance(section, dict):
+            continue
+        for entry in section.get("entry") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("reference"), str):
+                out.append(entry["reference"])
+        out += _section_refs(section)
+    return out
+
+
+async def derive_task(conn: AsyncConnection, pid: int, task: dict[str, Any] | None) -> None:
+    """Rewrite what the receiver of this overdracht Task may read because of it."""
+    from hub.access.facts import organisation_uras
+
+    await conn.execute(delete(overdracht_access).where(overdracht_access.c.source_pid == pid))
+    if task is None or not overdracht.is_overdracht(task):
+        return
+    for_ref = (task.get("for") or {}).get("reference")
+    patient = _local(for_ref) if isinstance(for_ref, str) else None
+    if patient is None or patient[0] != "Patient":
+        return
+    owner = task.get("owner")
+    ura = (await organisation_uras(conn, [owner])).get(_key(owner)) if isinstance(owner, dict) else None
+    if not ura:
+        return
+    status = str(task.get("status"))
+    scopes = overdracht.access_scopes(status)
+    targets: dict[tuple[str, str, str], bool] = {}
+
+    def add(target: tuple[str, str] | None, scope: str) -> None:
+        if target is not None:
+            key = (target[0], target[1], scope)
+            targets[key] = targets.get(key, False) or scope in scopes
+
+    add(("Task", str(task.get("id"))), "task")
+    add(patient, "notice")
+    for scope, kind in (("notice", overdracht.ADVANCE_NOTICE), ("handoff", overdracht.HANDOFF)):
+        for ref in overdracht.inputs(task, kind):
+            doc = _local(ref)
+            add(doc, scope)
+            if doc is None or doc[0] != "Composition":
+                continue
+            row = (await conn.execute(
+                select(resource.c.content).where(resource.c.res_type == "Composition", resource.c.res_id == doc[1],
+                                                 resource.c.deleted == false())
+            )).first()
+            if row is None or row[0] is None:
+                continue
+            for entry in _section_refs(orjson.loads(row[0])):
+                add(_local(entry), scope)
+    await conn.execute(insert(overdracht_access), [
+        {"source_pid": pid, "patient_id": patient[1], "org_ura": ura, "task_status": status,
+         "target_type": t, "target_id": i, "scope": s, "active": active}
+        for (t, i, s), active in targets.items()
+    ])
+
+
+def _key(ref: dict[str, Any]) -> str:
+    from hub.access.facts import _ref_key
+
+    return _ref_key(ref)

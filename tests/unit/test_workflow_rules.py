@@ -1,0 +1,96 @@
+"""The workflow layer's pure rules, without a database: the overdracht's bookkeeping and content
+rules, and the shared care plan's parts per party."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hub.workflows import careplan, overdracht
+from hub.workflows.refusal import WorkflowRefusal
+
+SCT = "http://snomed.info/sct"
+
+
+def _task(status: str, **extra: Any) -> dict[str, Any]:
+    return {"resourceType": "Task", "status": status, "intent": "order",
+            "code": {"coding": [{"system": SCT, "code": "308292007"}]},
+            "for": {"reference": "Patient/p"}, "requester": {"reference": "Organization/a"},
+            "owner": {"reference": "Organization/b"},
+            "input": [{"type": {"coding": [{"system": "http://loinc.org", "code": "57830-2"}]},
+                       "valueReference": {"reference": "Composition/n"}}], **extra}
+
+
+def _refusal(exc: pytest.ExceptionInfo[Exception]) -> WorkflowRefusal:
+    assert isinstance(exc.value, WorkflowRefusal)
+    return exc.value
+
+
+def test_amend_keeps_the_bookkeeping_right() -> None:
+    created = overdracht.amend(_task("requested"), None, "2026-11-30T10:00:00Z")
+    assert created["authoredOn"] == created["lastModified"] == "2026-11-30T10:00:00Z"
+    assert created["businessStatus"]["coding"][0]["code"] == "requested"
+    started = overdracht.amend(_task("in-progress"), _task("accepted"), "2026-12-01T09:00:00Z")
+    assert started["executionPeriod"] == {"start": "2026-12-01T09:00:00Z"}
+    done = overdracht.amend({**started, "status": "completed"}, started, "2026-12-01T11:00:00Z")
+    assert done["executionPeriod"] == {"start": "2026-12-01T09:00:00Z", "end": "2026-12-01T11:00:00Z"}
+    assert done["businessStatus"]["text"] == "overdracht afgerond"
+    same = overdracht.amend({**done, "note": [{"text": "x"}]}, done, "2026-12-02T08:00:00Z")
+    assert same["businessStatus"] == done["businessStatus"] and same["lastModified"] == "2026-12-02T08:00:00Z"
+    other = {"resourceType": "Task", "status": "requested"}
+    assert overdracht.amend(other, None, "2026-12-02T08:00:00Z") is other
+
+
+def test_on_hold_needs_a_date_and_rejection_of_a_closed_task_names_no_states() -> None:
+    with pytest.raises(Exception) as exc:
+        overdracht.check_update(_task("requested"), _task("on-hold"), frozenset({"receiver"}))
+    assert _refusal(exc).rule == "overdracht-on-hold"
+    overdracht.check_update(_task("requested"), _task("on-hold", restriction={"period": {"start": "2030-01-01"}}),
+                            frozenset({"receiver"}))
+    stu3_style = _task("on-hold", output=[{"type": {"coding": [{"system": SCT, "code": "146851000146105"}]},
+                                            "valueDateTime": "2030-01-01"}])
+    overdracht.check_update(_task("received"), stu3_style, frozenset({"receiver"}))
+    with pytest.raises(Exception) as exc:
+        overdracht.check_update(_task("cancelled"), _task("requested"), frozenset({"sender"}))
+    assert _refusal(exc).rule == "overdracht-closed" and _refusal(exc).allowed == ()
+
+
+def test_both_roles_take_both_kinds_of_steps() -> None:
+    """An organisation that hands over to itself (another location) is sender and receiver."""
+    both = frozenset({"sender", "receiver"})
+    assert overdracht.allowed_next("requested", both) == ["received", "accepted", "rejected", "on-hold", "cancelled"]
+    assert overdracht.allowed_next("in-progress", frozenset({"receiver"})) == ["completed"]
+    assert overdracht.allowed_next("completed", both) == []
+
+
+def _plan(*activities: dict[str, Any], title: str = "plan") -> dict[str, Any]:
+    return {"resourceType": "CarePlan", "title": title, "activity": list(activities)}
+
+
+def _act(who: str, status: str = "in-progress", description: str = "x") -> dict[str, Any]:
+    return {"detail": {"status": status, "description": description, "performer": [{"reference": who}]}}
+
+
+def _mine(who: str) -> Any:
+    return lambda a: any(p.get("reference") == who for p in careplan.performer_refs(a))
+
+
+def test_care_plan_parts() -> None:
+    old = _plan(_act("A"), _act("B"))
+    careplan.check_update(old, _plan(_act("A", "completed"), _act("B")), performs=_mine("A"), status_only=True)
+    cases = [
+        (_plan(_act("A", description="y"), _act("B")), True, "careplan-activity-status"),
+        (_plan(_act("A"), _act("B", "completed")), True, "careplan-activity"),
+        (_plan(_act("B")), False, "careplan-activity"),  # removing activity 0 shifts B onto it
+        (_plan(_act("A")), False, "careplan-activity-remove"),
+        (_plan(_act("A"), _act("B"), title="mine"), False, "careplan-structure"),
+        (_plan(_act("A"), _act("B"), _act("B")), False, "careplan-activity-add"),
+        (_plan(_act("B"), _act("B")), False, "careplan-activity"),  # handing it to someone else
+    ]
+    for new, status_only, rule in cases:
+        with pytest.raises(Exception) as exc:
+            careplan.check_update(old, new, performs=_mine("A"), status_only=status_only)
+        assert _refusal(exc).rule == rule, (new, rule)
+    careplan.check_update(old, _plan(_act("A", description="z"), _act("B"), _act("A")), performs=_mine("A"),
+                          status_only=False)
