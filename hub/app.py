@@ -27,13 +27,15 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
     from hub.events.outbox import Outbox
     from hub.fhir.categories import category_for
     from hub.fhir.extract import extract
+    from hub.fhir.query import SearchLimits
     from hub.fhir.searchparams import load_registry
     from hub.fhir.typeinfo import resource_types
     from hub.store.search.engine import SearchEngine
 
     registry = load_registry()
     engine = SearchEngine(
-        registry, resource_types(), default_count=settings.default_page_size, max_count=settings.max_page_size
+        registry, resource_types(), default_count=settings.default_page_size, max_count=settings.max_page_size,
+        limits=SearchLimits.from_settings(settings),
     )
     repo = Repository(
         db,

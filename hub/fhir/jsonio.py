@@ -32,6 +32,8 @@ def loads(body: bytes | str) -> Any:
         raise BadRequest(f"Malformed JSON: {exc}", code="structure") from None
     except UnicodeDecodeError as exc:
         raise BadRequest(f"Body is not valid UTF-8: {exc}", code="structure") from None
+    except RecursionError:  # the Decimal path (simplejson) parses recursively
+        raise BadRequest("Malformed JSON: nested too deeply", code="too-costly") from None
 
 
 def dumps(data: Any, *, pretty: bool = False) -> bytes:

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from hub.fhir.errors import BadRequest, Issue
+from hub.fhir.integers import parse_int
 from hub.fhir.normalize import date_range, normalize_string
 from hub.fhir.search_values import parse_count
 
@@ -59,7 +60,10 @@ RESULT_PARAMS = frozenset(
 #: Parameters the hub knows but does not support (reported, or 400 under strict handling).
 UNSUPPORTED = frozenset({"_text", "_content", "_list", "_query", "_filter", "_containedType", "_contained"})
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+#: The largest ``_offset`` (paging deeper than this is not paging; SQL engines choke on huge offsets).
+MAX_OFFSET = 2**31 - 1
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
 
 
 class ParamDef(Protocol):
@@ -529,13 +533,9 @@ def _result_param(
         query.count = parse_count(value, query.count, max_count)
         query.canonical.append((name, str(query.count)))
     elif name == "_offset":
-        if not value.isdigit():
-            raise BadRequest("_offset must be a non-negative integer", expression="_offset")
-        query.offset = int(value)
+        query.offset = parse_int(value, "_offset", maximum=MAX_OFFSET)
     elif name == "_snapshot":
-        if not value.isdigit():
-            raise BadRequest("_snapshot must come from a next link", expression="_snapshot")
-        query.snapshot = int(value)
+        query.snapshot = parse_int(value, "_snapshot", hint="a number from a next link")
     elif name == "_total":
         if value not in ("none", "estimate", "accurate"):
             raise BadRequest("_total must be none, estimate or accurate", expression="_total")

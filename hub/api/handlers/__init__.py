@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from hub.api.context import Call
 from hub.api.handlers import audit_events, capabilities, crud, history, operations, search, transaction
-from hub.api.interaction import FhirRequest, Route, route
+from hub.api.interaction import FhirRequest, Route, check_text, route
 from hub.api.result import FhirResult
 
 Handler = Callable[[Call, FhirRequest, Route], Awaitable[FhirResult]]
@@ -35,6 +35,7 @@ HANDLERS: dict[str, Handler] = {
 
 async def handle(call: Call, req: FhirRequest) -> FhirResult:
     """Run one interaction (a direct request, or one Bundle entry)."""
+    check_text(req)
     if req.path == "SubscriptionTopic" or req.path.startswith("SubscriptionTopic/"):
         from hub.events.subscriptions import topics
 

@@ -10,6 +10,7 @@ from hub.api.result import FhirResult, written
 from hub.fhir.errors import BadRequest, information
 from hub.fhir.instants import to_http_date
 from hub.fhir.parse import check_resource, media_kind
+from hub.fhir.patch import PatchLimits
 from hub.store.resources import Stored
 
 
@@ -86,7 +87,7 @@ async def conditional_delete(call: Call, req: FhirRequest, route: Route) -> Fhir
 
 async def patch(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type
-    apply = _patch_function(req)
+    apply = _patch_function(req, PatchLimits.from_settings(call.svc.settings))
     if route.res_id is None:
         outcome = await call.repo.conditional_patch(
             route.res_type, _criteria(req, "patch"), apply, conn=call.conn, if_match=req.if_match
@@ -100,7 +101,7 @@ async def patch(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     )
 
 
-def _patch_function(req: FhirRequest) -> Any:
+def _patch_function(req: FhirRequest, limits: PatchLimits) -> Any:
     """JSON Patch for ``application/json-patch+json``; FHIRPath Patch for a Parameters resource."""
     from hub.fhir.patch import apply_fhirpath_patch, apply_json_patch
 
@@ -109,7 +110,7 @@ def _patch_function(req: FhirRequest) -> Any:
     if ctype == "application/json-patch+json" or isinstance(body, list):
         if not isinstance(body, list):
             raise BadRequest("A JSON Patch document must be a JSON array of operations", code="structure")
-        return lambda resource: apply_json_patch(resource, body)
+        return lambda resource: apply_json_patch(resource, body, limits)
     if ctype and media_kind(ctype) not in ("json", "xml"):
         raise BadRequest(f"Unsupported patch format '{ctype}'")
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
@@ -118,7 +119,7 @@ def _patch_function(req: FhirRequest) -> Any:
             code="structure",
         )
     parameters = check_resource(body, "Parameters")
-    return lambda resource: apply_fhirpath_patch(resource, parameters)
+    return lambda resource: apply_fhirpath_patch(resource, parameters, limits)
 
 
 def _maybe_not_modified(req: FhirRequest, stored: Stored) -> FhirResult | None:
