@@ -209,6 +209,73 @@ class SearchQuery:
     canonical: list[tuple[str, str]] = field(default_factory=list)
 
 
+# -- limits ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SearchLimits:
+    """How much one search may ask for (from :class:`hub.settings.Settings`); each is a 400 too-costly.
+
+    They are checked on the raw parameters, before any definition is looked up, so that a
+    pathological URL costs no more than reading it."""
+
+    max_params: int = 40
+    max_chain_depth: int = 3
+    max_has_depth: int = 3
+    max_values: int = 100
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SearchLimits:
+        return cls(
+            max_params=settings.max_search_params,
+            max_chain_depth=settings.max_chain_depth,
+            max_has_depth=settings.max_has_depth,
+            max_values=settings.max_values_per_param,
+        )
+
+
+DEFAULT_SEARCH_LIMITS = SearchLimits()
+
+
+def check_search_limits(params: list[tuple[str, str]], limits: SearchLimits = DEFAULT_SEARCH_LIMITS) -> None:
+    """400 (too-costly) when the parameters exceed a limit: count, chain depth, ``_has`` depth, values;
+    400 for a NUL character (wherever the parameters came from: URL, form, If-None-Exist, a Bundle)."""
+    counted = [(n, v) for n, v in params if n not in ("_format", "_pretty")]
+    if len(counted) > limits.max_params:
+        raise BadRequest(
+            f"The search has {len(counted)} parameters; the limit is {limits.max_params}", code="too-costly"
+        )
+    for name, value in counted:
+        if "\x00" in name or "\x00" in value:  # PostgreSQL cannot even compare text holding one
+            raise BadRequest(
+                f"A NUL character (%00) is not allowed in the search parameter '{_short(name.replace(chr(0), ''))}'",
+                code="value", expression=_short(name.replace("\x00", "")),
+            )
+        has = name.count("_has:")
+        if has > limits.max_has_depth:
+            raise BadRequest(
+                f"'{_short(name)}' nests _has {has} levels deep; the limit is {limits.max_has_depth}",
+                code="too-costly", expression=_short(name),
+            )
+        chain = name.count(".")
+        if chain > limits.max_chain_depth:
+            raise BadRequest(
+                f"'{_short(name)}' chains {chain} references; the limit is {limits.max_chain_depth}",
+                code="too-costly", expression=_short(name),
+            )
+        if value.count(",") >= limits.max_values:
+            n = len(split_or(value))
+            if n > limits.max_values:
+                raise BadRequest(
+                    f"'{_short(name)}' has {n} values; the limit is {limits.max_values} per parameter",
+                    code="too-costly", expression=_short(name),
+                )
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 80 else name[:77] + "..."
+
+
 # -- parsing --------------------------------------------------------------------------------------
 
 
@@ -221,8 +288,10 @@ def parse_query(
     max_count: int = 1000,
     strict: bool = False,
     resource_types: frozenset[str] = frozenset(),
+    limits: SearchLimits = DEFAULT_SEARCH_LIMITS,
 ) -> SearchQuery:
     """Parse search parameters for ``res_type`` (None: all types, narrowed by ``_type``)."""
+    check_search_limits(params, limits)
     query = SearchQuery(res_type, count=default_count)
     for name, value in params:
         if name in ("_format", "_pretty"):
