@@ -13,7 +13,8 @@ from fastapi import FastAPI, Request
 
 from hub.api import errors
 from hub.api.context import Services
-from hub.api.routes import admin_audit_router, admin_router, fhir_router, health_router
+from hub.api.disconnect import CancelOnDisconnect
+from hub.api.routes import admin_audit_router, admin_router, fhir_router, health_router, openapi_router
 from hub.settings import Settings, get_settings
 from hub.store.db import Database
 from hub.store.repository import Repository
@@ -91,7 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from hub.profiles import load_conformance_package
         from hub.store.migrate import prepare_database
 
-        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        db = Database(
+            settings.database_url, pool_size=settings.db_pool_size, statement_timeout_ms=settings.statement_timeout_ms
+        )
         await prepare_database(db, settings)
         from hub.audit.writer import AuditWriter
 
@@ -140,7 +143,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
+    app.add_middleware(CancelOnDisconnect)
     app.include_router(health_router)
+    app.include_router(openapi_router)
     app.include_router(build_auth_router(config, keys, transaction, patient_id_for_bsn=first_patient))
     app.include_router(admin_router)
     app.include_router(admin_audit_router)
