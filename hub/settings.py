@@ -49,11 +49,13 @@ class Settings(BaseSettings):
     #: Search parameters (criteria and result parameters) in one search.
     max_search_params: int = 40
     #: Links in one chain (``subject:Patient.organization.name`` is 2).
-    max_chain_depth: int = 3
+    max_chain_depth: int = 4
     #: Nested ``_has`` levels in one parameter.
     max_has_depth: int = 3
     #: Comma-separated values (alternatives) of one search parameter.
     max_values_per_param: int = 100
+    #: Values over all parameters of a search, each weighted by 1 + its chain and ``_has`` depth.
+    max_search_terms: int = 200
     #: PostgreSQL ``statement_timeout`` for the statements of a request (0: none). A request whose
     #: client goes away is cancelled, and with it the statement running for it.
     statement_timeout_ms: int = 30_000

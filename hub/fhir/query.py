@@ -220,9 +220,12 @@ class SearchLimits:
     pathological URL costs no more than reading it."""
 
     max_params: int = 40
-    max_chain_depth: int = 3
+    max_chain_depth: int = 4
     max_has_depth: int = 3
     max_values: int = 100
+    #: Values summed over all parameters, each weighted by 1 + its chain and ``_has`` depth: what
+    #: building and compiling the SQL costs (on the event loop) grows with this product.
+    max_terms: int = 200
 
     @classmethod
     def from_settings(cls, settings: Any) -> SearchLimits:
@@ -231,6 +234,7 @@ class SearchLimits:
             max_chain_depth=settings.max_chain_depth,
             max_has_depth=settings.max_has_depth,
             max_values=settings.max_values_per_param,
+            max_terms=settings.max_search_terms,
         )
 
 
@@ -238,13 +242,15 @@ DEFAULT_SEARCH_LIMITS = SearchLimits()
 
 
 def check_search_limits(params: list[tuple[str, str]], limits: SearchLimits = DEFAULT_SEARCH_LIMITS) -> None:
-    """400 (too-costly) when the parameters exceed a limit: count, chain depth, ``_has`` depth, values;
+    """400 (too-costly) when the parameters exceed a limit: count, chain depth, ``_has`` depth, values,
+    weighted terms;
     400 for a NUL character (wherever the parameters came from: URL, form, If-None-Exist, a Bundle)."""
     counted = [(n, v) for n, v in params if n not in ("_format", "_pretty")]
     if len(counted) > limits.max_params:
         raise BadRequest(
             f"The search has {len(counted)} parameters; the limit is {limits.max_params}", code="too-costly"
         )
+    terms = 0
     for name, value in counted:
         if "\x00" in name or "\x00" in value:  # PostgreSQL cannot even compare text holding one
             raise BadRequest(
@@ -263,13 +269,21 @@ def check_search_limits(params: list[tuple[str, str]], limits: SearchLimits = DE
                 f"'{_short(name)}' chains {chain} references; the limit is {limits.max_chain_depth}",
                 code="too-costly", expression=_short(name),
             )
-        if value.count(",") >= limits.max_values:
-            n = len(split_or(value))
-            if n > limits.max_values:
+        values = value.count(",") + 1
+        if values > limits.max_values:
+            values = len(split_or(value))
+            if values > limits.max_values:
                 raise BadRequest(
-                    f"'{_short(name)}' has {n} values; the limit is {limits.max_values} per parameter",
+                    f"'{_short(name)}' has {values} values; the limit is {limits.max_values} per parameter",
                     code="too-costly", expression=_short(name),
                 )
+        if name.partition(":")[0] not in RESULT_PARAMS and not name.startswith(("_include", "_revinclude")):
+            terms += values * (1 + has + chain)
+    if terms > limits.max_terms:
+        raise BadRequest(
+            f"The search asks for {terms} terms (values, weighted by chain and _has depth); the limit is "
+            f"{limits.max_terms}", code="too-costly",
+        )
 
 
 def _short(name: str) -> str:

@@ -250,10 +250,11 @@ async def test_two_hundred_chained_parameters(client: httpx.AsyncClient) -> None
 
 
 async def test_chain_depth(client: httpx.AsyncClient) -> None:
-    deep = "subject:Patient.general-practitioner:Practitioner.qualification-issuer:Organization.partof.name"
-    issue = _outcome(await client.get(f"/fhir/Observation?{deep}=x"), 400)
+    hops = "subject:Patient.organization" + ".partof" * DEFAULTS.max_chain_depth + ".name"
+    issue = _outcome(await client.get(f"/fhir/Observation?{hops}=x"), 400)
     assert issue["code"] == "too-costly" and "chain" in issue["diagnostics"]
-    r = await client.get("/fhir/Observation?subject:Patient.organization.name=x")
+    allowed = "subject:Patient.organization" + ".partof" * (DEFAULTS.max_chain_depth - 2) + ".name"
+    r = await client.get(f"/fhir/Observation?{allowed}=x")
     assert r.status_code == 200, r.text
 
 
@@ -277,19 +278,28 @@ async def test_two_thousand_values(client: httpx.AsyncClient, param: str) -> Non
 
 
 async def test_values_at_the_limit_run_on_every_backend(client: httpx.AsyncClient) -> None:
-    """The most a search may ask for, at each limit at once, is answered (not a database error)."""
+    """The most a search may ask for, at each limit, is answered (not a database error)."""
     n = DEFAULTS.max_values_per_param
-    params = [
-        ("_id", ",".join(f"p{i}" for i in range(n))),
-        ("identifier", ",".join(f"s|v{i}" for i in range(n))),
-        ("name", ",".join(f"n{i}" for i in range(n))),
-        ("birthdate", ",".join(f"ge19{i % 90 + 10}" for i in range(n))),
-        ("_has:Observation:subject:_has:Provenance:target:agent", ",".join(f"Practitioner/x{i}" for i in range(n))),
-        ("general-practitioner:Practitioner.organization.name", ",".join(f"o{i}" for i in range(n))),
-    ]
-    params += [("name:contains", f"x{i}") for i in range(DEFAULTS.max_search_params - len(params))]
-    r = await client.get("/fhir/Patient", params=params)
-    assert r.status_code == 200, r.text[:1000]
+    for name in ("_id", "identifier", "name", "birthdate", "general-practitioner"):
+        values = ",".join(f"19{i % 90 + 10}" if name == "birthdate" else f"s|v{i}" if name == "identifier"
+                          else f"v{i}" for i in range(n))
+        r = await client.get("/fhir/Patient", params={name: values})
+        assert r.status_code == 200, (name, r.text[:500])
+    nested = ",".join(f"Practitioner/x{i}" for i in range(DEFAULTS.max_search_terms // 3))
+    r = await client.get("/fhir/Patient", params={"_has:Observation:subject:_has:Provenance:target:agent": nested})
+    assert r.status_code == 200, r.text[:500]
+    chained = ",".join(f"o{i}" for i in range(DEFAULTS.max_search_terms // 3))
+    r = await client.get("/fhir/Patient", params={"general-practitioner:Practitioner.organization.name": chained})
+    assert r.status_code == 200, r.text[:500]
+    many = [("name:contains", f"x{i}") for i in range(DEFAULTS.max_search_params)]
+    assert (await client.get("/fhir/Patient", params=many)).status_code == 200
+
+
+async def test_weighted_terms_limit(client: httpx.AsyncClient) -> None:
+    per = DEFAULTS.max_values_per_param
+    params = [("_has:Observation:subject:code", ",".join(f"c{i}" for i in range(per)))] * 2
+    issue = _outcome(await client.get("/fhir/Patient", params=params), 400)
+    assert issue["code"] == "too-costly" and "terms" in issue["diagnostics"]
 
 
 # -- patch limits -----------------------------------------------------------------------------------
