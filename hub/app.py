@@ -4,11 +4,13 @@ the demo network."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 
 from hub.api import errors
@@ -77,6 +79,13 @@ def _start_worker(services: Services, db: Database) -> Any:
     return asyncio.create_task(worker.run(), name="events-worker")
 
 
+def _warm_worker_thread() -> None:
+    """Runs once on the worker-thread pool at startup, so that no request pays for starting it."""
+    from hub.fhir.limits import ParseLimits, check_shape
+
+    check_shape({"resourceType": "Patient"}, ParseLimits())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     from hub.access.authserver import build_auth_router
@@ -113,6 +122,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from hub.demo import load_demo_if_empty
 
             await load_demo_if_empty(services)
+        # Everything loaded so far (models, registry, profiles) lives as long as the process: move it
+        # out of the collector's sight. A full collection would otherwise walk it all, holding the
+        # interpreter for most of a second whenever a request allocates many objects.
+        await to_thread.run_sync(_warm_worker_thread)  # the first offloaded parse imports and starts a lot
+        gc.collect()
+        gc.freeze()
         worker_task = _start_worker(services, db) if settings.events_worker_in_process else None
         try:
             yield

@@ -40,12 +40,16 @@ class Settings(BaseSettings):
     max_json_depth: int = 100
     #: Items in any one JSON array (or repeated XML element) of a body; a Bundle's entries count too.
     max_array_length: int = 10_000
+    #: Objects and arrays in one JSON body (XML: four times as many elements), counted before parsing.
+    max_json_containers: int = 100_000
     #: Bodies larger than this are parsed and checked on a worker thread, not on the event loop.
     offload_parse_bytes: int = 256 * 1024
     #: Size (serialized JSON bytes) a resource may reach after any one PATCH operation.
     max_resource_bytes: int = 8 * 1024 * 1024
     #: Operations in one JSON Patch or FHIRPath Patch document.
     max_patch_operations: int = 1000
+    #: Objects and arrays one patch may add to a resource (a ``copy`` of a list copies all its items).
+    max_patch_added_nodes: int = 10_000
     #: Search parameters (criteria and result parameters) in one search.
     max_search_params: int = 40
     #: Links in one chain (``subject:Patient.organization.name`` is 2).

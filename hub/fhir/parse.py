@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from hub.fhir import jsonio
 from hub.fhir.errors import BadRequest, InvalidResource, Issue, UnsupportedMediaType
-from hub.fhir.limits import DEFAULT_LIMITS, ParseLimits, check_shape
+from hub.fhir.limits import DEFAULT_LIMITS, ParseLimits, check_raw, check_shape
 
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 XML_TYPES = ("application/fhir+xml", "application/xml", "application/xml+fhir", "text/xml")
@@ -36,7 +36,9 @@ def parse_body(body: bytes, content_type: str | None, limits: ParseLimits = DEFA
     """Bytes to a JSON value (for XML: the FHIR JSON equivalent), its shape checked against ``limits``."""
     if not body.strip():
         raise BadRequest("The request body is empty; a resource was expected", code="required")
-    if media_kind(content_type) == "xml":
+    xml = media_kind(content_type) == "xml"
+    check_raw(body, limits, xml=xml)
+    if xml:
         from hub.fhir.xml import xml_to_json
 
         data: Any = xml_to_json(body, limits)

@@ -41,10 +41,16 @@ class PatchLimits:
 
     max_bytes: int = 8 * 1024 * 1024
     max_operations: int = 1000
+    #: Objects and arrays the whole patch may add: copying costs per node, not per byte.
+    max_added_nodes: int = 10_000
 
     @classmethod
     def from_settings(cls, settings: Any) -> PatchLimits:
-        return cls(max_bytes=settings.max_resource_bytes, max_operations=settings.max_patch_operations)
+        return cls(
+            max_bytes=settings.max_resource_bytes,
+            max_operations=settings.max_patch_operations,
+            max_added_nodes=settings.max_patch_added_nodes,
+        )
 
 
 DEFAULT_PATCH_LIMITS = PatchLimits()
@@ -62,6 +68,18 @@ class _SizeGuard:
         self.limits = limits
         self.what = what
         self.bound = _size(doc)
+        self.added_nodes = 0
+
+    def admit_value(self, doc: Any, value: Any, op_index: int) -> None:
+        """Before an operation that inserts ``value``: refuse it if the resource would pass a limit."""
+        text = _dump(value)
+        self.added_nodes += text.count(b"{") + text.count(b"[")
+        if self.added_nodes > self.limits.max_added_nodes:
+            raise PayloadTooLarge(
+                f"{self.what} operation {op_index} would add more than the limit of {self.limits.max_added_nodes} "
+                "objects and arrays to the resource", code="too-costly",
+            )
+        self.admit(doc, len(text), op_index)
 
     def admit(self, doc: Any, added: int, op_index: int) -> None:
         """Before an operation that adds ``added`` bytes: refuse it if it would pass the limit."""
@@ -80,10 +98,14 @@ class _SizeGuard:
             )
 
 
-def _size(value: Any) -> int:
+def _dump(value: Any) -> bytes:
     from hub.fhir import jsonio
 
-    return len(jsonio.dumps(value))
+    return jsonio.dumps(value)
+
+
+def _size(value: Any) -> int:
+    return len(_dump(value))
 
 
 def _check_op_count(count: int, limits: PatchLimits, what: str) -> None:
@@ -110,14 +132,14 @@ def apply_json_patch(
             raise BadRequest(f"JSON Patch operation {i} is not an object", code="structure")
         where = _pointer_to_fhirpath(rtype, op.get("path"))
         kind = op.get("op")
-        if kind in ("add", "replace", "test") and "value" in op:
-            guard.admit(doc, _size(op["value"]), i)
+        if kind in ("add", "replace") and "value" in op:
+            guard.admit_value(doc, op["value"], i)
         elif kind == "copy" and isinstance(op.get("from"), str):
             try:
                 source = jsonpointer.resolve_pointer(doc, op["from"])
             except jsonpointer.JsonPointerException:
                 source = None  # the operation itself reports the bad pointer below
-            guard.admit(doc, _size(source), i)
+            guard.admit_value(doc, source, i)
         try:
             doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
         except jsonpatch.InvalidJsonPatch as exc:
@@ -216,7 +238,7 @@ def apply_fhirpath_patch(
     for i, param in enumerate(params):
         op = _read_operation(param, i)
         if op.value:
-            guard.admit(out, _size(op.value), i)
+            guard.admit_value(out, op.value, i)
         try:
             _APPLY[op.type](out, op)
         except FhirError as exc:

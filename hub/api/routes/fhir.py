@@ -22,7 +22,7 @@ from hub.api.handlers import handle
 from hub.api.interaction import FhirRequest, route
 from hub.api.negotiate import fhir_response, negotiate, prefer_handling, prefer_return
 from hub.fhir.errors import BadRequest, FhirError
-from hub.fhir.limits import ParseLimits, check_shape
+from hub.fhir.limits import ParseLimits, check_raw, check_shape
 from hub.fhir.parse import parse_body
 from hub.settings import Settings
 
@@ -138,6 +138,7 @@ def _json(raw: bytes, _content_type: str | None, limits: ParseLimits) -> Any:
 
     if not raw.strip():
         raise BadRequest("The request body is empty; a JSON Patch document was expected", code="required")
+    check_raw(raw, limits)
     data = jsonio.loads(raw)
     check_shape(data, limits)
     return data
