@@ -1,7 +1,8 @@
 """JSON in and out, fast where possible and exact where FHIR needs it.
 
 FHIR decimals keep their precision (``1.50`` is not ``1.5``), so a body holding fractional numbers
-is parsed with :class:`decimal.Decimal` (simplejson); everything else takes the orjson fast path. Output takes orjson unless the data carries Decimals.
+is parsed with :class:`decimal.Decimal` (simplejson); everything else takes the orjson fast path.
+Output takes orjson unless the data carries Decimals.
 """
 
 from __future__ import annotations

@@ -100,8 +100,8 @@ def _run(strategy: Any, http: httpx.Client, tokens: dict[str, str], report: Fuzz
             except httpx.HTTPError as exc:
                 report.add(599, f"{name} {method} {url}: {exc!r}")
                 continue
-            report.add(response.status_code, f"{name} {method} {url} {kwargs.get('params')} "
-                                              f"{(body or b'')[:300]!r} -> {response.status_code} {response.text[:300]}")
+            shown = f"{name} {method} {url} {kwargs.get('params')} {(body or b'')[:300]!r}"
+            report.add(response.status_code, f"{shown} -> {response.status_code} {response.text[:300]}")
 
     try:
         check()
