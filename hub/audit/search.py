@@ -183,8 +183,8 @@ def _criterion(name: str, value: str) -> ColumnElement[bool]:
     """One parameter occurrence: its comma-separated values are alternatives (OR)."""
     values = [v for v in value.split(",") if v]
     if name == "_id":
-        ids = [i for i in (to_int(v) for v in values) if i is not None]
-        return audit_log.c.seq.in_(ids) if ids else false()
+        seqs = [i for i in (to_int(v) for v in values) if i is not None]
+        return audit_log.c.seq.in_(seqs) if seqs else false()
     if name == "patient":
         ids = [_ref_id(v, "Patient") for v in values]
         return audit_log.c.seq.in_(select(audit_patient.c.seq).where(audit_patient.c.patient_id.in_(ids)))
