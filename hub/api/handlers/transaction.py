@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from anyio.to_thread import run_sync
+
 from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route, require_body, route
 from hub.api.result import FhirResult
@@ -52,6 +54,10 @@ async def process(call: Call, req: FhirRequest, _route: Route) -> FhirResult:
     if kind == "batch":
         return await _batch(call, req, raw_entries)
     return await _transaction(call, req, raw_entries)
+
+
+def _parse_entries(call: Call, outer: FhirRequest, raw_entries: list[Any]) -> list[_Entry]:
+    return [_parse_entry(call, i, raw, outer) for i, raw in enumerate(raw_entries)]
 
 
 def _parse_entry(call: Call, index: int, raw: Any, outer: FhirRequest) -> _Entry:
@@ -150,7 +156,10 @@ async def _batch(call: Call, outer: FhirRequest, raw_entries: list[Any]) -> Fhir
 
 
 async def _transaction(call: Call, outer: FhirRequest, raw_entries: list[Any]) -> FhirResult:
-    entries = [_parse_entry(call, i, raw, outer) for i, raw in enumerate(raw_entries)]
+    if len(outer.raw_body) > call.svc.settings.offload_parse_bytes:  # thousands of entries: off the event loop
+        entries = await run_sync(_parse_entries, call, outer, raw_entries)
+    else:
+        entries = _parse_entries(call, outer, raw_entries)
     _check_duplicates(entries)
     results: dict[int, FhirResult] = {}
     repo = call.svc.repo
