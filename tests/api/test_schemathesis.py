@@ -1,8 +1,9 @@
 """Schemathesis on a live hub, on both databases, as an organisation and as a client: zero 5xx.
 
 The OpenAPI document is the hub's own ``/openapi.json`` (generated from the CapabilityStatement).
-The run inside ``make test`` is bounded (seeded, one example per operation and mode over the care
-types); ``make fuzz`` runs every type with many examples (``HUB_FUZZ_EXAMPLES``, ``HUB_FUZZ_ALL``).
+The run inside ``make test`` is bounded (seeded, two examples per operation and mode over the care
+types); ``make fuzz`` runs every type (``HUB_FUZZ_TYPES=all``) and ``make fuzz-deep`` more types with
+many examples each (``HUB_FUZZ_EXAMPLES``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.fuzz import CORE_TYPES, examples_per_operation, run_schemathesis
+from tests.api.fuzz import CORE_TYPES, DEEP_TYPES, examples_per_operation, run_schemathesis
 from tests.api.live import LiveHub, live_hub
 
 ORG = "org:00099999:practitioner:900009999"
@@ -64,13 +65,13 @@ def test_schemathesis_finds_no_server_errors(live: LiveHub, backend: str) -> Non
             assert r.status_code in (200, 201), r.text
             known[rtype] = str(body["id"])
     started = time.monotonic()
-    everything = os.environ.get("HUB_FUZZ_ALL") == "1"
+    scope = os.environ.get("HUB_FUZZ_TYPES", "core")  # core | deep | all
+    types = {"core": CORE_TYPES, "deep": DEEP_TYPES, "all": None}[scope]
     report = run_schemathesis(
-        root, tokens, examples=examples_per_operation(1), seed_value=SEED,
-        types=None if everything else CORE_TYPES, known_ids=known,
+        root, tokens, examples=examples_per_operation(2), seed_value=SEED, types=types, known_ids=known,
     )
     elapsed = time.monotonic() - started
-    print(f"\nschemathesis [{backend}]: {report.operations} operations, {report.cases} cases, "
+    print(f"\nschemathesis [{backend}, {scope}, seed {SEED}]: {report.operations} operations, {report.cases} cases, "
           f"{report.calls} calls in {elapsed:.1f} s; statuses {dict(sorted(report.by_status.items()))}")
     assert report.cases >= 100
     assert not report.failures, "\n".join(report.failures)
