@@ -84,16 +84,29 @@ async def _under_load(client: httpx.AsyncClient, costly: Callable[[], Awaitable[
             "quiet_max": quiet, "budget": PROBE_UNDER if STRICT else PROBE_UNDER + quiet}
 
 
-def _assert_limited(result: dict[str, Any], status: int, phrase: str) -> None:
-    r = result["response"]
-    assert r.status_code == status, r.text[:500]
-    issue = r.json()["issue"][0]
-    assert phrase in issue["diagnostics"], issue
-    assert result["elapsed"] < ANSWER_WITHIN, result
-    assert result["probe_max"] < result["budget"], result
-    print(f" answered {r.status_code} in {result['elapsed'] * 1000:.0f} ms; /metadata max "
-          f"{result['probe_max'] * 1000:.0f} ms over {result['probes']} probes "
-          f"(quiet max {result['quiet_max'] * 1000:.0f} ms)")
+#: Attempts per case: a load spike on a shared machine is transient, a blocked event loop is not.
+ATTEMPTS = 3
+
+
+async def _assert_limited(
+    client: httpx.AsyncClient, costly: Callable[[], Awaitable[httpx.Response]], status: int, phrase: str
+) -> None:
+    """``costly`` is answered ``status`` naming the limit, within 1 s, while ``/metadata`` stays fast;
+    the timing must hold in one of :data:`ATTEMPTS` tries (each try must be refused the same way)."""
+    tries = []
+    for _ in range(ATTEMPTS):
+        result = await _under_load(client, costly)
+        r = result["response"]
+        assert r.status_code == status, r.text[:500]
+        issue = r.json()["issue"][0]
+        assert phrase in issue["diagnostics"], issue
+        tries.append({k: v for k, v in result.items() if k != "response"})
+        if result["elapsed"] < ANSWER_WITHIN and result["probe_max"] < result["budget"]:
+            print(f" answered {r.status_code} in {result['elapsed'] * 1000:.0f} ms; /metadata max "
+                  f"{result['probe_max'] * 1000:.0f} ms over {result['probes']} probes "
+                  f"(quiet max {result['quiet_max'] * 1000:.0f} ms)")
+            return
+    raise AssertionError(f"too slow in every try: {tries}")
 
 
 async def _patient(client: httpx.AsyncClient) -> str:
@@ -105,9 +118,8 @@ async def _patient(client: httpx.AsyncClient) -> str:
 async def test_json_patch_bomb(client: httpx.AsyncClient) -> None:
     pid = await _patient(client)
     ops = orjson.dumps([{"op": "copy", "from": "/name", "path": "/name/-"} for _ in range(30)])
-    result = await _under_load(client, lambda: client.patch(
-        f"/fhir/Patient/{pid}", content=ops, headers={"Content-Type": "application/json-patch+json"}))
-    _assert_limited(result, 413, "limit")
+    await _assert_limited(client, lambda: client.patch(
+        f"/fhir/Patient/{pid}", content=ops, headers={"Content-Type": "application/json-patch+json"}), 413, "limit")
 
 
 async def test_fhirpath_patch_growth(client: httpx.AsyncClient) -> None:
@@ -117,16 +129,16 @@ async def test_fhirpath_patch_growth(client: httpx.AsyncClient) -> None:
         {"name": "type", "valueCode": "add"}, {"name": "path", "valueString": "Patient"},
         {"name": "name", "valueString": "name"}, {"name": "value", "valueHumanName": {"family": big}}]}
     body = orjson.dumps({"resourceType": "Parameters", "parameter": [op] * 3})
-    result = await _under_load(client, lambda: client.patch(f"/fhir/Patient/{pid}", content=body, headers=JSON))
-    _assert_limited(result, 413, "FHIRPath Patch")
+    await _assert_limited(
+        client, lambda: client.patch(f"/fhir/Patient/{pid}", content=body, headers=JSON), 413, "FHIRPath Patch"
+    )
 
 
 async def test_eight_megabytes_of_identifiers(client: httpx.AsyncClient) -> None:
     ids = [{"value": str(i)} for i in range(500_000)]
     body = orjson.dumps({"resourceType": "Patient", "identifier": ids})
     assert 7_000_000 < len(body) < DEFAULTS.max_body_bytes
-    result = await _under_load(client, lambda: client.post("/fhir/Patient", content=body, headers=JSON))
-    _assert_limited(result, 400, "limit")
+    await _assert_limited(client, lambda: client.post("/fhir/Patient", content=body, headers=JSON), 400, "limit")
 
 
 async def test_deep_nesting(client: httpx.AsyncClient) -> None:
@@ -134,8 +146,7 @@ async def test_deep_nesting(client: httpx.AsyncClient) -> None:
     for i in range(150):
         ext = {"url": f"http://example.org/l{i}", "extension": [ext]}
     body = json.dumps({"resourceType": "Patient", "extension": [ext]})
-    result = await _under_load(client, lambda: client.post("/fhir/Patient", content=body, headers=JSON))
-    _assert_limited(result, 400, "limit")
+    await _assert_limited(client, lambda: client.post("/fhir/Patient", content=body, headers=JSON), 400, "limit")
 
 
 async def test_deep_xml(client: httpx.AsyncClient) -> None:
@@ -143,9 +154,8 @@ async def test_deep_xml(client: httpx.AsyncClient) -> None:
     for i in range(200):
         inner = b'<extension url="http://example.org/l%d">' % i + inner + b"</extension>"
     body = b'<Patient xmlns="http://hl7.org/fhir">' + inner + b"</Patient>"
-    result = await _under_load(client, lambda: client.post(
-        "/fhir/Patient", content=body, headers={"Content-Type": "application/fhir+xml"}))
-    _assert_limited(result, 400, "limit")
+    await _assert_limited(client, lambda: client.post(
+        "/fhir/Patient", content=body, headers={"Content-Type": "application/fhir+xml"}), 400, "limit")
 
 
 @pytest.mark.parametrize(
@@ -162,19 +172,18 @@ async def test_deep_xml(client: httpx.AsyncClient) -> None:
 )
 async def test_search_limits(client: httpx.AsyncClient, params: list[tuple[str, str]], phrase: str) -> None:
     body = urlencode(params)
-    result = await _under_load(client, lambda: client.post("/fhir/Observation/_search", content=body, headers=FORM))
-    _assert_limited(result, 400, phrase)
+    await _assert_limited(
+        client, lambda: client.post("/fhir/Observation/_search", content=body, headers=FORM), 400, phrase
+    )
 
 
 async def test_body_too_large(client: httpx.AsyncClient) -> None:
     body = b'{"resourceType":"Patient","text":{"div":"' + b"x" * DEFAULTS.max_body_bytes + b'"}}'
-    result = await _under_load(client, lambda: client.post("/fhir/Patient", content=body, headers=JSON))
-    _assert_limited(result, 413, "limit")
+    await _assert_limited(client, lambda: client.post("/fhir/Patient", content=body, headers=JSON), 413, "limit")
 
 
 async def test_too_many_bundle_entries(client: httpx.AsyncClient) -> None:
     entry = {"request": {"method": "GET", "url": "Patient"}}
     entries = [entry] * (DEFAULTS.max_bundle_entries + 1)
     body = orjson.dumps({"resourceType": "Bundle", "type": "batch", "entry": entries})
-    result = await _under_load(client, lambda: client.post("/fhir", content=body, headers=JSON))
-    _assert_limited(result, 400, "limit")
+    await _assert_limited(client, lambda: client.post("/fhir", content=body, headers=JSON), 400, "limit")
