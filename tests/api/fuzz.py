@@ -20,9 +20,12 @@ from schemathesis import GenerationMode
 from schemathesis.openapi import from_dict
 
 #: Resource types the bounded run covers: the hub's own care domain and what it points at.
-CORE_TYPES = ("Patient", "Observation", "CarePlan", "Task", "Consent", "ServiceRequest", "Organization", "AuditEvent")
+CORE_TYPES = ("Patient", "Observation", "CarePlan", "Task", "Consent", "AuditEvent")
 #: ``make fuzz-deep``: more types, many examples each.
-DEEP_TYPES = (*CORE_TYPES, "CareTeam", "Practitioner", "QuestionnaireResponse", "Condition", "Goal")
+DEEP_TYPES = (
+    *CORE_TYPES, "ServiceRequest", "Organization", "CareTeam", "Practitioner", "QuestionnaireResponse", "Condition",
+    "Goal",
+)
 
 
 @dataclass
