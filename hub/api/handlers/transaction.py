@@ -215,7 +215,8 @@ async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
                 found = await call.repo.match(call.conn, e.target.res_type, e.request.if_none_exist)  # type: ignore[arg-type]
                 if len(found) > 1:
                     raise PreconditionFailed(
-                        f"Bundle.entry[{e.index}]: ifNoneExist '{e.request.if_none_exist}' matches {len(found)} resources",
+                        f"Bundle.entry[{e.index}]: ifNoneExist '{e.request.if_none_exist}' matches "
+                        f"{len(found)} resources",
                         expression=f"Bundle.entry[{e.index}].request.ifNoneExist",
                     )
                 if found:
