@@ -12,7 +12,7 @@ E2E_DIR := .e2e
 AXE_JS  := $(E2E_DIR)/node_modules/axe-core/axe.min.js
 AXE_VERSION := 4.14.1
 
-.PHONY: run test test-sqlite test-pg bench bench-full lint clean venv browser-deps
+.PHONY: run test test-sqlite test-pg bench bench-full lint clean venv fuzz fuzz-deep browser-deps
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,20 @@ test: $(STAMP) browser-deps
 
 test-sqlite: $(STAMP) browser-deps
 	HUB_TEST_BACKENDS=sqlite $(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+## Schemathesis on both databases beyond the bounded run in `make test`: `fuzz` covers every resource
+## type of /openapi.json (FUZZ_EXAMPLES per operation and mode), `fuzz-deep` the care types with many
+## examples each. Thousands of cases either way.
+FUZZ_EXAMPLES ?= 1
+fuzz: $(STAMP)
+	@pg_url="$$(./scripts/ensure-postgres.sh)" || { echo "make fuzz: PostgreSQL is required" >&2; exit 1; }; \
+	HUB_TEST_PG_ADMIN_URL="$$pg_url" HUB_FUZZ_TYPES=all HUB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	$(VENV)/bin/pytest -q -s -p no:cacheprovider tests/api/test_schemathesis.py
+
+fuzz-deep: $(STAMP)
+	@pg_url="$$(./scripts/ensure-postgres.sh)" || { echo "make fuzz-deep: PostgreSQL is required" >&2; exit 1; }; \
+	HUB_TEST_PG_ADMIN_URL="$$pg_url" HUB_FUZZ_TYPES=deep HUB_FUZZ_EXAMPLES=10 \
+	$(VENV)/bin/pytest -q -s -p no:cacheprovider tests/api/test_schemathesis.py
 
 bench: $(BENCH_STAMP)
 	@pg_url="$$(./scripts/ensure-postgres.sh)"; HUB_BENCH_PG_ADMIN_URL="$$pg_url" $(PY) -m bench run --size small

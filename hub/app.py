@@ -4,16 +4,19 @@ the demo network."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 
 from hub.api import errors
 from hub.api.context import Services
-from hub.api.routes import admin_audit_router, admin_router, fhir_router, health_router
+from hub.api.disconnect import CancelOnDisconnect
+from hub.api.routes import admin_audit_router, admin_router, fhir_router, health_router, openapi_router
 from hub.settings import Settings, get_settings
 from hub.store.db import Database
 from hub.store.repository import Repository
@@ -27,6 +30,7 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
     from hub.events.outbox import Outbox
     from hub.fhir.categories import category_for
     from hub.fhir.extract import extract
+    from hub.fhir.query import SearchLimits
     from hub.fhir.searchparams import load_registry
     from hub.fhir.typeinfo import resource_types
     from hub.store.search.engine import SearchEngine
@@ -35,7 +39,8 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
 
     registry = load_registry()
     engine = SearchEngine(
-        registry, resource_types(), default_count=settings.default_page_size, max_count=settings.max_page_size
+        registry, resource_types(), default_count=settings.default_page_size, max_count=settings.max_page_size,
+        limits=SearchLimits.from_settings(settings),
     )
     repo = Repository(
         db,
@@ -87,6 +92,13 @@ def _start_worker(services: Services, db: Database) -> Any:
     return asyncio.create_task(worker.run(), name="events-worker")
 
 
+def _warm_worker_thread() -> None:
+    """Runs once on the worker-thread pool at startup, so that no request pays for starting it."""
+    from hub.fhir.limits import ParseLimits, check_shape
+
+    check_shape({"resourceType": "Patient"}, ParseLimits())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     from hub.access.authserver import build_auth_router
@@ -102,7 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from hub.profiles import load_conformance_package
         from hub.store.migrate import prepare_database
 
-        db = Database(settings.database_url, pool_size=settings.db_pool_size)
+        db = Database(
+            settings.database_url, pool_size=settings.db_pool_size, statement_timeout_ms=settings.statement_timeout_ms
+        )
         await prepare_database(db, settings)
         from hub.audit.writer import AuditWriter
 
@@ -121,6 +135,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from hub.demo import load_demo_if_empty
 
             await load_demo_if_empty(services)
+        # Everything loaded so far (models, registry, profiles) lives as long as the process: move it
+        # out of the collector's sight. A full collection would otherwise walk it all, holding the
+        # interpreter for most of a second whenever a request allocates many objects.
+        await to_thread.run_sync(_warm_worker_thread)  # the first offloaded parse imports and starts a lot
+        gc.collect()
+        gc.freeze()
         worker_task = _start_worker(services, db) if settings.events_worker_in_process else None
         try:
             yield
@@ -151,7 +171,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
+    app.add_middleware(CancelOnDisconnect)
     app.include_router(health_router)
+    app.include_router(openapi_router)
     app.include_router(build_auth_router(config, keys, transaction, patient_id_for_bsn=first_patient))
     app.include_router(admin_router)
     app.include_router(admin_audit_router)

@@ -35,6 +35,34 @@ class Settings(BaseSettings):
     max_page_size: int = 1000
     #: Maximum number of entries in one batch/transaction Bundle.
     max_bundle_entries: int = 10_000
+    # -- limits on what one request may cost (each answered 4xx with an OperationOutcome) --------
+    #: Nesting depth of a JSON (or XML) body: objects and arrays, counted from the root.
+    max_json_depth: int = 100
+    #: Items in any one JSON array (or repeated XML element) of a body; a Bundle's entries count too.
+    max_array_length: int = 10_000
+    #: Objects and arrays in one JSON body (XML: four times as many elements), counted before parsing.
+    max_json_containers: int = 100_000
+    #: Bodies larger than this are parsed and checked on a worker thread, not on the event loop.
+    offload_parse_bytes: int = 256 * 1024
+    #: Size (serialized JSON bytes) a resource may reach after any one PATCH operation.
+    max_resource_bytes: int = 8 * 1024 * 1024
+    #: Operations in one JSON Patch or FHIRPath Patch document.
+    max_patch_operations: int = 1000
+    #: Objects and arrays one patch may add to a resource (a ``copy`` of a list copies all its items).
+    max_patch_added_nodes: int = 10_000
+    #: Search parameters (criteria and result parameters) in one search.
+    max_search_params: int = 40
+    #: Links in one chain (``subject:Patient.organization.name`` is 2).
+    max_chain_depth: int = 4
+    #: Nested ``_has`` levels in one parameter.
+    max_has_depth: int = 3
+    #: Comma-separated values (alternatives) of one search parameter.
+    max_values_per_param: int = 100
+    #: Values over all parameters of a search, each weighted by 1 + its chain and ``_has`` depth.
+    max_search_terms: int = 200
+    #: PostgreSQL ``statement_timeout`` for the statements of a request (0: none). A request whose
+    #: client goes away is cancelled, and with it the statement running for it.
+    statement_timeout_ms: int = 30_000
     #: Validate writes against profiles (the hub's defaults and claimed meta.profile).
     validate_on_write: bool = True
     #: The development login page that stands in for DigiD (never in production).

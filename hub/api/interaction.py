@@ -135,6 +135,20 @@ def _pick(method: str, path: str, table: dict[str, str], **kwargs: Any) -> Route
     return Route(kind, **kwargs)
 
 
+def check_text(req: FhirRequest) -> None:
+    """400 for a NUL character in the path, a parameter or a condition header: no FHIR id, search
+    value or ETag holds one, and PostgreSQL cannot even compare text with it."""
+    if "\x00" in req.path:
+        raise BadRequest("A NUL character (%00) is not allowed in the URL path", code="value")
+    for name, value in req.query:
+        if "\x00" in name or "\x00" in value:
+            raise BadRequest(f"A NUL character (%00) is not allowed in the parameter '{name.strip(chr(0))}'",
+                             code="value", expression=name.replace("\x00", ""))
+    for header in (req.if_match, req.if_none_exist, req.if_none_match, req.if_modified_since):
+        if header is not None and "\x00" in header:
+            raise BadRequest("A NUL character is not allowed in a condition", code="value")
+
+
 def require_body(req: FhirRequest, what: str = "a resource") -> Any:
     if req.body is None:
         raise BadRequest(f"This interaction needs {what} in the body", code="required")

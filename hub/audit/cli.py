@@ -80,13 +80,15 @@ def export(
     """Write the log as NDJSON: one AuditEvent per line, with its chain hashes."""
     from hub.audit.export import export_ndjson
     from hub.fhir.errors import BadRequest
+    from hub.fhir.integers import to_int
     from hub.fhir.normalize import date_range
     from hub.store.db import Database
 
     kwargs: dict[str, int] = {}
     if since:
-        if since.startswith("seq:") and since[4:].isdigit():
-            kwargs["since_seq"] = int(since[4:])
+        seq = to_int(since[4:]) if since.startswith("seq:") else None
+        if seq is not None:
+            kwargs["since_seq"] = seq
         else:
             try:
                 kwargs["since_us"] = date_range(since, "dateTime")[0]

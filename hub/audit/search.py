@@ -33,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.audit.tables import audit_entity, audit_head, audit_log, audit_patient
 from hub.fhir.bundles import bundle
 from hub.fhir.errors import BadRequest, Issue, MethodNotAllowed, operation_outcome
+from hub.fhir.integers import MAX_BIGINT, parse_int, to_int
+from hub.fhir.query import MAX_OFFSET
 from hub.fhir.search_values import parse_count
 
 SEARCH_PARAMS: frozenset[str] = frozenset({
@@ -82,9 +84,9 @@ def served(seq: int, event: str) -> str:
 
 async def read_audit(conn: AsyncConnection, res_id: str, visibility: Visibility) -> str | None:
     """The AuditEvent ``res_id`` as JSON text, or None when it does not exist or is not visible."""
-    if not res_id.isdigit() or len(res_id) > 18:
+    if to_int(res_id) is None:
         return None
-    stmt = select(audit_log.c.seq, audit_log.c.event).where(audit_log.c.seq == int(res_id))
+    stmt = select(audit_log.c.seq, audit_log.c.event).where(audit_log.c.seq == to_int(res_id))
     cond = visibility.condition()
     if cond is not None:
         stmt = stmt.where(cond)
@@ -174,17 +176,15 @@ def _link(url: str, canonical: list[tuple[str, str]], count: int, offset: int, s
 
 
 def _int(value: str, name: str) -> int:
-    if not value.isdigit():
-        raise BadRequest(f"{name} must be a non-negative integer, not '{value}'", expression=name)
-    return int(value)
+    return parse_int(value, name, maximum=MAX_OFFSET if name == "_offset" else MAX_BIGINT)
 
 
 def _criterion(name: str, value: str) -> ColumnElement[bool]:
     """One parameter occurrence: its comma-separated values are alternatives (OR)."""
     values = [v for v in value.split(",") if v]
     if name == "_id":
-        ids = [int(v) for v in values if v.isdigit() and len(v) <= 18]
-        return audit_log.c.seq.in_(ids) if ids else false()
+        seqs = [i for i in (to_int(v) for v in values) if i is not None]
+        return audit_log.c.seq.in_(seqs) if seqs else false()
     if name == "patient":
         ids = [_ref_id(v, "Patient") for v in values]
         return audit_log.c.seq.in_(select(audit_patient.c.seq).where(audit_patient.c.patient_id.in_(ids)))

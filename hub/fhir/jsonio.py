@@ -1,13 +1,12 @@
 """JSON in and out, fast where possible and exact where FHIR needs it.
 
-FHIR decimals keep their precision (``1.50`` is not ``1.5``), so a body whose numbers a float
-cannot hold exactly is parsed with :class:`decimal.Decimal` (simplejson); everything else takes the
-orjson fast path. Output takes orjson unless the data carries Decimals.
+FHIR decimals keep their precision (``1.50`` is not ``1.5``), so a body holding fractional numbers
+is parsed with :class:`decimal.Decimal` (simplejson); everything else takes the orjson fast path.
+Output takes orjson unless the data carries Decimals.
 """
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -16,22 +15,49 @@ import simplejson
 
 from hub.fhir.errors import BadRequest
 
-# A number literal that a float would not round-trip: a fraction ending in 0, a long fraction,
-# a long mantissa, or an exponent. (Digits inside strings may trigger it too: that only costs speed.)
-_INEXACT = re.compile(rb"\d\.\d*0(?![\d.])|\.\d{15,}|\d{16,}|\d[eE][+-]?\d")
-
 
 def loads(body: bytes | str) -> Any:
-    """Parse JSON; raises :class:`BadRequest` naming the position of a syntax error."""
+    """Parse JSON; raises :class:`BadRequest` naming the position of a syntax error.
+
+    orjson parses first (fast, and in C); only when the result holds a float (whose text a float
+    may not keep: ``1.50``, long fractions, exponents, integers beyond 64 bits) is the body parsed
+    again with Decimals. A scan of the text for such numbers costs more than the parse itself on a
+    body of megabytes of strings, so the parsed value is looked at instead."""
     raw = body.encode() if isinstance(body, str) else body
     try:
-        if _INEXACT.search(raw):
-            return simplejson.loads(raw, use_decimal=True)
-        return orjson.loads(raw)
-    except (orjson.JSONDecodeError, simplejson.JSONDecodeError) as exc:
-        raise BadRequest(f"Malformed JSON: {exc}", code="structure") from None
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "infinity" not in str(exc):  # a number too large for a double: exact parsing keeps it
+            raise BadRequest(f"Malformed JSON: {exc}", code="structure") from None
+        return _exact(raw)
     except UnicodeDecodeError as exc:
         raise BadRequest(f"Body is not valid UTF-8: {exc}", code="structure") from None
+    if isinstance(data, float) or (isinstance(data, dict | list) and _has_float(data)):
+        return _exact(raw)
+    return data
+
+
+def _exact(raw: bytes) -> Any:
+    """Parse with every fractional number as a :class:`Decimal` (and integers unbounded)."""
+    try:
+        return simplejson.loads(raw, use_decimal=True)
+    except simplejson.JSONDecodeError as exc:
+        raise BadRequest(f"Malformed JSON: {exc}", code="structure") from None
+    except RecursionError:  # simplejson parses nested values recursively
+        raise BadRequest("Malformed JSON: nested too deeply", code="too-costly") from None
+
+
+def _has_float(data: dict[str, Any] | list[Any]) -> bool:
+    stack: list[Any] = [data]
+    while stack:
+        value = stack.pop()
+        items = value.values() if isinstance(value, dict) else value
+        for item in items:
+            if isinstance(item, float):
+                return True
+            if isinstance(item, dict | list):
+                stack.append(item)
+    return False
 
 
 def dumps(data: Any, *, pretty: bool = False) -> bytes:

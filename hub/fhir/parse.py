@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from hub.fhir import jsonio
 from hub.fhir.errors import BadRequest, InvalidResource, Issue, UnsupportedMediaType
+from hub.fhir.limits import DEFAULT_LIMITS, ParseLimits, check_raw, check_shape
 
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 XML_TYPES = ("application/fhir+xml", "application/xml", "application/xml+fhir", "text/xml")
@@ -31,15 +32,21 @@ def media_kind(content_type: str | None) -> str:
     raise UnsupportedMediaType(f"Unsupported Content-Type '{base}': use application/fhir+json or application/fhir+xml")
 
 
-def parse_body(body: bytes, content_type: str | None) -> Any:
-    """Bytes to a JSON value (for XML: the FHIR JSON equivalent)."""
+def parse_body(body: bytes, content_type: str | None, limits: ParseLimits = DEFAULT_LIMITS) -> Any:
+    """Bytes to a JSON value (for XML: the FHIR JSON equivalent), its shape checked against ``limits``."""
     if not body.strip():
         raise BadRequest("The request body is empty; a resource was expected", code="required")
-    if media_kind(content_type) == "xml":
+    xml = media_kind(content_type) == "xml"
+    check_raw(body, limits, xml=xml)
+    if xml:
         from hub.fhir.xml import xml_to_json
 
-        return xml_to_json(body)
-    return jsonio.loads(body)
+        data: Any = xml_to_json(body, limits)
+    else:
+        data = jsonio.loads(body)
+    root = data.get("resourceType") if isinstance(data, dict) else None
+    check_shape(data, limits, root=root if isinstance(root, str) and root.isidentifier() else "")
+    return data
 
 
 def parse_resource(body: bytes, content_type: str | None, expected_type: str | None = None) -> dict[str, Any]:

@@ -26,23 +26,120 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from hub.fhir.errors import BadRequest, FhirError, Unprocessable
+from hub.fhir.errors import BadRequest, FhirError, PayloadTooLarge, Unprocessable
 from hub.fhir.typeinfo import element, type_info
 
 # ----------------------------------------------------------------------------------------- JSON Patch
 
 
-def apply_json_patch(resource: dict[str, Any], ops: list[Any]) -> dict[str, Any]:
-    """Apply RFC 6902 operations to a copy of ``resource``; 400 if malformed, 422 if they do not apply."""
+@dataclass(frozen=True, slots=True)
+class PatchLimits:
+    """What one patch may do (from :class:`hub.settings.Settings`).
+
+    ``max_bytes`` bounds the resource after *each* operation: 30 ``copy /name -> /name/-``
+    operations double a document 30 times, so checking only the end result is too late."""
+
+    max_bytes: int = 8 * 1024 * 1024
+    max_operations: int = 1000
+    #: Objects and arrays the whole patch may add: copying costs per node, not per byte.
+    max_added_nodes: int = 10_000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PatchLimits:
+        return cls(
+            max_bytes=settings.max_resource_bytes,
+            max_operations=settings.max_patch_operations,
+            max_added_nodes=settings.max_patch_added_nodes,
+        )
+
+
+DEFAULT_PATCH_LIMITS = PatchLimits()
+
+
+class _SizeGuard:
+    """Keeps an upper bound of the document's serialized size through a patch, cheaply.
+
+    Each operation can add at most the size of what it inserts (a value from the patch, or for
+    ``copy`` the value copied); removals are ignored, so the bound only grows. Only when the bound
+    passes the limit is the document measured exactly, so a patch costs O(its own size) unless it is
+    near the limit."""
+
+    def __init__(self, doc: Any, limits: PatchLimits, what: str) -> None:
+        self.limits = limits
+        self.what = what
+        self.bound = _size(doc)
+        self.added_nodes = 0
+
+    def admit_value(self, doc: Any, value: Any, op_index: int) -> None:
+        """Before an operation that inserts ``value``: refuse it if the resource would pass a limit."""
+        text = _dump(value)
+        self.added_nodes += text.count(b"{") + text.count(b"[")
+        if self.added_nodes > self.limits.max_added_nodes:
+            raise PayloadTooLarge(
+                f"{self.what} operation {op_index} would add more than the limit of {self.limits.max_added_nodes} "
+                "objects and arrays to the resource", code="too-costly",
+            )
+        self.admit(doc, len(text), op_index)
+
+    def admit(self, doc: Any, added: int, op_index: int) -> None:
+        """Before an operation that adds ``added`` bytes: refuse it if it would pass the limit."""
+        if self.bound + added <= self.limits.max_bytes:
+            self.bound += added
+            return
+        self.bound = _size(doc) + added
+        self._refuse_if_over(self.bound, op_index)
+
+    def _refuse_if_over(self, size: int, op_index: int) -> None:
+        if size > self.limits.max_bytes:
+            raise PayloadTooLarge(
+                f"{self.what} operation {op_index} would make the resource about {size} bytes, over the limit "
+                f"of {self.limits.max_bytes} bytes",
+                code="too-costly",
+            )
+
+
+def _dump(value: Any) -> bytes:
+    from hub.fhir import jsonio
+
+    return jsonio.dumps(value)
+
+
+def _size(value: Any) -> int:
+    return len(_dump(value))
+
+
+def _check_op_count(count: int, limits: PatchLimits, what: str) -> None:
+    if count > limits.max_operations:
+        raise BadRequest(
+            f"{what} has {count} operations; the limit is {limits.max_operations}", code="too-costly"
+        )
+
+
+def apply_json_patch(
+    resource: dict[str, Any], ops: list[Any], limits: PatchLimits = DEFAULT_PATCH_LIMITS
+) -> dict[str, Any]:
+    """Apply RFC 6902 operations to a copy of ``resource``; 400 if malformed, 422 if they do not apply,
+    413 if the resource would grow past ``limits.max_bytes`` (checked before each operation)."""
     if not isinstance(ops, list):
         raise BadRequest("A JSON Patch document must be an array of operations", code="structure")
+    _check_op_count(len(ops), limits, "The JSON Patch")
     doc: Any = _copy(resource)
+    guard = _SizeGuard(doc, limits, "The JSON Patch")
     rtype = str(resource.get("resourceType", ""))
     for i, raw in enumerate(ops):
         op = _copy(raw)
         if not isinstance(op, dict):
             raise BadRequest(f"JSON Patch operation {i} is not an object", code="structure")
         where = _pointer_to_fhirpath(rtype, op.get("path"))
+        kind = op.get("op")
+        if kind in ("add", "replace") and "value" in op:
+            guard.admit_value(doc, op["value"], i)
+        elif kind == "copy" and isinstance(op.get("from"), str):
+            try:
+                source = jsonpointer.resolve_pointer(doc, op["from"])
+            except jsonpointer.JsonPointerException:
+                source = None  # the operation itself reports the bad pointer below
+            guard.admit_value(doc, source, i)
         try:
             doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
         except jsonpatch.InvalidJsonPatch as exc:
@@ -83,7 +180,7 @@ def _pointer_to_fhirpath(rtype: str, pointer: Any) -> str | None:
 _EXTENSION_FN = re.compile(r"\bextension\(\s*('(?:[^'\\]|\\.)*')\s*\)")
 # Element names that are FHIRPath keywords ('Patient.text.div') must be `quoted` for the parser.
 _KEYWORD_STEP = re.compile(r"('(?:[^'\\]|\\.)*')|\.(div|mod|and|or|xor|implies|as|is|in|contains)\b(?!\s*\()")
-_STEP = re.compile(r"([A-Za-z0-9_]+)(?:\[(\d+)\])?")
+_STEP = re.compile(r"([A-Za-z0-9_]+)(?:\[([0-9]+)\])?")
 _OP_TYPES = ("add", "insert", "delete", "replace", "move")
 
 
@@ -123,8 +220,11 @@ class _Loc:
         return tuple((key, index) for _, key, index in self.trail)
 
 
-def apply_fhirpath_patch(resource: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
-    """Apply a FHIRPath Patch Parameters resource to a copy of ``resource``."""
+def apply_fhirpath_patch(
+    resource: dict[str, Any], parameters: dict[str, Any], limits: PatchLimits = DEFAULT_PATCH_LIMITS
+) -> dict[str, Any]:
+    """Apply a FHIRPath Patch Parameters resource to a copy of ``resource`` (each operation adds at
+    most its own value, and is refused before it would pass ``limits.max_bytes``)."""
     if not isinstance(parameters, dict) or parameters.get("resourceType") != "Parameters":
         raise BadRequest("A FHIRPath Patch body must be a Parameters resource", code="structure")
     out: dict[str, Any] = _copy(resource)
@@ -133,8 +233,12 @@ def apply_fhirpath_patch(resource: dict[str, Any], parameters: dict[str, Any]) -
         raise BadRequest(
             "Parameters.parameter must be an array", code="structure", expression="Parameters.parameter"
         )
+    _check_op_count(len(params), limits, "The FHIRPath Patch")
+    guard = _SizeGuard(out, limits, "The FHIRPath Patch")
     for i, param in enumerate(params):
         op = _read_operation(param, i)
+        if op.value:
+            guard.admit_value(out, op.value, i)
         try:
             _APPLY[op.type](out, op)
         except FhirError as exc:
@@ -682,4 +786,4 @@ def _copy(value: Any) -> Any:
     return value
 
 
-__all__ = ["apply_fhirpath_patch", "apply_json_patch"]
+__all__ = ["DEFAULT_PATCH_LIMITS", "PatchLimits", "apply_fhirpath_patch", "apply_json_patch"]

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from hub.fhir.errors import BadRequest, Issue
+from hub.fhir.integers import parse_int
 from hub.fhir.normalize import date_range, normalize_string
 from hub.fhir.search_values import parse_count
 
@@ -59,7 +60,10 @@ RESULT_PARAMS = frozenset(
 #: Parameters the hub knows but does not support (reported, or 400 under strict handling).
 UNSUPPORTED = frozenset({"_text", "_content", "_list", "_query", "_filter", "_containedType", "_contained"})
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+#: The largest ``_offset`` (paging deeper than this is not paging; SQL engines choke on huge offsets).
+MAX_OFFSET = 2**31 - 1
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
 
 
 class ParamDef(Protocol):
@@ -205,6 +209,87 @@ class SearchQuery:
     canonical: list[tuple[str, str]] = field(default_factory=list)
 
 
+# -- limits ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SearchLimits:
+    """How much one search may ask for (from :class:`hub.settings.Settings`); each is a 400 too-costly.
+
+    They are checked on the raw parameters, before any definition is looked up, so that a
+    pathological URL costs no more than reading it."""
+
+    max_params: int = 40
+    max_chain_depth: int = 4
+    max_has_depth: int = 3
+    max_values: int = 100
+    #: Values summed over all parameters, each weighted by 1 + its chain and ``_has`` depth: what
+    #: building and compiling the SQL costs (on the event loop) grows with this product.
+    max_terms: int = 200
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SearchLimits:
+        return cls(
+            max_params=settings.max_search_params,
+            max_chain_depth=settings.max_chain_depth,
+            max_has_depth=settings.max_has_depth,
+            max_values=settings.max_values_per_param,
+            max_terms=settings.max_search_terms,
+        )
+
+
+DEFAULT_SEARCH_LIMITS = SearchLimits()
+
+
+def check_search_limits(params: list[tuple[str, str]], limits: SearchLimits = DEFAULT_SEARCH_LIMITS) -> None:
+    """400 (too-costly) when the parameters exceed a limit: count, chain depth, ``_has`` depth, values,
+    weighted terms;
+    400 for a NUL character (wherever the parameters came from: URL, form, If-None-Exist, a Bundle)."""
+    counted = [(n, v) for n, v in params if n not in ("_format", "_pretty")]
+    if len(counted) > limits.max_params:
+        raise BadRequest(
+            f"The search has {len(counted)} parameters; the limit is {limits.max_params}", code="too-costly"
+        )
+    terms = 0
+    for name, value in counted:
+        if "\x00" in name or "\x00" in value:  # PostgreSQL cannot even compare text holding one
+            raise BadRequest(
+                f"A NUL character (%00) is not allowed in the search parameter '{_short(name.replace(chr(0), ''))}'",
+                code="value", expression=_short(name.replace("\x00", "")),
+            )
+        has = name.count("_has:")
+        if has > limits.max_has_depth:
+            raise BadRequest(
+                f"'{_short(name)}' nests _has {has} levels deep; the limit is {limits.max_has_depth}",
+                code="too-costly", expression=_short(name),
+            )
+        chain = name.count(".")
+        if chain > limits.max_chain_depth:
+            raise BadRequest(
+                f"'{_short(name)}' chains {chain} references; the limit is {limits.max_chain_depth}",
+                code="too-costly", expression=_short(name),
+            )
+        values = value.count(",") + 1
+        if values > limits.max_values:
+            values = len(split_or(value))
+            if values > limits.max_values:
+                raise BadRequest(
+                    f"'{_short(name)}' has {values} values; the limit is {limits.max_values} per parameter",
+                    code="too-costly", expression=_short(name),
+                )
+        if name.partition(":")[0] not in RESULT_PARAMS and not name.startswith(("_include", "_revinclude")):
+            terms += values * (1 + has + chain)
+    if terms > limits.max_terms:
+        raise BadRequest(
+            f"The search asks for {terms} terms (values, weighted by chain and _has depth); the limit is "
+            f"{limits.max_terms}", code="too-costly",
+        )
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 80 else name[:77] + "..."
+
+
 # -- parsing --------------------------------------------------------------------------------------
 
 
@@ -217,8 +302,10 @@ def parse_query(
     max_count: int = 1000,
     strict: bool = False,
     resource_types: frozenset[str] = frozenset(),
+    limits: SearchLimits = DEFAULT_SEARCH_LIMITS,
 ) -> SearchQuery:
     """Parse search parameters for ``res_type`` (None: all types, narrowed by ``_type``)."""
+    check_search_limits(params, limits)
     query = SearchQuery(res_type, count=default_count)
     for name, value in params:
         if name in ("_format", "_pretty"):
@@ -529,13 +616,9 @@ def _result_param(
         query.count = parse_count(value, query.count, max_count)
         query.canonical.append((name, str(query.count)))
     elif name == "_offset":
-        if not value.isdigit():
-            raise BadRequest("_offset must be a non-negative integer", expression="_offset")
-        query.offset = int(value)
+        query.offset = parse_int(value, "_offset", maximum=MAX_OFFSET)
     elif name == "_snapshot":
-        if not value.isdigit():
-            raise BadRequest("_snapshot must come from a next link", expression="_snapshot")
-        query.snapshot = int(value)
+        query.snapshot = parse_int(value, "_snapshot", hint="a number from a next link")
     elif name == "_total":
         if value not in ("none", "estimate", "accurate"):
             raise BadRequest("_total must be none, estimate or accurate", expression="_total")

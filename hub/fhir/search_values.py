@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hub.fhir.errors import BadRequest
+from hub.fhir.integers import parse_int
 from hub.fhir.normalize import date_range
 
 
@@ -10,9 +11,7 @@ def parse_count(value: str | None, default: int, maximum: int) -> int:
     """``_count``: a non-negative integer, capped at the server maximum."""
     if value is None or value == "":
         return default
-    if not value.isdigit():
-        raise BadRequest(f"_count must be a non-negative integer, not '{value}'", expression="_count")
-    return min(int(value), maximum)
+    return min(parse_int(value, "_count"), maximum)
 
 
 def parse_instant_param(value: str, name: str, *, upper: bool = False) -> int:

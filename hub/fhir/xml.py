@@ -25,6 +25,7 @@ from typing import Any
 from lxml import etree
 
 from hub.fhir.errors import BadRequest
+from hub.fhir.limits import ParseLimits
 from hub.fhir.typeinfo import INTEGER_TYPES, ElementInfo, TypeInfo, is_resource_type, type_info
 
 FHIR_NS = "http://hl7.org/fhir"
@@ -36,15 +37,43 @@ _INTEGER = re.compile(r"-?[0-9]+")
 _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
-def xml_to_json(data: bytes) -> dict[str, Any]:
-    """Parse a FHIR XML resource into its FHIR JSON form; :class:`BadRequest` (structure) if it is not one."""
+def xml_to_json(data: bytes, limits: ParseLimits | None = None) -> dict[str, Any]:
+    """Parse a FHIR XML resource into its FHIR JSON form; :class:`BadRequest` (structure) if it is not one.
+
+    With ``limits``, the element tree's depth and children per element are checked before the
+    (recursive) conversion runs.
+    """
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise BadRequest("XML with a DOCTYPE or ENTITY declaration is not accepted", code="structure")
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         raise BadRequest(f"Malformed XML: {exc}", code="structure") from None
-    return _read_resource(root, "")
+    if limits is not None:
+        _check_tree(root, limits)
+    try:
+        return _read_resource(root, "")
+    except RecursionError:
+        raise BadRequest("XML nested too deeply", code="too-costly") from None
+
+
+def _check_tree(root: Any, limits: ParseLimits) -> None:
+    """Depth and children per element, iteratively (the conversion itself recurses)."""
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        elem, depth = stack.pop()
+        if depth > limits.max_depth:
+            raise BadRequest(
+                f"XML nested deeper than the limit of {limits.max_depth} levels (at <{etree.QName(elem).localname}>)",
+                code="too-costly",
+            )
+        children = len(elem)
+        if children > limits.max_array:
+            raise BadRequest(
+                f"<{etree.QName(elem).localname}> has {children} child elements, over the limit of {limits.max_array}",
+                code="too-costly",
+            )
+        stack.extend((child, depth + 1) for child in elem if isinstance(child.tag, str))
 
 
 def json_to_xml(resource: dict[str, Any], pretty: bool = False) -> bytes:

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from anyio.to_thread import run_sync
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,6 +31,7 @@ from hub.fhir.errors import (
 )
 from hub.fhir.ids import check_id
 from hub.fhir.instants import now_us, to_iso
+from hub.fhir.integers import to_int
 from hub.fhir.parse import check_resource
 from hub.store import resources as dao
 from hub.store.db import Database
@@ -189,10 +191,11 @@ class Repository:
     async def vread(
         self, res_type: str, res_id: str, version: str, *, conn: AsyncConnection | None = None
     ) -> Stored:
-        if not version.isdigit():
+        number = to_int(version)
+        if number is None:
             raise NotFound(f"Version '{version}' of {res_type}/{res_id} is not known")
         async with self.reading(conn) as c:
-            stored = await dao.get_version(c, res_type, res_id, int(version))
+            stored = await dao.get_version(c, res_type, res_id, number)
             if stored is not None:
                 await self._check_read(c, stored)
                 if self.trail is not None and not stored.deleted:
@@ -303,10 +306,8 @@ class Repository:
                         f"If-Match {if_match} does not match the current version {current.etag}",
                         headers=_etag(current),
                     )
-                patched = apply(jsonio.loads(current.content or "{}"))
-                if patched.get("resourceType") != res_type or patched.get("id") != res_id:
-                    raise Unprocessable("A patch may not change resourceType or id", expression=f"{res_type}.id")
-                patched = check_resource(patched, res_type)
+                # On a worker thread: a patch may copy megabytes, and its result is checked like a body.
+                patched = await run_sync(_patched, apply, current.content or "{}", res_type, res_id)
                 outcome = await self._next_version(c, current, patched, "PATCH")
                 if outcome is not None:
                     return outcome
@@ -548,15 +549,25 @@ def _patients(rows: IndexRows) -> list[str]:
     return [i for t, i in rows.compartments if t == "Patient"]
 
 
+def _patched(
+    apply: Callable[[dict[str, Any]], dict[str, Any]], content: str, res_type: str, res_id: str
+) -> dict[str, Any]:
+    """The patched resource, checked: same type and id, and structurally valid."""
+    patched = apply(jsonio.loads(content))
+    if patched.get("resourceType") != res_type or patched.get("id") != res_id:
+        raise Unprocessable("A patch may not change resourceType or id", expression=f"{res_type}.id")
+    return check_resource(patched, res_type)
+
+
 def parse_etag(value: str) -> int:
     """``W/"3"`` (or ``"3"``, or ``3``) -> 3; anything else is a 400."""
     text = value.strip()
     if text.startswith("W/"):
         text = text[2:]
-    text = text.strip('"')
-    if not text.isdigit():
+    number = to_int(text.strip('"'))
+    if number is None:
         raise BadRequest(f"If-Match '{value}' is not a version ETag like W/\"3\"", code="value")
-    return int(text)
+    return number
 
 
 def _etag(stored: Stored) -> dict[str, str]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.exc import DBAPIError
+
 from hub.api.context import Call
 from hub.api.handlers import audit_events, capabilities, crud, history, operations, search, transaction
-from hub.api.interaction import FhirRequest, Route, route
+from hub.api.interaction import FhirRequest, Route, check_text, route
 from hub.api.result import FhirResult
+from hub.store.db import cost_error
 
 Handler = Callable[[Call, FhirRequest, Route], Awaitable[FhirResult]]
 
@@ -35,6 +38,17 @@ HANDLERS: dict[str, Handler] = {
 
 async def handle(call: Call, req: FhirRequest) -> FhirResult:
     """Run one interaction (a direct request, or one Bundle entry)."""
+    check_text(req)
+    try:
+        return await _dispatch(call, req)
+    except DBAPIError as exc:  # a statement timeout or a statement too complex is the request's cost
+        error = cost_error(exc, call.svc.repo.db.statement_timeout_ms)
+        if error is None:
+            raise
+        raise error from None
+
+
+async def _dispatch(call: Call, req: FhirRequest) -> FhirResult:
     if req.path == "SubscriptionTopic" or req.path.startswith("SubscriptionTopic/"):
         from hub.events.subscriptions import topics
 

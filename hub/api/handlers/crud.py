@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from anyio.to_thread import run_sync
+
 from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route, require_body
 from hub.api.result import FhirResult, written
 from hub.fhir.errors import BadRequest, information
 from hub.fhir.instants import to_http_date
 from hub.fhir.parse import check_resource, media_kind
+from hub.fhir.patch import PatchLimits
 from hub.store.resources import Stored
+
+
+async def _checked(call: Call, req: FhirRequest, res_type: str) -> dict[str, Any]:
+    """The request's resource, structurally checked; a large one on a worker thread."""
+    body = require_body(req)
+    if len(req.raw_body) > call.svc.settings.offload_parse_bytes:
+        return await run_sync(check_resource, body, res_type)
+    return check_resource(body, res_type)
 
 
 def _location(call: Call, stored: Stored) -> str:
@@ -25,7 +36,7 @@ def _criteria(req: FhirRequest, what: str) -> str:
 
 async def create(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type
-    resource = check_resource(require_body(req), route.res_type)
+    resource = await _checked(call, req, route.res_type)
     resource = {k: v for k, v in resource.items() if k != "id"}  # the server assigns the id on create
     outcome = await call.repo.create(resource, if_none_exist=req.if_none_exist, conn=call.conn)
     return written(
@@ -48,7 +59,7 @@ async def vread(call: Call, req: FhirRequest, route: Route) -> FhirResult:
 
 async def update(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type and route.res_id
-    resource = check_resource(require_body(req), route.res_type)
+    resource = await _checked(call, req, route.res_type)
     outcome = await call.repo.update(
         route.res_type, route.res_id, resource, if_match=req.if_match, conn=call.conn
     )
@@ -59,7 +70,7 @@ async def update(call: Call, req: FhirRequest, route: Route) -> FhirResult:
 
 async def conditional_update(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type
-    resource = check_resource(require_body(req), route.res_type)
+    resource = await _checked(call, req, route.res_type)
     outcome = await call.repo.conditional_update(
         route.res_type, _criteria(req, "update"), resource, conn=call.conn, if_match=req.if_match
     )
@@ -86,7 +97,7 @@ async def conditional_delete(call: Call, req: FhirRequest, route: Route) -> Fhir
 
 async def patch(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type
-    apply = _patch_function(req)
+    apply = _patch_function(req, PatchLimits.from_settings(call.svc.settings))
     if route.res_id is None:
         outcome = await call.repo.conditional_patch(
             route.res_type, _criteria(req, "patch"), apply, conn=call.conn, if_match=req.if_match
@@ -100,7 +111,7 @@ async def patch(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     )
 
 
-def _patch_function(req: FhirRequest) -> Any:
+def _patch_function(req: FhirRequest, limits: PatchLimits) -> Any:
     """JSON Patch for ``application/json-patch+json``; FHIRPath Patch for a Parameters resource."""
     from hub.fhir.patch import apply_fhirpath_patch, apply_json_patch
 
@@ -109,7 +120,7 @@ def _patch_function(req: FhirRequest) -> Any:
     if ctype == "application/json-patch+json" or isinstance(body, list):
         if not isinstance(body, list):
             raise BadRequest("A JSON Patch document must be a JSON array of operations", code="structure")
-        return lambda resource: apply_json_patch(resource, body)
+        return lambda resource: apply_json_patch(resource, body, limits)
     if ctype and media_kind(ctype) not in ("json", "xml"):
         raise BadRequest(f"Unsupported patch format '{ctype}'")
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
@@ -117,8 +128,8 @@ def _patch_function(req: FhirRequest) -> Any:
             "A FHIRPath Patch must be a Parameters resource (or send application/json-patch+json)",
             code="structure",
         )
-    parameters = check_resource(body, "Parameters")
-    return lambda resource: apply_fhirpath_patch(resource, parameters)
+    # Checked where it is applied (on a worker thread, see Repository.patch), not on the event loop.
+    return lambda resource: apply_fhirpath_patch(resource, check_resource(body, "Parameters"), limits)
 
 
 def _maybe_not_modified(req: FhirRequest, stored: Stored) -> FhirResult | None:

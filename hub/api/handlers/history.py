@@ -12,7 +12,7 @@ from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route
 from hub.api.result import FhirResult
 from hub.fhir.bundles import bundle, history_entry
-from hub.fhir.errors import BadRequest
+from hub.fhir.integers import parse_int
 from hub.fhir.search_values import parse_count, parse_instant_param
 
 
@@ -24,9 +24,7 @@ async def history(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     at = parse_instant_param(params["_at"], "_at", upper=True) if "_at" in params else None
     cursor = None
     if "_cursor" in params:
-        if not params["_cursor"].isdigit():
-            raise BadRequest("_cursor must be a number from a next link", expression="_cursor")
-        cursor = int(params["_cursor"])
+        cursor = parse_int(params["_cursor"], "_cursor", hint="a number from a next link")
     page = await call.repo.history(
         res_type=route.res_type, res_id=route.res_id, since=since, at=at, cursor=cursor, count=count,
         conn=call.conn,

@@ -14,11 +14,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from anyio.to_thread import run_sync
+
 from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route, require_body, route
 from hub.api.result import FhirResult
 from hub.fhir.bundles import bundle
 from hub.fhir.errors import BadRequest, FhirError, Issue, PreconditionFailed
+from hub.fhir.limits import ParseLimits, check_shape
 from hub.fhir.parse import check_resource
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -53,6 +56,10 @@ async def process(call: Call, req: FhirRequest, _route: Route) -> FhirResult:
     return await _transaction(call, req, raw_entries)
 
 
+def _parse_entries(call: Call, outer: FhirRequest, raw_entries: list[Any]) -> list[_Entry]:
+    return [_parse_entry(call, i, raw, outer) for i, raw in enumerate(raw_entries)]
+
+
 def _parse_entry(call: Call, index: int, raw: Any, outer: FhirRequest) -> _Entry:
     where = f"Bundle.entry[{index}]"
     if not isinstance(raw, dict):
@@ -75,13 +82,20 @@ def _parse_entry(call: Call, index: int, raw: Any, outer: FhirRequest) -> _Entry
         raise BadRequest(f"{where} ({method}) has no resource", code="required", expression=f"{where}.resource")
     content_type = None
     if method == "PATCH" and isinstance(resource, dict) and resource.get("resourceType") == "Binary":
-        resource, content_type = _binary_patch(resource, where)
+        resource, content_type = _binary_patch(resource, where, ParseLimits.from_settings(call.svc.settings))
     if resource is not None and method in ("POST", "PUT"):
         resource = check_resource(resource, where=f"{where}.resource")
+    conditions = {}
+    for key in ("ifMatch", "ifNoneExist", "ifNoneMatch", "ifModifiedSince"):
+        value = request.get(key)
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"{where}.request.{key} must be a string", code="structure",
+                             expression=f"{where}.request.{key}")
+        conditions[key] = value
     fhir_req = FhirRequest.from_url(
         method, url, body=resource, content_type=content_type,
-        if_match=request.get("ifMatch"), if_none_exist=request.get("ifNoneExist"),
-        if_none_match=request.get("ifNoneMatch"), if_modified_since=request.get("ifModifiedSince"),
+        if_match=conditions["ifMatch"], if_none_exist=conditions["ifNoneExist"],
+        if_none_match=conditions["ifNoneMatch"], if_modified_since=conditions["ifModifiedSince"],
         prefer_return=outer.prefer_return, handling=outer.handling,
     )
     try:
@@ -100,16 +114,19 @@ def _parse_entry(call: Call, index: int, raw: Any, outer: FhirRequest) -> _Entry
     return _Entry(index, full_url if isinstance(full_url, str) else None, fhir_req, target)
 
 
-def _binary_patch(resource: dict[str, Any], where: str) -> tuple[Any, str]:
-    """A JSON Patch in a transaction travels as a Binary; unwrap it."""
+def _binary_patch(resource: dict[str, Any], where: str, limits: ParseLimits) -> tuple[Any, str]:
+    """A JSON Patch in a transaction travels as a Binary; unwrap it (its shape limited like a body)."""
     import base64
 
     from hub.fhir import jsonio
 
     try:
         data = jsonio.loads(base64.b64decode(resource.get("data", "")))
-    except (ValueError, FhirError):
-        raise BadRequest(f"{where}.resource: Binary.data is not a base64 JSON Patch", expression=f"{where}.resource") from None
+    except (ValueError, TypeError, FhirError):
+        raise BadRequest(
+            f"{where}.resource: Binary.data is not a base64 JSON Patch", expression=f"{where}.resource"
+        ) from None
+    check_shape(data, limits, root=f"{where}.resource.data")
     return data, str(resource.get("contentType", "application/json-patch+json"))
 
 
@@ -139,7 +156,10 @@ async def _batch(call: Call, outer: FhirRequest, raw_entries: list[Any]) -> Fhir
 
 
 async def _transaction(call: Call, outer: FhirRequest, raw_entries: list[Any]) -> FhirResult:
-    entries = [_parse_entry(call, i, raw, outer) for i, raw in enumerate(raw_entries)]
+    if len(outer.raw_body) > call.svc.settings.offload_parse_bytes:  # thousands of entries: off the event loop
+        entries = await run_sync(_parse_entries, call, outer, raw_entries)
+    else:
+        entries = _parse_entries(call, outer, raw_entries)
     _check_duplicates(entries)
     results: dict[int, FhirResult] = {}
     repo = call.svc.repo
@@ -195,7 +215,8 @@ async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
                 found = await call.repo.match(call.conn, e.target.res_type, e.request.if_none_exist)  # type: ignore[arg-type]
                 if len(found) > 1:
                     raise PreconditionFailed(
-                        f"Bundle.entry[{e.index}]: ifNoneExist '{e.request.if_none_exist}' matches {len(found)} resources",
+                        f"Bundle.entry[{e.index}]: ifNoneExist '{e.request.if_none_exist}' matches "
+                        f"{len(found)} resources",
                         expression=f"Bundle.entry[{e.index}].request.ifNoneExist",
                     )
                 if found:

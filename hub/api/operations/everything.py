@@ -16,7 +16,8 @@ from hub.api.interaction import FhirRequest, Route
 from hub.api.operations import Operation
 from hub.api.result import FhirResult
 from hub.fhir.errors import BadRequest, Issue, NotFound
-from hub.fhir.query import Criterion, DateValue, Include, SearchQuery, TokenValue
+from hub.fhir.integers import MAX_BIGINT, parse_int
+from hub.fhir.query import MAX_OFFSET, Criterion, DateValue, Include, SearchQuery, TokenValue
 from hub.fhir.search_values import parse_count, parse_instant_param
 
 #: Parameters of the operation (R4 Patient-everything) the hub supports.
@@ -62,9 +63,8 @@ def everything_query(
             )
             query.canonical.append((name, value))
         elif name in ("_offset", "_snapshot"):
-            if not value.isdigit():
-                raise BadRequest(f"{name} must come from a next link", expression=name)
-            setattr(query, name[1:], int(value))
+            limit = MAX_OFFSET if name == "_offset" else MAX_BIGINT
+            setattr(query, name[1:], parse_int(value, name, maximum=limit, hint="a number from a next link"))
         elif name not in _KNOWN:
             message = f"The parameter '{name}' is not supported by $everything"
             if strict:

@@ -7,8 +7,10 @@ is read; only the CapabilityStatement (``GET /fhir/metadata``) is public, as SMA
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl
 
+from anyio.to_thread import run_sync
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -20,7 +22,9 @@ from hub.api.handlers import handle
 from hub.api.interaction import FhirRequest, route
 from hub.api.negotiate import fhir_response, negotiate, prefer_handling, prefer_return
 from hub.fhir.errors import BadRequest, FhirError
+from hub.fhir.limits import ParseLimits, check_raw, check_shape
 from hub.fhir.parse import parse_body
+from hub.settings import Settings
 
 router = APIRouter()
 
@@ -44,7 +48,7 @@ async def fhir_endpoint(request: Request, path: str = "") -> Response:
         policy = None
         if not (request.method in ("GET", "HEAD") and path.strip("/") == "metadata"):
             policy = await authorize(request, services, trail)
-        req = await to_fhir_request(request, path, services.settings.max_body_bytes)
+        req = await to_fhir_request(request, path, services.settings)
         call = Call(services, str(request.base_url).rstrip("/") + "/fhir", policy=policy, trail=trail)
         result = await handle(call, req)
     except FhirError as exc:
@@ -90,22 +94,30 @@ async def authorize(request: Request, services: Services, trail: AuditTrail) -> 
     return await build_policy(None, principal, emergency_reason=emergency)
 
 
-async def to_fhir_request(request: Request, path: str, limit: int) -> FhirRequest:
-    """Method, path, query (form-encoded body merged in for ``_search``), headers and parsed body."""
+async def to_fhir_request(request: Request, path: str, settings: Settings) -> FhirRequest:
+    """Method, path, query (form-encoded body merged in for ``_search``), headers and parsed body.
+
+    A large body is parsed and shape-checked on a worker thread, so that the event loop keeps
+    answering other requests while it is read."""
     method = request.method.upper()
     query = parse_qsl(request.url.query, keep_blank_values=True)
     content_type = request.headers.get("content-type")
     body = None
     raw = b""
     if method in ("POST", "PUT", "PATCH"):
-        raw = await read_body(request, limit)
+        raw = await read_body(request, settings.max_body_bytes)
         ctype = (content_type or "").split(";", 1)[0].strip().lower()
         if ctype == "application/x-www-form-urlencoded":
             if not path.rstrip("/").endswith("_search"):
                 raise BadRequest("Form-encoded bodies are only accepted by POST [type]/_search")
             query += parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
         elif raw.strip() or method != "POST" or not path.rstrip("/").endswith("_search"):
-            body = parse_body(raw, content_type) if ctype != "application/json-patch+json" else _json(raw)
+            limits = ParseLimits.from_settings(settings)
+            parse = _json if ctype == "application/json-patch+json" else parse_body
+            if len(raw) > settings.offload_parse_bytes:
+                body = await run_sync(parse, raw, content_type, limits)
+            else:
+                body = parse(raw, content_type, limits)
     return FhirRequest(
         method=method,
         path=path.strip("/"),
@@ -122,9 +134,12 @@ async def to_fhir_request(request: Request, path: str, limit: int) -> FhirReques
     )
 
 
-def _json(raw: bytes) -> object:
+def _json(raw: bytes, _content_type: str | None, limits: ParseLimits) -> Any:
     from hub.fhir import jsonio
 
     if not raw.strip():
         raise BadRequest("The request body is empty; a JSON Patch document was expected", code="required")
-    return jsonio.loads(raw)
+    check_raw(raw, limits)
+    data = jsonio.loads(raw)
+    check_shape(data, limits)
+    return data

@@ -20,7 +20,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
 from hub.fhir.errors import BadRequest, Issue
-from hub.fhir.query import Include, SearchQuery, parse_query
+from hub.fhir.query import DEFAULT_SEARCH_LIMITS, Include, SearchLimits, SearchQuery, parse_query
 from hub.store.repository import Matcher
 from hub.store.resources import Stored
 from hub.store.search.predicates import PredicateBuilder, Visible, local_target, sort_expression
@@ -73,12 +73,14 @@ class SearchEngine(Matcher):
     """Turns :class:`SearchQuery` objects into SQL and runs them."""
 
     def __init__(
-        self, registry: Any, resource_types: frozenset[str], *, default_count: int = 20, max_count: int = 1000
+        self, registry: Any, resource_types: frozenset[str], *, default_count: int = 20, max_count: int = 1000,
+        limits: SearchLimits = DEFAULT_SEARCH_LIMITS,
     ) -> None:
         self.registry = registry
         self.resource_types = resource_types
         self.default_count = default_count
         self.max_count = max_count
+        self.limits = limits
         #: Whether the database compares text in code point order (see :func:`string_cond`); learnt
         #: from the first connection, because the engine is built before the database is reached.
         self.bytewise: bool | None = None
@@ -96,6 +98,7 @@ class SearchEngine(Matcher):
             max_count=self.max_count,
             strict=strict,
             resource_types=self.resource_types,
+            limits=self.limits,
         )
 
     # -- SQL ----------------------------------------------------------------------------------------
