@@ -71,6 +71,9 @@ GOAL_LIFECYCLE = {
     "entered-in-error": "entered-in-error",
     "rejected": "rejected",
 }
+CONSENT_CATEGORY_ACD = {
+    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentcategorycodes", "code": "acd"}]
+}
 CONSENT_SCOPE_ADR = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "adr"}]}
 
 
@@ -344,6 +347,9 @@ def _careplan_to_stu3(res: Resource) -> None:
 def _consent_to_r4(res: Resource) -> None:
     _rename(res, "consentingParty", "performer")
     res["scope"] = copy.deepcopy(CONSENT_SCOPE_ADR)
+    if any(c.get("code") == "11341000146107" for cat in res.get("category") or [] for c in cat.get("coding") or []):
+        # the zib2020 AdvanceDirective's category (terminology.hl7.org did not exist in STU3: dropped going back)
+        res["category"] = [*res["category"], copy.deepcopy(CONSENT_CATEGORY_ACD)]
     provision = {k: res.pop(k) for k in ("period", "actor", "action") if k in res}
     if provision:
         res["provision"] = provision
@@ -351,6 +357,8 @@ def _consent_to_r4(res: Resource) -> None:
 
 def _consent_to_stu3(res: Resource) -> None:
     _rename(res, "performer", "consentingParty")
+    if "category" in res:
+        res["category"] = [c for c in res["category"] if c != CONSENT_CATEGORY_ACD]
     res.pop("scope", None)
     res.update(res.pop("provision", {}) or {})
 

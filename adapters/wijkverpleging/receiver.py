@@ -75,9 +75,7 @@ class Receiver:
             raise
         response = await self.hub.transaction(entries)
         hub_task_id = _location_id(response, entries, "Task")
-        transfer = Transfer(
-            sender_base, task_id, hub_task_id, existing.mirrored if existing else str(task["status"])
-        )
+        transfer = Transfer(sender_base, task_id, hub_task_id, existing.mirrored if existing else str(task["status"]))
         self.state.save(transfer)
         log.info("eOverdracht transfer %s/Task/%s stored as Task/%s", sender_base, task_id, hub_task_id)
         return transfer

@@ -56,6 +56,4 @@ def build_app(receiver: Receiver, senders: dict[str, str]) -> Starlette:
     async def health(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
-        routes=[Route("/senders/{sender}/Task", notify, methods=["POST"]), Route("/healthz", health)]
-    )
+    return Starlette(routes=[Route("/senders/{sender}/Task", notify, methods=["POST"]), Route("/healthz", health)])

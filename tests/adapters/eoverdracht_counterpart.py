@@ -35,8 +35,10 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
     failures = {"left": fail_first}
 
     def outcome(status: int, text: str) -> JSONResponse:
-        body = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "processing",
-                                                               "diagnostics": text}]}
+        body = {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "processing", "diagnostics": text}],
+        }
         return JSONResponse(body, status_code=status, media_type=FHIR_JSON)
 
     def down() -> bool:
@@ -59,8 +61,12 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
         res_type = request.path_params["type"]
         ids = set(request.query_params.get("_id", "").split(",")) - {""}
         hits = [r for (t, i), r in store.items() if t == res_type and (not ids or i in ids)]
-        bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(hits),
-                  "entry": [{"fullUrl": f"{res_type}/{r['id']}", "resource": r} for r in hits]}
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(hits),
+            "entry": [{"fullUrl": f"{res_type}/{r['id']}", "resource": r} for r in hits],
+        }
         return JSONResponse(bundle, media_type=FHIR_JSON)
 
     async def update_task(request: Request) -> Response:
@@ -94,22 +100,25 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
         body = await request.json()
         task = store[("Task", body["task"])]
         async with httpx.AsyncClient(timeout=30) as http:
-            r = await http.post(body["to"], json=task, headers={"Content-Type": FHIR_JSON,
-                                                                "X-Sender-Base": body["sender_base"]})
+            r = await http.post(
+                body["to"], json=task, headers={"Content-Type": FHIR_JSON, "X-Sender-Base": body["sender_base"]}
+            )
         return JSONResponse({"status": r.status_code, "body": r.json() if r.content else None})
 
     async def metadata(_request: Request) -> Response:
         return JSONResponse({"resourceType": "CapabilityStatement", "fhirVersion": "3.0.2", "status": "active"})
 
-    return Starlette(routes=[
-        Route("/fhir/metadata", metadata),
-        Route("/fhir/Task", receive_task, methods=["POST"]),
-        Route("/fhir/Task/{id}", update_task, methods=["PUT"]),
-        Route("/fhir/{type}/{id}", read),
-        Route("/fhir/{type}", search),
-        Route("/admin/task-history/{id}", task_history),
-        Route("/admin/notify", notify, methods=["POST"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/fhir/metadata", metadata),
+            Route("/fhir/Task", receive_task, methods=["POST"]),
+            Route("/fhir/Task/{id}", update_task, methods=["PUT"]),
+            Route("/fhir/{type}/{id}", read),
+            Route("/fhir/{type}", search),
+            Route("/admin/task-history/{id}", task_history),
+            Route("/admin/notify", notify, methods=["POST"]),
+        ]
+    )
 
 
 def main() -> None:

@@ -66,15 +66,26 @@ class Counterpart:
 
 
 @contextmanager
-def counterpart(resources: list[dict[str, Any]], work: Path, *, fail_first: int = 0) -> Iterator[Counterpart]:
-    """The fake STU3 system on a free loopback port, serving ``resources``."""
-    port = free_port()
+def counterpart(
+    resources: list[dict[str, Any]], work: Path, *, fail_first: int = 0, port: int | None = None
+) -> Iterator[Counterpart]:
+    """The fake STU3 system on a loopback port (a free one unless given), serving ``resources``."""
+    port = port or free_port()
     data = work / f"counterpart-{uuid.uuid4().hex[:8]}.json"
     data.write_text(json.dumps(resources), "utf-8")
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "tests.adapters.eoverdracht_counterpart", "--port", str(port), "--data", str(data),
-         "--fail-first", str(fail_first)],
+        [
+            sys.executable,
+            "-m",
+            "tests.adapters.eoverdracht_counterpart",
+            "--port",
+            str(port),
+            "--data",
+            str(data),
+            "--fail-first",
+            str(fail_first),
+        ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=log,
@@ -129,28 +140,38 @@ def build_network(hub: LiveHub) -> str:
     token = hub.token("admin")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
     with httpx.Client(base_url=hub.base, headers=headers, timeout=60) as http:
-        org = {"resourceType": "Organization", "identifier": [{"system": URA, "value": WIJKZORG_URA}],
-               "active": True, "name": "Wijkzorg Rivierstad"}
+        org = {
+            "resourceType": "Organization",
+            "identifier": [{"system": URA, "value": WIJKZORG_URA}],
+            "active": True,
+            "name": "Wijkzorg Rivierstad",
+        }
         r = http.post("/Organization", json=org, headers={"If-None-Exist": f"identifier={URA}|{WIJKZORG_URA}"})
         assert r.status_code in (200, 201), r.text
         org_id = str(r.json()["id"])
-        patient = {"resourceType": "Patient", "identifier": [{"system": BSN, "value": CLIENT_BSN}],
-                   "name": [{"family": "XXX_Molog", "given": ["Maria"]}]}
+        patient = {
+            "resourceType": "Patient",
+            "identifier": [{"system": BSN, "value": CLIENT_BSN}],
+            "name": [{"family": "XXX_Molog", "given": ["Maria"]}],
+        }
         r = http.post("/Patient", json=patient, headers={"If-None-Exist": f"identifier={BSN}|{CLIENT_BSN}"})
         assert r.status_code in (200, 201), r.text
         patient_id = str(r.json()["id"])
         # The receiving organisation is in the client's care team (the referral that led to the handover);
         # the hub grants an organisation nothing about a client before that (see docs/adapter-wijkverpleging.md).
-        team = {"resourceType": "CareTeam", "status": "active", "subject": {"reference": f"Patient/{patient_id}"},
-                "participant": [{"member": {"reference": f"Organization/{org_id}"},
-                                 "role": [{"text": "Wijkverpleging"}]}]}
+        team = {
+            "resourceType": "CareTeam",
+            "status": "active",
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "participant": [{"member": {"reference": f"Organization/{org_id}"}, "role": [{"text": "Wijkverpleging"}]}],
+        }
         r = http.post("/CareTeam", json=team)
         assert r.status_code in (200, 201), r.text
         return patient_id
 
 
-@pytest.fixture(scope="session")
-def wijk_world(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WijkWorld]:
+@pytest.fixture(scope="session", name="wijk_world")
+def wijk_world_fixture(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WijkWorld]:
     work = tmp_path_factory.mktemp(f"wijkverpleging-{backend}")
     name = None
     if backend == "sqlite":
