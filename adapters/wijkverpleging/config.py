@@ -9,11 +9,13 @@ A JSON file (``adapter-wijkverpleging serve --config adapter-wijkverpleging.json
       "state": "var/adapter-wijkverpleging/state.sqlite",
       "ura": "00056789",                         # the nursing organisation this adapter acts for
       "listen": {"host": "127.0.0.1", "port": 8090},
-      "senders": [{"id": "ziekenhuis-west", "fhir_base": "https://xis.example/fhir/stu3"}]
+      "senders": [{"id": "ziekenhuis-west", "fhir_base": "https://xis.example/fhir/stu3"}],
+      "receivers": [{"id": "vvt-oost", "notify_url": "https://vvt.example/fhir/Task", "token": "..."}]
     }
 
 A sender notifies at ``POST /senders/{id}/Task``; the adapter only ever pulls from the configured base of
-that sender (never from a URL a notification names). Paths are relative to the configuration file.
+that sender (never from a URL a notification names). A receiver pulls what was announced to it from
+``/stu3/{id}/...`` with its token. Paths are relative to the configuration file.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ from pydantic import BaseModel, Field, field_validator
 class SenderConfig(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     fhir_base: str
+
+
+class ReceiverConfig(BaseModel):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    notify_url: str
+    token: str = Field(min_length=16)
 
 
 class ListenConfig(BaseModel):
@@ -45,6 +53,7 @@ class WijkverplegingConfig(BaseModel):
     listen: ListenConfig = ListenConfig()
     mirror_interval: float = Field(default=30.0, gt=0)
     senders: list[SenderConfig]
+    receivers: list[ReceiverConfig] = []
 
     @field_validator("senders")
     @classmethod
@@ -73,4 +82,4 @@ class WijkverplegingConfig(BaseModel):
         return next((s.fhir_base for s in self.senders if s.id == sender_id), None)
 
 
-__all__ = ["ListenConfig", "SenderConfig", "WijkverplegingConfig"]
+__all__ = ["ListenConfig", "ReceiverConfig", "SenderConfig", "WijkverplegingConfig"]

@@ -39,6 +39,8 @@ NURSING_HANDOFF = {"system": "http://snomed.info/sct", "code": "371535009"}
 ALTERNATIVE_DATE = {"system": "http://snomed.info/sct", "code": "146851000146105"}
 
 #: The eOverdracht 4.0 Task states (task-status codes; STU3 and R4 share them).
+#: States the receiving organisation sets; the sender sets requested and cancelled.
+RECEIVER_STATES = frozenset({"received", "accepted", "rejected", "on-hold", "in-progress", "completed"})
 TASK_STATES = ("requested", "received", "accepted", "rejected", "on-hold", "in-progress", "completed", "cancelled")
 
 CLINICAL = {
@@ -346,6 +348,7 @@ def _careplan_to_stu3(res: Resource) -> None:
 
 def _consent_to_r4(res: Resource) -> None:
     _rename(res, "consentingParty", "performer")
+    _to_list(res, "identifier")
     res["scope"] = copy.deepcopy(CONSENT_SCOPE_ADR)
     if any(c.get("code") == "11341000146107" for cat in res.get("category") or [] for c in cat.get("coding") or []):
         # the zib2020 AdvanceDirective's category (terminology.hl7.org did not exist in STU3: dropped going back)
@@ -357,6 +360,8 @@ def _consent_to_r4(res: Resource) -> None:
 
 def _consent_to_stu3(res: Resource) -> None:
     _rename(res, "performer", "consentingParty")
+    if isinstance(res.get("identifier"), list):  # STU3 has one: the sender's own comes first
+        res["identifier"] = res["identifier"][0]
     if "category" in res:
         res["category"] = [c for c in res["category"] if c != CONSENT_CATEGORY_ACD]
     res.pop("scope", None)

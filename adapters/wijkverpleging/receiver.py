@@ -22,7 +22,15 @@ from typing import Any
 import httpx
 
 from adapters.common.client import HubClient, RetryPolicy
-from adapters.wijkverpleging.convert import InvalidResource, Resource, check_r4, check_stu3, to_r4, to_stu3
+from adapters.wijkverpleging.convert import (
+    RECEIVER_STATES,
+    InvalidResource,
+    Resource,
+    check_r4,
+    check_stu3,
+    to_r4,
+    to_stu3,
+)
 from adapters.wijkverpleging.sender_api import CounterpartUnavailable, Stu3Server, TransferError, references
 from adapters.wijkverpleging.state import State, Transfer
 
@@ -31,8 +39,6 @@ log = logging.getLogger("adapters.wijkverpleging")
 SOURCE = "urn:ietf:rfc:3986"
 BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
 URA = "http://fhir.nl/fhir/NamingSystem/ura"
-#: States the receiving organisation sets (in the hub) and the adapter mirrors to the sender.
-RECEIVER_STATES = frozenset({"received", "accepted", "rejected", "on-hold", "in-progress", "completed"})
 
 
 class Receiver:

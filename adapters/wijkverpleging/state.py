@@ -19,6 +19,11 @@ CREATE TABLE IF NOT EXISTS transfer (
     mirrored TEXT NOT NULL,
     PRIMARY KEY (sender_base, task_id)
 );
+CREATE TABLE IF NOT EXISTS announced (
+    receiver TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    PRIMARY KEY (receiver, reference)
+);
 CREATE TABLE IF NOT EXISTS parked (
     sender_base TEXT NOT NULL,
     task_id TEXT NOT NULL,
@@ -64,6 +69,17 @@ class State:
 
     def all(self) -> list[Transfer]:
         return [Transfer(*row) for row in self.db.execute("SELECT * FROM transfer ORDER BY sender_base, task_id")]
+
+    def announce(self, receiver: str, refs: list[str]) -> None:
+        """Record that ``receiver`` may pull ``refs`` (hub ``Type/id``): the closure of a Task sent to it."""
+        with self.db:
+            self.db.executemany("INSERT OR IGNORE INTO announced VALUES (?, ?)", [(receiver, r) for r in refs])
+
+    def announced(self, receiver: str, reference: str) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM announced WHERE receiver = ? AND reference = ?", (receiver, reference)
+        ).fetchone()
+        return row is not None
 
     def park(self, sender_base: str, task_id: str, offending: str, reason: str) -> None:
         with self.db:

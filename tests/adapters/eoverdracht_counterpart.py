@@ -28,6 +28,15 @@ from starlette.routing import Route
 FHIR_JSON = "application/fhir+json"
 
 
+def _references(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["reference"]] if isinstance(node.get("reference"), str) and "/" in node["reference"] else []
+        return found + [r for v in node.values() for r in _references(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _references(v)]
+    return []
+
+
 def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette:
     store: dict[tuple[str, str], dict[str, Any]] = {(r["resourceType"], r["id"]): r for r in resources}
     history: dict[str, list[str]] = {}
@@ -105,6 +114,44 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
             )
         return JSONResponse({"status": r.status_code, "body": r.json() if r.content else None})
 
+    async def pull(request: Request) -> Response:
+        """As the receiver: pull what a received Task references from the sender (bearer token), checked."""
+        from fhir.resources.STU3 import get_fhir_model_class
+
+        body = await request.json()
+        headers = {"Authorization": f"Bearer {body['token']}", "Accept": FHIR_JSON}
+        task = store[("Task", body["task"])]
+        pulled: dict[str, Any] = {}
+        queue = [ref for ref in _references(task)]
+        async with httpx.AsyncClient(timeout=30, headers=headers) as http:
+            while queue:
+                ref = queue.pop(0)
+                if ref in pulled:
+                    continue
+                r = await http.get(f"{body['base']}/{ref}")
+                if r.status_code != 200:
+                    return JSONResponse({"error": f"{ref}: {r.status_code} {r.text[:300]}"}, status_code=502)
+                resource = r.json()
+                get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+                pulled[ref] = resource
+                queue += [x for x in _references(resource) if x not in pulled]
+        return JSONResponse(pulled)
+
+    async def decide(request: Request) -> Response:
+        """As the receiver: set the Task's state at the sender (accepted, rejected, completed, ...)."""
+        body = await request.json()
+        task = {**store[("Task", body["task"])], "status": body["status"]}
+        async with httpx.AsyncClient(timeout=30) as http:
+            r = await http.put(
+                f"{body['base']}/Task/{body['task']}",
+                json=task,
+                headers={"Authorization": f"Bearer {body['token']}", "Content-Type": FHIR_JSON},
+            )
+        if r.status_code == 200:
+            store[("Task", body["task"])] = r.json()
+            history.setdefault(body["task"], []).append(body["status"])
+        return JSONResponse({"status": r.status_code, "body": r.json()})
+
     async def metadata(_request: Request) -> Response:
         return JSONResponse({"resourceType": "CapabilityStatement", "fhirVersion": "3.0.2", "status": "active"})
 
@@ -117,6 +164,8 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
             Route("/fhir/{type}", search),
             Route("/admin/task-history/{id}", task_history),
             Route("/admin/notify", notify, methods=["POST"]),
+            Route("/admin/pull", pull, methods=["POST"]),
+            Route("/admin/decide", decide, methods=["POST"]),
         ]
     )
 
