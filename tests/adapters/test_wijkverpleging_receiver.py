@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from adapters.common.client import HubClient, RetryPolicy
-from adapters.wijkverpleging.convert import NURSING_HANDOFF
+from adapters.wijkverpleging.convert import ALTERNATIVE_DATE, NURSING_HANDOFF
 from adapters.wijkverpleging.receiver import SOURCE, Receiver
 from adapters.wijkverpleging.sender_api import TransferError, references
 from adapters.wijkverpleging.state import State
@@ -284,3 +284,34 @@ def test_a_sender_notifies_the_adapter_process(wijk_world: WijkWorld, tmp_path: 
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+async def test_on_hold_with_an_alternative_date_and_the_senders_cancel(wijk_world: WijkWorld, tmp_path: Path) -> None:
+    data = repaired_transfer("requested")
+    for r in data:
+        if r["resourceType"] == "Task":
+            r["id"] = "eov-onhold-01"
+    with counterpart(data, tmp_path) as sender:
+        async with wijk_world.hub_client() as hub, httpx.AsyncClient(timeout=30) as http:
+            receiver = receiver_for(hub, http, tmp_path)
+            task = (await http.get(f"{sender.fhir}/Task/eov-onhold-01")).json()
+            stored = await receiver.receive(sender.fhir, task)
+            # the receiver cannot start on the date asked and proposes another (eOverdracht ON-HOLD-ALTDATE)
+            alternative = [{"type": {"coding": [dict(ALTERNATIVE_DATE)]}, "valueDateTime": "2026-01-02"}]
+            await set_hub_status(
+                wijk_world,
+                stored.hub_task_id,
+                "on-hold",
+                output=alternative,
+                restriction={"period": {"start": "2026-01-02"}},
+            )
+            assert await receiver.mirror() == [("eov-onhold-01", "on-hold")]
+            theirs = (await http.get(f"{sender.fhir}/Task/eov-onhold-01")).json()
+            assert theirs["status"] == "on-hold" and theirs["output"] == alternative
+            # the sender cancels the handover: the hub Task follows
+            theirs["status"] = "cancelled"
+            assert (await http.put(f"{sender.fhir}/Task/eov-onhold-01", json=theirs)).status_code == 200
+            await receiver.receive(sender.fhir, theirs)
+            assert (await hub.read("Task", stored.hub_task_id))["status"] == "cancelled"
+            assert await receiver.mirror() == []  # the sender's own state is not sent back to it
+            receiver.state.close()
