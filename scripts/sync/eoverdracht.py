@@ -9,7 +9,7 @@ The Task-state examples as published are not all valid FHIR (backslashes in refe
 status codes ``on hold``/``ON-HOLD``/``rjected``, a TestScript date variable and an unclosed tag); the repairs
 are listed in :data:`REPAIRS` and applied before parsing, so that what is committed is the examples' evident
 intent. The qualification TestScripts are not copied (they carry no licence).
-Run: ``python scripts/sync/eoverdracht.py /work/shared/reference`` (or through scripts/sync_reference.py).
+Run: ``python scripts/sync/eoverdracht.py ../shared/reference`` (or through scripts/sync_reference.py).
 """
 
 from __future__ import annotations
