@@ -14,9 +14,18 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 
 from hub.api import errors
+from hub.api.accesslog import RequestObserver
 from hub.api.context import Services
 from hub.api.disconnect import CancelOnDisconnect
-from hub.api.routes import admin_audit_router, admin_router, fhir_router, health_router, openapi_router
+from hub.api.metrics import HubMetrics
+from hub.api.routes import (
+    admin_audit_router,
+    admin_router,
+    fhir_router,
+    health_router,
+    metrics_router,
+    openapi_router,
+)
 from hub.settings import Settings, get_settings
 from hub.store.db import Database
 from hub.store.repository import Repository
@@ -101,6 +110,9 @@ def _warm_worker_thread() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    from hub.ops.safety import check_production
+
+    check_production(settings)  # HUB_ENVIRONMENT=production refuses unsafe settings before anything starts
     from hub.access.authserver import build_auth_router
     from hub.access.facts import patient_ids_for_bsn
     from hub.access.tokens import TokenVerifier
@@ -127,6 +139,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_db = db if db.is_sqlite else Database(settings.database_url, pool_size=2)
         services.audit = AuditWriter.from_settings(audit_db, settings)
         await services.audit.start()
+        metrics.watch_pool("main", db.engine)
+        if audit_db is not db:
+            metrics.watch_pool("audit", audit_db.engine)
+        metrics.watch_audit(services.audit)
+        services.extras["metrics"] = metrics
         app.state.settings = settings
         app.state.services = services
         app.state.db = db
@@ -162,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def transaction(request: Request) -> Any:
         return request.app.state.db.write()
 
+    metrics = HubMetrics()
     app = FastAPI(
         title="Zorgnet Hub",
         version="0.1.0",
@@ -172,6 +190,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(CancelOnDisconnect)
+    app.state.metrics = metrics
+    app.add_middleware(RequestObserver, metrics=metrics, access_log=settings.access_log)
+    if settings.metrics:
+        app.include_router(metrics_router)
     app.include_router(health_router)
     app.include_router(openapi_router)
     app.include_router(build_auth_router(config, keys, transaction, patient_id_for_bsn=first_patient))

@@ -1,9 +1,8 @@
-"""The ``hub`` command: serve, db upgrade/reindex, demo, token."""
+"""The ``hub`` command: serve, db upgrade/reindex, demo, token, audit, backup/restore."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import typer
 
@@ -26,6 +25,13 @@ def _mount_subcommands() -> None:
 _mount_subcommands()
 
 
+def _mount_ops() -> None:
+    from hub.ops.cli import backup, restore
+
+    app.command("backup")(backup)
+    app.command("restore")(restore)
+
+
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Interface to listen on (HUB_HOST)."),
@@ -36,26 +42,23 @@ def serve(
     """Run the hub (FHIR base at http://HOST:PORT/fhir)."""
     import os
 
-    import uvicorn
-
     for name, value in (("HUB_HOST", host), ("HUB_PORT", port), ("HUB_DEMO", demo), ("HUB_WORKERS", workers)):
         if value is not None:
             os.environ[name] = str(value).lower() if isinstance(value, bool) else str(value)
     get_settings.cache_clear()
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    typer.echo(f"Zorgnet Hub on {settings.fhir_base}  (database: {_safe_url(settings)})")
+    from hub.ops.safety import production_problems
+
+    problems = production_problems(settings)
+    if problems:
+        for line in problems:
+            typer.echo(f"refusing to start: {line}", err=True)
+        raise typer.Exit(2)
+    from hub.ops.serve import run
+
+    typer.echo(f"Zorgnet Hub on {settings.fhir_base}  (database: {_safe_url(settings)}, workers: {settings.workers})")
     record_serving(settings)
-    uvicorn.run(
-        "hub.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=False,
-        proxy_headers=True,
-    )
+    run(settings)
 
 
 @app.command()
@@ -141,6 +144,9 @@ def _safe_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+_mount_ops()
 
 
 def main() -> None:

@@ -6,12 +6,33 @@ settings on first use, and tests pass their own :class:`Settings` to ``create_ap
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class FileSecretsSource(PydanticBaseSettingsSource):
+    """``HUB_<NAME>_FILE=/path``: the value of ``HUB_<NAME>`` read from a file (a mounted Kubernetes or
+    Docker secret), trailing newline stripped. An explicit ``HUB_<NAME>`` wins over the file."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = os.environ.get(f"HUB_{field_name.upper()}_FILE")
+        if not path or f"HUB_{field_name.upper()}" in os.environ:
+            return None, field_name, False
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n"), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, info in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(info, name)
+            if value is not None:
+                values[key] = value
+        return values
 
 
 class Settings(BaseSettings):
@@ -71,6 +92,12 @@ class Settings(BaseSettings):
     external_issuers: str = ""
     audit_enabled: bool = True
     log_level: str = "info"
+    #: ``json`` (one object per line, for log shipping; the production default) or ``text``.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    #: One JSON line per request on the ``hub.access`` logger.
+    access_log: bool = True
+    #: Serve Prometheus metrics at ``/metrics``.
+    metrics: bool = True
     workers: int = 1
     #: Run the notification delivery worker inside ``hub serve`` (default: on for SQLite outside tests;
     #: with PostgreSQL run ``hub worker`` processes instead).
@@ -84,6 +111,11 @@ class Settings(BaseSettings):
     #: Consecutive failures after which a subscription's status becomes error, and then off.
     events_error_after: int = 3
     events_off_after: int = 10
+    #: Seconds ``hub serve`` waits for in-flight requests at shutdown (SIGTERM) before it closes them.
+    graceful_timeout: int = 30
+    #: Addresses of the TLS-terminating proxies whose X-Forwarded-For/-Proto headers are trusted
+    #: (uvicorn's ``forwarded_allow_ips``, comma separated, ``*`` for any). Required in production.
+    forwarded_allow_ips: str = ""
     extra_settings: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -91,9 +123,20 @@ class Settings(BaseSettings):
         if not self.base_url:
             self.base_url = f"http://{self.host}:{self.port}"
         self.base_url = self.base_url.rstrip("/")
-        if self.environment == "production" and self.dev_login:
-            raise ValueError("HUB_DEV_LOGIN must be false in production: it bypasses DigiD")
+        if self.log_format == "auto":
+            self.log_format = "json" if self.environment == "production" else "text"
         return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, FileSecretsSource(settings_cls), dotenv_settings, file_secret_settings
 
     @property
     def fhir_base(self) -> str:

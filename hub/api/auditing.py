@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.api.accesslog import current_request_id
 from hub.audit.records import AuditRecord
 from hub.store.resources import Stored
 from hub.store.tables import idx_compartment
@@ -57,6 +58,7 @@ class AuditTrail:
         facts.setdefault("query", self.query)
         facts.setdefault("remote_addr", self.remote_addr)
         facts.setdefault("operation", self.operation)
+        facts.setdefault("request_id", current_request_id())
         if self.emergency_reason:
             facts.setdefault("emergency_reason", self.emergency_reason)
             facts.setdefault("purpose_of_use", ("ETREAT",))

@@ -26,6 +26,7 @@ def _format(request: Request) -> Format:
 
 async def fhir_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FhirError)
+    request.state.error_diagnostics = exc.diagnostics  # for the denial metrics (hub.api.accesslog)
     return fhir_response(exc.outcome(), _format(request), exc.status, exc.headers)
 
 
