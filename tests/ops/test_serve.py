@@ -1,0 +1,81 @@
+"""``hub serve --workers N``: several processes, metrics summed over them, JSON access lines, and a
+graceful stop on SIGTERM (the request in flight is answered, its audit record committed)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from hub.audit.cli import run_verify
+from hub.audit.tables import audit_log
+from hub.store.db import Database
+from tests.ops.conftest import HUB, hub_env, serve
+
+
+def _bundle(n: int) -> dict[str, Any]:
+    entries = [{
+        "fullUrl": f"urn:uuid:00000000-0000-4000-8000-{i:012d}",
+        "resource": {"resourceType": "Observation", "status": "final", "code": {"text": f"gewicht {i}"},
+                     "valueQuantity": {"value": 70 + i / 100, "unit": "kg"}},
+        "request": {"method": "POST", "url": "Observation"},
+    } for i in range(n)]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+async def _count(database_url: str, interaction: str) -> int:
+    db = Database(database_url, pool_size=1)
+    try:
+        async with db.read() as conn:
+            stmt = select(func.count()).select_from(audit_log).where(audit_log.c.interaction == interaction)
+            return int((await conn.execute(stmt)).scalar_one())
+    finally:
+        await db.dispose()
+
+
+async def test_workers_serve_and_stop_gracefully(fresh_database_url: str, tmp_path: Path) -> None:
+    env = hub_env(fresh_database_url, tmp_path, HUB_LOG_FORMAT="json", HUB_GRACEFUL_TIMEOUT="60")
+    subprocess.run([HUB, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
+    with serve(env, "--workers", "2") as hub:
+        headers = {"Authorization": f"Bearer {hub.token('org:00099999:practitioner:900009999')}"}
+        async with httpx.AsyncClient(base_url=hub.base, headers=headers, timeout=120) as client:
+            for _ in range(6):
+                assert (await client.get("/fhir/Patient")).status_code == 200
+            families = {f.name: f for f in text_string_to_metric_families((await client.get("/metrics")).text)}
+        served = sum(s.value for s in families["hub_http_requests"].samples
+                     if s.name == "hub_http_requests_total" and s.labels["interaction"] == "search-type")
+        assert served == 6  # summed over both worker processes
+
+        answer: dict[str, Any] = {}
+
+        def post() -> None:
+            with httpx.Client(base_url=hub.base, headers=headers, timeout=180) as c:
+                answer["response"] = c.post("/fhir", json=_bundle(400))
+
+        sender = threading.Thread(target=post)
+        sender.start()
+        await asyncio.sleep(0.6)  # the Bundle is being handled now
+        code = await asyncio.to_thread(hub.stop, 120)
+        await asyncio.to_thread(sender.join, 180)
+        assert code == 0
+    response = answer["response"]
+    assert response.status_code == 200, response.text[:500]
+    assert len(response.json()["entry"]) == 400
+    assert await _count(fresh_database_url, "transaction") == 1
+    result = await run_verify(fresh_database_url, tmp_path / "audit-keys")
+    assert result.ok, result.summary()
+    lines = [json.loads(line) for line in hub.log.read_text().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "hub.access"]
+    kinds = [line["interaction"] for line in access]
+    assert (kinds.count("search-type"), kinds.count("metrics"), kinds.count("transaction")) == (6, 1, 1)
+    assert set(kinds) == {"health", "search-type", "metrics", "transaction"}
+    bundle = next(line for line in access if line["interaction"] == "transaction")
+    assert bundle["status"] == 200 and bundle["duration_ms"] > 600  # it was in flight when SIGTERM came
+    assert all(line["level"] for line in lines)
