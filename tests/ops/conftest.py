@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 import pytest_asyncio
 
 from tests.api.live import free_port
@@ -51,7 +50,7 @@ class Served:
     log: Path
 
     def token(self, spec: str) -> str:
-        out = subprocess.run([HUB, "token", "--as", spec], env=self.env, capture_output=True, check=True)
+        out = subprocess.run([HUB, "token", "--as", spec], env=self.env, capture_output=True, check=True)  # noqa: S603
         return out.stdout.decode().strip()
 
     def stop(self, timeout: float = 60) -> int:
@@ -68,7 +67,7 @@ def serve(env: dict[str, str], *args: str) -> Iterator[Served]:
     env = {**env, "HUB_PORT": str(port)}
     log = Path(env["HUB_VAR_DIR"]) / f"serve-{port}.log"
     fh = log.open("wb")
-    proc = subprocess.Popen([HUB, "serve", *args], env=env, stdout=fh, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([HUB, "serve", *args], env=env, stdout=fh, stderr=subprocess.STDOUT)  # noqa: S603
     served = Served(proc, f"http://127.0.0.1:{port}", env, log)
     try:
         deadline = time.monotonic() + 90

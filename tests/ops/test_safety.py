@@ -55,7 +55,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def test_hub_serve_refuses_and_names_every_problem(tmp_path: Path) -> None:
     env = _env(HUB_ENVIRONMENT="production", HUB_VAR_DIR=str(tmp_path), HUB_PORT="1")
-    done = subprocess.run([HUB, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run([HUB, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert [line.split(":", 1)[0] for line in lines] == ["refusing to start"] * 4
@@ -66,7 +66,7 @@ def test_hub_serve_refuses_and_names_every_problem(tmp_path: Path) -> None:
 
 def test_hub_token_is_refused_in_production(tmp_path: Path) -> None:
     env = _env(HUB_ENVIRONMENT="production", HUB_VAR_DIR=str(tmp_path))
-    done = subprocess.run([HUB, "token", "--as", "admin"], env=env, capture_output=True, text=True,
+    done = subprocess.run([HUB, "token", "--as", "admin"], env=env, capture_output=True, text=True,  # noqa: S603
                           timeout=60, check=False)
     assert done.returncode == 2
     assert "not for production" in done.stderr

@@ -42,7 +42,7 @@ async def _count(database_url: str, interaction: str) -> int:
 
 async def test_workers_serve_and_stop_gracefully(fresh_database_url: str, tmp_path: Path) -> None:
     env = hub_env(fresh_database_url, tmp_path, HUB_LOG_FORMAT="json", HUB_GRACEFUL_TIMEOUT="60")
-    subprocess.run([HUB, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run([HUB, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)  # noqa: S603
     with serve(env, "--workers", "2") as hub:
         headers = {"Authorization": f"Bearer {hub.token('org:00099999:practitioner:900009999')}"}
         async with httpx.AsyncClient(base_url=hub.base, headers=headers, timeout=120) as client:
