@@ -26,10 +26,11 @@ _mount_subcommands()
 
 
 def _mount_ops() -> None:
-    from hub.ops.cli import backup, restore
+    from hub.ops.cli import backup, keys_app, restore
 
     app.command("backup")(backup)
     app.command("restore")(restore)
+    app.add_typer(keys_app, name="keys")
 
 
 @app.command()
@@ -84,6 +85,17 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     settings = serving_settings()
     upgrade(settings.database_url, revision)
     typer.echo(f"Database at {_safe_url(settings)} is at {revision}.")
+
+
+@db_app.command("ping")
+def db_ping(timeout: float = typer.Option(5.0, help="Seconds to wait for the database.")) -> None:
+    """Exit 0 when HUB_DATABASE_URL answers ``SELECT 1`` (a probe for processes without HTTP)."""
+    from hub.ops.probe import ping
+
+    ok, message = asyncio.run(ping(get_settings().database_url, timeout))
+    typer.echo(message, err=not ok)
+    if not ok:
+        raise typer.Exit(1)
 
 
 @db_app.command("reindex")

@@ -50,4 +50,55 @@ def restore(
             raise typer.Exit(1)
 
 
-__all__ = ["backup", "restore"]
+keys_app = typer.Typer(help="The hub's private keys: token signing keys and audit checkpoint keys.",
+                       no_args_is_help=True)
+
+
+@keys_app.command("init")
+def keys_init(
+    var_dir: Path = typer.Option(None, "--var-dir", help="Where to write keys/ and audit-keys/ (HUB_VAR_DIR)."),
+) -> None:
+    """Create the token signing key set and the audit keyring (kept if they exist), e.g. to put them in a
+    Kubernetes Secret: keys/jwks.json and audit-keys/keyring.json."""
+    from hub.access.keys import HubKeys
+    from hub.audit.checkpoints import AuditKeyring
+    from hub.settings import get_settings
+
+    root = var_dir or Path(get_settings().var_dir)
+    signing = HubKeys.load_or_create(root / "keys")
+    audit = AuditKeyring.load_or_create(root / "audit-keys")
+    typer.echo(f"{signing.path} (active signing key {signing.active_kid})")
+    typer.echo(f"{audit.path} (active audit key {audit.active_kid})")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    var_dir: Path = typer.Option(None, "--var-dir", help="Where keys/ lives (HUB_VAR_DIR)."),
+) -> None:
+    """Add a new token signing key and make it active; old keys keep verifying until retired."""
+    from hub.access.keys import rotate_keys
+    from hub.settings import get_settings
+
+    root = var_dir or Path(get_settings().var_dir)
+    typer.echo(f"New active signing key: {rotate_keys(root / 'keys')}")
+
+
+@keys_app.command("retire")
+def keys_retire(
+    kid: str = typer.Argument(..., help="The key id to remove (not the active one)."),
+    var_dir: Path = typer.Option(None, "--var-dir", help="Where keys/ lives (HUB_VAR_DIR)."),
+) -> None:
+    """Remove an old signing key: tokens it signed stop verifying."""
+    from hub.access.keys import retire_key
+    from hub.settings import get_settings
+
+    root = var_dir or Path(get_settings().var_dir)
+    try:
+        retire_key(root / "keys", kid)
+    except (KeyError, ValueError) as exc:
+        typer.echo(f"hub keys retire: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"Retired {kid}.")
+
+
+__all__ = ["backup", "keys_app", "restore"]
