@@ -1,0 +1,112 @@
+"""deploy/compose.yaml parsed and validated by compose-spec (the Rust compose_spec crate: strict, unknown
+keys and bad values fail), after YAML anchors/merge keys and ``${VAR:-default}`` interpolation, as
+``docker compose config`` does; then what the file must hold for a production-shaped start."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+from compose_spec import PyCompose
+
+from hub.ops.safety import production_problems
+from hub.settings import Settings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """Compose's ``${VAR}`` / ``${VAR:-default}`` substitution, throughout the file."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value)
+    return value
+
+
+def load(env: dict[str, str] | None = None) -> dict[str, Any]:
+    data = interpolate(yaml.safe_load((DEPLOY / "compose.yaml").read_text()), env or {})
+    compose = PyCompose.from_json(json.dumps(data))
+    compose.validate()
+    compose.to_spec()  # and the pydantic models of the Compose Specification
+    return compose.to_dict()
+
+
+def test_compose_file_is_valid() -> None:
+    services = load()["services"]
+    assert set(services) == {"postgres", "migrate", "hub", "worker", "proxy", "adapter-gemeente",
+                             "adapter-huisarts", "adapter-wijkverpleging", "apps"}
+
+
+def test_migrations_run_once_before_hub_and_worker() -> None:
+    services = load()["services"]
+    assert services["migrate"]["command"] == ["db", "upgrade"]
+    assert services["migrate"]["restart"] == "no"
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in ("hub", "worker"):
+        assert services[name]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    assert services["hub"]["command"] == ["serve"]
+    assert services["worker"]["command"] == ["worker"]
+    assert services["hub"]["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert (DEPLOY / services["hub"]["build"]["context"] / services["hub"]["build"]["dockerfile"]).exists()
+
+
+def test_hub_processes_are_locked_down() -> None:
+    services = load()["services"]
+    for name in ("migrate", "hub", "worker"):
+        svc = services[name]
+        assert svc["read_only"] is True
+        assert svc["user"] == "10001:10001"
+        assert svc["cap_drop"] == ["ALL"]
+        assert "/tmp:size=64m,mode=1777" in svc["tmpfs"]  # noqa: S108 - the container path
+        assert svc["secrets"] == ["database_url"]
+        assert not svc.get("ports"), "only the proxy publishes a port"
+    for name in ("adapter-gemeente", "adapter-huisarts", "adapter-wijkverpleging", "apps"):
+        assert services[name]["read_only"] is True and services[name]["user"] == "10001:10001"
+        assert services[name]["profiles"] in (["adapters"], ["apps"])
+
+
+def test_hub_environment_passes_the_production_checks(tmp_path: Path) -> None:
+    env = load()["services"]["hub"]["environment"]
+    assert env["HUB_DATABASE_URL_FILE"] == "/run/secrets/database_url"
+    fields = {k.removeprefix("HUB_").lower(): v for k, v in env.items() if k != "HUB_DATABASE_URL_FILE"}
+    settings = Settings(**fields, database_url="postgresql+asyncpg://hub:pw@postgres:5432/hub")
+    assert production_problems(settings) == []
+
+
+def test_every_secret_file_is_made_by_secrets_sh() -> None:
+    compose = load()
+    script = (DEPLOY / "secrets.sh").read_text()
+    for name, secret in compose["secrets"].items():
+        file = Path(secret["file"]).name
+        assert file in script or re.sub(r"adapter_\w+?_key", "adapter_${adapter}_key", file) in script, name
+    for svc in ("migrate", "hub", "worker"):
+        mounted = {v.split(":")[0] for v in compose["services"][svc]["volumes"] if v.startswith("./")}
+        assert mounted == {"./secrets/keys", "./secrets/audit-keys"}
+    assert "keys init" in script
+
+
+def test_secrets_sh_makes_the_files(tmp_path: Path) -> None:
+    """The script itself, on a copy of deploy/ (hub keys init from the installed hub, openssl)."""
+    import os
+    import shutil
+    import sys
+
+    copy = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copy, ignore=shutil.ignore_patterns("secrets", "helm"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(copy / "secrets.sh")], env=env, capture_output=True, text=True,  # noqa: S603, S607
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    for secret in load()["secrets"].values():
+        assert (copy / secret["file"]).stat().st_size > 0, secret["file"]
+    assert (copy / "secrets/keys/jwks.json").exists() and (copy / "secrets/audit-keys/keyring.json").exists()
+    url = (copy / "secrets/database_url").read_text()
+    assert url.startswith("postgresql+asyncpg://hub:") and url.endswith("@postgres:5432/hub")
