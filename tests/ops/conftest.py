@@ -66,6 +66,7 @@ def serve(env: dict[str, str], *args: str) -> Iterator[Served]:
     port = free_port()
     env = {**env, "HUB_PORT": str(port)}
     log = Path(env["HUB_VAR_DIR"]) / f"serve-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     fh = log.open("wb")
     proc = subprocess.Popen([HUB, "serve", *args], env=env, stdout=fh, stderr=subprocess.STDOUT)  # noqa: S603
     served = Served(proc, f"http://127.0.0.1:{port}", env, log)
