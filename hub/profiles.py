@@ -6,10 +6,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import text
+
 from hub.fhir import jsonio
 from hub.paths import profiles_dir
 
 log = logging.getLogger("hub.profiles")
+
+#: PostgreSQL advisory lock key held while the package is loaded.
+PACKAGE_LOCK = 0x7A6E_6875_6202
 
 #: Types from profiles/ that are served (categories.json and tools/ are not resources).
 SERVED_TYPES = frozenset({
@@ -34,6 +39,10 @@ async def load_conformance_package(services: Any) -> int:
     repo = services.repo
     written = 0
     async with repo.db.write() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several hub processes start at once (--workers, replicas): one loads the package, the
+            # others wait here and then find it loaded (SQLite's write lock already serialises this).
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PACKAGE_LOCK})
         for res in package_resources():
             current = await dao.get_current(conn, res["resourceType"], res["id"])
             if current is not None and not current.deleted and current.content is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from hub.settings import Settings
 from hub.store.db import Database
@@ -32,16 +32,31 @@ async def upgrade_async(database_url: str) -> None:
     await asyncio.to_thread(upgrade, database_url)
 
 
+#: PostgreSQL advisory lock key held while a starting hub process upgrades the schema.
+MIGRATION_LOCK = 0x7A6E_6875_6201  # "zn-hub" + 1
+
+
 async def prepare_database(db: Database, settings: Settings) -> None:
     """The embedded SQLite default upgrades itself; PostgreSQL must be upgraded with ``hub db upgrade``
-    (unless it is still empty, as in tests and first starts, when it is upgraded too)."""
-    if db.is_sqlite or settings.environment != "production":
+    (unless it is still empty, as in tests and first starts, when it is upgraded too).
+
+    Several processes may start at once on one PostgreSQL (``--workers``, replicas): they take turns
+    under an advisory lock, so one upgrades and the others find the schema at head."""
+    if db.is_sqlite:
         await upgrade_async(settings.database_url)
         return
-    async with db.engine.connect() as conn:
-        tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
-    if "resource" not in tables:
-        await upgrade_async(settings.database_url)
+    async with db.engine.connect() as lock:
+        await lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        try:
+            if settings.environment != "production":
+                await upgrade_async(settings.database_url)
+                return
+            tables = await lock.run_sync(lambda c: inspect(c).get_table_names())
+            if "resource" not in tables:
+                await upgrade_async(settings.database_url)
+        finally:
+            await lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            await lock.commit()
 
 
 async def database_problem(database_url: str) -> str | None:
