@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from hub.access.principal import Principal
+from hub.api.accesslog import current_request_id
 from hub.audit.records import AuditRecord
 from hub.fhir.errors import BadRequest, FhirError, Forbidden, NotFound
 
@@ -91,6 +92,7 @@ async def _run(request: Request, operation: str, status: int, work: Work) -> Res
                     principal, "operation", answered, method=request.method, path=request.url.path,
                     operation=operation,
                     remote_addr=request.client.host if request.client else None,
+                    request_id=current_request_id(),
                     denial_reason="not an administrator" if answered == 403 else None,
                 )
             )
