@@ -50,6 +50,9 @@ def run(settings: Settings) -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
         timeout_graceful_shutdown=settings.graceful_timeout,
+        # uvicorn's supervisor restarts a worker that does not answer its ping in time; 5 s (its default)
+        # is shorter than a start on a busy node (imports, the conformance package), so be patient.
+        timeout_worker_healthcheck=30,
         server_header=False,
     )
 

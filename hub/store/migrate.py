@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, text
 
+from hub.keyfiles import locked
 from hub.settings import Settings
 from hub.store.db import Database
 
@@ -43,7 +44,12 @@ async def prepare_database(db: Database, settings: Settings) -> None:
     Several processes may start at once on one PostgreSQL (``--workers``, replicas): they take turns
     under an advisory lock, so one upgrades and the others find the schema at head."""
     if db.is_sqlite:
-        await upgrade_async(settings.database_url)
+        database = db.url.database or ""
+        if database in ("", ":memory:"):
+            await upgrade_async(settings.database_url)
+            return
+        # A file lock beside the database: the processes of one `hub serve --workers N` take turns.
+        await asyncio.to_thread(_upgrade_locked, settings.database_url, Path(database))
         return
     async with db.engine.connect() as lock:
         await lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
@@ -57,6 +63,11 @@ async def prepare_database(db: Database, settings: Settings) -> None:
         finally:
             await lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
             await lock.commit()
+
+
+def _upgrade_locked(database_url: str, path: Path) -> None:
+    with locked(path, f".{path.name}.migrate.lock"):
+        upgrade(database_url)
 
 
 async def database_problem(database_url: str) -> str | None:
