@@ -73,6 +73,35 @@ def test_hub_processes_are_locked_down() -> None:
         assert services[name]["profiles"] in (["adapters"], ["apps"])
 
 
+def test_adapter_commands_are_what_the_adapters_accept(tmp_path: Path) -> None:
+    """The adapters in the image's distribution: each service's command parsed by the adapter's own CLI,
+    and the huisarts adapter's configuration file loaded by its own loader."""
+    import os
+    import sys
+
+    from adapters.huisarts.config import HuisartsConfig
+
+    services = load()["services"]
+    scripts = Path(sys.executable).parent
+    gemeente = services["adapter-gemeente"]
+    done = subprocess.run(  # noqa: S603 - the adapter's own console script; --help parses every option first
+        [str(scripts / gemeente["entrypoint"][0]), *gemeente["command"], "--help"],
+        capture_output=True, text=True, timeout=60, check=False, env=os.environ)
+    assert done.returncode == 0, done.stdout + done.stderr
+    options = [a for a in gemeente["command"] if a.startswith("--")]
+    assert options and all(o in done.stdout for o in options)
+
+    huisarts = services["adapter-huisarts"]
+    assert huisarts["entrypoint"] == ["adapter-huisarts"] and huisarts["command"][0] == "run"
+    mounted = next(v for v in huisarts["volumes"] if isinstance(v, str) and v.startswith("./adapter-huisarts.json"))
+    host, container = mounted.split(":")[:2]
+    assert huisarts["command"][huisarts["command"].index("--config") + 1] == container
+    config = HuisartsConfig.load(DEPLOY / host)
+    assert config.hub_base.endswith("/fhir") and config.practices
+    assert str(config.private_key) == "/run/secrets/adapter_huisarts_key"
+    assert "huisarts_practice_token" in load()["secrets"]
+
+
 def test_hub_environment_passes_the_production_checks(tmp_path: Path) -> None:
     env = load()["services"]["hub"]["environment"]
     assert env["HUB_DATABASE_URL_FILE"] == "/run/secrets/database_url"
