@@ -3,7 +3,6 @@
 #   db_password, database_url            PostgreSQL password and the hub's database URL
 #   keys/jwks.json, audit-keys/keyring.json   the hub's token signing keys and audit checkpoint keys
 #   adapter_*_key.pem                    each adapter's private key (register its public half: hub apps add --system)
-#   apps_session_key                     the apps' session cookie key
 #   huisarts_practice_token              the GP system's credentials for the huisarts adapter (placeholder)
 # Existing files are kept, so running it again never replaces a key.
 set -euo pipefail
@@ -16,7 +15,6 @@ umask 077
 
 [ -f "$out/db_password" ] || openssl rand -hex 24 > "$out/db_password"
 [ -f "$out/database_url" ] || printf 'postgresql+asyncpg://hub:%s@postgres:5432/hub' "$(cat "$out/db_password")" > "$out/database_url"
-[ -f "$out/apps_session_key" ] || openssl rand -base64 48 > "$out/apps_session_key"
 # The GP system's credentials for the huisarts adapter: a placeholder until the practice issues one.
 [ -f "$out/huisarts_practice_token" ] || echo "replace-with-the-practice-token" > "$out/huisarts_practice_token"
 for adapter in gemeente huisarts wijkverpleging; do
@@ -34,7 +32,7 @@ if [ ! -f "$out/keys/jwks.json" ] || [ ! -f "$out/audit-keys/keyring.json" ]; th
 fi
 # Read by uid 10001 inside the containers (mounted read-only).
 if [ "$(id -u)" = 0 ]; then
-  chown -R 10001:10001 "$out/keys" "$out/audit-keys" "$out/database_url" "$out/apps_session_key" "$out/huisarts_practice_token" "$out"/adapter_*_key.pem
+  chown -R 10001:10001 "$out/keys" "$out/audit-keys" "$out/database_url" "$out/huisarts_practice_token" "$out"/adapter_*_key.pem
 else
   echo "note: run as root (or chown -R 10001:10001 deploy/secrets/...) so the containers' uid 10001 can read the keys" >&2
 fi

@@ -42,7 +42,7 @@ def load(env: dict[str, str] | None = None) -> dict[str, Any]:
 def test_compose_file_is_valid() -> None:
     services = load()["services"]
     assert set(services) == {"postgres", "migrate", "hub", "worker", "proxy", "adapter-gemeente",
-                             "adapter-huisarts", "adapter-wijkverpleging", "apps"}
+                             "adapter-huisarts", "adapter-wijkverpleging", "pgo", "admin-console"}
 
 
 def test_migrations_run_once_before_hub_and_worker() -> None:
@@ -68,7 +68,7 @@ def test_hub_processes_are_locked_down() -> None:
         assert "/tmp:size=64m,mode=1777" in svc["tmpfs"]  # noqa: S108 - the container path
         assert svc["secrets"] == ["database_url"]
         assert not svc.get("ports"), "only the proxy publishes a port"
-    for name in ("adapter-gemeente", "adapter-huisarts", "adapter-wijkverpleging", "apps"):
+    for name in ("adapter-gemeente", "adapter-huisarts", "adapter-wijkverpleging", "pgo", "admin-console"):
         assert services[name]["read_only"] is True and services[name]["user"] == "10001:10001"
         assert services[name]["profiles"] in (["adapters"], ["apps"])
 
@@ -100,6 +100,25 @@ def test_adapter_commands_are_what_the_adapters_accept(tmp_path: Path) -> None:
     assert config.hub_base.endswith("/fhir") and config.practices
     assert str(config.private_key) == "/run/secrets/adapter_huisarts_key"
     assert "huisarts_practice_token" in load()["secrets"]
+
+
+def test_app_services_are_what_the_apps_read() -> None:
+    """The PGO and the admin console: their modules exist, and their environment is their own settings."""
+    import importlib.util
+
+    from apps.common.config import AdminSettings, PgoSettings
+
+    services = load()["services"]
+    for name, settings_cls, prefix in (("pgo", PgoSettings, "PGO_"), ("admin-console", AdminSettings, "ADMIN_")):
+        svc = services[name]
+        assert svc["entrypoint"][:2] == ["python", "-m"]
+        assert importlib.util.find_spec(svc["entrypoint"][2]) is not None
+        env = svc["environment"]
+        fields = {k.removeprefix(prefix).lower(): v for k, v in env.items()}
+        assert all(k.startswith(prefix) for k in env) and set(fields) <= set(settings_cls.model_fields)
+        settings = settings_cls(**{k: v for k, v in fields.items() if v != ""})
+        assert settings.host == "0.0.0.0" and str(settings.port) in str(svc["ports"])  # noqa: S104
+        assert settings.hub_url.startswith("https://")
 
 
 def test_hub_environment_passes_the_production_checks(tmp_path: Path) -> None:
