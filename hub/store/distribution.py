@@ -63,6 +63,12 @@ PLACEMENT: dict[str, Placement] = {
                               note="a professional's searches across all its clients fan out to every shard"),
     "delegation": Placement("distributed", missing=(
         "add client_key (the client's Patient id, resolved from patient_bsn when the delegation is written)")),
+    "resource_owner": Placement("distributed", missing=_BY_PID),
+    "overdracht_access": Placement("distributed", key="patient_id"),
+    # -- notifications: a queue in one order, read by the workers with FOR UPDATE SKIP LOCKED -------------
+    "outbox_event": Placement("local", note="the outbox: one commit order; partitioned by time"),
+    "subscription_event": Placement("local", note="per-subscription event numbers follow the outbox"),
+    "subscription_state": Placement("local", note="small: one row per subscription"),
     # -- the authorization server: small, read everywhere ------------------------------------------------
     "oauth_client": Placement("reference"),
     "oauth_jti": Placement("reference", note="or a local table: only the token endpoint writes it"),
