@@ -100,7 +100,9 @@ def grant_intervals(
     for ura, rels in sorted(by_org.items()):
         types = org_types.get(ura, frozenset())
         relevant = [r for r in rules if r.actor_ura in (None, ura) and (r.org_type is None or r.org_type in types)]
-        cuts = sorted({p for rel in rels for p in (rel.start, rel.end)} | {p for r in relevant for p in (r.start, r.end)})
+        cuts = sorted(
+            {p for rel in rels for p in (rel.start, rel.end)} | {p for r in relevant for p in (r.start, r.end)}
+        )
         for category in categories:
             if category in PUBLIC:
                 continue

@@ -69,7 +69,9 @@ def route(method: str, path: str) -> Route:
     if n == 1 and first == "_search":
         return _pick(method, path, {"POST": "search-system", "GET": "search-system"})
     if first.startswith("$"):
-        return _pick(method, path, {"GET": "operation", "POST": "operation"}, operation=first[1:]) if n == 1 else _nf(path)
+        if n != 1:
+            return _nf(path)
+        return _pick(method, path, {"GET": "operation", "POST": "operation"}, operation=first[1:])
     res_type = _type(first)
     if n == 1:
         return _pick(
@@ -99,7 +101,9 @@ def route(method: str, path: str) -> Route:
         if n == 3:
             return _pick(method, path, {"GET": "history-instance"}, res_type=res_type, res_id=res_id)
         if n == 4:
-            return _pick(method, path, {"GET": "vread", "HEAD": "vread"}, res_type=res_type, res_id=res_id, version=parts[3])
+            return _pick(
+                method, path, {"GET": "vread", "HEAD": "vread"}, res_type=res_type, res_id=res_id, version=parts[3]
+            )
         return _nf(path)
     if third.startswith("$") and n == 3:
         return _pick(

@@ -43,7 +43,9 @@ class FhirResult:
         return response
 
 
-def written(stored: Stored, status: int, resource: Any, location: str | None, prefer: str, message: str = "") -> FhirResult:
+def written(
+    stored: Stored, status: int, resource: Any, location: str | None, prefer: str, message: str = ""
+) -> FhirResult:
     """The answer to a write, shaped by ``Prefer: return=``."""
     if prefer == "minimal":
         body = None

@@ -1,3 +1,4 @@
+# ruff: noqa: S608  (statements are built from the schema's own table and column names; values are bound)
 """Writing a resource version on PostgreSQL in one statement.
 
 A write touches ``resource``, ``resource_history`` and up to eight index tables; sent one by one
@@ -133,7 +134,9 @@ def update_statement(with_event: bool = False) -> TextClause:
     )
 
 
-def _index_params(rows: Mapping[str, Sequence[Mapping[str, Any]]], compartments: Sequence[tuple[str, str]]) -> dict[str, Any]:
+def _index_params(
+    rows: Mapping[str, Sequence[Mapping[str, Any]]], compartments: Sequence[tuple[str, str]]
+) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for name, table in _INDEX.items():
         if name == "compartment":

@@ -245,7 +245,9 @@ class Repository:
         check_id(res_id)
         body_id = resource.get("id")
         if body_id is None:
-            raise BadRequest("The resource in an update must carry its id", code="required", expression=f"{res_type}.id")
+            raise BadRequest(
+                "The resource in an update must carry its id", code="required", expression=f"{res_type}.id"
+            )
         if body_id != res_id:
             raise BadRequest(
                 f"The id in the body ('{body_id}') does not match the id in the URL ('{res_id}')",

@@ -47,7 +47,10 @@ async def test_pretty_and_bad_format(client: httpx.AsyncClient) -> None:
 async def test_decimal_precision_is_kept(client: httpx.AsyncClient) -> None:
     obs = {"resourceType": "Observation", "status": "final", "code": {"text": "gewicht"},
            "valueQuantity": {"value": 70.50, "unit": "kg"}}
-    raw = b'{"resourceType":"Observation","status":"final","code":{"text":"g"},"valueQuantity":{"value":70.50,"unit":"kg"}}'
+    raw = (
+        b'{"resourceType":"Observation","status":"final","code":{"text":"g"},'
+        b'"valueQuantity":{"value":70.50,"unit":"kg"}}'
+    )
     r = await client.post("/fhir/Observation", content=raw, headers={"Content-Type": "application/fhir+json"})
     assert r.status_code == 201, r.text
     assert b'"value":70.50' in r.content.replace(b" ", b"")

@@ -13,8 +13,10 @@ async def test_history_levels_and_paging(client: httpx.AsyncClient) -> None:
         r = await client.post("/fhir/Patient", json={"resourceType": "Patient", "name": [{"family": f"P{i}"}]})
         ids.append(r.json()["id"])
     for i in range(3):
-        await client.put(f"/fhir/Patient/{ids[0]}", json={"resourceType": "Patient", "id": ids[0], "active": i % 2 == 0})
-    await client.post("/fhir/Observation", json={"resourceType": "Observation", "status": "final", "code": {"text": "x"}})
+        body = {"resourceType": "Patient", "id": ids[0], "active": i % 2 == 0}
+        await client.put(f"/fhir/Patient/{ids[0]}", json=body)
+    observation = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
+    await client.post("/fhir/Observation", json=observation)
 
     inst = (await client.get(f"/fhir/Patient/{ids[0]}/_history")).json()
     assert [e["resource"]["meta"]["versionId"] for e in inst["entry"]] == ["4", "3", "2", "1"]

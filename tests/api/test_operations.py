@@ -64,7 +64,9 @@ async def test_validate_type_and_instance(client: httpx.AsyncClient) -> None:
 
 async def test_invalid_profiled_write_is_422(client: httpx.AsyncClient) -> None:
     pid = (await client.post("/fhir/Patient", json={"resourceType": "Patient"})).json()["id"]
-    plan = {"resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": {"reference": f"Patient/{pid}"}}
+    plan = {
+        "resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": {"reference": f"Patient/{pid}"}
+    }
     r = await client.post("/fhir/CarePlan", json=plan)
     assert r.status_code == 422
     assert "CarePlan.category" in r.json()["issue"][0]["expression"][0]
