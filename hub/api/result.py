@@ -47,6 +47,7 @@ def written(
     stored: Stored, status: int, resource: Any, location: str | None, prefer: str, message: str = ""
 ) -> FhirResult:
     """The answer to a write, shaped by ``Prefer: return=``."""
+    body: Any
     if prefer == "minimal":
         body = None
     elif prefer == "OperationOutcome":

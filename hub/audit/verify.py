@@ -153,8 +153,8 @@ async def verify_log(
                 if why and report(seq, why):
                     stop = True
                     break
-            cp = by_seq.get(seq)
-            if cp is not None and cp.hash != row.hash and report(
+            sealed_here = by_seq.get(seq)
+            if sealed_here is not None and sealed_here.hash != row.hash and report(
                     seq, "checkpoint hash differs from the chain hash at this record"):
                 stop = True
                 break

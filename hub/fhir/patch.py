@@ -614,14 +614,16 @@ class _Primitive:
 
     def ensure(self) -> dict[str, Any]:
         if self.index is None:
-            return self.holder.setdefault("_" + self.key, {})  # type: ignore[no-any-return]
+            found: dict[str, Any] = self.holder.setdefault("_" + self.key, {})
+            return found
         count = len(self.holder[self.key])
         exts = self.holder.get("_" + self.key)
         if not isinstance(exts, list):
             exts = self.holder["_" + self.key] = [None] * count
         if exts[self.index] is None:
             exts[self.index] = {}
-        return exts[self.index]  # type: ignore[no-any-return]
+        ext: dict[str, Any] = exts[self.index]
+        return ext
 
 
 def _container_of(root: dict[str, Any], loc: _Loc, op: _Op) -> tuple[str, Any]:

@@ -348,8 +348,8 @@ def parse_criterion(
     if name.startswith("_has:"):
         return _parse_has(res_type, name, value, registry, resource_types)
     head, dot, rest = name.partition(".")
-    code, _, modifier = head.partition(":")
-    modifier = modifier or None
+    code, _, modifier_text = head.partition(":")
+    modifier = modifier_text or None
     if code in UNSUPPORTED:
         raise _Unknown(f"The search parameter '{code}' is not supported by this server")
     sp = _definition(registry, res_type, code)

@@ -272,7 +272,7 @@ def _read_xhtml(elem: Any, path: str) -> str:
     if elem.tag != _DIV:
         raise _structure(f"'{path}' must be an XHTML div (namespace {XHTML_NS})", path)
     clean = _clean_xhtml(elem)
-    return etree.tostring(clean, encoding="unicode", with_tail=False)  # type: ignore[no-any-return]
+    return str(etree.tostring(clean, encoding="unicode", with_tail=False))
 
 
 def _clean_xhtml(elem: Any) -> Any:

@@ -40,7 +40,7 @@ _ARRAY_TYPES = {BigInteger: "bigint[]", Integer: "int[]", Float: "float8[]", Boo
 def _pg_array(col: Any) -> tuple[str, Any]:
     for py_type, sql in _ARRAY_TYPES.items():
         if isinstance(col.type, py_type):
-            return sql, ARRAY(col.type.__class__())
+            return sql, ARRAY(col.type.__class__())  # type: ignore[arg-type]  # an instance of the column's type
     return "text[]", ARRAY(Text())
 
 
@@ -53,7 +53,8 @@ _INDEX = dict(INDEX_TABLES, compartment=idx_compartment)
 
 def _index_ctes(source: str) -> tuple[list[str], list[Any]]:
     """One ``INSERT ... SELECT FROM source, unnest(...)`` CTE per index table, and their binds."""
-    ctes, binds = [], []
+    ctes: list[str] = []
+    binds: list[Any] = []
     for name, table in _INDEX.items():
         cols = _value_columns(table)
         arrays = []
@@ -70,7 +71,7 @@ def _index_ctes(source: str) -> tuple[list[str], list[Any]]:
     return ctes, binds
 
 
-_COMMON_BINDS = [
+_COMMON_BINDS: list[Any] = [
     bindparam("res_type", type_=String()), bindparam("res_id", type_=String()),
     bindparam("version", type_=Integer()), bindparam("last_updated", type_=BigInteger()),
     bindparam("method", type_=String()), bindparam("content", type_=Text()),
@@ -84,7 +85,7 @@ _EVENT_CTE = (
     "old_status, new_status) SELECT :last_updated, pid, :res_type, :res_id, :version, :ev_change, :category, "
     ":ev_patients, :ev_orgs, :ev_old_status, :ev_new_status FROM r), "
 )
-_EVENT_BINDS = [
+_EVENT_BINDS: list[Any] = [
     bindparam("ev_change", type_=String()), bindparam("ev_patients", type_=Text()),
     bindparam("ev_orgs", type_=Text()), bindparam("ev_old_status", type_=String()),
     bindparam("ev_new_status", type_=String()),

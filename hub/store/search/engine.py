@@ -253,7 +253,7 @@ class SearchEngine(Matcher):
             join = ref.join(r, r.c.pid == ref.c.pid).join(
                 m, and_(m.c.res_type == ref.c.target_type, m.c.res_id == ref.c.target_id)
             )
-            where = [m.c.pid.in_(pids)]
+            where: list[ColumnElement[bool]] = [m.c.pid.in_(pids)]
         else:
             join = ref.join(r, and_(r.c.res_type == ref.c.target_type, r.c.res_id == ref.c.target_id))
             where = [ref.c.pid.in_(pids)]

@@ -54,7 +54,7 @@ def local_target(ref: FromClause, local_base: str | None) -> ColumnElement[bool]
     Chains, ``_has`` and includes join reference rows to ``resource`` by type and id; without this a
     reference to ``http://other/fhir/Patient/1`` would resolve to our own ``Patient/1``.
     """
-    cond = ref.c.target_url.is_(None)
+    cond: ColumnElement[bool] = ref.c.target_url.is_(None)
     if local_base:
         cond = or_(cond, ref.c.target_url.like(_like_escape(local_base.rstrip("/")) + "/%", escape="\\"))
     return cond
