@@ -31,6 +31,11 @@ Conventions the search side relies on:
 - R4's DocumentReference ``relationship`` composite has its two component definitions swapped;
   components are typed by the definition whose expression ends in the component's path.
 - ``_id``/``_lastUpdated`` and the special parameters produce no rows (see searchparams).
+- Name parts: for the HumanName parameters of :data:`NAME_PART_PARAMS`, every later word of a
+  value ("berg" of "van der Berg") and every nl-core name part (the ``humanname-own-prefix``,
+  ``-own-name``, ``-partner-prefix``, ``-partner-name`` extensions on ``family``) gets an extra
+  string row with ``grp`` = :data:`PART_GRP`, so that the default starts-with search finds a name
+  by any of its parts. ``:exact`` and ``_sort`` skip these rows (they are not the element's value).
 """
 
 from __future__ import annotations
@@ -59,6 +64,20 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "number": ("param", "grp", "value"),
     "uri": ("param", "grp", "value"),
 }
+
+#: HumanName string parameters whose parts are searchable on their own (type -> parameter codes).
+NAME_PART_PARAMS: dict[str, frozenset[str]] = {
+    "Patient": frozenset({"family", "name"}),
+    "Practitioner": frozenset({"family", "name"}),
+    "RelatedPerson": frozenset({"name"}),
+    "Person": frozenset({"name"}),
+}
+#: ``grp`` of the extra rows that index a name part (not a whole value).
+PART_GRP = -1
+_NAME_PART_EXTENSIONS = frozenset(
+    "http://hl7.org/fhir/StructureDefinition/humanname-" + part
+    for part in ("own-prefix", "own-name", "partner-prefix", "partner-name")
+)
 
 Values = tuple[Any, ...]
 Converter = Callable[[Any, "str | None", dict[str, Any]], Iterator[Values]]
@@ -462,6 +481,9 @@ def extract(resource: dict[str, Any], registry: Registry, *, base_url: str | Non
             bucket = seen[p.table]
             for values in _convert(p.table, items, resource):
                 bucket[(p.code, 0, *values)] = None
+    parts = NAME_PART_PARAMS.get(rtype)
+    if parts:
+        _name_parts(resource, parts, seen["string"])
     grp = 0
     for c in composite:
         for value, typ in _evaluate(c.path, resource, rtype, resource):
@@ -486,6 +508,36 @@ def extract(resource: dict[str, Any], registry: Registry, *, base_url: str | Non
         )
     ]
     return result
+
+
+def _later_words(norm: str) -> list[str]:
+    """The value from each later word on: "de vries-bakker" -> "vries-bakker", "bakker"."""
+    starts = [i + 1 for i, ch in enumerate(norm) if ch in " -" and i + 1 < len(norm) and norm[i + 1] not in " -"]
+    return [norm[i:] for i in starts]
+
+
+def _name_parts(resource: dict[str, Any], codes: frozenset[str], bucket: dict[tuple[Any, ...], None]) -> None:
+    """Rows for each later word of a name value and for each nl-core name part (see module doc)."""
+    words: dict[str, set[str]] = {code: set() for code in codes}
+    whole: dict[str, set[str]] = {code: set() for code in codes}
+    for code, grp, norm, _exact in list(bucket):
+        if code in codes and grp == 0:
+            whole[code].add(norm)
+            words[code].update(_later_words(norm))
+    extension_parts: set[str] = set()
+    names = resource.get("name")
+    for name in names if isinstance(names, list) else ():
+        family_ext = name.get("_family") if isinstance(name, dict) else None
+        for ext in (family_ext.get("extension") or ()) if isinstance(family_ext, dict) else ():
+            if isinstance(ext, dict) and ext.get("url") in _NAME_PART_EXTENSIONS:
+                value = ext.get("valueString")
+                norm = normalize_string(value) if isinstance(value, str) else ""
+                if norm:
+                    extension_parts.add(norm)
+                    extension_parts.update(_later_words(norm))
+    for code in codes:
+        for word in sorted((words[code] | extension_parts) - whole[code]):
+            bucket[(code, PART_GRP, word, word)] = None
 
 
 __all__ = ["COLUMNS", "IndexRows", "extract", "parse_reference"]

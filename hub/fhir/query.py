@@ -29,7 +29,7 @@ PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 #: Modifiers each parameter type accepts (besides ``missing``, which all accept).
 MODIFIERS: dict[str, frozenset[str]] = {
     "string": frozenset({"exact", "contains"}),
-    "token": frozenset({"not", "text", "of-type"}),
+    "token": frozenset({"not", "text", "of-type", "in", "not-in", "above", "below"}),
     "reference": frozenset({"identifier"}),  # plus any resource type name
     "date": frozenset(),
     "number": frozenset(),
@@ -95,6 +95,7 @@ class TokenValue:
     system: str | None  # None: any system; "" : no system (``|code``)
     code: str | None  # None: any code (``system|``)
     text: str | None = None  # for :text
+    valueset: str | None = None  # for :in / :not-in (a ValueSet's canonical url)
     type_system: str | None = None  # for :of-type
     type_code: str | None = None
 
@@ -161,6 +162,9 @@ class Criterion:
     #: For a chain: the criterion on the referenced resources (``subject:Patient.name=x``).
     chain: Criterion | None = None
     chain_types: tuple[str, ...] = ()
+    #: For a chain: that criterion once per target type that has the chained parameter (``subject``
+    #: may be a Patient or a Group: ``subject.identifier`` searches both).
+    chains: tuple[Criterion, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,20 +363,20 @@ def parse_criterion(
                 f"'{code}' is not a reference parameter, so it cannot be chained", expression=name
             )
         targets = _chain_targets(sp, modifier, name, resource_types)
-        inner: Criterion | None = None
+        inners: list[Criterion] = []
         last_error: Exception | None = None
-        for t in targets:  # the chained name must exist on at least one target type
+        for t in targets:  # the chained name must exist on at least one target type; each one counts
             try:
-                inner = parse_criterion(t, rest, value, registry, resource_types)  # type: ignore[assignment]
-                break
+                inners.append(parse_criterion(t, rest, value, registry, resource_types))  # type: ignore[arg-type]
             except _Unknown as exc:
                 last_error = exc
-        if inner is None:
+        if not inners:
             raise _Unknown(f"Chain '{name}': {last_error}")
-        usable = tuple(
-            t for t in targets if registry.get(t, rest.partition(".")[0].partition(":")[0]) is not None
+        inner = inners[0]
+        usable = tuple(c.res_type for c in inners)
+        return Criterion(
+            res_type, code, "reference", None, (), chain=inner, chain_types=usable, chains=tuple(inners)
         )
-        return Criterion(res_type, code, "reference", None, (), chain=inner, chain_types=usable)
     if modifier == "missing":
         flag = value.lower()
         if flag not in ("true", "false"):
@@ -428,8 +432,13 @@ def _check_modifier(sp: Any, modifier: str | None, name: str, resource_types: fr
     ):
         return
     if modifier not in MODIFIERS.get(sp.type, frozenset()):
+        # The spec: a server SHALL reject a modifier it does not support (never ignore it).
         if modifier in ("in", "not-in", "above", "below", "iterate", "type", "code-text", "text-advanced"):
-            raise _Unknown(f"The modifier ':{modifier}' on '{sp.code}' is not supported by this server")
+            raise BadRequest(
+                f"The modifier ':{modifier}' on the {sp.type} parameter '{sp.code}' is not supported",
+                code="not-supported",
+                expression=name,
+            )
         raise BadRequest(
             f"Unknown modifier ':{modifier}' for the {sp.type} parameter '{sp.code}'", expression=name
         )
@@ -544,6 +553,11 @@ def _number(prefix: str, text: str, name: str) -> NumberValue:
 def _token(raw: str, modifier: str | None, name: str) -> TokenValue:
     if modifier == "text":
         return TokenValue(None, None, text=normalize_string(_unescape(raw)))
+    if modifier in ("in", "not-in"):
+        url = _unescape(raw).strip()
+        if not url:
+            raise BadRequest(f"{name} needs a ValueSet url", expression=name)
+        return TokenValue(None, None, valueset=url)
     parts = _split_unescaped(raw, "|")
     if modifier == "of-type":
         if len(parts) != 3 or not parts[1] or not parts[2]:

@@ -37,7 +37,9 @@ CHAINS = [
     ("Observation?subject:Patient.organization.partof.name=koepel", "Observation/ob2"),
     ("Observation?subject:Patient.organization.partof.partof.name=koepel", "Observation/ob1"),
     ("Observation?patient.general-practitioner:Practitioner.name=karel", "Observation/ob1"),
-    ("Observation?patient.general-practitioner:Practitioner.name=vries", ""),
+    # name parts are searched on their own: "de Vries" has the part "vries", not "ries"
+    ("Observation?patient.general-practitioner:Practitioner.name=vries", "Observation/ob1"),
+    ("Observation?patient.general-practitioner:Practitioner.name=ries", ""),
     ("Observation?patient.general-practitioner:Organization.name=zorg", "Observation/ob7 Observation/ob8"),
     ("Observation?subject:Patient.organization.identifier=AGB3", "Observation/ob4"),
     ("Observation?subject:Patient.organization.name=nobody", ""),

@@ -55,7 +55,9 @@ STRING = [
     ("Patient?family=Müll", P("p3")),
     ("Patient?given=zoe", P("p3")),
     ("Patient?name=de", P("p5")),
-    ("Patient?name=vries", P()),
+    # each word of a name is a part searched on its own ("de Vries" has the part "vries")
+    ("Patient?name=vries", P("p5")),
+    ("Patient?name=ries", P()),
     ("Patient?name:contains=vries", P("p5")),
     ("Patient?name=100%25", P("p5")),
     ("Patient?name=100_", P()),

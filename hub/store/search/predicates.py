@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, false, literal, not_, or_, select, true
+from sqlalchemy import and_, false, not_, or_, select, true
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
+from hub.fhir.errors import BadRequest
 from hub.fhir.query import (
     CompositeValue,
     Criterion,
@@ -29,6 +30,7 @@ from hub.fhir.query import (
     TokenValue,
     UriValue,
 )
+from hub.store.search.terminology import TerminologySource, ancestors, descendants
 from hub.store.tables import (
     INDEX_TABLES,
     idx_date,
@@ -84,7 +86,8 @@ def string_cond(t: Any, v: StringValue, modifier: str | None, bytewise: bool = F
     range, which a B-tree index can seek (LIKE alone cannot use it outside the C collation, and on
     SQLite LIKE is case-insensitive so it never does)."""
     if modifier == "exact":  # equal texts have equal normalised forms, and value_norm is indexed
-        return and_(t.c.value_norm == v.norm, t.c.value_exact == v.exact)
+        # name-part rows (grp < 0, see hub.fhir.extract) are not the element's whole value
+        return and_(t.c.value_norm == v.norm, t.c.value_exact == v.exact, t.c.grp >= 0)
     if modifier == "contains":
         return t.c.value_norm.like(f"%{_like_escape(v.norm)}%", escape="\\")
     like = t.c.value_norm.like(f"{_like_escape(v.norm)}%", escape="\\")
@@ -94,11 +97,24 @@ def string_cond(t: Any, v: StringValue, modifier: str | None, bytewise: bool = F
     return and_(t.c.value_norm >= v.norm, t.c.value_norm < upper, like)
 
 
-def token_cond(t: Any, v: TokenValue, modifier: str | None) -> ColumnElement[bool]:
+def text_words_cond(col: Any, text: str) -> ColumnElement[bool]:
+    """``:text`` is a string search on the text: each word of the search text starts a word of the
+    (normalised: case- and accent-folded) text, in order, as the default string search does."""
+    escaped = _like_escape(text)
+    return or_(col.like(f"{escaped}%", escape="\\"), col.like(f"% {escaped}%", escape="\\"))
+
+
+def token_cond(
+    t: Any, v: TokenValue, modifier: str | None, terminology: TerminologySource | None = None, name: str = ""
+) -> ColumnElement[bool]:
     if modifier == "text":
-        return t.c.text_norm.like(f"%{_like_escape(v.text or '')}%", escape="\\")
+        return text_words_cond(t.c.text_norm, v.text or "")
     if modifier == "of-type":
         return and_(t.c.type_system == v.type_system, t.c.type_code == v.type_code, t.c.code == v.code)
+    if modifier in ("in", "not-in"):
+        return _in_valueset(t, v, _terminology(terminology), name)
+    if modifier in ("above", "below"):
+        return _subsumption(t, v, modifier, _terminology(terminology), name)
     parts: list[ColumnElement[bool]] = []
     if v.code is not None:
         parts.append(t.c.code == v.code)
@@ -107,6 +123,38 @@ def token_cond(t: Any, v: TokenValue, modifier: str | None) -> ColumnElement[boo
     elif v.system is not None:
         parts.append(t.c.system == v.system)
     return and_(true(), *parts)
+
+
+def _terminology(terminology: TerminologySource | None) -> TerminologySource:
+    if terminology is not None:
+        return terminology
+    from hub.store.search.terminology import hub_terminology
+
+    return hub_terminology()
+
+
+def _in_valueset(t: Any, v: TokenValue, terminology: TerminologySource, name: str) -> ColumnElement[bool]:
+    """A coding in the ValueSet: its system and (unless the whole system is included) its code."""
+    assert v.valueset is not None
+    choices: list[ColumnElement[bool]] = []
+    for system, codes in sorted(terminology.valueset(v.valueset, name).items()):
+        cond = t.c.system == system if system else t.c.system.is_(None)
+        if codes is None:
+            choices.append(cond)
+        elif codes:
+            choices.append(and_(cond, t.c.code.in_(sorted(codes))))
+    return or_(false(), *choices)
+
+
+def _subsumption(
+    t: Any, v: TokenValue, modifier: str, terminology: TerminologySource, name: str
+) -> ColumnElement[bool]:
+    """``:below`` (the code or one it subsumes) / ``:above`` (the code or one that subsumes it)."""
+    if not v.system or v.code is None:
+        raise BadRequest(f"{name}:{modifier} needs a system|code value", expression=f"{name}:{modifier}")
+    tree = terminology.hierarchy(v.system, f"{name}:{modifier}")
+    codes = descendants(tree, v.code) if modifier == "below" else ancestors(tree, v.code)
+    return and_(t.c.system == v.system, t.c.code.in_(sorted(codes)))
 
 
 def date_cond(low: Any, high: Any, v: DateValue) -> ColumnElement[bool]:
@@ -195,11 +243,27 @@ def reference_cond(
 
 
 def uri_cond(t: Any, v: UriValue, modifier: str | None) -> ColumnElement[bool]:
+    """``:below``/``:above`` compare by path segment: ``http://a/b`` is below ``http://a`` but
+    ``http://a/bc`` is not below ``http://a/b``."""
     if modifier == "below":
-        return t.c.value.like(f"{_like_escape(v.value)}%", escape="\\")
+        stem = v.value.rstrip("/")
+        return or_(t.c.value == v.value, t.c.value.like(f"{_like_escape(stem)}/%", escape="\\"))
     if modifier == "above":
-        return literal(v.value).startswith(t.c.value)
+        return t.c.value.in_(uri_ancestors(v.value))
     return t.c.value == v.value
+
+
+def uri_ancestors(uri: str) -> list[str]:
+    """``uri`` and each of its path-segment prefixes (the authority is never cut): what it is below."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        scheme, sep, rest = "", "", uri
+    segments = rest.split("/")
+    out = [uri]
+    for end in range(len(segments) - 1, 0, -1):
+        prefix = scheme + sep + "/".join(segments[:end])
+        out.extend((prefix, prefix + "/"))
+    return sorted(set(out))
 
 
 def value_cond(
@@ -210,12 +274,14 @@ def value_cond(
     targets: tuple[str, ...] = (),
     local_base: str | None = None,
     bytewise: bool = False,
+    terminology: TerminologySource | None = None,
+    name: str = "",
 ) -> ColumnElement[bool]:
     """The condition one value puts on one row of its type's index table."""
     if table_type == "string":
         return string_cond(t, value, modifier, bytewise)
     if table_type == "token":
-        return token_cond(t, value, modifier)
+        return token_cond(t, value, modifier, terminology, name)
     if table_type == "date":
         return date_cond(t.c.low, t.c.high, value)
     if table_type == "number":
@@ -242,11 +308,13 @@ class PredicateBuilder:
         local_base: str | None = None,
         *,
         bytewise: bool = False,
+        terminology: TerminologySource | None = None,
     ) -> None:
         self.registry = registry
         self.visible = visible
         self.local_base = local_base
         self.bytewise = bytewise
+        self.terminology = terminology
 
     def _visible(self, alias: FromClause) -> list[ColumnElement[bool]]:
         if self.visible is None:
@@ -272,17 +340,24 @@ class PredicateBuilder:
             return or_(*(self._composite(r, res_type, crit.name, v) for v in crit.values))
         table = INDEX_TABLES[crit.type]
         targets = self._targets(crit)
-        if crit.modifier == "not":
+        if crit.modifier in ("not", "not-in"):
+            positive_modifier = "in" if crit.modifier == "not-in" else None
             positive = or_(
                 *(
-                    value_cond(crit.type, table, v, None, targets, self.local_base, self.bytewise)
+                    value_cond(
+                        crit.type, table, v, positive_modifier, targets, self.local_base, self.bytewise,
+                        self.terminology, crit.name,
+                    )
                     for v in crit.values
                 )
             )
             return not_(_in_index(r, table, res_type, crit.name, positive))
         cond = or_(
             *(
-                value_cond(crit.type, table, v, crit.modifier, targets, self.local_base, self.bytewise)
+                value_cond(
+                    crit.type, table, v, crit.modifier, targets, self.local_base, self.bytewise,
+                    self.terminology, crit.name,
+                )
                 for v in crit.values
             )
         )
@@ -336,7 +411,8 @@ class PredicateBuilder:
         assert crit.chain is not None
         ref = idx_reference.alias()
         target = resource.alias()
-        inner = self.condition(target, crit.chain)
+        inners = crit.chains or (crit.chain,)
+        inner = or_(*(self.condition(target, c) for c in inners))
         res_type = None if crit.res_type == "Resource" else crit.res_type
         sub = (
             select(ref.c.pid)
@@ -405,5 +481,5 @@ def sort_expression(r: FromClause, name: str, ptype: str, descending: bool) -> A
         table, asc_col, desc_col = _SORT_COLUMNS[ptype]
         t = table.alias()
         agg = func.max(t.c[desc_col]) if descending else func.min(t.c[asc_col])
-        col = select(agg).where(t.c.pid == r.c.pid, t.c.param == name).scalar_subquery()
+        col = select(agg).where(t.c.pid == r.c.pid, t.c.param == name, t.c.grp >= 0).scalar_subquery()
     return (col.desc() if descending else col.asc()).nulls_last()
