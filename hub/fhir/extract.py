@@ -74,8 +74,9 @@ NAME_PART_PARAMS: dict[str, frozenset[str]] = {
 }
 #: ``grp`` of the extra rows that index a name part (not a whole value).
 PART_GRP = -1
+_HUMANNAME = "http://hl7.org/fhir/StructureDefinition/humanname-"
 _NAME_PART_EXTENSIONS = frozenset(
-    "http://hl7.org/fhir/StructureDefinition/humanname-" + part
+    _HUMANNAME + part
     for part in ("own-prefix", "own-name", "partner-prefix", "partner-name")
 )
 
@@ -528,13 +529,19 @@ def _name_parts(resource: dict[str, Any], codes: frozenset[str], bucket: dict[tu
     names = resource.get("name")
     for name in names if isinstance(names, list) else ():
         family_ext = name.get("_family") if isinstance(name, dict) else None
+        found: dict[str, str] = {}
         for ext in (family_ext.get("extension") or ()) if isinstance(family_ext, dict) else ():
             if isinstance(ext, dict) and ext.get("url") in _NAME_PART_EXTENSIONS:
                 value = ext.get("valueString")
                 norm = normalize_string(value) if isinstance(value, str) else ""
                 if norm:
-                    extension_parts.add(norm)
-                    extension_parts.update(_later_words(norm))
+                    found[ext["url"].removeprefix(_HUMANNAME)] = norm  # "own-prefix", ...
+        for owner in ("own", "partner"):  # "de" + "Wit": the prefixed name is a part too
+            if f"{owner}-prefix" in found and f"{owner}-name" in found:
+                found[f"{owner}-full"] = f"{found[f'{owner}-prefix']} {found[f'{owner}-name']}"
+        for norm in found.values():
+            extension_parts.add(norm)
+            extension_parts.update(_later_words(norm))
     for code in codes:
         for word in sorted((words[code] | extension_parts) - whole[code]):
             bucket[(code, PART_GRP, word, word)] = None

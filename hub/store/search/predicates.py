@@ -101,7 +101,13 @@ def text_words_cond(col: Any, text: str) -> ColumnElement[bool]:
     """``:text`` is a string search on the text: each word of the search text starts a word of the
     (normalised: case- and accent-folded) text, in order, as the default string search does."""
     escaped = _like_escape(text)
-    return or_(col.like(f"{escaped}%", escape="\\"), col.like(f"% {escaped}%", escape="\\"))
+    starts = [col.like(f"{escaped}%", escape="\\")]
+    starts += [col.like(f"%{sep}{escaped}%", escape="\\") for sep in _WORD_SEPARATORS]
+    return or_(*starts)
+
+
+#: Characters after which a word starts in a normalised text (spaces are folded to one).
+_WORD_SEPARATORS = (" ", "(", "-", "/", "[", '"', "'")
 
 
 def token_cond(
@@ -138,11 +144,11 @@ def _in_valueset(t: Any, v: TokenValue, terminology: TerminologySource, name: st
     assert v.valueset is not None
     choices: list[ColumnElement[bool]] = []
     for system, codes in sorted(terminology.valueset(v.valueset, name).items()):
-        cond = t.c.system == system if system else t.c.system.is_(None)
-        if codes is None:
-            choices.append(cond)
-        elif codes:
-            choices.append(and_(cond, t.c.code.in_(sorted(codes))))
+        if codes is None:  # every code of the system
+            choices.append(t.c.system == system)
+        elif codes:  # a ``code`` element is indexed without its (implied) system
+            in_system = or_(t.c.system == system, t.c.system.is_(None)) if system else t.c.system.is_(None)
+            choices.append(and_(in_system, t.c.code.in_(sorted(codes))))
     return or_(false(), *choices)
 
 
