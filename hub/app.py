@@ -21,6 +21,7 @@ from hub.api.metrics import HubMetrics
 from hub.api.routes import (
     admin_audit_router,
     admin_router,
+    bulk_router,
     fhir_router,
     health_router,
     metrics_router,
@@ -148,6 +149,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         app.state.db = db
         await load_conformance_package(services)
+        from hub.bulk.jobs import ExportManager
+
+        exports = ExportManager(services, settings.var_dir / "exports")
+        services.extras["exports"] = exports
+        await exports.start()
         if settings.demo:
             from hub.demo import load_demo_if_empty
 
@@ -162,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await exports.stop()
             if worker_task is not None:
                 services.extras["events_worker"].stop()
                 await worker_task
@@ -202,5 +209,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hub.events.routes import router as events_router
 
     app.include_router(events_router)
+    app.include_router(bulk_router)  # before the FHIR catch-all, which would take /fhir/bulk...
     app.include_router(fhir_router)
     return app

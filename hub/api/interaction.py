@@ -30,6 +30,8 @@ class FhirRequest:
     if_modified_since: str | None = None
     prefer_return: str = "representation"
     handling: str = "lenient"
+    #: ``Prefer: respond-async`` (Bulk Data kick-off).
+    respond_async: bool = False
 
     @classmethod
     def from_url(cls, method: str, url: str, **kwargs: Any) -> FhirRequest:

@@ -66,6 +66,11 @@ def prefer_return(request: Request) -> str:
     return "representation"
 
 
+def prefer_respond_async(request: Request) -> bool:
+    """Whether the Prefer header asks for an asynchronous answer (``respond-async``)."""
+    return any(t.strip().lower() == "respond-async" for t in request.headers.get("prefer", "").split(","))
+
+
 def prefer_handling(request: Request) -> str:
     for token in request.headers.get("prefer", "").split(","):
         key, _, value = token.strip().partition("=")

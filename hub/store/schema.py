@@ -9,6 +9,7 @@ def _load_all() -> None:
     """Import the modules that add tables to the shared metadata."""
     import hub.access.tables  # noqa: F401
     import hub.audit.tables  # noqa: F401
+    import hub.bulk.tables  # noqa: F401
     import hub.events.tables  # noqa: F401
     import hub.workflows.tables  # noqa: F401
 

@@ -20,7 +20,7 @@ from hub.api.body import read_body
 from hub.api.context import Call, Services
 from hub.api.handlers import handle
 from hub.api.interaction import FhirRequest, route
-from hub.api.negotiate import fhir_response, negotiate, prefer_handling, prefer_return
+from hub.api.negotiate import fhir_response, negotiate, prefer_handling, prefer_respond_async, prefer_return
 from hub.fhir.errors import BadRequest, FhirError
 from hub.fhir.limits import ParseLimits, check_raw, check_shape
 from hub.fhir.parse import parse_body
@@ -131,6 +131,7 @@ async def to_fhir_request(request: Request, path: str, settings: Settings) -> Fh
         if_modified_since=request.headers.get("if-modified-since"),
         prefer_return=prefer_return(request),
         handling=prefer_handling(request),
+        respond_async=prefer_respond_async(request),
     )
 
 
