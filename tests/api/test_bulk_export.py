@@ -238,7 +238,7 @@ async def _clone(hub_app: Any, copies: int) -> None:
         for k in range(1, copies + 1):
             await conn.execute(
                 text(
-                    "INSERT INTO resource (res_type, res_id, version, last_updated, deleted, category, content) "
+                    "INSERT INTO resource (res_type, res_id, version, last_updated, deleted, category, content) "  # noqa: S608
                     f"SELECT o.res_type, {new_id}, o.version, o.last_updated, o.deleted, o.category, {content} "
                     "FROM resource o WHERE o.res_id LIKE 'seed%' AND o.res_id NOT LIKE '%-k%'"
                 ),
@@ -246,7 +246,7 @@ async def _clone(hub_app: Any, copies: int) -> None:
             )
             await conn.execute(
                 text(
-                    "INSERT INTO resource_author (pid, ura) SELECT n.pid, a.ura FROM resource o "
+                    "INSERT INTO resource_author (pid, ura) SELECT n.pid, a.ura FROM resource o "  # noqa: S608
                     "JOIN resource_author a ON a.pid = o.pid "
                     f"JOIN resource n ON n.res_type = o.res_type AND n.res_id = {new_id} "
                     "WHERE o.res_id LIKE 'seed%' AND o.res_id NOT LIKE '%-k%'"
