@@ -75,16 +75,25 @@ def _chain(*steps: Any) -> Any:
     return run
 
 
+#: What a write enforces from the core type of a resource no profile applies to: required bindings
+#: ("code-invalid") and values such as the BSN elfproef ("value"). ``$validate`` reports the same, and
+#: the rest of the core checks (cardinality, invariants) as well.
+CORE_WRITE_RULES = frozenset({"code-invalid", "value"})
+
+
 def _write_validator() -> Any:
-    """Profile validation on write: resources that claim a loaded profile, or that the hub profiles
-    by default (care plan, ACP, overdracht, consent, toewijzing)."""
+    """Validation on write, as ``$validate`` does it: the profiles a resource claims and the hub knows
+    (an unknown one is a warning) plus the hub's default profile for it (care plan, ACP, overdracht,
+    consent, toewijzing); a resource without any is held to its core type's :data:`CORE_WRITE_RULES`."""
     from hub.fhir.validation import default_validator
 
     validator = default_validator()
 
     def validate(resource: dict[str, Any]) -> list[Any]:
-        profiles = validator.profiles_for(resource)
-        return validator.validate(resource, profiles) if profiles else []
+        issues = validator.validate(resource, None)
+        if validator.profiles_for(resource):
+            return issues
+        return [i for i in issues if i.severity not in ("error", "fatal") or i.code in CORE_WRITE_RULES]
 
     return validate
 

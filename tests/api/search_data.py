@@ -50,7 +50,7 @@ PATIENTS: list[dict[str, Any]] = [
         "identifier": [
             {
                 "system": BSN,
-                "value": "111",
+                "value": "111222333",
                 "type": {"coding": [{"system": V2, "code": "NNNLD"}], "text": "BSN"},
             },
             {
@@ -76,7 +76,7 @@ PATIENTS: list[dict[str, Any]] = [
             "profile": ["http://example.org/StructureDefinition/patient-b"],
             "source": "http://source.example/system-b",
         },
-        "identifier": [{"system": "http://example.org/other", "value": "111"}],
+        "identifier": [{"system": "http://example.org/other", "value": "111222333"}],
         "name": [{"family": "Smitsen", "given": ["Piet"]}],
         "gender": "male",
         "birthDate": "1980-05",
@@ -93,11 +93,11 @@ PATIENTS: list[dict[str, Any]] = [
         "birthDate": "1979",
         "managingOrganization": {"reference": "Organization/o3"},
     },
-    {"resourceType": "Patient", "id": "p4", "identifier": [{"system": BSN, "value": "444"}]},
+    {"resourceType": "Patient", "id": "p4", "identifier": [{"system": BSN, "value": "444444403"}]},
     {
         "resourceType": "Patient",
         "id": "p5",
-        "identifier": [{"system": BSN, "value": "555"}],
+        "identifier": [{"system": BSN, "value": "555555501"}],
         "active": False,
         "name": [{"family": "de Vries-Bakker", "given": ["Anna"]}, {"text": "100% zeker_x"}],
         "gender": "female",
@@ -170,7 +170,7 @@ OTHERS: list[dict[str, Any]] = [
         "ob5",
         {"text": "vrije notitie"},
         "preliminary",
-        subject={"identifier": {"system": BSN, "value": "111"}},
+        subject={"identifier": {"system": BSN, "value": "111222333"}},
         effectiveTiming={"event": ["2020-06-01", "2020-06-30T12:00:00Z"]},
         valueString="Héllo Wereld",
     ),

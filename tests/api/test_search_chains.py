@@ -30,7 +30,7 @@ CHAINS = [
     ("Observation?subject.name=smit", "Observation/ob1 Observation/ob2"),
     ("Observation?patient.family=muller", "Observation/ob4"),
     ("Observation?subject:Patient.birthdate=lt1980", "Observation/ob4"),
-    (f"Observation?patient.identifier={BSN}|111", "Observation/ob1"),
+    (f"Observation?patient.identifier={BSN}|111222333", "Observation/ob1"),
     ("Observation?subject:Group.code=smit", ""),
     # two and three levels deep
     ("Observation?subject:Patient.organization.name=zorg%20alpha", "Observation/ob1"),

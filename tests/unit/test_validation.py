@@ -178,7 +178,7 @@ def test_closed_slicing_rejects_other_items() -> None:
     val = Validator(reg)
     ok = {
         "resourceType": "Patient",
-        "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "1"}],
+        "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "999993653"}],
     }
     assert _errors(val.validate(ok, [sd["url"]])) == []
     bad = {"resourceType": "Patient", "identifier": [{"system": "urn:x", "value": "1"}]}

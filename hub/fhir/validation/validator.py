@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hub.fhir.errors import Issue
+from hub.fhir.validation.bsn import BSN_SYSTEM, is_valid_bsn
 from hub.fhir.validation.registry import CORE_SD, Registry
 from hub.fhir.validation.snapshot import Node, Tree, _type_code
 from hub.fhir.validation.terminology import Terminology
@@ -158,9 +159,24 @@ class _Run:
         if not isinstance(rtype, str):
             self.add("error", "structure", path, "A resource needs a resourceType")
             return
-        urls = self.v.profiles_for(res) if profiles is None else list(profiles)
+        if profiles is None:
+            urls = self.v.profiles_for(res)
+            # A claimed profile the hub does not know is a warning (as the HL7 validator reports it);
+            # the resource is then held to what the hub does know: its other profiles, or the base type.
+            meta = res.get("meta")
+            claimed = meta.get("profile") if isinstance(meta, dict) else None
+            for url in claimed if isinstance(claimed, list) else ():
+                if isinstance(url, str) and url not in urls:
+                    self.add(
+                        "warning", "not-supported", f"{path}.meta.profile",
+                        f"Profile {url} is not known to this server; validated against the base type {rtype}",
+                    )
+        else:
+            urls = list(profiles)
         if not urls:
             urls = [CORE_SD + rtype]
+        if rtype == "Patient":
+            self.bsn(res, path)
         for url in urls:
             tree = self.v.tree(url)
             if tree is None:
@@ -170,6 +186,18 @@ class _Run:
                 self.add("error", "invalid", path, f"Profile {url} is for {tree.type}, not {rtype}")
                 continue
             self.item((rtype, res, None, path), tree.root, res, url)
+
+    def bsn(self, res: dict[str, Any], path: str) -> None:
+        """A Patient's BSN identifiers must pass the elfproef (11-test)."""
+        idents = res.get("identifier")
+        for i, ident in enumerate(idents if isinstance(idents, list) else ()):
+            if isinstance(ident, dict) and ident.get("system") == BSN_SYSTEM:
+                value = ident.get("value")
+                if isinstance(value, str) and not is_valid_bsn(value):
+                    self.add(
+                        "error", "value", f"{path}.identifier[{i}].value",
+                        f"'{value}' is not a valid BSN: nine digits that pass the elfproef (11-test)",
+                    )
 
     # -- elements ---------------------------------------------------------------------------------
     def element(self, obj: dict[str, Any], node: Node, path: str, resource: dict[str, Any]) -> None:
