@@ -1245,6 +1245,72 @@ def search_parameters() -> list[dict[str, Any]]:
     ]
 
 
+def _opdef(
+    url: str, code: str, title: str, description: str, resource: list[str], levels: tuple[bool, bool, bool],
+    params: list[tuple[str, str, int, str, str]], affects_state: bool = False,
+) -> dict[str, Any]:
+    """An OperationDefinition; ``levels`` is (system, type, instance), ``params`` (name, use, min, max, type)."""
+    return {
+        "resourceType": "OperationDefinition",
+        "id": url.rsplit("/", 1)[-1],
+        "url": url,
+        "version": "0.1.0",
+        "name": "".join(w.capitalize() for w in url.rsplit("/", 1)[-1].replace("-", " ").split()),
+        "title": title,
+        "status": "active",
+        "kind": "operation",
+        "publisher": "Zorgnet Hub",
+        "description": description,
+        "affectsState": affects_state,
+        "code": code,
+        "resource": resource,
+        "system": levels[0],
+        "type": levels[1],
+        "instance": levels[2],
+        "parameter": [
+            {"name": n, "use": use, "min": lo, "max": hi, "type": t} for n, use, lo, hi, t in params
+        ],
+    }
+
+
+def operation_definitions() -> list[dict[str, Any]]:
+    """The OperationDefinitions the CapabilityStatement names (as the hub supports them)."""
+    core = "http://hl7.org/fhir/OperationDefinition/"
+    return [
+        _opdef(core + "Patient-everything", "everything", "Patient $everything",
+               "The patient's compartment and the resources it references, paged, as the caller may see them.",
+               ["Patient"], (False, False, True),
+               [("_since", "in", 0, "1", "instant"), ("_type", "in", 0, "*", "code"),
+                ("_count", "in", 0, "1", "integer"), ("return", "out", 1, "1", "Bundle")]),
+        _opdef(core + "Resource-validate", "validate", "$validate",
+               "Validates a resource as a write would (the profiles it claims and the hub's default profile).",
+               ["Resource"], (False, True, True),
+               [("resource", "in", 0, "1", "Resource"), ("mode", "in", 0, "1", "code"),
+                ("profile", "in", 0, "1", "uri"), ("return", "out", 1, "1", "OperationOutcome")]),
+        _opdef(f"{HUB}/OperationDefinition/Patient-access", "access", "Patient $access",
+               "Who can see which categories of this client's data, and why.",
+               ["Patient"], (False, False, True), [("return", "out", 1, "1", "Parameters")]),
+        _opdef(f"{HUB}/OperationDefinition/Patient-grant-delegation", "grant-delegation",
+               "Patient $grant-delegation", "The client lets a person act for them in some data categories.",
+               ["Patient"], (False, False, True),
+               [("person", "in", 1, "1", "string"), ("category", "in", 1, "*", "code"),
+                ("start", "in", 0, "1", "dateTime"), ("end", "in", 0, "1", "dateTime"),
+                ("return", "out", 1, "1", "Consent")], affects_state=True),
+        _opdef(f"{HUB}/OperationDefinition/Patient-withdraw-delegation", "withdraw-delegation",
+               "Patient $withdraw-delegation", "The client takes a delegation back.",
+               ["Patient"], (False, False, True),
+               [("person", "in", 1, "1", "string"), ("return", "out", 1, "1", "OperationOutcome")],
+               affects_state=True),
+        _opdef("http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export", "export", "Bulk Data $export",
+               "Asynchronous export (Prefer: respond-async) of what the caller may see, as NDJSON files: "
+               "the whole system, every Patient compartment (Patient/$export) or a Group's members "
+               "(Group/[id]/$export).",
+               ["Patient", "Group"], (True, True, True),
+               [("_outputFormat", "in", 0, "1", "string"), ("_since", "in", 0, "1", "instant"),
+                ("_type", "in", 0, "*", "string")]),
+    ]
+
+
 def capability(profiles: list[dict[str, Any]], params: list[dict[str, Any]]) -> dict[str, Any]:
     by_type: dict[str, list[str]] = {}
     for p in profiles:
@@ -1266,6 +1332,7 @@ def capability(profiles: list[dict[str, Any]], params: list[dict[str, Any]]) -> 
         "publisher": "Zorgnet Hub",
         "description": "Template: the server fills software, implementation, date and the full resource list at start-up.",
         "kind": "instance",
+        "implementation": {"description": "Zorgnet Hub"},  # cpb-14; the server fills the real one
         "fhirVersion": "4.0.1",
         "format": ["json", "xml"],
         "rest": [
@@ -1302,7 +1369,7 @@ def main() -> None:
 
     profiles = network() + careplan() + acp() + overdracht() + wmo_and_consent()
     params = search_parameters()
-    resources = terminology() + profiles + params + [capability(profiles, params)]
+    resources = terminology() + profiles + params + operation_definitions() + [capability(profiles, params)]
     for old in OUT.glob("*.json"):
         if old.name != "categories.json":
             old.unlink()
