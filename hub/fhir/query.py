@@ -51,6 +51,7 @@ RESULT_PARAMS = frozenset(
         "_elements",
         "_offset",
         "_snapshot",
+        "_cursor",
         "_format",
         "_pretty",
         "_contained",
@@ -192,6 +193,41 @@ class SortKey:
     descending: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Keyset paging: the sort-key values and ``pid`` of the row a page continues from, and whether
+    the page holds the rows after it (``next``) or before it (``previous``)."""
+
+    values: tuple[Any, ...]
+    pid: int
+    direction: str = "next"
+
+    def encode(self) -> str:
+        import base64
+        import json
+
+        raw = json.dumps([list(self.values), self.pid, self.direction], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def parse_cursor(value: str) -> Cursor:
+    """A ``_cursor`` from a paging link (400 when it is not one)."""
+    import base64
+    import binascii
+    import json
+
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        values, pid, direction = raw
+        if not isinstance(values, list) or not isinstance(pid, int) or direction not in ("next", "previous"):
+            raise ValueError(value)
+        if not all(v is None or isinstance(v, (str, int, float)) for v in values):
+            raise ValueError(value)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("_cursor must come from a paging link", expression="_cursor") from None
+    return Cursor(tuple(values), pid, direction)
+
+
 @dataclass(slots=True)
 class SearchQuery:
     res_type: str | None  # None for a system-level search
@@ -200,6 +236,8 @@ class SearchQuery:
     count: int = 20
     offset: int = 0
     snapshot: int | None = None
+    #: Keyset paging position (links carry it; ``_offset`` still works when a client asks for it).
+    cursor: Cursor | None = None
     includes: list[Include] = field(default_factory=list)
     revincludes: list[Include] = field(default_factory=list)
     total: str = "accurate"
@@ -633,6 +671,8 @@ def _result_param(
         query.offset = parse_int(value, "_offset", maximum=MAX_OFFSET)
     elif name == "_snapshot":
         query.snapshot = parse_int(value, "_snapshot", hint="a number from a next link")
+    elif name == "_cursor":
+        query.cursor = parse_cursor(value)
     elif name == "_total":
         if value not in ("none", "estimate", "accurate"):
             raise BadRequest("_total must be none, estimate or accurate", expression="_total")

@@ -16,6 +16,7 @@ from hub.fhir import jsonio
 from hub.fhir.bundles import bundle, search_entry
 from hub.fhir.compartment import patient_compartment_params
 from hub.fhir.errors import BadRequest, operation_outcome
+from hub.fhir.query import Cursor
 from hub.fhir.shaping import select_elements, summarize
 from hub.store.search.engine import SearchPage
 
@@ -63,27 +64,30 @@ def searchset(base: str, path: str, page: SearchPage) -> dict[str, Any]:
     if page.warnings:
         entries.append({"resource": operation_outcome(page.warnings), "search": {"mode": "outcome"}})
     url = f"{base}/{path}" if path else base
-    links = [("self", _link(url, query.canonical, query.count, query.offset, page.snapshot))]
-    if page.has_next:
-        links.append(
-            ("next", _link(url, query.canonical, query.count, query.offset + query.count, page.snapshot))
-        )
-    if query.offset > 0:
-        links.append(
-            (
-                "previous",
-                _link(url, query.canonical, query.count, max(0, query.offset - query.count), page.snapshot),
-            )
-        )
+    links = [("self", _link(url, query.canonical, query.count, query.offset, page.snapshot, query.cursor))]
+    if page.next_cursor is not None:
+        links.append(("next", _link(url, query.canonical, query.count, 0, page.snapshot, page.next_cursor)))
+    if page.previous_cursor is not None:
+        links.append(("previous", _link(url, query.canonical, query.count, 0, page.snapshot, page.previous_cursor)))
     return bundle("searchset", entries, total=page.total, links=links)
 
 
-def _link(url: str, canonical: list[tuple[str, str]], count: int, offset: int, snapshot: int | None) -> str:
+def _link(
+    url: str,
+    canonical: list[tuple[str, str]],
+    count: int,
+    offset: int,
+    snapshot: int | None,
+    cursor: Cursor | None = None,
+) -> str:
+    """A paging link: the search again, at a keyset position (``_cursor``) within the snapshot."""
     params = [(k, v) for k, v in canonical if k != "_count"]
     params.append(("_count", str(count)))
-    if offset:
+    if cursor is not None:
+        params.append(("_cursor", cursor.encode()))
+    elif offset:
         params.append(("_offset", str(offset)))
-    if snapshot is not None and offset:
+    if snapshot is not None and (offset or cursor is not None):
         params.append(("_snapshot", str(snapshot)))
     return f"{url}?{urlencode(params)}"
 

@@ -17,11 +17,11 @@ from hub.api.operations import Operation
 from hub.api.result import FhirResult
 from hub.fhir.errors import BadRequest, Issue, NotFound
 from hub.fhir.integers import MAX_BIGINT, parse_int
-from hub.fhir.query import MAX_OFFSET, Criterion, DateValue, Include, SearchQuery, TokenValue
+from hub.fhir.query import MAX_OFFSET, Criterion, DateValue, Include, SearchQuery, TokenValue, parse_cursor
 from hub.fhir.search_values import parse_count, parse_instant_param
 
 #: Parameters of the operation (R4 Patient-everything) the hub supports.
-_KNOWN = frozenset({"_since", "_type", "_count", "_offset", "_snapshot", "_format", "_pretty"})
+_KNOWN = frozenset({"_since", "_type", "_count", "_offset", "_snapshot", "_cursor", "_format", "_pretty"})
 
 
 def _params(req: FhirRequest) -> list[tuple[str, str]]:
@@ -62,6 +62,8 @@ def everything_query(
                 Criterion("Resource", "_lastUpdated", "date", None, (DateValue("ge", since, since),))
             )
             query.canonical.append((name, value))
+        elif name == "_cursor":
+            query.cursor = parse_cursor(value)
         elif name in ("_offset", "_snapshot"):
             limit = MAX_OFFSET if name == "_offset" else MAX_BIGINT
             setattr(query, name[1:], parse_int(value, name, maximum=limit, hint="a number from a next link"))
@@ -81,7 +83,8 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
         page = await engine.execute(conn, query, visible=call.sql_filter, local_base=call.base)
         if call.trail is not None:  # who saw which clients' data goes in the audit record
             await call.trail.note(conn, page.matches + page.included)
-        if not page.matches and query.offset == 0 and not await _patient_visible(call, conn, route.res_id):
+        first = query.offset == 0 and query.cursor is None
+        if not page.matches and first and not await _patient_visible(call, conn, route.res_id):
             raise NotFound(f"Patient/{route.res_id} is not known", expression="Patient")
     return FhirResult(200, searchset(call.base, f"Patient/{route.res_id}/$everything", page))
 

@@ -4,9 +4,14 @@ Statements per search: the page (1, with the snapshot id folded in on the first 
 (0 or 1), and one per ``_include``/``_revinclude`` round (``:iterate`` adds rounds, at most
 :data:`MAX_INCLUDE_DEPTH`). No statement per result row, ever.
 
-Paging is offset-based within a *snapshot*: the first page records the highest resource ``pid``
+Paging is keyset-based within a *snapshot*: the first page records the highest resource ``pid``
 then committed, and every later page only considers resources up to it, so resources created while a
-client pages neither repeat nor shift what it sees.
+client pages never show up in it; and each link carries the sort-key values and ``pid`` of the row
+it continues from (:class:`~hub.fhir.query.Cursor`), so a row deleted or changed before that point
+cannot shift what comes after it (with offsets it could make a row skipped or seen twice).
+``_offset`` is still honoured when a client sends it.
+
+``_total=estimate`` on PostgreSQL is the planner's row estimate for the count (no counting scan).
 """
 
 from __future__ import annotations
@@ -14,16 +19,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, or_, select, text
+from sqlalchemy import Select, and_, false, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
 from hub.fhir.errors import BadRequest, Issue
-from hub.fhir.query import DEFAULT_SEARCH_LIMITS, Include, SearchLimits, SearchQuery, parse_query
+from hub.fhir.query import DEFAULT_SEARCH_LIMITS, Cursor, Include, SearchLimits, SearchQuery, parse_query
 from hub.store.repository import Matcher
 from hub.store.resources import Stored
-from hub.store.search.predicates import PredicateBuilder, Visible, local_target, sort_expression
+from hub.store.search.predicates import (
+    PredicateBuilder,
+    Visible,
+    keyset_condition,
+    local_target,
+    sort_column,
+)
 from hub.store.tables import idx_compartment, idx_reference, resource
 
 MAX_INCLUDE_DEPTH = 4
@@ -40,6 +51,9 @@ class SearchPage:
     has_next: bool = False
     snapshot: int | None = None
     warnings: list[Issue] = field(default_factory=list)
+    #: Keyset positions for the paging links (None: no such page).
+    next_cursor: Cursor | None = None
+    previous_cursor: Cursor | None = None
 
 
 _COLUMNS = (
@@ -140,12 +154,28 @@ class SearchEngine(Matcher):
         """
         r = resource
         conds = self.where(query, r, visible, local_base)
-        order = [sort_expression(r, k.name, k.type, k.descending) for k in query.sort]
-        order.append(r.c.pid.asc())
+        keys = [(sort_column(r, k.name, k.type, k.descending), k.descending) for k in query.sort]
+        cursor = query.cursor
+        reverse = cursor is not None and cursor.direction == "previous"
+        if cursor is not None:
+            if len(cursor.values) != len(keys):
+                raise BadRequest("_cursor does not belong to this search's _sort", expression="_cursor")
+            conds.append(keyset_condition(keys, cursor.values, r.c.pid, cursor.pid, reverse=reverse))
+        order = []
+        for expr, descending in keys:
+            desc = descending != reverse
+            term = expr.desc() if desc else expr.asc()
+            order.append(term.nulls_first() if reverse else term.nulls_last())
+        order.append(r.c.pid.desc() if reverse else r.c.pid.asc())
         columns: list[Any] = list(_COLUMNS)
-        if query.snapshot is None:
-            columns.append(select(func.max(resource.c.pid)).scalar_subquery().label("snapshot"))
-        return select(*columns).where(*conds).order_by(*order).limit(query.count + 1).offset(query.offset)
+        columns.append(
+            select(func.max(resource.c.pid)).scalar_subquery().label("snapshot")
+            if query.snapshot is None
+            else literal(query.snapshot).label("snapshot")
+        )
+        columns += [expr.label(f"sort_key_{i}") for i, (expr, _d) in enumerate(keys)]
+        stmt = select(*columns).where(*conds).order_by(*order).limit(query.count + 1)
+        return stmt if cursor is not None else stmt.offset(query.offset)
 
     async def execute(
         self,
@@ -164,18 +194,48 @@ class SearchEngine(Matcher):
         first_page = query.snapshot is None
         stmt = self.page_statement(query, visible=visible, local_base=local_base)
         rows = (await conn.execute(stmt)).all()
-        page.has_next = len(rows) > query.count
+        more = len(rows) > query.count
         rows = rows[: query.count]
+        cursor = query.cursor
+        if cursor is not None and cursor.direction == "previous":
+            rows.reverse()
+            page.has_next = True
+            has_previous = more
+        else:
+            page.has_next = more
+            has_previous = cursor is not None or query.offset > 0
         page.matches = [Stored(*row[:7]) for row in rows]
         page.snapshot = query.snapshot if not first_page else (rows[0][7] if rows else None)
+        if rows:
+            n = len(query.sort)
+            first, last = rows[0], rows[-1]
+            if page.has_next:
+                page.next_cursor = Cursor(tuple(last[8 : 8 + n]), last[0], "next")
+            if has_previous:
+                page.previous_cursor = Cursor(tuple(first[8 : 8 + n]), first[0], "previous")
         if query.total != "none":
-            if not page.has_next and (rows or query.offset == 0):
+            if not page.has_next and cursor is None and (rows or query.offset == 0):
                 page.total = query.offset + len(rows)
+            elif query.total == "estimate" and not conn.dialect.name == "sqlite":
+                page.total = await self._estimate(conn, self.where(query, resource, visible, local_base))
             else:
                 page.total = await self._count(conn, self.where(query, resource, visible, local_base))
         if query.includes or query.revincludes:
             page.included = await self._includes(conn, query, page.matches, visible, local_base)
         return page
+
+    async def _estimate(self, conn: AsyncConnection, conds: list[ColumnElement[bool]]) -> int:
+        """The planner's estimate of the matching rows (PostgreSQL ``EXPLAIN``): no counting scan."""
+        stmt = select(resource.c.pid).where(*conds)
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        values = compiled.construct_params()
+        params = tuple(values[name] for name in compiled.positiontup or ())
+        plan = (await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", params)).scalar_one()
+        if isinstance(plan, str):
+            import json
+
+            plan = json.loads(plan)
+        return int(plan[0]["Plan"]["Plan Rows"])
 
     async def _count(self, conn: AsyncConnection, conds: list[ColumnElement[bool]]) -> int:
         stmt = select(func.count()).select_from(resource).where(*conds)

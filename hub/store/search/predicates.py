@@ -475,17 +475,46 @@ _SORT_COLUMNS = {
 }
 
 
-def sort_expression(r: FromClause, name: str, ptype: str, descending: bool) -> Any:
-    """A correlated scalar for one sort key: the lowest value ascending, the highest descending."""
+def sort_column(r: FromClause, name: str, ptype: str, descending: bool) -> Any:
+    """The value one sort key orders by: the lowest value ascending, the highest descending
+    (a correlated scalar for a search parameter; the column itself for ``_id``/``_lastUpdated``)."""
+    if name == "_id":
+        return r.c.res_id
+    if name == "_lastUpdated":
+        return r.c.last_updated
     from sqlalchemy import func
 
-    if name == "_id":
-        col: Any = r.c.res_id
-    elif name == "_lastUpdated":
-        col = r.c.last_updated
-    else:
-        table, asc_col, desc_col = _SORT_COLUMNS[ptype]
-        t = table.alias()
-        agg = func.max(t.c[desc_col]) if descending else func.min(t.c[asc_col])
-        col = select(agg).where(t.c.pid == r.c.pid, t.c.param == name, t.c.grp >= 0).scalar_subquery()
+    table, asc_col, desc_col = _SORT_COLUMNS[ptype]
+    t = table.alias()
+    agg = func.max(t.c[desc_col]) if descending else func.min(t.c[asc_col])
+    return select(agg).where(t.c.pid == r.c.pid, t.c.param == name, t.c.grp >= 0).scalar_subquery()
+
+
+def sort_expression(r: FromClause, name: str, ptype: str, descending: bool) -> Any:
+    """One ORDER BY term: :func:`sort_column` in its direction, missing values last."""
+    col = sort_column(r, name, ptype, descending)
     return (col.desc() if descending else col.asc()).nulls_last()
+
+
+def keyset_condition(
+    keys: list[tuple[Any, bool]], values: tuple[Any, ...], pid_col: Any, pid: int, *, reverse: bool = False
+) -> ColumnElement[bool]:
+    """Rows strictly after (``reverse``: before) the row with sort-key ``values`` and ``pid``, in the
+    order ``ORDER BY key1 [DESC] NULLS LAST, ..., pid``: keyset paging. Rows written or deleted
+    before the cursor cannot shift what comes after it (offsets can)."""
+    choices: list[ColumnElement[bool]] = []
+    equal: list[ColumnElement[bool]] = []
+    for (expr, descending), value in zip(keys, values, strict=True):
+        desc = descending != reverse
+        nulls_first = reverse  # reversed NULLS LAST is NULLS FIRST
+        if value is None:
+            beyond: ColumnElement[bool] = expr.is_not(None) if nulls_first else false()
+            same: ColumnElement[bool] = expr.is_(None)
+        else:
+            cmp = expr < value if desc else expr > value
+            beyond = cmp if nulls_first else or_(cmp, expr.is_(None))
+            same = expr == value
+        choices.append(and_(*equal, beyond))
+        equal.append(same)
+    choices.append(and_(*equal, pid_col < pid if reverse else pid_col > pid))
+    return or_(*choices)
