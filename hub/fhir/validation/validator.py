@@ -237,6 +237,7 @@ class _Run:
         discs = slicing.get("discriminator") or (_URL_DISCRIMINATOR if name in _EXTENSION_NAMES else ())
         counts = dict.fromkeys(child.slices, 0)
         maybe = dict.fromkeys(child.slices, 0)
+        assumed = dict.fromkeys(child.slices, 0)
         for it in items:
             hit = None
             undecided: list[str] = []
@@ -248,7 +249,12 @@ class _Run:
                 if m is None:
                     undecided.append(sname)
             if hit is None and len(undecided) == 1:
-                hit = undecided[0]
+                # the only slice it can be in, but not known to be (e.g. an unresolvable reference
+                # under a profile discriminator): held to that slice's rules and counted for its
+                # minimum, not against its maximum (as the HL7 validator leaves it unsliced)
+                assumed[undecided[0]] += 1
+                self.item(it, child.slices[undecided[0]], resource, None)
+                continue
             elif (
                 hit is None and undecided
             ):  # e.g. a profile discriminator on a reference that cannot be resolved
@@ -272,7 +278,7 @@ class _Run:
                 self.extension(it, resource, modifier=name == "modifierExtension")
         for sname, sl in child.slices.items():
             c, smin, smax = counts[sname], sl.ed.get("min", 0), sl.ed.get("max", "*")
-            if c + maybe[sname] < smin:
+            if c + assumed[sname] + maybe[sname] < smin:
                 self.add(
                     "error",
                     "required",
