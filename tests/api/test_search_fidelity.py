@@ -16,6 +16,8 @@ from tests.api.search_helpers import ids, loaded_client, ordered_ids, search
 
 BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
 ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+HUB = "https://zorgnet-hub.nl/fhir"
+RELATIE = "http://decor.nictiz.nl/fhir/ValueSet/2.16.840.1.113883.2.4.3.11.60.40.2.3.1.1--20200901000000"
 CAREPLAN = "https://zorgnet-hub.nl/fhir/CodeSystem/careplan-category"
 EXT = "http://hl7.org/fhir/StructureDefinition/humanname-"
 
@@ -91,6 +93,15 @@ RESOURCES: list[dict[str, Any]] = [
         "intent": "plan",
         "category": [{"coding": [{"system": CAREPLAN, "code": "gedeeld-zorgplan"}]}],
         "subject": {"reference": "Patient/berg"},
+        "activity": [
+            {
+                "detail": {
+                    "status": "in-progress",
+                    "performer": [{"reference": "Practitioner/gp"}],
+                    "code": {"coding": [{"system": f"{HUB}/CodeSystem/care-activity", "code": "verpleging"}]},
+                }
+            }
+        ],
     },
     _obs("o-berg", "Patient/berg", "final", "8480-6", "Bloeddruk systolisch"),
     _obs("o-group", "Group/g1", "amended", "8462-4", "Bloeddruk diastolisch"),
@@ -162,6 +173,11 @@ CASES = [
         "RelatedPerson?relationship:in=http://hl7.org/fhir/ValueSet/relatedperson-relationshiptype",
         "RelatedPerson/mother RelatedPerson/friend",
     ),
+    # ... an nl-core ValueSet (zib RelatieCodelijst: MTH is in it, FRND is not) and the hub's own
+    (f"RelatedPerson?relationship:in={RELATIE}", "RelatedPerson/mother"),
+    (f"RelatedPerson?relationship:not-in={RELATIE}", "RelatedPerson/friend"),
+    (f"CarePlan?activity-code:in={HUB}/ValueSet/care-activity", "CarePlan/cp-patient"),
+    (f"CarePlan?activity-code:not-in={HUB}/ValueSet/care-activity", ""),
     # :below / :above over a code system hierarchy (v3 RoleCode: MTH is below FAMMEMB)
     (f"RelatedPerson?relationship:below={ROLE}|FAMMEMB", "RelatedPerson/mother"),
     (f"RelatedPerson?relationship:below={ROLE}|MTH", "RelatedPerson/mother"),
