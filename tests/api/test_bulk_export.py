@@ -275,3 +275,26 @@ async def test_progress_and_ten_thousand_resources(client: httpx.AsyncClient, cl
     assert not any(r["id"].startswith("seedx") for r in got)
     print(f"exported 10k resources in {elapsed:.1f}s")
     assert elapsed < 60, f"exporting 10k resources took {elapsed:.1f}s"
+
+
+async def test_an_unfinished_export_is_picked_up_after_a_restart(
+    client: httpx.AsyncClient, two_orgs: dict[str, Any], hub_app: Any
+) -> None:
+    from hub.bulk.jobs import ExportManager
+    from hub.bulk.tables import export_file, export_job
+
+    location = await _kick_off(client, "$export?_type=Observation")
+    job_id = location.rsplit("/", 1)[1]
+    services = hub_app.state.services
+    await services.extras["exports"].wait(job_id)
+    # as if the process had stopped half way: the job is still in progress and its files are gone
+    async with services.repo.db.write() as conn:
+        await conn.execute(export_file.delete().where(export_file.c.job_id == job_id))
+        await conn.execute(export_job.update().where(export_job.c.job_id == job_id).values(status="in-progress"))
+    assert (await client.get(location)).status_code == 202
+    restarted = ExportManager(services, services.extras["exports"].directory)
+    await restarted.start()  # the caller's access decision is rebuilt from the job's facts
+    await restarted.wait(job_id)
+    manifest, _ = await _poll(client, location)
+    assert _refs(await _download(client, manifest)) == {"Observation/o1", "Observation/o2", "Observation/o3"}
+    await restarted.stop()
