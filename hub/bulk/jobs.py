@@ -42,6 +42,8 @@ FILE_LINES = 50_000
 NOT_EXPORTED = frozenset({"StructureDefinition", "SearchParameter", "CapabilityStatement", "OperationDefinition"})
 
 ACTIVE = ("queued", "in-progress")
+#: A running job reports after every batch; one silent this long (µs) is taken over by another worker.
+STALE_US = 60_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,7 @@ class ExportManager:
                     status="queued",
                     created=now,
                     transaction_time=now,
+                    heartbeat=now,
                     done=0,
                 )
             )
@@ -220,14 +223,13 @@ class _Run:
 
             async with self.db.read() as conn:
                 self.policy = await build_policy(conn, principal_from_json(context["principal"]))
+        if not await self._claim():
+            return  # another worker runs it
         folder = self.manager.directory / self.job_id
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         async with self.db.write() as conn:
             await conn.execute(delete(export_file).where(export_file.c.job_id == self.job_id))
-            await conn.execute(
-                update(export_job).where(export_job.c.job_id == self.job_id).values(status="in-progress", done=0)
-            )
         async with self.db.read() as conn:
             scope = await self._scope(conn, job)
             types = await self._types(conn, job, scope)
@@ -245,6 +247,21 @@ class _Run:
         for t in types:
             done = await self._export_type(t, job, scope, folder, done, total)
         await self._finish(job)
+
+    async def _claim(self) -> bool:
+        """Take the job: a queued one, or an in-progress one whose runner went quiet (one runner each)."""
+        now = now_us()
+        j = export_job.c
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                update(export_job)
+                .where(
+                    j.job_id == self.job_id,
+                    or_(j.status == "queued", and_(j.status == "in-progress", j.heartbeat < now - STALE_US)),
+                )
+                .values(status="in-progress", done=0, heartbeat=now)
+            )
+        return bool(result.rowcount)
 
     async def _scope(self, conn: AsyncConnection, job: dict[str, Any]) -> Any:
         """For a Group export: the ids of its member Patients (on this hub)."""
@@ -357,7 +374,9 @@ class _Run:
             if status not in ACTIVE:
                 raise _Cancelled(self.job_id)
             await conn.execute(
-                update(export_job).where(export_job.c.job_id == self.job_id).values(done=done, total=total)
+                update(export_job)
+                .where(export_job.c.job_id == self.job_id)
+                .values(done=done, total=total, heartbeat=now_us())
             )
 
     async def _finish(self, job: dict[str, Any]) -> None:

@@ -29,6 +29,8 @@ export_job = Table(
     Column("created", BigInteger, nullable=False),
     Column("transaction_time", BigInteger, nullable=False),
     Column("finished", BigInteger, nullable=True),
+    #: When the runner last reported (every batch): a job whose runner went quiet may be taken over.
+    Column("heartbeat", BigInteger, nullable=True),
     Column("done", Integer, nullable=False, default=0),
     Column("total", Integer, nullable=True),
     Column("error", Text, nullable=True),

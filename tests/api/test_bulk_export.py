@@ -282,6 +282,7 @@ async def test_an_unfinished_export_is_picked_up_after_a_restart(
 ) -> None:
     from hub.bulk.jobs import ExportManager
     from hub.bulk.tables import export_file, export_job
+    from hub.fhir.instants import now_us
 
     location = await _kick_off(client, "$export?_type=Observation")
     job_id = location.rsplit("/", 1)[1]
@@ -290,8 +291,18 @@ async def test_an_unfinished_export_is_picked_up_after_a_restart(
     # as if the process had stopped half way: the job is still in progress and its files are gone
     async with services.repo.db.write() as conn:
         await conn.execute(export_file.delete().where(export_file.c.job_id == job_id))
-        await conn.execute(export_job.update().where(export_job.c.job_id == job_id).values(status="in-progress"))
+        await conn.execute(
+            export_job.update().where(export_job.c.job_id == job_id).values(status="in-progress", heartbeat=now_us())
+        )
     assert (await client.get(location)).status_code == 202
+    # another worker does not take over a job whose runner still reports ...
+    other_worker = ExportManager(services, services.extras["exports"].directory)
+    await other_worker.start()
+    await other_worker.wait(job_id)
+    assert (await client.get(location)).status_code == 202
+    # ... but does once it has gone quiet (the process stopped)
+    async with services.repo.db.write() as conn:
+        await conn.execute(export_job.update().where(export_job.c.job_id == job_id).values(heartbeat=0))
     restarted = ExportManager(services, services.extras["exports"].directory)
     await restarted.start()  # the caller's access decision is rebuilt from the job's facts
     await restarted.wait(job_id)

@@ -30,6 +30,7 @@ def upgrade() -> None:
     sa.Column('created', sa.BigInteger(), nullable=False),
     sa.Column('transaction_time', sa.BigInteger(), nullable=False),
     sa.Column('finished', sa.BigInteger(), nullable=True),
+    sa.Column('heartbeat', sa.BigInteger(), nullable=True),
     sa.Column('done', sa.Integer(), nullable=False),
     sa.Column('total', sa.Integer(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
