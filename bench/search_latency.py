@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.generator import elfproef_bsn
+
 BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
 LOINC = "http://loinc.org"
 CODES = [f"{8000 + k}-{k % 10}" for k in range(20)]
@@ -38,7 +40,7 @@ def client_resources(i: int) -> list[dict[str, Any]]:
         {
             "resourceType": "Patient",
             "id": pid,
-            "identifier": [{"system": BSN, "value": f"{100000000 + i}"}],
+            "identifier": [{"system": BSN, "value": elfproef_bsn(i)}],
             "name": [{"family": f"Fam{i % 997:03d}", "given": ["Test"]}],
             "gender": ("male", "female")[i % 2],
             "birthDate": f"{1930 + i % 90}-{1 + i % 12:02d}-{1 + i % 28:02d}",
@@ -63,7 +65,7 @@ def client_resources(i: int) -> list[dict[str, Any]]:
 def searches(n_clients: int) -> dict[str, Callable[[random.Random], str]]:
     """The five typical searches, each a function of a random source (so each run asks something new)."""
     return {
-        "patient_by_bsn": lambda rnd: f"Patient?identifier={BSN}|{100000000 + rnd.randrange(n_clients)}",
+        "patient_by_bsn": lambda rnd: f"Patient?identifier={BSN}|{elfproef_bsn(rnd.randrange(n_clients))}",
         "patient_by_family": lambda rnd: f"Patient?family=fam{rnd.randrange(997):03d}&_count=20",
         "observations_of_patient_sorted": lambda rnd: (
             f"Observation?subject=Patient/c{rnd.randrange(n_clients)}&_sort=-date"
