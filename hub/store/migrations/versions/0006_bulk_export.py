@@ -1,7 +1,7 @@
 """bulk export: export jobs and their NDJSON files
 
 Revision ID: 0006
-Revises: 0007
+Revises: 0005
 Create Date: 2026-11-30 12:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0006'
-down_revision = '0007'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
