@@ -1301,6 +1301,12 @@ def operation_definitions() -> list[dict[str, Any]]:
                ["Patient"], (False, False, True),
                [("person", "in", 1, "1", "string"), ("return", "out", 1, "1", "OperationOutcome")],
                affects_state=True),
+        _opdef("http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events",
+               "events", "Subscription $events",
+               "The notifications of a Subscription by event number (R4 Subscriptions Backport IG).",
+               ["Subscription"], (False, False, True),
+               [("eventsSinceNumber", "in", 0, "1", "string"), ("eventsUntilNumber", "in", 0, "1", "string"),
+                ("content", "in", 0, "1", "code"), ("return", "out", 1, "1", "Bundle")]),
         _opdef("http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export", "export", "Bulk Data $export",
                "Asynchronous export (Prefer: respond-async) of what the caller may see, as NDJSON files: "
                "the whole system, every Patient compartment (Patient/$export) or a Group's members "
