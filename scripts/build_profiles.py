@@ -1307,6 +1307,16 @@ def operation_definitions() -> list[dict[str, Any]]:
                ["Subscription"], (False, False, True),
                [("eventsSinceNumber", "in", 0, "1", "string"), ("eventsUntilNumber", "in", 0, "1", "string"),
                 ("content", "in", 0, "1", "code"), ("return", "out", 1, "1", "Bundle")]),
+        _opdef("http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
+               "status", "Subscription $status", "The status of Subscriptions (R4 Subscriptions Backport IG).",
+               ["Subscription"], (False, True, True),
+               [("id", "in", 0, "*", "id"), ("status", "in", 0, "*", "string"), ("return", "out", 1, "1", "Bundle")]),
+        _opdef("http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-get-ws-binding-token",
+               "get-ws-binding-token", "Subscription $get-ws-binding-token",
+               "A token to bind a websocket to Subscriptions (R4 Subscriptions Backport IG).",
+               ["Subscription"], (False, True, True),
+               [("id", "in", 0, "*", "id"), ("token", "out", 1, "1", "string"),
+                ("expiration", "out", 1, "1", "dateTime"), ("websocket-url", "out", 1, "1", "url")]),
         _opdef("http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export", "export", "Bulk Data $export",
                "Asynchronous export (Prefer: respond-async) of what the caller may see, as NDJSON files: "
                "the whole system, every Patient compartment (Patient/$export) or a Group's members "
