@@ -69,6 +69,8 @@ PLACEMENT: dict[str, Placement] = {
     "outbox_event": Placement("local", note="the outbox: one commit order; partitioned by time"),
     "subscription_event": Placement("local", note="per-subscription event numbers follow the outbox"),
     "subscription_state": Placement("local", note="small: one row per subscription"),
+    "export_job": Placement("local", note="Bulk Data jobs: few rows, polled by the requesting app"),
+    "export_file": Placement("local", note="one row per NDJSON file of a job; the files live on disk"),
     # -- the authorization server: small, read everywhere ------------------------------------------------
     "oauth_client": Placement("reference"),
     "oauth_jti": Placement("reference", note="or a local table: only the token endpoint writes it"),
