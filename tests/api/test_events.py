@@ -82,14 +82,36 @@ async def touch_plan(a: httpx.AsyncClient, n: int = 1, label: str = "revision") 
         assert resp.status_code == 200, resp.text
 
 
+NOTICE = {
+    "resourceType": "Composition", "id": "notice-0", "status": "final",
+    "type": {"coding": [{"system": "http://loinc.org", "code": "57830-2"}]}, "subject": {"reference": "Patient/pat-0"},
+    "date": "2026-11-20T10:00:00+01:00", "author": [{"reference": "Organization/org-0"}], "title": "Aanmeldbericht",
+}
+
+
 def overdracht(task_id: str, status: str = "requested") -> dict[str, Any]:
-    return {
+    """An overdracht from A (org-0) to B (org-1) with its advance notice, as the workflow rules want it."""
+    body: dict[str, Any] = {
         "resourceType": "Task", "id": task_id, "status": status, "intent": "order",
         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "308292007"}]},
         "for": {"reference": "Patient/pat-0"},
         "requester": {"reference": "Organization/org-0"},
         "owner": {"reference": "Organization/org-1"},
+        "input": [{"type": {"coding": [{"system": "http://loinc.org", "code": "57830-2"}]},
+                   "valueReference": {"reference": "Composition/notice-0"}}],
     }
+    if status == "on-hold":
+        body["restriction"] = {"period": {"start": "2030-01-06"}}
+    return body
+
+
+async def move(client: httpx.AsyncClient, task_id: str, status: str) -> httpx.Response:
+    """A state change as a real client makes it: read the Task, change its status, write it back."""
+    task = (await client.get(f"/fhir/Task/{task_id}")).json()
+    task["status"] = status
+    if status == "on-hold":
+        task["restriction"] = {"period": {"start": "2030-01-06"}}
+    return await client.put(f"/fhir/Task/{task_id}", json=task)
 
 
 # -- outbox --------------------------------------------------------------------------------------
@@ -117,16 +139,20 @@ async def test_every_write_appends_one_event_in_its_transaction(net: NetworkSpec
     ]}
     assert (await a.post("/fhir", json=bundle)).status_code >= 400
     assert len(await outbox_rows(hub_app)) == before + 1
-    # A Task's status change is visible from the event alone (old and new status, the organisations).
+    # A Task's status change is visible from the event alone (old and new status, the organisations):
+    # the sender (A) creates it, the receiver (B) accepts, the sender cancels (an overdracht is not deleted).
+    b = client_as(f"org:{B}")
+    assert (await a.put("/fhir/Composition/notice-0", json=NOTICE)).status_code in (200, 201)
     assert (await a.put("/fhir/Task/t1", json=overdracht("t1"))).status_code == 201
-    assert (await a.put("/fhir/Task/t1", json=overdracht("t1", "accepted"))).status_code == 200
+    resp = await move(b, "t1", "accepted")
+    assert resp.status_code == 200, resp.text
     rows = (await outbox_rows(hub_app))[-2:]
     assert [(r["change"], r["old_status"], r["new_status"]) for r in rows] == [
         ("create", None, "requested"), ("update", "requested", "accepted")]
     assert rows[1]["orgs"].split() == sorted([A, B])
-    assert (await a.delete("/fhir/Task/t1")).status_code in (200, 204)
+    assert (await move(a, "t1", "cancelled")).status_code == 200
     last = (await outbox_rows(hub_app))[-1]
-    assert (last["change"], last["old_status"], last["new_status"]) == ("delete", "accepted", None)
+    assert (last["change"], last["old_status"], last["new_status"]) == ("update", "accepted", "cancelled")
 
 
 # -- topics and subscriptions ----------------------------------------------------------------------
@@ -230,14 +256,17 @@ async def test_overdracht_topic_follows_task_state_changes(
         owner = await create(b, subscription("overdracht", f"{rx.url}/b", payload="full-resource"))
         other = await create(c, subscription("overdracht", f"{rx.url}/c"))
         accepted = await create(b, subscription("overdracht", f"{rx.url}/b2", filters=("Task?status=accepted",)))
-        for status in ("requested", "accepted", "in-progress", "on-hold"):
-            resp = await a.put("/fhir/Task/ov-1", json=overdracht("ov-1", status))
-            assert resp.status_code in (200, 201), resp.text
+        assert (await a.put("/fhir/Composition/notice-0", json=NOTICE)).status_code in (200, 201)
+        # the sender creates it; the receiver answers (received, a proposed date, then accepted)
+        assert (await a.put("/fhir/Task/ov-1", json=overdracht("ov-1"))).status_code == 201
+        for status in ("received", "on-hold", "accepted"):
+            resp = await move(b, "ov-1", status)
+            assert resp.status_code == 200, resp.text
         await wait_for(lambda: len(set(rx.numbers(owner))) == 4 and len(rx.numbers(accepted)) == 1)
         notes = [n for n in rx.state()["accepted"] if n["type"] == "event-notification"]
         assert rx.numbers(accepted) == [1]
     statuses = [r["status"] for n in notes if n["subscription"] == owner for r in n["resources"]]
-    assert statuses == ["requested", "accepted", "in-progress", "on-hold"]
+    assert statuses == ["requested", "received", "on-hold", "accepted"]
     assert not [n for n in notes if n["subscription"] == other]  # C is neither owner nor requester
 
 
