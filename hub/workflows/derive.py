@@ -74,9 +74,14 @@ async def _rederive_owned_by(conn: AsyncConnection, res_type: str, res_id: str) 
 
 
 def _local(ref: str) -> tuple[str, str] | None:
+    """``(type, id)`` of a relative reference to a resource on this hub; None for anything else.
+
+    An absolute URL (``http://elsewhere/fhir/Patient/1``) is another server's resource even when its
+    last two parts look like one of ours: reading it as ours would let a Task give access to a real
+    client through a foreign reference."""
     parts = ref.split("/_history/")[0].split("/")
-    if len(parts) >= 2 and parts[-2] and parts[-1] and not ref.startswith(("urn:", "#")):
-        return parts[-2], parts[-1]
+    if len(parts) == 2 and parts[0][:1].isupper() and parts[1] and not ref.startswith(("urn:", "#")):
+        return parts[0], parts[1]
     return None
 
 

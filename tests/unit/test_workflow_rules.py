@@ -94,3 +94,14 @@ def test_care_plan_parts() -> None:
         assert _refusal(exc).rule == rule, (new, rule)
     careplan.check_update(old, _plan(_act("A", description="z"), _act("B"), _act("A")), performs=_mine("A"),
                           status_only=False)
+
+
+def test_only_relative_references_are_this_hubs_resources() -> None:
+    """A foreign absolute reference must never be read as one of the hub's own resources (it would let
+    an overdracht Task give access to a real client through another server's URL)."""
+    from hub.workflows.derive import _local
+
+    assert _local("Patient/pat-0") == ("Patient", "pat-0")
+    assert _local("Composition/n1/_history/2") == ("Composition", "n1")
+    for foreign in ("http://evil.example/fhir/Patient/pat-0", "foo/Patient/pat-0", "urn:uuid:1234", "#contained"):
+        assert _local(foreign) is None, foreign
