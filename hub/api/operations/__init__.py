@@ -22,9 +22,10 @@ class Operation:
 
 def _registry() -> dict[str, Operation]:
     """All operations by name; each module exposes one ``OPERATION``."""
-    from hub.api.operations import access, delegation, everything, validate
+    from hub.api.operations import access, breakglass, delegation, everything, validate
 
-    ops = (everything.OPERATION, validate.OPERATION, access.OPERATION, delegation.GRANT, delegation.WITHDRAW)
+    ops = (everything.OPERATION, validate.OPERATION, access.OPERATION, delegation.GRANT, delegation.WITHDRAW,
+           breakglass.OPERATION)
     return {op.name: op for op in ops}
 
 
