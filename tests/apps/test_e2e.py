@@ -55,6 +55,14 @@ def _professionals_at_work(stack: Stack) -> str:
         directive["dateTime"] = "2026-06-01"
         assert ha.put(f"/Consent/{directive['id']}", json=directive).status_code == 200
     with _fhir(stack, WIJKVERPLEGING) as wv:
+        notice = {
+            "resourceType": "Composition", "status": "final",
+            "type": {"coding": [{"system": "http://loinc.org", "code": "57830-2", "display": "Aanmeldbericht"}]},
+            "subject": {"reference": f"Patient/{patient}"}, "date": "2026-11-20T10:00:00+01:00",
+            "author": [{"identifier": {"system": URA, "value": "00023456"}}], "title": "Aanmeldbericht",
+        }
+        created = wv.post("/Composition", json=notice)
+        assert created.status_code == 201, created.text
         task = {
             "resourceType": "Task", "status": "requested", "intent": "order",
             "code": {"coding": [{"system": "http://snomed.info/sct", "code": "308292007",
@@ -63,8 +71,11 @@ def _professionals_at_work(stack: Stack) -> str:
             "requester": {"identifier": {"system": URA, "value": "00023456"}},
             "owner": {"identifier": {"system": URA, "value": "00056789"}},
             "description": "Overdracht naar Verpleeghuis De Boomgaard",
+            "input": [{"type": {"coding": [{"system": "http://loinc.org", "code": "57830-2"}]},
+                       "valueReference": {"reference": f"Composition/{created.json()['id']}"}}],
         }
-        assert wv.post("/Task", json=task).status_code == 201
+        sent = wv.post("/Task", json=task)
+        assert sent.status_code == 201, sent.text
     with _fhir(stack, VERPLEEGHUIS, **{"x-break-glass": "Bewusteloos binnengebracht, familie onbereikbaar"}) as vh:
         assert vh.get("/CarePlan", params={"subject": f"Patient/{patient}"}).status_code == 200
     return str(patient)
@@ -142,11 +153,12 @@ def test_client_mantelzorger_and_admin(stack: Stack, browser: Browser, backend: 
     expect(main).to_contain_text("Wijkverpleging Zorg Dichtbij")
     checker.check(page, "pgo-overdracht")
     # live update: the nursing home accepts the handover while the client looks at the page
-    with _fhir(stack, WIJKVERPLEGING) as wv:
-        task = wv.get("/Task", params={"patient": f"Patient/{patient}", "status": "requested"}).json()
+    with _fhir(stack, VERPLEEGHUIS) as vh:  # the receiver answers its own Task (the workflow rules)
+        task = vh.get("/Task", params={"patient": f"Patient/{patient}", "status": "requested"}).json()
         resource = task["entry"][0]["resource"]
         resource["status"] = "accepted"
-        assert wv.put(f"/Task/{resource['id']}", json=resource).status_code == 200
+        answered = vh.put(f"/Task/{resource['id']}", json=resource)
+        assert answered.status_code == 200, answered.text
     expect(page.locator("#live-region")).to_be_visible(timeout=15_000)
     page.get_by_role("link", name="Toon de nieuwe versie").click()
     expect(main).to_contain_text("Geaccepteerd")
