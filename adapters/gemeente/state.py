@@ -11,11 +11,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from adapters.common.statefile import open_state
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS received (
@@ -46,12 +47,8 @@ class State:
     """One SQLite connection, used from one process (a lock makes it safe across threads)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_state(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:

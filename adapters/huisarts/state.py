@@ -9,10 +9,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+
+from adapters.common.statefile import open_state
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mark (
@@ -31,12 +32,8 @@ class SyncState:
     """One SQLite connection (WAL, synchronous=FULL: a mark written is a mark kept)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_state(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:
