@@ -219,17 +219,25 @@ class Syncer:
         return out
 
     @staticmethod
-    def _resolved(resource: dict[str, Any], current: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
-        """The resource with its conditional references to synced records replaced by their hub ids
-        (as the hub stores them), for comparing."""
+    def _resolved(
+        resource: dict[str, Any],
+        current: dict[tuple[str, str], dict[str, Any]],
+        full_urls: dict[tuple[str, str], str] | None = None,
+    ) -> dict[str, Any]:
+        """The resource with its conditional references to synced records replaced: by the hub id of a
+        record the hub holds (as the hub stores it, so comparing works), else by the ``fullUrl`` of a
+        record written in the same transaction; others stay conditional."""
         if resource["resourceType"] != "EpisodeOfCare" or "diagnosis" not in resource:
             return resource
         out = {**resource, "diagnosis": []}
         for d in resource["diagnosis"]:
-            ref = d["condition"]["reference"]
-            source_id = ref.rsplit("|", 1)[-1]
-            target = current.get(("Condition", source_id))
-            out["diagnosis"].append({"condition": {"reference": f"Condition/{target['id']}"}} if target else d)
+            key = ("Condition", d["condition"]["reference"].rsplit("|", 1)[-1])
+            target = current.get(key)
+            if target is not None:
+                d = {"condition": {"reference": f"Condition/{target['id']}"}}
+            elif full_urls and key in full_urls:
+                d = {"condition": {"reference": full_urls[key]}}
+            out["diagnosis"].append(d)
         return out
 
     async def _write(
@@ -245,22 +253,7 @@ class Syncer:
             full_urls[(kind, source_id)] = f"urn:uuid:{uuid.uuid4()}"
         recorded = _now()
         for kind, source_id, resource, source in writes:
-            body = self._resolved(resource, current)
-            if kind == "EpisodeOfCare" and "diagnosis" in body:
-                body = {
-                    **body,
-                    "diagnosis": [
-                        {
-                            "condition": {
-                                "reference": full_urls.get(
-                                    ("Condition", d["condition"]["reference"].rsplit("|", 1)[-1]),
-                                    d["condition"]["reference"],
-                                )
-                            }
-                        }
-                        for d in body["diagnosis"]
-                    ],
-                }
+            body = self._resolved(resource, current, full_urls)
             system = ctx.source_system(kind)
             full_url = full_urls[(kind, source_id)]
             entries.append(
