@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from adapters.huisarts.state import SyncState
 from adapters.huisarts.sync import Practice, Syncer
 from tests.adapters.gp_system.fixtures import bsn_for
 from tests.adapters.registration import Registered
-from tests.api.live import LiveHub, free_port
+from tests.api.live import LiveHub, free_port, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 GP_URA = "00012345"
@@ -83,20 +82,12 @@ def fake_gp(
         stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
+    def output() -> str:
+        log.seek(0)
+        return log.read().decode(errors="replace")[-2000:]
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"fake GP system exited: {log.read().decode(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(f"{base}/fhir/metadata", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake GP system did not start in 60 s")
-            time.sleep(0.1)
+        wait_ready(proc, f"{base}/fhir/metadata", "fake GP system", output, 60)
         yield FakeGp(f"{base}/fhir", f"{base}/admin", proc)
     finally:
         proc.kill()

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,24 @@ class LiveHub:
         return out.stdout.decode().strip()
 
 
+def wait_ready(
+    proc: subprocess.Popen[bytes], url: str, what: str, log: Callable[[], str], seconds: float
+) -> None:
+    """Wait until ``url`` answers 200; fail with the process's log when it exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited early:\n{log()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not become ready in {seconds:.0f} s:\n{log()}")
+        time.sleep(0.2)
+
+
 @contextmanager
 def live_hub(database_url: str, var_dir: Path, **env: str) -> Iterator[LiveHub]:
     """Start ``hub serve`` on a free loopback port; yields the running hub; stops it afterwards."""
@@ -53,19 +71,7 @@ def live_hub(database_url: str, var_dir: Path, **env: str) -> Iterator[LiveHub]:
     proc = subprocess.Popen([str(hub), "serve"], env=environment, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                out = log_path.read_text(errors="replace")
-                raise RuntimeError(f"hub serve exited early:\n{out}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("hub serve did not become ready in 60 s")
-            time.sleep(0.2)
+        wait_ready(proc, f"{base}/readyz", "hub serve", lambda: log_path.read_text(errors="replace"), 60)
         yield LiveHub(f"{base}/fhir", environment)
     finally:
         proc.terminate()

@@ -6,16 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from tests.api.live import LiveHub, free_port, live_hub
+from tests.api.live import LiveHub, free_port, live_hub, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("ZORGNET_CHROMIUM", "/usr/bin/chromium"))
@@ -49,18 +46,7 @@ def _app(module: str, prefix: str, hub: LiveHub, hub_url: str, state: Path, **ex
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{module} exited early:\n{log_path.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{module} did not start in 90 s:\n{log_path.read_text(errors='replace')}")
-            time.sleep(0.2)
+        wait_ready(proc, f"{base}/healthz", module, lambda: log_path.read_text(errors="replace"), 90)
         yield base
     finally:
         proc.terminate()
