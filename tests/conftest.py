@@ -86,6 +86,11 @@ def make_settings(database_url: str, tmp: Path, **overrides: Any) -> Settings:
         "var_dir": tmp,
         "demo": False,
         "db_pool_size": 5,
+        # The shared test app's audit writer seals on its own timer every few seconds; a test that
+        # pauses the event loop (a synchronous subprocess, a sync test between async ones) could
+        # pause it inside its SQLite write transaction and lock out a CLI process. Tests of sealing
+        # use writers of their own.
+        "extra_settings": {"audit_checkpoint_seconds": "3600"},
     }
     values.update(overrides)
     return Settings(**values)
@@ -103,6 +108,7 @@ TABLES = (
     "idx_number", "idx_uri", "idx_compartment", "resource_author", "care_relation", "consent_rule",
     "access_grant", "delegation", "outbox_event", "subscription_state", "subscription_event",
     "resource_owner", "overdracht_access",
+    "history_compartment", "organisation", "break_glass", "care_source",
 )
 
 #: The identity the generic API tests act as: a professional system of one organisation. It sees

@@ -406,7 +406,7 @@ async def test_cli_verify_and_export(
 
 async def test_100k_records_verify_clean(audit_db: Database, tmp_path: Path, backend: str) -> None:
     keys = tmp_path / "keys"
-    writer = await started_writer(audit_db, keys, checkpoint_every=10_000, max_batch=2000)
+    writer = await started_writer(audit_db, keys, checkpoint_every=10_000, max_batch=2000, checkpoint_seconds=3600)
     t0 = time.perf_counter()
     for start in range(0, 100_000, 10_000):
         await writer.record_many(sample(i) for i in range(start, start + 10_000))

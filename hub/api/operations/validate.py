@@ -30,11 +30,15 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     if route.res_id is not None:
         stored = await call.repo.read(route.res_type or "", route.res_id, conn=call.conn)
         if mode == "delete":
+            await _check_as_write(call, route.res_type or "", mode, None, route.res_id)
             return _ok(f"{route.res_type}/{route.res_id} can be deleted")
         if resource is None:
             resource = jsonio.loads(stored.content or "{}")
     if resource is None:
         raise BadRequest("$validate needs a resource (the body, or a 'resource' parameter)", code="required")
+    if mode in ("create", "update") and isinstance(resource, dict) and resource.get("resourceType") == route.res_type:
+        # The same permission checks the real write makes, before any validation (403 before 422).
+        await _check_as_write(call, route.res_type or "", mode, resource, route.res_id)
     if profile:
         from hub.fhir.validation import default_validator
 
@@ -53,6 +57,16 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
         return FhirResult(200, operation_outcome(issues or [Issue("Valid: no issues found", "informational",
                                                                    "information")]))
     return FhirResult(200, operation_outcome(issues))
+
+
+async def _check_as_write(
+    call: Call, res_type: str, mode: str, resource: dict[str, Any] | None, res_id: str | None
+) -> None:
+    repo = call.repo
+    if repo.policy is None:
+        return
+    async with repo.reading(call.conn) as conn:
+        await repo.check_only(conn, res_type, mode, resource, res_id)
 
 
 def validate(resource: dict[str, Any], profile: str | None) -> list[Issue]:
