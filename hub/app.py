@@ -59,7 +59,10 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
         engine,
         validator=_write_validator() if settings.validate_on_write else None,
         categorize=category_for,
-        after_write=_chain(functools.partial(access_facts, base=settings.fhir_base), workflow_facts),
+        after_write=_chain(
+            functools.partial(access_facts, base=settings.fhir_base),
+            functools.partial(workflow_facts, base=settings.fhir_base),
+        ),
         outbox=Outbox(),
         prepare=amend_task,
     )

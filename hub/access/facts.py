@@ -112,9 +112,21 @@ async def after_write(
         patient = _subject(resource, base)
         if patient is not None:
             grantor = await writer_grantor(conn, writer, patient, resource)
+            if grantor is None and stored.res_type == "Task" and stored.version > 1:
+                # An overdracht's receiver answers its Task (accepts, completes) before it is in
+                # the client's care: the Task's relation keeps resting on the right it was made by.
+                grantor = await _kept_grantor(conn, stored.pid)
     await recompute(conn, await _derive(
         conn, stored.pid, stored.res_type, resource, fresh=stored.version == 1, base=base, grantor=grantor,
     ))
+
+
+async def _kept_grantor(conn: AsyncConnection, pid: int) -> Grantor | None:
+    """The grantor an earlier version of this source resource was written with (None: none)."""
+    row = (await conn.execute(
+        select(care_source.c.grantor_kind, care_source.c.grantor).where(care_source.c.source_pid == pid).limit(1)
+    )).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 def _subject(res: dict[str, Any], base: str | None) -> str | None:

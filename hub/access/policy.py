@@ -27,6 +27,7 @@ Default is deny: a caller sees only what a rule below opens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -293,6 +294,7 @@ class AccessPolicy:
         current: Stored | None,
         interaction: str,
         resource: dict[str, Any] | None = None,
+        validate: Callable[[], None] | None = None,
     ) -> WriteVerdict:
         """May the caller write ``resource`` (content of ``category`` for these patients), replacing
         ``current`` (``resource`` None: delete it)?
@@ -301,7 +303,8 @@ class AccessPolicy:
         :func:`hub.fhir.references.resolve` reads them (an external reference concerns no client
         here, and yields no access facts either). In order: the target must be visible
         (:meth:`check_target`), then the caller's right to write (:meth:`check_right`), then
-        integrity rules on the content (:meth:`check_content`); last, whether this change is theirs
+        integrity rules on the content (:meth:`check_content`), then ``validate`` (profile
+        validation: only a caller allowed to write learns what a profile says); last, whether this change is theirs
         to make (:mod:`hub.workflows`: ownership, the shared care plan, the overdracht state
         machine). The verdict says whom to record as the creator and which state change the write
         makes."""
@@ -309,6 +312,8 @@ class AccessPolicy:
         await self.check_right(conn, res_type, category, compartments, current, interaction, resource)
         if resource is not None:
             await self.check_content(conn, res_type, resource)
+        if validate is not None:
+            validate()
         return await workflow_check(conn, self, res_type, resource, current, interaction, compartments, category)
 
     async def check_target(self, conn: AsyncConnection, current: Stored | None) -> None:

@@ -491,8 +491,9 @@ class Repository:
         stamped, content = self._stamp(resource, res_id, 1, when)
         rows = self.indexer(stamped)
         category = self.categorize(stamped)
-        verdict = await self._check_write(conn, stamped, category, rows, None, "c")  # permission before validation
-        self._check_profiles(stamped)
+        verdict = await self._check_write(
+            conn, stamped, category, rows, None, "c", validate=lambda: self._check_profiles(stamped)
+        )  # permission before validation, validation before the workflow rules
         event = None
         if self.outbox is not None:
             event = await self.outbox.event(conn, res_type, stamped, None, _patients(rows))
@@ -514,8 +515,9 @@ class Repository:
         stamped, content = self._stamp(resource, current.res_id, current.version + 1, when)
         rows = self.indexer(stamped)
         category = self.categorize(stamped)
-        verdict = await self._check_write(conn, stamped, category, rows, current, "u")  # permission before validation
-        self._check_profiles(stamped)
+        verdict = await self._check_write(
+            conn, stamped, category, rows, current, "u", validate=lambda: self._check_profiles(stamped)
+        )  # permission before validation, validation before the workflow rules
         event = None
         if self.outbox is not None:
             event = await self.outbox.event(conn, current.res_type, stamped, current, _patients(rows))
@@ -532,9 +534,11 @@ class Repository:
 
     async def _check_write(
         self, conn: AsyncConnection, resource: dict[str, Any], category: str, rows: IndexRows,
-        current: Stored | None, interaction: str,
+        current: Stored | None, interaction: str, validate: Callable[[], None] | None = None,
     ) -> Any:
         if self.policy is None:
+            if validate is not None:
+                validate()
             return None
         res_type = resource["resourceType"]
         patients = _patients(rows)
@@ -547,7 +551,7 @@ class Repository:
             await self._check_read(conn, current)  # (a refused attempt is in the client's view)
         try:
             return await self.policy.check_write(
-                conn, res_type, category, patients, current, interaction, resource
+                conn, res_type, category, patients, current, interaction, resource, validate
             )
         except Forbidden:
             if self.trail is not None:  # a refused write is in the view of the clients it concerned

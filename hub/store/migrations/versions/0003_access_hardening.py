@@ -2,7 +2,7 @@
 per-version history access
 
 Revision ID: 0003
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-30 11:30:00.000000
 """
 
