@@ -650,8 +650,9 @@ async def test_writes_that_make_access_facts_agree_with_the_model(
             body = fact_body(kind, reference(form, pid), org, ura, n)
             resp = await c.http.post(f"/fhir/{kind}", headers=c.headers, json=body)
             detail = f"{kind} by {who.spec} about {reference(form, pid)} naming org-{org}"
-            if allowed and not local:
-                assert resp.status_code in (201, 400, 422), (detail, resp.text[:300])
+            if allowed and not local:  # (an overdracht Task also answers to the workflow rules: 403)
+                ok = (201, 400, 403, 422) if kind == "Task" else (201, 400, 422)
+                assert resp.status_code in ok, (detail, resp.text[:300])
             else:
                 assert resp.status_code == (201 if allowed else 403), (detail, resp.text[:300])
             tally[f"{resp.status_code}{' fact' if makes else ''}"] += 1
