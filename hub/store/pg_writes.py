@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import BindParameter, TextClause
+from sqlalchemy.sql.elements import TextClause
 
 from hub.store.tables import INDEX_TABLES, idx_compartment
 

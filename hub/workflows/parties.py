@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import false, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.fhir.references import resolve
 from hub.store.tables import resource
 
 PERSON_SYSTEM = "https://zorgnet-hub.nl/fhir/NamingSystem/person-id"
@@ -50,11 +51,14 @@ def creator_parties(policy: Any, compartments: Iterable[str]) -> tuple[str, ...]
 
 
 def _type_id(ref: Any) -> tuple[str, str] | None:
-    reference = ref.get("reference") if isinstance(ref, dict) else None
-    if not isinstance(reference, str) or "/" not in reference:
+    """``(type, id)`` of a local resource the reference names; None for anything external (another
+    server's ``.../Patient/<id>`` is not our client, so it names no party here)."""
+    if not isinstance(ref, dict):
         return None
-    parts = reference.split("/_history/")[0].split("/")
-    return parts[-2], parts[-1]
+    target = resolve(ref, None)
+    if target.res_type is None or target.res_id is None:
+        return None
+    return target.res_type, target.res_id
 
 
 async def parties_of(conn: AsyncConnection, refs: list[Any]) -> list[frozenset[str]]:

@@ -514,7 +514,6 @@ async def test_the_tail_is_sealed_within_seconds(hub_app: Any, fresh_db: Any, tm
     from hub.audit.records import AuditRecord
     from hub.audit.verify import verify_log
     from hub.audit.writer import AuditWriter
-
     from hub.settings import Settings
 
     db = fresh_db

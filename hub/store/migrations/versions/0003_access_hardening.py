@@ -2,7 +2,7 @@
 per-version history access
 
 Revision ID: 0003
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-30 11:30:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0003'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
