@@ -6,13 +6,12 @@ lasts :data:`DEFAULT_MINUTES` (setting ``break_glass_minutes``) and then ends by
 in force, that organisation's requests carrying the ``X-Break-Glass`` header also see the client's
 data the client did not object to (:meth:`hub.access.policy.AccessPolicy._emergency`). Opening it
 is logged against the client at once (so it is in the client's own audit view before the answer
-leaves) and counted (:class:`BreakGlassCounter`).
+leaves) and counted (``hub_break_glass_total`` in /metrics).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,15 +29,6 @@ REASONS: dict[str, str] = {
 }
 DEFAULT_MINUTES = 120
 MIN_TEXT = 5
-
-
-@dataclass(slots=True)
-class BreakGlassCounter:
-    """How often the glass was broken, in total and per reason (for metrics)."""
-
-    opened: int = 0
-    refused: int = 0
-    by_reason: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,4 +66,4 @@ async def open_grant(
     return Grant(ura, patient_id, code, text, now, end)
 
 
-__all__ = ["DEFAULT_MINUTES", "REASONS", "BreakGlassCounter", "Grant", "check_reason", "open_grant"]
+__all__ = ["DEFAULT_MINUTES", "REASONS", "Grant", "check_reason", "open_grant"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import false, select
 
-from hub.access.breakglass import DEFAULT_MINUTES, BreakGlassCounter, check_reason, open_grant
+from hub.access.breakglass import DEFAULT_MINUTES, check_reason, open_grant
 from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route
 from hub.api.operations import Operation
@@ -16,11 +16,11 @@ from hub.fhir.instants import now_us, to_iso
 from hub.store.tables import resource
 
 
-def counter(call: Call) -> BreakGlassCounter:
-    found = call.svc.extras.get("break_glass")
-    if not isinstance(found, BreakGlassCounter):
-        found = call.svc.extras["break_glass"] = BreakGlassCounter()
-    return found
+def count(call: Call, outcome: str, reason: str = "") -> None:
+    """``hub_break_glass_total`` (:class:`hub.api.metrics.HubMetrics`), when the app keeps metrics."""
+    metrics = call.svc.extras.get("metrics")
+    if metrics is not None:
+        metrics.observe_break_glass(outcome, reason)
 
 
 async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
@@ -30,7 +30,7 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     policy = call.policy
     p = None if policy is None else policy.principal
     if p is None or p.kind != "professional" or not p.organisation_ura:
-        counter(call).refused += 1
+        count(call, "refused")
         raise Forbidden("Only professionals of registered care providers can break the glass")
     params = parameters(req)
     code, text = check_reason(first(params, "reason"), first(params, "text"))
@@ -54,13 +54,11 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
                 conn, p.organisation_ura, practitioner, route.res_id, code, text, now_us(), minutes
             )
         except Forbidden:
-            counter(call).refused += 1
+            count(call, "refused")
             raise
     if trail is not None:
         trail.note_patient(route.res_id)
-    stats = counter(call)
-    stats.opened += 1
-    stats.by_reason[code] += 1
+    count(call, "opened", code)
     return FhirResult(200, {
         "resourceType": "Parameters",
         "parameter": [
