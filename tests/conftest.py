@@ -79,6 +79,31 @@ async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -
         await _pg_drop(name)
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def fresh_db(backend: str, tmp_path: Path) -> AsyncIterator[Any]:
+    """A fresh, migrated database of the current backend, for a test that needs one of its own
+    (e.g. an audit writer with its own chain); dropped afterwards."""
+    import asyncio
+
+    from hub.store.db import Database
+    from hub.store.migrate import upgrade
+
+    name = None
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        name = f"hub_fresh_{uuid.uuid4().hex[:12]}"
+        url = await _pg_create(name)
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url, pool_size=5)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+        if name is not None:
+            await _pg_drop(name)
+
+
 def make_settings(database_url: str, tmp: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,

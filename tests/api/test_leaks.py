@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-import pytest_asyncio
 
 from tests.api.access_helpers import (
     BSN_SYSTEM,
@@ -44,32 +41,10 @@ from tests.api.test_access_rules import (
     status,
 )
 from tests.conformance import examples
-from tests.conftest import _pg_create, _pg_drop, clean
+from tests.conftest import clean
 
 OWN_BASE = "http://127.0.0.1:8080/fhir"  # the test hub's own FHIR base (settings.base_url default)
 OVERDRACHT = {"coding": [{"system": "http://snomed.info/sct", "code": "308292007"}]}
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def fresh_db(backend: str, tmp_path: Any) -> AsyncIterator[Any]:
-    """A fresh, migrated database of the current backend (for an audit writer of its own)."""
-    from hub.store.db import Database
-    from hub.store.migrate import upgrade
-
-    name = None
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
-    else:
-        name = f"hub_leaks_{uuid.uuid4().hex[:12]}"
-        url = await _pg_create(name)
-    await asyncio.to_thread(upgrade, url)
-    db = Database(url, pool_size=3)
-    try:
-        yield db
-    finally:
-        await db.dispose()
-        if name is not None:
-            await _pg_drop(name)
 
 
 async def _load(hub_app: Any, spec: NetworkSpec) -> NetworkSpec:
