@@ -114,11 +114,11 @@ async def test_conditional_read(client: httpx.AsyncClient) -> None:
 
 
 async def test_prefer_return(client: httpx.AsyncClient) -> None:
-    r = await client.post("/fhir/Patient", json=patient("1"), headers={"Prefer": "return=minimal"})
+    r = await client.post("/fhir/Patient", json=patient("1", system=MRN), headers={"Prefer": "return=minimal"})
     assert r.status_code == 201 and r.content == b"" and r.headers["location"]
-    r = await client.post("/fhir/Patient", json=patient("2"), headers={"Prefer": "return=OperationOutcome"})
+    r = await client.post("/fhir/Patient", json=patient("2", system=MRN), headers={"Prefer": "return=OperationOutcome"})
     assert r.status_code == 201 and r.json()["resourceType"] == "OperationOutcome"
-    r = await client.post("/fhir/Patient", json=patient("3"), headers={"Prefer": "return=representation"})
+    r = await client.post("/fhir/Patient", json=patient("3", system=MRN), headers={"Prefer": "return=representation"})
     assert r.json()["resourceType"] == "Patient"
 
 
