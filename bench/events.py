@@ -226,7 +226,7 @@ async def _drive(
                                                             "valueCode": "id-only"}]}},
                 })
                 assert resp.status_code == 201, resp.text
-        procs = _start_workers(settings, workers)
+        procs.extend(_start_workers(settings, workers))
         async with httpx.AsyncClient() as client:
 
             async def count() -> dict[str, Any]:
