@@ -6,7 +6,10 @@
    the STU3 models, converts to R4 and writes it all to the hub as ONE transaction of conditional updates
    keyed by the sender's resource URL (``urn:ietf:rfc:3986``): repeating a notification is harmless and a
    refused transfer leaves nothing behind. The client is referenced by BSN (the hub's Patient is the
-   network's record, not the sender's copy); the hub Task's owner is this adapter's organisation.
+   network's record, not the sender's copy); the hub Task's owner is this adapter's organisation, and it
+   is an *imported* overdracht (``meta.tag`` overdracht-exchange ``imported``): its requester is the
+   sending organisation by identifier only (it is no hub party), the adapter records the sender's steps
+   too, and the hub derives no access from it (docs/adapter-wijkverpleging.md).
 2. :meth:`Receiver.mirror` sends every Task state the receiving organisation set in the hub (accepted,
    rejected, on-hold, in-progress, completed) back to the sender's Task; a sender that is down keeps
    the change pending until the next round.
@@ -37,6 +40,7 @@ from adapters.wijkverpleging.state import State, Transfer
 log = logging.getLogger("adapters.wijkverpleging")
 
 SOURCE = "urn:ietf:rfc:3986"
+EXCHANGE = "https://zorgnet-hub.nl/fhir/CodeSystem/overdracht-exchange"
 BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
 URA = "http://fhir.nl/fhir/NamingSystem/ura"
 
@@ -73,8 +77,8 @@ class Receiver:
             pulled = await self.sender(sender_base).pull(references(task))
             resources = {f"Task/{task_id}": task, **pulled}
             existing = self.state.get(sender_base, task_id)
-            hub_status = await self._hub_status(existing)
-            entries = self.transaction(sender_base, resources, hub_status)
+            hub_task = await self._hub_task(existing)
+            entries = self.transaction(sender_base, resources, hub_task)
         except TransferError as exc:
             log.warning("eOverdracht transfer %s/Task/%s parked: %s", sender_base, task_id, exc)
             self.state.park(sender_base, task_id, exc.offending, str(exc))
@@ -86,13 +90,14 @@ class Receiver:
         log.info("eOverdracht transfer %s/Task/%s stored as Task/%s", sender_base, task_id, hub_task_id)
         return transfer
 
-    async def _hub_status(self, existing: Transfer | None) -> str | None:
+    async def _hub_task(self, existing: Transfer | None) -> Resource | None:
         if existing is None:
             return None
-        return str((await self.hub.read("Task", existing.hub_task_id))["status"])
+        return await self.hub.read("Task", existing.hub_task_id)
 
-    def transaction(self, sender_base: str, resources: dict[str, Resource], hub_status: str | None) -> list[Any]:
-        """The hub transaction for one transfer: conditional updates keyed by the sender's URLs."""
+    def transaction(self, sender_base: str, resources: dict[str, Resource], hub_task: Resource | None) -> list[Any]:
+        """The hub transaction for one transfer: conditional updates keyed by the sender's URLs.
+        ``hub_task``: the hub's Task of this transfer when it was stored before."""
         full_urls = {ref: f"urn:uuid:{uuid.uuid4()}" for ref in resources if not ref.startswith("Patient/")}
         patients: dict[str, str] = {}
         for ref, resource in resources.items():
@@ -116,9 +121,7 @@ class Receiver:
                 key = {"system": SOURCE, "value": source_url}
                 r4["identifier"] = [*(r4.get("identifier") or []), key]
             if r4["resourceType"] == "Task":
-                r4["owner"] = {"reference": f"Organization?identifier={URA}|{self.own_ura}"}
-                if hub_status is not None and stu3["status"] != "cancelled":
-                    r4["status"] = hub_status  # the receiver owns every state but the sender's cancel
+                self._imported(r4, stu3, sender_base, resources, hub_task)
             try:
                 check_r4(r4)
             except InvalidResource as exc:
@@ -135,6 +138,26 @@ class Receiver:
             )
         entries.append(self._provenance(sender_base, [e["fullUrl"] for e in entries]))
         return entries
+
+    def _imported(
+        self, task: Resource, stu3: Resource, sender_base: str, resources: dict[str, Resource],
+        hub_task: Resource | None,
+    ) -> None:
+        """The sender's Task as the hub's imported overdracht of this adapter's organisation. (The
+        sender's own requester, its Practitioner and PractitionerRole, stays in the cross-version
+        extension ``Task.requester.agent`` that :func:`to_r4` keeps.)"""
+        task["requester"] = sending_organisation(sender_base, resources, stu3.get("requester") or {})
+        task["owner"] = {"reference": f"Organization?identifier={URA}|{self.own_ura}"}
+        meta = task.setdefault("meta", {})
+        meta["tag"] = [t for t in meta.get("tag") or [] if t.get("system") != EXCHANGE]
+        meta["tag"].append({"system": EXCHANGE, "code": "imported", "display": "ontvangen van buiten het netwerk"})
+        if hub_task is None:
+            return
+        if task["status"] != "cancelled":
+            task["status"] = hub_task["status"]  # the receiver owns every state but the sender's cancel
+        for key in ("authoredOn", "statusReason", "output", "restriction"):
+            if key in hub_task and (key == "authoredOn" or task["status"] != "cancelled"):
+                task[key] = hub_task[key]  # set by the hub, or the receiver's answers
 
     def _provenance(self, sender_base: str, targets: list[str]) -> dict[str, Any]:
         return {
@@ -167,6 +190,34 @@ class Receiver:
             self.state.save(Transfer(transfer.sender_base, transfer.task_id, transfer.hub_task_id, status))
             delivered.append((transfer.task_id, status))
         return delivered
+
+
+def sending_organisation(sender_base: str, resources: dict[str, Resource], requester: Any) -> dict[str, Any]:
+    """The organisation an STU3 Task comes from, by identifier only: the URA (else the first
+    identifier) of the Organization its ``requester`` names (``onBehalfOf``, the agent, or the agent's
+    PractitionerRole's organisation), else the sender's server itself (``urn:ietf:rfc:3986``, its base)."""
+    agent = requester.get("agent") if isinstance(requester, dict) else None
+    candidates = [((requester.get("onBehalfOf") or {}) if isinstance(requester, dict) else {}).get("reference")]
+    candidates.append(agent.get("reference") if isinstance(agent, dict) else None)
+    for ext in (agent.get("extension") or []) if isinstance(agent, dict) else []:
+        if isinstance(ext, dict) and isinstance(ext.get("valueReference"), dict):
+            candidates.append(ext["valueReference"].get("reference"))
+    org: Resource | None = None
+    for candidate in candidates:
+        found = resources.get(str(candidate)) if candidate else None
+        if found and found.get("resourceType") == "Organization":
+            org = found
+        elif found and found.get("resourceType") == "PractitionerRole":
+            org = resources.get(str((found.get("organization") or {}).get("reference")))
+        if org is not None:
+            break
+    identifiers = [i for i in (org or {}).get("identifier") or [] if i.get("system") and i.get("value")]
+    chosen = next((i for i in identifiers if i["system"] == URA), identifiers[0] if identifiers else None)
+    out: dict[str, Any] = {"identifier": {"system": chosen["system"], "value": chosen["value"]} if chosen
+                           else {"system": SOURCE, "value": sender_base}}
+    if org is not None and org.get("name"):
+        out["display"] = org["name"]
+    return out
 
 
 def _with_state(theirs: Resource, ours: Resource) -> Resource:

@@ -8,7 +8,8 @@ It plays the other nursing organisation in both roles:
 - as the receiver it accepts a notification Task (``POST /fhir/Task``) and records it.
 
 ``POST /admin/notify`` makes it POST a Task to a receiver's endpoint, as a sending system does.
-``--fail-first N`` answers the first N FHIR requests with 503 (a counterpart that is briefly down).
+``--fail-first N`` answers the first N FHIR requests with 503 (a counterpart that is briefly down);
+``POST /admin/fail {"count": N, "after": K}`` does so for the N requests after the next K.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
     store: dict[tuple[str, str], dict[str, Any]] = {(r["resourceType"], r["id"]): r for r in resources}
     history: dict[str, list[str]] = {}
     received: list[dict[str, Any]] = []
-    failures = {"left": fail_first}
+    failures = {"left": fail_first, "skip": 0}
 
     def outcome(status: int, text: str) -> JSONResponse:
         body = {
@@ -51,6 +52,9 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
         return JSONResponse(body, status_code=status, media_type=FHIR_JSON)
 
     def down() -> bool:
+        if failures["skip"] > 0:
+            failures["skip"] -= 1
+            return False
         if failures["left"] > 0:
             failures["left"] -= 1
             return True
@@ -152,6 +156,11 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
             history.setdefault(body["task"], []).append(body["status"])
         return JSONResponse({"status": r.status_code, "body": r.json()})
 
+    async def fail(request: Request) -> Response:
+        body = await request.json()
+        failures["left"], failures["skip"] = int(body["count"]), int(body.get("after", 0))
+        return JSONResponse(failures)
+
     async def metadata(_request: Request) -> Response:
         return JSONResponse({"resourceType": "CapabilityStatement", "fhirVersion": "3.0.2", "status": "active"})
 
@@ -166,6 +175,7 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
             Route("/admin/notify", notify, methods=["POST"]),
             Route("/admin/pull", pull, methods=["POST"]),
             Route("/admin/decide", decide, methods=["POST"]),
+            Route("/admin/fail", fail, methods=["POST"]),
         ]
     )
 

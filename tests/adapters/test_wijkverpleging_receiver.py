@@ -19,8 +19,8 @@ import pytest
 
 from adapters.common.client import HubClient, RetryPolicy
 from adapters.wijkverpleging.convert import ALTERNATIVE_DATE, NURSING_HANDOFF
-from adapters.wijkverpleging.receiver import SOURCE, Receiver
-from adapters.wijkverpleging.sender_api import TransferError, references
+from adapters.wijkverpleging.receiver import EXCHANGE, SOURCE, Receiver
+from adapters.wijkverpleging.sender_api import CounterpartUnavailable, TransferError, references
 from adapters.wijkverpleging.state import State
 from tests.adapters.eoverdracht_env import (
     REPO,
@@ -68,16 +68,36 @@ def count_reachable(task: dict[str, Any], res_type: str) -> int:
     return sum(1 for ref in seen if ref.startswith(f"{res_type}/"))
 
 
+async def sender_down(sender_admin: str, requests: int, after: int = 0) -> None:
+    """The sender answers ``requests`` FHIR requests after the next ``after`` with 503 (down for the
+    adapter's retries)."""
+    async with httpx.AsyncClient() as http:
+        body = {"count": requests, "after": after}
+        assert (await http.post(f"{sender_admin}/fail", json=body)).status_code == 200
+
+
 async def test_full_handover_from_an_stu3_sender(wijk_world: WijkWorld, tmp_path: Path) -> None:
+    """The whole eOverdracht from an STU3 sender to the hub's receiving organisation: every state the
+    receiver sets in the hub reaches the sender once; the sender down is retried; a pull that fails
+    halfway leaves nothing of it in the hub."""
     with counterpart(repaired_transfer("requested"), tmp_path) as sender:
         async with wijk_world.hub_client() as hub, httpx.AsyncClient(timeout=30) as http:
             receiver = receiver_for(hub, http, tmp_path)
-            # 1. the sender notifies with the advance notice
+            # 1. the sender notifies with the advance notice: an imported overdracht of the receiver
             task = (await http.get(f"{sender.fhir}/Task/{TASK_ID}")).json()
             stored = await receiver.receive(sender.fhir, task)
             hub_task = await hub.read("Task", stored.hub_task_id)
             assert hub_task["status"] == "requested"
             assert hub_task["for"]["reference"] == f"Patient/{wijk_world.patient_id}"
+            assert {"system": EXCHANGE, "code": "imported"} in [
+                {k: t[k] for k in ("system", "code")} for t in hub_task["meta"]["tag"]
+            ]
+            # the sending organisation (AGB-Z of the example's hospital) by identifier only: no hub party
+            assert hub_task["requester"]["identifier"] == {
+                "system": "http://fhir.nl/fhir/NamingSystem/agb-z",
+                "value": "06757677",
+            }
+            assert "reference" not in hub_task["requester"]
             notice = await hub.read(*hub_task["input"][0]["valueReference"]["reference"].split("/"))
             assert notice["identifier"] == {
                 "system": SOURCE,
@@ -85,11 +105,17 @@ async def test_full_handover_from_an_stu3_sender(wijk_world: WijkWorld, tmp_path
             }
             conditions = await hub.search("Condition", {"patient": f"Patient/{wijk_world.patient_id}"})
             assert len(conditions) == count_reachable(task, "Condition")
-            # 2. the receiving organisation accepts in the hub; the adapter mirrors it
+            # 2. received, then accepted, in the hub; each mirrored once
+            await set_hub_status(wijk_world, stored.hub_task_id, "received")
+            assert await receiver.mirror() == [(TASK_ID, "received")]
             await set_hub_status(wijk_world, stored.hub_task_id, "accepted")
-            assert await receiver.mirror() == [(TASK_ID, "accepted")]
+            await sender_down(sender.admin, 10)  # down for every retry of this round
+            assert await receiver.mirror() == []
+            assert receiver.state.get(sender.fhir, TASK_ID).mirrored == "received"  # type: ignore[union-attr]
+            await sender_down(sender.admin, 0)
+            assert await receiver.mirror() == [(TASK_ID, "accepted")]  # retried in the next round
             assert await receiver.mirror() == []  # nothing new: nothing sent
-            assert await sender_history(sender.admin, TASK_ID) == ["accepted"]
+            assert await sender_history(sender.admin, TASK_ID) == ["received", "accepted"]
             # 3. the sender adds the nursing handoff and notifies again
             theirs = (await http.get(f"{sender.fhir}/Task/{TASK_ID}")).json()
             theirs["input"].append(
@@ -100,6 +126,16 @@ async def test_full_handover_from_an_stu3_sender(wijk_world: WijkWorld, tmp_path
             )
             r = await http.put(f"{sender.fhir}/Task/{TASK_ID}", json=theirs)
             assert r.status_code == 200, r.text
+            # ... first while the sender goes down halfway through the pull: nothing of it in the hub
+            before = await hub.read("Task", stored.hub_task_id)
+            await sender_down(sender.admin, 1000, after=2)
+            with pytest.raises(CounterpartUnavailable):
+                await receiver.receive(sender.fhir, theirs)
+            after = await hub.read("Task", stored.hub_task_id)
+            assert after["meta"]["versionId"] == before["meta"]["versionId"]
+            found = await hub.search("Composition", {"identifier": f"{SOURCE}|{sender.fhir}/Composition/{HANDOFF_ID}"})
+            assert found == []
+            await sender_down(sender.admin, 0)
             again = await receiver.receive(sender.fhir, theirs)
             assert again.hub_task_id == stored.hub_task_id  # the same Task, updated
             hub_task = await hub.read("Task", stored.hub_task_id)
@@ -115,10 +151,14 @@ async def test_full_handover_from_an_stu3_sender(wijk_world: WijkWorld, tmp_path
             ]
             conditions = await hub.search("Condition", {"patient": f"Patient/{wijk_world.patient_id}"})
             assert len(conditions) == count_reachable(theirs, "Condition")
-            # 4. care taken over: completed, mirrored
+            # 4. admission: in-progress, then care taken over: completed; each mirrored
+            await set_hub_status(wijk_world, stored.hub_task_id, "in-progress")
+            assert await receiver.mirror() == [(TASK_ID, "in-progress")]
             await set_hub_status(wijk_world, stored.hub_task_id, "completed")
             assert await receiver.mirror() == [(TASK_ID, "completed")]
-            assert await sender_history(sender.admin, TASK_ID) == ["accepted", "accepted", "completed"]
+            assert await sender_history(sender.admin, TASK_ID) == [
+                "received", "accepted", "accepted", "in-progress", "completed",
+            ]  # (the second 'accepted' is the sender's own update attaching the handoff)
             final = (await http.get(f"{sender.fhir}/Task/{TASK_ID}")).json()
             assert final["status"] == "completed" and final["owner"] == task["owner"]
             receiver.state.close()
