@@ -140,7 +140,11 @@ class Receiver:
         return entries
 
     def _imported(
-        self, task: Resource, stu3: Resource, sender_base: str, resources: dict[str, Resource],
+        self,
+        task: Resource,
+        stu3: Resource,
+        sender_base: str,
+        resources: dict[str, Resource],
         hub_task: Resource | None,
     ) -> None:
         """The sender's Task as the hub's imported overdracht of this adapter's organisation. (The
@@ -213,8 +217,11 @@ def sending_organisation(sender_base: str, resources: dict[str, Resource], reque
             break
     identifiers = [i for i in (org or {}).get("identifier") or [] if i.get("system") and i.get("value")]
     chosen = next((i for i in identifiers if i["system"] == URA), identifiers[0] if identifiers else None)
-    out: dict[str, Any] = {"identifier": {"system": chosen["system"], "value": chosen["value"]} if chosen
-                           else {"system": SOURCE, "value": sender_base}}
+    out: dict[str, Any] = {
+        "identifier": {"system": chosen["system"], "value": chosen["value"]}
+        if chosen
+        else {"system": SOURCE, "value": sender_base}
+    }
     if org is not None and org.get("name"):
         out["display"] = org["name"]
     return out

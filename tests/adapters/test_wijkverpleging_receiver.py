@@ -157,7 +157,11 @@ async def test_full_handover_from_an_stu3_sender(wijk_world: WijkWorld, tmp_path
             await set_hub_status(wijk_world, stored.hub_task_id, "completed")
             assert await receiver.mirror() == [(TASK_ID, "completed")]
             assert await sender_history(sender.admin, TASK_ID) == [
-                "received", "accepted", "accepted", "in-progress", "completed",
+                "received",
+                "accepted",
+                "accepted",
+                "in-progress",
+                "completed",
             ]  # (the second 'accepted' is the sender's own update attaching the handoff)
             final = (await http.get(f"{sender.fhir}/Task/{TASK_ID}")).json()
             assert final["status"] == "completed" and final["owner"] == task["owner"]
