@@ -17,6 +17,9 @@ careplan-*                everyone else changes a shared care plan's activities 
                           (:mod:`hub.workflows.careplan`)
 overdracht-*              an overdracht Task changes by the state machine only
                           (:mod:`hub.workflows.overdracht`)
+overdracht-external*      an overdracht with a counterpart outside the hub (tag ``imported``/
+                          ``exported``) names that counterpart by identifier only, never a hub
+                          party (:func:`check_external`); its hub party takes both sides' steps
 ========================  ===================================================================
 
 The answer is a :class:`WriteVerdict`: who to record as the creator, and the
