@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 import httpx
@@ -84,6 +85,35 @@ class Sender:
         if not self.state.announced(receiver, f"{res_type}/{res_id}"):
             return None
         return _for_stu3(await self.hub.read(res_type, res_id))
+
+    async def document(self, receiver: str, composition_id: str, base: str) -> Resource | None:
+        """``Composition/{id}/$document``: a document Bundle of an announced Composition and every
+        announced resource it references (transitively), with ``base`` (the facade's URL for this
+        receiver) in the entries' ``fullUrl``; None when the Composition was not sent to this receiver."""
+        first = await self.read(receiver, "Composition", composition_id)
+        if first is None:
+            return None
+        entries: dict[str, Resource] = {f"Composition/{composition_id}": first}
+        queue = references(first)
+        while queue:
+            ref = queue.pop(0)
+            if ref in entries or "/" not in ref:
+                continue
+            res_type, res_id = ref.split("/", 1)
+            resource = await self.read(receiver, res_type, res_id)
+            if resource is None:
+                continue  # not part of what was announced to this receiver
+            entries[ref] = resource
+            queue += [r for r in references(resource) if r not in entries]
+        bundle: Resource = {
+            "resourceType": "Bundle",
+            "id": str(uuid.uuid4()),
+            "identifier": {"system": SOURCE, "value": f"urn:uuid:{uuid.uuid4()}"},
+            "type": "document",
+            "entry": [{"fullUrl": f"{base.rstrip('/')}/{ref}", "resource": r} for ref, r in entries.items()],
+        }
+        check_stu3(bundle)
+        return bundle
 
     async def update_task(self, receiver: str, stu3_task: Resource) -> Resource | None:
         """Apply the receiver's state change to the hub Task; the receiver owns only the state elements."""

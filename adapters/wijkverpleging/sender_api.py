@@ -101,10 +101,44 @@ class Stu3Server:
             raise TransferError(f"Task/{task['id']}", f"sender refused the update: {response.text[:300]}")
         return dict(response.json())
 
+    async def document(self, reference: str) -> dict[str, Resource] | None:
+        """``Composition/{id}/$document`` (how eOverdracht 4.0 has the handoff retrieved): the
+        Composition and the resources of its document Bundle, each checked; None when the sender
+        does not offer the operation (then the adapter reads resource by resource)."""
+        response = await self._request("GET", f"{reference}/$document")
+        if response.status_code in (400, 404, 405, 501):
+            return None
+        if response.status_code >= 400:
+            raise TransferError(reference, f"sender answered {response.status_code} to $document")
+        bundle = response.json()
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or bundle.get("type") != "document":
+            raise TransferError(reference, "the sender's $document answer is not a document Bundle")
+        out: dict[str, Resource] = {}
+        for entry in bundle.get("entry") or []:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(resource, dict) or not resource.get("id"):
+                continue
+            ref = f"{resource.get('resourceType')}/{resource['id']}"
+            try:
+                check_stu3(resource)
+            except InvalidResource as exc:
+                raise TransferError(ref, str(exc)) from exc
+            out[ref] = resource
+        if reference not in out:
+            raise TransferError(reference, "the sender's document Bundle does not hold the Composition")
+        return out
+
     async def pull(self, roots: list[str]) -> dict[str, Resource]:
-        """``roots`` and everything they reference, transitively: ``{"Type/id": resource}``."""
+        """``roots`` and everything they reference, transitively: ``{"Type/id": resource}``. A
+        Composition comes with its document (``$document``) when the sender offers it."""
         found: dict[str, Resource] = {}
-        queue = list(dict.fromkeys(roots))
+        for ref in dict.fromkeys(r for r in roots if r.startswith("Composition/")):
+            document = await self.document(ref)
+            if document is not None:
+                found.update({k: v for k, v in document.items() if k not in found})
+        queue = [ref for ref in dict.fromkeys(roots) if ref not in found]
+        for resource in list(found.values()):
+            queue += [ref for ref in references(resource) if ref not in found and ref not in queue]
         while queue:
             if len(found) + len(queue) > MAX_RESOURCES:
                 raise TransferError(roots[0], f"more than {MAX_RESOURCES} resources referenced")
