@@ -20,6 +20,7 @@ Both directions are checked with the fhir.resources models (:func:`check_stu3`, 
 from __future__ import annotations
 
 import copy
+import html
 from collections.abc import Callable
 from typing import Any
 
@@ -255,7 +256,36 @@ def _task_to_stu3(res: Resource) -> None:
         res["definitionReference"] = definition[0]
 
 
+#: R4's cmp-1 wants text, entries or sub-sections in every section; an STU3 section with none of them
+#: (only a code, an emptyReason, an extension) gets a narrative saying it is empty, marked so that it is
+#: dropped again going back to STU3.
+EMPTY_SECTION = "https://zorgnet-hub.nl/fhir/StructureDefinition/eoverdracht-empty-section-text"
+
+
+def _empty_sections_to_r4(node: Any) -> None:
+    for section in node.get("section") or [] if isinstance(node, dict) else []:
+        if isinstance(section, dict):
+            if not (section.get("text") or section.get("entry") or section.get("section")):
+                reason = ((section.get("emptyReason") or {}).get("coding") or [{}])[0].get("display", "geen gegevens")
+                section["text"] = {
+                    "extension": [{"url": EMPTY_SECTION, "valueBoolean": True}],
+                    "status": "generated",
+                    "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{html.escape(str(reason))}</div>',
+                }
+            _empty_sections_to_r4(section)
+
+
+def _empty_sections_to_stu3(node: Any) -> None:
+    for section in node.get("section") or [] if isinstance(node, dict) else []:
+        if isinstance(section, dict):
+            text = section.get("text")
+            if isinstance(text, dict) and any(e.get("url") == EMPTY_SECTION for e in text.get("extension") or []):
+                del section["text"]
+            _empty_sections_to_stu3(section)
+
+
 def _composition_to_r4(res: Resource) -> None:
+    _empty_sections_to_r4(res)
     if "class" in res:
         res["category"] = [res.pop("class")]
     attesters = []
@@ -267,6 +297,7 @@ def _composition_to_r4(res: Resource) -> None:
 
 
 def _composition_to_stu3(res: Resource) -> None:
+    _empty_sections_to_stu3(res)
     categories = res.pop("category", None)
     if categories:
         res["class"] = categories[0]

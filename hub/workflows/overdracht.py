@@ -37,6 +37,12 @@ LOINC = "http://loinc.org"
 OVERDRACHT_CODE = (SNOMED, "308292007")
 ADVANCE_NOTICE = (LOINC, "57830-2")
 HANDOFF = (SNOMED, "371535009")
+#: The codes eOverdracht 4.0 uses for the same inputs since its later patch levels (the Task profile's
+#: slices advanceNotice and nursingHandoff): SNOMED 721915006 and 11171000146100.
+SAME_KIND: dict[tuple[str, str], frozenset[tuple[str, str]]] = {
+    ADVANCE_NOTICE: frozenset({ADVANCE_NOTICE, (SNOMED, "721915006")}),
+    HANDOFF: frozenset({HANDOFF, (SNOMED, "11171000146100")}),
+}
 ALTERNATIVE_DATE = (SNOMED, "146851000146105")
 BUSINESS_STATUS_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/overdracht-status"
 
@@ -154,10 +160,12 @@ def check_external_form(task: dict[str, Any]) -> None:
 
 
 def inputs(task: dict[str, Any], kind: tuple[str, str]) -> list[str]:
-    """The references (``Type/id``) of the inputs of one kind (advance notice, handoff)."""
+    """The references (``Type/id``) of the inputs of one kind (advance notice, handoff; by any of the
+    kind's codes, :data:`SAME_KIND`)."""
+    codes = SAME_KIND.get(kind, frozenset({kind}))
     out = []
     for item in task.get("input") or []:
-        if isinstance(item, dict) and kind in set(_codes(item.get("type"))):
+        if isinstance(item, dict) and codes & set(_codes(item.get("type"))):
             ref = (item.get("valueReference") or {}).get("reference")
             if isinstance(ref, str):
                 out.append(ref)
