@@ -483,7 +483,7 @@ async def run_all(scripts: Path, out: Path, roles: tuple[str, ...] = ROLES, matc
             try:
                 world = World(hub, registered, work, sim)
                 for role in roles:
-                    for path in sorted((scripts / role).glob(f"*{match}*.xml")):
+                    for path in sorted(p for p in (scripts / role).glob("*.xml") if match in p.name):
                         script, outcomes = await run_script(world, role, path, checks)
                         counts = {
                             k: sum(1 for o in outcomes if o.result == k) for k in ("pass", "fail", "warning", "skip")
