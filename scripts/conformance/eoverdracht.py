@@ -104,6 +104,7 @@ class World:
         self.work = work
         self.sim = sim
         self.org_token = hub.token(f"org:{OWN_URA}")
+        self.config = work / "adapter.json"  # the running adapter's configuration (see :func:`adapter`)
 
     def org(self) -> httpx.AsyncClient:
         """The nursing organisation's own system working in the hub (not the adapter)."""
@@ -196,7 +197,7 @@ def adapter(world: World, token: str) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((world.work / f"adapter-{port}.log").read_text(errors="replace")[-2000:])
             time.sleep(0.1)
-        world.config = config  # type: ignore[attr-defined]
+        world.config = config
         yield url
     finally:
         proc.terminate()
@@ -213,7 +214,7 @@ def announce(world: World, task_id: str) -> None:
             "--config",
             str(world.config),
             "--task",
-            task_id,  # type: ignore[attr-defined]
+            task_id,
             "--receiver",
             SENDER_ID,
         ],
@@ -407,7 +408,15 @@ class SendingHarness:
                         "op": "add",
                         "path": "/input/-",
                         "value": {
-                            "type": {"coding": [{"system": SCT, "code": "371535009"}]},
+                            "type": {
+                                "coding": [
+                                    {
+                                        "system": SCT,
+                                        "code": HANDOFF_STU3,
+                                        "display": "verslag van verpleegkundige overdracht",
+                                    }
+                                ]
+                            },
                             "valueReference": {"reference": f"Composition/{handoff['id']}"},
                         },
                     }

@@ -56,8 +56,8 @@ def stu3_json(xml: bytes) -> Json:
 def stu3_xml(resource: Json) -> bytes:
     from fhir.resources.STU3 import get_fhir_model_class
 
-    data: bytes = get_fhir_model_class(str(resource["resourceType"])).model_validate(resource).model_dump_xml()
-    return data
+    data = get_fhir_model_class(str(resource["resourceType"])).model_validate(resource).model_dump_xml()
+    return data if isinstance(data, bytes) else str(data).encode()
 
 
 @dataclass
@@ -363,8 +363,9 @@ class Runner:
             codes = [c.strip() for c in a.response_code.split(",")]
             ok = str(ex.status) in codes if a.operator == "in" else str(ex.status) == codes[0]
             why = f"response code {ex.status}, expected {a.operator or 'equals'} {a.response_code}"
-            if not ok and (ex.response_body or {}).get("resourceType") == "OperationOutcome":
-                why += ": " + "; ".join(str(i.get("diagnostics", "")) for i in ex.response_body["issue"])[:400]
+            outcome = ex.response_body or {}
+            if not ok and outcome.get("resourceType") == "OperationOutcome":
+                why += ": " + "; ".join(str(i.get("diagnostics", "")) for i in outcome.get("issue") or [])[:400]
             return ok, why
         if a.resource is not None:
             kind = (body or {}).get("resourceType")
@@ -383,7 +384,18 @@ class Runner:
                 got = evaluate(body, self.expand(a.expression), {}, models["stu3"])
             except Exception as exc:  # noqa: BLE001 - a FHIRPath the engine cannot evaluate is a failed assert
                 return False, f"FHIRPath error: {exc!r}"
-            return _compare(got, a.operator, self.expand(a.value) if a.value is not None else None)
+            ok, why = _compare(got, a.operator, self.expand(a.value) if a.value is not None else None)
+            if not ok and body.get("resourceType") == "Bundle":  # name the entries that fail it
+                entries = [e.get("resource") or {} for e in body.get("entry") or []]
+                for expr in _per_entry(a.expression):
+                    bad = [
+                        f"{r.get('resourceType')}/{r.get('id')}"
+                        for r in entries
+                        if evaluate(r, expr, {}, models["stu3"]) not in ([True], [])
+                    ]
+                    if bad:
+                        why += f" ({', '.join(bad[:5])})"
+            return ok, why
         return False, "an assert this runner does not know"
 
     def _rule(self, rule: tuple[str, dict[str, str], str | None]) -> tuple[bool, str]:
@@ -416,6 +428,15 @@ class Runner:
                 if not ok and action.stop_on_fail:
                     stopped = f"stopped after: {action.label}"
         return self.outcomes
+
+
+def _per_entry(expression: str) -> list[str]:
+    """For the report: the common Bundle-wide checks restated per entry resource (to name the entries)."""
+    if "meta.profile.empty()" in expression:
+        return ["meta.profile.exists()"]
+    if expression.startswith("Bundle.descendants()"):
+        return ["descendants()" + expression[len("Bundle.descendants()") :]]
+    return []
 
 
 def _random6() -> str:
