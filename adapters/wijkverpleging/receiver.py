@@ -34,7 +34,13 @@ from adapters.wijkverpleging.convert import (
     to_r4,
     to_stu3,
 )
-from adapters.wijkverpleging.sender_api import CounterpartUnavailable, Stu3Server, TransferError, references
+from adapters.wijkverpleging.sender_api import (
+    CounterpartUnavailable,
+    Stu3Server,
+    TransferError,
+    references,
+    rewrite_references,
+)
 from adapters.wijkverpleging.state import State, Transfer
 
 log = logging.getLogger("adapters.wijkverpleging")
@@ -112,7 +118,7 @@ class Receiver:
                 continue
             r4 = to_r4(stu3)
             r4.pop("id", None)
-            _rewrite(r4, {**full_urls, **patients})
+            rewrite_references(r4, {**full_urls, **patients})
             source_url = f"{sender_base}/{ref}"
             if r4["resourceType"] == "Composition":
                 r4.setdefault("identifier", {"system": SOURCE, "value": source_url})
@@ -237,17 +243,6 @@ def _with_state(theirs: Resource, ours: Resource) -> Resource:
             out.pop(key, None)
     return out
 
-
-def _rewrite(node: Any, targets: dict[str, str]) -> None:
-    if isinstance(node, dict):
-        ref = node.get("reference")
-        if isinstance(ref, str) and ref in targets:
-            node["reference"] = targets[ref]
-        for value in node.values():
-            _rewrite(value, targets)
-    elif isinstance(node, list):
-        for item in node:
-            _rewrite(item, targets)
 
 
 def _location_id(response: dict[str, Any], entries: list[dict[str, Any]], res_type: str) -> str:

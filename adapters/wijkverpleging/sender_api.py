@@ -51,6 +51,19 @@ def references(node: Any) -> list[str]:
     return found
 
 
+def rewrite_references(node: Any, targets: dict[str, str]) -> None:
+    """Point every ``reference`` found in ``targets`` at its new value, in place."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref in targets:
+            node["reference"] = targets[ref]
+        for value in node.values():
+            rewrite_references(value, targets)
+    elif isinstance(node, list):
+        for item in node:
+            rewrite_references(item, targets)
+
+
 class Stu3Server:
     """One counterpart's FHIR STU3 base URL, over httpx with retries."""
 
@@ -95,11 +108,15 @@ class Stu3Server:
             raise TransferError(reference, "the sender answered with another resource")
         return resource
 
-    async def update_task(self, task: Resource) -> Resource:
-        response = await self._request("PUT", f"Task/{task['id']}", json=task)
+    async def update(self, resource: Resource) -> Resource:
+        ref = f"{resource['resourceType']}/{resource['id']}"
+        response = await self._request("PUT", ref, json=resource)
         if response.status_code >= 400:
-            raise TransferError(f"Task/{task['id']}", f"sender refused the update: {response.text[:300]}")
+            raise TransferError(ref, f"the counterpart refused the update: {response.text[:300]}")
         return dict(response.json())
+
+    async def update_task(self, task: Resource) -> Resource:
+        return await self.update(task)
 
     async def document(self, reference: str) -> dict[str, Resource] | None:
         """``Composition/{id}/$document`` (how eOverdracht 4.0 has the handoff retrieved): the

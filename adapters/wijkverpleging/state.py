@@ -3,6 +3,8 @@
 A transfer is keyed by the sender's FHIR base and its Task id; ``mirrored`` is the last Task status the
 sender acknowledged, so a state change that could not be delivered (counterpart down) is retried on the
 next :meth:`~adapters.wijkverpleging.receiver.Receiver.mirror`. ``parked`` holds transfers refused as a whole.
+``careplan_activity`` holds, per nursing activity, the shared care plan it is in and the status the nursing
+system and the hub last agreed on (:mod:`adapters.wijkverpleging.zorgplan`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ CREATE TABLE IF NOT EXISTS announced (
     receiver TEXT NOT NULL,
     reference TEXT NOT NULL,
     PRIMARY KEY (receiver, reference)
+);
+CREATE TABLE IF NOT EXISTS careplan_activity (
+    activity_key TEXT PRIMARY KEY,
+    hub_plan_id TEXT NOT NULL,
+    status TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS parked (
     sender_base TEXT NOT NULL,
@@ -90,3 +97,18 @@ class State:
 
     def parked(self) -> list[tuple[str, str, str, str]]:
         return list(self.db.execute("SELECT sender_base, task_id, offending, reason FROM parked ORDER BY rowid"))
+
+    def agree(self, activity_key: str, hub_plan_id: str, status: str) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO careplan_activity VALUES (?, ?, ?)", (activity_key, hub_plan_id, status)
+            )
+
+    def agreed(self, activity_key: str) -> tuple[str, str] | None:
+        row = self.db.execute(
+            "SELECT hub_plan_id, status FROM careplan_activity WHERE activity_key = ?", (activity_key,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def careplans(self) -> list[str]:
+        return [str(r[0]) for r in self.db.execute("SELECT DISTINCT hub_plan_id FROM careplan_activity ORDER BY 1")]

@@ -1,6 +1,7 @@
 """A fake eOverdracht 4.0 (FHIR STU3) system as its own process (``python -m tests.adapters.eoverdracht_counterpart``).
 
-It plays the other nursing organisation in both roles:
+It plays the other nursing organisation in both roles, and the organisation's own nursing system (its
+nursing care plan, ``GET /admin/versions/{type}/{id}`` listing every update it received):
 
 - as the sender it serves the transfer's resources (Task, advance notice and handoff Compositions, the
   resources they reference) by id and by ``_id`` search, and accepts the receiver's Task updates
@@ -42,6 +43,7 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
     store: dict[tuple[str, str], dict[str, Any]] = {(r["resourceType"], r["id"]): r for r in resources}
     history: dict[str, list[str]] = {}
     received: list[dict[str, Any]] = []
+    versions: dict[str, list[dict[str, Any]]] = {}
     failures = {"left": fail_first, "skip": 0}
 
     def outcome(status: int, text: str) -> JSONResponse:
@@ -82,22 +84,26 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
         }
         return JSONResponse(bundle, media_type=FHIR_JSON)
 
-    async def update_task(request: Request) -> Response:
+    async def update(request: Request) -> Response:
+        """A Task update by the receiver, or any resource update (the nursing system's own users, or
+        the adapter sending a care plan activity's status back); every version is kept."""
         if down():
             return outcome(503, "temporarily unavailable")
-        task = json.loads(await request.body())
-        task_id = request.path_params["id"]
-        if task.get("resourceType") != "Task" or task.get("id") != task_id:
-            return outcome(400, "Task id in the body must match the URL")
-        from fhir.resources.STU3.task import Task
+        resource = json.loads(await request.body())
+        res_type, res_id = request.path_params["type"], request.path_params["id"]
+        if resource.get("resourceType") != res_type or resource.get("id") != res_id:
+            return outcome(400, "the resource's type and id in the body must match the URL")
+        from fhir.resources.STU3 import get_fhir_model_class
 
         try:
-            Task.model_validate(task)
+            get_fhir_model_class(res_type).model_validate(resource)
         except ValueError as exc:
-            return outcome(422, f"invalid STU3 Task: {exc}")
-        store[("Task", task_id)] = task
-        history.setdefault(task_id, []).append(task["status"])
-        return JSONResponse(task, media_type=FHIR_JSON)
+            return outcome(422, f"invalid STU3 {res_type}: {exc}")
+        store[(res_type, res_id)] = resource
+        if res_type == "Task":
+            history.setdefault(res_id, []).append(resource["status"])
+        versions.setdefault(f"{res_type}/{res_id}", []).append(resource)
+        return JSONResponse(resource, media_type=FHIR_JSON)
 
     async def receive_task(request: Request) -> Response:
         task = json.loads(await request.body())
@@ -105,6 +111,9 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
         store[("Task", task["id"])] = task
         history.setdefault(task["id"], []).append(task["status"])
         return JSONResponse(task, status_code=201, media_type=FHIR_JSON)
+
+    async def resource_versions(request: Request) -> Response:
+        return JSONResponse(versions.get(f"{request.path_params['type']}/{request.path_params['id']}", []))
 
     async def task_history(request: Request) -> Response:
         return JSONResponse(history.get(request.path_params["id"], []))
@@ -168,10 +177,11 @@ def build_app(resources: list[dict[str, Any]], fail_first: int = 0) -> Starlette
         routes=[
             Route("/fhir/metadata", metadata),
             Route("/fhir/Task", receive_task, methods=["POST"]),
-            Route("/fhir/Task/{id}", update_task, methods=["PUT"]),
+            Route("/fhir/{type}/{id}", update, methods=["PUT"]),
             Route("/fhir/{type}/{id}", read),
             Route("/fhir/{type}", search),
             Route("/admin/task-history/{id}", task_history),
+            Route("/admin/versions/{type}/{id}", resource_versions),
             Route("/admin/notify", notify, methods=["POST"]),
             Route("/admin/pull", pull, methods=["POST"]),
             Route("/admin/decide", decide, methods=["POST"]),
