@@ -3,6 +3,7 @@
     adapter-wijkverpleging serve  --config adapter-wijkverpleging.json   # endpoint + mirror loop
     adapter-wijkverpleging mirror --config adapter-wijkverpleging.json   # one mirror round, JSON report
     adapter-wijkverpleging announce --config ... --task HUB_TASK_ID --receiver RECEIVER_ID   # sender role
+    adapter-wijkverpleging zorgplan --config ...   # one round of the nursing care plans (also in serve)
 
 Exit 2 for a bad configuration.
 """
@@ -27,18 +28,42 @@ from adapters.common.errors import AdapterError
 from adapters.wijkverpleging.config import WijkverplegingConfig
 from adapters.wijkverpleging.receiver import Receiver
 from adapters.wijkverpleging.sender import Sender
+from adapters.wijkverpleging.sender_api import TransferError
 from adapters.wijkverpleging.server import build_app
 from adapters.wijkverpleging.state import State
+from adapters.wijkverpleging.zorgplan import NursingCarePlan
 
 log = logging.getLogger("adapters.wijkverpleging")
 
 
-async def _run(config: WijkverplegingConfig, serve: bool, announce: tuple[str, str] | None = None) -> int:
+async def _zorgplan(sync: NursingCarePlan | None, careplans: list[str]) -> dict[str, object]:
+    """One round of the nursing care plans: each pushed to the hub, then the hub's changes sent back."""
+    if sync is None:
+        return {}
+    pushed = {}
+    for plan_id in careplans:
+        try:
+            synced = await sync.push(plan_id)
+            pushed[plan_id] = {"added": synced.added, "changed": synced.changed}
+        except TransferError as exc:
+            log.warning("nursing care plan %s not synced (%s): %s", plan_id, exc.offending, exc)
+    return {"pushed": pushed, "sent_back": await sync.pull_back()}
+
+
+async def _run(
+    config: WijkverplegingConfig, serve: bool, announce: tuple[str, str] | None = None, zorgplan: bool = False
+) -> int:
     credentials = ClientCredentials(config.client_id, load_private_key(config.private_key), config.resolved_token_url())
     state = State(config.state)
     try:
         async with HubClient(config.hub_base, credentials) as hub, httpx.AsyncClient(timeout=30) as http:
             receiver = Receiver(hub, http, state, config.ura)
+            nursing = config.nursing_system
+            sync = NursingCarePlan(hub, http, state, config.ura, nursing.fhir_base) if nursing else None
+            careplans = nursing.careplans if nursing else []
+            if zorgplan:
+                print(json.dumps(await _zorgplan(sync, careplans)), flush=True)
+                return 0
             if announce is not None:
                 task_id, receiver_id = announce
                 target = next((r for r in config.receivers if r.id == receiver_id), None)
@@ -58,6 +83,7 @@ async def _run(config: WijkverplegingConfig, serve: bool, announce: tuple[str, s
                     await asyncio.sleep(config.mirror_interval)
                     try:
                         await receiver.mirror()
+                        await _zorgplan(sync, careplans)
                     except AdapterError as exc:
                         log.error("mirror round failed: %s", exc)
 
@@ -85,7 +111,7 @@ async def _run(config: WijkverplegingConfig, serve: bool, announce: tuple[str, s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="adapter-wijkverpleging", description="eOverdracht 4.0 into the hub.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("serve", "mirror", "announce"):
+    for name in ("serve", "mirror", "announce", "zorgplan"):
         cmd = sub.add_parser(name)
         cmd.add_argument("--config", type=Path, required=True)
         if name == "announce":
@@ -99,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"adapter-wijkverpleging: bad configuration {args.config}: {exc}", file=sys.stderr)
         return 2
     announce = (args.task, args.receiver) if args.command == "announce" else None
-    return asyncio.run(_run(config, serve=args.command == "serve", announce=announce))
+    zorgplan = args.command == "zorgplan"
+    return asyncio.run(_run(config, serve=args.command == "serve", announce=announce, zorgplan=zorgplan))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ A JSON file (``adapter-wijkverpleging serve --config adapter-wijkverpleging.json
       "ura": "00056789",                         # the nursing organisation this adapter acts for
       "listen": {"host": "127.0.0.1", "port": 8090},
       "senders": [{"id": "ziekenhuis-west", "fhir_base": "https://xis.example/fhir/stu3"}],
-      "receivers": [{"id": "vvt-oost", "notify_url": "https://vvt.example/fhir/Task", "token": "..."}]
+      "receivers": [{"id": "vvt-oost", "notify_url": "https://vvt.example/fhir/Task", "token": "..."}],
+      "nursing_system": {"fhir_base": "https://ecd.example/fhir/stu3", "careplans": ["nursing-plan-1"]}
     }
 
 A sender notifies at ``POST /senders/{id}/Task``; the adapter only ever pulls from the configured base of
@@ -38,6 +39,13 @@ class ReceiverConfig(BaseModel):
     token: str = Field(min_length=16)
 
 
+class NursingSystemConfig(BaseModel):
+    """The organisation's own nursing system (FHIR STU3) and the nursing care plans to keep in the hub."""
+
+    fhir_base: str
+    careplans: list[str] = []
+
+
 class ListenConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=1, le=65535)
@@ -54,6 +62,7 @@ class WijkverplegingConfig(BaseModel):
     mirror_interval: float = Field(default=30.0, gt=0)
     senders: list[SenderConfig]
     receivers: list[ReceiverConfig] = []
+    nursing_system: NursingSystemConfig | None = None
 
     @field_validator("senders")
     @classmethod
