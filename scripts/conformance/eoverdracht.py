@@ -531,7 +531,8 @@ def summary(results: list[dict[str, Any]]) -> str:
     for r in results:
         for o in r["outcomes"]:
             if o["result"] in ("fail", "warning"):
-                failures.setdefault((r["role"], o["label"], o["message"][:160]), []).append(r["script"])
+                message = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "<id>", o["message"])[:160]
+                failures.setdefault((r["role"], o["label"], message), []).append(r["script"])
     if failures:
         lines += ["", "| role | assert | result | scripts |", "|---|---|---|---|"]
         for (role, label, message), names in sorted(failures.items()):
