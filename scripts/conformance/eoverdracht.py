@@ -550,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.scripts / "Sending-XIS").is_dir():
         print(
             f"make conformance: Nictiz's eOverdracht 4.0 TestScripts are not at {args.scripts}; nothing was run.\n"
-            "They are not part of the repository; pass --scripts DIR (the eOverdracht-4.0-Test folder).",
+            "They are not part of the repository; give their eOverdracht-4.0-Test folder with --scripts DIR "
+            '(make conformance CONFORMANCE_ARGS="--scripts DIR").',
             file=sys.stderr,
         )
         return 2
