@@ -24,7 +24,7 @@ from hub.fhir.errors import BadRequest
 from hub.fhir.normalize import date_range
 from hub.store.resources import Stored
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
-from hub.workflows.overdracht import CARE_STATES
+from hub.workflows.overdracht import CARE_STATES, yields_access
 
 BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
 URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
@@ -136,6 +136,8 @@ async def _derive_relations(conn: AsyncConnection, pid: int, res: dict[str, Any]
     elif kind == "Task":
         if not _has_code(res.get("code"), *OVERDRACHT_CODE) or res.get("status") not in OPEN_TASK_STATES:
             return set()
+        if not yields_access(res):
+            return {patient}  # a counterpart outside the hub: no care relation (hub.workflows.overdracht)
         if res.get("owner") is not None:
             refs = [(res["owner"], start, end)]
     rows = []
