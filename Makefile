@@ -12,7 +12,7 @@ E2E_DIR := .e2e
 AXE_JS  := $(E2E_DIR)/node_modules/axe-core/axe.min.js
 AXE_VERSION := 4.14.1
 
-.PHONY: run test test-sqlite test-pg bench bench-full lint clean venv fuzz fuzz-deep browser-deps
+.PHONY: run test test-sqlite test-pg bench bench-full lint clean venv fuzz fuzz-deep browser-deps conformance
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench: $(BENCH_STAMP)
 
 bench-full: $(BENCH_STAMP)
 	@pg_url="$$(./scripts/ensure-postgres.sh)"; HUB_BENCH_PG_ADMIN_URL="$$pg_url" $(PY) -m bench run --size full
+
+## Nictiz's eOverdracht 4.0 qualification TestScripts against the hub and the wijkverpleging adapter (not part
+## of `make test`); they are read from ../shared/reference (CONFORMANCE_ARGS="--scripts DIR" elsewhere).
+conformance: $(STAMP)
+	$(PY) -m scripts.conformance.eoverdracht $(CONFORMANCE_ARGS)
 
 ## ruff (lint) and mypy (types); CI runs this too.
 lint: $(STAMP)

@@ -28,11 +28,13 @@ def events(
     subscriptions: int = typer.Option(2, help="Subscriptions that each receive every event."),
     backend: str = typer.Option("postgresql", help="postgresql (HUB_BENCH_PG_ADMIN_URL) or sqlite."),
     max_count: int = typer.Option(500, help="Most events per notification (the subscriptions' max-count)."),
+    modes: str = typer.Option("steady,burst", help="Runs per worker count: steady and/or burst."),
+    raw: bool = typer.Option(True, "--raw/--no-raw", help="Measure the raw httpx and PostgreSQL baselines first."),
 ) -> None:
     """Notification delivery from commit to the receiver's 200 (see bench/events.py)."""
     from bench.events import main
 
-    main(workers, count, rate, subscriptions, backend, max_count)
+    main(workers, count, rate, subscriptions, backend, max_count, modes, raw)
 
 
 @app.command()

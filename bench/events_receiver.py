@@ -58,6 +58,11 @@ def _parse(body: bytes) -> dict[str, Any]:
 def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # The stdlib handler writes the status line and headers, then the body, as two small packets;
+        # with Nagle's algorithm on, the second waits for the client's delayed ACK of the first: 40 ms
+        # per request on Linux loopback (measured: 48 ms per POST from a bare httpx client). A real
+        # receiver (uvicorn, nginx) sets TCP_NODELAY; so does this one.
+        disable_nagle_algorithm = True
 
         def log_message(self, *_args: Any) -> None:
             return

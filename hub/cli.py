@@ -9,7 +9,10 @@ import typer
 
 from hub.settings import Settings, get_settings, record_serving, serving_settings
 
-app = typer.Typer(help="Zorgnet Hub: a FHIR R4 care-network hub.", no_args_is_help=True, add_completion=False)
+# Plain tracebacks: a service process that fails must exit at once (rich rendering of a deep
+# SQLAlchemy traceback took minutes of CPU on a loaded box) and log text a log collector can keep.
+app = typer.Typer(help="Zorgnet Hub: a FHIR R4 care-network hub.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema and indexes.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -1015,7 +1015,7 @@ def overdracht() -> list[dict[str, Any]]:
                         inv(
                             "zn-ovd-1",
                             "A completed overdracht carries the nursing handoff",
-                            "status = 'completed' implies input.where(type.coding.where(system = 'http://snomed.info/sct' and code = '371535009').exists()).exists()",
+                            "status = 'completed' implies input.where(type.coding.where(system = 'http://snomed.info/sct' and (code = '371535009' or code = '11171000146100')).exists()).exists()",
                         ),
                         inv(
                             "zn-ovd-2",

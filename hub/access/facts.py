@@ -43,7 +43,7 @@ from hub.fhir.normalize import date_range
 from hub.fhir.references import local_id, resolve
 from hub.store.resources import Stored
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
-from hub.workflows.overdracht import CARE_STATES
+from hub.workflows.overdracht import CARE_STATES, yields_access
 
 BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
 URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
@@ -220,6 +220,8 @@ async def _derive_relations(
     elif kind == "Task":
         if not _has_code(res.get("code"), *OVERDRACHT_CODE) or res.get("status") not in OPEN_TASK_STATES:
             return set()
+        if not yields_access(res):
+            return {patient}  # a counterpart outside the hub: no care relation (hub.workflows.overdracht)
         if res.get("owner") is not None:
             refs = [(res["owner"], start, end)]
     rows = []

@@ -25,13 +25,13 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import and_, bindparam, case, delete, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.events import owners
@@ -83,14 +83,20 @@ class DeliveryFailed(Exception):
 
 
 async def dispatch(db: Database, limit: int = 2000, counters: Counters = COUNTERS) -> int:
-    """Fan out up to ``limit`` outbox events; returns how many were taken."""
+    """Fan out up to ``limit`` outbox events; returns how many were taken. An empty outbox costs one
+    read (no transaction, no lock), which is what an idle worker's polling mostly finds."""
+    o = outbox_event
+    async with db.read() as conn:
+        if (await conn.execute(select(o.c.seq).limit(1))).first() is None:
+            return 0
     async with db.write() as conn:
+        # Take the oldest rows out of the outbox; on PostgreSQL only while holding the dispatch lock
+        # (an InitPlan evaluated once: no lock, no rows). They come back in any order: sort by seq.
+        taking = select(o.c.seq).order_by(o.c.seq).limit(limit)
         if not db.is_sqlite:
-            got = (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": DISPATCH_LOCK})).scalar()
-            if not got:
-                return 0
-        o = outbox_event
-        rows = (await conn.execute(select(o).order_by(o.c.seq).limit(limit))).mappings().all()
+            taking = taking.where(select(func.pg_try_advisory_xact_lock(DISPATCH_LOCK)).scalar_subquery())
+        rows = sorted((await conn.execute(delete(o).where(o.c.seq.in_(taking.scalar_subquery())).returning(*o.c)))
+                      .mappings().all(), key=lambda r: int(r["seq"]))
         if not rows:
             return 0
         s = subscription_state
@@ -121,19 +127,44 @@ async def dispatch(db: Database, limit: int = 2000, counters: Counters = COUNTER
                     "change": row["change"], "patients": row["patients"] or "", "old_status": row["old_status"],
                     "new_status": row["new_status"],
                 })
-        if fanned:
+        changed = {k: v for k, v in totals.items() if v != start[k]}
+        if fanned and db.is_sqlite:
             await conn.execute(insert(subscription_event), fanned)
-            changed = [{"b_id": k, "b_total": v} for k, v in totals.items() if v != start[k]]
             await conn.execute(
                 update(s).where(s.c.sub_id == bindparam("b_id")).values(events_total=bindparam("b_total")),
-                changed,
+                [{"b_id": k, "b_total": v} for k, v in changed.items()],
             )
-        seqs = [r["seq"] for r in rows]
-        for i in range(0, len(seqs), 1000):
-            await conn.execute(delete(o).where(o.c.seq.in_(seqs[i:i + 1000])))
+        elif fanned:
+            await _fan_out_pg(conn, fanned, changed)
     counters.inc("dispatched", len(rows))
     counters.inc("matched", len(fanned))
     return len(rows)
+
+
+_EVENT_COLUMNS = ("sub_id", "number", "recorded", "pid", "res_type", "res_id", "version", "change", "patients",
+                  "old_status", "new_status")
+_EVENT_TYPES = ("text", "bigint", "bigint", "bigint", "text", "text", "int", "text", "text", "text", "text")
+
+
+def _fan_out_sql() -> str:
+    """The subscriptions' new events and their new totals in one statement (PostgreSQL; every value
+    a parameter, column names from the table)."""
+    n = len(_EVENT_COLUMNS)
+    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_EVENT_TYPES))
+    return (
+        f"WITH ins AS (INSERT INTO subscription_event ({', '.join(_EVENT_COLUMNS)}) "  # noqa: S608
+        f"SELECT * FROM unnest({arrays})) "
+        f"UPDATE subscription_state AS s SET events_total = t.total "
+        f"FROM unnest(${n + 1}::text[], ${n + 2}::bigint[]) AS t(sub_id, total) WHERE s.sub_id = t.sub_id"
+    )
+
+
+async def _fan_out_pg(conn: AsyncConnection, fanned: list[dict[str, Any]], totals: dict[str, int]) -> None:
+    """One round trip instead of an INSERT and an UPDATE (asyncpg, inside the dispatch transaction)."""
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    columns = [[f[c] for f in fanned] for c in _EVENT_COLUMNS]
+    await raw.execute(_fan_out_sql(), *columns, list(totals), list(totals.values()))
 
 
 # -- claiming --------------------------------------------------------------------------------------
@@ -142,8 +173,11 @@ async def dispatch(db: Database, limit: int = 2000, counters: Counters = COUNTER
 async def claim(
     db: Database, worker: str, *, channel: str, limit: int, lease_seconds: float, sub_id: str | None = None,
     include_requested: bool = True,
-) -> list[str]:
-    """Lease up to ``limit`` subscriptions with work due (events, a handshake or a heartbeat)."""
+) -> list[Mapping[str, Any]]:
+    """Lease up to ``limit`` subscriptions with work due (events, a handshake or a heartbeat);
+    returns their state rows as leased. One statement (an UPDATE of the rows a ``FOR UPDATE SKIP
+    LOCKED`` subquery picked, returning them): one round trip on PostgreSQL, and the first
+    notification needs no second read of the state."""
     now = now_us()
     s = subscription_state
     due = [s.c.delivered < s.c.events_total, and_(s.c.heartbeat > 0, s.c.last_sent + s.c.heartbeat * 1_000_000 <= now)]
@@ -152,15 +186,15 @@ async def claim(
     cond = [s.c.channel == channel, s.c.status.in_(LIVE), s.c.next_attempt <= now, s.c.lease_until < now, or_(*due)]
     if sub_id is not None:
         cond.append(s.c.sub_id == sub_id)
-    async with db.write() as conn:
-        ids = [r[0] for r in (await conn.execute(
-            select(s.c.sub_id).where(*cond).order_by(s.c.next_attempt, s.c.sub_id).limit(limit)
-            .with_for_update(skip_locked=True)
-        )).all()]
-        if ids:
-            await conn.execute(update(s).where(s.c.sub_id.in_(ids)).values(
-                lease_owner=worker, lease_until=now + int(lease_seconds * 1_000_000)))
-    return ids
+    picked = (select(s.c.sub_id).where(*cond).order_by(s.c.next_attempt, s.c.sub_id).limit(limit)
+              .with_for_update(skip_locked=True))
+    async with db.write_one() as conn:
+        rows = (await conn.execute(
+            update(s).where(s.c.sub_id.in_(picked.scalar_subquery()))
+            .values(lease_owner=worker, lease_until=now + int(lease_seconds * 1_000_000))
+            .returning(*s.c)
+        )).mappings().all()
+    return [dict(r) for r in rows]
 
 
 async def release(db: Database, worker: str, sub_ids: Sequence[str] | None = None) -> None:
@@ -168,7 +202,7 @@ async def release(db: Database, worker: str, sub_ids: Sequence[str] | None = Non
     cond = [s.c.lease_owner == worker]
     if sub_ids is not None:
         cond.append(s.c.sub_id.in_(list(sub_ids)))
-    async with db.write() as conn:
+    async with db.write_one() as conn:
         await conn.execute(update(s).where(*cond).values(lease_owner=None, lease_until=0))
 
 
@@ -212,41 +246,63 @@ class Deliverer:
         self.config = config
         self.audit = audit
         self.counters = counters
+        #: Set when the worker is stopping: finish the notification in flight, start no other.
+        self.stopping = False
 
-    async def deliver(self, sub_id: str) -> None:
+    async def deliver(self, sub_id: str, state: Mapping[str, Any] | None = None) -> None:
         """Deliver what is due for one leased subscription (several notifications in a row while
-        there is backlog), then give the lease back."""
+        there is backlog), then give the lease back. ``state``: the row as :func:`claim` leased it."""
+        released = False
         try:
             for _ in range(self.config.rounds_per_claim):
-                if not await self.deliver_once(sub_id):
+                state, released = await self._round(sub_id, state)
+                if state is None or self.stopping:
                     break
         except Exception:  # a bug must not stall the others; the lease expires and it is retried
             log.exception("delivery to Subscription/%s failed unexpectedly", sub_id)
+            released = False
         finally:
-            await release(self.db, self.worker, [sub_id])
+            if not released:
+                await release(self.db, self.worker, [sub_id])
 
     async def deliver_once(self, sub_id: str, *, handshake: bool | None = None) -> bool:
-        """One notification (handshake, events or heartbeat); True when more may be due."""
+        """One notification (handshake, events or heartbeat); True when more is due and the lease
+        is still held."""
+        state, _released = await self._round(sub_id, None, handshake=handshake)
+        return state is not None
+
+    async def _round(
+        self, sub_id: str, st: Mapping[str, Any] | None, *, handshake: bool | None = None
+    ) -> tuple[Mapping[str, Any] | None, bool]:
+        """One notification. Returns the subscription's state when more is due and the lease is
+        still held (the next round starts from it without reading it again), else None; and
+        whether the lease was already given back (by the acknowledgement that found nothing more due).
+
+        Round trips on PostgreSQL: the undelivered events, the access check, the POST, and the
+        acknowledgement (which also returns the state, or releases the lease when nothing is left)."""
         now = now_us()
         s = subscription_state
         async with self.db.read() as conn:
-            st = (await conn.execute(select(s).where(s.c.sub_id == sub_id))).mappings().first()
+            if st is None:
+                row = (await conn.execute(select(s).where(s.c.sub_id == sub_id))).mappings().first()
+                st = dict(row) if row is not None else None
             if st is None or st["lease_owner"] != self.worker or st["status"] not in LIVE:
-                return False
+                return None, False
             if st["end"] <= now:
                 await self._switch_off(sub_id, "The subscription's end has passed")
-                return False
+                return None, False
             kind = "handshake" if (handshake if handshake is not None else st["status"] == "requested") else ""
             events: list[Event] = []
             shown: list[Event] = []
             contents: Any = {}
             if not kind:
-                e = subscription_event
-                rows = (await conn.execute(
-                    select(e).where(e.c.sub_id == sub_id, e.c.number > st["delivered"])
-                    .order_by(e.c.number).limit(int(st["max_count"]))
-                )).mappings().all()
-                events = [Event.from_row(r) for r in rows]
+                if st["delivered"] < st["events_total"]:
+                    e = subscription_event
+                    rows = (await conn.execute(
+                        select(e).where(e.c.sub_id == sub_id, e.c.number > st["delivered"])
+                        .order_by(e.c.number).limit(int(st["max_count"]))
+                    )).mappings().all()
+                    events = [Event.from_row(r) for r in rows]
                 if events:
                     kind = "event-notification"
                     owner = owners.owner_principal(st["owner"])
@@ -256,13 +312,12 @@ class Deliverer:
                 elif st["heartbeat"] and st["last_sent"] + st["heartbeat"] * 1_000_000 <= now:
                     kind = "heartbeat"
                 else:
-                    return False
+                    return None, False
         last = events[-1].number if events else int(st["delivered"])
         withheld = len(events) - len(shown)
         if kind == "event-notification" and not shown:
-            await self._acknowledged(sub_id, last, sent=False)
             self.counters.inc("withheld", withheld)
-            return len(events) >= int(st["max_count"])
+            return await self._acknowledged(sub_id, last, sent=False)
         body = dumps(notification_bundle(
             base=self.base, sub_id=sub_id, topic=st["topic"], status="active" if kind != "handshake" else "requested",
             kind=kind, events_since_start=last if kind == "event-notification" else int(st["events_total"]),
@@ -272,35 +327,42 @@ class Deliverer:
             await self.send(st, body)
         except DeliveryFailed as exc:
             await self._failed(st, str(exc))
-            return False
+            return None, False
         if shown:
             await self._audit(st, shown)
-        if not await self._acknowledged(sub_id, last, sent=True):
-            return False
+        acked = await self._acknowledged(sub_id, last, sent=True)
         self.counters.inc("withheld", withheld)
         if kind == "event-notification":
             self.counters.inc("delivered", len(shown))
             self.counters.inc("notifications")
         else:
             self.counters.inc("handshakes" if kind == "handshake" else "heartbeats")
-        return kind == "handshake" or (bool(events) and len(events) >= int(st["max_count"])) or (
-            kind == "event-notification" and last < int(st["events_total"]))
+        return acked
 
-    async def _acknowledged(self, sub_id: str, last: int, *, sent: bool) -> bool:
-        """Advance ``delivered`` to ``last`` (only while we hold the lease); False if it was lost."""
+    async def _acknowledged(self, sub_id: str, last: int, *, sent: bool) -> tuple[Mapping[str, Any] | None, bool]:
+        """Advance ``delivered`` to ``last``, only while this worker holds the lease. In the same
+        statement: keep the lease (extended) when more events are due, else give it back. Returns
+        (the state when more is due and the lease is kept, else None; whether it was given back)."""
         s = subscription_state
         now = now_us()
+        more = s.c.events_total > last
         values: dict[str, Any] = {
             "delivered": last, "failures": 0, "next_attempt": 0, "last_error": None,
             "status": case((s.c.status == "off", "off"), else_="active"),
-            "lease_until": now + int(self.config.lease_seconds * 1_000_000),
+            "lease_owner": case((more, s.c.lease_owner), else_=None),
+            "lease_until": case((more, now + int(self.config.lease_seconds * 1_000_000)), else_=0),
         }
         if sent:
             values["last_sent"] = now
-        async with self.db.write() as conn:
-            result = await conn.execute(update(s).where(
-                s.c.sub_id == sub_id, s.c.lease_owner == self.worker, s.c.delivered <= last).values(**values))
-        return bool(result.rowcount)
+        async with self.db.write_one() as conn:
+            row = (await conn.execute(update(s).where(
+                s.c.sub_id == sub_id, s.c.lease_owner == self.worker, s.c.delivered <= last).values(**values)
+                .returning(*s.c))).mappings().first()
+        if row is None:  # the lease was lost (expired and taken): the other worker goes on
+            return None, True
+        if row["lease_owner"] != self.worker:
+            return None, True
+        return dict(row), False
 
     async def _failed(self, st: Any, reason: str) -> None:
         s = subscription_state
@@ -315,7 +377,7 @@ class Deliverer:
                 self.counters.inc("error")
             status = "error"
         self.counters.inc("failed")
-        async with self.db.write() as conn:
+        async with self.db.write_one() as conn:
             await conn.execute(update(s).where(s.c.sub_id == st["sub_id"], s.c.lease_owner == self.worker).values(
                 failures=failures, next_attempt=now_us() + self.config.backoff_us(failures), last_error=reason,
                 status=case((s.c.status == "off", "off"), else_=status),
@@ -362,6 +424,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._delivery_wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._deliverer: Deliverer | None = None
         self.base = base
         self.audit = audit
 
@@ -370,7 +433,10 @@ class Worker:
         self._wake.set()
 
     def stop(self) -> None:
+        """Finish the notifications in flight (acknowledged or not), start no other, give the leases back."""
         self._stop.set()
+        if self._deliverer is not None:
+            self._deliverer.stopping = True
         self._wake.set()
         self._delivery_wake.set()
 
@@ -380,6 +446,7 @@ class Worker:
         client = self._client or httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
         deliverer = Deliverer(self.db, self.base, RestHook(client), worker=self.name, config=self.config,
                               audit=self.audit, counters=self.counters)
+        self._deliverer = deliverer
         try:
             await asyncio.gather(self._dispatch_loop(), self._delivery_loop(deliverer))
         finally:
@@ -415,18 +482,18 @@ class Worker:
         inflight: set[asyncio.Task[None]] = set()
         try:
             while not self._stop.is_set():
-                ids: list[str] = []
+                leased: list[Mapping[str, Any]] = []
                 if len(inflight) < self.config.claim_batch:
                     try:
-                        ids = await claim(self.db, self.name, channel="rest-hook", limit=1,
-                                          lease_seconds=self.config.lease_seconds)
+                        leased = await claim(self.db, self.name, channel="rest-hook", limit=1,
+                                             lease_seconds=self.config.lease_seconds)
                     except Exception:
                         log.exception("claiming subscriptions failed")
-                for sub_id in ids:
-                    task = asyncio.create_task(deliverer.deliver(sub_id))
+                for st in leased:
+                    task = asyncio.create_task(deliverer.deliver(st["sub_id"], st))
                     inflight.add(task)
                     task.add_done_callback(inflight.discard)
-                if ids and len(inflight) == 1:
+                if leased and len(inflight) == 1:
                     continue  # was idle: look for more at once
                 await self._idle(self._delivery_wake)
         finally:
@@ -436,11 +503,11 @@ class Worker:
     async def run_once(self, deliverer: Deliverer) -> bool:
         """One fan-out and one delivery round (for tools and tests that step the worker)."""
         taken = await dispatch(self.db, self.config.dispatch_batch, self.counters)
-        ids = await claim(self.db, self.name, channel="rest-hook", limit=self.config.claim_batch,
-                          lease_seconds=self.config.lease_seconds)
-        if ids:
-            await asyncio.gather(*(deliverer.deliver(i) for i in ids))
-        return bool(taken or ids)
+        leased = await claim(self.db, self.name, channel="rest-hook", limit=self.config.claim_batch,
+                             lease_seconds=self.config.lease_seconds)
+        if leased:
+            await asyncio.gather(*(deliverer.deliver(st["sub_id"], st) for st in leased))
+        return bool(taken or leased)
 
 
 async def dead_letters(conn: AsyncConnection) -> list[dict[str, Any]]:

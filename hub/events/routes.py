@@ -83,11 +83,11 @@ async def websocket_channel(ws: WebSocket) -> None:
         handshaken = False
         while not closed.is_set():
             await dispatch(db, config.dispatch_batch)  # also without a worker process running
-            ids = await claim(db, worker, channel="websocket", limit=1, lease_seconds=config.lease_seconds,
-                              sub_id=sub_id, include_requested=not handshaken)
-            if not handshaken and not ids:
-                ids = await _force_lease(db, worker, sub_id, config.lease_seconds)
-            if ids:
+            leased = bool(await claim(db, worker, channel="websocket", limit=1, lease_seconds=config.lease_seconds,
+                                      sub_id=sub_id, include_requested=not handshaken))
+            if not handshaken and not leased:
+                leased = await _force_lease(db, worker, sub_id, config.lease_seconds)
+            if leased:
                 try:
                     if not handshaken:
                         handshaken = True
@@ -118,11 +118,11 @@ async def _bind(db: Any, token: str) -> str | None:
     return str(row[0])
 
 
-async def _force_lease(db: Any, worker: str, sub_id: str, lease_seconds: float) -> list[str]:
+async def _force_lease(db: Any, worker: str, sub_id: str, lease_seconds: float) -> bool:
     """The handshake of a fresh binding is due even with nothing else to send."""
     s = subscription_state
     now = now_us()
     async with db.write() as conn:
         result = await conn.execute(update(s).where(s.c.sub_id == sub_id, s.c.lease_until < now).values(
             lease_owner=worker, lease_until=now + int(lease_seconds * 1_000_000)))
-    return [sub_id] if result.rowcount else []
+    return bool(result.rowcount)

@@ -93,6 +93,18 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
 
+    @asynccontextmanager
+    async def write_one(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for ONE write statement that commits on its own: autocommit on PostgreSQL
+        (one round trip instead of BEGIN, statement, COMMIT), a write transaction on SQLite. Only
+        for a single statement: two statements in this block are two transactions on PostgreSQL."""
+        if self.is_sqlite:
+            async with self.write() as conn:
+                yield conn
+            return
+        async with self._read_engine.connect() as conn:
+            yield conn
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 

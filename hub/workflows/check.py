@@ -17,6 +17,9 @@ careplan-*                everyone else changes a shared care plan's activities 
                           (:mod:`hub.workflows.careplan`)
 overdracht-*              an overdracht Task changes by the state machine only
                           (:mod:`hub.workflows.overdracht`)
+overdracht-external*      an overdracht with a counterpart outside the hub (tag ``imported``/
+                          ``exported``) names that counterpart by identifier only, never a hub
+                          party (:func:`check_external`); its hub party takes both sides' steps
 ========================  ===================================================================
 
 The answer is a :class:`WriteVerdict`: who to record as the creator, and the
@@ -36,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.store.resources import Stored
 from hub.workflows import careplan, overdracht
 from hub.workflows.derive import record_owners
-from hub.workflows.parties import caller_parties, creator_parties, parties_of
+from hub.workflows.parties import caller_parties, creator_parties, is_hub_organisation, parties_of
 from hub.workflows.refusal import refuse
 from hub.workflows.tables import resource_owner
 
@@ -118,14 +121,36 @@ async def owners_of(conn: AsyncConnection, pid: int, resource: dict[str, Any]) -
 
 
 async def task_roles(conn: AsyncConnection, task: dict[str, Any], parties: frozenset[str]) -> frozenset[str]:
-    """``sender`` when the caller is the Task's requester, ``receiver`` when it is its owner."""
+    """``sender`` when the caller is the Task's requester, ``receiver`` when it is its owner (both
+    for the hub party of an overdracht with a counterpart outside the hub, see
+    :func:`hub.workflows.overdracht.roles_in`)."""
     requester, owner = await parties_of(conn, [task.get("requester"), task.get("owner")])
-    roles = set()
-    if parties & requester:
-        roles.add(overdracht.SENDER)
-    if parties & owner:
-        roles.add(overdracht.RECEIVER)
-    return frozenset(roles)
+    return overdracht.roles_in(task, bool(parties & requester), bool(parties & owner))
+
+
+async def check_external(conn: AsyncConnection, task: dict[str, Any], parties: frozenset[str]) -> None:
+    """A new imported/exported overdracht: named by identifier only, the outside party is an
+    organisation that is neither the writer nor another hub party; the writer is the other side."""
+    overdracht.check_external_form(task)
+    kind = overdracht.exchange(task)
+    if kind is None:
+        return
+    outside = overdracht.EXTERNAL_SIDE[kind]
+    where = "Task.requester" if outside == overdracht.SENDER else "Task.owner"
+    ours = "Task.owner" if outside == overdracht.SENDER else "Task.requester"
+    requester, owner = await parties_of(conn, [task.get("requester"), task.get("owner")])
+    named, own = (requester, owner) if outside == overdracht.SENDER else (owner, requester)
+    if not parties & own or not any(p.startswith("ura:") for p in parties):
+        raise refuse(403, "overdracht-exchange-party", f"an {kind} overdracht is written by the hub organisation on "
+                     f"its side: {ours} must name your organisation", expression=ours)
+    if parties & named or any(not p.startswith("ura:") for p in named):
+        raise refuse(422, "overdracht-external", f"{where} of an {kind} overdracht names an organisation outside "
+                     "the hub, not you, a client or a person", expression=where)
+    for party in sorted(named):
+        if await is_hub_organisation(conn, party.removeprefix("ura:"), parties):
+            raise refuse(403, "overdracht-external-hub-party", f"{where} names {party}, which takes part in the "
+                         "hub: an overdracht with a hub party is made by that party itself, never imported or "
+                         "exported in its name", expression=where)
 
 
 def _party(parties: frozenset[str]) -> str:
@@ -148,6 +173,7 @@ async def check(
     if current is None or current.deleted or current.content is None:
         change = None
         if resource is not None and overdracht.is_overdracht(resource):
+            await check_external(conn, resource, parties)
             overdracht.check_create(resource, await task_roles(conn, resource, parties))
             change = StateChange(TOPIC_BASE + "overdracht", res_type, str(resource.get("id", "")),
                                  _patient(resource), None, str(resource.get("status")), _party(parties))

@@ -104,8 +104,8 @@ async def derive_task(conn: AsyncConnection, pid: int, task: dict[str, Any] | No
     from hub.access.facts import organisation_uras
 
     await conn.execute(delete(overdracht_access).where(overdracht_access.c.source_pid == pid))
-    if task is None or not overdracht.is_overdracht(task):
-        return
+    if task is None or not overdracht.yields_access(task):
+        return  # not an overdracht, or one with a counterpart outside the hub
     for_ref = (task.get("for") or {}).get("reference")
     patient = _local(for_ref, base) if isinstance(for_ref, str) else None
     if patient is None or patient[0] != "Patient":

@@ -11,6 +11,17 @@ What the receiver may read follows the state (:func:`access_scopes`): the Task a
 notice before acceptance, the handoff as well from acceptance, and from completion it is in care
 of the client (a care relation, under the client's consent). Rejection and cancellation leave it
 the Task only.
+
+An overdracht with a counterpart OUTSIDE the hub (an eOverdracht 4.0 STU3 system that is no hub
+party) is marked by a ``meta.tag`` of :data:`EXCHANGE_SYSTEM`: ``imported`` (received from an
+external sender: the requester is an organisation named by identifier only, the owner is the
+writer) or ``exported`` (sent to an external receiver: the owner is named by identifier only, the
+requester is the writer). The hub party's adapter then records the outside party's steps as well
+(:func:`roles_in`), because the outside party cannot write to the hub; in return such a Task yields
+no access facts for anyone (:func:`yields_access`): the outside party is no hub party, and the hub
+party gains no right over the client it did not already have. Who counts as a hub party, so that no
+organisation can pass a handover off as one from (or to) another hub party, is decided with the
+hub's registrations (:mod:`hub.workflows.check`).
 """
 
 from __future__ import annotations
@@ -26,10 +37,20 @@ LOINC = "http://loinc.org"
 OVERDRACHT_CODE = (SNOMED, "308292007")
 ADVANCE_NOTICE = (LOINC, "57830-2")
 HANDOFF = (SNOMED, "371535009")
+#: The codes eOverdracht 4.0 uses for the same inputs since its later patch levels (the Task profile's
+#: slices advanceNotice and nursingHandoff): SNOMED 721915006 and 11171000146100.
+SAME_KIND: dict[tuple[str, str], frozenset[tuple[str, str]]] = {
+    ADVANCE_NOTICE: frozenset({ADVANCE_NOTICE, (SNOMED, "721915006")}),
+    HANDOFF: frozenset({HANDOFF, (SNOMED, "11171000146100")}),
+}
 ALTERNATIVE_DATE = (SNOMED, "146851000146105")
 BUSINESS_STATUS_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/overdracht-status"
 
 SENDER, RECEIVER = "sender", "receiver"
+#: The tag of an overdracht whose counterpart is outside the hub, and which side that is.
+EXCHANGE_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/overdracht-exchange"
+IMPORTED, EXPORTED = "imported", "exported"
+EXTERNAL_SIDE = {IMPORTED: SENDER, EXPORTED: RECEIVER}
 
 #: Every R4 Task status.
 STATES = (
@@ -85,11 +106,66 @@ def is_overdracht(resource: dict[str, Any] | None) -> bool:
             and OVERDRACHT_CODE in set(_codes(resource.get("code"))))
 
 
+def exchange(task: dict[str, Any] | None) -> str | None:
+    """``imported``/``exported`` (or another code of :data:`EXCHANGE_SYSTEM`, refused on write) when
+    the overdracht's counterpart is outside the hub; None for an overdracht between hub parties."""
+    meta = task.get("meta") if isinstance(task, dict) else None
+    for tag in (meta.get("tag") or []) if isinstance(meta, dict) else []:
+        if isinstance(tag, dict) and tag.get("system") == EXCHANGE_SYSTEM:
+            return str(tag.get("code"))
+    return None
+
+
+def external_reference(task: dict[str, Any]) -> Any:
+    """The reference to the outside party of an imported/exported overdracht (requester or owner)."""
+    side = EXTERNAL_SIDE.get(exchange(task) or "")
+    if side is None:
+        return None
+    return task.get("requester" if side == SENDER else "owner")
+
+
+def yields_access(task: dict[str, Any] | None) -> bool:
+    """Whether this overdracht makes access facts (what its receiver reads, a care relation): not when
+    its counterpart is outside the hub."""
+    return is_overdracht(task) and exchange(task) is None
+
+
+def roles_in(task: dict[str, Any], requester: bool, owner: bool) -> frozenset[str]:
+    """The caller's roles, given whether it is the Task's requester and/or owner. Of an imported
+    overdracht the owner also takes the external sender's steps (and the requester, naming no hub
+    party, none); of an exported one the requester also takes the external receiver's."""
+    kind = exchange(task)
+    if kind == IMPORTED:
+        return frozenset({SENDER, RECEIVER}) if owner else frozenset()
+    if kind == EXPORTED:
+        return frozenset({SENDER, RECEIVER}) if requester else frozenset()
+    return frozenset(({SENDER} if requester else set()) | ({RECEIVER} if owner else set()))
+
+
+def check_external_form(task: dict[str, Any]) -> None:
+    """An imported/exported overdracht names its outside party by identifier only (a Reference with
+    an ``identifier`` and no literal ``reference``): nothing on the hub stands for it."""
+    kind = exchange(task)
+    if kind is None:
+        return
+    if kind not in EXTERNAL_SIDE:
+        raise refuse(422, "overdracht-exchange", f"'{kind}' is not a code of {EXCHANGE_SYSTEM} (imported, exported)",
+                     expression="Task.meta.tag")
+    where = "Task.requester" if EXTERNAL_SIDE[kind] == SENDER else "Task.owner"
+    ref = external_reference(task)
+    ident = ref.get("identifier") if isinstance(ref, dict) else None
+    if not isinstance(ident, dict) or not ident.get("system") or not ident.get("value") or "reference" in ref:
+        raise refuse(422, "overdracht-external", f"an {kind} overdracht names the organisation outside the hub by "
+                     "identifier only (system and value, no literal reference)", expression=where)
+
+
 def inputs(task: dict[str, Any], kind: tuple[str, str]) -> list[str]:
-    """The references (``Type/id``) of the inputs of one kind (advance notice, handoff)."""
+    """The references (``Type/id``) of the inputs of one kind (advance notice, handoff; by any of the
+    kind's codes, :data:`SAME_KIND`)."""
+    codes = SAME_KIND.get(kind, frozenset({kind}))
     out = []
     for item in task.get("input") or []:
-        if isinstance(item, dict) and kind in set(_codes(item.get("type"))):
+        if isinstance(item, dict) and codes & set(_codes(item.get("type"))):
             ref = (item.get("valueReference") or {}).get("reference")
             if isinstance(ref, str):
                 out.append(ref)
@@ -140,6 +216,9 @@ def check_update(old: dict[str, Any], new: dict[str, Any], roles: frozenset[str]
     if before in CLOSED:
         raise refuse(409, "overdracht-closed", f"the overdracht is {before}; it does not change any more",
                      expression="Task.status", allowed=choices)
+    if exchange(old) != exchange(new):
+        raise refuse(422, "overdracht-immutable", "whether the overdracht's counterpart is outside the hub "
+                     f"(the {EXCHANGE_SYSTEM} tag) does not change", expression="Task.meta.tag")
     for name in IMMUTABLE:
         if old.get(name) != new.get(name):
             raise refuse(422, "overdracht-immutable", f"Task.{name} does not change after the overdracht was sent",

@@ -11,13 +11,16 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import false, select
+from sqlalchemy import and_, false, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.access.tables import oauth_client, organisation
 from hub.fhir.references import resolve
-from hub.store.tables import resource
+from hub.store.tables import idx_token, resource
+from hub.workflows.tables import resource_owner
 
 PERSON_SYSTEM = "https://zorgnet-hub.nl/fhir/NamingSystem/person-id"
+URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
 
 
 def caller_parties(policy: Any) -> frozenset[str]:
@@ -94,3 +97,34 @@ async def parties_of(conn: AsyncConnection, refs: list[Any]) -> list[frozenset[s
             found.add(f"person:{ident['value']}")
         out.append(frozenset(found))
     return out
+
+
+async def is_hub_organisation(conn: AsyncConnection, ura: str, writer: frozenset[str]) -> bool:
+    """Whether the organisation with this URA takes part in the hub, as far as ``writer`` cannot
+    arrange itself: it is in the administrators' organisation registry, it has an active registered
+    system client (how an organisation acts in the hub), or an Organization resource on the hub
+    carries its URA that ``writer`` did not create (the network's directory as the parties keep it)."""
+    registered = (await conn.execute(
+        select(organisation.c.ura).where(organisation.c.ura == ura, organisation.c.active == true())
+    )).first()
+    if registered is not None:
+        return True
+    client = (await conn.execute(
+        select(oauth_client.c.client_id).where(oauth_client.c.organisation_ura == ura,
+                                               oauth_client.c.active == true()).limit(1)
+    )).first()
+    if client is not None:
+        return True
+    orgs = (await conn.execute(
+        select(resource.c.pid)
+        .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
+        .where(resource.c.res_type == "Organization", resource.c.deleted == false(),
+               idx_token.c.param == "identifier", idx_token.c.system == URA_SYSTEM, idx_token.c.code == ura)
+    )).all()
+    if not orgs:
+        return False
+    mine = {r[0] for r in (await conn.execute(
+        select(resource_owner.c.pid).where(and_(resource_owner.c.pid.in_([o[0] for o in orgs]),
+                                                resource_owner.c.party.in_(sorted(writer))))
+    )).all()}
+    return any(o[0] not in mine for o in orgs)

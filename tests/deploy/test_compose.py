@@ -101,6 +101,16 @@ def test_adapter_commands_are_what_the_adapters_accept(tmp_path: Path) -> None:
     assert str(config.private_key) == "/run/secrets/adapter_huisarts_key"
     assert "huisarts_practice_token" in load()["secrets"]
 
+    from adapters.wijkverpleging.config import WijkverplegingConfig
+
+    wijk = services["adapter-wijkverpleging"]
+    assert wijk["entrypoint"] == ["adapter-wijkverpleging"] and wijk["command"][0] == "serve"
+    mounted = next(v for v in wijk["volumes"] if isinstance(v, str) and v.startswith("./adapter-wijkverpleging.json"))
+    host, container = mounted.split(":")[:2]
+    assert wijk["command"][wijk["command"].index("--config") + 1] == container
+    wconfig = WijkverplegingConfig.load(DEPLOY / host)
+    assert wconfig.hub_base.endswith("/fhir") and str(wconfig.private_key) == "/run/secrets/adapter_wijkverpleging_key"
+
 
 def test_app_services_are_what_the_apps_read() -> None:
     """The PGO and the admin console: their modules exist, and their environment is their own settings."""

@@ -105,3 +105,43 @@ def test_only_relative_references_are_this_hubs_resources() -> None:
     assert _local("Composition/n1/_history/2") == ("Composition", "n1")
     for foreign in ("http://evil.example/fhir/Patient/pat-0", "foo/Patient/pat-0", "urn:uuid:1234", "#contained"):
         assert _local(foreign) is None, foreign
+
+
+EXCHANGE = overdracht.EXCHANGE_SYSTEM
+
+
+def test_an_overdracht_with_an_outside_party_gives_its_hub_side_both_roles_and_no_access() -> None:
+    imported = _task("requested", meta={"tag": [{"system": EXCHANGE, "code": "imported"}]},
+                     requester={"identifier": {"system": "http://fhir.nl/fhir/NamingSystem/agb-z", "value": "1"}})
+    exported = _task("requested", meta={"tag": [{"system": EXCHANGE, "code": "exported"}]},
+                     owner={"identifier": {"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "2"}})
+    both = frozenset({overdracht.SENDER, overdracht.RECEIVER})
+    assert overdracht.roles_in(imported, requester=False, owner=True) == both
+    assert overdracht.roles_in(imported, requester=True, owner=False) == frozenset()  # the outside sender: none
+    assert overdracht.roles_in(exported, requester=True, owner=False) == both
+    assert overdracht.roles_in(exported, requester=False, owner=True) == frozenset()
+    assert overdracht.roles_in(_task("requested"), requester=True, owner=False) == {overdracht.SENDER}
+    assert not overdracht.yields_access(imported) and not overdracht.yields_access(exported)
+    assert overdracht.yields_access(_task("completed"))
+    overdracht.check_external_form(imported)
+    literal = {**imported, "requester": {"reference": "Organization/a", "identifier": {"system": "s", "value": "v"}}}
+    with pytest.raises(Exception) as caught:
+        overdracht.check_external_form(literal)
+    assert _refusal(caught).rule == "overdracht-external"
+    unknown = {**imported, "meta": {"tag": [{"system": EXCHANGE, "code": "forwarded"}]}}
+    with pytest.raises(Exception) as caught:
+        overdracht.check_external_form(unknown)
+    assert _refusal(caught).rule == "overdracht-exchange"
+    with pytest.raises(Exception) as caught:
+        overdracht.check_update(imported, {**imported, "meta": {}}, both)
+    assert _refusal(caught).rule == "overdracht-immutable"
+
+
+def test_eoverdracht_4_input_codes_count_as_the_same_kind() -> None:
+    task = _task("completed", input=[
+        {"type": {"coding": [{"system": SCT, "code": "721915006"}]}, "valueReference": {"reference": "Composition/n"}},
+        {"type": {"coding": [{"system": SCT, "code": "11171000146100"}]},
+         "valueReference": {"reference": "Composition/h"}},
+    ])
+    assert overdracht.inputs(task, overdracht.ADVANCE_NOTICE) == ["Composition/n"]
+    assert overdracht.inputs(task, overdracht.HANDOFF) == ["Composition/h"]
