@@ -75,5 +75,5 @@ OPERATION = Operation(
     levels=frozenset({"instance"}),
     run=run,
     types=frozenset({"Patient"}),
-    definition="https://zorgnet-hub.nl/fhir/OperationDefinition/break-glass",
+    definition="https://zorgnet-hub.nl/fhir/OperationDefinition/Patient-break-glass",
 )

@@ -12,7 +12,7 @@ from hub.api.operations import Operation
 from hub.api.operations.params import first, parameters
 from hub.api.result import FhirResult
 from hub.fhir import jsonio
-from hub.fhir.errors import BadRequest, FhirError, Issue, operation_outcome
+from hub.fhir.errors import BadRequest, Conflict, FhirError, Issue, Unprocessable, operation_outcome
 from hub.fhir.parse import check_resource
 
 MODES = frozenset({"create", "update", "delete", "profile"})
@@ -36,9 +36,14 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
             resource = jsonio.loads(stored.content or "{}")
     if resource is None:
         raise BadRequest("$validate needs a resource (the body, or a 'resource' parameter)", code="required")
+    found: list[Issue] = []
     if mode in ("create", "update") and isinstance(resource, dict) and resource.get("resourceType") == route.res_type:
-        # The same permission checks the real write makes, before any validation (403 before 422).
-        await _check_as_write(call, route.res_type or "", mode, resource, route.res_id)
+        # The same checks the real write makes, permission before any validation (403 before 422);
+        # what the write would refuse as content (422, 409) is reported as issues, like validation.
+        try:
+            await _check_as_write(call, route.res_type or "", mode, resource, route.res_id)
+        except (Unprocessable, Conflict) as exc:
+            found = list(exc.issues)
     if profile:
         from hub.fhir.validation import default_validator
 
@@ -47,9 +52,9 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     issues: list[Issue]
     try:
         resource = check_resource(resource, route.res_type)
-        issues = validate(resource, profile)
+        issues = found + validate(resource, profile)
     except FhirError as exc:
-        issues = list(exc.issues)
+        issues = found + list(exc.issues)
     if route.res_id is not None and mode == "update" and resource.get("id") != route.res_id:
         issues.append(Issue(f"The id must be '{route.res_id}' to update it", "invalid", "error",
                             (f"{route.res_type}.id",)))
