@@ -4,6 +4,7 @@ the demo network."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -58,17 +59,22 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
         engine,
         validator=_write_validator() if settings.validate_on_write else None,
         categorize=category_for,
-        after_write=_chain(access_facts, workflow_facts),
+        after_write=_chain(
+            functools.partial(access_facts, base=settings.fhir_base),
+            functools.partial(workflow_facts, base=settings.fhir_base),
+        ),
         outbox=Outbox(),
         prepare=amend_task,
     )
     return Services(settings=settings, repo=repo, search=engine, verifier=verifier)
 
 
-def _chain(*steps: Any) -> Any:
-    """One after-write hook running ``steps`` in order (access facts, then workflow facts)."""
+def _chain(access: Any, *steps: Any) -> Any:
+    """One after-write hook: the access facts first (they weigh the writer's right, ``writer`` being
+    the caller's access policy), then the workflow facts."""
 
-    async def run(conn: Any, stored: Any, resource: Any, author_ura: Any) -> None:
+    async def run(conn: Any, stored: Any, resource: Any, author_ura: Any, *, writer: Any = None) -> None:
+        await access(conn, stored, resource, author_ura, writer=writer)
         for step in steps:
             await step(conn, stored, resource, author_ura)
 

@@ -37,6 +37,15 @@ def _mount_ops() -> None:
     app.add_typer(keys_app, name="keys")
 
 
+def _mount_orgs() -> None:
+    from hub.access.orgs_cli import orgs_app
+
+    app.add_typer(orgs_app, name="orgs", help="The organisation registry (kinds, types) access decisions trust.")
+
+
+_mount_orgs()
+
+
 @app.command()
 def serve(
     host: str = typer.Option(None, help="Interface to listen on (HUB_HOST)."),

@@ -282,6 +282,7 @@ async def load_demo_if_empty(services: Any) -> bool:
                                     .where(resource.c.res_type == "Patient"))).scalar_one()
     if count:
         return False
+    await register_demo_organisations(services.repo.db)
     call = Call(services, services.settings.fhir_base)
     await handle(call, FhirRequest("POST", "", body=demo_bundle()))
     async with services.repo.db.write() as conn:
@@ -302,6 +303,16 @@ async def register_demo_people(conn: Any) -> None:
     for person_id, name in demo_people():
         if person_id not in known:
             await add_person(conn, person_id=person_id, name=name)
+
+
+async def register_demo_organisations(db: Any) -> None:
+    """The demo organisations in the organisation registry (what an administrator would do)."""
+    from hub.access.organisations import register
+
+    async with db.write() as conn:
+        for _key, name, ura, type_code, _display in ORGANISATIONS:
+            kind = "gemeente" if type_code == "G6" else "zorgaanbieder"
+            await register(conn, ura, name=name, kind=kind, types=(type_code,))
 
 
 async def load_demo_standalone(settings: Any) -> bool:

@@ -1301,6 +1301,12 @@ def operation_definitions() -> list[dict[str, Any]]:
                ["Patient"], (False, False, True),
                [("person", "in", 1, "1", "string"), ("return", "out", 1, "1", "OperationOutcome")],
                affects_state=True),
+        _opdef(f"{HUB}/OperationDefinition/Patient-break-glass", "break-glass", "Patient $break-glass",
+               "A professional of a registered care provider opens a time-bounded emergency grant for this "
+               "client, with a reason code and an explanation; it is in the client's audit view at once.",
+               ["Patient"], (False, False, True),
+               [("reason", "in", 1, "1", "code"), ("text", "in", 1, "1", "string"),
+                ("return", "out", 1, "1", "Parameters")], affects_state=True),
         _opdef("http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events",
                "events", "Subscription $events",
                "The notifications of a Subscription by event number (R4 Subscriptions Backport IG).",

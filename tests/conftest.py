@@ -79,6 +79,31 @@ async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -
         await _pg_drop(name)
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def fresh_db(backend: str, tmp_path: Path) -> AsyncIterator[Any]:
+    """A fresh, migrated database of the current backend, for a test that needs one of its own
+    (e.g. an audit writer with its own chain); dropped afterwards."""
+    import asyncio
+
+    from hub.store.db import Database
+    from hub.store.migrate import upgrade
+
+    name = None
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        name = f"hub_fresh_{uuid.uuid4().hex[:12]}"
+        url = await _pg_create(name)
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url, pool_size=5)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+        if name is not None:
+            await _pg_drop(name)
+
+
 def make_settings(database_url: str, tmp: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -86,6 +111,11 @@ def make_settings(database_url: str, tmp: Path, **overrides: Any) -> Settings:
         "var_dir": tmp,
         "demo": False,
         "db_pool_size": 5,
+        # The shared test app's audit writer seals on its own timer every few seconds; a test that
+        # pauses the event loop (a synchronous subprocess, a sync test between async ones) could
+        # pause it inside its SQLite write transaction and lock out a CLI process. Tests of sealing
+        # use writers of their own.
+        "extra_settings": {"audit_checkpoint_seconds": "3600"},
     }
     values.update(overrides)
     return Settings(**values)
@@ -103,6 +133,7 @@ TABLES = (
     "idx_number", "idx_uri", "idx_compartment", "resource_author", "care_relation", "consent_rule",
     "access_grant", "delegation", "outbox_event", "subscription_state", "subscription_event",
     "resource_owner", "overdracht_access",
+    "history_compartment", "organisation", "break_glass", "care_source",
 )
 
 #: The identity the generic API tests act as: a professional system of one organisation. It sees

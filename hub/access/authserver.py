@@ -79,8 +79,8 @@ PatientIdLookup = Callable[[AsyncConnection, str], Awaitable[str | None]]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-_BSN = re.compile(r"^\d{9}$")
-_NUMBER = re.compile(r"^\d{1,20}$")
+_BSN = re.compile(r"^[0-9]{9}\Z")
+_NUMBER = re.compile(r"^[0-9]{1,20}\Z")
 _AUTH_FIELDS = (
     "response_type",
     "client_id",

@@ -2,9 +2,19 @@
 
 A write of a CareTeam, ServiceRequest or overdracht Task rewrites the care relationships it
 implies; a write of a privacy Consent rewrites its rules (and, for a delegation Consent, the
-delegation rows); an Organization write can change an organisation's type. Each then recomputes the
-``access_grant`` rows of the patients concerned (:mod:`hub.access.grants`), so a withdrawn consent
-or an ended care relationship takes effect on the very next request.
+delegation rows). Each then recomputes the ``access_grant`` rows of the patients concerned
+(:mod:`hub.access.grants`), so a withdrawn consent or an ended care relationship takes effect on
+the very next request.
+
+Only references that name a resource on this hub count (:func:`hub.fhir.references.resolve`, the
+same function the write check's compartments come from): a reference to another server never
+yields a fact. A care relation comes only from a write its writer was entitled to make it by
+(:meth:`hub.access.policy.AccessPolicy.fact_grantor`): an organisation already in the client's
+care, the client or a legal representative, an administrator, a registered gemeente for a
+toewijzing, or the hub itself; a mantelzorger's delegated write never makes one. The relation
+holds only while the writer's own right holds (:func:`effective_relations`). Organisation types
+come from the administrators' registry (:mod:`hub.access.organisations`), never from an
+Organization resource.
 """
 
 from __future__ import annotations
@@ -13,15 +23,24 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, false, insert, or_, select
+from sqlalchemy import and_, delete, false, insert, or_, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.access.grants import Relation, Rule, grant_intervals
-from hub.access.tables import access_grant, care_relation, consent_rule, delegation, resource_author
+from hub.access.tables import (
+    access_grant,
+    care_relation,
+    care_source,
+    consent_rule,
+    delegation,
+    organisation,
+    resource_author,
+)
 from hub.fhir.errors import BadRequest
 from hub.fhir.normalize import date_range
+from hub.fhir.references import local_id, resolve
 from hub.store.resources import Stored
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
 from hub.workflows.overdracht import CARE_STATES, yields_access
@@ -43,12 +62,36 @@ OPEN_TASK_STATES = CARE_STATES
 DERIVING_TYPES = frozenset({"CareTeam", "ServiceRequest", "Task", "Consent", "Organization", "PractitionerRole"})
 #: The types whose content implies care relations or consent rules.
 SOURCE_TYPES = ("CareTeam", "ServiceRequest", "Task", "Consent")
+#: Roles of a relationship grantor entitled on their own (not through another relation).
+ROOT_GRANTORS = frozenset({"hub", "admin", "client", "gemeente"})
+#: Relationship codes that carry the client's own rights (wettelijk vertegenwoordiger, curator,
+#: voogd, mentor).
+LEGAL_ROLES = frozenset({"24", "03", "11", "15"})
+
+#: Who made a care relation: (kind, id), e.g. ("org", URA), ("person", person id), ("hub", None).
+Grantor = tuple[str, str | None]
+HUB: Grantor = ("hub", None)
+
+
+async def writer_grantor(
+    conn: AsyncConnection, writer: Any, patient: str, resource: dict[str, Any]
+) -> Grantor | None:
+    """Who the write's care relations come from, or None when the writer may not make any.
+    ``writer`` is the caller's access policy (None, or a policy without ``fact_grantor``: the hub's
+    own work)."""
+    ask = getattr(writer, "fact_grantor", None)
+    if ask is None:
+        return HUB
+    result: Grantor | None = await ask(conn, patient, resource)
+    return result
 
 
 async def after_write(
-    conn: AsyncConnection, stored: Stored, resource: dict[str, Any] | None, author_ura: str | None
+    conn: AsyncConnection, stored: Stored, resource: dict[str, Any] | None, author_ura: str | None,
+    *, writer: Any = None, base: str | None = None,
 ) -> None:
-    """Maintain the facts a write implies (``resource`` None for a delete)."""
+    """Maintain the facts a write implies (``resource`` None for a delete). ``writer`` is the
+    caller's access policy, ``base`` the hub's FHIR base (for absolute references to itself)."""
     if author_ura and resource is not None:
         dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         await conn.execute(
@@ -62,26 +105,57 @@ async def after_write(
         # Organization without a URA changes nothing.)
         if not (stored.res_type == "Organization" and stored.version == 1 and resource is not None
                 and not _identifier(resource, URA_SYSTEM)):
-            await _rederive_referrers(conn, stored.res_type, stored.res_id)
+            await _rederive_referrers(conn, stored.res_type, stored.res_id, base)
         return
-    await recompute(conn, await _derive(conn, stored.pid, stored.res_type, resource, fresh=stored.version == 1))
+    grantor: Grantor | None = None
+    if resource is not None and stored.res_type != "Consent":
+        patient = _subject(resource, base)
+        if patient is not None:
+            grantor = await writer_grantor(conn, writer, patient, resource)
+            if grantor is None and stored.res_type == "Task" and stored.version > 1:
+                # An overdracht's receiver answers its Task (accepts, completes) before it is in
+                # the client's care: the Task's relation keeps resting on the right it was made by.
+                grantor = await _kept_grantor(conn, stored.pid)
+    await recompute(conn, await _derive(
+        conn, stored.pid, stored.res_type, resource, fresh=stored.version == 1, base=base, grantor=grantor,
+    ))
+
+
+async def _kept_grantor(conn: AsyncConnection, pid: int) -> Grantor | None:
+    """The grantor an earlier version of this source resource was written with (None: none)."""
+    row = (await conn.execute(
+        select(care_source.c.grantor_kind, care_source.c.grantor).where(care_source.c.source_pid == pid).limit(1)
+    )).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def _subject(res: dict[str, Any], base: str | None) -> str | None:
+    """The local Patient a care-relation source is about (None: external or none)."""
+    ref = res.get("for") if res.get("resourceType") == "Task" else res.get("subject")
+    return local_id(ref, "Patient", base)
 
 
 async def _derive(
-    conn: AsyncConnection, pid: int, res_type: str, resource: dict[str, Any] | None, *, fresh: bool = False
+    conn: AsyncConnection, pid: int, res_type: str, resource: dict[str, Any] | None, *, fresh: bool = False,
+    base: str | None = None, grantor: Grantor | None = None,
 ) -> set[str]:
     """Replace the facts one source resource implies; returns the patients concerned. A ``fresh``
-    resource (its first version) implied nothing before."""
+    resource (its first version) implied nothing before. Care relations need a ``grantor``."""
     patients = set() if fresh else set(await _forget(conn, pid))
     if resource is not None:
         if res_type == "Consent":
-            patients |= await _derive_consent(conn, pid, resource)
-        else:
-            patients |= await _derive_relations(conn, pid, resource)
+            # (A delegation's change moves the rights of relations its delegate arranged.)
+            patient = local_id(resource.get("patient"), "Patient", base)
+            if patient is not None and not fresh:
+                patients.add(patient)
+            patients |= await _derive_consent(conn, pid, resource, base)
+        elif grantor is not None:
+            await conn.execute(insert(care_source).values(source_pid=pid, grantor_kind=grantor[0], grantor=grantor[1]))
+            patients |= await _derive_relations(conn, pid, resource, base, grantor)
     return patients
 
 
-async def _rederive_referrers(conn: AsyncConnection, res_type: str, res_id: str) -> None:
+async def _rederive_referrers(conn: AsyncConnection, res_type: str, res_id: str, base: str | None) -> None:
     """Derive again every source resource that references ``res_type/res_id`` (for an
     Organization, also through the PractitionerRoles that reference it)."""
     targets = [(res_type, res_id)]
@@ -101,18 +175,28 @@ async def _rederive_referrers(conn: AsyncConnection, res_type: str, res_id: str)
             select(idx_reference.c.pid).where(idx_reference.c.res_type.in_(SOURCE_TYPES), or_(*conds))
         ), resource.c.deleted == false())
     )).all()
+    grantors = {
+        r.source_pid: (r.grantor_kind, r.grantor) for r in (await conn.execute(
+            select(care_source).where(care_source.c.source_pid.in_([r[0] for r in rows]))
+        )).all()
+    } if rows else {}
     patients: set[str] = set()
     for pid, source_type, content in rows:
-        patients |= await _derive(conn, pid, source_type, orjson.loads(content) if content else None)
+        # The source keeps the grantor of its write (a source that implied nothing yet has none).
+        patients |= await _derive(
+            conn, pid, source_type, orjson.loads(content) if content else None, base=base, grantor=grantors.get(pid),
+        )
     await recompute(conn, patients)
 
 
 # -- care relationships -------------------------------------------------------------------------
 
 
-async def _derive_relations(conn: AsyncConnection, pid: int, res: dict[str, Any]) -> set[str]:
+async def _derive_relations(
+    conn: AsyncConnection, pid: int, res: dict[str, Any], base: str | None, grantor: Grantor
+) -> set[str]:
     kind = res["resourceType"]
-    patient = _local_id(res.get("subject") if kind != "Task" else res.get("for"), "Patient")
+    patient = _subject(res, base)
     if patient is None:
         return set()
     refs: list[Any] = []
@@ -141,11 +225,12 @@ async def _derive_relations(conn: AsyncConnection, pid: int, res: dict[str, Any]
         if res.get("owner") is not None:
             refs = [(res["owner"], start, end)]
     rows = []
-    uras = await organisation_uras(conn, [ref for ref, _lo, _hi in refs])
+    uras = await organisation_uras(conn, [ref for ref, _lo, _hi in refs], base)
     for ref, lo, hi in refs:
         ura = uras.get(_ref_key(ref))
         if ura and hi > lo:
-            rows.append({"source_pid": pid, "patient_id": patient, "org_ura": ura, "start": lo, "end": hi})
+            rows.append({"source_pid": pid, "patient_id": patient, "org_ura": ura, "start": lo, "end": hi,
+                         "grantor_kind": grantor[0], "grantor": grantor[1]})
     if rows:
         await conn.execute(insert(care_relation), _dedupe(rows))
     return {patient}
@@ -154,21 +239,21 @@ async def _derive_relations(conn: AsyncConnection, pid: int, res: dict[str, Any]
 # -- consent ------------------------------------------------------------------------------------
 
 
-async def _derive_consent(conn: AsyncConnection, pid: int, res: dict[str, Any]) -> set[str]:
+async def _derive_consent(conn: AsyncConnection, pid: int, res: dict[str, Any], base: str | None) -> set[str]:
     if res.get("status") != "active" or not _has_code(
         res.get("scope"), "http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"
     ):
         return set()
-    patient = _local_id(res.get("patient"), "Patient")
+    patient = local_id(res.get("patient"), "Patient", base)
     if patient is None:
         return set()
     provisions = list(_provisions(res.get("provision"), None))
     if _has_category(res, "delegatie"):
-        await _derive_delegations(conn, pid, patient, provisions)
+        await _derive_delegations(conn, pid, patient, provisions, base)
         return {patient}
     rows = []
     refs = [a.get("reference") for p in provisions for a in p["actors"] if isinstance(a, dict)]
-    uras = await organisation_uras(conn, refs)
+    uras = await organisation_uras(conn, refs, base)
     for prov in provisions:
         actors: list[tuple[str | None, str | None]] = []
         for actor in prov["actors"]:
@@ -196,7 +281,7 @@ async def _derive_consent(conn: AsyncConnection, pid: int, res: dict[str, Any]) 
 
 
 async def _derive_delegations(
-    conn: AsyncConnection, pid: int, patient: str, provisions: list[dict[str, Any]]
+    conn: AsyncConnection, pid: int, patient: str, provisions: list[dict[str, Any]], base: str | None
 ) -> None:
     bsn = await patient_bsn(conn, patient)
     if bsn is None:
@@ -207,7 +292,7 @@ async def _derive_delegations(
             continue
         for actor in prov["actors"]:
             ref = actor.get("reference") if isinstance(actor, dict) else None
-            person, role = await _person(conn, ref)
+            person, role = await _person(conn, ref, base)
             if person:
                 rows.append({
                     "person_id": person, "patient_bsn": bsn, "role_code": role or "100001",
@@ -250,18 +335,21 @@ async def recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
     patients = sorted(set(patients))
     if not patients:
         return
-    rel_rows = (await conn.execute(
-        select(care_relation.c.patient_id, care_relation.c.org_ura, care_relation.c.start, care_relation.c.end)
-        .where(care_relation.c.patient_id.in_(patients))
-    )).all()
+    rel_rows = [dict(r) for r in (await conn.execute(
+        select(care_relation).where(care_relation.c.patient_id.in_(patients))
+    )).mappings().all()]
+    await _set_effective(conn, patients, rel_rows)
     rule_rows = (await conn.execute(
         select(consent_rule).where(consent_rule.c.patient_id.in_(patients))
     )).mappings().all()
-    types = await organisation_types(conn, {r.org_ura for r in rel_rows})
+    types = await organisation_types(conn, {r["org_ura"] for r in rel_rows})
     await conn.execute(delete(access_grant).where(access_grant.c.patient_id.in_(patients)))
     rows = []
     for patient in patients:
-        relations = [Relation(r.org_ura, r.start, r.end) for r in rel_rows if r.patient_id == patient]
+        relations = [
+            Relation(r["org_ura"], r["eff_start"], r["eff_end"]) for r in rel_rows
+            if r["patient_id"] == patient and r["eff_start"] is not None
+        ]
         rules = [
             Rule(r["decision"], r["category"], r["actor_ura"], r["org_type"], r["purpose"], r["start"], r["end"])
             for r in rule_rows if r["patient_id"] == patient
@@ -272,6 +360,82 @@ async def recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
         await conn.execute(insert(access_grant), rows)
 
 
+async def _set_effective(conn: AsyncConnection, patients: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write each relation's effective interval (``eff_start``/``eff_end``, in place in ``rows``
+    too): its own period, within the time its grantor's own right holds."""
+    if not rows:
+        return
+    bsns = {p: await patient_bsn(conn, p) for p in patients}
+    persons = {r["grantor"] for r in rows if r["grantor_kind"] == "person" and r["grantor"]}
+    legal: dict[tuple[str, str], tuple[int, int]] = {}
+    if persons:
+        for d in (await conn.execute(
+            select(delegation).where(delegation.c.person_id.in_(sorted(persons)), delegation.c.active == true())
+        )).mappings().all():
+            if d["role_code"] not in LEGAL_ROLES:
+                continue
+            lo = d["period_start"] if d["period_start"] is not None else DATE_MIN
+            hi = d["period_end"] if d["period_end"] is not None else DATE_MAX
+            key = (d["person_id"], d["patient_bsn"])
+            old = legal.get(key)
+            legal[key] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
+    registrars = await _patient_registrars(conn, patients)
+    for patient in patients:
+        mine = [r for r in rows if r["patient_id"] == patient]
+        eff: dict[int, tuple[int, int] | None] = {}
+        for i, r in enumerate(mine):
+            kind = r["grantor_kind"]
+            span: tuple[int, int] | None = None
+            if kind in ROOT_GRANTORS:
+                span = (r["start"], r["end"])
+            elif kind == "person":
+                right = legal.get((r["grantor"] or "", bsns.get(patient) or ""))
+                span = _clip((r["start"], r["end"]), right)
+            elif kind == "org" and r["grantor"] in registrars.get(patient, ()):
+                span = (r["start"], r["end"])
+            eff[i] = span
+        # Relations granted by organisations hold while the granting organisation is in care:
+        # grow from the entitled ones until nothing changes (a ring of organisations vouching for
+        # each other, with no entitled party behind it, never holds).
+        for _round in range(len(mine) + 1):
+            changed = False
+            for i, r in enumerate(mine):
+                if r["grantor_kind"] != "org" or r["grantor"] in registrars.get(patient, ()):
+                    continue
+                spans = [s for j, s in eff.items() if s is not None and mine[j]["org_ura"] == r["grantor"]]
+                right = (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
+                new = _clip((r["start"], r["end"]), right)
+                if new != eff[i]:
+                    eff[i], changed = new, True
+            if not changed:
+                break
+        for i, r in enumerate(mine):
+            span = eff[i]
+            r["eff_start"], r["eff_end"] = span if span is not None else (None, None)
+    await conn.execute(delete(care_relation).where(care_relation.c.patient_id.in_(patients)))
+    await conn.execute(insert(care_relation), rows)
+
+
+def _clip(span: tuple[int, int], right: tuple[int, int] | None) -> tuple[int, int] | None:
+    if right is None:
+        return None
+    lo, hi = max(span[0], right[0]), min(span[1], right[1])
+    return (lo, hi) if hi > lo else None
+
+
+async def _patient_registrars(conn: AsyncConnection, patients: list[str]) -> dict[str, set[str]]:
+    """Organisations that registered each client (wrote its Patient): in its care on their own."""
+    rows = (await conn.execute(
+        select(resource.c.res_id, resource_author.c.ura)
+        .select_from(resource_author.join(resource, resource.c.pid == resource_author.c.pid))
+        .where(resource.c.res_type == "Patient", resource.c.res_id.in_(patients))
+    )).all()
+    out: dict[str, set[str]] = {}
+    for res_id, ura in rows:
+        out.setdefault(res_id, set()).add(ura)
+    return out
+
+
 async def _forget(conn: AsyncConnection, pid: int) -> list[str]:
     """Drop the facts a resource implied; returns the patients they concerned."""
     patients: set[str] = set()
@@ -280,7 +444,13 @@ async def _forget(conn: AsyncConnection, pid: int) -> list[str]:
             select(table.c.patient_id).where(table.c.source_pid == pid).distinct()
         )).all()}
         await conn.execute(delete(table).where(table.c.source_pid == pid))
+    bsns = [r[0] for r in (await conn.execute(
+        select(delegation.c.patient_bsn).where(delegation.c.source_pid == pid).distinct()
+    )).all()]
+    for ids in (await patient_ids_for_bsn(conn, bsns)).values():
+        patients |= set(ids)
     await conn.execute(delete(delegation).where(delegation.c.source_pid == pid))
+    await conn.execute(delete(care_source).where(care_source.c.source_pid == pid))
     return sorted(patients)
 
 
@@ -297,8 +467,9 @@ def _ref_key(ref: Any) -> str:
     return str(ref.get("reference", ""))
 
 
-async def organisation_uras(conn: AsyncConnection, refs: list[Any]) -> dict[str, str]:
-    """:func:`organisation_ura` for many references in at most two statements (by ref key)."""
+async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | None = None) -> dict[str, str]:
+    """:func:`organisation_ura` for many references in at most two statements (by ref key); only
+    references to resources on this hub are followed."""
     out: dict[str, str] = {}
     orgs: dict[str, str] = {}  # Organization id -> ref key
     roles: dict[str, str] = {}  # PractitionerRole id -> ref key
@@ -308,10 +479,10 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any]) -> dict[str,
         if ura:
             out[key] = ura
             continue
-        reference = ref.get("reference") if isinstance(ref, dict) else None
-        if not isinstance(reference, str) or "/" not in reference:
+        target = resolve(ref, base)
+        res_type, res_id = target.res_type, target.res_id
+        if res_id is None:
             continue
-        res_type, res_id = reference.split("/_history/")[0].split("/")[-2:]
         if res_type == "Organization":
             orgs[res_id] = key
         elif res_type == "PractitionerRole":
@@ -347,29 +518,27 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any]) -> dict[str,
     return out
 
 
-async def organisation_ura(conn: AsyncConnection, ref: Any) -> str | None:
+async def organisation_ura(conn: AsyncConnection, ref: Any, base: str | None = None) -> str | None:
     """The URA of the organisation a reference names (directly, via a PractitionerRole, or by identifier)."""
-    return (await organisation_uras(conn, [ref])).get(_ref_key(ref))
+    return (await organisation_uras(conn, [ref], base)).get(_ref_key(ref))
 
 
 async def organisation_types(conn: AsyncConnection, uras: Iterable[str]) -> dict[str, frozenset[str]]:
-    """Organisation type codes by URA (from the Organization resources' ``type``)."""
+    """Organisation type codes by URA, from the administrators' registry (active organisations
+    only); an Organization resource claiming a type is not evidence of it."""
     uras = sorted(set(uras))
     if not uras:
         return {}
-    ident = idx_token.alias("ident")
-    kind = idx_token.alias("kind")
     rows = (await conn.execute(
-        select(ident.c.code, kind.c.code)
-        .select_from(ident.join(kind, and_(kind.c.pid == ident.c.pid, kind.c.param == "type")))
-        .where(ident.c.res_type == "Organization", ident.c.param == "identifier",
-               ident.c.system == URA_SYSTEM, ident.c.code.in_(uras))
+        select(organisation.c.ura, organisation.c.types)
+        .where(organisation.c.ura.in_(uras), organisation.c.active == true())
     )).all()
-    out: dict[str, set[str]] = {}
-    for ura, code in rows:
-        if code:
-            out.setdefault(ura, set()).add(code)
-    return {k: frozenset(v) for k, v in out.items()}
+    out: dict[str, frozenset[str]] = {}
+    for ura, types in rows:
+        codes = orjson.loads(types or "[]")
+        if codes:
+            out[ura] = frozenset(str(c) for c in codes)
+    return out
 
 
 async def patient_bsn(conn: AsyncConnection, patient_id: str) -> str | None:
@@ -399,19 +568,19 @@ async def patient_ids_for_bsn(conn: AsyncConnection, bsns: Iterable[str]) -> dic
     return out
 
 
-async def _person(conn: AsyncConnection, ref: Any) -> tuple[str | None, str | None]:
+async def _person(conn: AsyncConnection, ref: Any, base: str | None = None) -> tuple[str | None, str | None]:
     """(person id, relationship code) for a delegatee reference (RelatedPerson or identifier)."""
     if not isinstance(ref, dict):
         return None, None
     person = _identifier_value(ref, {PERSON_SYSTEM})
     if person:
         return person, None
-    reference = ref.get("reference")
-    if not isinstance(reference, str) or not reference.startswith("RelatedPerson/"):
+    related_id = local_id(ref, "RelatedPerson", base)
+    if related_id is None:
         return None, None
     row = (await conn.execute(
         select(resource.c.content).where(resource.c.res_type == "RelatedPerson",
-                                         resource.c.res_id == reference.split("/")[1], resource.c.deleted == false())
+                                         resource.c.res_id == related_id, resource.c.deleted == false())
     )).first()
     if row is None or row[0] is None:
         return None, None
@@ -427,14 +596,6 @@ async def _person(conn: AsyncConnection, ref: Any) -> tuple[str | None, str | No
 
 
 # -- small JSON helpers -------------------------------------------------------------------------
-
-
-def _local_id(ref: Any, res_type: str) -> str | None:
-    if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-        parts = ref["reference"].split("/_history/")[0].split("/")
-        if len(parts) >= 2 and parts[-2] == res_type:
-            return parts[-1]
-    return None
 
 
 def _period(period: Any) -> tuple[int, int]:

@@ -27,6 +27,7 @@ Default is deny: a caller sees only what a rule below opens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,14 +36,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
-from hub.access.facts import organisation_types, patient_ids_for_bsn
+from hub.access import organisations
+from hub.access.facts import BSN_SYSTEM, Grantor, patient_ids_for_bsn
 from hub.access.grants import NEVER_FOR_PROFESSIONALS, PUBLIC
 from hub.access.principal import Principal, parse_scopes
-from hub.access.tables import access_grant, care_relation, consent_rule, resource_author
-from hub.fhir.errors import Forbidden, NotFound
+from hub.access.tables import access_grant, break_glass, care_relation, consent_rule, resource_author
+from hub.fhir.errors import Conflict, Forbidden, NotFound, Unprocessable
 from hub.fhir.instants import now_us
 from hub.store.resources import Stored
-from hub.store.tables import idx_compartment, resource
+from hub.store.tables import history_compartment, idx_compartment, idx_token, resource
+from hub.store.tables import resource as resource_table
 from hub.workflows.check import WriteVerdict
 from hub.workflows.check import check as workflow_check
 from hub.workflows.tables import overdracht_access
@@ -59,6 +62,25 @@ LEGAL_REPRESENTATIVE_ROLES = frozenset({"24", "03", "11", "15"})
 EMERGENCY_PURPOSES = frozenset({"TREAT", "ETREAT"})
 #: Categories professionals may not write (privacy consent is the client's or an administrator's).
 PROFESSIONAL_NOT_WRITABLE = frozenset({"toestemming", "audit"})
+#: National identifier systems (BSN, URA): ASCII digits only (no full-width or other digits).
+NATIONAL_IDENTIFIERS = frozenset({
+    BSN_SYSTEM, "http://fhir.nl/fhir/NamingSystem/ura",
+})
+#: The types whose writes make care relations (hub.access.facts).
+RELATION_SOURCES = frozenset({"CareTeam", "ServiceRequest", "Task"})
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Where a row's Patient compartments are: ``idx_compartment`` by ``pid`` for current
+    versions, ``history_compartment`` by ``hid`` for each stored version."""
+
+    table: Any
+    key: str
+
+
+CURRENT = Membership(idx_compartment, "pid")
+VERSIONS = Membership(history_compartment, "hid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,51 +145,60 @@ class AccessPolicy:
     def sql_filter(self, r: FromClause) -> ColumnElement[bool]:
         """The condition on a ``resource`` row (alias ``r``) for the caller to see it. Every value in
         it is a named bind parameter (:meth:`params`), so its form depends only on :meth:`shape`."""
+        return self._filter(r, CURRENT)
+
+    def history_filter(self, h: FromClause) -> ColumnElement[bool]:
+        """The same decision on a ``resource_history`` row: on *that version's* own category and
+        clients, so a version that was about another client (or in another category) than the
+        current one is seen by whoever could see that version, and only by them."""
+        return self._filter(h, VERSIONS)
+
+    def _filter(self, r: FromClause, m: Membership) -> ColumnElement[bool]:
         public = r.c.category.in_(sorted(PUBLIC))
         kind = self.kind
         if kind == "admin" and self.principal.is_admin:
             cond: ColumnElement[bool] = r.c.category.in_(sorted(ADMIN_CATEGORIES))
         elif kind == "client":
-            cond = or_(public, self._in_compartment(r))
+            cond = or_(public, self._in_compartment(r, m))
         elif kind == "related" and self.delegated is not None:
-            own = self._in_compartment(r)
+            own = self._in_compartment(r, m)
             cats = true() if self.delegated.legal_representative else r.c.category.in_(self._p("acl_categories"))
             cond = or_(public, and_(own, cats))
         elif kind == "professional" and self.principal.organisation_ura:
-            cond = or_(public, self._professional(r))
+            cond = or_(public, self._professional(r, m))
         else:
             cond = public
         if self.read_types is not None:
             cond = and_(cond, r.c.res_type.in_(self._p("acl_types")))
         return cond
 
-    def _in_compartment(self, r: FromClause) -> ColumnElement[bool]:
+    def _in_compartment(self, r: FromClause, m: Membership) -> ColumnElement[bool]:
         if not self.patient_ids:
             return false()
-        c = idx_compartment.alias("acl_comp")
+        c = m.table.alias("acl_comp")
         return exists(
-            select(c.c.pid).where(
-                c.c.pid == r.c.pid, c.c.comp_type == "Patient", c.c.comp_id.in_(self._p("acl_patients"))
+            select(c.c[m.key]).where(
+                c.c[m.key] == r.c[m.key], c.c.comp_type == "Patient", c.c.comp_id.in_(self._p("acl_patients"))
             )
         )
 
-    def _professional(self, r: FromClause) -> ColumnElement[bool]:
+    def _professional(self, r: FromClause, m: Membership) -> ColumnElement[bool]:
         ura, now = self._p("acl_ura"), self._p("acl_now")
         author = resource_author.alias("acl_author")
-        c = idx_compartment.alias("acl_comp")
+        c = m.table.alias("acl_comp")
         g = access_grant.alias("acl_grant")
         authored = exists(select(author.c.pid).where(author.c.pid == r.c.pid, author.c.ura == ura))
         granted = exists(
-            select(c.c.pid)
+            select(c.c[m.key])
             .select_from(c.join(g, g.c.patient_id == c.c.comp_id))
             .where(
-                c.c.pid == r.c.pid, c.c.comp_type == "Patient", g.c.org_ura == ura,
+                c.c[m.key] == r.c[m.key], c.c.comp_type == "Patient", g.c.org_ura == ura,
                 g.c.category == r.c.category, g.c.start <= now, g.c.end > now,
             )
         )
-        parts = [authored, granted, self._overdracht(r)]
+        parts: list[ColumnElement[bool]] = [authored, granted, self._overdracht(r)]
         if self.emergency:
-            parts.append(self._emergency(r))
+            parts.append(self._emergency(r, m))
         return or_(*parts)
 
     def _overdracht(self, r: FromClause) -> ColumnElement[bool]:
@@ -181,15 +212,17 @@ class AccessPolicy:
             w.c.active == true(),
         ))
 
-    def _emergency(self, r: FromClause) -> ColumnElement[bool]:
-        """Break the glass: the client's data, except where the client's consent says no.
+    def _emergency(self, r: FromClause, m: Membership) -> ColumnElement[bool]:
+        """Break the glass: the data of clients for whom the organisation holds a break-glass grant
+        in force (:mod:`hub.access.breakglass`), except where the client's consent says no.
 
         "No" is what :func:`hub.access.grants.decide` would answer for this organisation and
         category: an applicable objection (for treatment: no purpose, ``TREAT`` or ``ETREAT``) that no
         more specific applicable permission overrides. Both rule subqueries are correlated to this
         resource row and its compartment row explicitly (they are nested two levels deep).
         """
-        c = idx_compartment.alias("acl_glass")
+        c = m.table.alias("acl_glass")
+        bg = break_glass.alias("acl_bg")
         deny = consent_rule.alias("acl_objection")
         permit = consent_rule.alias("acl_override")
         objection = exists(
@@ -209,9 +242,18 @@ class AccessPolicy:
             )
             .correlate(c, r)
         )
+        now = self._p("acl_now")
+        opened = exists(
+            select(bg.c.id).where(
+                bg.c.org_ura == self._p("acl_ura"), bg.c.patient_id == c.c.comp_id, bg.c.start <= now, bg.c.end > now,
+            ).correlate(c)
+        )
         return and_(
             r.c.category.notin_(sorted(NEVER_FOR_PROFESSIONALS)),
-            exists(select(c.c.pid).where(c.c.pid == r.c.pid, c.c.comp_type == "Patient", ~objection).correlate(r)),
+            exists(
+                select(c.c[m.key]).where(c.c[m.key] == r.c[m.key], c.c.comp_type == "Patient", opened, ~objection)
+                .correlate(r)
+            ),
         )
 
     def _applies(self, rule: FromClause, c: FromClause, r: FromClause) -> list[ColumnElement[bool]]:
@@ -252,16 +294,34 @@ class AccessPolicy:
         current: Stored | None,
         interaction: str,
         resource: dict[str, Any] | None = None,
+        validate: Callable[[], None] | None = None,
     ) -> WriteVerdict:
         """May the caller write ``resource`` (content of ``category`` for these patients), replacing
-        ``current`` (``resource`` None: delete it)? First whether the caller may write such data at
-        all, then whether this change is theirs to make (:mod:`hub.workflows`: ownership, the
-        shared care plan, the overdracht state machine). The verdict says whom to record as the
-        creator and which state change the write makes."""
-        await self._check_entitled(conn, res_type, category, compartments, current, interaction)
+        ``current`` (``resource`` None: delete it)?
+
+        ``compartments`` are the Patients the content is about, from its references as
+        :func:`hub.fhir.references.resolve` reads them (an external reference concerns no client
+        here, and yields no access facts either). In order: the target must be visible
+        (:meth:`check_target`), then the caller's right to write (:meth:`check_right`), then
+        integrity rules on the content (:meth:`check_content`), then ``validate`` (profile
+        validation: only a caller allowed to write learns what a profile says); last, whether this change is theirs
+        to make (:mod:`hub.workflows`: ownership, the shared care plan, the overdracht state
+        machine). The verdict says whom to record as the creator and which state change the write
+        makes."""
+        await self.check_target(conn, current)
+        await self.check_right(conn, res_type, category, compartments, current, interaction, resource)
+        if resource is not None:
+            await self.check_content(conn, res_type, resource)
+        if validate is not None:
+            validate()
         return await workflow_check(conn, self, res_type, resource, current, interaction, compartments, category)
 
-    async def _check_entitled(
+    async def check_target(self, conn: AsyncConnection, current: Stored | None) -> None:
+        """Writing over a version the caller may not see is "not found", as reading it is."""
+        if current is not None and not current.deleted:
+            await self.check_read(conn, current)
+
+    async def check_right(
         self,
         conn: AsyncConnection,
         res_type: str,
@@ -269,11 +329,10 @@ class AccessPolicy:
         compartments: list[str],
         current: Stored | None,
         interaction: str,
+        resource: dict[str, Any] | None = None,
     ) -> None:
-        """May the caller write content of ``category`` for these patients (replacing ``current``)?"""
+        """The caller's right to write this category for these clients."""
         p = self.principal
-        if current is not None and not current.deleted:
-            await self.check_read(conn, current)
         if p.kind != "admin" and not p.allows_scope(res_type, interaction):  # type: ignore[arg-type]
             raise Forbidden(f"The token's scopes do not allow '{interaction}' on {res_type}")
         if self.emergency:
@@ -305,6 +364,8 @@ class AccessPolicy:
                 return
             if not compartments:
                 return  # not client data: the author keeps it
+            if res_type == "ServiceRequest" and category == "wmo" and await self._gemeente(conn):
+                return  # a registered gemeente assigns Wmo care (toewijzing) to any resident
             missing = [pid for pid in compartments if not await self._in_care(conn, pid)]
             if missing and not await self._overdracht_receiver(conn, current):
                 raise Forbidden(f"Organisation {ura} has no care relationship with Patient/{missing[0]}")
@@ -321,6 +382,65 @@ class AccessPolicy:
                                          w.c.target_id == current.res_id, w.c.source_pid == current.pid).limit(1)
         )).first()
         return row is not None
+
+    async def check_content(self, conn: AsyncConnection, res_type: str, resource: dict[str, Any]) -> None:
+        """Integrity rules that hold whoever writes: national identifiers are ASCII digits of the
+        right length; one Patient per client (BSN), also when the existing one is hidden from the
+        writer (the answer names no resource)."""
+        for i, ident in enumerate(resource.get("identifier") or []):
+            if not isinstance(ident, dict):
+                continue
+            value = ident.get("value")
+            if ident.get("system") in NATIONAL_IDENTIFIERS and not (
+                isinstance(value, str) and value.isascii() and value.isdigit()
+            ):
+                raise Unprocessable(
+                    f"identifier {ident.get('system')} must consist of the digits 0-9",
+                    expression=f"{res_type}.identifier[{i}].value",
+                )
+        if res_type != "Patient":
+            return
+        bsns = {
+            str(i["value"]) for i in resource.get("identifier") or []
+            if isinstance(i, dict) and i.get("system") == BSN_SYSTEM and isinstance(i.get("value"), str)
+        }
+        if not bsns:
+            return
+        rows = (await conn.execute(
+            select(resource_table.c.res_id)
+            .select_from(idx_token.join(resource_table, resource_table.c.pid == idx_token.c.pid))
+            .where(idx_token.c.res_type == "Patient", idx_token.c.param == "identifier",
+                   idx_token.c.system == BSN_SYSTEM, idx_token.c.code.in_(sorted(bsns)),
+                   resource_table.c.deleted == false(), resource_table.c.res_id != resource.get("id"))
+            .limit(1)
+        )).first()
+        if rows is not None:
+            raise Conflict("A client with this BSN is already registered; write to their Patient resource instead",
+                           code="duplicate", expression="Patient.identifier")
+
+    async def fact_grantor(self, conn: AsyncConnection, patient_id: str, res: dict[str, Any]) -> Grantor | None:
+        """Whether this caller's write of a CareTeam/ServiceRequest/Task about ``patient_id`` may make
+        care relations, and on whose right they then rest (see :func:`hub.access.facts.effective_relations`).
+        None: the write stands, but brings nobody into the client's care."""
+        p = self.principal
+        if p.kind == "admin" and p.is_admin:
+            return ("admin", p.subject)
+        if p.kind == "client" and patient_id in self.patient_ids:
+            return ("client", p.patient_bsn)
+        if p.kind == "related" and self.delegated is not None:
+            if self.delegated.legal_representative and patient_id in self.delegated.patient_ids:
+                return ("person", p.person_id)
+            return None  # a mantelzorger's delegated write never widens the care network
+        if p.kind == "professional" and p.organisation_ura:
+            if res.get("resourceType") == "ServiceRequest" and await self._gemeente(conn):
+                return ("gemeente", p.organisation_ura)
+            if await self._in_care(conn, patient_id):
+                return ("org", p.organisation_ura)
+        return None
+
+    async def _gemeente(self, conn: AsyncConnection) -> bool:
+        org = await organisations.get(conn, self.principal.organisation_ura)
+        return org is not None and org.kind == "gemeente"
 
     async def _authored(self, conn: AsyncConnection, pid: int) -> bool:
         ura = self.principal.organisation_ura
@@ -345,7 +465,7 @@ class AccessPolicy:
         rel = (await conn.execute(
             select(care_relation.c.patient_id).where(
                 care_relation.c.patient_id == patient_id, care_relation.c.org_ura == ura,
-                care_relation.c.start <= self.now, care_relation.c.end > self.now,
+                care_relation.c.eff_start <= self.now, care_relation.c.eff_end > self.now,
             ).limit(1)
         )).first()
         if rel is not None:
@@ -413,7 +533,9 @@ async def build_policy(
             policy.delegated = Delegated(tuple(ids.get(principal.acting_for, ())), categories, legal)
             policy.patient_ids = policy.delegated.patient_ids
     elif principal.kind == "professional" and principal.organisation_ura and emergency_reason:
-        types = await organisation_types(conn, [principal.organisation_ura])
-        policy.org_types = types.get(principal.organisation_ura, frozenset())
+        org = await organisations.get(conn, principal.organisation_ura)
+        if org is None or org.kind != "zorgaanbieder":
+            raise Forbidden("Emergency access (break the glass) is for registered care providers only")
+        policy.org_types = frozenset(org.types)
         policy.emergency_reason = emergency_reason
     return policy

@@ -108,7 +108,11 @@ resource_author = Table(
 
 #: A care relationship: organisation ``org_ura`` takes part in the care of Patient ``patient_id``,
 #: because of ``source_pid`` (a CareTeam participation, an active ServiceRequest performer, the
-#: owner of an open overdracht Task), during [start, end).
+#: owner of an open overdracht Task), during [start, end). ``grantor_kind``/``grantor`` name the
+#: party whose write made it (``org`` + URA, ``person`` + person id for a legal representative;
+#: ``client``, ``admin``, ``gemeente`` + URA and ``hub`` are entitled on their own); the relation
+#: holds only while that party's own right does, which ``recompute`` writes as [eff_start, eff_end)
+#: (NULL: not in force at all).
 care_relation = Table(
     "care_relation",
     metadata,
@@ -117,8 +121,23 @@ care_relation = Table(
     Column("org_ura", String(16), nullable=False),
     Column("start", BigInteger, nullable=False),
     Column("end", BigInteger, nullable=False),
+    Column("grantor_kind", String(16), nullable=False, default="hub"),
+    Column("grantor", String(64), nullable=True),
+    Column("eff_start", BigInteger, nullable=True),
+    Column("eff_end", BigInteger, nullable=True),
     Index("ix_care_relation_patient", "patient_id", "org_ura"),
     Index("ix_care_relation_source", "source_pid"),
+)
+
+#: Who wrote each care-relation source (CareTeam, ServiceRequest, Task) entitled to make relations,
+#: kept also while the source names no known organisation yet: when that organisation is
+#: registered later, the source's relations are derived again on the same writer's right.
+care_source = Table(
+    "care_source",
+    metadata,
+    Column("source_pid", BigInteger, primary_key=True),
+    Column("grantor_kind", String(16), nullable=False),
+    Column("grantor", String(64), nullable=True),
 )
 
 #: One provision of a privacy Consent: permit/deny for a category (NULL: all), an organisation
@@ -154,14 +173,49 @@ access_grant = Table(
     Index("ix_access_grant_patient", "patient_id"),
 )
 
+#: The organisation registry, kept by administrators (``hub orgs``, ``/admin/organisations``): which
+#: URAs are known organisations, of which kind (``zorgaanbieder``, ``gemeente``) and which
+#: organisation types (e.g. Z3 huisarts). Consent rules by organisation type and break-the-glass
+#: trust this table, never an Organization resource a caller wrote.
+organisation = Table(
+    "organisation",
+    metadata,
+    Column("ura", String(16), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("kind", String(16), nullable=False, default="zorgaanbieder"),
+    # JSON array of organisation type codes (urn:oid:2.16.840.1.113883.2.4.15.1060).
+    Column("types", Text, nullable=False, default="[]"),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created", BigInteger, nullable=False),
+)
+
+#: Emergency access grants (break the glass): organisation ``org_ura`` may read Patient
+#: ``patient_id``'s data the client did not object to during [start, end), for the stated reason.
+break_glass = Table(
+    "break_glass",
+    metadata,
+    Column("id", PidType, primary_key=True, autoincrement=True),
+    Column("org_ura", String(16), nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("reason_code", String(32), nullable=False),
+    Column("reason_text", Text, nullable=False),
+    Column("practitioner", String(64), nullable=True),
+    Column("start", BigInteger, nullable=False),
+    Column("end", BigInteger, nullable=False),
+    Index("ix_break_glass_org", "org_ura", "patient_id", "end"),
+)
+
 __all__ = [
     "access_grant",
+    "break_glass",
     "care_relation",
+    "care_source",
     "consent_rule",
     "delegation",
     "oauth_client",
     "oauth_code",
     "oauth_jti",
+    "organisation",
     "person",
     "resource_author",
 ]

@@ -48,9 +48,9 @@ MAX_SKEW = 60
 #: Kinds an external issuer may assert unless configured otherwise (no administrators).
 EXTERNAL_KINDS: frozenset[str] = frozenset({"professional", "client", "related"})
 
-_DIGITS = re.compile(r"^\d{1,20}$")
-_BSN = re.compile(r"^\d{9}$")
-_URA = re.compile(r"^\d{8}$")
+_DIGITS = re.compile(r"^[0-9]{1,20}\Z")
+_BSN = re.compile(r"^[0-9]{9}\Z")
+_URA = re.compile(r"^[0-9]{8}\Z")
 
 
 @dataclass(frozen=True)

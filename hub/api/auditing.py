@@ -7,22 +7,37 @@ the answer leaves the hub.
   logged by :meth:`AuditTrail.finish` through the group-commit writer, which returns only once the
   record is durable; the endpoint sends the response after that.
 - "Which client" is taken from the Patient compartments of the resources returned or touched
-  (``idx_compartment``), queried on the connection that read them.
+  (``idx_compartment``; for history entries, the version's own clients), queried on the
+  connection that read them, and from the clients a request *named* (a Patient id, a BSN in the
+  search), also when it was refused or found nothing.
+- An interaction that concerned several clients is logged once per client, each record holding
+  only that client's own entities and the query text without other clients' identifiers: what a
+  client reads in their own view is about them alone.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.api.accesslog import current_request_id
 from hub.audit.records import AuditRecord
-from hub.store.resources import Stored
-from hub.store.tables import idx_compartment
+from hub.store.resources import Stored, version_patients
+from hub.store.tables import idx_compartment, resource
+
+BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
+#: Search parameters whose values name a client by id.
+_PATIENT_PARAMS = frozenset({"patient", "subject", "for", "beneficiary"})
+#: What a BSN (or any long number) in a query looks like: redacted in other clients' records.
+_NUMBER = re.compile(r"\d{8,}")
+#: Most entities one record lists.
+MAX_ENTITIES = 20
 
 _WRITE_INTERACTION = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 #: Route kinds that are one write (logged in their transaction, not again at the end).
@@ -43,7 +58,14 @@ class AuditTrail:
     emergency_reason: str | None = None
     operation: str | None = None
     resources: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    #: The clients each noted resource (version) is about.
+    resource_patients: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     patient_ids: set[str] = field(default_factory=set)
+    #: Clients the request named (by id or BSN), whether or not it returned their data.
+    named_ids: set[str] = field(default_factory=set)
+    #: Clients a written resource mentions in a reference that is not about them here (another
+    #: server's URL ending in their id): the write is in their view too.
+    mentioned: set[str] = field(default_factory=set)
     writes_logged: int = 0
     #: Write records of the open transaction, appended by :meth:`flush` just before it commits.
     pending: list[AuditRecord] = field(default_factory=list)
@@ -73,15 +95,90 @@ class AuditTrail:
         to (``patients`` when the caller already knows them, else looked up)."""
         if not self.enabled or not stored:
             return
-        if len(stored) <= 20:
-            for s in stored:
-                self.resources[(s.res_type, s.res_id)] = str(s.version)
-        if patients is None:
-            patients = await patients_of(conn, [s.pid for s in stored])
-        self.patient_ids |= set(patients)
+        if patients is not None and len(stored) == 1:
+            by_pid = {stored[0].pid: set(patients)}
+        else:
+            by_pid = await patients_by_pid(conn, [s.pid for s in stored])
+        self._remember([(s, by_pid.get(s.pid, set())) for s in stored])
+
+    async def note_versions(self, conn: AsyncConnection, stored: Sequence[Stored], hids: Sequence[int]) -> None:
+        """History entries: each version is credited to the clients *it* was about."""
+        if not self.enabled or not stored:
+            return
+        by_hid = await version_patients(conn, hids)
+        self._remember([(s, by_hid.get(h, set())) for s, h in zip(stored, hids, strict=True)])
+
+    def _remember(self, found: list[tuple[Stored, set[str]]]) -> None:
+        for s, patients in found:
+            key = (s.res_type, s.res_id)
+            self.resources.setdefault(key, str(s.version))
+            self.resource_patients.setdefault(key, set()).update(patients)
+            self.patient_ids |= patients
 
     def note_patient(self, patient_id: str) -> None:
         self.patient_ids.add(patient_id)
+
+    async def note_mentions(self, conn: AsyncConnection, content: Any) -> None:
+        """Local clients whose id ends a reference of written content that does not name them
+        canonically (``http://elsewhere/fhir/Patient/<id>``, ``x/Patient/<id>``)."""
+        if not self.enabled:
+            return
+        ids: set[str] = set()
+        stack = [content]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                ref = node.get("reference")
+                if isinstance(ref, str) and "/Patient/" in ref and not ref.startswith("Patient/"):
+                    tail = ref.split("/_history/")[0].rsplit("/Patient/", 1)[1]
+                    if tail and "/" not in tail:
+                        ids.add(tail)
+                stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+            elif isinstance(node, list):
+                stack.extend(v for v in node if isinstance(v, (dict, list)))
+        if ids:
+            rows = (await conn.execute(
+                select(resource.c.res_id).where(resource.c.res_type == "Patient", resource.c.res_id.in_(sorted(ids)),
+                                                resource.c.deleted == false())
+            )).all()
+            self.mentioned |= {r[0] for r in rows}
+
+    async def note_named(
+        self, conn: AsyncConnection, res_type: str | None, res_id: str | None, query: Sequence[tuple[str, str]]
+    ) -> None:
+        """The clients a request names (``Patient/x``, ``patient=x``, a BSN in an identifier
+        search), whether or not it then finds or may see anything: their view shows the attempt."""
+        if not self.enabled:
+            return
+        ids: set[str] = set()
+        bsns: set[str] = set()
+        if res_type == "Patient" and res_id:
+            ids.add(res_id)
+        for name, value in query:
+            base = name.split(":")[0].split(".")[0]
+            for part in value.split(","):
+                part = part.strip()
+                if f"{BSN_SYSTEM}|" in part:
+                    bsns.add(part.rsplit("|", 1)[1])
+                elif base in _PATIENT_PARAMS or (base == "_id" and res_type == "Patient"):
+                    tail = part.removeprefix("Patient/")
+                    if tail and "/" not in tail:
+                        ids.add(tail)
+        if not ids and not bsns:
+            return
+        from hub.access.facts import patient_ids_for_bsn
+
+        found: set[str] = set()
+        if ids:
+            rows = (await conn.execute(
+                select(resource.c.res_id).where(resource.c.res_type == "Patient", resource.c.res_id.in_(sorted(ids)),
+                                                resource.c.deleted == false())
+            )).all()
+            found |= {r[0] for r in rows}
+        if bsns:
+            for pids in (await patient_ids_for_bsn(conn, bsns)).values():
+                found |= set(pids)
+        self.named_ids |= found
 
     # -- logging --------------------------------------------------------------------------------
 
@@ -96,6 +193,7 @@ class AuditTrail:
             patient_ids=tuple(sorted(set(patients))),
         ))
         self.patient_ids |= set(patients)
+        self.resources.setdefault((stored.res_type, stored.res_id), str(stored.version))
 
     async def flush(self, conn: AsyncConnection) -> None:
         """Append the transaction's write records, as its last statement before commit: the chain
@@ -114,15 +212,78 @@ class AuditTrail:
         """Log the interaction (unless it was one write, already logged with its transaction)."""
         if not self.enabled:
             return
+        named_only = self.named_ids - self.patient_ids
         if self.interaction in SINGLE_WRITES and self.writes_logged and status < 400:
+            if self.mentioned:  # content that names a client without being about them (locally)
+                await self.writer.record_many([
+                    self._record(self.interaction, status, patient_ids=(p,), resources=tuple(
+                        (t, i, v) for (t, i), v in list(self.resources.items())[:MAX_ENTITIES]
+                    )) for p in sorted(self.mentioned - self.patient_ids)
+                ])
             return
-        record = self._record(
-            self.interaction, status,
-            resources=tuple((t, i, v) for (t, i), v in self.resources.items()),
-            patient_ids=tuple(sorted(self.patient_ids)),
-            denial_reason=denial_reason,
-        )
-        await self.writer.record(record)
+        if status >= 400:
+            patients = sorted(self.patient_ids | named_only | self.mentioned)
+        else:
+            patients = sorted(self.patient_ids)
+        if status < 400 and named_only:
+            # Named, but nothing of theirs returned: the client sees the attempt; it is not a
+            # success of the caller's (whose own view must not learn who the BSN belongs to).
+            everyone = sorted(self.patient_ids | named_only)
+            await self.writer.record_many([
+                self._record(
+                    self.interaction, 404, patient_ids=(p,), query=redact(self.query, [o for o in everyone if o != p]),
+                    denial_reason="Nothing of this client was found that the caller may see",
+                ) for p in sorted(named_only)
+            ])
+        if len(patients) <= 1:
+            await self.writer.record(self._record(
+                self.interaction, status,
+                resources=tuple((t, i, v) for (t, i), v in list(self.resources.items())[:MAX_ENTITIES]),
+                patient_ids=tuple(patients),
+                denial_reason=denial_reason,
+            ))
+            return
+        # One record per client, each with that client's own entities only.
+        records = []
+        for patient in patients:
+            own = [
+                (t, i, v) for (t, i), v in self.resources.items() if patient in self.resource_patients.get((t, i), ())
+            ]
+            others = [p for p in patients if p != patient]
+            records.append(self._record(
+                self.interaction, status,
+                resources=tuple(own[:MAX_ENTITIES]),
+                patient_ids=(patient,),
+                query=redact(self.query, others),
+                denial_reason=denial_reason,
+            ))
+        await self.writer.record_many(records)
+
+
+def redact(query: str, other_patients: Iterable[str]) -> str:
+    """The query text without other clients' identifiers: values naming another client's id, and
+    every long number (a BSN), are replaced."""
+    others = [p for p in other_patients if p]
+    pairs = []
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if _NUMBER.search(value) or any(p in value for p in others):
+            value = "[redacted]"
+        pairs.append((name, value))
+    return urlencode(pairs)
+
+
+async def patients_by_pid(conn: AsyncConnection, pids: list[int]) -> dict[int, set[str]]:
+    """The Patients whose compartments each resource is in (one statement)."""
+    if not pids:
+        return {}
+    c = idx_compartment
+    rows = (await conn.execute(
+        select(c.c.pid, c.c.comp_id).where(c.c.pid.in_(pids), c.c.comp_type == "Patient").distinct()
+    )).all()
+    out: dict[int, set[str]] = {}
+    for pid, comp_id in rows:
+        out.setdefault(pid, set()).add(comp_id)
+    return out
 
 
 async def patients_of(conn: AsyncConnection, pids: list[int]) -> set[str]:

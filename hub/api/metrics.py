@@ -9,6 +9,7 @@ Families (all prefixed ``hub_``):
   overflow;
 - ``audit_queue_depth``, ``audit_flush_seconds``, ``audit_records_total``: the group-commit writer;
 - ``access_denials_total{reason}``: 401/403 answers, by a short reason (never the free text);
+- ``break_glass_total{outcome,reason}``: emergency grants opened (by reason code) and refused;
 - whatever other packages add through :meth:`HubMetrics.register` (notification backlog and
   delivery outcomes come from ``hub.events`` that way).
 
@@ -82,6 +83,9 @@ class HubMetrics:
             "hub_audit_records_total", "Audit records committed by the group-commit writer.", registry=r)
         self.denials = Counter(
             "hub_access_denials_total", "Requests refused (401/403), by reason.", ["reason"], registry=r)
+        self.break_glass = Counter(
+            "hub_break_glass_total", "Break-the-glass requests: grants opened (by reason code) and refused.",
+            ["outcome", "reason"], registry=r)
         self._samplers: list[Callable[[], None]] = []
 
     # -- hooks ------------------------------------------------------------------------------------
@@ -129,6 +133,10 @@ class HubMetrics:
 
     def observe_denial(self, status: int, diagnostics: str) -> None:
         self.denials.labels(denial_reason(status, diagnostics)).inc()
+
+    def observe_break_glass(self, outcome: str, reason: str = "") -> None:
+        """A break-the-glass request: ``opened`` with its reason code, or ``refused``."""
+        self.break_glass.labels(outcome, reason).inc()
 
     def sample(self) -> None:
         for sampler in self._samplers:

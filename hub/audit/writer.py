@@ -75,7 +75,7 @@ class AuditWriter:
         key_dir: Path | str | None = None,
         keyring: AuditKeyring | None = None,
         checkpoint_every: int = 10_000,
-        checkpoint_seconds: float = 60.0,
+        checkpoint_seconds: float = 2.0,
         max_batch: int = 1000,
         enabled: bool = True,
         source: str = "zorgnet-hub",
@@ -118,7 +118,7 @@ class AuditWriter:
             "key_dir": Path(settings.var_dir) / "audit-keys",
             "enabled": bool(getattr(settings, "audit_enabled", True)),
             "checkpoint_every": int(extra.get("audit_checkpoint_every", 10_000)),
-            "checkpoint_seconds": float(extra.get("audit_checkpoint_seconds", 60.0)),
+            "checkpoint_seconds": float(extra.get("audit_checkpoint_seconds", 2.0)),
             "max_batch": int(extra.get("audit_max_batch", 1000)),
         }
         kwargs.update(overrides)
@@ -258,6 +258,9 @@ class AuditWriter:
 
     async def _timed_checkpoint(self) -> None:
         self._last_timed = time.monotonic()
+        head = self._head
+        if head is not None and head.last_seq <= head.checkpoint_seq:
+            return  # nothing of ours unsealed: no transaction on an idle hub
         try:
             await self.checkpoint()
         except Exception:

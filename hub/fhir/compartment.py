@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from hub.fhir.references import is_local_url
 from hub.paths import definitions_dir
 
 #: What the hub adds to the R4 definition. R4 leaves Task out of the Patient compartment, but an
@@ -57,7 +58,7 @@ def patient_compartment_ids(
 
     ``reference_rows`` are the resource's reference index rows (``param``, ``target_type``,
     ``target_id``, ``target_url``). Only Patient targets count; absolute references count only
-    when they start with this server's ``base_url``.
+    when they name a resource on this server (:func:`hub.fhir.references.resolve`).
     """
     params = patient_compartment_params(resource_type)
     out: dict[str, None] = {}
@@ -65,7 +66,6 @@ def patient_compartment_ids(
         out[resource_id] = None
     if not params:
         return list(out)
-    base = base_url.rstrip("/") + "/" if base_url else None
     for row in reference_rows:
         if row.get("param") not in params or row.get("target_type") != "Patient":
             continue
@@ -73,7 +73,7 @@ def patient_compartment_ids(
         if not target_id:
             continue
         url = row.get("target_url")
-        if url is not None and (base is None or not url.startswith(base)):
+        if url is not None and not is_local_url(url, base_url):
             continue
         out[target_id] = None
     return list(out)

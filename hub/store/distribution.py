@@ -55,6 +55,8 @@ PLACEMENT: dict[str, Placement] = {
     "idx_uri": Placement("distributed", missing=_BY_PID),
     "idx_compartment": Placement("distributed", key="comp_id", note="comp_type = 'Patient' rows; rename to "
                                  "client_key when the others get theirs"),
+    "history_compartment": Placement("distributed", key="comp_id", note="each version's Patient compartments "
+                                     "(per-version access); colocated with resource_history"),
     # -- access facts ----------------------------------------------------------------------------------
     "resource_author": Placement("distributed", missing=_BY_PID),
     "care_relation": Placement("distributed", key="patient_id"),
@@ -65,6 +67,8 @@ PLACEMENT: dict[str, Placement] = {
         "add client_key (the client's Patient id, resolved from patient_bsn when the delegation is written)")),
     "resource_owner": Placement("distributed", missing=_BY_PID),
     "overdracht_access": Placement("distributed", key="patient_id"),
+    "care_source": Placement("distributed", missing=_BY_PID),
+    "break_glass": Placement("distributed", key="patient_id", note="emergency grants: one client each"),
     # -- notifications: a queue in one order, read by the workers with FOR UPDATE SKIP LOCKED -------------
     "outbox_event": Placement("local", note="the outbox: one commit order; partitioned by time"),
     "subscription_event": Placement("local", note="per-subscription event numbers follow the outbox"),
@@ -76,6 +80,7 @@ PLACEMENT: dict[str, Placement] = {
     "oauth_jti": Placement("reference", note="or a local table: only the token endpoint writes it"),
     "oauth_code": Placement("reference", note="or a local table: only the token endpoint writes it"),
     "person": Placement("reference"),
+    "organisation": Placement("reference", note="the organisation registry: small, read by consent rules"),
     # -- the audit log: one hash chain is one total order -----------------------------------------------
     "audit_log": Placement("local", note="append-only, range-partitioned by seq/time; never distributed"),
     "audit_head": Placement("local", note="one row: the chain head"),

@@ -71,11 +71,18 @@ def _index_ctes(source: str) -> tuple[list[str], list[Any]]:
     return ctes, binds
 
 
+#: The version's Patient compartments, keyed by its history row.
+_HISTORY_COMPARTMENTS = (
+    "hc AS (INSERT INTO history_compartment (hid, comp_type, comp_id) "
+    "SELECT h.hid, u.* FROM h, unnest(CAST(:hc_type AS text[]), CAST(:hc_id AS text[])) AS u)"
+)
+
 _COMMON_BINDS: list[Any] = [
     bindparam("res_type", type_=String()), bindparam("res_id", type_=String()),
     bindparam("version", type_=Integer()), bindparam("last_updated", type_=BigInteger()),
     bindparam("method", type_=String()), bindparam("content", type_=Text()),
     bindparam("category", type_=String()),
+    bindparam("hc_type", type_=ARRAY(Text())), bindparam("hc_id", type_=ARRAY(Text())),
 ]
 
 
@@ -103,8 +110,9 @@ def insert_statement(with_event: bool = False) -> TextClause:
         "WITH r AS (INSERT INTO resource (res_type, res_id, version, last_updated, deleted, category, content) "
         "VALUES (:res_type, :res_id, :version, :last_updated, false, :category, CAST(:content AS jsonb)) "
         "RETURNING pid), "
-        "h AS (INSERT INTO resource_history (pid, res_type, res_id, version, last_updated, method, content) "
-        "SELECT pid, :res_type, :res_id, :version, :last_updated, :method, CAST(:content AS jsonb) FROM r), "
+        "h AS (INSERT INTO resource_history (pid, res_type, res_id, version, last_updated, method, content, "
+        "category) SELECT pid, :res_type, :res_id, :version, :last_updated, :method, CAST(:content AS jsonb), "
+        ":category FROM r RETURNING hid), " + _HISTORY_COMPARTMENTS + ", "
         + (_EVENT_CTE if with_event else "")
         + ", ".join(index_ctes)
         + " SELECT pid FROM r"
@@ -122,8 +130,9 @@ def update_statement(with_event: bool = False) -> TextClause:
         "WITH r AS (UPDATE resource SET version = :version, last_updated = :last_updated, deleted = false, "
         "category = :category, content = CAST(:content AS jsonb) "
         "WHERE pid = :pid AND version = :expected RETURNING pid), "
-        "h AS (INSERT INTO resource_history (pid, res_type, res_id, version, last_updated, method, content) "
-        "SELECT pid, :res_type, :res_id, :version, :last_updated, :method, CAST(:content AS jsonb) FROM r), "
+        "h AS (INSERT INTO resource_history (pid, res_type, res_id, version, last_updated, method, content, "
+        "category) SELECT pid, :res_type, :res_id, :version, :last_updated, :method, CAST(:content AS jsonb), "
+        ":category FROM r RETURNING hid), " + _HISTORY_COMPARTMENTS + ", "
         + (_EVENT_CTE if with_event else "")
         + deletes + ", "
         + ", ".join(index_ctes)
@@ -146,6 +155,8 @@ def _index_params(
             table_rows = rows.get(name, ())
         for col in _value_columns(table):
             params[f"{name}__{col.name}"] = [r.get(col.name, 0 if col.name == "grp" else None) for r in table_rows]
+    params["hc_type"] = [t for t, _i in compartments]
+    params["hc_id"] = [i for _t, i in compartments]
     return params
 
 

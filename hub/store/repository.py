@@ -23,6 +23,7 @@ from hub.fhir.errors import (
     BadRequest,
     Conflict,
     FhirError,
+    Forbidden,
     Gone,
     Issue,
     NotFound,
@@ -44,14 +45,17 @@ Indexer = Callable[[dict[str, Any]], IndexRows]
 #: Profile validation on write: returns the issues (errors make the write fail with 422).
 WriteValidator = Callable[[dict[str, Any]], Sequence[Issue]]
 #: Maintains derived facts (care relations, consent rules, grants, authorship) in the write's
-#: transaction: (conn, stored, resource or None for a delete, author URA).
-AfterWrite = Callable[[AsyncConnection, Stored, dict[str, Any] | None, str | None], Awaitable[None]]
+#: transaction: (conn, stored, resource or None for a delete, author URA, writer=the caller's
+#: access policy or None for the hub's own work).
+AfterWrite = Callable[..., Awaitable[None]]
 #: Receives every state change a write makes (hub.workflows.check.StateChange, with its version),
 #: in the write's transaction: the outbox's hook point.
 OnStateChange = Callable[[AsyncConnection, Any], Awaitable[None]]
 #: What the hub keeps right in a resource before it is stored: (new, previous version or None, the
 #: version's instant) -> the resource to store (hub.workflows.overdracht.amend: Task bookkeeping).
 Prepare = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
+#: Version numbers are stored as INTEGER: a larger one names no version.
+MAX_VERSION = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,17 +195,21 @@ class Repository:
     async def vread(
         self, res_type: str, res_id: str, version: str, *, conn: AsyncConnection | None = None
     ) -> Stored:
-        number = to_int(version)
+        # One answer for every miss (no such resource, no such version, a version the caller may
+        # not see), so neither existence nor the number of versions can be learned.
+        missing = NotFound(f"{res_type}/{res_id}/_history/{version} is not known", expression=res_type)
+        number = to_int(version, MAX_VERSION)
         if number is None:
-            raise NotFound(f"Version '{version}' of {res_type}/{res_id} is not known")
+            raise missing
         async with self.reading(conn) as c:
-            stored = await dao.get_version(c, res_type, res_id, number)
-            if stored is not None:
-                await self._check_read(c, stored)
-                if self.trail is not None and not stored.deleted:
-                    await self.trail.note(c, [stored])
-        if stored is None:
-            raise NotFound(f"Version {version} of {res_type}/{res_id} is not known")
+            stored, visible, patients = await dao.get_version_checked(c, res_type, res_id, number, self.policy)
+            if stored is not None and self.trail is not None:
+                if visible and not stored.deleted:
+                    await self.trail.note(c, [stored], patients)
+                elif not visible:  # a denied access is logged against the client it concerned
+                    await self.trail.note(c, [stored], patients)
+        if stored is None or not visible:
+            raise missing
         if stored.deleted:
             raise Gone(f"Version {version} of {res_type}/{res_id} is a deletion", headers=_etag(stored))
         return stored
@@ -320,15 +328,18 @@ class Repository:
     async def delete(
         self, res_type: str, res_id: str, *, conn: AsyncConnection | None = None, if_match: str | None = None
     ) -> WriteOutcome | None:
-        """Logical delete; None when there was nothing (left) to delete."""
+        """Logical delete; None when it was deleted already. An id never used and an id the caller
+        may not see are both "not found"."""
         check_id(res_id)
         expected = parse_etag(if_match) if if_match is not None else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             async with self.writing(conn) as c:
                 current = await dao.get_current(c, res_type, res_id)
-                if current is not None:
-                    await self._check_read(c, current)
-                if current is None or current.deleted:
+                if current is None:
+                    # The same answer as for a resource the caller may not see.
+                    raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
+                await self._check_read(c, current)
+                if current.deleted:
                     if expected is not None:
                         raise PreconditionFailed(f"If-Match {if_match}: {res_type}/{res_id} does not exist")
                     return None
@@ -345,7 +356,7 @@ class Repository:
                 if stored is not None:
                     await self._record(c, stored, verdict)
                     if self.after_write is not None:
-                        await self.after_write(c, stored, None, self.author_ura)
+                        await self.after_write(c, stored, None, self.author_ura, writer=self.policy)
                     if self.trail is not None:
                         await self.trail.log_write(c, stored, 200, patients)
                     return WriteOutcome(stored, 200, None, f"Deleted {res_type}/{res_id}")
@@ -422,19 +433,24 @@ class Repository:
     ) -> HistoryPage:
         """A page of versions, newest first; ``cursor`` (a history row id) continues a previous page."""
         query = dao.history_query(
-            res_type=res_type, res_id=res_id, since=since, at=at, before_hid=cursor, visible=self.visible
+            res_type=res_type, res_id=res_id, since=since, at=at, before_hid=cursor,
+            visible=None if self.policy is None else self.policy.history_filter,
         )
         async with self.reading(conn) as c:
             if res_id and res_type:
                 current = await dao.get_current(c, res_type, res_id)
                 if current is None:
-                    raise NotFound(f"{res_type}/{res_id} is not known")
-                await self._check_read(c, current)
+                    raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
+                if self.policy is not None and not await dao.any_version_visible(c, current.pid, self.policy):
+                    # No version the caller may see: the same answer as for an unknown id.
+                    if self.trail is not None:
+                        await self.trail.note(c, [current])
+                    raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
             rows = (await c.execute(query.limit(count + 1))).all()
             page = rows[:count]
             entries = [dao.stored_from_history(r) for r in page]
-            if self.trail is not None:
-                await self.trail.note(c, entries)
+            if self.trail is not None and entries:
+                await self.trail.note_versions(c, entries, [r[0] for r in page])
         next_cursor = rows[count][0] if len(rows) > count else None
         return HistoryPage(entries, next_cursor)
 
@@ -473,17 +489,18 @@ class Repository:
         if self.prepare is not None:
             resource = self.prepare(resource, None, to_iso(when))
         stamped, content = self._stamp(resource, res_id, 1, when)
-        self._check_profiles(stamped)
         rows = self.indexer(stamped)
         category = self.categorize(stamped)
-        verdict = await self._check_write(conn, stamped, category, rows, None, "c")
+        verdict = await self._check_write(
+            conn, stamped, category, rows, None, "c", validate=lambda: self._check_profiles(stamped)
+        )  # permission before validation, validation before the workflow rules
         event = None
         if self.outbox is not None:
             event = await self.outbox.event(conn, res_type, stamped, None, _patients(rows))
         stored = await dao.insert_new(conn, res_type, res_id, content, when, method, rows, category, event)
         await self._record(conn, stored, verdict)
         if self.after_write is not None:
-            await self.after_write(conn, stored, stamped, self.author_ura)
+            await self.after_write(conn, stored, stamped, self.author_ura, writer=self.policy)
         if self.trail is not None:
             await self.trail.log_write(conn, stored, 201, _patients(rows))
         return WriteOutcome(stored, 201, stamped)
@@ -496,10 +513,11 @@ class Repository:
         if self.prepare is not None:
             resource = self.prepare(resource, jsonio.loads(previous) if previous else None, to_iso(when))
         stamped, content = self._stamp(resource, current.res_id, current.version + 1, when)
-        self._check_profiles(stamped)
         rows = self.indexer(stamped)
         category = self.categorize(stamped)
-        verdict = await self._check_write(conn, stamped, category, rows, current, "u")
+        verdict = await self._check_write(
+            conn, stamped, category, rows, current, "u", validate=lambda: self._check_profiles(stamped)
+        )  # permission before validation, validation before the workflow rules
         event = None
         if self.outbox is not None:
             event = await self.outbox.event(conn, current.res_type, stamped, current, _patients(rows))
@@ -508,7 +526,7 @@ class Repository:
             return None
         await self._record(conn, stored, verdict)
         if self.after_write is not None:
-            await self.after_write(conn, stored, stamped, self.author_ura)
+            await self.after_write(conn, stored, stamped, self.author_ura, writer=self.policy)
         final = status or (201 if current.deleted else 200)
         if self.trail is not None:
             await self.trail.log_write(conn, stored, final, _patients(rows))
@@ -516,16 +534,30 @@ class Repository:
 
     async def _check_write(
         self, conn: AsyncConnection, resource: dict[str, Any], category: str, rows: IndexRows,
-        current: Stored | None, interaction: str,
+        current: Stored | None, interaction: str, validate: Callable[[], None] | None = None,
     ) -> Any:
         if self.policy is None:
+            if validate is not None:
+                validate()
             return None
         res_type = resource["resourceType"]
         patients = _patients(rows)
         if res_type == "Patient" and (current is None or current.deleted):
             # Registering a client: the new Patient is not yet in anyone's care.
             patients = [i for i in patients if i != resource.get("id")]
-        return await self.policy.check_write(conn, res_type, category, patients, current, interaction, resource)
+        if self.trail is not None:
+            await self.trail.note_mentions(conn, resource)
+        if current is not None and not current.deleted:
+            await self._check_read(conn, current)  # (a refused attempt is in the client's view)
+        try:
+            return await self.policy.check_write(
+                conn, res_type, category, patients, current, interaction, resource, validate
+            )
+        except Forbidden:
+            if self.trail is not None:  # a refused write is in the view of the clients it concerned
+                for patient in patients:
+                    self.trail.note_patient(patient)
+            raise
 
     async def _check_delete(self, conn: AsyncConnection, current: Stored) -> tuple[list[str], Any]:
         """May the caller delete ``current``? Returns the Patients it belonged to, and the verdict."""
@@ -536,7 +568,13 @@ class Repository:
         verdict = None
         if self.policy is not None:
             category = current.category or self.categorize(old)
-            verdict = await self.policy.check_write(conn, current.res_type, category, patients, current, "d", None)
+            try:
+                verdict = await self.policy.check_write(conn, current.res_type, category, patients, current, "d", None)
+            except Forbidden:
+                if self.trail is not None:
+                    for patient in patients:
+                        self.trail.note_patient(patient)
+                raise
         return patients, verdict
 
     async def _record(self, conn: AsyncConnection, stored: Stored, verdict: Any) -> None:
@@ -545,6 +583,31 @@ class Repository:
         handed to :attr:`on_state_change`, the outbox, in the write's transaction)."""
         if verdict is not None:
             await verdict.keep(conn, stored, self.on_state_change)
+
+    async def check_only(
+        self, conn: AsyncConnection, res_type: str, mode: str, resource: dict[str, Any] | None,
+        res_id: str | None = None,
+    ) -> None:
+        """``$validate`` with a mode: every check the real create/update/delete would make
+        (visibility, permission, integrity), without writing."""
+        current = await dao.get_current(conn, res_type, res_id) if res_id else None
+        if current is not None:
+            await self._check_read(conn, current)
+        if mode == "delete":
+            if current is None or current.deleted:
+                raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
+            await self._check_delete(conn, current)
+            return
+        if resource is None:
+            return
+        res_id = res_id or resource.get("id") or "validate"
+        stamped, _content = self._stamp(resource, res_id, (current.version + 1) if current else 1, self._tick(current))
+        rows = self.indexer(stamped)
+        await self._check_write(
+            conn, stamped, self.categorize(stamped), rows,
+            current if mode == "update" and current is not None and not current.deleted else None,
+            "u" if mode == "update" and current is not None else "c",
+        )
 
 
 def _patients(rows: IndexRows) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.store.tables import INDEX_TABLES, idx_compartment, resource, resource_history
+from hub.store.tables import INDEX_TABLES, history_compartment, idx_compartment, resource, resource_history
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +128,44 @@ async def get_version(conn: AsyncConnection, res_type: str, res_id: str, version
     return Stored(row[0], row[1], row[2], row[3], row[4], row[7] == "DELETE", row[6], row[7])
 
 
+async def get_version_checked(
+    conn: AsyncConnection, res_type: str, res_id: str, version: int, policy: Any
+) -> tuple[Stored | None, bool, tuple[str, ...]]:
+    """One stored version, whether the caller may see *that version* (its own category and
+    clients), and the clients it was about."""
+    h = resource_history
+    visible = literal(True) if policy is None else case((policy.history_filter(h), True), else_=False)
+    row = (await conn.execute(
+        select(h.c.hid, h.c.pid, h.c.res_type, h.c.res_id, h.c.version, h.c.last_updated, h.c.content, h.c.method,
+               h.c.category, visible.label("visible"))
+        .where(h.c.res_type == res_type, h.c.res_id == res_id, h.c.version == version)
+    )).first()
+    if row is None:
+        return None, False, ()
+    stored = Stored(row[1], row[2], row[3], row[4], row[5], row[7] == "DELETE", row[6], row[7], row[8])
+    return stored, bool(row[9]), tuple(sorted((await version_patients(conn, [row[0]])).get(row[0], ())))
+
+
+async def version_patients(conn: AsyncConnection, hids: Sequence[int]) -> dict[int, set[str]]:
+    """The clients each version (history row) was about."""
+    if not hids:
+        return {}
+    c = history_compartment
+    rows = (await conn.execute(
+        select(c.c.hid, c.c.comp_id).where(c.c.hid.in_(list(hids)), c.c.comp_type == "Patient")
+    )).all()
+    out: dict[int, set[str]] = {}
+    for hid, comp_id in rows:
+        out.setdefault(hid, set()).add(comp_id)
+    return out
+
+
+async def any_version_visible(conn: AsyncConnection, pid: int, policy: Any) -> bool:
+    h = resource_history
+    row = (await conn.execute(select(h.c.hid).where(h.c.pid == pid, policy.history_filter(h)).limit(1))).first()
+    return row is not None
+
+
 async def insert_new(
     conn: AsyncConnection,
     res_type: str,
@@ -158,12 +196,13 @@ async def insert_new(
             .returning(resource.c.pid)
         )
     ).scalar_one()
-    await conn.execute(
+    hid = (await conn.execute(
         insert(resource_history).values(
             pid=pid, res_type=res_type, res_id=res_id, version=1, last_updated=last_updated,
-            method=method, content=content,
-        )
-    )
+            method=method, content=content, category=category,
+        ).returning(resource_history.c.hid)
+    )).scalar_one()
+    await _history_compartments(conn, hid, rows.compartments if rows is not None else ())
     if rows is not None:
         await write_index_rows(conn, pid, res_type, rows, replace=False)
     if event is not None:
@@ -213,12 +252,22 @@ async def write_version(
     )
     if result.rowcount != 1:
         return None
-    await conn.execute(
+    if deleted:
+        # A deletion is seen by whoever saw what it deleted: the deleted version's clients.
+        kept = (await conn.execute(
+            select(idx_compartment.c.comp_type, idx_compartment.c.comp_id).where(idx_compartment.c.pid == current.pid)
+        )).all()
+        compartments: Sequence[tuple[str, str]] = [(t, i) for t, i in kept]
+    else:
+        compartments = rows.compartments if rows is not None else ()
+    hid = (await conn.execute(
         insert(resource_history).values(
             pid=current.pid, res_type=current.res_type, res_id=current.res_id, version=new_version,
             last_updated=last_updated, method=method, content=content,
-        )
-    )
+            category=(category if category is not None else current.category) or "medisch",
+        ).returning(resource_history.c.hid)
+    )).scalar_one()
+    await _history_compartments(conn, hid, compartments)
     if deleted:
         await delete_index_rows(conn, [current.pid], compartments=False)
     elif rows is not None:
@@ -246,6 +295,13 @@ async def insert_event(
         change=event["change"], patients=event["patients"], orgs=event["orgs"],
         old_status=event["old_status"], new_status=event["new_status"],
     ))
+
+
+async def _history_compartments(conn: AsyncConnection, hid: int, compartments: Sequence[tuple[str, str]]) -> None:
+    if compartments:
+        await conn.execute(
+            insert(history_compartment), [{"hid": hid, "comp_type": t, "comp_id": i} for t, i in compartments]
+        )
 
 
 async def delete_index_rows(conn: AsyncConnection, pids: Sequence[int], *, compartments: bool = True) -> None:
@@ -285,11 +341,12 @@ def history_query(
     visible: Any = None,
 ) -> Any:
     """SELECT of history rows, newest first (ordered by the global ``hid``); ``visible`` is the
-    access filter on the current resource row (a caller sees the history of what it may see)."""
+    access filter on each history row (a caller sees the versions it may see, each decided on its
+    own category and clients)."""
     h = resource_history
     cond: list[Any] = []
     if visible is not None:
-        cond.append(h.c.pid.in_(select(resource.c.pid).where(visible(resource))))
+        cond.append(visible(h))
     if res_type:
         cond.append(h.c.res_type == res_type)
     if res_id:

@@ -81,6 +81,9 @@ resource_history = Table(
     # POST, PUT, PATCH or DELETE: the request.method of the history Bundle entry.
     Column("method", String(8), nullable=False),
     Column("content", RawJSON, nullable=True),
+    # The data category of this version (a deletion: of the version it deleted); access to a
+    # version is decided on its own category and clients (``history_compartment``).
+    Column("category", String(32), nullable=False, default="medisch"),
     UniqueConstraint("pid", "version", name="uq_history_pid_version"),
     Index("ix_history_type_updated", "res_type", "last_updated"),
     Index("ix_history_updated", "last_updated"),
@@ -180,6 +183,18 @@ idx_compartment = Table(
     Index("ix_idx_compartment_comp", "comp_type", "comp_id", "res_type", "pid"),
 )
 
+#: Which Patient compartments one *version* was in (``hid`` of ``resource_history``): history and
+#: vread decide on the version's own clients, not the current version's.
+history_compartment = Table(
+    "history_compartment",
+    metadata,
+    Column("hid", BigInteger, nullable=False),
+    Column("comp_type", String(64), nullable=False),
+    Column("comp_id", String(64), nullable=False),
+    Index("ix_history_compartment_hid", "hid"),
+    Index("ix_history_compartment_comp", "comp_type", "comp_id", "hid"),
+)
+
 #: Index table per search-parameter type (composite parameters write into their components' tables).
 INDEX_TABLES: dict[str, Table] = {
     "string": idx_string,
@@ -195,6 +210,7 @@ __all__ = [
     "DATE_MAX",
     "DATE_MIN",
     "INDEX_TABLES",
+    "history_compartment",
     "idx_compartment",
     "idx_date",
     "idx_number",

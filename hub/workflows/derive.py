@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import and_, delete, false, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.fhir.references import resolve
 from hub.store.resources import Stored
 from hub.store.tables import idx_reference, resource
 from hub.workflows import overdracht
@@ -29,12 +30,15 @@ async def record_owners(conn: AsyncConnection, pid: int, owners: tuple[str, ...]
 
 
 async def after_write(
-    conn: AsyncConnection, stored: Stored, res: dict[str, Any] | None, _author_ura: str | None
+    conn: AsyncConnection, stored: Stored, res: dict[str, Any] | None, _author_ura: str | None,
+    *, base: str | None = None,
 ) -> None:
+    """``base`` is the hub's FHIR base: only references to resources on this hub count
+    (:func:`hub.fhir.references.resolve`)."""
     if stored.res_type == "Task":
-        await derive_task(conn, stored.pid, res)
+        await derive_task(conn, stored.pid, res, base)
     elif stored.res_type in ("Organization", "PractitionerRole"):
-        await _rederive_owned_by(conn, stored.res_type, stored.res_id)
+        await _rederive_owned_by(conn, stored.res_type, stored.res_id, base)
     elif stored.res_type == "Composition":
         rows = (await conn.execute(
             select(overdracht_access.c.source_pid).where(
@@ -45,10 +49,10 @@ async def after_write(
             task = (await conn.execute(
                 select(resource.c.content).where(resource.c.pid == task_pid, resource.c.deleted == false())
             )).first()
-            await derive_task(conn, task_pid, orjson.loads(task[0]) if task and task[0] else None)
+            await derive_task(conn, task_pid, orjson.loads(task[0]) if task and task[0] else None, base)
 
 
-async def _rederive_owned_by(conn: AsyncConnection, res_type: str, res_id: str) -> None:
+async def _rederive_owned_by(conn: AsyncConnection, res_type: str, res_id: str, base: str | None) -> None:
     """An organisation (or its PractitionerRole) registered or changed after Tasks named it as their
     receiver: what those receivers may read is derived again (its URA decides who it is)."""
     targets = [(res_type, res_id)]
@@ -70,19 +74,16 @@ async def _rederive_owned_by(conn: AsyncConnection, res_type: str, res_id: str) 
         ), resource.c.deleted == false())
     )).all()
     for pid, content in tasks:
-        await derive_task(conn, pid, orjson.loads(content) if content else None)
+        await derive_task(conn, pid, orjson.loads(content) if content else None, base)
 
 
-def _local(ref: str) -> tuple[str, str] | None:
-    """``(type, id)`` of a relative reference to a resource on this hub; None for anything else.
-
-    An absolute URL (``http://elsewhere/fhir/Patient/1``) is another server's resource even when its
-    last two parts look like one of ours: reading it as ours would let a Task give access to a real
-    client through a foreign reference."""
-    parts = ref.split("/_history/")[0].split("/")
-    if len(parts) == 2 and parts[0][:1].isupper() and parts[1] and not ref.startswith(("urn:", "#")):
-        return parts[0], parts[1]
-    return None
+def _local(ref: str, base: str | None) -> tuple[str, str] | None:
+    """The local resource a reference names; None for an external one (another server's URL that
+    merely ends in ``Type/id`` names nothing here)."""
+    target = resolve(ref, base)
+    if target.res_type is None or target.res_id is None:
+        return None
+    return target.res_type, target.res_id
 
 
 def _section_refs(node: Any) -> list[str]:
@@ -98,7 +99,7 @@ def _section_refs(node: Any) -> list[str]:
     return out
 
 
-async def derive_task(conn: AsyncConnection, pid: int, task: dict[str, Any] | None) -> None:
+async def derive_task(conn: AsyncConnection, pid: int, task: dict[str, Any] | None, base: str | None = None) -> None:
     """Rewrite what the receiver of this overdracht Task may read because of it."""
     from hub.access.facts import organisation_uras
 
@@ -106,11 +107,11 @@ async def derive_task(conn: AsyncConnection, pid: int, task: dict[str, Any] | No
     if task is None or not overdracht.yields_access(task):
         return  # not an overdracht, or one with a counterpart outside the hub
     for_ref = (task.get("for") or {}).get("reference")
-    patient = _local(for_ref) if isinstance(for_ref, str) else None
+    patient = _local(for_ref, base) if isinstance(for_ref, str) else None
     if patient is None or patient[0] != "Patient":
         return
     owner = task.get("owner")
-    ura = (await organisation_uras(conn, [owner])).get(_key(owner)) if isinstance(owner, dict) else None
+    ura = (await organisation_uras(conn, [owner], base)).get(_key(owner)) if isinstance(owner, dict) else None
     if not ura:
         return
     status = str(task.get("status"))
@@ -126,7 +127,7 @@ async def derive_task(conn: AsyncConnection, pid: int, task: dict[str, Any] | No
     add(patient, "notice")
     for scope, kind in (("notice", overdracht.ADVANCE_NOTICE), ("handoff", overdracht.HANDOFF)):
         for ref in overdracht.inputs(task, kind):
-            doc = _local(ref)
+            doc = _local(ref, base)
             add(doc, scope)
             if doc is None or doc[0] != "Composition":
                 continue
@@ -137,7 +138,7 @@ async def derive_task(conn: AsyncConnection, pid: int, task: dict[str, Any] | No
             if row is None or row[0] is None:
                 continue
             for entry in _section_refs(orjson.loads(row[0])):
-                add(_local(entry), scope)
+                add(_local(entry, base), scope)
     await conn.execute(insert(overdracht_access), [
         {"source_pid": pid, "patient_id": patient[1], "org_ura": ura, "task_status": status,
          "target_type": t, "target_id": i, "scope": s, "active": active}

@@ -14,7 +14,8 @@ import orjson
 from sqlalchemy import and_, false, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.access.tables import oauth_client
+from hub.access.tables import oauth_client, organisation
+from hub.fhir.references import resolve
 from hub.store.tables import idx_token, resource
 from hub.workflows.tables import resource_owner
 
@@ -53,11 +54,14 @@ def creator_parties(policy: Any, compartments: Iterable[str]) -> tuple[str, ...]
 
 
 def _type_id(ref: Any) -> tuple[str, str] | None:
-    reference = ref.get("reference") if isinstance(ref, dict) else None
-    if not isinstance(reference, str) or "/" not in reference:
+    """``(type, id)`` of a local resource the reference names; None for anything external (another
+    server's ``.../Patient/<id>`` is not our client, so it names no party here)."""
+    if not isinstance(ref, dict):
         return None
-    parts = reference.split("/_history/")[0].split("/")
-    return parts[-2], parts[-1]
+    target = resolve(ref, None)
+    if target.res_type is None or target.res_id is None:
+        return None
+    return target.res_type, target.res_id
 
 
 async def parties_of(conn: AsyncConnection, refs: list[Any]) -> list[frozenset[str]]:
@@ -97,9 +101,14 @@ async def parties_of(conn: AsyncConnection, refs: list[Any]) -> list[frozenset[s
 
 async def is_hub_organisation(conn: AsyncConnection, ura: str, writer: frozenset[str]) -> bool:
     """Whether the organisation with this URA takes part in the hub, as far as ``writer`` cannot
-    arrange itself: it has an active registered system client (how an organisation acts in the
-    hub), or an Organization resource on the hub carries its URA that ``writer`` did not create
-    (the network's directory, as the administrators and the other parties keep it)."""
+    arrange itself: it is in the administrators' organisation registry, it has an active registered
+    system client (how an organisation acts in the hub), or an Organization resource on the hub
+    carries its URA that ``writer`` did not create (the network's directory as the parties keep it)."""
+    registered = (await conn.execute(
+        select(organisation.c.ura).where(organisation.c.ura == ura, organisation.c.active == true())
+    )).first()
+    if registered is not None:
+        return True
     client = (await conn.execute(
         select(oauth_client.c.client_id).where(oauth_client.c.organisation_ura == ura,
                                                oauth_client.c.active == true()).limit(1)

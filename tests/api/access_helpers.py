@@ -567,10 +567,24 @@ class _WrittenBy:
         return WriteVerdict(owners=(f"ura:{ura}",) if ura and creates else ())
 
 
+async def register_organisations(conn: Any, items: list[Item]) -> None:
+    """What an administrator does for the network's organisations: register their URA and types
+    (the registry, not the Organization resources, is what access decisions trust)."""
+    from hub.access.organisations import register
+
+    for it in items:
+        if it.res_type != "Organization":
+            continue
+        ura = next(i["value"] for i in it.body["identifier"] if i["system"] == URA_SYSTEM)
+        types = [c["code"] for t in it.body.get("type") or [] for c in t["coding"]]
+        await register(conn, ura, name=it.body.get("name", ""), types=types)
+
+
 async def load(app: Any, items: list[Item]) -> None:
     """Write the network in one transaction through the repository (internal, authorship kept)."""
     repo = app.state.services.repo
     async with repo.db.write() as conn:
+        await register_organisations(conn, items)
         for it in items:
             await repo.with_policy(_WrittenBy(it.writer)).update(it.res_type, it.res_id, it.body, conn=conn)
         for it in items:
@@ -781,7 +795,7 @@ class Model:
 def principals(spec: NetworkSpec, data: Any) -> list[Who]:
     """Every kind of caller: admin, each client and a stranger, each delegate (for a drawn client) and
     one without delegation, each organisation (some also breaking the glass), and an organisation the
-    network does not know (with and without breaking the glass)."""
+    network does not know."""
     out = [Who("admin")]
     out += [Who(f"client:{p.bsn}") for p in spec.patients]
     out.append(Who(f"client:{bsn_for(99)}"))
@@ -791,7 +805,7 @@ def principals(spec: NetworkSpec, data: Any) -> list[Who]:
     out.append(Who(f"person:person-9:for:{spec.patients[0].bsn}"))
     for o in spec.orgs:
         out.append(Who(f"org:{o.ura}", emergency=data.draw(st.booleans())))
-    out += [Who("org:29999999"), Who("org:29999999", emergency=True)]
+    out.append(Who("org:29999999"))  # (breaking the glass is refused to it: test_leaks)
     return out
 
 
@@ -879,6 +893,8 @@ def expect_activity_status(m: Model, who: Who, it: Item) -> int:
     own = owners(it)
     if not own or own & parties(m, who):
         return 200
+    if it.body["activity"][0]["detail"].get("status") == "completed":
+        return 200  # already completed: the patch changes nothing the rules protect
     performer = it.body["activity"][0]["detail"].get("performer", [{}])[0].get("reference", "")
     if who.kind == "professional" and performer.startswith("PractitionerRole/role-"):
         return 200 if m.orgs[int(performer.split("-")[-1])].ura == _parts(who)[1] else 403
@@ -902,11 +918,11 @@ def task_roles(m: Model, who: Who, key: str) -> set[str]:
 def expect_task_step(m: Model, who: Who, it: Item, new: str) -> int:
     if not m.sees(who, it):
         return 404
+    if not may_write(m, who, it):
+        return 403  # permission before validation
     has_handoff = any(HANDOFF_CODE in str(i.get("type")) for i in it.body.get("input", []))
     if new == "completed" and not has_handoff:
         return 422  # zn-ovd-1 (the profile) and the state machine: completion carries the handoff
-    if not may_write(m, who, it):
-        return 403
     old = m.task_status(it.key)
     step = TASK_STEPS.get((old, new))
     if old in CLOSED_TASK or step is None or step not in task_roles(m, who, it.key):

@@ -210,10 +210,21 @@ async def test_medisch_is_opt_in(net: NetworkSpec, client_as: Any) -> None:
 # -- emergency ----------------------------------------------------------------------------------------
 
 
+async def open_glass(c: httpx.AsyncClient, patient: str = "pat-0") -> httpx.Response:
+    """Break the glass for one client: a stored, time-bounded grant (reason code + text)."""
+    body = {"resourceType": "Parameters", "parameter": [
+        {"name": "reason", "valueCode": "niet-aanspreekbaar"},
+        {"name": "text", "valueString": "acute opname, client niet aanspreekbaar"},
+    ]}
+    return await c.post(f"/fhir/Patient/{patient}/$break-glass", json=body)
+
+
 async def test_break_the_glass(net: NetworkSpec, client_as: Any) -> None:
     c = client_as(f"org:{C}")
     assert await status(c, PLAN) == 404
     assert await status(c, OBS) == 404
+    assert await status(c, PLAN, **GLASS) == 404  # no grant yet: the header alone opens nothing
+    assert (await open_glass(c)).status_code == 200
     assert await status(c, PLAN, **GLASS) == 200
     assert await status(c, OBS, **GLASS) == 200  # opt-in categories too: the client did not object
     everything = (await c.get("/fhir/Patient/pat-0/$everything?_count=100", headers=GLASS)).json()
@@ -230,6 +241,7 @@ async def test_break_the_glass(net: NetworkSpec, client_as: Any) -> None:
 async def test_break_the_glass_is_refused_where_the_client_objected(net: NetworkSpec, client_as: Any) -> None:
     me, c = client_as(f"client:{BSN1}"), client_as(f"org:{C}")
     await put(me, consent("c-1", rule("deny", "zorgplan"), rule("deny", "medisch", org=2)))
+    assert (await open_glass(c)).status_code == 200
     assert await status(c, PLAN, **GLASS) == 404
     assert await status(c, OBS, **GLASS) == 404
     assert await status(c, OBS_BY_C, **GLASS) == 200  # what it wrote itself

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import text
 
 from hub.audit.checkpoints import AuditKeyring, read_witness, rotate
@@ -24,29 +21,14 @@ from hub.audit.records import AuditRecord
 from hub.audit.verify import VerifyResult, verify_log
 from hub.audit.writer import AuditWriter
 from hub.store.db import Database
-from hub.store.migrate import upgrade
-from tests.conftest import _pg_create, _pg_drop
 
 UZI = "http://fhir.nl/fhir/NamingSystem/uzi-nr-pers"
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def audit_db(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
-    """A fresh, migrated database of the current backend."""
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
-        name = None
-    else:
-        name = f"hub_audit_{uuid.uuid4().hex[:12]}"
-        url = await _pg_create(name)
-    await asyncio.to_thread(upgrade, url)
-    db = Database(url, pool_size=5)
-    try:
-        yield db
-    finally:
-        await db.dispose()
-        if name is not None:
-            await _pg_drop(name)
+@pytest.fixture
+def audit_db(fresh_db: Database) -> Database:
+    """A fresh, migrated database of the current backend (tests/conftest.py ``fresh_db``)."""
+    return fresh_db
 
 
 def sample(i: int, *, status: int = 200, patients: tuple[str, ...] | None = None, **kw: Any) -> AuditRecord:
@@ -406,7 +388,7 @@ async def test_cli_verify_and_export(
 
 async def test_100k_records_verify_clean(audit_db: Database, tmp_path: Path, backend: str) -> None:
     keys = tmp_path / "keys"
-    writer = await started_writer(audit_db, keys, checkpoint_every=10_000, max_batch=2000)
+    writer = await started_writer(audit_db, keys, checkpoint_every=10_000, max_batch=2000, checkpoint_seconds=3600)
     t0 = time.perf_counter()
     for start in range(0, 100_000, 10_000):
         await writer.record_many(sample(i) for i in range(start, start + 10_000))

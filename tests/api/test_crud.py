@@ -6,12 +6,14 @@ import httpx
 
 FHIR_JSON = "application/fhir+json"
 BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
+#: A local record number: unlike a BSN, several Patients may carry the same one.
+MRN = "urn:zorgnet-test:mrn"
 
 
-def patient(bsn: str = "999993653", family: str = "Smit", **extra: object) -> dict:
+def patient(bsn: str = "999993653", family: str = "Smit", system: str = BSN, **extra: object) -> dict:
     return {
         "resourceType": "Patient",
-        "identifier": [{"system": BSN, "value": bsn}],
+        "identifier": [{"system": system, "value": bsn}],
         "name": [{"family": family, "given": ["Johanna"]}],
         **extra,
     }
@@ -84,7 +86,8 @@ async def test_unknown_ids_and_types(client: httpx.AsyncClient) -> None:
     assert r.status_code == 404 and r.json()["issue"][0]["code"] == "not-found"
     r = await client.get("/fhir/Foo/1")
     assert r.status_code == 404 and r.json()["resourceType"] == "OperationOutcome"
-    assert (await client.delete("/fhir/Patient/never-was")).status_code == 200
+    # An id never used answers as one the caller may not see (no existence oracle).
+    assert (await client.delete("/fhir/Patient/never-was")).status_code == 404
 
 
 async def test_if_match(client: httpx.AsyncClient) -> None:
@@ -111,24 +114,28 @@ async def test_conditional_read(client: httpx.AsyncClient) -> None:
 
 
 async def test_prefer_return(client: httpx.AsyncClient) -> None:
-    r = await client.post("/fhir/Patient", json=patient(), headers={"Prefer": "return=minimal"})
+    r = await client.post("/fhir/Patient", json=patient("1", system=MRN), headers={"Prefer": "return=minimal"})
     assert r.status_code == 201 and r.content == b"" and r.headers["location"]
-    r = await client.post("/fhir/Patient", json=patient(), headers={"Prefer": "return=OperationOutcome"})
+    r = await client.post("/fhir/Patient", json=patient("2", system=MRN), headers={"Prefer": "return=OperationOutcome"})
     assert r.status_code == 201 and r.json()["resourceType"] == "OperationOutcome"
-    r = await client.post("/fhir/Patient", json=patient(), headers={"Prefer": "return=representation"})
+    r = await client.post("/fhir/Patient", json=patient("3", system=MRN), headers={"Prefer": "return=representation"})
     assert r.json()["resourceType"] == "Patient"
 
 
 async def test_conditional_create(client: httpx.AsyncClient) -> None:
-    headers = {"If-None-Exist": f"identifier={BSN}|999993653"}
-    r1 = await client.post("/fhir/Patient", json=patient(), headers=headers)
+    headers = {"If-None-Exist": f"identifier={MRN}|42"}
+    r1 = await client.post("/fhir/Patient", json=patient("42", system=MRN), headers=headers)
     assert r1.status_code == 201
-    r2 = await client.post("/fhir/Patient", json=patient(), headers=headers)
+    r2 = await client.post("/fhir/Patient", json=patient("42", system=MRN), headers=headers)
     assert r2.status_code == 200
     assert r2.headers["location"] == r1.headers["location"]
-    await create(client, patient())  # a second one with the same BSN, unconditionally
-    r3 = await client.post("/fhir/Patient", json=patient(), headers=headers)
+    await create(client, patient("42", system=MRN))  # a second one with the same number, unconditionally
+    r3 = await client.post("/fhir/Patient", json=patient("42", system=MRN), headers=headers)
     assert r3.status_code == 412
+    # A BSN is one client: a second Patient with it is refused, conditionally or not.
+    await create(client, patient())
+    r4 = await client.post("/fhir/Patient", json=patient())
+    assert r4.status_code == 409 and r4.json()["issue"][0]["code"] == "duplicate"
 
 
 async def test_conditional_update(client: httpx.AsyncClient) -> None:
@@ -138,8 +145,11 @@ async def test_conditional_update(client: httpx.AsyncClient) -> None:
     pid = r.json()["id"]
     r = await client.put(url, json=patient("999990019", family="Mulder"))
     assert r.status_code == 200 and r.json()["id"] == pid and r.json()["meta"]["versionId"] == "2"
-    await create(client, patient("999990019"))
-    r = await client.put(url, json=patient("999990019"))
+    assert (await client.post("/fhir/Patient", json=patient("999990019"))).status_code == 409  # one per BSN
+    url = f"/fhir/Patient?identifier={MRN}|7"
+    await create(client, patient("7", system=MRN))
+    await create(client, patient("7", system=MRN))
+    r = await client.put(url, json=patient("7", system=MRN))
     assert r.status_code == 412
     r = await client.put("/fhir/Patient?_id=" + pid, json={**patient("999990019"), "id": "other"})
     assert r.status_code == 400
@@ -152,9 +162,9 @@ async def test_conditional_delete(client: httpx.AsyncClient) -> None:
     r = await client.delete(f"/fhir/Patient?identifier={BSN}|999991772")
     assert r.status_code == 200
     assert (await client.get(f"/fhir/Patient/{pid}")).status_code == 410
-    await create(client, patient("999991772"))
-    await create(client, patient("999991772"))
-    assert (await client.delete(f"/fhir/Patient?identifier={BSN}|999991772")).status_code == 412
+    await create(client, patient("999991772", system=MRN))
+    await create(client, patient("999991772", system=MRN))
+    assert (await client.delete(f"/fhir/Patient?identifier={MRN}|999991772")).status_code == 412
     assert (await client.delete("/fhir/Patient")).status_code == 400
 
 

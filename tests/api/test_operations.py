@@ -40,8 +40,13 @@ async def _count(c: httpx.AsyncClient, query: str) -> int:
 
 
 async def test_validate_type_and_instance(client: httpx.AsyncClient) -> None:
+    # The organisation registers the client first: a CarePlan about a client it has no care relation
+    # with is refused with 403 before validation, as its real write would be.
     bad_plan = {"resourceType": "CarePlan", "status": "active", "intent": "plan",
                 "subject": {"reference": "Patient/x"}}
+    r = await client.post("/fhir/CarePlan/$validate", json=bad_plan)
+    assert r.status_code == 403
+    assert (await client.put("/fhir/Patient/x", json={"resourceType": "Patient", "id": "x"})).status_code == 201
     r = await client.post("/fhir/CarePlan/$validate", json=bad_plan)
     assert r.status_code == 200
     issues = r.json()["issue"]

@@ -42,6 +42,8 @@ EXCHANGE = "https://zorgnet-hub.nl/fhir/CodeSystem/overdracht-exchange"
 #: client only (a hub party without an Organization resource).
 OUTSIDE_URA = "00099999"
 CLIENT_ONLY_URA = "00077777"
+#: A hub party known from the administrators' organisation registry only.
+REGISTRY_ONLY_URA = "00066666"
 HANDOFF_INPUT = {"type": {"coding": [{"system": SCT, "code": "371535009"}]},
                  "valueReference": {"reference": "Composition/handoff"}}
 
@@ -72,6 +74,9 @@ async def world(hub_app: Any) -> AsyncIterator[tuple[Any, dict[str, As]]]:
         admin = {"Authorization": f"Bearer {token_for_app(hub_app, 'admin')}"}
         r = await http.post("/admin/apps", headers=admin, json={
             "kind": "system", "name": "ECD elders", "ura": CLIENT_ONLY_URA, "public_key_pem": key})
+        assert r.status_code in (200, 201), r.text
+        r = await http.post("/admin/organisations", headers=admin, json={
+            "ura": REGISTRY_ONLY_URA, "name": "Thuiszorg Oost", "types": ["X3"]})
         assert r.status_code in (200, 201), r.text
         out: dict[str, As] = {}
         for name, spec in parties.items():
@@ -151,6 +156,9 @@ async def test_no_overdracht_is_imported_or_exported_in_a_hub_partys_name(world:
         # a hub party known by its registered system client only
         "client": (exchanged("imported", requester=by_ura(CLIENT_ONLY_URA), owner=third),
                    403, "overdracht-external-hub-party"),
+        # a hub party known from the administrators' organisation registry only
+        "registry": (exchanged("imported", requester=by_ura(REGISTRY_ONLY_URA), owner=third),
+                     403, "overdracht-external-hub-party"),
         # the outside party by a literal reference (a resource on the hub that could be anyone's)
         "literal": (exchanged("imported", requester={"reference": "Organization/org-sender"}, owner=third),
                     422, "overdracht-external"),

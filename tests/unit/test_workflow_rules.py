@@ -101,10 +101,13 @@ def test_only_relative_references_are_this_hubs_resources() -> None:
     an overdracht Task give access to a real client through another server's URL)."""
     from hub.workflows.derive import _local
 
-    assert _local("Patient/pat-0") == ("Patient", "pat-0")
-    assert _local("Composition/n1/_history/2") == ("Composition", "n1")
+    own = "https://hub.example/fhir"
+    assert _local("Patient/pat-0", own) == ("Patient", "pat-0")
+    assert _local("Composition/n1/_history/2", own) == ("Composition", "n1")
+    assert _local(f"{own}/Patient/pat-0", own) == ("Patient", "pat-0")  # the hub's own base
     for foreign in ("http://evil.example/fhir/Patient/pat-0", "foo/Patient/pat-0", "urn:uuid:1234", "#contained"):
-        assert _local(foreign) is None, foreign
+        assert _local(foreign, own) is None, foreign
+        assert _local(foreign, None) is None, foreign
 
 
 EXCHANGE = overdracht.EXCHANGE_SYSTEM

@@ -36,6 +36,10 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+#: Interactions that can name a client (by id or BSN) in their path or parameters.
+_NAMING = frozenset(HANDLERS) - {"bundle", "capabilities", "history-system", "create"}
+
+
 async def handle(call: Call, req: FhirRequest) -> FhirResult:
     """Run one interaction (a direct request, or one Bundle entry)."""
     check_text(req)
@@ -60,7 +64,19 @@ async def _dispatch(call: Call, req: FhirRequest) -> FhirResult:
         from hub.events.subscriptions import handle as subscription
 
         return await subscription(call, req, target)
+    if call.trail is not None and call.trail.enabled and target.kind in _NAMING:
+        await _note_named(call, target, req)
     return await HANDLERS[target.kind](call, req, target)
+
+
+async def _note_named(call: Call, target: Route, req: FhirRequest) -> None:
+    """Every attempt that names a client is in that client's audit view (also when it is refused
+    or finds nothing), so look the named clients up before handling."""
+    if call.conn is not None:
+        await call.trail.note_named(call.conn, target.res_type, target.res_id, req.query)
+        return
+    async with call.svc.repo.db.read() as conn:
+        await call.trail.note_named(conn, target.res_type, target.res_id, req.query)
 
 
 __all__ = ["HANDLERS", "handle"]

@@ -22,11 +22,11 @@ class Operation:
 
 def _registry() -> dict[str, Operation]:
     """All operations by name; each module exposes one ``OPERATION``."""
-    from hub.api.operations import access, delegation, everything, export, validate
+    from hub.api.operations import access, breakglass, delegation, everything, export, validate
 
     ops = (
         everything.OPERATION, validate.OPERATION, access.OPERATION, delegation.GRANT, delegation.WITHDRAW,
-        export.OPERATION,
+        export.OPERATION, breakglass.OPERATION,
     )
     return {op.name: op for op in ops}
 

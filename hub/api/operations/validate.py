@@ -12,7 +12,7 @@ from hub.api.operations import Operation
 from hub.api.operations.params import first, parameters
 from hub.api.result import FhirResult
 from hub.fhir import jsonio
-from hub.fhir.errors import BadRequest, FhirError, Issue, operation_outcome
+from hub.fhir.errors import BadRequest, Conflict, FhirError, Issue, Unprocessable, operation_outcome
 from hub.fhir.parse import check_resource
 
 MODES = frozenset({"create", "update", "delete", "profile"})
@@ -30,11 +30,20 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     if route.res_id is not None:
         stored = await call.repo.read(route.res_type or "", route.res_id, conn=call.conn)
         if mode == "delete":
+            await _check_as_write(call, route.res_type or "", mode, None, route.res_id)
             return _ok(f"{route.res_type}/{route.res_id} can be deleted")
         if resource is None:
             resource = jsonio.loads(stored.content or "{}")
     if resource is None:
         raise BadRequest("$validate needs a resource (the body, or a 'resource' parameter)", code="required")
+    found: list[Issue] = []
+    if mode in ("create", "update") and isinstance(resource, dict) and resource.get("resourceType") == route.res_type:
+        # The same checks the real write makes, permission before any validation (403 before 422);
+        # what the write would refuse as content (422, 409) is reported as issues, like validation.
+        try:
+            await _check_as_write(call, route.res_type or "", mode, resource, route.res_id)
+        except (Unprocessable, Conflict) as exc:
+            found = list(exc.issues)
     if profile:
         from hub.fhir.validation import default_validator
 
@@ -43,9 +52,9 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     issues: list[Issue]
     try:
         resource = check_resource(resource, route.res_type)
-        issues = validate(resource, profile)
+        issues = found + validate(resource, profile)
     except FhirError as exc:
-        issues = list(exc.issues)
+        issues = found + list(exc.issues)
     if route.res_id is not None and mode == "update" and resource.get("id") != route.res_id:
         issues.append(Issue(f"The id must be '{route.res_id}' to update it", "invalid", "error",
                             (f"{route.res_type}.id",)))
@@ -53,6 +62,16 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
         return FhirResult(200, operation_outcome(issues or [Issue("Valid: no issues found", "informational",
                                                                    "information")]))
     return FhirResult(200, operation_outcome(issues))
+
+
+async def _check_as_write(
+    call: Call, res_type: str, mode: str, resource: dict[str, Any] | None, res_id: str | None
+) -> None:
+    repo = call.repo
+    if repo.policy is None:
+        return
+    async with repo.reading(call.conn) as conn:
+        await repo.check_only(conn, res_type, mode, resource, res_id)
 
 
 def validate(resource: dict[str, Any], profile: str | None) -> list[Issue]:

@@ -1,4 +1,5 @@
-"""The admin-only registration endpoints: ``/admin/apps`` and ``/admin/people``.
+"""The admin-only registration endpoints: ``/admin/apps``, ``/admin/people`` and
+``/admin/organisations`` (the organisation registry, :mod:`hub.access.organisations`).
 
 The same functions as ``hub apps`` / ``hub people`` (:mod:`hub.access.registration`). Only an admin
 token may call them; every call, allowed or refused, is written to the audit log. Errors are
@@ -222,3 +223,47 @@ async def disable_person(request: Request, person_id: str) -> Response:
 
 
 __all__ = ["router"]
+
+
+@router.get("/organisations")
+async def list_organisations(request: Request) -> Response:
+    from hub.access.organisations import all_organisations
+
+    async def work(conn: AsyncConnection) -> Any:
+        return [o.as_json() for o in await all_organisations(conn)]
+
+    return await _run(request, "list-organisations", 200, work)
+
+
+@router.post("/organisations")
+async def add_organisation(request: Request) -> Response:
+    """Register (or change) one organisation: ``{"ura", "name", "kind", "types": [...], "active"}``."""
+    from hub.access.organisations import check_ura, register
+
+    data = await _body(request)
+
+    async def work(conn: AsyncConnection) -> Any:
+        types = data.get("types") or []
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise BadRequest("'types' must be a list of organisation type codes", expression="types")
+        active = data.get("active", True)
+        if not isinstance(active, bool):
+            raise BadRequest("'active' must be true or false", expression="active")
+        org = await register(
+            conn, check_ura(data.get("ura")), name=_str(data, "name") or "",
+            kind=_str(data, "kind") or "zorgaanbieder", types=types, active=active,
+        )
+        return org.as_json()
+
+    return await _run(request, "register-organisation", 201, work)
+
+
+@router.post("/organisations/{ura}/disable")
+async def disable_organisation(request: Request, ura: str) -> Response:
+    from hub.access.organisations import disable
+
+    async def work(conn: AsyncConnection) -> Any:
+        await disable(conn, ura)
+        return {"ura": ura, "active": False}
+
+    return await _run(request, "disable-organisation", 200, work)

@@ -49,6 +49,8 @@ async def fhir_endpoint(request: Request, path: str = "") -> Response:
         if not (request.method in ("GET", "HEAD") and path.strip("/") == "metadata"):
             policy = await authorize(request, services, trail)
         req = await to_fhir_request(request, path, services.settings)
+        if req.method == "POST" and path.rstrip("/").endswith("_search"):
+            trail.query = req.query_string  # the form body's parameters are the search
         call = Call(services, str(request.base_url).rstrip("/") + "/fhir", policy=policy, trail=trail)
         result = await handle(call, req)
     except FhirError as exc:

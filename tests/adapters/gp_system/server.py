@@ -85,6 +85,9 @@ class GpSystem:
         self.practice = practice
         self.token = token
         self.fail_every = fail_every
+        #: Queries answered 500 once; a retry of the same query is answered (a flaky system, not a
+        #: dead one: without this, concurrent clients in lock step can hit every Nth number each time).
+        self.failed: set[str] = set()
         self.slow_ms = slow_ms
         self.delay_ms = delay_ms
         self.searches = itertools.count(1)
@@ -173,7 +176,9 @@ def create_app(system: GpSystem) -> Starlette:
             return _outcome(400, f"unknown search parameter(s) {unknown} for {res_type}")
         number = next(system.searches)
         system.log.append(f"{res_type}?{request.url.query}")
-        if system.fail_every and number % system.fail_every == 0:
+        query = f"{res_type}?{request.url.query}"
+        if system.fail_every and number % system.fail_every == 0 and query not in system.failed:
+            system.failed.add(query)
             return _outcome(500, "the GP system had a moment")
         offset = int(request.query_params.get("_offset", "0"))
         count = int(request.query_params.get("_count", "50"))
