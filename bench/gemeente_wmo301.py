@@ -7,7 +7,7 @@ real HTTP into a live ``hub serve``, with the figures to judge it by:
 - ``raw_postgresql`` (PostgreSQL only): raw asyncpg inserts of the same rows (resource, history, its
   index rows, copied from the rows the run stored) in transactions of one group's resources.
 
-    python -m bench.gemeente_wmo301 [--messages 1000] [--concurrency 200] [--backend sqlite|postgresql]
+    python -m bench.gemeente_wmo301 [--messages 1000] [--concurrency 100] [--backend sqlite|postgresql]
 
 ``--concurrency`` is how many messages are offered at once (a file drop's batch, or concurrent POSTs
 to the HTTP inbox). Writes ``bench/results/gemeente-wmo301-<backend>.json``; the load average of the
@@ -138,7 +138,7 @@ async def _run(base: str, client_id: str, key: Path, work: Path, messages: int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-gemeente-"))
