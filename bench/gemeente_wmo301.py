@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--hub-workers", type=int, default=1)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-gemeente-"))
     pg_name = None
@@ -151,7 +152,7 @@ def main() -> None:
         pg_name = f"bench_gemeente_{uuid.uuid4().hex[:10]}"
         url = asyncio.run(_pg_create(pg_name))
     try:
-        with live_hub(url, work) as hub:
+        with live_hub(url, work, HUB_WORKERS=str(args.hub_workers)) as hub:
             registered = register_system_app(hub.env, work, "gemeente-bench", "00045678")
             dsn = None if pg_name is None else url.replace("postgresql+asyncpg://", "postgresql://")
             figures = asyncio.run(_run(hub.base, registered.client_id, registered.key_file, work, args.messages,
@@ -163,13 +164,14 @@ def main() -> None:
             asyncio.run(_pg_drop(pg_name))
     result = {
         "benchmark": "gemeente adapter: WMO301 end to end into the hub",
-        "backend": args.backend, "hub_workers": 1, "adapter_group_size": GemeenteSettings().group_size,
+        "backend": args.backend, "hub_workers": args.hub_workers, "adapter_group_size": GemeenteSettings().group_size,
         "adapter_groups_in_flight": GemeenteSettings().groups_in_flight,
         "cpu_count": os.cpu_count(), "python": platform.python_version(),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "target_messages_per_second": 100, **figures,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"gemeente-wmo301-{args.backend}.json").write_text(json.dumps(result, indent=2) + "\n")
+    suffix = "" if args.hub_workers == 1 else f"-w{args.hub_workers}"
+    (RESULTS / f"gemeente-wmo301-{args.backend}{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
