@@ -56,7 +56,9 @@ def run(
     outbox: Path = typer.Option(..., help="Folder for retour and outbound messages."),
     once: bool = typer.Option(False, help="Process what is there, poll the hub once, and stop."),
     interval: float = typer.Option(2.0, help="Seconds between inbox scans and hub polls."),
-    concurrency: int = typer.Option(8, help="Messages in flight at once (one client's stay in order)."),
+    concurrency: int = typer.Option(
+        100, help="Messages in flight at once (one client's stay in order; WMO301s in flight are applied in groups)."
+    ),
     hub: str | None = HubOpt, client_id: str | None = ClientOpt, key: Path | None = KeyOpt,
     state: Path | None = StateOpt,
 ) -> None:

@@ -29,6 +29,10 @@ class GemeenteSettings(BaseSettings):
     state: Path = Path("var/adapter-gemeente/state.sqlite")
     products: Path | None = None
     max_message_bytes: int = 1_000_000
+    #: WMO301s arriving together are applied as one group (one read, one transaction): at most this
+    #: many per group, and this many groups in flight at once.
+    group_size: int = 50
+    groups_in_flight: int = 2
 
     def resolved_token_url(self) -> str:
         if self.token_url:

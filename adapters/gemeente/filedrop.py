@@ -40,7 +40,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 class FileDrop:
     def __init__(self, processor: Processor, inbox: Path, outbox: Path, outbound: Outbound | None = None,
-                 concurrency: int = 8) -> None:
+                 concurrency: int = 100) -> None:
         self.processor = processor
         self.inbox = inbox
         self.outbox = outbox

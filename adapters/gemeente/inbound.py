@@ -22,6 +22,8 @@ from adapters.gemeente.messages import Header, Node
 from adapters.gemeente.retour import Finding
 
 Resource = dict[str, Any]
+#: One entry of a transaction Bundle.
+Entry = dict[str, Any]
 
 
 @dataclass
@@ -117,106 +119,6 @@ def _patient_bsn(patients: list[Resource], ref: str | None) -> str | None:
         if f"Patient/{p['id']}" == ref:
             return _ident(p, c.BSN_SYSTEM)
     return None
-
-
-# -- WMO301 toewijzing ------------------------------------------------------------------------
-
-
-async def toewijzing_301(ctx: Context, root: Node, header: Header) -> Outcome:
-    client = root.node("Client")
-    assert client is not None  # noqa: S101 - the XSD requires it
-    products = client.all("ToegewezenProducten/ToegewezenProduct")
-    findings = rules.check_dagtekening(root.node("Header") or root, ctx.today) + rules.check_bsn(client)
-    findings += rules.check_unique_numbers(products)
-    for p in products:
-        findings += rules.check_period(p, "Ingangsdatum", "Einddatum")
-        findings += rules.check_product(p, ctx.catalogue)
-        findings += rules.check_omvang(p)
-    findings += rules.check_overlap(products)
-    if findings:
-        return Outcome(findings)
-    bsn = client.text("Bsn") or ""
-    numbers = [p.text("ToewijzingNummer") or "" for p in products]
-    agb, s = header.ontvanger, ctx.settings
-    network = fhir.network_key(s.gemeente_code, bsn)
-    urls = [
-        _url("Patient", [("identifier", f"{c.BSN_SYSTEM}|{bsn}")]),
-        _url("ServiceRequest", [("identifier", ",".join(f"{c.TOEWIJZING_SYSTEM}|{n}" for n in numbers)),
-                                ("_include", "ServiceRequest:subject")]),
-        _url("CarePlan", [("identifier", ",".join(f"{c.TOEWIJZING_SYSTEM}|{n}" for n in numbers))]),
-        _url("CareTeam", [("identifier", f"{c.NETWERK_SYSTEM}|{network}")]),
-    ]
-    relaties = client.all("Relaties/Relatie")
-    relatie_keys = [f"{bsn}-{r.text('Nummer')}" for r in relaties]
-    if relatie_keys:
-        urls.append(_url("RelatedPerson", [("identifier", ",".join(f"{c.RELATIE_SYSTEM}|{k}" for k in relatie_keys))]))
-    org_keys = [f"{c.URA_SYSTEM}|{s.ura}", f"{c.AGB_SYSTEM}|{agb}"]
-    missing = [k for k in org_keys if k not in ctx.organisations]
-    results = await read_many(ctx.hub, urls + [_url("Organization", [("identifier", k)]) for k in missing])
-    patients, srs, plans, teams = results[:4]
-    known_relaties = {_ident(r, c.RELATIE_SYSTEM) for r in results[4]} if relatie_keys else set()
-    for k, found in zip(missing, results[len(urls):], strict=True):
-        if found:  # an Organization with a URA is the one care relationships can be derived from
-            ctx.organisations[k] = sorted(found, key=lambda o: _ident(o, c.URA_SYSTEM) is None)[:1]
-    gemeenten, providers = (ctx.organisations.get(k, []) for k in org_keys)
-    included = [r for r in srs if r["resourceType"] == "Patient"]
-    existing = {_ident(r, c.TOEWIJZING_SYSTEM): r for r in srs if r["resourceType"] == "ServiceRequest"}
-    plan_by = {_ident(r, c.TOEWIJZING_SYSTEM): r for r in plans}
-    refs = Refs()
-    gemeente_ref = refs.ensure(gemeenten, fhir.gemeente_organization(s.ura, s.gemeente_code, s.name),
-                               c.URA_SYSTEM, s.ura)
-    provider_ref = refs.ensure(providers, fhir.provider_organization(agb), c.AGB_SYSTEM, agb)
-    patient_ref = refs.ensure(patients, fhir.patient(client), c.BSN_SYSTEM, bsn)
-    team = teams[0] if teams else None
-    team_ref = f"CareTeam/{team['id']}" if team else _new_ref()
-    wanted: list[tuple[Node, Resource, Resource | None]] = []
-    for p, nummer in zip(products, numbers, strict=True):
-        current = existing.get(nummer)
-        plan = plan_by.get(nummer)
-        plan_ref = f"CarePlan/{plan['id']}" if plan else _new_ref()
-        sr = fhir.toewijzing(p, patient_ref, gemeente_ref, provider_ref, agb, plan_ref)
-        if current is not None:
-            if _patient_bsn(included, (current.get("subject") or {}).get("reference")) != bsn:
-                findings.append(Finding("9332", f"ToewijzingNummer {nummer} belongs to another client", p.el))
-                continue
-            held, new = fhir.parse_instant(current.get("authoredOn")), fhir.parse_instant(sr["authoredOn"])
-            if held and new and held > new:
-                findings.append(Finding("9074", f"toewijzing {nummer}: the hub holds a newer allocation "
-                                        f"({current.get('authoredOn')}); this one ({sr['authoredOn']}) is older", p.el))
-                continue
-            if held == new and not same_content(current, {**sr, "subject": current.get("subject"),
-                                                          "requester": current.get("requester"),
-                                                          "performer": current.get("performer"),
-                                                          "basedOn": current.get("basedOn")}):
-                findings.append(Finding("9074", f"toewijzing {nummer}: a different allocation with the same "
-                                        f"moment ({sr['authoredOn']}) was received before", p.el))
-                continue
-        wanted.append((p, sr, plan))
-    if findings:
-        return Outcome(findings)
-    for _p, sr, plan in wanted:
-        nummer = sr["identifier"][0]["value"]
-        plan_ref = sr["basedOn"][0]["reference"]
-        plan_res = fhir.careplan(sr, patient_ref, gemeente_ref, team_ref, plan)
-        if plan is None:
-            refs.entries.append(_post(plan_ref, plan_res, _ident_query(c.TOEWIJZING_SYSTEM, nummer)))
-        elif not same_content(plan, plan_res):
-            refs.entries.append(_put(plan, plan_res))
-        refs.write(existing.get(nummer), sr, c.TOEWIJZING_SYSTEM, nummer)
-    periods = [(provider_ref, sr["occurrencePeriod"]) for _, sr, _ in wanted]
-    team_res = fhir.careteam(patient_ref, gemeente_ref, periods, team, network)
-    if team is None:
-        refs.entries.append(_post(team_ref, team_res, _ident_query(c.NETWERK_SYSTEM, network)))
-    elif not same_content(team, team_res):
-        refs.entries.append(_put(team, team_res))
-    vertegenwoordiging = client.text("WettelijkeVertegenwoordiging")
-    for relatie, key in zip(relaties, relatie_keys, strict=True):
-        if key not in known_relaties:  # a contact person is created once; the client's network keeps it
-            rp = fhir.related_person(relatie, bsn, patient_ref, vertegenwoordiging)
-            refs.entries.append(_post(_new_ref(), rp, _ident_query(c.RELATIE_SYSTEM, key)))
-    if refs.entries:
-        await ctx.hub.transaction(refs.entries)
-    return Outcome(writes=len(refs.entries))
 
 
 # -- WMO305 start zorg / WMO307 stop zorg ----------------------------------------------------------
@@ -539,7 +441,7 @@ async def antwoord_319(ctx: Context, root: Node, header: Header) -> Outcome:
     return Outcome(writes=len(entries))
 
 
-HANDLERS = {"301": toewijzing_301, "315": verzoek_315, "317": wijziging_317, "319": antwoord_319}
+HANDLERS = {"315": verzoek_315, "317": wijziging_317, "319": antwoord_319}
 
 
 async def handle(ctx: Context, number: str, root: Node, header: Header) -> Outcome:

@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NUL
 """
 
 
+#: A processed message as remembered: content hash, key (when accepted), number, status, retour, reasons.
+Row = tuple[str, str | None, str, str, bytes | None, str]
+
+
 @dataclass(frozen=True)
 class Received:
     hash: str
@@ -69,32 +73,43 @@ class State:
     def record(
         self, content_hash: str, msg_key: str | None, number: str, status: str, retour: bytes | None, reasons: str
     ) -> None:
-        """Remember a processed message (one transaction: its outcome and, when accepted, its key)."""
+        """Remember a processed message (its outcome and, when accepted, its key)."""
+        self.record_many([(content_hash, msg_key, number, status, retour, reasons)])
+
+    def record_many(self, rows: list[Row]) -> None:
+        """Remember processed messages in one transaction (one sync to disk for a whole group)."""
+        now = time.time()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(
+                self._db.executemany(
                     "INSERT OR REPLACE INTO received (hash, msg_key, number, status, retour, reasons, at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (content_hash, msg_key, number, status, retour, reasons, time.time()),
+                    [(*row, now) for row in rows],
                 )
-                if msg_key is not None:
-                    self._db.execute(
-                        "INSERT OR IGNORE INTO message_key (msg_key, hash) VALUES (?, ?)", (msg_key, content_hash)
-                    )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO message_key (msg_key, hash) VALUES (?, ?)",
+                    [(row[1], row[0]) for row in rows if row[1] is not None],
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def next_number(self, name: str) -> int:
+    def next_numbers(self, name: str, count: int) -> range:
+        """``count`` fresh numbers of the counter ``name`` (one transaction)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute("SELECT value FROM counter WHERE name = ?", (name,)).fetchone()
-            value = (row[0] if row else 0) + 1
-            self._db.execute("INSERT OR REPLACE INTO counter (name, value) VALUES (?, ?)", (name, value))
-            self._db.execute("COMMIT")
-        return int(value)
+            try:
+                row = self._db.execute("SELECT value FROM counter WHERE name = ?", (name,)).fetchone()
+                first = int(row[0] if row else 0) + 1
+                self._db.execute("INSERT OR REPLACE INTO counter (name, value) VALUES (?, ?)",
+                                 (name, first + count - 1))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return range(first, first + count)
 
     # -- outbound -------------------------------------------------------------------------------
 

@@ -89,7 +89,7 @@ class WriteVerdict:
     async def keep(self, conn: AsyncConnection, stored: Stored, on_state_change: OnStateChange | None) -> None:
         """After the write: record the creator (a create), hand the state change to the outbox hook."""
         if self.owners:
-            await record_owners(conn, stored.pid, self.owners)
+            await record_owners(conn, stored.pid, self.owners, first=stored.version == 1)
         if self.change is not None and on_state_change is not None:
             await on_state_change(conn, self.change.stored_as(stored.version, stored.res_id))
 

@@ -22,9 +22,11 @@ from hub.workflows import overdracht
 from hub.workflows.tables import overdracht_access, resource_owner
 
 
-async def record_owners(conn: AsyncConnection, pid: int, owners: tuple[str, ...]) -> None:
-    """The creator(s) of a resource just created (replacing those of an earlier life of it)."""
-    await conn.execute(delete(resource_owner).where(resource_owner.c.pid == pid))
+async def record_owners(conn: AsyncConnection, pid: int, owners: tuple[str, ...], *, first: bool = False) -> None:
+    """The creator(s) of a resource just created (replacing those of an earlier life of it; ``first``:
+    its first version, which has no earlier life to replace)."""
+    if not first:
+        await conn.execute(delete(resource_owner).where(resource_owner.c.pid == pid))
     if owners:
         await conn.execute(insert(resource_owner), [{"pid": pid, "party": p} for p in dict.fromkeys(owners)])
 

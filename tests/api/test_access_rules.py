@@ -334,6 +334,33 @@ async def test_if_none_exist_on_an_invisible_match_creates(net: NetworkSpec, cli
     assert await total(me, f"Observation?identifier={ident}&_total=accurate") == 2
 
 
+async def test_conditional_creates_in_a_bundle_do_not_match_what_the_caller_cannot_see(
+    net: NetworkSpec, client_as: Any
+) -> None:
+    """The transaction matches its conditional creates together; still through the caller's eyes."""
+    b = client_as(f"org:{B}")
+
+    def entry(n: int, value: str) -> dict[str, Any]:
+        system = "urn:zorgnet-test:observation"
+        return {"fullUrl": f"urn:uuid:dddddddd-0000-0000-0000-{n:012d}",
+                "resource": {"resourceType": "Observation", "status": "final",
+                             "subject": {"reference": "Patient/pat-0"},
+                             "identifier": [{"system": system, "value": value}],
+                             "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}},
+                "request": {"method": "POST", "url": "Observation", "ifNoneExist": f"identifier={system}|{value}"}}
+
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry(0, "obs-0-0"), entry(1, "b-own")]}
+    resp = await b.post("/fhir", json=bundle)  # obs-0-0 identifies OBS, which B may not see
+    assert resp.status_code == 200, resp.text
+    assert [e["response"]["status"][:3] for e in resp.json()["entry"]] == ["201", "201"]
+    again = await b.post("/fhir", json=bundle)
+    assert [e["response"]["status"][:3] for e in again.json()["entry"]] == ["200", "200"]
+    # each matched its own entry's resource (B's new one), not the hidden OBS
+    assert [e["response"]["location"] for e in again.json()["entry"]] == [
+        e["response"]["location"] for e in resp.json()["entry"]
+    ]
+
+
 async def test_organisation_registered_after_the_care_team_still_counts(client: Any, client_as: Any) -> None:
     """A CareTeam may name an Organization before it is registered (or later in the same Bundle):
     registering it derives the care relationship then."""

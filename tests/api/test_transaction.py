@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+
+from tests.api.access_helpers import bsn_for
 
 BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
 
@@ -118,6 +122,53 @@ async def test_processing_order_and_conditional_references(client: httpx.AsyncCl
     assert r.status_code == 200, r.text
     assert r.json()["entry"][1]["response"]["status"].startswith("200")
     assert await _count(client, "Patient") == 1
+
+
+def _conditional_patient(n: int, bsn: str) -> dict[str, Any]:
+    return {"fullUrl": f"urn:uuid:cccccccc-0000-0000-0000-{n:012d}",
+            "resource": {"resourceType": "Patient", "identifier": [{"system": BSN, "value": bsn}],
+                         "name": [{"family": f"Bundel {n}"}]},
+            "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={BSN}|{bsn}"}}
+
+
+async def test_conditional_creates_by_identifier_are_matched_with_one_search(
+    client: httpx.AsyncClient, count_statements: Any
+) -> None:
+    """Ten conditional creates by BSN in one transaction: the existing one is matched (200), the
+    others created (201), and the hub looks them up with one search, not ten."""
+    existing = await client.post("/fhir/Patient", json=_conditional_patient(0, bsn_for(300))["resource"])
+    assert existing.status_code == 201
+    bsns = [bsn_for(n) for n in range(300, 310)]
+    entries = [_conditional_patient(n, bsn) for n, bsn in enumerate(bsns)]
+    entries.append({"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "gewicht"},
+                                 "subject": {"reference": entries[0]["fullUrl"]}},
+                    "request": {"method": "POST", "url": "Observation"}})
+    with count_statements() as counter:
+        r = await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert r.status_code == 200, r.text
+    statuses = [e["response"]["status"][:3] for e in r.json()["entry"]]
+    assert statuses == ["200", *["201"] * 9, "201"]
+    assert r.json()["entry"][0]["response"]["location"].split("/")[-3] == existing.json()["id"]
+    lookups = [s for s in counter.statements  # searches (reads by id name res_id)
+               if s.lstrip().startswith("SELECT resource.pid") and "resource.res_id = " not in s]
+    assert len(lookups) == 1, lookups
+    assert await _count(client, "Patient") == 10
+    obs = (await client.get("/fhir/Observation")).json()["entry"][0]["resource"]
+    assert obs["subject"]["reference"] == f"Patient/{existing.json()['id']}"
+    # the same Bundle again creates nothing
+    r = await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries[:-1]})
+    assert [e["response"]["status"][:3] for e in r.json()["entry"]] == ["200"] * 10
+    assert await _count(client, "Patient") == 10
+
+
+async def test_conditional_create_matching_two_fails_the_bundle(client: httpx.AsyncClient) -> None:
+    for _ in range(2):
+        assert (await client.post("/fhir/Patient", json=_conditional_patient(0, bsn_for(320))["resource"])).is_success
+    entries = [_conditional_patient(1, bsn_for(321)), _conditional_patient(2, bsn_for(320))]
+    r = await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert r.status_code == 412, r.text
+    assert "Bundle.entry[1]" in r.json()["issue"][0]["diagnostics"]
+    assert await _count(client, "Patient") == 2
 
 
 async def test_unresolvable_references_fail(client: httpx.AsyncClient) -> None:

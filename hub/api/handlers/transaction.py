@@ -13,16 +13,19 @@ import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from anyio.to_thread import run_sync
 
 from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route, require_body, route
 from hub.api.result import FhirResult
+from hub.fhir import jsonio
 from hub.fhir.bundles import bundle
 from hub.fhir.errors import BadRequest, FhirError, Issue, PreconditionFailed
 from hub.fhir.limits import ParseLimits, check_shape
 from hub.fhir.parse import check_resource
+from hub.store.resources import Stored
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _CONDITIONAL_REF = re.compile(r"^([A-Z][A-Za-z]+)\?(.+)$")
@@ -118,8 +121,6 @@ def _binary_patch(resource: dict[str, Any], where: str, limits: ParseLimits) -> 
     """A JSON Patch in a transaction travels as a Binary; unwrap it (its shape limited like a body)."""
     import base64
 
-    from hub.fhir import jsonio
-
     try:
         data = jsonio.loads(base64.b64decode(resource.get("data", "")))
     except (ValueError, TypeError, FhirError):
@@ -206,13 +207,16 @@ async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
     """fullUrl -> 'Type/id' for every entry that creates or names a resource; '=Type/id' marks a
     conditional create that matched an existing resource."""
     mapping: dict[str, str] = {}
+    by_identifier = await _match_by_identifier(call, entries)
     for e in entries:
         if not e.full_url or e.target.res_type is None:
             continue
         method = e.request.method
         if method == "POST" and e.target.kind == "create":
             if e.request.if_none_exist:
-                found = await call.repo.match(call.conn, e.target.res_type, e.request.if_none_exist)  # type: ignore[arg-type]
+                found = by_identifier.get(e.index)
+                if found is None:
+                    found = await call.repo.match(call.conn, e.target.res_type, e.request.if_none_exist)  # type: ignore[arg-type]
                 if len(found) > 1:
                     raise PreconditionFailed(
                         f"Bundle.entry[{e.index}]: ifNoneExist '{e.request.if_none_exist}' matches "
@@ -235,6 +239,61 @@ async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
                 body["id"] = new_id
                 mapping[e.full_url] = f"{e.target.res_type}/{new_id}"
     return mapping
+
+
+def _identifier_criterion(criteria: str) -> tuple[str, str] | None:
+    """``identifier=system|value`` (one identifier, nothing else) -> (system, value); else None."""
+    params = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
+    if len(params) != 1 or params[0][0] != "identifier":
+        return None
+    system, bar, value = params[0][1].partition("|")
+    if not bar or not system or not value or "," in params[0][1] or "\\" in params[0][1]:
+        return None
+    return system, value
+
+
+async def _match_by_identifier(call: Call, entries: list[_Entry]) -> dict[int, list[Stored]]:
+    """The conditional creates of a Bundle that name one identifier each, matched with one search per
+    resource type instead of one per entry (entry index -> its matches). The same search, through
+    the caller's eyes, with the criteria OR-ed; each match is given to the criteria its identifiers
+    equal. Types where that is not certain (a result no criterion claims, or as many results as the
+    limit) are left out: their entries are matched one by one."""
+    wanted: dict[str, list[tuple[int, tuple[str, str]]]] = {}
+    for e in entries:
+        if e.request.method == "POST" and e.target.kind == "create" and e.request.if_none_exist and e.full_url:
+            criterion = _identifier_criterion(e.request.if_none_exist)
+            if criterion is not None and e.target.res_type is not None:
+                wanted.setdefault(e.target.res_type, []).append((e.index, criterion))
+    out: dict[int, list[Stored]] = {}
+    for res_type, items in wanted.items():
+        if len(items) < 2:
+            continue
+        limit = 2 * len(items) + 1
+        criteria = urlencode({"identifier": ",".join(sorted({f"{s}|{v}" for _, (s, v) in items}))})
+        found = await call.repo.match(call.conn, res_type, criteria, limit=limit)  # type: ignore[arg-type]
+        if len(found) >= limit:
+            continue
+        claims: dict[tuple[str, str], list[Stored]] = {}
+        unclaimed = False
+        for stored in found:
+            own = _identifiers(stored)
+            hits = [c for _, c in items if c in own]
+            unclaimed = unclaimed or not hits
+            for c in dict.fromkeys(hits):
+                claims.setdefault(c, []).append(stored)
+        if unclaimed:
+            continue
+        for index, c in items:
+            out[index] = claims.get(c, [])[:2]
+    return out
+
+
+def _identifiers(stored: Stored) -> set[tuple[str, str]]:
+    content = jsonio.loads(stored.content) if stored.content else {}
+    value = content.get("identifier")
+    listed = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+    pairs = [(i.get("system"), i.get("value")) for i in listed if isinstance(i, dict)]
+    return {(str(system), str(code)) for system, code in pairs if system and code}
 
 
 async def _rewrite(call: Call, value: Any, mapping: dict[str, str], where: str) -> Any:
