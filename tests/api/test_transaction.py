@@ -124,11 +124,15 @@ async def test_processing_order_and_conditional_references(client: httpx.AsyncCl
     assert await _count(client, "Patient") == 1
 
 
-def _conditional_patient(n: int, bsn: str) -> dict[str, Any]:
+#: A local record number: unlike a BSN (one Patient per client), several Patients may carry one.
+MRN = "urn:zorgnet-test:mrn"
+
+
+def _conditional_patient(n: int, bsn: str, system: str = BSN) -> dict[str, Any]:
     return {"fullUrl": f"urn:uuid:cccccccc-0000-0000-0000-{n:012d}",
-            "resource": {"resourceType": "Patient", "identifier": [{"system": BSN, "value": bsn}],
+            "resource": {"resourceType": "Patient", "identifier": [{"system": system, "value": bsn}],
                          "name": [{"family": f"Bundel {n}"}]},
-            "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={BSN}|{bsn}"}}
+            "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={system}|{bsn}"}}
 
 
 async def test_conditional_creates_by_identifier_are_matched_with_one_search(
@@ -162,9 +166,9 @@ async def test_conditional_creates_by_identifier_are_matched_with_one_search(
 
 
 async def test_conditional_create_matching_two_fails_the_bundle(client: httpx.AsyncClient) -> None:
-    for _ in range(2):
-        assert (await client.post("/fhir/Patient", json=_conditional_patient(0, bsn_for(320))["resource"])).is_success
-    entries = [_conditional_patient(1, bsn_for(321)), _conditional_patient(2, bsn_for(320))]
+    for _ in range(2):  # two Patients with one local number (a BSN would be refused the second time)
+        assert (await client.post("/fhir/Patient", json=_conditional_patient(0, "320", MRN)["resource"])).is_success
+    entries = [_conditional_patient(1, "321", MRN), _conditional_patient(2, "320", MRN)]
     r = await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
     assert r.status_code == 412, r.text
     assert "Bundle.entry[1]" in r.json()["issue"][0]["diagnostics"]
