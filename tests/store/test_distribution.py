@@ -149,6 +149,13 @@ async def _write_sample(client: httpx.AsyncClient, client_as: Any) -> None:
     assert r.status_code == 200, r.text
     r = await client.post("/fhir/Observation", json={**obs, "subject": {"reference": "Patient/c1"}})
     assert (await client.delete(f"/fhir/Observation/{r.json()['id']}")).status_code in (200, 204)
+    ura = {"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "00012345"}
+    r = await client.post("/fhir/Organization", json={"resourceType": "Organization", "identifier": [ura]})
+    assert r.status_code == 201, r.text
+    team = {"resourceType": "CareTeam", "status": "active", "subject": {"reference": "Patient/c1"},
+            "participant": [{"member": {"reference": f"Organization/{r.json()['id']}"}}]}
+    r = await client_as("client:999993653").post("/fhir/CareTeam", json=team)  # a care relation the client makes
+    assert r.status_code == 201, r.text
     grant = {"resourceType": "Parameters", "parameter": [
         {"name": "person", "valueString": "marieke"}, {"name": "category", "valueCode": "zorgplan"}]}
     r = await client_as("client:999993653").post("/fhir/Patient/c1/$grant-delegation", json=grant)
