@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from hub.api.negotiate import Format, fhir_response, negotiate
 from hub.fhir.errors import FhirError, Issue, operation_outcome
+from hub.store.db import busy_error
 
 log = logging.getLogger("hub.api")
 
@@ -44,6 +45,10 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    busy = busy_error(exc)
+    if busy is not None:  # contention, not a fault: the client may retry (logged without a traceback)
+        log.warning("Database busy on %s %s: %s", request.method, request.url.path, exc)
+        return fhir_response(busy.outcome(), _format(request), busy.status, busy.headers)
     log.exception("Unhandled error on %s %s", request.method, request.url.path)
     issue = Issue("Internal server error; the incident was logged", "exception", "fatal")
     return fhir_response(operation_outcome([issue]), Format(), 500)

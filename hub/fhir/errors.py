@@ -123,6 +123,12 @@ class NotImplementedFhir(FhirError):
     status, code = 501, "not-supported"
 
 
+class ServiceUnavailable(FhirError):
+    """The server is busy for a moment (the database locked or out of connections): retry later."""
+
+    status, code = 503, "transient"
+
+
 def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
     """An OperationOutcome resource (as JSON) for the given issues."""
     return {"resourceType": "OperationOutcome", "issue": [i.to_json() for i in issues]}

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 
-from hub.fhir.errors import BadRequest, FhirError
+from hub.fhir.errors import BadRequest, FhirError, ServiceUnavailable
 
 
 class Database:
@@ -132,6 +132,27 @@ QUERY_CANCELED = "57014"
 #: SQLite's answers to statements too large to compile (very long OR lists, deep nesting).
 _SQLITE_TOO_COMPLEX = ("expression tree is too large", "too many sql variables", "parser stack overflow",
                        "too many terms in compound select", "string or blob too big", "interrupted")
+
+
+#: PostgreSQL SQLSTATEs of a moment's contention, not of a fault: serialization failure, deadlock,
+#: lock not available, too many connections, the server starting or stopping.
+_PG_BUSY = frozenset({"40001", "40P01", "55P03", "53300", "57P03"})
+#: SQLite's answers when another connection holds the write lock past the busy timeout.
+_SQLITE_BUSY = ("database is locked", "database is busy", "database table is locked")
+
+
+def busy_error(exc: BaseException) -> FhirError | None:
+    """A 503 (with Retry-After) when a database error is a moment's contention the client can retry,
+    else None: those are neither the client's mistake nor a fault to answer with a 500."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    message = str(orig).lower()
+    if state in _PG_BUSY or any(m in message for m in _SQLITE_BUSY):
+        return ServiceUnavailable("The database is busy for a moment; retry the request shortly",
+                                  headers={"Retry-After": "1"})
+    return None
 
 
 def cost_error(exc: BaseException, timeout_ms: int = 0) -> FhirError | None:

@@ -10,7 +10,7 @@ from hub.api.context import Call
 from hub.api.handlers import audit_events, capabilities, crud, history, operations, search, transaction
 from hub.api.interaction import FhirRequest, Route, check_text, route
 from hub.api.result import FhirResult
-from hub.store.db import cost_error
+from hub.store.db import busy_error, cost_error
 
 Handler = Callable[[Call, FhirRequest, Route], Awaitable[FhirResult]]
 
@@ -45,8 +45,9 @@ async def handle(call: Call, req: FhirRequest) -> FhirResult:
     check_text(req)
     try:
         return await _dispatch(call, req)
-    except DBAPIError as exc:  # a statement timeout or a statement too complex is the request's cost
-        error = cost_error(exc, call.svc.repo.db.statement_timeout_ms)
+    except DBAPIError as exc:  # a statement timeout or a statement too complex is the request's cost;
+        # contention (a lock held past the busy timeout, a deadlock) is a 503 the client may retry
+        error = cost_error(exc, call.svc.repo.db.statement_timeout_ms) or busy_error(exc)
         if error is None:
             raise
         raise error from None
