@@ -74,9 +74,10 @@ bench-full: $(BENCH_STAMP)
 	@pg_url="$$(./scripts/ensure-postgres.sh)"; HUB_BENCH_PG_ADMIN_URL="$$pg_url" $(PY) -m bench run --size full
 
 ## Nictiz's eOverdracht 4.0 qualification TestScripts against the hub and the wijkverpleging adapter (not part
-## of `make test`); they are read from ../shared/reference (CONFORMANCE_ARGS="--scripts DIR" elsewhere).
+## of `make test`): CONFORMANCE_SCRIPTS names their eOverdracht-4.0-Test folder (not in this repository).
+CONFORMANCE_SCRIPTS ?=
 conformance: $(STAMP)
-	$(PY) -m scripts.conformance.eoverdracht $(CONFORMANCE_ARGS)
+	$(PY) -m scripts.conformance.eoverdracht $(if $(CONFORMANCE_SCRIPTS),--scripts "$(CONFORMANCE_SCRIPTS)") $(CONFORMANCE_ARGS)
 
 ## ruff (lint) and mypy (types); CI runs this too.
 lint: $(STAMP)

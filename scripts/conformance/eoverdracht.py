@@ -1,12 +1,12 @@
 """``make conformance``: Nictiz's eOverdracht 4.0 qualification TestScripts against the hub and the
 wijkverpleging adapter, in each role.
 
-    .venv/bin/python -m scripts.conformance.eoverdracht [--scripts DIR] [--out FILE]
+    .venv/bin/python -m scripts.conformance.eoverdracht --scripts DIR [--out FILE]
 
-The scripts are Nictiz's (not copied into the repository): they are read from
-``../shared/reference/nictiz/testscripts/eOverdracht-4.0-Test`` beside the repository, or ``--scripts``;
-when absent this says so and exits 2. A live hub (SQLite, in a temporary directory) is started with the
-adapter registered as a system app of the nursing organisation, the adapter runs as its own process
+The scripts are Nictiz's (not copied into the repository): ``--scripts`` names their
+``eOverdracht-4.0-Test`` folder (Nictiz's testscripts repository, checked out wherever you like); when
+it is not given or holds no scripts this says so and exits 2. A live hub (SQLite, in a temporary
+directory) is started with the adapter registered as a system app of the nursing organisation, the adapter runs as its own process
 (``adapter-wijkverpleging serve``), and :mod:`.simulator` plays Nictiz's side.
 
 Each script tests phase 2 (the handoff, 'overdrachtfase'); phase 1 (the advance notice, which Nictiz
@@ -47,7 +47,6 @@ from scripts.conformance.simulator import RUNNER_HEADER, Simulator
 from scripts.conformance.testscript import Exchange, Json, Operation, Outcome, Runner, Script, stu3_json
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_SCRIPTS = REPO.parent / "shared" / "reference" / "nictiz" / "testscripts" / "eOverdracht-4.0-Test"
 ROLES = ("Receiving-XIS", "Receiving-XIS-NoDocument", "Sending-XIS")
 OWN_URA = "00056789"
 URA = "http://fhir.nl/fhir/NamingSystem/ura"
@@ -542,16 +541,18 @@ def summary(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scripts", type=Path, default=DEFAULT_SCRIPTS)
+    parser.add_argument("--scripts", type=Path, default=None,
+                        help="the eOverdracht-4.0-Test folder of Nictiz's testscripts")
     parser.add_argument("--out", type=Path, default=REPO / "var" / "conformance" / "eoverdracht.json")
     parser.add_argument("--role", choices=ROLES, action="append", help="only these roles (default: all)")
     parser.add_argument("--match", default="", help="only scripts whose file name contains this")
     args = parser.parse_args(argv)
-    if not (args.scripts / "Sending-XIS").is_dir():
+    if args.scripts is None or not (args.scripts / "Sending-XIS").is_dir():
+        where = f"not at {args.scripts}" if args.scripts is not None else "not given"
         print(
-            f"make conformance: Nictiz's eOverdracht 4.0 TestScripts are not at {args.scripts}; nothing was run.\n"
-            "They are not part of the repository; give their eOverdracht-4.0-Test folder with --scripts DIR "
-            '(make conformance CONFORMANCE_ARGS="--scripts DIR").',
+            f"make conformance: Nictiz's eOverdracht 4.0 TestScripts are {where}; nothing was run.\n"
+            "They are not part of the repository; give their eOverdracht-4.0-Test folder: "
+            "make conformance CONFORMANCE_SCRIPTS=DIR.",
             file=sys.stderr,
         )
         return 2
