@@ -6,7 +6,8 @@ wijkverpleging adapter, in each role.
 The scripts are Nictiz's (not copied into the repository): ``--scripts`` names their
 ``eOverdracht-4.0-Test`` folder (Nictiz's testscripts repository, checked out wherever you like); when
 it is not given or holds no scripts this says so and exits 2. A live hub (SQLite, in a temporary
-directory) is started with the adapter registered as a system app of the nursing organisation, the adapter runs as its own process
+directory) is started with the adapter registered as a system app of the nursing organisation, the
+adapter runs as its own process
 (``adapter-wijkverpleging serve``), and :mod:`.simulator` plays Nictiz's side.
 
 Each script tests phase 2 (the handoff, 'overdrachtfase'); phase 1 (the advance notice, which Nictiz
