@@ -60,6 +60,24 @@ async def _pg_drop(name: str) -> None:
         await conn.close()
 
 
+@contextmanager
+def throwaway_database(backend: str, work: Path) -> Iterator[str]:
+    """A database URL of ``backend`` for a live hub process: a SQLite file in ``work``, or a PostgreSQL
+    database created now and dropped afterwards (for synchronous fixtures; async ones await
+    :func:`_pg_create` themselves)."""
+    import asyncio
+
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{work / 'hub.db'}"
+        return
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    url = asyncio.run(_pg_create(name))
+    try:
+        yield url
+    finally:
+        asyncio.run(_pg_drop(name))
+
+
 @pytest.fixture(scope="session", params=_backends())
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -16,7 +16,7 @@ from adapters.common.client import HubClient
 from adapters.gemeente.config import GemeenteSettings
 from tests.adapters.registration import Registered, register_system_app
 from tests.api.live import LiveHub, live_hub
-from tests.conftest import _pg_create, _pg_drop
+from tests.conftest import throwaway_database
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "iwmo"
 GEMEENTE_URA = "00045678"
@@ -53,22 +53,10 @@ class LiveNetwork:
 
 @pytest.fixture(scope="session")
 def live_network(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNetwork]:
-    import asyncio
-
     work = tmp_path_factory.mktemp(f"gemeente-{backend}")
-    name = None
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{work / 'hub.db'}"
-    else:
-        name = f"hub_test_{uuid.uuid4().hex[:12]}"
-        url = asyncio.run(_pg_create(name))
-    try:
-        with live_hub(url, work) as hub:
-            registered = register_system_app(hub.env, work, "gemeente-rivierstad", GEMEENTE_URA)
-            yield LiveNetwork(hub, registered, work)
-    finally:
-        if name is not None:
-            asyncio.run(_pg_drop(name))
+    with throwaway_database(backend, work) as url, live_hub(url, work) as hub:
+        registered = register_system_app(hub.env, work, "gemeente-rivierstad", GEMEENTE_URA)
+        yield LiveNetwork(hub, registered, work)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -3,7 +3,6 @@ STU3 counterpart as its own process serving one of the example transfers."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from adapters.common.auth import ClientCredentials, load_private_key
 from adapters.common.client import HubClient, RetryPolicy
 from tests.adapters.registration import Registered, register_system_app
 from tests.api.live import LiveHub, free_port, live_hub
-from tests.conftest import _pg_create, _pg_drop
+from tests.conftest import throwaway_database
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "eoverdracht"
@@ -173,16 +172,6 @@ def build_network(hub: LiveHub) -> str:
 @pytest.fixture(scope="session", name="wijk_world")
 def wijk_world_fixture(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WijkWorld]:
     work = tmp_path_factory.mktemp(f"wijkverpleging-{backend}")
-    name = None
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{work / 'hub.db'}"
-    else:
-        name = f"hub_test_{uuid.uuid4().hex[:12]}"
-        url = asyncio.run(_pg_create(name))
-    try:
-        with live_hub(url, work) as hub:
-            registered = register_system_app(hub.env, work, "wijkzorg-rivierstad", WIJKZORG_URA)
-            yield WijkWorld(hub, registered, work, build_network(hub))
-    finally:
-        if name is not None:
-            asyncio.run(_pg_drop(name))
+    with throwaway_database(backend, work) as url, live_hub(url, work) as hub:
+        registered = register_system_app(hub.env, work, "wijkzorg-rivierstad", WIJKZORG_URA)
+        yield WijkWorld(hub, registered, work, build_network(hub))

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from tests.adapters.gp_system.fixtures import bsn_for
 from tests.adapters.huisarts_env import GP_URA, HuisartsWorld, build_network, fake_gp
 from tests.adapters.registration import register_system_app
 from tests.api.live import live_hub
-from tests.conftest import _pg_create, _pg_drop
+from tests.conftest import throwaway_database
 
 TYPES = ("Condition", "EpisodeOfCare", "Flag", "AllergyIntolerance", "MedicationRequest", "Observation", "Consent")
 
@@ -47,15 +46,8 @@ def expected_summary(clients: int) -> dict[str, int]:
 
 @pytest.fixture
 def database(backend: str, tmp_path: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
-        return
-    name = f"hub_test_{uuid.uuid4().hex[:12]}"
-    url = asyncio.run(_pg_create(name))
-    try:
+    with throwaway_database(backend, tmp_path) as url:
         yield url
-    finally:
-        asyncio.run(_pg_drop(name))
 
 
 def world_for(database: str, work: Path, version: str, clients: int, **faults: int) -> Any:
