@@ -18,8 +18,10 @@ from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.access.facts import patient_ids_for_bsn
 from hub.access.tables import delegation, oauth_client, oauth_code, oauth_jti, person
 from hub.access.tokens import public_signing_keys
+from hub.store.clientkey import NO_CLIENT
 
 ClientKind = Literal["system", "pgo", "admin"]
 CLIENT_KINDS: frozenset[str] = frozenset({"system", "pgo", "admin"})
@@ -226,8 +228,12 @@ async def add_delegation(
     start_us: int | None = None,
     end_us: int | None = None,
 ) -> None:
+    """A delegation added directly (not derived from a Consent); its client key is the Patient with
+    the BSN (none yet: :data:`~hub.store.clientkey.NO_CLIENT`)."""
+    found = (await patient_ids_for_bsn(conn, [item.bsn])).get(item.bsn)
     await conn.execute(
         insert(delegation).values(
+            client_key=min(found) if found else NO_CLIENT,
             person_id=person_id,
             patient_bsn=item.bsn,
             role_code=item.relation,

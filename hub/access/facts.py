@@ -41,6 +41,7 @@ from hub.access.tables import (
 from hub.fhir.errors import BadRequest
 from hub.fhir.normalize import date_range
 from hub.fhir.references import local_id, resolve
+from hub.store.clientkey import key_of_resource
 from hub.store.resources import Stored
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
 from hub.workflows.overdracht import CARE_STATES, yields_access
@@ -95,7 +96,9 @@ async def after_write(
     if author_ura and resource is not None:
         dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         await conn.execute(
-            dialect_insert(resource_author).values(pid=stored.pid, ura=author_ura).on_conflict_do_nothing()
+            dialect_insert(resource_author)
+            .values(pid=stored.pid, ura=author_ura, client_key=stored.client_key or key_of_resource(stored.pid))
+            .on_conflict_do_nothing()
         )
     if stored.res_type not in DERIVING_TYPES:
         return
@@ -150,7 +153,8 @@ async def _derive(
                 patients.add(patient)
             patients |= await _derive_consent(conn, pid, resource, base)
         elif grantor is not None:
-            await conn.execute(insert(care_source).values(source_pid=pid, grantor_kind=grantor[0], grantor=grantor[1]))
+            await conn.execute(insert(care_source).values(
+                source_pid=pid, grantor_kind=grantor[0], grantor=grantor[1], client_key=key_of_resource(pid)))
             patients |= await _derive_relations(conn, pid, resource, base, grantor)
     return patients
 
@@ -299,7 +303,7 @@ async def _derive_delegations(
                     "categories": orjson.dumps(sorted(set(prov["categories"]))).decode(),
                     "period_start": None if prov["start"] == DATE_MIN else prov["start"],
                     "period_end": None if prov["end"] == DATE_MAX else prov["end"],
-                    "active": True, "source_pid": pid,
+                    "active": True, "source_pid": pid, "client_key": patient,
                 })
     if rows:
         await conn.execute(insert(delegation), rows)

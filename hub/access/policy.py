@@ -176,9 +176,14 @@ class AccessPolicy:
         if not self.patient_ids:
             return false()
         c = m.table.alias("acl_comp")
+        keyed = [c.c.client_key == r.c.client_key] if "client_key" in c.c else []
+        # Current versions are matched on (client key, pid): a compartment row carries its resource's key,
+        # so the key adds no condition here, and says which client's rows a distributed database joins
+        # (deploy/CITUS.md). A version's own compartments (history_compartment) are placed by comp_id.
         return exists(
             select(c.c[m.key]).where(
-                c.c[m.key] == r.c[m.key], c.c.comp_type == "Patient", c.c.comp_id.in_(self._p("acl_patients"))
+                *keyed, c.c[m.key] == r.c[m.key], c.c.comp_type == "Patient",
+                c.c.comp_id.in_(self._p("acl_patients")),
             )
         )
 

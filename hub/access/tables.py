@@ -88,6 +88,8 @@ delegation = Table(
     Column("active", Boolean, nullable=False, default=True),
     # The Consent resource this delegation is derived from (NULL for rows added directly).
     Column("source_pid", BigInteger, nullable=True),
+    # The client's Patient id (resolved from patient_bsn when the row is written; hub.store.clientkey).
+    Column("client_key", String(64), nullable=False),
     Index("ix_delegation_person", "person_id", "patient_bsn"),
     Index("ix_delegation_patient", "patient_bsn"),
     Index("ix_delegation_source", "source_pid"),
@@ -103,6 +105,8 @@ resource_author = Table(
     metadata,
     Column("pid", BigInteger, primary_key=True),
     Column("ura", String(16), primary_key=True),
+    # The resource's client key, copied from resource.client_key in the same transaction.
+    Column("client_key", String(64), nullable=False),
     Index("ix_resource_author_ura", "ura", "pid"),
 )
 
@@ -138,6 +142,8 @@ care_source = Table(
     Column("source_pid", BigInteger, primary_key=True),
     Column("grantor_kind", String(16), nullable=False),
     Column("grantor", String(64), nullable=True),
+    # The source resource's client key, copied from resource.client_key in the same transaction.
+    Column("client_key", String(64), nullable=False),
 )
 
 #: One provision of a privacy Consent: permit/deny for a category (NULL: all), an organisation

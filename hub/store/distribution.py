@@ -10,9 +10,9 @@ request a client, a mantelzorger or a professional makes is about one client. So
 - ``local``: tables that must keep one total order or one row (the audit hash chain and its head),
   on the coordinator (or a separate PostgreSQL), partitioned by time instead.
 
-``missing`` names the client-data tables that do not carry the key yet, with the migration that adds
-it (deploy/CITUS.md); :func:`citus_ddl` prints the placement as Citus DDL for after that migration.
-A test keeps this in step with the schema: a new table must be placed here.
+Every distributed table carries its key (migration 0008 added ``client_key`` to the store's tables
+and ``delegation``); :func:`citus_ddl` prints the placement as Citus DDL. A test keeps this in step
+with the schema: a new table must be placed here, with its key.
 """
 
 from __future__ import annotations
@@ -28,46 +28,42 @@ ANCHOR = "resource"
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """How one table is placed; ``key`` is its client-key column today (None: it has none yet)."""
+    """How one table is placed; ``key`` is the client-key column a distributed table is placed on."""
 
     kind: Literal["distributed", "reference", "local"]
     key: str | None = None
-    #: For distributed tables without the key: the migration that adds it (one line).
-    missing: str | None = None
     note: str = ""
 
 
-_BY_PID = ("add client_key (the Patient id of the resource's compartment, copied from resource.client_key "
-           "in the same transaction) and make it the leading column of the primary key and indexes")
-
 PLACEMENT: dict[str, Placement] = {
-    # -- the store: resources, history, search index rows ------------------------------------------------
-    "resource": Placement("distributed", missing=(
-        "add client_key: the id of the Patient whose compartment the resource is in (a Patient: its own id; "
-        "no compartment: reference data, moved to ref_resource); unique (client_key, res_type, res_id)")),
-    "resource_history": Placement("distributed", missing=_BY_PID),
-    "idx_string": Placement("distributed", missing=_BY_PID),
-    "idx_token": Placement("distributed", missing=_BY_PID),
-    "idx_date": Placement("distributed", missing=_BY_PID),
-    "idx_reference": Placement("distributed", missing=_BY_PID),
-    "idx_quantity": Placement("distributed", missing=_BY_PID),
-    "idx_number": Placement("distributed", missing=_BY_PID),
-    "idx_uri": Placement("distributed", missing=_BY_PID),
-    "idx_compartment": Placement("distributed", key="comp_id", note="comp_type = 'Patient' rows; rename to "
-                                 "client_key when the others get theirs"),
+    # -- the store: resources, history, search index rows (every row with its resource's key) ------------
+    "resource": Placement("distributed", key=CLIENT_KEY, note=(
+        "a Patient: its own id; else the lowest Patient id of its compartments; none: NO_CLIENT "
+        "(reference data; hub.store.clientkey)")),
+    "resource_history": Placement("distributed", key=CLIENT_KEY),
+    "idx_string": Placement("distributed", key=CLIENT_KEY),
+    "idx_token": Placement("distributed", key=CLIENT_KEY),
+    "idx_date": Placement("distributed", key=CLIENT_KEY),
+    "idx_reference": Placement("distributed", key=CLIENT_KEY),
+    "idx_quantity": Placement("distributed", key=CLIENT_KEY),
+    "idx_number": Placement("distributed", key=CLIENT_KEY),
+    "idx_uri": Placement("distributed", key=CLIENT_KEY),
+    "idx_compartment": Placement("distributed", key="comp_id", note=(
+        "placed by the client it names; its client_key column is the resource's own key, so a compartment "
+        "search knows the shard(s) it spans")),
     "history_compartment": Placement("distributed", key="comp_id", note="each version's Patient compartments "
-                                     "(per-version access); colocated with resource_history"),
+                                     "(per-version access); placed, like idx_compartment, by the client it names"),
     # -- access facts ----------------------------------------------------------------------------------
-    "resource_author": Placement("distributed", missing=_BY_PID),
+    "resource_author": Placement("distributed", key=CLIENT_KEY),
     "care_relation": Placement("distributed", key="patient_id"),
     "consent_rule": Placement("distributed", key="patient_id"),
     "access_grant": Placement("distributed", key="patient_id",
                               note="a professional's searches across all its clients fan out to every shard"),
-    "delegation": Placement("distributed", missing=(
-        "add client_key (the client's Patient id, resolved from patient_bsn when the delegation is written)")),
-    "resource_owner": Placement("distributed", missing=_BY_PID),
+    "delegation": Placement("distributed", key=CLIENT_KEY,
+                            note="the client's Patient id, resolved from patient_bsn when the row is written"),
+    "resource_owner": Placement("distributed", key=CLIENT_KEY),
     "overdracht_access": Placement("distributed", key="patient_id"),
-    "care_source": Placement("distributed", missing=_BY_PID),
+    "care_source": Placement("distributed", key=CLIENT_KEY, note="the source resource's key"),
     "break_glass": Placement("distributed", key="patient_id", note="emergency grants: one client each"),
     # -- notifications: a queue in one order, read by the workers with FOR UPDATE SKIP LOCKED -------------
     "outbox_event": Placement("local", note="the outbox: one commit order; partitioned by time"),
@@ -98,13 +94,13 @@ def placement(table: str) -> Placement | None:
 
 
 def citus_ddl() -> list[str]:
-    """The Citus statements that place the tables (to run after the client_key migration)."""
+    """The Citus statements that place the tables."""
     out: list[str] = []
     for name, p in PLACEMENT.items():
         if p.kind == "reference":
             out.append(f"SELECT create_reference_table('{name}');")
         elif p.kind == "distributed":
-            column = p.key if p.missing is None and p.key else CLIENT_KEY
+            column = p.key or CLIENT_KEY
             colocate = "" if name == ANCHOR else f", colocate_with => '{ANCHOR}'"
             out.append(f"SELECT create_distributed_table('{name}', '{column}'{colocate});")
     return out

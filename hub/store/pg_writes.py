@@ -45,7 +45,7 @@ def _pg_array(col: Any) -> tuple[str, Any]:
 
 
 def _value_columns(table: Any) -> list[Any]:
-    return [c for c in table.c if c.name not in ("pid", "res_type")]
+    return [c for c in table.c if c.name not in ("pid", "res_type", "client_key")]
 
 
 _INDEX = dict(INDEX_TABLES, compartment=idx_compartment)
@@ -64,9 +64,12 @@ def _index_ctes(source: str) -> tuple[list[str], list[Any]]:
             arrays.append(f"CAST(:{param} AS {sql_type})")
             binds.append(bindparam(param, type_=sa_type))
         names = ", ".join(c.name for c in cols)
+        # Every index row carries the resource's client key.
+        keyed = "client_key" in table.c
         ctes.append(
-            f"x_{name} AS (INSERT INTO {table.name} (pid, res_type, {names}) "
-            f"SELECT {source}.pid, :res_type, u.* FROM {source}, unnest({', '.join(arrays)}) AS u)"
+            f"x_{name} AS (INSERT INTO {table.name} (pid, res_type, {'client_key, ' if keyed else ''}{names}) "
+            f"SELECT {source}.pid, :res_type, {':client_key, ' if keyed else ''}u.* "
+            f"FROM {source}, unnest({', '.join(arrays)}) AS u)"
         )
     return ctes, binds
 
@@ -81,7 +84,7 @@ _COMMON_BINDS: list[Any] = [
     bindparam("res_type", type_=String()), bindparam("res_id", type_=String()),
     bindparam("version", type_=Integer()), bindparam("last_updated", type_=BigInteger()),
     bindparam("method", type_=String()), bindparam("content", type_=Text()),
-    bindparam("category", type_=String()),
+    bindparam("category", type_=String()), bindparam("client_key", type_=String()),
     bindparam("hc_type", type_=ARRAY(Text())), bindparam("hc_id", type_=ARRAY(Text())),
 ]
 
@@ -103,16 +106,21 @@ def _event_params(event: Mapping[str, Any]) -> dict[str, Any]:
     return {f"ev_{k}": event[k] for k in ("change", "patients", "orgs", "old_status", "new_status")}
 
 
+_HISTORY_CTE = (
+    "h AS (INSERT INTO resource_history (pid, res_type, res_id, version, last_updated, method, content, "
+    "category, client_key) SELECT pid, :res_type, :res_id, :version, :last_updated, :method, "
+    "CAST(:content AS jsonb), :category, :client_key FROM r RETURNING hid), " + _HISTORY_COMPARTMENTS + ", "
+)
+
+
 @cache
 def insert_statement(with_event: bool = False) -> TextClause:
     index_ctes, binds = _index_ctes("r")
     sql = (
-        "WITH r AS (INSERT INTO resource (res_type, res_id, version, last_updated, deleted, category, content) "
-        "VALUES (:res_type, :res_id, :version, :last_updated, false, :category, CAST(:content AS jsonb)) "
-        "RETURNING pid), "
-        "h AS (INSERT INTO resource_history (pid, res_type, res_id, version, last_updated, method, content, "
-        "category) SELECT pid, :res_type, :res_id, :version, :last_updated, :method, CAST(:content AS jsonb), "
-        ":category FROM r RETURNING hid), " + _HISTORY_COMPARTMENTS + ", "
+        "WITH r AS (INSERT INTO resource (res_type, res_id, version, last_updated, deleted, category, content, "
+        "client_key) VALUES (:res_type, :res_id, :version, :last_updated, false, :category, "
+        "CAST(:content AS jsonb), :client_key) RETURNING pid), "
+        + _HISTORY_CTE
         + (_EVENT_CTE if with_event else "")
         + ", ".join(index_ctes)
         + " SELECT pid FROM r"
@@ -128,11 +136,9 @@ def update_statement(with_event: bool = False) -> TextClause:
     )
     sql = (
         "WITH r AS (UPDATE resource SET version = :version, last_updated = :last_updated, deleted = false, "
-        "category = :category, content = CAST(:content AS jsonb) "
+        "category = :category, content = CAST(:content AS jsonb), client_key = :client_key "
         "WHERE pid = :pid AND version = :expected RETURNING pid), "
-        "h AS (INSERT INTO resource_history (pid, res_type, res_id, version, last_updated, method, content, "
-        "category) SELECT pid, :res_type, :res_id, :version, :last_updated, :method, CAST(:content AS jsonb), "
-        ":category FROM r RETURNING hid), " + _HISTORY_COMPARTMENTS + ", "
+        + _HISTORY_CTE
         + (_EVENT_CTE if with_event else "")
         + deletes + ", "
         + ", ".join(index_ctes)
@@ -162,11 +168,11 @@ def _index_params(
 
 async def insert_new(
     conn: AsyncConnection, res_type: str, res_id: str, content: str, last_updated: int, method: str,
-    category: str, rows: Any, event: Mapping[str, Any] | None = None,
+    category: str, rows: Any, client_key: str, event: Mapping[str, Any] | None = None,
 ) -> int:
     params = {
         "res_type": res_type, "res_id": res_id, "version": 1, "last_updated": last_updated,
-        "method": method, "content": content, "category": category,
+        "method": method, "content": content, "category": category, "client_key": client_key,
         **_index_params(rows.rows if rows is not None else {}, rows.compartments if rows is not None else ()),
     }
     if event is not None:
@@ -176,14 +182,14 @@ async def insert_new(
 
 async def write_version(
     conn: AsyncConnection, pid: int, res_type: str, res_id: str, expected: int, content: str, last_updated: int,
-    method: str, category: str, rows: Any, event: Mapping[str, Any] | None = None,
+    method: str, category: str, rows: Any, client_key: str, event: Mapping[str, Any] | None = None,
 ) -> bool:
     """The compare-and-set update with its history row, index rows and outbox event; False if the
     version moved (then nothing at all is written)."""
     params = {
         "pid": pid, "expected": expected, "res_type": res_type, "res_id": res_id, "version": expected + 1,
         "last_updated": last_updated, "method": method, "content": content, "category": category,
-        **_index_params(rows.rows, rows.compartments),
+        "client_key": client_key, **_index_params(rows.rows, rows.compartments),
     }
     if event is not None:
         params.update(_event_params(event))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import false, select
+from sqlalchemy import false, select, update
 
 from hub.fhir import jsonio
 from hub.settings import Settings
+from hub.store.clientkey import client_key
 from hub.store.db import Database
 from hub.store.resources import write_index_rows
 from hub.store.tables import resource
@@ -19,14 +20,18 @@ async def reindex(db: Database, indexer: object, batch: int = 500) -> int:
         async with db.write() as conn:
             rows = (
                 await conn.execute(
-                    select(resource.c.pid, resource.c.res_type, resource.c.content)
+                    select(resource.c.pid, resource.c.res_type, resource.c.res_id, resource.c.content)
                     .where(resource.c.pid > last_pid, resource.c.deleted == false())
                     .order_by(resource.c.pid)
                     .limit(batch)
                 )
             ).all()
-            for pid, res_type, content in rows:
-                await write_index_rows(conn, pid, res_type, indexer(jsonio.loads(content)), replace=True)  # type: ignore[operator]
+            for pid, res_type, res_id, content in rows:
+                extracted = indexer(jsonio.loads(content))  # type: ignore[operator]
+                # New extraction rules can change the compartments, and so the client key.
+                key = client_key(res_type, res_id, [i for t, i in extracted.compartments if t == "Patient"])
+                await conn.execute(update(resource).where(resource.c.pid == pid).values(client_key=key))
+                await write_index_rows(conn, pid, res_type, extracted, replace=True, key=key)
         if not rows:
             return total
         total += len(rows)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.store.clientkey import client_key, move
 from hub.store.tables import INDEX_TABLES, history_compartment, idx_compartment, resource, resource_history
 
 
@@ -29,6 +30,8 @@ class Stored:
     content: str | None
     method: str | None = None
     category: str | None = None
+    #: The client the resource belongs to (hub.store.clientkey); set on current versions.
+    client_key: str | None = None
 
     @property
     def etag(self) -> str:
@@ -55,6 +58,7 @@ _CURRENT = select(
     resource.c.content,
     literal(None).label("method"),
     resource.c.category,
+    resource.c.client_key,
 )
 
 
@@ -107,10 +111,10 @@ async def get_current_checked(
     row = (await conn.execute(_checked_read_statement(policy), params)).first()
     if row is None:
         return None, False, ()
-    stored = Stored(*row[:9])
-    low, high, n = row[10], row[11], row[12]
+    stored = Stored(*row[:10])
+    low, high, n = row[11], row[12], row[13]
     patients: tuple[str, ...] | None = tuple(dict.fromkeys(p for p in (low, high) if p)) if n <= 2 else None
-    return stored, bool(row[9]), patients
+    return stored, bool(row[10]), patients
 
 
 async def get_version(conn: AsyncConnection, res_type: str, res_id: str, version: int) -> Stored | None:
@@ -178,20 +182,21 @@ async def insert_new(
     event: Mapping[str, Any] | None = None,
 ) -> Stored:
     """A resource that did not exist: version 1 in ``resource`` and in the history (and its outbox
-    ``event``, when given: see :mod:`hub.events.outbox`)."""
+    ``event``, when given: see :mod:`hub.events.outbox`), every row with the resource's client key."""
+    key = client_key(res_type, res_id, _patients(rows))
     if conn.dialect.name == "postgresql" and rows is not None:
         from hub.store import pg_writes
 
         pid = await pg_writes.insert_new(
-            conn, res_type, res_id, content, last_updated, method, category, rows, event
+            conn, res_type, res_id, content, last_updated, method, category, rows, key, event
         )
-        return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category)
+        return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
     pid = (
         await conn.execute(
             insert(resource)
             .values(
                 res_type=res_type, res_id=res_id, version=1, last_updated=last_updated,
-                deleted=False, content=content, category=category,
+                deleted=False, content=content, category=category, client_key=key,
             )
             .returning(resource.c.pid)
         )
@@ -199,15 +204,15 @@ async def insert_new(
     hid = (await conn.execute(
         insert(resource_history).values(
             pid=pid, res_type=res_type, res_id=res_id, version=1, last_updated=last_updated,
-            method=method, content=content, category=category,
+            method=method, content=content, category=category, client_key=key,
         ).returning(resource_history.c.hid)
     )).scalar_one()
     await _history_compartments(conn, hid, rows.compartments if rows is not None else ())
     if rows is not None:
-        await write_index_rows(conn, pid, res_type, rows, replace=False)
+        await write_index_rows(conn, pid, res_type, rows, replace=False, key=key)
     if event is not None:
         await insert_event(conn, pid, res_type, res_id, 1, last_updated, category, event)
-    return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category)
+    return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
 
 
 async def write_version(
@@ -227,21 +232,31 @@ async def write_version(
     """
     new_version = current.version + 1
     deleted = content is None
+    # A deletion keeps the key (its compartment rows stay); a new version may move the resource to
+    # another client (its subject changed).
+    key = (
+        client_key(current.res_type, current.res_id, _patients(rows))
+        if rows is not None and content is not None
+        else current.client_key or await _key_of(conn, current.pid)
+    )
     if conn.dialect.name == "postgresql" and rows is not None and content is not None:
         from hub.store import pg_writes
 
         ok = await pg_writes.write_version(
             conn, current.pid, current.res_type, current.res_id, current.version, content, last_updated, method,
-            category if category is not None else (current.category or "medisch"), rows, event,
+            category if category is not None else (current.category or "medisch"), rows, key, event,
         )
         if not ok:
             return None
+        if key != current.client_key:
+            await move(conn, current.pid, key)
         return Stored(
             current.pid, current.res_type, current.res_id, new_version, last_updated, False, content, method,
-            category if category is not None else current.category,
+            category if category is not None else current.category, key,
         )
     values: dict[str, Any] = {
         "version": new_version, "last_updated": last_updated, "deleted": deleted, "content": content,
+        "client_key": key,
     }
     if category is not None:
         values["category"] = category
@@ -264,14 +279,16 @@ async def write_version(
         insert(resource_history).values(
             pid=current.pid, res_type=current.res_type, res_id=current.res_id, version=new_version,
             last_updated=last_updated, method=method, content=content,
-            category=(category if category is not None else current.category) or "medisch",
+            category=(category if category is not None else current.category) or "medisch", client_key=key,
         ).returning(resource_history.c.hid)
     )).scalar_one()
     await _history_compartments(conn, hid, compartments)
+    if key != current.client_key:
+        await move(conn, current.pid, key)
     if deleted:
         await delete_index_rows(conn, [current.pid], compartments=False)
     elif rows is not None:
-        await write_index_rows(conn, current.pid, current.res_type, rows, replace=True)
+        await write_index_rows(conn, current.pid, current.res_type, rows, replace=True, key=key)
     if event is not None:
         await insert_event(
             conn, current.pid, current.res_type, current.res_id, new_version, last_updated,
@@ -279,8 +296,16 @@ async def write_version(
         )
     return Stored(
         current.pid, current.res_type, current.res_id, new_version, last_updated, deleted, content, method,
-        category if category is not None else current.category,
+        category if category is not None else current.category, key,
     )
+
+
+def _patients(rows: IndexRows | None) -> list[str]:
+    return [] if rows is None else [i for t, i in rows.compartments if t == "Patient"]
+
+
+async def _key_of(conn: AsyncConnection, pid: int) -> str:
+    return str((await conn.execute(select(resource.c.client_key).where(resource.c.pid == pid))).scalar_one())
 
 
 async def insert_event(
@@ -313,21 +338,23 @@ async def delete_index_rows(conn: AsyncConnection, pids: Sequence[int], *, compa
 
 
 async def write_index_rows(
-    conn: AsyncConnection, pid: int, res_type: str, rows: IndexRows, *, replace: bool
+    conn: AsyncConnection, pid: int, res_type: str, rows: IndexRows, *, replace: bool, key: str
 ) -> None:
-    """(Re)write the index rows of one resource; one executemany per non-empty table."""
+    """(Re)write the index rows of one resource (each with the resource's client ``key``); one
+    executemany per non-empty table."""
     if replace:
         await delete_index_rows(conn, [pid])
     for name, table_rows in rows.rows.items():
         if table_rows:
             await conn.execute(
                 insert(INDEX_TABLES[name]),
-                [{**r, "pid": pid, "res_type": res_type} for r in table_rows],
+                [{**r, "pid": pid, "res_type": res_type, "client_key": key} for r in table_rows],
             )
     if rows.compartments:
         await conn.execute(
             insert(idx_compartment),
-            [{"pid": pid, "res_type": res_type, "comp_type": t, "comp_id": i} for t, i in rows.compartments],
+            [{"pid": pid, "res_type": res_type, "comp_type": t, "comp_id": i, "client_key": key}
+             for t, i in rows.compartments],
         )
 
 

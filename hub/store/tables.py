@@ -13,6 +13,9 @@ Layout (after HAPI FHIR's JPA schema, simplified):
   microseconds since the Unix epoch (UTC), so range comparisons are exact and identical on both
   databases. ``grp`` ties together the components of one composite-parameter occurrence
   (0 for plain rows).
+- ``client_key`` on ``resource``, its history and its index rows: the client (Patient) the resource
+  belongs to (:mod:`hub.store.clientkey`), the column the tables are distributed on past one database
+  (deploy/CITUS.md).
 - ``idx_compartment``: which Patient compartments a resource is in (from the R4
   CompartmentDefinition), for compartment search, ``$everything`` and the access filter.
 """
@@ -65,8 +68,11 @@ resource = Table(
     # layer decides on.
     Column("category", String(32), nullable=False, default="medisch"),
     Column("content", RawJSON, nullable=True),
+    # The client the resource belongs to (hub.store.clientkey): the Citus distribution column.
+    Column("client_key", String(64), nullable=False),
     UniqueConstraint("res_type", "res_id", name="uq_resource_type_id"),
     Index("ix_resource_type_updated", "res_type", "last_updated"),
+    Index("ix_resource_client", "client_key", "res_type", "pid"),
 )
 
 resource_history = Table(
@@ -84,6 +90,7 @@ resource_history = Table(
     # The data category of this version (a deletion: of the version it deleted); access to a
     # version is decided on its own category and clients (``history_compartment``).
     Column("category", String(32), nullable=False, default="medisch"),
+    Column("client_key", String(64), nullable=False),
     UniqueConstraint("pid", "version", name="uq_history_pid_version"),
     Index("ix_history_type_updated", "res_type", "last_updated"),
     Index("ix_history_updated", "last_updated"),
@@ -91,7 +98,8 @@ resource_history = Table(
 
 
 def _index_table(name: str, *columns: Column, indexes: tuple[tuple[str, ...], ...]) -> Table:
-    """An index-row table: ``pid`` + ``res_type`` + ``param`` + ``grp`` + its own value columns."""
+    """An index-row table: ``pid`` + ``res_type`` + ``param`` + ``grp`` + its own value columns, and the
+    resource's ``client_key`` (copied with every row, for the Citus placement)."""
     table = Table(
         name,
         metadata,
@@ -100,6 +108,7 @@ def _index_table(name: str, *columns: Column, indexes: tuple[tuple[str, ...], ..
         Column("param", String(100), nullable=False),
         Column("grp", Integer, nullable=False, default=0),
         *columns,
+        Column("client_key", String(64), nullable=False),
     )
     Index(f"ix_{name}_pid", table.c.pid)
     for i, cols in enumerate(indexes):
@@ -179,8 +188,12 @@ idx_compartment = Table(
     Column("res_type", String(64), nullable=False),
     Column("comp_type", String(64), nullable=False),
     Column("comp_id", String(64), nullable=False),
+    # The resource's own client key: differs from comp_id only for a resource in several clients'
+    # compartments, so "which clients' rows does Patient X's compartment span" is one lookup.
+    Column("client_key", String(64), nullable=False),
     Index("ix_idx_compartment_pid", "pid"),
-    Index("ix_idx_compartment_comp", "comp_type", "comp_id", "res_type", "pid"),
+    # client_key last: the keys a compartment spans are read from the index alone.
+    Index("ix_idx_compartment_comp", "comp_type", "comp_id", "res_type", "pid", "client_key"),
 )
 
 #: Which Patient compartments one *version* was in (``hid`` of ``resource_history``): history and

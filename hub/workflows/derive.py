@@ -16,6 +16,7 @@ from sqlalchemy import and_, delete, false, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.fhir.references import resolve
+from hub.store.clientkey import key_of_resource
 from hub.store.resources import Stored
 from hub.store.tables import idx_reference, resource
 from hub.workflows import overdracht
@@ -28,7 +29,10 @@ async def record_owners(conn: AsyncConnection, pid: int, owners: tuple[str, ...]
     if not first:
         await conn.execute(delete(resource_owner).where(resource_owner.c.pid == pid))
     if owners:
-        await conn.execute(insert(resource_owner), [{"pid": pid, "party": p} for p in dict.fromkeys(owners)])
+        await conn.execute(
+            insert(resource_owner).values(client_key=key_of_resource(pid)),
+            [{"pid": pid, "party": p} for p in dict.fromkeys(owners)],
+        )
 
 
 async def after_write(

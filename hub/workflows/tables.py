@@ -22,6 +22,8 @@ resource_owner = Table(
     metadata,
     Column("pid", BigInteger, primary_key=True),
     Column("party", String(80), primary_key=True),
+    # The resource's client key, copied from resource.client_key in the same transaction.
+    Column("client_key", String(64), nullable=False),
 )
 
 overdracht_access = Table(

@@ -238,15 +238,18 @@ async def _clone(hub_app: Any, copies: int) -> None:
         for k in range(1, copies + 1):
             await conn.execute(
                 text(
-                    "INSERT INTO resource (res_type, res_id, version, last_updated, deleted, category, content) "  # noqa: S608
-                    f"SELECT o.res_type, {new_id}, o.version, o.last_updated, o.deleted, o.category, {content} "
+                    "INSERT INTO resource (res_type, res_id, version, last_updated, deleted, category, content, "  # noqa: S608
+                    "client_key) "
+                    f"SELECT o.res_type, {new_id}, o.version, o.last_updated, o.deleted, o.category, {content}, "
+                    "o.client_key "
                     "FROM resource o WHERE o.res_id LIKE 'seed%' AND o.res_id NOT LIKE '%-k%'"
                 ),
                 {"k": str(k)},
             )
             await conn.execute(
                 text(
-                    "INSERT INTO resource_author (pid, ura) SELECT n.pid, a.ura FROM resource o "  # noqa: S608
+                    "INSERT INTO resource_author (pid, ura, client_key) SELECT n.pid, a.ura, n.client_key "  # noqa: S608
+                    "FROM resource o "
                     "JOIN resource_author a ON a.pid = o.pid "
                     f"JOIN resource n ON n.res_type = o.res_type AND n.res_id = {new_id} "
                     "WHERE o.res_id LIKE 'seed%' AND o.res_id NOT LIKE '%-k%'"

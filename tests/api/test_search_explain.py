@@ -47,39 +47,42 @@ SEARCHES: dict[str, tuple[str, list[tuple[str, str]]]] = {
 
 _GENERATE = [
     # resources: pids 1..50,000 are Patients, 50,001..100,000 Observations
-    """INSERT INTO resource (pid, res_type, res_id, version, last_updated, deleted, content{cat_col})
-       SELECT i, 'Patient', 'pat' || i, 1, {t0} + i, false, '{{"resourceType":"Patient"}}'{cat_val}
+    """INSERT INTO resource (pid, res_type, res_id, version, last_updated, deleted, client_key, content{cat_col})
+       SELECT i, 'Patient', 'pat' || i, 1, {t0} + i, false, 'pat' || i, '{{"resourceType":"Patient"}}'{cat_val}
        FROM generate_series(1, {np}) AS i""",
-    """INSERT INTO resource (pid, res_type, res_id, version, last_updated, deleted, content{cat_col})
-       SELECT {np} + i, 'Observation', 'obs' || i, 1, {t0} + i, false,
+    """INSERT INTO resource (pid, res_type, res_id, version, last_updated, deleted, client_key, content{cat_col})
+       SELECT {np} + i, 'Observation', 'obs' || i, 1, {t0} + i, false, 'pat' || (1 + i % {np}),
               '{{"resourceType":"Observation"}}'{cat_val}
        FROM generate_series(1, {no}) AS i""",
-    """INSERT INTO idx_token (pid, res_type, param, grp, system, code)
-       SELECT i, 'Patient', 'identifier', 0, '{bsn}', 'bsn' || i FROM generate_series(1, {np}) AS i""",
-    """INSERT INTO idx_token (pid, res_type, param, grp, system, code)
+    """INSERT INTO idx_token (pid, res_type, param, grp, system, code, client_key)
+       SELECT i, 'Patient', 'identifier', 0, '{bsn}', 'bsn' || i, 'pat' || i FROM generate_series(1, {np}) AS i""",
+    """INSERT INTO idx_token (pid, res_type, param, grp, system, code, client_key)
        SELECT i, 'Patient', 'gender', 0, 'http://hl7.org/fhir/administrative-gender',
-              (ARRAY['male','female','other','unknown'])[1 + i % 4] FROM generate_series(1, {np}) AS i""",
-    """INSERT INTO idx_token (pid, res_type, param, grp, system, code)
-       SELECT {np} + i, 'Observation', 'code', 0, 'http://loinc.org', 'code-' || (i % 1000)
+              (ARRAY['male','female','other','unknown'])[1 + i % 4], 'pat' || i FROM generate_series(1, {np}) AS i""",
+    """INSERT INTO idx_token (pid, res_type, param, grp, system, code, client_key)
+       SELECT {np} + i, 'Observation', 'code', 0, 'http://loinc.org', 'code-' || (i % 1000), 'pat' || (1 + i % {np})
        FROM generate_series(1, {no}) AS i""",
-    """INSERT INTO idx_token (pid, res_type, param, grp, system, code)
-       SELECT {np} + i, 'Observation', 'status', 0, 'http://hl7.org/fhir/observation-status', 'final'
+    """INSERT INTO idx_token (pid, res_type, param, grp, system, code, client_key)
+       SELECT {np} + i, 'Observation', 'status', 0, 'http://hl7.org/fhir/observation-status', 'final',
+              'pat' || (1 + i % {np})
        FROM generate_series(1, {no}) AS i""",
-    """INSERT INTO idx_string (pid, res_type, param, grp, value_norm, value_exact)
+    """INSERT INTO idx_string (pid, res_type, param, grp, value_norm, value_exact, client_key)
        SELECT i, 'Patient', p, 0, 'fam' || lpad((i % 20000)::text, 5, '0'),
-              'Fam' || lpad((i % 20000)::text, 5, '0')
+              'Fam' || lpad((i % 20000)::text, 5, '0'), 'pat' || i
        FROM generate_series(1, {np}) AS i, unnest(ARRAY['family', 'name']) AS p""",
-    """INSERT INTO idx_date (pid, res_type, param, grp, low, high)
-       SELECT i, 'Patient', 'birthdate', 0, {t0} - (i % 20000) * {day}, {t0} - (i % 20000) * {day} + {day} - 1
+    """INSERT INTO idx_date (pid, res_type, param, grp, low, high, client_key)
+       SELECT i, 'Patient', 'birthdate', 0, {t0} - (i % 20000) * {day}, {t0} - (i % 20000) * {day} + {day} - 1,
+              'pat' || i
        FROM generate_series(1, {np}) AS i""",
-    """INSERT INTO idx_date (pid, res_type, param, grp, low, high)
-       SELECT {np} + i, 'Observation', 'date', 0, {t0} + (i % 1500) * {day} + i, {t0} + (i % 1500) * {day} + i
+    """INSERT INTO idx_date (pid, res_type, param, grp, low, high, client_key)
+       SELECT {np} + i, 'Observation', 'date', 0, {t0} + (i % 1500) * {day} + i, {t0} + (i % 1500) * {day} + i,
+              'pat' || (1 + i % {np})
        FROM generate_series(1, {no}) AS i""",
-    """INSERT INTO idx_reference (pid, res_type, param, grp, target_type, target_id)
-       SELECT {np} + i, 'Observation', p, 0, 'Patient', 'pat' || (1 + i % {np})
+    """INSERT INTO idx_reference (pid, res_type, param, grp, target_type, target_id, client_key)
+       SELECT {np} + i, 'Observation', p, 0, 'Patient', 'pat' || (1 + i % {np}), 'pat' || (1 + i % {np})
        FROM generate_series(1, {no}) AS i, unnest(ARRAY['subject', 'patient']) AS p""",
-    """INSERT INTO idx_compartment (pid, res_type, comp_type, comp_id)
-       SELECT {np} + i, 'Observation', 'Patient', 'pat' || (1 + i % {np})
+    """INSERT INTO idx_compartment (pid, res_type, comp_type, comp_id, client_key)
+       SELECT {np} + i, 'Observation', 'Patient', 'pat' || (1 + i % {np}), 'pat' || (1 + i % {np})
        FROM generate_series(1, {no}) AS i""",
 ]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, literal, or_, select, text
+from sqlalchemy import Select, and_, false, func, literal, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
@@ -65,6 +65,17 @@ _COLUMNS = (
     resource.c.deleted,
     resource.c.content,
 )
+
+
+def in_compartment(r: FromClause, comp_type: str, comp_id: str, res_type: str | None) -> ColumnElement[bool]:
+    """Rows of ``r`` in the compartment, matched to its ``idx_compartment`` rows on (client key, pid):
+    a compartment row carries its resource's key, so the key adds no condition on one database, and
+    says which client's rows (which shard) a distributed database joins (deploy/CITUS.md)."""
+    c = idx_compartment
+    rows = select(c.c.client_key, c.c.pid).where(c.c.comp_type == comp_type, c.c.comp_id == comp_id)
+    if res_type:
+        rows = rows.where(c.c.res_type == res_type)
+    return tuple_(r.c.client_key, r.c.pid).in_(rows)
 
 
 #: PostgreSQL collations that order text by code point (LIKE 'x%' and ranges can seek a B-tree).
@@ -128,13 +139,7 @@ class SearchEngine(Matcher):
         elif query.types:
             conds.append(r.c.res_type.in_(query.types))
         if query.compartment is not None:
-            comp_type, comp_id = query.compartment
-            sub = select(idx_compartment.c.pid).where(
-                idx_compartment.c.comp_type == comp_type, idx_compartment.c.comp_id == comp_id
-            )
-            if query.res_type:
-                sub = sub.where(idx_compartment.c.res_type == query.res_type)
-            conds.append(r.c.pid.in_(sub))
+            conds.append(in_compartment(r, *query.compartment, query.res_type))
         conds.extend(builder.condition(r, c) for c in query.criteria)
         if visible is not None:
             access = visible(r)
