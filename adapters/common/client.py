@@ -102,7 +102,8 @@ class HubClient:
         params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """Send one request; retries connection errors and 5xx; raises :class:`HubError` on 4xx."""
+        """Send one request; retries connection errors and 5xx (of the token endpoint too); raises
+        :class:`HubError` on 4xx."""
         refreshed = False
         attempt = 0
         while True:
@@ -111,7 +112,14 @@ class HubClient:
             if json is not None:
                 all_headers["Content-Type"] = FHIR_JSON
             if self.credentials is not None:
-                all_headers["Authorization"] = f"Bearer {await self.credentials.token(self.http)}"
+                try:
+                    token = await self.credentials.token(self.http)
+                except HubUnavailable:
+                    if attempt >= self.retry.attempts:
+                        raise
+                    await asyncio.sleep(self.retry.delay(attempt))
+                    continue
+                all_headers["Authorization"] = f"Bearer {token}"
             try:
                 response = await self.http.request(
                     method, self.url(path), json=json, params=_params(params), headers=all_headers

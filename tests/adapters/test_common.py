@@ -38,6 +38,7 @@ class FakeHub:
         self.store: dict[str, dict[str, Any]] = {}
         self.requests: list[httpx.Request] = []
         self.valid_token = "t1"  # noqa: S105
+        self.token_fail_next: list[int | Exception] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -45,6 +46,11 @@ class FakeHub:
             form = dict(httpx.QueryParams(request.content.decode()))
             claims = jwt.decode(form["client_assertion"], self.key).claims
             assert claims["iss"] == claims["sub"] == "gemeente" and claims["aud"] == TOKEN_URL and claims["jti"]
+            if self.token_fail_next:
+                failure = self.token_fail_next.pop(0)
+                if isinstance(failure, Exception):
+                    raise failure
+                return httpx.Response(failure, json={"error": "temporarily_unavailable"})
             self.tokens += 1
             return httpx.Response(200, json={"access_token": self.valid_token, "expires_in": 300})
         if self.fail_next:
@@ -107,6 +113,23 @@ async def test_retries_5xx_and_connection_errors_then_gives_up(fake: FakeHub) ->
     with pytest.raises(HubError) as err:
         await hub.search("Patient", {"identifier": "s|1"})
     assert err.value.status == 422 and "boom" in str(err.value)
+
+
+async def test_a_token_endpoint_busy_for_a_moment_is_retried_like_any_request(fake: FakeHub) -> None:
+    """A hub under load may answer its token endpoint 503 (database busy) or drop the connection: the
+    adapter waits and asks again instead of failing the message it was working on."""
+    hub = _client(fake)
+    fake.token_fail_next = [503, httpx.ConnectError("refused")]
+    assert await hub.search("Patient", {"identifier": "s|1"}) == []
+    assert fake.tokens == 1
+    fake.valid_token = "t2"  # noqa: S105
+    fake.token_fail_next = [503, 503, 503, 503]
+    with pytest.raises(HubUnavailable):
+        await hub.search("Patient", {"identifier": "s|1"})
+    fake.token_fail_next = [400]
+    with pytest.raises(HubError) as err:
+        await hub.search("Patient", {"identifier": "s|1"})
+    assert err.value.status == 400
 
 
 async def test_upsert_creates_updates_and_leaves_equal_content_alone(fake: FakeHub) -> None:
