@@ -45,10 +45,11 @@ browser-deps: $(STAMP)
 	  else sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
 	@test -f $(AXE_JS) || npm install --silent --no-audit --no-fund --prefix $(E2E_DIR) axe-core@$(AXE_VERSION)
 
-## Run the whole test suite against SQLite and PostgreSQL (a throwaway cluster if none is running).
+## Run the whole test suite against SQLite and PostgreSQL (a throwaway cluster if none is running),
+## as two processes side by side (scripts/test.sh).
 test: $(STAMP) browser-deps
 	@pg_url="$$(./scripts/ensure-postgres.sh)" || { echo "make test: PostgreSQL is required and could not be started" >&2; exit 1; }; \
-	HUB_TEST_PG_ADMIN_URL="$$pg_url" $(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	./scripts/test.sh "$$pg_url" $(PYTEST_ARGS)
 
 test-sqlite: $(STAMP) browser-deps
 	HUB_TEST_BACKENDS=sqlite $(VENV)/bin/pytest -q $(PYTEST_ARGS)

@@ -78,6 +78,25 @@ def throwaway_database(backend: str, work: Path) -> Iterator[str]:
         asyncio.run(_pg_drop(name))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``HUB_TEST_ONLY_BACKEND=1`` keep only the tests that run once per database backend.
+
+    ``make test`` runs the suite as two processes side by side: one on SQLite with every test that
+    needs no database backend, one on PostgreSQL with just the per-backend tests, so each test runs
+    exactly once per backend and the backend-free tests once in all.
+    """
+    if os.environ.get("HUB_TEST_ONLY_BACKEND") != "1":
+        return
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        (keep if callspec is not None and "backend" in callspec.params else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session", params=_backends())
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
