@@ -421,6 +421,32 @@ async def test_the_client_pauses_or_ends_another_partys_activity(hub: Any, parti
     resp = await mz.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/status",
                                              "value": "on-hold"}])
     assert resp.status_code == 403 and "Rule careplan-activity:" in _diagnostics(resp), resp.text
+    # the client's legal representative (mentor, role 15) has the client's say, and no more
+    subject = {"reference": "Patient/client"}
+    await write_internal(hub, [
+        {"resourceType": "RelatedPerson", "id": "mentor", "patient": subject,
+         "identifier": [{"system": PERSON, "value": "mentor-jan"}],
+         "relationship": [{"coding": [{"system": "urn:oid:2.16.840.1.113883.2.4.3.11.22.472", "code": "15"}]}]},
+        {"resourceType": "Consent", "id": "delegation-mentor", "status": "active",
+         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                               "code": "patient-privacy"}]},
+         "category": [{"coding": [{"system": f"{HUB}/CodeSystem/consent-category", "code": "delegatie"}]}],
+         "patient": subject, "dateTime": "2026-01-01",
+         "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+         "provision": {"type": "permit", "actor": [{
+             "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                  "code": "DELEGATEE"}]},
+             "reference": {"reference": "RelatedPerson/mentor"}}], "code": [
+             {"coding": [{"system": f"{HUB}/CodeSystem/data-category", "code": "zorgplan"}]}]}},
+    ])
+    mentor = As(hub, mz.http, "mantelzorger")
+    mentor.h = {"Authorization": f"Bearer {token_for_app(hub, f'person:mentor-jan:for:{CLIENT_BSN}')}"}
+    resp = await mentor.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/status",
+                                                 "value": "stopped"}])
+    assert resp.status_code == 200, resp.text
+    resp = await mentor.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/1/detail/description",
+                                                 "value": "anders"}])
+    assert resp.status_code == 403 and "Rule careplan-client-status" in _diagnostics(resp), resp.text
 
 
 async def test_foreign_cancel_is_refused(hub: Any, parties: dict[str, As]) -> None:
