@@ -5,7 +5,9 @@ handoff Compositions and their entries), records that closure as what this recei
 the STU3 notification Task to the receiver. The receiver then pulls through the adapter's STU3 facade
 (:meth:`Sender.read`, converted on the fly from the hub with :func:`~adapters.wijkverpleging.convert.to_stu3`)
 and reports its decisions by updating the Task (:meth:`Sender.update_task`), which the adapter applies to
-the hub Task's state elements only. Resource ids are the hub's; references stay relative.
+the hub Task's state elements only. Resource ids are the hub's; references stay relative. Every resource
+served claims its STU3 profiles in ``meta.profile``: those it came with from an STU3 system, else the
+nl-core/eOverdracht ones it passes (:mod:`adapters.wijkverpleging.profiles`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import httpx
 
 from adapters.common.client import HubClient
 from adapters.wijkverpleging.convert import RECEIVER_STATES, InvalidResource, Resource, check_stu3, to_r4, to_stu3
+from adapters.wijkverpleging.profiles import claim_profiles
 from adapters.wijkverpleging.sender_api import CounterpartUnavailable, TransferError, references
 from adapters.wijkverpleging.state import State
 
@@ -27,10 +30,11 @@ SOURCE = "urn:ietf:rfc:3986"
 
 
 def _for_stu3(r4: Resource) -> Resource:
-    """The STU3 form of a hub resource: converted, checked, server-owned meta dropped."""
+    """The STU3 form of a hub resource: converted, checked, server-owned meta dropped; a hub record that
+    claims no STU3 profile claims the nl-core/eOverdracht ones it passes (:func:`claim_profiles`)."""
     stu3 = to_stu3(r4)
     check_stu3(stu3)
-    return stu3
+    return claim_profiles(stu3)
 
 
 class Sender:

@@ -13,8 +13,9 @@ ownership                 update a resource: its creator, or the party it names 
 ownership-delete          delete: the same parties only (the way out is a status change)
 client-own                the client (and a legal representative) also update their own network
                           and consent data, and a mantelzorger with ``zorgplan`` the client's goals
-careplan-*                everyone else changes a shared care plan's activities only
-                          (:mod:`hub.workflows.careplan`)
+careplan-*                everyone else changes a shared care plan's activities only; the
+                          client (and a legal representative) also pauses or ends another
+                          party's activity in their own plan (:mod:`hub.workflows.careplan`)
 overdracht-*              an overdracht Task changes by the state machine only
                           (:mod:`hub.workflows.overdracht`)
 overdracht-external*      an overdracht with a counterpart outside the hub (tag ``imported``/
@@ -215,7 +216,7 @@ async def check(
             at += len(rs)
         verdicts = {id(a): m for a, m in zip(acts, mine, strict=True)}
         careplan.check_update(old, resource, performs=lambda a: verdicts.get(id(a), False),
-                              status_only=kind == "professional")
+                              status_only=kind == "professional", client_say=kind == "client" or legal)
         return WriteVerdict(change=change)
     who = ", ".join(sorted(owners))
     if resource is None:

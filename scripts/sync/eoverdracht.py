@@ -5,6 +5,11 @@
 - the Task-state examples (``Task resources/``) and the two example transfers (``Examples/Kwalificatie 1.1b``
   and ``Examples/Patient 1.1``, every resource of each) become test data (``tests/data/eoverdracht/``).
 
+With a checkout of Nictiz's Nictiz-STU3-Zib2017 (the zib2017 package the eOverdracht package depends on,
+CC0 like it) as a second argument, the nl-core STU3 profiles the eOverdracht profiles point at for the client,
+organisations and professionals (:data:`NL_CORE`) become package data too
+(``adapters/wijkverpleging/data/nl-core-stu3-profiles.json``); without it that file is left as it is.
+
 The Task-state examples as published are not all valid FHIR (backslashes in references, ``valuereference``,
 status codes ``on hold``/``ON-HOLD``/``rjected``, a TestScript date variable and an unclosed tag); the repairs
 are listed in :data:`REPAIRS` and applied before parsing, so that what is committed is the examples' evident
@@ -33,6 +38,9 @@ REPAIRS: tuple[tuple[str, str, str], ...] = (
     (r'<status value="rjected"/>', '<status value="rejected"/>', "task-status code spelling"),
 )
 
+#: The nl-core (zib2017) STU3 profiles the adapter checks the hub's own records against before its STU3 facade
+#: claims them (``adapters/wijkverpleging/profiles.py``), in ``Profiles - ZIB 2017/`` of Nictiz-STU3-Zib2017.
+NL_CORE = ("nl-core-patient", "nl-core-organization", "nl-core-practitioner", "nl-core-practitionerrole")
 TRANSFERS = {"kwalificatie-1.1b": "Kwalificatie 1.1b", "patient-1.1": "Patient 1.1"}
 
 
@@ -83,6 +91,13 @@ def _write(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n", "utf-8")
 
 
+def run_nl_core(zib2017: Path, repo: Path) -> None:
+    """The :data:`NL_CORE` profiles from a Nictiz-STU3-Zib2017 checkout into the adapter's package data."""
+    folder = zib2017 / "Profiles - ZIB 2017"
+    profiles = [_compact_profile(_parse((folder / f"{name}.xml").read_text("utf-8"))) for name in NL_CORE]
+    _write(repo / "adapters" / "wijkverpleging" / "data" / "nl-core-stu3-profiles.json", profiles)
+
+
 def run(shared_reference: Path, repo: Path) -> None:
     source = shared_reference / "nictiz" / "Nictiz-STU3-eOverdracht"
     data_out = repo / "adapters" / "wijkverpleging" / "data"
@@ -115,6 +130,8 @@ def run(shared_reference: Path, repo: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python scripts/sync/eoverdracht.py SHARED_REFERENCE_DIR")
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python scripts/sync/eoverdracht.py SHARED_REFERENCE_DIR [NICTIZ_STU3_ZIB2017_DIR]")
     run(Path(sys.argv[1]), Path(__file__).resolve().parents[2])
+    if len(sys.argv) == 3:
+        run_nl_core(Path(sys.argv[2]), Path(__file__).resolve().parents[2])

@@ -19,6 +19,7 @@ import httpx
 
 from adapters.common.client import RetryPolicy
 from adapters.wijkverpleging.convert import NURSING_HANDOFF
+from adapters.wijkverpleging.profiles import ProfileCheck
 from adapters.wijkverpleging.receiver import Receiver
 from adapters.wijkverpleging.sender_api import references
 from adapters.wijkverpleging.state import State
@@ -33,6 +34,7 @@ from tests.adapters.eoverdracht_env import (
 from tests.api.live import free_port
 
 HANDOFF_ID = "eOverdracht-NursingHandoff-Adults-eov-cert-1.1b-01"
+NL_CORE_PATIENT = "http://fhir.nl/fhir/StructureDefinition/nl-core-patient"
 TOKEN = "receiver-token-0123456789abcdef"
 
 
@@ -196,6 +198,19 @@ async def test_a_hub_handover_is_served_as_eoverdracht_stu3(wijk_world: WijkWorl
             handoff = next(c for c in compositions if c["type"] == original["type"])
             assert [s["code"] for s in handoff["section"]] == [s["code"] for s in original["section"]]
             assert handoff["meta"]["profile"] == original["meta"]["profile"]
+            # every resource served claims its STU3 profile: what it came with from the STU3 sender, and for
+            # the hub's own record of the client (which came from no STU3 system) nl-core-patient, which
+            # it passes (Nictiz's Sending-XIS asserts this of every resource a $document returns)
+            served = pulled.json()
+            patient = next(r for r in served.values() if r["resourceType"] == "Patient")
+            assert patient["meta"]["profile"] == [NL_CORE_PATIENT]
+            assert not ProfileCheck().check(patient, NL_CORE_PATIENT)
+            assert [ref for ref, r in served.items() if not (r.get("meta") or {}).get("profile")] == []
+            document = httpx.get(f"{facade}/Composition/{handoff_id}/$document", headers=auth, timeout=60)
+            assert document.status_code == 200, document.text
+            entries = document.json()["entry"]
+            assert any(e["resource"]["resourceType"] == "Patient" for e in entries)
+            assert [e["fullUrl"] for e in entries if not (e["resource"].get("meta") or {}).get("profile")] == []
             # 4. a receiver cannot cancel (that is the sender's): refused, nothing changes
             refused = decide(other, facade, hub_task_id, "cancelled")
             assert refused["status"] == 422

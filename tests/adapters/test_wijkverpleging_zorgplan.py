@@ -3,8 +3,8 @@
 The nursing system (FHIR STU3) holds a nursing care plan: problems coded in the Omaha System, NANDA-I and
 SNOMED CT, interventions, and outcomes. The adapter brings them into the client's shared care plan as the
 nursing organisation's activities; the huisarts coordinates the plan (regiehouder); a status the huisarts
-sets on a nursing activity in the hub reaches the nursing system, and one set in the nursing system reaches
-the hub.
+or the client sets on a nursing activity in the hub reaches the nursing system, and one set in the nursing
+system reaches the hub.
 """
 
 from __future__ import annotations
@@ -248,6 +248,40 @@ async def test_the_nursing_care_plan_joins_the_shared_care_plan_and_statuses_flo
                 "on-hold",
             )
             assert await sync.pull_back() == []  # the hub's status came from the nursing system: not sent back
+            # 4. the client (their PGO's token) ends the paused washing help in their own plan: it reaches the
+            #    nursing system; what is not the client's to change is refused (403) and nothing flows back
+            client = {"Authorization": f"Bearer {wijk_world.hub.token(f'client:{CLIENT_BSN}')}"}
+            async with httpx.AsyncClient(base_url=wijk_world.hub.base, headers=client) as pgo:
+                current = (await pgo.get(f"/CarePlan/{plan_id}")).json()
+                wond = current["activity"].index(ours(current)["int-wond"])
+                adl = current["activity"].index(ours(current)["int-adl"])
+                patch = {"Content-Type": "application/json-patch+json"}
+                for ops in (
+                    [{"op": "replace", "path": f"/activity/{adl}/detail/status", "value": "completed"}],
+                    [{"op": "replace", "path": f"/activity/{adl}/detail/description", "value": "alleen douchen"}],
+                    [{"op": "replace", "path": f"/activity/{wond}/detail/status", "value": "cancelled"}],  # final
+                ):
+                    r = await pgo.patch(f"/CarePlan/{plan_id}", json=ops, headers=patch)
+                    assert r.status_code == 403, r.text
+                    assert r.json()["resourceType"] == "OperationOutcome"
+                    assert "Rule careplan-client-status" in r.json()["issue"][0]["diagnostics"], r.text
+                assert await sync.pull_back() == []
+                ops = [
+                    {"op": "replace", "path": f"/activity/{adl}/detail/status", "value": "cancelled"},
+                    {
+                        "op": "replace",
+                        "path": f"/activity/{adl}/detail/statusReason",
+                        "value": {"text": "mijn dochter helpt"},
+                    },
+                ]
+                r = await pgo.patch(f"/CarePlan/{plan_id}", json=ops, headers=patch)
+                assert r.status_code == 200, r.text
+            assert await sync.pull_back() == [(key, "cancelled")]
+            theirs = (await http.get(f"{nursing.fhir}/CarePlan/nursing-plan-1")).json()
+            adl_there = next(a for a in theirs["activity"] if a["id"] == "int-adl")["detail"]
+            assert (adl_there["status"], adl_there["statusReason"]) == ("cancelled", "mijn dochter helpt")
+            assert await sync.pull_back() == []
+            assert (await sync.push("nursing-plan-1")).changed == 0  # agreed on both sides: nothing to bring back
             sync.state.close()
 
 

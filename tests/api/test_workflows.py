@@ -374,6 +374,81 @@ async def test_mantelzorger_cannot_patch_another_partys_activity(hub: Any, parti
     assert late.status_code == 412
 
 
+async def test_the_client_pauses_or_ends_another_partys_activity(hub: Any, parties: dict[str, As]) -> None:
+    """The client in control of their own care: they put a professional's activity in their plan on hold,
+    cancel or stop it (with a reason), and change nothing else of it; a mantelzorger (not a legal
+    representative) has no such say. Refusals are 403 with an OperationOutcome and change nothing."""
+    await write_internal(hub, [care_plan()])
+    client, mz = parties["client"], parties["mantelzorger"]
+    reason = {"text": "ik ben twee weken bij mijn dochter"}
+    resp = await client.patch("CarePlan/plan", [
+        {"op": "replace", "path": "/activity/0/detail/status", "value": "on-hold"},
+        {"op": "add", "path": "/activity/0/detail/statusReason", "value": reason}])
+    assert resp.status_code == 200, resp.text
+    stored = (await parties["sender"].get("CarePlan/plan")).json()
+    assert stored["activity"][0]["detail"]["status"] == "on-hold"
+    assert stored["activity"][0]["detail"]["statusReason"] == reason
+    version = stored["meta"]["versionId"]
+    refused = [
+        ([{"op": "replace", "path": "/activity/0/detail/status", "value": "in-progress"}], "careplan-client-status",
+         "CarePlan.activity[0].detail.status"),  # resuming is the performer's
+        ([{"op": "replace", "path": "/activity/0/detail/status", "value": "completed"}], "careplan-client-status",
+         "CarePlan.activity[0].detail.status"),  # whether care was given is the performer's to report
+        ([{"op": "replace", "path": "/activity/0/detail/description", "value": "alleen 's ochtends"}],
+         "careplan-client-status", "CarePlan.activity[0]"),
+        ([{"op": "replace", "path": "/activity/0/detail/status", "value": "cancelled"},
+          {"op": "replace", "path": "/activity/0/detail/performer/0/reference", "value": "Patient/client"}],
+         "careplan-client-status", "CarePlan.activity[0]"),
+        ([{"op": "remove", "path": "/activity/0"}], "careplan-client-status", "CarePlan.activity[0]"),
+        ([{"op": "replace", "path": "/title", "value": "Mijn plan"}], "careplan-structure", "CarePlan.title"),
+    ]
+    for ops, rule, where in refused:
+        resp = await client.patch("CarePlan/plan", ops)
+        assert resp.status_code == 403, (ops, resp.text)
+        assert f"Rule {rule}" in _diagnostics(resp), (ops, resp.text)
+        assert resp.json()["issue"][0]["expression"] == [where], (ops, resp.text)
+    assert (await parties["sender"].get("CarePlan/plan")).json()["meta"]["versionId"] == version  # nothing written
+    # a PUT of the whole plan is judged alike: cancelling it (final afterwards) yes, then nothing more
+    current = (await client.get("CarePlan/plan")).json()
+    current["activity"][0]["detail"]["status"] = "cancelled"
+    resp = await client.put(current)
+    assert resp.status_code == 200, resp.text
+    resp = await client.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/status",
+                                                 "value": "on-hold"}])
+    assert resp.status_code == 403 and "it is final" in _diagnostics(resp), resp.text
+    # the mantelzorger (a zorgplan delegation, not a legal representative) has no say over it
+    await write_internal(hub, [care_plan()])
+    resp = await mz.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/status",
+                                             "value": "on-hold"}])
+    assert resp.status_code == 403 and "Rule careplan-activity:" in _diagnostics(resp), resp.text
+    # the client's legal representative (mentor, role 15) has the client's say, and no more
+    subject = {"reference": "Patient/client"}
+    await write_internal(hub, [
+        {"resourceType": "RelatedPerson", "id": "mentor", "patient": subject,
+         "identifier": [{"system": PERSON, "value": "mentor-jan"}],
+         "relationship": [{"coding": [{"system": "urn:oid:2.16.840.1.113883.2.4.3.11.22.472", "code": "15"}]}]},
+        {"resourceType": "Consent", "id": "delegation-mentor", "status": "active",
+         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                               "code": "patient-privacy"}]},
+         "category": [{"coding": [{"system": f"{HUB}/CodeSystem/consent-category", "code": "delegatie"}]}],
+         "patient": subject, "dateTime": "2026-01-01",
+         "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+         "provision": {"type": "permit", "actor": [{
+             "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                  "code": "DELEGATEE"}]},
+             "reference": {"reference": "RelatedPerson/mentor"}}], "code": [
+             {"coding": [{"system": f"{HUB}/CodeSystem/data-category", "code": "zorgplan"}]}]}},
+    ])
+    mentor = As(hub, mz.http, "mantelzorger")
+    mentor.h = {"Authorization": f"Bearer {token_for_app(hub, f'person:mentor-jan:for:{CLIENT_BSN}')}"}
+    resp = await mentor.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/status",
+                                                 "value": "stopped"}])
+    assert resp.status_code == 200, resp.text
+    resp = await mentor.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/1/detail/description",
+                                                 "value": "anders"}])
+    assert resp.status_code == 403 and "Rule careplan-client-status" in _diagnostics(resp), resp.text
+
+
 async def test_foreign_cancel_is_refused(hub: Any, parties: dict[str, As]) -> None:
     await write_internal(hub, [task("t-cancel", "requested")])
     resp = await parties["third"].patch("Task/t-cancel", step_ops("cancelled"))

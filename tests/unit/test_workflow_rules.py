@@ -96,6 +96,42 @@ def test_care_plan_parts() -> None:
                           status_only=False)
 
 
+def test_the_client_pauses_or_ends_another_partys_activity_and_nothing_else() -> None:
+    """The client's say (``client_say``) over an activity B performs: on-hold, cancelled or stopped, with a
+    reason, from a status that is not final; never completed, never any other element, never a removal."""
+    old = _plan(_act("C"), _act("B"))
+    reason = {"text": "ik ben twee weken bij mijn dochter"}
+    for status in ("on-hold", "cancelled", "stopped"):
+        new = _plan(_act("C"), _act("B", status))
+        new["activity"][1]["detail"]["statusReason"] = reason
+        careplan.check_update(old, new, performs=_mine("C"), status_only=False, client_say=True)
+    paused = _plan(_act("C"), _act("B", "on-hold"))
+    careplan.check_update(paused, _plan(_act("C"), _act("B", "cancelled")), performs=_mine("C"), status_only=False,
+                          client_say=True)
+    moved = _plan(_act("C"), _act("B"))
+    moved["activity"][1]["detail"]["scheduledString"] = "maandag"
+    cases = [
+        (old, _plan(_act("C"), _act("B", "completed")), "careplan-client-status"),  # the performer's to report
+        (paused, _plan(_act("C"), _act("B", "in-progress")), "careplan-client-status"),  # resuming: the performer
+        (_plan(_act("C"), _act("B", "completed")), _plan(_act("C"), _act("B", "cancelled")), "careplan-client-status"),
+        (old, _plan(_act("C"), _act("B", description="anders")), "careplan-client-status"),
+        (old, _plan(_act("C"), _act("B", "on-hold", description="anders")), "careplan-client-status"),
+        (old, moved, "careplan-client-status"),
+        (old, _plan(_act("C"), _act("C")), "careplan-client-status"),  # taking it over
+        (old, _plan(_act("C")), "careplan-activity-remove"),
+        (old, _plan(_act("B"), _act("B")), "careplan-activity"),  # their own handed away: still refused
+        (old, _plan(_act("C"), _act("B"), title="mijn plan"), "careplan-structure"),
+    ]
+    for before, new, rule in cases:
+        with pytest.raises(Exception) as exc:
+            careplan.check_update(before, new, performs=_mine("C"), status_only=False, client_say=True)
+        assert _refusal(exc).rule == rule, (new, rule)
+    # without the client's say (a mantelzorger, a professional) the same status change is refused
+    with pytest.raises(Exception) as exc:
+        careplan.check_update(old, _plan(_act("C"), _act("B", "on-hold")), performs=_mine("C"), status_only=False)
+    assert _refusal(exc).rule == "careplan-activity"
+
+
 def test_only_relative_references_are_this_hubs_resources() -> None:
     """A foreign absolute reference must never be read as one of the hub's own resources (it would let
     an overdracht Task give access to a real client through another server's URL)."""
