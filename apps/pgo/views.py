@@ -40,13 +40,20 @@ ACTIVITY_STATUS: dict[str, str] = {
     "in-progress": "Bezig",
     "on-hold": "Gepauzeerd",
     "completed": "Klaar",
-    "cancelled": "Gestopt",
+    "cancelled": "Geannuleerd",
     "stopped": "Gestopt",
     "unknown": "Onbekend",
     "entered-in-error": "Vergissing",
 }
 #: Statuses a mantelzorger can choose for their own activity.
 OWN_STATUSES = ("scheduled", "in-progress", "on-hold", "completed", "cancelled")
+#: The client's say over another party's activity (the hub's rule ``careplan-client-status``): pause,
+#: stop or cancel it, with a reason; the button text for each.
+CLIENT_STATUSES: dict[str, str] = {"on-hold": "Pauzeren", "stopped": "Stoppen", "cancelled": "Annuleren"}
+#: After these nobody but the performer changes the activity: no buttons for the client.
+FINAL_STATUSES = frozenset({"completed", "cancelled", "stopped", "entered-in-error"})
+#: What the client's say did, for the message afterwards.
+CLIENT_DONE: dict[str, str] = {"on-hold": "gepauzeerd", "stopped": "gestopt", "cancelled": "geannuleerd"}
 TASK_STATUS: dict[str, str] = {
     "draft": "In voorbereiding",
     "requested": "Aangevraagd",
@@ -193,6 +200,14 @@ class ActivityView:
     who: str
     group: str
     mine: bool
+    reason: str = ""
+    #: the client's say over another party's activity: (status, button text) they may choose now
+    say: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Unique on the page: ids of the activity's form fields."""
+        return f"{self.plan_id}-{self.index}"
 
 
 @dataclass
@@ -243,20 +258,27 @@ async def care_plans(hub: HubClient, patient: str, *, me: Me) -> list[PlanView]:
         for index, activity in enumerate(plan.get("activity") or []):
             detail = activity.get("detail") or {}
             group = activity_group(detail)
-            code = ft.code_of(detail.get("code"), CARE_ACTIVITY) or ""
             performers = detail.get("performer") or []
             who = ", ".join(_who(names, p) for p in performers) or (
                 "Een organisatie" if group == "professional" else "")
             person = performer_person(detail)
             status = str(detail.get("status", "unknown"))
             grouped[group].append(ActivityView(
-                index, plan["id"], ACTIVITY_LABELS.get(code, ft.concept_text(detail.get("code")) or "Activiteit"),
+                index, plan["id"], activity_label(activity),
                 str(detail.get("description", "")), ACTIVITY_STATUS.get(status, status), status,
                 who, group, bool(me.person and person == me.person),
+                ft.concept_text(detail.get("statusReason")),
+                client_choices(activity, me, patient),
             ))
         view.groups = [(key, label, grouped[key]) for key, label in GROUPS]
         plans.append(view)
     return plans
+
+
+def activity_label(activity: dict[str, Any]) -> str:
+    detail = activity.get("detail") or {}
+    code = ft.code_of(detail.get("code"), CARE_ACTIVITY) or ""
+    return ACTIVITY_LABELS.get(code, ft.concept_text(detail.get("code")) or "Activiteit")
 
 
 def _who(names: Names, ref: dict[str, Any]) -> str:
@@ -298,6 +320,34 @@ def may_change(activity: dict[str, Any], me: Me, patient: str) -> bool:
         return bool(me.person) and performer_person(detail) == me.person
     return activity_group(detail) == "client" and any(
         ft.ref_id(p, "Patient") == patient for p in detail.get("performer") or [])
+
+
+def client_choices(activity: dict[str, Any], me: Me, patient: str) -> tuple[tuple[str, str], ...]:
+    """What the client may do to another party's activity: pause it (unless it is paused), stop it
+    once it started, cancel it before; nothing once it is final, nothing for a mantelzorger.
+
+    The app supports no legal-representative login (every related person is a mantelzorger here),
+    so only the client gets this say; the hub decides either way (rule ``careplan-client-status``).
+    """
+    if me.kind != "client" or may_change(activity, me, patient):
+        return ()
+    status = str((activity.get("detail") or {}).get("status", "unknown"))
+    if status in FINAL_STATUSES:
+        return ()
+    started = status in ("in-progress", "on-hold")
+    wanted = [s for s in CLIENT_STATUSES if not (s == "on-hold" and status == "on-hold")
+              and not (s == "stopped" and not started) and not (s == "cancelled" and started)]
+    return tuple((s, CLIENT_STATUSES[s]) for s in wanted)
+
+
+def with_client_status(activity: dict[str, Any], status: str, reason: str) -> dict[str, Any]:
+    """The activity with the client's status and reason (``detail.statusReason``), nothing else changed."""
+    if status not in CLIENT_STATUSES or not reason.strip():
+        raise ValueError("onbekende status of geen reden")
+    detail = dict(activity.get("detail") or {})
+    detail["status"] = status
+    detail["statusReason"] = {"text": reason.strip()}
+    return {**activity, "detail": detail}
 
 
 # --- wishes (ACP) ---------------------------------------------------------------------------------

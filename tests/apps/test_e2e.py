@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ HUISARTS = "org:00012345:practitioner:900001111"  # Anna de Vries, Huisartsenpra
 WIJKVERPLEGING = "org:00023456:practitioner:900002222"
 VERPLEEGHUIS = "org:00056789:practitioner:900005555"
 URA = "http://fhir.nl/fhir/NamingSystem/ura"
+HUB_NS = "https://zorgnet-hub.nl/fhir"
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +216,7 @@ def test_client_mantelzorger_and_admin(stack: Stack, browser: Browser, backend: 
     mine.get_by_role("button", name="Bijwerken").click()
     expect(carer.locator(".activity").filter(has_text="Samen wandelen op zondag")).to_contain_text("Bezig")
     expect(carer.locator(".activity").filter(has_text="Hulp bij wassen").get_by_role("button")).to_have_count(0)
+    expect(carer.locator(".say")).to_have_count(0)  # pausing or ending another party's activity is the client's
     checker.check(carer, "pgo-mantelzorger-zorgplan")
 
     # --- the client sees the new activity and withdraws the delegation; the carer's next page is empty
@@ -317,3 +320,87 @@ def test_client_mantelzorger_and_admin(stack: Stack, browser: Browser, backend: 
     if checker.write_screenshots:
         shots = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "docs" / "screenshots").glob("*.png"))
         assert len(shots) >= 36
+
+
+def _plan_of(stack: Stack) -> tuple[str, dict[str, Any]]:
+    with _fhir(stack, WIJKVERPLEGING) as wv:
+        found = wv.get("/Patient", params={"identifier": f"http://fhir.nl/fhir/NamingSystem/bsn|{CLIENT_BSN}"})
+        patient = found.json()["entry"][0]["resource"]["id"]
+        plans = wv.get("/CarePlan", params={"subject": f"Patient/{patient}", "status": "active"}).json()
+        return str(patient), plans["entry"][0]["resource"]
+
+
+def _wijk_activity(plan: dict[str, Any], code: str, description: str) -> dict[str, Any]:
+    """An activity the wijkverpleging performs: its nurse (the plan's author, the coordinator) is the performer."""
+    return {"detail": {
+        "extension": [{"url": f"{HUB_NS}/StructureDefinition/ext-ActivityPerformerKind", "valueCode": "professional"}],
+        "code": {"coding": [{"system": f"{HUB_NS}/CodeSystem/care-activity", "code": code}]},
+        "status": "scheduled", "description": description, "performer": [plan["author"]],
+    }}
+
+
+def _detail(stack: Stack, description: str) -> dict[str, Any]:
+    """The activity's detail as the hub has it (read back through the API by the wijkverpleging)."""
+    _, plan = _plan_of(stack)
+    return next(a["detail"] for a in plan["activity"] if a["detail"].get("description") == description)
+
+
+def test_client_cancels_the_wijkverplegings_activity_with_a_reason(stack: Stack, browser: Browser, backend: str) -> None:
+    checker = Checker(write_screenshots=backend == "sqlite")
+    wound, pills = "Wondzorg aan het linkerbeen, maandag en donderdag", "Medicijnen klaarzetten voor de week"
+    _, plan = _plan_of(stack)
+    plan["activity"] += [_wijk_activity(plan, "verpleging", wound), _wijk_activity(plan, "medicatie", pills)]
+    with _fhir(stack, WIJKVERPLEGING) as wv:  # the coordinator assigns activities, here to itself
+        assert wv.put(f"/CarePlan/{plan['id']}", json=plan).status_code == 200
+
+    ctx = new_context(browser)
+    page = checker.watch(ctx.new_page())
+    _login_client(page, stack, CLIENT_BSN)
+    page.goto(stack.pgo + "/zorgplan")
+    activity = page.locator(".activity").filter(has_text=wound)
+    expect(activity).to_contain_text("Gepland")
+    activity.get_by_text("Verpleging pauzeren of annuleren").click()
+    reason = activity.get_by_label("Reden (verplicht)")
+    expect(reason).to_be_visible()
+    expect(activity.locator("button")).to_have_text(["Pauzeren", "Annuleren"])
+    # only spaces: the app refuses, says why at the field, and puts the focus there
+    reason.fill("   ")
+    activity.get_by_role("button", name="Annuleren").click()
+    expect(page.get_by_role("alert")).to_have_text("Schrijf de reden op.")
+    reason = page.locator(".activity").filter(has_text=wound).get_by_label("Reden (verplicht)")
+    expect(reason).to_be_focused()
+    expect(reason).to_have_attribute("aria-invalid", "true")
+    checker.check(page, "pgo-zorgplan-reden")
+
+    reason.fill("Mijn dochter verzorgt het been nu zelf")
+    page.locator(".activity").filter(has_text=wound).get_by_role("button", name="Annuleren").click()
+    expect(page.get_by_role("status").filter(has_text="Verpleging is geannuleerd")).to_be_visible()
+    activity = page.locator(".activity").filter(has_text=wound)
+    expect(activity).to_contain_text("Geannuleerd")
+    expect(activity).to_contain_text("Reden: Mijn dochter verzorgt het been nu zelf")
+    expect(activity.locator(".say")).to_have_count(0)  # final: no more buttons
+    detail = _detail(stack, wound)
+    assert detail["status"] == "cancelled"
+    assert detail["statusReason"] == {"text": "Mijn dochter verzorgt het been nu zelf"}
+
+    # the wijkverpleging reports the other activity done while the client's page is open: the hub
+    # refuses her cancel (a final status is the performer's) and the app says so
+    pills_form = page.locator(".activity").filter(has_text=pills)
+    pills_form.get_by_text("Hulp bij medicijnen pauzeren of annuleren").click()
+    pills_form.get_by_label("Reden (verplicht)").fill("Dat doe ik liever zelf")
+    _, plan = _plan_of(stack)
+    done = next(a for a in plan["activity"] if a["detail"].get("description") == pills)
+    done["detail"]["status"] = "completed"
+    with _fhir(stack, WIJKVERPLEGING) as wv:
+        assert wv.put(f"/CarePlan/{plan['id']}", json=plan).status_code == 200
+    pills_form.get_by_role("button", name="Annuleren").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("de zorgnet-hub staat dit niet toe")
+    expect(alert).to_contain_text("Er is niets veranderd")
+    expect(page.locator(".activity").filter(has_text=pills)).to_contain_text("Klaar")
+    expect(page.locator(".activity").filter(has_text=pills).locator(".say")).to_have_count(0)
+    assert _detail(stack, pills)["status"] == "completed"
+    assert "statusReason" not in _detail(stack, pills)
+
+    assert not checker.console_errors, checker.console_errors
+    ctx.close()

@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet
 
 from apps.admin import records
 from apps.admin.app import create_app as create_admin
+from apps.common import fhirtext as ft
 from apps.common.config import AdminSettings, PgoSettings
 from apps.common.oauth import challenge
 from apps.common.outcome import SERVER_ERROR, UNREACHABLE, plain_dutch
@@ -182,3 +183,186 @@ async def test_admin_console_refuses_a_token_that_is_not_an_admin_token(tmp_path
         token = _csrf((await web.get("/inloggen")).text)
         answer = await web.post("/inloggen", data={"csrf_token": token, "token": "not.a.jwt"})
         assert answer.status_code == 400 and "geen beheerderstoken" in answer.text
+
+
+# --- the client's say over another party's care plan activity -------------------------------------
+
+
+def _act(kind: str, code: str, status: str, performer: dict[str, Any]) -> dict[str, Any]:
+    return {"detail": {"extension": [{"url": views.PERFORMER_KIND_EXT, "valueCode": kind}],
+                       "code": {"coding": [{"system": views.CARE_ACTIVITY, "code": code}]},
+                       "status": status, "description": f"{code} ({status})", "performer": [performer]}}
+
+
+WIJK = {"reference": "PractitionerRole/wv", "display": "Karim El Amrani"}
+
+
+def _plan() -> dict[str, Any]:
+    return {"resourceType": "CarePlan", "id": "plan1", "meta": {"versionId": "3"}, "status": "active",
+            "intent": "plan", "title": "Gedeeld zorgplan", "subject": {"reference": "Patient/p1"}, "activity": [
+                _act("professional", "verpleging", "scheduled", WIJK),
+                _act("professional", "persoonlijke-verzorging", "in-progress", WIJK),
+                _act("professional", "huishoudelijke-hulp", "completed", WIJK),
+                _act("mantelzorger", "maaltijden", "in-progress",
+                     {"identifier": {"system": ft.PERSON, "value": "marieke"}, "display": "Marieke"}),
+                _act("client", "dagbesteding", "in-progress", {"reference": "Patient/p1"}),
+                _act("professional", "vervoer", "on-hold", WIJK),
+            ]}
+
+
+def test_the_client_pauses_stops_or_cancels_another_partys_activity_only() -> None:
+    client = views.Me("client", None, "Johanna")
+    carer = views.Me("related", "marieke", "marieke")
+    acts = _plan()["activity"]
+    assert views.client_choices(acts[0], client, "p1") == (("on-hold", "Pauzeren"), ("cancelled", "Annuleren"))
+    assert views.client_choices(acts[1], client, "p1") == (("on-hold", "Pauzeren"), ("stopped", "Stoppen"))
+    assert views.client_choices(acts[5], client, "p1") == (("stopped", "Stoppen"),)
+    assert views.client_choices(acts[3], client, "p1")  # the mantelzorger's activity is another party's too
+    assert views.client_choices(acts[2], client, "p1") == ()  # final: no buttons
+    assert views.client_choices(acts[4], client, "p1") == ()  # her own: the status form instead
+    assert all(views.client_choices(a, carer, "p1") == () for a in acts)  # a mantelzorger has no say
+    for final in ("completed", "cancelled", "stopped", "entered-in-error"):
+        assert views.client_choices(_act("professional", "verpleging", final, WIJK), client, "p1") == ()
+    changed = views.with_client_status(acts[0], "cancelled", "  Mijn dochter doet dit nu  ")
+    assert changed["detail"] == acts[0]["detail"] | {"status": "cancelled",
+                                                      "statusReason": {"text": "Mijn dochter doet dit nu"}}
+    assert acts[0]["detail"]["status"] == "scheduled"  # the original is not touched
+    for status, reason in (("completed", "klaar"), ("cancelled", "  ")):
+        with pytest.raises(ValueError):
+            views.with_client_status(acts[0], status, reason)
+
+
+class FakeHub:
+    """The hub's FHIR API as far as the care plan page uses it; ``refuse`` makes the next PUT a 403."""
+
+    def __init__(self) -> None:
+        self.plan = _plan()
+        self.puts: list[dict[str, Any]] = []
+        self.refuse = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.method == "GET" and path == "/fhir/CarePlan":
+            return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset",
+                                             "entry": [{"resource": self.plan}]})
+        if request.method == "GET" and path == "/fhir/CarePlan/plan1":
+            return httpx.Response(200, json=self.plan)
+        if request.method == "PUT" and path == "/fhir/CarePlan/plan1":
+            body = json.loads(request.content)
+            self.puts.append(body)
+            assert request.headers["if-match"] == 'W/"3"'
+            if self.refuse:
+                return httpx.Response(403, json={"resourceType": "OperationOutcome", "issue": [{
+                    "severity": "error", "code": "forbidden", "expression": ["CarePlan.activity[0].detail.status"],
+                    "diagnostics": "Rule careplan-client-status: you set another party's activity from 'completed'"}]})
+            self.plan = body
+            return httpx.Response(200, json=body)
+        return httpx.Response(404, json={"resourceType": "OperationOutcome", "issue": []})
+
+
+def _logged_in(tmp_path: Path, fake: FakeHub, me: dict[str, Any]) -> tuple[httpx.AsyncClient, Any]:
+    from apps.common.session import load_or_create_key
+
+    settings = PgoSettings(hub_url=HUB, public_url="http://pgo.test", state_dir=tmp_path, client_id="pgo-x")
+    app = create_pgo(settings)
+    app.state.http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
+    codec = SessionCodec(load_or_create_key("", tmp_path), idle_timeout=900, max_session=3600)
+    session = {"started": int(time.time()), "csrf": "c",
+               "me": {"token": "x.y.z", "exp": int(time.time()) + 3600, "patient": "p1", "sections": ["zorgplan"]}
+               | me}
+    web = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pgo.test")
+    web.cookies.set("pgo_session", codec.encode(session), domain="pgo.test")
+    return web, app.state.http
+
+
+CLIENT_ME = {"kind": "client", "name": "Johanna Smit", "person": None}
+SAY = "/zorgplan/plan1/activiteit/{}/pauzeren-of-stoppen"
+
+
+async def test_care_plan_page_offers_the_clients_say_with_a_labelled_reason(tmp_path: Path) -> None:
+    fake = FakeHub()
+    web, http = _logged_in(tmp_path, fake, CLIENT_ME)
+    async with web, http:
+        html = (await web.get("/zorgplan")).text
+    assert html.count('class="say"') == 4  # scheduled, in progress, on hold, the mantelzorger's; not final or own
+    assert "<summary>Verpleging pauzeren of annuleren</summary>" in html
+    assert "<summary>Persoonlijke verzorging pauzeren of stoppen</summary>" in html
+    assert "<summary>Vervoer stoppen</summary>" in html
+    assert "Huishoudelijke hulp pauzeren" not in html and "Dagbesteding pauzeren" not in html
+    assert '<label for="reason-plan1-0">Reden (verplicht)</label>' in html
+    assert 'id="reason-plan1-0" name="reason" rows="2" required maxlength="500" ' \
+           'aria-describedby="say-hint-plan1-0"' in html
+    assert '<button type="submit" name="status" value="cancelled" class="button">Annuleren</button>' in html
+    assert html.count('name="status" value="on-hold"') == 3
+
+
+async def test_a_mantelzorger_is_not_offered_the_clients_say_and_cannot_post_it(tmp_path: Path) -> None:
+    fake = FakeHub()
+    web, http = _logged_in(tmp_path, fake, {"kind": "related", "person": "marieke", "name": "marieke"})
+    async with web, http:
+        html = (await web.get("/zorgplan")).text
+        assert 'class="say"' not in html and "pauzeren-of-stoppen" not in html
+        answer = await web.post(SAY.format(0), data={"csrf_token": "c", "status": "cancelled", "reason": "Weg"})
+        assert answer.status_code == 303
+        assert "Alleen de cliënt" in (await web.get("/zorgplan")).text
+    assert fake.puts == []
+
+
+async def test_the_client_cancels_with_a_reason_and_the_hub_gets_only_that(tmp_path: Path) -> None:
+    fake = FakeHub()
+    before = json.loads(json.dumps(fake.plan))
+    web, http = _logged_in(tmp_path, fake, CLIENT_ME)
+    async with web, http:
+        answer = await web.post(SAY.format(0), data={"csrf_token": "c", "status": "cancelled",
+                                                     "reason": "Mijn dochter komt nu elke dag"})
+        assert answer.status_code == 303 and answer.headers["location"] == "/zorgplan"
+        page = (await web.get("/zorgplan")).text
+    assert len(fake.puts) == 1
+    sent = fake.puts[0]
+    assert sent["activity"][0]["detail"] == before["activity"][0]["detail"] | {
+        "status": "cancelled", "statusReason": {"text": "Mijn dochter komt nu elke dag"}}
+    assert sent["activity"][1:] == before["activity"][1:]
+    assert {k: v for k, v in sent.items() if k != "activity"} == {k: v for k, v in before.items() if k != "activity"}
+    assert 'role="status">Verpleging is geannuleerd. Uw reden staat erbij in het zorgplan.' in page
+    assert "Reden: Mijn dochter komt nu elke dag" in page
+    assert "<summary>Verpleging" not in page  # final now: no more buttons
+
+
+async def test_the_reason_is_required_and_the_error_is_tied_to_the_field(tmp_path: Path) -> None:
+    fake = FakeHub()
+    web, http = _logged_in(tmp_path, fake, CLIENT_ME)
+    async with web, http:
+        answer = await web.post(SAY.format(1), data={"csrf_token": "c", "status": "stopped", "reason": "   "})
+        wrong = await web.post(SAY.format(1), data={"csrf_token": "c", "status": "completed", "reason": "Klaar"})
+        forged = await web.post(SAY.format(1), data={"csrf_token": "nope", "status": "stopped", "reason": "x"})
+        own = await web.post(SAY.format(4), data={"csrf_token": "c", "status": "stopped", "reason": "Zelf"})
+    assert fake.puts == []
+    assert answer.status_code == 400
+    html = answer.text
+    assert '<p class="notice notice-error" role="alert">Schrijf de reden op.</p>' in html
+    assert '<details class="say" open>' in html
+    assert 'aria-describedby="say-error-plan1-1 say-hint-plan1-1" aria-invalid="true" autofocus' in html
+    assert '<p class="field-error" id="say-error-plan1-1">Schrijf de reden op.</p>' in html
+    assert wrong.status_code == 400 and "Kies pauzeren, stoppen of annuleren." in wrong.text
+    assert forged.status_code == 403
+    assert own.status_code == 303  # her own activity goes through its own status form
+
+
+async def test_the_hubs_refusal_is_shown_and_the_reason_kept(tmp_path: Path) -> None:
+    fake = FakeHub()
+    fake.refuse = True
+    web, http = _logged_in(tmp_path, fake, CLIENT_ME)
+    async with web, http:
+        answer = await web.post(SAY.format(0), data={"csrf_token": "c", "status": "on-hold",
+                                                     "reason": "Ik ben twee weken weg"})
+    assert len(fake.puts) == 1
+    assert answer.status_code == 403
+    html = answer.text
+    message = ("Niet gelukt: de zorgnet-hub staat dit niet toe. U heeft geen toestemming om dit te doen. "
+               "Er is niets veranderd.")
+    assert f'<p class="notice notice-error" role="alert">{message}</p>' in html
+    assert f'<p class="field-error" id="say-error-plan1-0" tabindex="-1" autofocus>{message}</p>' in html
+    assert ">Ik ben twee weken weg</textarea>" in html
+    assert '<a href="/zorgplan" class="button">Toon de nieuwe versie</a>' in html  # not the form's address
+    assert '<a href="/zorgplan" aria-current="page">Mijn zorgplan</a>' in html
+    assert "Rule careplan-client-status" not in html  # the developer's English stays out
