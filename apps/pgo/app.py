@@ -163,20 +163,18 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         members = await views.network(hub, me["patient"]) if me.get("patient") else []
         return page(request, "netwerk.html", members=members)
 
-    async def plan_view(request: Request, found: tuple[HubClient, dict[str, Any], views.Me], status: int = 200,
-                        failed: dict[str, str] | None = None) -> Response:
-        hub, me, who = found
-        plans = await views.care_plans(hub, me["patient"], me=who) if me.get("patient") else []
-        return page(request, "zorgplan.html", status=status, plans=plans, activity_labels=views.ACTIVITY_LABELS,
-                    statuses=[(s, views.ACTIVITY_STATUS[s]) for s in views.OWN_STATUSES], live=True,
-                    failed=failed or {}, path="/zorgplan")  # also when answering a form post
-
     @app.get("/zorgplan")
     async def plan_page(request: Request) -> Response:
         found = current(request)
         if found is None:
             return login_needed(request)
-        return await plan_view(request, found)
+        hub, me, who = found
+        plans = await views.care_plans(hub, me["patient"], me=who) if me.get("patient") else []
+        # a form that failed (see client_status): opened again, its error at the field, the reason kept
+        failed = request.session.pop("failed", None) or {}
+        return page(request, "zorgplan.html", plans=plans, activity_labels=views.ACTIVITY_LABELS,
+                    statuses=[(s, views.ACTIVITY_STATUS[s]) for s in views.OWN_STATUSES], live=True,
+                    failed=failed)
 
     @app.post("/zorgplan/doel/{goal_id}")
     async def edit_goal(request: Request, goal_id: str) -> Response:
@@ -248,7 +246,8 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
     @app.post("/zorgplan/{plan_id}/activiteit/{index}/pauzeren-of-stoppen")
     async def client_status(request: Request, plan_id: str, index: int) -> Response:
         """The client pauses, stops or cancels another party's activity, with a reason; the hub decides
-        (rule ``careplan-client-status``) and its refusal is shown next to the form, reason kept."""
+        (rule ``careplan-client-status``). A refusal (the app's or the hub's) goes back to the care plan
+        with the form open, the error at it and the reason kept (post/redirect/get, like every form here)."""
         found = current(request)
         if found is None:
             return login_needed(request)
@@ -259,13 +258,15 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         if who.kind != "client":
             notice(request, "Alleen de cliënt kan de activiteit van een ander pauzeren of stoppen.", "error")
             return see_other("/zorgplan")
-        key = f"{plan_id}-{index}"
-        if status not in views.CLIENT_STATUSES or not reason:
-            message = "Schrijf de reden op." if status in views.CLIENT_STATUSES \
-                else "Kies pauzeren, stoppen of annuleren."
+        def failed(message: str, field: str) -> Response:
             notice(request, message, "error")
-            return await plan_view(request, found, 400, {"key": key, "reason": reason, "message": message,
-                                                         "field": "reason"})
+            request.session["failed"] = {"key": f"{plan_id}-{index}", "reason": reason, "message": message,
+                                         "field": field}
+            return see_other("/zorgplan")  # no #fragment: a browser skips autofocus when the URL has one
+
+        if status not in views.CLIENT_STATUSES or not reason:
+            return failed("Schrijf de reden op." if status in views.CLIENT_STATUSES
+                          else "Kies pauzeren, stoppen of annuleren.", "reason")
         plan = await hub.read("CarePlan", plan_id)
         activities = plan.get("activity") or []
         if not 0 <= index < len(activities) or views.may_change(activities[index], who, me["patient"]):
@@ -278,10 +279,7 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         except HubError as exc:
             if exc.status in (0, 401) or exc.status >= 500:
                 raise
-            message = f"Niet gelukt: de zorgnet-hub staat dit niet toe. {exc.message} Er is niets veranderd."
-            notice(request, message, "error")
-            return await plan_view(request, found, exc.status, {"key": key, "reason": reason, "message": message,
-                                                                "field": ""})
+            return failed(f"Niet gelukt: de zorgnet-hub staat dit niet toe. {exc.message} Er is niets veranderd.", "")
         notice(request, f"{label} is {views.CLIENT_DONE[status]}. Uw reden staat erbij in het zorgplan.")
         return see_other("/zorgplan")
 
