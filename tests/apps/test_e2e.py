@@ -345,7 +345,9 @@ def _detail(stack: Stack, description: str) -> dict[str, Any]:
     return next(a["detail"] for a in plan["activity"] if a["detail"].get("description") == description)
 
 
-def test_client_cancels_the_wijkverplegings_activity_with_a_reason(stack: Stack, browser: Browser, backend: str) -> None:
+def test_client_cancels_the_wijkverplegings_activity_with_a_reason(
+    stack: Stack, browser: Browser, backend: str,
+) -> None:
     checker = Checker(write_screenshots=backend == "sqlite")
     wound, pills = "Wondzorg aan het linkerbeen, maandag en donderdag", "Medicijnen klaarzetten voor de week"
     _, plan = _plan_of(stack)
