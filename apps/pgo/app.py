@@ -258,15 +258,17 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         if who.kind != "client":
             notice(request, "Alleen de cliënt kan de activiteit van een ander pauzeren of stoppen.", "error")
             return see_other("/zorgplan")
+
         def failed(message: str, field: str) -> Response:
             notice(request, message, "error")
             request.session["failed"] = {"key": f"{plan_id}-{index}", "reason": reason, "message": message,
                                          "field": field}
             return see_other("/zorgplan")  # no #fragment: a browser skips autofocus when the URL has one
 
-        if status not in views.CLIENT_STATUSES or not reason:
-            return failed("Schrijf de reden op." if status in views.CLIENT_STATUSES
-                          else "Kies pauzeren, stoppen of annuleren.", "reason")
+        if status not in views.CLIENT_STATUSES:
+            return failed("Kies pauzeren, stoppen of annuleren.", "")
+        if not reason:
+            return failed("Schrijf de reden op.", "reason")
         plan = await hub.read("CarePlan", plan_id)
         activities = plan.get("activity") or []
         if not 0 <= index < len(activities) or views.may_change(activities[index], who, me["patient"]):
@@ -279,7 +281,8 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         except HubError as exc:
             if exc.status in (0, 401) or exc.status >= 500:
                 raise
-            return failed(f"Niet gelukt: de zorgnet-hub staat dit niet toe. {exc.message} Er is niets veranderd.", "")
+            refused = "de zorgnet-hub staat dit niet toe. " if exc.status == 403 else ""
+            return failed(f"Niet gelukt: {refused}{exc.message} Er is niets veranderd.", "")
         notice(request, f"{label} is {views.CLIENT_DONE[status]}. Uw reden staat erbij in het zorgplan.")
         return see_other("/zorgplan")
 

@@ -233,12 +233,12 @@ def test_the_client_pauses_stops_or_cancels_another_partys_activity_only() -> No
 
 
 class FakeHub:
-    """The hub's FHIR API as far as the care plan page uses it; ``refuse`` makes the next PUT a 403."""
+    """The hub's FHIR API as far as the care plan page uses it; ``refuse`` makes a PUT fail."""
 
     def __init__(self) -> None:
         self.plan = _plan()
         self.puts: list[dict[str, Any]] = []
-        self.refuse = False
+        self.refuse = 0  # the status of the next PUT's refusal (0: none)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -252,7 +252,7 @@ class FakeHub:
             self.puts.append(body)
             assert request.headers["if-match"] == 'W/"3"'
             if self.refuse:
-                return httpx.Response(403, json={"resourceType": "OperationOutcome", "issue": [{
+                return httpx.Response(self.refuse, json={"resourceType": "OperationOutcome", "issue": [{
                     "severity": "error", "code": "forbidden", "expression": ["CarePlan.activity[0].detail.status"],
                     "diagnostics": "Rule careplan-client-status: you set another party's activity from 'completed'"}]})
             self.plan = body
@@ -336,7 +336,10 @@ async def test_the_reason_is_required_and_the_error_is_tied_to_the_field(tmp_pat
         assert answer.status_code == 303 and answer.headers["location"] == "/zorgplan"
         html = (await web.get("/zorgplan")).text
         wrong = await web.post(SAY.format(1), data={"csrf_token": "c", "status": "completed", "reason": "Klaar"})
-        assert "Kies pauzeren, stoppen of annuleren." in (await web.get("/zorgplan")).text
+        chosen = (await web.get("/zorgplan")).text
+        assert '<p class="field-error" id="say-error-plan1-1" tabindex="-1" autofocus>Kies pauzeren, stoppen of ' \
+               'annuleren.</p>' in chosen
+        assert ">Klaar</textarea>" in chosen and "aria-invalid" not in chosen  # the reason was fine
         again = (await web.get("/zorgplan")).text  # the error is shown once
         forged = await web.post(SAY.format(1), data={"csrf_token": "nope", "status": "stopped", "reason": "x"})
         own = await web.post(SAY.format(4), data={"csrf_token": "c", "status": "stopped", "reason": "Zelf"})
@@ -353,7 +356,7 @@ async def test_the_reason_is_required_and_the_error_is_tied_to_the_field(tmp_pat
 
 async def test_the_hubs_refusal_is_shown_and_the_reason_kept(tmp_path: Path) -> None:
     fake = FakeHub()
-    fake.refuse = True
+    fake.refuse = 403
     web, http = _logged_in(tmp_path, fake, CLIENT_ME)
     async with web, http:
         answer = await web.post(SAY.format(0), data={"csrf_token": "c", "status": "on-hold",
@@ -367,3 +370,10 @@ async def test_the_hubs_refusal_is_shown_and_the_reason_kept(tmp_path: Path) -> 
     assert f'<p class="field-error" id="say-error-plan1-0" tabindex="-1" autofocus>{message}</p>' in html
     assert ">Ik ben twee weken weg</textarea>" in html
     assert "Rule careplan-client-status" not in html  # the developer's English stays out
+    fake.refuse = 412  # someone changed the plan in between: said as such, not as a refusal of the rule
+    web, http = _logged_in(tmp_path, fake, CLIENT_ME)
+    async with web, http:
+        await web.post(SAY.format(0), data={"csrf_token": "c", "status": "on-hold", "reason": "Weg"})
+        html = (await web.get("/zorgplan")).text
+    assert 'role="alert">Niet gelukt: Iemand anders heeft dit net gewijzigd.' in html
+    assert "staat dit niet toe" not in html
