@@ -36,6 +36,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from hub.fhir.instants import DATE_MAX, DATE_MIN
 from hub.store.types import RawJSON
 
 NAMING = {
@@ -50,10 +51,6 @@ metadata = MetaData(naming_convention=NAMING)
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 PidType = BigInteger().with_variant(Integer(), "sqlite")
-
-#: Lowest / highest instant (µs since epoch) used for open-ended date ranges.
-DATE_MIN = -62135596800000000  # 0001-01-01T00:00:00Z
-DATE_MAX = 253402300799999999  # 9999-12-31T23:59:59.999999Z
 
 resource = Table(
     "resource",
