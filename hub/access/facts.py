@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.access.decision import Policy
 from hub.access.grants import Relation, Rule, grant_intervals
 from hub.access.tables import (
     access_grant,
@@ -75,21 +76,16 @@ HUB: Grantor = ("hub", None)
 
 
 async def writer_grantor(
-    conn: AsyncConnection, writer: Any, patient: str, resource: dict[str, Any]
+    conn: AsyncConnection, writer: Policy, patient: str, resource: dict[str, Any]
 ) -> Grantor | None:
     """Who the write's care relations come from, or None when the writer may not make any.
-    ``writer`` is the caller's access policy (None, or a policy without ``fact_grantor``: the hub's
-    own work)."""
-    ask = getattr(writer, "fact_grantor", None)
-    if ask is None:
-        return HUB
-    result: Grantor | None = await ask(conn, patient, resource)
-    return result
+    ``writer`` is the repository's access policy (the hub's own work: :data:`HUB`)."""
+    return await writer.fact_grantor(conn, patient, resource)
 
 
 async def after_write(
     conn: AsyncConnection, stored: Stored, resource: dict[str, Any] | None, author_ura: str | None,
-    *, writer: Any = None, base: str | None = None,
+    *, writer: Policy, base: str | None = None,
 ) -> None:
     """Maintain the facts a write implies (``resource`` None for a delete). ``writer`` is the
     caller's access policy, ``base`` the hub's FHIR base (for absolute references to itself)."""

@@ -23,6 +23,8 @@ import orjson
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.access.decision import SYSTEM, Policy
+from hub.access.policy import AccessPolicy
 from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route, require_body
 from hub.api.result import FhirResult, written
@@ -179,11 +181,11 @@ def parse_filter(topic: Topic, text: Any) -> list[tuple[str, str]]:
     return out
 
 
-async def check_may_subscribe(conn: AsyncConnection, policy: Any, spec: SubscriptionSpec) -> None:
+async def check_may_subscribe(conn: AsyncConnection, policy: Policy, spec: SubscriptionSpec) -> None:
     """May the caller subscribe to this topic with these filters? Asked of the access policy:
     the caller's kind must be one the topic is for, and every client named in a filter must be one
-    whose data the caller may read now."""
-    if policy is None:
+    whose data the caller may read now. The hub's own subscriptions (SystemPolicy) may."""
+    if not isinstance(policy, AccessPolicy):
         return
     p = policy.principal
     topic = spec.topic
@@ -242,7 +244,7 @@ async def handle(call: Call, req: FhirRequest, route: Route) -> FhirResult:
 
 
 def _key(call: Call) -> str:
-    return owners.owner_key(call.policy.principal if call.policy is not None else None)
+    return owners.owner_key(call.policy.principal)
 
 
 async def _state(conn: AsyncConnection, call: Call, sub_id: str) -> Any:
@@ -269,9 +271,9 @@ async def _write(call: Call, req: FhirRequest, sub_id: str | None) -> FhirResult
     res = check_resource(require_body(req), "Subscription")
     settings = call.svc.settings
     spec = parse_spec(res, allow_http=settings.environment != "production")
-    principal = call.policy.principal if call.policy is not None else None
+    principal = call.policy.principal
     key = owners.owner_key(principal)
-    repo = call.svc.repo.with_policy(None, call.trail)  # access is decided here, not by categories
+    repo = call.svc.repo.with_policy(SYSTEM, call.trail)  # access is decided here, not by categories
     now = now_us()
     async with repo.writing(call.conn) as conn:
         await check_may_subscribe(conn, call.policy, spec)
@@ -340,7 +342,7 @@ async def _read(call: Call, sub_id: str) -> FhirResult:
 
 
 async def _delete(call: Call, sub_id: str) -> FhirResult:
-    repo = call.svc.repo.with_policy(None, call.trail)
+    repo = call.svc.repo.with_policy(SYSTEM, call.trail)
     async with repo.writing(call.conn) as conn:
         await _state(conn, call, sub_id)
         outcome = await repo.delete("Subscription", sub_id, conn=conn)
