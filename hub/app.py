@@ -133,10 +133,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hub.ops.safety import check_production
 
     check_production(settings)  # HUB_ENVIRONMENT=production refuses unsafe settings before anything starts
-    from hub.access.authserver import build_auth_router
     from hub.access.facts import patient_ids_for_bsn
     from hub.access.tokens import TokenVerifier
     from hub.access.wiring import auth_config, hub_keys
+    from hub.api.routes.oauth import build_auth_router
 
     config = auth_config(settings)
     keys = hub_keys(config)

@@ -10,9 +10,10 @@ Rules (the domain's consent semantics, README "Access"):
 - Without an applicable rule, categories that need an explicit opt-in (:data:`OPT_IN`) are closed
   and all others are open.
 
-:func:`explain` is the single definition of that (:func:`decide` its decision); :func:`grant_intervals` turns a patient's relations
-and rules (each valid during [start, end)) into the intervals during which each organisation may
-read each category — the rows of ``access_grant`` that every search joins.
+:func:`explain` is the single definition of that (:func:`decide` is its decision);
+:func:`grant_intervals` turns a patient's relations and rules (each valid during [start, end)) into
+the intervals during which each organisation may read each category — the rows of ``access_grant``
+that every search joins.
 """
 
 from __future__ import annotations
