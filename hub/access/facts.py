@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.access.decision import Policy
 from hub.access.grants import Relation, Rule, grant_intervals
+from hub.access.overdracht import CARE_STATES, OVERDRACHT_CODE, yields_access
 from hub.access.tables import (
     access_grant,
     care_relation,
@@ -45,7 +46,6 @@ from hub.fhir.references import local_id, resolve
 from hub.store.clientkey import key_of_resource
 from hub.store.resources import Stored
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
-from hub.workflows.overdracht import CARE_STATES, yields_access
 
 BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
 URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
@@ -56,7 +56,6 @@ ORG_TYPE_SYSTEMS = frozenset({
 PERSON_SYSTEM = "https://zorgnet-hub.nl/fhir/NamingSystem/person-id"
 CONSENT_CATEGORY_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/consent-category"
 DATA_CATEGORY_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/data-category"
-OVERDRACHT_CODE = ("http://snomed.info/sct", "308292007")
 #: Task states in which the receiving organisation takes part in the client's care (before that,
 #: what it reads follows the Task's state: hub.workflows).
 OPEN_TASK_STATES = CARE_STATES

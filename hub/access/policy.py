@@ -31,24 +31,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sqlalchemy import and_, bindparam, case, exists, false, or_, select, true
+from sqlalchemy import Table, and_, bindparam, case, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.expression import FromClause
 
 from hub.access import organisations
+from hub.access.clients import DelegationLookup, table_delegations
 from hub.access.decision import AuditScope
 from hub.access.facts import BSN_SYSTEM, Grantor, patient_ids_for_bsn
 from hub.access.grants import NEVER_FOR_PROFESSIONALS, PUBLIC
 from hub.access.principal import Principal, parse_scopes
-from hub.access.tables import access_grant, break_glass, care_relation, consent_rule, resource_author
+from hub.access.tables import access_grant, break_glass, care_relation, consent_rule, overdracht_access, resource_author
 from hub.fhir.errors import Conflict, Forbidden, NotFound, Unprocessable
 from hub.fhir.instants import now_us
 from hub.store.policy import Verdict
 from hub.store.resources import Stored
 from hub.store.tables import history_compartment, idx_compartment, idx_token, resource
 from hub.store.tables import resource as resource_table
-from hub.workflows.tables import overdracht_access
 
 #: What an administrator may read and write: never clinical content.
 ADMIN_CATEGORIES = frozenset({"registratie", "netwerk", "toestemming", "audit"})
@@ -75,7 +76,7 @@ class Membership:
     """Where a row's Patient compartments are: ``idx_compartment`` by ``pid`` for current
     versions, ``history_compartment`` by ``hid`` for each stored version."""
 
-    table: Any
+    table: Table
     key: str
 
 
@@ -187,7 +188,7 @@ class AccessPolicy:
             "acl_org_types": sorted(self.org_types),
         }
 
-    def _p(self, name: str) -> Any:
+    def _p(self, name: str) -> BindParameter[Any]:
         value = self.params()[name]
         return bindparam(name, value, expanding=isinstance(value, list))
 
@@ -563,7 +564,7 @@ async def build_policy(
     principal: Principal,
     *,
     emergency_reason: str | None = None,
-    delegations: Any = None,
+    delegations: DelegationLookup | None = None,
     now: int | None = None,
 ) -> AccessPolicy:
     """The policy for one request; reads the facts that must be fresh (patients, delegations)."""
@@ -577,8 +578,6 @@ async def build_policy(
         ids = await patient_ids_for_bsn(conn, [principal.patient_bsn])
         policy.patient_ids = tuple(ids.get(principal.patient_bsn, ()))
     elif principal.kind == "related" and principal.person_id and principal.acting_for:
-        from hub.access.clients import table_delegations
-
         lookup = delegations or table_delegations
         found = [d for d in await lookup(conn, principal.person_id, now) if d.bsn == principal.acting_for]
         if found:

@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.clientkey import client_key, move
 from hub.store.policy import StorePolicy, Visible
-from hub.store.tables import INDEX_TABLES, history_compartment, idx_compartment, resource, resource_history
+from hub.store.tables import (
+    INDEX_TABLES,
+    history_compartment,
+    idx_compartment,
+    outbox_event,
+    resource,
+    resource_history,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,8 +320,6 @@ async def insert_event(
     event: Mapping[str, Any],
 ) -> None:
     """The write's outbox row (the PostgreSQL fast path writes it inside its one statement)."""
-    from hub.events.tables import outbox_event
-
     await conn.execute(insert(outbox_event).values(
         recorded=recorded, pid=pid, res_type=res_type, res_id=res_id, version=version, category=category,
         change=event["change"], patients=event["patients"], orgs=event["orgs"],

@@ -216,6 +216,28 @@ INDEX_TABLES: dict[str, Table] = {
     "uri": idx_uri,
 }
 
+#: The transactional outbox (hub.events.outbox): one row per write, in the write's transaction, for the
+#: notification dispatcher (hub.events.delivery). The store writes it; hub.events reads it.
+outbox_event = Table(
+    "outbox_event",
+    metadata,
+    Column("seq", PidType, primary_key=True, autoincrement=True),
+    Column("recorded", BigInteger, nullable=False),
+    Column("pid", BigInteger, nullable=False),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    # create | update | delete
+    Column("change", String(8), nullable=False),
+    Column("category", String(32), nullable=False),
+    # Space-separated Patient ids the resource belongs to (its Patient compartments).
+    Column("patients", Text, nullable=False, default=""),
+    # Space-separated URAs of the organisations a Task names as owner or requester.
+    Column("orgs", Text, nullable=False, default=""),
+    Column("old_status", String(32), nullable=True),
+    Column("new_status", String(32), nullable=True),
+)
+
 __all__ = [
     "DATE_MAX",
     "DATE_MIN",
@@ -230,6 +252,7 @@ __all__ = [
     "idx_token",
     "idx_uri",
     "metadata",
+    "outbox_event",
     "resource",
     "resource_history",
 ]
