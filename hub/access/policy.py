@@ -10,7 +10,9 @@ the hub asks, and nothing else decides:
 - :meth:`AccessPolicy.check_read` — the same filter, run on one row (so a read can never disagree
   with a search). Invisible resources are "not found", whether or not they exist.
 - :meth:`AccessPolicy.check_write` — may the caller write this content (and touch this current
-  version)? Then the workflow rules (:mod:`hub.workflows`): is this change theirs to make?
+  version)? Then the repository asks the workflow rules (:mod:`hub.workflows`): is this change theirs?
+- :meth:`AccessPolicy.check_operation` — may the caller run an ``$operation`` at all;
+  :meth:`AccessPolicy.audit_scope` — which audit records it sees.
 
 Default is deny: a caller sees only what a rule below opens.
 
