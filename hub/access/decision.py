@@ -120,6 +120,8 @@ class SystemPolicy:
         return None
 
     def check_operation(self, operation: str) -> None:
+        if operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}")
         if operation == "export":
             raise Forbidden("$export needs an authenticated caller")
         if operation == "break-glass":
@@ -179,6 +181,8 @@ class AnonymousPolicy:
         raise Forbidden("This caller may not write")
 
     def check_operation(self, operation: str) -> None:
+        if operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}")
         raise Forbidden(f"${operation} needs an authenticated caller")
 
     def audit_scope(self) -> AuditScope:

@@ -41,7 +41,7 @@ from sqlalchemy.sql.expression import FromClause
 
 from hub.access import organisations
 from hub.access.clients import DelegationLookup, table_delegations
-from hub.access.decision import AuditScope
+from hub.access.decision import OPERATIONS, AuditScope
 from hub.access.facts import BSN_SYSTEM, Grantor, patient_ids_for_bsn
 from hub.access.grants import NEVER_FOR_PROFESSIONALS, PUBLIC
 from hub.access.principal import Principal, parse_scopes
@@ -135,6 +135,8 @@ class AccessPolicy:
         ``$access`` is the client's, their legal representative's or an administrator's question;
         ``$break-glass`` a professional's of a registered organisation; ``$export`` anyone's but not
         under emergency access, which is per interaction."""
+        if operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}")
         p = self.principal
         if operation == "access":
             legal = self.delegated is not None and self.delegated.legal_representative
@@ -143,13 +145,8 @@ class AccessPolicy:
         elif operation == "break-glass":
             if p.kind != "professional" or not p.organisation_ura:
                 raise Forbidden("Only professionals of registered care providers can break the glass")
-        elif operation == "export":
-            if self.emergency:
-                raise Forbidden(
-                    "Emergency access (break the glass) is per interaction; it does not cover a bulk export"
-                )
-        else:
-            raise ValueError(f"unknown operation {operation!r}")
+        elif operation == "export" and self.emergency:
+            raise Forbidden("Emergency access (break the glass) is per interaction; it does not cover a bulk export")
 
     def audit_scope(self) -> AuditScope:
         """Administrators: all; a client: accesses to their own data; a related person: those of the
