@@ -40,10 +40,6 @@ TOP = frozenset({"app", "cli", "ops", "demo", "profiles", "schema"})
 EXCEPTIONS: dict[tuple[str, str], str] = {
     ("hub.store.migrations.env", "hub.schema"): "Alembic's environment script (loaded by path, never imported) "
     "compares the database with every table of the hub",
-    ("hub.events.subscriptions", "hub.api.context"): "the Subscription interaction is handled in hub.events "
-    "with the api's Call, FhirRequest and FhirResult (its SQL must move into hub.events first)",
-    ("hub.events.subscriptions", "hub.api.interaction"): "as above",
-    ("hub.events.subscriptions", "hub.api.result"): "as above",
     ("hub.bulk.jobs", "hub.api.auditing"): "the export's disclosure records use the request audit trail, "
     "which moves from hub/api/auditing.py to hub/audit/",
 }
