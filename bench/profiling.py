@@ -33,7 +33,6 @@ PACKAGES = (
     "orjson",
     "simplejson",
     "joserfc",
-    "authlib",
     "cryptography",
     "asyncio",
     "hub/",

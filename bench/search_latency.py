@@ -78,6 +78,7 @@ def searches(n_clients: int) -> dict[str, Callable[[random.Random], str]]:
 
 
 async def _run(database_url: str, n_clients: int, repeat: int) -> dict[str, Any]:
+    from hub.access.decision import SYSTEM
     from hub.api.context import Call
     from hub.api.handlers import handle
     from hub.api.interaction import FhirRequest
@@ -93,7 +94,7 @@ async def _run(database_url: str, n_clients: int, repeat: int) -> dict[str, Any]
     try:
         await prepare_database(db, settings)
         services = build_services(settings, db)
-        call = Call(services, "http://bench.test/fhir")
+        call = Call(services, "http://bench.test/fhir", policy=SYSTEM)
         started = time.perf_counter()
         resources = [r for i in range(n_clients) for r in client_resources(i)]
         for start in range(0, len(resources), BATCH):

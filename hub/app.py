@@ -37,6 +37,7 @@ log = logging.getLogger("hub")
 
 def build_services(settings: Settings, db: Database, verifier: Any = None) -> Services:
     """The object graph of one app: repository, search engine, validator, wired explicitly."""
+    from hub.access.decision import SYSTEM
     from hub.access.facts import after_write as access_facts
     from hub.events.outbox import Outbox
     from hub.fhir.categories import category_for
@@ -45,6 +46,7 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
     from hub.fhir.searchparams import load_registry
     from hub.fhir.typeinfo import resource_types
     from hub.store.search.engine import SearchEngine
+    from hub.workflows.check import write_rules
     from hub.workflows.derive import after_write as workflow_facts
     from hub.workflows.overdracht import amend as amend_task
 
@@ -57,6 +59,8 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
         db,
         lambda resource: extract(resource, registry, base_url=settings.fhir_base),
         engine,
+        policy=SYSTEM,
+        write_rules=write_rules,
         validator=_write_validator() if settings.validate_on_write else None,
         categorize=category_for,
         after_write=_chain(
@@ -73,7 +77,7 @@ def _chain(access: Any, *steps: Any) -> Any:
     """One after-write hook: the access facts first (they weigh the writer's right, ``writer`` being
     the caller's access policy), then the workflow facts."""
 
-    async def run(conn: Any, stored: Any, resource: Any, author_ura: Any, *, writer: Any = None) -> None:
+    async def run(conn: Any, stored: Any, resource: Any, author_ura: Any, *, writer: Any) -> None:
         await access(conn, stored, resource, author_ura, writer=writer)
         for step in steps:
             await step(conn, stored, resource, author_ura)
@@ -129,10 +133,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hub.ops.safety import check_production
 
     check_production(settings)  # HUB_ENVIRONMENT=production refuses unsafe settings before anything starts
-    from hub.access.authserver import build_auth_router
     from hub.access.facts import patient_ids_for_bsn
     from hub.access.tokens import TokenVerifier
     from hub.access.wiring import auth_config, hub_keys
+    from hub.api.routes.oauth import build_auth_router
 
     config = auth_config(settings)
     keys = hub_keys(config)

@@ -115,12 +115,24 @@ def db_ping(timeout: float = typer.Option(5.0, help="Seconds to wait for the dat
 def db_reindex(batch: int = typer.Option(500, help="Resources per transaction.")) -> None:
     """Rebuild every search index row from the stored resources (after search parameters change)."""
     from hub.audit.cli import require_database
-    from hub.store.reindex import reindex_all
 
     settings = serving_settings()
     require_database(settings.database_url)
-    count = asyncio.run(reindex_all(settings, batch))
+    count = asyncio.run(_reindex_all(settings, batch))
     typer.echo(f"Reindexed {count} resources.")
+
+
+async def _reindex_all(settings: Settings, batch: int) -> int:
+    """Reindex with the app's own indexer (the search parameters the app serves)."""
+    from hub.app import build_services
+    from hub.store.db import Database
+    from hub.store.reindex import reindex
+
+    db = Database(settings.database_url)
+    try:
+        return await reindex(db, build_services(settings, db).repo.indexer, batch)
+    finally:
+        await db.dispose()
 
 
 @app.command()

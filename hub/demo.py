@@ -272,6 +272,7 @@ async def load_demo_if_empty(services: Any) -> bool:
     """Load the demo network through the transaction code path when no Patient exists yet."""
     from sqlalchemy import func, select
 
+    from hub.access.decision import SYSTEM
     from hub.api.context import Call
     from hub.api.handlers import handle
     from hub.api.interaction import FhirRequest
@@ -283,7 +284,7 @@ async def load_demo_if_empty(services: Any) -> bool:
     if count:
         return False
     await register_demo_organisations(services.repo.db)
-    call = Call(services, services.settings.fhir_base)
+    call = Call(services, services.settings.fhir_base, policy=SYSTEM)
     await handle(call, FhirRequest("POST", "", body=demo_bundle()))
     async with services.repo.db.write() as conn:
         await register_demo_people(conn)

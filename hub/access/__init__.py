@@ -1,5 +1,6 @@
 """Who is calling, and what they may do: authentication (tokens, the hub's own authorization
-server) and the one access decision (:mod:`hub.access.policy`), with the derived facts it rests on
+server) and the one access decision (:mod:`hub.access.policy`; the questions every decision answers
+and the hub's own, :mod:`hub.access.decision`), with the derived facts it rests on
 (:mod:`hub.access.facts`, :mod:`hub.access.grants`).
 
 The names below are loaded on first use, so that the command line (``hub token``) does not pay for
@@ -14,6 +15,10 @@ from typing import Any
 _WHERE = {
     "CATEGORIES": "hub.access.grants",
     "decide": "hub.access.grants",
+    "explain": "hub.access.grants",
+    "Policy": "hub.access.decision",
+    "SYSTEM": "hub.access.decision",
+    "SystemPolicy": "hub.access.decision",
     "AccessPolicy": "hub.access.policy",
     "build_policy": "hub.access.policy",
     "Principal": "hub.access.principal",
@@ -28,4 +33,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'hub.access' has no attribute {name!r}")
 
 
-__all__ = ["CATEGORIES", "AccessPolicy", "AuthConfig", "Principal", "TokenVerifier", "build_policy", "decide"]
+__all__ = [
+    "CATEGORIES", "SYSTEM", "AccessPolicy", "AuthConfig", "Policy", "Principal", "SystemPolicy", "TokenVerifier",
+    "build_policy", "decide", "explain",
+]

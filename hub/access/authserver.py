@@ -11,6 +11,8 @@
 - ``GET|POST /auth/authorize``: the development login (only when ``dev_login`` is on).
 - ``GET /.well-known/smart-configuration`` (also under the FHIR base) and ``/.well-known/jwks.json``.
 
+This module is the server's logic (:class:`AuthorizationServer`: grants, the login's steps as
+:data:`AuthorizeStep` values); its HTTP routes and HTML pages are :mod:`hub.api.routes.oauth`.
 Access tokens are JWTs (RFC 9068, ``typ: at+jwt``) signed with the hub key; see
 :func:`issue_token` for the claims. :func:`token_for` is the logic behind ``hub token --as ...``.
 """
@@ -22,18 +24,13 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.datastructures import FormData, ImmutableMultiDict
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from hub.access.clients import (
     CodeGrant,
@@ -47,12 +44,10 @@ from hub.access.clients import (
     prune_assertions,
     remember_assertion,
     store_code,
-    table_delegations,
     take_code,
 )
 from hub.access.issuing import _lifetime, issue_token, token_for
 from hub.access.keys import VERIFY_ALGS, HubKeys
-from hub.access.login_page import PAGE_HEADERS, consent_form, error_page, login_form
 from hub.access.principal import (
     ADMIN_SCOPE,
     PRACTITIONER_SYSTEMS,
@@ -71,12 +66,11 @@ from hub.access.tokens import (
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-#: Opens the transaction a request works in (e.g. ``lambda request: request.app.state.db.write()``).
-Transaction = Callable[[Request], AbstractAsyncContextManager[AsyncConnection]]
+#: Opens the write transaction one exchange works in.
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 #: Resolves a client's BSN to the id of their Patient resource (for the SMART ``patient`` context).
 PatientIdLookup = Callable[[AsyncConnection, str], Awaitable[str | None]]
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _BSN = re.compile(r"^[0-9]{9}\Z")
@@ -103,12 +97,8 @@ class OAuthError(Exception):
         self.description = description
         self.status = 401 if error == "invalid_client" else 400
 
-    def response(self) -> JSONResponse:
-        return JSONResponse(
-            {"error": self.error, "error_description": self.description},
-            status_code=self.status,
-            headers=NO_STORE,
-        )
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
 
 
 def smart_configuration(config: AuthConfig) -> dict[str, Any]:
@@ -156,17 +146,62 @@ def pkce_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
-# --- the router -------------------------------------------------------------------------------------
+class Form(Protocol):
+    """Form or query parameters, each name with its values (Starlette's FormData and QueryParams are)."""
+
+    def getlist(self, key: str) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
-class _AuthzRequest:
+class AuthzRequest:
     client: RegisteredClient
     redirect_uri: str
     state: str
     code_challenge: str
     scopes: frozenset[str]
     fields: dict[str, str]
+
+
+# --- what one step of the development login answers (hub.api.routes.oauth renders it)
+
+
+@dataclass(frozen=True)
+class ErrorPage:
+    """An authorization request so broken it must not be redirected (unknown client/redirect): 400."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class LoginPage:
+    """Who logs in: a person of the registry, or a client by BSN."""
+
+    fields: dict[str, str]
+    client_name: str
+    persons: Sequence[PersonRecord]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsentPage:
+    """For whom the person acts, and which scopes they approve (``error``: a 400 asking again)."""
+
+    fields: dict[str, str]
+    client_name: str
+    who: PersonRecord
+    options: Sequence[Delegation]
+    scopes: list[str]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Back to the app's redirect URI, with a code or an error (303)."""
+
+    url: str
+
+
+AuthorizeStep = ErrorPage | LoginPage | ConsentPage | Redirect
 
 
 class _PageError(Exception):
@@ -181,7 +216,7 @@ class _RedirectError(Exception):
         self.description = description
 
 
-def _single(form: ImmutableMultiDict[str, Any], name: str) -> str | None:
+def single(form: Form, name: str) -> str | None:
     """One form/query value; parameters sent twice are refused (RFC 6749 §3.1, §3.2)."""
     values = form.getlist(name)
     if len(values) > 1:
@@ -198,19 +233,19 @@ def _with_query(uri: str, params: Mapping[str, str]) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-class _AuthServer:
+class AuthorizationServer:
+    """The token endpoint's grants and the development login's steps, over the registration tables."""
+
     def __init__(
         self,
         config: AuthConfig,
         keys: HubKeys,
-        transaction: Transaction,
         delegations: DelegationLookup,
         patient_id_for_bsn: PatientIdLookup | None,
         clock: Callable[[], float],
     ) -> None:
         self.config = config
         self.keys = keys
-        self.tx = transaction
         self.delegations = delegations
         self.patient_id_for_bsn = patient_id_for_bsn
         self.clock = clock
@@ -232,27 +267,22 @@ class _AuthServer:
 
     # --- token endpoint
 
-    async def token(self, request: Request) -> Response:
-        try:
-            form = await request.form()
-            grant_type = _single(form, "grant_type")
-            if grant_type == "client_credentials":
-                body = await self._client_credentials(request, form)
-            elif grant_type == "authorization_code":
-                body = await self._authorization_code(request, form)
-            else:
-                raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
-        except OAuthError as exc:
-            return exc.response()
-        return JSONResponse(body, headers=NO_STORE)
+    async def token(self, tx: Transaction, form: Form) -> dict[str, Any]:
+        """The token response of one grant; OAuthError for an RFC 6749 §5.2 error."""
+        grant_type = single(form, "grant_type")
+        if grant_type == "client_credentials":
+            return await self._client_credentials(tx, form)
+        if grant_type == "authorization_code":
+            return await self._authorization_code(tx, form)
+        raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
 
     async def _authenticate(
-        self, conn: AsyncConnection, form: FormData, now: float, kinds: frozenset[str]
+        self, conn: AsyncConnection, form: Form, now: float, kinds: frozenset[str]
     ) -> tuple[RegisteredClient, dict[str, Any]]:
         """Verify a private_key_jwt client assertion and burn its jti; the client it proves."""
-        if _single(form, "client_assertion_type") != JWT_BEARER:
+        if single(form, "client_assertion_type") != JWT_BEARER:
             raise OAuthError("invalid_client", f"client_assertion_type must be {JWT_BEARER}")
-        assertion = _single(form, "client_assertion") or ""
+        assertion = single(form, "client_assertion") or ""
         try:
             parsed = parse_jwt(assertion)
         except ValueError as exc:
@@ -261,7 +291,7 @@ class _AuthServer:
         client_id = claims.get("iss")
         if not isinstance(client_id, str) or claims.get("sub") != client_id:
             raise OAuthError("invalid_client", "client assertion: iss and sub must both be the client_id")
-        form_client = _single(form, "client_id")
+        form_client = single(form, "client_id")
         if form_client is not None and form_client != client_id:
             raise OAuthError("invalid_client", "client_id does not match the assertion")
         client = await get_client(conn, client_id)
@@ -293,12 +323,12 @@ class _AuthServer:
             await prune_assertions(conn, int((now - 2 * skew) * 1_000_000))
         return client, claims
 
-    async def _client_credentials(self, request: Request, form: FormData) -> dict[str, Any]:
+    async def _client_credentials(self, tx: Transaction, form: Form) -> dict[str, Any]:
         now = self.clock()
-        async with self.tx(request) as conn:
+        async with tx() as conn:
             client, claims = await self._authenticate(conn, form, now, frozenset({"system", "admin"}))
         practitioner = _practitioner_claim(claims)
-        requested = (_single(form, "scope") or "").split() or sorted(client.allowed_scopes)
+        requested = (single(form, "scope") or "").split() or sorted(client.allowed_scopes)
         scopes = narrow_scopes(requested, client.allowed_scopes)
         if not scopes:
             raise OAuthError("invalid_scope", "none of the requested scopes is allowed for this client")
@@ -331,18 +361,18 @@ class _AuthServer:
             "scope": " ".join(sorted(scopes)),
         }
 
-    async def _authorization_code(self, request: Request, form: FormData) -> dict[str, Any]:
+    async def _authorization_code(self, tx: Transaction, form: Form) -> dict[str, Any]:
         now = self.clock()
-        code = _single(form, "code")
-        redirect_uri = _single(form, "redirect_uri")
-        verifier = _single(form, "code_verifier")
-        client_id = _single(form, "client_id")
+        code = single(form, "code")
+        redirect_uri = single(form, "redirect_uri")
+        verifier = single(form, "code_verifier")
+        client_id = single(form, "client_id")
         if not code or not redirect_uri or not verifier:
             raise OAuthError("invalid_request", "code, redirect_uri and code_verifier are required")
         failure: OAuthError | None = None
         patient_id: str | None = None
         grant: CodeGrant | None = None
-        async with self.tx(request) as conn:  # the code is burnt even when the exchange fails
+        async with tx() as conn:  # the code is burnt even when the exchange fails
             grant, first_use = await take_code(conn, code)
             try:
                 if grant is None:
@@ -351,7 +381,7 @@ class _AuthServer:
                     raise OAuthError("invalid_grant", "authorization code was already used")
                 if grant.expires < now * 1_000_000:
                     raise OAuthError("invalid_grant", "authorization code has expired")
-                if _single(form, "client_assertion") is not None:
+                if single(form, "client_assertion") is not None:
                     client, _ = await self._authenticate(conn, form, now, frozenset({"pgo"}))
                     client_id = client.client_id
                 else:
@@ -407,26 +437,25 @@ class _AuthServer:
 
     # --- authorization endpoint (development login)
 
-    async def authorize(self, request: Request) -> Response:
+    async def authorize(self, tx: Transaction, params: Form, approved: list[str]) -> AuthorizeStep:
+        """One step of the development login: the login page, the consent page, or the redirect back."""
         try:
-            params = await request.form() if request.method == "POST" else request.query_params
-            single = {
-                name: _single(params, name) or ""
+            fields = {
+                name: single(params, name) or ""
                 for name in (*_AUTH_FIELDS, "step", "person_id", "login_bsn", "act_for", "decision")
             }
         except OAuthError as exc:
-            return HTMLResponse(error_page(exc.description), status_code=400, headers=PAGE_HEADERS)
-        approved = params.getlist("scope_ok") if request.method == "POST" else []
-        async with self.tx(request) as conn:
+            return ErrorPage(exc.description)
+        async with tx() as conn:
             try:
-                req = await self._authorization_request(conn, single)
+                req = await self._authorization_request(conn, fields)
             except _PageError as exc:
-                return HTMLResponse(error_page(str(exc)), status_code=400, headers=PAGE_HEADERS)
+                return ErrorPage(str(exc))
             except _RedirectError as exc:
-                return self._redirect(exc.redirect_uri, exc.error, exc.description, single["state"])
-            return await self._login_steps(conn, request, req, single, [str(s) for s in approved])
+                return self._redirect(exc.redirect_uri, exc.error, exc.description, fields["state"])
+            return await self._login_steps(conn, req, fields, approved)
 
-    async def _authorization_request(self, conn: AsyncConnection, p: Mapping[str, str]) -> _AuthzRequest:
+    async def _authorization_request(self, conn: AsyncConnection, p: Mapping[str, str]) -> AuthzRequest:
         client = await get_client(conn, p["client_id"]) if p["client_id"] else None
         if client is None or not client.active or client.kind != "pgo":
             raise _PageError("Unknown client: this app is not registered as a PGO app.")
@@ -455,7 +484,7 @@ class _AuthServer:
                 redirect_uri, "invalid_scope", "no patient/ scope that this app may be granted was requested"
             )
         fields = {k: p[k] for k in _AUTH_FIELDS} | {"redirect_uri": redirect_uri}
-        return _AuthzRequest(client, redirect_uri, p["state"], p["code_challenge"], scopes, fields)
+        return AuthzRequest(client, redirect_uri, p["state"], p["code_challenge"], scopes, fields)
 
     async def _who(self, conn: AsyncConnection, p: Mapping[str, str]) -> PersonRecord | None:
         person_id = p["person_id"]
@@ -467,26 +496,22 @@ class _AuthServer:
     async def _login_steps(
         self,
         conn: AsyncConnection,
-        request: Request,
-        req: _AuthzRequest,
+        req: AuthzRequest,
         p: Mapping[str, str],
         approved: list[str],
-    ) -> Response:
-        action = str(request.url_for("hub_auth_authorize_post").path)
+    ) -> AuthorizeStep:
         name = req.client.name or req.client.client_id
         step = p["step"]
         who = await self._who(conn, p) if step in ("login", "approve") else None
         if who is None:
             persons = await list_persons(conn)
             error = "Choose a person or enter a valid BSN." if step else None
-            return HTMLResponse(login_form(action, req.fields, name, persons, error), headers=PAGE_HEADERS)
+            return LoginPage(req.fields, name, persons, error)
         now_us = int(self.clock() * 1_000_000)
         options = list(await self.delegations(conn, who.person_id, now_us))
         scopes = sorted(req.scopes)
         if step == "login":
-            return HTMLResponse(
-                consent_form(action, req.fields, name, who, options, scopes), headers=PAGE_HEADERS
-            )
+            return ConsentPage(req.fields, name, who, options, scopes)
         if p["decision"] != "approve":
             return self._redirect(req.redirect_uri, "access_denied", "the person did not approve", req.state)
         act_for = p["act_for"]
@@ -503,20 +528,10 @@ class _AuthServer:
                 "relation": chosen.relation,
             }
         else:
-            return HTMLResponse(
-                consent_form(action, req.fields, name, who, options, scopes, "Choose for whom you act."),
-                status_code=400,
-                headers=PAGE_HEADERS,
-            )
+            return ConsentPage(req.fields, name, who, options, scopes, "Choose for whom you act.")
         granted = req.scopes & frozenset(approved)
         if not granted - _PGO_EXTRA_SCOPES:
-            return HTMLResponse(
-                consent_form(
-                    action, req.fields, name, who, options, scopes, "Approve at least one scope, or deny."
-                ),
-                status_code=400,
-                headers=PAGE_HEADERS,
-            )
+            return ConsentPage(req.fields, name, who, options, scopes, "Approve at least one scope, or deny.")
         grant["scope"] = " ".join(sorted(granted))
         code = secrets.token_urlsafe(32)
         expires = int((self.clock() + self.config.code_lifetime) * 1_000_000)
@@ -525,21 +540,10 @@ class _AuthServer:
         )
         return self._redirect(req.redirect_uri, "", "", req.state, code=code)
 
-    def _redirect(
-        self, redirect_uri: str, error: str, description: str, state: str, *, code: str = ""
-    ) -> Response:
+    def _redirect(self, redirect_uri: str, error: str, description: str, state: str, *, code: str = "") -> Redirect:
         params = {"code": code} if code else {"error": error, "error_description": description}
         params |= {"state": state, "iss": self.config.issuer}
-        return RedirectResponse(_with_query(redirect_uri, params), status_code=303, headers=PAGE_HEADERS)
-
-    # --- discovery
-
-    async def smart_configuration(self) -> JSONResponse:
-        return JSONResponse(smart_configuration(self.config), headers={"Cache-Control": "max-age=300"})
-
-    async def jwks(self) -> JSONResponse:
-        self.keys.refresh(min_interval=30.0)
-        return JSONResponse(self.keys.public_jwks(), headers={"Cache-Control": "max-age=300"})
+        return Redirect(_with_query(redirect_uri, params))
 
 
 def _practitioner_claim(claims: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -556,55 +560,18 @@ def _practitioner_claim(claims: Mapping[str, Any]) -> tuple[str, str] | None:
     raise OAuthError("invalid_request", "practitioner must be {system: UZI/AGB/BIG system, value: digits}")
 
 
-def build_auth_router(
-    config: AuthConfig,
-    keys: HubKeys,
-    transaction: Transaction,
-    *,
-    delegations: DelegationLookup = table_delegations,
-    patient_id_for_bsn: PatientIdLookup | None = None,
-    clock: Callable[[], float] = time.time,
-) -> APIRouter:
-    """The authorization server's routes (mount at the root of the app, not under the FHIR base).
-
-    ``transaction(request)`` opens the write transaction the endpoints run in;
-    ``delegations`` says for whom a person may act (the consent layer can replace the default,
-    which reads the ``delegation`` table); ``patient_id_for_bsn`` adds the SMART ``patient``
-    launch context to PGO token responses.
-    """
-    server = _AuthServer(config, keys, transaction, delegations, patient_id_for_bsn, clock)
-    router = APIRouter(tags=["auth"])
-    router.add_api_route(
-        "/auth/token", server.token, methods=["POST"], include_in_schema=True, name="hub_auth_token"
-    )
-    if config.dev_login:
-        router.add_api_route("/auth/authorize", server.authorize, methods=["GET"], name="hub_auth_authorize")
-        router.add_api_route(
-            "/auth/authorize", server.authorize, methods=["POST"], name="hub_auth_authorize_post"
-        )
-    router.add_api_route(
-        "/.well-known/smart-configuration",
-        server.smart_configuration,
-        methods=["GET"],
-        name="hub_smart_configuration",
-    )
-    if config.fhir_path:
-        router.add_api_route(
-            f"{config.fhir_path}/.well-known/smart-configuration",
-            server.smart_configuration,
-            methods=["GET"],
-            name="hub_smart_configuration_fhir",
-        )
-    router.add_api_route("/.well-known/jwks.json", server.jwks, methods=["GET"], name="hub_jwks")
-    return router
-
-
 __all__ = [
     "JWT_BEARER",
+    "AuthorizationServer",
+    "AuthorizeStep",
+    "ConsentPage",
+    "ErrorPage",
+    "Form",
+    "LoginPage",
     "OAuthError",
     "PatientIdLookup",
+    "Redirect",
     "Transaction",
-    "build_auth_router",
     "issue_token",
     "pkce_challenge",
     "smart_configuration",

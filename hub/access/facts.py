@@ -28,7 +28,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.access.decision import Policy
 from hub.access.grants import Relation, Rule, grant_intervals
+from hub.access.overdracht import CARE_STATES, OVERDRACHT_CODE, yields_access
 from hub.access.tables import (
     access_grant,
     care_relation,
@@ -44,7 +46,6 @@ from hub.fhir.references import local_id, resolve
 from hub.store.clientkey import key_of_resource
 from hub.store.resources import Stored
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
-from hub.workflows.overdracht import CARE_STATES, yields_access
 
 BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
 URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
@@ -55,7 +56,6 @@ ORG_TYPE_SYSTEMS = frozenset({
 PERSON_SYSTEM = "https://zorgnet-hub.nl/fhir/NamingSystem/person-id"
 CONSENT_CATEGORY_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/consent-category"
 DATA_CATEGORY_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/data-category"
-OVERDRACHT_CODE = ("http://snomed.info/sct", "308292007")
 #: Task states in which the receiving organisation takes part in the client's care (before that,
 #: what it reads follows the Task's state: hub.workflows).
 OPEN_TASK_STATES = CARE_STATES
@@ -75,21 +75,16 @@ HUB: Grantor = ("hub", None)
 
 
 async def writer_grantor(
-    conn: AsyncConnection, writer: Any, patient: str, resource: dict[str, Any]
+    conn: AsyncConnection, writer: Policy, patient: str, resource: dict[str, Any]
 ) -> Grantor | None:
     """Who the write's care relations come from, or None when the writer may not make any.
-    ``writer`` is the caller's access policy (None, or a policy without ``fact_grantor``: the hub's
-    own work)."""
-    ask = getattr(writer, "fact_grantor", None)
-    if ask is None:
-        return HUB
-    result: Grantor | None = await ask(conn, patient, resource)
-    return result
+    ``writer`` is the repository's access policy (the hub's own work: :data:`HUB`)."""
+    return await writer.fact_grantor(conn, patient, resource)
 
 
 async def after_write(
     conn: AsyncConnection, stored: Stored, resource: dict[str, Any] | None, author_ura: str | None,
-    *, writer: Any = None, base: str | None = None,
+    *, writer: Policy, base: str | None = None,
 ) -> None:
     """Maintain the facts a write implies (``resource`` None for a delete). ``writer`` is the
     caller's access policy, ``base`` the hub's FHIR base (for absolute references to itself)."""

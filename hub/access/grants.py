@@ -10,9 +10,10 @@ Rules (the domain's consent semantics, README "Access"):
 - Without an applicable rule, categories that need an explicit opt-in (:data:`OPT_IN`) are closed
   and all others are open.
 
-:func:`decide` is the single definition of that; :func:`grant_intervals` turns a patient's relations
-and rules (each valid during [start, end)) into the intervals during which each organisation may
-read each category — the rows of ``access_grant`` that every search joins.
+:func:`explain` is the single definition of that (:func:`decide` is its decision);
+:func:`grant_intervals` turns a patient's relations and rules (each valid during [start, end)) into
+the intervals during which each organisation may read each category — the rows of ``access_grant``
+that every search joins.
 """
 
 from __future__ import annotations
@@ -69,19 +70,13 @@ class Relation:
 def decide(
     category: str, ura: str, org_types: frozenset[str], rules: Iterable[Rule], purpose: str = "TREAT"
 ) -> str:
-    """'permit', 'deny' (an explicit objection) or 'closed' (no rule, and the category needs opt-in).
+    """'permit', 'deny' (an explicit objection) or 'closed' (no rule, and the category needs opt-in):
+    :func:`explain`'s decision, without the rules that made it.
 
     ``rules`` are those in force at the moment in question; the care relationship is checked by
     the caller.
     """
-    if category in NEVER_FOR_PROFESSIONALS:
-        return "closed"
-    applicable = [r for r in rules if r.applies(category, ura, org_types, purpose)]
-    if not applicable:
-        return "closed" if category in OPT_IN else "permit"
-    best = max(r.specificity for r in applicable)
-    top = [r for r in applicable if r.specificity == best]
-    return "deny" if any(r.decision == "deny" for r in top) else "permit"
+    return explain(category, ura, org_types, rules, purpose)[0]
 
 
 def grant_intervals(
@@ -125,7 +120,10 @@ def grant_intervals(
 def explain(
     category: str, ura: str, org_types: frozenset[str], rules: Iterable[Rule], purpose: str = "TREAT"
 ) -> tuple[str, list[Rule]]:
-    """:func:`decide`, with the rules that decided (empty when the default decided)."""
+    """The consent rule, the one implementation of it: the decision ('permit', 'deny' or 'closed') and
+    the rules that decided (empty when the default decided). :func:`decide` is its first half; the SQL
+    form in :meth:`hub.access.policy.AccessPolicy._emergency` is checked against it by the access model
+    tests (tests/api/test_access_model.py)."""
     if category in NEVER_FOR_PROFESSIONALS:
         return "closed", []
     applicable = [r for r in rules if r.applies(category, ura, org_types, purpose)]

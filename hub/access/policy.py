@@ -10,7 +10,9 @@ the hub asks, and nothing else decides:
 - :meth:`AccessPolicy.check_read` — the same filter, run on one row (so a read can never disagree
   with a search). Invisible resources are "not found", whether or not they exist.
 - :meth:`AccessPolicy.check_write` — may the caller write this content (and touch this current
-  version)? Then the workflow rules (:mod:`hub.workflows`): is this change theirs to make?
+  version)? Then the repository asks the workflow rules (:mod:`hub.workflows`): is this change theirs?
+- :meth:`AccessPolicy.check_operation` — may the caller run an ``$operation`` at all;
+  :meth:`AccessPolicy.audit_scope` — which audit records it sees.
 
 Default is deny: a caller sees only what a rule below opens.
 
@@ -29,26 +31,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import and_, bindparam, case, exists, false, or_, select, true
+from sqlalchemy import Table, and_, bindparam, case, exists, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.expression import FromClause
 
 from hub.access import organisations
+from hub.access.clients import DelegationLookup, table_delegations
+from hub.access.decision import OPERATIONS, AuditScope
 from hub.access.facts import BSN_SYSTEM, Grantor, patient_ids_for_bsn
 from hub.access.grants import NEVER_FOR_PROFESSIONALS, PUBLIC
 from hub.access.principal import Principal, parse_scopes
-from hub.access.tables import access_grant, break_glass, care_relation, consent_rule, resource_author
+from hub.access.tables import access_grant, break_glass, care_relation, consent_rule, overdracht_access, resource_author
 from hub.fhir.errors import Conflict, Forbidden, NotFound, Unprocessable
 from hub.fhir.instants import now_us
+from hub.store.policy import Verdict
 from hub.store.resources import Stored
 from hub.store.tables import history_compartment, idx_compartment, idx_token, resource
 from hub.store.tables import resource as resource_table
-from hub.workflows.check import WriteVerdict
-from hub.workflows.check import check as workflow_check
-from hub.workflows.tables import overdracht_access
 
 #: What an administrator may read and write: never clinical content.
 ADMIN_CATEGORIES = frozenset({"registratie", "netwerk", "toestemming", "audit"})
@@ -75,7 +78,7 @@ class Membership:
     """Where a row's Patient compartments are: ``idx_compartment`` by ``pid`` for current
     versions, ``history_compartment`` by ``hid`` for each stored version."""
 
-    table: Any
+    table: Table
     key: str
 
 
@@ -94,6 +97,11 @@ class Delegated:
 
 @dataclass(slots=True)
 class AccessPolicy:
+    """The access decision for one caller (see the module's docstring); a :class:`hub.access.decision.Policy`."""
+
+    #: A caller's decision, never the hub's own (:class:`hub.access.decision.SystemPolicy`).
+    internal: ClassVar[bool] = False
+
     principal: Principal
     now: int
     #: client: their own Patient ids; related: the ids of the client acted for.
@@ -117,6 +125,47 @@ class AccessPolicy:
     def emergency(self) -> bool:
         return self.emergency_reason is not None
 
+    @property
+    def author_ura(self) -> str | None:
+        """The organisation recorded as the author of what this caller writes."""
+        return self.principal.organisation_ura
+
+    def check_operation(self, operation: str) -> None:
+        """Forbidden unless the caller may run ``$operation`` at all (its own rules follow):
+        ``$access`` is the client's, their legal representative's or an administrator's question;
+        ``$break-glass`` a professional's of a registered organisation; ``$export`` anyone's but not
+        under emergency access, which is per interaction."""
+        if operation not in OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}")
+        p = self.principal
+        if operation == "access":
+            legal = self.delegated is not None and self.delegated.legal_representative
+            if not (p.kind == "client" or p.kind == "admin" or legal):
+                raise Forbidden("Only the client, their legal representative or an administrator may ask this")
+        elif operation == "break-glass":
+            if p.kind != "professional" or not p.organisation_ura:
+                raise Forbidden("Only professionals of registered care providers can break the glass")
+        elif operation == "export" and self.emergency:
+            raise Forbidden("Emergency access (break the glass) is per interaction; it does not cover a bulk export")
+
+    def audit_scope(self) -> AuditScope:
+        """Administrators: all; a client: accesses to their own data; a related person: those of the
+        client they act for, if the client delegated 'audit' (or they are the legal representative);
+        a professional: only what its own organisation did, successfully."""
+        p = self.principal
+        if p.kind == "admin" and p.is_admin:
+            return AuditScope()
+        if p.kind == "client":
+            return AuditScope(patient_ids=frozenset(self.patient_ids))
+        if p.kind == "related":
+            d = self.delegated
+            if d is not None and (d.legal_representative or "audit" in d.categories):
+                return AuditScope(patient_ids=frozenset(d.patient_ids))
+            return AuditScope(patient_ids=frozenset())
+        if p.kind == "professional" and p.organisation_ura:
+            return AuditScope(agent_ura=p.organisation_ura, successful_only=True)
+        return AuditScope(patient_ids=frozenset())
+
     def shape(self) -> tuple[Any, ...]:
         """What decides the *form* of :meth:`sql_filter` (its values are bind parameters, see
         :meth:`params`): statements built from the filter can be cached per shape."""
@@ -138,7 +187,7 @@ class AccessPolicy:
             "acl_org_types": sorted(self.org_types),
         }
 
-    def _p(self, name: str) -> Any:
+    def _p(self, name: str) -> BindParameter[Any]:
         value = self.params()[name]
         return bindparam(name, value, expanding=isinstance(value, list))
 
@@ -300,7 +349,7 @@ class AccessPolicy:
         interaction: str,
         resource: dict[str, Any] | None = None,
         validate: Callable[[], None] | None = None,
-    ) -> WriteVerdict:
+    ) -> Verdict | None:
         """May the caller write ``resource`` (content of ``category`` for these patients), replacing
         ``current`` (``resource`` None: delete it)?
 
@@ -309,17 +358,18 @@ class AccessPolicy:
         here, and yields no access facts either). In order: the target must be visible
         (:meth:`check_target`), then the caller's right to write (:meth:`check_right`), then
         integrity rules on the content (:meth:`check_content`), then ``validate`` (profile
-        validation: only a caller allowed to write learns what a profile says); last, whether this change is theirs
-        to make (:mod:`hub.workflows`: ownership, the shared care plan, the overdracht state
-        machine). The verdict says whom to record as the creator and which state change the write
-        makes."""
+        validation: only a caller allowed to write learns what a profile says). Whether this change is
+        theirs to make (:mod:`hub.workflows`: ownership, the shared care plan, the overdracht state
+        machine) the repository asks next, of the workflow rules it was built with
+        (:data:`hub.store.policy.WriteRules`); their verdict says whom to record as the creator and
+        which state change the write makes."""
         await self.check_target(conn, current)
         await self.check_right(conn, res_type, category, compartments, current, interaction, resource)
         if resource is not None:
             await self.check_content(conn, res_type, resource)
         if validate is not None:
             validate()
-        return await workflow_check(conn, self, res_type, resource, current, interaction, compartments, category)
+        return None
 
     async def check_target(self, conn: AsyncConnection, current: Stored | None) -> None:
         """Writing over a version the caller may not see is "not found", as reading it is."""
@@ -513,7 +563,7 @@ async def build_policy(
     principal: Principal,
     *,
     emergency_reason: str | None = None,
-    delegations: Any = None,
+    delegations: DelegationLookup | None = None,
     now: int | None = None,
 ) -> AccessPolicy:
     """The policy for one request; reads the facts that must be fresh (patients, delegations)."""
@@ -527,8 +577,6 @@ async def build_policy(
         ids = await patient_ids_for_bsn(conn, [principal.patient_bsn])
         policy.patient_ids = tuple(ids.get(principal.patient_bsn, ()))
     elif principal.kind == "related" and principal.person_id and principal.acting_for:
-        from hub.access.clients import table_delegations
-
         lookup = delegations or table_delegations
         found = [d for d in await lookup(conn, principal.person_id, now) if d.bsn == principal.acting_for]
         if found:

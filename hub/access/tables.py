@@ -211,6 +211,29 @@ break_glass = Table(
     Index("ix_break_glass_org", "org_ura", "patient_id", "end"),
 )
 
+#: What the receiver of an overdracht Task may read because of that Task, by state
+#: (:func:`hub.workflows.overdracht.access_scopes`, written by :mod:`hub.workflows.derive`): the Task
+#: (``task``), the advance notice with what it references and the client's Patient (``notice``), the
+#: nursing handoff with what its sections reference (``handoff``). Rows for documents not (yet) opened by
+#: the state are kept with ``active`` false, so that a later write of such a Composition finds its Tasks.
+#: Rewritten in the transaction of every write of the Task or of a Composition it names.
+overdracht_access = Table(
+    "overdracht_access",
+    metadata,
+    Column("source_pid", BigInteger, nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("org_ura", String(16), nullable=False),
+    Column("task_status", String(32), nullable=False),
+    Column("target_type", String(64), nullable=False),
+    Column("target_id", String(64), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Index("ix_overdracht_access_org", "org_ura", "target_type", "target_id"),
+    Index("ix_overdracht_access_source", "source_pid"),
+    Index("ix_overdracht_access_target", "target_type", "target_id"),
+    Index("ix_overdracht_access_patient", "patient_id"),
+)
+
 __all__ = [
     "access_grant",
     "break_glass",
@@ -222,6 +245,7 @@ __all__ = [
     "oauth_code",
     "oauth_jti",
     "organisation",
+    "overdracht_access",
     "person",
     "resource_author",
 ]

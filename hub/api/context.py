@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.access.decision import Policy
 from hub.settings import Settings
+from hub.store.policy import Visible
 from hub.store.repository import Repository
 
 if TYPE_CHECKING:
@@ -32,28 +34,29 @@ class Services:
 class Call:
     """One interaction being handled: ``conn`` is set when it runs inside a transaction Bundle.
 
-    ``policy`` is the access decision for the caller (built once per request in :mod:`hub.access`);
-    None only for the hub's own internal calls (demo loading, reindexing), never for HTTP requests.
+    ``policy`` is the access decision: the caller's (built once per request in :mod:`hub.access`), or
+    :data:`hub.access.decision.SYSTEM` for the hub's own internal calls (demo loading), never for HTTP
+    requests.
     """
 
     svc: Services
     base: str
     conn: AsyncConnection | None = None
-    policy: Any = None
+    policy: Policy = field(kw_only=True)
     #: The request's audit trail (hub.api.auditing.AuditTrail); None for internal calls.
     trail: Any = None
 
     @property
     def repo(self) -> Repository:
         """The repository bound to this caller's policy: every read and write goes through it."""
-        if self.policy is None and self.trail is None:
+        if self.policy is self.svc.repo.policy and self.trail is None:
             return self.svc.repo
         return self.svc.repo.with_policy(self.policy, self.trail)
 
     @property
-    def sql_filter(self) -> Any:
-        """The access filter searches apply (``visible(resource_alias) -> condition | None``)."""
-        return None if self.policy is None else self.policy.sql_filter
+    def sql_filter(self) -> Visible:
+        """The access filter searches apply (``visible(resource_alias) -> condition``)."""
+        return self.policy.sql_filter
 
     def in_transaction(self, conn: AsyncConnection) -> Call:
         return replace(self, conn=conn)

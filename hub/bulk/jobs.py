@@ -26,6 +26,8 @@ from typing import Any
 from sqlalchemy import and_, delete, false, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.access.decision import Policy
+from hub.access.principal import Principal
 from hub.bulk.tables import export_file, export_job
 from hub.fhir import jsonio
 from hub.fhir.instants import now_us
@@ -58,20 +60,20 @@ class JobSpec:
     base: str
 
 
-def owner_of(principal: Any) -> str:
+def owner_of(principal: Principal | None) -> str:
     """Who may poll, download and cancel: the requesting app and the subject it acts as."""
     return f"{getattr(principal, 'client_id', None) or ''}|{getattr(principal, 'subject', '')}"
 
 
-def principal_json(principal: Any) -> dict[str, Any]:
+def principal_json(principal: Principal | None) -> dict[str, Any]:
+    if principal is None:
+        raise ValueError("an export is a caller's (the hub's own work exports nothing)")
     data = dataclasses.asdict(principal)
     data["scopes"] = sorted(data.get("scopes") or ())
     return data
 
 
-def principal_from_json(data: dict[str, Any]) -> Any:
-    from hub.access.principal import Principal
-
+def principal_from_json(data: dict[str, Any]) -> Principal:
     data = dict(data)
     data["scopes"] = frozenset(data.get("scopes") or ())
     if data.get("practitioner") is not None:
@@ -114,7 +116,7 @@ class ExportManager:
 
     # -- jobs -----------------------------------------------------------------------------------
 
-    async def submit(self, spec: JobSpec, policy: Any) -> str:
+    async def submit(self, spec: JobSpec, policy: Policy) -> str:
         """Persist a new job and start it; returns its id."""
         job_id = uuid.uuid4().hex
         now = now_us()
@@ -177,12 +179,13 @@ class ExportManager:
 
     # -- running --------------------------------------------------------------------------------
 
-    def _spawn(self, job_id: str, policy: Any) -> None:
+    def _spawn(self, job_id: str, policy: Policy | None) -> None:
+        """Run the job; ``policy`` None: a job picked up after a restart, its decision rebuilt."""
         task = asyncio.create_task(self._run(job_id, policy), name=f"export-{job_id}")
         self._tasks[job_id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
 
-    async def _run(self, job_id: str, policy: Any) -> None:
+    async def _run(self, job_id: str, policy: Policy | None) -> None:
         try:
             await _Run(self, job_id, policy).run()
         except asyncio.CancelledError:
@@ -206,11 +209,12 @@ class _Cancelled(Exception):
 class _Run:
     """One run of one job."""
 
-    def __init__(self, manager: ExportManager, job_id: str, policy: Any) -> None:
+    def __init__(self, manager: ExportManager, job_id: str, policy: Policy | None) -> None:
         self.manager = manager
         self.db = manager.services.repo.db
         self.job_id = job_id
-        self.policy = policy
+        #: None until :meth:`run` rebuilds the requester's decision (a job picked up after a restart).
+        self.policy: Policy | None = policy
         self.patients: set[str] = set()
 
     async def run(self) -> None:
@@ -304,9 +308,8 @@ class _Run:
             else:
                 own = r.c.res_type == "Patient"
             conds.append(or_(r.c.pid.in_(comp), own))
-        access = self.policy.sql_filter(r) if self.policy is not None else None
-        if access is not None:
-            conds.append(access)
+        assert self.policy is not None, "run() builds the policy first"
+        conds.append(self.policy.sql_filter(r))
         return conds
 
     async def _export_type(
@@ -399,7 +402,7 @@ class _Run:
         query = job["request_url"].partition("?")[2]
         records = [
             AuditRecord.from_principal(
-                self.policy.principal,
+                self.policy.principal if self.policy is not None else None,
                 "operation",
                 200,
                 method="GET",

@@ -8,7 +8,9 @@ repository (versions, audit, outbox as for any write); its delivery state lives 
 ``subscription_state``, written in the same transaction, and is what ``status`` shows.
 
 Supported: create, read, update, delete, search (your own), ``$status``, ``$events``
-(``eventsSinceNumber``, ``eventsUntilNumber``, ``content``) and ``$get-ws-binding-token``.
+(``eventsSinceNumber``, ``eventsUntilNumber``, ``content``) and ``$get-ws-binding-token``. Each is a
+function of a :class:`Subscriber` (who asks, through which repository) answering plain values; the
+HTTP side (the interaction, ``Prefer``, the result) is :mod:`hub.api.subscriptions`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ import orjson
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.api.context import Call
-from hub.api.interaction import FhirRequest, Route, require_body
-from hub.api.result import FhirResult, written
+from hub.access.decision import SYSTEM, Policy
+from hub.access.policy import AccessPolicy
 from hub.events import owners
 from hub.events.notifications import BACKPORT, Event, notification_bundle
 from hub.events.tables import subscription_event, subscription_state
@@ -36,6 +37,8 @@ from hub.fhir.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from hub.fhir.instants import now_us, to_iso
 from hub.fhir.normalize import date_range
 from hub.fhir.parse import check_resource
+from hub.store.repository import Repository, WriteOutcome
+from hub.store.resources import Stored
 from hub.store.tables import DATE_MAX, resource
 
 FILTER_URL = BACKPORT + "backport-filter-criteria"
@@ -179,11 +182,11 @@ def parse_filter(topic: Topic, text: Any) -> list[tuple[str, str]]:
     return out
 
 
-async def check_may_subscribe(conn: AsyncConnection, policy: Any, spec: SubscriptionSpec) -> None:
+async def check_may_subscribe(conn: AsyncConnection, policy: Policy, spec: SubscriptionSpec) -> None:
     """May the caller subscribe to this topic with these filters? Asked of the access policy:
     the caller's kind must be one the topic is for, and every client named in a filter must be one
-    whose data the caller may read now."""
-    if policy is None:
+    whose data the caller may read now. The hub's own subscriptions (SystemPolicy) may."""
+    if not isinstance(policy, AccessPolicy):
         return
     p = policy.principal
     topic = spec.topic
@@ -206,50 +209,36 @@ async def check_may_subscribe(conn: AsyncConnection, policy: Any, spec: Subscrip
                             expression="Subscription.criteria.extension(filter-criteria)")
 
 
-# -- the handler ---------------------------------------------------------------------------------
+# -- the interactions --------------------------------------------------------------------------------
 
 
-async def handle(call: Call, req: FhirRequest, route: Route) -> FhirResult:
-    """Every interaction on ``Subscription``."""
-    kind = route.kind
-    if kind == "create":
-        return await _write(call, req, None)
-    if kind == "update":
-        assert route.res_id
-        return await _write(call, req, route.res_id)
-    if kind == "read":
-        assert route.res_id
-        return await _read(call, route.res_id)
-    if kind == "delete":
-        assert route.res_id
-        return await _delete(call, route.res_id)
-    if kind == "search-type":
-        return await _search(call, req)
-    if kind == "operation" and route.res_id:
-        if route.operation == "status":
-            return await _status(call, route.res_id)
-        if route.operation == "events":
-            return await _events(call, req, route.res_id)
-        if route.operation == "get-ws-binding-token":
-            return await _ws_token(call, route.res_id)
-    if kind == "operation" and not route.res_id and route.operation == "status":
-        ids = [v for n, v in req.query if n == "id"]
-        if len(ids) == 1:
-            return await _status(call, ids[0])
-        raise BadRequest("Subscription/$status needs one id parameter (or use Subscription/{id}/$status)")
-    raise NotFound(f"Subscription does not support {kind}{' $' + route.operation if route.operation else ''}",
-                   code="not-supported")
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """Who manages subscriptions in one request, and through what: the app's repository (bound to the
+    hub's own policy: access is decided here, by :func:`check_may_subscribe` and the owner key, not by
+    categories), the caller's policy, the request's audit trail, the FHIR base and the transaction
+    (``conn``) the interaction joins, if any."""
+
+    repo: Repository
+    policy: Policy
+    trail: Any
+    base: str
+    conn: AsyncConnection | None = None
+
+    @property
+    def key(self) -> str:
+        return owners.owner_key(self.policy.principal)
+
+    @property
+    def writer(self) -> Repository:
+        return self.repo.with_policy(SYSTEM, self.trail)
 
 
-def _key(call: Call) -> str:
-    return owners.owner_key(call.policy.principal if call.policy is not None else None)
-
-
-async def _state(conn: AsyncConnection, call: Call, sub_id: str) -> Any:
+async def _state(conn: AsyncConnection, who: Subscriber, sub_id: str) -> Any:
     """The subscription's state row, if the caller owns it (else 404: others' subscriptions are unknown)."""
     s = subscription_state
     row = (await conn.execute(select(s).where(s.c.sub_id == sub_id))).mappings().first()
-    if row is None or row["owner_key"] != _key(call):
+    if row is None or row["owner_key"] != who.key:
         raise NotFound(f"Subscription/{sub_id} is not known", expression="Subscription")
     return row
 
@@ -265,16 +254,18 @@ def _shown(content: str, status: str, error: str | None) -> dict[str, Any]:
     return res
 
 
-async def _write(call: Call, req: FhirRequest, sub_id: str | None) -> FhirResult:
-    res = check_resource(require_body(req), "Subscription")
-    settings = call.svc.settings
-    spec = parse_spec(res, allow_http=settings.environment != "production")
-    principal = call.policy.principal if call.policy is not None else None
-    key = owners.owner_key(principal)
-    repo = call.svc.repo.with_policy(None, call.trail)  # access is decided here, not by categories
+async def write(
+    who: Subscriber, body: Any, sub_id: str | None, *, if_match: str | None, allow_http: bool
+) -> tuple[WriteOutcome, dict[str, Any]]:
+    """Create (``sub_id`` None) or update a Subscription: the stored outcome and the resource as shown."""
+    res = check_resource(body, "Subscription")
+    spec = parse_spec(res, allow_http=allow_http)
+    principal = who.policy.principal
+    key = who.key
+    repo = who.writer
     now = now_us()
-    async with repo.writing(call.conn) as conn:
-        await check_may_subscribe(conn, call.policy, spec)
+    async with repo.writing(who.conn) as conn:
+        await check_may_subscribe(conn, who.policy, spec)
         current = None
         if sub_id is not None:
             current = (await conn.execute(
@@ -288,12 +279,12 @@ async def _write(call: Call, req: FhirRequest, sub_id: str | None) -> FhirResult
                 if existing is not None:
                     raise NotFound(f"Subscription/{sub_id} is not known", expression="Subscription")
         status = _next_status(spec, current)
-        body = {k: v for k, v in res.items() if k != "error"}
-        body["status"] = "requested" if status == "requested" else status
+        stored_body = {k: v for k, v in res.items() if k != "error"}
+        stored_body["status"] = "requested" if status == "requested" else status
         if sub_id is None:
-            outcome = await repo.create({k: v for k, v in body.items() if k != "id"}, conn=conn)
+            outcome = await repo.create({k: v for k, v in stored_body.items() if k != "id"}, conn=conn)
         else:
-            outcome = await repo.update("Subscription", sub_id, body, conn=conn, if_match=req.if_match)
+            outcome = await repo.update("Subscription", sub_id, stored_body, conn=conn, if_match=if_match)
         stored = outcome.stored
         values = {
             "topic": spec.topic.url, "filters": orjson.dumps(list(spec.filters)).decode(), "channel": spec.channel,
@@ -312,9 +303,7 @@ async def _write(call: Call, req: FhirRequest, sub_id: str | None) -> FhirResult
                 values.update(failures=0, next_attempt=0, last_error=None)
             await conn.execute(update(subscription_state)
                                .where(subscription_state.c.sub_id == stored.res_id).values(**values))
-    location = f"{call.base}/Subscription/{stored.res_id}/_history/{stored.version}"
-    shown = _shown(stored.content or "{}", status, None)
-    return written(stored, outcome.status, shown, location, req.prefer_return)
+    return outcome, _shown(stored.content or "{}", status, None)
 
 
 def _next_status(spec: SubscriptionSpec, current: Any) -> str:
@@ -332,27 +321,30 @@ def _next_status(spec: SubscriptionSpec, current: Any) -> str:
     return str(current["status"])
 
 
-async def _read(call: Call, sub_id: str) -> FhirResult:
-    async with call.svc.repo.reading(call.conn) as conn:
-        state = await _state(conn, call, sub_id)
-        stored = await call.svc.repo.read("Subscription", sub_id, conn=conn)
-    return FhirResult(200, _shown(stored.content or "{}", state["status"], state["last_error"]), stored)
+async def read(who: Subscriber, sub_id: str) -> tuple[Stored, dict[str, Any]]:
+    """The caller's Subscription as stored, and as shown (with its delivery state)."""
+    async with who.repo.reading(who.conn) as conn:
+        state = await _state(conn, who, sub_id)
+        stored = await who.repo.read("Subscription", sub_id, conn=conn)
+    return stored, _shown(stored.content or "{}", state["status"], state["last_error"])
 
 
-async def _delete(call: Call, sub_id: str) -> FhirResult:
-    repo = call.svc.repo.with_policy(None, call.trail)
-    async with repo.writing(call.conn) as conn:
-        await _state(conn, call, sub_id)
+async def remove(who: Subscriber, sub_id: str) -> WriteOutcome | None:
+    """Delete the caller's Subscription with its delivery state and events (None: deleted already)."""
+    repo = who.writer
+    async with repo.writing(who.conn) as conn:
+        await _state(conn, who, sub_id)
         outcome = await repo.delete("Subscription", sub_id, conn=conn)
         await conn.execute(delete(subscription_event).where(subscription_event.c.sub_id == sub_id))
         await conn.execute(delete(subscription_state).where(subscription_state.c.sub_id == sub_id))
-    return FhirResult(200 if outcome is not None else 204, None, outcome.stored if outcome else None)
+    return outcome
 
 
-async def _search(call: Call, req: FhirRequest) -> FhirResult:
+async def search(who: Subscriber, query: list[tuple[str, str]]) -> dict[str, Any]:
+    """The caller's own Subscriptions (by status, _id, criteria), as a searchset Bundle."""
     s = subscription_state
-    cond = [s.c.owner_key == _key(call)]
-    for name, value in req.query:
+    cond = [s.c.owner_key == who.key]
+    for name, value in query:
         if name == "status":
             cond.append(s.c.status.in_(value.split(",")))
         elif name == "_id":
@@ -364,22 +356,23 @@ async def _search(call: Call, req: FhirRequest) -> FhirResult:
         else:
             raise BadRequest(f"Subscription search supports status, _id and criteria, not '{name}'",
                              expression=name)
-    async with call.svc.repo.reading(call.conn) as conn:
+    async with who.repo.reading(who.conn) as conn:
         rows = (await conn.execute(
             select(s.c.sub_id, s.c.status, s.c.last_error, resource.c.content)
             .select_from(s.join(resource, (resource.c.res_type == "Subscription") & (resource.c.res_id == s.c.sub_id)))
             .where(*cond).order_by(s.c.created)
         )).all()
-    entries = [{"fullUrl": f"{call.base}/Subscription/{sid}", "resource": _shown(content, status, err),
+    entries = [{"fullUrl": f"{who.base}/Subscription/{sid}", "resource": _shown(content, status, err),
                 "search": {"mode": "match"}} for sid, status, err, content in rows]
-    return FhirResult(200, bundle("searchset", entries, total=len(entries)))
+    return bundle("searchset", entries, total=len(entries))
 
 
-async def _status(call: Call, sub_id: str) -> FhirResult:
-    async with call.svc.repo.reading(call.conn) as conn:
-        st = await _state(conn, call, sub_id)
+async def status(who: Subscriber, sub_id: str) -> dict[str, Any]:
+    """``$status``: the subscription's status Bundle."""
+    async with who.repo.reading(who.conn) as conn:
+        st = await _state(conn, who, sub_id)
     out = notification_bundle(
-        base=call.base, sub_id=sub_id, topic=st["topic"], status=st["status"], kind="query-status",
+        base=who.base, sub_id=sub_id, topic=st["topic"], status=st["status"], kind="query-status",
         events_since_start=int(st["events_total"]), payload="empty", error=st["last_error"],
     )
     out["type"] = "searchset"
@@ -388,16 +381,15 @@ async def _status(call: Call, sub_id: str) -> FhirResult:
         entry.pop("request", None)
         entry.pop("response", None)
         entry["search"] = {"mode": "match"}
-    return FhirResult(200, out)
+    return out
 
 
-async def _events(call: Call, req: FhirRequest, sub_id: str) -> FhirResult:
+async def events(who: Subscriber, sub_id: str, params: dict[str, str]) -> dict[str, Any]:
     """Replay: the subscription's events from ``eventsSinceNumber`` (default 1) to
     ``eventsUntilNumber``, with access decided now (what the owner may no longer read is left out)."""
-    params = dict(req.query)
     since = _number(params.get("eventsSinceNumber"), "eventsSinceNumber", 1)
-    async with call.svc.repo.reading(call.conn) as conn:
-        st = await _state(conn, call, sub_id)
+    async with who.repo.reading(who.conn) as conn:
+        st = await _state(conn, who, sub_id)
         until = _number(params.get("eventsUntilNumber"), "eventsUntilNumber", int(st["events_total"]))
         payload = params.get("content") or st["payload"]
         if payload not in PAYLOADS:
@@ -407,19 +399,18 @@ async def _events(call: Call, req: FhirRequest, sub_id: str) -> FhirResult:
             select(e).where(e.c.sub_id == sub_id, e.c.number >= since, e.c.number <= until)
             .order_by(e.c.number).limit(MAX_EVENTS_QUERY)
         )).mappings().all()
-        events = [Event.from_row(r) for r in rows]
+        found = [Event.from_row(r) for r in rows]
         owner = owners.owner_principal(st["owner"])
-        shown = await owners.readable(conn, owner, events)
+        shown = await owners.readable(conn, owner, found)
         stored_contents = await owners.contents(conn, shown) if payload == "full-resource" else {}
-        if call.trail is not None and shown and payload != "empty":
+        if who.trail is not None and shown and payload != "empty":
             for ev in shown[:20]:
-                call.trail.resources[(ev.res_type, ev.res_id)] = str(ev.version)
-            call.trail.patient_ids |= {p for ev in shown for p in ev.patients}
-    out = notification_bundle(
-        base=call.base, sub_id=sub_id, topic=st["topic"], status=st["status"], kind="query-event",
+                who.trail.resources[(ev.res_type, ev.res_id)] = str(ev.version)
+            who.trail.patient_ids |= {p for ev in shown for p in ev.patients}
+    return notification_bundle(
+        base=who.base, sub_id=sub_id, topic=st["topic"], status=st["status"], kind="query-event",
         events_since_start=int(st["events_total"]), events=shown, payload=payload, contents=stored_contents,
     )
-    return FhirResult(200, out)
 
 
 def _number(value: str | None, name: str, default: int) -> int:
@@ -430,23 +421,23 @@ def _number(value: str | None, name: str, default: int) -> int:
     return int(value)
 
 
-async def _ws_token(call: Call, sub_id: str) -> FhirResult:
+async def ws_token(who: Subscriber, sub_id: str) -> dict[str, Any]:
     """A short-lived token the client sends over the websocket (``bind-with-token <token>``)."""
     token = secrets.token_urlsafe(32)
     expires = now_us() + WS_TOKEN_SECONDS * 1_000_000
-    async with call.svc.repo.writing(call.conn) as conn:
-        st = await _state(conn, call, sub_id)
+    async with who.repo.writing(who.conn) as conn:
+        st = await _state(conn, who, sub_id)
         if st["channel"] != "websocket":
             raise BadRequest("Only websocket subscriptions have binding tokens", expression="Subscription.channel.type")
         await conn.execute(update(subscription_state).where(subscription_state.c.sub_id == sub_id).values(
             ws_token_hash=token_hash(token), ws_token_expires=expires))
-    ws_base = call.base.replace("https://", "wss://").replace("http://", "ws://").rsplit("/fhir", 1)[0]
-    return FhirResult(200, {"resourceType": "Parameters", "parameter": [
+    ws_base = who.base.replace("https://", "wss://").replace("http://", "ws://").rsplit("/fhir", 1)[0]
+    return {"resourceType": "Parameters", "parameter": [
         {"name": "token", "valueString": token},
         {"name": "expiration", "valueDateTime": to_iso(expires)},
-        {"name": "subscription", "valueString": f"{call.base}/Subscription/{sub_id}"},
+        {"name": "subscription", "valueString": f"{who.base}/Subscription/{sub_id}"},
         {"name": "websocket-url", "valueUrl": f"{ws_base}/ws/subscriptions"},
-    ]})
+    ]}
 
 
 def token_hash(token: str) -> str:
@@ -456,20 +447,15 @@ def token_hash(token: str) -> str:
 # -- topics as resources ---------------------------------------------------------------------------
 
 
-async def topics(call: Call, req: FhirRequest) -> FhirResult:
-    """``GET SubscriptionTopic`` and ``GET SubscriptionTopic/{code}``: the topics, readable by every
-    authenticated caller (the CapabilityStatement lists their canonicals publicly)."""
-    parts = [p for p in req.path.split("/") if p]
-    if req.method not in ("GET", "HEAD"):
-        from hub.fhir.errors import MethodNotAllowed
-
-        raise MethodNotAllowed("SubscriptionTopic is read-only", headers={"Allow": "GET"})
+def topics(parts: list[str], query: list[tuple[str, str]], base: str) -> dict[str, Any]:
+    """``SubscriptionTopic`` (``parts`` the path's segments) and ``SubscriptionTopic/{code}``: the topics,
+    readable by every authenticated caller (the CapabilityStatement lists their canonicals publicly)."""
     if len(parts) == 1:
-        url = dict(req.query).get("url")
+        url = dict(query).get("url")
         found = [t for t in TOPICS.values() if url in (None, t.url)]
-        entries = [{"fullUrl": f"{call.base}/SubscriptionTopic/{t.code}", "resource": topic_resource(t, call.base),
+        entries = [{"fullUrl": f"{base}/SubscriptionTopic/{t.code}", "resource": topic_resource(t, base),
                     "search": {"mode": "match"}} for t in found]
-        return FhirResult(200, bundle("searchset", entries, total=len(entries)))
+        return bundle("searchset", entries, total=len(entries))
     if len(parts) == 2 and parts[1] in TOPICS:
-        return FhirResult(200, topic_resource(TOPICS[parts[1]], call.base))
+        return topic_resource(TOPICS[parts[1]], base)
     raise NotFound(f"SubscriptionTopic/{'/'.join(parts[1:])} is not known", expression="SubscriptionTopic")

@@ -1,7 +1,8 @@
 """The outbox and subscription tables, on the hub's one ``metadata`` (migration 0004).
 
 - ``outbox_event``: one row per resource write, appended in the write's transaction; removed once
-  the dispatcher has copied it to the subscriptions whose topic it matches.
+  the dispatcher has copied it to the subscriptions whose topic it matches. The store writes it, so it
+  is defined in :mod:`hub.store.tables` (and named here too).
 - ``subscription_state``: the delivery state of each ``Subscription`` resource (its parsed
   channel, topic and filters, the owner it is delivered as, the event counters, failures, the
   lease a worker holds while delivering).
@@ -15,27 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, PrimaryKeyConstraint, String, Table, Text
 
-from hub.store.tables import PidType, metadata
-
-outbox_event = Table(
-    "outbox_event",
-    metadata,
-    Column("seq", PidType, primary_key=True, autoincrement=True),
-    Column("recorded", BigInteger, nullable=False),
-    Column("pid", BigInteger, nullable=False),
-    Column("res_type", String(64), nullable=False),
-    Column("res_id", String(64), nullable=False),
-    Column("version", Integer, nullable=False),
-    # create | update | delete
-    Column("change", String(8), nullable=False),
-    Column("category", String(32), nullable=False),
-    # Space-separated Patient ids the resource belongs to (its Patient compartments).
-    Column("patients", Text, nullable=False, default=""),
-    # Space-separated URAs of the organisations a Task names as owner or requester.
-    Column("orgs", Text, nullable=False, default=""),
-    Column("old_status", String(32), nullable=True),
-    Column("new_status", String(32), nullable=True),
-)
+from hub.store.tables import metadata, outbox_event
 
 subscription_state = Table(
     "subscription_state",
@@ -93,3 +74,5 @@ subscription_event = Table(
     Column("new_status", String(32), nullable=True),
     PrimaryKeyConstraint("sub_id", "number", name="pk_subscription_event"),
 )
+
+__all__ = ["outbox_event", "subscription_event", "subscription_state"]

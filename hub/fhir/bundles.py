@@ -5,12 +5,33 @@ as raw fragments (orjson.Fragment), so a page of 500 resources costs no JSON par
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from hub.fhir.instants import now_us, to_iso
-from hub.store.resources import Stored
+
+
+class Stored(Protocol):
+    """One stored version as a Bundle entry needs it (:class:`hub.store.resources.Stored` is one;
+    this layer knows the standard, not the store)."""
+
+    @property
+    def res_type(self) -> str: ...
+    @property
+    def res_id(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def last_updated(self) -> int: ...
+    @property
+    def deleted(self) -> bool: ...
+    @property
+    def content(self) -> str | None: ...
+    @property
+    def method(self) -> str | None: ...
+    @property
+    def etag(self) -> str: ...
 
 
 def raw(content: str | bytes) -> orjson.Fragment:

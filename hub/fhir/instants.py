@@ -12,6 +12,10 @@ from email.utils import format_datetime
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+#: Lowest / highest instant (µs since epoch) used for open-ended date ranges.
+DATE_MIN = -62135596800000000  # 0001-01-01T00:00:00Z
+DATE_MAX = 253402300799999999  # 9999-12-31T23:59:59.999999Z
+
 
 def now_us() -> int:
     """The current instant in µs; ``time.time_ns`` keeps full resolution."""

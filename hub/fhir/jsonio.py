@@ -65,10 +65,11 @@ def dumps(data: Any, *, pretty: bool = False) -> bytes:
     try:
         return orjson.dumps(data, option=orjson.OPT_INDENT_2 if pretty else 0)
     except TypeError:
-        return simplejson.dumps(
+        text: str = simplejson.dumps(
             data, use_decimal=True, ensure_ascii=False, separators=(",", ":") if not pretty else None,
             indent=2 if pretty else None,
-        ).encode()
+        )
+        return text.encode()
 
 
 __all__ = ["Decimal", "dumps", "loads"]

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from hub.fhir.errors import BadRequest
-from hub.store.tables import DATE_MAX, DATE_MIN
+from hub.fhir.instants import DATE_MAX, DATE_MIN
 
 #: Longest normalised text kept in an index column (``String(255)``).
 MAX_TEXT = 255

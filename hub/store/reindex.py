@@ -5,15 +5,16 @@ from __future__ import annotations
 from sqlalchemy import false, select, update
 
 from hub.fhir import jsonio
-from hub.settings import Settings
 from hub.store.clientkey import client_key
 from hub.store.db import Database
+from hub.store.repository import Indexer
 from hub.store.resources import write_index_rows
 from hub.store.tables import resource
 
 
-async def reindex(db: Database, indexer: object, batch: int = 500) -> int:
-    """Re-extract index rows for all current resources; one transaction per batch."""
+async def reindex(db: Database, indexer: Indexer, batch: int = 500) -> int:
+    """Re-extract index rows for all current resources; one transaction per batch. The caller
+    supplies the app's ``indexer`` (``hub db reindex`` takes it from the app's services)."""
     last_pid = 0
     total = 0
     while True:
@@ -27,7 +28,7 @@ async def reindex(db: Database, indexer: object, batch: int = 500) -> int:
                 )
             ).all()
             for pid, res_type, res_id, content in rows:
-                extracted = indexer(jsonio.loads(content))  # type: ignore[operator]
+                extracted = indexer(jsonio.loads(content))
                 # New extraction rules can change the compartments, and so the client key.
                 key = client_key(res_type, res_id, [i for t, i in extracted.compartments if t == "Patient"])
                 await conn.execute(update(resource).where(resource.c.pid == pid).values(client_key=key))
@@ -36,14 +37,3 @@ async def reindex(db: Database, indexer: object, batch: int = 500) -> int:
             return total
         total += len(rows)
         last_pid = rows[-1][0]
-
-
-async def reindex_all(settings: Settings, batch: int = 500) -> int:
-    from hub.app import build_services
-
-    db = Database(settings.database_url)
-    try:
-        services = build_services(settings, db)
-        return await reindex(db, services.repo.indexer, batch)
-    finally:
-        await db.dispose()

@@ -36,6 +36,7 @@ from hub.fhir.integers import to_int
 from hub.fhir.parse import check_resource
 from hub.store import resources as dao
 from hub.store.db import Database
+from hub.store.policy import OnStateChange, StorePolicy, Verdict, Visible, WriteRules
 from hub.store.resources import IndexRows, Stored
 
 #: How often a write without If-Match is retried when another writer got there first.
@@ -45,12 +46,9 @@ Indexer = Callable[[dict[str, Any]], IndexRows]
 #: Profile validation on write: returns the issues (errors make the write fail with 422).
 WriteValidator = Callable[[dict[str, Any]], Sequence[Issue]]
 #: Maintains derived facts (care relations, consent rules, grants, authorship) in the write's
-#: transaction: (conn, stored, resource or None for a delete, author URA, writer=the caller's
-#: access policy or None for the hub's own work).
+#: transaction: (conn, stored, resource or None for a delete, author URA, writer=the repository's
+#: access policy). (The outbox's hook, hub.store.policy.OnStateChange, receives every state change.)
 AfterWrite = Callable[..., Awaitable[None]]
-#: Receives every state change a write makes (hub.workflows.check.StateChange, with its version),
-#: in the write's transaction: the outbox's hook point.
-OnStateChange = Callable[[AsyncConnection, Any], Awaitable[None]]
 #: What the hub keeps right in a resource before it is stored: (new, previous version or None, the
 #: version's instant) -> the resource to store (hub.workflows.overdracht.amend: Task bookkeeping).
 Prepare = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
@@ -78,24 +76,27 @@ class Matcher:
     """Finds the resources a conditional interaction's criteria select (set by the search engine)."""
 
     async def match(
-        self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2, *, visible: Any = None
+        self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2, *, visible: Visible
     ) -> list[Stored]:
         raise NotImplementedError
 
 
 class Repository:
-    """FHIR interactions over a :class:`Database`; hold one per app."""
+    """FHIR interactions over a :class:`Database`; hold one per app, bound to the hub's own access
+    policy (hub.access.decision.SYSTEM), and bind a copy to each caller's (:meth:`with_policy`)."""
 
     def __init__(
         self,
         db: Database,
         indexer: Indexer,
         matcher: Matcher,
+        *,
+        policy: StorePolicy,
         validator: WriteValidator | None = None,
         clock: Callable[[], int] = now_us,
         categorize: Callable[[dict[str, Any]], str] | None = None,
         after_write: AfterWrite | None = None,
-        policy: Any = None,
+        write_rules: WriteRules | None = None,
         trail: Any = None,
         outbox: Any = None,
         on_state_change: OnStateChange | None = None,
@@ -108,8 +109,11 @@ class Repository:
         self.clock = clock
         self.categorize = categorize or (lambda _resource: "medisch")
         self.after_write = after_write
-        #: The caller's access policy (hub.access.policy.AccessPolicy); None for the hub's own work.
+        #: The access decision every operation obeys: a caller's (hub.access.policy.AccessPolicy) or
+        #: the hub's own (hub.access.decision.SystemPolicy).
         self.policy = policy
+        #: The workflow rules a caller's write must also pass (hub.workflows.check.write_rules).
+        self.write_rules = write_rules
         #: The request's audit trail (hub.api.auditing.AuditTrail): writes are logged in their own
         #: transaction, reads note what they returned.
         self.trail = trail
@@ -120,7 +124,7 @@ class Repository:
         self.on_state_change = on_state_change
         self.prepare = prepare
 
-    def with_policy(self, policy: Any, trail: Any = None) -> Repository:
+    def with_policy(self, policy: StorePolicy, trail: Any = None) -> Repository:
         """This repository, bound to one caller's access policy (every operation then obeys it)
         and to the request's audit trail."""
         bound = copy.copy(self)
@@ -129,20 +133,20 @@ class Repository:
         return bound
 
     @property
-    def visible(self) -> Any:
-        """The SQL access filter for searches (None: unrestricted)."""
-        return None if self.policy is None else self.policy.sql_filter
+    def visible(self) -> Visible:
+        """The SQL access filter for searches."""
+        return self.policy.sql_filter
 
     @property
     def author_ura(self) -> str | None:
-        return None if self.policy is None else self.policy.principal.organisation_ura
+        return self.policy.author_ura
 
     async def match(self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2) -> list[Stored]:
         """Conditional criteria, seen through the caller's eyes (invisible resources do not match)."""
         return await self.matcher.match(conn, res_type, criteria, limit, visible=self.visible)
 
     async def _check_read(self, conn: AsyncConnection, stored: Stored) -> None:
-        if self.policy is None:
+        if self.policy.internal:
             return
         try:
             await self.policy.check_read(conn, stored)
@@ -434,14 +438,14 @@ class Repository:
         """A page of versions, newest first; ``cursor`` (a history row id) continues a previous page."""
         query = dao.history_query(
             res_type=res_type, res_id=res_id, since=since, at=at, before_hid=cursor,
-            visible=None if self.policy is None else self.policy.history_filter,
+            visible=self.policy.history_filter,
         )
         async with self.reading(conn) as c:
             if res_id and res_type:
                 current = await dao.get_current(c, res_type, res_id)
                 if current is None:
                     raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
-                if self.policy is not None and not await dao.any_version_visible(c, current.pid, self.policy):
+                if not self.policy.internal and not await dao.any_version_visible(c, current.pid, self.policy):
                     # No version the caller may see: the same answer as for an unknown id.
                     if self.trail is not None:
                         await self.trail.note(c, [current])
@@ -535,11 +539,11 @@ class Repository:
     async def _check_write(
         self, conn: AsyncConnection, resource: dict[str, Any], category: str, rows: IndexRows,
         current: Stored | None, interaction: str, validate: Callable[[], None] | None = None,
-    ) -> Any:
-        if self.policy is None:
-            if validate is not None:
-                validate()
-            return None
+    ) -> Verdict | None:
+        if self.policy.internal:
+            return await self.policy.check_write(
+                conn, resource["resourceType"], category, [], current, interaction, resource, validate
+            )
         res_type = resource["resourceType"]
         patients = _patients(rows)
         if res_type == "Patient" and (current is None or current.deleted):
@@ -550,26 +554,35 @@ class Repository:
         if current is not None and not current.deleted:
             await self._check_read(conn, current)  # (a refused attempt is in the client's view)
         try:
-            return await self.policy.check_write(
+            verdict = await self.policy.check_write(
                 conn, res_type, category, patients, current, interaction, resource, validate
             )
+            if self.write_rules is not None:
+                verdict = await self.write_rules(
+                    conn, self.policy, res_type, resource, current, interaction, patients, category
+                )
+            return verdict
         except Forbidden:
             if self.trail is not None:  # a refused write is in the view of the clients it concerned
                 for patient in patients:
                     self.trail.note_patient(patient)
             raise
 
-    async def _check_delete(self, conn: AsyncConnection, current: Stored) -> tuple[list[str], Any]:
+    async def _check_delete(self, conn: AsyncConnection, current: Stored) -> tuple[list[str], Verdict | None]:
         """May the caller delete ``current``? Returns the Patients it belonged to, and the verdict."""
-        if current.content is None or (self.policy is None and self.trail is None and self.outbox is None):
+        if current.content is None or (self.policy.internal and self.trail is None and self.outbox is None):
             return [], None
         old = jsonio.loads(current.content)
         patients = _patients(self.indexer(old))
         verdict = None
-        if self.policy is not None:
+        if not self.policy.internal:
             category = current.category or self.categorize(old)
             try:
                 verdict = await self.policy.check_write(conn, current.res_type, category, patients, current, "d", None)
+                if self.write_rules is not None:
+                    verdict = await self.write_rules(
+                        conn, self.policy, current.res_type, None, current, "d", patients, category
+                    )
             except Forbidden:
                 if self.trail is not None:
                     for patient in patients:
@@ -577,7 +590,7 @@ class Repository:
                 raise
         return patients, verdict
 
-    async def _record(self, conn: AsyncConnection, stored: Stored, verdict: Any) -> None:
+    async def _record(self, conn: AsyncConnection, stored: Stored, verdict: Verdict | None) -> None:
         """What the access decision's workflow check decided is kept with the write
         (hub.workflows.check.WriteVerdict.keep: the creator of a new resource; the state change,
         handed to :attr:`on_state_change`, the outbox, in the write's transaction)."""

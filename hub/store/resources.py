@@ -14,7 +14,15 @@ from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, sel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.clientkey import client_key, move
-from hub.store.tables import INDEX_TABLES, history_compartment, idx_compartment, resource, resource_history
+from hub.store.policy import StorePolicy, Visible
+from hub.store.tables import (
+    INDEX_TABLES,
+    history_compartment,
+    idx_compartment,
+    outbox_event,
+    resource,
+    resource_history,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +81,10 @@ async def get_current(conn: AsyncConnection, res_type: str, res_id: str) -> Stor
 _CHECKED_READS: dict[Any, Any] = {}
 
 
-def _checked_read_statement(policy: Any) -> Any:
+def _checked_read_statement(policy: StorePolicy) -> Any:
     """The read-by-id statement for this policy's shape, built once and reused (building SQL
     expression trees costs more than running the query)."""
-    key = None if policy is None else policy.shape()
+    key = policy.shape()
     stmt = _CHECKED_READS.get(key)
     if stmt is not None:
         return stmt
@@ -90,7 +98,7 @@ def _checked_read_statement(policy: Any) -> Any:
         )
 
     count = select(func.count()).where(comp.c.pid == resource.c.pid, comp.c.comp_type == "Patient").scalar_subquery()
-    visible = literal(True) if policy is None else case((policy.sql_filter(resource), True), else_=False)
+    visible = literal(True) if policy.internal else case((policy.sql_filter(resource), True), else_=False)
     stmt = select(
         *_CURRENT.selected_columns, visible.label("visible"), patient(func.min), patient(func.max), count,
     ).where(resource.c.res_type == bindparam("read_type"), resource.c.res_id == bindparam("read_id"))
@@ -100,14 +108,13 @@ def _checked_read_statement(policy: Any) -> Any:
 
 
 async def get_current_checked(
-    conn: AsyncConnection, res_type: str, res_id: str, policy: Any
+    conn: AsyncConnection, res_type: str, res_id: str, policy: StorePolicy
 ) -> tuple[Stored | None, bool, tuple[str, ...] | None]:
     """The current version, whether the caller's ``policy`` lets it see it, and the Patient(s) it
     belongs to (None when there are more than two: ask for them separately) — in one statement,
     for the read-by-id hot path."""
-    params = {"read_type": res_type, "read_id": res_id}
-    if policy is not None:
-        params.update(policy.params())
+    params: dict[str, Any] = {"read_type": res_type, "read_id": res_id}
+    params.update(policy.params())
     row = (await conn.execute(_checked_read_statement(policy), params)).first()
     if row is None:
         return None, False, ()
@@ -133,12 +140,12 @@ async def get_version(conn: AsyncConnection, res_type: str, res_id: str, version
 
 
 async def get_version_checked(
-    conn: AsyncConnection, res_type: str, res_id: str, version: int, policy: Any
+    conn: AsyncConnection, res_type: str, res_id: str, version: int, policy: StorePolicy
 ) -> tuple[Stored | None, bool, tuple[str, ...]]:
     """One stored version, whether the caller may see *that version* (its own category and
     clients), and the clients it was about."""
     h = resource_history
-    visible = literal(True) if policy is None else case((policy.history_filter(h), True), else_=False)
+    visible = literal(True) if policy.internal else case((policy.history_filter(h), True), else_=False)
     row = (await conn.execute(
         select(h.c.hid, h.c.pid, h.c.res_type, h.c.res_id, h.c.version, h.c.last_updated, h.c.content, h.c.method,
                h.c.category, visible.label("visible"))
@@ -164,7 +171,7 @@ async def version_patients(conn: AsyncConnection, hids: Sequence[int]) -> dict[i
     return out
 
 
-async def any_version_visible(conn: AsyncConnection, pid: int, policy: Any) -> bool:
+async def any_version_visible(conn: AsyncConnection, pid: int, policy: StorePolicy) -> bool:
     h = resource_history
     row = (await conn.execute(select(h.c.hid).where(h.c.pid == pid, policy.history_filter(h)).limit(1))).first()
     return row is not None
@@ -313,8 +320,6 @@ async def insert_event(
     event: Mapping[str, Any],
 ) -> None:
     """The write's outbox row (the PostgreSQL fast path writes it inside its one statement)."""
-    from hub.events.tables import outbox_event
-
     await conn.execute(insert(outbox_event).values(
         recorded=recorded, pid=pid, res_type=res_type, res_id=res_id, version=version, category=category,
         change=event["change"], patients=event["patients"], orgs=event["orgs"],
@@ -365,15 +370,13 @@ def history_query(
     since: int | None = None,
     at: int | None = None,
     before_hid: int | None = None,
-    visible: Any = None,
+    visible: Visible,
 ) -> Any:
     """SELECT of history rows, newest first (ordered by the global ``hid``); ``visible`` is the
     access filter on each history row (a caller sees the versions it may see, each decided on its
     own category and clients)."""
     h = resource_history
-    cond: list[Any] = []
-    if visible is not None:
-        cond.append(visible(h))
+    cond: list[Any] = [visible(h)]
     if res_type:
         cond.append(h.c.res_type == res_type)
     if res_id:

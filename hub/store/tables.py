@@ -36,6 +36,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from hub.fhir.instants import DATE_MAX, DATE_MIN
 from hub.store.types import RawJSON
 
 NAMING = {
@@ -50,10 +51,6 @@ metadata = MetaData(naming_convention=NAMING)
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 PidType = BigInteger().with_variant(Integer(), "sqlite")
-
-#: Lowest / highest instant (µs since epoch) used for open-ended date ranges.
-DATE_MIN = -62135596800000000  # 0001-01-01T00:00:00Z
-DATE_MAX = 253402300799999999  # 9999-12-31T23:59:59.999999Z
 
 resource = Table(
     "resource",
@@ -219,6 +216,28 @@ INDEX_TABLES: dict[str, Table] = {
     "uri": idx_uri,
 }
 
+#: The transactional outbox (hub.events.outbox): one row per write, in the write's transaction, for the
+#: notification dispatcher (hub.events.delivery). The store writes it; hub.events reads it.
+outbox_event = Table(
+    "outbox_event",
+    metadata,
+    Column("seq", PidType, primary_key=True, autoincrement=True),
+    Column("recorded", BigInteger, nullable=False),
+    Column("pid", BigInteger, nullable=False),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    # create | update | delete
+    Column("change", String(8), nullable=False),
+    Column("category", String(32), nullable=False),
+    # Space-separated Patient ids the resource belongs to (its Patient compartments).
+    Column("patients", Text, nullable=False, default=""),
+    # Space-separated URAs of the organisations a Task names as owner or requester.
+    Column("orgs", Text, nullable=False, default=""),
+    Column("old_status", String(32), nullable=True),
+    Column("new_status", String(32), nullable=True),
+)
+
 __all__ = [
     "DATE_MAX",
     "DATE_MIN",
@@ -233,6 +252,7 @@ __all__ = [
     "idx_token",
     "idx_uri",
     "metadata",
+    "outbox_event",
     "resource",
     "resource_history",
 ]

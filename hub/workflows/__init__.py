@@ -1,7 +1,7 @@
-"""Workflow rules: who may change what, and how an overdracht moves, consulted by the one access
-decision (:meth:`hub.access.policy.AccessPolicy.check_write`) for every write, Bundle entry, PATCH
-and DELETE, and what an overdracht's receiver may read by the Task's state (a part of
-:meth:`~hub.access.policy.AccessPolicy.sql_filter`).
+"""Workflow rules: who may change what, and how an overdracht moves, asked by the repository after the
+one access decision (:meth:`hub.access.policy.AccessPolicy.check_write`) allowed a caller's write (every
+write, Bundle entry, PATCH and DELETE; :func:`hub.workflows.check.write_rules`), and what an overdracht's
+receiver may read by the Task's state (a part of :meth:`~hub.access.policy.AccessPolicy.sql_filter`).
 
 - :mod:`~hub.workflows.overdracht`: the eOverdracht Task state machine (pure rules).
 - :mod:`~hub.workflows.careplan`: the shared care plan's parts per party (pure rules).

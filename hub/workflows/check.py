@@ -1,4 +1,5 @@
-"""The workflow check of one write, as the access decision asks it (:meth:`AccessPolicy.check_write`).
+"""The workflow check of one write, as the repository asks it after the access decision
+(:meth:`AccessPolicy.check_write`) allowed the write (:func:`write_rules`, its hook).
 
 It runs after the caller was found entitled to write the data at all (scopes, consent, care
 relation, delegation) and decides whether *this* change is theirs to make:
@@ -37,6 +38,8 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.access.policy import AccessPolicy
+from hub.store.policy import StorePolicy
 from hub.store.resources import Stored
 from hub.workflows import careplan, overdracht
 from hub.workflows.derive import record_owners
@@ -158,9 +161,26 @@ def _party(parties: frozenset[str]) -> str:
     return sorted(parties)[0] if parties else ""
 
 
+async def write_rules(
+    conn: AsyncConnection,
+    policy: StorePolicy,
+    res_type: str,
+    resource: dict[str, Any] | None,
+    current: Stored | None,
+    interaction: str,
+    compartments: list[str],
+    category: str,
+) -> WriteVerdict:
+    """The repository's hook (:data:`hub.store.policy.WriteRules`): the workflow rules of a caller's
+    write. The repository asks it only for callers; the hub's own work is bound by no workflow rule."""
+    if not isinstance(policy, AccessPolicy):
+        raise TypeError(f"the workflow rules decide callers' writes, not {type(policy).__name__}'s")
+    return await check(conn, policy, res_type, resource, current, interaction, compartments, category)
+
+
 async def check(
     conn: AsyncConnection,
-    policy: Any,
+    policy: AccessPolicy,
     res_type: str,
     resource: dict[str, Any] | None,
     current: Stored | None,

@@ -27,14 +27,20 @@ hub's registrations (:mod:`hub.workflows.check`).
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
+from hub.access.overdracht import CARE_STATES as CARE_STATES
+from hub.access.overdracht import EXCHANGE_SYSTEM as EXCHANGE_SYSTEM
+from hub.access.overdracht import OVERDRACHT_CODE as OVERDRACHT_CODE
+from hub.access.overdracht import SNOMED as SNOMED
+from hub.access.overdracht import codes as _codes
+from hub.access.overdracht import exchange as exchange
+from hub.access.overdracht import is_overdracht as is_overdracht
+from hub.access.overdracht import yields_access as yields_access
 from hub.workflows.refusal import refuse
 
-SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
-OVERDRACHT_CODE = (SNOMED, "308292007")
 ADVANCE_NOTICE = (LOINC, "57830-2")
 HANDOFF = (SNOMED, "371535009")
 #: The codes eOverdracht 4.0 uses for the same inputs since its later patch levels (the Task profile's
@@ -47,8 +53,7 @@ ALTERNATIVE_DATE = (SNOMED, "146851000146105")
 BUSINESS_STATUS_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/overdracht-status"
 
 SENDER, RECEIVER = "sender", "receiver"
-#: The tag of an overdracht whose counterpart is outside the hub, and which side that is.
-EXCHANGE_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/overdracht-exchange"
+#: The sides of an overdracht whose counterpart is outside the hub (tag :data:`EXCHANGE_SYSTEM`).
 IMPORTED, EXPORTED = "imported", "exported"
 EXTERNAL_SIDE = {IMPORTED: SENDER, EXPORTED: RECEIVER}
 
@@ -74,9 +79,6 @@ CLOSED = frozenset(s for s in STATES if s not in TRANSITIONS)
 #: demographics it needs to decide); the nursing handoff and what its sections reference.
 NOTICE_STATES = frozenset({"requested", "received", "on-hold", "accepted", "in-progress", "completed"})
 HANDOFF_STATES = frozenset({"accepted", "in-progress", "completed"})
-#: States in which the receiver takes part in the client's care (a care relation).
-CARE_STATES = frozenset({"completed"})
-
 #: Elements nobody changes after creation (who the overdracht is for, from whom, to whom, what).
 IMMUTABLE = ("for", "requester", "owner", "code", "intent", "authoredOn", "identifier", "basedOn", "partOf", "focus")
 #: Elements the receiver answers with (the rest is the sender's).
@@ -92,42 +94,12 @@ BUSINESS_TEXT = {
 }
 
 
-def _codes(concept: Any) -> Iterator[tuple[Any, Any]]:
-    concepts = concept if isinstance(concept, list) else [concept]
-    for c in concepts:
-        if isinstance(c, dict):
-            for coding in c.get("coding") or []:
-                if isinstance(coding, dict):
-                    yield coding.get("system"), coding.get("code")
-
-
-def is_overdracht(resource: dict[str, Any] | None) -> bool:
-    return (isinstance(resource, dict) and resource.get("resourceType") == "Task"
-            and OVERDRACHT_CODE in set(_codes(resource.get("code"))))
-
-
-def exchange(task: dict[str, Any] | None) -> str | None:
-    """``imported``/``exported`` (or another code of :data:`EXCHANGE_SYSTEM`, refused on write) when
-    the overdracht's counterpart is outside the hub; None for an overdracht between hub parties."""
-    meta = task.get("meta") if isinstance(task, dict) else None
-    for tag in (meta.get("tag") or []) if isinstance(meta, dict) else []:
-        if isinstance(tag, dict) and tag.get("system") == EXCHANGE_SYSTEM:
-            return str(tag.get("code"))
-    return None
-
-
 def external_reference(task: dict[str, Any]) -> Any:
     """The reference to the outside party of an imported/exported overdracht (requester or owner)."""
     side = EXTERNAL_SIDE.get(exchange(task) or "")
     if side is None:
         return None
     return task.get("requester" if side == SENDER else "owner")
-
-
-def yields_access(task: dict[str, Any] | None) -> bool:
-    """Whether this overdracht makes access facts (what its receiver reads, a care relation): not when
-    its counterpart is outside the hub."""
-    return is_overdracht(task) and exchange(task) is None
 
 
 def roles_in(task: dict[str, Any], requester: bool, owner: bool) -> frozenset[str]:

@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import and_, false, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.access.policy import AccessPolicy
 from hub.access.tables import oauth_client, organisation
 from hub.fhir.references import resolve
 from hub.store.tables import idx_token, resource
@@ -23,7 +24,7 @@ PERSON_SYSTEM = "https://zorgnet-hub.nl/fhir/NamingSystem/person-id"
 URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
 
 
-def caller_parties(policy: Any) -> frozenset[str]:
+def caller_parties(policy: AccessPolicy) -> frozenset[str]:
     """The parties the caller of ``policy`` (an :class:`~hub.access.policy.AccessPolicy`) speaks for.
     A legal representative has the client's own rights, so speaks for the client too."""
     p = policy.principal
@@ -41,7 +42,7 @@ def caller_parties(policy: Any) -> frozenset[str]:
     return frozenset()
 
 
-def creator_parties(policy: Any, compartments: Iterable[str]) -> tuple[str, ...]:
+def creator_parties(policy: AccessPolicy, compartments: Iterable[str]) -> tuple[str, ...]:
     """Who is recorded as the creator of what this caller creates: the organisation, the client (for
     the Patient compartments of theirs the resource is in), the person, the administrator."""
     p = policy.principal

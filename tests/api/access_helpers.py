@@ -30,6 +30,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from hub.access.decision import SystemPolicy
 from tests.conformance import examples
 
 BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
@@ -544,18 +545,12 @@ def build(spec: NetworkSpec) -> list[Item]:
 # -- loading ----------------------------------------------------------------------------------------
 
 
-class _WrittenBy:
-    """An access policy that allows everything but names the writing organisation, so that the hub's
+class _WrittenBy(SystemPolicy):
+    """The hub's own policy (it allows everything) naming the writing organisation, so that the hub's
     own write path records authorship exactly as it does for a professional's write."""
 
     def __init__(self, ura: str | None) -> None:
-        from types import SimpleNamespace
-
-        self.principal = SimpleNamespace(organisation_ura=ura)
-        self.sql_filter = None
-
-    async def check_read(self, *_args: Any) -> None:
-        return None
+        self.author_ura = ura
 
     async def check_write(self, *args: Any) -> Any:
         """No refusal; the writing organisation is recorded as the creator of what it creates."""
@@ -563,7 +558,7 @@ class _WrittenBy:
 
         current = args[4]
         creates = current is None or current.deleted
-        ura = self.principal.organisation_ura
+        ura = self.author_ura
         return WriteVerdict(owners=(f"ura:{ura}",) if ura and creates else ())
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from hub.store.schema import metadata
+from hub.schema import metadata
 
 
 async def test_migrated_schema_matches_the_metadata(hub_app: Any) -> None:

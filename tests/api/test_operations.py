@@ -18,13 +18,16 @@ STRANGER = "org:00077777"
 @pytest_asyncio.fixture(loop_scope="session")
 async def demo(hub_app: Any) -> dict[str, str]:
     """The demo network, loaded through the internal (unrestricted) path; returns Patient ids by BSN."""
+    from hub.access.decision import SYSTEM
     from hub.api.context import Call
     from hub.api.handlers import handle
     from hub.api.interaction import FhirRequest
 
     await clean(hub_app)
     services = hub_app.state.services
-    result = await handle(Call(services, "http://hub.test/fhir"), FhirRequest("POST", "", body=demo_bundle()))
+    result = await handle(
+        Call(services, "http://hub.test/fhir", policy=SYSTEM), FhirRequest("POST", "", body=demo_bundle())
+    )
     assert result.status == 200
     from hub.access.facts import patient_ids_for_bsn
 

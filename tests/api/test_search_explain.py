@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hub.access.decision import SYSTEM
 from hub.fhir.searchparams import load_registry
 from hub.fhir.typeinfo import resource_types
 from hub.store.migrate import upgrade_async
@@ -161,7 +162,7 @@ async def test_pg_plans_use_indexes_on_100k_resources(big_pg: Any) -> None:
         assert count == PATIENTS + OBSERVATIONS
         for label, (res_type, params) in SEARCHES.items():
             query = search.parse(res_type, params, strict=True)
-            stmt = search.page_statement(query, local_base="http://hub.test/fhir")
+            stmt = search.page_statement(query, visible=SYSTEM.sql_filter, local_base="http://hub.test/fhir")
             sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
             raw = (await conn.execute(text("EXPLAIN (FORMAT JSON) " + sql))).scalar_one()
             plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
@@ -176,7 +177,7 @@ async def test_pg_plans_use_indexes_on_100k_resources(big_pg: Any) -> None:
             used = {n.get("Index Name") for n in nodes if "Index Name" in n}
             assert any(i and i.startswith("ix_idx_") for i in used), f"{label}: " + "\n".join(shapes[label])
             started = time.perf_counter()
-            page = await search.execute(conn, query, local_base="http://hub.test/fhir")
+            page = await search.execute(conn, query, visible=SYSTEM.sql_filter, local_base="http://hub.test/fhir")
             elapsed[label] = round((time.perf_counter() - started) * 1000, 1)
             assert page.matches, label  # the searches do find something
     print(json.dumps({"ms": elapsed, "plans": shapes}, indent=1))
@@ -190,7 +191,7 @@ async def test_sqlite_plans_search_the_index_tables(hub_app: Any, backend: str) 
         assert await text_is_bytewise(conn)
         for label, (res_type, params) in SEARCHES.items():
             query = services.search.parse(res_type, params, strict=True)
-            stmt = services.search.page_statement(query, local_base="http://hub.test/fhir")
+            stmt = services.search.page_statement(query, visible=SYSTEM.sql_filter, local_base="http://hub.test/fhir")
             sql = str(stmt.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
             rows = (await conn.execute(text("EXPLAIN QUERY PLAN " + sql))).all()
             details = [str(r[-1]) for r in rows]

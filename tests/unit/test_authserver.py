@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 import hub.access.tables  # noqa: F401  (registers the auth tables on the shared metadata)
-from hub.access.authserver import build_auth_router, pkce_challenge
+from hub.access.authserver import pkce_challenge
 from hub.access.clients import (
     Delegation,
     PersonRecord,
@@ -40,6 +40,7 @@ from hub.access.clients import (
 from hub.access.keys import HubKeys
 from hub.access.principal import UZI_SYSTEM, Principal
 from hub.access.tokens import AuthConfig, TokenVerifier, principal_dependency
+from hub.api.routes.oauth import build_auth_router
 from hub.fhir.errors import FhirError
 from hub.store.tables import metadata
 

@@ -55,14 +55,14 @@ async def handle(call: Call, req: FhirRequest) -> FhirResult:
 
 async def _dispatch(call: Call, req: FhirRequest) -> FhirResult:
     if req.path == "SubscriptionTopic" or req.path.startswith("SubscriptionTopic/"):
-        from hub.events.subscriptions import topics
+        from hub.api.subscriptions import topics
 
         return await topics(call, req)
     target = route(req.method, req.path)
     if target.res_type == "AuditEvent" and target.kind != "operation":
         return await audit_events.audit_events(call, req, target)
     if target.res_type == "Subscription":
-        from hub.events.subscriptions import handle as subscription
+        from hub.api.subscriptions import handle as subscription
 
         return await subscription(call, req, target)
     if call.trail is not None and call.trail.enabled and target.kind in _NAMING:

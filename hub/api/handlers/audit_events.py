@@ -1,5 +1,5 @@
 """``AuditEvent`` read and search, answered from the audit log itself (never the resource store);
-every write is a 405. Who sees which records follows the access policy (:func:`visibility`)."""
+every write is a 405. Who sees which records the access policy answers (:meth:`Policy.audit_scope`)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,9 @@ from hub.fhir.errors import NotFound
 
 
 def visibility(call: Call) -> Visibility:
-    """Administrators: all; a client: accesses to their own data; a related person: those of the
-    client they act for, if the client delegated 'audit' (or they are the legal representative);
-    a professional: only what its own organisation did, successfully."""
-    policy = call.policy
-    if policy is None:
-        return Visibility()
-    p = policy.principal
-    if p.kind == "admin" and p.is_admin:
-        return Visibility()
-    if p.kind == "client":
-        return Visibility(patient_ids=frozenset(policy.patient_ids))
-    if p.kind == "related":
-        d = policy.delegated
-        if d is not None and (d.legal_representative or "audit" in d.categories):
-            return Visibility(patient_ids=frozenset(d.patient_ids))
-        return Visibility(patient_ids=frozenset())
-    if p.kind == "professional" and p.organisation_ura:
-        return Visibility(agent_ura=p.organisation_ura, successful_only=True)
-    return Visibility(patient_ids=frozenset())
+    """The audit records the caller sees, as its access policy answers (:meth:`Policy.audit_scope`)."""
+    scope = call.policy.audit_scope()
+    return Visibility(scope.patient_ids, scope.agent_ura, scope.successful_only)
 
 
 async def audit_events(call: Call, req: FhirRequest, route: Route) -> FhirResult:

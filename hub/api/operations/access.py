@@ -21,7 +21,6 @@ from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route
 from hub.api.operations import Operation
 from hub.api.result import FhirResult
-from hub.fhir.errors import Forbidden
 from hub.fhir.instants import now_us, to_iso
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_token, resource
 from hub.workflows.overdracht import describe_access
@@ -30,13 +29,8 @@ from hub.workflows.tables import overdracht_access
 
 async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_id
-    policy = call.policy
     await call.repo.read("Patient", route.res_id, conn=call.conn)  # not visible -> 404
-    if policy is not None:
-        kind = policy.principal.kind
-        legal = policy.delegated is not None and policy.delegated.legal_representative
-        if not (kind == "client" or kind == "admin" or legal):
-            raise Forbidden("Only the client, their legal representative or an administrator may ask this")
+    call.policy.check_operation("access")
     now = now_us()
     async with call.repo.reading(call.conn) as conn:
         relations = (await conn.execute(

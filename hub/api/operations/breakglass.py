@@ -27,18 +27,20 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_id
     if req.method != "POST":
         raise MethodNotAllowed("$break-glass changes state: use POST", headers={"Allow": "POST"})
-    policy = call.policy
-    p = None if policy is None else policy.principal
-    if p is None or p.kind != "professional" or not p.organisation_ura:
+    p = call.policy.principal
+    try:
+        call.policy.check_operation("break-glass")
+    except Forbidden:
         count(call, "refused")
-        raise Forbidden("Only professionals of registered care providers can break the glass")
+        raise
+    assert p is not None and p.organisation_ura, "a professional of an organisation"
     params = parameters(req)
     code, text = check_reason(first(params, "reason"), first(params, "text"))
     try:
         minutes = int(call.svc.settings.extra_settings.get("break_glass_minutes", DEFAULT_MINUTES))
     except ValueError:
         raise BadRequest("The setting break_glass_minutes must be a number of minutes") from None
-    practitioner = "|".join(p.practitioner) if getattr(p, "practitioner", None) else None
+    practitioner = "|".join(p.practitioner) if p.practitioner else None
     trail = call.trail
     if trail is not None:
         trail.emergency_reason = f"{code}: {text}"

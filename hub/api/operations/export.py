@@ -16,7 +16,7 @@ from hub.api.operations import Operation
 from hub.api.operations.params import parameters
 from hub.api.result import FhirResult
 from hub.bulk.jobs import ExportManager, JobSpec
-from hub.fhir.errors import BadRequest, Forbidden, NotFound, information
+from hub.fhir.errors import BadRequest, NotFound, information
 from hub.fhir.query import Criterion, SearchQuery, TokenValue
 from hub.fhir.search_values import parse_instant_param
 
@@ -44,10 +44,7 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
         raise BadRequest("$export is kicked off with GET (or POST with Parameters)", code="not-supported")
     if not req.respond_async:
         raise BadRequest("$export needs the header 'Prefer: respond-async'", code="required", expression="Prefer")
-    if call.policy is None:
-        raise Forbidden("$export needs an authenticated caller")
-    if call.policy.emergency:
-        raise Forbidden("Emergency access (break the glass) is per interaction; it does not cover a bulk export")
+    call.policy.check_operation("export")
     level = "group" if route.res_type == "Group" else "patient" if route.res_type == "Patient" else "system"
     types: tuple[str, ...] = ()
     since: int | None = None

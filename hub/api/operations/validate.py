@@ -68,7 +68,7 @@ async def _check_as_write(
     call: Call, res_type: str, mode: str, resource: dict[str, Any] | None, res_id: str | None
 ) -> None:
     repo = call.repo
-    if repo.policy is None:
+    if repo.policy.internal:
         return
     async with repo.reading(call.conn) as conn:
         await repo.check_only(conn, res_type, mode, resource, res_id)

@@ -14,6 +14,7 @@ from anyio.to_thread import run_sync
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from hub.access.decision import ANONYMOUS, Policy
 from hub.access.policy import AccessPolicy, build_policy, needs_facts
 from hub.api.auditing import AuditTrail
 from hub.api.body import read_body
@@ -45,7 +46,7 @@ async def fhir_endpoint(request: Request, path: str = "") -> Response:
         interaction=interaction_kind(request.method, path),
     )
     try:
-        policy = None
+        policy: Policy = ANONYMOUS  # the CapabilityStatement is public
         if not (request.method in ("GET", "HEAD") and path.strip("/") == "metadata"):
             policy = await authorize(request, services, trail)
         req = await to_fhir_request(request, path, services.settings)

@@ -131,7 +131,8 @@ def build(src: Path, out: Path = CORE_FILE) -> dict[str, int]:
 @cache
 def core_package() -> dict[str, Any]:
     """The compact core package (parsed once, on first use)."""
-    return json.loads(gzip.decompress(CORE_FILE.read_bytes()))
+    package: dict[str, Any] = json.loads(gzip.decompress(CORE_FILE.read_bytes()))
+    return package
 
 
 if __name__ == "__main__":  # pragma: no cover - maintenance tool

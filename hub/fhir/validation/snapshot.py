@@ -70,7 +70,8 @@ class Node:
 
     @property
     def types(self) -> list[dict[str, Any]]:
-        return self.ed.get("type", [])
+        types: list[dict[str, Any]] = self.ed.get("type", [])
+        return types
 
     @property
     def type_codes(self) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from hub.fhir.errors import Issue
 from hub.fhir.validation.bsn import BSN_SYSTEM, is_valid_bsn
@@ -440,8 +440,9 @@ class _Run:
             )
 
     def ref_type(self, value: dict[str, Any]) -> str | None:
-        if isinstance(value.get("type"), str):
-            return value["type"].rsplit("/", 1)[-1]
+        declared = value.get("type")
+        if isinstance(declared, str):
+            return declared.rsplit("/", 1)[-1]
         ref = value.get("reference")
         if not isinstance(ref, str) or not ref:
             return None
@@ -480,7 +481,8 @@ class _Run:
                 if tcode and tcode[:1].isupper() and tcode not in ("BackboneElement", "Element")
                 else None
             )
-            subject = ResourceNode.create_node(value, base or node.ed.get("path", ""))
+            create_node = cast(Callable[[Any, str], Any], ResourceNode.create_node)  # fhirpathpy is untyped
+            subject = create_node(value, base or node.ed.get("path", ""))
         done: set[str] = set()
         for c in (cons or []) + extra:
             key = c.get("key", "")
@@ -699,7 +701,8 @@ def _sub_node(node: Node, path: str) -> Node | None:
 
 def _json_type(key: str, value: Any) -> str:
     if isinstance(value, dict) and "resourceType" in value:
-        return value["resourceType"]
+        declared: str = value["resourceType"]
+        return declared
     for i in range(len(key) - 1, 0, -1):
         if key[i].isupper():
             t = key[i:]

@@ -1,6 +1,7 @@
 """FHIR search over the ``idx_*`` tables: predicates per parameter type, and the engine that runs them."""
 
+from hub.store.policy import Visible
 from hub.store.search.engine import SearchEngine, SearchPage
-from hub.store.search.predicates import PredicateBuilder, Visible
+from hub.store.search.predicates import PredicateBuilder
 
 __all__ = ["PredicateBuilder", "SearchEngine", "SearchPage", "Visible"]

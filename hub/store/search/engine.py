@@ -26,11 +26,11 @@ from sqlalchemy.sql.expression import FromClause
 
 from hub.fhir.errors import BadRequest, Issue
 from hub.fhir.query import DEFAULT_SEARCH_LIMITS, Cursor, Include, SearchLimits, SearchQuery, parse_query
+from hub.store.policy import Visible
 from hub.store.repository import Matcher
 from hub.store.resources import Stored
 from hub.store.search.predicates import (
     PredicateBuilder,
-    Visible,
     keyset_condition,
     local_target,
     sort_column,
@@ -129,7 +129,7 @@ class SearchEngine(Matcher):
     # -- SQL ----------------------------------------------------------------------------------------
 
     def where(
-        self, query: SearchQuery, r: FromClause, visible: Visible | None, local_base: str | None = None
+        self, query: SearchQuery, r: FromClause, visible: Visible, local_base: str | None = None
     ) -> list[ColumnElement[bool]]:
         """All conditions a matching row of ``r`` meets (type, not deleted, criteria, access, snapshot)."""
         builder = PredicateBuilder(self.registry, visible, local_base, bytewise=bool(self.bytewise))
@@ -141,16 +141,13 @@ class SearchEngine(Matcher):
         if query.compartment is not None:
             conds.append(in_compartment(r, *query.compartment, query.res_type))
         conds.extend(builder.condition(r, c) for c in query.criteria)
-        if visible is not None:
-            access = visible(r)
-            if access is not None:
-                conds.append(access)
+        conds.append(visible(r))
         if query.snapshot is not None:
             conds.append(r.c.pid <= query.snapshot)
         return conds
 
     def page_statement(
-        self, query: SearchQuery, *, visible: Visible | None = None, local_base: str | None = None
+        self, query: SearchQuery, *, visible: Visible, local_base: str | None = None
     ) -> Select[Any]:
         """The SELECT of one page, exactly as :meth:`execute` runs it (tools and tests EXPLAIN it).
 
@@ -187,7 +184,7 @@ class SearchEngine(Matcher):
         conn: AsyncConnection,
         query: SearchQuery,
         *,
-        visible: Visible | None = None,
+        visible: Visible,
         local_base: str | None = None,
     ) -> SearchPage:
         if self.bytewise is None:
@@ -251,7 +248,7 @@ class SearchEngine(Matcher):
         conn: AsyncConnection,
         query: SearchQuery,
         matches: list[Stored],
-        visible: Visible | None,
+        visible: Visible,
         local_base: str | None = None,
     ) -> list[Stored]:
         """_include/_revinclude: one statement per kind per round; :iterate repeats on what was added."""
@@ -294,7 +291,7 @@ class SearchEngine(Matcher):
         conn: AsyncConnection,
         pids: list[int],
         specs: list[Include],
-        visible: Visible | None,
+        visible: Visible,
         local_base: str | None,
         *,
         reverse: bool,
@@ -311,7 +308,7 @@ class SearchEngine(Matcher):
             if spec.target_type:
                 parts.append(ref.c.target_type == spec.target_type)
             choices.append(and_(*parts) if parts else ref.c.pid.isnot(None))
-        access = visible(r) if visible is not None else None
+        access = visible(r)
         if reverse:
             # Resources whose reference points at one of ``pids``.
             m = resource.alias("inc_match")
@@ -322,9 +319,7 @@ class SearchEngine(Matcher):
         else:
             join = ref.join(r, and_(r.c.res_type == ref.c.target_type, r.c.res_id == ref.c.target_id))
             where = [ref.c.pid.in_(pids)]
-        where += [or_(*choices), local_target(ref, local_base), r.c.deleted == false()]
-        if access is not None:
-            where.append(access)
+        where += [or_(*choices), local_target(ref, local_base), r.c.deleted == false(), access]
         cols = [r.c[c.name] for c in _COLUMNS]
         stmt = select(*cols).select_from(join).where(*where).distinct()
         return [Stored(*row) for row in (await conn.execute(stmt)).all()]
@@ -338,7 +333,7 @@ class SearchEngine(Matcher):
         criteria: str,
         limit: int = 2,
         *,
-        visible: Visible | None = None,
+        visible: Visible,
     ) -> list[Stored]:
         """Resources matching a conditional interaction's criteria (strict: unknown parameters are a 400);
         ``visible`` is the caller's access filter: what it may not see never matches."""

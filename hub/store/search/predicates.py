@@ -9,7 +9,6 @@ which both databases run as an index-only semi-join. ``visible`` is the access f
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import and_, false, not_, or_, select, true
@@ -30,6 +29,7 @@ from hub.fhir.query import (
     TokenValue,
     UriValue,
 )
+from hub.store.policy import Visible
 from hub.store.search.terminology import TerminologySource, ancestors, descendants
 from hub.store.tables import (
     INDEX_TABLES,
@@ -42,8 +42,6 @@ from hub.store.tables import (
     idx_uri,
     resource,
 )
-
-Visible = Callable[[FromClause], ColumnElement[bool] | None]
 
 
 def _like_escape(text: str) -> str:
@@ -310,7 +308,7 @@ class PredicateBuilder:
     def __init__(
         self,
         registry: Any,
-        visible: Visible | None = None,
+        visible: Visible,
         local_base: str | None = None,
         *,
         bytewise: bool = False,
@@ -323,10 +321,7 @@ class PredicateBuilder:
         self.terminology = terminology
 
     def _visible(self, alias: FromClause) -> list[ColumnElement[bool]]:
-        if self.visible is None:
-            return []
-        cond = self.visible(alias)
-        return [] if cond is None else [cond]
+        return [self.visible(alias)]
 
     def condition(self, r: FromClause, crit: Criterion | HasCriterion) -> ColumnElement[bool]:
         if isinstance(crit, HasCriterion):

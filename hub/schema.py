@@ -1,4 +1,5 @@
-"""All tables of the hub in one MetaData (storage, access, audit), for Alembic and tests."""
+"""All tables of the hub in one MetaData (storage, access, audit, bulk, events, workflows), for Alembic
+(hub/store/migrations/env.py) and tests. It sits on top of the layers: it imports every one that has tables."""
 
 from __future__ import annotations
 

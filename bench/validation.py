@@ -1,4 +1,4 @@
-"""Measures validation cost: ``python -m hub.fhir.validation.bench`` (median ms per resource).
+"""Measures validation cost: ``python -m bench.validation`` (from the repository root) (median ms per resource).
 
 Uses the example instances of tests/conformance (a client Patient, the shared CarePlan and a 40-entry
 nursing handoff document Bundle) and reports the cold start (first validation, building trees) too.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,6 @@ def _median_ms(fn: Callable[[], Any], n: int) -> float:
 
 
 def main(n: int = 300) -> None:
-    sys.path.insert(0, ".")
     from hub.fhir.validation import check_base, default_validator
     from tests.conformance import examples as ex
 

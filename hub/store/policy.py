@@ -1,0 +1,88 @@
+"""What the store asks of an access decision, as a :class:`StorePolicy` protocol.
+
+The repository and the search engine obey one access decision per caller but do not know how it is
+made: :class:`hub.access.policy.AccessPolicy` decides for callers, :class:`hub.access.system.SystemPolicy`
+for the hub's own work (demo load, reindex, workers), which sees everything. There is no "no policy":
+every repository is bound to one (:meth:`hub.store.repository.Repository.with_policy`), and every search
+statement takes a :data:`Visible` filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.expression import FromClause
+
+if TYPE_CHECKING:
+    from hub.store.resources import Stored
+
+#: The access filter a statement applies to a ``resource`` (or ``resource_history``) row alias.
+Visible = Callable[[FromClause], ColumnElement[bool]]
+#: The outbox's hook: (conn, state change) -> None (hub.workflows.check.StateChange).
+OnStateChange = Callable[[AsyncConnection, Any], Awaitable[None]]
+
+
+class Verdict(Protocol):
+    """What a write's decision keeps with the write (hub.workflows.check.WriteVerdict)."""
+
+    async def keep(self, conn: AsyncConnection, stored: Stored, on_state_change: OnStateChange | None) -> None: ...
+
+
+class StorePolicy(Protocol):
+    """The questions the store asks of the access decision bound to a repository."""
+
+    @property
+    def internal(self) -> bool:
+        """True only for the hub's own work: the store then leaves out what only callers need
+        (the visibility columns of a read, the parsing of a deleted version)."""
+        ...
+
+    @property
+    def author_ura(self) -> str | None:
+        """The organisation recorded as the author of what this caller writes, if any."""
+        ...
+
+    def shape(self) -> Hashable:
+        """What decides the form of :meth:`sql_filter` (statements are cached per shape)."""
+        ...
+
+    def params(self) -> dict[str, Any]:
+        """The values of the filter's bind parameters."""
+        ...
+
+    def sql_filter(self, r: FromClause) -> ColumnElement[bool]:
+        """The condition on a ``resource`` row for the caller to see it."""
+        ...
+
+    def history_filter(self, h: FromClause) -> ColumnElement[bool]:
+        """The same decision on a ``resource_history`` row (that version's own category and clients)."""
+        ...
+
+    async def check_read(self, conn: AsyncConnection, stored: Stored) -> None:
+        """NotFound unless the caller may see ``stored``."""
+        ...
+
+    async def check_write(
+        self,
+        conn: AsyncConnection,
+        res_type: str,
+        category: str,
+        compartments: list[str],
+        current: Stored | None,
+        interaction: str,
+        resource: dict[str, Any] | None = None,
+        validate: Callable[[], None] | None = None,
+    ) -> Verdict | None:
+        """May the caller write this (Forbidden if not); ``validate`` runs once the right is established."""
+        ...
+
+
+#: The workflow rules of a write, asked after the access decision allowed it (hub.workflows.check):
+#: (conn, policy, res_type, resource or None, current, interaction, compartments, category) -> verdict.
+WriteRules = Callable[
+    [AsyncConnection, StorePolicy, str, "dict[str, Any] | None", "Stored | None", str, list[str], str],
+    Awaitable[Verdict | None],
+]
