@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.audit.trail import AuditTrail
 from hub.settings import Settings
 from hub.store.repository import Repository
 
@@ -40,8 +41,8 @@ class Call:
     base: str
     conn: AsyncConnection | None = None
     policy: Any = None
-    #: The request's audit trail (hub.api.auditing.AuditTrail); None for internal calls.
-    trail: Any = None
+    #: The request's audit trail (the one way into the audit log); None for internal calls.
+    trail: AuditTrail | None = None
 
     @property
     def repo(self) -> Repository:

@@ -330,7 +330,7 @@ class _Run:
                     ).all()
                     if not rows:
                         break
-                    from hub.api.auditing import patients_of
+                    from hub.store.resources import patients_of
 
                     batch_patients = await patients_of(conn, [r[0] for r in rows])
                 for _pid, content in rows:

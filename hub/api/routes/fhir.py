@@ -15,12 +15,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from hub.access.policy import AccessPolicy, build_policy, needs_facts
-from hub.api.auditing import AuditTrail
+from hub.api.accesslog import current_request_id
 from hub.api.body import read_body
 from hub.api.context import Call, Services
 from hub.api.handlers import handle
 from hub.api.interaction import FhirRequest, route
 from hub.api.negotiate import fhir_response, negotiate, prefer_handling, prefer_respond_async, prefer_return
+from hub.audit.trail import AuditTrail
 from hub.fhir.errors import BadRequest, FhirError
 from hub.fhir.limits import ParseLimits, check_raw, check_shape
 from hub.fhir.parse import parse_body
@@ -42,7 +43,7 @@ async def fhir_endpoint(request: Request, path: str = "") -> Response:
     trail = AuditTrail(
         services.audit, request.method, path.strip("/"), request.url.query,
         remote_addr=request.client.host if request.client else None,
-        interaction=interaction_kind(request.method, path),
+        interaction=interaction_kind(request.method, path), request_id=current_request_id(),
     )
     try:
         policy = None
