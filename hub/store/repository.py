@@ -38,6 +38,7 @@ from hub.fhir.query import Criterion, SearchQuery, TokenValue
 from hub.store import resources as dao
 from hub.store.db import Database
 from hub.store.resources import IndexRows, Stored
+from hub.store.searchparams import DEFINITION_TYPE, LiveSearchParameters
 from hub.store.trail import Trail
 
 #: How often a write without If-Match is retried when another writer got there first.
@@ -109,6 +110,7 @@ class Repository:
         outbox: Any = None,
         on_state_change: OnStateChange | None = None,
         prepare: Prepare | None = None,
+        search_params: LiveSearchParameters | None = None,
     ) -> None:
         self.db = db
         self.indexer = indexer
@@ -128,6 +130,9 @@ class Repository:
         #: The outbox hook (hub.events): called with each StateChange inside the write transaction.
         self.on_state_change = on_state_change
         self.prepare = prepare
+        #: The search parameters in effect (the seed and the stored SearchParameters): a written
+        #: SearchParameter is checked against it and marks it stale.
+        self.search_params = search_params
 
     def with_policy(self, policy: Any, trail: Trail | None = None) -> Repository:
         """This repository, bound to one caller's access policy (every operation then obeys it)
@@ -200,6 +205,15 @@ class Repository:
                 await self.trail.note(conn, [stored])
             raise
 
+    async def reindex(self, res_type: str | None = None, batch: int = 500) -> int:
+        """Rebuild the index rows of every current resource (of ``res_type``) with the search
+        parameters in effect now; returns how many resources were indexed."""
+        from hub.store.reindex import reindex
+
+        if self.search_params is not None:  # with what is stored now, also another process's change
+            await self.search_params.refresh(self.db)
+        return await reindex(self.db, self.indexer, batch, res_type=res_type)
+
     # -- transactions -------------------------------------------------------------------------
 
     @asynccontextmanager
@@ -208,6 +222,7 @@ class Repository:
         if conn is not None:
             yield conn
         else:
+            writes = self.search_params.writes if self.search_params is not None else 0
             try:
                 async with self.db.write() as own:
                     yield own
@@ -216,6 +231,8 @@ class Repository:
             finally:
                 if self.trail is not None:
                     self.trail.discard()
+            if self.search_params is not None:  # a SearchParameter it wrote takes effect now
+                await self.search_params.refresh_after(self.db, writes)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -515,6 +532,8 @@ class Repository:
         return stamped, jsonio.dumps(stamped).decode()
 
     def _check_profiles(self, resource: dict[str, Any]) -> None:
+        if self.search_params is not None and resource["resourceType"] == DEFINITION_TYPE:
+            self.search_params.check(resource)  # a definition that cannot take effect is a 422
         if self.validator is None:
             return
         issues = list(self.validator(resource))
@@ -625,6 +644,8 @@ class Repository:
         handed to :attr:`on_state_change`, the outbox, in the write's transaction)."""
         if verdict is not None:
             await verdict.keep(conn, stored, self.on_state_change)
+        if stored.res_type == DEFINITION_TYPE and self.search_params is not None:
+            self.search_params.written()  # taken in when the transaction has committed
 
     async def check_only(
         self, conn: AsyncConnection, res_type: str, mode: str, resource: dict[str, Any] | None,
