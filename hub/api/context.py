@@ -51,10 +51,5 @@ class Call:
             return self.svc.repo
         return self.svc.repo.with_policy(self.policy, self.trail)
 
-    @property
-    def sql_filter(self) -> Any:
-        """The access filter searches apply (``visible(resource_alias) -> condition | None``)."""
-        return None if self.policy is None else self.policy.sql_filter
-
     def in_transaction(self, conn: AsyncConnection) -> Call:
         return replace(self, conn=conn)

@@ -45,6 +45,6 @@ async def reindex_all(settings: Settings, batch: int = 500) -> int:
     db = Database(settings.database_url)
     try:
         services = build_services(settings, db)
-        return await reindex(db, services.repo.indexer, batch)
+        return await services.repo.reindex(batch=batch)  # with the stored SearchParameters too
     finally:
         await db.dispose()

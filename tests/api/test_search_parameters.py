@@ -54,7 +54,13 @@ STRICT = {"Prefer": "handling=strict"}
 NO_PARAMETERS = {"resourceType": "Parameters"}
 
 
+def searchable(capability: dict[str, Any], res_type: str) -> set[str]:
+    entry = next(e for e in capability["rest"][0]["resource"] if e["type"] == res_type)
+    return {p["name"] for p in entry["searchParam"]}
+
+
 async def test_a_posted_search_parameter_takes_effect(client: httpx.AsyncClient, client_as: Any) -> None:
+    assert "favourite" not in searchable((await client.get("/fhir/metadata")).json(), "Patient")
     before = await create(client, patient("blue"))
     # not known yet: strict handling refuses the parameter
     r = await client.get("/fhir/Patient?favourite=blue", headers=STRICT)
@@ -71,9 +77,7 @@ async def test_a_posted_search_parameter_takes_effect(client: httpx.AsyncClient,
     assert r.json()["parameter"][0]["valueInteger"] >= 4
     assert await ids(client, "Patient?favourite=blue", **STRICT) == {before, after}
     # the CapabilityStatement lists it
-    meta = (await client.get("/fhir/metadata")).json()
-    patient_entry = next(e for e in meta["rest"][0]["resource"] if e["type"] == "Patient")
-    assert any(p["name"] == "favourite" for p in patient_entry["searchParam"])
+    assert "favourite" in searchable((await client.get("/fhir/metadata")).json(), "Patient")
 
     # a change of the definition: new data is indexed by the new expression
     changed = {**colour_parameter(SEASON_URL), "id": sp}
@@ -94,6 +98,7 @@ async def test_a_posted_search_parameter_takes_effect(client: httpx.AsyncClient,
     assert await ids(client, "Patient?favourite=autumn", **STRICT) == {autumn}
     assert (await client.delete(f"/fhir/SearchParameter/{sp}")).status_code == 200
     assert (await client.get("/fhir/Patient?favourite=autumn", headers=STRICT)).status_code == 400
+    assert "favourite" not in searchable((await client.get("/fhir/metadata")).json(), "Patient")
 
 
 async def test_a_search_parameter_on_observation(client: httpx.AsyncClient) -> None:
