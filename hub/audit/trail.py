@@ -206,6 +206,21 @@ class AuditTrail:
         """The transaction rolled back: its write records go with it."""
         self.pending.clear()
 
+    async def disclose(
+        self, status: int, clients: Sequence[tuple[str, ...]], resources: Sequence[tuple[str, str, str]] = ()
+    ) -> None:
+        """A disclosure outside a request (an export's files, a notification): one record for each
+        entry of ``clients`` (the clients whose data it held), naming ``resources`` (up to
+        :data:`MAX_ENTITIES`)."""
+        writer = self.writer
+        if writer is None or not writer.enabled or not clients:
+            return
+        named = tuple(resources[:MAX_ENTITIES])
+        await writer.record_many([
+            self._record(self.interaction, status, patient_ids=tuple(patients), resources=named)
+            for patients in clients
+        ])
+
     async def finish(self, status: int, denial_reason: str | None = None) -> None:
         """Log the interaction (unless it was one write, already logged with its transaction)."""
         writer = self.writer

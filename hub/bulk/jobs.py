@@ -393,24 +393,13 @@ class _Run:
         writer = self.manager.services.audit
         if writer is None or not getattr(writer, "enabled", False) or not self.patients:
             return
-        from hub.audit.records import AuditRecord
+        from hub.audit.trail import AuditTrail
 
         path = job["request_url"].split("/fhir/", 1)[-1].split("?", 1)[0]
         query = job["request_url"].partition("?")[2]
-        records = [
-            AuditRecord.from_principal(
-                self.policy.principal,
-                "operation",
-                200,
-                method="GET",
-                path=path,
-                query=query,
-                operation="export",
-                patient_ids=(patient,),
-            )
-            for patient in sorted(self.patients)
-        ]
-        await writer.record_many(records)
+        trail = AuditTrail(writer, "GET", path, query, interaction="operation", principal=self.policy.principal)
+        trail.operation = "export"
+        await trail.disclose(200, [(patient,) for patient in sorted(self.patients)])
 
 
 def _one_line(content: Any) -> bytes:

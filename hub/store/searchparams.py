@@ -58,8 +58,12 @@ class LiveSearchParameters:
 
     async def refresh_after(self, db: Database, writes_before: int) -> None:
         """After a commit: take the stored SearchParameters in if the transaction wrote one."""
-        if self.writes != writes_before:
+        if self.writes == writes_before:
+            return
+        try:
             await self.refresh(db)
+        except Exception:  # noqa: BLE001 - the write has committed; the poll takes it in later
+            log.warning("Could not take in the SearchParameter just written", exc_info=True)
 
     async def refresh(self, db: Database) -> None:
         """Take in the stored SearchParameters if they changed since the last look."""
