@@ -131,7 +131,7 @@ class Repository:
         self.on_state_change = on_state_change
         self.prepare = prepare
         #: The search parameters in effect (the seed and the stored SearchParameters): a written
-        #: SearchParameter is checked against it and marks it stale.
+        #: SearchParameter is checked against it, and taken in when its transaction commits.
         self.search_params = search_params
 
     def with_policy(self, policy: Any, trail: Trail | None = None) -> Repository:
