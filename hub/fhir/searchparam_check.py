@@ -4,7 +4,8 @@ A definition the hub cannot use is refused with a 422 rather than stored and sil
 unknown ``base`` or ``target`` type, a ``type`` that is not a search parameter type, a code that
 is not a plain name or redefines one the search layer answers itself (``_id``, ``_has``...), a
 FHIRPath ``expression`` that does not parse (the FHIRPath grammar, through fhirpathpy's ANTLR
-parser) or calls a function FHIRPath does not have, and a composite whose components are unknown.
+parser) or calls a function FHIRPath does not have, and a composite whose components are unknown;
+and (:func:`check_not_redefining`) one that would change or retire a parameter of the hub's package.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from hub.fhir.errors import Issue, Unprocessable
+from hub.fhir.searchparams import Registry
 
 #: The search parameter types of R4.
 PARAM_TYPES = frozenset({
@@ -82,6 +84,28 @@ def check_search_parameter(
                     f"component[{i}].expression")
     if issues:
         raise Unprocessable(issues[0].diagnostics, issues=issues)
+
+
+def check_not_redefining(res: Mapping[str, Any], seed: Registry) -> None:
+    """Refuse (422) a SearchParameter that would change or retire one of the package's (``seed``):
+    the hub's own lookups (a client by BSN, care relations, compartments) depend on their index
+    rows. The package's definition itself, stored again as it is, passes."""
+    url, code = res.get("url"), res.get("code")
+    own = seed.by_url(url) if isinstance(url, str) and url else None
+    if own is not None:
+        stored = (res.get("code"), res.get("type"), tuple(res.get("base") or ()), res.get("expression") or None)
+        if stored != (own.code, own.type, own.base, own.expression) or res.get("status") != "active":
+            raise Unprocessable(
+                f"'{url}' is a search parameter of the hub's package: it cannot be changed or retired",
+                code="business-rule", expression="SearchParameter.url",
+            )
+        return
+    for base in res.get("base") or ():
+        if isinstance(base, str) and isinstance(code, str) and seed.get(base, code) is not None:
+            raise Unprocessable(
+                f"{base} already has the search parameter '{code}' (from the hub's package); choose another code",
+                code="business-rule", expression="SearchParameter.code",
+            )
 
 
 @functools.lru_cache(maxsize=256)

@@ -23,7 +23,7 @@ from sqlalchemy import false, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.fhir import jsonio
-from hub.fhir.searchparam_check import check_search_parameter
+from hub.fhir.searchparam_check import check_not_redefining, check_search_parameter
 from hub.fhir.searchparams import Registry, load_registry, registry_with
 from hub.store.db import Database
 from hub.store.tables import resource
@@ -55,6 +55,7 @@ class LiveSearchParameters:
     def check(self, definition: Mapping[str, Any]) -> None:
         """Refuse (422) a SearchParameter that cannot take effect."""
         check_search_parameter(definition, self.resource_types, lambda url: self.registry.by_url(url) is not None)
+        check_not_redefining(definition, load_registry())
 
     async def refresh_after(self, db: Database, writes_before: int) -> None:
         """After a commit: take the stored SearchParameters in if the transaction wrote one."""

@@ -123,6 +123,9 @@ async def test_a_bad_search_parameter_is_refused(client: httpx.AsyncClient) -> N
         {**colour_parameter(), "type": "colour"},  # no such type
         {**colour_parameter(), "code": "_id"},  # answered by the search layer itself
         {**colour_parameter(), "target": ["Nothing"], "type": "reference"},
+        {**colour_parameter(), "code": "identifier"},  # Patient has it from the package
+        {**colour_parameter(), "url": "http://hl7.org/fhir/SearchParameter/Patient-identifier",
+         "code": "identifier", "expression": "Patient.identifier", "status": "retired"},  # the package's own
     ]
     for definition in bad:
         r = await client.post("/fhir/SearchParameter", json=definition)

@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 
 from hub.fhir.errors import Unprocessable
-from hub.fhir.searchparam_check import RESERVED_CODES, check_search_parameter, fhirpath_problem
+from hub.fhir.searchparam_check import (
+    RESERVED_CODES,
+    check_not_redefining,
+    check_search_parameter,
+    fhirpath_problem,
+)
 from hub.fhir.searchparams import _core_resources, load_registry, registry_with
 from hub.fhir.typeinfo import resource_types
 from hub.profiles import package_resources
@@ -72,3 +77,18 @@ def test_stored_definitions_lay_over_the_seed() -> None:
                     "base": ["Patient"], "status": "retired", "expression": "Patient.name"}
     assert registry_with([retired_name]).get("Patient", "name") is None
     assert registry_with([]).get("Patient", "name") is not None
+
+
+def test_the_package_parameters_cannot_be_changed_or_retired() -> None:
+    seed = load_registry()
+    identifier = seed.get("Patient", "identifier")
+    assert identifier is not None and identifier.expression
+    own = {"resourceType": "SearchParameter", "url": identifier.url, "code": "identifier", "type": "token",
+           "base": list(identifier.base), "expression": identifier.expression, "status": "active"}
+    check_not_redefining(own, seed)  # stored again as it is
+    for change in ({"status": "retired"}, {"expression": "Patient.name"}, {"type": "string"}):
+        with pytest.raises(Unprocessable):
+            check_not_redefining({**own, **change}, seed)
+    with pytest.raises(Unprocessable):  # another url, the same code on the same base
+        check_not_redefining({**own, "url": "http://example.org/sp/identifier"}, seed)
+    check_not_redefining(GOOD, seed)
