@@ -4,6 +4,7 @@ the demo network."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 import logging
@@ -43,21 +44,24 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
     from hub.fhir.categories import category_for
     from hub.fhir.extract import extract
     from hub.fhir.query import SearchLimits
-    from hub.fhir.searchparams import load_registry
     from hub.fhir.typeinfo import resource_types
     from hub.store.search.engine import SearchEngine
+    from hub.store.searchparams import LiveSearchParameters
     from hub.workflows.check import write_rules
     from hub.workflows.derive import after_write as workflow_facts
     from hub.workflows.overdracht import amend as amend_task
 
-    registry = load_registry()
-    engine = SearchEngine(
-        registry, resource_types(), default_count=settings.default_page_size, max_count=settings.max_page_size,
-        limits=SearchLimits.from_settings(settings),
+    params = LiveSearchParameters(
+        resource_types(), refresh_ms=int(settings.extra_settings.get("search_param_refresh_ms", "1000"))
     )
+    engine = SearchEngine(
+        params.registry, resource_types(), default_count=settings.default_page_size,
+        max_count=settings.max_page_size, limits=SearchLimits.from_settings(settings),
+    )
+    params.on_change.append(lambda registry: setattr(engine, "registry", registry))
     repo = Repository(
         db,
-        lambda resource: extract(resource, registry, base_url=settings.fhir_base),
+        lambda resource: extract(resource, params.registry, base_url=settings.fhir_base),
         engine,
         policy=SYSTEM,
         write_rules=write_rules,
@@ -69,6 +73,7 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
         ),
         outbox=Outbox(),
         prepare=amend_task,
+        search_params=params,
     )
     return Services(settings=settings, repo=repo, search=engine, verifier=verifier)
 
@@ -168,6 +173,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         app.state.db = db
         await load_conformance_package(services)
+        search_params = services.repo.search_params
+        assert search_params is not None
+        await search_params.refresh(db)  # the package's and the stored SearchParameters
         from hub.bulk.jobs import ExportManager
 
         exports = ExportManager(services, settings.var_dir / "exports")
@@ -184,9 +192,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         worker_task = _start_worker(services, db) if settings.events_worker_in_process else None
+        # SearchParameters another hub process writes take effect here too (it polls the store)
+        params_task = asyncio.create_task(search_params.run(db), name="search-parameters")
         try:
             yield
         finally:
+            search_params.stop()
+            await params_task
             await exports.stop()
             if worker_task is not None:
                 services.extras["events_worker"].stop()

@@ -1307,6 +1307,13 @@ def operation_definitions() -> list[dict[str, Any]]:
                ["Patient"], (False, False, True),
                [("reason", "in", 1, "1", "code"), ("text", "in", 1, "1", "string"),
                 ("return", "out", 1, "1", "Parameters")], affects_state=True),
+        _opdef(f"{HUB}/OperationDefinition/reindex", "reindex", "$reindex",
+               "An administrator rebuilds the search index rows of every resource (or of one type) with the "
+               "search parameters in effect, so that a SearchParameter created or changed through the API "
+               "also finds the resources stored before it.",
+               ["Resource"], (True, True, False),
+               [("count", "out", 1, "1", "integer"), ("return", "out", 1, "1", "OperationOutcome")],
+               affects_state=True),
         _opdef("http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events",
                "events", "Subscription $events",
                "The notifications of a Subscription by event number (R4 Subscriptions Backport IG).",

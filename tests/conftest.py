@@ -152,7 +152,9 @@ def make_settings(database_url: str, tmp: Path, **overrides: Any) -> Settings:
         # pauses the event loop (a synchronous subprocess, a sync test between async ones) could
         # pause it inside its SQLite write transaction and lock out a CLI process. Tests of sealing
         # use writers of their own.
-        "extra_settings": {"audit_checkpoint_seconds": "3600"},
+        # Likewise the look for SearchParameters written by another process (this process takes in
+        # its own at once): statement-counting tests must not meet it; tests of it call it.
+        "extra_settings": {"audit_checkpoint_seconds": "3600", "search_param_refresh_ms": "3600000"},
     }
     values.update(overrides)
     return Settings(**values)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from hub.access.principal import Principal
 
 #: The operations whose use a policy decides (:meth:`Policy.check_operation`).
-OPERATIONS = frozenset({"access", "break-glass", "export"})
+OPERATIONS = frozenset({"access", "break-glass", "export", "reindex"})
 
 
 @dataclass(frozen=True, slots=True)

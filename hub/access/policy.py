@@ -65,6 +65,8 @@ LEGAL_REPRESENTATIVE_ROLES = frozenset({"24", "03", "11", "15"})
 EMERGENCY_PURPOSES = frozenset({"TREAT", "ETREAT"})
 #: Categories professionals may not write (privacy consent is the client's or an administrator's).
 PROFESSIONAL_NOT_WRITABLE = frozenset({"toestemming", "audit"})
+#: Definitions that take effect hub-wide (a stored SearchParameter indexes every client's data).
+HUB_WIDE_DEFINITIONS = frozenset({"SearchParameter"})
 #: National identifier systems (BSN, URA): ASCII digits only (no full-width or other digits).
 NATIONAL_IDENTIFIERS = frozenset({
     BSN_SYSTEM, "http://fhir.nl/fhir/NamingSystem/ura",
@@ -134,7 +136,7 @@ class AccessPolicy:
         """Forbidden unless the caller may run ``$operation`` at all (its own rules follow):
         ``$access`` is the client's, their legal representative's or an administrator's question;
         ``$break-glass`` a professional's of a registered organisation; ``$export`` anyone's but not
-        under emergency access, which is per interaction."""
+        under emergency access, which is per interaction; ``$reindex`` an administrator's."""
         if operation not in OPERATIONS:
             raise ValueError(f"unknown operation {operation!r}")
         p = self.principal
@@ -145,6 +147,9 @@ class AccessPolicy:
         elif operation == "break-glass":
             if p.kind != "professional" or not p.organisation_ura:
                 raise Forbidden("Only professionals of registered care providers can break the glass")
+        elif operation == "reindex":
+            if not (p.kind == "admin" and p.is_admin):
+                raise Forbidden("Only administrators may rebuild the search index")
         elif operation == "export" and self.emergency:
             raise Forbidden("Emergency access (break the glass) is per interaction; it does not cover a bulk export")
 
@@ -392,6 +397,8 @@ class AccessPolicy:
             raise Forbidden(f"The token's scopes do not allow '{interaction}' on {res_type}")
         if self.emergency:
             raise Forbidden("Emergency access (break the glass) is for reading only")
+        if res_type in HUB_WIDE_DEFINITIONS and not (p.kind == "admin" and p.is_admin):
+            raise Forbidden(f"A {res_type} changes how the hub indexes every client's data: administrators write them")
         if p.kind == "admin":
             if not p.is_admin or category not in ADMIN_CATEGORIES:
                 raise Forbidden(f"Administrators do not write {category} data")

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.access.decision import Policy
+from hub.audit.trail import AuditTrail
 from hub.settings import Settings
-from hub.store.policy import Visible
 from hub.store.repository import Repository
 
 if TYPE_CHECKING:
@@ -43,8 +43,8 @@ class Call:
     base: str
     conn: AsyncConnection | None = None
     policy: Policy = field(kw_only=True)
-    #: The request's audit trail (hub.api.auditing.AuditTrail); None for internal calls.
-    trail: Any = None
+    #: The request's audit trail (the one way into the audit log); None for internal calls.
+    trail: AuditTrail | None = None
 
     @property
     def repo(self) -> Repository:
@@ -52,11 +52,6 @@ class Call:
         if self.policy is self.svc.repo.policy and self.trail is None:
             return self.svc.repo
         return self.svc.repo.with_policy(self.policy, self.trail)
-
-    @property
-    def sql_filter(self) -> Visible:
-        """The access filter searches apply (``visible(resource_alias) -> condition``)."""
-        return self.policy.sql_filter
 
     def in_transaction(self, conn: AsyncConnection) -> Call:
         return replace(self, conn=conn)

@@ -333,7 +333,7 @@ class _Run:
                     ).all()
                     if not rows:
                         break
-                    from hub.api.auditing import patients_of
+                    from hub.store.resources import patients_of
 
                     batch_patients = await patients_of(conn, [r[0] for r in rows])
                 for _pid, content in rows:
@@ -396,24 +396,14 @@ class _Run:
         writer = self.manager.services.audit
         if writer is None or not getattr(writer, "enabled", False) or not self.patients:
             return
-        from hub.audit.records import AuditRecord
+        from hub.audit.trail import AuditTrail
 
         path = job["request_url"].split("/fhir/", 1)[-1].split("?", 1)[0]
         query = job["request_url"].partition("?")[2]
-        records = [
-            AuditRecord.from_principal(
-                self.policy.principal if self.policy is not None else None,
-                "operation",
-                200,
-                method="GET",
-                path=path,
-                query=query,
-                operation="export",
-                patient_ids=(patient,),
-            )
-            for patient in sorted(self.patients)
-        ]
-        await writer.record_many(records)
+        principal = self.policy.principal if self.policy is not None else None
+        trail = AuditTrail(writer, "GET", path, query, interaction="operation", principal=principal)
+        trail.operation = "export"
+        await trail.disclose(200, [(patient,) for patient in sorted(self.patients)])
 
 
 def _one_line(content: Any) -> bytes:

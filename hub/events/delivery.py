@@ -393,16 +393,17 @@ class Deliverer:
         naming the resources (up to 20) and the clients whose data left."""
         if self.audit is None or not getattr(self.audit, "enabled", False):
             return
-        from hub.audit.records import AuditRecord
+        from hub.audit.trail import AuditTrail
 
-        owner = owners.owner_principal(st["owner"])
-        record = AuditRecord.from_principal(
-            owner, "operation", 200, operation="subscription-notification", method="POST",
-            path=f"Subscription/{st['sub_id']}", query=f"channel={st['channel']}&payload={st['payload']}",
-            resources=tuple((e.res_type, e.res_id, str(e.version)) for e in shown[:20]),
-            patient_ids=tuple(sorted({p for e in shown for p in e.patients})),
+        trail = AuditTrail(
+            self.audit, "POST", f"Subscription/{st['sub_id']}", f"channel={st['channel']}&payload={st['payload']}",
+            interaction="operation", principal=owners.owner_principal(st["owner"]),
         )
-        await self.audit.record(record)
+        trail.operation = "subscription-notification"
+        await trail.disclose(
+            200, [tuple(sorted({p for e in shown for p in e.patients}))],
+            resources=[(e.res_type, e.res_id, str(e.version)) for e in shown],
+        )
 
 
 # -- the worker ------------------------------------------------------------------------------------

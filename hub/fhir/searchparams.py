@@ -290,9 +290,21 @@ def _synthetic() -> list[SearchParam]:
     ]
 
 
-def _build(extra: list[dict[str, Any]] | None) -> Registry:
+@functools.cache
+def _seed() -> tuple[SearchParam, ...]:
+    """The package's parameters: R4's, the synthetic specials and those under ``profiles/``."""
     params: list[SearchParam] = _synthetic()
-    for res in (*_core_resources(), *_profile_resources(), *(extra or ())):
+    for res in (*_core_resources(), *_profile_resources()):
+        try:
+            params.append(from_resource(res))
+        except (KeyError, TypeError) as exc:
+            log.warning("Skipping malformed SearchParameter %s: %s", res.get("url") or res.get("id"), exc)
+    return tuple(params)
+
+
+def _build(extra: Iterable[Mapping[str, Any]] | None) -> Registry:
+    params = list(_seed())
+    for res in extra or ():
         try:
             params.append(from_resource(res))
         except (KeyError, TypeError) as exc:
@@ -312,6 +324,24 @@ def load_registry(extra: list[dict[str, Any]] | None = None) -> Registry:
     return _build(extra)
 
 
+def registry_with(stored: Iterable[Mapping[str, Any]]) -> Registry:
+    """The package's parameters (the seed) with the SearchParameter resources stored in the hub, as
+    HAPI does it: an ``active`` one takes effect (and replaces a package parameter of the same url,
+    or of the same code on the same base); one of another status takes a package parameter of its
+    url out of effect."""
+    stored = list(stored)
+    replaced = {str(r.get("url")) for r in stored if r.get("url")}
+    params = [sp for sp in _seed() if not sp.url or sp.url not in replaced]
+    for res in stored:
+        if res.get("status") != "active":
+            continue
+        try:
+            params.append(from_resource(res))
+        except (KeyError, TypeError) as exc:
+            log.warning("Skipping malformed SearchParameter %s: %s", res.get("url") or res.get("id"), exc)
+    return Registry(params)
+
+
 __all__ = [
     "COLUMN_PARAMS",
     "Component",
@@ -321,6 +351,7 @@ __all__ = [
     "SearchParam",
     "from_resource",
     "load_registry",
+    "registry_with",
     "split_expression",
     "split_top_level",
 ]

@@ -12,17 +12,19 @@ from hub.store.resources import write_index_rows
 from hub.store.tables import resource
 
 
-async def reindex(db: Database, indexer: Indexer, batch: int = 500) -> int:
-    """Re-extract index rows for all current resources; one transaction per batch. The caller
-    supplies the app's ``indexer`` (``hub db reindex`` takes it from the app's services)."""
+async def reindex(db: Database, indexer: Indexer, batch: int = 500, *, res_type: str | None = None) -> int:
+    """Re-extract index rows for all current resources (of ``res_type``); one transaction per batch.
+    The caller supplies the app's ``indexer`` (``hub db reindex`` takes it from the app's services,
+    with the stored SearchParameters too)."""
     last_pid = 0
     total = 0
+    only = () if res_type is None else (resource.c.res_type == res_type,)
     while True:
         async with db.write() as conn:
             rows = (
                 await conn.execute(
                     select(resource.c.pid, resource.c.res_type, resource.c.res_id, resource.c.content)
-                    .where(resource.c.pid > last_pid, resource.c.deleted == false())
+                    .where(resource.c.pid > last_pid, resource.c.deleted == false(), *only)
                     .order_by(resource.c.pid)
                     .limit(batch)
                 )

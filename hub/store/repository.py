@@ -34,10 +34,13 @@ from hub.fhir.ids import check_id
 from hub.fhir.instants import now_us, to_iso
 from hub.fhir.integers import to_int
 from hub.fhir.parse import check_resource
+from hub.fhir.query import Criterion, SearchQuery, TokenValue
 from hub.store import resources as dao
 from hub.store.db import Database
 from hub.store.policy import OnStateChange, StorePolicy, Verdict, Visible, WriteRules
 from hub.store.resources import IndexRows, Stored
+from hub.store.searchparams import DEFINITION_TYPE, LiveSearchParameters
+from hub.store.trail import Trail
 
 #: How often a write without If-Match is retried when another writer got there first.
 MAX_WRITE_ATTEMPTS = 20
@@ -73,11 +76,18 @@ class HistoryPage:
 
 
 class Matcher:
-    """Finds the resources a conditional interaction's criteria select (set by the search engine)."""
+    """Runs searches and finds the resources a conditional interaction's criteria select (the
+    search engine, :class:`hub.store.search.SearchEngine`, is the one implementation)."""
 
     async def match(
         self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2, *, visible: Visible
     ) -> list[Stored]:
+        raise NotImplementedError
+
+    async def execute(
+        self, conn: AsyncConnection, query: Any, *, visible: Visible, local_base: str | None = None
+    ) -> Any:
+        """A page of a :class:`hub.fhir.query.SearchQuery` (a ``SearchPage``)."""
         raise NotImplementedError
 
 
@@ -97,10 +107,11 @@ class Repository:
         categorize: Callable[[dict[str, Any]], str] | None = None,
         after_write: AfterWrite | None = None,
         write_rules: WriteRules | None = None,
-        trail: Any = None,
+        trail: Trail | None = None,
         outbox: Any = None,
         on_state_change: OnStateChange | None = None,
         prepare: Prepare | None = None,
+        search_params: LiveSearchParameters | None = None,
     ) -> None:
         self.db = db
         self.indexer = indexer
@@ -114,7 +125,7 @@ class Repository:
         self.policy = policy
         #: The workflow rules a caller's write must also pass (hub.workflows.check.write_rules).
         self.write_rules = write_rules
-        #: The request's audit trail (hub.api.auditing.AuditTrail): writes are logged in their own
+        #: The request's audit trail (hub.audit.trail.AuditTrail): writes are logged in their own
         #: transaction, reads note what they returned.
         self.trail = trail
         #: The transactional outbox (hub.events.outbox.Outbox): every write stores its event with
@@ -123,8 +134,11 @@ class Repository:
         #: The outbox hook (hub.events): called with each StateChange inside the write transaction.
         self.on_state_change = on_state_change
         self.prepare = prepare
+        #: The search parameters in effect (the seed and the stored SearchParameters): a written
+        #: SearchParameter is checked against it, and taken in when its transaction commits.
+        self.search_params = search_params
 
-    def with_policy(self, policy: StorePolicy, trail: Any = None) -> Repository:
+    def with_policy(self, policy: StorePolicy, trail: Trail | None = None) -> Repository:
         """This repository, bound to one caller's access policy (every operation then obeys it)
         and to the request's audit trail."""
         bound = copy.copy(self)
@@ -145,6 +159,46 @@ class Repository:
         """Conditional criteria, seen through the caller's eyes (invisible resources do not match)."""
         return await self.matcher.match(conn, res_type, criteria, limit, visible=self.visible)
 
+    async def match_one(
+        self, conn: AsyncConnection, res_type: str, criteria: str, *, what: str | None = None,
+        code: str = "multiple-matches", expression: str | None = None,
+    ) -> Stored | None:
+        """The conditional rule (:func:`one_of`) on the criteria, seen through the caller's eyes."""
+        found = await self.match(conn, res_type, criteria)
+        return one_of(found, res_type, what or f"the criteria '{criteria}'", code=code, expression=expression)
+
+    async def search(self, query: Any, *, local_base: str | None, conn: AsyncConnection | None = None) -> Any:
+        """A page of a search (:class:`hub.fhir.query.SearchQuery` -> ``SearchPage``) through the
+        caller's access filter; the clients whose data it returned are noted in the audit trail."""
+        async with self.reading(conn) as c:
+            page = await self.matcher.execute(c, query, visible=self.visible, local_base=local_base)
+            if self.trail is not None:  # who saw which clients' data goes in the audit record
+                await self.trail.note(c, page.matches + page.included)
+        return page
+
+    async def everything(
+        self, query: Any, patient_id: str, *, local_base: str | None, conn: AsyncConnection | None = None
+    ) -> Any:
+        """``Patient/{id}/$everything``: a page of the compartment search ``query``; an unknown
+        Patient, or one the caller may not see, is a 404 on the first page."""
+        async with self.reading(conn) as c:
+            page = await self.search(query, local_base=local_base, conn=c)
+            first = query.offset == 0 and query.cursor is None
+            if not page.matches and first and not await self.exists("Patient", patient_id, conn=c):
+                raise NotFound(f"Patient/{patient_id} is not known", expression="Patient")
+        return page
+
+    async def exists(
+        self, res_type: str, res_id: str, *, local_base: str | None = None, conn: AsyncConnection | None = None
+    ) -> bool:
+        """Whether the resource exists for this caller (the same access filter: hidden means
+        unknown); nothing is noted in the audit trail."""
+        probe = SearchQuery(res_type, count=1, total="none")
+        probe.criteria.append(Criterion(res_type, "_id", "token", None, (TokenValue(None, res_id),)))
+        async with self.reading(conn) as c:
+            found = await self.matcher.execute(c, probe, visible=self.visible, local_base=local_base)
+        return bool(found.matches)
+
     async def _check_read(self, conn: AsyncConnection, stored: Stored) -> None:
         if self.policy.internal:
             return
@@ -155,6 +209,15 @@ class Repository:
                 await self.trail.note(conn, [stored])
             raise
 
+    async def reindex(self, res_type: str | None = None, batch: int = 500) -> int:
+        """Rebuild the index rows of every current resource (of ``res_type``) with the search
+        parameters in effect now; returns how many resources were indexed."""
+        from hub.store.reindex import reindex
+
+        if self.search_params is not None:  # with what is stored now, also another process's change
+            await self.search_params.refresh(self.db)
+        return await reindex(self.db, self.indexer, batch, res_type=res_type)
+
     # -- transactions -------------------------------------------------------------------------
 
     @asynccontextmanager
@@ -163,6 +226,7 @@ class Repository:
         if conn is not None:
             yield conn
         else:
+            writes = self.search_params.writes if self.search_params is not None else 0
             try:
                 async with self.db.write() as own:
                     yield own
@@ -171,6 +235,15 @@ class Repository:
             finally:
                 if self.trail is not None:
                     self.trail.discard()
+            if self.search_params is not None:  # a SearchParameter it wrote takes effect now
+                await self.search_params.refresh_after(self.db, writes)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A new write transaction for several interactions (a transaction Bundle): pass the
+        connection as ``conn`` to each; the audit records of its writes commit with it."""
+        async with self.writing(None) as conn:
+            yield conn
 
     @asynccontextmanager
     async def reading(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
@@ -232,14 +305,11 @@ class Repository:
         res_type = resource["resourceType"]
         async with self.writing(conn) as c:
             if if_none_exist:
-                found = await self.match(c, res_type, if_none_exist)
-                if len(found) > 1:
-                    raise PreconditionFailed(
-                        f"If-None-Exist '{if_none_exist}' matches {len(found)} {res_type} resources",
-                        code="duplicate",
-                    )
-                if found:
-                    return WriteOutcome(found[0], 200, None, "Matched an existing resource; nothing created")
+                match = await self.match_one(
+                    c, res_type, if_none_exist, what=f"If-None-Exist '{if_none_exist}'", code="duplicate"
+                )
+                if match is not None:
+                    return WriteOutcome(match, 200, None, "Matched an existing resource; nothing created")
             res_id = assigned_id or str(uuid.uuid4())
             return await self._insert(c, resource, res_id, "POST")
 
@@ -376,17 +446,12 @@ class Repository:
     ) -> WriteOutcome:
         """PUT Type?criteria: no match creates, one match updates it, several are a 412."""
         async with self.writing(conn) as c:
-            found = await self.match(c, res_type, criteria)
-            if len(found) > 1:
-                raise PreconditionFailed(
-                    f"The criteria '{criteria}' match {len(found)} {res_type} resources", code="multiple-matches"
-                )
-            if not found:
+            target = await self.match_one(c, res_type, criteria)
+            if target is None:
                 body_id = resource.get("id")
                 if body_id:
                     return await self.update(res_type, body_id, resource, conn=c, if_match=if_match)
                 return await self._insert(c, resource, str(uuid.uuid4()), "PUT")
-            target = found[0]
             body_id = resource.get("id")
             if body_id and body_id != target.res_id:
                 raise BadRequest(
@@ -401,26 +466,20 @@ class Repository:
     ) -> WriteOutcome | None:
         """DELETE Type?criteria: none is a no-op, one is deleted, several are a 412."""
         async with self.writing(conn) as c:
-            found = await self.match(c, res_type, criteria)
-            if len(found) > 1:
-                raise PreconditionFailed(
-                    f"The criteria '{criteria}' match {len(found)} {res_type} resources", code="multiple-matches"
-                )
-            if not found:
+            target = await self.match_one(c, res_type, criteria)
+            if target is None:
                 return None
-            return await self.delete(res_type, found[0].res_id, conn=c)
+            return await self.delete(res_type, target.res_id, conn=c)
 
     async def conditional_patch(
         self, res_type: str, criteria: str, apply: Callable[[dict[str, Any]], dict[str, Any]],
         *, conn: AsyncConnection | None = None, if_match: str | None = None,
     ) -> WriteOutcome:
         async with self.writing(conn) as c:
-            found = await self.match(c, res_type, criteria)
-            if len(found) != 1:
-                if not found:
-                    raise NotFound(f"The criteria '{criteria}' match no {res_type}")
-                raise PreconditionFailed(f"The criteria '{criteria}' match {len(found)} {res_type} resources")
-            return await self.patch(res_type, found[0].res_id, apply, conn=c, if_match=if_match)
+            target = await self.match_one(c, res_type, criteria, code="conflict")
+            if target is None:
+                raise NotFound(f"The criteria '{criteria}' match no {res_type}")
+            return await self.patch(res_type, target.res_id, apply, conn=c, if_match=if_match)
 
     # -- history --------------------------------------------------------------------------------
 
@@ -477,6 +536,8 @@ class Repository:
         return stamped, jsonio.dumps(stamped).decode()
 
     def _check_profiles(self, resource: dict[str, Any]) -> None:
+        if self.search_params is not None and resource["resourceType"] == DEFINITION_TYPE:
+            self.search_params.check(resource)  # a definition that cannot take effect is a 422
         if self.validator is None:
             return
         issues = list(self.validator(resource))
@@ -596,6 +657,8 @@ class Repository:
         handed to :attr:`on_state_change`, the outbox, in the write's transaction)."""
         if verdict is not None:
             await verdict.keep(conn, stored, self.on_state_change)
+        if stored.res_type == DEFINITION_TYPE and self.search_params is not None:
+            self.search_params.written()  # taken in when the transaction has committed
 
     async def check_only(
         self, conn: AsyncConnection, res_type: str, mode: str, resource: dict[str, Any] | None,
@@ -621,6 +684,20 @@ class Repository:
             current if mode == "update" and current is not None and not current.deleted else None,
             "u" if mode == "update" and current is not None else "c",
         )
+
+
+def one_of(
+    found: Sequence[Stored], res_type: str, what: str, *, code: str = "multiple-matches",
+    expression: str | None = None,
+) -> Stored | None:
+    """The conditional rule, written once: no match is None, one is that resource, several are a
+    412 (``what`` names the criteria in the message; ``code`` and ``expression`` go in the issue)."""
+    if len(found) > 1:
+        raise PreconditionFailed(
+            f"{len(found)} {res_type} resources match {what}",
+            code=code, expression=expression,
+        )
+    return found[0] if found else None
 
 
 def _patients(rows: IndexRows) -> list[str]:
@@ -652,4 +729,4 @@ def _etag(stored: Stored) -> dict[str, str]:
     return {"ETag": stored.etag}
 
 
-__all__ = ["FhirError", "HistoryPage", "Matcher", "Repository", "WriteOutcome", "parse_etag"]
+__all__ = ["FhirError", "HistoryPage", "Matcher", "Repository", "WriteOutcome", "one_of", "parse_etag"]

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, select, update
+from sqlalchemy import and_, bindparam, case, delete, false, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.clientkey import client_key, move
@@ -19,6 +19,7 @@ from hub.store.tables import (
     INDEX_TABLES,
     history_compartment,
     idx_compartment,
+    idx_token,
     outbox_event,
     resource,
     resource_history,
@@ -169,6 +170,71 @@ async def version_patients(conn: AsyncConnection, hids: Sequence[int]) -> dict[i
     for hid, comp_id in rows:
         out.setdefault(hid, set()).add(comp_id)
     return out
+
+
+async def patients_by_pid(conn: AsyncConnection, pids: Sequence[int]) -> dict[int, set[str]]:
+    """The Patients whose compartments each resource is in (one statement)."""
+    if not pids:
+        return {}
+    c = idx_compartment
+    rows = (await conn.execute(
+        select(c.c.pid, c.c.comp_id).where(c.c.pid.in_(list(pids)), c.c.comp_type == "Patient").distinct()
+    )).all()
+    out: dict[int, set[str]] = {}
+    for pid, comp_id in rows:
+        out.setdefault(pid, set()).add(comp_id)
+    return out
+
+
+async def patients_of(conn: AsyncConnection, pids: Sequence[int]) -> set[str]:
+    """Ids of the Patients whose compartments these resources are in (one statement)."""
+    if not pids:
+        return set()
+    c = idx_compartment
+    rows = (await conn.execute(
+        select(c.c.comp_id).where(c.c.pid.in_(list(pids)), c.c.comp_type == "Patient").distinct()
+    )).all()
+    return {r[0] for r in rows}
+
+
+async def patients_with_identifier(conn: AsyncConnection, system: str, values: Iterable[str]) -> set[str]:
+    """Ids of the current Patients that carry one of these identifiers (a BSN: normally one each)."""
+    wanted = sorted(set(values))
+    if not wanted:
+        return set()
+    t = idx_token
+    rows = (await conn.execute(
+        select(resource.c.res_id)
+        .select_from(t.join(resource, resource.c.pid == t.c.pid))
+        .where(t.c.res_type == "Patient", t.c.param == "identifier", t.c.system == system,
+               t.c.code.in_(wanted), resource.c.deleted == false())
+    )).all()
+    return {r[0] for r in rows}
+
+
+async def existing_ids(conn: AsyncConnection, res_type: str, ids: Iterable[str]) -> set[str]:
+    """Which of ``ids`` name a current, undeleted ``res_type`` (no access decision: for the hub's
+    own bookkeeping, such as whose audit view an attempt belongs in)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    rows = (await conn.execute(
+        select(resource.c.res_id).where(
+            resource.c.res_type == res_type, resource.c.res_id.in_(wanted), resource.c.deleted == false()
+        )
+    )).all()
+    return {r[0] for r in rows}
+
+
+async def references_of(conn: AsyncConnection, pids: Iterable[int]) -> dict[int, str]:
+    """``Type/id`` of each resource (by pid)."""
+    wanted = sorted(set(pids))
+    if not wanted:
+        return {}
+    rows = (await conn.execute(
+        select(resource.c.pid, resource.c.res_type, resource.c.res_id).where(resource.c.pid.in_(wanted))
+    )).all()
+    return {pid: f"{t}/{i}" for pid, t, i in rows}
 
 
 async def any_version_visible(conn: AsyncConnection, pid: int, policy: StorePolicy) -> bool:

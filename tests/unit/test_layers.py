@@ -40,8 +40,6 @@ TOP = frozenset({"app", "cli", "ops", "demo", "profiles", "schema"})
 EXCEPTIONS: dict[tuple[str, str], str] = {
     ("hub.store.migrations.env", "hub.schema"): "Alembic's environment script (loaded by path, never imported) "
     "compares the database with every table of the hub",
-    ("hub.bulk.jobs", "hub.api.auditing"): "the export's disclosure records use the request audit trail, "
-    "which moves from hub/api/auditing.py to hub/audit/",
 }
 
 

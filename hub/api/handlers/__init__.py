@@ -73,10 +73,8 @@ async def _dispatch(call: Call, req: FhirRequest) -> FhirResult:
 async def _note_named(call: Call, target: Route, req: FhirRequest) -> None:
     """Every attempt that names a client is in that client's audit view (also when it is refused
     or finds nothing), so look the named clients up before handling."""
-    if call.conn is not None:
-        await call.trail.note_named(call.conn, target.res_type, target.res_id, req.query)
-        return
-    async with call.svc.repo.db.read() as conn:
+    assert call.trail is not None
+    async with call.svc.repo.reading(call.conn) as conn:
         await call.trail.note_named(conn, target.res_type, target.res_id, req.query)
 
 

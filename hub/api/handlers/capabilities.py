@@ -24,9 +24,11 @@ READ_ONLY_TYPES = {"AuditEvent": ("read", "search-type")}
 
 async def capabilities(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     cache = call.svc.extras.setdefault("capabilities", {})
-    if call.base not in cache:
-        cache[call.base] = capability_statement(call.base, call.svc.search.describe_type)
-    return FhirResult(200, cache[call.base])
+    registry = call.svc.search.registry  # a SearchParameter taking effect makes a new one
+    cached = cache.get(call.base)
+    if cached is None or cached[0] is not registry:
+        cached = cache[call.base] = (registry, capability_statement(call.base, call.svc.search.describe_type))
+    return FhirResult(200, cached[1])
 
 
 def capability_statement(base: str, describe_type: Any) -> dict[str, Any]:

@@ -47,10 +47,7 @@ async def search(call: Call, req: FhirRequest, route: Route) -> FhirResult:
             query.criteria.append(
                 Criterion("Patient", "_id", "token", None, (TokenValue(None, route.res_id),))
             )
-    async with call.svc.repo.reading(call.conn) as conn:
-        page = await engine.execute(conn, query, visible=call.sql_filter, local_base=call.base)
-        if call.trail is not None:  # who saw which clients' data goes in the audit record
-            await call.trail.note(conn, page.matches + page.included)
+    page = await call.repo.search(query, local_base=call.base, conn=call.conn)
     path = req.path if not req.path.endswith("_search") else req.path[: -len("/_search")]
     return FhirResult(200, searchset(call.base, path, page))
 

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from anyio.to_thread import run_sync
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route, require_body, route
@@ -25,6 +26,7 @@ from hub.fhir.bundles import bundle
 from hub.fhir.errors import BadRequest, FhirError, Issue, PreconditionFailed
 from hub.fhir.limits import ParseLimits, check_shape
 from hub.fhir.parse import check_resource
+from hub.store.repository import one_of
 from hub.store.resources import Stored
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -163,15 +165,8 @@ async def _transaction(call: Call, outer: FhirRequest, raw_entries: list[Any]) -
         entries = _parse_entries(call, outer, raw_entries)
     _check_duplicates(entries)
     results: dict[int, FhirResult] = {}
-    repo = call.svc.repo
-    try:
-        async with repo.db.write() as conn:
-            await _run_transaction(call.in_transaction(conn), entries, results)
-            if call.trail is not None:
-                await call.trail.flush(conn)
-    finally:
-        if call.trail is not None:
-            call.trail.discard()
+    async with call.repo.transaction() as conn:
+        await _run_transaction(call.in_transaction(conn), entries, results)
     responses = [_response_entry(results[e.index], with_resource=e.request.method in ("GET", "HEAD")) for e in entries]
     return FhirResult(200, bundle("transaction-response", responses))
 
@@ -207,6 +202,7 @@ async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
     """fullUrl -> 'Type/id' for every entry that creates or names a resource; '=Type/id' marks a
     conditional create that matched an existing resource."""
     mapping: dict[str, str] = {}
+    conn = _conn(call)
     by_identifier = await _match_by_identifier(call, entries)
     for e in entries:
         if not e.full_url or e.target.res_type is None:
@@ -216,21 +212,19 @@ async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
             if e.request.if_none_exist:
                 found = by_identifier.get(e.index)
                 if found is None:
-                    found = await call.repo.match(call.conn, e.target.res_type, e.request.if_none_exist)  # type: ignore[arg-type]
-                if len(found) > 1:
-                    raise PreconditionFailed(
-                        f"Bundle.entry[{e.index}]: ifNoneExist '{e.request.if_none_exist}' matches "
-                        f"{len(found)} resources",
-                        expression=f"Bundle.entry[{e.index}].request.ifNoneExist",
-                    )
-                if found:
-                    mapping[e.full_url] = f"={found[0].res_type}/{found[0].res_id}"
+                    found = await call.repo.match(conn, e.target.res_type, e.request.if_none_exist)
+                match = one_of(
+                    found, e.target.res_type, f"ifNoneExist '{e.request.if_none_exist}' of Bundle.entry[{e.index}]",
+                    code="conflict", expression=f"Bundle.entry[{e.index}].request.ifNoneExist",
+                )
+                if match is not None:
+                    mapping[e.full_url] = f"={match.res_type}/{match.res_id}"
                     continue
             mapping[e.full_url] = f"{e.target.res_type}/{uuid.uuid4()}"
         elif method == "PUT" and e.target.kind == "update" and e.target.res_id:
             mapping[e.full_url] = f"{e.target.res_type}/{e.target.res_id}"
         elif method == "PUT" and e.target.kind == "conditional-update":
-            found = await call.repo.match(call.conn, e.target.res_type, e.request.query_string)  # type: ignore[arg-type]
+            found = await call.repo.match(conn, e.target.res_type, e.request.query_string)
             if len(found) == 1:
                 mapping[e.full_url] = f"{found[0].res_type}/{found[0].res_id}"
             elif not found:
@@ -239,6 +233,12 @@ async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
                 body["id"] = new_id
                 mapping[e.full_url] = f"{e.target.res_type}/{new_id}"
     return mapping
+
+
+def _conn(call: Call) -> AsyncConnection:
+    """The transaction's connection (every entry of a transaction runs on it)."""
+    assert call.conn is not None
+    return call.conn
 
 
 def _identifier_criterion(criteria: str) -> tuple[str, str] | None:
@@ -265,12 +265,13 @@ async def _match_by_identifier(call: Call, entries: list[_Entry]) -> dict[int, l
             if criterion is not None and e.target.res_type is not None:
                 wanted.setdefault(e.target.res_type, []).append((e.index, criterion))
     out: dict[int, list[Stored]] = {}
+    conn = _conn(call)
     for res_type, items in wanted.items():
         if len(items) < 2:
             continue
         limit = 2 * len(items) + 1
         criteria = urlencode({"identifier": ",".join(sorted({f"{s}|{v}" for _, (s, v) in items}))})
-        found = await call.repo.match(call.conn, res_type, criteria, limit=limit)  # type: ignore[arg-type]
+        found = await call.repo.match(conn, res_type, criteria, limit=limit)
         if len(found) >= limit:
             continue
         claims: dict[tuple[str, str], list[Stored]] = {}
@@ -354,13 +355,11 @@ async def _resolve_reference(call: Call, ref: str, mapping: dict[str, str], wher
     m = _CONDITIONAL_REF.match(ref)
     if m:
         res_type, criteria = m.groups()
-        found = await call.repo.match(call.conn, res_type, criteria)  # type: ignore[arg-type]
-        if len(found) != 1:
-            raise PreconditionFailed(
-                f"{where}: the conditional reference '{ref}' matches {len(found)} resources (exactly one needed)",
-                expression=where,
-            )
-        return f"{res_type}/{found[0].res_id}"
+        what = f"the conditional reference '{ref}' at {where} (exactly one needed)"
+        match = await call.repo.match_one(_conn(call), res_type, criteria, what=what, code="conflict", expression=where)
+        if match is None:
+            raise PreconditionFailed(f"No {res_type} matches {what}", expression=where)
+        return f"{res_type}/{match.res_id}"
     return ref
 
 

@@ -22,11 +22,11 @@ class Operation:
 
 def _registry() -> dict[str, Operation]:
     """All operations by name; each module exposes one ``OPERATION``."""
-    from hub.api.operations import access, breakglass, delegation, everything, export, validate
+    from hub.api.operations import access, breakglass, delegation, everything, export, reindex, validate
 
     ops = (
         everything.OPERATION, validate.OPERATION, access.OPERATION, delegation.GRANT, delegation.WITHDRAW,
-        export.OPERATION, breakglass.OPERATION,
+        export.OPERATION, breakglass.OPERATION, reindex.OPERATION,
     )
     return {op.name: op for op in ops}
 

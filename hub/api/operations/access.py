@@ -12,19 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 
-from hub.access.facts import organisation_types, patient_bsn
 from hub.access.grants import CATEGORIES, PUBLIC, Rule, explain
-from hub.access.tables import care_relation, consent_rule, delegation
+from hub.access.overview import access_facts
 from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route
 from hub.api.operations import Operation
 from hub.api.result import FhirResult
 from hub.fhir.instants import now_us, to_iso
-from hub.store.tables import DATE_MAX, DATE_MIN, idx_token, resource
+from hub.store.tables import DATE_MAX, DATE_MIN
 from hub.workflows.overdracht import describe_access
-from hub.workflows.tables import overdracht_access
 
 
 async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
@@ -33,29 +30,10 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     call.policy.check_operation("access")
     now = now_us()
     async with call.repo.reading(call.conn) as conn:
-        relations = (await conn.execute(
-            select(care_relation).where(care_relation.c.patient_id == route.res_id,
-                                        care_relation.c.start <= now, care_relation.c.end > now)
-        )).mappings().all()
-        rules_rows = (await conn.execute(
-            select(consent_rule).where(consent_rule.c.patient_id == route.res_id,
-                                       consent_rule.c.start <= now, consent_rule.c.end > now)
-        )).mappings().all()
-        uras = sorted({r["org_ura"] for r in relations})
-        types = await organisation_types(conn, uras)
-        names = await _names(conn, uras)
-        sources = await _refs(conn, {r["source_pid"] for r in relations} | {r["source_pid"] for r in rules_rows})
-        bsn = await patient_bsn(conn, route.res_id)
-        delegations = (await conn.execute(
-            select(delegation).where(delegation.c.patient_bsn == (bsn or ""), delegation.c.active.is_(True))
-        )).mappings().all() if bsn else []
-        handovers = (await conn.execute(
-            select(overdracht_access.c.source_pid, overdracht_access.c.org_ura, overdracht_access.c.task_status)
-            .where(overdracht_access.c.patient_id == route.res_id, overdracht_access.c.scope == "task")
-            .distinct()
-        )).all()
-        handover_refs = await _refs(conn, {h[0] for h in handovers})
-        handover_names = await _names(conn, sorted({h[1] for h in handovers} - set(uras)))
+        facts = await access_facts(conn, route.res_id, now)
+    relations, rules_rows, types, names, sources = facts.relations, facts.rules, facts.types, facts.names, facts.sources
+    uras = sorted({r["org_ura"] for r in relations})
+    handovers = facts.handovers
     rules = [(Rule(r["decision"], r["category"], r["actor_ura"], r["org_type"], r["purpose"], r["start"], r["end"]),
               sources.get(r["source_pid"], "")) for r in rules_rows]
     out: list[dict[str, Any]] = []
@@ -76,9 +54,9 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
                 {"name": "reason", "valueString": _reason(decision, deciding, rules)},
             ]})
         out.append({"name": "organisation", "part": parts})
-    for source_pid, ura, status in sorted(handovers, key=lambda h: (handover_refs.get(h[0], ""), h[1])):
-        ref = handover_refs.get(source_pid, "")
-        name = names.get(ura) or handover_names.get(ura) or ura
+    for source_pid, ura, status in sorted(handovers, key=lambda h: (sources.get(h[0], ""), h[1])):
+        ref = sources.get(source_pid, "")
+        name = names.get(ura) or ura
         what = describe_access(status)
         out.append({"name": "overdracht", "part": [
             {"name": "ura", "valueString": ura},
@@ -87,7 +65,7 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
             {"name": "status", "valueCode": status},
             {"name": "access", "valueString": f"{name}: {what}, {ref} {status}"},
         ]})
-    for d in delegations:
+    for d in facts.delegations:
         if (d["period_start"] or DATE_MIN) > now or (d["period_end"] or DATE_MAX) <= now:
             continue
         parts = [{"name": "person", "valueString": d["person_id"]}, {"name": "role", "valueCode": d["role_code"]}]
@@ -106,27 +84,6 @@ def _reason(decision: str, deciding: list[Rule], rules: list[tuple[Rule, str]]) 
     source = ", ".join(sorted({ref for r, ref in rules if r in deciding and ref}))
     verb = "objects" if decision == "deny" else "permits"
     return f"The client {verb} ({source})"
-
-
-async def _names(conn: Any, uras: list[str]) -> dict[str, str]:
-    if not uras:
-        return {}
-    rows = (await conn.execute(
-        select(idx_token.c.code, resource.c.content)
-        .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
-        .where(idx_token.c.res_type == "Organization", idx_token.c.param == "identifier",
-               idx_token.c.code.in_(uras), resource.c.deleted.is_(False))
-    )).all()
-    return {ura: orjson.loads(content).get("name", "") for ura, content in rows if content}
-
-
-async def _refs(conn: Any, pids: set[int]) -> dict[int, str]:
-    if not pids:
-        return {}
-    rows = (await conn.execute(
-        select(resource.c.pid, resource.c.res_type, resource.c.res_id).where(resource.c.pid.in_(sorted(pids)))
-    )).all()
-    return {pid: f"{t}/{i}" for pid, t, i in rows}
 
 
 OPERATION = Operation(

@@ -3,8 +3,6 @@ grant for one client (see :mod:`hub.access.breakglass`). Answers a Parameters wi
 
 from __future__ import annotations
 
-from sqlalchemy import false, select
-
 from hub.access.breakglass import DEFAULT_MINUTES, check_reason, open_grant
 from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route
@@ -13,7 +11,7 @@ from hub.api.operations.params import first, parameters
 from hub.api.result import FhirResult
 from hub.fhir.errors import BadRequest, Forbidden, MethodNotAllowed, NotFound
 from hub.fhir.instants import now_us, to_iso
-from hub.store.tables import resource
+from hub.store.resources import existing_ids
 
 
 def count(call: Call, outcome: str, reason: str = "") -> None:
@@ -45,11 +43,7 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     if trail is not None:
         trail.emergency_reason = f"{code}: {text}"
     async with call.svc.repo.writing(call.conn) as conn:
-        exists = (await conn.execute(
-            select(resource.c.pid).where(resource.c.res_type == "Patient", resource.c.res_id == route.res_id,
-                                         resource.c.deleted == false())
-        )).first()
-        if exists is None:
+        if not await existing_ids(conn, "Patient", [route.res_id]):
             raise NotFound(f"Patient/{route.res_id} is not known", expression="Patient")
         try:
             grant = await open_grant(

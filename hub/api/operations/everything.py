@@ -8,16 +8,14 @@ criteria are "in the compartment of Patient/{id}" (``idx_compartment``), narrowe
 
 from __future__ import annotations
 
-from typing import Any
-
 from hub.api.context import Call
 from hub.api.handlers.search import searchset
 from hub.api.interaction import FhirRequest, Route
 from hub.api.operations import Operation
 from hub.api.result import FhirResult
-from hub.fhir.errors import BadRequest, Issue, NotFound
+from hub.fhir.errors import BadRequest, Issue
 from hub.fhir.integers import MAX_BIGINT, parse_int
-from hub.fhir.query import MAX_OFFSET, Criterion, DateValue, Include, SearchQuery, TokenValue, parse_cursor
+from hub.fhir.query import MAX_OFFSET, Criterion, DateValue, Include, SearchQuery, parse_cursor
 from hub.fhir.search_values import parse_count, parse_instant_param
 
 #: Parameters of the operation (R4 Patient-everything) the hub supports.
@@ -77,24 +75,9 @@ def everything_query(
 
 async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type == "Patient" and route.res_id
-    engine = call.svc.search
     query = everything_query(call, route.res_id, _params(req), strict=req.handling == "strict")
-    async with call.svc.repo.reading(call.conn) as conn:
-        page = await engine.execute(conn, query, visible=call.sql_filter, local_base=call.base)
-        if call.trail is not None:  # who saw which clients' data goes in the audit record
-            await call.trail.note(conn, page.matches + page.included)
-        first = query.offset == 0 and query.cursor is None
-        if not page.matches and first and not await _patient_visible(call, conn, route.res_id):
-            raise NotFound(f"Patient/{route.res_id} is not known", expression="Patient")
+    page = await call.repo.everything(query, route.res_id, local_base=call.base, conn=call.conn)
     return FhirResult(200, searchset(call.base, f"Patient/{route.res_id}/$everything", page))
-
-
-async def _patient_visible(call: Call, conn: Any, patient_id: str) -> bool:
-    """Whether the patient exists for this caller (the same access filter: hidden means unknown)."""
-    probe = SearchQuery("Patient", count=1, total="none")
-    probe.criteria.append(Criterion("Patient", "_id", "token", None, (TokenValue(None, patient_id),)))
-    found = await call.svc.search.execute(conn, probe, visible=call.sql_filter, local_base=call.base)
-    return bool(found.matches)
 
 
 OPERATION = Operation(

@@ -8,8 +8,6 @@ The kick-off only checks the request and records the job; the export runs in the
 
 from __future__ import annotations
 
-from typing import Any
-
 from hub.api.context import Call
 from hub.api.interaction import FhirRequest, Route
 from hub.api.operations import Operation
@@ -17,7 +15,6 @@ from hub.api.operations.params import parameters
 from hub.api.result import FhirResult
 from hub.bulk.jobs import ExportManager, JobSpec
 from hub.fhir.errors import BadRequest, NotFound, information
-from hub.fhir.query import Criterion, SearchQuery, TokenValue
 from hub.fhir.search_values import parse_instant_param
 
 #: The NDJSON formats a client may ask for (all mean the same).
@@ -87,11 +84,7 @@ def status_url(base: str, job_id: str) -> str:
 
 async def _visible_group(call: Call, group_id: str) -> None:
     """The Group must exist for this caller (the same access filter: hidden means unknown)."""
-    probe = SearchQuery("Group", count=1, total="none")
-    probe.criteria.append(Criterion("Group", "_id", "token", None, (TokenValue(None, group_id),)))
-    async with call.svc.repo.reading(call.conn) as conn:
-        found: Any = await call.svc.search.execute(conn, probe, visible=call.sql_filter, local_base=call.base)
-    if not found.matches:
+    if not await call.repo.exists("Group", group_id, local_base=call.base, conn=call.conn):
         raise NotFound(f"Group/{group_id} is not known", expression="Group")
 
 

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from hub.access.principal import Principal
 from hub.api.accesslog import current_request_id
-from hub.audit.records import AuditRecord
+from hub.audit.trail import AuditTrail
 from hub.fhir.errors import BadRequest, FhirError, Forbidden, NotFound
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -67,14 +67,19 @@ async def _run(request: Request, operation: str, status: int, work: Work) -> Res
     from hub.access.registration import RegistrationError
 
     services = request.app.state.services
-    principal: Principal | None = None
+    trail = AuditTrail(
+        services.audit, request.method, request.url.path, "", interaction="operation",
+        remote_addr=request.client.host if request.client else None, request_id=current_request_id(),
+    )
+    trail.operation = operation
     answered = 500
     try:
         principal = await _admin(request)
+        trail.principal = principal
         if principal.kind != "admin":
             raise Forbidden("registration is for administrators only")
         try:
-            async with services.repo.db.write() as conn:
+            async with services.repo.writing(None) as conn:
                 result = await work(conn)
         except RegistrationError as exc:
             message = str(exc)
@@ -87,16 +92,8 @@ async def _run(request: Request, operation: str, status: int, work: Work) -> Res
         answered = exc.status
         raise
     finally:
-        if services.audit is not None and services.audit.enabled and answered != 500:
-            await services.audit.record(
-                AuditRecord.from_principal(
-                    principal, "operation", answered, method=request.method, path=request.url.path,
-                    operation=operation,
-                    remote_addr=request.client.host if request.client else None,
-                    request_id=current_request_id(),
-                    denial_reason="not an administrator" if answered == 403 else None,
-                )
-            )
+        if answered != 500:
+            await trail.finish(answered, denial_reason="not an administrator" if answered == 403 else None)
 
 
 def _key_material(data: dict[str, Any]) -> dict[str, Any] | None:

@@ -29,7 +29,7 @@ async def verify_audit_chain(request: Request) -> JSONResponse:
         raise Forbidden("Only an administrator may verify the audit log")
     key_dir = Path(services.settings.var_dir) / "audit-keys"
     keyring = AuditKeyring.load(key_dir) if (key_dir / KEYRING_FILE).exists() else None
-    async with services.repo.db.read() as conn:
+    async with services.repo.reading(None) as conn:
         result = await verify_log(conn, keyring=keyring, witness_dir=key_dir)
     body: dict[str, Any] = {
         "ok": result.ok,

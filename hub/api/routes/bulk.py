@@ -16,9 +16,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
-from hub.api.auditing import AuditTrail
+from hub.api.accesslog import current_request_id
 from hub.api.context import Services
 from hub.api.negotiate import Format, fhir_response
+from hub.audit.trail import AuditTrail
 from hub.bulk.jobs import ExportManager, owner_of
 from hub.fhir.errors import FhirError, NotFound
 from hub.fhir.instants import to_iso
@@ -56,6 +57,7 @@ def _trail(request: Request, operation: str) -> AuditTrail:
         request.url.query,
         remote_addr=request.client.host if request.client else None,
         interaction="operation",
+        request_id=current_request_id(),
     )
     trail.operation = operation
     return trail

@@ -16,12 +16,13 @@ from starlette.responses import Response
 
 from hub.access.decision import ANONYMOUS, Policy
 from hub.access.policy import AccessPolicy, build_policy, needs_facts
-from hub.api.auditing import AuditTrail
+from hub.api.accesslog import current_request_id
 from hub.api.body import read_body
 from hub.api.context import Call, Services
 from hub.api.handlers import handle
 from hub.api.interaction import FhirRequest, route
 from hub.api.negotiate import fhir_response, negotiate, prefer_handling, prefer_respond_async, prefer_return
+from hub.audit.trail import AuditTrail
 from hub.fhir.errors import BadRequest, FhirError
 from hub.fhir.limits import ParseLimits, check_raw, check_shape
 from hub.fhir.parse import parse_body
@@ -43,7 +44,7 @@ async def fhir_endpoint(request: Request, path: str = "") -> Response:
     trail = AuditTrail(
         services.audit, request.method, path.strip("/"), request.url.query,
         remote_addr=request.client.host if request.client else None,
-        interaction=interaction_kind(request.method, path),
+        interaction=interaction_kind(request.method, path), request_id=current_request_id(),
     )
     try:
         policy: Policy = ANONYMOUS  # the CapabilityStatement is public
@@ -92,7 +93,7 @@ async def authorize(request: Request, services: Services, trail: AuditTrail) -> 
     if emergency is not None and len(emergency) < 5:
         raise BadRequest(f"{EMERGENCY_HEADER} needs the reason for emergency access", expression=EMERGENCY_HEADER)
     if needs_facts(principal, emergency):
-        async with services.repo.db.read() as conn:
+        async with services.repo.reading(None) as conn:
             return await build_policy(conn, principal, emergency_reason=emergency)
     return await build_policy(None, principal, emergency_reason=emergency)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from sqlalchemy import text
 from starlette.responses import JSONResponse
 
 router = APIRouter()
@@ -17,6 +16,5 @@ async def healthz() -> JSONResponse:
 @router.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JSONResponse:
     db = request.app.state.services.repo.db
-    async with db.read() as conn:
-        await conn.execute(text("SELECT 1"))
+    await db.ping()
     return JSONResponse({"status": "ready", "database": db.dialect})

@@ -23,13 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy import false, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.api.accesslog import current_request_id
 from hub.audit.records import AuditRecord
-from hub.store.resources import Stored, version_patients
-from hub.store.tables import idx_compartment, resource
+from hub.audit.writer import AuditWriter
+from hub.store.resources import (
+    Stored,
+    existing_ids,
+    patients_by_pid,
+    patients_with_identifier,
+    version_patients,
+)
 
 BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
 #: Search parameters whose values name a client by id.
@@ -48,13 +52,19 @@ SINGLE_WRITES = frozenset({
 
 @dataclass(slots=True)
 class AuditTrail:
-    writer: Any  # hub.audit.writer.AuditWriter, or None when audit is off
+    """The one way into the audit log for an interaction: the endpoint builds it, the repository
+    (through :class:`hub.store.trail.Trail`) and the handlers note what the interaction touched,
+    and :meth:`finish` logs it."""
+
+    writer: AuditWriter | None  # None when audit is off
     method: str
     path: str
     query: str
     remote_addr: str | None = None
     interaction: str = "read"
     principal: Any = None
+    #: The request's id (the access log's), carried into every record.
+    request_id: str | None = None
     emergency_reason: str | None = None
     operation: str | None = None
     resources: dict[tuple[str, str], str | None] = field(default_factory=dict)
@@ -72,7 +82,7 @@ class AuditTrail:
 
     @property
     def enabled(self) -> bool:
-        return self.writer is not None and getattr(self.writer, "enabled", False)
+        return self.writer is not None and self.writer.enabled
 
     def _record(self, interaction: str, status: int, **facts: Any) -> AuditRecord:
         facts.setdefault("method", self.method)
@@ -80,7 +90,7 @@ class AuditTrail:
         facts.setdefault("query", self.query)
         facts.setdefault("remote_addr", self.remote_addr)
         facts.setdefault("operation", self.operation)
-        facts.setdefault("request_id", current_request_id())
+        facts.setdefault("request_id", self.request_id)
         if self.emergency_reason:
             facts.setdefault("emergency_reason", self.emergency_reason)
             facts.setdefault("purpose_of_use", ("ETREAT",))
@@ -137,11 +147,7 @@ class AuditTrail:
             elif isinstance(node, list):
                 stack.extend(v for v in node if isinstance(v, (dict, list)))
         if ids:
-            rows = (await conn.execute(
-                select(resource.c.res_id).where(resource.c.res_type == "Patient", resource.c.res_id.in_(sorted(ids)),
-                                                resource.c.deleted == false())
-            )).all()
-            self.mentioned |= {r[0] for r in rows}
+            self.mentioned |= await existing_ids(conn, "Patient", ids)
 
     async def note_named(
         self, conn: AsyncConnection, res_type: str | None, res_id: str | None, query: Sequence[tuple[str, str]]
@@ -166,18 +172,9 @@ class AuditTrail:
                         ids.add(tail)
         if not ids and not bsns:
             return
-        from hub.access.facts import patient_ids_for_bsn
-
-        found: set[str] = set()
-        if ids:
-            rows = (await conn.execute(
-                select(resource.c.res_id).where(resource.c.res_type == "Patient", resource.c.res_id.in_(sorted(ids)),
-                                                resource.c.deleted == false())
-            )).all()
-            found |= {r[0] for r in rows}
+        found = await existing_ids(conn, "Patient", ids)
         if bsns:
-            for pids in (await patient_ids_for_bsn(conn, bsns)).values():
-                found |= set(pids)
+            found |= await patients_with_identifier(conn, BSN_SYSTEM, bsns)
         self.named_ids |= found
 
     # -- logging --------------------------------------------------------------------------------
@@ -201,6 +198,7 @@ class AuditTrail:
         if not self.pending:
             return
         records, self.pending = self.pending, []
+        assert self.writer is not None  # records are only collected when audit is on
         await self.writer.record_all_in(conn, records)
         self.writes_logged += len(records)
 
@@ -208,14 +206,30 @@ class AuditTrail:
         """The transaction rolled back: its write records go with it."""
         self.pending.clear()
 
+    async def disclose(
+        self, status: int, clients: Sequence[tuple[str, ...]], resources: Sequence[tuple[str, str, str]] = ()
+    ) -> None:
+        """A disclosure outside a request (an export's files, a notification): one record for each
+        entry of ``clients`` (the clients whose data it held), naming ``resources`` (up to
+        :data:`MAX_ENTITIES`)."""
+        writer = self.writer
+        if writer is None or not writer.enabled or not clients:
+            return
+        named = tuple(resources[:MAX_ENTITIES])
+        await writer.record_many([
+            self._record(self.interaction, status, patient_ids=tuple(patients), resources=named)
+            for patients in clients
+        ])
+
     async def finish(self, status: int, denial_reason: str | None = None) -> None:
         """Log the interaction (unless it was one write, already logged with its transaction)."""
-        if not self.enabled:
+        writer = self.writer
+        if writer is None or not writer.enabled:
             return
         named_only = self.named_ids - self.patient_ids
         if self.interaction in SINGLE_WRITES and self.writes_logged and status < 400:
             if self.mentioned:  # content that names a client without being about them (locally)
-                await self.writer.record_many([
+                await writer.record_many([
                     self._record(self.interaction, status, patient_ids=(p,), resources=tuple(
                         (t, i, v) for (t, i), v in list(self.resources.items())[:MAX_ENTITIES]
                     )) for p in sorted(self.mentioned - self.patient_ids)
@@ -229,14 +243,14 @@ class AuditTrail:
             # Named, but nothing of theirs returned: the client sees the attempt; it is not a
             # success of the caller's (whose own view must not learn who the BSN belongs to).
             everyone = sorted(self.patient_ids | named_only)
-            await self.writer.record_many([
+            await writer.record_many([
                 self._record(
                     self.interaction, 404, patient_ids=(p,), query=redact(self.query, [o for o in everyone if o != p]),
                     denial_reason="Nothing of this client was found that the caller may see",
                 ) for p in sorted(named_only)
             ])
         if len(patients) <= 1:
-            await self.writer.record(self._record(
+            await writer.record(self._record(
                 self.interaction, status,
                 resources=tuple((t, i, v) for (t, i), v in list(self.resources.items())[:MAX_ENTITIES]),
                 patient_ids=tuple(patients),
@@ -257,7 +271,7 @@ class AuditTrail:
                 query=redact(self.query, others),
                 denial_reason=denial_reason,
             ))
-        await self.writer.record_many(records)
+        await writer.record_many(records)
 
 
 def redact(query: str, other_patients: Iterable[str]) -> str:
@@ -270,28 +284,3 @@ def redact(query: str, other_patients: Iterable[str]) -> str:
             value = "[redacted]"
         pairs.append((name, value))
     return urlencode(pairs)
-
-
-async def patients_by_pid(conn: AsyncConnection, pids: list[int]) -> dict[int, set[str]]:
-    """The Patients whose compartments each resource is in (one statement)."""
-    if not pids:
-        return {}
-    c = idx_compartment
-    rows = (await conn.execute(
-        select(c.c.pid, c.c.comp_id).where(c.c.pid.in_(pids), c.c.comp_type == "Patient").distinct()
-    )).all()
-    out: dict[int, set[str]] = {}
-    for pid, comp_id in rows:
-        out.setdefault(pid, set()).add(comp_id)
-    return out
-
-
-async def patients_of(conn: AsyncConnection, pids: list[int]) -> set[str]:
-    """Ids of the Patients whose compartments these resources are in (one statement)."""
-    if not pids:
-        return set()
-    c = idx_compartment
-    rows = (await conn.execute(
-        select(c.c.comp_id).where(c.c.pid.in_(pids), c.c.comp_type == "Patient").distinct()
-    )).all()
-    return {r[0] for r in rows}

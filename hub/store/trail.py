@@ -1,0 +1,43 @@
+"""What the repository tells the audit trail: the store's side of the audit (a ``Protocol``, so
+the store does not depend on :mod:`hub.audit`; :class:`hub.audit.trail.AuditTrail` implements it).
+
+Reads note what they returned (and to which clients it belonged); a successful write is logged
+inside its own transaction (:meth:`Trail.log_write`, then :meth:`Trail.flush` as the transaction's
+last statement, or :meth:`Trail.discard` when it rolls back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hub.store.resources import Stored
+
+
+class Trail(Protocol):
+    """The audit trail of one request, as the repository uses it."""
+
+    async def note(
+        self, conn: AsyncConnection, stored: Sequence[Stored], patients: Iterable[str] | None = None
+    ) -> None:
+        """Resources returned (or refused) to the caller, and the clients they belong to."""
+
+    async def note_versions(self, conn: AsyncConnection, stored: Sequence[Stored], hids: Sequence[int]) -> None:
+        """History entries, each credited to the clients its version was about."""
+
+    def note_patient(self, patient_id: str) -> None:
+        """A client the interaction concerned (a refused write is in their view)."""
+
+    async def note_mentions(self, conn: AsyncConnection, content: Any) -> None:
+        """Clients that written content names without being about them."""
+
+    async def log_write(self, conn: AsyncConnection, stored: Stored, status: int, patients: Iterable[str]) -> None:
+        """A successful write: its record joins the write's transaction."""
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        """Append the transaction's write records, just before it commits."""
+
+    def discard(self) -> None:
+        """The transaction rolled back: its write records go with it."""
