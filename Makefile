@@ -80,9 +80,10 @@ CONFORMANCE_SCRIPTS ?=
 conformance: $(STAMP)
 	$(PY) -m scripts.conformance.eoverdracht $(if $(CONFORMANCE_SCRIPTS),--scripts "$(CONFORMANCE_SCRIPTS)") $(CONFORMANCE_ARGS)
 
-## ruff (lint) and mypy (types); CI runs this too.
+## ruff (lint and format) and mypy (types); CI runs this too. `ruff format .` fixes the format.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 clean:
