@@ -82,7 +82,8 @@ async def run(n: int) -> dict[str, Any]:
             without = await _measure(n, Call(services, base, policy=SYSTEM), factory)
             with_access = await _measure(n, Call(services, base, policy=policy), factory)
             out[name] = {
-                "without_access": without, "with_access": with_access,
+                "without_access": without,
+                "with_access": with_access,
                 "throughput_ratio": with_access["per_s"] / without["per_s"],
             }
         await verifier.aclose()

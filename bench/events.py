@@ -73,18 +73,44 @@ async def _network(app: Any, plans: int) -> list[tuple[int, str, int]]:
     internal = repo
     async with repo.db.write() as conn:
         for i, ura in enumerate((URA_A, URA_B)):
-            await internal.update("Organization", f"org-{i}", {
-                "resourceType": "Organization", "id": f"org-{i}", "name": f"Org {i}",
-                "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": ura}]}, conn=conn)
-        await as_a.update("Patient", "pat-0", {
-            "resourceType": "Patient", "id": "pat-0", "name": [{"family": "Bench"}],
-            "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "999911120"}]}, conn=conn)
+            await internal.update(
+                "Organization",
+                f"org-{i}",
+                {
+                    "resourceType": "Organization",
+                    "id": f"org-{i}",
+                    "name": f"Org {i}",
+                    "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": ura}],
+                },
+                conn=conn,
+            )
+        await as_a.update(
+            "Patient",
+            "pat-0",
+            {
+                "resourceType": "Patient",
+                "id": "pat-0",
+                "name": [{"family": "Bench"}],
+                "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "999911120"}],
+            },
+            conn=conn,
+        )
     out = []
     async with repo.db.write() as conn:
         for i in range(plans):
-            done = await as_a.update("CarePlan", f"plan-{i}", {
-                "resourceType": "CarePlan", "id": f"plan-{i}", "status": "active", "intent": "plan",
-                "subject": {"reference": "Patient/pat-0"}, "description": f"plan {i}"}, conn=conn)
+            done = await as_a.update(
+                "CarePlan",
+                f"plan-{i}",
+                {
+                    "resourceType": "CarePlan",
+                    "id": f"plan-{i}",
+                    "status": "active",
+                    "intent": "plan",
+                    "subject": {"reference": "Patient/pat-0"},
+                    "description": f"plan {i}",
+                },
+                conn=conn,
+            )
             out.append((done.stored.pid, done.stored.res_id, done.stored.version))
     return out
 
@@ -100,16 +126,34 @@ async def _append(app: Any, plans: list[tuple[int, str, int]], n: int, offset: i
     rows = []
     for i in range(n):
         pid, res_id, version = plans[(offset + i) % len(plans)]
-        rows.append({"recorded": now, "pid": pid, "res_type": "CarePlan", "res_id": res_id, "version": version,
-                     "change": "update", "category": "zorgplan", "patients": "pat-0", "orgs": "",
-                     "old_status": None, "new_status": None})
+        rows.append(
+            {
+                "recorded": now,
+                "pid": pid,
+                "res_type": "CarePlan",
+                "res_id": res_id,
+                "version": version,
+                "change": "update",
+                "category": "zorgplan",
+                "patients": "pat-0",
+                "orgs": "",
+                "old_status": None,
+                "new_status": None,
+            }
+        )
     async with app.state.services.repo.db.write() as conn:
         await conn.execute(insert(outbox_event), rows)
 
 
 def _start_workers(settings: Any, count: int) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ, "HUB_DATABASE_URL": settings.database_url, "HUB_VAR_DIR": str(settings.var_dir),
-           "HUB_ENVIRONMENT": "test", "HUB_LOG_LEVEL": "warning", "HUB_EVENTS_POLL_SECONDS": "0.05"}
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": settings.database_url,
+        "HUB_VAR_DIR": str(settings.var_dir),
+        "HUB_ENVIRONMENT": "test",
+        "HUB_LOG_LEVEL": "warning",
+        "HUB_EVENTS_POLL_SECONDS": "0.05",
+    }
     hub = Path(sys.executable).parent / "hub"
     return [subprocess.Popen([str(hub), "worker"], env=env) for _ in range(count)]  # noqa: S603
 
@@ -172,37 +216,65 @@ class _Cpu:
     def stop(self) -> dict[str, Any]:
         end = self._now()
         wall = max(1e-9, end["wall"] - self._start["wall"])
-        per_s = {k: round(sum(v - self._start[k].get(p, 0.0) for p, v in end[k].items()) / wall, 2)
-                 for k in (*self.parts, "postgres")}
+        per_s = {
+            k: round(sum(v - self._start[k].get(p, 0.0) for p, v in end[k].items()) / wall, 2)
+            for k in (*self.parts, "postgres")
+        }
         per_s["machine"] = round((end["machine"] - self._start["machine"]) / wall, 2)
-        return {"cpu_per_wall_s": per_s, "load_avg_before": self.load_before,
-                "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
+        return {
+            "cpu_per_wall_s": per_s,
+            "load_avg_before": self.load_before,
+            "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        }
 
 
 async def _one_run(
-    database_url: str, workers: int, mode: str, events: int, rate: int, subs: int, max_count: int,
+    database_url: str,
+    workers: int,
+    mode: str,
+    events: int,
+    rate: int,
+    subs: int,
+    max_count: int,
     database: str | None = None,
 ) -> dict[str, Any]:
     from hub.app import create_app
     from hub.settings import Settings
 
     var = Path(tempfile.mkdtemp(prefix="hub-bench-events-"))
-    settings = Settings(database_url=database_url, environment="test", var_dir=var, events_in_process=False,
-                        validate_on_write=False, db_pool_size=4)
+    settings = Settings(
+        database_url=database_url,
+        environment="test",
+        var_dir=var,
+        events_in_process=False,
+        validate_on_write=False,
+        db_pool_size=4,
+    )
     app = create_app(settings)
     procs: list[subprocess.Popen[bytes]] = []
     with _receiver() as (rx, receiver_pid):
         try:
-            used, state, committed, t0 = await _drive(app, settings, rx, receiver_pid, procs, workers, mode, events,
-                                                      rate, subs, max_count, database)
+            used, state, committed, t0 = await _drive(
+                app, settings, rx, receiver_pid, procs, workers, mode, events, rate, subs, max_count, database
+            )
         finally:
             _stop(procs)
     return _figures(state, used, committed, t0, mode, workers, subs, events, rate, max_count)
 
 
 async def _drive(
-    app: Any, settings: Any, rx: str, receiver_pid: int, procs: list[subprocess.Popen[bytes]], workers: int,
-    mode: str, events: int, rate: int, subs: int, max_count: int, database: str | None,
+    app: Any,
+    settings: Any,
+    rx: str,
+    receiver_pid: int,
+    procs: list[subprocess.Popen[bytes]],
+    workers: int,
+    mode: str,
+    events: int,
+    rate: int,
+    subs: int,
+    max_count: int,
+    database: str | None,
 ) -> tuple[dict[str, Any], dict[str, Any], float, float]:
     """Subscriptions, workers, the events; returns (CPU and load, the receiver's state, commit end, start)."""
     async with app.router.lifespan_context(app):
@@ -212,19 +284,28 @@ async def _drive(
         plans = await _network(app, 50)
         token = token_for(f"org:{URA_A}", auth_config(settings))
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub",
-                                     headers={"Authorization": f"Bearer {token}"}) as hub:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://hub", headers={"Authorization": f"Bearer {token}"}
+        ) as hub:
             for i in range(subs):
-                resp = await hub.post("/fhir/Subscription", json={
-                    "resourceType": "Subscription", "status": "requested", "reason": "bench",
-                    "criteria": "http://zorgnet.nl/fhir/SubscriptionTopic/careplan",
-                    "channel": {"type": "rest-hook", "endpoint": f"{rx}/hook/{i}",
-                                "payload": "application/fhir+json",
-                                "extension": [{"url": BACKPORT + "backport-max-count",
-                                               "valuePositiveInt": max_count}],
-                                "_payload": {"extension": [{"url": BACKPORT + "backport-payload-content",
-                                                            "valueCode": "id-only"}]}},
-                })
+                resp = await hub.post(
+                    "/fhir/Subscription",
+                    json={
+                        "resourceType": "Subscription",
+                        "status": "requested",
+                        "reason": "bench",
+                        "criteria": "http://zorgnet.nl/fhir/SubscriptionTopic/careplan",
+                        "channel": {
+                            "type": "rest-hook",
+                            "endpoint": f"{rx}/hook/{i}",
+                            "payload": "application/fhir+json",
+                            "extension": [{"url": BACKPORT + "backport-max-count", "valuePositiveInt": max_count}],
+                            "_payload": {
+                                "extension": [{"url": BACKPORT + "backport-payload-content", "valueCode": "id-only"}]
+                            },
+                        },
+                    },
+                )
                 assert resp.status_code == 201, resp.text
         procs.extend(_start_workers(settings, workers))
         async with httpx.AsyncClient() as client:
@@ -269,8 +350,16 @@ async def _drive(
 
 
 def _figures(
-    state: dict[str, Any], used: dict[str, Any], committed: float, t0: float, mode: str, workers: int, subs: int,
-    events: int, rate: int, max_count: int,
+    state: dict[str, Any],
+    used: dict[str, Any],
+    committed: float,
+    t0: float,
+    mode: str,
+    workers: int,
+    subs: int,
+    events: int,
+    rate: int,
+    max_count: int,
 ) -> dict[str, Any]:
     """Throughput and delays from what the receiver acknowledged (deduplicated by event number)."""
     delays: list[float] = []
@@ -290,10 +379,16 @@ def _figures(
     delivered = len(seen)
     span = max(1e-9, last_arrival - first_stamp)
     return {
-        "mode": mode, "workers": workers, "subscriptions": subs, "events": events, "max_count": max_count,
+        "mode": mode,
+        "workers": workers,
+        "subscriptions": subs,
+        "events": events,
+        "max_count": max_count,
         "rate_asked": rate if mode == "steady" else None,
         "commit_seconds": round(committed - t0, 3),
-        "deliveries_expected": events * subs, "deliveries": delivered, "duplicates": duplicates,
+        "deliveries_expected": events * subs,
+        "deliveries": delivered,
+        "duplicates": duplicates,
         "notifications": sum(1 for n in state["accepted"] if n["type"] == "event-notification"),
         "span_seconds": round(span, 3),
         "events_per_s": round(delivered / subs / span, 1),
@@ -317,9 +412,18 @@ def _sample_bundle(n: int) -> bytes:
 
     now = now_us()
     events = [Event(i + 1, now, 1000 + i, "CarePlan", f"plan-{i % 50}", 2, "update", ("pat-0",)) for i in range(n)]
-    return dumps(notification_bundle(
-        base="http://hub/fhir", sub_id="raw", topic="http://zorgnet.nl/fhir/SubscriptionTopic/careplan",
-        status="active", kind="event-notification", events_since_start=n, events=events, payload="id-only"))
+    return dumps(
+        notification_bundle(
+            base="http://hub/fhir",
+            sub_id="raw",
+            topic="http://zorgnet.nl/fhir/SubscriptionTopic/careplan",
+            status="active",
+            kind="event-notification",
+            events_since_start=n,
+            events=events,
+            payload="id-only",
+        )
+    )
 
 
 async def _raw_http(rx: str, seconds: float) -> list[dict[str, Any]]:
@@ -339,9 +443,17 @@ async def _raw_http(rx: str, seconds: float) -> list[dict[str, Any]]:
                 assert r.status_code == 200
                 posts += 1
             elapsed = time.perf_counter() - start
-        out.append({"operation": f"httpx_post_{n}_events", "body_bytes": len(body), "posts": posts,
-                    "posts_per_s": round(posts / elapsed, 1), "events_per_s": round(posts * n / elapsed, 1),
-                    "ms_per_post": round(1000 * elapsed / max(1, posts), 3), "load_avg_before": load})
+        out.append(
+            {
+                "operation": f"httpx_post_{n}_events",
+                "body_bytes": len(body),
+                "posts": posts,
+                "posts_per_s": round(posts / elapsed, 1),
+                "events_per_s": round(posts * n / elapsed, 1),
+                "ms_per_post": round(1000 * elapsed / max(1, posts), 3),
+                "load_avg_before": load,
+            }
+        )
     return out
 
 
@@ -355,15 +467,25 @@ async def _raw_outbox(dsn: str, seconds: float) -> list[dict[str, Any]]:
     out = []
     try:
         cols = ("recorded", "pid", "res_type", "res_id", "version", "change", "category", "patients", "orgs")
-        ins = (f"INSERT INTO outbox_event ({', '.join(cols)}) "  # noqa: S608 - fixed column names
-               "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::text[], "
-               "$7::text[], $8::text[], $9::text[])")
+        ins = (
+            f"INSERT INTO outbox_event ({', '.join(cols)}) "  # noqa: S608 - fixed column names
+            "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::text[], "
+            "$7::text[], $8::text[], $9::text[])"
+        )
 
         def batch(n: int, offset: int) -> list[list[Any]]:
             now = now_us()
-            return [[now] * n, [1000 + (offset + i) % 50 for i in range(n)], ["CarePlan"] * n,
-                    [f"plan-{(offset + i) % 50}" for i in range(n)], [2] * n, ["update"] * n, ["zorgplan"] * n,
-                    ["pat-0"] * n, [""] * n]
+            return [
+                [now] * n,
+                [1000 + (offset + i) % 50 for i in range(n)],
+                ["CarePlan"] * n,
+                [f"plan-{(offset + i) % 50}" for i in range(n)],
+                [2] * n,
+                ["update"] * n,
+                ["zorgplan"] * n,
+                ["pat-0"] * n,
+                [""] * n,
+            ]
 
         rows = 0
         load = [round(x, 2) for x in os.getloadavg()]
@@ -373,14 +495,24 @@ async def _raw_outbox(dsn: str, seconds: float) -> list[dict[str, Any]]:
                 await conn.execute(ins, *batch(20, rows))
             rows += 20
         elapsed = time.perf_counter() - start
-        out.append({"operation": "outbox_insert_tx_of_20", "rows": rows, "rows_per_s": round(rows / elapsed, 1),
-                    "load_avg_before": load})
+        out.append(
+            {
+                "operation": "outbox_insert_tx_of_20",
+                "rows": rows,
+                "rows_per_s": round(rows / elapsed, 1),
+                "load_avg_before": load,
+            }
+        )
 
-        claim = ("DELETE FROM outbox_event WHERE seq IN (SELECT seq FROM outbox_event ORDER BY seq LIMIT 500 "
-                 "FOR UPDATE SKIP LOCKED) RETURNING seq, recorded, pid, res_type, res_id, version, change, patients")
-        fan = ("INSERT INTO subscription_event (sub_id, number, recorded, pid, res_type, res_id, version, change, "
-               "patients) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], "
-               "$6::text[], $7::int[], $8::text[], $9::text[])")
+        claim = (
+            "DELETE FROM outbox_event WHERE seq IN (SELECT seq FROM outbox_event ORDER BY seq LIMIT 500 "
+            "FOR UPDATE SKIP LOCKED) RETURNING seq, recorded, pid, res_type, res_id, version, change, patients"
+        )
+        fan = (
+            "INSERT INTO subscription_event (sub_id, number, recorded, pid, res_type, res_id, version, change, "
+            "patients) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], "
+            "$6::text[], $7::int[], $8::text[], $9::text[])"
+        )
         taken = 0
         numbers = {"raw-a": 0, "raw-b": 0}
         load = [round(x, 2) for x in os.getloadavg()]
@@ -394,14 +526,31 @@ async def _raw_outbox(dsn: str, seconds: float) -> list[dict[str, Any]]:
                 for sub in numbers:
                     for r in got:
                         numbers[sub] += 1
-                        for i, v in enumerate((sub, numbers[sub], r["recorded"], r["pid"], r["res_type"],
-                                               r["res_id"], r["version"], r["change"], r["patients"])):
+                        for i, v in enumerate(
+                            (
+                                sub,
+                                numbers[sub],
+                                r["recorded"],
+                                r["pid"],
+                                r["res_type"],
+                                r["res_id"],
+                                r["version"],
+                                r["change"],
+                                r["patients"],
+                            )
+                        ):
                             cols_out[i].append(v)
                 await conn.execute(fan, *cols_out)
             taken += len(got)
         elapsed = time.perf_counter() - start
-        out.append({"operation": "outbox_claim_500_and_fan_out_to_2", "rows": taken,
-                    "events_per_s": round(taken / elapsed, 1), "load_avg_before": load})
+        out.append(
+            {
+                "operation": "outbox_claim_500_and_fan_out_to_2",
+                "rows": taken,
+                "events_per_s": round(taken / elapsed, 1),
+                "load_avg_before": load,
+            }
+        )
         await conn.execute("DELETE FROM subscription_event WHERE sub_id LIKE 'raw-%'")
     finally:
         await conn.close()
@@ -432,8 +581,14 @@ async def raw_baselines(seconds: float = 3.0) -> dict[str, Any]:
 
 
 async def run(
-    workers: list[int], events: int, rate: int, subs: int, backend: str, max_count: int,
-    modes: tuple[str, ...] = ("steady", "burst"), raw: bool = True,
+    workers: list[int],
+    events: int,
+    rate: int,
+    subs: int,
+    backend: str,
+    max_count: int,
+    modes: tuple[str, ...] = ("steady", "burst"),
+    raw: bool = True,
 ) -> dict[str, Any]:
     from bench import server
     from bench.runner import machine
@@ -452,18 +607,26 @@ async def run(
                     await server.drop_database(db)
             else:
                 path = Path(tempfile.mkdtemp(prefix="hub-bench-events-")) / "hub.db"
-                results.append(await _one_run(f"sqlite+aiosqlite:///{path}", w, mode, events, rate, subs,
-                                              max_count))
+                results.append(await _one_run(f"sqlite+aiosqlite:///{path}", w, mode, events, rate, subs, max_count))
             print(json.dumps(results[-1]), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,  # noqa: S607
-                            check=False).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,  # noqa: S607
+        check=False,
+    ).stdout.strip()
     out = {
-        "benchmark": "events", "backend": backend, "commit": commit, "machine": machine(),
+        "benchmark": "events",
+        "backend": backend,
+        "commit": commit,
+        "machine": machine(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "target": {"events_per_s": 1000, "delay_p95_s": 1.0}, "runs": results, "raw": baselines,
+        "target": {"events_per_s": 1000, "delay_p95_s": 1.0},
+        "runs": results,
+        "raw": baselines,
         "generator": "outbox rows appended in-process (every 20 ms one transaction with the events due at --rate, "
-                     "or 2,000 at once); receiver: bench/events_receiver.py (stdlib ThreadingHTTPServer) in its "
-                     "own process; load averages are the box's (shared with other users)",
+        "or 2,000 at once); receiver: bench/events_receiver.py (stdlib ThreadingHTTPServer) in its "
+        "own process; load averages are the box's (shared with other users)",
     }
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -472,8 +635,16 @@ async def run(
     return out
 
 
-def main(workers: str = "1,2", events: int = 10_000, rate: int = 1000, subscriptions: int = 2,
-         backend: str = "postgresql", max_count: int = 500, modes: str = "steady,burst", raw: bool = True) -> None:
+def main(
+    workers: str = "1,2",
+    events: int = 10_000,
+    rate: int = 1000,
+    subscriptions: int = 2,
+    backend: str = "postgresql",
+    max_count: int = 500,
+    modes: str = "steady,burst",
+    raw: bool = True,
+) -> None:
     counts = [int(w) for w in workers.split(",") if w.strip()]
     kinds = tuple(m.strip() for m in modes.split(",") if m.strip())
     asyncio.run(run(counts, events, rate, subscriptions, backend, max_count, kinds, raw))

@@ -80,11 +80,16 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     data: dict[str, Any] = {
                         "events": sum(len(n["events"]) for n in state.accepted),
                         "handshakes": sum(1 for n in state.accepted if n["type"] == "handshake"),
-                        "refused": state.refused, "in_flight": state.in_flight,
+                        "refused": state.refused,
+                        "in_flight": state.in_flight,
                     }
                 else:
-                    data = {"accepted": state.accepted, "refused": state.refused, "in_flight": state.in_flight,
-                            "last_headers": state.last_headers}
+                    data = {
+                        "accepted": state.accepted,
+                        "refused": state.refused,
+                        "in_flight": state.in_flight,
+                        "last_headers": state.last_headers,
+                    }
             self._answer(200, json.dumps(data).encode())
 
         def do_POST(self) -> None:  # noqa: N802

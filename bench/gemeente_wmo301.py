@@ -71,9 +71,13 @@ async def _hub_transaction(processor: Processor, messages: int) -> dict[str, Any
         t0 = time.perf_counter()
         await hub.transaction(entries)
         seconds = time.perf_counter() - t0
-    return {"messages": messages, "resources": len(entries), "seconds": round(seconds, 2),
-            "resources_per_second": round(len(entries) / seconds, 1),
-            "messages_per_second": round(messages / seconds, 1)}
+    return {
+        "messages": messages,
+        "resources": len(entries),
+        "seconds": round(seconds, 2),
+        "resources_per_second": round(len(entries) / seconds, 1),
+        "messages_per_second": round(messages / seconds, 1),
+    }
 
 
 async def _raw_postgresql(dsn: str, resources_per_tx: int, resources: int, per_message: float) -> dict[str, Any]:
@@ -88,8 +92,9 @@ async def _raw_postgresql(dsn: str, resources_per_tx: int, resources: int, per_m
     return out
 
 
-async def _run(base: str, client_id: str, key: Path, work: Path, messages: int, concurrency: int,
-               dsn: str | None) -> dict[str, Any]:
+async def _run(
+    base: str, client_id: str, key: Path, work: Path, messages: int, concurrency: int, dsn: str | None
+) -> dict[str, Any]:
     settings = GemeenteSettings(hub_base=base, client_id=client_id, private_key=key, state=work / "state.sqlite")
     creds = ClientCredentials(client_id, load_private_key(key), settings.resolved_token_url())
     bsns = valid_bsns(messages, start=200000000)
@@ -119,13 +124,17 @@ async def _run(base: str, client_id: str, key: Path, work: Path, messages: int, 
         baseline = await _hub_transaction(processor, messages)
     latencies.sort()
     figures: dict[str, Any] = {
-        "messages": messages, "concurrency": concurrency, "seconds": round(elapsed, 2),
+        "messages": messages,
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
         "messages_per_second": round(messages / elapsed, 1),
         "latency_ms_p50": round(latencies[len(latencies) // 2] * 1000, 1),
         "latency_ms_p95": round(latencies[int(len(latencies) * 0.95)] * 1000, 1),
-        "groups": len(sizes), "group_size_mean": round(sum(sizes) / max(1, len(sizes)), 1),
+        "groups": len(sizes),
+        "group_size_mean": round(sum(sizes) / max(1, len(sizes)), 1),
         "group_size_max": max(sizes, default=0),
-        "loadavg_before": load_before, "loadavg_after": load_after,
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
         "baseline_hub_transaction": baseline,
     }
     if dsn is not None:
@@ -155,8 +164,9 @@ def main() -> None:
         with live_hub(url, work, HUB_WORKERS=str(args.hub_workers)) as hub:
             registered = register_system_app(hub.env, work, "gemeente-bench", "00045678")
             dsn = None if pg_name is None else url.replace("postgresql+asyncpg://", "postgresql://")
-            figures = asyncio.run(_run(hub.base, registered.client_id, registered.key_file, work, args.messages,
-                                       args.concurrency, dsn))
+            figures = asyncio.run(
+                _run(hub.base, registered.client_id, registered.key_file, work, args.messages, args.concurrency, dsn)
+            )
     finally:
         if pg_name is not None:
             from tests.conftest import _pg_drop
@@ -164,10 +174,15 @@ def main() -> None:
             asyncio.run(_pg_drop(pg_name))
     result = {
         "benchmark": "gemeente adapter: WMO301 end to end into the hub",
-        "backend": args.backend, "hub_workers": args.hub_workers, "adapter_group_size": GemeenteSettings().group_size,
+        "backend": args.backend,
+        "hub_workers": args.hub_workers,
+        "adapter_group_size": GemeenteSettings().group_size,
         "adapter_groups_in_flight": GemeenteSettings().groups_in_flight,
-        "cpu_count": os.cpu_count(), "python": platform.python_version(),
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "target_messages_per_second": 100, **figures,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "target_messages_per_second": 100,
+        **figures,
     }
     RESULTS.mkdir(exist_ok=True)
     suffix = "" if args.hub_workers == 1 else f"-w{args.hub_workers}"

@@ -87,9 +87,7 @@ async def _run(database_url: str, n_clients: int, repeat: int) -> dict[str, Any]
     from hub.store.db import Database
     from hub.store.migrate import prepare_database
 
-    settings = Settings(
-        database_url=database_url, environment="test", var_dir=Path(tempfile.mkdtemp()), demo=False
-    )
+    settings = Settings(database_url=database_url, environment="test", var_dir=Path(tempfile.mkdtemp()), demo=False)
     db = Database(database_url, pool_size=5)
     try:
         await prepare_database(db, settings)
@@ -191,8 +189,6 @@ if __name__ == "__main__":
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     admin = os.environ.get("HUB_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    report = asyncio.run(
-        main([int(c) for c in args.clients.split(",")], args.backends.split(","), args.repeat, admin)
-    )
+    report = asyncio.run(main([int(c) for c in args.clients.split(",")], args.backends.split(","), args.repeat, admin))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

@@ -65,7 +65,8 @@ async def measure(admin_url: str, clients: int, reads: int) -> dict[str, Any]:
                         refs = [_type_id(e["response"]["location"]) for e in r.json()["entry"]]
                         pid = next(ref.split("/")[1] for ref in refs if ref.startswith("Patient/"))
                         consent = resolve_references(
-                            cn.consent, {cn.consent["patient"]["reference"]: f"Patient/{pid}", **literal})
+                            cn.consent, {cn.consent["patient"]["reference"]: f"Patient/{pid}", **literal}
+                        )
                         (await c.post("/fhir/Consent", json=consent, headers=admin_h)).raise_for_status()
                         patients.append((pid, cn.bsn))
                     loaded = time.monotonic() - started
@@ -95,7 +96,8 @@ async def measure(admin_url: str, clients: int, reads: int) -> dict[str, Any]:
         "resources_per_client": round(resources / clients, 1),
         "index_rows_per_resource": round(index_rows / resources, 2),
         "index_rows_per_table_per_resource": {
-            t: round(delta(baseline, after_load, [t], "rows") / resources, 2) for t in store if t.startswith("idx_")},
+            t: round(delta(baseline, after_load, [t], "rows") / resources, 2) for t in store if t.startswith("idx_")
+        },
         "store_bytes_per_client": round(delta(baseline, after_load, store, "bytes") / clients),
         "store_bytes_per_resource": round(delta(baseline, after_load, store, "bytes") / resources),
         "audit_records_per_client_load": round(delta(baseline, after_load, ["audit_log"], "rows") / clients, 1),
@@ -110,13 +112,19 @@ async def _sizes(app: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with app.state.db.read() as conn:
         await conn.execute(text("ANALYZE"))
-        for table, total in (await conn.execute(text(
-                "SELECT tablename, pg_total_relation_size(quote_ident(tablename)) FROM pg_tables "
-                "WHERE schemaname = 'public'"))).all():
+        for table, total in (
+            await conn.execute(
+                text(
+                    "SELECT tablename, pg_total_relation_size(quote_ident(tablename)) FROM pg_tables "
+                    "WHERE schemaname = 'public'"
+                )
+            )
+        ).all():
             count = text(f'SELECT count(*) FROM "{table}"')  # noqa: S608 - names from pg_tables
             out[table] = {"rows": int((await conn.execute(count)).scalar_one()), "bytes": int(total)}
-        out["_avg_event_bytes"] = round(float((await conn.execute(text(
-            "SELECT avg(octet_length(event)) FROM audit_log"))).scalar_one() or 0))
+        out["_avg_event_bytes"] = round(
+            float((await conn.execute(text("SELECT avg(octet_length(event)) FROM audit_log"))).scalar_one() or 0)
+        )
     return out
 
 
@@ -132,8 +140,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=300)
     parser.add_argument("--reads", type=int, default=10)
-    parser.add_argument("--admin-url", default=os.environ.get("HUB_BENCH_PG_ADMIN_URL",
-                                                              "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--admin-url", default=os.environ.get("HUB_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     args = parser.parse_args()
     result = asyncio.run(measure(args.admin_url, args.clients, args.reads))
     RESULTS.mkdir(exist_ok=True)

@@ -55,8 +55,11 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
         resource_types(), refresh_ms=int(settings.extra_settings.get("search_param_refresh_ms", "1000"))
     )
     engine = SearchEngine(
-        params.registry, resource_types(), default_count=settings.default_page_size,
-        max_count=settings.max_page_size, limits=SearchLimits.from_settings(settings),
+        params.registry,
+        resource_types(),
+        default_count=settings.default_page_size,
+        max_count=settings.max_page_size,
+        limits=SearchLimits.from_settings(settings),
     )
     params.on_change.append(lambda registry: setattr(engine, "registry", registry))
     repo = Repository(

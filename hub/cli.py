@@ -11,8 +11,12 @@ from hub.settings import Settings, get_settings, record_serving, serving_setting
 
 # Plain tracebacks: a service process that fails must exit at once (rich rendering of a deep
 # SQLAlchemy traceback took minutes of CPU on a loaded box) and log text a log collector can keep.
-app = typer.Typer(help="Zorgnet Hub: a FHIR R4 care-network hub.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Zorgnet Hub: a FHIR R4 care-network hub.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema and indexes.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -137,8 +141,11 @@ async def _reindex_all(settings: Settings, batch: int) -> int:
 
 @app.command()
 def token(
-    as_: str = typer.Option(..., "--as", help="admin | client:<BSN> | org:<URA>[:practitioner:<UZI>] | "
-                                           "person:<id>:for:<BSN> | system:<name>"),
+    as_: str = typer.Option(
+        ...,
+        "--as",
+        help="admin | client:<BSN> | org:<URA>[:practitioner:<UZI>] | person:<id>:for:<BSN> | system:<name>",
+    ),
     scope: list[str] = typer.Option(None, "--scope", help="Narrow the scopes (repeatable)."),
     lifetime: int = typer.Option(3600, min=1, max=86400, help="Lifetime in seconds (default one hour)."),
 ) -> None:

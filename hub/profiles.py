@@ -17,10 +17,18 @@ log = logging.getLogger("hub.profiles")
 PACKAGE_LOCK = 0x7A6E_6875_6202
 
 #: Types from profiles/ that are served (categories.json and tools/ are not resources).
-SERVED_TYPES = frozenset({
-    "StructureDefinition", "ValueSet", "CodeSystem", "SearchParameter", "CapabilityStatement",
-    "OperationDefinition", "NamingSystem", "ConceptMap",
-})
+SERVED_TYPES = frozenset(
+    {
+        "StructureDefinition",
+        "ValueSet",
+        "CodeSystem",
+        "SearchParameter",
+        "CapabilityStatement",
+        "OperationDefinition",
+        "NamingSystem",
+        "ConceptMap",
+    }
+)
 
 
 def package_resources() -> list[dict[str, Any]]:

@@ -257,9 +257,7 @@ def terminology() -> list[dict[str, Any]]:
                 ("toezicht", "Toezicht"),
             ],
         ),
-        valueset(
-            "care-activity", "Care plan activities", [{"system": CS + "care-activity"}, {"system": SCT}]
-        ),
+        valueset("care-activity", "Care plan activities", [{"system": CS + "care-activity"}, {"system": SCT}]),
         codesystem(
             "careplan-category",
             "Care plan categories",
@@ -300,9 +298,7 @@ def terminology() -> list[dict[str, Any]]:
             "iWmo 3.2 product categories.",
             enumerations("LDT_ProductCategorie"),
         ),
-        valueset(
-            "iwmo-productcategorie", "iWmo productcategorie", [{"system": CS + "iwmo-productcategorie"}]
-        ),
+        valueset("iwmo-productcategorie", "iWmo productcategorie", [{"system": CS + "iwmo-productcategorie"}]),
         codesystem(
             "iwmo-eenheid",
             "iWmo eenheid (LDT_Eenheid)",
@@ -522,9 +518,7 @@ def network() -> list[dict[str, Any]]:
                 el(
                     "CareTeam.participant",
                     min=1,
-                    constraint=[
-                        inv("zn-ct-1", "A participant should have a role", "role.exists()", "warning")
-                    ],
+                    constraint=[inv("zn-ct-1", "A participant should have a role", "role.exists()", "warning")],
                 ),
                 el(
                     "CareTeam.participant.member",
@@ -793,9 +787,7 @@ def acp() -> list[dict[str, Any]]:
                 el("Procedure.encounter", type=ref(*encounter)),
                 el(
                     "Procedure.performer.actor",
-                    type=ref(
-                        IKNL + "ACP-HealthProfessional-PractitionerRole", IKNL + "ACP-ContactPerson", *pat
-                    ),
+                    type=ref(IKNL + "ACP-HealthProfessional-PractitionerRole", IKNL + "ACP-ContactPerson", *pat),
                 ),
                 el(
                     "Procedure.code",
@@ -835,9 +827,7 @@ def acp() -> list[dict[str, Any]]:
                 ),
                 el(
                     "Consent.provision.actor.reference",
-                    type=ref(
-                        *pat, IKNL + "ACP-HealthProfessional-PractitionerRole", IKNL + "ACP-ContactPerson"
-                    ),
+                    type=ref(*pat, IKNL + "ACP-HealthProfessional-PractitionerRole", IKNL + "ACP-ContactPerson"),
                 ),
             ],
             **kw,
@@ -972,9 +962,7 @@ def overdracht() -> list[dict[str, Any]]:
     }
     comp = [
         el("Composition.status"),
-        el(
-            "Composition.type", patternCodeableConcept=cc(SCT, "11171000146100", "verpleegkundige overdracht")
-        ),
+        el("Composition.type", patternCodeableConcept=cc(SCT, "11171000146100", "verpleegkundige overdracht")),
         el("Composition.subject", min=1, type=ref(*PATIENT)),
         el("Composition.author", type=ref(*PRACT, *ROLE, *ORG)),
         el("Composition.custodian", type=ref(*ORG)),
@@ -1148,9 +1136,7 @@ def wmo_and_consent() -> list[dict[str, Any]]:
                 ),
                 el(
                     "Consent.scope",
-                    patternCodeableConcept=cc(
-                        "http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"
-                    ),
+                    patternCodeableConcept=cc("http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"),
                 ),
                 el("Consent.category", slicing=slicing("pattern", "$this")),
                 el(
@@ -1246,8 +1232,14 @@ def search_parameters() -> list[dict[str, Any]]:
 
 
 def _opdef(
-    url: str, code: str, title: str, description: str, resource: list[str], levels: tuple[bool, bool, bool],
-    params: list[tuple[str, str, int, str, str]], affects_state: bool = False,
+    url: str,
+    code: str,
+    title: str,
+    description: str,
+    resource: list[str],
+    levels: tuple[bool, bool, bool],
+    params: list[tuple[str, str, int, str, str]],
+    affects_state: bool = False,
 ) -> dict[str, Any]:
     """An OperationDefinition; ``levels`` is (system, type, instance), ``params`` (name, use, min, max, type)."""
     return {
@@ -1267,9 +1259,7 @@ def _opdef(
         "system": levels[0],
         "type": levels[1],
         "instance": levels[2],
-        "parameter": [
-            {"name": n, "use": use, "min": lo, "max": hi, "type": t} for n, use, lo, hi, t in params
-        ],
+        "parameter": [{"name": n, "use": use, "min": lo, "max": hi, "type": t} for n, use, lo, hi, t in params],
     }
 
 
@@ -1277,66 +1267,148 @@ def operation_definitions() -> list[dict[str, Any]]:
     """The OperationDefinitions the CapabilityStatement names (as the hub supports them)."""
     core = "http://hl7.org/fhir/OperationDefinition/"
     return [
-        _opdef(core + "Patient-everything", "everything", "Patient $everything",
-               "The patient's compartment and the resources it references, paged, as the caller may see them.",
-               ["Patient"], (False, False, True),
-               [("_since", "in", 0, "1", "instant"), ("_type", "in", 0, "*", "code"),
-                ("_count", "in", 0, "1", "integer"), ("return", "out", 1, "1", "Bundle")]),
-        _opdef(core + "Resource-validate", "validate", "$validate",
-               "Validates a resource as a write would (the profiles it claims and the hub's default profile).",
-               ["Resource"], (False, True, True),
-               [("resource", "in", 0, "1", "Resource"), ("mode", "in", 0, "1", "code"),
-                ("profile", "in", 0, "1", "uri"), ("return", "out", 1, "1", "OperationOutcome")]),
-        _opdef(f"{HUB}/OperationDefinition/Patient-access", "access", "Patient $access",
-               "Who can see which categories of this client's data, and why.",
-               ["Patient"], (False, False, True), [("return", "out", 1, "1", "Parameters")]),
-        _opdef(f"{HUB}/OperationDefinition/Patient-grant-delegation", "grant-delegation",
-               "Patient $grant-delegation", "The client lets a person act for them in some data categories.",
-               ["Patient"], (False, False, True),
-               [("person", "in", 1, "1", "string"), ("category", "in", 1, "*", "code"),
-                ("start", "in", 0, "1", "dateTime"), ("end", "in", 0, "1", "dateTime"),
-                ("return", "out", 1, "1", "Consent")], affects_state=True),
-        _opdef(f"{HUB}/OperationDefinition/Patient-withdraw-delegation", "withdraw-delegation",
-               "Patient $withdraw-delegation", "The client takes a delegation back.",
-               ["Patient"], (False, False, True),
-               [("person", "in", 1, "1", "string"), ("return", "out", 1, "1", "OperationOutcome")],
-               affects_state=True),
-        _opdef(f"{HUB}/OperationDefinition/Patient-break-glass", "break-glass", "Patient $break-glass",
-               "A professional of a registered care provider opens a time-bounded emergency grant for this "
-               "client, with a reason code and an explanation; it is in the client's audit view at once.",
-               ["Patient"], (False, False, True),
-               [("reason", "in", 1, "1", "code"), ("text", "in", 1, "1", "string"),
-                ("return", "out", 1, "1", "Parameters")], affects_state=True),
-        _opdef(f"{HUB}/OperationDefinition/reindex", "reindex", "$reindex",
-               "An administrator rebuilds the search index rows of every resource (or of one type) with the "
-               "search parameters in effect, so that a SearchParameter created or changed through the API "
-               "also finds the resources stored before it.",
-               ["Resource"], (True, True, False),
-               [("count", "out", 1, "1", "integer"), ("return", "out", 1, "1", "OperationOutcome")],
-               affects_state=True),
-        _opdef("http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events",
-               "events", "Subscription $events",
-               "The notifications of a Subscription by event number (R4 Subscriptions Backport IG).",
-               ["Subscription"], (False, False, True),
-               [("eventsSinceNumber", "in", 0, "1", "string"), ("eventsUntilNumber", "in", 0, "1", "string"),
-                ("content", "in", 0, "1", "code"), ("return", "out", 1, "1", "Bundle")]),
-        _opdef("http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
-               "status", "Subscription $status", "The status of Subscriptions (R4 Subscriptions Backport IG).",
-               ["Subscription"], (False, True, True),
-               [("id", "in", 0, "*", "id"), ("status", "in", 0, "*", "string"), ("return", "out", 1, "1", "Bundle")]),
-        _opdef("http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-get-ws-binding-token",
-               "get-ws-binding-token", "Subscription $get-ws-binding-token",
-               "A token to bind a websocket to Subscriptions (R4 Subscriptions Backport IG).",
-               ["Subscription"], (False, True, True),
-               [("id", "in", 0, "*", "id"), ("token", "out", 1, "1", "string"),
-                ("expiration", "out", 1, "1", "dateTime"), ("websocket-url", "out", 1, "1", "url")]),
-        _opdef("http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export", "export", "Bulk Data $export",
-               "Asynchronous export (Prefer: respond-async) of what the caller may see, as NDJSON files: "
-               "the whole system, every Patient compartment (Patient/$export) or a Group's members "
-               "(Group/[id]/$export).",
-               ["Patient", "Group"], (True, True, True),
-               [("_outputFormat", "in", 0, "1", "string"), ("_since", "in", 0, "1", "instant"),
-                ("_type", "in", 0, "*", "string")]),
+        _opdef(
+            core + "Patient-everything",
+            "everything",
+            "Patient $everything",
+            "The patient's compartment and the resources it references, paged, as the caller may see them.",
+            ["Patient"],
+            (False, False, True),
+            [
+                ("_since", "in", 0, "1", "instant"),
+                ("_type", "in", 0, "*", "code"),
+                ("_count", "in", 0, "1", "integer"),
+                ("return", "out", 1, "1", "Bundle"),
+            ],
+        ),
+        _opdef(
+            core + "Resource-validate",
+            "validate",
+            "$validate",
+            "Validates a resource as a write would (the profiles it claims and the hub's default profile).",
+            ["Resource"],
+            (False, True, True),
+            [
+                ("resource", "in", 0, "1", "Resource"),
+                ("mode", "in", 0, "1", "code"),
+                ("profile", "in", 0, "1", "uri"),
+                ("return", "out", 1, "1", "OperationOutcome"),
+            ],
+        ),
+        _opdef(
+            f"{HUB}/OperationDefinition/Patient-access",
+            "access",
+            "Patient $access",
+            "Who can see which categories of this client's data, and why.",
+            ["Patient"],
+            (False, False, True),
+            [("return", "out", 1, "1", "Parameters")],
+        ),
+        _opdef(
+            f"{HUB}/OperationDefinition/Patient-grant-delegation",
+            "grant-delegation",
+            "Patient $grant-delegation",
+            "The client lets a person act for them in some data categories.",
+            ["Patient"],
+            (False, False, True),
+            [
+                ("person", "in", 1, "1", "string"),
+                ("category", "in", 1, "*", "code"),
+                ("start", "in", 0, "1", "dateTime"),
+                ("end", "in", 0, "1", "dateTime"),
+                ("return", "out", 1, "1", "Consent"),
+            ],
+            affects_state=True,
+        ),
+        _opdef(
+            f"{HUB}/OperationDefinition/Patient-withdraw-delegation",
+            "withdraw-delegation",
+            "Patient $withdraw-delegation",
+            "The client takes a delegation back.",
+            ["Patient"],
+            (False, False, True),
+            [("person", "in", 1, "1", "string"), ("return", "out", 1, "1", "OperationOutcome")],
+            affects_state=True,
+        ),
+        _opdef(
+            f"{HUB}/OperationDefinition/Patient-break-glass",
+            "break-glass",
+            "Patient $break-glass",
+            "A professional of a registered care provider opens a time-bounded emergency grant for this "
+            "client, with a reason code and an explanation; it is in the client's audit view at once.",
+            ["Patient"],
+            (False, False, True),
+            [
+                ("reason", "in", 1, "1", "code"),
+                ("text", "in", 1, "1", "string"),
+                ("return", "out", 1, "1", "Parameters"),
+            ],
+            affects_state=True,
+        ),
+        _opdef(
+            f"{HUB}/OperationDefinition/reindex",
+            "reindex",
+            "$reindex",
+            "An administrator rebuilds the search index rows of every resource (or of one type) with the "
+            "search parameters in effect, so that a SearchParameter created or changed through the API "
+            "also finds the resources stored before it.",
+            ["Resource"],
+            (True, True, False),
+            [("count", "out", 1, "1", "integer"), ("return", "out", 1, "1", "OperationOutcome")],
+            affects_state=True,
+        ),
+        _opdef(
+            "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events",
+            "events",
+            "Subscription $events",
+            "The notifications of a Subscription by event number (R4 Subscriptions Backport IG).",
+            ["Subscription"],
+            (False, False, True),
+            [
+                ("eventsSinceNumber", "in", 0, "1", "string"),
+                ("eventsUntilNumber", "in", 0, "1", "string"),
+                ("content", "in", 0, "1", "code"),
+                ("return", "out", 1, "1", "Bundle"),
+            ],
+        ),
+        _opdef(
+            "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
+            "status",
+            "Subscription $status",
+            "The status of Subscriptions (R4 Subscriptions Backport IG).",
+            ["Subscription"],
+            (False, True, True),
+            [("id", "in", 0, "*", "id"), ("status", "in", 0, "*", "string"), ("return", "out", 1, "1", "Bundle")],
+        ),
+        _opdef(
+            "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-get-ws-binding-token",
+            "get-ws-binding-token",
+            "Subscription $get-ws-binding-token",
+            "A token to bind a websocket to Subscriptions (R4 Subscriptions Backport IG).",
+            ["Subscription"],
+            (False, True, True),
+            [
+                ("id", "in", 0, "*", "id"),
+                ("token", "out", 1, "1", "string"),
+                ("expiration", "out", 1, "1", "dateTime"),
+                ("websocket-url", "out", 1, "1", "url"),
+            ],
+        ),
+        _opdef(
+            "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+            "export",
+            "Bulk Data $export",
+            "Asynchronous export (Prefer: respond-async) of what the caller may see, as NDJSON files: "
+            "the whole system, every Patient compartment (Patient/$export) or a Group's members "
+            "(Group/[id]/$export).",
+            ["Patient", "Group"],
+            (True, True, True),
+            [
+                ("_outputFormat", "in", 0, "1", "string"),
+                ("_since", "in", 0, "1", "instant"),
+                ("_type", "in", 0, "*", "string"),
+            ],
+        ),
     ]
 
 

@@ -168,11 +168,30 @@ async def hub_app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -
 
 
 TABLES = (
-    "resource", "resource_history", "idx_string", "idx_token", "idx_date", "idx_reference", "idx_quantity",
-    "idx_number", "idx_uri", "idx_compartment", "resource_author", "care_relation", "consent_rule",
-    "access_grant", "delegation", "outbox_event", "subscription_state", "subscription_event",
-    "resource_owner", "overdracht_access",
-    "history_compartment", "organisation", "break_glass", "care_source",
+    "resource",
+    "resource_history",
+    "idx_string",
+    "idx_token",
+    "idx_date",
+    "idx_reference",
+    "idx_quantity",
+    "idx_number",
+    "idx_uri",
+    "idx_compartment",
+    "resource_author",
+    "care_relation",
+    "consent_rule",
+    "access_grant",
+    "delegation",
+    "outbox_event",
+    "subscription_state",
+    "subscription_event",
+    "resource_owner",
+    "overdracht_access",
+    "history_compartment",
+    "organisation",
+    "break_glass",
+    "care_source",
 )
 
 #: The identity the generic API tests act as: a professional system of one organisation. It sees

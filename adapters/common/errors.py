@@ -1,9 +1,9 @@
 """The adapters' exceptions.
 
-    AdapterError
-    ├── UnsafeXml          input refused before or while parsing (size, DTD/entities, depth, syntax)
-    └── HubError           the hub answered with an error status (carries status and OperationOutcome)
-        └── HubUnavailable the hub could not be reached or kept failing (5xx) after the retries
+AdapterError
+├── UnsafeXml          input refused before or while parsing (size, DTD/entities, depth, syntax)
+└── HubError           the hub answered with an error status (carries status and OperationOutcome)
+    └── HubUnavailable the hub could not be reached or kept failing (5xx) after the retries
 """
 
 from __future__ import annotations

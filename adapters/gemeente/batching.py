@@ -28,8 +28,7 @@ class _Pending(Generic[T, R]):
 class GroupCommit(Generic[T, R]):
     """Runs ``apply(items) -> results`` (one result per item, in order) over groups of submitted items."""
 
-    def __init__(self, apply: Callable[[list[T]], Awaitable[list[R]]], max_size: int = 50,
-                 max_groups: int = 2) -> None:
+    def __init__(self, apply: Callable[[list[T]], Awaitable[list[R]]], max_size: int = 50, max_groups: int = 2) -> None:
         self.apply = apply
         self.max_size = max_size
         self.max_groups = max_groups

@@ -19,13 +19,19 @@ from adapters.gemeente.outbound import Outbound
 from adapters.gemeente.processor import Processor
 from adapters.gemeente.state import State
 
-app = typer.Typer(help="Gemeente adapter: iWmo 3.2 messages in and out of the Zorgnet Hub.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Gemeente adapter: iWmo 3.2 messages in and out of the Zorgnet Hub.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 
 
 def _settings(hub: str | None, client_id: str | None, key: Path | None, state: Path | None) -> GemeenteSettings:
-    overrides = {k: v for k, v in {"hub_base": hub, "client_id": client_id, "private_key": key, "state": state}.items()
-                 if v is not None}
+    overrides = {
+        k: v
+        for k, v in {"hub_base": hub, "client_id": client_id, "private_key": key, "state": state}.items()
+        if v is not None
+    }
     return GemeenteSettings(**overrides)  # type: ignore[arg-type]
 
 
@@ -33,8 +39,9 @@ def _settings(hub: str | None, client_id: str | None, key: Path | None, state: P
 async def _wired(settings: GemeenteSettings) -> AsyncIterator[tuple[HubClient, State, Processor]]:
     if not settings.client_id:
         raise typer.BadParameter("no client id: register the adapter (hub apps add --system) and pass --client-id")
-    credentials = ClientCredentials(settings.client_id, load_private_key(settings.private_key),
-                                    settings.resolved_token_url())
+    credentials = ClientCredentials(
+        settings.client_id, load_private_key(settings.private_key), settings.resolved_token_url()
+    )
     state = State(settings.state)
     hub = HubClient(settings.hub_base, credentials)
     try:
@@ -59,7 +66,9 @@ def run(
     concurrency: int = typer.Option(
         100, help="Messages in flight at once (one client's stay in order; WMO301s in flight are applied in groups)."
     ),
-    hub: str | None = HubOpt, client_id: str | None = ClientOpt, key: Path | None = KeyOpt,
+    hub: str | None = HubOpt,
+    client_id: str | None = ClientOpt,
+    key: Path | None = KeyOpt,
     state: Path | None = StateOpt,
 ) -> None:
     """The file drop: inbox -> hub -> outbox, with done/ and failed/ beside the inbox."""
@@ -71,8 +80,11 @@ def run(
             drop = FileDrop(processor, inbox, outbox, Outbound(client, st, settings, outbox), concurrency)
             if once:
                 stats = await drop.run_once()
-                typer.echo(json.dumps({"done": stats.done, "failed": stats.failed, "deferred": stats.deferred,
-                                       "sent": stats.sent}))
+                typer.echo(
+                    json.dumps(
+                        {"done": stats.done, "failed": stats.failed, "deferred": stats.deferred, "sent": stats.sent}
+                    )
+                )
             else:
                 await drop.run(interval)
 
@@ -83,7 +95,9 @@ def run(
 def serve(
     port: int = typer.Option(8090, help="Port of the HTTP inbox."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    hub: str | None = HubOpt, client_id: str | None = ClientOpt, key: Path | None = KeyOpt,
+    hub: str | None = HubOpt,
+    client_id: str | None = ClientOpt,
+    key: Path | None = KeyOpt,
     state: Path | None = StateOpt,
 ) -> None:
     """The HTTP inbox: POST /wmo with a message, get its retour."""
@@ -104,7 +118,9 @@ def serve(
 @app.command()
 def outbound(
     outbox: Path = typer.Option(..., help="Folder for outbound messages."),
-    hub: str | None = HubOpt, client_id: str | None = ClientOpt, key: Path | None = KeyOpt,
+    hub: str | None = HubOpt,
+    client_id: str | None = ClientOpt,
+    key: Path | None = KeyOpt,
     state: Path | None = StateOpt,
 ) -> None:
     """Poll the hub once and write the WMO305/307/315 messages it calls for."""

@@ -46,8 +46,10 @@ def human_name(naam: Node) -> Resource:
     else:
         family = own_full
     parts = [
-        ("humanname-own-prefix", own_prefix), ("humanname-own-name", own),
-        ("humanname-partner-prefix", partner_prefix), ("humanname-partner-name", partner),
+        ("humanname-own-prefix", own_prefix),
+        ("humanname-own-name", own),
+        ("humanname-partner-prefix", partner_prefix),
+        ("humanname-partner-name", partner),
     ]
     name: Resource = {"use": "official", "family": family}
     name["_family"] = {"extension": [{"url": f"{EXT}{u}", "valueString": v} for u, v in parts if v]}
@@ -179,8 +181,17 @@ def related_person(relatie: Node, bsn: str, patient_ref: str, vertegenwoordiging
         codings.append({"system": c.V3_ROLE_SYSTEM, "code": c.FAMILY_ROLES[soort]})
     relationship = [{"coding": codings, "text": c.display("LDT_SoortRelatie", soort)}]
     if vertegenwoordiging and c.REPRESENTATIVE_SOORT.get(vertegenwoordiging) == soort:
-        relationship.append({"coding": [{"system": c.ROLE_SYSTEM, "code": c.LEGAL_REPRESENTATIVE_ROLE,
-                                         "display": "Wettelijke vertegenwoordiger"}]})
+        relationship.append(
+            {
+                "coding": [
+                    {
+                        "system": c.ROLE_SYSTEM,
+                        "code": c.LEGAL_REPRESENTATIVE_ROLE,
+                        "display": "Wettelijke vertegenwoordiger",
+                    }
+                ]
+            }
+        )
     res: Resource = {
         "resourceType": "RelatedPerson",
         "identifier": [{"system": c.RELATIE_SYSTEM, "value": f"{bsn}-{relatie.text('Nummer')}"}],
@@ -230,9 +241,15 @@ def parse_instant(value: str | None) -> dt.datetime | None:
 
 
 def product_code(categorie: str, code: str | None) -> Resource:
-    concept: Resource = {"coding": [{
-        "system": c.PRODUCTCATEGORIE_SYSTEM, "code": categorie, "display": c.display("LDT_ProductCategorie", categorie),
-    }]}
+    concept: Resource = {
+        "coding": [
+            {
+                "system": c.PRODUCTCATEGORIE_SYSTEM,
+                "code": categorie,
+                "display": c.display("LDT_ProductCategorie", categorie),
+            }
+        ]
+    }
     if code:
         concept["extension"] = [{"url": c.PRODUCTCODE_EXT, "valueString": code}]
     return concept
@@ -243,11 +260,21 @@ def omvang(node: Node | None) -> tuple[Resource | None, Resource | None]:
     if node is None or node.text("Volume") is None:
         return None, None
     eenheid = node.text("Eenheid") or ""
-    quantity = {"value": node.int("Volume"), "unit": c.display("LDT_Eenheid", eenheid), "system": c.EENHEID_SYSTEM,
-                "code": eenheid}
+    quantity = {
+        "value": node.int("Volume"),
+        "unit": c.display("LDT_Eenheid", eenheid),
+        "system": c.EENHEID_SYSTEM,
+        "code": eenheid,
+    }
     frequentie = node.text("Frequentie") or ""
-    ext = {"url": c.FREQUENTIE_EXT, "valueCoding": {
-        "system": c.FREQUENTIE_SYSTEM, "code": frequentie, "display": c.display("LDT_Frequentie", frequentie)}}
+    ext = {
+        "url": c.FREQUENTIE_EXT,
+        "valueCoding": {
+            "system": c.FREQUENTIE_SYSTEM,
+            "code": frequentie,
+            "display": c.display("LDT_Frequentie", frequentie),
+        },
+    }
     return quantity, ext
 
 
@@ -271,7 +298,8 @@ def toewijzing(
         "intent": "order",
         "category": [{"coding": [{"system": c.CATEGORY_SYSTEM, "code": "wmo-toewijzing"}]}],
         "code": product_code(product.text("Product/Categorie") or "", product.text("Product/Code"))
-        if product.node("Product") is not None else {"text": "Wmo-ondersteuning (budget)"},
+        if product.node("Product") is not None
+        else {"text": "Wmo-ondersteuning (budget)"},
     }
     if quantity:
         res["quantityQuantity"] = quantity
@@ -287,8 +315,17 @@ def toewijzing(
         referentie = product.text("ReferentieAanbieder")
         res["requisition"] = {"system": c.VERZOEK_SYSTEM, "value": f"{provider_agb}/{referentie}"}
     if reden:
-        res["reasonCode"] = [{"coding": [{"system": c.REDEN_WIJZIGING_SYSTEM, "code": reden,
-                                          "display": c.display("LDT_RedenWijziging", reden)}]}]
+        res["reasonCode"] = [
+            {
+                "coding": [
+                    {
+                        "system": c.REDEN_WIJZIGING_SYSTEM,
+                        "code": reden,
+                        "display": c.display("LDT_RedenWijziging", reden),
+                    }
+                ]
+            }
+        ]
     notes = []
     if product.text("Commentaar"):
         notes.append({"text": product.text("Commentaar")})
@@ -302,8 +339,7 @@ def toewijzing(
 def care_activity(categorie: str | None, code: str | None) -> Resource:
     label = c.display("LDT_ProductCategorie", categorie) if categorie else "Wmo-ondersteuning"
     if categorie in c.CARE_ACTIVITY:
-        return {"coding": [{"system": c.CARE_ACTIVITY_SYSTEM, "code": c.CARE_ACTIVITY[categorie]}],
-                "text": label}
+        return {"coding": [{"system": c.CARE_ACTIVITY_SYSTEM, "code": c.CARE_ACTIVITY[categorie]}], "text": label}
     return {"text": label}
 
 
@@ -367,7 +403,10 @@ def network_key(gemeente_code: str, bsn: str) -> str:
 
 
 def careteam(
-    patient_ref: str, gemeente_ref: str, providers: list[tuple[str, Resource]], previous: Resource | None,
+    patient_ref: str,
+    gemeente_ref: str,
+    providers: list[tuple[str, Resource]],
+    previous: Resource | None,
     key: str,
 ) -> Resource:
     """The client's Wmo network: the client, the gemeente, every provider with its toewijzing period.

@@ -39,8 +39,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 class FileDrop:
-    def __init__(self, processor: Processor, inbox: Path, outbox: Path, outbound: Outbound | None = None,
-                 concurrency: int = 100) -> None:
+    def __init__(
+        self, processor: Processor, inbox: Path, outbox: Path, outbound: Outbound | None = None, concurrency: int = 100
+    ) -> None:
         self.processor = processor
         self.inbox = inbox
         self.outbox = outbox
@@ -106,8 +107,9 @@ class FileDrop:
         while not stop.is_set():
             stats = await self.run_once()
             if stats.done or stats.failed or stats.sent:
-                log.info("done %d, failed %d, deferred %d, sent %d", stats.done, stats.failed, stats.deferred,
-                         stats.sent)
+                log.info(
+                    "done %d, failed %d, deferred %d, sent %d", stats.done, stats.failed, stats.deferred, stats.sent
+                )
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
             except TimeoutError:

@@ -132,10 +132,13 @@ Found = tuple[dict[str | None, Resource], dict[str | None, Resource], list[Resou
 
 async def _toewijzingen(ctx: Context, numbers: list[str]) -> Found:
     query = ",".join(f"{c.TOEWIJZING_SYSTEM}|{n}" for n in numbers if n)
-    srs, plans = await read_many(ctx.hub, [
-        _url("ServiceRequest", [("identifier", query), ("_include", "ServiceRequest:subject")]),
-        _url("CarePlan", [("identifier", query)]),
-    ])
+    srs, plans = await read_many(
+        ctx.hub,
+        [
+            _url("ServiceRequest", [("identifier", query), ("_include", "ServiceRequest:subject")]),
+            _url("CarePlan", [("identifier", query)]),
+        ],
+    )
     by_sr = {_ident(r, c.TOEWIJZING_SYSTEM): r for r in srs if r["resourceType"] == "ServiceRequest"}
     by_plan = {_ident(r, c.TOEWIJZING_SYSTEM): r for r in plans}
     return by_sr, by_plan, [r for r in srs if r["resourceType"] == "Patient"]
@@ -186,12 +189,18 @@ async def start_stop(ctx: Context, root: Node, header: Header, stop: bool) -> Ou
                 scheduled.pop("start", None)
             else:
                 if old_status in ENDED:
-                    findings.append(Finding("9074", f"toewijzing {nummer}: a stop was received before this start",
-                                            item.el))
+                    findings.append(
+                        Finding("9074", f"toewijzing {nummer}: a stop was received before this start", item.el)
+                    )
                     continue
                 if status == "1" and old_status == "in-progress" and scheduled.get("start") != begin.isoformat():
-                    findings.append(Finding("9326", f"toewijzing {nummer}: care started {scheduled.get('start')} "
-                                            "has not been stopped", item.el))
+                    findings.append(
+                        Finding(
+                            "9326",
+                            f"toewijzing {nummer}: care started {scheduled.get('start')} has not been stopped",
+                            item.el,
+                        )
+                    )
                     continue
                 detail["status"] = "in-progress"
                 scheduled["start"] = begin.isoformat()
@@ -207,8 +216,11 @@ async def start_stop(ctx: Context, root: Node, header: Header, stop: bool) -> Ou
                 # examples themselves stop 300202 with another Begindatum than they started it).
                 findings.append(Finding("9069", f"toewijzing {nummer}: no start of care was received", item.el))
                 continue
-            if status == "1" and old_status in ENDED and (scheduled.get("end") != einde.isoformat() or
-                                                         _reason(detail) != reden):
+            if (
+                status == "1"
+                and old_status in ENDED
+                and (scheduled.get("end") != einde.isoformat() or _reason(detail) != reden)
+            ):
                 findings.append(Finding("9415", f"toewijzing {nummer}: a stop was received before", item.el))
                 continue
             if status == "3":
@@ -220,8 +232,15 @@ async def start_stop(ctx: Context, root: Node, header: Header, stop: bool) -> Ou
                 detail["status"] = "on-hold" if reden == "20" else "completed"
                 scheduled["start"] = begin.isoformat()
                 scheduled["end"] = einde.isoformat()
-                detail["statusReason"] = {"coding": [{"system": c.REDEN_BEEINDIGING_SYSTEM, "code": reden,
-                                                      "display": c.display("LDT_RedenBeeindiging", reden)}]}
+                detail["statusReason"] = {
+                    "coding": [
+                        {
+                            "system": c.REDEN_BEEINDIGING_SYSTEM,
+                            "code": reden,
+                            "display": c.display("LDT_RedenBeeindiging", reden),
+                        }
+                    ]
+                }
                 period = {**sr["occurrencePeriod"], "end": einde.isoformat()}
                 new_sr = {**sr, "status": "on-hold" if reden == "20" else "completed", "occurrencePeriod": period}
                 marks.append(f"307:{nummer}:{einde.isoformat()}:{reden}")
@@ -249,8 +268,16 @@ def _reason(detail: Resource) -> str | None:
 
 
 def _proposal(
-    key: str, requisition: str, patient_ref: str, provider_ref: str, code: Resource, period: Resource,
-    quantity: Resource | None, frequentie: Resource | None, notes: list[str], replaces: str | None = None,
+    key: str,
+    requisition: str,
+    patient_ref: str,
+    provider_ref: str,
+    code: Resource,
+    period: Resource,
+    quantity: Resource | None,
+    frequentie: Resource | None,
+    notes: list[str],
+    replaces: str | None = None,
     reason: Resource | None = None,
 ) -> Resource:
     res: Resource = {"resourceType": "ServiceRequest"}
@@ -265,8 +292,12 @@ def _proposal(
     }
     if quantity:
         res["quantityQuantity"] = quantity
-    res |= {"subject": fhir.ref(patient_ref), "occurrencePeriod": {k: v for k, v in period.items() if v},
-            "requester": fhir.ref(provider_ref), "performer": [fhir.ref(provider_ref)]}
+    res |= {
+        "subject": fhir.ref(patient_ref),
+        "occurrencePeriod": {k: v for k, v in period.items() if v},
+        "requester": fhir.ref(provider_ref),
+        "performer": [fhir.ref(provider_ref)],
+    }
     if replaces:
         res["replaces"] = [fhir.ref(replaces)]
     if reason:
@@ -288,11 +319,14 @@ async def verzoek_315(ctx: Context, root: Node, header: Header) -> Outcome:
         return Outcome(findings)
     bsn, agb = client.text("Bsn") or "", header.afzender
     keys = [f"{agb}/{p.text('ReferentieAanbieder')}" for p in products]
-    patients, providers, proposals = await read_many(ctx.hub, [
-        _url("Patient", [("identifier", f"{c.BSN_SYSTEM}|{bsn}")]),
-        _url("Organization", [("identifier", f"{c.AGB_SYSTEM}|{agb}")]),
-        _url("ServiceRequest", [("identifier", ",".join(f"{c.VERZOEK_PRODUCT_SYSTEM}|{k}" for k in keys))]),
-    ])
+    patients, providers, proposals = await read_many(
+        ctx.hub,
+        [
+            _url("Patient", [("identifier", f"{c.BSN_SYSTEM}|{bsn}")]),
+            _url("Organization", [("identifier", f"{c.AGB_SYSTEM}|{agb}")]),
+            _url("ServiceRequest", [("identifier", ",".join(f"{c.VERZOEK_PRODUCT_SYSTEM}|{k}" for k in keys))]),
+        ],
+    )
     held = {_ident(r, c.VERZOEK_PRODUCT_SYSTEM): r for r in proposals}
     refs = Refs()
     patient_ref = refs.ensure(patients, fhir.patient(client), c.BSN_SYSTEM, bsn)
@@ -300,21 +334,40 @@ async def verzoek_315(ctx: Context, root: Node, header: Header) -> Outcome:
     for p, key in zip(products, keys, strict=True):
         quantity, frequentie = fhir.omvang(p.node("Omvang"))
         verwijzer = c.display("LDT_TypeVerwijzer", p.text("Verwijzer/Type"))
-        notes = [n for n in (
-            p.text("Commentaar"), client.text("Commentaar"),
-            f"Verwijzer: {verwijzer} {p.text('Verwijzer/Naam') or ''}".strip(),
-            f"BeschikkingNummer {p.text('BeschikkingNummer')}" if p.text("BeschikkingNummer") else None,
-        ) if n]
-        code = fhir.product_code(p.text("Product/Categorie") or "", p.text("Product/Code")) \
-            if p.node("Product") is not None else {"text": "Wmo-ondersteuning (budget)"}
+        notes = [
+            n
+            for n in (
+                p.text("Commentaar"),
+                client.text("Commentaar"),
+                f"Verwijzer: {verwijzer} {p.text('Verwijzer/Naam') or ''}".strip(),
+                f"BeschikkingNummer {p.text('BeschikkingNummer')}" if p.text("BeschikkingNummer") else None,
+            )
+            if n
+        ]
+        code = (
+            fhir.product_code(p.text("Product/Categorie") or "", p.text("Product/Code"))
+            if p.node("Product") is not None
+            else {"text": "Wmo-ondersteuning (budget)"}
+        )
         period = {"start": p.text("ToewijzingIngangsdatum"), "end": p.text("ToewijzingEinddatum")}
         proposal = _proposal(key, key, patient_ref, provider_ref, code, period, quantity, frequentie, notes)
         current = held.get(key)
-        if current is not None and not same_content(current, {**proposal, "subject": current.get("subject"),
-                                                               "requester": current.get("requester"),
-                                                               "performer": current.get("performer")}):
-            findings.append(Finding("9347", f"ReferentieAanbieder {p.text('ReferentieAanbieder')} was used before "
-                                    "for a different request", p.el))
+        if current is not None and not same_content(
+            current,
+            {
+                **proposal,
+                "subject": current.get("subject"),
+                "requester": current.get("requester"),
+                "performer": current.get("performer"),
+            },
+        ):
+            findings.append(
+                Finding(
+                    "9347",
+                    f"ReferentieAanbieder {p.text('ReferentieAanbieder')} was used before for a different request",
+                    p.el,
+                )
+            )
             continue
         if current is None:
             refs.entries.append(_post(_new_ref(), proposal, _ident_query(c.VERZOEK_PRODUCT_SYSTEM, key)))
@@ -342,13 +395,21 @@ async def wijziging_317(ctx: Context, root: Node, header: Header) -> Outcome:
     bsn, agb = client.text("Bsn") or "", header.afzender
     requisition = f"{agb}/{verzoek.text('ReferentieAanbieder')}"
     numbers = [p.text("ToewijzingNummer") or "" for p in ongewijzigd + te_wijzigen]
-    srs, patients, providers, proposals = await read_many(ctx.hub, [
-        _url("ServiceRequest", [("identifier", ",".join(f"{c.TOEWIJZING_SYSTEM}|{n}" for n in numbers) or "-"),
-                                ("_include", "ServiceRequest:subject")]),
-        _url("Patient", [("identifier", f"{c.BSN_SYSTEM}|{bsn}")]),
-        _url("Organization", [("identifier", f"{c.AGB_SYSTEM}|{agb}")]),
-        _url("ServiceRequest", [("requisition", f"{c.VERZOEK_SYSTEM}|{requisition}"), ("intent", "proposal")]),
-    ])
+    srs, patients, providers, proposals = await read_many(
+        ctx.hub,
+        [
+            _url(
+                "ServiceRequest",
+                [
+                    ("identifier", ",".join(f"{c.TOEWIJZING_SYSTEM}|{n}" for n in numbers) or "-"),
+                    ("_include", "ServiceRequest:subject"),
+                ],
+            ),
+            _url("Patient", [("identifier", f"{c.BSN_SYSTEM}|{bsn}")]),
+            _url("Organization", [("identifier", f"{c.AGB_SYSTEM}|{agb}")]),
+            _url("ServiceRequest", [("requisition", f"{c.VERZOEK_SYSTEM}|{requisition}"), ("intent", "proposal")]),
+        ],
+    )
     included = [r for r in srs if r["resourceType"] == "Patient"]
     by_number = {_ident(r, c.TOEWIJZING_SYSTEM): r for r in srs if r["resourceType"] == "ServiceRequest"}
     if not patients:
@@ -357,16 +418,22 @@ async def wijziging_317(ctx: Context, root: Node, header: Header) -> Outcome:
     for p, rule in [(p, "9350") for p in ongewijzigd] + [(p, "9351") for p in te_wijzigen]:
         sr = by_number.get(p.text("ToewijzingNummer"))
         if sr is None or _patient_bsn(included, sr["subject"]["reference"]) != bsn or sr.get("status") != "active":
-            findings.append(Finding(rule, f"ToewijzingNummer {p.text('ToewijzingNummer')} is not a current "
-                                    "toewijzing of this client", p.el))
+            findings.append(
+                Finding(
+                    rule,
+                    f"ToewijzingNummer {p.text('ToewijzingNummer')} is not a current toewijzing of this client",
+                    p.el,
+                )
+            )
     if findings:
         return Outcome(findings)
     refs = Refs()
     patient_ref = f"Patient/{patients[0]['id']}"
     provider_ref = refs.ensure(providers, fhir.provider_organization(agb), c.AGB_SYSTEM, agb)
     reden = verzoek.text("RedenVerzoek") or ""
-    reason = {"coding": [{"system": c.REDEN_VERZOEK_SYSTEM, "code": reden,
-                          "display": c.display("LDT_RedenVerzoek", reden)}]}
+    reason = {
+        "coding": [{"system": c.REDEN_VERZOEK_SYSTEM, "code": reden, "display": c.display("LDT_RedenVerzoek", reden)}]
+    }
     wanted: list[Resource] = []
     for i, p in enumerate(te_wijzigen, 1):
         sr = by_number[p.text("ToewijzingNummer")]
@@ -375,24 +442,60 @@ async def wijziging_317(ctx: Context, root: Node, header: Header) -> Outcome:
             quantity = sr.get("quantityQuantity")
             frequentie = next((e for e in sr.get("extension") or [] if e["url"] == c.FREQUENTIE_EXT), None)
         period = {"start": p.text("GewensteIngangsdatum"), "end": p.text("Einddatum")}
-        wanted.append(_proposal(f"{requisition}/W{i}", requisition, patient_ref, provider_ref, sr["code"], period,
-                                quantity, frequentie, [], replaces=f"ServiceRequest/{sr['id']}", reason=reason))
+        wanted.append(
+            _proposal(
+                f"{requisition}/W{i}",
+                requisition,
+                patient_ref,
+                provider_ref,
+                sr["code"],
+                period,
+                quantity,
+                frequentie,
+                [],
+                replaces=f"ServiceRequest/{sr['id']}",
+                reason=reason,
+            )
+        )
     for i, p in enumerate(nieuw, 1):
         quantity, frequentie = fhir.omvang(p.node("Omvang"))
         code = fhir.product_code(p.text("Product/Categorie") or "", p.text("Product/Code"))
         period = {"start": p.text("GewensteIngangsdatum"), "end": p.text("Einddatum")}
-        wanted.append(_proposal(f"{requisition}/N{i}", requisition, patient_ref, provider_ref, code, period,
-                                quantity, frequentie, [], reason=reason))
+        wanted.append(
+            _proposal(
+                f"{requisition}/N{i}",
+                requisition,
+                patient_ref,
+                provider_ref,
+                code,
+                period,
+                quantity,
+                frequentie,
+                [],
+                reason=reason,
+            )
+        )
     held = {_ident(r, c.VERZOEK_PRODUCT_SYSTEM): r for r in proposals}
     if held:
         same = len(held) == len(wanted) and all(
-            k in held and same_content(held[k], {**w, "requester": held[k].get("requester"),
-                                                 "performer": held[k].get("performer")})
-            for w in wanted for k in [w["identifier"][0]["value"]]
+            k in held
+            and same_content(
+                held[k], {**w, "requester": held[k].get("requester"), "performer": held[k].get("performer")}
+            )
+            for w in wanted
+            for k in [w["identifier"][0]["value"]]
         )
         if not same:
-            return Outcome([Finding("9347", f"ReferentieAanbieder {verzoek.text('ReferentieAanbieder')} was used "
-                                    "before for a different request", verzoek.el)])
+            return Outcome(
+                [
+                    Finding(
+                        "9347",
+                        f"ReferentieAanbieder {verzoek.text('ReferentieAanbieder')} was used "
+                        "before for a different request",
+                        verzoek.el,
+                    )
+                ]
+            )
         return Outcome()
     for w in wanted:
         refs.entries.append(_post(_new_ref(), w, _ident_query(c.VERZOEK_PRODUCT_SYSTEM, w["identifier"][0]["value"])))
@@ -412,12 +515,22 @@ async def antwoord_319(ctx: Context, root: Node, header: Header) -> Outcome:
         return Outcome(findings)
     referentie = antwoord.text("ReferentieAanbieder")
     requisition = f"{header.ontvanger}/{referentie}"
-    (proposals,) = await read_many(ctx.hub, [
-        _url("ServiceRequest", [("requisition", f"{c.VERZOEK_SYSTEM}|{requisition}"), ("intent", "proposal")]),
-    ])
+    (proposals,) = await read_many(
+        ctx.hub,
+        [
+            _url("ServiceRequest", [("requisition", f"{c.VERZOEK_SYSTEM}|{requisition}"), ("intent", "proposal")]),
+        ],
+    )
     if not proposals:
-        return Outcome([Finding("9355", f"no request of aanbieder {header.ontvanger} has ReferentieAanbieder "
-                                f"{referentie}", antwoord.el)])
+        return Outcome(
+            [
+                Finding(
+                    "9355",
+                    f"no request of aanbieder {header.ontvanger} has ReferentieAanbieder {referentie}",
+                    antwoord.el,
+                )
+            ]
+        )
     code = antwoord.text("VerzoekAntwoord")
     reden = antwoord.text("RedenAfwijzingVerzoek")
     if code == "1":
@@ -431,8 +544,9 @@ async def antwoord_319(ctx: Context, root: Node, header: Header) -> Outcome:
         notes = [n for n in p.get("note") or [] if not str(n.get("text", "")).startswith((ANSWERED, INVESTIGATING))]
         answered = [n for n in p.get("note") or [] if str(n.get("text", "")).startswith(ANSWERED)]
         if answered and answered[-1]["text"] != text or (answered and code != "1"):
-            return Outcome([Finding("9365", f"request {referentie} was answered before "
-                                    f"({answered[-1]['text']})", antwoord.el)])
+            return Outcome(
+                [Finding("9365", f"request {referentie} was answered before ({answered[-1]['text']})", antwoord.el)]
+            )
         new = {**p, "status": status, "note": [*notes, {"text": text}]}
         if not same_content(p, new):
             entries.append(_put(p, new))
@@ -450,4 +564,3 @@ async def handle(ctx: Context, number: str, root: Node, header: Header) -> Outco
     if number == "307":
         return await start_stop(ctx, root, header, stop=True)
     return await HANDLERS[number](ctx, root, header)
-

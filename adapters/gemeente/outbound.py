@@ -189,11 +189,19 @@ class Outbound:
         written: list[Written] = []
         if todo:
             numbers = sorted({e[3] for e in todo})
-            (found,) = await read_many(self.hub, [
-                "ServiceRequest?" + _q([("identifier", ",".join(f"{c.TOEWIJZING_SYSTEM}|{n}" for n in numbers)),
-                                        ("_include", "ServiceRequest:subject"),
-                                        ("_include", "ServiceRequest:performer")]),
-            ])
+            (found,) = await read_many(
+                self.hub,
+                [
+                    "ServiceRequest?"
+                    + _q(
+                        [
+                            ("identifier", ",".join(f"{c.TOEWIJZING_SYSTEM}|{n}" for n in numbers)),
+                            ("_include", "ServiceRequest:subject"),
+                            ("_include", "ServiceRequest:performer"),
+                        ]
+                    ),
+                ],
+            )
             refs = _by_ref(found)
             srs = {_ident(r, c.TOEWIJZING_SYSTEM): r for r in found if r["resourceType"] == "ServiceRequest"}
             for number, mark, plan, nummer in todo:
@@ -206,8 +214,9 @@ class Outbound:
         self._advance("careplan", plans)
         return written
 
-    def _start_stop(self, number: str, mark: str, plan: Resource, sr: Resource, refs: dict[str, Resource],
-                    today: dt.date) -> Written | None:
+    def _start_stop(
+        self, number: str, mark: str, plan: Resource, sr: Resource, refs: dict[str, Resource], today: dt.date
+    ) -> Written | None:
         patient = refs.get(sr["subject"]["reference"])
         provider = refs.get((sr.get("performer") or [{}])[0].get("reference", ""))
         agb = _ident(provider, c.AGB_SYSTEM) if provider else None
@@ -233,9 +242,14 @@ class Outbound:
         return self._write(m, mark, agb)
 
     async def _proposals(self, today: dt.date) -> list[Written]:
-        params = [("intent", "proposal"), ("status", "active"), ("_count", "100"),
-                  ("_include", "ServiceRequest:subject"), ("_include", "ServiceRequest:performer"),
-                  *self._since("proposal")]
+        params = [
+            ("intent", "proposal"),
+            ("status", "active"),
+            ("_count", "100"),
+            ("_include", "ServiceRequest:subject"),
+            ("_include", "ServiceRequest:performer"),
+            *self._since("proposal"),
+        ]
         found = await self.hub.search("ServiceRequest", params)
         refs = _by_ref(found)
         proposals = [r for r in found if r["resourceType"] == "ServiceRequest"]

@@ -34,7 +34,12 @@ log = logging.getLogger("adapter.gemeente")
 
 #: Statuses of a processed message.
 ACCEPTED, REJECTED, TECHNICAL_REJECTED, ACKNOWLEDGED, UNREADABLE, NOT_MAPPED = (
-    "accepted", "rejected", "technical", "acknowledged", "unreadable", "not-mapped",
+    "accepted",
+    "rejected",
+    "technical",
+    "acknowledged",
+    "unreadable",
+    "not-mapped",
 )
 #: How often a message is retried when the hub reports a concurrent change (412/409).
 CONFLICT_RETRIES = 5
@@ -56,8 +61,9 @@ class Result:
 class Processor:
     """Processes inbound messages against one hub with one state file."""
 
-    def __init__(self, hub: HubClient, state: State, settings: GemeenteSettings,
-                 catalogue: Catalogue | None = None) -> None:
+    def __init__(
+        self, hub: HubClient, state: State, settings: GemeenteSettings, catalogue: Catalogue | None = None
+    ) -> None:
         self.hub = hub
         self.state = state
         self.settings = settings
@@ -80,8 +86,9 @@ class Processor:
         content_hash = hashlib.sha256(data).hexdigest()
         seen = self.state.received(content_hash)
         if seen is not None:
-            return Result(seen.status, seen.number, seen.retour, [r for r in seen.reasons.split("\n") if r],
-                          replayed=True)
+            return Result(
+                seen.status, seen.number, seen.retour, [r for r in seen.reasons.split("\n") if r], replayed=True
+            )
         try:
             root = parse_xml(data, self.limits)
         except UnsafeXml as exc:
@@ -172,15 +179,17 @@ class Processor:
         reasons = [f"XSD WMO{number}: {e}" for e in errors[:20]]
         retour = None
         if number in RETOUR_OF:
-            retour = build_retour(root, number, [], identificatie=self._retour_id(), today=dt.date.today(),
-                                  technical=True)
+            retour = build_retour(
+                root, number, [], identificatie=self._retour_id(), today=dt.date.today(), technical=True
+            )
             if schemas.validate(RETOUR_OF[number], etree.fromstring(retour)):
                 retour = None  # the header itself is broken: no valid retour can echo it
         self.state.record(content_hash, None, number, TECHNICAL_REJECTED, retour, "\n".join(reasons))
         return Result(TECHNICAL_REJECTED, number, retour, reasons)
 
-    def _answer(self, content_hash: str, root: etree._Element, number: str, key: str | None,
-                findings: list[Finding]) -> Result:
+    def _answer(
+        self, content_hash: str, root: etree._Element, number: str, key: str | None, findings: list[Finding]
+    ) -> Result:
         return self._answer_many([(content_hash, root, number, key, findings)])[0]
 
     def _answer_many(self, answers: list[tuple[str, etree._Element, str, str | None, list[Finding]]]) -> list[Result]:
@@ -203,11 +212,12 @@ class Processor:
         heen_key = f"{heen}:{node.text('Header/Afzender')}:{node.text('Header/BerichtIdentificatie/Identificatie')}"
         codes = retour_codes(root)
         known = self.state.record_ack(heen_key, codes)
-        reasons = [f"retour on WMO{heen} {heen_key}: {' '.join(codes) or 'no RetourCodes'}"
-                   + ("" if known else " (not a message this adapter sent)")]
+        reasons = [
+            f"retour on WMO{heen} {heen_key}: {' '.join(codes) or 'no RetourCodes'}"
+            + ("" if known else " (not a message this adapter sent)")
+        ]
         self.state.record(content_hash, key, number, ACKNOWLEDGED, None, "\n".join(reasons))
         return Result(ACKNOWLEDGED, number, None, reasons)
-
 
 
 @dataclass
@@ -225,5 +235,8 @@ async def _apply_one(checked: toewijzing.Checked, ctx: Context) -> Outcome:
 
 
 def _reused(header: Header) -> Finding:
-    return Finding("9056", f"BerichtIdentificatie {header.identificatie} of {header.afzender} was used before "
-                   "for a different message", None)
+    return Finding(
+        "9056",
+        f"BerichtIdentificatie {header.identificatie} of {header.afzender} was used before for a different message",
+        None,
+    )

@@ -20,8 +20,15 @@ from adapters.gemeente.messages import BERICHT_CODE, RETOUR_OF
 TECHNICAL = "0001"
 NO_REMARKS = "0200"
 NOT_ASSESSED = "0233"
-HEADER_FIELDS = ("BerichtCode", "BerichtVersie", "BerichtSubversie", "Afzender", "Ontvanger",
-                 "BerichtIdentificatie", "XsdVersie")
+HEADER_FIELDS = (
+    "BerichtCode",
+    "BerichtVersie",
+    "BerichtSubversie",
+    "Afzender",
+    "Ontvanger",
+    "BerichtIdentificatie",
+    "XsdVersie",
+)
 
 
 @dataclass(frozen=True)
@@ -105,8 +112,13 @@ def _copy(el: etree._Element, old_ns: str, ns: str) -> etree._Element:
 
 
 def _copy_body(
-    el: etree._Element, old_ns: str, ns: str, classes: frozenset[str],
-    by_element: dict[etree._Element, list[str]], default: str, q: object,
+    el: etree._Element,
+    old_ns: str,
+    ns: str,
+    classes: frozenset[str],
+    by_element: dict[etree._Element, list[str]],
+    default: str,
+    q: object,
 ) -> etree._Element:
     out = etree.Element(_rename(el.tag, old_ns, ns))
     out.text = el.text
@@ -124,5 +136,8 @@ def _serialize(root: etree._Element) -> bytes:
 
 def retour_codes(root: etree._Element) -> list[str]:
     """Every RetourCode in a retour message (header first)."""
-    return [str(el.text).strip() for el in root.iter() if isinstance(el.tag, str)
-            and etree.QName(el).localname == "RetourCode" and el.text]
+    return [
+        str(el.text).strip()
+        for el in root.iter()
+        if isinstance(el.tag, str) and etree.QName(el).localname == "RetourCode" and el.text
+    ]

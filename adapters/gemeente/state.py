@@ -103,8 +103,9 @@ class State:
             try:
                 row = self._db.execute("SELECT value FROM counter WHERE name = ?", (name,)).fetchone()
                 first = int(row[0] if row else 0) + 1
-                self._db.execute("INSERT OR REPLACE INTO counter (name, value) VALUES (?, ?)",
-                                 (name, first + count - 1))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO counter (name, value) VALUES (?, ?)", (name, first + count - 1)
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

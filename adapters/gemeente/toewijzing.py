@@ -72,8 +72,13 @@ def check(ctx: Context, root: Node, header: Header) -> Checked | list[Finding]:
     bsn = client.text("Bsn") or ""
     relaties = client.all("Relaties/Relatie")
     return Checked(
-        header, client, products, bsn, [p.text("ToewijzingNummer") or "" for p in products],
-        fhir.network_key(ctx.settings.gemeente_code, bsn), relaties,
+        header,
+        client,
+        products,
+        bsn,
+        [p.text("ToewijzingNummer") or "" for p in products],
+        fhir.network_key(ctx.settings.gemeente_code, bsn),
+        relaties,
         [f"{bsn}-{r.text('Nummer')}" for r in relaties],
     )
 
@@ -100,8 +105,10 @@ async def _read(ctx: Context, group: list[Checked]) -> _Held:
     count = ("_count", str(PAGE))
     urls = [
         _url("Patient", [("identifier", _any_of(c.BSN_SYSTEM, [m.bsn for m in group])), count]),
-        _url("ServiceRequest", [("identifier", _any_of(c.TOEWIJZING_SYSTEM, numbers)),
-                                ("_include", "ServiceRequest:subject"), count]),
+        _url(
+            "ServiceRequest",
+            [("identifier", _any_of(c.TOEWIJZING_SYSTEM, numbers)), ("_include", "ServiceRequest:subject"), count],
+        ),
         _url("CarePlan", [("identifier", _any_of(c.TOEWIJZING_SYSTEM, numbers)), count]),
         _url("CareTeam", [("identifier", _any_of(c.NETWERK_SYSTEM, [m.network for m in group])), count]),
     ]
@@ -112,7 +119,7 @@ async def _read(ctx: Context, group: list[Checked]) -> _Held:
     missing = [k for k in org_keys if k not in ctx.organisations]
     results = await read_many(ctx.hub, urls + [_url("Organization", [("identifier", k)]) for k in missing])
     patients, srs, plans, teams = results[:4]
-    for k, found in zip(missing, results[len(urls):], strict=True):
+    for k, found in zip(missing, results[len(urls) :], strict=True):
         if found:  # an Organization with a URA is the one care relationships can be derived from
             ctx.organisations[k] = sorted(found, key=lambda o: _ident(o, c.URA_SYSTEM) is None)[:1]
     return _Held(
@@ -149,8 +156,9 @@ def _build(ctx: Context, m: Checked, held: _Held, shared: _Shared) -> tuple[list
     s, agb, bsn = ctx.settings, m.header.ontvanger, m.bsn
     used: set[str] = set()
     entries: list[Entry] = []
-    gemeente_ref = shared.ensure(ctx, fhir.gemeente_organization(s.ura, s.gemeente_code, s.name),
-                                 c.URA_SYSTEM, s.ura, used)
+    gemeente_ref = shared.ensure(
+        ctx, fhir.gemeente_organization(s.ura, s.gemeente_code, s.name), c.URA_SYSTEM, s.ura, used
+    )
     provider_ref = shared.ensure(ctx, fhir.provider_organization(agb), c.AGB_SYSTEM, agb, used)
     patient = held.patients.get(bsn)
     if patient is not None:
@@ -173,15 +181,33 @@ def _build(ctx: Context, m: Checked, held: _Held, shared: _Shared) -> tuple[list
                 continue
             was, new = fhir.parse_instant(current.get("authoredOn")), fhir.parse_instant(sr["authoredOn"])
             if was and new and was > new:
-                findings.append(Finding("9074", f"toewijzing {nummer}: the hub holds a newer allocation "
-                                        f"({current.get('authoredOn')}); this one ({sr['authoredOn']}) is older", p.el))
+                findings.append(
+                    Finding(
+                        "9074",
+                        f"toewijzing {nummer}: the hub holds a newer allocation "
+                        f"({current.get('authoredOn')}); this one ({sr['authoredOn']}) is older",
+                        p.el,
+                    )
+                )
                 continue
-            if was == new and not same_content(current, {**sr, "subject": current.get("subject"),
-                                                         "requester": current.get("requester"),
-                                                         "performer": current.get("performer"),
-                                                         "basedOn": current.get("basedOn")}):
-                findings.append(Finding("9074", f"toewijzing {nummer}: a different allocation with the same "
-                                        f"moment ({sr['authoredOn']}) was received before", p.el))
+            if was == new and not same_content(
+                current,
+                {
+                    **sr,
+                    "subject": current.get("subject"),
+                    "requester": current.get("requester"),
+                    "performer": current.get("performer"),
+                    "basedOn": current.get("basedOn"),
+                },
+            ):
+                findings.append(
+                    Finding(
+                        "9074",
+                        f"toewijzing {nummer}: a different allocation with the same "
+                        f"moment ({sr['authoredOn']}) was received before",
+                        p.el,
+                    )
+                )
                 continue
         wanted.append((sr, plan, current))
     if findings:

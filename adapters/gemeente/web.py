@@ -39,17 +39,21 @@ def create_web_app(processor: Processor) -> Starlette:
         try:
             result = await processor.process(bytes(body))
         except HubUnavailable as exc:
-            return Response(f"hub unavailable, send again later: {exc}\n", 503, media_type="text/plain",
-                            headers={"Retry-After": "5"})
+            return Response(
+                f"hub unavailable, send again later: {exc}\n",
+                503,
+                media_type="text/plain",
+                headers={"Retry-After": "5"},
+            )
         if result.retour is not None:
             return Response(result.retour, 200, media_type=XML, headers=_headers(result))
         if result.ok:
             return Response(b"", 202, headers=_headers(result))
-        return Response(("\n".join(result.reasons) + "\n").encode(), 400, media_type="text/plain",
-                        headers=_headers(result))
+        return Response(
+            ("\n".join(result.reasons) + "\n").encode(), 400, media_type="text/plain", headers=_headers(result)
+        )
 
     async def health(_request: Request) -> Response:
         return Response("ok\n", media_type="text/plain")
 
     return Starlette(routes=[Route("/wmo", inbox, methods=["POST"]), Route("/healthz", health)])
-

@@ -244,7 +244,6 @@ def _with_state(theirs: Resource, ours: Resource) -> Resource:
     return out
 
 
-
 def _location_id(response: dict[str, Any], entries: list[dict[str, Any]], res_type: str) -> str:
     for sent, got in zip(entries, response.get("entry") or [], strict=False):
         if sent["resource"]["resourceType"] == res_type:

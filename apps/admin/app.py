@@ -41,13 +41,18 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     templates = environment(HERE / "templates")
     from apps.common.base import build_app
 
-    app = build_app(settings, title="Zorgnet beheer", cookie="admin_session", templates=templates,
-                    static_dir=HERE / "static", login_path="/inloggen")
+    app = build_app(
+        settings,
+        title="Zorgnet beheer",
+        cookie="admin_session",
+        templates=templates,
+        static_dir=HERE / "static",
+        login_path="/inloggen",
+    )
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
         admin = request.session.get("admin")
-        return render(templates, request, name, status=status, admin=admin, nav=SECTIONS if admin else (),
-                      **context)
+        return render(templates, request, name, status=status, admin=admin, nav=SECTIONS if admin else (), **context)
 
     def hub_for(request: Request) -> HubClient | None:
         admin = request.session.get("admin")
@@ -83,8 +88,13 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             return page(request, "login.html", status=400, error=message)
         exp = int(claims.get("exp", 0)) or int(time.time()) + 3600
         request.session.clear()
-        request.session.update({"started": int(time.time()), "csrf": secrets.token_urlsafe(32),
-                                "admin": {"token": token, "exp": exp, "sub": str(claims.get("sub", "admin"))}})
+        request.session.update(
+            {
+                "started": int(time.time()),
+                "csrf": secrets.token_urlsafe(32),
+                "admin": {"token": token, "exp": exp, "sub": str(claims.get("sub", "admin"))},
+            }
+        )
         return see_other("/")
 
     @app.post("/uitloggen")
@@ -196,8 +206,9 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         if not pem:
             notice(request, "Plak de nieuwe publieke sleutel (PEM).", "error")
             return see_other("/koppelingen")
-        await hub.admin("POST", f"apps/{client_id}/rotate",
-                        json={"public_key_pem": pem, "keep_old": form.get("keep_old") == "1"})
+        await hub.admin(
+            "POST", f"apps/{client_id}/rotate", json={"public_key_pem": pem, "keep_old": form.get("keep_old") == "1"}
+        )
         notice(request, "De nieuwe sleutel is vastgelegd.")
         return see_other("/koppelingen")
 
@@ -239,8 +250,14 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             return see_other("/inloggen")
         orgs = await records.organisations(hub)
         recent = await records.paper_consents(hub, {o.ura: o.name for o in orgs})
-        return page(request, "papier.html", orgs=orgs, recent=recent, categories=ft.CATEGORY_LABELS,
-                    today=date.today().isoformat())
+        return page(
+            request,
+            "papier.html",
+            orgs=orgs,
+            recent=recent,
+            categories=ft.CATEGORY_LABELS,
+            today=date.today().isoformat(),
+        )
 
     @app.post("/papieren-toestemming")
     async def add_paper(request: Request) -> Response:
@@ -258,8 +275,11 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             notice(request, "Er is geen cliënt met dit BSN in de hub.", "error")
             return see_other("/papieren-toestemming")
         created = await hub.create(records.paper_consent(patient["id"], fields, request.session["admin"]["sub"]))
-        notice(request, f"De papieren {records.DECISIONS[fields['decision']].lower()} voor "
-                        f"{ft.human_name(patient)} is vastgelegd (Consent/{created.get('id')}).")
+        notice(
+            request,
+            f"De papieren {records.DECISIONS[fields['decision']].lower()} voor "
+            f"{ft.human_name(patient)} is vastgelegd (Consent/{created.get('id')}).",
+        )
         return see_other("/papieren-toestemming")
 
     @app.get("/auditlog")
@@ -281,10 +301,13 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         await form_of(request)
         answer = await hub.admin("GET", "audit/verify")
         request.session["verify"] = {
-            "ok": bool(answer.get("ok")), "records": answer.get("records", 0),
-            "checkpoints": answer.get("checkpoints", 0), "unsealed": answer.get("unsealed", 0),
+            "ok": bool(answer.get("ok")),
+            "records": answer.get("records", 0),
+            "checkpoints": answer.get("checkpoints", 0),
+            "unsealed": answer.get("unsealed", 0),
             "signatures": bool(answer.get("signatures_checked")),
-            "first": (answer.get("problems") or [{}])[0], "at": time.strftime("%H:%M:%S"),
+            "first": (answer.get("problems") or [{}])[0],
+            "at": time.strftime("%H:%M:%S"),
         }
         query = request.url.query
         return see_other(f"/auditlog?{query}#controle" if query else "/auditlog#controle")
@@ -300,7 +323,12 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
             if exc.status not in (404, 405):
                 raise
             return page(request, "meldingen.html", available=False, failed=[])
-        return page(request, "meldingen.html", available=True, failed=answer.get("subscriptions") or [],
-                    counters=answer.get("counters") or {})
+        return page(
+            request,
+            "meldingen.html",
+            available=True,
+            failed=answer.get("subscriptions") or [],
+            counters=answer.get("counters") or {},
+        )
 
     return app

@@ -41,7 +41,8 @@ async def organisations(hub: HubClient) -> list[Org]:
     for org in found:
         ura = ft.identifier(org, ft.URA) or ""
         kind = ft.concept_text((org.get("type") or [{}])[0]) or ORG_TYPES.get(
-            ft.code_of(org.get("type") or [], ORG_TYPE_SYSTEM) or "", "")
+            ft.code_of(org.get("type") or [], ORG_TYPE_SYSTEM) or "", ""
+        )
         out.append(Org(org["id"], str(org.get("name", "")), ura, kind, org.get("active", True) is not False))
     return out
 
@@ -88,11 +89,14 @@ def paper_consent(patient_id: str, fields: dict[str, str], recorded_by: str) -> 
     decision = fields["decision"]
     provision: dict[str, Any] = {"type": decision}
     if fields.get("ura"):
-        provision["actor"] = [{
-            "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                 "code": "IRCP"}]},
-            "reference": {"identifier": {"system": ft.URA, "value": fields["ura"]}},
-        }]
+        provision["actor"] = [
+            {
+                "role": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]
+                },
+                "reference": {"identifier": {"system": ft.URA, "value": fields["ura"]}},
+            }
+        ]
     if fields.get("category"):
         provision["code"] = [{"coding": [{"system": ft.DATA_CATEGORY, "code": fields["category"]}]}]
     title = f"{PAPER_PREFIX}, getekend {fields['signed']}; vastgelegd door {recorded_by}. Reden: {fields['reason']}"
@@ -100,15 +104,22 @@ def paper_consent(patient_id: str, fields: dict[str, str], recorded_by: str) -> 
         "resourceType": "Consent",
         "meta": {"profile": ["https://zorgnet-hub.nl/fhir/StructureDefinition/zorgnet-Consent"]},
         "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                              "code": "patient-privacy"}]},
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+        },
         "category": [{"coding": [{"system": ft.CONSENT_CATEGORY, "code": "gegevensdeling"}]}],
         "patient": {"reference": f"Patient/{patient_id}"},
         "dateTime": fields["signed"],
         "performer": [{"reference": f"Patient/{patient_id}"}],
         "sourceAttachment": {"contentType": "text/plain", "title": title[:1000]},
-        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                                   "code": "OPTIN" if decision == "permit" else "OPTOUT"}]},
+        "policyRule": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                    "code": "OPTIN" if decision == "permit" else "OPTOUT",
+                }
+            ]
+        },
         "provision": provision,
     }
 
@@ -126,10 +137,16 @@ class PaperRecord:
 
 async def paper_consents(hub: HubClient, org_names: dict[str, str]) -> list[PaperRecord]:
     """The most recent consents recorded from paper (their source attachment says so)."""
-    found = await hub.search_all("Consent", [
-        ("category", f"{ft.CONSENT_CATEGORY}|gegevensdeling"), ("_sort", "-_lastUpdated"), ("_count", "50"),
-        ("_include", "Consent:patient"),
-    ], max_pages=1)
+    found = await hub.search_all(
+        "Consent",
+        [
+            ("category", f"{ft.CONSENT_CATEGORY}|gegevensdeling"),
+            ("_sort", "-_lastUpdated"),
+            ("_count", "50"),
+            ("_include", "Consent:patient"),
+        ],
+        max_pages=1,
+    )
     patients = {f"Patient/{r['id']}": ft.human_name(r) for r in found if r["resourceType"] == "Patient"}
     out = []
     for consent in (r for r in found if r["resourceType"] == "Consent"):
@@ -137,26 +154,50 @@ async def paper_consents(hub: HubClient, org_names: dict[str, str]) -> list[Pape
         if not title.startswith(PAPER_PREFIX):
             continue
         provision = consent.get("provision") or {}
-        ura = next((str(((a.get("reference") or {}).get("identifier") or {}).get("value", ""))
-                    for a in provision.get("actor") or []), "")
-        cats = [ft.CATEGORY_LABELS.get(c, c) for cc in provision.get("code") or []
-                for c in [ft.code_of(cc, ft.DATA_CATEGORY)] if c]
-        out.append(PaperRecord(
-            consent["id"], patients.get(ft.ref_key(consent.get("patient")) or "", "Cliënt"),
-            DECISIONS.get(str(provision.get("type")), ""), ", ".join(cats) or "Alle gegevens",
-            org_names.get(ura, "Alle organisaties") if ura else "Alle organisaties",
-            title.split("Reden: ", 1)[-1], ft.dutch_date(consent.get("dateTime")),
-        ))
+        ura = next(
+            (
+                str(((a.get("reference") or {}).get("identifier") or {}).get("value", ""))
+                for a in provision.get("actor") or []
+            ),
+            "",
+        )
+        cats = [
+            ft.CATEGORY_LABELS.get(c, c)
+            for cc in provision.get("code") or []
+            for c in [ft.code_of(cc, ft.DATA_CATEGORY)]
+            if c
+        ]
+        out.append(
+            PaperRecord(
+                consent["id"],
+                patients.get(ft.ref_key(consent.get("patient")) or "", "Cliënt"),
+                DECISIONS.get(str(provision.get("type")), ""),
+                ", ".join(cats) or "Alle gegevens",
+                org_names.get(ura, "Alle organisaties") if ura else "Alle organisaties",
+                title.split("Reden: ", 1)[-1],
+                ft.dutch_date(consent.get("dateTime")),
+            )
+        )
     return out
 
 
 # --- the audit log --------------------------------------------------------------------------------
 
 INTERACTIONS = {
-    "read": "las", "vread": "las versie", "search-type": "zocht", "search-system": "zocht", "search": "zocht",
-    "create": "maakte aan", "update": "wijzigde", "patch": "wijzigde", "delete": "verwijderde",
-    "history-instance": "las geschiedenis", "history": "las geschiedenis", "operation": "voerde uit",
-    "transaction": "transactie", "batch": "batch",
+    "read": "las",
+    "vread": "las versie",
+    "search-type": "zocht",
+    "search-system": "zocht",
+    "search": "zocht",
+    "create": "maakte aan",
+    "update": "wijzigde",
+    "patch": "wijzigde",
+    "delete": "verwijderde",
+    "history-instance": "las geschiedenis",
+    "history": "las geschiedenis",
+    "operation": "voerde uit",
+    "transaction": "transactie",
+    "batch": "batch",
 }
 
 
@@ -221,14 +262,28 @@ async def audit_search(hub: HubClient, query: dict[str, str], org_names: dict[st
         action = INTERACTIONS.get(str(subtype[0]) if subtype else "", str(subtype[0]) if subtype else "")
         if len(subtype) > 1:
             action = f"{action} {subtype[1]}"
-        what = ", ".join(str((e.get("what") or {}).get("reference", "")) for e in event.get("entity") or []
-                         if (e.get("what") or {}).get("reference"))
+        what = ", ".join(
+            str((e.get("what") or {}).get("reference", ""))
+            for e in event.get("entity") or []
+            if (e.get("what") or {}).get("reference")
+        )
         purposes = event.get("purposeOfEvent") or []
         codes = [c.get("code") for p in purposes for c in p.get("coding") or []]
         emergency = ""
         if "BTG" in codes or "ETREAT" in codes:
             emergency = " ".join(str(p.get("text", "")) for p in purposes).strip() or "noodtoegang"
         outcome = "gelukt" if event.get("outcome") == "0" else (event.get("outcomeDesc") or "geweigerd")
-        rows.append(AuditRow(str(event.get("id", "")), ft.dutch_date(event.get("recorded"), with_time=True),
-                             who or organisation or app, organisation, app, action, what, str(outcome), emergency))
+        rows.append(
+            AuditRow(
+                str(event.get("id", "")),
+                ft.dutch_date(event.get("recorded"), with_time=True),
+                who or organisation or app,
+                organisation,
+                app,
+                action,
+                what,
+                str(outcome),
+                emergency,
+            )
+        )
     return AuditResult(rows, bundle.get("total"), "")

@@ -25,8 +25,16 @@ log = logging.getLogger("apps")
 COMMON_STATIC = Path(__file__).parent / "static"
 
 
-def build_app(settings: AppSettings, *, title: str, cookie: str, templates: Environment, static_dir: Path,
-              login_path: str, on_startup: Callable[[FastAPI], None] | None = None) -> FastAPI:
+def build_app(
+    settings: AppSettings,
+    *,
+    title: str,
+    cookie: str,
+    templates: Environment,
+    static_dir: Path,
+    login_path: str,
+    on_startup: Callable[[FastAPI], None] | None = None,
+) -> FastAPI:
     """A FastAPI app with the session, the security headers, ``/static`` and the shared error pages."""
 
     @asynccontextmanager
@@ -53,13 +61,19 @@ def build_app(settings: AppSettings, *, title: str, cookie: str, templates: Envi
             from apps.common.web import see_other
 
             return see_other(login_path)
-        return render(templates, request, "error.html", status=502 if exc.status in (0, 500) else 400,
-                      message=exc.message)
+        return render(
+            templates, request, "error.html", status=502 if exc.status in (0, 500) else 400, message=exc.message
+        )
 
     @app.exception_handler(CsrfError)
     async def csrf_error(request: Request, exc: CsrfError) -> Response:
-        return render(templates, request, "error.html", status=403,
-                      message="Dit formulier is verlopen of komt niet van deze website. Laad de pagina opnieuw.")
+        return render(
+            templates,
+            request,
+            "error.html",
+            status=403,
+            message="Dit formulier is verlopen of komt niet van deze website. Laad de pagina opnieuw.",
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -30,8 +30,20 @@ CATEGORY_LABELS: dict[str, str] = {
     "audit": "Wie keek mee",
 }
 
-MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
-          "november", "december")
+MONTHS = (
+    "januari",
+    "februari",
+    "maart",
+    "april",
+    "mei",
+    "juni",
+    "juli",
+    "augustus",
+    "september",
+    "oktober",
+    "november",
+    "december",
+)
 
 
 def human_name(resource: dict[str, Any] | None) -> str:

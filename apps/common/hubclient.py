@@ -40,8 +40,15 @@ class HubClient:
         headers = {"Authorization": f"Bearer {self.token}", "Accept": FHIR_JSON}
         return headers | dict(extra or {})
 
-    async def request(self, method: str, url: str, *, params: Params = None, json: Any = None,
-                      headers: Mapping[str, str] | None = None) -> Any:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Params = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         """Call the hub; the parsed JSON answer (None for an empty one) or a :class:`HubError`."""
         extra = dict(headers or {})
         if json is not None:
@@ -86,8 +93,15 @@ class HubClient:
         return list(resources(dict(await self.request("GET", f"{self.fhir}/{res_type}/{res_id}/_history"))))
 
     async def create(self, resource: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.request("POST", f"{self.fhir}/{resource['resourceType']}", json=resource,
-                                       headers={"Prefer": "return=representation"}) or {})
+        return dict(
+            await self.request(
+                "POST",
+                f"{self.fhir}/{resource['resourceType']}",
+                json=resource,
+                headers={"Prefer": "return=representation"},
+            )
+            or {}
+        )
 
     async def update(self, resource: dict[str, Any]) -> dict[str, Any]:
         headers = {"Prefer": "return=representation"}
@@ -101,8 +115,9 @@ class HubClient:
         """``POST {fhir}/{path}`` with a Parameters body (``GET`` when ``parameters`` is None)."""
         if parameters is None:
             return await self.request("GET", f"{self.fhir}/{path}")
-        return await self.request("POST", f"{self.fhir}/{path}",
-                                  json={"resourceType": "Parameters", "parameter": parameters})
+        return await self.request(
+            "POST", f"{self.fhir}/{path}", json={"resourceType": "Parameters", "parameter": parameters}
+        )
 
     # --- the hub's admin REST API
 

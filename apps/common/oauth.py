@@ -30,8 +30,9 @@ def challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def authorize_url(hub_url: str, *, client_id: str, redirect_uri: str, state: str, verifier: str,
-                  scope: str = PGO_SCOPES) -> str:
+def authorize_url(
+    hub_url: str, *, client_id: str, redirect_uri: str, state: str, verifier: str, scope: str = PGO_SCOPES
+) -> str:
     query = {
         "response_type": "code",
         "client_id": client_id,
@@ -63,18 +64,23 @@ class TokenError(Exception):
         self.description = description
 
 
-async def exchange_code(http: httpx.AsyncClient, hub_url: str, *, client_id: str, code: str,
-                        redirect_uri: str, verifier: str) -> TokenResponse:
+async def exchange_code(
+    http: httpx.AsyncClient, hub_url: str, *, client_id: str, code: str, redirect_uri: str, verifier: str
+) -> TokenResponse:
     """Redeem an authorization code at ``/auth/token``."""
-    answer = await http.post(f"{hub_url}/auth/token", data={
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "code_verifier": verifier,
-        "client_id": client_id,
-    })
-    body: dict[str, Any] = answer.json() if answer.headers.get("content-type", "").startswith(
-        "application/json") else {}
+    answer = await http.post(
+        f"{hub_url}/auth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+            "client_id": client_id,
+        },
+    )
+    body: dict[str, Any] = (
+        answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
+    )
     if answer.status_code != 200 or "access_token" not in body:
         raise TokenError(str(body.get("error", answer.status_code)), str(body.get("error_description", "")))
     return TokenResponse(

@@ -36,8 +36,7 @@ def client_file(state_dir: Path) -> Path:
     return state_dir / "client.json"
 
 
-def ensure_pgo_client(hub_command: str, state_dir: Path, *, name: str, redirect_uri: str,
-                      client_id: str = "") -> str:
+def ensure_pgo_client(hub_command: str, state_dir: Path, *, name: str, redirect_uri: str, client_id: str = "") -> str:
     """The client id of this PGO app: configured, remembered, or registered now."""
     if client_id:
         return client_id

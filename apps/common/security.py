@@ -16,17 +16,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 def csp(hub_url: str) -> str:
     hub = "{0.scheme}://{0.netloc}".format(urlsplit(hub_url))
-    return "; ".join((
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "font-src 'self'",
-        f"form-action 'self' {hub}",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-    ))
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "font-src 'self'",
+            f"form-action 'self' {hub}",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        )
+    )
 
 
 class SecurityHeadersMiddleware:

@@ -53,8 +53,14 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
     templates = environment(HERE / "templates")
     from apps.common.base import build_app
 
-    app = build_app(settings, title="Mijn Zorgnet", cookie="pgo_session", templates=templates,
-                    static_dir=HERE / "static", login_path="/inloggen")
+    app = build_app(
+        settings,
+        title="Mijn Zorgnet",
+        cookie="pgo_session",
+        templates=templates,
+        static_dir=HERE / "static",
+        login_path="/inloggen",
+    )
     app.state.client_id = client_id or settings.client_id
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
@@ -93,8 +99,15 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         check_csrf(request, form, settings.public_url)
         verifier, state = new_verifier(), secrets.token_urlsafe(24)
         request.session["oauth"] = {"state": state, "verifier": verifier, "at": int(time.time())}
-        return see_other(authorize_url(settings.hub_url, client_id=app.state.client_id,
-                                       redirect_uri=settings.redirect_uri, state=state, verifier=verifier))
+        return see_other(
+            authorize_url(
+                settings.hub_url,
+                client_id=app.state.client_id,
+                redirect_uri=settings.redirect_uri,
+                state=state,
+                verifier=verifier,
+            )
+        )
 
     @app.get("/callback")
     async def callback(request: Request) -> Response:
@@ -104,23 +117,36 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
             notice(request, "Inloggen is gestopt. U kunt het opnieuw proberen.", "error")
             return see_other("/inloggen")
         state = params.get("state", "")
-        if not pending or not secrets.compare_digest(state, str(pending.get("state", ""))) \
-                or time.time() - pending.get("at", 0) > 600:
+        if (
+            not pending
+            or not secrets.compare_digest(state, str(pending.get("state", "")))
+            or time.time() - pending.get("at", 0) > 600
+        ):
             notice(request, "Inloggen is verlopen. Probeer het opnieuw.", "error")
             return see_other("/inloggen")
         try:
-            token = await exchange_code(request.app.state.http, settings.hub_url, client_id=app.state.client_id,
-                                        code=params.get("code", ""), redirect_uri=settings.redirect_uri,
-                                        verifier=pending["verifier"])
+            token = await exchange_code(
+                request.app.state.http,
+                settings.hub_url,
+                client_id=app.state.client_id,
+                code=params.get("code", ""),
+                redirect_uri=settings.redirect_uri,
+                verifier=pending["verifier"],
+            )
         except TokenError:
             notice(request, "Inloggen is niet gelukt. Probeer het opnieuw.", "error")
             return see_other("/inloggen")
         claims = unverified_claims(token.access_token)
         kind = "related" if claims.get("kind") == "related" else "client"
         me: dict[str, Any] = {
-            "token": token.access_token, "exp": int(time.time()) + token.expires_in, "kind": kind,
-            "patient": token.patient, "bsn": token.patient_bsn, "person": claims.get("person"),
-            "name": "", "sections": [],
+            "token": token.access_token,
+            "exp": int(time.time()) + token.expires_in,
+            "kind": kind,
+            "patient": token.patient,
+            "bsn": token.patient_bsn,
+            "person": claims.get("person"),
+            "name": "",
+            "sections": [],
         }
         hub = HubClient(request.app.state.http, settings.hub_url, token.access_token)
         request.session.clear()
@@ -172,9 +198,15 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         plans = await views.care_plans(hub, me["patient"], me=who) if me.get("patient") else []
         # a form that failed (see client_status): opened again, its error at the field, the reason kept
         failed = request.session.pop("failed", None) or {}
-        return page(request, "zorgplan.html", plans=plans, activity_labels=views.ACTIVITY_LABELS,
-                    statuses=[(s, views.ACTIVITY_STATUS[s]) for s in views.OWN_STATUSES], live=True,
-                    failed=failed)
+        return page(
+            request,
+            "zorgplan.html",
+            plans=plans,
+            activity_labels=views.ACTIVITY_LABELS,
+            statuses=[(s, views.ACTIVITY_STATUS[s]) for s in views.OWN_STATUSES],
+            live=True,
+            failed=failed,
+        )
 
     @app.post("/zorgplan/doel/{goal_id}")
     async def edit_goal(request: Request, goal_id: str) -> Response:
@@ -189,8 +221,10 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
             notice(request, "Schrijf uw doel op voordat u het opslaat.", "error")
             return see_other("/zorgplan")
         goal = await hub.read("Goal", goal_id)
-        own = ft.code_of(goal.get("category") or [], views.GOAL_CATEGORY) == "eigen-doel" and \
-            ft.ref_id(goal.get("expressedBy"), "Patient") == me["patient"]
+        own = (
+            ft.code_of(goal.get("category") or [], views.GOAL_CATEGORY) == "eigen-doel"
+            and ft.ref_id(goal.get("expressedBy"), "Patient") == me["patient"]
+        )
         if who.kind != "client" or not own:
             notice(request, "U kunt alleen uw eigen doelen veranderen.", "error")
             return see_other("/zorgplan")
@@ -209,8 +243,9 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         check_csrf(request, form, settings.public_url)
         description = str(form.get("description", "")).strip()[:500]
         try:
-            activity = views.new_activity(str(form.get("code", "")), description,
-                                          str(form.get("status", "scheduled")), who, me["patient"])
+            activity = views.new_activity(
+                str(form.get("code", "")), description, str(form.get("status", "scheduled")), who, me["patient"]
+            )
         except ValueError:
             notice(request, "Kies wat u gaat doen en hoe ver u bent.", "error")
             return see_other("/zorgplan")
@@ -234,8 +269,11 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         status = str(form.get("status", ""))
         plan = await hub.read("CarePlan", plan_id)
         activities = plan.get("activity") or []
-        if not 0 <= index < len(activities) or not views.may_change(activities[index], who, me["patient"]) \
-                or status not in views.OWN_STATUSES:
+        if (
+            not 0 <= index < len(activities)
+            or not views.may_change(activities[index], who, me["patient"])
+            or status not in views.OWN_STATUSES
+        ):
             notice(request, "U kunt alleen uw eigen activiteiten veranderen.", "error")
             return see_other("/zorgplan")
         activities[index]["detail"]["status"] = status
@@ -261,8 +299,12 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
 
         def failed(message: str, field: str) -> Response:
             notice(request, message, "error")
-            request.session["failed"] = {"key": f"{plan_id}-{index}", "reason": reason, "message": message,
-                                         "field": field}
+            request.session["failed"] = {
+                "key": f"{plan_id}-{index}",
+                "reason": reason,
+                "message": message,
+                "field": field,
+            }
             return see_other("/zorgplan")  # no #fragment: a browser skips autofocus when the URL has one
 
         if status not in views.CLIENT_STATUSES:
@@ -311,8 +353,11 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
             return login_needed(request)
         hub, me, _ = found
         show_own = request.query_params.get("eigen") == "1"
-        result = await privacy.looks(hub, me["patient"], my_bsn=me.get("bsn"), show_own=show_own) \
-            if me.get("patient") else privacy.LookPage([], 0)
+        result = (
+            await privacy.looks(hub, me["patient"], my_bsn=me.get("bsn"), show_own=show_own)
+            if me.get("patient")
+            else privacy.LookPage([], 0)
+        )
         return page(request, "wie_keek_mee.html", result=result, show_own=show_own)
 
     @app.get("/toestemming")
@@ -324,8 +369,9 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         if who.kind != "client":
             return page(request, "toestemming.html", perms=None, categories=ft.CATEGORY_LABELS)
         perms = await privacy.permissions(hub, me["patient"])
-        return page(request, "toestemming.html", perms=perms, categories=ft.CATEGORY_LABELS,
-                    today=date.today().isoformat())
+        return page(
+            request, "toestemming.html", perms=perms, categories=ft.CATEGORY_LABELS, today=date.today().isoformat()
+        )
 
     async def _client_form(request: Request) -> tuple[HubClient, dict[str, Any], Any] | None:
         found = current(request)
@@ -398,8 +444,9 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         person = str(form.get("person", "")).strip()
         if not person:
             return see_other("/toestemming")
-        await hub.operation(f"Patient/{me['patient']}/$withdraw-delegation",
-                            [{"name": "person", "valueString": person}])
+        await hub.operation(
+            f"Patient/{me['patient']}/$withdraw-delegation", [{"name": "person", "valueString": person}]
+        )
         notice(request, f"{person} mag niet meer meekijken.")
         return see_other("/toestemming")
 
@@ -411,9 +458,11 @@ def create_app(settings: PgoSettings | None = None, *, client_id: str | None = N
         if found is None:
             return Response(status_code=401)
         hub, me, _ = found
-        return StreamingResponse(_changes(request, hub, me["patient"], settings.poll_interval),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            _changes(request, hub, me["patient"], settings.poll_interval),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     return app
 
@@ -456,8 +505,9 @@ def _minus(stamp: str, seconds: float) -> str:
 LOOKBACK_SECONDS = 120.0
 
 
-async def _changes(request: Request, hub: HubClient, patient: str, interval: float,
-                   lifetime: float = 300.0) -> AsyncIterator[bytes]:
+async def _changes(
+    request: Request, hub: HubClient, patient: str, interval: float, lifetime: float = 300.0
+) -> AsyncIterator[bytes]:
     """Server-sent events: ``change`` with the section name whenever the hub has a version not seen yet.
 
     Until the hub pushes notifications, this polls with ``_lastUpdated=ge{last answer's time minus a

@@ -21,9 +21,16 @@ PURPOSES = {
 }
 ACTIONS = {"R": "bekeek", "C": "voegde toe aan", "U": "wijzigde", "D": "verwijderde", "E": "bekeek"}
 TYPE_WORDS = {
-    "CarePlan": "uw zorgplan", "Goal": "een doel", "CareTeam": "uw netwerk", "Patient": "uw gegevens",
-    "RelatedPerson": "uw naasten", "Consent": "uw wensen of toestemmingen", "Observation": "uw gegevens",
-    "Task": "een overdracht", "ServiceRequest": "een Wmo-toewijzing", "Composition": "een overdracht",
+    "CarePlan": "uw zorgplan",
+    "Goal": "een doel",
+    "CareTeam": "uw netwerk",
+    "Patient": "uw gegevens",
+    "RelatedPerson": "uw naasten",
+    "Consent": "uw wensen of toestemmingen",
+    "Observation": "uw gegevens",
+    "Task": "een overdracht",
+    "ServiceRequest": "een Wmo-toewijzing",
+    "Composition": "een overdracht",
 }
 
 
@@ -96,17 +103,20 @@ async def looks(hub: HubClient, patient: str, *, my_bsn: str | None, show_own: b
         codes = [c.get("code") for p in purposes for c in p.get("coding") or []]
         emergency = "BTG" in codes or "ETREAT" in codes
         why = ", ".join(dict.fromkeys(PURPOSES.get(str(c), "") for c in codes if PURPOSES.get(str(c)))) or (
-            "voor uw zorg" if organisation else "")
-        out.append(Look(
-            ft.dutch_date(event.get("recorded"), with_time=True),
-            who or organisation or "Onbekend",
-            organisation if who != organisation else "",
-            _what(event),
-            why,
-            emergency,
-            " ".join(str(p.get("text")) for p in purposes if p.get("text")),
-            event.get("outcome") not in (None, "0"),
-        ))
+            "voor uw zorg" if organisation else ""
+        )
+        out.append(
+            Look(
+                ft.dutch_date(event.get("recorded"), with_time=True),
+                who or organisation or "Onbekend",
+                organisation if who != organisation else "",
+                _what(event),
+                why,
+                emergency,
+                " ".join(str(p.get("text")) for p in purposes if p.get("text")),
+                event.get("outcome") not in (None, "0"),
+            )
+        )
     return LookPage(out, own)
 
 
@@ -223,8 +233,14 @@ async def permissions(hub: HubClient, patient: str) -> Permissions:
                     continue
                 fields = {q.get("name"): _value(q) for q in _parts(p)}
                 code = str(fields.get("code"))
-                cats.append(CategoryAccess(code, ft.CATEGORY_LABELS.get(code, code), bool(fields.get("access")),
-                                           reason_in_dutch(str(fields.get("reason", "")))))
+                cats.append(
+                    CategoryAccess(
+                        code,
+                        ft.CATEGORY_LABELS.get(code, code),
+                        bool(fields.get("access")),
+                        reason_in_dutch(str(fields.get("reason", ""))),
+                    )
+                )
             out.organisations.append(OrgAccess(ura, name, cats))
         elif param.get("name") == "delegation":
             person = next((str(_value(p)) for p in parts if p.get("name") == "person"), "")
@@ -239,10 +255,14 @@ async def permissions(hub: HubClient, patient: str) -> Permissions:
 
 async def objections(hub: HubClient, patient: str, org_names: dict[str, str]) -> list[Objection]:
     """The client's active objections: privacy Consents (gegevensdeling) whose provision denies."""
-    found = await hub.search_all("Consent", [
-        ("patient", f"Patient/{patient}"), ("status", "active"),
-        ("category", f"{ft.CONSENT_CATEGORY}|gegevensdeling"),
-    ])
+    found = await hub.search_all(
+        "Consent",
+        [
+            ("patient", f"Patient/{patient}"),
+            ("status", "active"),
+            ("category", f"{ft.CONSENT_CATEGORY}|gegevensdeling"),
+        ],
+    )
     out = []
     for consent in found:
         provision = consent.get("provision") or {}
@@ -253,10 +273,20 @@ async def objections(hub: HubClient, patient: str, org_names: dict[str, str]) ->
             ident = (actor.get("reference") or {}).get("identifier") or {}
             value = ident.get("value")
             orgs.append(org_names.get(str(value), "een zorgorganisatie") if value else "een zorgorganisatie")
-        cats = [ft.CATEGORY_LABELS.get(c, c) for cc in provision.get("code") or []
-                for c in [ft.code_of(cc, ft.DATA_CATEGORY)] if c]
-        out.append(Objection(consent["id"], ", ".join(orgs) or "alle organisaties",
-                             cats or ["alle gegevens"], ft.dutch_date(consent.get("dateTime"))))
+        cats = [
+            ft.CATEGORY_LABELS.get(c, c)
+            for cc in provision.get("code") or []
+            for c in [ft.code_of(cc, ft.DATA_CATEGORY)]
+            if c
+        ]
+        out.append(
+            Objection(
+                consent["id"],
+                ", ".join(orgs) or "alle organisaties",
+                cats or ["alle gegevens"],
+                ft.dutch_date(consent.get("dateTime")),
+            )
+        )
     return out
 
 
@@ -264,11 +294,14 @@ def objection_consent(patient: str, ura: str, category: str, today: str) -> dict
     """A privacy Consent by which the client objects to one organisation seeing one category."""
     provision: dict[str, Any] = {
         "type": "deny",
-        "actor": [{
-            "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                 "code": "IRCP"}]},
-            "reference": {"identifier": {"system": ft.URA, "value": ura}},
-        }],
+        "actor": [
+            {
+                "role": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]
+                },
+                "reference": {"identifier": {"system": ft.URA, "value": ura}},
+            }
+        ],
     }
     if category:
         provision["code"] = [{"coding": [{"system": ft.DATA_CATEGORY, "code": category}]}]
@@ -276,8 +309,9 @@ def objection_consent(patient: str, ura: str, category: str, today: str) -> dict
         "resourceType": "Consent",
         "meta": {"profile": ["https://zorgnet-hub.nl/fhir/StructureDefinition/zorgnet-Consent"]},
         "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                              "code": "patient-privacy"}]},
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+        },
         "category": [{"coding": [{"system": ft.CONSENT_CATEGORY, "code": "gegevensdeling"}]}],
         "patient": {"reference": f"Patient/{patient}"},
         "dateTime": today,

@@ -78,8 +78,13 @@ ACP_OBSERVATIONS: dict[str, str] = {
     "247751003": "Ook belangrijk om te weten",
 }
 GROUPS = (("professional", "Zorgverleners"), ("mantelzorger", "Mantelzorgers en vrijwilligers"), ("client", "Ikzelf"))
-_GROUP_OF = {"professional": "professional", "organisatie": "professional", "mantelzorger": "mantelzorger",
-             "vrijwilliger": "mantelzorger", "client": "client"}
+_GROUP_OF = {
+    "professional": "professional",
+    "organisatie": "professional",
+    "mantelzorger": "mantelzorger",
+    "vrijwilliger": "mantelzorger",
+    "client": "client",
+}
 
 
 # --- who is who -----------------------------------------------------------------------------------
@@ -90,8 +95,11 @@ class Names:
 
     def __init__(self, resources: Iterable[dict[str, Any]]) -> None:
         self.by_key = {f"{r['resourceType']}/{r['id']}": r for r in resources if r.get("id")}
-        self.by_ura = {ura: r for r in self.by_key.values()
-                       if r["resourceType"] == "Organization" and (ura := ft.identifier(r, ft.URA))}
+        self.by_ura = {
+            ura: r
+            for r in self.by_key.values()
+            if r["resourceType"] == "Organization" and (ura := ft.identifier(r, ft.URA))
+        }
 
     def get(self, ref: Any) -> dict[str, Any] | None:
         key = ft.ref_key(ref)
@@ -104,9 +112,13 @@ class Names:
 
     async def add_organisations(self, hub: HubClient, refs: Iterable[Any]) -> None:
         """Look up organisations referenced by URA identifier only (no literal reference to include)."""
-        uras = {str(ident["value"]) for ref in refs if isinstance(ref, dict)
-                for ident in [ref.get("identifier")] if isinstance(ident, dict)
-                and ident.get("system") == ft.URA and ident.get("value")} - set(self.by_ura)
+        uras = {
+            str(ident["value"])
+            for ref in refs
+            if isinstance(ref, dict)
+            for ident in [ref.get("identifier")]
+            if isinstance(ident, dict) and ident.get("system") == ft.URA and ident.get("value")
+        } - set(self.by_ura)
         if not uras:
             return
         wanted = ",".join(f"{ft.URA}|{u}" for u in sorted(uras))
@@ -143,12 +155,16 @@ class Member:
 
 async def network(hub: HubClient, patient: str) -> list[Member]:
     """The care team(s) around the client: names and roles, never URA/UZI numbers."""
-    found = await hub.search_all("CareTeam", [
-        ("subject", f"Patient/{patient}"), ("status", "active"),
-        ("_include", "CareTeam:participant"),
-        ("_include:iterate", "PractitionerRole:practitioner"),
-        ("_include:iterate", "PractitionerRole:organization"),
-    ])
+    found = await hub.search_all(
+        "CareTeam",
+        [
+            ("subject", f"Patient/{patient}"),
+            ("status", "active"),
+            ("_include", "CareTeam:participant"),
+            ("_include:iterate", "PractitionerRole:practitioner"),
+            ("_include:iterate", "PractitionerRole:organization"),
+        ],
+    )
     names = Names(found)
     members: list[Member] = []
     seen: set[str] = set()
@@ -234,13 +250,17 @@ def performer_person(detail: dict[str, Any]) -> str | None:
 
 
 async def care_plans(hub: HubClient, patient: str, *, me: Me) -> list[PlanView]:
-    found = await hub.search_all("CarePlan", [
-        ("subject", f"Patient/{patient}"), ("status", "active"),
-        ("_include", "CarePlan:goal"),
-        ("_include", "CarePlan:performer"),
-        ("_include:iterate", "PractitionerRole:practitioner"),
-        ("_include:iterate", "PractitionerRole:organization"),
-    ])
+    found = await hub.search_all(
+        "CarePlan",
+        [
+            ("subject", f"Patient/{patient}"),
+            ("status", "active"),
+            ("_include", "CarePlan:goal"),
+            ("_include", "CarePlan:performer"),
+            ("_include:iterate", "PractitionerRole:practitioner"),
+            ("_include:iterate", "PractitionerRole:organization"),
+        ],
+    )
     names = Names(found)
     plans: list[PlanView] = []
     for plan in (r for r in found if r["resourceType"] == "CarePlan"):
@@ -249,27 +269,41 @@ async def care_plans(hub: HubClient, patient: str, *, me: Me) -> list[PlanView]:
             goal = names.get(ref)
             if goal is None:
                 continue
-            own = ft.code_of(goal.get("category") or [], GOAL_CATEGORY) == "eigen-doel" and \
-                ft.ref_id(goal.get("expressedBy"), "Patient") == patient
+            own = (
+                ft.code_of(goal.get("category") or [], GOAL_CATEGORY) == "eigen-doel"
+                and ft.ref_id(goal.get("expressedBy"), "Patient") == patient
+            )
             by = "Mijn eigen doel" if own else "Doel van het zorgteam"
-            view.goals.append(GoalView(goal["id"], ft.concept_text(goal.get("description")),
-                                       str(goal.get("lifecycleStatus", "")), own, by))
+            view.goals.append(
+                GoalView(
+                    goal["id"], ft.concept_text(goal.get("description")), str(goal.get("lifecycleStatus", "")), own, by
+                )
+            )
         grouped: dict[str, list[ActivityView]] = {key: [] for key, _ in GROUPS}
         for index, activity in enumerate(plan.get("activity") or []):
             detail = activity.get("detail") or {}
             group = activity_group(detail)
             performers = detail.get("performer") or []
             who = ", ".join(_who(names, p) for p in performers) or (
-                "Een organisatie" if group == "professional" else "")
+                "Een organisatie" if group == "professional" else ""
+            )
             person = performer_person(detail)
             status = str(detail.get("status", "unknown"))
-            grouped[group].append(ActivityView(
-                index, plan["id"], activity_label(activity),
-                str(detail.get("description", "")), ACTIVITY_STATUS.get(status, status), status,
-                who, group, bool(me.person and person == me.person),
-                ft.concept_text(detail.get("statusReason")),
-                client_choices(activity, me, patient),
-            ))
+            grouped[group].append(
+                ActivityView(
+                    index,
+                    plan["id"],
+                    activity_label(activity),
+                    str(detail.get("description", "")),
+                    ACTIVITY_STATUS.get(status, status),
+                    status,
+                    who,
+                    group,
+                    bool(me.person and person == me.person),
+                    ft.concept_text(detail.get("statusReason")),
+                    client_choices(activity, me, patient),
+                )
+            )
         view.groups = [(key, label, grouped[key]) for key, label in GROUPS]
         plans.append(view)
     return plans
@@ -304,13 +338,15 @@ def new_activity(code: str, description: str, status: str, me: Me, patient: str)
         performer: dict[str, Any] = {"identifier": {"system": ft.PERSON, "value": me.person}, "display": me.name}
     else:
         kind, performer = "client", {"reference": f"Patient/{patient}"}
-    return {"detail": {
-        "extension": [{"url": PERFORMER_KIND_EXT, "valueCode": kind}],
-        "code": {"coding": [{"system": CARE_ACTIVITY, "code": code}]},
-        "status": status,
-        "description": description,
-        "performer": [performer],
-    }}
+    return {
+        "detail": {
+            "extension": [{"url": PERFORMER_KIND_EXT, "valueCode": kind}],
+            "code": {"coding": [{"system": CARE_ACTIVITY, "code": code}]},
+            "status": status,
+            "description": description,
+            "performer": [performer],
+        }
+    }
 
 
 def may_change(activity: dict[str, Any], me: Me, patient: str) -> bool:
@@ -319,7 +355,8 @@ def may_change(activity: dict[str, Any], me: Me, patient: str) -> bool:
     if me.kind == "related":
         return bool(me.person) and performer_person(detail) == me.person
     return activity_group(detail) == "client" and any(
-        ft.ref_id(p, "Patient") == patient for p in detail.get("performer") or [])
+        ft.ref_id(p, "Patient") == patient for p in detail.get("performer") or []
+    )
 
 
 def client_choices(activity: dict[str, Any], me: Me, patient: str) -> tuple[tuple[str, str], ...]:
@@ -335,8 +372,13 @@ def client_choices(activity: dict[str, Any], me: Me, patient: str) -> tuple[tupl
     if status in FINAL_STATUSES:
         return ()
     started = status in ("in-progress", "on-hold")
-    wanted = [s for s in CLIENT_STATUSES if not (s == "on-hold" and status == "on-hold")
-              and not (s == "stopped" and not started) and not (s == "cancelled" and started)]
+    wanted = [
+        s
+        for s in CLIENT_STATUSES
+        if not (s == "on-hold" and status == "on-hold")
+        and not (s == "stopped" and not started)
+        and not (s == "cancelled" and started)
+    ]
     return tuple((s, CLIENT_STATUSES[s]) for s in wanted)
 
 
@@ -398,9 +440,13 @@ async def wishes(hub: HubClient, patient: str) -> list[Wish]:
             return f"{verdict}: {what.lower()}{state}" if verdict else what + state
 
         out.append(await _with_history(hub, "Consent", consent, f"Behandelwens: {title}", describe))
-    observations = await hub.search_all("Observation", [
-        ("subject", f"Patient/{patient}"), ("code", ",".join(f"{SNOMED}|{c}" for c in ACP_OBSERVATIONS)),
-    ])
+    observations = await hub.search_all(
+        "Observation",
+        [
+            ("subject", f"Patient/{patient}"),
+            ("code", ",".join(f"{SNOMED}|{c}" for c in ACP_OBSERVATIONS)),
+        ],
+    )
     for obs in observations:
         code = ft.code_of(obs.get("code"), SNOMED) or ""
 
@@ -439,23 +485,31 @@ class Handover:
 
 
 async def handovers(hub: HubClient, patient: str) -> list[Handover]:
-    found = await hub.search_all("Task", [
-        ("patient", f"Patient/{patient}"), ("_include", "Task:requester"), ("_include", "Task:owner"),
-        ("_sort", "-_lastUpdated"),
-    ])
+    found = await hub.search_all(
+        "Task",
+        [
+            ("patient", f"Patient/{patient}"),
+            ("_include", "Task:requester"),
+            ("_include", "Task:owner"),
+            ("_sort", "-_lastUpdated"),
+        ],
+    )
     names = Names(found)
     tasks = [r for r in found if r["resourceType"] == "Task"]
     await names.add_organisations(hub, [t.get(k) for t in tasks for k in ("requester", "owner")])
     out = []
     for task in tasks:
         status = str(task.get("status", ""))
-        out.append(Handover(
-            str(task.get("description") or ft.concept_text(task.get("code")) or "Overdracht"),
-            TASK_STATUS.get(status, status), status,
-            names.describe(task.get("requester"))[0] if task.get("requester") else "",
-            names.describe(task.get("owner"))[0] if task.get("owner") else "",
-            ft.dutch_date(task.get("authoredOn") or (task.get("meta") or {}).get("lastUpdated"), with_time=True),
-            status in ("completed", "cancelled", "rejected", "failed", "entered-in-error"),
-        ))
+        out.append(
+            Handover(
+                str(task.get("description") or ft.concept_text(task.get("code")) or "Overdracht"),
+                TASK_STATUS.get(status, status),
+                status,
+                names.describe(task.get("requester"))[0] if task.get("requester") else "",
+                names.describe(task.get("owner"))[0] if task.get("owner") else "",
+                ft.dutch_date(task.get("authoredOn") or (task.get("meta") or {}).get("lastUpdated"), with_time=True),
+                status in ("completed", "cancelled", "rejected", "failed", "entered-in-error"),
+            )
+        )
     out.sort(key=lambda h: h.done)
     return out

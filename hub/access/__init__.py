@@ -34,6 +34,15 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "CATEGORIES", "SYSTEM", "AccessPolicy", "AuthConfig", "Policy", "Principal", "SystemPolicy", "TokenVerifier",
-    "build_policy", "decide", "explain",
+    "CATEGORIES",
+    "SYSTEM",
+    "AccessPolicy",
+    "AuthConfig",
+    "Policy",
+    "Principal",
+    "SystemPolicy",
+    "TokenVerifier",
+    "build_policy",
+    "decide",
+    "explain",
 ]

@@ -389,9 +389,7 @@ class AuthorizationServer:
                     if found is None or not found.active or found.kind != "pgo":
                         raise OAuthError("invalid_client", "unknown client")
                     if found.jwks:
-                        raise OAuthError(
-                            "invalid_client", "this client must authenticate with private_key_jwt"
-                        )
+                        raise OAuthError("invalid_client", "this client must authenticate with private_key_jwt")
                 if client_id != grant.client_id:
                     raise OAuthError("invalid_grant", "authorization code was issued to another client")
                 if redirect_uri != grant.redirect_uri:
@@ -459,24 +457,19 @@ class AuthorizationServer:
         client = await get_client(conn, p["client_id"]) if p["client_id"] else None
         if client is None or not client.active or client.kind != "pgo":
             raise _PageError("Unknown client: this app is not registered as a PGO app.")
-        redirect_uri = p["redirect_uri"] or (
-            client.redirect_uris[0] if len(client.redirect_uris) == 1 else ""
-        )
+        redirect_uri = p["redirect_uri"] or (client.redirect_uris[0] if len(client.redirect_uris) == 1 else "")
         if redirect_uri not in client.redirect_uris:
             raise _PageError("The redirect_uri is not registered for this app.")
         if p["response_type"] != "code":
             raise _RedirectError(redirect_uri, "unsupported_response_type", "response_type must be code")
         if p["code_challenge_method"] != "S256" or not _CHALLENGE.match(p["code_challenge"]):
-            raise _RedirectError(
-                redirect_uri, "invalid_request", "PKCE is required: code_challenge with method S256"
-            )
+            raise _RedirectError(redirect_uri, "invalid_request", "PKCE is required: code_challenge with method S256")
         if p["aud"] and p["aud"].rstrip("/") != self.config.fhir_base:
             raise _RedirectError(redirect_uri, "invalid_request", f"aud must be {self.config.fhir_base}")
         requested = [
             s
             for s in p["scope"].split()
-            if s in _PGO_EXTRA_SCOPES
-            or ((parsed := parse_scope(s)) is not None and parsed.context == "patient")
+            if s in _PGO_EXTRA_SCOPES or ((parsed := parse_scope(s)) is not None and parsed.context == "patient")
         ]
         scopes = narrow_scopes(requested, client.allowed_scopes)
         if not scopes - _PGO_EXTRA_SCOPES:

@@ -50,8 +50,14 @@ def check_reason(code: object, text: object) -> tuple[str, str]:
 
 
 async def open_grant(
-    conn: AsyncConnection, ura: str | None, practitioner: str | None, patient_id: str, code: str, text: str,
-    now: int, minutes: int = DEFAULT_MINUTES,
+    conn: AsyncConnection,
+    ura: str | None,
+    practitioner: str | None,
+    patient_id: str,
+    code: str,
+    text: str,
+    now: int,
+    minutes: int = DEFAULT_MINUTES,
 ) -> Grant:
     """Store a grant for [now, now + minutes) after checking the organisation is a registered,
     active care provider."""
@@ -59,10 +65,17 @@ async def open_grant(
     if ura is None or org is None or org.kind != "zorgaanbieder":
         raise Forbidden("Emergency access (break the glass) is for registered care providers only")
     end = now + minutes * 60 * 1_000_000
-    await conn.execute(insert(break_glass).values(
-        org_ura=ura, patient_id=patient_id, reason_code=code, reason_text=text, practitioner=practitioner,
-        start=now, end=end,
-    ))
+    await conn.execute(
+        insert(break_glass).values(
+            org_ura=ura,
+            patient_id=patient_id,
+            reason_code=code,
+            reason_text=text,
+            practitioner=practitioner,
+            start=now,
+            end=end,
+        )
+    )
     return Grant(ura, patient_id, code, text, now, end)
 
 

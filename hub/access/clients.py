@@ -181,16 +181,12 @@ async def take_code(conn: AsyncConnection, code: str) -> tuple[CodeGrant | None,
     """
     h = code_hash(code)
     result = await conn.execute(
-        update(oauth_code)
-        .where(and_(oauth_code.c.code_hash == h, oauth_code.c.used.is_(False)))
-        .values(used=True)
+        update(oauth_code).where(and_(oauth_code.c.code_hash == h, oauth_code.c.used.is_(False))).values(used=True)
     )
     row = (await conn.execute(select(oauth_code).where(oauth_code.c.code_hash == h))).first()
     if row is None:
         return None, False
-    grant = CodeGrant(
-        row.client_id, row.redirect_uri, row.code_challenge, orjson.loads(row.grant), row.expires
-    )
+    grant = CodeGrant(row.client_id, row.redirect_uri, row.code_challenge, orjson.loads(row.grant), row.expires)
     return grant, result.rowcount == 1
 
 
@@ -198,16 +194,12 @@ async def take_code(conn: AsyncConnection, code: str) -> tuple[CodeGrant | None,
 
 
 async def add_person(conn: AsyncConnection, record: PersonRecord) -> None:
-    await conn.execute(
-        insert(person).values(person_id=record.person_id, name=record.name, bsn=record.bsn, active=True)
-    )
+    await conn.execute(insert(person).values(person_id=record.person_id, name=record.name, bsn=record.bsn, active=True))
 
 
 async def get_person(conn: AsyncConnection, person_id: str) -> PersonRecord | None:
     """An active registered person (a disabled one cannot log in)."""
-    row = (
-        await conn.execute(select(person).where(person.c.person_id == person_id, person.c.active.is_(True)))
-    ).first()
+    row = (await conn.execute(select(person).where(person.c.person_id == person_id, person.c.active.is_(True)))).first()
     return PersonRecord(row.person_id, row.name, row.bsn) if row else None
 
 

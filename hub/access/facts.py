@@ -49,10 +49,12 @@ from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resou
 
 BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
 URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
-ORG_TYPE_SYSTEMS = frozenset({
-    "http://nictiz.nl/fhir/NamingSystem/organization-type",
-    "urn:oid:2.16.840.1.113883.2.4.15.1060",
-})
+ORG_TYPE_SYSTEMS = frozenset(
+    {
+        "http://nictiz.nl/fhir/NamingSystem/organization-type",
+        "urn:oid:2.16.840.1.113883.2.4.15.1060",
+    }
+)
 PERSON_SYSTEM = "https://zorgnet-hub.nl/fhir/NamingSystem/person-id"
 CONSENT_CATEGORY_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/consent-category"
 DATA_CATEGORY_SYSTEM = "https://zorgnet-hub.nl/fhir/CodeSystem/data-category"
@@ -83,8 +85,13 @@ async def writer_grantor(
 
 
 async def after_write(
-    conn: AsyncConnection, stored: Stored, resource: dict[str, Any] | None, author_ura: str | None,
-    *, writer: Policy, base: str | None = None,
+    conn: AsyncConnection,
+    stored: Stored,
+    resource: dict[str, Any] | None,
+    author_ura: str | None,
+    *,
+    writer: Policy,
+    base: str | None = None,
 ) -> None:
     """Maintain the facts a write implies (``resource`` None for a delete). ``writer`` is the
     caller's access policy, ``base`` the hub's FHIR base (for absolute references to itself)."""
@@ -101,8 +108,12 @@ async def after_write(
         # Who an organisation is (its URA, its type) can change what the resources naming it
         # imply, and they may have been written before it: derive those again. (A new
         # Organization without a URA changes nothing.)
-        if not (stored.res_type == "Organization" and stored.version == 1 and resource is not None
-                and not _identifier(resource, URA_SYSTEM)):
+        if not (
+            stored.res_type == "Organization"
+            and stored.version == 1
+            and resource is not None
+            and not _identifier(resource, URA_SYSTEM)
+        ):
             await _rederive_referrers(conn, stored.res_type, stored.res_id, base)
         return
     grantor: Grantor | None = None
@@ -114,16 +125,27 @@ async def after_write(
                 # An overdracht's receiver answers its Task (accepts, completes) before it is in
                 # the client's care: the Task's relation keeps resting on the right it was made by.
                 grantor = await _kept_grantor(conn, stored.pid)
-    await recompute(conn, await _derive(
-        conn, stored.pid, stored.res_type, resource, fresh=stored.version == 1, base=base, grantor=grantor,
-    ))
+    await recompute(
+        conn,
+        await _derive(
+            conn,
+            stored.pid,
+            stored.res_type,
+            resource,
+            fresh=stored.version == 1,
+            base=base,
+            grantor=grantor,
+        ),
+    )
 
 
 async def _kept_grantor(conn: AsyncConnection, pid: int) -> Grantor | None:
     """The grantor an earlier version of this source resource was written with (None: none)."""
-    row = (await conn.execute(
-        select(care_source.c.grantor_kind, care_source.c.grantor).where(care_source.c.source_pid == pid).limit(1)
-    )).first()
+    row = (
+        await conn.execute(
+            select(care_source.c.grantor_kind, care_source.c.grantor).where(care_source.c.source_pid == pid).limit(1)
+        )
+    ).first()
     return (row[0], row[1]) if row is not None else None
 
 
@@ -134,8 +156,14 @@ def _subject(res: dict[str, Any], base: str | None) -> str | None:
 
 
 async def _derive(
-    conn: AsyncConnection, pid: int, res_type: str, resource: dict[str, Any] | None, *, fresh: bool = False,
-    base: str | None = None, grantor: Grantor | None = None,
+    conn: AsyncConnection,
+    pid: int,
+    res_type: str,
+    resource: dict[str, Any] | None,
+    *,
+    fresh: bool = False,
+    base: str | None = None,
+    grantor: Grantor | None = None,
 ) -> set[str]:
     """Replace the facts one source resource implies; returns the patients concerned. A ``fresh``
     resource (its first version) implied nothing before. Care relations need a ``grantor``."""
@@ -148,8 +176,11 @@ async def _derive(
                 patients.add(patient)
             patients |= await _derive_consent(conn, pid, resource, base)
         elif grantor is not None:
-            await conn.execute(insert(care_source).values(
-                source_pid=pid, grantor_kind=grantor[0], grantor=grantor[1], client_key=key_of_resource(pid)))
+            await conn.execute(
+                insert(care_source).values(
+                    source_pid=pid, grantor_kind=grantor[0], grantor=grantor[1], client_key=key_of_resource(pid)
+                )
+            )
             patients |= await _derive_relations(conn, pid, resource, base, grantor)
     return patients
 
@@ -159,31 +190,51 @@ async def _rederive_referrers(conn: AsyncConnection, res_type: str, res_id: str,
     Organization, also through the PractitionerRoles that reference it)."""
     targets = [(res_type, res_id)]
     if res_type == "Organization":
-        roles = (await conn.execute(
-            select(resource.c.res_id)
-            .select_from(idx_reference.join(resource, resource.c.pid == idx_reference.c.pid))
-            .where(idx_reference.c.res_type == "PractitionerRole", idx_reference.c.param == "organization",
-                   idx_reference.c.target_type == "Organization", idx_reference.c.target_id == res_id,
-                   resource.c.deleted == false())
-        )).all()
+        roles = (
+            await conn.execute(
+                select(resource.c.res_id)
+                .select_from(idx_reference.join(resource, resource.c.pid == idx_reference.c.pid))
+                .where(
+                    idx_reference.c.res_type == "PractitionerRole",
+                    idx_reference.c.param == "organization",
+                    idx_reference.c.target_type == "Organization",
+                    idx_reference.c.target_id == res_id,
+                    resource.c.deleted == false(),
+                )
+            )
+        ).all()
         targets += [("PractitionerRole", r[0]) for r in roles]
     conds = [and_(idx_reference.c.target_type == t, idx_reference.c.target_id == i) for t, i in targets]
-    rows = (await conn.execute(
-        select(resource.c.pid, resource.c.res_type, resource.c.content)
-        .where(resource.c.pid.in_(
-            select(idx_reference.c.pid).where(idx_reference.c.res_type.in_(SOURCE_TYPES), or_(*conds))
-        ), resource.c.deleted == false())
-    )).all()
-    grantors = {
-        r.source_pid: (r.grantor_kind, r.grantor) for r in (await conn.execute(
-            select(care_source).where(care_source.c.source_pid.in_([r[0] for r in rows]))
-        )).all()
-    } if rows else {}
+    rows = (
+        await conn.execute(
+            select(resource.c.pid, resource.c.res_type, resource.c.content).where(
+                resource.c.pid.in_(
+                    select(idx_reference.c.pid).where(idx_reference.c.res_type.in_(SOURCE_TYPES), or_(*conds))
+                ),
+                resource.c.deleted == false(),
+            )
+        )
+    ).all()
+    grantors = (
+        {
+            r.source_pid: (r.grantor_kind, r.grantor)
+            for r in (
+                await conn.execute(select(care_source).where(care_source.c.source_pid.in_([r[0] for r in rows])))
+            ).all()
+        }
+        if rows
+        else {}
+    )
     patients: set[str] = set()
     for pid, source_type, content in rows:
         # The source keeps the grantor of its write (a source that implied nothing yet has none).
         patients |= await _derive(
-            conn, pid, source_type, orjson.loads(content) if content else None, base=base, grantor=grantors.get(pid),
+            conn,
+            pid,
+            source_type,
+            orjson.loads(content) if content else None,
+            base=base,
+            grantor=grantors.get(pid),
         )
     await recompute(conn, patients)
 
@@ -228,8 +279,17 @@ async def _derive_relations(
     for ref, lo, hi in refs:
         ura = uras.get(_ref_key(ref))
         if ura and hi > lo:
-            rows.append({"source_pid": pid, "patient_id": patient, "org_ura": ura, "start": lo, "end": hi,
-                         "grantor_kind": grantor[0], "grantor": grantor[1]})
+            rows.append(
+                {
+                    "source_pid": pid,
+                    "patient_id": patient,
+                    "org_ura": ura,
+                    "start": lo,
+                    "end": hi,
+                    "grantor_kind": grantor[0],
+                    "grantor": grantor[1],
+                }
+            )
     if rows:
         await conn.execute(insert(care_relation), _dedupe(rows))
     return {patient}
@@ -269,11 +329,19 @@ async def _derive_consent(conn: AsyncConnection, pid: int, res: dict[str, Any], 
         for actor_ura, org_type in actors or [(None, None)]:
             for category in prov["categories"] or [None]:
                 for purpose in prov["purposes"] or [None]:
-                    rows.append({
-                        "source_pid": pid, "patient_id": patient, "decision": prov["type"],
-                        "category": category, "actor_ura": actor_ura, "org_type": org_type,
-                        "purpose": purpose, "start": prov["start"], "end": prov["end"],
-                    })
+                    rows.append(
+                        {
+                            "source_pid": pid,
+                            "patient_id": patient,
+                            "decision": prov["type"],
+                            "category": category,
+                            "actor_ura": actor_ura,
+                            "org_type": org_type,
+                            "purpose": purpose,
+                            "start": prov["start"],
+                            "end": prov["end"],
+                        }
+                    )
     if rows:
         await conn.execute(insert(consent_rule), rows)
     return {patient}
@@ -293,13 +361,19 @@ async def _derive_delegations(
             ref = actor.get("reference") if isinstance(actor, dict) else None
             person, role = await _person(conn, ref, base)
             if person:
-                rows.append({
-                    "person_id": person, "patient_bsn": bsn, "role_code": role or "100001",
-                    "categories": orjson.dumps(sorted(set(prov["categories"]))).decode(),
-                    "period_start": None if prov["start"] == DATE_MIN else prov["start"],
-                    "period_end": None if prov["end"] == DATE_MAX else prov["end"],
-                    "active": True, "source_pid": pid, "client_key": patient,
-                })
+                rows.append(
+                    {
+                        "person_id": person,
+                        "patient_bsn": bsn,
+                        "role_code": role or "100001",
+                        "categories": orjson.dumps(sorted(set(prov["categories"]))).decode(),
+                        "period_start": None if prov["start"] == DATE_MIN else prov["start"],
+                        "period_end": None if prov["end"] == DATE_MAX else prov["end"],
+                        "active": True,
+                        "source_pid": pid,
+                        "client_key": patient,
+                    }
+                )
     if rows:
         await conn.execute(insert(delegation), rows)
 
@@ -315,7 +389,8 @@ def _provisions(node: Any, parent: dict[str, Any] | None) -> Iterable[dict[str, 
     purposes = [p.get("code") for p in node.get("purpose") or [] if isinstance(p, dict) and p.get("code")]
     flat = {
         "type": node.get("type") or (parent["type"] if parent else "permit"),
-        "start": start, "end": end,
+        "start": start,
+        "end": end,
         "actors": node.get("actor") or (parent["actors"] if parent else []),
         "categories": codes or (parent["categories"] if parent else []),
         "purposes": purposes or (parent["purposes"] if parent else []),
@@ -334,24 +409,29 @@ async def recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
     patients = sorted(set(patients))
     if not patients:
         return
-    rel_rows = [dict(r) for r in (await conn.execute(
-        select(care_relation).where(care_relation.c.patient_id.in_(patients))
-    )).mappings().all()]
+    rel_rows = [
+        dict(r)
+        for r in (await conn.execute(select(care_relation).where(care_relation.c.patient_id.in_(patients))))
+        .mappings()
+        .all()
+    ]
     await _set_effective(conn, patients, rel_rows)
-    rule_rows = (await conn.execute(
-        select(consent_rule).where(consent_rule.c.patient_id.in_(patients))
-    )).mappings().all()
+    rule_rows = (
+        (await conn.execute(select(consent_rule).where(consent_rule.c.patient_id.in_(patients)))).mappings().all()
+    )
     types = await organisation_types(conn, {r["org_ura"] for r in rel_rows})
     await conn.execute(delete(access_grant).where(access_grant.c.patient_id.in_(patients)))
     rows = []
     for patient in patients:
         relations = [
-            Relation(r["org_ura"], r["eff_start"], r["eff_end"]) for r in rel_rows
+            Relation(r["org_ura"], r["eff_start"], r["eff_end"])
+            for r in rel_rows
             if r["patient_id"] == patient and r["eff_start"] is not None
         ]
         rules = [
             Rule(r["decision"], r["category"], r["actor_ura"], r["org_type"], r["purpose"], r["start"], r["end"])
-            for r in rule_rows if r["patient_id"] == patient
+            for r in rule_rows
+            if r["patient_id"] == patient
         ]
         for ura, category, start, end in grant_intervals(relations, rules, types):
             rows.append({"patient_id": patient, "org_ura": ura, "category": category, "start": start, "end": end})
@@ -368,9 +448,15 @@ async def _set_effective(conn: AsyncConnection, patients: list[str], rows: list[
     persons = {r["grantor"] for r in rows if r["grantor_kind"] == "person" and r["grantor"]}
     legal: dict[tuple[str, str], tuple[int, int]] = {}
     if persons:
-        for d in (await conn.execute(
-            select(delegation).where(delegation.c.person_id.in_(sorted(persons)), delegation.c.active == true())
-        )).mappings().all():
+        for d in (
+            (
+                await conn.execute(
+                    select(delegation).where(delegation.c.person_id.in_(sorted(persons)), delegation.c.active == true())
+                )
+            )
+            .mappings()
+            .all()
+        ):
             if d["role_code"] not in LEGAL_ROLES:
                 continue
             lo = d["period_start"] if d["period_start"] is not None else DATE_MIN
@@ -424,11 +510,13 @@ def _clip(span: tuple[int, int], right: tuple[int, int] | None) -> tuple[int, in
 
 async def _patient_registrars(conn: AsyncConnection, patients: list[str]) -> dict[str, set[str]]:
     """Organisations that registered each client (wrote its Patient): in its care on their own."""
-    rows = (await conn.execute(
-        select(resource.c.res_id, resource_author.c.ura)
-        .select_from(resource_author.join(resource, resource.c.pid == resource_author.c.pid))
-        .where(resource.c.res_type == "Patient", resource.c.res_id.in_(patients))
-    )).all()
+    rows = (
+        await conn.execute(
+            select(resource.c.res_id, resource_author.c.ura)
+            .select_from(resource_author.join(resource, resource.c.pid == resource_author.c.pid))
+            .where(resource.c.res_type == "Patient", resource.c.res_id.in_(patients))
+        )
+    ).all()
     out: dict[str, set[str]] = {}
     for res_id, ura in rows:
         out.setdefault(res_id, set()).add(ura)
@@ -439,13 +527,17 @@ async def _forget(conn: AsyncConnection, pid: int) -> list[str]:
     """Drop the facts a resource implied; returns the patients they concerned."""
     patients: set[str] = set()
     for table in (care_relation, consent_rule):
-        patients |= {r[0] for r in (await conn.execute(
-            select(table.c.patient_id).where(table.c.source_pid == pid).distinct()
-        )).all()}
+        patients |= {
+            r[0]
+            for r in (await conn.execute(select(table.c.patient_id).where(table.c.source_pid == pid).distinct())).all()
+        }
         await conn.execute(delete(table).where(table.c.source_pid == pid))
-    bsns = [r[0] for r in (await conn.execute(
-        select(delegation.c.patient_bsn).where(delegation.c.source_pid == pid).distinct()
-    )).all()]
+    bsns = [
+        r[0]
+        for r in (
+            await conn.execute(select(delegation.c.patient_bsn).where(delegation.c.source_pid == pid).distinct())
+        ).all()
+    ]
     for ids in (await patient_ids_for_bsn(conn, bsns)).values():
         patients |= set(ids)
     await conn.execute(delete(delegation).where(delegation.c.source_pid == pid))
@@ -488,30 +580,50 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
             roles[res_id] = key
     token = idx_token
     if orgs:
-        rows = (await conn.execute(
-            select(resource.c.res_id, token.c.code)
-            .select_from(token.join(resource, resource.c.pid == token.c.pid))
-            .where(resource.c.res_type == "Organization", resource.c.res_id.in_(sorted(orgs)),
-                   resource.c.deleted == false(), token.c.param == "identifier", token.c.system == URA_SYSTEM)
-        )).all()
+        rows = (
+            await conn.execute(
+                select(resource.c.res_id, token.c.code)
+                .select_from(token.join(resource, resource.c.pid == token.c.pid))
+                .where(
+                    resource.c.res_type == "Organization",
+                    resource.c.res_id.in_(sorted(orgs)),
+                    resource.c.deleted == false(),
+                    token.c.param == "identifier",
+                    token.c.system == URA_SYSTEM,
+                )
+            )
+        ).all()
         for res_id, code in rows:
             out.setdefault(orgs[res_id], code)
     if roles:
         role = resource.alias("role")
         org = resource.alias("org")
-        rows = (await conn.execute(
-            select(role.c.res_id, token.c.code)
-            .select_from(
-                role.join(idx_reference, and_(idx_reference.c.pid == role.c.pid,
-                                              idx_reference.c.param == "organization",
-                                              idx_reference.c.target_type == "Organization"))
-                .join(org, and_(org.c.res_type == "Organization", org.c.res_id == idx_reference.c.target_id))
-                .join(token, and_(token.c.pid == org.c.pid, token.c.param == "identifier",
-                                  token.c.system == URA_SYSTEM))
+        rows = (
+            await conn.execute(
+                select(role.c.res_id, token.c.code)
+                .select_from(
+                    role.join(
+                        idx_reference,
+                        and_(
+                            idx_reference.c.pid == role.c.pid,
+                            idx_reference.c.param == "organization",
+                            idx_reference.c.target_type == "Organization",
+                        ),
+                    )
+                    .join(org, and_(org.c.res_type == "Organization", org.c.res_id == idx_reference.c.target_id))
+                    .join(
+                        token,
+                        and_(token.c.pid == org.c.pid, token.c.param == "identifier", token.c.system == URA_SYSTEM),
+                    )
+                )
+                .where(
+                    role.c.res_type == "PractitionerRole",
+                    role.c.res_id.in_(sorted(roles)),
+                    role.c.deleted == false(),
+                    org.c.deleted == false(),
+                )
             )
-            .where(role.c.res_type == "PractitionerRole", role.c.res_id.in_(sorted(roles)),
-                   role.c.deleted == false(), org.c.deleted == false())
-        )).all()
+        ).all()
         for res_id, code in rows:
             out.setdefault(roles[res_id], code)
     return out
@@ -528,10 +640,13 @@ async def organisation_types(conn: AsyncConnection, uras: Iterable[str]) -> dict
     uras = sorted(set(uras))
     if not uras:
         return {}
-    rows = (await conn.execute(
-        select(organisation.c.ura, organisation.c.types)
-        .where(organisation.c.ura.in_(uras), organisation.c.active == true())
-    )).all()
+    rows = (
+        await conn.execute(
+            select(organisation.c.ura, organisation.c.types).where(
+                organisation.c.ura.in_(uras), organisation.c.active == true()
+            )
+        )
+    ).all()
     out: dict[str, frozenset[str]] = {}
     for ura, types in rows:
         codes = orjson.loads(types or "[]")
@@ -541,12 +656,18 @@ async def organisation_types(conn: AsyncConnection, uras: Iterable[str]) -> dict
 
 
 async def patient_bsn(conn: AsyncConnection, patient_id: str) -> str | None:
-    row = (await conn.execute(
-        select(idx_token.c.code)
-        .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
-        .where(resource.c.res_type == "Patient", resource.c.res_id == patient_id,
-               idx_token.c.param == "identifier", idx_token.c.system == BSN_SYSTEM)
-    )).first()
+    row = (
+        await conn.execute(
+            select(idx_token.c.code)
+            .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
+            .where(
+                resource.c.res_type == "Patient",
+                resource.c.res_id == patient_id,
+                idx_token.c.param == "identifier",
+                idx_token.c.system == BSN_SYSTEM,
+            )
+        )
+    ).first()
     return str(row[0]) if row else None
 
 
@@ -555,12 +676,19 @@ async def patient_ids_for_bsn(conn: AsyncConnection, bsns: Iterable[str]) -> dic
     bsns = sorted(set(bsns))
     if not bsns:
         return {}
-    rows = (await conn.execute(
-        select(idx_token.c.code, resource.c.res_id)
-        .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
-        .where(idx_token.c.res_type == "Patient", idx_token.c.param == "identifier",
-               idx_token.c.system == BSN_SYSTEM, idx_token.c.code.in_(bsns), resource.c.deleted == false())
-    )).all()
+    rows = (
+        await conn.execute(
+            select(idx_token.c.code, resource.c.res_id)
+            .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
+            .where(
+                idx_token.c.res_type == "Patient",
+                idx_token.c.param == "identifier",
+                idx_token.c.system == BSN_SYSTEM,
+                idx_token.c.code.in_(bsns),
+                resource.c.deleted == false(),
+            )
+        )
+    ).all()
     out: dict[str, list[str]] = {}
     for bsn, res_id in rows:
         out.setdefault(bsn, []).append(res_id)
@@ -577,10 +705,13 @@ async def _person(conn: AsyncConnection, ref: Any, base: str | None = None) -> t
     related_id = local_id(ref, "RelatedPerson", base)
     if related_id is None:
         return None, None
-    row = (await conn.execute(
-        select(resource.c.content).where(resource.c.res_type == "RelatedPerson",
-                                         resource.c.res_id == related_id, resource.c.deleted == false())
-    )).first()
+    row = (
+        await conn.execute(
+            select(resource.c.content).where(
+                resource.c.res_type == "RelatedPerson", resource.c.res_id == related_id, resource.c.deleted == false()
+            )
+        )
+    ).first()
     if row is None or row[0] is None:
         return None, None
     related = orjson.loads(row[0])

@@ -25,8 +25,17 @@ from hub.store.tables import DATE_MAX
 
 #: Every data category of the hub (CodeSystem https://zorgnet-hub.nl/fhir/CodeSystem/data-category).
 CATEGORIES: tuple[str, ...] = (
-    "acp", "agenda", "audit", "documenten", "medisch", "netwerk", "overdracht", "registratie",
-    "toestemming", "wmo", "zorgplan",
+    "acp",
+    "agenda",
+    "audit",
+    "documenten",
+    "medisch",
+    "netwerk",
+    "overdracht",
+    "registratie",
+    "toestemming",
+    "wmo",
+    "zorgplan",
 )
 #: Categories a professional sees only when the client opted in (Mitz-like: medical data).
 OPT_IN: frozenset[str] = frozenset({"medisch"})
@@ -67,9 +76,7 @@ class Relation:
     end: int
 
 
-def decide(
-    category: str, ura: str, org_types: frozenset[str], rules: Iterable[Rule], purpose: str = "TREAT"
-) -> str:
+def decide(category: str, ura: str, org_types: frozenset[str], rules: Iterable[Rule], purpose: str = "TREAT") -> str:
     """'permit', 'deny' (an explicit objection) or 'closed' (no rule, and the category needs opt-in):
     :func:`explain`'s decision, without the rules that made it.
 

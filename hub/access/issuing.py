@@ -130,9 +130,7 @@ def token_for(
             systems = {"uzi": UZI_SYSTEM, "agb": AGB_SYSTEM, "big": BIG_SYSTEM}
             if len(prac) == 2 and prac[0] == "practitioner" and _NUMBER.match(prac[1]):
                 kw["practitioner"] = (UZI_SYSTEM, prac[1])
-            elif (
-                len(prac) == 3 and prac[0] == "practitioner" and prac[1] in systems and _NUMBER.match(prac[2])
-            ):
+            elif len(prac) == 3 and prac[0] == "practitioner" and prac[1] in systems and _NUMBER.match(prac[2]):
                 kw["practitioner"] = (systems[prac[1]], prac[2])
             else:
                 raise ValueError(f"bad --as {spec!r}: {_USAGE}")

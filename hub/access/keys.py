@@ -138,9 +138,7 @@ class HubKeys:
     def sign(self, claims: dict[str, Any], *, typ: str = "at+jwt") -> str:
         """Sign ``claims`` as a compact JWT with the active key (RFC 9068 ``typ`` by default)."""
         header = {"alg": self._active_alg, "kid": self.active_kid, "typ": typ}
-        return jwt.encode(
-            header, claims, self._active, algorithms=[self._active_alg], registry=jws_registry()
-        )
+        return jwt.encode(header, claims, self._active, algorithms=[self._active_alg], registry=jws_registry())
 
     def refresh(self, min_interval: float = 5.0) -> bool:
         """Re-read the key file if another process changed it; at most once per ``min_interval``.

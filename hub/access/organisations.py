@@ -38,8 +38,7 @@ class Organisation:
     active: bool
 
     def as_json(self) -> dict[str, Any]:
-        return {"ura": self.ura, "name": self.name, "kind": self.kind, "types": list(self.types),
-                "active": self.active}
+        return {"ura": self.ura, "name": self.name, "kind": self.kind, "types": list(self.types), "active": self.active}
 
 
 def check_ura(ura: Any) -> str:
@@ -54,21 +53,35 @@ def _row(row: Any) -> Organisation:
 
 
 async def register(
-    conn: AsyncConnection, ura: str, *, name: str = "", kind: str = "zorgaanbieder",
-    types: tuple[str, ...] | list[str] = (), active: bool = True,
+    conn: AsyncConnection,
+    ura: str,
+    *,
+    name: str = "",
+    kind: str = "zorgaanbieder",
+    types: tuple[str, ...] | list[str] = (),
+    active: bool = True,
 ) -> Organisation:
     """Add or replace one registry entry."""
     check_ura(ura)
     if kind not in KINDS:
         raise BadRequest(f"kind must be one of {', '.join(sorted(KINDS))}", code="value", expression="kind")
     codes = sorted({str(t) for t in types})
-    values = {"ura": ura, "name": name, "kind": kind, "types": orjson.dumps(codes).decode(), "active": active,
-              "created": now_us()}
+    values = {
+        "ura": ura,
+        "name": name,
+        "kind": kind,
+        "types": orjson.dumps(codes).decode(),
+        "active": active,
+        "created": now_us(),
+    }
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = dialect_insert(organisation).values(**values)
-    await conn.execute(stmt.on_conflict_do_update(
-        index_elements=["ura"], set_={k: v for k, v in values.items() if k not in ("ura", "created")},
-    ))
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["ura"],
+            set_={k: v for k, v in values.items() if k not in ("ura", "created")},
+        )
+    )
     await _recompute_for(conn, ura)
     return Organisation(ura, name, kind, tuple(codes), active)
 
@@ -78,9 +91,9 @@ async def _recompute_for(conn: AsyncConnection, ura: str) -> None:
     from hub.access.facts import recompute
     from hub.access.tables import care_relation
 
-    rows = (await conn.execute(
-        select(care_relation.c.patient_id).where(care_relation.c.org_ura == ura).distinct()
-    )).all()
+    rows = (
+        await conn.execute(select(care_relation.c.patient_id).where(care_relation.c.org_ura == ura).distinct())
+    ).all()
     await recompute(conn, [r[0] for r in rows])
 
 

@@ -24,7 +24,7 @@ def _run(work: Callable[[Any], Awaitable[Any]], *, write: bool) -> Any:
         db = Database(settings.database_url, pool_size=1)
         try:
             await prepare_database(db, settings)
-            async with (db.write() if write else db.read()) as conn:
+            async with db.write() if write else db.read() as conn:
                 return await work(conn)
         finally:
             await db.dispose()

@@ -27,8 +27,11 @@ def codes(concept: Any) -> Iterator[tuple[Any, Any]]:
 
 
 def is_overdracht(resource: dict[str, Any] | None) -> bool:
-    return (isinstance(resource, dict) and resource.get("resourceType") == "Task"
-            and OVERDRACHT_CODE in set(codes(resource.get("code"))))
+    return (
+        isinstance(resource, dict)
+        and resource.get("resourceType") == "Task"
+        and OVERDRACHT_CODE in set(codes(resource.get("code")))
+    )
 
 
 def exchange(task: dict[str, Any] | None) -> str | None:

@@ -68,9 +68,12 @@ PROFESSIONAL_NOT_WRITABLE = frozenset({"toestemming", "audit"})
 #: Definitions that take effect hub-wide (a stored SearchParameter indexes every client's data).
 HUB_WIDE_DEFINITIONS = frozenset({"SearchParameter"})
 #: National identifier systems (BSN, URA): ASCII digits only (no full-width or other digits).
-NATIONAL_IDENTIFIERS = frozenset({
-    BSN_SYSTEM, "http://fhir.nl/fhir/NamingSystem/ura",
-})
+NATIONAL_IDENTIFIERS = frozenset(
+    {
+        BSN_SYSTEM,
+        "http://fhir.nl/fhir/NamingSystem/ura",
+    }
+)
 #: The types whose writes make care relations (hub.access.facts).
 RELATION_SOURCES = frozenset({"CareTeam", "ServiceRequest", "Task"})
 
@@ -176,8 +179,14 @@ class AccessPolicy:
         :meth:`params`): statements built from the filter can be cached per shape."""
         d = self.delegated
         return (
-            self.kind, self.principal.is_admin, bool(self.principal.organisation_ura), bool(self.patient_ids),
-            d is not None, d is not None and d.legal_representative, self.emergency, self.read_types is None,
+            self.kind,
+            self.principal.is_admin,
+            bool(self.principal.organisation_ura),
+            bool(self.patient_ids),
+            d is not None,
+            d is not None and d.legal_representative,
+            self.emergency,
+            self.read_types is None,
         )
 
     def params(self) -> dict[str, Any]:
@@ -236,7 +245,9 @@ class AccessPolicy:
         # (deploy/CITUS.md). A version's own compartments (history_compartment) are placed by comp_id.
         return exists(
             select(c.c[m.key]).where(
-                *keyed, c.c[m.key] == r.c[m.key], c.c.comp_type == "Patient",
+                *keyed,
+                c.c[m.key] == r.c[m.key],
+                c.c.comp_type == "Patient",
                 c.c.comp_id.in_(self._p("acl_patients")),
             )
         )
@@ -251,8 +262,12 @@ class AccessPolicy:
             select(c.c[m.key])
             .select_from(c.join(g, g.c.patient_id == c.c.comp_id))
             .where(
-                c.c[m.key] == r.c[m.key], c.c.comp_type == "Patient", g.c.org_ura == ura,
-                g.c.category == r.c.category, g.c.start <= now, g.c.end > now,
+                c.c[m.key] == r.c[m.key],
+                c.c.comp_type == "Patient",
+                g.c.org_ura == ura,
+                g.c.category == r.c.category,
+                g.c.start <= now,
+                g.c.end > now,
             )
         )
         parts: list[ColumnElement[bool]] = [authored, granted, self._overdracht(r)]
@@ -266,10 +281,14 @@ class AccessPolicy:
         are rewritten with every write of the Task, so a rejection or cancellation takes effect on
         the next request. (From completion the receiver is a care relation like any other.)"""
         w = overdracht_access.alias("acl_handover")
-        return exists(select(w.c.source_pid).where(
-            w.c.org_ura == self._p("acl_ura"), w.c.target_type == r.c.res_type, w.c.target_id == r.c.res_id,
-            w.c.active == true(),
-        ))
+        return exists(
+            select(w.c.source_pid).where(
+                w.c.org_ura == self._p("acl_ura"),
+                w.c.target_type == r.c.res_type,
+                w.c.target_id == r.c.res_id,
+                w.c.active == true(),
+            )
+        )
 
     def _emergency(self, r: FromClause, m: Membership) -> ColumnElement[bool]:
         """Break the glass: the data of clients for whom the organisation holds a break-glass grant
@@ -303,14 +322,20 @@ class AccessPolicy:
         )
         now = self._p("acl_now")
         opened = exists(
-            select(bg.c.id).where(
-                bg.c.org_ura == self._p("acl_ura"), bg.c.patient_id == c.c.comp_id, bg.c.start <= now, bg.c.end > now,
-            ).correlate(c)
+            select(bg.c.id)
+            .where(
+                bg.c.org_ura == self._p("acl_ura"),
+                bg.c.patient_id == c.c.comp_id,
+                bg.c.start <= now,
+                bg.c.end > now,
+            )
+            .correlate(c)
         )
         return and_(
             r.c.category.notin_(sorted(NEVER_FOR_PROFESSIONALS)),
             exists(
-                select(c.c[m.key]).where(c.c[m.key] == r.c[m.key], c.c.comp_type == "Patient", opened, ~objection)
+                select(c.c[m.key])
+                .where(c.c[m.key] == r.c[m.key], c.c.comp_type == "Patient", opened, ~objection)
                 .correlate(r)
             ),
         )
@@ -439,10 +464,18 @@ class AccessPolicy:
         if current is None or current.res_type != "Task" or current.deleted:
             return False
         w = overdracht_access
-        row = (await conn.execute(
-            select(w.c.source_pid).where(w.c.org_ura == self.principal.organisation_ura, w.c.target_type == "Task",
-                                         w.c.target_id == current.res_id, w.c.source_pid == current.pid).limit(1)
-        )).first()
+        row = (
+            await conn.execute(
+                select(w.c.source_pid)
+                .where(
+                    w.c.org_ura == self.principal.organisation_ura,
+                    w.c.target_type == "Task",
+                    w.c.target_id == current.res_id,
+                    w.c.source_pid == current.pid,
+                )
+                .limit(1)
+            )
+        ).first()
         return row is not None
 
     async def check_content(self, conn: AsyncConnection, res_type: str, resource: dict[str, Any]) -> None:
@@ -463,22 +496,33 @@ class AccessPolicy:
         if res_type != "Patient":
             return
         bsns = {
-            str(i["value"]) for i in resource.get("identifier") or []
+            str(i["value"])
+            for i in resource.get("identifier") or []
             if isinstance(i, dict) and i.get("system") == BSN_SYSTEM and isinstance(i.get("value"), str)
         }
         if not bsns:
             return
-        rows = (await conn.execute(
-            select(resource_table.c.res_id)
-            .select_from(idx_token.join(resource_table, resource_table.c.pid == idx_token.c.pid))
-            .where(idx_token.c.res_type == "Patient", idx_token.c.param == "identifier",
-                   idx_token.c.system == BSN_SYSTEM, idx_token.c.code.in_(sorted(bsns)),
-                   resource_table.c.deleted == false(), resource_table.c.res_id != resource.get("id"))
-            .limit(1)
-        )).first()
+        rows = (
+            await conn.execute(
+                select(resource_table.c.res_id)
+                .select_from(idx_token.join(resource_table, resource_table.c.pid == idx_token.c.pid))
+                .where(
+                    idx_token.c.res_type == "Patient",
+                    idx_token.c.param == "identifier",
+                    idx_token.c.system == BSN_SYSTEM,
+                    idx_token.c.code.in_(sorted(bsns)),
+                    resource_table.c.deleted == false(),
+                    resource_table.c.res_id != resource.get("id"),
+                )
+                .limit(1)
+            )
+        ).first()
         if rows is not None:
-            raise Conflict("A client with this BSN is already registered; write to their Patient resource instead",
-                           code="duplicate", expression="Patient.identifier")
+            raise Conflict(
+                "A client with this BSN is already registered; write to their Patient resource instead",
+                code="duplicate",
+                expression="Patient.identifier",
+            )
 
     async def fact_grantor(self, conn: AsyncConnection, patient_id: str, res: dict[str, Any]) -> Grantor | None:
         """Whether this caller's write of a CareTeam/ServiceRequest/Task about ``patient_id`` may make
@@ -506,9 +550,11 @@ class AccessPolicy:
 
     async def _authored(self, conn: AsyncConnection, pid: int) -> bool:
         ura = self.principal.organisation_ura
-        row = (await conn.execute(
-            select(resource_author.c.pid).where(resource_author.c.pid == pid, resource_author.c.ura == ura)
-        )).first()
+        row = (
+            await conn.execute(
+                select(resource_author.c.pid).where(resource_author.c.pid == pid, resource_author.c.ura == ura)
+            )
+        ).first()
         return row is not None
 
     async def _in_care(self, conn: AsyncConnection, patient_id: str) -> bool:
@@ -524,20 +570,28 @@ class AccessPolicy:
 
     async def _in_care_query(self, conn: AsyncConnection, patient_id: str) -> bool:
         ura = self.principal.organisation_ura
-        rel = (await conn.execute(
-            select(care_relation.c.patient_id).where(
-                care_relation.c.patient_id == patient_id, care_relation.c.org_ura == ura,
-                care_relation.c.eff_start <= self.now, care_relation.c.eff_end > self.now,
-            ).limit(1)
-        )).first()
+        rel = (
+            await conn.execute(
+                select(care_relation.c.patient_id)
+                .where(
+                    care_relation.c.patient_id == patient_id,
+                    care_relation.c.org_ura == ura,
+                    care_relation.c.eff_start <= self.now,
+                    care_relation.c.eff_end > self.now,
+                )
+                .limit(1)
+            )
+        ).first()
         if rel is not None:
             return True
         author = resource_author
-        row = (await conn.execute(
-            select(author.c.pid)
-            .select_from(author.join(resource, resource.c.pid == author.c.pid))
-            .where(author.c.ura == ura, resource.c.res_type == "Patient", resource.c.res_id == patient_id)
-        )).first()
+        row = (
+            await conn.execute(
+                select(author.c.pid)
+                .select_from(author.join(resource, resource.c.pid == author.c.pid))
+                .where(author.c.ura == ura, resource.c.res_type == "Patient", resource.c.res_id == patient_id)
+            )
+        ).first()
         return row is not None
 
 

@@ -48,9 +48,7 @@ class ResourceScope:
     query: str | None = None
 
     def covers(self, resource_type: str, interaction: str) -> bool:
-        return (self.resource_type == "*" or self.resource_type == resource_type) and (
-            interaction in self.permissions
-        )
+        return (self.resource_type == "*" or self.resource_type == resource_type) and (interaction in self.permissions)
 
     def render(self) -> str:
         perms = "".join(p for p in _ORDER if p in self.permissions)
@@ -182,9 +180,7 @@ class Principal:
     def is_admin(self) -> bool:
         return self.kind == "admin" and ADMIN_SCOPE in self.scopes
 
-    def allows_scope(
-        self, resource_type: str, interaction: Interaction, *, context: str | None = None
-    ) -> bool:
+    def allows_scope(self, resource_type: str, interaction: Interaction, *, context: str | None = None) -> bool:
         """Whether an unconditional scope covers this interaction on this type (the upper bound).
 
         ``interaction`` is one SMART v2 letter: c(reate) r(ead) u(pdate) d(elete) s(earch).

@@ -100,8 +100,7 @@ class AuthConfig:
         object.__setattr__(self, "audience", self.audience or self.fhir_base)
         object.__setattr__(self, "key_dir", Path(self.key_dir))
         issuers = tuple(
-            i if isinstance(i, ExternalIssuer) else ExternalIssuer(str(i[0]), str(i[1]))
-            for i in self.external_issuers
+            i if isinstance(i, ExternalIssuer) else ExternalIssuer(str(i[0]), str(i[1])) for i in self.external_issuers
         )
         object.__setattr__(self, "external_issuers", issuers)
         if not 0 <= self.max_skew <= MAX_SKEW:
@@ -399,15 +398,11 @@ class _RemoteKeys:
             self._generation += 1
             now = self._attempted = self._clock()
             try:
-                response = await self._http().get(
-                    self.issuer.jwks_url, headers={"Accept": "application/json"}
-                )
+                response = await self._http().get(self.issuer.jwks_url, headers={"Accept": "application/json"})
                 response.raise_for_status()
                 keys = public_signing_keys(orjson.loads(response.content))
             except (httpx.HTTPError, orjson.JSONDecodeError, ValueError) as exc:
-                log.warning(
-                    "fetching JWKS of %s from %s failed: %s", self.issuer.issuer, self.issuer.jwks_url, exc
-                )
+                log.warning("fetching JWKS of %s from %s failed: %s", self.issuer.issuer, self.issuer.jwks_url, exc)
                 return True  # keep what we had: a JWKS outage does not revoke known keys
             if keys != self._keys:
                 self.version += 1
@@ -457,9 +452,7 @@ class TokenVerifier:
         self._http = http
         self._own_http: httpx.AsyncClient | None = None
         self._clock = clock
-        self._remote = {
-            i.issuer: _RemoteKeys(i, config, self._client, clock) for i in config.external_issuers
-        }
+        self._remote = {i.issuer: _RemoteKeys(i, config, self._client, clock) for i in config.external_issuers}
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._versions = self._key_versions()
 
@@ -541,9 +534,7 @@ class TokenVerifier:
             raise ValueError(f"unknown key id {kid!r} for issuer {iss}")
         check_signature(parsed, key)
         check_audience(parsed.claims, audience)
-        exp = check_times(
-            parsed.claims, now, self._config.max_skew, max_lifetime=self._config.max_token_lifetime
-        )
+        exp = check_times(parsed.claims, now, self._config.max_skew, max_lifetime=self._config.max_token_lifetime)
         return principal_from_claims(parsed.claims, kinds=kinds), exp
 
 

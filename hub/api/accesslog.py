@@ -41,7 +41,7 @@ def interaction_of(method: str, path: str) -> str:
     if path == "/fhir" or path.startswith("/fhir/"):
         from hub.api.routes.fhir import interaction_kind
 
-        return interaction_kind(method, path[len("/fhir"):])
+        return interaction_kind(method, path[len("/fhir") :])
     if path.startswith(("/auth/", "/.well-known/")):
         return "auth"
     if path in ("/healthz", "/readyz"):
@@ -135,8 +135,7 @@ class JsonFormatter(logging.Formatter):
         if record.name == ACCESS_LOGGER:
             return record.getMessage()  # already a JSON line
         out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace(
-                "+00:00", "Z"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -154,8 +153,10 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
     JSON lines (``fmt == "json"``) or readable text for everything, and the access log always as
     JSON, one line per request, on standard output."""
     formatter: dict[str, Any] = (
-        {"()": f"{__name__}.JsonFormatter"} if fmt == "json"
-        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"})
+        {"()": f"{__name__}.JsonFormatter"}
+        if fmt == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -39,8 +39,9 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    issues = [Issue(str(e.get("msg")), "invalid", "error", (".".join(map(str, e.get("loc", ()))),))
-              for e in exc.errors()]
+    issues = [
+        Issue(str(e.get("msg")), "invalid", "error", (".".join(map(str, e.get("loc", ()))),)) for e in exc.errors()
+    ]
     return fhir_response(operation_outcome(issues), _format(request), 400)
 
 

@@ -77,9 +77,16 @@ def route(method: str, path: str) -> Route:
     res_type = _type(first)
     if n == 1:
         return _pick(
-            method, path,
-            {"GET": "search-type", "POST": "create", "PUT": "conditional-update", "DELETE": "conditional-delete",
-             "PATCH": "conditional-patch", "HEAD": "search-type"},
+            method,
+            path,
+            {
+                "GET": "search-type",
+                "POST": "create",
+                "PUT": "conditional-update",
+                "DELETE": "conditional-delete",
+                "PATCH": "conditional-patch",
+                "HEAD": "search-type",
+            },
             res_type=res_type,
         )
     second = parts[1]
@@ -94,9 +101,11 @@ def route(method: str, path: str) -> Route:
     res_id = second
     if n == 2:
         return _pick(
-            method, path,
+            method,
+            path,
             {"GET": "read", "HEAD": "read", "PUT": "update", "DELETE": "delete", "PATCH": "patch"},
-            res_type=res_type, res_id=res_id,
+            res_type=res_type,
+            res_id=res_id,
         )
     third = parts[2]
     if third == "_history":
@@ -109,14 +118,22 @@ def route(method: str, path: str) -> Route:
         return _nf(path)
     if third.startswith("$") and n == 3:
         return _pick(
-            method, path, {"GET": "operation", "POST": "operation"},
-            res_type=res_type, res_id=res_id, operation=third[1:],
+            method,
+            path,
+            {"GET": "operation", "POST": "operation"},
+            res_type=res_type,
+            res_id=res_id,
+            operation=third[1:],
         )
     if n in (3, 4) and (n == 3 or parts[3] == "_search"):
         comp = _type(third)
         return _pick(
-            method, path, {"GET": "search-compartment", "POST": "search-compartment"},
-            res_type=res_type, res_id=res_id, compartment_type=comp,
+            method,
+            path,
+            {"GET": "search-compartment", "POST": "search-compartment"},
+            res_type=res_type,
+            res_id=res_id,
+            compartment_type=comp,
         )
     return _nf(path)
 
@@ -148,8 +165,11 @@ def check_text(req: FhirRequest) -> None:
         raise BadRequest("A NUL character (%00) is not allowed in the URL path", code="value")
     for name, value in req.query:
         if "\x00" in name or "\x00" in value:
-            raise BadRequest(f"A NUL character (%00) is not allowed in the parameter '{name.strip(chr(0))}'",
-                             code="value", expression=name.replace("\x00", ""))
+            raise BadRequest(
+                f"A NUL character (%00) is not allowed in the parameter '{name.strip(chr(0))}'",
+                code="value",
+                expression=name.replace("\x00", ""),
+            )
     for header in (req.if_match, req.if_none_exist, req.if_none_match, req.if_modified_since):
         if header is not None and "\x00" in header:
             raise BadRequest("A NUL character is not allowed in a condition", code="value")

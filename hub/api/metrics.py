@@ -65,27 +65,49 @@ class HubMetrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "hub_http_requests_total", "HTTP requests answered, by FHIR interaction and status.",
-            ["interaction", "status"], registry=r)
+            "hub_http_requests_total",
+            "HTTP requests answered, by FHIR interaction and status.",
+            ["interaction", "status"],
+            registry=r,
+        )
         self.latency = Histogram(
-            "hub_http_request_duration_seconds", "Time to answer an HTTP request, by FHIR interaction.",
-            ["interaction"], buckets=LATENCY_BUCKETS, registry=r)
+            "hub_http_request_duration_seconds",
+            "Time to answer an HTTP request, by FHIR interaction.",
+            ["interaction"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.pool = Gauge(
-            "hub_db_pool_connections", "Database pool connections by state (checked_out, idle, overflow).",
-            ["pool", "state"], registry=r, multiprocess_mode="livesum")
+            "hub_db_pool_connections",
+            "Database pool connections by state (checked_out, idle, overflow).",
+            ["pool", "state"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.audit_queue = Gauge(
-            "hub_audit_queue_depth", "Audit records waiting for the group commit.",
-            registry=r, multiprocess_mode="livesum")
+            "hub_audit_queue_depth",
+            "Audit records waiting for the group commit.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.audit_flush = Histogram(
-            "hub_audit_flush_seconds", "Time to commit one group-commit batch of audit records.",
-            buckets=LATENCY_BUCKETS, registry=r)
+            "hub_audit_flush_seconds",
+            "Time to commit one group-commit batch of audit records.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.audit_records = Counter(
-            "hub_audit_records_total", "Audit records committed by the group-commit writer.", registry=r)
+            "hub_audit_records_total", "Audit records committed by the group-commit writer.", registry=r
+        )
         self.denials = Counter(
-            "hub_access_denials_total", "Requests refused (401/403), by reason.", ["reason"], registry=r)
+            "hub_access_denials_total", "Requests refused (401/403), by reason.", ["reason"], registry=r
+        )
         self.break_glass = Counter(
-            "hub_break_glass_total", "Break-the-glass requests: grants opened (by reason code) and refused.",
-            ["outcome", "reason"], registry=r)
+            "hub_break_glass_total",
+            "Break-the-glass requests: grants opened (by reason code) and refused.",
+            ["outcome", "reason"],
+            registry=r,
+        )
         self._samplers: list[Callable[[], None]] = []
 
     # -- hooks ------------------------------------------------------------------------------------

@@ -18,8 +18,14 @@ JSON_MEDIA = "application/fhir+json"
 XML_MEDIA = "application/fhir+xml"
 
 _FORMAT_ALIASES = {
-    "json": "json", "application/json": "json", "application/fhir+json": "json", "application/json+fhir": "json",
-    "xml": "xml", "text/xml": "xml", "application/xml": "xml", "application/fhir+xml": "xml",
+    "json": "json",
+    "application/json": "json",
+    "application/fhir+json": "json",
+    "application/json+fhir": "json",
+    "xml": "xml",
+    "text/xml": "xml",
+    "application/xml": "xml",
+    "application/fhir+xml": "xml",
     "application/xml+fhir": "xml",
 }
 
@@ -95,9 +101,7 @@ def render(data: Any, fmt: Format) -> bytes:
     return jsonio.dumps(data, pretty=fmt.pretty)
 
 
-def fhir_response(
-    data: Any, fmt: Format, status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
+def fhir_response(data: Any, fmt: Format, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(render(data, fmt), status_code=status, media_type=_media(fmt), headers=headers)
 
 

@@ -41,20 +41,22 @@ def openapi_document(capabilities: dict[str, Any], *, title: str = "Zorgnet Hub 
     }
     system = {i["code"] for i in rest.get("interaction", [])}
     if system & {"batch", "transaction"}:
-        paths["/fhir"] = {"post": _op("batch-transaction", "A batch or transaction Bundle",
-                                      body=_bundle_schema())}
+        paths["/fhir"] = {"post": _op("batch-transaction", "A batch or transaction Bundle", body=_bundle_schema())}
     if "history-system" in system:
-        paths["/fhir/_history"] = {"get": _op("history-system", "History of all resources",
-                                              params=_history_params())}
+        paths["/fhir/_history"] = {"get": _op("history-system", "History of all resources", params=_history_params())}
     for op in rest.get("operation", []):
-        paths[f"/fhir/${op['name']}"] = {"post": _op(f"system-{op['name']}", f"${op['name']}",
-                                                     body=_resource_schema("Parameters"))}
+        paths[f"/fhir/${op['name']}"] = {
+            "post": _op(f"system-{op['name']}", f"${op['name']}", body=_resource_schema("Parameters"))
+        }
     for res in rest.get("resource", []):
         _resource_paths(paths, res)
     return {
         "openapi": "3.0.3",
-        "info": {"title": title, "version": capabilities.get("software", {}).get("version", "0"),
-                 "description": "Generated from the CapabilityStatement at /fhir/metadata."},
+        "info": {
+            "title": title,
+            "version": capabilities.get("software", {}).get("version", "0"),
+            "description": "Generated from the CapabilityStatement at /fhir/metadata.",
+        },
         "paths": paths,
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
         "security": [{"bearer": []}],
@@ -81,38 +83,57 @@ def _resource_paths(paths: dict[str, dict[str, Any]], res: dict[str, Any]) -> No
     if "update" in kinds:
         instance["put"] = _op(f"update-{rtype}", f"Update (or create) a {rtype}", params=[ident], body=body)
     if "patch" in kinds:
-        instance["patch"] = _op(f"patch-{rtype}", f"Patch a {rtype}", params=[ident], body=_patch_schema(),
-                                media="application/json-patch+json")
+        instance["patch"] = _op(
+            f"patch-{rtype}",
+            f"Patch a {rtype}",
+            params=[ident],
+            body=_patch_schema(),
+            media="application/json-patch+json",
+        )
     if "delete" in kinds:
         instance["delete"] = _op(f"delete-{rtype}", f"Delete a {rtype}", params=[ident])
     if instance:
         paths[f"/fhir/{rtype}/{{id}}"] = instance
     if "history-instance" in kinds:
         paths[f"/fhir/{rtype}/{{id}}/_history"] = {
-            "get": _op(f"history-{rtype}", f"History of a {rtype}", params=[ident, *_history_params()])}
+            "get": _op(f"history-{rtype}", f"History of a {rtype}", params=[ident, *_history_params()])
+        }
     if "vread" in kinds:
         paths[f"/fhir/{rtype}/{{id}}/_history/{{vid}}"] = {
-            "get": _op(f"vread-{rtype}", f"A version of a {rtype}", params=[ident, _path_param("vid")])}
+            "get": _op(f"vread-{rtype}", f"A version of a {rtype}", params=[ident, _path_param("vid")])
+        }
     if "history-type" in kinds:
         paths[f"/fhir/{rtype}/_history"] = {
-            "get": _op(f"history-type-{rtype}", f"History of all {rtype}", params=_history_params())}
+            "get": _op(f"history-type-{rtype}", f"History of all {rtype}", params=_history_params())
+        }
     for op in res.get("operation", []):
         name = op["name"]
         paths[f"/fhir/{rtype}/${name}"] = {
-            "post": _op(f"{name}-{rtype}", f"${name} on {rtype}", body=_resource_schema("Parameters"))}
+            "post": _op(f"{name}-{rtype}", f"${name} on {rtype}", body=_resource_schema("Parameters"))
+        }
         paths[f"/fhir/{rtype}/{{id}}/${name}"] = {
-            "get": _op(f"{name}-{rtype}-instance", f"${name} on one {rtype}", params=[ident])}
+            "get": _op(f"{name}-{rtype}-instance", f"${name} on one {rtype}", params=[ident])
+        }
 
 
 def _op(
-    op_id: str, summary: str, *, params: list[dict[str, Any]] | None = None, body: dict[str, Any] | None = None,
-    media: str = FHIR_JSON, public: bool = False,
+    op_id: str,
+    summary: str,
+    *,
+    params: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    media: str = FHIR_JSON,
+    public: bool = False,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "operationId": op_id,
         "summary": summary,
-        "responses": {"default": {"description": "A FHIR resource, Bundle or OperationOutcome",
-                                  "content": {FHIR_JSON: {"schema": {"type": "object"}}}}},
+        "responses": {
+            "default": {
+                "description": "A FHIR resource, Bundle or OperationOutcome",
+                "content": {FHIR_JSON: {"schema": {"type": "object"}}},
+            }
+        },
     }
     if params:
         out["parameters"] = params
@@ -135,8 +156,11 @@ def _path_param(name: str) -> dict[str, Any]:
 
 
 def _history_params() -> list[dict[str, Any]]:
-    return [_query("_count", {"type": "integer", "minimum": 0}), _query("_since", {"type": "string"}),
-            _query("_at", {"type": "string"})]
+    return [
+        _query("_count", {"type": "integer", "minimum": 0}),
+        _query("_since", {"type": "string"}),
+        _query("_at", {"type": "string"}),
+    ]
 
 
 def _resource_schema(rtype: str) -> dict[str, Any]:
@@ -148,7 +172,8 @@ def _resource_schema(rtype: str) -> dict[str, Any]:
             if name in ("resourceType", "id", "contained"):
                 continue
             item: dict[str, Any] = (
-                _PRIMITIVE_SCHEMA.get(element.fhir_type, {"type": "string"}) if element.is_primitive
+                _PRIMITIVE_SCHEMA.get(element.fhir_type, {"type": "string"})
+                if element.is_primitive
                 else {"type": "object"}
             )
             properties[name] = {"type": "array", "items": item} if element.is_list else item
@@ -160,24 +185,45 @@ def _bundle_schema() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "fullUrl": {"type": "string"},
-            "resource": {"type": "object", "required": ["resourceType"],
-                         "properties": {"resourceType": {"type": "string"}}},
-            "request": {"type": "object", "required": ["method", "url"], "properties": {
-                "method": {"type": "string", "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]},
-                "url": {"type": "string"}, "ifMatch": {"type": "string"}, "ifNoneExist": {"type": "string"},
-                "ifNoneMatch": {"type": "string"}, "ifModifiedSince": {"type": "string"}}},
+            "resource": {
+                "type": "object",
+                "required": ["resourceType"],
+                "properties": {"resourceType": {"type": "string"}},
+            },
+            "request": {
+                "type": "object",
+                "required": ["method", "url"],
+                "properties": {
+                    "method": {"type": "string", "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]},
+                    "url": {"type": "string"},
+                    "ifMatch": {"type": "string"},
+                    "ifNoneExist": {"type": "string"},
+                    "ifNoneMatch": {"type": "string"},
+                    "ifModifiedSince": {"type": "string"},
+                },
+            },
         },
     }
-    return {"type": "object", "required": ["resourceType", "type"], "properties": {
-        "resourceType": {"type": "string", "enum": ["Bundle"]},
-        "type": {"type": "string", "enum": ["batch", "transaction"]},
-        "entry": {"type": "array", "items": entry, "maxItems": 20},
-    }}
+    return {
+        "type": "object",
+        "required": ["resourceType", "type"],
+        "properties": {
+            "resourceType": {"type": "string", "enum": ["Bundle"]},
+            "type": {"type": "string", "enum": ["batch", "transaction"]},
+            "entry": {"type": "array", "items": entry, "maxItems": 20},
+        },
+    }
 
 
 def _patch_schema() -> dict[str, Any]:
-    op = {"type": "object", "required": ["op", "path"], "properties": {
-        "op": {"type": "string", "enum": ["add", "remove", "replace", "move", "copy", "test"]},
-        "path": {"type": "string"}, "from": {"type": "string"}, "value": {},
-    }}
+    op = {
+        "type": "object",
+        "required": ["op", "path"],
+        "properties": {
+            "op": {"type": "string", "enum": ["add", "remove", "replace", "move", "copy", "test"]},
+            "path": {"type": "string"},
+            "from": {"type": "string"},
+            "value": {},
+        },
+    }
     return {"type": "array", "items": op, "maxItems": 40}

@@ -23,7 +23,10 @@ async def handle(call: Call, req: FhirRequest, route: Route) -> FhirResult:
         sub_id = route.res_id if kind == "update" else None
         assert kind == "create" or sub_id
         outcome, shown = await subscriptions.write(
-            who, require_body(req), sub_id, if_match=req.if_match,
+            who,
+            require_body(req),
+            sub_id,
+            if_match=req.if_match,
             allow_http=call.svc.settings.environment != "production",
         )
         stored = outcome.stored
@@ -51,8 +54,9 @@ async def handle(call: Call, req: FhirRequest, route: Route) -> FhirResult:
         if len(ids) == 1:
             return FhirResult(200, await subscriptions.status(who, ids[0]))
         raise BadRequest("Subscription/$status needs one id parameter (or use Subscription/{id}/$status)")
-    raise NotFound(f"Subscription does not support {kind}{' $' + route.operation if route.operation else ''}",
-                   code="not-supported")
+    raise NotFound(
+        f"Subscription does not support {kind}{' $' + route.operation if route.operation else ''}", code="not-supported"
+    )
 
 
 async def topics(call: Call, req: FhirRequest) -> FhirResult:

@@ -50,8 +50,13 @@ class Checkpoint:
     signature: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "hash": self.hash, "created": self.created_us, "kid": self.key_id,
-                "sig": self.signature}
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "created": self.created_us,
+            "kid": self.key_id,
+            "sig": self.signature,
+        }
 
 
 def signed_message(seq: int, chain_hash: str, created_us: int, key_id: str) -> bytes:

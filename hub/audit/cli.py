@@ -13,8 +13,7 @@ from typing import Any
 
 import typer
 
-audit_app = typer.Typer(help="Audit log: verify the chain and signatures, export, rotate keys.",
-                        no_args_is_help=True)
+audit_app = typer.Typer(help="Audit log: verify the chain and signatures, export, rotate keys.", no_args_is_help=True)
 
 
 def _settings() -> Any:
@@ -73,8 +72,9 @@ def verify(
 
 @audit_app.command("export")
 def export(
-    since: str = typer.Option(None, help="Only records from this date/instant on (e.g. 2026-11-01), "
-                                         "or after a seq: 'seq:12345'."),
+    since: str = typer.Option(
+        None, help="Only records from this date/instant on (e.g. 2026-11-01), or after a seq: 'seq:12345'."
+    ),
     out: Path = typer.Option(None, "--out", "-o", help="File to write (default: standard output)."),
 ) -> None:
     """Write the log as NDJSON: one AuditEvent per line, with its chain hashes."""

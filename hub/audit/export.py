@@ -24,11 +24,18 @@ CHAIN_EXTENSION = "https://zorgnet-hub.nl/fhir/StructureDefinition/audit-chain"
 
 def with_chain(seq: int, prev_hash: str, chain_hash: str, event: str) -> bytes:
     """The exported form of one stored record (no parsing: the stored JSON is spliced in)."""
-    ext = orjson.dumps([{"url": CHAIN_EXTENSION, "extension": [
-        {"url": "seq", "valueString": str(seq)},
-        {"url": "prevHash", "valueString": prev_hash},
-        {"url": "hash", "valueString": chain_hash},
-    ]}])
+    ext = orjson.dumps(
+        [
+            {
+                "url": CHAIN_EXTENSION,
+                "extension": [
+                    {"url": "seq", "valueString": str(seq)},
+                    {"url": "prevHash", "valueString": prev_hash},
+                    {"url": "hash", "valueString": chain_hash},
+                ],
+            }
+        ]
+    )
     return b'{"id":"' + str(seq).encode() + b'","extension":' + ext + b"," + event.encode("utf-8")[1:]
 
 
@@ -38,8 +45,12 @@ async def iter_export(
     """Exported lines (without newline) of records recorded at/after ``since_us`` and after ``since_seq``."""
     last = since_seq or 0
     while True:
-        stmt = (select(audit_log.c.seq, audit_log.c.prev_hash, audit_log.c.hash, audit_log.c.event)
-                .where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(chunk))
+        stmt = (
+            select(audit_log.c.seq, audit_log.c.prev_hash, audit_log.c.hash, audit_log.c.event)
+            .where(audit_log.c.seq > last)
+            .order_by(audit_log.c.seq)
+            .limit(chunk)
+        )
         if since_us is not None:
             stmt = stmt.where(audit_log.c.recorded >= since_us)
         rows = (await conn.execute(stmt)).all()

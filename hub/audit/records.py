@@ -141,8 +141,14 @@ class AuditRecord:
         """A record with the principal's facts copied (``principal`` may be None: unauthenticated)."""
         if principal is not None:
             for name in (
-                "subject", "client_id", "organisation_ura", "practitioner", "person_id",
-                "patient_bsn", "acting_for", "relation",
+                "subject",
+                "client_id",
+                "organisation_ura",
+                "practitioner",
+                "person_id",
+                "patient_bsn",
+                "acting_for",
+                "relation",
             ):
                 facts.setdefault(name, getattr(principal, name, None))
             facts.setdefault("principal_kind", getattr(principal, "kind", None))
@@ -255,19 +261,25 @@ def _agents(r: AuditRecord) -> list[dict[str, Any]]:
     agents.append(app)
     user: dict[str, Any] | None = None
     if r.practitioner:
-        user = {"type": {"coding": [_coding(PARTICIPATION, "IRCP", "information recipient")]},
-                "who": _ident(r.practitioner[0], r.practitioner[1])}
+        user = {
+            "type": {"coding": [_coding(PARTICIPATION, "IRCP", "information recipient")]},
+            "who": _ident(r.practitioner[0], r.practitioner[1]),
+        }
     elif r.person_id:
-        user = {"type": {"coding": [_coding(PARTICIPATION, "IRCP", "information recipient")]},
-                "who": _ident(PERSON_ID_SYSTEM, r.person_id)}
+        user = {
+            "type": {"coding": [_coding(PARTICIPATION, "IRCP", "information recipient")]},
+            "who": _ident(PERSON_ID_SYSTEM, r.person_id),
+        }
         if r.relation:
             user["role"] = [{"coding": [_coding(HUB_SUBTYPE, "relation-" + r.relation)]}]
     elif r.principal_kind == "client" and r.patient_bsn:
-        user = {"type": {"coding": [_coding(ROLE_CLASS, "PAT", "patient")]},
-                "who": _ident(BSN_SYSTEM, r.patient_bsn)}
+        user = {"type": {"coding": [_coding(ROLE_CLASS, "PAT", "patient")]}, "who": _ident(BSN_SYSTEM, r.patient_bsn)}
     if r.organisation_ura:
-        org = {"type": {"coding": [_coding(ROLE_CLASS, "PROV", "healthcare provider")]},
-               "who": _ident(URA_SYSTEM, r.organisation_ura), "requestor": user is None}
+        org = {
+            "type": {"coding": [_coding(ROLE_CLASS, "PROV", "healthcare provider")]},
+            "who": _ident(URA_SYSTEM, r.organisation_ura),
+            "requestor": user is None,
+        }
         agents.append(org)
     if user is not None:
         user["requestor"] = True
@@ -275,25 +287,34 @@ def _agents(r: AuditRecord) -> list[dict[str, Any]]:
     elif not r.organisation_ura:
         app["requestor"] = True
     if r.acting_for:
-        agents.append({"type": {"coding": [_coding(PARTICIPATION, "RESP", "responsible party")]},
-                       "who": _ident(BSN_SYSTEM, r.acting_for), "requestor": False})
+        agents.append(
+            {
+                "type": {"coding": [_coding(PARTICIPATION, "RESP", "responsible party")]},
+                "who": _ident(BSN_SYSTEM, r.acting_for),
+                "requestor": False,
+            }
+        )
     return agents
 
 
 def _entities(r: AuditRecord) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for pid in _unique(r.patient_ids):
-        out.append({
-            "what": {"reference": f"Patient/{pid}"},
-            "type": _coding(ENTITY_TYPE, "1", "Person"),
-            "role": _coding(OBJECT_ROLE, "1", "Patient"),
-        })
+        out.append(
+            {
+                "what": {"reference": f"Patient/{pid}"},
+                "type": _coding(ENTITY_TYPE, "1", "Person"),
+                "role": _coding(OBJECT_ROLE, "1", "Patient"),
+            }
+        )
     for ref in _unique(_ref(t, i, v) for t, i, v in r.resources):
-        out.append({
-            "what": {"reference": ref},
-            "type": _coding(ENTITY_TYPE, "2", "System Object"),
-            "role": _coding(OBJECT_ROLE, "4", "Domain Resource"),
-        })
+        out.append(
+            {
+                "what": {"reference": ref},
+                "type": _coding(ENTITY_TYPE, "2", "System Object"),
+                "role": _coding(OBJECT_ROLE, "4", "Domain Resource"),
+            }
+        )
     if r.method or r.query:
         request = f"{r.method} {r.path}".strip()
         query: dict[str, Any] = {

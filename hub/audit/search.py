@@ -37,9 +37,19 @@ from hub.fhir.integers import MAX_BIGINT, parse_int, to_int
 from hub.fhir.query import MAX_OFFSET
 from hub.fhir.search_values import parse_count
 
-SEARCH_PARAMS: frozenset[str] = frozenset({
-    "patient", "entity", "agent", "date", "type", "subtype", "action", "outcome", "_id",
-})
+SEARCH_PARAMS: frozenset[str] = frozenset(
+    {
+        "patient",
+        "entity",
+        "agent",
+        "date",
+        "type",
+        "subtype",
+        "action",
+        "outcome",
+        "_id",
+    }
+)
 _CONTROL = frozenset({"_count", "_offset", "_sort", "_total", "_snapshot", "_format", "_pretty"})
 
 
@@ -61,8 +71,11 @@ class Visibility:
         if self.patient_ids is not None:
             if not self.patient_ids:
                 return false()
-            conds.append(audit_log.c.seq.in_(
-                select(audit_patient.c.seq).where(audit_patient.c.patient_id.in_(sorted(self.patient_ids)))))
+            conds.append(
+                audit_log.c.seq.in_(
+                    select(audit_patient.c.seq).where(audit_patient.c.patient_id.in_(sorted(self.patient_ids)))
+                )
+            )
         if self.agent_ura is not None:
             conds.append(audit_log.c.agent_ura == self.agent_ura)
         return and_(*conds) if conds else None
@@ -153,8 +166,11 @@ async def search_audit(
         counted = select(func.count()).select_from(audit_log).where(where)
         total = int((await conn.execute(counted)).scalar_one())
     entries: list[dict[str, Any]] = [
-        {"fullUrl": f"{base}/AuditEvent/{seq}", "resource": orjson.Fragment(served(int(seq), event)),
-         "search": {"mode": "match"}}
+        {
+            "fullUrl": f"{base}/AuditEvent/{seq}",
+            "resource": orjson.Fragment(served(int(seq), event)),
+            "search": {"mode": "match"},
+        }
         for seq, event in rows
     ]
     if warnings:
@@ -191,20 +207,27 @@ def _criterion(name: str, value: str) -> ColumnElement[bool]:
     if name == "entity":
         refs = [_plain_ref(v) for v in values]
         alts: list[ColumnElement[bool]] = [
-            audit_log.c.seq.in_(select(audit_entity.c.seq).where(audit_entity.c.ref.in_(refs)))]
+            audit_log.c.seq.in_(select(audit_entity.c.seq).where(audit_entity.c.ref.in_(refs)))
+        ]
         patients = [r.removeprefix("Patient/") for r in refs if r.startswith("Patient/")]
         if patients:
-            alts.append(audit_log.c.seq.in_(
-                select(audit_patient.c.seq).where(audit_patient.c.patient_id.in_(patients))))
+            alts.append(
+                audit_log.c.seq.in_(select(audit_patient.c.seq).where(audit_patient.c.patient_id.in_(patients)))
+            )
         return or_(*alts)
     if name == "agent":
         whos = [v.rsplit("|", 1)[-1] for v in values]
-        return or_(audit_log.c.agent_client.in_(whos), audit_log.c.agent_ura.in_(whos),
-                   audit_log.c.agent_user.in_(whos))
+        return or_(
+            audit_log.c.agent_client.in_(whos), audit_log.c.agent_ura.in_(whos), audit_log.c.agent_user.in_(whos)
+        )
     if name == "date":
         return or_(*(_date(v) for v in values))
-    column = {"type": audit_log.c.type_code, "subtype": audit_log.c.interaction,
-              "action": audit_log.c.action, "outcome": audit_log.c.outcome}[name]
+    column = {
+        "type": audit_log.c.type_code,
+        "subtype": audit_log.c.interaction,
+        "action": audit_log.c.action,
+        "outcome": audit_log.c.outcome,
+    }[name]
     return column.in_([v.rsplit("|", 1)[-1] for v in values])
 
 

@@ -45,9 +45,17 @@ MAX_ENTITIES = 20
 
 _WRITE_INTERACTION = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 #: Route kinds that are one write (logged in their transaction, not again at the end).
-SINGLE_WRITES = frozenset({
-    "create", "update", "patch", "delete", "conditional-update", "conditional-patch", "conditional-delete",
-})
+SINGLE_WRITES = frozenset(
+    {
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "conditional-update",
+        "conditional-patch",
+        "conditional-delete",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -184,11 +192,14 @@ class AuditTrail:
         if not self.enabled:
             return
         method = stored.method or "PUT"
-        self.pending.append(self._record(
-            _WRITE_INTERACTION.get(method, "update"), status,
-            resources=((stored.res_type, stored.res_id, str(stored.version)),),
-            patient_ids=tuple(sorted(set(patients))),
-        ))
+        self.pending.append(
+            self._record(
+                _WRITE_INTERACTION.get(method, "update"),
+                status,
+                resources=((stored.res_type, stored.res_id, str(stored.version)),),
+                patient_ids=tuple(sorted(set(patients))),
+            )
+        )
         self.patient_ids |= set(patients)
         self.resources.setdefault((stored.res_type, stored.res_id), str(stored.version))
 
@@ -216,10 +227,12 @@ class AuditTrail:
         if writer is None or not writer.enabled or not clients:
             return
         named = tuple(resources[:MAX_ENTITIES])
-        await writer.record_many([
-            self._record(self.interaction, status, patient_ids=tuple(patients), resources=named)
-            for patients in clients
-        ])
+        await writer.record_many(
+            [
+                self._record(self.interaction, status, patient_ids=tuple(patients), resources=named)
+                for patients in clients
+            ]
+        )
 
     async def finish(self, status: int, denial_reason: str | None = None) -> None:
         """Log the interaction (unless it was one write, already logged with its transaction)."""
@@ -229,11 +242,17 @@ class AuditTrail:
         named_only = self.named_ids - self.patient_ids
         if self.interaction in SINGLE_WRITES and self.writes_logged and status < 400:
             if self.mentioned:  # content that names a client without being about them (locally)
-                await writer.record_many([
-                    self._record(self.interaction, status, patient_ids=(p,), resources=tuple(
-                        (t, i, v) for (t, i), v in list(self.resources.items())[:MAX_ENTITIES]
-                    )) for p in sorted(self.mentioned - self.patient_ids)
-                ])
+                await writer.record_many(
+                    [
+                        self._record(
+                            self.interaction,
+                            status,
+                            patient_ids=(p,),
+                            resources=tuple((t, i, v) for (t, i), v in list(self.resources.items())[:MAX_ENTITIES]),
+                        )
+                        for p in sorted(self.mentioned - self.patient_ids)
+                    ]
+                )
             return
         if status >= 400:
             patients = sorted(self.patient_ids | named_only | self.mentioned)
@@ -243,19 +262,28 @@ class AuditTrail:
             # Named, but nothing of theirs returned: the client sees the attempt; it is not a
             # success of the caller's (whose own view must not learn who the BSN belongs to).
             everyone = sorted(self.patient_ids | named_only)
-            await writer.record_many([
-                self._record(
-                    self.interaction, 404, patient_ids=(p,), query=redact(self.query, [o for o in everyone if o != p]),
-                    denial_reason="Nothing of this client was found that the caller may see",
-                ) for p in sorted(named_only)
-            ])
+            await writer.record_many(
+                [
+                    self._record(
+                        self.interaction,
+                        404,
+                        patient_ids=(p,),
+                        query=redact(self.query, [o for o in everyone if o != p]),
+                        denial_reason="Nothing of this client was found that the caller may see",
+                    )
+                    for p in sorted(named_only)
+                ]
+            )
         if len(patients) <= 1:
-            await writer.record(self._record(
-                self.interaction, status,
-                resources=tuple((t, i, v) for (t, i), v in list(self.resources.items())[:MAX_ENTITIES]),
-                patient_ids=tuple(patients),
-                denial_reason=denial_reason,
-            ))
+            await writer.record(
+                self._record(
+                    self.interaction,
+                    status,
+                    resources=tuple((t, i, v) for (t, i), v in list(self.resources.items())[:MAX_ENTITIES]),
+                    patient_ids=tuple(patients),
+                    denial_reason=denial_reason,
+                )
+            )
             return
         # One record per client, each with that client's own entities only.
         records = []
@@ -264,13 +292,16 @@ class AuditTrail:
                 (t, i, v) for (t, i), v in self.resources.items() if patient in self.resource_patients.get((t, i), ())
             ]
             others = [p for p in patients if p != patient]
-            records.append(self._record(
-                self.interaction, status,
-                resources=tuple(own[:MAX_ENTITIES]),
-                patient_ids=(patient,),
-                query=redact(self.query, others),
-                denial_reason=denial_reason,
-            ))
+            records.append(
+                self._record(
+                    self.interaction,
+                    status,
+                    resources=tuple(own[:MAX_ENTITIES]),
+                    patient_ids=(patient,),
+                    query=redact(self.query, others),
+                    denial_reason=denial_reason,
+                )
+            )
         await writer.record_many(records)
 
 

@@ -72,8 +72,10 @@ class VerifyResult:
     def summary(self) -> str:
         if self.ok:
             sig = "" if self.signatures_checked else " (signatures NOT checked: no keyring)"
-            return (f"OK: {self.records} records, {self.checkpoints} checkpoints{sig}, "
-                    f"{self.unsealed} records after the last checkpoint, in {self.seconds:.2f} s")
+            return (
+                f"OK: {self.records} records, {self.checkpoints} checkpoints{sig}, "
+                f"{self.unsealed} records after the last checkpoint, in {self.seconds:.2f} s"
+            )
         first = self.first
         assert first is not None
         more = f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
@@ -98,8 +100,9 @@ async def verify_log(
         problems.append(Problem(seq, reason))
         return len(problems) >= max_problems
 
-    head = (await conn.execute(select(audit_head.c.last_seq, audit_head.c.last_hash)
-                               .where(audit_head.c.id == 1))).one_or_none()
+    head = (
+        await conn.execute(select(audit_head.c.last_seq, audit_head.c.last_hash).where(audit_head.c.id == 1))
+    ).one_or_none()
     if head is None:
         res.problems.append(Problem(0, "the audit_head row is missing"))
         return res
@@ -120,13 +123,16 @@ async def verify_log(
     prev = GENESIS
     stop = False
     while expected <= upto and not stop:
-        rows = (await conn.execute(
-            select(audit_log).where(audit_log.c.seq >= expected, audit_log.c.seq <= upto)
-            .order_by(audit_log.c.seq).limit(chunk)
-        )).all()
+        rows = (
+            await conn.execute(
+                select(audit_log)
+                .where(audit_log.c.seq >= expected, audit_log.c.seq <= upto)
+                .order_by(audit_log.c.seq)
+                .limit(chunk)
+            )
+        ).all()
         if not rows:
-            stop = report(expected, f"records {expected}..{upto} are missing (the head says the log "
-                                    f"ends at {upto})")
+            stop = report(expected, f"records {expected}..{upto} are missing (the head says the log ends at {upto})")
             break
         lo, hi = int(rows[0].seq), int(rows[-1].seq)
         patients = await _children(conn, audit_patient, audit_patient.c.patient_id, lo, hi) if deep else {}
@@ -134,18 +140,23 @@ async def verify_log(
         for row in rows:
             seq = int(row.seq)
             if seq != expected:
-                gap = f"record {expected} is missing" if seq == expected + 1 else \
-                    f"records {expected}..{seq - 1} are missing"
+                gap = (
+                    f"record {expected} is missing"
+                    if seq == expected + 1
+                    else f"records {expected}..{seq - 1} are missing"
+                )
                 if report(expected, gap):
                     stop = True
                     break
-            if row.prev_hash != prev and report(seq, "prev_hash does not match the previous record's hash "
-                                                     "(a record was removed, inserted or moved)"):
+            if row.prev_hash != prev and report(
+                seq, "prev_hash does not match the previous record's hash (a record was removed, inserted or moved)"
+            ):
                 stop = True
                 break
             event_bytes = row.event.encode("utf-8")
             if link_hash(row.prev_hash, seq, event_bytes) != row.hash and report(
-                    seq, "hash does not match the record's content (the record was changed)"):
+                seq, "hash does not match the record's content (the record was changed)"
+            ):
                 stop = True
                 break
             if deep:
@@ -154,8 +165,11 @@ async def verify_log(
                     stop = True
                     break
             sealed_here = by_seq.get(seq)
-            if sealed_here is not None and sealed_here.hash != row.hash and report(
-                    seq, "checkpoint hash differs from the chain hash at this record"):
+            if (
+                sealed_here is not None
+                and sealed_here.hash != row.hash
+                and report(seq, "checkpoint hash differs from the chain hash at this record")
+            ):
                 stop = True
                 break
             prev = row.hash
@@ -172,14 +186,19 @@ async def verify_log(
             report(upto, "the head's hash differs from the last record's hash")
         for cp in checkpoints:
             if cp.seq > res.last_seq:
-                report(cp.seq, f"a checkpoint seals seq {cp.seq} but the log ends at {res.last_seq} "
-                               "(records cut off the tail)")
+                report(
+                    cp.seq,
+                    f"a checkpoint seals seq {cp.seq} but the log ends at {res.last_seq} (records cut off the tail)",
+                )
         if witness_dir is not None:
             for w in read_witness(witness_dir):
                 db_cp = by_seq.get(w.seq)
                 if w.seq > res.last_seq:
-                    report(w.seq, f"the witness file has a checkpoint at seq {w.seq} but the log ends at "
-                                  f"{res.last_seq} (records and checkpoints cut off the tail)")
+                    report(
+                        w.seq,
+                        f"the witness file has a checkpoint at seq {w.seq} but the log ends at "
+                        f"{res.last_seq} (records and checkpoints cut off the tail)",
+                    )
                 elif db_cp is None:
                     report(w.seq, "a witnessed checkpoint is missing from the database")
                 elif (db_cp.hash, db_cp.signature) != (w.hash, w.signature):

@@ -95,8 +95,9 @@ class AuditWriter:
         self._last_timed = time.monotonic()
         self._head: _Head | None = None
         url = getattr(db, "url", None)
-        self._one_statement = url is not None and url.get_backend_name() == "postgresql" and (
-            url.get_driver_name() == "asyncpg")
+        self._one_statement = (
+            url is not None and url.get_backend_name() == "postgresql" and (url.get_driver_name() == "asyncpg")
+        )
         #: Counters for metrics and benchmarks.
         self.batches = 0
         self.records = 0
@@ -228,7 +229,8 @@ class AuditWriter:
     async def _write_batch(self, items: list[PreparedRecord]) -> tuple[int, Checkpoint | None]:
         cached, self._head = self._head, None
         seals = self.keyring is not None and (
-            cached is None or cached.last_seq + len(items) - cached.checkpoint_seq >= self.checkpoint_every)
+            cached is None or cached.last_seq + len(items) - cached.checkpoint_seq >= self.checkpoint_every
+        )
         if cached is not None and self._one_statement and not seals:
             head = await _append_one_statement(self.db, cached, items)
             if head is not None:
@@ -271,10 +273,14 @@ class AuditWriter:
         self.keyring.refresh()
         cp = self.keyring.sign(head.last_seq, head.last_hash)
         head.checkpoint_seq, head.checkpoint_at = cp.seq, cp.created_us
-        await conn.execute(insert(audit_checkpoint).values(
-            seq=cp.seq, hash=cp.hash, created=cp.created_us, key_id=cp.key_id, signature=cp.signature))
-        await conn.execute(update(audit_head).where(audit_head.c.id == 1).values(
-            checkpoint_seq=cp.seq, checkpoint_at=cp.created_us))
+        await conn.execute(
+            insert(audit_checkpoint).values(
+                seq=cp.seq, hash=cp.hash, created=cp.created_us, key_id=cp.key_id, signature=cp.signature
+            )
+        )
+        await conn.execute(
+            update(audit_head).where(audit_head.c.id == 1).values(checkpoint_seq=cp.seq, checkpoint_at=cp.created_us)
+        )
         return cp
 
     async def _witness(self, cp: Checkpoint) -> None:
@@ -296,9 +302,7 @@ async def _lock_head(conn: AsyncConnection, is_sqlite: bool) -> _Head:
 _MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1)
 
 
-async def _append(
-    conn: AsyncConnection, is_sqlite: bool, cached: _Head | None, items: list[PreparedRecord]
-) -> _Head:
+async def _append(conn: AsyncConnection, is_sqlite: bool, cached: _Head | None, items: list[PreparedRecord]) -> _Head:
     """Chain ``items`` after the head, move the head, insert the rows; returns the new head.
 
     With a ``cached`` head (what this writer committed last) the head is moved with one
@@ -312,7 +316,8 @@ async def _append(
         moved = await conn.execute(
             _MOVE_HEAD.where(audit_head.c.last_seq == cached.last_seq)
             .where(audit_head.c.last_hash == cached.last_hash)
-            .values(last_seq=links[-1][0], last_hash=links[-1][2]))
+            .values(last_seq=links[-1][0], last_hash=links[-1][2])
+        )
         if moved.rowcount == 1:
             await _insert(conn, links, items)
             return _Head(links[-1][0], links[-1][2], cached.checkpoint_seq, cached.checkpoint_at)
@@ -323,9 +328,7 @@ async def _append(
     return _Head(links[-1][0], links[-1][2], locked.checkpoint_seq, locked.checkpoint_at)
 
 
-async def _insert(
-    conn: AsyncConnection, links: list[tuple[int, str, str]], items: list[PreparedRecord]
-) -> None:
+async def _insert(conn: AsyncConnection, links: list[tuple[int, str, str]], items: list[PreparedRecord]) -> None:
     """Insert chained ``items`` and their index rows."""
     rows, patients, entities = _rows(links, items)
     if len(rows) >= _COPY_FROM and conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg":
@@ -346,11 +349,22 @@ def _rows(
     entities: list[dict[str, Any]] = []
     for (seq, prev, h), p in zip(links, items, strict=True):
         f = p.facts
-        rows.append({
-            "seq": seq, "recorded": f.recorded_us, "prev_hash": prev, "hash": h, "event": p.event.decode(),
-            "type_code": f.type_code, "interaction": f.interaction, "action": f.action, "outcome": f.outcome,
-            "agent_client": f.agent_client, "agent_ura": f.agent_ura, "agent_user": f.agent_user,
-        })
+        rows.append(
+            {
+                "seq": seq,
+                "recorded": f.recorded_us,
+                "prev_hash": prev,
+                "hash": h,
+                "event": p.event.decode(),
+                "type_code": f.type_code,
+                "interaction": f.interaction,
+                "action": f.action,
+                "outcome": f.outcome,
+                "agent_client": f.agent_client,
+                "agent_ura": f.agent_ura,
+                "agent_user": f.agent_user,
+            }
+        )
         patients.extend({"patient_id": pid, "seq": seq} for pid in f.patient_ids)
         entities.extend({"ref": ref, "seq": seq} for ref in f.entities)
     return rows, patients, entities
@@ -393,9 +407,16 @@ async def _append_one_statement(db: Any, cached: _Head, items: list[PreparedReco
         raw = (await conn.get_raw_connection()).driver_connection
         assert raw is not None
         moved = await raw.fetchval(
-            _one_statement_sql(), links[-1][0], links[-1][2], cached.last_seq, cached.last_hash, *columns,
-            [p["patient_id"] for p in patients], [p["seq"] for p in patients],
-            [e["ref"] for e in entities], [e["seq"] for e in entities],
+            _one_statement_sql(),
+            links[-1][0],
+            links[-1][2],
+            cached.last_seq,
+            cached.last_hash,
+            *columns,
+            [p["patient_id"] for p in patients],
+            [p["seq"] for p in patients],
+            [e["ref"] for e in entities],
+            [e["seq"] for e in entities],
         )
     if moved != 1:
         return None
@@ -416,14 +437,16 @@ async def _copy(
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None
     await raw.copy_records_to_table(
-        "audit_log", records=[tuple(r[c] for c in _LOG_COLUMNS) for r in rows], columns=_LOG_COLUMNS)
+        "audit_log", records=[tuple(r[c] for c in _LOG_COLUMNS) for r in rows], columns=_LOG_COLUMNS
+    )
     if patients:
         await raw.copy_records_to_table(
-            "audit_patient", records=[(p["patient_id"], p["seq"]) for p in patients],
-            columns=["patient_id", "seq"])
+            "audit_patient", records=[(p["patient_id"], p["seq"]) for p in patients], columns=["patient_id", "seq"]
+        )
     if entities:
         await raw.copy_records_to_table(
-            "audit_entity", records=[(e["ref"], e["seq"]) for e in entities], columns=["ref", "seq"])
+            "audit_entity", records=[(e["ref"], e["seq"]) for e in entities], columns=["ref", "seq"]
+        )
 
 
 __all__ = ["AuditWriter"]

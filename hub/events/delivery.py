@@ -64,9 +64,12 @@ class DeliveryConfig:
     @classmethod
     def from_settings(cls, settings: Any) -> DeliveryConfig:
         return cls(
-            poll_seconds=settings.events_poll_seconds, lease_seconds=settings.events_lease_seconds,
-            backoff_base=settings.events_backoff_base, backoff_cap=settings.events_backoff_cap,
-            error_after=settings.events_error_after, off_after=settings.events_off_after,
+            poll_seconds=settings.events_poll_seconds,
+            lease_seconds=settings.events_lease_seconds,
+            backoff_base=settings.events_backoff_base,
+            backoff_cap=settings.events_backoff_cap,
+            error_after=settings.events_error_after,
+            off_after=settings.events_off_after,
         )
 
     def backoff_us(self, failures: int) -> int:
@@ -95,18 +98,34 @@ async def dispatch(db: Database, limit: int = 2000, counters: Counters = COUNTER
         taking = select(o.c.seq).order_by(o.c.seq).limit(limit)
         if not db.is_sqlite:
             taking = taking.where(select(func.pg_try_advisory_xact_lock(DISPATCH_LOCK)).scalar_subquery())
-        rows = sorted((await conn.execute(delete(o).where(o.c.seq.in_(taking.scalar_subquery())).returning(*o.c)))
-                      .mappings().all(), key=lambda r: int(r["seq"]))
+        rows = sorted(
+            (await conn.execute(delete(o).where(o.c.seq.in_(taking.scalar_subquery())).returning(*o.c)))
+            .mappings()
+            .all(),
+            key=lambda r: int(r["seq"]),
+        )
         if not rows:
             return 0
         s = subscription_state
-        subs = (await conn.execute(
-            select(s.c.sub_id, s.c.topic, s.c.filters, s.c.owner_key, s.c.events_total, s.c.created)
-            .where(s.c.status.in_(LIVE))
-        )).mappings().all()
+        subs = (
+            (
+                await conn.execute(
+                    select(s.c.sub_id, s.c.topic, s.c.filters, s.c.owner_key, s.c.events_total, s.c.created).where(
+                        s.c.status.in_(LIVE)
+                    )
+                )
+            )
+            .mappings()
+            .all()
+        )
         parsed = [
-            (sub["sub_id"], BY_URL.get(sub["topic"]), [tuple(f) for f in orjson.loads(sub["filters"])],
-             owners.owner_ura(sub["owner_key"]), int(sub["created"]))
+            (
+                sub["sub_id"],
+                BY_URL.get(sub["topic"]),
+                [tuple(f) for f in orjson.loads(sub["filters"])],
+                owners.owner_ura(sub["owner_key"]),
+                int(sub["created"]),
+            )
             for sub in subs
         ]
         totals = {sub["sub_id"]: int(sub["events_total"]) for sub in subs}
@@ -114,19 +133,32 @@ async def dispatch(db: Database, limit: int = 2000, counters: Counters = COUNTER
         fanned: list[dict[str, Any]] = []
         for row in rows:
             facts = EventFacts(
-                row["res_type"], row["category"], row["change"], frozenset((row["patients"] or "").split()),
-                frozenset((row["orgs"] or "").split()), row["new_status"],
+                row["res_type"],
+                row["category"],
+                row["change"],
+                frozenset((row["patients"] or "").split()),
+                frozenset((row["orgs"] or "").split()),
+                row["new_status"],
             )
             for sub_id, topic, filters, ura, created in parsed:
                 if topic is None or row["recorded"] < created or not matches(topic, filters, facts, ura):
                     continue
                 totals[sub_id] += 1
-                fanned.append({
-                    "sub_id": sub_id, "number": totals[sub_id], "recorded": row["recorded"], "pid": row["pid"],
-                    "res_type": row["res_type"], "res_id": row["res_id"], "version": row["version"],
-                    "change": row["change"], "patients": row["patients"] or "", "old_status": row["old_status"],
-                    "new_status": row["new_status"],
-                })
+                fanned.append(
+                    {
+                        "sub_id": sub_id,
+                        "number": totals[sub_id],
+                        "recorded": row["recorded"],
+                        "pid": row["pid"],
+                        "res_type": row["res_type"],
+                        "res_id": row["res_id"],
+                        "version": row["version"],
+                        "change": row["change"],
+                        "patients": row["patients"] or "",
+                        "old_status": row["old_status"],
+                        "new_status": row["new_status"],
+                    }
+                )
         changed = {k: v for k, v in totals.items() if v != start[k]}
         if fanned and db.is_sqlite:
             await conn.execute(insert(subscription_event), fanned)
@@ -141,8 +173,19 @@ async def dispatch(db: Database, limit: int = 2000, counters: Counters = COUNTER
     return len(rows)
 
 
-_EVENT_COLUMNS = ("sub_id", "number", "recorded", "pid", "res_type", "res_id", "version", "change", "patients",
-                  "old_status", "new_status")
+_EVENT_COLUMNS = (
+    "sub_id",
+    "number",
+    "recorded",
+    "pid",
+    "res_type",
+    "res_id",
+    "version",
+    "change",
+    "patients",
+    "old_status",
+    "new_status",
+)
 _EVENT_TYPES = ("text", "bigint", "bigint", "bigint", "text", "text", "int", "text", "text", "text", "text")
 
 
@@ -171,7 +214,13 @@ async def _fan_out_pg(conn: AsyncConnection, fanned: list[dict[str, Any]], total
 
 
 async def claim(
-    db: Database, worker: str, *, channel: str, limit: int, lease_seconds: float, sub_id: str | None = None,
+    db: Database,
+    worker: str,
+    *,
+    channel: str,
+    limit: int,
+    lease_seconds: float,
+    sub_id: str | None = None,
     include_requested: bool = True,
 ) -> list[Mapping[str, Any]]:
     """Lease up to ``limit`` subscriptions with work due (events, a handshake or a heartbeat);
@@ -186,14 +235,26 @@ async def claim(
     cond = [s.c.channel == channel, s.c.status.in_(LIVE), s.c.next_attempt <= now, s.c.lease_until < now, or_(*due)]
     if sub_id is not None:
         cond.append(s.c.sub_id == sub_id)
-    picked = (select(s.c.sub_id).where(*cond).order_by(s.c.next_attempt, s.c.sub_id).limit(limit)
-              .with_for_update(skip_locked=True))
+    picked = (
+        select(s.c.sub_id)
+        .where(*cond)
+        .order_by(s.c.next_attempt, s.c.sub_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
     async with db.write_one() as conn:
-        rows = (await conn.execute(
-            update(s).where(s.c.sub_id.in_(picked.scalar_subquery()))
-            .values(lease_owner=worker, lease_until=now + int(lease_seconds * 1_000_000))
-            .returning(*s.c)
-        )).mappings().all()
+        rows = (
+            (
+                await conn.execute(
+                    update(s)
+                    .where(s.c.sub_id.in_(picked.scalar_subquery()))
+                    .values(lease_owner=worker, lease_until=now + int(lease_seconds * 1_000_000))
+                    .returning(*s.c)
+                )
+            )
+            .mappings()
+            .all()
+        )
     return [dict(r) for r in rows]
 
 
@@ -224,8 +285,9 @@ class RestHook:
             name, _, value = str(line).partition(":")
             headers[name.strip()] = value.strip()
         try:
-            response = await self.client.post(st["endpoint"], content=body, headers=headers,
-                                              timeout=float(st["timeout"]))
+            response = await self.client.post(
+                st["endpoint"], content=body, headers=headers, timeout=float(st["timeout"])
+            )
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{type(exc).__name__}: {exc}"[:300]) from None
         if not 200 <= response.status_code < 300:
@@ -236,8 +298,15 @@ class Deliverer:
     """Delivers the leased subscriptions of one worker through one channel."""
 
     def __init__(
-        self, db: Database, base: str, send: Send, *, worker: str, config: DeliveryConfig,
-        audit: Any = None, counters: Counters = COUNTERS,
+        self,
+        db: Database,
+        base: str,
+        send: Send,
+        *,
+        worker: str,
+        config: DeliveryConfig,
+        audit: Any = None,
+        counters: Counters = COUNTERS,
     ) -> None:
         self.db = db
         self.base = base
@@ -298,10 +367,18 @@ class Deliverer:
             if not kind:
                 if st["delivered"] < st["events_total"]:
                     e = subscription_event
-                    rows = (await conn.execute(
-                        select(e).where(e.c.sub_id == sub_id, e.c.number > st["delivered"])
-                        .order_by(e.c.number).limit(int(st["max_count"]))
-                    )).mappings().all()
+                    rows = (
+                        (
+                            await conn.execute(
+                                select(e)
+                                .where(e.c.sub_id == sub_id, e.c.number > st["delivered"])
+                                .order_by(e.c.number)
+                                .limit(int(st["max_count"]))
+                            )
+                        )
+                        .mappings()
+                        .all()
+                    )
                     events = [Event.from_row(r) for r in rows]
                 if events:
                     kind = "event-notification"
@@ -318,11 +395,19 @@ class Deliverer:
         if kind == "event-notification" and not shown:
             self.counters.inc("withheld", withheld)
             return await self._acknowledged(sub_id, last, sent=False)
-        body = dumps(notification_bundle(
-            base=self.base, sub_id=sub_id, topic=st["topic"], status="active" if kind != "handshake" else "requested",
-            kind=kind, events_since_start=last if kind == "event-notification" else int(st["events_total"]),
-            events=shown, payload=st["payload"], contents=contents,
-        ))
+        body = dumps(
+            notification_bundle(
+                base=self.base,
+                sub_id=sub_id,
+                topic=st["topic"],
+                status="active" if kind != "handshake" else "requested",
+                kind=kind,
+                events_since_start=last if kind == "event-notification" else int(st["events_total"]),
+                events=shown,
+                payload=st["payload"],
+                contents=contents,
+            )
+        )
         try:
             await self.send(st, body)
         except DeliveryFailed as exc:
@@ -347,7 +432,10 @@ class Deliverer:
         now = now_us()
         more = s.c.events_total > last
         values: dict[str, Any] = {
-            "delivered": last, "failures": 0, "next_attempt": 0, "last_error": None,
+            "delivered": last,
+            "failures": 0,
+            "next_attempt": 0,
+            "last_error": None,
             "status": case((s.c.status == "off", "off"), else_="active"),
             "lease_owner": case((more, s.c.lease_owner), else_=None),
             "lease_until": case((more, now + int(self.config.lease_seconds * 1_000_000)), else_=0),
@@ -355,9 +443,18 @@ class Deliverer:
         if sent:
             values["last_sent"] = now
         async with self.db.write_one() as conn:
-            row = (await conn.execute(update(s).where(
-                s.c.sub_id == sub_id, s.c.lease_owner == self.worker, s.c.delivered <= last).values(**values)
-                .returning(*s.c))).mappings().first()
+            row = (
+                (
+                    await conn.execute(
+                        update(s)
+                        .where(s.c.sub_id == sub_id, s.c.lease_owner == self.worker, s.c.delivered <= last)
+                        .values(**values)
+                        .returning(*s.c)
+                    )
+                )
+                .mappings()
+                .first()
+            )
         if row is None:  # the lease was lost (expired and taken): the other worker goes on
             return None, True
         if row["lease_owner"] != self.worker:
@@ -378,10 +475,16 @@ class Deliverer:
             status = "error"
         self.counters.inc("failed")
         async with self.db.write_one() as conn:
-            await conn.execute(update(s).where(s.c.sub_id == st["sub_id"], s.c.lease_owner == self.worker).values(
-                failures=failures, next_attempt=now_us() + self.config.backoff_us(failures), last_error=reason,
-                status=case((s.c.status == "off", "off"), else_=status),
-            ))
+            await conn.execute(
+                update(s)
+                .where(s.c.sub_id == st["sub_id"], s.c.lease_owner == self.worker)
+                .values(
+                    failures=failures,
+                    next_attempt=now_us() + self.config.backoff_us(failures),
+                    last_error=reason,
+                    status=case((s.c.status == "off", "off"), else_=status),
+                )
+            )
 
     async def _switch_off(self, sub_id: str, reason: str) -> None:
         s = subscription_state
@@ -396,12 +499,17 @@ class Deliverer:
         from hub.audit.trail import AuditTrail
 
         trail = AuditTrail(
-            self.audit, "POST", f"Subscription/{st['sub_id']}", f"channel={st['channel']}&payload={st['payload']}",
-            interaction="operation", principal=owners.owner_principal(st["owner"]),
+            self.audit,
+            "POST",
+            f"Subscription/{st['sub_id']}",
+            f"channel={st['channel']}&payload={st['payload']}",
+            interaction="operation",
+            principal=owners.owner_principal(st["owner"]),
         )
         trail.operation = "subscription-notification"
         await trail.disclose(
-            200, [tuple(sorted({p for e in shown for p in e.patients}))],
+            200,
+            [tuple(sorted({p for e in shown for p in e.patients}))],
             resources=[(e.res_type, e.res_id, str(e.version)) for e in shown],
         )
 
@@ -413,8 +521,15 @@ class Worker:
     """Dispatches and delivers until stopped: ``hub worker``, or inside ``hub serve`` on SQLite."""
 
     def __init__(
-        self, db: Database, base: str, *, config: DeliveryConfig | None = None, audit: Any = None,
-        client: httpx.AsyncClient | None = None, counters: Counters = COUNTERS, name: str | None = None,
+        self,
+        db: Database,
+        base: str,
+        *,
+        config: DeliveryConfig | None = None,
+        audit: Any = None,
+        client: httpx.AsyncClient | None = None,
+        counters: Counters = COUNTERS,
+        name: str | None = None,
     ) -> None:
         self.db = db
         self.config = config or DeliveryConfig()
@@ -445,8 +560,15 @@ class Worker:
         """Two loops until stopped: the fan-out of new outbox events, and delivery. They run side by
         side so that events keep being numbered while notifications are in flight."""
         client = self._client or httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
-        deliverer = Deliverer(self.db, self.base, RestHook(client), worker=self.name, config=self.config,
-                              audit=self.audit, counters=self.counters)
+        deliverer = Deliverer(
+            self.db,
+            self.base,
+            RestHook(client),
+            worker=self.name,
+            config=self.config,
+            audit=self.audit,
+            counters=self.counters,
+        )
         self._deliverer = deliverer
         try:
             await asyncio.gather(self._dispatch_loop(), self._delivery_loop(deliverer))
@@ -486,8 +608,9 @@ class Worker:
                 leased: list[Mapping[str, Any]] = []
                 if len(inflight) < self.config.claim_batch:
                     try:
-                        leased = await claim(self.db, self.name, channel="rest-hook", limit=1,
-                                             lease_seconds=self.config.lease_seconds)
+                        leased = await claim(
+                            self.db, self.name, channel="rest-hook", limit=1, lease_seconds=self.config.lease_seconds
+                        )
                     except Exception:
                         log.exception("claiming subscriptions failed")
                 for st in leased:
@@ -504,8 +627,13 @@ class Worker:
     async def run_once(self, deliverer: Deliverer) -> bool:
         """One fan-out and one delivery round (for tools and tests that step the worker)."""
         taken = await dispatch(self.db, self.config.dispatch_batch, self.counters)
-        leased = await claim(self.db, self.name, channel="rest-hook", limit=self.config.claim_batch,
-                             lease_seconds=self.config.lease_seconds)
+        leased = await claim(
+            self.db,
+            self.name,
+            channel="rest-hook",
+            limit=self.config.claim_batch,
+            lease_seconds=self.config.lease_seconds,
+        )
         if leased:
             await asyncio.gather(*(deliverer.deliver(st["sub_id"], st) for st in leased))
         return bool(taken or leased)
@@ -514,9 +642,27 @@ class Worker:
 async def dead_letters(conn: AsyncConnection) -> list[dict[str, Any]]:
     """Subscriptions in ``error`` or ``off`` with what they have not received (the dead-letter view)."""
     s = subscription_state
-    rows = (await conn.execute(
-        select(s.c.sub_id, s.c.topic, s.c.status, s.c.channel, s.c.endpoint, s.c.owner_key, s.c.failures,
-               s.c.last_error, s.c.events_total, s.c.delivered, s.c.next_attempt)
-        .where(s.c.status.in_(("error", "off"))).order_by(s.c.sub_id)
-    )).mappings().all()
+    rows = (
+        (
+            await conn.execute(
+                select(
+                    s.c.sub_id,
+                    s.c.topic,
+                    s.c.status,
+                    s.c.channel,
+                    s.c.endpoint,
+                    s.c.owner_key,
+                    s.c.failures,
+                    s.c.last_error,
+                    s.c.events_total,
+                    s.c.delivered,
+                    s.c.next_attempt,
+                )
+                .where(s.c.status.in_(("error", "off")))
+                .order_by(s.c.sub_id)
+            )
+        )
+        .mappings()
+        .all()
+    )
     return [{**dict(r), "undelivered": int(r["events_total"]) - int(r["delivered"])} for r in rows]

@@ -9,16 +9,16 @@ from threading import Lock
 
 #: The outcomes counted (events unless the name says notifications).
 OUTCOMES = (
-    "dispatched",          # outbox events fanned out (one per event, any number of subscriptions)
-    "matched",             # (event, subscription) pairs created by the fan-out
-    "delivered",           # events acknowledged by a receiver (2xx or websocket send)
-    "withheld",            # events not sent: the subscriber may no longer read the resource
-    "notifications",       # event-notification Bundles acknowledged
-    "handshakes",          # handshakes acknowledged
-    "heartbeats",          # heartbeats acknowledged
-    "failed",              # delivery attempts that failed (non-2xx, timeout, connection error)
-    "error",               # subscriptions put in status error
-    "off",                 # subscriptions switched off after too many failures (dead letters)
+    "dispatched",  # outbox events fanned out (one per event, any number of subscriptions)
+    "matched",  # (event, subscription) pairs created by the fan-out
+    "delivered",  # events acknowledged by a receiver (2xx or websocket send)
+    "withheld",  # events not sent: the subscriber may no longer read the resource
+    "notifications",  # event-notification Bundles acknowledged
+    "handshakes",  # handshakes acknowledged
+    "heartbeats",  # heartbeats acknowledged
+    "failed",  # delivery attempts that failed (non-2xx, timeout, connection error)
+    "error",  # subscriptions put in status error
+    "off",  # subscriptions switched off after too many failures (dead letters)
 )
 
 

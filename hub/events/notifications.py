@@ -43,9 +43,16 @@ class Event:
     @classmethod
     def from_row(cls, row: Any) -> Event:
         return cls(
-            int(row["number"]), int(row["recorded"]), int(row["pid"]), row["res_type"], row["res_id"],
-            int(row["version"]), row["change"], tuple(p for p in (row["patients"] or "").split() if p),
-            row["old_status"], row["new_status"],
+            int(row["number"]),
+            int(row["recorded"]),
+            int(row["pid"]),
+            row["res_type"],
+            row["res_id"],
+            int(row["version"]),
+            row["change"],
+            tuple(p for p in (row["patients"] or "").split() if p),
+            row["old_status"],
+            row["new_status"],
         )
 
 
@@ -63,13 +70,20 @@ def _event_part(event: Event, base: str, payload: str) -> dict[str, Any]:
             change.append({"url": "oldStatus", "valueCode": event.old_status})
         if event.new_status is not None:
             change.append({"url": "newStatus", "valueCode": event.new_status})
-    return {"name": "notification-event", "extension": [{"url": CHANGE_EXTENSION, "extension": change}],
-            "part": parts}
+    return {"name": "notification-event", "extension": [{"url": CHANGE_EXTENSION, "extension": change}], "part": parts}
 
 
 def status_parameters(
-    *, base: str, sub_id: str, topic: str, status: str, kind: str, events_since_start: int,
-    events: Sequence[Event] = (), payload: str = "id-only", error: str | None = None,
+    *,
+    base: str,
+    sub_id: str,
+    topic: str,
+    status: str,
+    kind: str,
+    events_since_start: int,
+    events: Sequence[Event] = (),
+    payload: str = "id-only",
+    error: str | None = None,
 ) -> dict[str, Any]:
     """The ``Parameters`` (SubscriptionStatus) that opens every notification and answers ``$status``."""
     params: list[dict[str, Any]] = [
@@ -82,27 +96,48 @@ def status_parameters(
     params.extend(_event_part(e, base, payload) for e in events)
     if error:
         params.append({"name": "error", "valueCodeableConcept": {"text": error}})
-    return {"resourceType": "Parameters", "id": str(uuid.uuid4()), "meta": {"profile": [STATUS_PROFILE]},
-            "parameter": params}
+    return {
+        "resourceType": "Parameters",
+        "id": str(uuid.uuid4()),
+        "meta": {"profile": [STATUS_PROFILE]},
+        "parameter": params,
+    }
 
 
 def notification_bundle(
-    *, base: str, sub_id: str, topic: str, status: str, kind: str, events_since_start: int,
-    events: Sequence[Event] = (), payload: str = "id-only", contents: Mapping[tuple[int, int], str] | None = None,
+    *,
+    base: str,
+    sub_id: str,
+    topic: str,
+    status: str,
+    kind: str,
+    events_since_start: int,
+    events: Sequence[Event] = (),
+    payload: str = "id-only",
+    contents: Mapping[tuple[int, int], str] | None = None,
     error: str | None = None,
 ) -> dict[str, Any]:
     """A notification (or ``$status`` / ``$events`` answer) as a history Bundle. ``contents`` maps
     (pid, version) to the stored JSON text, used for ``full-resource`` payloads."""
     status_res = status_parameters(
-        base=base, sub_id=sub_id, topic=topic, status=status, kind=kind, events_since_start=events_since_start,
-        events=events, payload=payload, error=error,
+        base=base,
+        sub_id=sub_id,
+        topic=topic,
+        status=status,
+        kind=kind,
+        events_since_start=events_since_start,
+        events=events,
+        payload=payload,
+        error=error,
     )
-    entries: list[dict[str, Any]] = [{
-        "fullUrl": f"urn:uuid:{status_res['id']}",
-        "resource": status_res,
-        "request": {"method": "GET", "url": f"{base}/Subscription/{sub_id}/$status"},
-        "response": {"status": "200"},
-    }]
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": f"urn:uuid:{status_res['id']}",
+            "resource": status_res,
+            "request": {"method": "GET", "url": f"{base}/Subscription/{sub_id}/$status"},
+            "response": {"status": "200"},
+        }
+    ]
     if payload == "full-resource":
         for e in events:
             url = f"{base}/{e.res_type}/{e.res_id}"
@@ -112,8 +147,10 @@ def notification_bundle(
                 entry["resource"] = orjson.Fragment(content)
             method = {"create": "POST", "delete": "DELETE"}.get(e.change, "PUT")
             entry["request"] = {"method": method, "url": e.res_type if method == "POST" else f"{e.res_type}/{e.res_id}"}
-            entry["response"] = {"status": {"POST": "201", "DELETE": "204"}.get(method, "200"),
-                                 "etag": f'W/"{e.version}"'}
+            entry["response"] = {
+                "status": {"POST": "201", "DELETE": "204"}.get(method, "200"),
+                "etag": f'W/"{e.version}"',
+            }
             entries.append(entry)
     return {
         "resourceType": "Bundle",

@@ -53,8 +53,11 @@ class Outbox:
         if self.wake is not None:
             self.wake()
         return {
-            "change": change, "patients": " ".join(sorted(set(patients))), "orgs": orgs,
-            "old_status": _short(old.get("status") if old is not None else None), "new_status": _short(new_status),
+            "change": change,
+            "patients": " ".join(sorted(set(patients))),
+            "orgs": orgs,
+            "old_status": _short(old.get("status") if old is not None else None),
+            "new_status": _short(new_status),
         }
 
 

@@ -20,9 +20,16 @@ from hub.store.tables import resource_history
 
 def owner_json(p: Principal) -> str:
     data: dict[str, Any] = {
-        "kind": p.kind, "subject": p.subject, "scopes": sorted(p.scopes), "client_id": p.client_id,
-        "organisation_ura": p.organisation_ura, "practitioner": list(p.practitioner) if p.practitioner else None,
-        "patient_bsn": p.patient_bsn, "person_id": p.person_id, "acting_for": p.acting_for, "relation": p.relation,
+        "kind": p.kind,
+        "subject": p.subject,
+        "scopes": sorted(p.scopes),
+        "client_id": p.client_id,
+        "organisation_ura": p.organisation_ura,
+        "practitioner": list(p.practitioner) if p.practitioner else None,
+        "patient_bsn": p.patient_bsn,
+        "person_id": p.person_id,
+        "acting_for": p.acting_for,
+        "relation": p.relation,
         "issuer": p.issuer,
     }
     return orjson.dumps(data).decode()
@@ -32,11 +39,17 @@ def owner_principal(text: str) -> Principal:
     data = orjson.loads(text)
     practitioner = data.get("practitioner")
     return Principal(
-        kind=data["kind"], subject=data["subject"], scopes=frozenset(data.get("scopes") or ()),
-        client_id=data.get("client_id"), organisation_ura=data.get("organisation_ura"),
+        kind=data["kind"],
+        subject=data["subject"],
+        scopes=frozenset(data.get("scopes") or ()),
+        client_id=data.get("client_id"),
+        organisation_ura=data.get("organisation_ura"),
         practitioner=(practitioner[0], practitioner[1]) if practitioner else None,
-        patient_bsn=data.get("patient_bsn"), person_id=data.get("person_id"), acting_for=data.get("acting_for"),
-        relation=data.get("relation"), issuer=data.get("issuer"),
+        patient_bsn=data.get("patient_bsn"),
+        person_id=data.get("person_id"),
+        acting_for=data.get("acting_for"),
+        relation=data.get("relation"),
+        issuer=data.get("issuer"),
     )
 
 
@@ -77,10 +90,13 @@ async def contents(conn: AsyncConnection, events: Sequence[Event]) -> Mapping[tu
     if not wanted:
         return {}
     h = resource_history
-    rows = (await conn.execute(
-        select(h.c.pid, h.c.version, h.c.content).where(h.c.pid.in_(sorted({p for p, _ in wanted})))
-        .where(h.c.version.in_(sorted({v for _, v in wanted})))
-    )).all()
+    rows = (
+        await conn.execute(
+            select(h.c.pid, h.c.version, h.c.content)
+            .where(h.c.pid.in_(sorted({p for p, _ in wanted})))
+            .where(h.c.version.in_(sorted({v for _, v in wanted})))
+        )
+    ).all()
     out: dict[tuple[int, int], str] = {}
     for pid, version, content in rows:
         if (pid, version) in wanted and content is not None:

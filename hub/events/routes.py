@@ -83,8 +83,17 @@ async def websocket_channel(ws: WebSocket) -> None:
         handshaken = False
         while not closed.is_set():
             await dispatch(db, config.dispatch_batch)  # also without a worker process running
-            leased = bool(await claim(db, worker, channel="websocket", limit=1, lease_seconds=config.lease_seconds,
-                                      sub_id=sub_id, include_requested=not handshaken))
+            leased = bool(
+                await claim(
+                    db,
+                    worker,
+                    channel="websocket",
+                    limit=1,
+                    lease_seconds=config.lease_seconds,
+                    sub_id=sub_id,
+                    include_requested=not handshaken,
+                )
+            )
             if not handshaken and not leased:
                 leased = await _force_lease(db, worker, sub_id, config.lease_seconds)
             if leased:
@@ -109,8 +118,13 @@ async def websocket_channel(ws: WebSocket) -> None:
 async def _bind(db: Any, token: str) -> str | None:
     s = subscription_state
     async with db.write() as conn:
-        row = (await conn.execute(select(s.c.sub_id, s.c.ws_token_expires, s.c.status).where(
-            s.c.ws_token_hash == token_hash(token), s.c.channel == "websocket"))).first()
+        row = (
+            await conn.execute(
+                select(s.c.sub_id, s.c.ws_token_expires, s.c.status).where(
+                    s.c.ws_token_hash == token_hash(token), s.c.channel == "websocket"
+                )
+            )
+        ).first()
         if row is None or row[1] < now_us() or row[2] == "off":
             return None
         # single use
@@ -123,6 +137,9 @@ async def _force_lease(db: Any, worker: str, sub_id: str, lease_seconds: float) 
     s = subscription_state
     now = now_us()
     async with db.write() as conn:
-        result = await conn.execute(update(s).where(s.c.sub_id == sub_id, s.c.lease_until < now).values(
-            lease_owner=worker, lease_until=now + int(lease_seconds * 1_000_000)))
+        result = await conn.execute(
+            update(s)
+            .where(s.c.sub_id == sub_id, s.c.lease_until < now)
+            .values(lease_owner=worker, lease_until=now + int(lease_seconds * 1_000_000))
+        )
     return bool(result.rowcount)

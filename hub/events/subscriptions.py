@@ -94,8 +94,9 @@ def parse_spec(res: dict[str, Any], *, allow_http: bool) -> SubscriptionSpec:
     topic = BY_URL.get(criteria) if isinstance(criteria, str) else None
     if topic is None:
         known = ", ".join(t.url for t in TOPICS.values())
-        raise Unprocessable(f"Subscription.criteria must be one of the hub's topics ({known})",
-                            expression="Subscription.criteria")
+        raise Unprocessable(
+            f"Subscription.criteria must be one of the hub's topics ({known})", expression="Subscription.criteria"
+        )
     filters: list[tuple[str, str]] = []
     for ext in _ext(res.get("_criteria"), FILTER_URL):
         filters.extend(parse_filter(topic, ext.get("valueString")))
@@ -104,15 +105,18 @@ def parse_spec(res: dict[str, Any], *, allow_http: bool) -> SubscriptionSpec:
         raise Unprocessable("Subscription.channel is required", expression="Subscription.channel")
     kind = channel.get("type")
     if kind not in CHANNELS:
-        raise Unprocessable(f"Subscription.channel.type must be one of {', '.join(CHANNELS)}",
-                            expression="Subscription.channel.type")
+        raise Unprocessable(
+            f"Subscription.channel.type must be one of {', '.join(CHANNELS)}", expression="Subscription.channel.type"
+        )
     endpoint = channel.get("endpoint")
     if kind == "rest-hook":
         parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
         schemes = ("https", "http") if allow_http else ("https",)
         if parts is None or parts.scheme not in schemes or not parts.hostname:
-            raise Unprocessable(f"A rest-hook needs an absolute {' or '.join(schemes)} endpoint URL",
-                                expression="Subscription.channel.endpoint")
+            raise Unprocessable(
+                f"A rest-hook needs an absolute {' or '.join(schemes)} endpoint URL",
+                expression="Subscription.channel.endpoint",
+            )
     else:
         endpoint = None
     headers = channel.get("header") or []
@@ -120,20 +124,23 @@ def parse_spec(res: dict[str, Any], *, allow_http: bool) -> SubscriptionSpec:
         isinstance(h, str) and ":" in h and h.split(":", 1)[0].strip() and "\n" not in h and "\r" not in h
         for h in headers
     ):
-        raise Unprocessable("Subscription.channel.header entries must be 'Name: value' lines",
-                            expression="Subscription.channel.header")
+        raise Unprocessable(
+            "Subscription.channel.header entries must be 'Name: value' lines", expression="Subscription.channel.header"
+        )
     payload_exts = _ext(channel.get("_payload"), PAYLOAD_URL)
     if payload_exts:
         payload = payload_exts[0].get("valueCode")
         if payload not in PAYLOADS:
-            raise Unprocessable(f"The payload content must be one of {', '.join(PAYLOADS)}",
-                                expression="Subscription.channel.payload")
+            raise Unprocessable(
+                f"The payload content must be one of {', '.join(PAYLOADS)}", expression="Subscription.channel.payload"
+            )
     else:
         payload = "id-only" if channel.get("payload") else "empty"
     mime = channel.get("payload")
     if mime is not None and mime not in ("application/fhir+json", "application/json"):
-        raise Unprocessable("The hub sends notifications as application/fhir+json",
-                            expression="Subscription.channel.payload")
+        raise Unprocessable(
+            "The hub sends notifications as application/fhir+json", expression="Subscription.channel.payload"
+        )
     end = DATE_MAX
     if res.get("end") is not None:
         try:
@@ -141,15 +148,23 @@ def parse_spec(res: dict[str, Any], *, allow_http: bool) -> SubscriptionSpec:
         except (ValueError, TypeError):
             raise Unprocessable("Subscription.end is not an instant", expression="Subscription.end") from None
     return SubscriptionSpec(
-        topic=topic, filters=tuple(filters), channel=kind, endpoint=endpoint, headers=tuple(headers),
+        topic=topic,
+        filters=tuple(filters),
+        channel=kind,
+        endpoint=endpoint,
+        headers=tuple(headers),
         payload=str(payload),
-        heartbeat=_int_ext(channel, HEARTBEAT_URL, "valueUnsignedInt", 0, 0, 86_400,
-                           "Subscription.channel.extension(heartbeat-period)"),
-        timeout=_int_ext(channel, TIMEOUT_URL, "valueUnsignedInt", 10, 1, 120,
-                         "Subscription.channel.extension(timeout)"),
-        max_count=_int_ext(channel, MAX_COUNT_URL, "valuePositiveInt", 100, 1, 1000,
-                           "Subscription.channel.extension(max-count)"),
-        end=end, off=res.get("status") == "off",
+        heartbeat=_int_ext(
+            channel, HEARTBEAT_URL, "valueUnsignedInt", 0, 0, 86_400, "Subscription.channel.extension(heartbeat-period)"
+        ),
+        timeout=_int_ext(
+            channel, TIMEOUT_URL, "valueUnsignedInt", 10, 1, 120, "Subscription.channel.extension(timeout)"
+        ),
+        max_count=_int_ext(
+            channel, MAX_COUNT_URL, "valuePositiveInt", 100, 1, 1000, "Subscription.channel.extension(max-count)"
+        ),
+        end=end,
+        off=res.get("status") == "off",
     )
 
 
@@ -162,15 +177,18 @@ def parse_filter(topic: Topic, text: Any) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if prefix:
         if topic.types and prefix not in topic.types:
-            raise Unprocessable(f"Topic {topic.code} covers {', '.join(sorted(topic.types))}, not {prefix}",
-                                expression=where)
+            raise Unprocessable(
+                f"Topic {topic.code} covers {', '.join(sorted(topic.types))}, not {prefix}", expression=where
+            )
         if not topic.types:
             out.append(("type", prefix))
     allowed = {name for name, _ in topic.filters}
     for name, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
         if name not in allowed:
-            raise Unprocessable(f"Topic {topic.code} cannot filter by '{name}' (it can by "
-                                f"{', '.join(sorted(allowed))})", expression=where)
+            raise Unprocessable(
+                f"Topic {topic.code} cannot filter by '{name}' (it can by {', '.join(sorted(allowed))})",
+                expression=where,
+            )
         if not value:
             raise Unprocessable(f"Filter '{name}' needs a value", expression=where)
         if name == "patient":
@@ -200,13 +218,18 @@ async def check_may_subscribe(conn: AsyncConnection, policy: Policy, spec: Subsc
             raise Forbidden(f"The client did not delegate {', '.join(sorted(topic.categories))} data to you")
     patients = [v for n, v in spec.filters if n == "patient"]
     for patient_id in patients:
-        row = (await conn.execute(
-            select(resource.c.pid).where(resource.c.res_type == "Patient", resource.c.res_id == patient_id,
-                                         resource.c.deleted.is_(False))
-        )).first()
+        row = (
+            await conn.execute(
+                select(resource.c.pid).where(
+                    resource.c.res_type == "Patient", resource.c.res_id == patient_id, resource.c.deleted.is_(False)
+                )
+            )
+        ).first()
         if row is None or not await policy.visible(conn, [row[0]]):
-            raise Forbidden(f"You may not read the data of Patient/{patient_id}",
-                            expression="Subscription.criteria.extension(filter-criteria)")
+            raise Forbidden(
+                f"You may not read the data of Patient/{patient_id}",
+                expression="Subscription.criteria.extension(filter-criteria)",
+            )
 
 
 # -- the interactions --------------------------------------------------------------------------------
@@ -268,14 +291,19 @@ async def write(
         await check_may_subscribe(conn, who.policy, spec)
         current = None
         if sub_id is not None:
-            current = (await conn.execute(
-                select(subscription_state).where(subscription_state.c.sub_id == sub_id)
-            )).mappings().first()
+            current = (
+                (await conn.execute(select(subscription_state).where(subscription_state.c.sub_id == sub_id)))
+                .mappings()
+                .first()
+            )
             if current is not None and current["owner_key"] != key:
                 raise NotFound(f"Subscription/{sub_id} is not known", expression="Subscription")
             if current is None:
-                existing = (await conn.execute(select(resource.c.pid).where(
-                    resource.c.res_type == "Subscription", resource.c.res_id == sub_id))).first()
+                existing = (
+                    await conn.execute(
+                        select(resource.c.pid).where(resource.c.res_type == "Subscription", resource.c.res_id == sub_id)
+                    )
+                ).first()
                 if existing is not None:
                     raise NotFound(f"Subscription/{sub_id} is not known", expression="Subscription")
         status = _next_status(spec, current)
@@ -287,22 +315,41 @@ async def write(
             outcome = await repo.update("Subscription", sub_id, stored_body, conn=conn, if_match=if_match)
         stored = outcome.stored
         values = {
-            "topic": spec.topic.url, "filters": orjson.dumps(list(spec.filters)).decode(), "channel": spec.channel,
-            "endpoint": spec.endpoint, "headers": orjson.dumps(list(spec.headers)).decode(),
-            "payload": spec.payload, "heartbeat": spec.heartbeat, "timeout": spec.timeout,
-            "max_count": spec.max_count, "end": spec.end, "status": status,
+            "topic": spec.topic.url,
+            "filters": orjson.dumps(list(spec.filters)).decode(),
+            "channel": spec.channel,
+            "endpoint": spec.endpoint,
+            "headers": orjson.dumps(list(spec.headers)).decode(),
+            "payload": spec.payload,
+            "heartbeat": spec.heartbeat,
+            "timeout": spec.timeout,
+            "max_count": spec.max_count,
+            "end": spec.end,
+            "status": status,
         }
         if current is None:
-            await conn.execute(insert(subscription_state).values(
-                sub_id=stored.res_id, owner=owners.owner_json(principal) if principal else "{}", owner_key=key,
-                events_total=0, delivered=0, failures=0, next_attempt=0, last_sent=now, lease_until=0,
-                ws_token_expires=0, created=now, **values,
-            ))
+            await conn.execute(
+                insert(subscription_state).values(
+                    sub_id=stored.res_id,
+                    owner=owners.owner_json(principal) if principal else "{}",
+                    owner_key=key,
+                    events_total=0,
+                    delivered=0,
+                    failures=0,
+                    next_attempt=0,
+                    last_sent=now,
+                    lease_until=0,
+                    ws_token_expires=0,
+                    created=now,
+                    **values,
+                )
+            )
         else:
             if status == "requested":
                 values.update(failures=0, next_attempt=0, last_error=None)
-            await conn.execute(update(subscription_state)
-                               .where(subscription_state.c.sub_id == stored.res_id).values(**values))
+            await conn.execute(
+                update(subscription_state).where(subscription_state.c.sub_id == stored.res_id).values(**values)
+            )
     return outcome, _shown(stored.content or "{}", status, None)
 
 
@@ -314,8 +361,11 @@ def _next_status(spec: SubscriptionSpec, current: Any) -> str:
         return "off"
     if current is None:
         return "requested"
-    changed = (current["channel"], current["endpoint"], current["topic"]) != (spec.channel, spec.endpoint,
-                                                                             spec.topic.url)
+    changed = (current["channel"], current["endpoint"], current["topic"]) != (
+        spec.channel,
+        spec.endpoint,
+        spec.topic.url,
+    )
     if changed or current["status"] in ("error", "off"):
         return "requested"
     return str(current["status"])
@@ -354,16 +404,26 @@ async def search(who: Subscriber, query: list[tuple[str, str]]) -> dict[str, Any
         elif name in ("_format", "_count", "_pretty"):
             continue
         else:
-            raise BadRequest(f"Subscription search supports status, _id and criteria, not '{name}'",
-                             expression=name)
+            raise BadRequest(f"Subscription search supports status, _id and criteria, not '{name}'", expression=name)
     async with who.repo.reading(who.conn) as conn:
-        rows = (await conn.execute(
-            select(s.c.sub_id, s.c.status, s.c.last_error, resource.c.content)
-            .select_from(s.join(resource, (resource.c.res_type == "Subscription") & (resource.c.res_id == s.c.sub_id)))
-            .where(*cond).order_by(s.c.created)
-        )).all()
-    entries = [{"fullUrl": f"{who.base}/Subscription/{sid}", "resource": _shown(content, status, err),
-                "search": {"mode": "match"}} for sid, status, err, content in rows]
+        rows = (
+            await conn.execute(
+                select(s.c.sub_id, s.c.status, s.c.last_error, resource.c.content)
+                .select_from(
+                    s.join(resource, (resource.c.res_type == "Subscription") & (resource.c.res_id == s.c.sub_id))
+                )
+                .where(*cond)
+                .order_by(s.c.created)
+            )
+        ).all()
+    entries = [
+        {
+            "fullUrl": f"{who.base}/Subscription/{sid}",
+            "resource": _shown(content, status, err),
+            "search": {"mode": "match"},
+        }
+        for sid, status, err, content in rows
+    ]
     return bundle("searchset", entries, total=len(entries))
 
 
@@ -372,8 +432,14 @@ async def status(who: Subscriber, sub_id: str) -> dict[str, Any]:
     async with who.repo.reading(who.conn) as conn:
         st = await _state(conn, who, sub_id)
     out = notification_bundle(
-        base=who.base, sub_id=sub_id, topic=st["topic"], status=st["status"], kind="query-status",
-        events_since_start=int(st["events_total"]), payload="empty", error=st["last_error"],
+        base=who.base,
+        sub_id=sub_id,
+        topic=st["topic"],
+        status=st["status"],
+        kind="query-status",
+        events_since_start=int(st["events_total"]),
+        payload="empty",
+        error=st["last_error"],
     )
     out["type"] = "searchset"
     out["total"] = 1
@@ -395,10 +461,18 @@ async def events(who: Subscriber, sub_id: str, params: dict[str, str]) -> dict[s
         if payload not in PAYLOADS:
             raise BadRequest(f"content must be one of {', '.join(PAYLOADS)}", expression="content")
         e = subscription_event
-        rows = (await conn.execute(
-            select(e).where(e.c.sub_id == sub_id, e.c.number >= since, e.c.number <= until)
-            .order_by(e.c.number).limit(MAX_EVENTS_QUERY)
-        )).mappings().all()
+        rows = (
+            (
+                await conn.execute(
+                    select(e)
+                    .where(e.c.sub_id == sub_id, e.c.number >= since, e.c.number <= until)
+                    .order_by(e.c.number)
+                    .limit(MAX_EVENTS_QUERY)
+                )
+            )
+            .mappings()
+            .all()
+        )
         found = [Event.from_row(r) for r in rows]
         owner = owners.owner_principal(st["owner"])
         shown = await owners.readable(conn, owner, found)
@@ -408,8 +482,15 @@ async def events(who: Subscriber, sub_id: str, params: dict[str, str]) -> dict[s
                 who.trail.resources[(ev.res_type, ev.res_id)] = str(ev.version)
             who.trail.patient_ids |= {p for ev in shown for p in ev.patients}
     return notification_bundle(
-        base=who.base, sub_id=sub_id, topic=st["topic"], status=st["status"], kind="query-event",
-        events_since_start=int(st["events_total"]), events=shown, payload=payload, contents=stored_contents,
+        base=who.base,
+        sub_id=sub_id,
+        topic=st["topic"],
+        status=st["status"],
+        kind="query-event",
+        events_since_start=int(st["events_total"]),
+        events=shown,
+        payload=payload,
+        contents=stored_contents,
     )
 
 
@@ -429,15 +510,21 @@ async def ws_token(who: Subscriber, sub_id: str) -> dict[str, Any]:
         st = await _state(conn, who, sub_id)
         if st["channel"] != "websocket":
             raise BadRequest("Only websocket subscriptions have binding tokens", expression="Subscription.channel.type")
-        await conn.execute(update(subscription_state).where(subscription_state.c.sub_id == sub_id).values(
-            ws_token_hash=token_hash(token), ws_token_expires=expires))
+        await conn.execute(
+            update(subscription_state)
+            .where(subscription_state.c.sub_id == sub_id)
+            .values(ws_token_hash=token_hash(token), ws_token_expires=expires)
+        )
     ws_base = who.base.replace("https://", "wss://").replace("http://", "ws://").rsplit("/fhir", 1)[0]
-    return {"resourceType": "Parameters", "parameter": [
-        {"name": "token", "valueString": token},
-        {"name": "expiration", "valueDateTime": to_iso(expires)},
-        {"name": "subscription", "valueString": f"{who.base}/Subscription/{sub_id}"},
-        {"name": "websocket-url", "valueUrl": f"{ws_base}/ws/subscriptions"},
-    ]}
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "token", "valueString": token},
+            {"name": "expiration", "valueDateTime": to_iso(expires)},
+            {"name": "subscription", "valueString": f"{who.base}/Subscription/{sub_id}"},
+            {"name": "websocket-url", "valueUrl": f"{ws_base}/ws/subscriptions"},
+        ],
+    }
 
 
 def token_hash(token: str) -> str:
@@ -453,8 +540,14 @@ def topics(parts: list[str], query: list[tuple[str, str]], base: str) -> dict[st
     if len(parts) == 1:
         url = dict(query).get("url")
         found = [t for t in TOPICS.values() if url in (None, t.url)]
-        entries = [{"fullUrl": f"{base}/SubscriptionTopic/{t.code}", "resource": topic_resource(t, base),
-                    "search": {"mode": "match"}} for t in found]
+        entries = [
+            {
+                "fullUrl": f"{base}/SubscriptionTopic/{t.code}",
+                "resource": topic_resource(t, base),
+                "search": {"mode": "match"},
+            }
+            for t in found
+        ]
         return bundle("searchset", entries, total=len(entries))
     if len(parts) == 2 and parts[1] in TOPICS:
         return topic_resource(TOPICS[parts[1]], base)

@@ -37,40 +37,58 @@ class Topic:
 
 
 _PATIENT = ("patient", "The client: Patient/{id}")
-TOPICS: dict[str, Topic] = {t.code: t for t in (
-    Topic(
-        "overdracht", "Overdracht",
-        "An overdracht Task where the subscribing organisation is owner or requester was created, changed "
-        "state (or otherwise changed) or was deleted.",
-        frozenset({"overdracht"}), frozenset({"Task"}), frozenset({"professional"}),
-        (_PATIENT, ("status", "The Task's new status (e.g. requested, accepted, completed)")),
-        own_organisation=True,
-    ),
-    Topic(
-        "careplan", "Zorgplan",
-        "A client's care plan or one of its activities (goals, tasks, service requests) changed.",
-        frozenset({"zorgplan"}), frozenset(), frozenset({"professional", "client", "related"}),
-        (_PATIENT, ("type", "The resource type (CarePlan, Goal, Task, ServiceRequest)")),
-    ),
-    Topic(
-        "acp", "Advance care planning",
-        "A client's ACP wishes (treatment directives, advance directives, goals, ACP conversations) changed.",
-        frozenset({"acp"}), frozenset(), frozenset({"professional", "client", "related"}),
-        (_PATIENT, ("type", "The resource type (Consent, Goal, Observation, Procedure, Encounter)")),
-    ),
-    Topic(
-        "consent", "Toestemming",
-        "A client's privacy consent or delegation (mantelzorger, representative) changed.",
-        frozenset({"toestemming"}), frozenset({"Consent"}), frozenset({"client", "related", "admin"}),
-        (_PATIENT,),
-    ),
-    Topic(
-        "wmo", "Wmo-toewijzing",
-        "A Wmo toewijzing (allocation of social support, a ServiceRequest) was created, changed or withdrawn.",
-        frozenset({"wmo"}), frozenset({"ServiceRequest"}), frozenset({"professional"}),
-        (_PATIENT, ("status", "The toewijzing's new status")),
-    ),
-)}
+TOPICS: dict[str, Topic] = {
+    t.code: t
+    for t in (
+        Topic(
+            "overdracht",
+            "Overdracht",
+            "An overdracht Task where the subscribing organisation is owner or requester was created, changed "
+            "state (or otherwise changed) or was deleted.",
+            frozenset({"overdracht"}),
+            frozenset({"Task"}),
+            frozenset({"professional"}),
+            (_PATIENT, ("status", "The Task's new status (e.g. requested, accepted, completed)")),
+            own_organisation=True,
+        ),
+        Topic(
+            "careplan",
+            "Zorgplan",
+            "A client's care plan or one of its activities (goals, tasks, service requests) changed.",
+            frozenset({"zorgplan"}),
+            frozenset(),
+            frozenset({"professional", "client", "related"}),
+            (_PATIENT, ("type", "The resource type (CarePlan, Goal, Task, ServiceRequest)")),
+        ),
+        Topic(
+            "acp",
+            "Advance care planning",
+            "A client's ACP wishes (treatment directives, advance directives, goals, ACP conversations) changed.",
+            frozenset({"acp"}),
+            frozenset(),
+            frozenset({"professional", "client", "related"}),
+            (_PATIENT, ("type", "The resource type (Consent, Goal, Observation, Procedure, Encounter)")),
+        ),
+        Topic(
+            "consent",
+            "Toestemming",
+            "A client's privacy consent or delegation (mantelzorger, representative) changed.",
+            frozenset({"toestemming"}),
+            frozenset({"Consent"}),
+            frozenset({"client", "related", "admin"}),
+            (_PATIENT,),
+        ),
+        Topic(
+            "wmo",
+            "Wmo-toewijzing",
+            "A Wmo toewijzing (allocation of social support, a ServiceRequest) was created, changed or withdrawn.",
+            frozenset({"wmo"}),
+            frozenset({"ServiceRequest"}),
+            frozenset({"professional"}),
+            (_PATIENT, ("status", "The toewijzing's new status")),
+        ),
+    )
+}
 
 BY_URL: dict[str, Topic] = {t.url: t for t in TOPICS.values()}
 
@@ -128,16 +146,15 @@ def topic_resource(topic: Topic, base: str) -> dict[str, Any]:
             }
             for t in types
         ],
-        "canFilterBy": [
-            {"description": text, "filterParameter": name} for name, text in topic.filters
+        "canFilterBy": [{"description": text, "filterParameter": name} for name, text in topic.filters],
+        "notificationShape": [{"resource": f"http://hl7.org/fhir/StructureDefinition/{t}"} for t in types],
+        "extension": [
+            {
+                "url": "https://zorgnet-hub.nl/fhir/StructureDefinition/subscription-topic-category",
+                "valueCode": c,
+            }
+            for c in sorted(topic.categories)
         ],
-        "notificationShape": [
-            {"resource": f"http://hl7.org/fhir/StructureDefinition/{t}"} for t in types
-        ],
-        "extension": [{
-            "url": "https://zorgnet-hub.nl/fhir/StructureDefinition/subscription-topic-category",
-            "valueCode": c,
-        } for c in sorted(topic.categories)],
     }
 
 
@@ -151,13 +168,17 @@ def capability_subscription(entry: dict[str, Any], base: str) -> None:
     supports for it (hub.events.subscriptions) and every topic's canonical (Backport IG)."""
     entry["interaction"] = [{"code": c} for c in ("read", "update", "delete", "create", "search-type")]
     entry["extension"] = [{"url": TOPIC_CANONICAL_EXTENSION, "valueCanonical": t.url} for t in TOPICS.values()]
-    entry["supportedProfile"] = ["http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"]
+    entry["supportedProfile"] = [
+        "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"
+    ]
     entry["readHistory"] = False
     entry["conditionalCreate"] = False
     entry["conditionalUpdate"] = False
     entry["conditionalDelete"] = "not-supported"
     entry["searchParam"] = [
-        {"name": "_id", "type": "token"}, {"name": "status", "type": "token"}, {"name": "criteria", "type": "uri"},
+        {"name": "_id", "type": "token"},
+        {"name": "status", "type": "token"},
+        {"name": "criteria", "type": "uri"},
     ]
     backport = "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
     entry["operation"] = [

@@ -30,9 +30,7 @@ class Rule:
 
     def matches(self, resource: dict[str, Any]) -> bool:
         if self.meta_profile is not None:
-            claimed = (
-                resource.get("meta", {}).get("profile", []) if isinstance(resource.get("meta"), dict) else []
-            )
+            claimed = resource.get("meta", {}).get("profile", []) if isinstance(resource.get("meta"), dict) else []
             if self.meta_profile not in claimed:
                 return False
         return all(_has_coding(resource, path, system, code) for path, system, code in self.when)
@@ -107,10 +105,6 @@ def _has_coding(resource: dict[str, Any], path: tuple[str, ...], system: str | N
             continue
         codings = v.get("coding") if "coding" in v else [v]
         for c in codings or ():
-            if (
-                isinstance(c, dict)
-                and c.get("code") == code
-                and (system is None or c.get("system") == system)
-            ):
+            if isinstance(c, dict) and c.get("code") == code and (system is None or c.get("system") == system):
                 return True
     return False

@@ -76,16 +76,13 @@ NAME_PART_PARAMS: dict[str, frozenset[str]] = {
 PART_GRP = -1
 _HUMANNAME = "http://hl7.org/fhir/StructureDefinition/humanname-"
 _NAME_PART_EXTENSIONS = frozenset(
-    _HUMANNAME + part
-    for part in ("own-prefix", "own-name", "partner-prefix", "partner-name")
+    _HUMANNAME + part for part in ("own-prefix", "own-name", "partner-prefix", "partner-name")
 )
 
 Values = tuple[Any, ...]
 Converter = Callable[[Any, "str | None", dict[str, Any]], Iterator[Values]]
 
-_QUANTITY_TYPES = frozenset(
-    {"Quantity", "Age", "Duration", "Distance", "Count", "SimpleQuantity", "MoneyQuantity"}
-)
+_QUANTITY_TYPES = frozenset({"Quantity", "Age", "Duration", "Distance", "Count", "SimpleQuantity", "MoneyQuantity"})
 _NUMBER_TYPES = frozenset({"decimal", "integer", "positiveInt", "unsignedInt", "integer64"})
 _STRING_PRIMITIVES = frozenset(
     {"string", "markdown", "code", "id", "uri", "url", "canonical", "oid", "uuid", "xhtml", "base64Binary"}
@@ -243,9 +240,7 @@ def _token_values(value: Any, typ: str | None, root: dict[str, Any]) -> Iterator
             return
         itype = value.get("type")
         type_text = _norm(itype.get("text")) if isinstance(itype, dict) else None
-        codings = (
-            [c for c in (itype.get("coding") or ()) if isinstance(c, dict)] if isinstance(itype, dict) else []
-        )
+        codings = [c for c in (itype.get("coding") or ()) if isinstance(c, dict)] if isinstance(itype, dict) else []
         if not codings:
             yield system, code, type_text, None, None
         for c in codings:

@@ -361,9 +361,7 @@ class _Parser:
             return _const([(_unescape(text), "string")])
         if kind == "num":
             self.take()
-            return _const(
-                [(Decimal(text) if "." in text else int(text), "decimal" if "." in text else "integer")]
-            )
+            return _const([(Decimal(text) if "." in text else int(text), "decimal" if "." in text else "integer")])
         if kind == "var":
             self.take()
             if text in ("%resource", "%rootResource", "%context"):

@@ -66,7 +66,10 @@ def dumps(data: Any, *, pretty: bool = False) -> bytes:
         return orjson.dumps(data, option=orjson.OPT_INDENT_2 if pretty else 0)
     except TypeError:
         text: str = simplejson.dumps(
-            data, use_decimal=True, ensure_ascii=False, separators=(",", ":") if not pretty else None,
+            data,
+            use_decimal=True,
+            ensure_ascii=False,
+            separators=(",", ":") if not pretty else None,
             indent=2 if pretty else None,
         )
         return text.encode()

@@ -58,8 +58,11 @@ def check_shape(data: Any, limits: ParseLimits = DEFAULT_LIMITS, *, root: str = 
     assert problem is not None
     message, path = problem
     where = _expression(root, path)
-    raise BadRequest(f"{message} at {where or 'the top level'}", code="too-costly" if "limit" in message
-                     else "value", expression=where or None)
+    raise BadRequest(
+        f"{message} at {where or 'the top level'}",
+        code="too-costly" if "limit" in message else "value",
+        expression=where or None,
+    )
 
 
 def _find(data: Any, limits: ParseLimits, *, with_path: bool) -> tuple[str, tuple[Any, ...]] | None:

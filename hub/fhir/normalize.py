@@ -62,21 +62,13 @@ def _instant_range(value: str) -> tuple[int, int]:
             if year < 1:
                 raise ValueError
             low = (date(year, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY_US
-            high = (
-                DATE_MAX
-                if year == 9999
-                else (date(year + 1, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY_US - 1
-            )
+            high = DATE_MAX if year == 9999 else (date(year + 1, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY_US - 1
             return low, high
         month = int(mo)
         if d is None:  # year-month precision
             low = (date(year, month, 1).toordinal() - _EPOCH_ORDINAL) * _DAY_US
             if month == 12:
-                high = (
-                    DATE_MAX
-                    if year == 9999
-                    else (date(year + 1, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY_US - 1
-                )
+                high = DATE_MAX if year == 9999 else (date(year + 1, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY_US - 1
             else:
                 high = (date(year, month + 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY_US - 1
             return low, high

@@ -79,7 +79,7 @@ def check_resource(data: Any, expected_type: str | None = None, *, where: str = 
 
 def _relocate(issue: Issue, res_type: str, where: str) -> Issue:
     """An issue about ``Type.x`` of an embedded resource, re-anchored at ``where`` (e.g. Bundle.entry[3].resource)."""
-    exprs = tuple(where + e[len(res_type):] if e.startswith(res_type) else e for e in issue.expression)
+    exprs = tuple(where + e[len(res_type) :] if e.startswith(res_type) else e for e in issue.expression)
     diagnostics = issue.diagnostics
     for old, new in zip(issue.expression, exprs, strict=True):
         diagnostics = diagnostics.replace(old, new)
@@ -105,8 +105,14 @@ def check_structure(resource: dict[str, Any]) -> list[Issue]:
     try:
         model = _model(resource["resourceType"])
     except (ValueError, KeyError, AttributeError, ImportError):
-        return [Issue(f"Resource type '{resource['resourceType']}' is not supported by this server",
-                      "not-supported", "error", (resource["resourceType"],))]
+        return [
+            Issue(
+                f"Resource type '{resource['resourceType']}' is not supported by this server",
+                "not-supported",
+                "error",
+                (resource["resourceType"],),
+            )
+        ]
     try:
         model.model_validate(resource)
     except ValidationError as exc:

@@ -77,7 +77,8 @@ class _SizeGuard:
         if self.added_nodes > self.limits.max_added_nodes:
             raise PayloadTooLarge(
                 f"{self.what} operation {op_index} would add more than the limit of {self.limits.max_added_nodes} "
-                "objects and arrays to the resource", code="too-costly",
+                "objects and arrays to the resource",
+                code="too-costly",
             )
         self.admit(doc, len(text), op_index)
 
@@ -110,9 +111,7 @@ def _size(value: Any) -> int:
 
 def _check_op_count(count: int, limits: PatchLimits, what: str) -> None:
     if count > limits.max_operations:
-        raise BadRequest(
-            f"{what} has {count} operations; the limit is {limits.max_operations}", code="too-costly"
-        )
+        raise BadRequest(f"{what} has {count} operations; the limit is {limits.max_operations}", code="too-costly")
 
 
 def apply_json_patch(
@@ -230,9 +229,7 @@ def apply_fhirpath_patch(
     out: dict[str, Any] = _copy(resource)
     params = parameters.get("parameter") or []
     if not isinstance(params, list):
-        raise BadRequest(
-            "Parameters.parameter must be an array", code="structure", expression="Parameters.parameter"
-        )
+        raise BadRequest("Parameters.parameter must be an array", code="structure", expression="Parameters.parameter")
     _check_op_count(len(params), limits, "The FHIRPath Patch")
     guard = _SizeGuard(out, limits, "The FHIRPath Patch")
     for i, param in enumerate(params):
@@ -301,17 +298,13 @@ def _read_operation(param: Any, i: int) -> _Op:
                 expression=where,
             )
     if values and len(values) > 1:
-        raise BadRequest(
-            f"FHIRPath Patch operation {i} ({kind} at '{path}'): more than one value", expression=where
-        )
+        raise BadRequest(f"FHIRPath Patch operation {i} ({kind} at '{path}'): more than one value", expression=where)
     return op
 
 
 def _primitive_part(part: dict[str, Any], name: str, i: int, where: str) -> Any:
     wanted = (
-        ("valueInteger",)
-        if name in ("index", "source", "destination")
-        else ("valueCode", "valueString", "valueUri")
+        ("valueInteger",) if name in ("index", "source", "destination") else ("valueCode", "valueString", "valueUri")
     )
     for key in wanted:
         if key in part:
@@ -319,9 +312,7 @@ def _primitive_part(part: dict[str, Any], name: str, i: int, where: str) -> Any:
             if key == "valueInteger" and (not isinstance(value, int) or isinstance(value, bool)):
                 break
             return value
-    raise BadRequest(
-        f"FHIRPath Patch operation {i}: part '{name}' needs a {' or '.join(wanted)}", expression=where
-    )
+    raise BadRequest(f"FHIRPath Patch operation {i}: part '{name}' needs a {' or '.join(wanted)}", expression=where)
 
 
 # --------------------------------------------------------------------------------------- operations
@@ -343,9 +334,7 @@ def _add(root: dict[str, Any], op: _Op) -> None:
     existing = container.get(key)
     if info.is_list if info else isinstance(existing, list):
         exts = container.get("_" + key)
-        items = (
-            existing if isinstance(existing, list) else [None] * (len(exts) if isinstance(exts, list) else 0)
-        )
+        items = existing if isinstance(existing, list) else [None] * (len(exts) if isinstance(exts, list) else 0)
         items.append(value.json)
         container[key] = items
         _align_ext(container, key, len(items) - 1, value.ext, insert=True, count=len(items))
@@ -361,9 +350,7 @@ def _insert(root: dict[str, Any], op: _Op) -> None:
     holder, key, items, holder_type = _list_at(root, op)
     assert op.position is not None
     if not 0 <= op.position <= len(items):
-        raise Unprocessable(
-            f"Index {op.position} is out of range 0..{len(items)} at {op.path}", expression=op.path
-        )
+        raise Unprocessable(f"Index {op.position} is out of range 0..{len(items)} at {op.path}", expression=op.path)
     info = element(holder_type, key)
     value = _value_for(op, info.type_name if info else None)
     items.insert(op.position, value.json)
@@ -468,9 +455,7 @@ def _evaluate(root: dict[str, Any], op: _Op, path: str) -> list[Any]:
     try:
         fn = _compiled(path)
     except Exception as exc:  # fhirpathpy raises plain exceptions for syntax errors
-        raise BadRequest(
-            f"Invalid FHIRPath '{path}': {exc}", expression=f"Parameters.parameter[{op.index}]"
-        ) from None
+        raise BadRequest(f"Invalid FHIRPath '{path}': {exc}", expression=f"Parameters.parameter[{op.index}]") from None
     try:
         result = fn(root, {})
     except FhirError:
@@ -690,8 +675,7 @@ def _part_value(part: dict[str, Any], type_name: str | None, op: _Op) -> _Value:
     if isinstance(sub_parts, list) and sub_parts:
         return _Value(_from_parts(sub_parts, type_name, op))
     raise BadRequest(
-        f"FHIRPath Patch operation {op.index} ({op.type} at '{op.path}'): "
-        f"part '{part.get('name')}' has no value",
+        f"FHIRPath Patch operation {op.index} ({op.type} at '{op.path}'): part '{part.get('name')}' has no value",
         expression=f"Parameters.parameter[{op.index}]",
     )
 

@@ -297,19 +297,22 @@ def check_search_limits(params: list[tuple[str, str]], limits: SearchLimits = DE
         if "\x00" in name or "\x00" in value:  # PostgreSQL cannot even compare text holding one
             raise BadRequest(
                 f"A NUL character (%00) is not allowed in the search parameter '{_short(name.replace(chr(0), ''))}'",
-                code="value", expression=_short(name.replace("\x00", "")),
+                code="value",
+                expression=_short(name.replace("\x00", "")),
             )
         has = name.count("_has:")
         if has > limits.max_has_depth:
             raise BadRequest(
                 f"'{_short(name)}' nests _has {has} levels deep; the limit is {limits.max_has_depth}",
-                code="too-costly", expression=_short(name),
+                code="too-costly",
+                expression=_short(name),
             )
         chain = name.count(".")
         if chain > limits.max_chain_depth:
             raise BadRequest(
                 f"'{_short(name)}' chains {chain} references; the limit is {limits.max_chain_depth}",
-                code="too-costly", expression=_short(name),
+                code="too-costly",
+                expression=_short(name),
             )
         values = value.count(",") + 1
         if values > limits.max_values:
@@ -317,14 +320,16 @@ def check_search_limits(params: list[tuple[str, str]], limits: SearchLimits = DE
             if values > limits.max_values:
                 raise BadRequest(
                     f"'{_short(name)}' has {values} values; the limit is {limits.max_values} per parameter",
-                    code="too-costly", expression=_short(name),
+                    code="too-costly",
+                    expression=_short(name),
                 )
         if name.partition(":")[0] not in RESULT_PARAMS and not name.startswith(("_include", "_revinclude")):
             terms += values * (1 + has + chain)
     if terms > limits.max_terms:
         raise BadRequest(
             f"The search asks for {terms} terms (values, weighted by chain and _has depth); the limit is "
-            f"{limits.max_terms}", code="too-costly",
+            f"{limits.max_terms}",
+            code="too-costly",
         )
 
 
@@ -362,9 +367,7 @@ def parse_query(
             elif name in RESULT_PARAMS or name.partition(":")[0] in ("_include", "_revinclude"):
                 _result_param(query, name, value, registry, max_count, resource_types)
             else:
-                query.criteria.append(
-                    parse_criterion(res_type or "Resource", name, value, registry, resource_types)
-                )
+                query.criteria.append(parse_criterion(res_type or "Resource", name, value, registry, resource_types))
                 query.canonical.append((name, value))
         except _Unknown as unknown:
             if strict:
@@ -397,9 +400,7 @@ def parse_criterion(
     sp = _definition(registry, res_type, code)
     if dot:  # a chain
         if sp.type != "reference":
-            raise BadRequest(
-                f"'{code}' is not a reference parameter, so it cannot be chained", expression=name
-            )
+            raise BadRequest(f"'{code}' is not a reference parameter, so it cannot be chained", expression=name)
         targets = _chain_targets(sp, modifier, name, resource_types)
         inners: list[Criterion] = []
         last_error: Exception | None = None
@@ -412,9 +413,7 @@ def parse_criterion(
             raise _Unknown(f"Chain '{name}': {last_error}")
         inner = inners[0]
         usable = tuple(c.res_type for c in inners)
-        return Criterion(
-            res_type, code, "reference", None, (), chain=inner, chain_types=usable, chains=tuple(inners)
-        )
+        return Criterion(res_type, code, "reference", None, (), chain=inner, chain_types=usable, chains=tuple(inners))
     if modifier == "missing":
         flag = value.lower()
         if flag not in ("true", "false"):
@@ -430,9 +429,7 @@ def parse_criterion(
     return Criterion(res_type, code, sp.type, modifier, values)
 
 
-def _chain_targets(
-    sp: Any, modifier: str | None, name: str, resource_types: frozenset[str]
-) -> tuple[str, ...]:
+def _chain_targets(sp: Any, modifier: str | None, name: str, resource_types: frozenset[str]) -> tuple[str, ...]:
     if modifier:
         if resource_types and modifier not in resource_types:
             raise BadRequest(f"Chain '{name}': '{modifier}' is not a resource type", expression=name)
@@ -465,9 +462,7 @@ def _parse_has(
 def _check_modifier(sp: Any, modifier: str | None, name: str, resource_types: frozenset[str]) -> None:
     if modifier is None:
         return
-    if sp.type == "reference" and (
-        modifier in resource_types or (not resource_types and modifier[:1].isupper())
-    ):
+    if sp.type == "reference" and (modifier in resource_types or (not resource_types and modifier[:1].isupper())):
         return
     if modifier not in MODIFIERS.get(sp.type, frozenset()):
         # The spec: a server SHALL reject a modifier it does not support (never ignore it).
@@ -477,13 +472,9 @@ def _check_modifier(sp: Any, modifier: str | None, name: str, resource_types: fr
                 code="not-supported",
                 expression=name,
             )
-        raise BadRequest(
-            f"Unknown modifier ':{modifier}' for the {sp.type} parameter '{sp.code}'", expression=name
-        )
+        raise BadRequest(f"Unknown modifier ':{modifier}' for the {sp.type} parameter '{sp.code}'", expression=name)
     if modifier == "of-type" and getattr(sp, "code", "") != "identifier":
-        raise BadRequest(
-            f"':of-type' applies to identifier parameters only, not '{sp.code}'", expression=name
-        )
+        raise BadRequest(f"':of-type' applies to identifier parameters only, not '{sp.code}'", expression=name)
 
 
 def split_or(value: str) -> list[str]:
@@ -542,9 +533,7 @@ def parse_value(ptype: str, raw: str, modifier: str | None, name: str) -> Any:
         try:
             low, high = date_range(rest)
         except BadRequest:
-            raise BadRequest(
-                f"'{raw}' is not a valid date for '{name}'", code="value", expression=name
-            ) from None
+            raise BadRequest(f"'{raw}' is not a valid date for '{name}'", code="value", expression=name) from None
         return DateValue(prefix, low, high)
     if ptype == "number":
         prefix, rest = _prefix(raw)
@@ -553,9 +542,7 @@ def parse_value(ptype: str, raw: str, modifier: str | None, name: str) -> Any:
         prefix, rest = _prefix(raw)
         parts = _split_unescaped(rest, "|")
         if len(parts) not in (1, 3):
-            raise BadRequest(
-                f"'{raw}' is not a quantity like 5.4|http://unitsofmeasure.org|mg", expression=name
-            )
+            raise BadRequest(f"'{raw}' is not a quantity like 5.4|http://unitsofmeasure.org|mg", expression=name)
         number = _number(prefix, parts[0], name)
         system = _unescape(parts[1]) or None if len(parts) == 3 else None
         code = _unescape(parts[2]) or None if len(parts) == 3 else None
@@ -579,9 +566,7 @@ def _number(prefix: str, text: str, name: str) -> NumberValue:
     try:
         dec = Decimal(text)
     except InvalidOperation:
-        raise BadRequest(
-            f"'{text}' is not a number (parameter '{name}')", code="value", expression=name
-        ) from None
+        raise BadRequest(f"'{text}' is not a number (parameter '{name}')", code="value", expression=name) from None
     # The value's precision gives its range: 100 -> [99.5, 100.5), 1.50 -> [1.495, 1.505).
     exponent = dec.as_tuple().exponent
     half = Decimal(5) * Decimal(10) ** (int(exponent) - 1) if isinstance(exponent, int) else Decimal(0)
@@ -711,9 +696,7 @@ def _result_param(
         raise _Unknown(f"The parameter '{name}' is not supported by this server")
 
 
-def _include(
-    query: SearchQuery, name: str, value: str, registry: RegistryLike, resource_types: frozenset[str]
-) -> None:
+def _include(query: SearchQuery, name: str, value: str, registry: RegistryLike, resource_types: frozenset[str]) -> None:
     iterate = False
     base_name = name
     # `_include:iterate=...` arrives with the modifier in the name.
@@ -734,9 +717,7 @@ def _include(
         if param != "*":
             sp = registry.get(source, param)
             if sp is None or sp.type != "reference":
-                raise BadRequest(
-                    f"{base_name}: '{source}:{param}' is not a reference parameter", expression=base_name
-                )
+                raise BadRequest(f"{base_name}: '{source}:{param}' is not a reference parameter", expression=base_name)
         tgt = parts[2] if len(parts) == 3 else None
         if tgt and resource_types and tgt not in resource_types:
             raise BadRequest(f"{base_name}: '{tgt}' is not a resource type", expression=base_name)

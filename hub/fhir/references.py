@@ -61,7 +61,7 @@ def resolve(reference: Any, base: str | None) -> Target:
     if base:
         prefix = base.rstrip("/") + "/"
         if ref.startswith(prefix) and "?" not in ref and "#" not in ref:
-            found = _relative(ref[len(prefix):])
+            found = _relative(ref[len(prefix) :])
             if found:
                 return Target(*found)
     return Target(None, None, ref)

@@ -19,15 +19,47 @@ from hub.fhir.errors import Issue, Unprocessable
 from hub.fhir.searchparams import Registry
 
 #: The search parameter types of R4.
-PARAM_TYPES = frozenset({
-    "number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special",
-})
+PARAM_TYPES = frozenset(
+    {
+        "number",
+        "date",
+        "string",
+        "token",
+        "reference",
+        "composite",
+        "quantity",
+        "uri",
+        "special",
+    }
+)
 #: Codes the search layer answers itself: no SearchParameter may redefine them.
-RESERVED_CODES = frozenset({
-    "_id", "_lastUpdated", "_text", "_content", "_query", "_list", "_has", "_filter", "_type",
-    "_sort", "_count", "_include", "_revinclude", "_summary", "_elements", "_total", "_contained",
-    "_containedType", "_format", "_pretty", "_offset", "_snapshot", "_cursor",
-})
+RESERVED_CODES = frozenset(
+    {
+        "_id",
+        "_lastUpdated",
+        "_text",
+        "_content",
+        "_query",
+        "_list",
+        "_has",
+        "_filter",
+        "_type",
+        "_sort",
+        "_count",
+        "_include",
+        "_revinclude",
+        "_summary",
+        "_elements",
+        "_total",
+        "_contained",
+        "_containedType",
+        "_format",
+        "_pretty",
+        "_offset",
+        "_snapshot",
+        "_cursor",
+    }
+)
 _CODE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _ABSTRACT_BASES = frozenset({"Resource", "DomainResource"})
 
@@ -77,11 +109,14 @@ def check_search_parameter(
         for i, comp in enumerate(components):
             definition = comp.get("definition") if isinstance(comp, dict) else None
             if not isinstance(definition, str) or not known_url(definition):
-                bad(f"component definition '{definition}' is not a known search parameter",
-                    f"component[{i}].definition")
+                bad(
+                    f"component definition '{definition}' is not a known search parameter", f"component[{i}].definition"
+                )
             elif not isinstance(comp.get("expression"), str) or _syntax_errors(comp["expression"]):
-                bad(f"component expression '{comp.get('expression')}' is not valid FHIRPath",
-                    f"component[{i}].expression")
+                bad(
+                    f"component expression '{comp.get('expression')}' is not valid FHIRPath",
+                    f"component[{i}].expression",
+                )
     if issues:
         raise Unprocessable(issues[0].diagnostics, issues=issues)
 
@@ -97,14 +132,16 @@ def check_not_redefining(res: Mapping[str, Any], seed: Registry) -> None:
         if stored != (own.code, own.type, own.base, own.expression) or res.get("status") != "active":
             raise Unprocessable(
                 f"'{url}' is a search parameter of the hub's package: it cannot be changed or retired",
-                code="business-rule", expression="SearchParameter.url",
+                code="business-rule",
+                expression="SearchParameter.url",
             )
         return
     for base in res.get("base") or ():
         if isinstance(base, str) and isinstance(code, str) and seed.get(base, code) is not None:
             raise Unprocessable(
                 f"{base} already has the search parameter '{code}' (from the hub's package); choose another code",
-                code="business-rule", expression="SearchParameter.code",
+                code="business-rule",
+                expression="SearchParameter.code",
             )
 
 

@@ -41,9 +41,7 @@ NON_DOMAIN_TYPES = frozenset({"Binary", "Bundle", "Parameters"})
 COLUMN_PARAMS: Mapping[str, str] = {"_id": "res_id", "_lastUpdated": "last_updated"}
 
 #: Parameters that never produce index rows (the search layer treats them specially).
-NOT_INDEXED = frozenset(
-    {"_id", "_lastUpdated", "_text", "_content", "_query", "_list", "_has", "_filter", "_type"}
-)
+NOT_INDEXED = frozenset({"_id", "_lastUpdated", "_text", "_content", "_query", "_list", "_has", "_filter", "_type"})
 
 _DEFAULT_MODIFIERS: Mapping[str, tuple[str, ...]] = {
     "string": ("missing", "exact", "contains"),
@@ -167,9 +165,7 @@ def from_resource(res: Mapping[str, Any]) -> SearchParam:
     ptype = res["type"]
     base = tuple(res.get("base") or ())
     expression = res.get("expression") or None
-    comps = tuple(
-        Component(c.get("definition", ""), c.get("expression", "")) for c in res.get("component") or ()
-    )
+    comps = tuple(Component(c.get("definition", ""), c.get("expression", "")) for c in res.get("component") or ())
     return SearchParam(
         code=res["code"],
         type=ptype,

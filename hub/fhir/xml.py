@@ -155,11 +155,7 @@ def _read_children(elem: Any, info: TypeInfo, path: str, out: dict[str, Any]) ->
         else:
             name = _local(child, path)
         e = elements.get(name)
-        if (
-            e is None
-            or (name == "id" and not info.is_resource)
-            or (name == "url" and info.name == "Extension")
-        ):
+        if e is None or (name == "id" and not info.is_resource) or (name == "url" and info.name == "Extension"):
             raise _structure(f"Unknown element '{path}.{name}'", f"{path}.{name}")
         n = counts.get(name, 0)
         counts[name] = n + 1
@@ -168,9 +164,7 @@ def _read_children(elem: Any, info: TypeInfo, path: str, out: dict[str, Any]) ->
         if e.choice is not None:
             other = choices.setdefault(e.choice, name)
             if other != name:
-                raise _structure(
-                    f"Both '{other}' and '{name}' given for {path}.{e.choice}[x]", f"{path}.{name}"
-                )
+                raise _structure(f"Both '{other}' and '{name}' given for {path}.{e.choice}[x]", f"{path}.{name}")
         where = f"{path}.{name}[{n}]" if e.is_list else f"{path}.{name}"
         if e.is_primitive:
             value, ext = _read_primitive(child, e, where)
@@ -347,9 +341,7 @@ def _write_children(elem: Any, obj: Any, info: TypeInfo, path: str) -> None:
             raise _structure(f"'{path}.{name}' is null", f"{path}.{name}")
         items = value if e.is_list else (value,)
         if e.is_list and not isinstance(value, list) or not e.is_list and isinstance(value, list):
-            raise _structure(
-                f"'{path}.{name}' must {'' if e.is_list else 'not '}be an array", f"{path}.{name}"
-            )
+            raise _structure(f"'{path}.{name}' must {'' if e.is_list else 'not '}be an array", f"{path}.{name}")
         for i, item in enumerate(items):
             where = f"{path}.{name}[{i}]" if e.is_list else f"{path}.{name}"
             child = etree.SubElement(elem, _F + name)

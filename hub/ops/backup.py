@@ -58,7 +58,8 @@ class Libpq:
         if url.get_backend_name() != "postgresql":
             raise BackupError(
                 f"hub backup/restore is for PostgreSQL; HUB_DATABASE_URL is {url.get_backend_name()} "
-                "(back up the embedded SQLite file with `sqlite3 var/hub.db .backup FILE`)")
+                "(back up the embedded SQLite file with `sqlite3 var/hub.db .backup FILE`)"
+            )
         args: list[str] = []
         env = dict(os.environ)
         if url.host:
@@ -107,9 +108,22 @@ def backup(database_url: str, var_dir: Path, out: Path) -> dict[str, Any]:
         assert snapshot is not None
         # The snapshot lives as long as this transaction: pg_dump runs inside it.
         done = subprocess.run(  # noqa: S603 - fixed tool, arguments from the hub's own settings
-            [_tool("pg_dump"), *pq.args, "--format=custom", "--no-owner", "--no-privileges",
-             f"--snapshot={snapshot[0]}", "--file", str(out / DUMP), pq.database],
-            env=pq.env, capture_output=True, text=True, check=False)
+            [
+                _tool("pg_dump"),
+                *pq.args,
+                "--format=custom",
+                "--no-owner",
+                "--no-privileges",
+                f"--snapshot={snapshot[0]}",
+                "--file",
+                str(out / DUMP),
+                pq.database,
+            ],
+            env=pq.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         conn.rollback()
     if done.returncode != 0:
         raise BackupError(f"pg_dump failed: {done.stderr.strip()}")
@@ -125,8 +139,11 @@ def backup(database_url: str, var_dir: Path, out: Path) -> dict[str, Any]:
             files[rel] = _sha256(dst)
     witness = var_dir / WITNESS
     if witness.exists():
-        kept = [line for line in witness.read_bytes().splitlines()
-                if line.strip() and int(orjson.loads(line)["seq"]) <= last_seq]
+        kept = [
+            line
+            for line in witness.read_bytes().splitlines()
+            if line.strip() and int(orjson.loads(line)["seq"]) <= last_seq
+        ]
         dst = out / WITNESS
         dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         dst.write_bytes(b"".join(line + b"\n" for line in kept))
@@ -170,18 +187,29 @@ def restore(database_url: str, var_dir: Path, source: Path, *, force: bool = Fal
     with psycopg.connect(pq.conninfo) as conn:
         has_schema = conn.execute("SELECT to_regclass('public.resource') IS NOT NULL").fetchone()
     if has_schema and has_schema[0] and not force:
-        raise BackupError(f"database {pq.database!r} already holds a hub; restore into an empty database "
-                          "or pass --force to replace it")
+        raise BackupError(
+            f"database {pq.database!r} already holds a hub; restore into an empty database "
+            "or pass --force to replace it"
+        )
     for rel in (*KEY_FILES, WITNESS):
         dst = var_dir / rel
         if rel in manifest["files"] and dst.exists() and not force and _sha256(dst) != manifest["files"][rel]:
             raise BackupError(f"{dst} exists and differs from the backup's; pass --force to replace it")
-    args = [_tool("pg_restore"), *pq.args, "--no-owner", "--no-privileges", "--exit-on-error",
-            "--single-transaction", "--dbname", pq.database]
+    args = [
+        _tool("pg_restore"),
+        *pq.args,
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--single-transaction",
+        "--dbname",
+        pq.database,
+    ]
     if force:
         args[-2:-2] = ["--clean", "--if-exists"]
     done = subprocess.run(  # noqa: S603 - fixed tool, arguments from the hub's own settings
-        [*args, str(source / DUMP)], env=pq.env, capture_output=True, text=True, check=False)
+        [*args, str(source / DUMP)], env=pq.env, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise BackupError(f"pg_restore failed: {done.stderr.strip()}")
     for rel in (*KEY_FILES, WITNESS):

@@ -50,8 +50,9 @@ def restore(
             raise typer.Exit(1)
 
 
-keys_app = typer.Typer(help="The hub's private keys: token signing keys and audit checkpoint keys.",
-                       no_args_is_help=True)
+keys_app = typer.Typer(
+    help="The hub's private keys: token signing keys and audit checkpoint keys.", no_args_is_help=True
+)
 
 
 @keys_app.command("init")

@@ -26,17 +26,20 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("HUB_DEV_LOGIN is true: the development login bypasses DigiD; set HUB_DEV_LOGIN=false.")
     if settings.is_sqlite:
         problems.append(
-            "HUB_DATABASE_URL is SQLite: production runs on PostgreSQL (postgresql+asyncpg://user@host/db).")
+            "HUB_DATABASE_URL is SQLite: production runs on PostgreSQL (postgresql+asyncpg://user@host/db)."
+        )
     if settings.demo:
         problems.append("HUB_DEMO is true: the demo network holds made-up clients; set HUB_DEMO=false.")
     if not settings.forwarded_allow_ips.strip():
         problems.append(
             "HUB_FORWARDED_ALLOW_IPS is not set: name the TLS-terminating proxy (addresses or CIDRs) whose "
-            "X-Forwarded-For/-Proto headers the hub may trust.")
+            "X-Forwarded-For/-Proto headers the hub may trust."
+        )
     if not settings.base_url.startswith("https://"):
         problems.append(
             f"HUB_BASE_URL is {settings.base_url!r}: production needs the public https:// URL that the "
-            "TLS-terminating proxy serves (it is the token audience).")
+            "TLS-terminating proxy serves (it is the token audience)."
+        )
     return problems
 
 

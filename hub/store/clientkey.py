@@ -32,8 +32,12 @@ def client_key(res_type: str, res_id: str, patients: Iterable[str]) -> str:
 
 #: Tables whose rows of a resource (by ``pid``) are not rewritten with every version but must carry
 #: its current key: when a new version moves the resource to another client, they follow.
-FOLLOW_BY_PID = (("resource_history", "pid"), ("resource_author", "pid"), ("resource_owner", "pid"),
-                 ("care_source", "source_pid"))
+FOLLOW_BY_PID = (
+    ("resource_history", "pid"),
+    ("resource_author", "pid"),
+    ("resource_owner", "pid"),
+    ("care_source", "source_pid"),
+)
 
 
 async def move(conn: AsyncConnection, pid: int, key: str) -> None:

@@ -35,8 +35,8 @@ class Database:
         self.engine: AsyncEngine = self._create_engine(pool_size, echo)
         # PostgreSQL reads need no BEGIN/ROLLBACK: at READ COMMITTED each statement has its own
         # snapshot either way, and autocommit saves two round trips per read.
-        self._read_engine = self.engine if self.is_sqlite else self.engine.execution_options(
-            isolation_level="AUTOCOMMIT"
+        self._read_engine = (
+            self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
 
     @property
@@ -63,7 +63,9 @@ class Database:
         if self.statement_timeout_ms > 0:  # no statement of a request may run longer than this
             server_settings["statement_timeout"] = str(self.statement_timeout_ms)
         kwargs.update(
-            pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=False,
             connect_args={"server_settings": server_settings},
         )
         return create_async_engine(self.url, **kwargs)
@@ -135,8 +137,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 #: PostgreSQL's SQLSTATE for a statement cancelled by ``statement_timeout`` or a cancel request.
 QUERY_CANCELED = "57014"
 #: SQLite's answers to statements too large to compile (very long OR lists, deep nesting).
-_SQLITE_TOO_COMPLEX = ("expression tree is too large", "too many sql variables", "parser stack overflow",
-                       "too many terms in compound select", "string or blob too big", "interrupted")
+_SQLITE_TOO_COMPLEX = (
+    "expression tree is too large",
+    "too many sql variables",
+    "parser stack overflow",
+    "too many terms in compound select",
+    "string or blob too big",
+    "interrupted",
+)
 
 
 #: PostgreSQL SQLSTATEs of a moment's contention, not of a fault: serialization failure, deadlock,
@@ -155,8 +163,9 @@ def busy_error(exc: BaseException) -> FhirError | None:
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     message = str(orig).lower()
     if state in _PG_BUSY or any(m in message for m in _SQLITE_BUSY):
-        return ServiceUnavailable("The database is busy for a moment; retry the request shortly",
-                                  headers={"Retry-After": "1"})
+        return ServiceUnavailable(
+            "The database is busy for a moment; retry the request shortly", headers={"Retry-After": "1"}
+        )
     return None
 
 
@@ -171,7 +180,8 @@ def cost_error(exc: BaseException, timeout_ms: int = 0) -> FhirError | None:
         limit = f" of {timeout_ms} ms" if timeout_ms else ""
         return BadRequest(
             f"The request took longer than the time limit{limit} and was stopped; ask for less (fewer "
-            "parameters, values or chained references)", code="too-costly",
+            "parameters, values or chained references)",
+            code="too-costly",
         )
     message = str(orig).lower()
     if any(m in message for m in _SQLITE_TOO_COMPLEX):

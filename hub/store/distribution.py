@@ -37,9 +37,14 @@ class Placement:
 
 PLACEMENT: dict[str, Placement] = {
     # -- the store: resources, history, search index rows (every row with its resource's key) ------------
-    "resource": Placement("distributed", key=CLIENT_KEY, note=(
-        "a Patient: its own id; else the lowest Patient id of its compartments; none: NO_CLIENT "
-        "(reference data; hub.store.clientkey)")),
+    "resource": Placement(
+        "distributed",
+        key=CLIENT_KEY,
+        note=(
+            "a Patient: its own id; else the lowest Patient id of its compartments; none: NO_CLIENT "
+            "(reference data; hub.store.clientkey)"
+        ),
+    ),
     "resource_history": Placement("distributed", key=CLIENT_KEY),
     "idx_string": Placement("distributed", key=CLIENT_KEY),
     "idx_token": Placement("distributed", key=CLIENT_KEY),
@@ -48,19 +53,30 @@ PLACEMENT: dict[str, Placement] = {
     "idx_quantity": Placement("distributed", key=CLIENT_KEY),
     "idx_number": Placement("distributed", key=CLIENT_KEY),
     "idx_uri": Placement("distributed", key=CLIENT_KEY),
-    "idx_compartment": Placement("distributed", key="comp_id", note=(
-        "placed by the client it names; its client_key column is the resource's own key, so a compartment "
-        "search knows the shard(s) it spans")),
-    "history_compartment": Placement("distributed", key="comp_id", note="each version's Patient compartments "
-                                     "(per-version access); placed, like idx_compartment, by the client it names"),
+    "idx_compartment": Placement(
+        "distributed",
+        key="comp_id",
+        note=(
+            "placed by the client it names; its client_key column is the resource's own key, so a compartment "
+            "search knows the shard(s) it spans"
+        ),
+    ),
+    "history_compartment": Placement(
+        "distributed",
+        key="comp_id",
+        note="each version's Patient compartments "
+        "(per-version access); placed, like idx_compartment, by the client it names",
+    ),
     # -- access facts ----------------------------------------------------------------------------------
     "resource_author": Placement("distributed", key=CLIENT_KEY),
     "care_relation": Placement("distributed", key="patient_id"),
     "consent_rule": Placement("distributed", key="patient_id"),
-    "access_grant": Placement("distributed", key="patient_id",
-                              note="a professional's searches across all its clients fan out to every shard"),
-    "delegation": Placement("distributed", key=CLIENT_KEY,
-                            note="the client's Patient id, resolved from patient_bsn when the row is written"),
+    "access_grant": Placement(
+        "distributed", key="patient_id", note="a professional's searches across all its clients fan out to every shard"
+    ),
+    "delegation": Placement(
+        "distributed", key=CLIENT_KEY, note="the client's Patient id, resolved from patient_bsn when the row is written"
+    ),
     "resource_owner": Placement("distributed", key=CLIENT_KEY),
     "overdracht_access": Placement("distributed", key="patient_id"),
     "care_source": Placement("distributed", key=CLIENT_KEY, note="the source resource's key"),
@@ -82,8 +98,9 @@ PLACEMENT: dict[str, Placement] = {
     "audit_head": Placement("local", note="one row: the chain head"),
     "audit_checkpoint": Placement("local"),
     "audit_entity": Placement("local", note="follows audit_log's partitions"),
-    "audit_patient": Placement("distributed", key="patient_id",
-                               note="'who saw my data' is single-shard; the events are then fetched by seq"),
+    "audit_patient": Placement(
+        "distributed", key="patient_id", note="'who saw my data' is single-shard; the events are then fetched by seq"
+    ),
     # -- schema bookkeeping -------------------------------------------------------------------------------
     "alembic_version": Placement("local"),
 }

@@ -81,11 +81,16 @@ _HISTORY_COMPARTMENTS = (
 )
 
 _COMMON_BINDS: list[Any] = [
-    bindparam("res_type", type_=String()), bindparam("res_id", type_=String()),
-    bindparam("version", type_=Integer()), bindparam("last_updated", type_=BigInteger()),
-    bindparam("method", type_=String()), bindparam("content", type_=Text()),
-    bindparam("category", type_=String()), bindparam("client_key", type_=String()),
-    bindparam("hc_type", type_=ARRAY(Text())), bindparam("hc_id", type_=ARRAY(Text())),
+    bindparam("res_type", type_=String()),
+    bindparam("res_id", type_=String()),
+    bindparam("version", type_=Integer()),
+    bindparam("last_updated", type_=BigInteger()),
+    bindparam("method", type_=String()),
+    bindparam("content", type_=Text()),
+    bindparam("category", type_=String()),
+    bindparam("client_key", type_=String()),
+    bindparam("hc_type", type_=ARRAY(Text())),
+    bindparam("hc_id", type_=ARRAY(Text())),
 ]
 
 
@@ -96,8 +101,10 @@ _EVENT_CTE = (
     ":ev_patients, :ev_orgs, :ev_old_status, :ev_new_status FROM r), "
 )
 _EVENT_BINDS: list[Any] = [
-    bindparam("ev_change", type_=String()), bindparam("ev_patients", type_=Text()),
-    bindparam("ev_orgs", type_=Text()), bindparam("ev_old_status", type_=String()),
+    bindparam("ev_change", type_=String()),
+    bindparam("ev_patients", type_=Text()),
+    bindparam("ev_orgs", type_=Text()),
+    bindparam("ev_old_status", type_=String()),
     bindparam("ev_new_status", type_=String()),
 ]
 
@@ -140,12 +147,16 @@ def update_statement(with_event: bool = False) -> TextClause:
         "WHERE pid = :pid AND version = :expected RETURNING pid), "
         + _HISTORY_CTE
         + (_EVENT_CTE if with_event else "")
-        + deletes + ", "
+        + deletes
+        + ", "
         + ", ".join(index_ctes)
         + " SELECT pid FROM r"
     )
     return text(sql).bindparams(
-        *_COMMON_BINDS, bindparam("pid", type_=BigInteger()), bindparam("expected", type_=Integer()), *binds,
+        *_COMMON_BINDS,
+        bindparam("pid", type_=BigInteger()),
+        bindparam("expected", type_=Integer()),
+        *binds,
         *(_EVENT_BINDS if with_event else ()),
     )
 
@@ -167,12 +178,26 @@ def _index_params(
 
 
 async def insert_new(
-    conn: AsyncConnection, res_type: str, res_id: str, content: str, last_updated: int, method: str,
-    category: str, rows: Any, client_key: str, event: Mapping[str, Any] | None = None,
+    conn: AsyncConnection,
+    res_type: str,
+    res_id: str,
+    content: str,
+    last_updated: int,
+    method: str,
+    category: str,
+    rows: Any,
+    client_key: str,
+    event: Mapping[str, Any] | None = None,
 ) -> int:
     params = {
-        "res_type": res_type, "res_id": res_id, "version": 1, "last_updated": last_updated,
-        "method": method, "content": content, "category": category, "client_key": client_key,
+        "res_type": res_type,
+        "res_id": res_id,
+        "version": 1,
+        "last_updated": last_updated,
+        "method": method,
+        "content": content,
+        "category": category,
+        "client_key": client_key,
         **_index_params(rows.rows if rows is not None else {}, rows.compartments if rows is not None else ()),
     }
     if event is not None:
@@ -181,15 +206,33 @@ async def insert_new(
 
 
 async def write_version(
-    conn: AsyncConnection, pid: int, res_type: str, res_id: str, expected: int, content: str, last_updated: int,
-    method: str, category: str, rows: Any, client_key: str, event: Mapping[str, Any] | None = None,
+    conn: AsyncConnection,
+    pid: int,
+    res_type: str,
+    res_id: str,
+    expected: int,
+    content: str,
+    last_updated: int,
+    method: str,
+    category: str,
+    rows: Any,
+    client_key: str,
+    event: Mapping[str, Any] | None = None,
 ) -> bool:
     """The compare-and-set update with its history row, index rows and outbox event; False if the
     version moved (then nothing at all is written)."""
     params = {
-        "pid": pid, "expected": expected, "res_type": res_type, "res_id": res_id, "version": expected + 1,
-        "last_updated": last_updated, "method": method, "content": content, "category": category,
-        "client_key": client_key, **_index_params(rows.rows, rows.compartments),
+        "pid": pid,
+        "expected": expected,
+        "res_type": res_type,
+        "res_id": res_id,
+        "version": expected + 1,
+        "last_updated": last_updated,
+        "method": method,
+        "content": content,
+        "category": category,
+        "client_key": client_key,
+        **_index_params(rows.rows, rows.compartments),
     }
     if event is not None:
         params.update(_event_params(event))

@@ -160,8 +160,14 @@ class Repository:
         return await self.matcher.match(conn, res_type, criteria, limit, visible=self.visible)
 
     async def match_one(
-        self, conn: AsyncConnection, res_type: str, criteria: str, *, what: str | None = None,
-        code: str = "multiple-matches", expression: str | None = None,
+        self,
+        conn: AsyncConnection,
+        res_type: str,
+        criteria: str,
+        *,
+        what: str | None = None,
+        code: str = "multiple-matches",
+        expression: str | None = None,
     ) -> Stored | None:
         """The conditional rule (:func:`one_of`) on the criteria, seen through the caller's eyes."""
         found = await self.match(conn, res_type, criteria)
@@ -269,9 +275,7 @@ class Repository:
             raise Gone(f"{res_type}/{res_id} was deleted (version {stored.version})", headers=_etag(stored))
         return stored
 
-    async def vread(
-        self, res_type: str, res_id: str, version: str, *, conn: AsyncConnection | None = None
-    ) -> Stored:
+    async def vread(self, res_type: str, res_id: str, version: str, *, conn: AsyncConnection | None = None) -> Stored:
         # One answer for every miss (no such resource, no such version, a version the caller may
         # not see), so neither existence nor the number of versions can be learned.
         missing = NotFound(f"{res_type}/{res_id}/_history/{version} is not known", expression=res_type)
@@ -441,7 +445,12 @@ class Repository:
     # -- conditional forms ----------------------------------------------------------------------
 
     async def conditional_update(
-        self, res_type: str, criteria: str, resource: dict[str, Any], *, conn: AsyncConnection | None = None,
+        self,
+        res_type: str,
+        criteria: str,
+        resource: dict[str, Any],
+        *,
+        conn: AsyncConnection | None = None,
         if_match: str | None = None,
     ) -> WriteOutcome:
         """PUT Type?criteria: no match creates, one match updates it, several are a 412."""
@@ -472,8 +481,13 @@ class Repository:
             return await self.delete(res_type, target.res_id, conn=c)
 
     async def conditional_patch(
-        self, res_type: str, criteria: str, apply: Callable[[dict[str, Any]], dict[str, Any]],
-        *, conn: AsyncConnection | None = None, if_match: str | None = None,
+        self,
+        res_type: str,
+        criteria: str,
+        apply: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        conn: AsyncConnection | None = None,
+        if_match: str | None = None,
     ) -> WriteOutcome:
         async with self.writing(conn) as c:
             target = await self.match_one(c, res_type, criteria, code="conflict")
@@ -496,7 +510,11 @@ class Repository:
     ) -> HistoryPage:
         """A page of versions, newest first; ``cursor`` (a history row id) continues a previous page."""
         query = dao.history_query(
-            res_type=res_type, res_id=res_id, since=since, at=at, before_hid=cursor,
+            res_type=res_type,
+            res_id=res_id,
+            since=since,
+            at=at,
+            before_hid=cursor,
             visible=self.policy.history_filter,
         )
         async with self.reading(conn) as c:
@@ -598,8 +616,14 @@ class Repository:
         return WriteOutcome(stored, final, stamped)
 
     async def _check_write(
-        self, conn: AsyncConnection, resource: dict[str, Any], category: str, rows: IndexRows,
-        current: Stored | None, interaction: str, validate: Callable[[], None] | None = None,
+        self,
+        conn: AsyncConnection,
+        resource: dict[str, Any],
+        category: str,
+        rows: IndexRows,
+        current: Stored | None,
+        interaction: str,
+        validate: Callable[[], None] | None = None,
     ) -> Verdict | None:
         if self.policy.internal:
             return await self.policy.check_write(
@@ -661,7 +685,11 @@ class Repository:
             self.search_params.written()  # taken in when the transaction has committed
 
     async def check_only(
-        self, conn: AsyncConnection, res_type: str, mode: str, resource: dict[str, Any] | None,
+        self,
+        conn: AsyncConnection,
+        res_type: str,
+        mode: str,
+        resource: dict[str, Any] | None,
         res_id: str | None = None,
     ) -> None:
         """``$validate`` with a mode: every check the real create/update/delete would make
@@ -680,14 +708,21 @@ class Repository:
         stamped, _content = self._stamp(resource, res_id, (current.version + 1) if current else 1, self._tick(current))
         rows = self.indexer(stamped)
         await self._check_write(
-            conn, stamped, self.categorize(stamped), rows,
+            conn,
+            stamped,
+            self.categorize(stamped),
+            rows,
             current if mode == "update" and current is not None and not current.deleted else None,
             "u" if mode == "update" and current is not None else "c",
         )
 
 
 def one_of(
-    found: Sequence[Stored], res_type: str, what: str, *, code: str = "multiple-matches",
+    found: Sequence[Stored],
+    res_type: str,
+    what: str,
+    *,
+    code: str = "multiple-matches",
     expression: str | None = None,
 ) -> Stored | None:
     """The conditional rule, written once: no match is None, one is that resource, several are a
@@ -695,7 +730,8 @@ def one_of(
     if len(found) > 1:
         raise PreconditionFailed(
             f"{len(found)} {res_type} resources match {what}",
-            code=code, expression=expression,
+            code=code,
+            expression=expression,
         )
     return found[0] if found else None
 

@@ -73,9 +73,7 @@ _CURRENT = select(
 
 async def get_current(conn: AsyncConnection, res_type: str, res_id: str) -> Stored | None:
     """The current version (also when deleted), or None if the id was never used."""
-    row = (
-        await conn.execute(_CURRENT.where(resource.c.res_type == res_type, resource.c.res_id == res_id))
-    ).first()
+    row = (await conn.execute(_CURRENT.where(resource.c.res_type == res_type, resource.c.res_id == res_id))).first()
     return Stored(*row) if row else None
 
 
@@ -101,7 +99,11 @@ def _checked_read_statement(policy: StorePolicy) -> Any:
     count = select(func.count()).where(comp.c.pid == resource.c.pid, comp.c.comp_type == "Patient").scalar_subquery()
     visible = literal(True) if policy.internal else case((policy.sql_filter(resource), True), else_=False)
     stmt = select(
-        *_CURRENT.selected_columns, visible.label("visible"), patient(func.min), patient(func.max), count,
+        *_CURRENT.selected_columns,
+        visible.label("visible"),
+        patient(func.min),
+        patient(func.max),
+        count,
     ).where(resource.c.res_type == bindparam("read_type"), resource.c.res_id == bindparam("read_id"))
     if len(_CHECKED_READS) < 256:
         _CHECKED_READS[key] = stmt
@@ -130,8 +132,14 @@ async def get_version(conn: AsyncConnection, res_type: str, res_id: str, version
     row = (
         await conn.execute(
             select(
-                h.c.pid, h.c.res_type, h.c.res_id, h.c.version, h.c.last_updated,
-                h.c.content.is_(None), h.c.content, h.c.method,
+                h.c.pid,
+                h.c.res_type,
+                h.c.res_id,
+                h.c.version,
+                h.c.last_updated,
+                h.c.content.is_(None),
+                h.c.content,
+                h.c.method,
             ).where(h.c.res_type == res_type, h.c.res_id == res_id, h.c.version == version)
         )
     ).first()
@@ -147,11 +155,22 @@ async def get_version_checked(
     clients), and the clients it was about."""
     h = resource_history
     visible = literal(True) if policy.internal else case((policy.history_filter(h), True), else_=False)
-    row = (await conn.execute(
-        select(h.c.hid, h.c.pid, h.c.res_type, h.c.res_id, h.c.version, h.c.last_updated, h.c.content, h.c.method,
-               h.c.category, visible.label("visible"))
-        .where(h.c.res_type == res_type, h.c.res_id == res_id, h.c.version == version)
-    )).first()
+    row = (
+        await conn.execute(
+            select(
+                h.c.hid,
+                h.c.pid,
+                h.c.res_type,
+                h.c.res_id,
+                h.c.version,
+                h.c.last_updated,
+                h.c.content,
+                h.c.method,
+                h.c.category,
+                visible.label("visible"),
+            ).where(h.c.res_type == res_type, h.c.res_id == res_id, h.c.version == version)
+        )
+    ).first()
     if row is None:
         return None, False, ()
     stored = Stored(row[1], row[2], row[3], row[4], row[5], row[7] == "DELETE", row[6], row[7], row[8])
@@ -163,9 +182,9 @@ async def version_patients(conn: AsyncConnection, hids: Sequence[int]) -> dict[i
     if not hids:
         return {}
     c = history_compartment
-    rows = (await conn.execute(
-        select(c.c.hid, c.c.comp_id).where(c.c.hid.in_(list(hids)), c.c.comp_type == "Patient")
-    )).all()
+    rows = (
+        await conn.execute(select(c.c.hid, c.c.comp_id).where(c.c.hid.in_(list(hids)), c.c.comp_type == "Patient"))
+    ).all()
     out: dict[int, set[str]] = {}
     for hid, comp_id in rows:
         out.setdefault(hid, set()).add(comp_id)
@@ -177,9 +196,11 @@ async def patients_by_pid(conn: AsyncConnection, pids: Sequence[int]) -> dict[in
     if not pids:
         return {}
     c = idx_compartment
-    rows = (await conn.execute(
-        select(c.c.pid, c.c.comp_id).where(c.c.pid.in_(list(pids)), c.c.comp_type == "Patient").distinct()
-    )).all()
+    rows = (
+        await conn.execute(
+            select(c.c.pid, c.c.comp_id).where(c.c.pid.in_(list(pids)), c.c.comp_type == "Patient").distinct()
+        )
+    ).all()
     out: dict[int, set[str]] = {}
     for pid, comp_id in rows:
         out.setdefault(pid, set()).add(comp_id)
@@ -191,9 +212,9 @@ async def patients_of(conn: AsyncConnection, pids: Sequence[int]) -> set[str]:
     if not pids:
         return set()
     c = idx_compartment
-    rows = (await conn.execute(
-        select(c.c.comp_id).where(c.c.pid.in_(list(pids)), c.c.comp_type == "Patient").distinct()
-    )).all()
+    rows = (
+        await conn.execute(select(c.c.comp_id).where(c.c.pid.in_(list(pids)), c.c.comp_type == "Patient").distinct())
+    ).all()
     return {r[0] for r in rows}
 
 
@@ -203,12 +224,19 @@ async def patients_with_identifier(conn: AsyncConnection, system: str, values: I
     if not wanted:
         return set()
     t = idx_token
-    rows = (await conn.execute(
-        select(resource.c.res_id)
-        .select_from(t.join(resource, resource.c.pid == t.c.pid))
-        .where(t.c.res_type == "Patient", t.c.param == "identifier", t.c.system == system,
-               t.c.code.in_(wanted), resource.c.deleted == false())
-    )).all()
+    rows = (
+        await conn.execute(
+            select(resource.c.res_id)
+            .select_from(t.join(resource, resource.c.pid == t.c.pid))
+            .where(
+                t.c.res_type == "Patient",
+                t.c.param == "identifier",
+                t.c.system == system,
+                t.c.code.in_(wanted),
+                resource.c.deleted == false(),
+            )
+        )
+    ).all()
     return {r[0] for r in rows}
 
 
@@ -218,11 +246,13 @@ async def existing_ids(conn: AsyncConnection, res_type: str, ids: Iterable[str])
     wanted = sorted(set(ids))
     if not wanted:
         return set()
-    rows = (await conn.execute(
-        select(resource.c.res_id).where(
-            resource.c.res_type == res_type, resource.c.res_id.in_(wanted), resource.c.deleted == false()
+    rows = (
+        await conn.execute(
+            select(resource.c.res_id).where(
+                resource.c.res_type == res_type, resource.c.res_id.in_(wanted), resource.c.deleted == false()
+            )
         )
-    )).all()
+    ).all()
     return {r[0] for r in rows}
 
 
@@ -231,9 +261,11 @@ async def references_of(conn: AsyncConnection, pids: Iterable[int]) -> dict[int,
     wanted = sorted(set(pids))
     if not wanted:
         return {}
-    rows = (await conn.execute(
-        select(resource.c.pid, resource.c.res_type, resource.c.res_id).where(resource.c.pid.in_(wanted))
-    )).all()
+    rows = (
+        await conn.execute(
+            select(resource.c.pid, resource.c.res_type, resource.c.res_id).where(resource.c.pid.in_(wanted))
+        )
+    ).all()
     return {pid: f"{t}/{i}" for pid, t, i in rows}
 
 
@@ -268,18 +300,35 @@ async def insert_new(
         await conn.execute(
             insert(resource)
             .values(
-                res_type=res_type, res_id=res_id, version=1, last_updated=last_updated,
-                deleted=False, content=content, category=category, client_key=key,
+                res_type=res_type,
+                res_id=res_id,
+                version=1,
+                last_updated=last_updated,
+                deleted=False,
+                content=content,
+                category=category,
+                client_key=key,
             )
             .returning(resource.c.pid)
         )
     ).scalar_one()
-    hid = (await conn.execute(
-        insert(resource_history).values(
-            pid=pid, res_type=res_type, res_id=res_id, version=1, last_updated=last_updated,
-            method=method, content=content, category=category, client_key=key,
-        ).returning(resource_history.c.hid)
-    )).scalar_one()
+    hid = (
+        await conn.execute(
+            insert(resource_history)
+            .values(
+                pid=pid,
+                res_type=res_type,
+                res_id=res_id,
+                version=1,
+                last_updated=last_updated,
+                method=method,
+                content=content,
+                category=category,
+                client_key=key,
+            )
+            .returning(resource_history.c.hid)
+        )
+    ).scalar_one()
     await _history_compartments(conn, hid, rows.compartments if rows is not None else ())
     if rows is not None:
         await write_index_rows(conn, pid, res_type, rows, replace=False, key=key)
@@ -316,45 +365,78 @@ async def write_version(
         from hub.store import pg_writes
 
         ok = await pg_writes.write_version(
-            conn, current.pid, current.res_type, current.res_id, current.version, content, last_updated, method,
-            category if category is not None else (current.category or "medisch"), rows, key, event,
+            conn,
+            current.pid,
+            current.res_type,
+            current.res_id,
+            current.version,
+            content,
+            last_updated,
+            method,
+            category if category is not None else (current.category or "medisch"),
+            rows,
+            key,
+            event,
         )
         if not ok:
             return None
         if key != current.client_key:
             await move(conn, current.pid, key)
         return Stored(
-            current.pid, current.res_type, current.res_id, new_version, last_updated, False, content, method,
-            category if category is not None else current.category, key,
+            current.pid,
+            current.res_type,
+            current.res_id,
+            new_version,
+            last_updated,
+            False,
+            content,
+            method,
+            category if category is not None else current.category,
+            key,
         )
     values: dict[str, Any] = {
-        "version": new_version, "last_updated": last_updated, "deleted": deleted, "content": content,
+        "version": new_version,
+        "last_updated": last_updated,
+        "deleted": deleted,
+        "content": content,
         "client_key": key,
     }
     if category is not None:
         values["category"] = category
     result = await conn.execute(
-        update(resource)
-        .where(resource.c.pid == current.pid, resource.c.version == current.version)
-        .values(**values)
+        update(resource).where(resource.c.pid == current.pid, resource.c.version == current.version).values(**values)
     )
     if result.rowcount != 1:
         return None
     if deleted:
         # A deletion is seen by whoever saw what it deleted: the deleted version's clients.
-        kept = (await conn.execute(
-            select(idx_compartment.c.comp_type, idx_compartment.c.comp_id).where(idx_compartment.c.pid == current.pid)
-        )).all()
+        kept = (
+            await conn.execute(
+                select(idx_compartment.c.comp_type, idx_compartment.c.comp_id).where(
+                    idx_compartment.c.pid == current.pid
+                )
+            )
+        ).all()
         compartments: Sequence[tuple[str, str]] = [(t, i) for t, i in kept]
     else:
         compartments = rows.compartments if rows is not None else ()
-    hid = (await conn.execute(
-        insert(resource_history).values(
-            pid=current.pid, res_type=current.res_type, res_id=current.res_id, version=new_version,
-            last_updated=last_updated, method=method, content=content,
-            category=(category if category is not None else current.category) or "medisch", client_key=key,
-        ).returning(resource_history.c.hid)
-    )).scalar_one()
+    hid = (
+        await conn.execute(
+            insert(resource_history)
+            .values(
+                pid=current.pid,
+                res_type=current.res_type,
+                res_id=current.res_id,
+                version=new_version,
+                last_updated=last_updated,
+                method=method,
+                content=content,
+                category=(category if category is not None else current.category) or "medisch",
+                client_key=key,
+            )
+            .returning(resource_history.c.hid)
+        )
+    ).scalar_one()
     await _history_compartments(conn, hid, compartments)
     if key != current.client_key:
         await move(conn, current.pid, key)
@@ -364,12 +446,26 @@ async def write_version(
         await write_index_rows(conn, current.pid, current.res_type, rows, replace=True, key=key)
     if event is not None:
         await insert_event(
-            conn, current.pid, current.res_type, current.res_id, new_version, last_updated,
-            category if category is not None else (current.category or "medisch"), event,
+            conn,
+            current.pid,
+            current.res_type,
+            current.res_id,
+            new_version,
+            last_updated,
+            category if category is not None else (current.category or "medisch"),
+            event,
         )
     return Stored(
-        current.pid, current.res_type, current.res_id, new_version, last_updated, deleted, content, method,
-        category if category is not None else current.category, key,
+        current.pid,
+        current.res_type,
+        current.res_id,
+        new_version,
+        last_updated,
+        deleted,
+        content,
+        method,
+        category if category is not None else current.category,
+        key,
     )
 
 
@@ -382,15 +478,31 @@ async def _key_of(conn: AsyncConnection, pid: int) -> str:
 
 
 async def insert_event(
-    conn: AsyncConnection, pid: int, res_type: str, res_id: str, version: int, recorded: int, category: str,
+    conn: AsyncConnection,
+    pid: int,
+    res_type: str,
+    res_id: str,
+    version: int,
+    recorded: int,
+    category: str,
     event: Mapping[str, Any],
 ) -> None:
     """The write's outbox row (the PostgreSQL fast path writes it inside its one statement)."""
-    await conn.execute(insert(outbox_event).values(
-        recorded=recorded, pid=pid, res_type=res_type, res_id=res_id, version=version, category=category,
-        change=event["change"], patients=event["patients"], orgs=event["orgs"],
-        old_status=event["old_status"], new_status=event["new_status"],
-    ))
+    await conn.execute(
+        insert(outbox_event).values(
+            recorded=recorded,
+            pid=pid,
+            res_type=res_type,
+            res_id=res_id,
+            version=version,
+            category=category,
+            change=event["change"],
+            patients=event["patients"],
+            orgs=event["orgs"],
+            old_status=event["old_status"],
+            new_status=event["new_status"],
+        )
+    )
 
 
 async def _history_compartments(conn: AsyncConnection, hid: int, compartments: Sequence[tuple[str, str]]) -> None:
@@ -424,8 +536,10 @@ async def write_index_rows(
     if rows.compartments:
         await conn.execute(
             insert(idx_compartment),
-            [{"pid": pid, "res_type": res_type, "comp_type": t, "comp_id": i, "client_key": key}
-             for t, i in rows.compartments],
+            [
+                {"pid": pid, "res_type": res_type, "comp_type": t, "comp_id": i, "client_key": key}
+                for t, i in rows.compartments
+            ],
         )
 
 

@@ -87,16 +87,25 @@ class LiveSearchParameters:
     async def load(self, conn: AsyncConnection) -> None:
         """Read the signature and, when it moved, every stored SearchParameter."""
         r = resource
-        row = (await conn.execute(
-            select(func.count(), func.coalesce(func.sum(r.c.version), 0), func.coalesce(func.max(r.c.last_updated), 0))
-            .where(r.c.res_type == DEFINITION_TYPE)
-        )).one()
+        row = (
+            await conn.execute(
+                select(
+                    func.count(), func.coalesce(func.sum(r.c.version), 0), func.coalesce(func.max(r.c.last_updated), 0)
+                ).where(r.c.res_type == DEFINITION_TYPE)
+            )
+        ).one()
         signature = (int(row[0]), int(row[1]), int(row[2]))
         if signature == self._signature:
             return
-        contents = (await conn.execute(
-            select(r.c.content).where(r.c.res_type == DEFINITION_TYPE, r.c.deleted == false()).order_by(r.c.pid)
-        )).scalars().all()
+        contents = (
+            (
+                await conn.execute(
+                    select(r.c.content).where(r.c.res_type == DEFINITION_TYPE, r.c.deleted == false()).order_by(r.c.pid)
+                )
+            )
+            .scalars()
+            .all()
+        )
         stored = [jsonio.loads(c) for c in contents if c]
         self._signature = signature
         self.registry = registry_with(stored)

@@ -62,20 +62,33 @@ def _client_status(old: dict[str, Any], new: dict[str, Any], where: str) -> None
     """The client's say over another party's activity: only its status (to one of
     :data:`CLIENT_STATUSES`, from one not in :data:`CLIENT_FINAL`) and the reason; refused otherwise."""
     o, n = old.get("detail") or {}, new.get("detail") or {}
-    same_rest = isinstance(o, dict) and isinstance(n, dict) and all(
-        old.get(k) == new.get(k) for k in (set(old) | set(new)) - {"detail"}
-    ) and all(o.get(k) == n.get(k) for k in (set(o) | set(n)) - CLIENT_DETAIL_ELEMENTS)
+    same_rest = (
+        isinstance(o, dict)
+        and isinstance(n, dict)
+        and all(old.get(k) == new.get(k) for k in (set(old) | set(new)) - {"detail"})
+        and all(o.get(k) == n.get(k) for k in (set(o) | set(n)) - CLIENT_DETAIL_ELEMENTS)
+    )
     if not same_rest:
-        raise refuse(403, "careplan-client-status", f"{where} is performed by another party: you change its status "
-                     "(on-hold, cancelled, stopped) and the reason, nothing else of it", expression=where)
+        raise refuse(
+            403,
+            "careplan-client-status",
+            f"{where} is performed by another party: you change its status "
+            "(on-hold, cancelled, stopped) and the reason, nothing else of it",
+            expression=where,
+        )
     before, after = o.get("status"), n.get("status")
     if before == after:
         return  # the reason only
     if after not in CLIENT_STATUSES or before in CLIENT_FINAL:
         allowed = "none (it is final)" if before in CLIENT_FINAL else ", ".join(sorted(CLIENT_STATUSES))
-        raise refuse(403, "careplan-client-status", f"{where}.detail.status: you set another party's activity from "
-                     f"{before!r} to {after!r}; allowed for you: {allowed}; whether care was given is its "
-                     "performer's to report", expression=f"{where}.detail.status")
+        raise refuse(
+            403,
+            "careplan-client-status",
+            f"{where}.detail.status: you set another party's activity from "
+            f"{before!r} to {after!r}; allowed for you: {allowed}; whether care was given is its "
+            "performer's to report",
+            expression=f"{where}.detail.status",
+        )
 
 
 def check_update(
@@ -92,8 +105,13 @@ def check_update(
     is the client (or a legal representative), who also pauses or ends other parties' activities."""
     for name in sorted((set(old) | set(new)) - FREE_ELEMENTS):
         if old.get(name) != new.get(name):
-            raise refuse(403, "careplan-structure", f"CarePlan.{name} is the coordinator's (regiehouder's) to "
-                         "change; participants change the activities they perform", expression=f"CarePlan.{name}")
+            raise refuse(
+                403,
+                "careplan-structure",
+                f"CarePlan.{name} is the coordinator's (regiehouder's) to "
+                "change; participants change the activities they perform",
+                expression=f"CarePlan.{name}",
+            )
     before, after = list(old.get("activity") or []), list(new.get("activity") or [])
     for i in range(min(len(before), len(after))):
         o, n = before[i], after[i]
@@ -104,21 +122,43 @@ def check_update(
             _client_status(o, n, where)
             continue
         if not performs(o):
-            raise refuse(403, "careplan-activity", f"{where} is performed by another party; only its performer "
-                         "and the coordinator change it", expression=where)
+            raise refuse(
+                403,
+                "careplan-activity",
+                f"{where} is performed by another party; only its performer and the coordinator change it",
+                expression=where,
+            )
         if not performs(n):
-            raise refuse(403, "careplan-activity", f"{where} cannot be handed to another performer but by the "
-                         "coordinator", expression=where)
+            raise refuse(
+                403,
+                "careplan-activity",
+                f"{where} cannot be handed to another performer but by the coordinator",
+                expression=where,
+            )
         if status_only and isinstance(o, dict) and isinstance(n, dict) and not _only_status(o, n):
-            raise refuse(403, "careplan-activity-status", f"{where}: a participant changes the status and "
-                         "progress of the activities it performs; the coordinator changes the rest", expression=where)
+            raise refuse(
+                403,
+                "careplan-activity-status",
+                f"{where}: a participant changes the status and "
+                "progress of the activities it performs; the coordinator changes the rest",
+                expression=where,
+            )
     if len(after) < len(before):
         where = f"CarePlan.activity[{len(after)}]"
-        raise refuse(403, "careplan-activity-remove", "activities are not removed from a shared care plan but by "
-                     "the coordinator; set the activity's status to 'cancelled' instead", expression=where)
+        raise refuse(
+            403,
+            "careplan-activity-remove",
+            "activities are not removed from a shared care plan but by "
+            "the coordinator; set the activity's status to 'cancelled' instead",
+            expression=where,
+        )
     for i in range(len(before), len(after)):
         if not performs(after[i]):
             where = f"CarePlan.activity[{i}]"
-            raise refuse(403, "careplan-activity-add", f"{where}: a participant adds activities it performs itself "
-                         "(detail.performer must name you); the coordinator assigns activities to others",
-                         expression=where)
+            raise refuse(
+                403,
+                "careplan-activity-add",
+                f"{where}: a participant adds activities it performs itself "
+                "(detail.performer must name you); the coordinator assigns activities to others",
+                expression=where,
+            )

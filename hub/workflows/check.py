@@ -145,16 +145,29 @@ async def check_external(conn: AsyncConnection, task: dict[str, Any], parties: f
     requester, owner = await parties_of(conn, [task.get("requester"), task.get("owner")])
     named, own = (requester, owner) if outside == overdracht.SENDER else (owner, requester)
     if not parties & own or not any(p.startswith("ura:") for p in parties):
-        raise refuse(403, "overdracht-exchange-party", f"an {kind} overdracht is written by the hub organisation on "
-                     f"its side: {ours} must name your organisation", expression=ours)
+        raise refuse(
+            403,
+            "overdracht-exchange-party",
+            f"an {kind} overdracht is written by the hub organisation on its side: {ours} must name your organisation",
+            expression=ours,
+        )
     if parties & named or any(not p.startswith("ura:") for p in named):
-        raise refuse(422, "overdracht-external", f"{where} of an {kind} overdracht names an organisation outside "
-                     "the hub, not you, a client or a person", expression=where)
+        raise refuse(
+            422,
+            "overdracht-external",
+            f"{where} of an {kind} overdracht names an organisation outside the hub, not you, a client or a person",
+            expression=where,
+        )
     for party in sorted(named):
         if await is_hub_organisation(conn, party.removeprefix("ura:"), parties):
-            raise refuse(403, "overdracht-external-hub-party", f"{where} names {party}, which takes part in the "
-                         "hub: an overdracht with a hub party is made by that party itself, never imported or "
-                         "exported in its name", expression=where)
+            raise refuse(
+                403,
+                "overdracht-external-hub-party",
+                f"{where} names {party}, which takes part in the "
+                "hub: an overdracht with a hub party is made by that party itself, never imported or "
+                "exported in its name",
+                expression=where,
+            )
 
 
 def _party(parties: frozenset[str]) -> str:
@@ -196,8 +209,15 @@ async def check(
         if resource is not None and overdracht.is_overdracht(resource):
             await check_external(conn, resource, parties)
             overdracht.check_create(resource, await task_roles(conn, resource, parties))
-            change = StateChange(TOPIC_BASE + "overdracht", res_type, str(resource.get("id", "")),
-                                 _patient(resource), None, str(resource.get("status")), _party(parties))
+            change = StateChange(
+                TOPIC_BASE + "overdracht",
+                res_type,
+                str(resource.get("id", "")),
+                _patient(resource),
+                None,
+                str(resource.get("status")),
+                _party(parties),
+            )
         return WriteVerdict(creator_parties(policy, compartments), change)
     old = orjson.loads(current.content)
     if overdracht.is_overdracht(old) or overdracht.is_overdracht(resource):
@@ -206,14 +226,26 @@ async def check(
             overdracht.check_delete(old, roles)
             return WriteVerdict()
         if not overdracht.is_overdracht(resource) or not overdracht.is_overdracht(old):
-            raise refuse(422, "overdracht-immutable", "Task.code does not change after the overdracht was sent",
-                         expression="Task.code")
+            raise refuse(
+                422,
+                "overdracht-immutable",
+                "Task.code does not change after the overdracht was sent",
+                expression="Task.code",
+            )
         overdracht.check_update(old, resource, roles)
         if old.get("status") == resource.get("status"):
             return WriteVerdict()
-        return WriteVerdict(change=StateChange(
-            TOPIC_BASE + "overdracht", res_type, current.res_id, _patient(resource), str(old.get("status")),
-            str(resource.get("status")), _party(parties)))
+        return WriteVerdict(
+            change=StateChange(
+                TOPIC_BASE + "overdracht",
+                res_type,
+                current.res_id,
+                _patient(resource),
+                str(old.get("status")),
+                str(resource.get("status")),
+                _party(parties),
+            )
+        )
     owners = await owners_of(conn, current.pid, old)
     change = _careplan_change(res_type, old, resource, current.res_id, parties)
     if not owners or parties & owners or kind == "admin":
@@ -232,20 +264,34 @@ async def check(
         mine: list[bool] = []
         at = 0
         for rs in refs:
-            mine.append(any(parties & found for found in resolved[at:at + len(rs)]))
+            mine.append(any(parties & found for found in resolved[at : at + len(rs)]))
             at += len(rs)
         verdicts = {id(a): m for a, m in zip(acts, mine, strict=True)}
-        careplan.check_update(old, resource, performs=lambda a: verdicts.get(id(a), False),
-                              status_only=kind == "professional", client_say=kind == "client" or legal)
+        careplan.check_update(
+            old,
+            resource,
+            performs=lambda a: verdicts.get(id(a), False),
+            status_only=kind == "professional",
+            client_say=kind == "client" or legal,
+        )
         return WriteVerdict(change=change)
     who = ", ".join(sorted(owners))
     if resource is None:
-        raise refuse(403, "ownership-delete", f"{res_type}/{current.res_id} can be deleted by its author only "
-                     f"({who}); change its status instead (e.g. 'entered-in-error', 'cancelled', 'revoked'), "
-                     "which is kept in its history", expression=res_type)
-    raise refuse(403, "ownership", f"{res_type}/{current.res_id} is changed by its author only ({who})"
-                 + ("; participants change the activities they perform" if res_type == "CarePlan" else ""),
-                 expression=res_type)
+        raise refuse(
+            403,
+            "ownership-delete",
+            f"{res_type}/{current.res_id} can be deleted by its author only "
+            f"({who}); change its status instead (e.g. 'entered-in-error', 'cancelled', 'revoked'), "
+            "which is kept in its history",
+            expression=res_type,
+        )
+    raise refuse(
+        403,
+        "ownership",
+        f"{res_type}/{current.res_id} is changed by its author only ({who})"
+        + ("; participants change the activities they perform" if res_type == "CarePlan" else ""),
+        expression=res_type,
+    )
 
 
 def _careplan_change(
@@ -260,5 +306,12 @@ def _careplan_change(
 
     if old.get("status") == new.get("status") and statuses(old) == statuses(new):
         return None
-    return StateChange(TOPIC_BASE + "careplan", res_type, res_id, _patient(new), str(old.get("status")),
-                       str(new.get("status")), _party(parties))
+    return StateChange(
+        TOPIC_BASE + "careplan",
+        res_type,
+        res_id,
+        _patient(new),
+        str(old.get("status")),
+        str(new.get("status")),
+        _party(parties),
+    )

@@ -36,8 +36,12 @@ async def record_owners(conn: AsyncConnection, pid: int, owners: tuple[str, ...]
 
 
 async def after_write(
-    conn: AsyncConnection, stored: Stored, res: dict[str, Any] | None, _author_ura: str | None,
-    *, base: str | None = None,
+    conn: AsyncConnection,
+    stored: Stored,
+    res: dict[str, Any] | None,
+    _author_ura: str | None,
+    *,
+    base: str | None = None,
 ) -> None:
     """``base`` is the hub's FHIR base: only references to resources on this hub count
     (:func:`hub.fhir.references.resolve`)."""
@@ -46,15 +50,22 @@ async def after_write(
     elif stored.res_type in ("Organization", "PractitionerRole"):
         await _rederive_owned_by(conn, stored.res_type, stored.res_id, base)
     elif stored.res_type == "Composition":
-        rows = (await conn.execute(
-            select(overdracht_access.c.source_pid).where(
-                overdracht_access.c.target_type == "Composition", overdracht_access.c.target_id == stored.res_id,
-            ).distinct()
-        )).all()
+        rows = (
+            await conn.execute(
+                select(overdracht_access.c.source_pid)
+                .where(
+                    overdracht_access.c.target_type == "Composition",
+                    overdracht_access.c.target_id == stored.res_id,
+                )
+                .distinct()
+            )
+        ).all()
         for (task_pid,) in rows:
-            task = (await conn.execute(
-                select(resource.c.content).where(resource.c.pid == task_pid, resource.c.deleted == false())
-            )).first()
+            task = (
+                await conn.execute(
+                    select(resource.c.content).where(resource.c.pid == task_pid, resource.c.deleted == false())
+                )
+            ).first()
             await derive_task(conn, task_pid, orjson.loads(task[0]) if task and task[0] else None, base)
 
 
@@ -63,22 +74,38 @@ async def _rederive_owned_by(conn: AsyncConnection, res_type: str, res_id: str, 
     receiver: what those receivers may read is derived again (its URA decides who it is)."""
     targets = [(res_type, res_id)]
     if res_type == "Organization":
-        roles = (await conn.execute(
-            select(idx_reference.c.pid, resource.c.res_id)
-            .select_from(idx_reference.join(resource, resource.c.pid == idx_reference.c.pid))
-            .where(idx_reference.c.res_type == "PractitionerRole", idx_reference.c.param == "organization",
-                   idx_reference.c.target_type == "Organization", idx_reference.c.target_id == res_id)
-        )).all()
-        targets += [("PractitionerRole", r[1]) for r in roles]
-    tasks = (await conn.execute(
-        select(resource.c.pid, resource.c.content)
-        .where(resource.c.pid.in_(
-            select(idx_reference.c.pid).where(
-                idx_reference.c.res_type == "Task", idx_reference.c.param == "owner",
-                or_(*(and_(idx_reference.c.target_type == t, idx_reference.c.target_id == i) for t, i in targets)),
+        roles = (
+            await conn.execute(
+                select(idx_reference.c.pid, resource.c.res_id)
+                .select_from(idx_reference.join(resource, resource.c.pid == idx_reference.c.pid))
+                .where(
+                    idx_reference.c.res_type == "PractitionerRole",
+                    idx_reference.c.param == "organization",
+                    idx_reference.c.target_type == "Organization",
+                    idx_reference.c.target_id == res_id,
+                )
             )
-        ), resource.c.deleted == false())
-    )).all()
+        ).all()
+        targets += [("PractitionerRole", r[1]) for r in roles]
+    tasks = (
+        await conn.execute(
+            select(resource.c.pid, resource.c.content).where(
+                resource.c.pid.in_(
+                    select(idx_reference.c.pid).where(
+                        idx_reference.c.res_type == "Task",
+                        idx_reference.c.param == "owner",
+                        or_(
+                            *(
+                                and_(idx_reference.c.target_type == t, idx_reference.c.target_id == i)
+                                for t, i in targets
+                            )
+                        ),
+                    )
+                ),
+                resource.c.deleted == false(),
+            )
+        )
+    ).all()
     for pid, content in tasks:
         await derive_task(conn, pid, orjson.loads(content) if content else None, base)
 
@@ -137,19 +164,33 @@ async def derive_task(conn: AsyncConnection, pid: int, task: dict[str, Any] | No
             add(doc, scope)
             if doc is None or doc[0] != "Composition":
                 continue
-            row = (await conn.execute(
-                select(resource.c.content).where(resource.c.res_type == "Composition", resource.c.res_id == doc[1],
-                                                 resource.c.deleted == false())
-            )).first()
+            row = (
+                await conn.execute(
+                    select(resource.c.content).where(
+                        resource.c.res_type == "Composition", resource.c.res_id == doc[1], resource.c.deleted == false()
+                    )
+                )
+            ).first()
             if row is None or row[0] is None:
                 continue
             for entry in _section_refs(orjson.loads(row[0])):
                 add(_local(entry, base), scope)
-    await conn.execute(insert(overdracht_access), [
-        {"source_pid": pid, "patient_id": patient[1], "org_ura": ura, "task_status": status,
-         "target_type": t, "target_id": i, "scope": s, "active": active}
-        for (t, i, s), active in targets.items()
-    ])
+    await conn.execute(
+        insert(overdracht_access),
+        [
+            {
+                "source_pid": pid,
+                "patient_id": patient[1],
+                "org_ura": ura,
+                "task_status": status,
+                "target_type": t,
+                "target_id": i,
+                "scope": s,
+                "active": active,
+            }
+            for (t, i, s), active in targets.items()
+        ],
+    )
 
 
 def _key(ref: dict[str, Any]) -> str:

@@ -59,14 +59,29 @@ EXTERNAL_SIDE = {IMPORTED: SENDER, EXPORTED: RECEIVER}
 
 #: Every R4 Task status.
 STATES = (
-    "draft", "requested", "received", "accepted", "rejected", "ready", "cancelled", "in-progress",
-    "on-hold", "failed", "completed", "entered-in-error",
+    "draft",
+    "requested",
+    "received",
+    "accepted",
+    "rejected",
+    "ready",
+    "cancelled",
+    "in-progress",
+    "on-hold",
+    "failed",
+    "completed",
+    "entered-in-error",
 )
 
 #: The overdracht's steps: from state -> {next state: the party that takes the step}.
 TRANSITIONS: dict[str, dict[str, str]] = {
-    "requested": {"received": RECEIVER, "accepted": RECEIVER, "rejected": RECEIVER, "on-hold": RECEIVER,
-                  "cancelled": SENDER},
+    "requested": {
+        "received": RECEIVER,
+        "accepted": RECEIVER,
+        "rejected": RECEIVER,
+        "on-hold": RECEIVER,
+        "cancelled": SENDER,
+    },
     "received": {"accepted": RECEIVER, "rejected": RECEIVER, "on-hold": RECEIVER, "cancelled": SENDER},
     "on-hold": {"accepted": RECEIVER, "rejected": RECEIVER, "cancelled": SENDER},
     "accepted": {"in-progress": RECEIVER, "cancelled": SENDER},
@@ -84,13 +99,19 @@ IMMUTABLE = ("for", "requester", "owner", "code", "intent", "authoredOn", "ident
 #: Elements the receiver answers with (the rest is the sender's).
 RECEIVER_ELEMENTS = frozenset({"output", "restriction"})
 #: Elements either party may write (the hub keeps the last three right itself, see :func:`amend`).
-COMMON_ELEMENTS = frozenset({"meta", "text", "note", "statusReason", "status", "lastModified", "executionPeriod",
-                             "businessStatus"})
+COMMON_ELEMENTS = frozenset(
+    {"meta", "text", "note", "statusReason", "status", "lastModified", "executionPeriod", "businessStatus"}
+)
 
 BUSINESS_TEXT = {
-    "requested": "aangemeld", "received": "aanmelding ontvangen", "accepted": "geaccepteerd",
-    "rejected": "afgewezen", "on-hold": "alternatieve datum voorgesteld", "in-progress": "opname bezig",
-    "completed": "overdracht afgerond", "cancelled": "geannuleerd",
+    "requested": "aangemeld",
+    "received": "aanmelding ontvangen",
+    "accepted": "geaccepteerd",
+    "rejected": "afgewezen",
+    "on-hold": "alternatieve datum voorgesteld",
+    "in-progress": "opname bezig",
+    "completed": "overdracht afgerond",
+    "cancelled": "geannuleerd",
 }
 
 
@@ -121,14 +142,23 @@ def check_external_form(task: dict[str, Any]) -> None:
     if kind is None:
         return
     if kind not in EXTERNAL_SIDE:
-        raise refuse(422, "overdracht-exchange", f"'{kind}' is not a code of {EXCHANGE_SYSTEM} (imported, exported)",
-                     expression="Task.meta.tag")
+        raise refuse(
+            422,
+            "overdracht-exchange",
+            f"'{kind}' is not a code of {EXCHANGE_SYSTEM} (imported, exported)",
+            expression="Task.meta.tag",
+        )
     where = "Task.requester" if EXTERNAL_SIDE[kind] == SENDER else "Task.owner"
     ref = external_reference(task)
     ident = ref.get("identifier") if isinstance(ref, dict) else None
     if not isinstance(ident, dict) or not ident.get("system") or not ident.get("value") or "reference" in ref:
-        raise refuse(422, "overdracht-external", f"an {kind} overdracht names the organisation outside the hub by "
-                     "identifier only (system and value, no literal reference)", expression=where)
+        raise refuse(
+            422,
+            "overdracht-external",
+            f"an {kind} overdracht names the organisation outside the hub by "
+            "identifier only (system and value, no literal reference)",
+            expression=where,
+        )
 
 
 def inputs(task: dict[str, Any], kind: tuple[str, str]) -> list[str]:
@@ -158,24 +188,44 @@ def _has_proposed_date(task: dict[str, Any]) -> bool:
     period = (task.get("restriction") or {}).get("period") or {}
     if period.get("start") or period.get("end"):
         return True
-    return any(ALTERNATIVE_DATE in set(_codes(o.get("type"))) and o.get("valueDateTime")
-               for o in task.get("output") or [] if isinstance(o, dict))
+    return any(
+        ALTERNATIVE_DATE in set(_codes(o.get("type"))) and o.get("valueDateTime")
+        for o in task.get("output") or []
+        if isinstance(o, dict)
+    )
 
 
 def check_create(task: dict[str, Any], roles: frozenset[str]) -> None:
     """A new overdracht: by its sender, ``requested``, with the advance notice and no handoff yet."""
     if SENDER not in roles:
-        raise refuse(403, "overdracht-sender", "an overdracht is created by its sender: Task.requester must name "
-                     "your organisation", expression="Task.requester")
+        raise refuse(
+            403,
+            "overdracht-sender",
+            "an overdracht is created by its sender: Task.requester must name your organisation",
+            expression="Task.requester",
+        )
     if task.get("status") != "requested":
-        raise refuse(422, "overdracht-start", f"a new overdracht starts as 'requested', not '{task.get('status')}'",
-                     expression="Task.status", allowed=["requested"])
+        raise refuse(
+            422,
+            "overdracht-start",
+            f"a new overdracht starts as 'requested', not '{task.get('status')}'",
+            expression="Task.status",
+            allowed=["requested"],
+        )
     if not inputs(task, ADVANCE_NOTICE):
-        raise refuse(422, "overdracht-advance-notice", "a new overdracht carries the advance notice (aanmeldbericht,"
-                     " LOINC 57830-2) as input", expression="Task.input")
+        raise refuse(
+            422,
+            "overdracht-advance-notice",
+            "a new overdracht carries the advance notice (aanmeldbericht, LOINC 57830-2) as input",
+            expression="Task.input",
+        )
     if inputs(task, HANDOFF):
-        raise refuse(422, "overdracht-handoff", "the nursing handoff is attached after the receiver accepted",
-                     expression="Task.input")
+        raise refuse(
+            422,
+            "overdracht-handoff",
+            "the nursing handoff is attached after the receiver accepted",
+            expression="Task.input",
+        )
 
 
 def check_update(old: dict[str, Any], new: dict[str, Any], roles: frozenset[str]) -> None:
@@ -183,49 +233,97 @@ def check_update(old: dict[str, Any], new: dict[str, Any], roles: frozenset[str]
     before, after = str(old.get("status")), str(new.get("status"))
     choices = allowed_next(before, roles)
     if not roles:
-        raise refuse(409, "overdracht-party", "only the sender (requester) and the receiver (owner) change an "
-                     "overdracht", expression="Task", allowed=choices)
+        raise refuse(
+            409,
+            "overdracht-party",
+            "only the sender (requester) and the receiver (owner) change an overdracht",
+            expression="Task",
+            allowed=choices,
+        )
     if before in CLOSED:
-        raise refuse(409, "overdracht-closed", f"the overdracht is {before}; it does not change any more",
-                     expression="Task.status", allowed=choices)
+        raise refuse(
+            409,
+            "overdracht-closed",
+            f"the overdracht is {before}; it does not change any more",
+            expression="Task.status",
+            allowed=choices,
+        )
     if exchange(old) != exchange(new):
-        raise refuse(422, "overdracht-immutable", "whether the overdracht's counterpart is outside the hub "
-                     f"(the {EXCHANGE_SYSTEM} tag) does not change", expression="Task.meta.tag")
+        raise refuse(
+            422,
+            "overdracht-immutable",
+            f"whether the overdracht's counterpart is outside the hub (the {EXCHANGE_SYSTEM} tag) does not change",
+            expression="Task.meta.tag",
+        )
     for name in IMMUTABLE:
         if old.get(name) != new.get(name):
-            raise refuse(422, "overdracht-immutable", f"Task.{name} does not change after the overdracht was sent",
-                         expression=f"Task.{name}")
+            raise refuse(
+                422,
+                "overdracht-immutable",
+                f"Task.{name} does not change after the overdracht was sent",
+                expression=f"Task.{name}",
+            )
     if before != after:
         step = TRANSITIONS[before].get(after)
         if step is None:
-            raise refuse(409, "overdracht-transition", f"'{before}' -> '{after}' is not a step of the overdracht",
-                         expression="Task.status", allowed=choices)
+            raise refuse(
+                409,
+                "overdracht-transition",
+                f"'{before}' -> '{after}' is not a step of the overdracht",
+                expression="Task.status",
+                allowed=choices,
+            )
         if step not in roles:
-            raise refuse(409, "overdracht-party", f"'{before}' -> '{after}' is the {step}'s step, and you are "
-                         f"{_who(roles)}", expression="Task.status", allowed=choices)
+            raise refuse(
+                409,
+                "overdracht-party",
+                f"'{before}' -> '{after}' is the {step}'s step, and you are {_who(roles)}",
+                expression="Task.status",
+                allowed=choices,
+            )
     for name in sorted((set(old) | set(new)) - COMMON_ELEMENTS - set(IMMUTABLE)):
         if old.get(name) == new.get(name):
             continue
         owner = RECEIVER if name in RECEIVER_ELEMENTS else SENDER
         if owner not in roles:
-            raise refuse(403, "overdracht-elements", f"Task.{name} is written by the {owner}, and you are "
-                         f"{_who(roles)}", expression=f"Task.{name}")
+            raise refuse(
+                403,
+                "overdracht-elements",
+                f"Task.{name} is written by the {owner}, and you are {_who(roles)}",
+                expression=f"Task.{name}",
+            )
     if inputs(new, HANDOFF) != inputs(old, HANDOFF) and after not in HANDOFF_STATES:
-        raise refuse(422, "overdracht-handoff", "the nursing handoff is attached after the receiver accepted "
-                     f"(the overdracht is {after})", expression="Task.input")
+        raise refuse(
+            422,
+            "overdracht-handoff",
+            f"the nursing handoff is attached after the receiver accepted (the overdracht is {after})",
+            expression="Task.input",
+        )
     if after == "completed" and not inputs(new, HANDOFF):
-        raise refuse(422, "overdracht-handoff", "a completed overdracht carries the nursing handoff (SNOMED "
-                     "371535009)", expression="Task.input")
+        raise refuse(
+            422,
+            "overdracht-handoff",
+            "a completed overdracht carries the nursing handoff (SNOMED 371535009)",
+            expression="Task.input",
+        )
     if after == "on-hold" and before != after and not _has_proposed_date(new):
-        raise refuse(422, "overdracht-on-hold", "on hold means an alternative date is proposed "
-                     "(Task.restriction.period or an output 146851000146105)", expression="Task.restriction")
+        raise refuse(
+            422,
+            "overdracht-on-hold",
+            "on hold means an alternative date is proposed (Task.restriction.period or an output 146851000146105)",
+            expression="Task.restriction",
+        )
 
 
 def check_delete(old: dict[str, Any], roles: frozenset[str]) -> None:
     """An overdracht is never deleted: the sender cancels it, kept in history."""
-    raise refuse(409, "overdracht-delete", "an overdracht is not deleted; the sender cancels it (status "
-                 "'cancelled'), which is kept in its history", expression="Task",
-                 allowed=allowed_next(str(old.get("status")), roles))
+    raise refuse(
+        409,
+        "overdracht-delete",
+        "an overdracht is not deleted; the sender cancels it (status 'cancelled'), which is kept in its history",
+        expression="Task",
+        allowed=allowed_next(str(old.get("status")), roles),
+    )
 
 
 def amend(new: dict[str, Any], old: dict[str, Any] | None, when: str) -> dict[str, Any]:
@@ -241,8 +339,10 @@ def amend(new: dict[str, Any], old: dict[str, Any] | None, when: str) -> dict[st
     status = str(out.get("status"))
     if old is None or old.get("status") != status:
         if status in BUSINESS_TEXT:
-            out["businessStatus"] = {"coding": [{"system": BUSINESS_STATUS_SYSTEM, "code": status}],
-                                     "text": BUSINESS_TEXT[status]}
+            out["businessStatus"] = {
+                "coding": [{"system": BUSINESS_STATUS_SYSTEM, "code": status}],
+                "text": BUSINESS_TEXT[status],
+            }
         period = dict(out.get("executionPeriod") or {})
         if status == "in-progress":
             period.setdefault("start", when)

@@ -73,11 +73,15 @@ async def parties_of(conn: AsyncConnection, refs: list[Any]) -> list[frozenset[s
     related_ids = sorted({ti[1] for ti in map(_type_id, refs) if ti is not None and ti[0] == "RelatedPerson"})
     persons: dict[str, str] = {}
     if related_ids:
-        rows = (await conn.execute(
-            select(resource.c.res_id, resource.c.content).where(
-                resource.c.res_type == "RelatedPerson", resource.c.res_id.in_(related_ids),
-                resource.c.deleted == false())
-        )).all()
+        rows = (
+            await conn.execute(
+                select(resource.c.res_id, resource.c.content).where(
+                    resource.c.res_type == "RelatedPerson",
+                    resource.c.res_id.in_(related_ids),
+                    resource.c.deleted == false(),
+                )
+            )
+        ).all()
         for res_id, content in rows:
             for ident in (orjson.loads(content).get("identifier") or []) if content else []:
                 if isinstance(ident, dict) and ident.get("system") == PERSON_SYSTEM and ident.get("value"):
@@ -105,27 +109,43 @@ async def is_hub_organisation(conn: AsyncConnection, ura: str, writer: frozenset
     arrange itself: it is in the administrators' organisation registry, it has an active registered
     system client (how an organisation acts in the hub), or an Organization resource on the hub
     carries its URA that ``writer`` did not create (the network's directory as the parties keep it)."""
-    registered = (await conn.execute(
-        select(organisation.c.ura).where(organisation.c.ura == ura, organisation.c.active == true())
-    )).first()
+    registered = (
+        await conn.execute(select(organisation.c.ura).where(organisation.c.ura == ura, organisation.c.active == true()))
+    ).first()
     if registered is not None:
         return True
-    client = (await conn.execute(
-        select(oauth_client.c.client_id).where(oauth_client.c.organisation_ura == ura,
-                                               oauth_client.c.active == true()).limit(1)
-    )).first()
+    client = (
+        await conn.execute(
+            select(oauth_client.c.client_id)
+            .where(oauth_client.c.organisation_ura == ura, oauth_client.c.active == true())
+            .limit(1)
+        )
+    ).first()
     if client is not None:
         return True
-    orgs = (await conn.execute(
-        select(resource.c.pid)
-        .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
-        .where(resource.c.res_type == "Organization", resource.c.deleted == false(),
-               idx_token.c.param == "identifier", idx_token.c.system == URA_SYSTEM, idx_token.c.code == ura)
-    )).all()
+    orgs = (
+        await conn.execute(
+            select(resource.c.pid)
+            .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
+            .where(
+                resource.c.res_type == "Organization",
+                resource.c.deleted == false(),
+                idx_token.c.param == "identifier",
+                idx_token.c.system == URA_SYSTEM,
+                idx_token.c.code == ura,
+            )
+        )
+    ).all()
     if not orgs:
         return False
-    mine = {r[0] for r in (await conn.execute(
-        select(resource_owner.c.pid).where(and_(resource_owner.c.pid.in_([o[0] for o in orgs]),
-                                                resource_owner.c.party.in_(sorted(writer))))
-    )).all()}
+    mine = {
+        r[0]
+        for r in (
+            await conn.execute(
+                select(resource_owner.c.pid).where(
+                    and_(resource_owner.c.pid.in_([o[0] for o in orgs]), resource_owner.c.party.in_(sorted(writer)))
+                )
+            )
+        ).all()
+    }
     return any(o[0] not in mine for o in orgs)

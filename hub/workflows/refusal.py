@@ -52,8 +52,9 @@ def refuse(
     where = (expression,) if expression else ()
     issues = [Issue(f"Rule {rule}: {message}", code, "error", where)]
     if allowed is not None:
-        issues.append(Issue(f"{allowed_label}: {', '.join(allowed_t) or 'none'}", "informational", "information",
-                            where))
+        issues.append(
+            Issue(f"{allowed_label}: {', '.join(allowed_t) or 'none'}", "informational", "information", where)
+        )
     err = kind(issues[0].diagnostics, issues=issues)
     assert isinstance(err, WorkflowRefusal)
     err.rule = rule

@@ -542,8 +542,9 @@ def summary(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scripts", type=Path, default=None,
-                        help="the eOverdracht-4.0-Test folder of Nictiz's testscripts")
+    parser.add_argument(
+        "--scripts", type=Path, default=None, help="the eOverdracht-4.0-Test folder of Nictiz's testscripts"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "var" / "conformance" / "eoverdracht.json")
     parser.add_argument("--role", choices=ROLES, action="append", help="only these roles (default: all)")
     parser.add_argument("--match", default="", help="only scripts whose file name contains this")

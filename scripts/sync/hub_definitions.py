@@ -15,8 +15,21 @@ from pathlib import Path
 from typing import Any
 
 SEARCH_PARAMETER_FIELDS = (
-    "resourceType", "id", "url", "name", "code", "base", "type", "expression", "target", "multipleOr",
-    "multipleAnd", "modifier", "comparator", "chain", "component",
+    "resourceType",
+    "id",
+    "url",
+    "name",
+    "code",
+    "base",
+    "type",
+    "expression",
+    "target",
+    "multipleOr",
+    "multipleAnd",
+    "modifier",
+    "comparator",
+    "chain",
+    "component",
 )
 #: Parts of a conformance resource the validator never reads (prose for people, mappings to other standards).
 DROP = ("text", "mapping", "contact", "copyright", "purpose")

@@ -82,6 +82,7 @@ def fake_gp(
         stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
+
     def output() -> str:
         log.seek(0)
         return log.read().decode(errors="replace")[-2000:]

@@ -43,8 +43,7 @@ async def test_group_commit_failure_reaches_every_item_of_the_group() -> None:
         return items
 
     groups: GroupCommit[int, int] = GroupCommit(apply, max_size=10, max_groups=1)
-    results = await asyncio.gather(*(groups.submit(i, frozenset({str(i)})) for i in range(6)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(*(groups.submit(i, frozenset({str(i)})) for i in range(6)), return_exceptions=True)
     assert results[0] == 0  # went alone before the others arrived
     assert all(isinstance(r, RuntimeError) for r in results[1:])  # 1..5 were one group with 3 in it
     assert await groups.submit(7, frozenset({"7"})) == 7  # and the next group runs
@@ -62,11 +61,14 @@ async def test_messages_offered_together_each_get_their_own_outcome(
     good = [wmo301(f"F{n}", Client(bsn=b), [Product(n)]) for n, b in fresh]
     clash = wmo301(f"X{held_number}", Client(bsn=next(BSNS)), [Product(held_number, datum="2025-03-01")])
     older = wmo301(f"O{held_number}", Client(bsn=held_bsn), [Product(held_number, datum="2025-01-01")])
-    broken = wmo301(f"E{fresh_number()}", Client(bsn=next(BSNS)),
-                    [Product(fresh_number(), ingang="2025-06-01", eind="2025-01-01")])
+    broken = wmo301(
+        f"E{fresh_number()}", Client(bsn=next(BSNS)), [Product(fresh_number(), ingang="2025-06-01", eind="2025-01-01")]
+    )
     same_client, first, second = next(BSNS), fresh_number(), fresh_number()
-    twice = [wmo301(f"S{first}", Client(bsn=same_client), [Product(first)]),
-             wmo301(f"S{second}", Client(bsn=same_client), [Product(second, ingang="2026-01-01", eind=None)])]
+    twice = [
+        wmo301(f"S{first}", Client(bsn=same_client), [Product(first)]),
+        wmo301(f"S{second}", Client(bsn=same_client), [Product(second, ingang="2026-01-01", eind=None)]),
+    ]
     offered = [*good[:10], clash, *twice[:1], older, broken, *good[10:], *twice[1:]]
     results = await asyncio.gather(*(proc.process(m) for m in offered))
     by_message = dict(zip(offered, results, strict=True))
@@ -79,10 +81,11 @@ async def test_messages_offered_together_each_get_their_own_outcome(
     retour_ids = [r.retour for r in results if r.retour]
     assert len(set(retour_ids)) == len(retour_ids)
 
-    found = await hub_client.search("ServiceRequest", [
-        ("identifier", ",".join(f"{c.TOEWIJZING_SYSTEM}|{n}" for n, _ in fresh)), ("_count", "100")])
+    found = await hub_client.search(
+        "ServiceRequest", [("identifier", ",".join(f"{c.TOEWIJZING_SYSTEM}|{n}" for n, _ in fresh)), ("_count", "100")]
+    )
     assert len(found) == 20
-    held = (await hub_client.search("ServiceRequest", {"identifier": f"{c.TOEWIJZING_SYSTEM}|{held_number}"}))
+    held = await hub_client.search("ServiceRequest", {"identifier": f"{c.TOEWIJZING_SYSTEM}|{held_number}"})
     assert len(held) == 1 and held[0]["meta"]["versionId"] == "1"  # neither the clash nor the older one applied
     patients = await hub_client.search("Patient", {"identifier": f"{c.BSN_SYSTEM}|{same_client}"})
     assert len(patients) == 1  # the client's second message saw the first one's Patient

@@ -96,12 +96,18 @@ async def test_a_hub_refusal_is_answered_not_retried_forever(tmp_path: Path) -> 
     status = {"code": 422}
 
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status["code"], json={"resourceType": "OperationOutcome",
-                                                    "issue": [{"diagnostics": "Patient.name: not allowed"}]})
+        return httpx.Response(
+            status["code"],
+            json={"resourceType": "OperationOutcome", "issue": [{"diagnostics": "Patient.name: not allowed"}]},
+        )
 
     settings = GemeenteSettings(hub_base="http://hub.test/fhir", state=tmp_path / "state.sqlite")
-    hub = HubClient(settings.hub_base, None, http=httpx.AsyncClient(transport=httpx.MockTransport(answer)),
-                    retry=RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.001))
+    hub = HubClient(
+        settings.hub_base,
+        None,
+        http=httpx.AsyncClient(transport=httpx.MockTransport(answer)),
+        retry=RetryPolicy(attempts=2, base_delay=0.001, max_delay=0.001),
+    )
     processor = Processor(hub, State(settings.state), settings)
     result = await processor.process((DATA / "WMO301.xml").read_bytes())
     assert result.status == "rejected" and "not allowed" in result.reasons[0]

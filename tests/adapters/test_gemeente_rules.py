@@ -335,5 +335,4 @@ async def test_contact_persons_added_later_are_created_once(live_network: LiveNe
     assert (await proc.process(again)).status == "accepted"
     found = await hub_client.search("RelatedPerson", {"identifier": f"{c.RELATIE_SYSTEM}|{bsn}-1"})
     assert len(found) == 1 and found[0]["meta"]["versionId"] == "1"
-    assert found[0]["relationship"][0]["coding"][0] == {
-        "system": c.ROLE_SYSTEM, "code": "15", "display": "Mentor"}
+    assert found[0]["relationship"][0]["coding"][0] == {"system": c.ROLE_SYSTEM, "code": "15", "display": "Mentor"}

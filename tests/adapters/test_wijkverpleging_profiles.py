@@ -61,12 +61,23 @@ def test_nothing_is_claimed_that_the_check_does_not_pass() -> None:
 
 
 def test_organisations_and_professionals_claim_nl_core() -> None:
-    org = _for_stu3({"resourceType": "Organization", "id": "o", "identifier": [{"system": URA, "value": "00056789"}],
-                     "name": "Wijkzorg Rivierstad"})
+    org = _for_stu3(
+        {
+            "resourceType": "Organization",
+            "id": "o",
+            "identifier": [{"system": URA, "value": "00056789"}],
+            "name": "Wijkzorg Rivierstad",
+        }
+    )
     assert org["meta"]["profile"] == [NL + "nl-core-organization"]
     uzi = "http://fhir.nl/fhir/NamingSystem/uzi-nr-pers"
-    two = _for_stu3({"resourceType": "Practitioner", "id": "pr", "identifier": [
-        {"system": uzi, "value": "123456789"}, {"system": uzi, "value": "987654321"}]})
+    two = _for_stu3(
+        {
+            "resourceType": "Practitioner",
+            "id": "pr",
+            "identifier": [{"system": uzi, "value": "123456789"}, {"system": uzi, "value": "987654321"}],
+        }
+    )
     assert "meta" not in two  # nl-core-practitioner: one UZI number
 
 
@@ -88,8 +99,12 @@ def test_claims_a_resource_came_with_are_kept_and_nothing_is_added() -> None:
     assert unclaimed == ["eOverdracht-Task-eov-cert-1.1b-01"]
     task = _for_stu3(to_r4(next(r for r in transfer if r["resourceType"] == "Task")))
     assert task["meta"]["profile"] == [TASK]
-    condition = {"resourceType": "Condition", "id": "c", "subject": {"reference": "Patient/p1"},
-                 "code": {"text": "decubitus"}}
+    condition = {
+        "resourceType": "Condition",
+        "id": "c",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"text": "decubitus"},
+    }
     assert "meta" not in claim_profiles(to_stu3(condition))
 
 

@@ -61,10 +61,16 @@ HANDOFF_TASK = frozenset({"accepted", "in-progress", "completed"})
 TASK_STATES = ("requested", "received", "accepted", "on-hold", "in-progress", "completed", "rejected", "cancelled")
 #: The eOverdracht steps (eOverdracht 4.0 as the issue states them): (from, to) -> the party.
 TASK_STEPS: dict[tuple[str, str], str] = {
-    **{(a, b): "receiver" for a in ("requested", "received") for b in ("received", "accepted", "rejected", "on-hold")
-       if a != b},
-    ("on-hold", "accepted"): "receiver", ("on-hold", "rejected"): "receiver",
-    ("accepted", "in-progress"): "receiver", ("in-progress", "completed"): "receiver",
+    **{
+        (a, b): "receiver"
+        for a in ("requested", "received")
+        for b in ("received", "accepted", "rejected", "on-hold")
+        if a != b
+    },
+    ("on-hold", "accepted"): "receiver",
+    ("on-hold", "rejected"): "receiver",
+    ("accepted", "in-progress"): "receiver",
+    ("in-progress", "completed"): "receiver",
     **{(a, "cancelled"): "sender" for a in ("requested", "received", "on-hold", "accepted", "in-progress")},
 }
 HANDOFF_CODE = "371535009"
@@ -211,14 +217,18 @@ _period = st.sampled_from(sorted(PERIODS))
 
 @st.composite
 def _provision(draw: Any, n_orgs: int, depth: int = 0) -> Provision:
-    actors = tuple(draw(st.lists(
-        st.one_of(
-            st.builds(Actor, st.sampled_from(["org", "ura"]), st.integers(0, n_orgs - 1).map(str)),
-            st.builds(Actor, st.just("type"), st.sampled_from(ORG_TYPES)),
-            st.builds(Actor, st.just("unknown"), st.just("x")),
-        ),
-        max_size=2,
-    )))
+    actors = tuple(
+        draw(
+            st.lists(
+                st.one_of(
+                    st.builds(Actor, st.sampled_from(["org", "ura"]), st.integers(0, n_orgs - 1).map(str)),
+                    st.builds(Actor, st.just("type"), st.sampled_from(ORG_TYPES)),
+                    st.builds(Actor, st.just("unknown"), st.just("x")),
+                ),
+                max_size=2,
+            )
+        )
+    )
     categories = tuple(draw(st.lists(st.sampled_from(CLIENT_CATEGORIES), max_size=2, unique=True)))
     purposes = tuple(draw(st.lists(st.sampled_from(["TREAT", "HRESCH"]), max_size=1)))
     children: tuple[Provision, ...] = ()
@@ -229,7 +239,10 @@ def _provision(draw: Any, n_orgs: int, depth: int = 0) -> Provision:
     return Provision(
         draw(st.sampled_from(["permit", "deny"])),
         draw(st.sampled_from(["none", "none", "current", "ended", "future", "open-end"])),
-        actors, categories, purposes, children,
+        actors,
+        categories,
+        purposes,
+        children,
     )
 
 
@@ -238,8 +251,10 @@ def networks(draw: Any) -> NetworkSpec:
     """A random care network: organisations, clients and everything that decides access to them."""
     n_orgs = draw(st.integers(2, 4))
     orgs = tuple(
-        OrgSpec(f"{20000000 + i * 101 + draw(st.integers(0, 50)):08d}",
-                tuple(draw(st.lists(st.sampled_from(ORG_TYPES), max_size=2, unique=True))))
+        OrgSpec(
+            f"{20000000 + i * 101 + draw(st.integers(0, 50)):08d}",
+            tuple(draw(st.lists(st.sampled_from(ORG_TYPES), max_size=2, unique=True))),
+        )
         for i in range(n_orgs)
     )
     persons = draw(st.integers(1, 3))
@@ -248,40 +263,113 @@ def networks(draw: Any) -> NetworkSpec:
     n_patients = draw(st.integers(1, 3))
     patients = []
     for j in range(n_patients):
-        care_teams = tuple(draw(st.lists(st.builds(
-            CareTeamSpec,
-            st.sampled_from(["active", "active", "inactive", "proposed"]),
-            st.sampled_from(["none", "none", "current", "ended", "future"]),
-            st.lists(st.builds(
-                Participant, org, st.sampled_from(["member", "onBehalfOf", "role", "identifier"]),
-                st.sampled_from(["none", "none", "current", "ended"]),
-            ), min_size=1, max_size=3).map(tuple),
-            author,
-        ), max_size=2)))
-        service_requests = tuple(draw(st.lists(st.builds(
-            ServiceRequestSpec, st.sampled_from(["active", "completed", "revoked"]),
-            st.sampled_from(["current", "ended", "open-end", "future"]), org, st.booleans(), author,
-        ), max_size=1)))
+        care_teams = tuple(
+            draw(
+                st.lists(
+                    st.builds(
+                        CareTeamSpec,
+                        st.sampled_from(["active", "active", "inactive", "proposed"]),
+                        st.sampled_from(["none", "none", "current", "ended", "future"]),
+                        st.lists(
+                            st.builds(
+                                Participant,
+                                org,
+                                st.sampled_from(["member", "onBehalfOf", "role", "identifier"]),
+                                st.sampled_from(["none", "none", "current", "ended"]),
+                            ),
+                            min_size=1,
+                            max_size=3,
+                        ).map(tuple),
+                        author,
+                    ),
+                    max_size=2,
+                )
+            )
+        )
+        service_requests = tuple(
+            draw(
+                st.lists(
+                    st.builds(
+                        ServiceRequestSpec,
+                        st.sampled_from(["active", "completed", "revoked"]),
+                        st.sampled_from(["current", "ended", "open-end", "future"]),
+                        org,
+                        st.booleans(),
+                        author,
+                    ),
+                    max_size=1,
+                )
+            )
+        )
         tasks = tuple(draw(st.lists(st.builds(TaskSpec, st.sampled_from(TASK_STATES), org, author), max_size=2)))
-        consents = tuple(draw(st.lists(st.builds(
-            ConsentSpec, st.sampled_from(["active", "active", "active", "inactive"]), _provision(n_orgs), author,
-        ), max_size=3)))
-        delegations = tuple(draw(st.lists(st.builds(
-            DelegationSpec, st.sampled_from(["active", "active", "inactive"]), st.integers(0, persons - 1),
-            st.sampled_from(["100001", "100001", "24", "19"]), st.booleans(),
-            st.sampled_from(["none", "current", "ended", "future"]),
-            st.lists(st.sampled_from(CLIENT_CATEGORIES), min_size=1, max_size=3, unique=True).map(tuple),
-        ), max_size=2)))
-        clinical = tuple(draw(st.lists(st.builds(
-            ClinicalSpec,
-            st.sampled_from(["observation", "observation", "acp-observation", "careplan", "goal",
-                             "acp-consent", "appointment"]),
-            author, st.sampled_from(OBS_CODES), st.one_of(st.none(), org),
-            st.one_of(st.none(), st.none(), st.just(-1), org), st.sampled_from([False, False, False, True]),
-        ), min_size=2, max_size=7)))
-        patients.append(PatientSpec(
-            bsn_for(j + 1), draw(author), care_teams, service_requests, tasks, consents, delegations, clinical,
-        ))
+        consents = tuple(
+            draw(
+                st.lists(
+                    st.builds(
+                        ConsentSpec,
+                        st.sampled_from(["active", "active", "active", "inactive"]),
+                        _provision(n_orgs),
+                        author,
+                    ),
+                    max_size=3,
+                )
+            )
+        )
+        delegations = tuple(
+            draw(
+                st.lists(
+                    st.builds(
+                        DelegationSpec,
+                        st.sampled_from(["active", "active", "inactive"]),
+                        st.integers(0, persons - 1),
+                        st.sampled_from(["100001", "100001", "24", "19"]),
+                        st.booleans(),
+                        st.sampled_from(["none", "current", "ended", "future"]),
+                        st.lists(st.sampled_from(CLIENT_CATEGORIES), min_size=1, max_size=3, unique=True).map(tuple),
+                    ),
+                    max_size=2,
+                )
+            )
+        )
+        clinical = tuple(
+            draw(
+                st.lists(
+                    st.builds(
+                        ClinicalSpec,
+                        st.sampled_from(
+                            [
+                                "observation",
+                                "observation",
+                                "acp-observation",
+                                "careplan",
+                                "goal",
+                                "acp-consent",
+                                "appointment",
+                            ]
+                        ),
+                        author,
+                        st.sampled_from(OBS_CODES),
+                        st.one_of(st.none(), org),
+                        st.one_of(st.none(), st.none(), st.just(-1), org),
+                        st.sampled_from([False, False, False, True]),
+                    ),
+                    min_size=2,
+                    max_size=7,
+                )
+            )
+        )
+        patients.append(
+            PatientSpec(
+                bsn_for(j + 1),
+                draw(author),
+                care_teams,
+                service_requests,
+                tasks,
+                consents,
+                delegations,
+                clinical,
+            )
+        )
     return NetworkSpec(orgs, tuple(patients), persons)
 
 
@@ -385,32 +473,71 @@ def build(spec: NetworkSpec) -> list[Item]:
 
     for i, o in enumerate(orgs):
         body: dict[str, Any] = {
-            "resourceType": "Organization", "id": f"org-{i}", "name": f"Org {i}",
+            "resourceType": "Organization",
+            "id": f"org-{i}",
+            "name": f"Org {i}",
             "identifier": [{"system": URA_SYSTEM, "value": o.ura}],
         }
         if o.types:
             body["type"] = [{"coding": [{"system": ORG_TYPE_CODES, "code": t}]} for t in o.types]
         items.append(Item("Organization", f"org-{i}", body, "registratie", None))
-        items.append(Item("PractitionerRole", f"role-{i}", {
-            "resourceType": "PractitionerRole", "id": f"role-{i}",
-            "organization": {"reference": f"Organization/org-{i}"},
-        }, "registratie", None))
+        items.append(
+            Item(
+                "PractitionerRole",
+                f"role-{i}",
+                {
+                    "resourceType": "PractitionerRole",
+                    "id": f"role-{i}",
+                    "organization": {"reference": f"Organization/org-{i}"},
+                },
+                "registratie",
+                None,
+            )
+        )
     for j, p in enumerate(spec.patients):
         pid = f"pat-{j}"
         subject = {"reference": f"Patient/{pid}"}
-        items.append(Item("Patient", pid, {
-            "resourceType": "Patient", "id": pid, "identifier": [{"system": BSN_SYSTEM, "value": p.bsn}],
-            "name": [{"family": f"Client{j}"}],
-        }, "netwerk", pid, writer=ura(p.registered_by)))
+        items.append(
+            Item(
+                "Patient",
+                pid,
+                {
+                    "resourceType": "Patient",
+                    "id": pid,
+                    "identifier": [{"system": BSN_SYSTEM, "value": p.bsn}],
+                    "name": [{"family": f"Client{j}"}],
+                },
+                "netwerk",
+                pid,
+                writer=ura(p.registered_by),
+            )
+        )
         for k in range(spec.persons):
             for role in ("100001", "24", "19"):
-                items.append(Item("RelatedPerson", f"rp-{j}-{k}-{role}", {
-                    "resourceType": "RelatedPerson", "id": f"rp-{j}-{k}-{role}", "patient": subject,
-                    "identifier": [{"system": PERSON_SYSTEM, "value": f"person-{k}"}],
-                    "relationship": [{"coding": [{
-                        "system": MANTELZORGER_SYSTEM if role == "100001" else ROLE_SYSTEM, "code": role,
-                    }]}],
-                }, "netwerk", pid))
+                items.append(
+                    Item(
+                        "RelatedPerson",
+                        f"rp-{j}-{k}-{role}",
+                        {
+                            "resourceType": "RelatedPerson",
+                            "id": f"rp-{j}-{k}-{role}",
+                            "patient": subject,
+                            "identifier": [{"system": PERSON_SYSTEM, "value": f"person-{k}"}],
+                            "relationship": [
+                                {
+                                    "coding": [
+                                        {
+                                            "system": MANTELZORGER_SYSTEM if role == "100001" else ROLE_SYSTEM,
+                                            "code": role,
+                                        }
+                                    ]
+                                }
+                            ],
+                        },
+                        "netwerk",
+                        pid,
+                    )
+                )
         for n, ct in enumerate(p.care_teams):
             parts: list[dict[str, Any]] = [{"member": subject}]
             for pa in ct.participants:
@@ -425,23 +552,46 @@ def build(spec: NetworkSpec) -> list[Item]:
                 else:
                     part["member"] = _org_ref(orgs, pa.org, True)
                 parts.append(part)
-            items.append(Item("CareTeam", f"ct-{j}-{n}", {
-                "resourceType": "CareTeam", "id": f"ct-{j}-{n}", "status": ct.status, "subject": subject,
-                **_period_field(ct.period), "participant": parts,
-            }, "netwerk", pid, writer=ura(ct.author)))
+            items.append(
+                Item(
+                    "CareTeam",
+                    f"ct-{j}-{n}",
+                    {
+                        "resourceType": "CareTeam",
+                        "id": f"ct-{j}-{n}",
+                        "status": ct.status,
+                        "subject": subject,
+                        **_period_field(ct.period),
+                        "participant": parts,
+                    },
+                    "netwerk",
+                    pid,
+                    writer=ura(ct.author),
+                )
+            )
         for n, sr in enumerate(p.service_requests):
             body = examples.toewijzing()
             body.pop("basedOn", None)
-            body.update(id=f"sr-{j}-{n}", status=sr.status, subject=subject,
-                        performer=[_org_ref(orgs, sr.performer, sr.by_identifier)])
+            body.update(
+                id=f"sr-{j}-{n}",
+                status=sr.status,
+                subject=subject,
+                performer=[_org_ref(orgs, sr.performer, sr.by_identifier)],
+            )
             body["identifier"][0]["value"] = f"TW-{j}-{n}"
             body.pop("occurrencePeriod")
             if PERIODS[sr.period] is not None:
                 body["occurrencePeriod"] = dict(PERIODS[sr.period] or {})
             items.append(Item("ServiceRequest", f"sr-{j}-{n}", body, "wmo", pid, writer=ura(sr.author)))
         clinical_keys = [f"{c.kind}-{j}-{n}" for n, c in enumerate(p.clinical)]
-        clinical_types = {"observation": "Observation", "acp-observation": "Observation", "careplan": "CarePlan",
-                          "goal": "Goal", "acp-consent": "Consent", "appointment": "Appointment"}
+        clinical_types = {
+            "observation": "Observation",
+            "acp-observation": "Observation",
+            "careplan": "CarePlan",
+            "goal": "Goal",
+            "acp-consent": "Consent",
+            "appointment": "Appointment",
+        }
         entry_refs = [f"{clinical_types[c.kind]}/{clinical_keys[n]}" for n, c in enumerate(p.clinical)]
         for n, t in enumerate(p.tasks):
             body = examples.overdracht_task()
@@ -451,10 +601,12 @@ def build(spec: NetworkSpec) -> list[Item]:
                 body["requester"] = {"reference": f"Organization/org-{t.author}"}
             body["input"][0]["valueReference"] = {"reference": f"Composition/notice-{j}-{n}"}
             if t.status in HANDOFF_TASK:  # zn-ovd-1: a completed overdracht carries the handoff
-                body["input"].append({
-                    "type": {"coding": [{"system": "http://snomed.info/sct", "code": HANDOFF_CODE}]},
-                    "valueReference": {"reference": f"Composition/handoff-{j}-{n}"},
-                })
+                body["input"].append(
+                    {
+                        "type": {"coding": [{"system": "http://snomed.info/sct", "code": HANDOFF_CODE}]},
+                        "valueReference": {"reference": f"Composition/handoff-{j}-{n}"},
+                    }
+                )
             if t.status == "rejected":
                 body["statusReason"] = {"text": "geen capaciteit"}
             if t.status == "on-hold":  # zn-ovd-3: the proposed date
@@ -462,11 +614,18 @@ def build(spec: NetworkSpec) -> list[Item]:
             items.append(Item("Task", f"task-{j}-{n}", body, "overdracht", pid, writer=ura(t.author)))
             author_ref = [{"reference": f"Organization/org-{t.author if t.author is not None else t.owner}"}]
             notice = {
-                "resourceType": "Composition", "id": f"notice-{j}-{n}", "status": "final",
-                "type": {"coding": [{"system": LOINC, "code": "57830-2"}]}, "subject": subject,
-                "date": "2026-11-20T10:00:00+01:00", "author": author_ref, "title": "Aanmeldbericht",
-                "section": [{"title": "Persoonsgegevens", "entry": [subject]},
-                            {"title": "Zorgplan", "entry": [{"reference": entry_refs[0]}]}],
+                "resourceType": "Composition",
+                "id": f"notice-{j}-{n}",
+                "status": "final",
+                "type": {"coding": [{"system": LOINC, "code": "57830-2"}]},
+                "subject": subject,
+                "date": "2026-11-20T10:00:00+01:00",
+                "author": author_ref,
+                "title": "Aanmeldbericht",
+                "section": [
+                    {"title": "Persoonsgegevens", "entry": [subject]},
+                    {"title": "Zorgplan", "entry": [{"reference": entry_refs[0]}]},
+                ],
             }
             handoff = examples.handoff_composition()
             handoff.update(id=f"handoff-{j}-{n}", subject=subject, author=author_ref)
@@ -483,9 +642,21 @@ def build(spec: NetworkSpec) -> list[Item]:
             else:
                 ref = {"identifier": {"system": PERSON_SYSTEM, "value": f"person-{d.person}"}}
             prov: dict[str, Any] = {
-                "type": "permit", **_period_field(d.period),
-                "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                                 "code": "DELEGATEE"}]}, "reference": ref}],
+                "type": "permit",
+                **_period_field(d.period),
+                "actor": [
+                    {
+                        "role": {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                    "code": "DELEGATEE",
+                                }
+                            ]
+                        },
+                        "reference": ref,
+                    }
+                ],
                 "code": [{"coding": [{"system": DATA_CATEGORY, "code": c}]} for c in d.categories],
             }
             body = _privacy_consent(f"deleg-{j}-{n}", pid, d.status, "delegatie", prov)
@@ -496,11 +667,18 @@ def build(spec: NetworkSpec) -> list[Item]:
             if c.kind == "observation":
                 ident = (OBS_ID_SYSTEM, f"obs-{j}-{n}")
                 body = {
-                    "resourceType": "Observation", "id": cid, "status": "final",
+                    "resourceType": "Observation",
+                    "id": cid,
+                    "status": "final",
                     "identifier": [{"system": ident[0], "value": ident[1]}],
-                    "code": {"coding": [{"system": LOINC, "code": c.code}]}, "subject": subject,
-                    "valueQuantity": {"value": 60 + n, "unit": "/min", "system": "http://unitsofmeasure.org",
-                                      "code": "/min"},
+                    "code": {"coding": [{"system": LOINC, "code": c.code}]},
+                    "subject": subject,
+                    "valueQuantity": {
+                        "value": 60 + n,
+                        "unit": "/min",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "/min",
+                    },
                 }
                 if c.performer is not None:
                     body["performer"] = [{"reference": f"Organization/org-{c.performer}"}]
@@ -529,14 +707,28 @@ def build(spec: NetworkSpec) -> list[Item]:
                 res_type, category = "Consent", "acp"
             else:
                 body = {
-                    "resourceType": "Appointment", "id": cid, "status": "booked",
-                    "start": "2030-01-01T10:00:00Z", "end": "2030-01-01T11:00:00Z",
+                    "resourceType": "Appointment",
+                    "id": cid,
+                    "status": "booked",
+                    "start": "2030-01-01T10:00:00Z",
+                    "end": "2030-01-01T11:00:00Z",
                     "participant": [{"actor": subject, "status": "accepted"}],
                 }
                 res_type, category = "Appointment", "agenda"
             second = None if c.updated_by is None else ("" if c.updated_by < 0 else orgs[c.updated_by].ura)
-            items.append(Item(res_type, cid, body, category, pid, writer=ura(c.author), second_writer=second,
-                              deleted=c.deleted, identifier=ident))
+            items.append(
+                Item(
+                    res_type,
+                    cid,
+                    body,
+                    category,
+                    pid,
+                    writer=ura(c.author),
+                    second_writer=second,
+                    deleted=c.deleted,
+                    identifier=ident,
+                )
+            )
     for it in items:
         it.authors = {u for u in (it.writer, it.second_writer) if u}
     return items
@@ -635,9 +827,7 @@ class Model:
         for j, p in enumerate(spec.patients):
             pid = f"pat-{j}"
             self.relations[pid] = self._relations(p)
-            self.rules[pid] = [
-                r for c in p.consents if c.status == "active" for r in self._flatten(c.provision, None)
-            ]
+            self.rules[pid] = [r for c in p.consents if c.status == "active" for r in self._flatten(c.provision, None)]
             for d in p.delegations:
                 if d.status == "active" and in_force(d.period):
                     self.delegations.setdefault((d.person, pid), []).append(d)
@@ -675,8 +865,14 @@ class Model:
 
     def _clinical_key(self, j: int, n: int) -> str:
         c = self.spec.patients[j].clinical[n]
-        res_type = {"observation": "Observation", "acp-observation": "Observation", "careplan": "CarePlan",
-                    "goal": "Goal", "acp-consent": "Consent", "appointment": "Appointment"}[c.kind]
+        res_type = {
+            "observation": "Observation",
+            "acp-observation": "Observation",
+            "careplan": "CarePlan",
+            "goal": "Goal",
+            "acp-consent": "Consent",
+            "appointment": "Appointment",
+        }[c.kind]
         return f"{res_type}/{c.kind}-{j}-{n}"
 
     def task_status(self, key: str) -> str:
@@ -689,8 +885,16 @@ class Model:
         tasks = list(p.tasks)
         tasks[n] = TaskSpec(status, tasks[n].owner, tasks[n].author)
         patients = list(self.spec.patients)
-        patients[j] = PatientSpec(p.bsn, p.registered_by, p.care_teams, p.service_requests, tuple(tasks),
-                                  p.consents, p.delegations, p.clinical)
+        patients[j] = PatientSpec(
+            p.bsn,
+            p.registered_by,
+            p.care_teams,
+            p.service_requests,
+            tuple(tasks),
+            p.consents,
+            p.delegations,
+            p.clinical,
+        )
         self.spec = NetworkSpec(self.spec.orgs, tuple(patients), self.spec.persons)
         self.by_key[key].body["status"] = status
         self.relations[f"pat-{j}"] = self._relations(self.spec.patients[j])
@@ -728,9 +932,12 @@ class Model:
         """permit / deny / closed for a professional's treatment use."""
         types = self.types_of(ura)
         applicable = [
-            r for r in self.rules[pid]
-            if r.category in (None, category) and r.ura in (None, ura)
-            and (r.org_type is None or r.org_type in types) and r.purpose in (None, "TREAT")
+            r
+            for r in self.rules[pid]
+            if r.category in (None, category)
+            and r.ura in (None, ura)
+            and (r.org_type is None or r.org_type in types)
+            and r.purpose in (None, "TREAT")
         ]
         if not applicable:
             return "closed" if category in OPT_IN else "permit"
@@ -774,15 +981,20 @@ class Model:
             return ""
         ura = who.spec.split(":")[1] if who.kind == "professional" else None
         rules = self.rules[it.patient]
-        extra = "" if ura is None else (
-            f" decision={self.decision(it.patient, it.category, ura)} related={ura in self.relations[it.patient]}"
-            f" types={sorted(self.types_of(ura))}"
+        extra = (
+            ""
+            if ura is None
+            else (
+                f" decision={self.decision(it.patient, it.category, ura)} related={ura in self.relations[it.patient]}"
+                f" types={sorted(self.types_of(ura))}"
+            )
         )
         return f"category={it.category} authors={sorted(it.authors)} rules={rules}{extra}"
 
     def visible(self, who: Who, res_type: str | None = None, *, live: bool = True) -> set[str]:
         return {
-            it.key for it in self.items
+            it.key
+            for it in self.items
             if (res_type is None or it.res_type == res_type) and (not live or not it.deleted) and self.sees(who, it)
         }
 

@@ -29,8 +29,12 @@ class Receiver:
 
     def numbers(self, sub_id: str) -> list[int]:
         """Event numbers acknowledged for ``sub_id``, in arrival order (duplicates kept)."""
-        return [e["number"] for n in self.state()["accepted"] if n["subscription"] == sub_id
-                and n["type"] == "event-notification" for e in n["events"]]
+        return [
+            e["number"]
+            for n in self.state()["accepted"]
+            if n["subscription"] == sub_id and n["type"] == "event-notification"
+            for e in n["events"]
+        ]
 
 
 @contextmanager
@@ -49,12 +53,22 @@ def receiver(*args: str) -> Iterator[Receiver]:
             proc.stdout.close()
 
 
-def subscription(topic: str, endpoint: str | None, *, filters: tuple[str, ...] = (), payload: str = "id-only",
-                 channel: str = "rest-hook", headers: tuple[str, ...] = (), max_count: int | None = None,
-                 heartbeat: int | None = None) -> dict[str, Any]:
-    ch: dict[str, Any] = {"type": channel, "payload": "application/fhir+json",
-                          "_payload": {"extension": [{"url": BACKPORT + "backport-payload-content",
-                                                      "valueCode": payload}]}}
+def subscription(
+    topic: str,
+    endpoint: str | None,
+    *,
+    filters: tuple[str, ...] = (),
+    payload: str = "id-only",
+    channel: str = "rest-hook",
+    headers: tuple[str, ...] = (),
+    max_count: int | None = None,
+    heartbeat: int | None = None,
+) -> dict[str, Any]:
+    ch: dict[str, Any] = {
+        "type": channel,
+        "payload": "application/fhir+json",
+        "_payload": {"extension": [{"url": BACKPORT + "backport-payload-content", "valueCode": payload}]},
+    }
     if endpoint is not None:
         ch["endpoint"] = endpoint
     if headers:
@@ -75,8 +89,9 @@ def subscription(topic: str, endpoint: str | None, *, filters: tuple[str, ...] =
         "channel": ch,
     }
     if filters:
-        body["_criteria"] = {"extension": [{"url": BACKPORT + "backport-filter-criteria", "valueString": f}
-                                           for f in filters]}
+        body["_criteria"] = {
+            "extension": [{"url": BACKPORT + "backport-filter-criteria", "valueString": f} for f in filters]
+        }
     return body
 
 
@@ -100,9 +115,14 @@ def worker_process(app: Any, **env: str) -> Iterator[subprocess.Popen[bytes]]:
 
     settings = app.state.settings
     environment = {
-        **os.environ, "HUB_DATABASE_URL": settings.database_url, "HUB_VAR_DIR": str(settings.var_dir),
-        "HUB_ENVIRONMENT": "test", "HUB_LOG_LEVEL": "warning", "HUB_BASE_URL": settings.base_url,
-        "HUB_EVENTS_POLL_SECONDS": "0.05", **env,
+        **os.environ,
+        "HUB_DATABASE_URL": settings.database_url,
+        "HUB_VAR_DIR": str(settings.var_dir),
+        "HUB_ENVIRONMENT": "test",
+        "HUB_LOG_LEVEL": "warning",
+        "HUB_BASE_URL": settings.base_url,
+        "HUB_EVENTS_POLL_SECONDS": "0.05",
+        **env,
     }
     hub = Path(sys.executable).parent / "hub"
     proc = subprocess.Popen([str(hub), "worker"], env=environment)  # noqa: S603

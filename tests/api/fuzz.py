@@ -23,7 +23,13 @@ from schemathesis.openapi import from_dict
 CORE_TYPES = ("Patient", "Observation", "CarePlan", "Task", "Consent", "AuditEvent")
 #: ``make fuzz-deep``: more types, many examples each.
 DEEP_TYPES = (
-    *CORE_TYPES, "ServiceRequest", "Organization", "CareTeam", "Practitioner", "QuestionnaireResponse", "Condition",
+    *CORE_TYPES,
+    "ServiceRequest",
+    "Organization",
+    "CareTeam",
+    "Practitioner",
+    "QuestionnaireResponse",
+    "Condition",
     "Goal",
 )
 
@@ -57,7 +63,12 @@ def selected(path: str, types: Iterable[str] | None) -> bool:
 
 
 def run_schemathesis(
-    root: str, tokens: dict[str, str], *, examples: int, seed_value: int, types: Iterable[str] | None = CORE_TYPES,
+    root: str,
+    tokens: dict[str, str],
+    *,
+    examples: int,
+    seed_value: int,
+    types: Iterable[str] | None = CORE_TYPES,
     known_ids: dict[str, str] | None = None,
 ) -> FuzzReport:
     """Fuzz the hub at ``root`` (server root, not the FHIR base); returns counts and any 5xx seen."""
@@ -83,11 +94,18 @@ def run_schemathesis(
     return report
 
 
-def _run(strategy: Any, http: httpx.Client, tokens: dict[str, str], report: FuzzReport, examples: int,
-         seed_value: int) -> None:
+def _run(
+    strategy: Any, http: httpx.Client, tokens: dict[str, str], report: FuzzReport, examples: int, seed_value: int
+) -> None:
     @seed(seed_value)
-    @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), verbosity=hypothesis.Verbosity.quiet)
+    @settings(
+        max_examples=examples,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        verbosity=hypothesis.Verbosity.quiet,
+    )
     @given(case=strategy)
     def check(case: Any) -> None:
         report.cases += 1
@@ -97,8 +115,13 @@ def _run(strategy: Any, http: httpx.Client, tokens: dict[str, str], report: Fuzz
         body = _body(kwargs)
         for name, token in tokens.items():
             try:
-                response = http.request(method, url, params=kwargs.get("params"), headers={
-                    **headers, "Authorization": f"Bearer {token}"}, content=body)
+                response = http.request(
+                    method,
+                    url,
+                    params=kwargs.get("params"),
+                    headers={**headers, "Authorization": f"Bearer {token}"},
+                    content=body,
+                )
             except httpx.HTTPError as exc:
                 report.add(599, f"{name} {method} {url}: {exc!r}")
                 continue

@@ -33,9 +33,7 @@ class LiveHub:
         return out.stdout.decode().strip()
 
 
-def wait_ready(
-    proc: subprocess.Popen[bytes], url: str, what: str, log: Callable[[], str], seconds: float
-) -> None:
+def wait_ready(proc: subprocess.Popen[bytes], url: str, what: str, log: Callable[[], str], seconds: float) -> None:
     """Wait until ``url`` answers 200; fail with the process's log when it exits or takes too long."""
     deadline = time.monotonic() + seconds
     while True:

@@ -22,9 +22,7 @@ def _code(code: str, display: str | None = None, text: str | None = None) -> dic
     return out
 
 
-def _qty(
-    value: float, code: str | None = "kg", unit: str = "kg", system: str | None = UCUM
-) -> dict[str, Any]:
+def _qty(value: float, code: str | None = "kg", unit: str = "kg", system: str | None = UCUM) -> dict[str, Any]:
     out: dict[str, Any] = {"value": value, "unit": unit}
     if system:
         out["system"] = system

@@ -25,8 +25,7 @@ def transaction(resources: list[dict[str, Any]]) -> dict[str, Any]:
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-            for r in resources
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources
         ],
     }
 

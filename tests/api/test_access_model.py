@@ -49,8 +49,19 @@ from tests.conftest import clean, token_for_app
 
 #: Resource types a generated network holds.
 TYPES = (
-    "Appointment", "CarePlan", "CareTeam", "Composition", "Consent", "Goal", "Observation", "Organization", "Patient",
-    "PractitionerRole", "RelatedPerson", "ServiceRequest", "Task",
+    "Appointment",
+    "CarePlan",
+    "CareTeam",
+    "Composition",
+    "Consent",
+    "Goal",
+    "Observation",
+    "Organization",
+    "Patient",
+    "PractitionerRole",
+    "RelatedPerson",
+    "ServiceRequest",
+    "Task",
 )
 #: The types the workflow writes change, and those whose visibility follows them.
 WRITTEN_TYPES = ("Appointment", "CarePlan", "Composition", "Goal", "Observation", "Patient", "Task")
@@ -231,9 +242,13 @@ async def check_chain_and_has(c: Caller) -> None:
         c.compared("chain", len(obs) + 1)
     for code in OBS_CODES:
         want = {
-            pk for pk in patients
-            if any(m.by_key[k].patient == pk.split("/")[1] and m.by_key[k].body.get("code", {})
-                   .get("coding", [{}])[0].get("code") == code for k in obs)
+            pk
+            for pk in patients
+            if any(
+                m.by_key[k].patient == pk.split("/")[1]
+                and m.by_key[k].body.get("code", {}).get("coding", [{}])[0].get("code") == code
+                for k in obs
+            )
         }
         matches, _, total = await c.bundle(
             f"Patient?_has:Observation:subject:code={quote(LOINC)}|{code}&_total=accurate&_count=1000"
@@ -275,8 +290,10 @@ async def check_history(c: Caller, sample: list[Item], page: int) -> None:
         got = Counter(k for k, _ in keys)
         want = Counter({k: m.by_key[k].versions for k in m.visible(c.who, res_type, live=False)})
         c.expect("history", dict(got), dict(want), url)
-        c.compared("history-type" if res_type else "history-system",
-                   sum(1 for it in m.items if res_type in (None, it.res_type)))
+        c.compared(
+            "history-type" if res_type else "history-system",
+            sum(1 for it in m.items if res_type in (None, it.res_type)),
+        )
 
 
 async def check_compartments(c: Caller) -> None:
@@ -307,8 +324,11 @@ async def check_everything(c: Caller) -> None:
         included = {_key(e) for e in body.get("entry", []) if e["search"]["mode"] == "include"}
         refs = {r for k in want for r in m.by_key[k].references()}
         must = {
-            f"Organization/org-{k}" for key in want if key.startswith("Observation/")
-            for k in range(len(m.orgs)) if f"Organization/org-{k}" in m.by_key[key].references()
+            f"Organization/org-{k}"
+            for key in want
+            if key.startswith("Observation/")
+            for k in range(len(m.orgs))
+            if f"Organization/org-{k}" in m.by_key[key].references()
         } - want
         c.expect("$everything matches", sorted(matches), sorted(want), pid)
         # Included: only visible resources the matches reference (those of search parameters, such
@@ -345,18 +365,18 @@ async def check_conditional_writes(c: Caller, target: Item, counter: int) -> Non
     pid = target.patient
     criteria = f"identifier={quote(ident[0])}|{ident[1]}"
     body = {
-        "resourceType": "Observation", "status": "final",
+        "resourceType": "Observation",
+        "status": "final",
         "identifier": [{"system": ident[0], "value": ident[1]}],
-        "code": {"coding": [{"system": LOINC, "code": OBS_CODES[1]}]}, "subject": {"reference": f"Patient/{pid}"},
+        "code": {"coding": [{"system": LOINC, "code": OBS_CODES[1]}]},
+        "subject": {"reference": f"Patient/{pid}"},
     }
     same = [it for it in m.items if it.identifier == ident and not it.deleted]
     visible = [it for it in same if m.sees(c.who, it)]
     allowed = may_create_observation(m, c.who, pid)
     ura = c.who.spec.split(":")[1] if c.who.kind == "professional" else None
     if counter % 2 == 0:
-        resp = await c.http.post(
-            "/fhir/Observation", headers={**c.headers, "If-None-Exist": criteria}, json=body
-        )
+        resp = await c.http.post("/fhir/Observation", headers={**c.headers, "If-None-Exist": criteria}, json=body)
         want = 412 if len(visible) > 1 else 200 if visible else 201 if allowed else 403
         path = "conditional create"
     else:
@@ -368,8 +388,18 @@ async def check_conditional_writes(c: Caller, target: Item, counter: int) -> Non
     c.compared(path.replace(" ", "-"))
     if resp.status_code == 201:
         new_id = resp.json()["id"]
-        m.items.append(Item("Observation", new_id, {**body, "id": new_id}, "medisch", pid,
-                            authors={ura} if ura else set(), writer=ura, identifier=ident))
+        m.items.append(
+            Item(
+                "Observation",
+                new_id,
+                {**body, "id": new_id},
+                "medisch",
+                pid,
+                authors={ura} if ura else set(),
+                writer=ura,
+                identifier=ident,
+            )
+        )
         m.by_key[f"Observation/{new_id}"] = m.items[-1]
     elif resp.status_code == 200 and path == "conditional update":
         it = visible[0]
@@ -385,7 +415,11 @@ JSON_PATCH = "application/json-patch+json"
 
 
 async def check_workflow_writes(
-    hub_app: Any, http: httpx.AsyncClient, model: Model, callers: list[Who], tally: Counter[str],
+    hub_app: Any,
+    http: httpx.AsyncClient,
+    model: Model,
+    callers: list[Who],
+    tally: Counter[str],
     data: st.DataObject,
 ) -> None:
     """Random writes by random callers: overdracht steps, care plan activity status, deletes; each
@@ -393,8 +427,7 @@ async def check_workflow_writes(
     tasks = [it for it in model.items if it.res_type == "Task"]
     plans = [it for it in model.items if it.res_type == "CarePlan" and not it.deleted]
     goals = [it for it in model.items if it.res_type == "Goal" and not it.deleted]
-    kinds = ["delete"] + (["task"] * 4 if tasks else []) + (["careplan"] if plans else []) + (
-        ["goal"] if goals else [])
+    kinds = ["delete"] + (["task"] * 4 if tasks else []) + (["careplan"] if plans else []) + (["goal"] if goals else [])
     for _ in range(data.draw(st.integers(20, 40))):
         who = data.draw(st.sampled_from(callers))
         kind = data.draw(st.sampled_from(kinds))
@@ -428,9 +461,12 @@ async def check_workflow_writes(
             want = expect_activity_status(model, who, it)
             ops = [{"op": "replace", "path": "/activity/0/detail/status", "value": "completed"}]
             resp = await c.http.patch(f"/fhir/{it.key}", headers={**c.headers, "Content-Type": JSON_PATCH}, json=ops)
-            c.expect("care plan activity", resp.status_code, want,
-                     f"{it.key} category={it.category} patient={it.patient} {model.explain(who, it.key)} "
-                     f"{resp.text[:300]}")
+            c.expect(
+                "care plan activity",
+                resp.status_code,
+                want,
+                f"{it.key} category={it.category} patient={it.patient} {model.explain(who, it.key)} {resp.text[:300]}",
+            )
             if want == 200:
                 it.body["activity"][0]["detail"]["status"] = "completed"
             c.compared(f"write-careplan-{want}")
@@ -446,8 +482,11 @@ async def check_workflow_writes(
             c.compared(f"write-goal-{want}")
         else:
             c = Caller(hub_app, http, who, model, tally)
-            live = [it for it in model.items if it.patient and not it.deleted and it.res_type in
-                    ("Observation", "CarePlan", "Goal", "Appointment")]
+            live = [
+                it
+                for it in model.items
+                if it.patient and not it.deleted and it.res_type in ("Observation", "CarePlan", "Goal", "Appointment")
+            ]
             if not live:
                 continue
             it = data.draw(st.sampled_from(live))
@@ -476,9 +515,13 @@ async def open_glass_for_all(c: Caller, spec: NetworkSpec) -> None:
     """A professional breaking the glass opens a stored grant per client first (reason + text)."""
     headers = {"Authorization": c.headers["Authorization"]}
     for j in range(len(spec.patients)):
-        body = {"resourceType": "Parameters", "parameter": [
-            {"name": "reason", "valueCode": "acute-zorg"}, {"name": "text", "valueString": "acute opname"},
-        ]}
+        body = {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "reason", "valueCode": "acute-zorg"},
+                {"name": "text", "valueString": "acute opname"},
+            ],
+        }
         resp = await c.http.post(f"/fhir/Patient/pat-{j}/$break-glass", headers=headers, json=body)
         assert resp.status_code == 200, resp.text
 
@@ -487,7 +530,10 @@ async def open_glass_for_all(c: Caller, spec: NetworkSpec) -> None:
 
 
 @settings(
-    max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
     phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure prints its whole network
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
@@ -519,7 +565,8 @@ async def check_network(
         if who.emergency:
             await open_glass_for_all(c, spec)
         await check_batch_reads(
-            c, data.draw(st.lists(st.sampled_from(items), min_size=5, max_size=20, unique_by=lambda it: it.key)),
+            c,
+            data.draw(st.lists(st.sampled_from(items), min_size=5, max_size=20, unique_by=lambda it: it.key)),
             data.draw(st.lists(st.sampled_from(items), max_size=4, unique_by=lambda it: it.key)),
         )
         await check_direct_reads(c, data.draw(st.lists(st.sampled_from(items), min_size=1, max_size=3)))
@@ -557,8 +604,11 @@ CLIENT_WRITES = frozenset({"acp", "zorgplan", "netwerk", "toestemming", "agenda"
 
 def reference(form: str, pid: str) -> str:
     return {
-        "relative": f"Patient/{pid}", "own-base": f"{OWN_BASE}/Patient/{pid}", "versioned": f"Patient/{pid}/_history/1",
-        "foreign": f"http://evil.example/fhir/Patient/{pid}", "extra-segment": f"foo/Patient/{pid}",
+        "relative": f"Patient/{pid}",
+        "own-base": f"{OWN_BASE}/Patient/{pid}",
+        "versioned": f"Patient/{pid}/_history/1",
+        "foreign": f"http://evil.example/fhir/Patient/{pid}",
+        "extra-segment": f"foo/Patient/{pid}",
     }[form]
 
 
@@ -569,8 +619,12 @@ def fact_body(kind: str, ref: str, org: int, ura: str, n: int, who: Who) -> dict
 
     target = f"Organization/org-{org}"
     if kind == "CareTeam":
-        return {"resourceType": "CareTeam", "status": "active", "subject": {"reference": ref},
-                "participant": [{"member": {"reference": target}}]}
+        return {
+            "resourceType": "CareTeam",
+            "status": "active",
+            "subject": {"reference": ref},
+            "participant": [{"member": {"reference": target}}],
+        }
     if kind == "Task":
         body = examples.overdracht_task()
         body.pop("id")
@@ -582,12 +636,18 @@ def fact_body(kind: str, ref: str, org: int, ura: str, n: int, who: Who) -> dict
         body = examples.toewijzing()
         body.pop("id")
         body["identifier"][0]["value"] = f"TW-W-{n}"
-        body.update(subject={"reference": ref}, performer=[{"reference": target}],
-                    occurrencePeriod={"start": "2020-01-01", "end": "2089-12-31"})
+        body.update(
+            subject={"reference": ref},
+            performer=[{"reference": target}],
+            occurrencePeriod={"start": "2020-01-01", "end": "2089-12-31"},
+        )
         return body
-    return {"resourceType": "Organization", "name": "claims to be a huisarts",  # a spoofed type claim
-            "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": ura}],
-            "type": [{"coding": [{"system": "urn:oid:2.16.840.1.113883.2.4.15.1060", "code": "Z3"}]}]}
+    return {
+        "resourceType": "Organization",
+        "name": "claims to be a huisarts",  # a spoofed type claim
+        "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": ura}],
+        "type": [{"coding": [{"system": "urn:oid:2.16.840.1.113883.2.4.15.1060", "code": "Z3"}]}],
+    }
 
 
 def predict_write(m: Model, who: Who, kind: str, pid: str, local: bool) -> tuple[bool, bool]:
@@ -624,7 +684,10 @@ ADMIN_WRITES = frozenset({"registratie", "netwerk", "toestemming", "audit"})
 
 
 @settings(
-    max_examples=EXAMPLES // 2, deadline=None, derandomize=True, database=None,
+    max_examples=EXAMPLES // 2,
+    deadline=None,
+    derandomize=True,
+    database=None,
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
@@ -669,10 +732,17 @@ async def test_writes_that_make_access_facts_agree_with_the_model(
             if resp.status_code == 201:
                 new = resp.json()
                 writer = who.spec.split(":")[1] if who.kind == "professional" else None
-                m.items.append(Item(
-                    kind, new["id"], new, FACT_KINDS[kind], pid if local and kind != "Organization" else None,
-                    authors={writer} if writer else set(), writer=writer,
-                ))
+                m.items.append(
+                    Item(
+                        kind,
+                        new["id"],
+                        new,
+                        FACT_KINDS[kind],
+                        pid if local and kind != "Organization" else None,
+                        authors={writer} if writer else set(),
+                        writer=writer,
+                    )
+                )
                 m.by_key[m.items[-1].key] = m.items[-1]
                 if makes:
                     m.relations[pid].add(ura)

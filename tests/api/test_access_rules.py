@@ -49,13 +49,23 @@ DELEGATION = "Consent/deleg-0-0"
 
 def network(**patient1: Any) -> NetworkSpec:
     p1: dict[str, Any] = {
-        "bsn": BSN1, "registered_by": None,
-        "care_teams": (CareTeamSpec("active", "none", (Participant(0, "member", "none"),
-                                                        Participant(1, "onBehalfOf", "none")), None),),
-        "service_requests": (), "tasks": (), "consents": (),
+        "bsn": BSN1,
+        "registered_by": None,
+        "care_teams": (
+            CareTeamSpec(
+                "active", "none", (Participant(0, "member", "none"), Participant(1, "onBehalfOf", "none")), None
+            ),
+        ),
+        "service_requests": (),
+        "tasks": (),
+        "consents": (),
         "delegations": (DelegationSpec("active", 0, "100001", False, "none", ("agenda",)),),
-        "clinical": (ClinicalSpec("observation", None), ClinicalSpec("careplan", 0),
-                     ClinicalSpec("appointment", None), ClinicalSpec("observation", 2)),
+        "clinical": (
+            ClinicalSpec("observation", None),
+            ClinicalSpec("careplan", 0),
+            ClinicalSpec("appointment", None),
+            ClinicalSpec("observation", 2),
+        ),
     }
     p1.update(patient1)
     clinical2 = (ClinicalSpec("observation", None), ClinicalSpec("careplan", None))
@@ -162,7 +172,9 @@ async def test_ended_care_relationship_closes_access_but_the_author_keeps_its_ow
 
 async def test_a_professional_writes_only_with_a_care_relationship(net: NetworkSpec, client_as: Any) -> None:
     obs = {
-        "resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/pat-0"},
+        "resourceType": "Observation",
+        "status": "final",
+        "subject": {"reference": "Patient/pat-0"},
         "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
     }
     b, c = client_as(f"org:{B}"), client_as(f"org:{C}")
@@ -212,10 +224,13 @@ async def test_medisch_is_opt_in(net: NetworkSpec, client_as: Any) -> None:
 
 async def open_glass(c: httpx.AsyncClient, patient: str = "pat-0") -> httpx.Response:
     """Break the glass for one client: a stored, time-bounded grant (reason code + text)."""
-    body = {"resourceType": "Parameters", "parameter": [
-        {"name": "reason", "valueCode": "niet-aanspreekbaar"},
-        {"name": "text", "valueString": "acute opname, client niet aanspreekbaar"},
-    ]}
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "reason", "valueCode": "niet-aanspreekbaar"},
+            {"name": "text", "valueString": "acute opname, client niet aanspreekbaar"},
+        ],
+    }
     return await c.post(f"/fhir/Patient/{patient}/$break-glass", json=body)
 
 
@@ -302,8 +317,12 @@ async def test_invisible_resources_look_exactly_like_missing_ones(net: NetworkSp
     assert (await b.get(f"/fhir/{OTHER_OBS}/_history/1")).status_code == 404
     assert await total(b, "Observation?_total=accurate") == 0
     assert await total(b, "Observation?_summary=count") == 0
-    assert await total(b, f"Observation?subject:Patient.identifier=http://fhir.nl/fhir/NamingSystem/bsn|{BSN2}"
-                          "&_total=accurate") == 0
+    assert (
+        await total(
+            b, f"Observation?subject:Patient.identifier=http://fhir.nl/fhir/NamingSystem/bsn|{BSN2}&_total=accurate"
+        )
+        == 0
+    )
     assert await total(b, "Patient?_has:Observation:subject:code=http://loinc.org|8867-4&_total=accurate") == 0
     assert await total(b, "CarePlan?_total=accurate") == 1  # client 1's plan, in its care
     assert (await client_as("admin").get(f"/fhir/{OTHER_PLAN}")).status_code == 404
@@ -313,7 +332,9 @@ async def test_if_none_exist_on_an_invisible_match_creates(net: NetworkSpec, cli
     b = client_as(f"org:{B}")
     ident = "urn:zorgnet-test:observation|obs-0-0"  # identifies OBS, which B may not see (medisch)
     body = {
-        "resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/pat-0"},
+        "resourceType": "Observation",
+        "status": "final",
+        "subject": {"reference": "Patient/pat-0"},
         "identifier": [{"system": "urn:zorgnet-test:observation", "value": "obs-0-0"}],
         "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
     }
@@ -342,12 +363,17 @@ async def test_conditional_creates_in_a_bundle_do_not_match_what_the_caller_cann
 
     def entry(n: int, value: str) -> dict[str, Any]:
         system = "urn:zorgnet-test:observation"
-        return {"fullUrl": f"urn:uuid:dddddddd-0000-0000-0000-{n:012d}",
-                "resource": {"resourceType": "Observation", "status": "final",
-                             "subject": {"reference": "Patient/pat-0"},
-                             "identifier": [{"system": system, "value": value}],
-                             "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}},
-                "request": {"method": "POST", "url": "Observation", "ifNoneExist": f"identifier={system}|{value}"}}
+        return {
+            "fullUrl": f"urn:uuid:dddddddd-0000-0000-0000-{n:012d}",
+            "resource": {
+                "resourceType": "Observation",
+                "status": "final",
+                "subject": {"reference": "Patient/pat-0"},
+                "identifier": [{"system": system, "value": value}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            },
+            "request": {"method": "POST", "url": "Observation", "ifNoneExist": f"identifier={system}|{value}"},
+        }
 
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry(0, "obs-0-0"), entry(1, "b-own")]}
     resp = await b.post("/fhir", json=bundle)  # obs-0-0 identifies OBS, which B may not see
@@ -364,20 +390,39 @@ async def test_conditional_creates_in_a_bundle_do_not_match_what_the_caller_cann
 async def test_organisation_registered_after_the_care_team_still_counts(client: Any, client_as: Any) -> None:
     """A CareTeam may name an Organization before it is registered (or later in the same Bundle):
     registering it derives the care relationship then."""
-    r = await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:00000000-0000-0000-0000-0000000000c1",
-         "resource": {"resourceType": "Patient", "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn",
-                                                                 "value": "999998286"}]},
-         "request": {"method": "POST", "url": "Patient"}},
-        {"resource": {"resourceType": "CareTeam", "status": "active",
-                      "subject": {"reference": "urn:uuid:00000000-0000-0000-0000-0000000000c1"},
-                      "participant": [{"member": {"reference": "Organization/late-org"}}]},
-         "request": {"method": "POST", "url": "CareTeam"}},
-    ]})
+    r = await client.post(
+        "/fhir",
+        json={
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "fullUrl": "urn:uuid:00000000-0000-0000-0000-0000000000c1",
+                    "resource": {
+                        "resourceType": "Patient",
+                        "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "999998286"}],
+                    },
+                    "request": {"method": "POST", "url": "Patient"},
+                },
+                {
+                    "resource": {
+                        "resourceType": "CareTeam",
+                        "status": "active",
+                        "subject": {"reference": "urn:uuid:00000000-0000-0000-0000-0000000000c1"},
+                        "participant": [{"member": {"reference": "Organization/late-org"}}],
+                    },
+                    "request": {"method": "POST", "url": "CareTeam"},
+                },
+            ],
+        },
+    )
     assert r.status_code == 200, r.text
     late = client_as("org:00055555")
     assert (await late.get("/fhir/Patient?_summary=count")).json()["total"] == 0
-    org = {"resourceType": "Organization", "id": "late-org",
-           "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "00055555"}]}
+    org = {
+        "resourceType": "Organization",
+        "id": "late-org",
+        "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "00055555"}],
+    }
     assert (await client.put("/fhir/Organization/late-org", json=org)).status_code == 201
     assert (await late.get("/fhir/Patient?_summary=count")).json()["total"] == 1

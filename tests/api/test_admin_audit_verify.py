@@ -26,16 +26,23 @@ async def test_tampering_is_reported(client: Any, client_as: Any, hub_app: Any) 
     assert before["ok"] is True
     db = hub_app.state.services.repo.db
     last = before["last_seq"]
-    await tamper(db, ("UPDATE audit_log SET event = REPLACE(event, '\"outcome\"', '\"outcomx\"') "
-                      "WHERE seq = :seq", {"seq": last}))
+    await tamper(
+        db,
+        ("UPDATE audit_log SET event = REPLACE(event, '\"outcome\"', '\"outcomx\"') WHERE seq = :seq", {"seq": last}),
+    )
     try:
         after = (await admin.get("/admin/audit/verify")).json()
         assert after["ok"] is False
         assert after["problems"] and after["problems"][0]["seq"] <= last
         assert after["summary"].startswith("FAILED")
     finally:
-        await tamper(db, ("UPDATE audit_log SET event = REPLACE(event, '\"outcomx\"', '\"outcome\"') "
-                          "WHERE seq = :seq", {"seq": last}))
+        await tamper(
+            db,
+            (
+                "UPDATE audit_log SET event = REPLACE(event, '\"outcomx\"', '\"outcome\"') WHERE seq = :seq",
+                {"seq": last},
+            ),
+        )
 
 
 async def test_only_administrators(client_as: Any) -> None:

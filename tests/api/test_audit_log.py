@@ -101,9 +101,7 @@ async def test_record_returns_only_after_commit(audit_db: Database, tmp_path: Pa
     writer = await started_writer(audit_db, tmp_path / "keys")
     seq = await writer.record(sample(1, status=403, denial_reason="no consent"))
     async with audit_db.read() as conn:  # another connection sees it at once
-        row = (
-            await conn.execute(text("SELECT outcome, event FROM audit_log WHERE seq = :s"), {"s": seq})
-        ).one()
+        row = (await conn.execute(text("SELECT outcome, event FROM audit_log WHERE seq = :s"), {"s": seq})).one()
     assert row[0] == "4" and "no consent" in row[1]
     await writer.stop()
 
@@ -143,9 +141,7 @@ async def test_two_writers_share_one_chain(audit_db: Database, tmp_path: Path) -
 
 
 async def test_timed_checkpoint_seals_an_idle_tail(audit_db: Database, tmp_path: Path) -> None:
-    writer = await started_writer(
-        audit_db, tmp_path / "keys", checkpoint_every=10_000, checkpoint_seconds=0.2
-    )
+    writer = await started_writer(audit_db, tmp_path / "keys", checkpoint_every=10_000, checkpoint_seconds=0.2)
     await writer.record_many(sample(i) for i in range(5))
     for _ in range(50):
         await asyncio.sleep(0.05)
@@ -178,9 +174,7 @@ async def test_disabled_writer_writes_nothing(audit_db: Database, tmp_path: Path
         assert (await conn.execute(text("SELECT count(*) FROM audit_log"))).scalar_one() == 0
 
 
-async def test_postgres_refuses_update_delete_truncate(
-    audit_db: Database, tmp_path: Path, backend: str
-) -> None:
+async def test_postgres_refuses_update_delete_truncate(audit_db: Database, tmp_path: Path, backend: str) -> None:
     if backend != "postgresql":
         # SQLite has no roles to protect with; there the chain and signatures are the guard.
         assert audit_db.is_sqlite
@@ -317,9 +311,7 @@ async def test_recomputed_chain_is_caught_by_the_signatures(audit_db: Database, 
     await filled(audit_db, tmp_path / "keys", n=30, every=10)
     async with audit_db.read() as conn:
         rows = (
-            await conn.execute(
-                text("SELECT seq, prev_hash, event FROM audit_log WHERE seq >= 15 ORDER BY seq")
-            )
+            await conn.execute(text("SELECT seq, prev_hash, event FROM audit_log WHERE seq >= 15 ORDER BY seq"))
         ).all()
     prev = rows[0][1]
     statements: list[str | tuple[str, dict[str, Any]]] = []
@@ -343,9 +335,7 @@ async def test_recomputed_chain_is_caught_by_the_signatures(audit_db: Database, 
 # --- CLI ---
 
 
-async def test_cli_verify_and_export(
-    audit_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_cli_verify_and_export(audit_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
     from hub.audit.cli import audit_app
@@ -363,9 +353,7 @@ async def test_cli_verify_and_export(
         assert ok.exit_code == 0, ok.output
         assert ok.output.startswith("OK: 25 records, 3 checkpoints")
         out = tmp_path / "audit.ndjson"
-        exported = await asyncio.to_thread(
-            runner.invoke, audit_app, ["export", "--since", "seq:5", "-o", str(out)]
-        )
+        exported = await asyncio.to_thread(runner.invoke, audit_app, ["export", "--since", "seq:5", "-o", str(out)])
         assert exported.exit_code == 0, exported.output
         lines = out.read_bytes().splitlines()
         assert len(lines) == 20 and lines[0].startswith(b'{"id":"6",')

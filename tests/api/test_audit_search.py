@@ -67,9 +67,7 @@ def stand_in_app(db: Database, verifier: TokenVerifier) -> FastAPI:
                     if found is None:
                         return Response(status_code=404)
                     return Response(found, media_type="application/fhir+json")
-                body = await search_audit(
-                    conn, parse_qsl(request.url.query), vis, base="http://hub.test/fhir"
-                )
+                body = await search_audit(conn, parse_qsl(request.url.query), vis, base="http://hub.test/fhir")
             return Response(orjson.dumps(body), media_type="application/fhir+json")
         except FhirError as exc:
             return Response(orjson.dumps(exc.outcome()), status_code=exc.status, headers=exc.headers)
@@ -112,9 +110,7 @@ async def world(audit_db: Database, tmp_path: Path) -> AsyncIterator[dict[str, A
         )
     )
     seqs["a_searches_both"] = await writer.record(
-        AuditRecord(
-            "search-type", 200, path="Observation", query="code=1234", patient_ids=("anna", "bob"), **org_a
-        )
+        AuditRecord("search-type", 200, path="Observation", query="code=1234", patient_ids=("anna", "bob"), **org_a)
     )
     seqs["b_reads_bob"] = await writer.record(
         AuditRecord(
@@ -146,9 +142,7 @@ async def world(audit_db: Database, tmp_path: Path) -> AsyncIterator[dict[str, A
     def token(**kw: Any) -> dict[str, str]:
         return {"Authorization": "Bearer " + issue_token(keys, config, **kw)}
 
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://hub.test"
-    ) as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub.test") as client:
         yield {"client": client, "seqs": seqs, "token": token}
     await writer.stop()
 

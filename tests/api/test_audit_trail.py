@@ -34,13 +34,17 @@ async def test_client_sees_exactly_the_accesses_to_their_data(demo: dict[str, st
     assert len(new) == 3, [e.get("subtype") for e in new]
     assert outcomes == [("0", False), ("0", False), ("4", True)]
     for e in new:
-        patients = {ent["what"]["reference"] for ent in e.get("entity", []) if "what" in ent
-                    and ent["what"].get("reference", "").startswith("Patient/")}
+        patients = {
+            ent["what"]["reference"]
+            for ent in e.get("entity", [])
+            if "what" in ent and ent["what"].get("reference", "").startswith("Patient/")
+        }
         assert f"Patient/{c1}" in patients and f"Patient/{c2}" not in patients
 
 
 async def test_audit_is_append_only_and_professionals_see_only_their_own(
-    demo: dict[str, str], client_as: Any,  # noqa: F811
+    demo: dict[str, str],  # noqa: F811
+    client_as: Any,
 ) -> None:
     huisarts, stranger = client_as(HUISARTS), client_as(STRANGER)
     await huisarts.get(f"/fhir/Patient/{demo[C1]}")

@@ -29,12 +29,16 @@ async def test_parallel_patches_lose_nothing(client: httpx.AsyncClient) -> None:
 
     async def add(i: int) -> int:
         ops = [{"op": "add", "path": "/identifier/-", "value": {"system": "urn:test", "value": str(i)}}]
-        resp = await client.patch(f"/fhir/Patient/{pid}", json=ops,
-                                  headers={"Content-Type": "application/json-patch+json"})
+        resp = await client.patch(
+            f"/fhir/Patient/{pid}", json=ops, headers={"Content-Type": "application/json-patch+json"}
+        )
         return resp.status_code
 
-    r = await client.patch(f"/fhir/Patient/{pid}", json=[{"op": "add", "path": "/identifier", "value": []}],
-                           headers={"Content-Type": "application/json-patch+json"})
+    r = await client.patch(
+        f"/fhir/Patient/{pid}",
+        json=[{"op": "add", "path": "/identifier", "value": []}],
+        headers={"Content-Type": "application/json-patch+json"},
+    )
     statuses = await asyncio.gather(*(add(i) for i in range(20)))
     assert statuses == [200] * 20
     final = (await client.get(f"/fhir/Patient/{pid}")).json()

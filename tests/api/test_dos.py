@@ -80,8 +80,14 @@ async def _under_load(client: httpx.AsyncClient, costly: Callable[[], Awaitable[
         done.set()
         await prober
     quiet = max(baseline[3:])
-    return {"response": response, "elapsed": elapsed, "probe_max": max(latencies), "probes": len(latencies),
-            "quiet_max": quiet, "budget": PROBE_UNDER if STRICT else PROBE_UNDER + quiet}
+    return {
+        "response": response,
+        "elapsed": elapsed,
+        "probe_max": max(latencies),
+        "probes": len(latencies),
+        "quiet_max": quiet,
+        "budget": PROBE_UNDER if STRICT else PROBE_UNDER + quiet,
+    }
 
 
 #: Attempts per case: a load spike on a shared machine is transient, a blocked event loop is not.
@@ -102,9 +108,11 @@ async def _assert_limited(
         assert phrase in issue["diagnostics"], issue
         tries.append({k: v for k, v in result.items() if k != "response"})
         if result["elapsed"] < ANSWER_WITHIN and result["probe_max"] < result["budget"]:
-            print(f" answered {r.status_code} in {result['elapsed'] * 1000:.0f} ms; /metadata max "
-                  f"{result['probe_max'] * 1000:.0f} ms over {result['probes']} probes "
-                  f"(quiet max {result['quiet_max'] * 1000:.0f} ms)")
+            print(
+                f" answered {r.status_code} in {result['elapsed'] * 1000:.0f} ms; /metadata max "
+                f"{result['probe_max'] * 1000:.0f} ms over {result['probes']} probes "
+                f"(quiet max {result['quiet_max'] * 1000:.0f} ms)"
+            )
             return
     raise AssertionError(f"too slow in every try: {tries}")
 
@@ -118,16 +126,28 @@ async def _patient(client: httpx.AsyncClient) -> str:
 async def test_json_patch_bomb(client: httpx.AsyncClient) -> None:
     pid = await _patient(client)
     ops = orjson.dumps([{"op": "copy", "from": "/name", "path": "/name/-"} for _ in range(30)])
-    await _assert_limited(client, lambda: client.patch(
-        f"/fhir/Patient/{pid}", content=ops, headers={"Content-Type": "application/json-patch+json"}), 413, "limit")
+    await _assert_limited(
+        client,
+        lambda: client.patch(
+            f"/fhir/Patient/{pid}", content=ops, headers={"Content-Type": "application/json-patch+json"}
+        ),
+        413,
+        "limit",
+    )
 
 
 async def test_fhirpath_patch_growth(client: httpx.AsyncClient) -> None:
     pid = await _patient(client)
     big = "y" * (RESOURCE_BYTES // 3)
-    op = {"name": "operation", "part": [
-        {"name": "type", "valueCode": "add"}, {"name": "path", "valueString": "Patient"},
-        {"name": "name", "valueString": "name"}, {"name": "value", "valueHumanName": {"family": big}}]}
+    op = {
+        "name": "operation",
+        "part": [
+            {"name": "type", "valueCode": "add"},
+            {"name": "path", "valueString": "Patient"},
+            {"name": "name", "valueString": "name"},
+            {"name": "value", "valueHumanName": {"family": big}},
+        ],
+    }
     body = orjson.dumps({"resourceType": "Parameters", "parameter": [op] * 3})
     await _assert_limited(
         client, lambda: client.patch(f"/fhir/Patient/{pid}", content=body, headers=JSON), 413, "FHIRPath Patch"
@@ -154,8 +174,12 @@ async def test_deep_xml(client: httpx.AsyncClient) -> None:
     for i in range(200):
         inner = b'<extension url="http://example.org/l%d">' % i + inner + b"</extension>"
     body = b'<Patient xmlns="http://hl7.org/fhir">' + inner + b"</Patient>"
-    await _assert_limited(client, lambda: client.post(
-        "/fhir/Patient", content=body, headers={"Content-Type": "application/fhir+xml"}), 400, "limit")
+    await _assert_limited(
+        client,
+        lambda: client.post("/fhir/Patient", content=body, headers={"Content-Type": "application/fhir+xml"}),
+        400,
+        "limit",
+    )
 
 
 @pytest.mark.parametrize(
@@ -165,8 +189,16 @@ async def test_deep_xml(client: httpx.AsyncClient) -> None:
         ([("subject:Patient.organization" + ".partof" * 10 + ".name", "x")], "chains"),
         ([("_has:Observation:subject:" * 50 + "code", "x")], "_has"),
         ([("code", ",".join(f"c{i}" for i in range(2000)))], "values"),
-        ([("_has:Observation:subject:_has:Provenance:target:agent",
-           ",".join(f"Practitioner/p{i}" for i in range(99)))] * 40, "terms"),
+        (
+            [
+                (
+                    "_has:Observation:subject:_has:Provenance:target:agent",
+                    ",".join(f"Practitioner/p{i}" for i in range(99)),
+                )
+            ]
+            * 40,
+            "terms",
+        ),
     ],
     ids=["200-chained-params", "chain-depth", "has-depth", "2000-values", "weighted-terms"],
 )

@@ -23,8 +23,11 @@ async def test_malformed_json(client: httpx.AsyncClient) -> None:
 
 
 async def test_malformed_xml(client: httpx.AsyncClient) -> None:
-    r = await client.post("/fhir/Patient", content=b"<Patient xmlns='http://hl7.org/fhir'><id",
-                          headers={"Content-Type": "application/fhir+xml"})
+    r = await client.post(
+        "/fhir/Patient",
+        content=b"<Patient xmlns='http://hl7.org/fhir'><id",
+        headers={"Content-Type": "application/fhir+xml"},
+    )
     assert r.status_code == 400
     _issue(r)
 
@@ -101,8 +104,7 @@ async def test_empty_body(client: httpx.AsyncClient) -> None:
 
 
 async def test_bad_search_values_are_400(client: httpx.AsyncClient) -> None:
-    for query in ("birthdate=notadate", "_count=-1", "_sort=nonsense", "_total=sometimes",
-                  "birthdate.name=x"):
+    for query in ("birthdate=notadate", "_count=-1", "_sort=nonsense", "_total=sometimes", "birthdate.name=x"):
         r = await client.get(f"/fhir/Patient?{query}")
         assert r.status_code == 400, (query, r.text)
         _issue(r)
@@ -110,7 +112,10 @@ async def test_bad_search_values_are_400(client: httpx.AsyncClient) -> None:
 
 async def test_garbage_never_gives_500(client: httpx.AsyncClient) -> None:
     samples = [
-        (b"[]", "Patient"), (b"null", "Patient"), (b'"x"', "Patient"), (b"123", "Observation"),
+        (b"[]", "Patient"),
+        (b"null", "Patient"),
+        (b'"x"', "Patient"),
+        (b"123", "Observation"),
         (b'{"resourceType":"Bundle","type":"transaction","entry":"x"}', ""),
         (b'{"resourceType":"Bundle","type":"transaction","entry":[1,2]}', ""),
         (b'{"resourceType":"Patient","contained":[{"resourceType":"Nope"}]}', "Patient"),

@@ -23,8 +23,9 @@ from tests.api.events_helpers import TOPIC, receiver, subscription, wait_for, wo
 from tests.api.test_access_rules import BSN1, PLAN, A, B, C, consent, network, put, rule
 from tests.conftest import clean
 
-FAST = DeliveryConfig(poll_seconds=0.05, lease_seconds=5, backoff_base=0.05, backoff_cap=0.2, error_after=3,
-                      off_after=50)
+FAST = DeliveryConfig(
+    poll_seconds=0.05, lease_seconds=5, backoff_base=0.05, backoff_cap=0.2, error_after=3, off_after=50
+)
 
 
 @pytest.fixture
@@ -41,8 +42,9 @@ class Running:
     def __init__(self, app: Any, config: DeliveryConfig = FAST) -> None:
         services = app.state.services
         self.counters = Counters()
-        self.worker = Worker(services.repo.db, app.state.settings.fhir_base, config=config, audit=services.audit,
-                             counters=self.counters)
+        self.worker = Worker(
+            services.repo.db, app.state.settings.fhir_base, config=config, audit=services.audit, counters=self.counters
+        )
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Running:
@@ -83,22 +85,34 @@ async def touch_plan(a: httpx.AsyncClient, n: int = 1, label: str = "revision") 
 
 
 NOTICE = {
-    "resourceType": "Composition", "id": "notice-0", "status": "final",
-    "type": {"coding": [{"system": "http://loinc.org", "code": "57830-2"}]}, "subject": {"reference": "Patient/pat-0"},
-    "date": "2026-11-20T10:00:00+01:00", "author": [{"reference": "Organization/org-0"}], "title": "Aanmeldbericht",
+    "resourceType": "Composition",
+    "id": "notice-0",
+    "status": "final",
+    "type": {"coding": [{"system": "http://loinc.org", "code": "57830-2"}]},
+    "subject": {"reference": "Patient/pat-0"},
+    "date": "2026-11-20T10:00:00+01:00",
+    "author": [{"reference": "Organization/org-0"}],
+    "title": "Aanmeldbericht",
 }
 
 
 def overdracht(task_id: str, status: str = "requested") -> dict[str, Any]:
     """An overdracht from A (org-0) to B (org-1) with its advance notice, as the workflow rules want it."""
     body: dict[str, Any] = {
-        "resourceType": "Task", "id": task_id, "status": status, "intent": "order",
+        "resourceType": "Task",
+        "id": task_id,
+        "status": status,
+        "intent": "order",
         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "308292007"}]},
         "for": {"reference": "Patient/pat-0"},
         "requester": {"reference": "Organization/org-0"},
         "owner": {"reference": "Organization/org-1"},
-        "input": [{"type": {"coding": [{"system": "http://loinc.org", "code": "57830-2"}]},
-                   "valueReference": {"reference": "Composition/notice-0"}}],
+        "input": [
+            {
+                "type": {"coding": [{"system": "http://loinc.org", "code": "57830-2"}]},
+                "valueReference": {"reference": "Composition/notice-0"},
+            }
+        ],
     }
     if status == "on-hold":
         body["restriction"] = {"period": {"start": "2030-01-06"}}
@@ -117,8 +131,7 @@ async def move(client: httpx.AsyncClient, task_id: str, status: str) -> httpx.Re
 # -- outbox --------------------------------------------------------------------------------------
 
 
-async def test_every_write_appends_one_event_in_its_transaction(net: NetworkSpec, client_as: Any,
-                                                                 hub_app: Any) -> None:
+async def test_every_write_appends_one_event_in_its_transaction(net: NetworkSpec, client_as: Any, hub_app: Any) -> None:
     a = client_as(f"org:{A}")
     before = len(await outbox_rows(hub_app))
     await touch_plan(a)
@@ -126,17 +139,27 @@ async def test_every_write_appends_one_event_in_its_transaction(net: NetworkSpec
     assert len(rows) == before + 1
     last = rows[-1]
     assert (last["res_type"], last["res_id"], last["change"], last["category"]) == (
-        "CarePlan", "careplan-0-1", "update", "zorgplan")
+        "CarePlan",
+        "careplan-0-1",
+        "update",
+        "zorgplan",
+    )
     assert last["patients"] == "pat-0" and last["version"] >= 2
     # A refused write (no care relationship) and a failed transaction leave no event.
     c = client_as(f"org:{C}")
     plan = (await a.get(f"/fhir/{PLAN}")).json()
     assert (await c.put("/fhir/CarePlan/other", json={**plan, "id": "other"})).status_code == 403
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": {**plan, "id": "x1"}, "request": {"method": "PUT", "url": "CarePlan/x1"}},
-        {"resource": {"resourceType": "Patient", "birthDate": "not-a-date"}, "request": {"method": "POST",
-                                                                                        "url": "Patient"}},
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": {**plan, "id": "x1"}, "request": {"method": "PUT", "url": "CarePlan/x1"}},
+            {
+                "resource": {"resourceType": "Patient", "birthDate": "not-a-date"},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+        ],
+    }
     assert (await a.post("/fhir", json=bundle)).status_code >= 400
     assert len(await outbox_rows(hub_app)) == before + 1
     # A Task's status change is visible from the event alone (old and new status, the organisations):
@@ -148,7 +171,9 @@ async def test_every_write_appends_one_event_in_its_transaction(net: NetworkSpec
     assert resp.status_code == 200, resp.text
     rows = (await outbox_rows(hub_app))[-2:]
     assert [(r["change"], r["old_status"], r["new_status"]) for r in rows] == [
-        ("create", None, "requested"), ("update", "requested", "accepted")]
+        ("create", None, "requested"),
+        ("update", "requested", "accepted"),
+    ]
     assert rows[1]["orgs"].split() == sorted([A, B])
     assert (await move(a, "t1", "cancelled")).status_code == 200
     last = (await outbox_rows(hub_app))[-1]
@@ -220,8 +245,16 @@ async def test_receiver_failing_first_deliveries_gets_every_event_in_order(
 ) -> None:
     a, b = client_as(f"org:{A}"), client_as(f"org:{B}")
     with receiver("--fail-first", "3") as rx:
-        sub = await create(b, subscription("careplan", f"{rx.url}/hook", filters=("patient=Patient/pat-0",),
-                                           headers=("Authorization: Bearer secret-of-b",), max_count=4))
+        sub = await create(
+            b,
+            subscription(
+                "careplan",
+                f"{rx.url}/hook",
+                filters=("patient=Patient/pat-0",),
+                headers=("Authorization: Bearer secret-of-b",),
+                max_count=4,
+            ),
+        )
         await wait_for(lambda: any(n["type"] == "handshake" for n in rx.state()["accepted"]))
         await touch_plan(a, 10)
         await wait_for(lambda: set(rx.numbers(sub)) >= set(range(1, 11)), timeout=60)
@@ -298,8 +331,9 @@ async def test_failing_endpoint_goes_error_then_off_and_shows_in_the_dead_letter
     net: NetworkSpec, client_as: Any, hub_app: Any
 ) -> None:
     a, b = client_as(f"org:{A}"), client_as(f"org:{B}")
-    config = DeliveryConfig(poll_seconds=0.05, lease_seconds=5, backoff_base=0.02, backoff_cap=0.05,
-                            error_after=2, off_after=4)
+    config = DeliveryConfig(
+        poll_seconds=0.05, lease_seconds=5, backoff_base=0.02, backoff_cap=0.05, error_after=2, off_after=4
+    )
     with receiver("--fail-first", "1000") as rx:
         sub = await create(b, subscription("careplan", f"{rx.url}/hook"))
         async with Running(hub_app, config) as r:
@@ -320,8 +354,11 @@ async def test_failing_endpoint_goes_error_then_off_and_shows_in_the_dead_letter
     assert (await b.put(f"/fhir/Subscription/{sub}", json=body)).json()["status"] == "requested"
     async with hub_app.state.services.repo.db.read() as conn:
         st = (await conn.execute(select(subscription_state).where(subscription_state.c.sub_id == sub))).first()
-        n = (await conn.execute(select(func.count()).select_from(subscription_event)
-                                .where(subscription_event.c.sub_id == sub))).scalar_one()
+        n = (
+            await conn.execute(
+                select(func.count()).select_from(subscription_event).where(subscription_event.c.sub_id == sub)
+            )
+        ).scalar_one()
     assert st is not None and st.failures == 0 and n == 2
 
 
@@ -336,8 +373,12 @@ async def test_websocket_channel_binds_with_a_token(
 
     from tests.api.live import live_hub
 
-    with receiver() as rx, live_hub(database_url, hub_app.state.settings.var_dir, HUB_EVENTS_POLL_SECONDS="0.05",
-                                    HUB_EVENTS_IN_PROCESS="true") as hub:
+    with (
+        receiver() as rx,
+        live_hub(
+            database_url, hub_app.state.settings.var_dir, HUB_EVENTS_POLL_SECONDS="0.05", HUB_EVENTS_IN_PROCESS="true"
+        ) as hub,
+    ):
         me = httpx.AsyncClient(base_url=hub.base, headers={"Authorization": f"Bearer {hub.token(f'client:{BSN1}')}"})
         a = httpx.AsyncClient(base_url=hub.base, headers={"Authorization": f"Bearer {hub.token(f'org:{A}')}"})
         async with me, a:
@@ -347,8 +388,9 @@ async def test_websocket_channel_binds_with_a_token(
             # The same changes also go to a rest-hook, delivered by the worker inside `hub serve`.
             hook = await a.post("/Subscription", json=subscription("careplan", f"{rx.url}/a"))
             assert hook.status_code == 201, hook.text
-            params = {p["name"]: p for p in (await me.get(f"/Subscription/{sub}/$get-ws-binding-token")).json()[
-                "parameter"]}
+            params = {
+                p["name"]: p for p in (await me.get(f"/Subscription/{sub}/$get-ws-binding-token")).json()["parameter"]
+            }
             token, url = params["token"]["valueString"], params["websocket-url"]["valueUrl"]
             assert url.startswith("ws://127.0.0.1:") and url.endswith("/ws/subscriptions")
             for i in range(2):
@@ -380,8 +422,9 @@ def _events(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p in bundle["entry"][0]["resource"]["parameter"] if p["name"] == "notification-event"]
 
 
-async def test_heartbeats_and_the_end_of_a_subscription(net: NetworkSpec, client_as: Any, hub_app: Any,
-                                                       running: Running) -> None:
+async def test_heartbeats_and_the_end_of_a_subscription(
+    net: NetworkSpec, client_as: Any, hub_app: Any, running: Running
+) -> None:
     b = client_as(f"org:{B}")
     with receiver() as rx:
         sub = await create(b, subscription("careplan", f"{rx.url}/hook", heartbeat=1))
@@ -435,8 +478,13 @@ async def test_two_workers_deliver_ten_thousand_events_exactly_once(
     b = client_as(f"org:{B}")
     db = hub_app.state.services.repo.db
     async with db.read() as conn:
-        pid, version = (await conn.execute(select(resource.c.pid, resource.c.version).where(
-            resource.c.res_type == "CarePlan", resource.c.res_id == "careplan-0-1"))).one()
+        pid, version = (
+            await conn.execute(
+                select(resource.c.pid, resource.c.version).where(
+                    resource.c.res_type == "CarePlan", resource.c.res_id == "careplan-0-1"
+                )
+            )
+        ).one()
     n = 10_000
     with receiver() as rx:
         subs = [await create(b, subscription("careplan", f"{rx.url}/hook/{i}", max_count=500)) for i in range(4)]
@@ -449,17 +497,35 @@ async def test_two_workers_deliver_ten_thousand_events_exactly_once(
             started = time.monotonic()
             for _batch in range(0, n, 1000):
                 async with db.write() as conn:
-                    await conn.execute(insert(outbox_event), [{
-                        "recorded": now_us(), "pid": pid, "res_type": "CarePlan", "res_id": "careplan-0-1",
-                        "version": version, "change": "update", "category": "zorgplan", "patients": "pat-0",
-                        "orgs": "", "old_status": None, "new_status": None,
-                    } for _ in range(1000)])
+                    await conn.execute(
+                        insert(outbox_event),
+                        [
+                            {
+                                "recorded": now_us(),
+                                "pid": pid,
+                                "res_type": "CarePlan",
+                                "res_id": "careplan-0-1",
+                                "version": version,
+                                "change": "update",
+                                "category": "zorgplan",
+                                "patients": "pat-0",
+                                "orgs": "",
+                                "old_status": None,
+                                "new_status": None,
+                            }
+                            for _ in range(1000)
+                        ],
+                    )
             await wait_for(lambda: count()["events"] >= 4 * n, timeout=60, step=0.25)
             elapsed = time.monotonic() - started
             await asyncio.sleep(0.5)  # nothing more arrives: no duplicates in flight
         accepted = rx.state()["accepted"]
     for sub in subs:
-        numbers = [e["number"] for x in accepted if x["subscription"] == sub and x["type"] == "event-notification"
-                   for e in x["events"]]
+        numbers = [
+            e["number"]
+            for x in accepted
+            if x["subscription"] == sub and x["type"] == "event-notification"
+            for e in x["events"]
+        ]
         assert numbers == list(range(1, n + 1)), sub
     assert elapsed < 60

@@ -60,14 +60,22 @@ def test_fhirpy_crud_and_search(live: LiveHub) -> None:
     from fhirpy import SyncFHIRClient
 
     fhir = SyncFHIRClient(live.base, authorization=f"Bearer {live.token(AS)}")
-    patient = fhir.resource("Patient", identifier=[{"system": BSN, "value": "999994670"}],
-                            name=[{"family": "de Groot", "given": ["Kees"]}], birthDate="1944-05-06")
+    patient = fhir.resource(
+        "Patient",
+        identifier=[{"system": BSN, "value": "999994670"}],
+        name=[{"family": "de Groot", "given": ["Kees"]}],
+        birthDate="1944-05-06",
+    )
     patient.save()
     assert patient.id and patient["meta"]["versionId"] == "1"
 
-    obs = fhir.resource("Observation", status="final", code={"coding": [{"system": "http://loinc.org",
-                                                                          "code": "29463-7"}]},
-                        subject=patient.to_reference(), valueQuantity={"value": 81, "unit": "kg"})
+    obs = fhir.resource(
+        "Observation",
+        status="final",
+        code={"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+        subject=patient.to_reference(),
+        valueQuantity={"value": 81, "unit": "kg"},
+    )
     obs.save()
 
     fetched = fhir.reference("Patient", patient.id).to_resource()

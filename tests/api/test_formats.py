@@ -45,8 +45,12 @@ async def test_pretty_and_bad_format(client: httpx.AsyncClient) -> None:
 
 
 async def test_decimal_precision_is_kept(client: httpx.AsyncClient) -> None:
-    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "gewicht"},
-           "valueQuantity": {"value": 70.50, "unit": "kg"}}
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "gewicht"},
+        "valueQuantity": {"value": 70.50, "unit": "kg"},
+    }
     raw = (
         b'{"resourceType":"Observation","status":"final","code":{"text":"g"},'
         b'"valueQuantity":{"value":70.50,"unit":"kg"}}'
@@ -68,8 +72,17 @@ async def test_capability_statement(client: httpx.AsyncClient) -> None:
     resources = {res["type"]: res for res in cs["rest"][0]["resource"]}
     assert len(resources) == 146
     patient = resources["Patient"]
-    assert {i["code"] for i in patient["interaction"]} >= {"read", "vread", "update", "patch", "delete", "create",
-                                                          "search-type", "history-instance", "history-type"}
+    assert {i["code"] for i in patient["interaction"]} >= {
+        "read",
+        "vread",
+        "update",
+        "patch",
+        "delete",
+        "create",
+        "search-type",
+        "history-instance",
+        "history-type",
+    }
     params = {p["name"]: p["type"] for p in patient["searchParam"]}
     assert params["identifier"] == "token" and params["birthdate"] == "date" and params["name"] == "string"
     assert {i["code"] for i in cs["rest"][0]["interaction"]} >= {"transaction", "batch", "history-system"}

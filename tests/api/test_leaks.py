@@ -69,7 +69,9 @@ def task_for(ref: str, owner: str = "Organization/org-2") -> dict[str, Any]:
 
 def care_team(subject: str, *members: str) -> dict[str, Any]:
     return {
-        "resourceType": "CareTeam", "status": "active", "subject": {"reference": subject},
+        "resourceType": "CareTeam",
+        "status": "active",
+        "subject": {"reference": subject},
         "participant": [{"member": {"reference": m}} for m in members],
     }
 
@@ -78,8 +80,11 @@ def service_request(subject: str, performer: str) -> dict[str, Any]:
     body = examples.toewijzing()
     body.pop("id")
     body["identifier"][0]["value"] = f"TW-{performer[-1]}-{subject[-1]}"
-    body.update(subject={"reference": subject}, performer=[{"reference": performer}],
-                occurrencePeriod={"start": "2020-01-01", "end": "2089-12-31"})
+    body.update(
+        subject={"reference": subject},
+        performer=[{"reference": performer}],
+        occurrencePeriod={"start": "2020-01-01", "end": "2089-12-31"},
+    )
     return body
 
 
@@ -147,9 +152,7 @@ async def test_an_external_reference_makes_no_care_relation(net: NetworkSpec, cl
     assert not await sees_client_1(rogue)
 
 
-async def test_a_rogue_write_naming_a_client_is_in_their_view(
-    net: NetworkSpec, hub_app: Any, client_as: Any
-) -> None:
+async def test_a_rogue_write_naming_a_client_is_in_their_view(net: NetworkSpec, hub_app: Any, client_as: Any) -> None:
     c, one = client_as(f"org:{C}"), client_as(f"client:{BSN1}")
     after = await last_seq(hub_app)
     r = await c.post("/fhir/Task", json=task_for("http://evil.example/fhir/Patient/pat-0"))
@@ -176,29 +179,39 @@ async def test_a_local_reference_in_any_form_is_checked(net: NetworkSpec, client
     assert await status(c, PLAN) == 200
 
 
-async def test_a_transaction_resolves_urn_uuid_and_conditional_references(
-    net: NetworkSpec, client_as: Any
-) -> None:
+async def test_a_transaction_resolves_urn_uuid_and_conditional_references(net: NetworkSpec, client_as: Any) -> None:
     """Inside a transaction, ``urn:uuid:`` and conditional references name local resources and are
     checked as such."""
     c, a = client_as(f"org:{C}"), client_as(f"org:{A}")
     conditional = f"Patient?identifier={quote(BSN_SYSTEM)}|{BSN1}"
     for who, want in ((c, 412), (a, 200)):  # C cannot even find the client; A can
-        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"resource": care_team(conditional, "Organization/org-2"),
-             "request": {"method": "POST", "url": "CareTeam"}},
-        ]}
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "resource": care_team(conditional, "Organization/org-2"),
+                    "request": {"method": "POST", "url": "CareTeam"},
+                },
+            ],
+        }
         r = await who.post("/fhir", json=bundle)
         assert r.status_code == want, r.text
     assert await status(c, PLAN) == 200
     # A new client and a care team in one Bundle by urn:uuid: registering makes C the registrar.
     urn = "urn:uuid:00000000-0000-0000-0000-0000000000a1"
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": urn, "resource": {"resourceType": "Patient",
-                                      "identifier": [{"system": BSN_SYSTEM, "value": "999990135"}]},
-         "request": {"method": "POST", "url": "Patient"}},
-        {"resource": care_team(urn, "Organization/org-1"), "request": {"method": "POST", "url": "CareTeam"}},
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": urn,
+                "resource": {"resourceType": "Patient", "identifier": [{"system": BSN_SYSTEM, "value": "999990135"}]},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {"resource": care_team(urn, "Organization/org-1"), "request": {"method": "POST", "url": "CareTeam"}},
+        ],
+    }
     r = await c.post("/fhir", json=bundle)
     assert r.status_code == 200, r.text
     b = client_as(f"org:{B}")
@@ -252,8 +265,9 @@ async def test_a_registered_gemeente_assigns_a_provider(net: NetworkSpec, hub_ap
     gemeente = client_as("org:00045678")
     r = await gemeente.post("/fhir/ServiceRequest", json=service_request("Patient/pat-0", "Organization/org-2"))
     assert r.status_code == 403, r.text  # not (yet) a registered gemeente
-    r = await admin.post("/admin/organisations", json={"ura": "00045678", "name": "Gemeente", "kind": "gemeente",
-                                                       "types": ["G6"]})
+    r = await admin.post(
+        "/admin/organisations", json={"ura": "00045678", "name": "Gemeente", "kind": "gemeente", "types": ["G6"]}
+    )
     assert r.status_code == 201, r.text
     r = await gemeente.post("/fhir/ServiceRequest", json=service_request("Patient/pat-0", "Organization/org-2"))
     assert r.status_code == 201, r.text
@@ -268,8 +282,11 @@ async def test_an_organisation_resource_does_not_make_a_huisarts(net: NetworkSpe
     await put(me, consent("c-1", rule("permit", "medisch", org_type="Z3")))
     assert await status(client_as(f"org:{A}"), OBS) == 200  # A is a registered huisarts
     assert await status(b, OBS) == 404
-    claim = {"resourceType": "Organization", "identifier": [{"system": URA_SYSTEM, "value": B}],
-             "type": [{"coding": [{"system": "urn:oid:2.16.840.1.113883.2.4.15.1060", "code": "Z3"}]}]}
+    claim = {
+        "resourceType": "Organization",
+        "identifier": [{"system": URA_SYSTEM, "value": B}],
+        "type": [{"coding": [{"system": "urn:oid:2.16.840.1.113883.2.4.15.1060", "code": "Z3"}]}],
+    }
     assert (await b.post("/fhir/Organization", json=claim)).status_code == 201
     assert await status(b, OBS) == 404  # claiming to be a huisarts changes nothing
     # The administrators' registry decides; changing it takes effect at once.
@@ -301,8 +318,11 @@ async def test_history_is_decided_per_version(net: NetworkSpec, hub_app: Any, cl
         for url in (f"{OBS}/_history", "Observation/_history", "_history"):
             r = await who.get(f"/fhir/{url}?_count=100")
             assert r.status_code == 200, r.text
-            versions = [e["resource"]["meta"]["versionId"] for e in r.json().get("entry", [])
-                        if e.get("resource", {}).get("id") == obs["id"]]
+            versions = [
+                e["resource"]["meta"]["versionId"]
+                for e in r.json().get("entry", [])
+                if e.get("resource", {}).get("id") == obs["id"]
+            ]
             assert versions == want, (url, versions)
     # The audit credits the client the version was about.
     events = [e for e in await audit_view(two) if obs["id"] in event_text(e)]
@@ -323,8 +343,7 @@ async def test_no_existence_oracle(net: NetworkSpec, client_as: Any) -> None:
         assert [a.status_code for a in answers] == [404, 404], suffix
         texts = [a.json()["issue"][0]["diagnostics"].replace(hidden.split("/")[1], "ID") for a in answers]
         assert texts[0] == texts[1].replace("never-was", "ID"), texts
-    body = {"resourceType": "Observation", "id": hidden.split("/")[1], "status": "final",
-            "code": {"text": "x"}}
+    body = {"resourceType": "Observation", "id": hidden.split("/")[1], "status": "final", "code": {"text": "x"}}
     r = await c.put(f"/fhir/{hidden}", json=body)
     assert r.status_code == 404  # neither created nor revealed
     me = client_as(f"client:{BSN1}")
@@ -351,8 +370,12 @@ async def test_a_second_patient_with_a_hidden_clients_bsn_is_refused(net: Networ
 
 async def test_permission_before_validation(net: NetworkSpec, client_as: Any) -> None:
     c = client_as(f"org:{C}")
-    invalid = {"resourceType": "CarePlan", "status": "nonsense", "intent": "plan",
-               "subject": {"reference": "Patient/pat-0"}}
+    invalid = {
+        "resourceType": "CarePlan",
+        "status": "nonsense",
+        "intent": "plan",
+        "subject": {"reference": "Patient/pat-0"},
+    }
     assert (await c.post("/fhir/CarePlan", json=invalid)).status_code == 403
     assert (await client_as(f"org:{A}").post("/fhir/CarePlan", json=invalid)).status_code in (400, 422)
 
@@ -380,8 +403,17 @@ async def test_only_ascii_digits_in_national_identifiers(hub_app: Any, net: Netw
     config = auth_config(hub_app.state.settings)
     with pytest.raises(ValueError):
         token_for("client:９９９９１１１２０", config)
-    claims = {"iss": config.issuer, "aud": config.audience, "iat": 1, "exp": 4_000_000_000, "jti": "fw",
-              "sub": "x", "kind": "client", "scope": "patient/*.rs", "patient_bsn": "９９９９１１１２０"}
+    claims = {
+        "iss": config.issuer,
+        "aud": config.audience,
+        "iat": 1,
+        "exp": 4_000_000_000,
+        "jti": "fw",
+        "sub": "x",
+        "kind": "client",
+        "scope": "patient/*.rs",
+        "patient_bsn": "９９９９１１１２０",
+    }
     token = hub_keys(config).sign(claims)
     r = await client_as(None).get("/fhir/Patient", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
@@ -402,8 +434,10 @@ async def test_break_the_glass_is_for_registered_care_providers(net: NetworkSpec
     assert (await open_glass(client_as("org:00045678"))).status_code == 403
     assert (await open_glass(client_as(f"client:{BSN1}"))).status_code == 403
     c = client_as(f"org:{C}")
-    bad = {"resourceType": "Parameters", "parameter": [{"name": "reason", "valueCode": "nieuwsgierig"},
-                                                        {"name": "text", "valueString": "even kijken"}]}
+    bad = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "reason", "valueCode": "nieuwsgierig"}, {"name": "text", "valueString": "even kijken"}],
+    }
     assert (await c.post("/fhir/Patient/pat-0/$break-glass", json=bad)).status_code == 400
     assert (await open_glass(c, "no-such-client")).status_code == 404
 
@@ -443,9 +477,7 @@ async def test_break_the_glass_ends_is_seen_by_the_client_and_counted(
 # -- 4. the audit view per client ---------------------------------------------------------------------
 
 
-async def test_one_search_over_two_clients_is_logged_per_client(
-    net: NetworkSpec, hub_app: Any, client_as: Any
-) -> None:
+async def test_one_search_over_two_clients_is_logged_per_client(net: NetworkSpec, hub_app: Any, client_as: Any) -> None:
     admin, one, two = client_as("admin"), client_as(f"client:{BSN1}"), client_as(f"client:{BSN2}")
     after = await last_seq(hub_app)
     query = f"identifier={quote(BSN_SYSTEM)}|{BSN1},{quote(BSN_SYSTEM)}|{BSN2}"
@@ -463,8 +495,7 @@ async def test_denied_and_empty_attempts_are_in_the_clients_view(
 ) -> None:
     c, two = client_as(f"org:{C}"), client_as(f"client:{BSN2}")
     after = await last_seq(hub_app)
-    plan = {"resourceType": "CarePlan", "status": "active", "intent": "plan",
-            "subject": {"reference": "Patient/pat-1"}}
+    plan = {"resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": {"reference": "Patient/pat-1"}}
     attempts = [
         await c.post("/fhir/CarePlan", json=plan),  # a refused write
         await c.get("/fhir/Patient/pat-1/$everything"),  # a refused $everything

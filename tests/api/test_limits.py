@@ -281,8 +281,10 @@ async def test_values_at_the_limit_run_on_every_backend(client: httpx.AsyncClien
     """The most a search may ask for, at each limit, is answered (not a database error)."""
     n = DEFAULTS.max_values_per_param
     for name in ("_id", "identifier", "name", "birthdate", "general-practitioner"):
-        values = ",".join(f"19{i % 90 + 10}" if name == "birthdate" else f"s|v{i}" if name == "identifier"
-                          else f"v{i}" for i in range(n))
+        values = ",".join(
+            f"19{i % 90 + 10}" if name == "birthdate" else f"s|v{i}" if name == "identifier" else f"v{i}"
+            for i in range(n)
+        )
         r = await client.get("/fhir/Patient", params={name: values})
         assert r.status_code == 200, (name, r.text[:500])
     nested = ",".join(f"Practitioner/x{i}" for i in range(DEFAULTS.max_search_terms // 3))

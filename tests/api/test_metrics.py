@@ -38,8 +38,10 @@ async def test_metrics_families_move_with_requests(client: httpx.AsyncClient, cl
     after = await scrape(client)
 
     reqs = "hub_http_requests"
-    assert value(after, reqs, reqs + "_total", interaction="read", status="200") == value(
-        before, reqs, reqs + "_total", interaction="read", status="200") + 1
+    assert (
+        value(after, reqs, reqs + "_total", interaction="read", status="200")
+        == value(before, reqs, reqs + "_total", interaction="read", status="200") + 1
+    )
     assert value(after, reqs, reqs + "_total", interaction="create", status="201") >= 1
     assert value(after, reqs, reqs + "_total", interaction="search-type", status="200") >= 1
     assert value(after, reqs, reqs + "_total", interaction="read", status="401") >= 2
@@ -47,13 +49,18 @@ async def test_metrics_families_move_with_requests(client: httpx.AsyncClient, cl
     assert after[lat].type == "histogram"
     assert value(after, lat, lat + "_count", interaction="read") >= 3
     assert value(after, lat, lat + "_bucket", interaction="read", le="+Inf") == value(
-        after, lat, lat + "_count", interaction="read")
+        after, lat, lat + "_count", interaction="read"
+    )
 
     den = "hub_access_denials"
-    assert value(after, den, den + "_total", reason="missing-token") == value(
-        before, den, den + "_total", reason="missing-token") + 1
-    assert value(after, den, den + "_total", reason="invalid-token") == value(
-        before, den, den + "_total", reason="invalid-token") + 1
+    assert (
+        value(after, den, den + "_total", reason="missing-token")
+        == value(before, den, den + "_total", reason="missing-token") + 1
+    )
+    assert (
+        value(after, den, den + "_total", reason="invalid-token")
+        == value(before, den, den + "_total", reason="invalid-token") + 1
+    )
 
     assert {s.labels["pool"] for s in after["hub_db_pool_connections"].samples} >= {"main"}
     assert {s.labels["state"] for s in after["hub_db_pool_connections"].samples} >= {"checked_out", "idle"}
@@ -71,8 +78,11 @@ async def test_a_forbidden_write_is_counted_by_reason(client: httpx.AsyncClient,
     assert r.status_code == 403
     after = await scrape(client)
     den = "hub_access_denials"
-    grew = {s.labels["reason"] for s in after[den].samples if s.name == den + "_total"
-            and s.value > value(before, den, den + "_total", reason=s.labels["reason"])}
+    grew = {
+        s.labels["reason"]
+        for s in after[den].samples
+        if s.name == den + "_total" and s.value > value(before, den, den + "_total", reason=s.labels["reason"])
+    }
     assert len(grew) == 1
     assert grew <= {"scope", "role", "consent", "no-care-relationship", "not-delegated", "break-glass", "forbidden"}
 

@@ -45,8 +45,7 @@ async def _count(c: httpx.AsyncClient, query: str) -> int:
 async def test_validate_type_and_instance(client: httpx.AsyncClient) -> None:
     # The organisation registers the client first: a CarePlan about a client it has no care relation
     # with is refused with 403 before validation, as its real write would be.
-    bad_plan = {"resourceType": "CarePlan", "status": "active", "intent": "plan",
-                "subject": {"reference": "Patient/x"}}
+    bad_plan = {"resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": {"reference": "Patient/x"}}
     r = await client.post("/fhir/CarePlan/$validate", json=bad_plan)
     assert r.status_code == 403
     assert (await client.put("/fhir/Patient/x", json={"resourceType": "Patient", "id": "x"})).status_code == 201
@@ -57,9 +56,13 @@ async def test_validate_type_and_instance(client: httpx.AsyncClient) -> None:
     ok = {"resourceType": "Patient", "name": [{"family": "Smit"}]}
     r = await client.post("/fhir/Patient/$validate", json=ok)
     assert {i["severity"] for i in r.json()["issue"]} == {"information"}
-    params = {"resourceType": "Parameters", "parameter": [
-        {"name": "resource", "resource": {"resourceType": "Patient", "gender": "unknown-gender"}},
-        {"name": "mode", "valueCode": "create"}]}
+    params = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "resource", "resource": {"resourceType": "Patient", "gender": "unknown-gender"}},
+            {"name": "mode", "valueCode": "create"},
+        ],
+    }
     r = await client.post("/fhir/Patient/$validate", json=params)
     assert r.status_code == 200
     assert any(i["severity"] == "error" and i["expression"] == ["Patient.gender"] for i in r.json()["issue"])
@@ -73,7 +76,10 @@ async def test_validate_type_and_instance(client: httpx.AsyncClient) -> None:
 async def test_invalid_profiled_write_is_422(client: httpx.AsyncClient) -> None:
     pid = (await client.post("/fhir/Patient", json={"resourceType": "Patient"})).json()["id"]
     plan = {
-        "resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": {"reference": f"Patient/{pid}"}
+        "resourceType": "CarePlan",
+        "status": "active",
+        "intent": "plan",
+        "subject": {"reference": f"Patient/{pid}"},
     }
     r = await client.post("/fhir/CarePlan", json=plan)
     assert r.status_code == 422
@@ -86,8 +92,11 @@ async def test_access_explains_who_sees_what(demo: dict[str, str], client_as: An
     assert r.status_code == 200, r.text
     orgs = {p["part"][0]["valueString"]: p for p in r.json()["parameter"] if p["name"] == "organisation"}
     assert set(orgs) == {"00012345", "00023456", "00034567", "00045678"}
-    cats = {c["part"][0]["valueCode"]: c["part"][1]["valueBoolean"]
-            for c in orgs["00012345"]["part"] if c["name"] == "category"}
+    cats = {
+        c["part"][0]["valueCode"]: c["part"][1]["valueBoolean"]
+        for c in orgs["00012345"]["part"]
+        if c["name"] == "category"
+    }
     assert cats["zorgplan"] is True and cats["medisch"] is False  # medisch needs an opt-in
     assert (await client_as(HUISARTS).get(f"/fhir/Patient/{c1}/$access")).status_code == 403
     assert (await client_as(STRANGER).get(f"/fhir/Patient/{c1}/$access")).status_code == 404
@@ -98,10 +107,14 @@ async def test_delegation_grant_and_withdraw_take_effect_at_once(demo: dict[str,
     me = client_as(f"client:{C1}")
     daughter = client_as(f"person:marieke:for:{C1}")
     assert await _count(daughter, "CarePlan") == 0
-    grant = {"resourceType": "Parameters", "parameter": [
-        {"name": "person", "valueString": "marieke"},
-        {"name": "category", "valueCode": "zorgplan"},
-        {"name": "category", "valueCode": "netwerk"}]}
+    grant = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "person", "valueString": "marieke"},
+            {"name": "category", "valueCode": "zorgplan"},
+            {"name": "category", "valueCode": "netwerk"},
+        ],
+    }
     r = await me.post(f"/fhir/Patient/{c1}/$grant-delegation", json=grant)
     assert r.status_code == 201, r.text
     assert await _count(daughter, "CarePlan") == 1
@@ -110,8 +123,10 @@ async def test_delegation_grant_and_withdraw_take_effect_at_once(demo: dict[str,
     # a mantelzorger may not grant delegations herself
     r = await daughter.post(f"/fhir/Patient/{c1}/$grant-delegation", json=grant)
     assert r.status_code == 403
-    r = await me.post(f"/fhir/Patient/{c1}/$withdraw-delegation",
-                      json={"resourceType": "Parameters", "parameter": [{"name": "person", "valueString": "marieke"}]})
+    r = await me.post(
+        f"/fhir/Patient/{c1}/$withdraw-delegation",
+        json={"resourceType": "Parameters", "parameter": [{"name": "person", "valueString": "marieke"}]},
+    )
     assert r.status_code == 200, r.text
     assert await _count(daughter, "CarePlan") == 0
     assert (await daughter.get(f"/fhir/Patient/{c1}")).status_code == 404

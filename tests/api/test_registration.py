@@ -40,8 +40,14 @@ def cli_env(hub_app: Any) -> dict[str, str]:
 
 def _assertion(key: ECKey, client_id: str, token_url: str) -> str:
     now = int(time.time())
-    claims = {"iss": client_id, "sub": client_id, "aud": token_url, "iat": now, "exp": now + 120,
-              "jti": secrets.token_hex(8)}
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_url,
+        "iat": now,
+        "exp": now + 120,
+        "jti": secrets.token_hex(8),
+    }
     return jwt.encode({"alg": "ES256", "kid": key.thumbprint(), "typ": "JWT"}, claims, key)
 
 
@@ -49,12 +55,15 @@ async def _token(hub_app: Any, key: ECKey, client_id: str) -> httpx.Response:
     token_url = f"{hub_app.state.settings.base_url}/auth/token"
     transport = httpx.ASGITransport(app=hub_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as c:
-        return await c.post("/auth/token", data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": JWT_BEARER,
-            "client_assertion": _assertion(key, client_id, token_url),
-            "scope": "system/*.rs",
-        })
+        return await c.post(
+            "/auth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": JWT_BEARER,
+                "client_assertion": _assertion(key, client_id, token_url),
+                "scope": "system/*.rs",
+            },
+        )
 
 
 async def test_cli_registers_a_system_that_then_gets_a_token_and_reads(
@@ -64,8 +73,20 @@ async def test_cli_registers_a_system_that_then_gets_a_token_and_reads(
     pem = tmp_path / "ecd.pub.pem"
     pem.write_bytes(key.as_pem(private=False))
     client_id = f"ecd-{uuid.uuid4().hex[:8]}"
-    out = _cli(cli_env, "apps", "add", "--system", "--name", "ECD Zorg Dichtbij", "--ura", "00023456",
-               "--public-key", str(pem), "--client-id", client_id)
+    out = _cli(
+        cli_env,
+        "apps",
+        "add",
+        "--system",
+        "--name",
+        "ECD Zorg Dichtbij",
+        "--ura",
+        "00023456",
+        "--public-key",
+        str(pem),
+        "--client-id",
+        client_id,
+    )
     assert out.returncode == 0, out.stderr
     view = json.loads(out.stdout)
     assert view["client_id"] == client_id and view["kind"] == "system"
@@ -75,13 +96,26 @@ async def test_cli_registers_a_system_that_then_gets_a_token_and_reads(
     assert r.status_code == 200, r.text
     token = r.json()["access_token"]
     transport = httpx.ASGITransport(app=hub_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test",
-                                 headers={"Authorization": f"Bearer {token}"}) as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://hub.test", headers={"Authorization": f"Bearer {token}"}
+    ) as c:
         assert (await c.get("/fhir/Patient")).status_code == 200
 
     # the same id twice is refused, in one line, exit 2
-    again = _cli(cli_env, "apps", "add", "--system", "--name", "x", "--ura", "00023456",
-                 "--public-key", str(pem), "--client-id", client_id)
+    again = _cli(
+        cli_env,
+        "apps",
+        "add",
+        "--system",
+        "--name",
+        "x",
+        "--ura",
+        "00023456",
+        "--public-key",
+        str(pem),
+        "--client-id",
+        client_id,
+    )
     assert again.returncode == 2 and "already registered" in again.stderr and again.stderr.count("\n") == 1
 
     # disabled: the next token request is refused
@@ -98,8 +132,23 @@ async def test_cli_rotation_replaces_the_key(hub_app: Any, cli_env: dict[str, st
     (tmp_path / "old.pem").write_bytes(old.as_pem(private=False))
     (tmp_path / "new.pem").write_bytes(new.as_pem(private=False))
     client_id = f"gp-{uuid.uuid4().hex[:8]}"
-    assert _cli(cli_env, "apps", "add", "--system", "--name", "HIS", "--ura", "00012345",
-                "--public-key", str(tmp_path / "old.pem"), "--client-id", client_id).returncode == 0
+    assert (
+        _cli(
+            cli_env,
+            "apps",
+            "add",
+            "--system",
+            "--name",
+            "HIS",
+            "--ura",
+            "00012345",
+            "--public-key",
+            str(tmp_path / "old.pem"),
+            "--client-id",
+            client_id,
+        ).returncode
+        == 0
+    )
     assert (await _token(hub_app, old, client_id)).status_code == 200
     out = _cli(cli_env, "apps", "rotate", client_id, "--public-key", str(tmp_path / "new.pem"))
     assert out.returncode == 0, out.stderr
@@ -115,8 +164,20 @@ async def test_cli_rotation_replaces_the_key(hub_app: Any, cli_env: dict[str, st
         (["apps", "add", "--system", "--name", "x", "--ura", "0001234"], "exactly one of"),
         (["apps", "add", "--pgo", "--name", "x"], "redirect"),
         (["apps", "add", "--pgo", "--name", "x", "--redirect-uri", "http://evil.example/cb"], "loopback"),
-        (["apps", "add", "--system", "--name", "x", "--ura", "１２３４５６７８", "--jwks-url",
-          "https://ecd.example/jwks"], "URA must be 8 digits"),
+        (
+            [
+                "apps",
+                "add",
+                "--system",
+                "--name",
+                "x",
+                "--ura",
+                "１２３４５６７８",
+                "--jwks-url",
+                "https://ecd.example/jwks",
+            ],
+            "URA must be 8 digits",
+        ),
         (["people", "add", "--id", "bsn:1", "--name", "x"], "person id"),
         (["apps", "disable", "nobody-here"], "no registered client"),
     ],
@@ -131,8 +192,18 @@ def test_cli_refuses_bad_registrations_in_one_line(cli_env: dict[str, str], args
 def test_cli_refuses_a_private_key(cli_env: dict[str, str], tmp_path: Path) -> None:
     key = ECKey.generate_key("P-256", private=True)
     (tmp_path / "private.pem").write_bytes(key.as_pem(private=True))
-    out = _cli(cli_env, "apps", "add", "--system", "--name", "x", "--ura", "00012345",
-               "--public-key", str(tmp_path / "private.pem"))
+    out = _cli(
+        cli_env,
+        "apps",
+        "add",
+        "--system",
+        "--name",
+        "x",
+        "--ura",
+        "00012345",
+        "--public-key",
+        str(tmp_path / "private.pem"),
+    )
     assert out.returncode == 2 and "PUBLIC key" in out.stderr
 
 
@@ -149,15 +220,28 @@ def test_commands_on_a_missing_database_say_so_and_create_nothing(tmp_path: Path
 async def test_admin_api_registers_apps_and_people(hub_app: Any, client_as: Any) -> None:
     admin = client_as("admin")
     pgo_id = f"pgo-{uuid.uuid4().hex[:8]}"
-    r = await admin.post("/admin/apps", json={"kind": "pgo", "name": "Mijn Zorgnet",
-                                              "redirect_uris": ["http://127.0.0.1:8081/callback"],
-                                              "client_id": pgo_id})
+    r = await admin.post(
+        "/admin/apps",
+        json={
+            "kind": "pgo",
+            "name": "Mijn Zorgnet",
+            "redirect_uris": ["http://127.0.0.1:8081/callback"],
+            "client_id": pgo_id,
+        },
+    )
     assert r.status_code == 201, r.text
     assert r.json()["kind"] == "pgo" and r.json()["redirect_uris"] == ["http://127.0.0.1:8081/callback"]
 
     key = ECKey.generate_key("P-256", private=True)
-    r = await admin.post("/admin/apps", json={"kind": "system", "name": "Wmo-systeem", "ura": "00045678",
-                                              "public_key_pem": key.as_pem(private=False).decode()})
+    r = await admin.post(
+        "/admin/apps",
+        json={
+            "kind": "system",
+            "name": "Wmo-systeem",
+            "ura": "00045678",
+            "public_key_pem": key.as_pem(private=False).decode(),
+        },
+    )
     assert r.status_code == 201, r.text
     system_id = r.json()["client_id"]
     assert system_id.startswith("sys-")
@@ -165,8 +249,12 @@ async def test_admin_api_registers_apps_and_people(hub_app: Any, client_as: Any)
 
     person_id = f"p-{uuid.uuid4().hex[:8]}"
     r = await admin.post("/admin/people", json={"person_id": person_id, "name": "Marieke Smit"})
-    assert r.status_code == 201 and r.json() == {"person_id": person_id, "name": "Marieke Smit",
-                                                 "bsn": None, "active": True}
+    assert r.status_code == 201 and r.json() == {
+        "person_id": person_id,
+        "name": "Marieke Smit",
+        "bsn": None,
+        "active": True,
+    }
     assert any(p["person_id"] == person_id for p in (await admin.get("/admin/people")).json())
     r = await admin.post(f"/admin/people/{person_id}/disable")
     assert r.status_code == 200 and r.json()["active"] is False
@@ -186,8 +274,9 @@ async def test_admin_api_registers_apps_and_people(hub_app: Any, client_as: Any)
         ({"name": 5}, "kind"),
     ],
 )
-async def test_admin_api_answers_bad_requests_with_an_outcome(client_as: Any, body: dict[str, Any],
-                                                              where: str | None) -> None:
+async def test_admin_api_answers_bad_requests_with_an_outcome(
+    client_as: Any, body: dict[str, Any], where: str | None
+) -> None:
     r = await client_as("admin").post("/admin/apps", json=body)
     assert r.status_code == 400, r.text
     issue = r.json()["issue"][0]
@@ -214,11 +303,23 @@ async def test_a_disabled_person_cannot_log_in(hub_app: Any, client_as: Any) -> 
     admin = client_as("admin")
     assert (await admin.post("/admin/people", json={"person_id": person_id, "name": "Els Mulder"})).status_code == 201
     pgo_id = f"pgo-{uuid.uuid4().hex[:8]}"
-    assert (await admin.post("/admin/apps", json={"kind": "pgo", "name": "PGO", "client_id": pgo_id,
-                                                  "redirect_uris": ["http://127.0.0.1:9/cb"]})).status_code == 201
-    params = {"response_type": "code", "client_id": pgo_id, "redirect_uri": "http://127.0.0.1:9/cb",
-              "scope": "patient/*.rs", "state": "s", "code_challenge": "A" * 43, "code_challenge_method": "S256",
-              "step": "login", "person_id": person_id}
+    assert (
+        await admin.post(
+            "/admin/apps",
+            json={"kind": "pgo", "name": "PGO", "client_id": pgo_id, "redirect_uris": ["http://127.0.0.1:9/cb"]},
+        )
+    ).status_code == 201
+    params = {
+        "response_type": "code",
+        "client_id": pgo_id,
+        "redirect_uri": "http://127.0.0.1:9/cb",
+        "scope": "patient/*.rs",
+        "state": "s",
+        "code_challenge": "A" * 43,
+        "code_challenge_method": "S256",
+        "step": "login",
+        "person_id": person_id,
+    }
     transport = httpx.ASGITransport(app=hub_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as c:
         page = await c.get("/auth/authorize", params=params)

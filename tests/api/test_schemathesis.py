@@ -24,13 +24,21 @@ SEED = int(os.environ.get("HUB_FUZZ_SEED", "20261130"))
 
 #: Resources the fuzzer's fixed ids point at, so instance operations reach existing data.
 SEED_RESOURCES = {
-    "Patient": {"resourceType": "Patient", "id": "fuzz-patient",
-                "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "999993653"}],
-                "name": [{"family": "Fuzz"}]},
+    "Patient": {
+        "resourceType": "Patient",
+        "id": "fuzz-patient",
+        "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "999993653"}],
+        "name": [{"family": "Fuzz"}],
+    },
     "Organization": {"resourceType": "Organization", "id": "fuzz-org", "name": "Fuzz zorg"},
     "Practitioner": {"resourceType": "Practitioner", "id": "fuzz-practitioner", "name": [{"family": "Arts"}]},
-    "Observation": {"resourceType": "Observation", "id": "fuzz-obs", "status": "final",
-                    "code": {"text": "gewicht"}, "subject": {"reference": "Patient/fuzz-patient"}},
+    "Observation": {
+        "resourceType": "Observation",
+        "id": "fuzz-obs",
+        "status": "final",
+        "code": {"text": "gewicht"},
+        "subject": {"reference": "Patient/fuzz-patient"},
+    },
 }
 
 
@@ -68,10 +76,17 @@ def test_schemathesis_finds_no_server_errors(live: LiveHub, backend: str) -> Non
     scope = os.environ.get("HUB_FUZZ_TYPES", "core")  # core | deep | all
     types = {"core": CORE_TYPES, "deep": DEEP_TYPES, "all": None}[scope]
     report = run_schemathesis(
-        root, tokens, examples=examples_per_operation(2), seed_value=SEED, types=types, known_ids=known,
+        root,
+        tokens,
+        examples=examples_per_operation(2),
+        seed_value=SEED,
+        types=types,
+        known_ids=known,
     )
     elapsed = time.monotonic() - started
-    print(f"\nschemathesis [{backend}, {scope}, seed {SEED}]: {report.operations} operations, {report.cases} cases, "
-          f"{report.calls} calls in {elapsed:.1f} s; statuses {dict(sorted(report.by_status.items()))}")
+    print(
+        f"\nschemathesis [{backend}, {scope}, seed {SEED}]: {report.operations} operations, {report.cases} cases, "
+        f"{report.calls} calls in {elapsed:.1f} s; statuses {dict(sorted(report.by_status.items()))}"
+    )
     assert report.cases >= 100
     assert not report.failures, "\n".join(report.failures)

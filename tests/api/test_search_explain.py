@@ -120,9 +120,7 @@ async def big_pg() -> AsyncIterator[Any]:
                 r[0]
                 for r in (
                     await conn.execute(
-                        text(
-                            "SELECT column_name FROM information_schema.columns WHERE table_name = 'resource'"
-                        )
+                        text("SELECT column_name FROM information_schema.columns WHERE table_name = 'resource'")
                     )
                 ).all()
             }

@@ -150,9 +150,7 @@ async def test_statement_count_does_not_grow_with_page_size(
     assert 1 <= len([s for s in page.included if s.res_type == "Observation"]) <= N // 50
     # over HTTP: the same number of search statements whatever the page size
     with count_statements() as counter:
-        bundle = await search(
-            hub, "Observation?" + "&".join(f"{k}={v}" for k, v in SEARCH) + f"&_count={count}"
-        )
+        bundle = await search(hub, "Observation?" + "&".join(f"{k}={v}" for k, v in SEARCH) + f"&_count={count}")
     assert len(_counted(counter.statements)) <= 4 + 2  # + what access control may read for the request
     assert len(ordered_ids(bundle)) == count
 

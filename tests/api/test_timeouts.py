@@ -53,8 +53,9 @@ async def test_other_database_errors_stay_errors(database_url: str) -> None:
 
 async def _running_sleeps(db: Database) -> int:
     async with db.read() as conn:
-        rows = await conn.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'"))
+        rows = await conn.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'")
+        )
         return int(rows.scalar_one())
 
 

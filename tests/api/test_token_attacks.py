@@ -87,10 +87,22 @@ async def test_no_token(hub: dict[str, Any]) -> None:
     assert (await hub["http"].get("/fhir/metadata")).status_code == 200  # the one public resource
 
 
-@pytest.mark.parametrize("authorization", [
-    "Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "bearer", "Token abc.def.ghi", "Bearer not-a-jwt",
-    "Bearer a.b", "Bearer a.b.c.d", "Bearer ....", "Bearer eyJhbGciOiJFUzI1NiJ9.e30", "Bearer " + "A" * 9000,
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer ",
+        "bearer",
+        "Token abc.def.ghi",
+        "Bearer not-a-jwt",
+        "Bearer a.b",
+        "Bearer a.b.c.d",
+        "Bearer ....",
+        "Bearer eyJhbGciOiJFUzI1NiJ9.e30",
+        "Bearer " + "A" * 9000,
+    ],
+)
 async def test_malformed_authorization_header(hub: dict[str, Any], authorization: str) -> None:
     await assert_refused(hub, authorization)
 
@@ -109,6 +121,7 @@ async def test_hmac_signed_with_the_public_key(hub: dict[str, Any]) -> None:
     secrets = [public.as_pem(private=False), json.dumps(public.as_dict()).encode(), str(public.as_dict()["x"]).encode()]
     for alg, digest in (("HS256", hashlib.sha256), ("HS384", hashlib.sha384), ("HS512", hashlib.sha512)):
         for secret in secrets:
+
             def sign(msg: bytes, key: bytes = secret, d: Any = digest) -> bytes:
                 return hmac.new(key, msg, d).digest()
 
@@ -157,8 +170,12 @@ async def test_wrong_audience(hub: dict[str, Any]) -> None:
 
 async def test_tampered_payload(hub: dict[str, Any]) -> None:
     header, _, signature = hub["token"].split(".")
-    for change in ({"ura": "00099999"}, {"kind": "admin", "scope": "hub/admin"}, {"scope": "system/*.cruds hub/admin"},
-                   {"exp": hub["claims"]["exp"] + 3600}):
+    for change in (
+        {"ura": "00099999"},
+        {"kind": "admin", "scope": "hub/admin"},
+        {"scope": "system/*.cruds hub/admin"},
+        {"exp": hub["claims"]["exp"] + 3600},
+    ):
         forged = b64(json.dumps({**hub["claims"], **change}).encode())
         await assert_refused(hub, f"Bearer {header}.{forged}.{signature}")
     flipped = signature[:-4] + ("AAAA" if not signature.endswith("AAAA") else "BBBB")

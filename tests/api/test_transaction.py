@@ -15,8 +15,11 @@ def _network_bundle(n_observations: int) -> dict:
     entries = [
         {
             "fullUrl": "urn:uuid:11111111-1111-1111-1111-111111111111",
-            "resource": {"resourceType": "Patient", "identifier": [{"system": BSN, "value": "999993653"}],
-                         "name": [{"family": "Smit"}]},
+            "resource": {
+                "resourceType": "Patient",
+                "identifier": [{"system": BSN, "value": "999993653"}],
+                "name": [{"family": "Smit"}],
+            },
             "request": {"method": "POST", "url": "Patient"},
         },
         {
@@ -26,18 +29,25 @@ def _network_bundle(n_observations: int) -> dict:
         },
     ]
     for i in range(n_observations):
-        entries.append({
-            "fullUrl": f"urn:uuid:00000000-0000-0000-0000-{i:012d}",
-            "resource": {
-                "resourceType": "Observation", "status": "final",
-                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
-                "subject": {"reference": "urn:uuid:11111111-1111-1111-1111-111111111111"},
-                "performer": [{"reference": "urn:uuid:22222222-2222-2222-2222-222222222222"}],
-                "valueQuantity": {"value": 70 + i / 10, "unit": "kg", "system": "http://unitsofmeasure.org",
-                                  "code": "kg"},
-            },
-            "request": {"method": "POST", "url": "Observation"},
-        })
+        entries.append(
+            {
+                "fullUrl": f"urn:uuid:00000000-0000-0000-0000-{i:012d}",
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                    "subject": {"reference": "urn:uuid:11111111-1111-1111-1111-111111111111"},
+                    "performer": [{"reference": "urn:uuid:22222222-2222-2222-2222-222222222222"}],
+                    "valueQuantity": {
+                        "value": 70 + i / 10,
+                        "unit": "kg",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "kg",
+                    },
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            }
+        )
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
@@ -80,10 +90,12 @@ async def test_failure_late_in_processing_rolls_back(client: httpx.AsyncClient) 
     r = await client.put("/fhir/Patient/p1", json={"resourceType": "Patient", "id": "p1"})
     assert r.status_code == 201
     bundle = _network_bundle(3)
-    bundle["entry"].append({
-        "resource": {"resourceType": "Patient", "id": "p1", "active": True},
-        "request": {"method": "PUT", "url": "Patient/p1", "ifMatch": 'W/"9"'},
-    })
+    bundle["entry"].append(
+        {
+            "resource": {"resourceType": "Patient", "id": "p1", "active": True},
+            "request": {"method": "PUT", "url": "Patient/p1", "ifMatch": 'W/"9"'},
+        }
+    )
     r = await client.post("/fhir", json=bundle)
     assert r.status_code == 412
     assert await _count(client, "Observation") == 0
@@ -93,16 +105,26 @@ async def test_failure_late_in_processing_rolls_back(client: httpx.AsyncClient) 
 async def test_processing_order_and_conditional_references(client: httpx.AsyncClient) -> None:
     await client.put("/fhir/Patient/old", json={"resourceType": "Patient", "id": "old"})
     bundle = {
-        "resourceType": "Bundle", "type": "transaction",
+        "resourceType": "Bundle",
+        "type": "transaction",
         "entry": [
             # GET listed first but processed last: it sees the new patient
             {"request": {"method": "GET", "url": f"Patient?identifier={BSN}|999990019"}},
-            {"resource": {"resourceType": "Observation", "id": "obs-1", "status": "final", "code": {"text": "x"},
-                          "subject": {"reference": f"Patient?identifier={BSN}|999990019"}},
-             "request": {"method": "PUT", "url": "Observation/obs-1"}},
-            {"fullUrl": "urn:uuid:aaaaaaaa-0000-0000-0000-000000000001",
-             "resource": {"resourceType": "Patient", "identifier": [{"system": BSN, "value": "999990019"}]},
-             "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={BSN}|999990019"}},
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "id": "obs-1",
+                    "status": "final",
+                    "code": {"text": "x"},
+                    "subject": {"reference": f"Patient?identifier={BSN}|999990019"},
+                },
+                "request": {"method": "PUT", "url": "Observation/obs-1"},
+            },
+            {
+                "fullUrl": "urn:uuid:aaaaaaaa-0000-0000-0000-000000000001",
+                "resource": {"resourceType": "Patient", "identifier": [{"system": BSN, "value": "999990019"}]},
+                "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={BSN}|999990019"},
+            },
             {"request": {"method": "DELETE", "url": "Patient/old"}},
         ],
     }
@@ -129,10 +151,15 @@ MRN = "urn:zorgnet-test:mrn"
 
 
 def _conditional_patient(n: int, bsn: str, system: str = BSN) -> dict[str, Any]:
-    return {"fullUrl": f"urn:uuid:cccccccc-0000-0000-0000-{n:012d}",
-            "resource": {"resourceType": "Patient", "identifier": [{"system": system, "value": bsn}],
-                         "name": [{"family": f"Bundel {n}"}]},
-            "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={system}|{bsn}"}}
+    return {
+        "fullUrl": f"urn:uuid:cccccccc-0000-0000-0000-{n:012d}",
+        "resource": {
+            "resourceType": "Patient",
+            "identifier": [{"system": system, "value": bsn}],
+            "name": [{"family": f"Bundel {n}"}],
+        },
+        "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={system}|{bsn}"},
+    }
 
 
 async def test_conditional_creates_by_identifier_are_matched_with_one_search(
@@ -144,17 +171,28 @@ async def test_conditional_creates_by_identifier_are_matched_with_one_search(
     assert existing.status_code == 201
     bsns = [bsn_for(n) for n in range(300, 310)]
     entries = [_conditional_patient(n, bsn) for n, bsn in enumerate(bsns)]
-    entries.append({"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "gewicht"},
-                                 "subject": {"reference": entries[0]["fullUrl"]}},
-                    "request": {"method": "POST", "url": "Observation"}})
+    entries.append(
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "gewicht"},
+                "subject": {"reference": entries[0]["fullUrl"]},
+            },
+            "request": {"method": "POST", "url": "Observation"},
+        }
+    )
     with count_statements() as counter:
         r = await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
     assert r.status_code == 200, r.text
     statuses = [e["response"]["status"][:3] for e in r.json()["entry"]]
     assert statuses == ["200", *["201"] * 9, "201"]
     assert r.json()["entry"][0]["response"]["location"].split("/")[-3] == existing.json()["id"]
-    lookups = [s for s in counter.statements  # searches (reads by id name res_id)
-               if s.lstrip().startswith("SELECT resource.pid") and "resource.res_id = " not in s]
+    lookups = [
+        s
+        for s in counter.statements  # searches (reads by id name res_id)
+        if s.lstrip().startswith("SELECT resource.pid") and "resource.res_id = " not in s
+    ]
     assert len(lookups) == 1, lookups
     assert await _count(client, "Patient") == 10
     obs = (await client.get("/fhir/Observation")).json()["entry"][0]["resource"]
@@ -177,10 +215,19 @@ async def test_conditional_create_matching_two_fails_the_bundle(client: httpx.As
 
 async def test_unresolvable_references_fail(client: httpx.AsyncClient) -> None:
     bundle = {
-        "resourceType": "Bundle", "type": "transaction",
-        "entry": [{"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-                                "subject": {"reference": "urn:uuid:99999999-9999-9999-9999-999999999999"}},
-                   "request": {"method": "POST", "url": "Observation"}}],
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"text": "x"},
+                    "subject": {"reference": "urn:uuid:99999999-9999-9999-9999-999999999999"},
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            }
+        ],
     }
     r = await client.post("/fhir", json=bundle)
     assert r.status_code == 400 and "fullUrl" in r.json()["issue"][0]["diagnostics"]
@@ -192,16 +239,23 @@ async def test_unresolvable_references_fail(client: httpx.AsyncClient) -> None:
 
 async def test_batch_entries_are_independent(client: httpx.AsyncClient) -> None:
     bundle = {
-        "resourceType": "Bundle", "type": "batch",
+        "resourceType": "Bundle",
+        "type": "batch",
         "entry": [
-            {"resource": {"resourceType": "Patient", "name": [{"family": "A"}]},
-             "request": {"method": "POST", "url": "Patient"}},
-            {"resource": {"resourceType": "Patient", "name": "not a list"},
-             "request": {"method": "POST", "url": "Patient"}},
+            {
+                "resource": {"resourceType": "Patient", "name": [{"family": "A"}]},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": {"resourceType": "Patient", "name": "not a list"},
+                "request": {"method": "POST", "url": "Patient"},
+            },
             {"request": {"method": "GET", "url": "Patient/missing"}},
             {"request": {"method": "GET", "url": "Foo/1"}},
-            {"resource": {"resourceType": "Patient", "name": [{"family": "B"}]},
-             "request": {"method": "POST", "url": "Patient"}},
+            {
+                "resource": {"resourceType": "Patient", "name": [{"family": "B"}]},
+                "request": {"method": "POST", "url": "Patient"},
+            },
         ],
     }
     r = await client.post("/fhir", json=bundle)
@@ -217,11 +271,17 @@ async def test_bad_bundles(client: httpx.AsyncClient) -> None:
     assert r.status_code == 400 and r.json()["issue"][0]["expression"] == ["Bundle.type"]
     r = await client.post("/fhir", json={"resourceType": "Patient"})
     assert r.status_code == 400
-    r = await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction",
-                                         "entry": [{"resource": {"resourceType": "Patient"}}]})
+    r = await client.post(
+        "/fhir",
+        json={"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": "Patient"}}]},
+    )
     assert r.status_code == 400 and "request" in r.json()["issue"][0]["diagnostics"]
-    dup = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": {"resourceType": "Patient", "id": "d"}, "request": {"method": "PUT", "url": "Patient/d"}},
-        {"resource": {"resourceType": "Patient", "id": "d"}, "request": {"method": "PUT", "url": "Patient/d"}},
-    ]}
+    dup = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "d"}, "request": {"method": "PUT", "url": "Patient/d"}},
+            {"resource": {"resourceType": "Patient", "id": "d"}, "request": {"method": "PUT", "url": "Patient/d"}},
+        ],
+    }
     assert (await client.post("/fhir", json=dup)).status_code == 400

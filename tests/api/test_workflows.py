@@ -46,34 +46,53 @@ for _from in ("requested", "received"):
     for _to in ("received", "accepted", "rejected", "on-hold"):
         if _from != _to:
             STEPS[(_from, _to)] = "receiver"
-STEPS.update({
-    ("on-hold", "accepted"): "receiver", ("on-hold", "rejected"): "receiver",
-    ("accepted", "in-progress"): "receiver", ("in-progress", "completed"): "receiver",
-})
+STEPS.update(
+    {
+        ("on-hold", "accepted"): "receiver",
+        ("on-hold", "rejected"): "receiver",
+        ("accepted", "in-progress"): "receiver",
+        ("in-progress", "completed"): "receiver",
+    }
+)
 for _from in ("requested", "received", "on-hold", "accepted", "in-progress"):
     STEPS[(_from, "cancelled")] = "sender"
 WITH_HANDOFF = ("accepted", "in-progress", "completed")
 
 
 def _org(key: str) -> dict[str, Any]:
-    return {"resourceType": "Organization", "id": f"org-{key}", "name": key,
-            "identifier": [{"system": URA, "value": ORGS[key]}]}
+    return {
+        "resourceType": "Organization",
+        "id": f"org-{key}",
+        "name": key,
+        "identifier": [{"system": URA, "value": ORGS[key]}],
+    }
 
 
 def task(task_id: str, status: str) -> dict[str, Any]:
     """An overdracht Task in ``status`` (R4 form of the Nictiz examples)."""
     body: dict[str, Any] = {
-        "resourceType": "Task", "id": task_id, "status": status, "intent": "order",
+        "resourceType": "Task",
+        "id": task_id,
+        "status": status,
+        "intent": "order",
         "code": {"coding": [{"system": SCT, "code": "308292007", "display": "overdracht van zorg"}]},
         "for": {"reference": "Patient/client"},
         "requester": {"reference": "Organization/org-sender"},
         "owner": {"reference": "Organization/org-receiver"},
-        "input": [{"type": {"coding": [{"system": LOINC, "code": "57830-2"}]},
-                   "valueReference": {"reference": "Composition/notice"}}],
+        "input": [
+            {
+                "type": {"coding": [{"system": LOINC, "code": "57830-2"}]},
+                "valueReference": {"reference": "Composition/notice"},
+            }
+        ],
     }
     if status in WITH_HANDOFF:
-        body["input"].append({"type": {"coding": [{"system": SCT, "code": "371535009"}]},
-                              "valueReference": {"reference": "Composition/handoff"}})
+        body["input"].append(
+            {
+                "type": {"coding": [{"system": SCT, "code": "371535009"}]},
+                "valueReference": {"reference": "Composition/handoff"},
+            }
+        )
     if status == "on-hold":
         body["restriction"] = {"period": {"start": "2030-01-06"}}
     if status == "rejected":
@@ -83,78 +102,160 @@ def task(task_id: str, status: str) -> dict[str, Any]:
 
 def network() -> list[dict[str, Any]]:
     subject = {"reference": "Patient/client"}
-    consent_actor = {"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                          "code": "DELEGATEE"}]},
-                     "reference": {"reference": "RelatedPerson/marieke"}}
+    consent_actor = {
+        "role": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "DELEGATEE"}]
+        },
+        "reference": {"reference": "RelatedPerson/marieke"},
+    }
     return [
         *(_org(k) for k in ORGS),
-        *({"resourceType": "PractitionerRole", "id": f"role-{k}",
-           "organization": {"reference": f"Organization/org-{k}"}} for k in ORGS),
-        {"resourceType": "Patient", "id": "client", "identifier": [{"system": BSN, "value": CLIENT_BSN}],
-         "name": [{"family": "Smit", "given": ["Johanna"]}], "birthDate": "1938-04-12"},
-        {"resourceType": "RelatedPerson", "id": "marieke", "patient": subject,
-         "identifier": [{"system": PERSON, "value": "marieke"}],
-         "relationship": [{"coding": [{"system": "urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4.23.1",
-                                       "code": "100001"}]}]},
-        {"resourceType": "CareTeam", "id": "team", "status": "active", "subject": subject, "participant": [
-            {"member": subject},
-            {"member": {"reference": "RelatedPerson/marieke"}},
-            *({"member": {"reference": f"PractitionerRole/role-{k}"}} for k in ("sender", "third", "thuiszorg")),
-        ]},
-        {"resourceType": "Consent", "id": "delegation", "status": "active",
-         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                               "code": "patient-privacy"}]},
-         "category": [{"coding": [{"system": f"{HUB}/CodeSystem/consent-category", "code": "delegatie"}]}],
-         "patient": subject, "dateTime": "2026-01-01",
-         "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
-         "provision": {"type": "permit", "actor": [consent_actor], "code": [
-             {"coding": [{"system": f"{HUB}/CodeSystem/data-category", "code": c}]}
-             for c in ("zorgplan", "overdracht")]}},
-        {"resourceType": "Composition", "id": "notice", "status": "final",
-         "type": {"coding": [{"system": LOINC, "code": "57830-2"}]}, "subject": subject,
-         "date": "2026-11-20T10:00:00+01:00", "author": [{"reference": "Organization/org-sender"}],
-         "title": "Aanmeldbericht", "section": [
-             {"title": "Reden", "entry": [{"reference": "Condition/reason"}]}]},
-        {"resourceType": "Condition", "id": "reason", "subject": subject,
-         "code": {"text": "valincidenten, thuis niet meer veilig"}},
-        {"resourceType": "Observation", "id": "wound", "status": "final", "subject": subject,
-         "code": {"text": "wondbeoordeling"}, "valueString": "decubitus graad 2 stuit"},
-        {"resourceType": "Observation", "id": "acp", "status": "final", "subject": subject,
-         "code": {"coding": [{"system": SCT, "code": "395091006"}]},
-         "valueCodeableConcept": {"coding": [{"system": SCT, "code": "264362003"}]}},
+        *(
+            {
+                "resourceType": "PractitionerRole",
+                "id": f"role-{k}",
+                "organization": {"reference": f"Organization/org-{k}"},
+            }
+            for k in ORGS
+        ),
+        {
+            "resourceType": "Patient",
+            "id": "client",
+            "identifier": [{"system": BSN, "value": CLIENT_BSN}],
+            "name": [{"family": "Smit", "given": ["Johanna"]}],
+            "birthDate": "1938-04-12",
+        },
+        {
+            "resourceType": "RelatedPerson",
+            "id": "marieke",
+            "patient": subject,
+            "identifier": [{"system": PERSON, "value": "marieke"}],
+            "relationship": [
+                {"coding": [{"system": "urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4.23.1", "code": "100001"}]}
+            ],
+        },
+        {
+            "resourceType": "CareTeam",
+            "id": "team",
+            "status": "active",
+            "subject": subject,
+            "participant": [
+                {"member": subject},
+                {"member": {"reference": "RelatedPerson/marieke"}},
+                *({"member": {"reference": f"PractitionerRole/role-{k}"}} for k in ("sender", "third", "thuiszorg")),
+            ],
+        },
+        {
+            "resourceType": "Consent",
+            "id": "delegation",
+            "status": "active",
+            "scope": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+            },
+            "category": [{"coding": [{"system": f"{HUB}/CodeSystem/consent-category", "code": "delegatie"}]}],
+            "patient": subject,
+            "dateTime": "2026-01-01",
+            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+            "provision": {
+                "type": "permit",
+                "actor": [consent_actor],
+                "code": [
+                    {"coding": [{"system": f"{HUB}/CodeSystem/data-category", "code": c}]}
+                    for c in ("zorgplan", "overdracht")
+                ],
+            },
+        },
+        {
+            "resourceType": "Composition",
+            "id": "notice",
+            "status": "final",
+            "type": {"coding": [{"system": LOINC, "code": "57830-2"}]},
+            "subject": subject,
+            "date": "2026-11-20T10:00:00+01:00",
+            "author": [{"reference": "Organization/org-sender"}],
+            "title": "Aanmeldbericht",
+            "section": [{"title": "Reden", "entry": [{"reference": "Condition/reason"}]}],
+        },
+        {
+            "resourceType": "Condition",
+            "id": "reason",
+            "subject": subject,
+            "code": {"text": "valincidenten, thuis niet meer veilig"},
+        },
+        {
+            "resourceType": "Observation",
+            "id": "wound",
+            "status": "final",
+            "subject": subject,
+            "code": {"text": "wondbeoordeling"},
+            "valueString": "decubitus graad 2 stuit",
+        },
+        {
+            "resourceType": "Observation",
+            "id": "acp",
+            "status": "final",
+            "subject": subject,
+            "code": {"coding": [{"system": SCT, "code": "395091006"}]},
+            "valueCodeableConcept": {"coding": [{"system": SCT, "code": "264362003"}]},
+        },
     ]
 
 
 def handoff() -> dict[str, Any]:
     return {
-        "resourceType": "Composition", "id": "handoff", "status": "final",
+        "resourceType": "Composition",
+        "id": "handoff",
+        "status": "final",
         "type": {"coding": [{"system": SCT, "code": "11171000146100"}]},
-        "subject": {"reference": "Patient/client"}, "date": "2026-11-22T10:00:00+01:00",
-        "author": [{"reference": "Organization/org-sender"}], "title": "Verpleegkundige overdracht",
+        "subject": {"reference": "Patient/client"},
+        "date": "2026-11-22T10:00:00+01:00",
+        "author": [{"reference": "Organization/org-sender"}],
+        "title": "Verpleegkundige overdracht",
         "section": [
-            {"title": "Administratieve gegevens", "code": {"coding": [{"system": SCT, "code": "405624007"}]},
-             "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Administratie</div>'}},
-            {"title": "Medische context", "code": {"coding": [{"system": SCT, "code": "371524004"}]},
-             "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Medisch</div>'}},
-            {"title": "Zorgplan", "code": {"coding": [{"system": SCT, "code": "773130005"}]},
-             "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Wond</div>'},
-             "entry": [{"reference": "Observation/wound"}]},
+            {
+                "title": "Administratieve gegevens",
+                "code": {"coding": [{"system": SCT, "code": "405624007"}]},
+                "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Administratie</div>'},
+            },
+            {
+                "title": "Medische context",
+                "code": {"coding": [{"system": SCT, "code": "371524004"}]},
+                "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Medisch</div>'},
+            },
+            {
+                "title": "Zorgplan",
+                "code": {"coding": [{"system": SCT, "code": "773130005"}]},
+                "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Wond</div>'},
+                "entry": [{"reference": "Observation/wound"}],
+            },
         ],
     }
 
 
 def care_plan() -> dict[str, Any]:
     def activity(code: str, performer: str) -> dict[str, Any]:
-        return {"detail": {"code": {"coding": [{"system": f"{HUB}/CodeSystem/care-activity", "code": code}]},
-                           "status": "in-progress", "description": code, "performer": [{"reference": performer}]}}
+        return {
+            "detail": {
+                "code": {"coding": [{"system": f"{HUB}/CodeSystem/care-activity", "code": code}]},
+                "status": "in-progress",
+                "description": code,
+                "performer": [{"reference": performer}],
+            }
+        }
 
     return {
-        "resourceType": "CarePlan", "id": "plan", "status": "active", "intent": "plan",
+        "resourceType": "CarePlan",
+        "id": "plan",
+        "status": "active",
+        "intent": "plan",
         "category": [{"coding": [{"system": f"{HUB}/CodeSystem/careplan-category", "code": "gedeeld-zorgplan"}]}],
-        "title": "Gedeeld zorgplan", "subject": {"reference": "Patient/client"},
+        "title": "Gedeeld zorgplan",
+        "subject": {"reference": "Patient/client"},
         "author": {"reference": "Organization/org-sender"},
-        "activity": [activity("persoonlijke-verzorging", "PractitionerRole/role-thuiszorg"),
-                     activity("maaltijden", "RelatedPerson/marieke")],
+        "activity": [
+            activity("persoonlijke-verzorging", "PractitionerRole/role-thuiszorg"),
+            activity("maaltijden", "RelatedPerson/marieke"),
+        ],
     }
 
 
@@ -290,9 +391,16 @@ async def test_creating_an_overdracht(hub: Any, parties: dict[str, As]) -> None:
     assert got["businessStatus"]["coding"][0]["code"] == "requested"
     assert got["lastModified"] == got["authoredOn"] == got["meta"]["lastUpdated"]
     # the handoff is attached by the sender once accepted, not before
-    ops = [{"op": "add", "path": "/input/-", "value": {
-        "type": {"coding": [{"system": SCT, "code": "371535009"}]},
-        "valueReference": {"reference": "Composition/handoff"}}}]
+    ops = [
+        {
+            "op": "add",
+            "path": "/input/-",
+            "value": {
+                "type": {"coding": [{"system": SCT, "code": "371535009"}]},
+                "valueReference": {"reference": "Composition/handoff"},
+            },
+        }
+    ]
     resp = await parties["sender"].patch(f"Task/{got['id']}", ops)
     assert resp.status_code == 422 and "overdracht-handoff" in _diagnostics(resp)
     assert (await parties["receiver"].patch(f"Task/{got['id']}", step_ops("accepted"))).status_code == 200
@@ -300,8 +408,9 @@ async def test_creating_an_overdracht(hub: Any, parties: dict[str, As]) -> None:
     assert resp.status_code == 403 and "overdracht-elements" in _diagnostics(resp)
     assert (await parties["sender"].patch(f"Task/{got['id']}", ops)).status_code == 200
     # who it is for and to whom it goes do not change
-    resp = await parties["sender"].patch(f"Task/{got['id']}", [
-        {"op": "replace", "path": "/owner", "value": {"reference": "Organization/org-third"}}])
+    resp = await parties["sender"].patch(
+        f"Task/{got['id']}", [{"op": "replace", "path": "/owner", "value": {"reference": "Organization/org-third"}}]
+    )
     assert resp.status_code == 422 and "overdracht-immutable" in _diagnostics(resp)
     # an overdracht is cancelled, not deleted
     resp = await parties["sender"].delete(f"Task/{got['id']}")
@@ -333,44 +442,90 @@ async def test_mantelzorger_cannot_patch_another_partys_activity(hub: Any, parti
     assert resp.status_code == 403, resp.text
     assert "Rule careplan-activity" in _diagnostics(resp)
     assert resp.json()["issue"][0]["expression"] == ["CarePlan.activity[0]"]
-    fhirpath = {"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
-        {"name": "type", "valueCode": "replace"},
-        {"name": "path", "valueString": "CarePlan.activity[0].detail.status"},
-        {"name": "value", "valueCode": "stopped"},
-    ]}]}
+    fhirpath = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {
+                "name": "operation",
+                "part": [
+                    {"name": "type", "valueCode": "replace"},
+                    {"name": "path", "valueString": "CarePlan.activity[0].detail.status"},
+                    {"name": "value", "valueCode": "stopped"},
+                ],
+            }
+        ],
+    }
     resp = await mz.patch("CarePlan/plan", fhirpath, fhirpath=True)
     assert resp.status_code == 403 and "careplan-activity" in _diagnostics(resp), resp.text
     # their own activity: yes; the plan's structure: no; an activity for someone else: no
-    own = [{"op": "replace", "path": "/activity/1/detail/status", "value": "completed"},
-           {"op": "replace", "path": "/activity/1/detail/description", "value": "boodschappen op dinsdag"}]
+    own = [
+        {"op": "replace", "path": "/activity/1/detail/status", "value": "completed"},
+        {"op": "replace", "path": "/activity/1/detail/description", "value": "boodschappen op dinsdag"},
+    ]
     assert (await mz.patch("CarePlan/plan", own)).status_code == 200
     resp = await mz.patch("CarePlan/plan", [{"op": "replace", "path": "/title", "value": "Mijn plan"}])
     assert resp.status_code == 403 and "careplan-structure" in _diagnostics(resp)
-    resp = await mz.patch("CarePlan/plan", [{"op": "add", "path": "/activity/-", "value": {"detail": {
-        "code": {"text": "wandelen"}, "status": "scheduled", "description": "wandelen",
-        "performer": [{"reference": "RelatedPerson/marieke"}]}}}])
+    resp = await mz.patch(
+        "CarePlan/plan",
+        [
+            {
+                "op": "add",
+                "path": "/activity/-",
+                "value": {
+                    "detail": {
+                        "code": {"text": "wandelen"},
+                        "status": "scheduled",
+                        "description": "wandelen",
+                        "performer": [{"reference": "RelatedPerson/marieke"}],
+                    }
+                },
+            }
+        ],
+    )
     assert resp.status_code == 200, resp.text
-    resp = await mz.patch("CarePlan/plan", [{"op": "add", "path": "/activity/-", "value": {"detail": {
-        "code": {"text": "douchen"}, "status": "scheduled", "description": "douchen",
-        "performer": [{"reference": "PractitionerRole/role-third"}]}}}])
+    resp = await mz.patch(
+        "CarePlan/plan",
+        [
+            {
+                "op": "add",
+                "path": "/activity/-",
+                "value": {
+                    "detail": {
+                        "code": {"text": "douchen"},
+                        "status": "scheduled",
+                        "description": "douchen",
+                        "performer": [{"reference": "PractitionerRole/role-third"}],
+                    }
+                },
+            }
+        ],
+    )
     assert resp.status_code == 403 and "careplan-activity-add" in _diagnostics(resp)
     # a professional participant: status of its own activity yes, its description no
     tz = As(hub, mz.http, "third")
     tz.h = {"Authorization": f"Bearer {token_for_app(hub, 'org:' + ORGS['thuiszorg'])}"}
-    assert (await tz.patch("CarePlan/plan", [
-        {"op": "replace", "path": "/activity/0/detail/status", "value": "on-hold"}])).status_code == 200
-    resp = await tz.patch("CarePlan/plan", [
-        {"op": "replace", "path": "/activity/0/detail/description", "value": "anders"}])
+    assert (
+        await tz.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/status", "value": "on-hold"}])
+    ).status_code == 200
+    resp = await tz.patch(
+        "CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/description", "value": "anders"}]
+    )
     assert resp.status_code == 403 and "careplan-activity-status" in _diagnostics(resp)
     # the coordinator changes anything; concurrent edits are a 412 via If-Match
     coord = parties["sender"]
     current = (await coord.get("CarePlan/plan")).json()
     stale = current["meta"]["versionId"]
-    ok = await coord.http.patch("/fhir/CarePlan/plan", headers={**coord.h, **JSON_PATCH, "If-Match": f'W/"{stale}"'},
-                                json=[{"op": "remove", "path": "/activity/0"}])
+    ok = await coord.http.patch(
+        "/fhir/CarePlan/plan",
+        headers={**coord.h, **JSON_PATCH, "If-Match": f'W/"{stale}"'},
+        json=[{"op": "remove", "path": "/activity/0"}],
+    )
     assert ok.status_code == 200, ok.text
-    late = await coord.http.patch("/fhir/CarePlan/plan", headers={**coord.h, **JSON_PATCH, "If-Match": f'W/"{stale}"'},
-                                  json=[{"op": "replace", "path": "/title", "value": "x"}])
+    late = await coord.http.patch(
+        "/fhir/CarePlan/plan",
+        headers={**coord.h, **JSON_PATCH, "If-Match": f'W/"{stale}"'},
+        json=[{"op": "replace", "path": "/title", "value": "x"}],
+    )
     assert late.status_code == 412
 
 
@@ -381,24 +536,42 @@ async def test_the_client_pauses_or_ends_another_partys_activity(hub: Any, parti
     await write_internal(hub, [care_plan()])
     client, mz = parties["client"], parties["mantelzorger"]
     reason = {"text": "ik ben twee weken bij mijn dochter"}
-    resp = await client.patch("CarePlan/plan", [
-        {"op": "replace", "path": "/activity/0/detail/status", "value": "on-hold"},
-        {"op": "add", "path": "/activity/0/detail/statusReason", "value": reason}])
+    resp = await client.patch(
+        "CarePlan/plan",
+        [
+            {"op": "replace", "path": "/activity/0/detail/status", "value": "on-hold"},
+            {"op": "add", "path": "/activity/0/detail/statusReason", "value": reason},
+        ],
+    )
     assert resp.status_code == 200, resp.text
     stored = (await parties["sender"].get("CarePlan/plan")).json()
     assert stored["activity"][0]["detail"]["status"] == "on-hold"
     assert stored["activity"][0]["detail"]["statusReason"] == reason
     version = stored["meta"]["versionId"]
     refused = [
-        ([{"op": "replace", "path": "/activity/0/detail/status", "value": "in-progress"}], "careplan-client-status",
-         "CarePlan.activity[0].detail.status"),  # resuming is the performer's
-        ([{"op": "replace", "path": "/activity/0/detail/status", "value": "completed"}], "careplan-client-status",
-         "CarePlan.activity[0].detail.status"),  # whether care was given is the performer's to report
-        ([{"op": "replace", "path": "/activity/0/detail/description", "value": "alleen 's ochtends"}],
-         "careplan-client-status", "CarePlan.activity[0]"),
-        ([{"op": "replace", "path": "/activity/0/detail/status", "value": "cancelled"},
-          {"op": "replace", "path": "/activity/0/detail/performer/0/reference", "value": "Patient/client"}],
-         "careplan-client-status", "CarePlan.activity[0]"),
+        (
+            [{"op": "replace", "path": "/activity/0/detail/status", "value": "in-progress"}],
+            "careplan-client-status",
+            "CarePlan.activity[0].detail.status",
+        ),  # resuming is the performer's
+        (
+            [{"op": "replace", "path": "/activity/0/detail/status", "value": "completed"}],
+            "careplan-client-status",
+            "CarePlan.activity[0].detail.status",
+        ),  # whether care was given is the performer's to report
+        (
+            [{"op": "replace", "path": "/activity/0/detail/description", "value": "alleen 's ochtends"}],
+            "careplan-client-status",
+            "CarePlan.activity[0]",
+        ),
+        (
+            [
+                {"op": "replace", "path": "/activity/0/detail/status", "value": "cancelled"},
+                {"op": "replace", "path": "/activity/0/detail/performer/0/reference", "value": "Patient/client"},
+            ],
+            "careplan-client-status",
+            "CarePlan.activity[0]",
+        ),
         ([{"op": "remove", "path": "/activity/0"}], "careplan-client-status", "CarePlan.activity[0]"),
         ([{"op": "replace", "path": "/title", "value": "Mijn plan"}], "careplan-structure", "CarePlan.title"),
     ]
@@ -413,39 +586,70 @@ async def test_the_client_pauses_or_ends_another_partys_activity(hub: Any, parti
     current["activity"][0]["detail"]["status"] = "cancelled"
     resp = await client.put(current)
     assert resp.status_code == 200, resp.text
-    resp = await client.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/status",
-                                                 "value": "on-hold"}])
+    resp = await client.patch(
+        "CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/status", "value": "on-hold"}]
+    )
     assert resp.status_code == 403 and "it is final" in _diagnostics(resp), resp.text
     # the mantelzorger (a zorgplan delegation, not a legal representative) has no say over it
     await write_internal(hub, [care_plan()])
-    resp = await mz.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/status",
-                                             "value": "on-hold"}])
+    resp = await mz.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/status", "value": "on-hold"}])
     assert resp.status_code == 403 and "Rule careplan-activity:" in _diagnostics(resp), resp.text
     # the client's legal representative (mentor, role 15) has the client's say, and no more
     subject = {"reference": "Patient/client"}
-    await write_internal(hub, [
-        {"resourceType": "RelatedPerson", "id": "mentor", "patient": subject,
-         "identifier": [{"system": PERSON, "value": "mentor-jan"}],
-         "relationship": [{"coding": [{"system": "urn:oid:2.16.840.1.113883.2.4.3.11.22.472", "code": "15"}]}]},
-        {"resourceType": "Consent", "id": "delegation-mentor", "status": "active",
-         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                               "code": "patient-privacy"}]},
-         "category": [{"coding": [{"system": f"{HUB}/CodeSystem/consent-category", "code": "delegatie"}]}],
-         "patient": subject, "dateTime": "2026-01-01",
-         "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
-         "provision": {"type": "permit", "actor": [{
-             "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                  "code": "DELEGATEE"}]},
-             "reference": {"reference": "RelatedPerson/mentor"}}], "code": [
-             {"coding": [{"system": f"{HUB}/CodeSystem/data-category", "code": "zorgplan"}]}]}},
-    ])
+    await write_internal(
+        hub,
+        [
+            {
+                "resourceType": "RelatedPerson",
+                "id": "mentor",
+                "patient": subject,
+                "identifier": [{"system": PERSON, "value": "mentor-jan"}],
+                "relationship": [{"coding": [{"system": "urn:oid:2.16.840.1.113883.2.4.3.11.22.472", "code": "15"}]}],
+            },
+            {
+                "resourceType": "Consent",
+                "id": "delegation-mentor",
+                "status": "active",
+                "scope": {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
+                    ]
+                },
+                "category": [{"coding": [{"system": f"{HUB}/CodeSystem/consent-category", "code": "delegatie"}]}],
+                "patient": subject,
+                "dateTime": "2026-01-01",
+                "policyRule": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]
+                },
+                "provision": {
+                    "type": "permit",
+                    "actor": [
+                        {
+                            "role": {
+                                "coding": [
+                                    {
+                                        "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                        "code": "DELEGATEE",
+                                    }
+                                ]
+                            },
+                            "reference": {"reference": "RelatedPerson/mentor"},
+                        }
+                    ],
+                    "code": [{"coding": [{"system": f"{HUB}/CodeSystem/data-category", "code": "zorgplan"}]}],
+                },
+            },
+        ],
+    )
     mentor = As(hub, mz.http, "mantelzorger")
     mentor.h = {"Authorization": f"Bearer {token_for_app(hub, f'person:mentor-jan:for:{CLIENT_BSN}')}"}
-    resp = await mentor.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/status",
-                                                 "value": "stopped"}])
+    resp = await mentor.patch(
+        "CarePlan/plan", [{"op": "replace", "path": "/activity/0/detail/status", "value": "stopped"}]
+    )
     assert resp.status_code == 200, resp.text
-    resp = await mentor.patch("CarePlan/plan", [{"op": "replace", "path": "/activity/1/detail/description",
-                                                 "value": "anders"}])
+    resp = await mentor.patch(
+        "CarePlan/plan", [{"op": "replace", "path": "/activity/1/detail/description", "value": "anders"}]
+    )
     assert resp.status_code == 403 and "Rule careplan-client-status" in _diagnostics(resp), resp.text
 
 
@@ -470,13 +674,23 @@ async def _visible(who: As, keys: list[str]) -> set[str]:
 async def test_receiver_reads_by_the_tasks_state(hub: Any, parties: dict[str, As]) -> None:
     await write_internal(hub, [task("t-read", "requested"), handoff()])
     rcv, snd = parties["receiver"], parties["sender"]
-    keys = ["Task/t-read", "Patient/client", "Composition/notice", "Condition/reason", "Composition/handoff",
-            "Observation/wound", "Observation/acp"]
+    keys = [
+        "Task/t-read",
+        "Patient/client",
+        "Composition/notice",
+        "Condition/reason",
+        "Composition/handoff",
+        "Observation/wound",
+        "Observation/acp",
+    ]
     notice = {"Task/t-read", "Patient/client", "Composition/notice", "Condition/reason"}
     assert await _visible(rcv, keys) == notice
     everything = (await rcv.get("Patient/client/$everything")).json()
-    assert {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in everything["entry"]
-            if e["search"]["mode"] == "match"} == notice
+    assert {
+        f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        for e in everything["entry"]
+        if e["search"]["mode"] == "match"
+    } == notice
     search = (await rcv.get("Observation?_total=accurate")).json()
     assert search["total"] == 0
     access = (await parties["client"].get("Patient/client/$access")).json()
@@ -484,9 +698,16 @@ async def test_receiver_reads_by_the_tasks_state(hub: Any, parties: dict[str, As
     assert (await rcv.patch("Task/t-read", step_ops("received"))).status_code == 200
     assert await _visible(rcv, keys) == notice
     assert (await rcv.patch("Task/t-read", step_ops("accepted"))).status_code == 200
-    attach = [{"op": "add", "path": "/input/-", "value": {
-        "type": {"coding": [{"system": SCT, "code": "371535009"}]},
-        "valueReference": {"reference": "Composition/handoff"}}}]
+    attach = [
+        {
+            "op": "add",
+            "path": "/input/-",
+            "value": {
+                "type": {"coding": [{"system": SCT, "code": "371535009"}]},
+                "valueReference": {"reference": "Composition/handoff"},
+            },
+        }
+    ]
     assert (await snd.patch("Task/t-read", attach)).status_code == 200
     handed = notice | {"Composition/handoff", "Observation/wound"}
     assert await _visible(rcv, keys) == handed
@@ -526,7 +747,8 @@ async def test_state_changes_reach_the_outbox_hook(hub: Any, parties: dict[str, 
     finally:
         repo.on_state_change = None
     assert [(c.res_id, c.previous, c.status, c.version, c.party) for c in seen] == [
-        ("t-ev", "requested", "accepted", 2, f"ura:{ORGS['receiver']}")]
+        ("t-ev", "requested", "accepted", 2, f"ura:{ORGS['receiver']}")
+    ]
     assert seen[0].topic == "http://zorgnet.nl/fhir/SubscriptionTopic/overdracht"
     assert seen[0].patient_id == "client"
 
@@ -539,34 +761,69 @@ async def test_a_receiver_registered_later_reads_the_advance_notice(hub: Any, pa
     rcv = As(hub, parties["sender"].http, "receiver")
     rcv.h = {"Authorization": f"Bearer {token}"}
     assert await _visible(rcv, ["Task/t-later", "Composition/notice"]) == set()
-    await write_internal(hub, [{"resourceType": "Organization", "id": "org-later", "name": "later",
-                                "identifier": [{"system": URA, "value": "00067890"}]}])
+    await write_internal(
+        hub,
+        [
+            {
+                "resourceType": "Organization",
+                "id": "org-later",
+                "name": "later",
+                "identifier": [{"system": URA, "value": "00067890"}],
+            }
+        ],
+    )
     assert await _visible(rcv, ["Task/t-later", "Composition/notice", "Observation/wound"]) == {
-        "Task/t-later", "Composition/notice"}
+        "Task/t-later",
+        "Composition/notice",
+    }
 
 
 async def test_a_transaction_entry_obeys_the_same_rules(hub: Any, parties: dict[str, As]) -> None:
     """A refused entry refuses the whole transaction (nothing half written), with the rule."""
     await write_internal(hub, [task("t-tx", "requested"), care_plan()])
     third = parties["third"]
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:7d1c2f43-4b0e-4c36-9a55-08a3b7f7e001",
-         "resource": {"resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/client"},
-                      "code": {"text": "notitie"}},
-         "request": {"method": "POST", "url": "Observation"}},
-        {"resource": {**task("t-tx", "cancelled"), "statusReason": {"text": "x"}},
-         "request": {"method": "PUT", "url": "Task/t-tx"}},
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:7d1c2f43-4b0e-4c36-9a55-08a3b7f7e001",
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "subject": {"reference": "Patient/client"},
+                    "code": {"text": "notitie"},
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            },
+            {
+                "resource": {**task("t-tx", "cancelled"), "statusReason": {"text": "x"}},
+                "request": {"method": "PUT", "url": "Task/t-tx"},
+            },
+        ],
+    }
     resp = await third.http.post("/fhir", headers=third.h, json=bundle)
     assert resp.status_code == 409, resp.text
     assert "Rule overdracht-party" in _diagnostics(resp)
     assert (await third.get("Observation?code:text=notitie&_total=accurate")).json()["total"] == 0
-    resp = await third.http.post("/fhir", headers=third.h, json={
-        "resourceType": "Bundle", "type": "transaction",
-        "entry": [{"request": {"method": "DELETE", "url": "CarePlan/plan"}}]})
+    resp = await third.http.post(
+        "/fhir",
+        headers=third.h,
+        json={
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"request": {"method": "DELETE", "url": "CarePlan/plan"}}],
+        },
+    )
     assert resp.status_code == 403 and "Rule ownership-delete" in _diagnostics(resp), resp.text
     sender = parties["sender"]  # the coordinator may
-    resp = await sender.http.post("/fhir", headers=sender.h, json={
-        "resourceType": "Bundle", "type": "transaction",
-        "entry": [{"request": {"method": "DELETE", "url": "CarePlan/plan"}}]})
+    resp = await sender.http.post(
+        "/fhir",
+        headers=sender.h,
+        json={
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"request": {"method": "DELETE", "url": "CarePlan/plan"}}],
+        },
+    )
     assert resp.status_code == 200, resp.text

@@ -36,8 +36,10 @@ async def test_the_gemeente_cannot_delete_the_shared_care_plan(demo: dict[str, s
 
 
 async def test_a_mantelzorger_changes_only_her_own_activity(demo: dict[str, str], client_as: Any) -> None:  # noqa: F811
-    grant = {"resourceType": "Parameters", "parameter": [
-        {"name": "person", "valueString": "marieke"}, {"name": "category", "valueCode": "zorgplan"}]}
+    grant = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "person", "valueString": "marieke"}, {"name": "category", "valueCode": "zorgplan"}],
+    }
     r = await client_as(f"client:{C1}").post(f"/fhir/Patient/{demo[C1]}/$grant-delegation", json=grant)
     assert r.status_code == 201, r.text
     marieke = client_as(f"person:marieke:for:{C1}")
@@ -45,8 +47,11 @@ async def test_a_mantelzorger_changes_only_her_own_activity(demo: dict[str, str]
     r = await marieke.patch(f"/fhir/CarePlan/{plan}", json=[{"op": "remove", "path": "/activity/0"}], headers=PATCH)
     assert r.status_code == 403 and _rule(r).startswith("Rule careplan-activity:"), r.text
     assert r.json()["issue"][0]["expression"] == ["CarePlan.activity[0]"]
-    r = await marieke.patch(f"/fhir/CarePlan/{plan}", headers=PATCH,
-                            json=[{"op": "replace", "path": "/activity/1/detail/status", "value": "completed"}])
+    r = await marieke.patch(
+        f"/fhir/CarePlan/{plan}",
+        headers=PATCH,
+        json=[{"op": "replace", "path": "/activity/1/detail/status", "value": "completed"}],
+    )
     assert r.status_code == 200, r.text  # the meals are hers
 
 
@@ -59,10 +64,12 @@ async def test_a_foreign_cancel_is_refused(demo: dict[str, str], client_as: Any)
     assert "Allowed next states for you: none" in str(r.json())
     r = await client_as(VERPLEEGHUIS).patch(f"/fhir/Task/{task}", json=cancel, headers=PATCH)
     assert r.status_code == 409 and "Allowed next states for you: received, accepted, rejected, on-hold" in str(
-        r.json()), r.text
+        r.json()
+    ), r.text
     assert (await sender.patch(f"/fhir/Task/{task}", json=cancel, headers=PATCH)).status_code == 200
-    r = await sender.patch(f"/fhir/Task/{task}", json=[{"op": "replace", "path": "/status", "value": "requested"}],
-                           headers=PATCH)
+    r = await sender.patch(
+        f"/fhir/Task/{task}", json=[{"op": "replace", "path": "/status", "value": "requested"}], headers=PATCH
+    )
     assert r.status_code == 409 and _rule(r).startswith("Rule overdracht-closed"), r.text
 
 
@@ -70,8 +77,9 @@ async def test_the_verpleeghuis_sees_the_advance_notice_only(demo: dict[str, str
     vh = client_as(VERPLEEGHUIS)
     everything = await vh.get(f"/fhir/Patient/{demo[C2]}/$everything")
     assert everything.status_code == 200, everything.text
-    types = sorted({e["resource"]["resourceType"] for e in everything.json()["entry"]
-                    if e["search"]["mode"] == "match"})
+    types = sorted(
+        {e["resource"]["resourceType"] for e in everything.json()["entry"] if e["search"]["mode"] == "match"}
+    )
     assert types == ["Composition", "Patient", "Task"]
     for query in ("CarePlan", "Consent", "Observation", "Goal"):
         r = await vh.get(f"/fhir/{query}?patient=Patient/{demo[C2]}&_total=accurate")

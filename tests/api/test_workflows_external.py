@@ -44,18 +44,28 @@ OUTSIDE_URA = "00099999"
 CLIENT_ONLY_URA = "00077777"
 #: A hub party known from the administrators' organisation registry only.
 REGISTRY_ONLY_URA = "00066666"
-HANDOFF_INPUT = {"type": {"coding": [{"system": SCT, "code": "371535009"}]},
-                 "valueReference": {"reference": "Composition/handoff"}}
+HANDOFF_INPUT = {
+    "type": {"coding": [{"system": SCT, "code": "371535009"}]},
+    "valueReference": {"reference": "Composition/handoff"},
+}
 
 
 def exchanged(kind: str, *, requester: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
     return {
-        "resourceType": "Task", "status": "requested", "intent": "order",
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
         "meta": {"tag": [{"system": EXCHANGE, "code": kind}]},
         "code": {"coding": [{"system": SCT, "code": "308292007"}]},
-        "for": {"reference": "Patient/client"}, "requester": requester, "owner": owner,
-        "input": [{"type": {"coding": [{"system": LOINC, "code": "57830-2"}]},
-                   "valueReference": {"reference": "Composition/notice"}}],
+        "for": {"reference": "Patient/client"},
+        "requester": requester,
+        "owner": owner,
+        "input": [
+            {
+                "type": {"coding": [{"system": LOINC, "code": "57830-2"}]},
+                "valueReference": {"reference": "Composition/notice"},
+            }
+        ],
     }
 
 
@@ -69,14 +79,24 @@ async def world(hub_app: Any) -> AsyncIterator[tuple[Any, dict[str, As]]]:
     await write_internal(hub_app, [*network(), handoff()])
     parties = {**PARTIES, "outside": f"org:{OUTSIDE_URA}", "client-only": f"org:{CLIENT_ONLY_URA}"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hub_app), base_url="http://hub.test") as http:
-        key = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        key = (
+            ec.generate_private_key(ec.SECP256R1())
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
         admin = {"Authorization": f"Bearer {token_for_app(hub_app, 'admin')}"}
-        r = await http.post("/admin/apps", headers=admin, json={
-            "kind": "system", "name": "ECD elders", "ura": CLIENT_ONLY_URA, "public_key_pem": key})
+        r = await http.post(
+            "/admin/apps",
+            headers=admin,
+            json={"kind": "system", "name": "ECD elders", "ura": CLIENT_ONLY_URA, "public_key_pem": key},
+        )
         assert r.status_code in (200, 201), r.text
-        r = await http.post("/admin/organisations", headers=admin, json={
-            "ura": REGISTRY_ONLY_URA, "name": "Thuiszorg Oost", "types": ["X3"]})
+        r = await http.post(
+            "/admin/organisations",
+            headers=admin,
+            json={"ura": REGISTRY_ONLY_URA, "name": "Thuiszorg Oost", "types": ["X3"]},
+        )
         assert r.status_code in (200, 201), r.text
         out: dict[str, As] = {}
         for name, spec in parties.items():
@@ -90,10 +110,14 @@ async def world(hub_app: Any) -> AsyncIterator[tuple[Any, dict[str, As]]]:
 async def facts_of(app: Any, task_id: str) -> tuple[int, int]:
     """(overdracht_access rows, care_relation rows) that the Task made."""
     async with app.state.services.repo.db.read() as conn:
-        pid = (await conn.execute(select(resource.c.pid).where(
-            resource.c.res_type == "Task", resource.c.res_id == task_id))).scalar_one()
-        access = (await conn.execute(select(overdracht_access.c.source_pid).where(
-            overdracht_access.c.source_pid == pid))).all()
+        pid = (
+            await conn.execute(
+                select(resource.c.pid).where(resource.c.res_type == "Task", resource.c.res_id == task_id)
+            )
+        ).scalar_one()
+        access = (
+            await conn.execute(select(overdracht_access.c.source_pid).where(overdracht_access.c.source_pid == pid))
+        ).all()
         care = (await conn.execute(select(care_relation.c.source_pid).where(care_relation.c.source_pid == pid))).all()
     return len(access), len(care)
 
@@ -151,25 +175,43 @@ async def test_no_overdracht_is_imported_or_exported_in_a_hub_partys_name(world:
     third = {"reference": "Organization/org-third"}
     refused = {
         # a hub party with an Organization on the hub (the network's directory)
-        "directory": (exchanged("imported", requester=by_ura(ORGS["sender"]), owner=third),
-                      403, "overdracht-external-hub-party"),
+        "directory": (
+            exchanged("imported", requester=by_ura(ORGS["sender"]), owner=third),
+            403,
+            "overdracht-external-hub-party",
+        ),
         # a hub party known by its registered system client only
-        "client": (exchanged("imported", requester=by_ura(CLIENT_ONLY_URA), owner=third),
-                   403, "overdracht-external-hub-party"),
+        "client": (
+            exchanged("imported", requester=by_ura(CLIENT_ONLY_URA), owner=third),
+            403,
+            "overdracht-external-hub-party",
+        ),
         # a hub party known from the administrators' organisation registry only
-        "registry": (exchanged("imported", requester=by_ura(REGISTRY_ONLY_URA), owner=third),
-                     403, "overdracht-external-hub-party"),
+        "registry": (
+            exchanged("imported", requester=by_ura(REGISTRY_ONLY_URA), owner=third),
+            403,
+            "overdracht-external-hub-party",
+        ),
         # the outside party by a literal reference (a resource on the hub that could be anyone's)
-        "literal": (exchanged("imported", requester={"reference": "Organization/org-sender"}, owner=third),
-                    422, "overdracht-external"),
+        "literal": (
+            exchanged("imported", requester={"reference": "Organization/org-sender"}, owner=third),
+            422,
+            "overdracht-external",
+        ),
         # importing from yourself is no import
         "self": (exchanged("imported", requester=by_ura(ORGS["third"]), owner=third), 422, "overdracht-external"),
         # importing for another organisation
-        "other-owner": (exchanged("imported", requester=by_ura(OUTSIDE_URA),
-                                  owner={"reference": "Organization/org-receiver"}), 403, "overdracht-exchange-party"),
+        "other-owner": (
+            exchanged("imported", requester=by_ura(OUTSIDE_URA), owner={"reference": "Organization/org-receiver"}),
+            403,
+            "overdracht-exchange-party",
+        ),
         # exporting to a hub party
-        "export-hub": (exchanged("exported", requester=third, owner=by_ura(ORGS["receiver"])),
-                       403, "overdracht-external-hub-party"),
+        "export-hub": (
+            exchanged("exported", requester=third, owner=by_ura(ORGS["receiver"])),
+            403,
+            "overdracht-external-hub-party",
+        ),
         # an unknown exchange code
         "code": (exchanged("forwarded", requester=by_ura(OUTSIDE_URA), owner=third), 422, "overdracht-exchange"),
     }
@@ -204,8 +246,9 @@ async def test_an_exported_overdracht_is_recorded_by_its_sender_alone(world: Any
 async def test_the_same_overdracht_between_hub_parties_does_make_facts(world: Any) -> None:
     """The control for the two above: untagged, the receiver's reading and care relation are derived."""
     app, p = world
-    task = exchanged("imported", requester={"reference": "Organization/org-sender"},
-                     owner={"reference": "Organization/org-receiver"})
+    task = exchanged(
+        "imported", requester={"reference": "Organization/org-sender"}, owner={"reference": "Organization/org-receiver"}
+    )
     task.pop("meta")
     tid = (await p["sender"].post(task)).json()["id"]
     for new in ("received", "accepted"):

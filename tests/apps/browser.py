@@ -24,8 +24,11 @@ def chromium() -> Iterator[Browser]:
     if not AXE_JS.exists():
         raise RuntimeError(f"{AXE_JS} is missing: run `make browser-deps` (installs axe-core from npm)")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=["--no-sandbox", "--disable-dev-shm-usage", "--lang=nl-NL"])
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--lang=nl-NL"],
+        )
         try:
             yield browser
         finally:

@@ -42,8 +42,13 @@ def _app(module: str, prefix: str, hub: LiveHub, hub_url: str, state: Path, **ex
     log_path = state / f"{module}.log"
     state.mkdir(parents=True, exist_ok=True)
     log = log_path.open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,  # noqa: S603
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module],
+        env=env,
+        cwd=ROOT,  # noqa: S603
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(proc, f"{base}/healthz", module, lambda: log_path.read_text(errors="replace"), 90)

@@ -58,23 +58,33 @@ def _professionals_at_work(stack: Stack) -> str:
         assert ha.put(f"/Consent/{directive['id']}", json=directive).status_code == 200
     with _fhir(stack, WIJKVERPLEGING) as wv:
         notice = {
-            "resourceType": "Composition", "status": "final",
+            "resourceType": "Composition",
+            "status": "final",
             "type": {"coding": [{"system": "http://loinc.org", "code": "57830-2", "display": "Aanmeldbericht"}]},
-            "subject": {"reference": f"Patient/{patient}"}, "date": "2026-11-20T10:00:00+01:00",
-            "author": [{"identifier": {"system": URA, "value": "00023456"}}], "title": "Aanmeldbericht",
+            "subject": {"reference": f"Patient/{patient}"},
+            "date": "2026-11-20T10:00:00+01:00",
+            "author": [{"identifier": {"system": URA, "value": "00023456"}}],
+            "title": "Aanmeldbericht",
         }
         created = wv.post("/Composition", json=notice)
         assert created.status_code == 201, created.text
         task = {
-            "resourceType": "Task", "status": "requested", "intent": "order",
-            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "308292007",
-                                 "display": "Overdracht van zorg"}]},
+            "resourceType": "Task",
+            "status": "requested",
+            "intent": "order",
+            "code": {
+                "coding": [{"system": "http://snomed.info/sct", "code": "308292007", "display": "Overdracht van zorg"}]
+            },
             "for": {"reference": f"Patient/{patient}"},
             "requester": {"identifier": {"system": URA, "value": "00023456"}},
             "owner": {"identifier": {"system": URA, "value": "00056789"}},
             "description": "Overdracht naar Verpleeghuis De Boomgaard",
-            "input": [{"type": {"coding": [{"system": "http://loinc.org", "code": "57830-2"}]},
-                       "valueReference": {"reference": f"Composition/{created.json()['id']}"}}],
+            "input": [
+                {
+                    "type": {"coding": [{"system": "http://loinc.org", "code": "57830-2"}]},
+                    "valueReference": {"reference": f"Composition/{created.json()['id']}"},
+                }
+            ],
         }
         sent = wv.post("/Task", json=task)
         assert sent.status_code == 201, sent.text
@@ -288,7 +298,8 @@ def test_client_mantelzorger_and_admin(stack: Stack, browser: Browser, backend: 
     admin.get_by_label("Voor welke organisatie?").select_option("00012345")
     admin.get_by_label("Datum van ondertekening").fill(date.today().isoformat())
     admin.get_by_label("Reden van vastlegging door de beheerder (verplicht)").fill(
-        "Formulier afgegeven bij de balie; mevrouw gebruikt geen PGO")
+        "Formulier afgegeven bij de balie; mevrouw gebruikt geen PGO"
+    )
     admin.get_by_role("button", name="Vastleggen").click()
     expect(admin.get_by_role("status").filter(has_text="is vastgelegd")).to_be_visible()
     recent = admin.locator("table").filter(has_text="Papieren toestemmingen")
@@ -332,11 +343,17 @@ def _plan_of(stack: Stack) -> tuple[str, dict[str, Any]]:
 
 def _wijk_activity(plan: dict[str, Any], code: str, description: str) -> dict[str, Any]:
     """An activity the wijkverpleging performs: its nurse (the plan's author, the coordinator) is the performer."""
-    return {"detail": {
-        "extension": [{"url": f"{HUB_NS}/StructureDefinition/ext-ActivityPerformerKind", "valueCode": "professional"}],
-        "code": {"coding": [{"system": f"{HUB_NS}/CodeSystem/care-activity", "code": code}]},
-        "status": "scheduled", "description": description, "performer": [plan["author"]],
-    }}
+    return {
+        "detail": {
+            "extension": [
+                {"url": f"{HUB_NS}/StructureDefinition/ext-ActivityPerformerKind", "valueCode": "professional"}
+            ],
+            "code": {"coding": [{"system": f"{HUB_NS}/CodeSystem/care-activity", "code": code}]},
+            "status": "scheduled",
+            "description": description,
+            "performer": [plan["author"]],
+        }
+    }
 
 
 def _detail(stack: Stack, description: str) -> dict[str, Any]:
@@ -346,7 +363,9 @@ def _detail(stack: Stack, description: str) -> dict[str, Any]:
 
 
 def test_client_cancels_the_wijkverplegings_activity_with_a_reason(
-    stack: Stack, browser: Browser, backend: str,
+    stack: Stack,
+    browser: Browser,
+    backend: str,
 ) -> None:
     checker = Checker(write_screenshots=backend == "sqlite")
     wound, pills = "Wondzorg aan het linkerbeen, maandag en donderdag", "Medicijnen klaarzetten voor de week"

@@ -22,8 +22,12 @@ def _imports(path: Path) -> list[str]:
 def test_apps_never_import_hub() -> None:
     files = sorted(APPS.rglob("*.py"))
     assert len(files) >= 10
-    offenders = {str(f.relative_to(APPS)): name for f in files for name in _imports(f)
-                 if name == "hub" or name.startswith("hub.")}
+    offenders = {
+        str(f.relative_to(APPS)): name
+        for f in files
+        for name in _imports(f)
+        if name == "hub" or name.startswith("hub.")
+    }
     assert offenders == {}
 
 

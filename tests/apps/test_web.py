@@ -26,8 +26,9 @@ HUB = "http://hub.example:8080"
 
 
 def _pgo(tmp_path: Path, **overrides: Any) -> httpx.AsyncClient:
-    settings = PgoSettings(hub_url=HUB, public_url="http://pgo.test", state_dir=tmp_path, client_id="pgo-x",
-                           **overrides)
+    settings = PgoSettings(
+        hub_url=HUB, public_url="http://pgo.test", state_dir=tmp_path, client_id="pgo-x", **overrides
+    )
     app = create_pgo(settings)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pgo.test")
 
@@ -97,7 +98,8 @@ async def test_an_idle_session_ends_with_a_message(tmp_path: Path) -> None:
         codec = SessionCodec(load_or_create_key("", tmp_path), idle_timeout=60, max_session=3600)
         me = {"token": "x.y.z", "exp": int(time.time()) + 3600, "kind": "client", "patient": "p1"}
         idle = codec.fernet.encrypt_at_time(
-            json.dumps({"started": int(time.time()) - 300, "csrf": "c", "me": me}).encode(), int(time.time()) - 120)
+            json.dumps({"started": int(time.time()) - 300, "csrf": "c", "me": me}).encode(), int(time.time()) - 120
+        )
         web.cookies.clear()
         web.cookies.set("pgo_session", idle.decode(), domain="pgo.test")
         answer = await web.get("/zorgplan")
@@ -128,10 +130,18 @@ def test_pkce_challenge_matches_rfc7636_appendix_b() -> None:
 
 
 def test_operation_outcomes_become_plain_dutch() -> None:
-    outcome = {"resourceType": "OperationOutcome", "issue": [
-        {"severity": "warning", "code": "informational"},
-        {"severity": "error", "code": "required", "diagnostics": "Minimum cardinality ...",
-         "expression": ["CarePlan.activity[3].detail.code"]}]}
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {"severity": "warning", "code": "informational"},
+            {
+                "severity": "error",
+                "code": "required",
+                "diagnostics": "Minimum cardinality ...",
+                "expression": ["CarePlan.activity[3].detail.code"],
+            },
+        ],
+    }
     sentence = plain_dutch(400, outcome)
     assert sentence == "Er ontbreekt een verplicht gegeven (bij: CarePlan.activity[3].detail.code)."
     assert plain_dutch(403, outcome) == "U heeft geen toestemming om dit te doen."
@@ -146,7 +156,8 @@ def test_access_reasons_in_dutch() -> None:
     assert privacy.reason_in_dutch("The client objects (Consent/1)") == "U heeft hier bezwaar tegen gemaakt."
     assert privacy.reason_in_dutch("The client permits (Consent/2)") == "U heeft hier toestemming voor gegeven."
     assert "uw toestemming nodig" in privacy.reason_in_dutch(
-        "Care relationship, but this category needs the client's explicit permission (opt-in)")
+        "Care relationship, but this category needs the client's explicit permission (opt-in)"
+    )
 
 
 def test_a_mantelzorger_changes_only_own_activities() -> None:
@@ -164,8 +175,14 @@ def test_a_mantelzorger_changes_only_own_activities() -> None:
 
 
 def test_paper_consent_needs_a_reason() -> None:
-    fields = {"bsn": "999993653", "decision": "permit", "category": "medisch", "ura": "00012345",
-              "reason": "", "signed": "2026-01-05"}
+    fields = {
+        "bsn": "999993653",
+        "decision": "permit",
+        "category": "medisch",
+        "ura": "00012345",
+        "reason": "",
+        "signed": "2026-01-05",
+    }
     assert records.check_paper(fields) == "Vul de reden in waarom u dit namens de cliënt vastlegt (verplicht)."
     fields["reason"] = "Formulier aan de balie"
     assert records.check_paper(fields) is None
@@ -189,25 +206,43 @@ async def test_admin_console_refuses_a_token_that_is_not_an_admin_token(tmp_path
 
 
 def _act(kind: str, code: str, status: str, performer: dict[str, Any]) -> dict[str, Any]:
-    return {"detail": {"extension": [{"url": views.PERFORMER_KIND_EXT, "valueCode": kind}],
-                       "code": {"coding": [{"system": views.CARE_ACTIVITY, "code": code}]},
-                       "status": status, "description": f"{code} ({status})", "performer": [performer]}}
+    return {
+        "detail": {
+            "extension": [{"url": views.PERFORMER_KIND_EXT, "valueCode": kind}],
+            "code": {"coding": [{"system": views.CARE_ACTIVITY, "code": code}]},
+            "status": status,
+            "description": f"{code} ({status})",
+            "performer": [performer],
+        }
+    }
 
 
 WIJK = {"reference": "PractitionerRole/wv", "display": "Karim El Amrani"}
 
 
 def _plan() -> dict[str, Any]:
-    return {"resourceType": "CarePlan", "id": "plan1", "meta": {"versionId": "3"}, "status": "active",
-            "intent": "plan", "title": "Gedeeld zorgplan", "subject": {"reference": "Patient/p1"}, "activity": [
-                _act("professional", "verpleging", "scheduled", WIJK),
-                _act("professional", "persoonlijke-verzorging", "in-progress", WIJK),
-                _act("professional", "huishoudelijke-hulp", "completed", WIJK),
-                _act("mantelzorger", "maaltijden", "in-progress",
-                     {"identifier": {"system": ft.PERSON, "value": "marieke"}, "display": "Marieke"}),
-                _act("client", "dagbesteding", "in-progress", {"reference": "Patient/p1"}),
-                _act("professional", "vervoer", "on-hold", WIJK),
-            ]}
+    return {
+        "resourceType": "CarePlan",
+        "id": "plan1",
+        "meta": {"versionId": "3"},
+        "status": "active",
+        "intent": "plan",
+        "title": "Gedeeld zorgplan",
+        "subject": {"reference": "Patient/p1"},
+        "activity": [
+            _act("professional", "verpleging", "scheduled", WIJK),
+            _act("professional", "persoonlijke-verzorging", "in-progress", WIJK),
+            _act("professional", "huishoudelijke-hulp", "completed", WIJK),
+            _act(
+                "mantelzorger",
+                "maaltijden",
+                "in-progress",
+                {"identifier": {"system": ft.PERSON, "value": "marieke"}, "display": "Marieke"},
+            ),
+            _act("client", "dagbesteding", "in-progress", {"reference": "Patient/p1"}),
+            _act("professional", "vervoer", "on-hold", WIJK),
+        ],
+    }
 
 
 def test_the_client_pauses_stops_or_cancels_another_partys_activity_only() -> None:
@@ -224,8 +259,10 @@ def test_the_client_pauses_stops_or_cancels_another_partys_activity_only() -> No
     for final in ("completed", "cancelled", "stopped", "entered-in-error"):
         assert views.client_choices(_act("professional", "verpleging", final, WIJK), client, "p1") == ()
     changed = views.with_client_status(acts[0], "cancelled", "  Mijn dochter doet dit nu  ")
-    assert changed["detail"] == acts[0]["detail"] | {"status": "cancelled",
-                                                      "statusReason": {"text": "Mijn dochter doet dit nu"}}
+    assert changed["detail"] == acts[0]["detail"] | {
+        "status": "cancelled",
+        "statusReason": {"text": "Mijn dochter doet dit nu"},
+    }
     assert acts[0]["detail"]["status"] == "scheduled"  # the original is not touched
     for status, reason in (("completed", "klaar"), ("cancelled", "  ")):
         with pytest.raises(ValueError):
@@ -243,8 +280,9 @@ class FakeHub:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if request.method == "GET" and path == "/fhir/CarePlan":
-            return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset",
-                                             "entry": [{"resource": self.plan}]})
+            return httpx.Response(
+                200, json={"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": self.plan}]}
+            )
         if request.method == "GET" and path == "/fhir/CarePlan/plan1":
             return httpx.Response(200, json=self.plan)
         if request.method == "PUT" and path == "/fhir/CarePlan/plan1":
@@ -252,9 +290,22 @@ class FakeHub:
             self.puts.append(body)
             assert request.headers["if-match"] == 'W/"3"'
             if self.refuse:
-                return httpx.Response(self.refuse, json={"resourceType": "OperationOutcome", "issue": [{
-                    "severity": "error", "code": "forbidden", "expression": ["CarePlan.activity[0].detail.status"],
-                    "diagnostics": "Rule careplan-client-status: you set another party's activity from 'completed'"}]})
+                return httpx.Response(
+                    self.refuse,
+                    json={
+                        "resourceType": "OperationOutcome",
+                        "issue": [
+                            {
+                                "severity": "error",
+                                "code": "forbidden",
+                                "expression": ["CarePlan.activity[0].detail.status"],
+                                "diagnostics": (
+                                    "Rule careplan-client-status: you set another party's activity from 'completed'"
+                                ),
+                            }
+                        ],
+                    },
+                )
             self.plan = body
             return httpx.Response(200, json=body)
         return httpx.Response(404, json={"resourceType": "OperationOutcome", "issue": []})
@@ -267,9 +318,11 @@ def _logged_in(tmp_path: Path, fake: FakeHub, me: dict[str, Any]) -> tuple[httpx
     app = create_pgo(settings)
     app.state.http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
     codec = SessionCodec(load_or_create_key("", tmp_path), idle_timeout=900, max_session=3600)
-    session = {"started": int(time.time()), "csrf": "c",
-               "me": {"token": "x.y.z", "exp": int(time.time()) + 3600, "patient": "p1", "sections": ["zorgplan"]}
-               | me}
+    session = {
+        "started": int(time.time()),
+        "csrf": "c",
+        "me": {"token": "x.y.z", "exp": int(time.time()) + 3600, "patient": "p1", "sections": ["zorgplan"]} | me,
+    }
     web = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pgo.test")
     web.cookies.set("pgo_session", codec.encode(session), domain="pgo.test")
     return web, app.state.http
@@ -290,8 +343,10 @@ async def test_care_plan_page_offers_the_clients_say_with_a_labelled_reason(tmp_
     assert "<summary>Vervoer stoppen</summary>" in html
     assert "Huishoudelijke hulp pauzeren" not in html and "Dagbesteding pauzeren" not in html
     assert '<label for="reason-plan1-0">Reden (verplicht)</label>' in html
-    assert 'id="reason-plan1-0" name="reason" rows="2" required maxlength="500" ' \
-           'aria-describedby="say-hint-plan1-0"' in html
+    assert (
+        'id="reason-plan1-0" name="reason" rows="2" required maxlength="500" '
+        'aria-describedby="say-hint-plan1-0"' in html
+    )
     assert '<button type="submit" name="status" value="cancelled" class="button">Annuleren</button>' in html
     assert html.count('name="status" value="on-hold"') == 3
 
@@ -313,14 +368,17 @@ async def test_the_client_cancels_with_a_reason_and_the_hub_gets_only_that(tmp_p
     before = json.loads(json.dumps(fake.plan))
     web, http = _logged_in(tmp_path, fake, CLIENT_ME)
     async with web, http:
-        answer = await web.post(SAY.format(0), data={"csrf_token": "c", "status": "cancelled",
-                                                     "reason": "Mijn dochter komt nu elke dag"})
+        answer = await web.post(
+            SAY.format(0), data={"csrf_token": "c", "status": "cancelled", "reason": "Mijn dochter komt nu elke dag"}
+        )
         assert answer.status_code == 303 and answer.headers["location"] == "/zorgplan"
         page = (await web.get("/zorgplan")).text
     assert len(fake.puts) == 1
     sent = fake.puts[0]
     assert sent["activity"][0]["detail"] == before["activity"][0]["detail"] | {
-        "status": "cancelled", "statusReason": {"text": "Mijn dochter komt nu elke dag"}}
+        "status": "cancelled",
+        "statusReason": {"text": "Mijn dochter komt nu elke dag"},
+    }
     assert sent["activity"][1:] == before["activity"][1:]
     assert {k: v for k, v in sent.items() if k != "activity"} == {k: v for k, v in before.items() if k != "activity"}
     assert 'role="status">Verpleging is geannuleerd. Uw reden staat erbij in het zorgplan.' in page
@@ -337,8 +395,10 @@ async def test_the_reason_is_required_and_the_error_is_tied_to_the_field(tmp_pat
         html = (await web.get("/zorgplan")).text
         wrong = await web.post(SAY.format(1), data={"csrf_token": "c", "status": "completed", "reason": "Klaar"})
         chosen = (await web.get("/zorgplan")).text
-        assert '<p class="field-error" id="say-error-plan1-1" tabindex="-1" autofocus>Kies pauzeren, stoppen of ' \
-               'annuleren.</p>' in chosen
+        assert (
+            '<p class="field-error" id="say-error-plan1-1" tabindex="-1" autofocus>Kies pauzeren, stoppen of '
+            "annuleren.</p>" in chosen
+        )
         assert ">Klaar</textarea>" in chosen and "aria-invalid" not in chosen  # the reason was fine
         again = (await web.get("/zorgplan")).text  # the error is shown once
         forged = await web.post(SAY.format(1), data={"csrf_token": "nope", "status": "stopped", "reason": "x"})
@@ -359,13 +419,16 @@ async def test_the_hubs_refusal_is_shown_and_the_reason_kept(tmp_path: Path) -> 
     fake.refuse = 403
     web, http = _logged_in(tmp_path, fake, CLIENT_ME)
     async with web, http:
-        answer = await web.post(SAY.format(0), data={"csrf_token": "c", "status": "on-hold",
-                                                     "reason": "Ik ben twee weken weg"})
+        answer = await web.post(
+            SAY.format(0), data={"csrf_token": "c", "status": "on-hold", "reason": "Ik ben twee weken weg"}
+        )
         assert answer.status_code == 303 and answer.headers["location"] == "/zorgplan"
         html = (await web.get("/zorgplan")).text
     assert len(fake.puts) == 1
-    message = ("Niet gelukt: de zorgnet-hub staat dit niet toe. U heeft geen toestemming om dit te doen. "
-               "Er is niets veranderd.")
+    message = (
+        "Niet gelukt: de zorgnet-hub staat dit niet toe. U heeft geen toestemming om dit te doen. "
+        "Er is niets veranderd."
+    )
     assert f'<p class="notice notice-error" role="alert">{message}</p>' in html
     assert f'<p class="field-error" id="say-error-plan1-0" tabindex="-1" autofocus>{message}</p>' in html
     assert ">Ik ben twee weken weg</textarea>" in html

@@ -105,9 +105,7 @@ def care_plan() -> dict[str, Any]:
         "meta": _meta(SD + "zorgnet-CarePlan"),
         "status": "active",
         "intent": "plan",
-        "category": [
-            {"coding": [{"system": f"{HUB}/CodeSystem/careplan-category", "code": "gedeeld-zorgplan"}]}
-        ],
+        "category": [{"coding": [{"system": f"{HUB}/CodeSystem/careplan-category", "code": "gedeeld-zorgplan"}]}],
         "subject": {"reference": "Patient/client-1"},
         "careTeam": [{"reference": "CareTeam/netwerk-1"}],
         "goal": [{"reference": "Goal/doel-1"}],
@@ -116,9 +114,7 @@ def care_plan() -> dict[str, Any]:
                 "detail": {
                     "extension": [{"url": kind, "valueCode": "professional"}],
                     "code": {
-                        "coding": [
-                            {"system": f"{HUB}/CodeSystem/care-activity", "code": "persoonlijke-verzorging"}
-                        ]
+                        "coding": [{"system": f"{HUB}/CodeSystem/care-activity", "code": "persoonlijke-verzorging"}]
                     },
                     "status": "in-progress",
                     "performer": [{"reference": "PractitionerRole/wijkvp-1-role"}],
@@ -135,9 +131,7 @@ def care_plan() -> dict[str, Any]:
             {
                 "detail": {
                     "extension": [{"url": kind, "valueCode": "organisatie"}],
-                    "code": {
-                        "coding": [{"system": f"{HUB}/CodeSystem/care-activity", "code": "respijtzorg"}]
-                    },
+                    "code": {"coding": [{"system": f"{HUB}/CodeSystem/care-activity", "code": "respijtzorg"}]},
                     "status": "scheduled",
                     "scheduledPeriod": {"start": "2025-03-01", "end": "2025-03-08"},
                     "description": "Logeerweek zodat de mantelzorger op vakantie kan",
@@ -166,12 +160,8 @@ def treatment_directive() -> dict[str, Any]:
         "id": "acp-td-1",
         "meta": _meta(IKNL + "ACP-TreatmentDirective"),
         "status": "active",
-        "scope": {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "treatment"}]
-        },
-        "category": [
-            {"coding": [{"system": SCT, "code": "129125009", "display": "procedure with explicit context"}]}
-        ],
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "treatment"}]},
+        "category": [{"coding": [{"system": SCT, "code": "129125009", "display": "procedure with explicit context"}]}],
         "patient": {"reference": "Patient/client-1"},
         "dateTime": "2024-10-01",
         "policy": [{"uri": "https://wetten.overheid.nl/"}],
@@ -190,9 +180,7 @@ def treatment_directive() -> dict[str, Any]:
                     "reference": {"reference": "Patient/client-1", "type": "Patient"},
                 }
             ],
-            "code": [
-                {"coding": [{"system": SCT, "code": "89666000", "display": "Cardiopulmonary resuscitation"}]}
-            ],
+            "code": [{"coding": [{"system": SCT, "code": "89666000", "display": "Cardiopulmonary resuscitation"}]}],
         },
     }
 
@@ -225,9 +213,7 @@ def medical_policy_goal() -> dict[str, Any]:
         ],
         "lifecycleStatus": "active",
         "description": {
-            "coding": [
-                {"system": SCT, "code": "713148004", "display": "voorkomen en behandelen van symptomen"}
-            ]
+            "coding": [{"system": SCT, "code": "713148004", "display": "voorkomen en behandelen van symptomen"}]
         },
         "subject": {"reference": "Patient/client-1"},
     }
@@ -272,9 +258,7 @@ def handoff_composition() -> dict[str, Any]:
         "id": "handoff-1",
         "meta": _meta(SD + "zorgnet-Composition-NursingHandoff"),
         "status": "final",
-        "type": {
-            "coding": [{"system": SCT, "code": "11171000146100", "display": "verpleegkundige overdracht"}]
-        },
+        "type": {"coding": [{"system": SCT, "code": "11171000146100", "display": "verpleegkundige overdracht"}]},
         "subject": {"reference": "Patient/client-1"},
         "date": "2025-02-01T10:00:00+01:00",
         "author": [{"reference": "Organization/ziekenhuis-1"}],
@@ -309,13 +293,9 @@ def toewijzing() -> dict[str, Any]:
         "identifier": [{"system": f"{HUB}/NamingSystem/iwmo-toewijzingnummer", "value": "TW-2025-0001"}],
         "status": "active",
         "intent": "order",
-        "category": [
-            {"coding": [{"system": f"{HUB}/CodeSystem/servicerequest-category", "code": "wmo-toewijzing"}]}
-        ],
+        "category": [{"coding": [{"system": f"{HUB}/CodeSystem/servicerequest-category", "code": "wmo-toewijzing"}]}],
         "code": {
-            "coding": [
-                {"system": f"{HUB}/CodeSystem/iwmo-productcategorie", "code": "02", "display": "Begeleiding"}
-            ]
+            "coding": [{"system": f"{HUB}/CodeSystem/iwmo-productcategorie", "code": "02", "display": "Begeleiding"}]
         },
         "quantityQuantity": {
             "value": 4,
@@ -338,18 +318,12 @@ def consent() -> dict[str, Any]:
         "meta": _meta(SD + "zorgnet-Consent"),
         "status": "active",
         "scope": {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
-            ]
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
         },
-        "category": [
-            {"coding": [{"system": f"{HUB}/CodeSystem/consent-category", "code": "gegevensdeling"}]}
-        ],
+        "category": [{"coding": [{"system": f"{HUB}/CodeSystem/consent-category", "code": "gegevensdeling"}]}],
         "patient": {"reference": "Patient/client-1"},
         "dateTime": "2025-01-05",
-        "policyRule": {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]
-        },
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
         "provision": {
             "type": "permit",
             "period": {"start": "2025-01-05", "end": "2026-01-05"},
@@ -383,9 +357,7 @@ def handoff_bundle(entries: int = 40) -> dict[str, Any]:
                     "resourceType": "Observation",
                     "id": f"obs-{i}",
                     "status": "final",
-                    "code": {
-                        "coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]
-                    },
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
                     "subject": {"reference": "Patient/client-1"},
                     "effectiveDateTime": "2025-02-01T08:00:00+01:00",
                     "valueQuantity": {
@@ -409,9 +381,7 @@ def handoff_bundle(entries: int = 40) -> dict[str, Any]:
                             }
                         ]
                     },
-                    "code": {
-                        "coding": [{"system": SCT, "code": "38341003", "display": "Hypertensive disorder"}]
-                    },
+                    "code": {"coding": [{"system": SCT, "code": "38341003", "display": "Hypertensive disorder"}]},
                     "subject": {"reference": "Patient/client-1"},
                 }
             )
@@ -425,8 +395,7 @@ def handoff_bundle(entries: int = 40) -> dict[str, Any]:
             "value": "urn:uuid:5b0e8a3e-57e5-4a8c-9c1e-6c1f3a1d2b40",
         },
         "entry": [
-            {"fullUrl": f"https://zorgnet-hub.nl/fhir/{r['resourceType']}/{r['id']}", "resource": r}
-            for r in items
+            {"fullUrl": f"https://zorgnet-hub.nl/fhir/{r['resourceType']}/{r['id']}", "resource": r} for r in items
         ],
     }
 

@@ -54,7 +54,7 @@ def _lex(source: str) -> list[Text | Action]:
     out: list[Text | Action] = []
     pos = 0
     for m in _ACTION.finditer(source):
-        text = source[pos:m.start()]
+        text = source[pos : m.start()]
         if m.group(1):
             text = text.rstrip(" \t\r\n")
         if text:
@@ -91,7 +91,7 @@ def parse(source: str) -> tuple[list[Any], dict[str, list[Any]]]:
             if word in ("end", "else") and word in stop:
                 return nodes, expr
             if word in ("if", "range", "with", "define"):
-                b = Block(word, expr[len(word):].strip())
+                b = Block(word, expr[len(word) :].strip())
                 body, ended = block(("end", "else"))
                 b.body = body
                 while ended.startswith("else"):
@@ -116,17 +116,20 @@ def parse(source: str) -> tuple[list[Any], dict[str, list[Any]]]:
 
 def _string(token: str) -> str:
     token = token.strip()
-    if len(token) >= 2 and token[0] == token[-1] and token[0] in "\"`":
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in '"`':
         return token[1:-1]
     raise TemplateError(f"expected a string literal, not {token!r}")
 
 
 # --- expressions -------------------------------------------------------------------------------------------
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<str>"(?:[^"\\]|\\.)*") | (?P<raw>`[^`]*`) | (?P<assign>:=) | (?P<pipe>\|) | (?P<lp>\() | (?P<rp>\))
   | (?P<comma>,) | (?P<num>-?\d+(?:\.\d+)?) | (?P<var>\$[A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)
   | (?P<field>(?:\.[A-Za-z0-9_]+)+|\.) | (?P<ident>[A-Za-z_][A-Za-z0-9_]*) | (?P<ws>\s+)
-""", re.X)
+""",
+    re.X,
+)
 
 
 def _tokens(expr: str) -> list[tuple[str, str]]:
@@ -233,7 +236,7 @@ class Renderer:
             if any(t[0] == "assign" for t in toks):
                 at = [t[0] for t in toks].index("assign")
                 names = [t[1] for t in toks[:at] if t[0] == "var"]
-                toks = toks[at + 1:]
+                toks = toks[at + 1 :]
             value = self._pipeline(toks, scope)
             items: list[tuple[Any, Any]]
             if isinstance(value, dict):
@@ -295,7 +298,7 @@ class Renderer:
                 while depth:
                     depth += {"lp": 1, "rp": -1}.get(toks[j][0], 0)
                     j += 1
-                out.append(self._pipeline(toks[i + 1:j - 1], scope))
+                out.append(self._pipeline(toks[i + 1 : j - 1], scope))
                 i = j
                 continue
             if kind == "str":

@@ -16,8 +16,10 @@ from tests.deploy.helmlite import TemplateError, manifests, render_chart
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "zorgnet-hub"
 #: The oldest Kubernetes the chart claims (Chart.yaml kubeVersion) that the schema package has, and the newest.
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
-SECRETS = {"database": {"url": "postgresql+asyncpg://hub:pw@db.internal:5432/hub"},
-           "keys": {"jwks": '{"keys": []}', "auditKeyring": '{"keys": []}'}}
+SECRETS = {
+    "database": {"url": "postgresql+asyncpg://hub:pw@db.internal:5432/hub"},
+    "keys": {"jwks": '{"keys": []}', "auditKeyring": '{"keys": []}'},
+}
 
 
 def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -29,13 +31,20 @@ def by_kind(objs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
-@pytest.mark.parametrize("values", [
-    {},
-    {"ingress": {"enabled": True}, "hub": {"autoscaling": {"enabled": False}},
-     "config": {"extraEnv": {"HUB_MAX_PAGE_SIZE": "500"}}},
-    {"worker": {"enabled": False}, "networkPolicy": {"enabled": False}, "migrations": {"enabled": False}},
-    {"database": {"existingSecret": "hub-db"}, "keys": {"existingSecret": "hub-keys"}},
-], ids=["defaults", "ingress-fixed-replicas", "minimal", "existing-secrets"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {
+            "ingress": {"enabled": True},
+            "hub": {"autoscaling": {"enabled": False}},
+            "config": {"extraEnv": {"HUB_MAX_PAGE_SIZE": "500"}},
+        },
+        {"worker": {"enabled": False}, "networkPolicy": {"enabled": False}, "migrations": {"enabled": False}},
+        {"database": {"existingSecret": "hub-db"}, "keys": {"existingSecret": "hub-keys"}},
+    ],
+    ids=["defaults", "ingress-fixed-replicas", "minimal", "existing-secrets"],
+)
 def test_every_manifest_is_valid_kubernetes(values: dict[str, Any], version: str) -> None:
     objs = render(values)
     assert objs
@@ -46,9 +55,23 @@ def test_every_manifest_is_valid_kubernetes(values: dict[str, Any], version: str
 def test_the_chart_holds_what_production_needs() -> None:
     objs = render()
     kinds = sorted(o["kind"] for o in objs)
-    assert kinds == sorted(["Deployment", "Deployment", "Job", "Secret", "Secret", "HorizontalPodAutoscaler",
-                            "HorizontalPodAutoscaler", "PodDisruptionBudget", "PodDisruptionBudget",
-                            "NetworkPolicy", "NetworkPolicy", "Service", "ServiceAccount"])
+    assert kinds == sorted(
+        [
+            "Deployment",
+            "Deployment",
+            "Job",
+            "Secret",
+            "Secret",
+            "HorizontalPodAutoscaler",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+            "NetworkPolicy",
+            "Service",
+            "ServiceAccount",
+        ]
+    )
     deployments = by_kind(objs, "Deployment")
     hub, worker = deployments["hub-zorgnet-hub"], deployments["hub-zorgnet-hub-worker"]
     for dep, args in ((hub, ["serve", "--workers", "2", "--port", "8080"]), (worker, ["worker"])):
@@ -60,10 +83,16 @@ def test_the_chart_holds_what_production_needs() -> None:
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-        assert set(mounts) == {"/run/secrets/hub", "/var/lib/hub", "/var/lib/hub/keys", "/var/lib/hub/audit-keys",
-                               "/tmp"}  # noqa: S108 - the container path
-        assert all(mounts[p].get("readOnly") for p in ("/run/secrets/hub", "/var/lib/hub/keys",
-                                                       "/var/lib/hub/audit-keys"))
+        assert set(mounts) == {
+            "/run/secrets/hub",
+            "/var/lib/hub",
+            "/var/lib/hub/keys",
+            "/var/lib/hub/audit-keys",
+            "/tmp",
+        }  # noqa: S108 - the container path
+        assert all(
+            mounts[p].get("readOnly") for p in ("/run/secrets/hub", "/var/lib/hub/keys", "/var/lib/hub/audit-keys")
+        )
         labels = dep["spec"]["template"]["metadata"]["labels"]
         assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items()
     probes = hub["spec"]["template"]["spec"]["containers"][0]

@@ -41,8 +41,18 @@ def load(env: dict[str, str] | None = None) -> dict[str, Any]:
 
 def test_compose_file_is_valid() -> None:
     services = load()["services"]
-    assert set(services) == {"postgres", "migrate", "hub", "worker", "proxy", "adapter-gemeente",
-                             "adapter-huisarts", "adapter-wijkverpleging", "pgo", "admin-console"}
+    assert set(services) == {
+        "postgres",
+        "migrate",
+        "hub",
+        "worker",
+        "proxy",
+        "adapter-gemeente",
+        "adapter-huisarts",
+        "adapter-wijkverpleging",
+        "pgo",
+        "admin-console",
+    }
 
 
 def test_migrations_run_once_before_hub_and_worker() -> None:
@@ -86,7 +96,12 @@ def test_adapter_commands_are_what_the_adapters_accept(tmp_path: Path) -> None:
     gemeente = services["adapter-gemeente"]
     done = subprocess.run(  # noqa: S603 - the adapter's own console script; --help parses every option first
         [str(scripts / gemeente["entrypoint"][0]), *gemeente["command"], "--help"],
-        capture_output=True, text=True, timeout=60, check=False, env=os.environ)
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=os.environ,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     options = [a for a in gemeente["command"] if a.startswith("--")]
     assert options and all(o in done.stdout for o in options)
@@ -160,8 +175,14 @@ def test_secrets_sh_makes_the_files(tmp_path: Path) -> None:
     copy = tmp_path / "deploy"
     shutil.copytree(DEPLOY, copy, ignore=shutil.ignore_patterns("secrets", "helm"))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    done = subprocess.run(["bash", str(copy / "secrets.sh")], env=env, capture_output=True, text=True,  # noqa: S603, S607
-                          timeout=120, check=False)
+    done = subprocess.run(
+        ["bash", str(copy / "secrets.sh")],
+        env=env,
+        capture_output=True,
+        text=True,  # noqa: S603, S607
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     for secret in load()["secrets"].values():
         assert (copy / secret["file"]).stat().st_size > 0, secret["file"]

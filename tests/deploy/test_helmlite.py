@@ -31,12 +31,13 @@ def test_range_over_maps_sorted_and_lists_with_root() -> None:
 
 
 def test_define_include_pipelines() -> None:
-    src = ('{{- define "lbl" -}}\nname: {{ .n | quote }}\nn: {{ printf "%s-%s" .n "x" | trunc 5 }}\n{{- end -}}'
-           "meta:\n  labels:\n    {{- include \"lbl\" . | nindent 4 }}\n"
-           "d: {{ default \"dflt\" .missing }} {{ .t | b64enc }} {{ toYaml .res | nindent 2 }}")
+    src = (
+        '{{- define "lbl" -}}\nname: {{ .n | quote }}\nn: {{ printf "%s-%s" .n "x" | trunc 5 }}\n{{- end -}}'
+        'meta:\n  labels:\n    {{- include "lbl" . | nindent 4 }}\n'
+        'd: {{ default "dflt" .missing }} {{ .t | b64enc }} {{ toYaml .res | nindent 2 }}'
+    )
     out = render(src, {"n": "abcdef", "t": "hi", "res": {"b": 1, "a": [1]}})
-    assert out == ('meta:\n  labels:\n    name: "abcdef"\n    n: abcde\n'
-                   "d: dflt aGk= \n  a:\n  - 1\n  b: 1")
+    assert out == ('meta:\n  labels:\n    name: "abcdef"\n    n: abcde\nd: dflt aGk= \n  a:\n  - 1\n  b: 1')
 
 
 def test_required_and_unknown_functions_fail() -> None:

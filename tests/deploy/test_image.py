@@ -88,13 +88,15 @@ def _container_env(tmp: Path, database_url: str, port: int) -> dict[str, str]:
     env.update({k: str(v) for k, v in load_compose()["services"]["hub"]["environment"].items()})
     secret = tmp / "database_url"
     secret.write_text(database_url)
-    env.update({
-        "HUB_DATABASE_URL_FILE": str(secret),  # compose: /run/secrets/database_url
-        "HUB_VAR_DIR": str(tmp / "var"),  # the image: /var/lib/hub
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),  # the image: /tmp/hub-metrics
-        "HUB_HOST": "127.0.0.1",  # the image: 0.0.0.0; loopback is enough here
-        "HUB_PORT": str(port),
-    })
+    env.update(
+        {
+            "HUB_DATABASE_URL_FILE": str(secret),  # compose: /run/secrets/database_url
+            "HUB_VAR_DIR": str(tmp / "var"),  # the image: /var/lib/hub
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),  # the image: /tmp/hub-metrics
+            "HUB_HOST": "127.0.0.1",  # the image: 0.0.0.0; loopback is enough here
+            "HUB_PORT": str(port),
+        }
+    )
     return env
 
 
@@ -103,17 +105,33 @@ async def test_the_entrypoint_runs_as_is(fresh_pg_url: str, tmp_path: Path) -> N
     port = free_port()
     env = _container_env(tmp_path, fresh_pg_url, port)
     assert env["HUB_ENVIRONMENT"] == "production" and env["HUB_WORKERS"] == "2"
-    keys = subprocess.run(["hub", "keys", "init", "--var-dir", env["HUB_VAR_DIR"]], env=env,  # noqa: S603, S607
-                          capture_output=True, text=True, timeout=60, check=False)
+    keys = subprocess.run(
+        ["hub", "keys", "init", "--var-dir", env["HUB_VAR_DIR"]],
+        env=env,  # noqa: S603, S607
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert keys.returncode == 0, keys.stderr  # deploy/secrets.sh makes these; compose mounts them read-only
     migrate = load_compose()["services"]["migrate"]
-    done = subprocess.run([*spec["entrypoint"], *migrate["command"]], env=env, capture_output=True,  # noqa: S603
-                          text=True, timeout=180, check=False)
+    done = subprocess.run(
+        [*spec["entrypoint"], *migrate["command"]],
+        env=env,
+        capture_output=True,  # noqa: S603
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
 
     log = (tmp_path / "hub.log").open("wb")
-    proc = subprocess.Popen([*spec["entrypoint"], *spec["cmd"]], env=env, stdout=log,  # noqa: S603
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [*spec["entrypoint"], *spec["cmd"]],
+        env=env,
+        stdout=log,  # noqa: S603
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 120
         healthy = False

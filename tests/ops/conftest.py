@@ -38,8 +38,14 @@ async def fresh_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]
 
 def hub_env(database_url: str, var_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "PROMETHEUS_"))}
-    return {**env, "HUB_DATABASE_URL": database_url, "HUB_VAR_DIR": str(var_dir), "HUB_ENVIRONMENT": "test",
-            "HUB_HOST": "127.0.0.1", **extra}
+    return {
+        **env,
+        "HUB_DATABASE_URL": database_url,
+        "HUB_VAR_DIR": str(var_dir),
+        "HUB_ENVIRONMENT": "test",
+        "HUB_HOST": "127.0.0.1",
+        **extra,
+    }
 
 
 @dataclass

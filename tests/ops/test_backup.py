@@ -68,8 +68,12 @@ async def test_backup_then_restore_verifies(two_databases: tuple[str, str], tmp_
     assert made.returncode == 0, made.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["audit_head"]["seq"] >= 24
-    assert set(manifest["files"]) == {"database.dump", "keys/jwks.json", "audit-keys/keyring.json",
-                                      "audit-keys/witness.ndjson"}
+    assert set(manifest["files"]) == {
+        "database.dump",
+        "keys/jwks.json",
+        "audit-keys/keyring.json",
+        "audit-keys/witness.ndjson",
+    }
     witnessed = [json.loads(line)["seq"] for line in (out / "audit-keys/witness.ndjson").read_text().splitlines()]
     assert witnessed and max(witnessed) <= manifest["audit_head"]["seq"]
     assert (out / "keys/jwks.json").stat().st_mode & 0o077 == 0

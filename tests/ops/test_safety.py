@@ -28,13 +28,16 @@ def test_safe_production_settings_pass() -> None:
     assert Settings(**SAFE).log_format == "json"
 
 
-@pytest.mark.parametrize(("change", "names"), [
-    ({"dev_login": True}, "HUB_DEV_LOGIN"),
-    ({"database_url": "sqlite+aiosqlite:///./var/hub.db"}, "HUB_DATABASE_URL"),
-    ({"forwarded_allow_ips": ""}, "HUB_FORWARDED_ALLOW_IPS"),
-    ({"base_url": "http://hub.example.nl"}, "HUB_BASE_URL"),
-    ({"demo": True}, "HUB_DEMO"),
-])
+@pytest.mark.parametrize(
+    ("change", "names"),
+    [
+        ({"dev_login": True}, "HUB_DEV_LOGIN"),
+        ({"database_url": "sqlite+aiosqlite:///./var/hub.db"}, "HUB_DATABASE_URL"),
+        ({"forwarded_allow_ips": ""}, "HUB_FORWARDED_ALLOW_IPS"),
+        ({"base_url": "http://hub.example.nl"}, "HUB_BASE_URL"),
+        ({"demo": True}, "HUB_DEMO"),
+    ],
+)
 def test_each_unsafe_setting_is_one_line(change: dict[str, object], names: str) -> None:
     problems = production_problems(Settings(**{**SAFE, **change}))
     assert len(problems) == 1
@@ -66,8 +69,14 @@ def test_hub_serve_refuses_and_names_every_problem(tmp_path: Path) -> None:
 
 def test_hub_token_is_refused_in_production(tmp_path: Path) -> None:
     env = _env(HUB_ENVIRONMENT="production", HUB_VAR_DIR=str(tmp_path))
-    done = subprocess.run([HUB, "token", "--as", "admin"], env=env, capture_output=True, text=True,  # noqa: S603
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [HUB, "token", "--as", "admin"],
+        env=env,
+        capture_output=True,
+        text=True,  # noqa: S603
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert "not for production" in done.stderr
 

@@ -21,12 +21,19 @@ from tests.ops.conftest import hub_env, serve
 
 
 def _bundle(n: int) -> dict[str, Any]:
-    entries = [{
-        "fullUrl": f"urn:uuid:00000000-0000-4000-8000-{i:012d}",
-        "resource": {"resourceType": "Observation", "status": "final", "code": {"text": f"gewicht {i}"},
-                     "valueQuantity": {"value": 70 + i / 100, "unit": "kg"}},
-        "request": {"method": "POST", "url": "Observation"},
-    } for i in range(n)]
+    entries = [
+        {
+            "fullUrl": f"urn:uuid:00000000-0000-4000-8000-{i:012d}",
+            "resource": {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": f"gewicht {i}"},
+                "valueQuantity": {"value": 70 + i / 100, "unit": "kg"},
+            },
+            "request": {"method": "POST", "url": "Observation"},
+        }
+        for i in range(n)
+    ]
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
@@ -50,8 +57,11 @@ async def test_workers_serve_and_stop_gracefully(fresh_database_url: str, tmp_pa
             for _ in range(6):
                 assert (await client.get("/fhir/Patient")).status_code == 200
             families = {f.name: f for f in text_string_to_metric_families((await client.get("/metrics")).text)}
-        served = sum(s.value for s in families["hub_http_requests"].samples
-                     if s.name == "hub_http_requests_total" and s.labels["interaction"] == "search-type")
+        served = sum(
+            s.value
+            for s in families["hub_http_requests"].samples
+            if s.name == "hub_http_requests_total" and s.labels["interaction"] == "search-type"
+        )
         assert served == 6  # summed over both worker processes
 
         answer: dict[str, Any] = {}

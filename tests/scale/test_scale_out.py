@@ -105,22 +105,33 @@ async def _transaction(c: httpx.AsyncClient, pid: str, tally: Tally) -> None:
     r = await c.get(f"/fhir/Patient/{pid}")
     version, value = int(r.json()["meta"]["versionId"]), int(r.json()["multipleBirthInteger"])
     marker = uuid.uuid4().hex
-    entries: list[dict[str, Any]] = [{
-        "resource": _patient(pid, value + 1),
-        "request": {"method": "PUT", "url": f"Patient/{pid}", "ifMatch": f'W/"{version}"'},
-    }]
+    entries: list[dict[str, Any]] = [
+        {
+            "resource": _patient(pid, value + 1),
+            "request": {"method": "PUT", "url": f"Patient/{pid}", "ifMatch": f'W/"{version}"'},
+        }
+    ]
     for i in range(2):
-        entries.append({
+        entries.append(
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "subject": {"reference": f"Patient/{pid}"},
+                    "code": {"coding": [{"system": "urn:scale", "code": marker}]},
+                    "valueInteger": i,
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            }
+        )
+    entries.append(
+        {  # a care plan event for the subscription, only if the whole Bundle commits
             "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-            "resource": {"resourceType": "Observation", "status": "final", "subject": {"reference": f"Patient/{pid}"},
-                         "code": {"coding": [{"system": "urn:scale", "code": marker}]}, "valueInteger": i},
-            "request": {"method": "POST", "url": "Observation"},
-        })
-    entries.append({  # a care plan event for the subscription, only if the whole Bundle commits
-        "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-        "resource": _plan(pid, marker),
-        "request": {"method": "POST", "url": "CarePlan"},
-    })
+            "resource": _plan(pid, marker),
+            "request": {"method": "POST", "url": "CarePlan"},
+        }
+    )
     w = await c.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
     tally.statuses[w.status_code] += 1
     if w.status_code == 200:
@@ -137,9 +148,14 @@ async def _transaction(c: httpx.AsyncClient, pid: str, tally: Tally) -> None:
 
 
 def _plan(pid: str, marker: str) -> dict[str, Any]:
-    return {"resourceType": "CarePlan", "status": "active", "intent": "plan", "description": marker,
-            "category": [{"coding": [{"system": CAREPLAN_CATEGORY, "code": "gedeeld-zorgplan"}]}],
-            "subject": {"reference": f"Patient/{pid}"}}
+    return {
+        "resourceType": "CarePlan",
+        "status": "active",
+        "intent": "plan",
+        "description": marker,
+        "category": [{"coding": [{"system": CAREPLAN_CATEGORY, "code": "gedeeld-zorgplan"}]}],
+        "subject": {"reference": f"Patient/{pid}"},
+    }
 
 
 async def _care_plan(c: httpx.AsyncClient, pid: str, tally: Tally) -> None:
@@ -203,8 +219,14 @@ class Workers:
             log = self.var / f"worker-{len(self.procs)}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("wb") as fh:
-                self.procs.append(subprocess.Popen([HUB, "worker"], env=self.env, stdout=fh,  # noqa: S603
-                                                   stderr=subprocess.STDOUT))
+                self.procs.append(
+                    subprocess.Popen(
+                        [HUB, "worker"],
+                        env=self.env,
+                        stdout=fh,  # noqa: S603
+                        stderr=subprocess.STDOUT,
+                    )
+                )
             self.logs.append(log)
 
     def running(self) -> list[int]:
@@ -246,8 +268,11 @@ async def _check_leases_given_back(pg_url: str, sub_id: str, total: int) -> None
 
     conn = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://", 1))
     try:
-        row = await conn.fetchrow("SELECT lease_owner, lease_until, delivered, events_total, failures "
-                                  "FROM subscription_state WHERE sub_id = $1", sub_id)
+        row = await conn.fetchrow(
+            "SELECT lease_owner, lease_until, delivered, events_total, failures "
+            "FROM subscription_state WHERE sub_id = $1",
+            sub_id,
+        )
         left = await conn.fetchval("SELECT count(*) FROM outbox_event")
     finally:
         await conn.close()
@@ -288,8 +313,9 @@ async def test_two_hubs_one_database(pg_url: str, tmp_path: Path) -> None:
             workers.stopped.append(await asyncio.to_thread(workers.terminate, 0))
             workers.start(1)
 
-        await asyncio.gather(relieve(), *(
-            _client(bases, token, ids, started + seconds, seed, tally) for seed in range(CLIENTS)))
+        await asyncio.gather(
+            relieve(), *(_client(bases, token, ids, started + seconds, seed, tally) for seed in range(CLIENTS))
+        )
         elapsed = time.monotonic() - started
 
         # Every committed care plan is delivered; then nothing more arrives (no duplicate in flight).
@@ -309,15 +335,16 @@ async def test_two_hubs_one_database(pg_url: str, tmp_path: Path) -> None:
             text = log.read_text(errors="replace")
             assert "Traceback" not in text and " ERROR " not in text, text[-2000:]
 
-        async with httpx.AsyncClient(base_url=bases[1], headers={"Authorization": f"Bearer {token}"},
-                                     timeout=60) as c:
+        async with httpx.AsyncClient(base_url=bases[1], headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
             finals: dict[str, dict[str, Any]] = {}
             for pid in ids:
                 finals[pid] = (await c.get(f"/fhir/Patient/{pid}")).json()
                 history = (await c.get(f"/fhir/Patient/{pid}/_history", params={"_count": "1000"})).json()
                 versions = sorted(int(e["resource"]["meta"]["versionId"]) for e in history["entry"])
-                values = {int(e["resource"]["meta"]["versionId"]): int(e["resource"]["multipleBirthInteger"])
-                          for e in history["entry"]}
+                values = {
+                    int(e["resource"]["meta"]["versionId"]): int(e["resource"]["multipleBirthInteger"])
+                    for e in history["entry"]
+                }
                 final_version = int(finals[pid]["meta"]["versionId"])
                 # every version once, 1..n; each one exactly one more than the one before it
                 assert versions == list(range(1, final_version + 1))
@@ -346,13 +373,21 @@ async def test_two_hubs_one_database(pg_url: str, tmp_path: Path) -> None:
     requests = sum(tally.statuses.values())
     assert result.records >= requests
     figures = {
-        "seconds": round(elapsed, 1), "clients": CLIENTS, "requests": requests,
-        "requests_per_s": round(requests / elapsed, 1), "by_server": list(tally.by_server.values()),
-        "updates_ok": len(tally.written), "refused_412": len(tally.refused),
-        "transactions_ok": len(tally.tx_ok), "transactions_refused": len(tally.tx_refused),
-        "searches": tally.searches, "statuses": dict(sorted(tally.statuses.items())),
-        "audit_records": result.records, "audit_checkpoints": result.checkpoints,
-        "care_plan_events_delivered": len(tally.plans), "delivery_lag_after_load_s": round(delivery_lag, 2),
+        "seconds": round(elapsed, 1),
+        "clients": CLIENTS,
+        "requests": requests,
+        "requests_per_s": round(requests / elapsed, 1),
+        "by_server": list(tally.by_server.values()),
+        "updates_ok": len(tally.written),
+        "refused_412": len(tally.refused),
+        "transactions_ok": len(tally.tx_ok),
+        "transactions_refused": len(tally.tx_refused),
+        "searches": tally.searches,
+        "statuses": dict(sorted(tally.statuses.items())),
+        "audit_records": result.records,
+        "audit_checkpoints": result.checkpoints,
+        "care_plan_events_delivered": len(tally.plans),
+        "delivery_lag_after_load_s": round(delivery_lag, 2),
     }
     print("scale-out:", json.dumps(figures))
     assert len(tally.written) > 0 and len(tally.refused) > 0 and tally.searches > 0 and tally.tx_ok

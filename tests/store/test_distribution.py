@@ -36,6 +36,7 @@ _READS = re.compile(r"\bFROM\s+(\w+)|\bJOIN\s+(\w+)", re.I)
 
 async def _columns(hub_app: Any) -> dict[str, set[str]]:
     async with hub_app.state.db.read() as conn:
+
         def read(sync: Any) -> dict[str, set[str]]:
             insp = inspect(sync)
             return {t: {c["name"] for c in insp.get_columns(t)} for t in insp.get_table_names()}
@@ -57,8 +58,15 @@ async def test_every_client_data_table_carries_its_key(hub_app: Any) -> None:
             assert name in tables, f"{name} is placed but not in the schema"
             assert p.key in tables[name], f"{name} is distributed on {p.key}, which it lacks"
     # The store's own tables carry the resource's key on every row (idx_compartment beside comp_id).
-    store = ("resource", "resource_history", "idx_compartment", "resource_author", "resource_owner", "care_source",
-             "delegation")
+    store = (
+        "resource",
+        "resource_history",
+        "idx_compartment",
+        "resource_author",
+        "resource_owner",
+        "care_source",
+        "delegation",
+    )
     for name in (*store, *(t for t in tables if t.startswith("idx_"))):
         assert CLIENT_KEY in tables[name], f"{name} lacks {CLIENT_KEY}"
 
@@ -88,7 +96,8 @@ def _fetches(statements: list[str]) -> list[str]:
             continue
         read = {a or b for a, b in _READS.findall(flat)}
         if any(PLACEMENT.get(t) and PLACEMENT[t].kind == "distributed" for t in read) and (
-                "content" in flat or "audit_log" in read):
+            "content" in flat or "audit_log" in read
+        ):
             out.append(flat)
     return out
 
@@ -100,14 +109,25 @@ async def test_per_client_paths_filter_on_the_client_key(
     assert r.status_code in (200, 201)
     obs = []
     for i in range(3):
-        r = await client.post("/fhir/Observation", json={
-            "resourceType": "Observation", "status": "final", "code": {"text": f"o{i}"},
-            "subject": {"reference": "Patient/c1"}})
+        r = await client.post(
+            "/fhir/Observation",
+            json={
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": f"o{i}"},
+                "subject": {"reference": "Patient/c1"},
+            },
+        )
         assert r.status_code == 201
         obs.append(r.json()["id"])
     me = client_as("client:999993653")
-    urls = ("/fhir/Patient/c1/Observation", "/fhir/Patient/c1/$everything", "/fhir/Observation",
-            f"/fhir/Observation/{obs[0]}", "/fhir/AuditEvent?patient=c1")
+    urls = (
+        "/fhir/Patient/c1/Observation",
+        "/fhir/Patient/c1/$everything",
+        "/fhir/Observation",
+        f"/fhir/Observation/{obs[0]}",
+        "/fhir/AuditEvent?patient=c1",
+    )
     for url in urls:
         with count_statements() as counter:
             r = await me.get(url)
@@ -132,15 +152,27 @@ async def _write_sample(client: httpx.AsyncClient, client_as: Any) -> None:
         assert r.status_code in (200, 201), r.text
     r = await client.post("/fhir/Organization", json={"resourceType": "Organization", "name": "Wijkteam"})
     assert r.status_code == 201
-    r = await client.post("/fhir/Questionnaire", json={
-        "resourceType": "Questionnaire", "status": "active", "url": "https://zorgnet-hub.nl/q/welzijn"})
+    r = await client.post(
+        "/fhir/Questionnaire",
+        json={"resourceType": "Questionnaire", "status": "active", "url": "https://zorgnet-hub.nl/q/welzijn"},
+    )
     assert r.status_code == 201, r.text
-    r = await client.post("/fhir/RiskAssessment", json={
-        "resourceType": "RiskAssessment", "status": "final", "subject": {"reference": "Patient/c1"},
-        "prediction": [{"probabilityDecimal": 0.2}]})
+    r = await client.post(
+        "/fhir/RiskAssessment",
+        json={
+            "resourceType": "RiskAssessment",
+            "status": "final",
+            "subject": {"reference": "Patient/c1"},
+            "prediction": [{"probabilityDecimal": 0.2}],
+        },
+    )
     assert r.status_code == 201, r.text
-    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "bp"},
-           "valueQuantity": {"value": 120, "unit": "mm[Hg]"}}
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "bp"},
+        "valueQuantity": {"value": 120, "unit": "mm[Hg]"},
+    }
     both = {**obs, "subject": {"reference": "Patient/c2"}, "performer": [{"reference": "Patient/c1"}]}
     assert (await client.post("/fhir/Observation", json=both)).status_code == 201
     r = await client.post("/fhir/Observation", json={**obs, "subject": {"reference": "Patient/c1"}})
@@ -152,34 +184,56 @@ async def _write_sample(client: httpx.AsyncClient, client_as: Any) -> None:
     ura = {"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "00012345"}
     r = await client.post("/fhir/Organization", json={"resourceType": "Organization", "identifier": [ura]})
     assert r.status_code == 201, r.text
-    team = {"resourceType": "CareTeam", "status": "active", "subject": {"reference": "Patient/c1"},
-            "participant": [{"member": {"reference": f"Organization/{r.json()['id']}"}}]}
+    team = {
+        "resourceType": "CareTeam",
+        "status": "active",
+        "subject": {"reference": "Patient/c1"},
+        "participant": [{"member": {"reference": f"Organization/{r.json()['id']}"}}],
+    }
     r = await client_as("client:999993653").post("/fhir/CareTeam", json=team)  # a care relation the client makes
     assert r.status_code == 201, r.text
-    grant = {"resourceType": "Parameters", "parameter": [
-        {"name": "person", "valueString": "marieke"}, {"name": "category", "valueCode": "zorgplan"}]}
+    grant = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "person", "valueString": "marieke"}, {"name": "category", "valueCode": "zorgplan"}],
+    }
     r = await client_as("client:999993653").post("/fhir/Patient/c1/$grant-delegation", json=grant)
     assert r.status_code == 201, r.text
 
 
-_BY_PID = ("idx_string", "idx_token", "idx_date", "idx_reference", "idx_quantity", "idx_number", "idx_uri",
-           "idx_compartment", "resource_author", "resource_owner", "care_source")
+_BY_PID = (
+    "idx_string",
+    "idx_token",
+    "idx_date",
+    "idx_reference",
+    "idx_quantity",
+    "idx_number",
+    "idx_uri",
+    "idx_compartment",
+    "resource_author",
+    "resource_owner",
+    "care_source",
+)
 
 
 async def _keys(conn: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Every row's client key next to what it should be, per table (sorted, comparable)."""
+
     async def rows(sql: str) -> list[tuple[Any, ...]]:
         return sorted(tuple(r) for r in (await conn.execute(text(sql))).all())
 
-    out = {"resource": await rows("SELECT pid, res_type, res_id, client_key FROM resource"),
-           "compartments": await rows("SELECT pid, comp_id FROM idx_compartment WHERE comp_type = 'Patient'"),
-           "resource_history": await rows(
-               "SELECT h.hid, h.client_key, r.client_key FROM resource_history h JOIN resource r ON r.pid = h.pid"),
-           "delegation": await rows("SELECT id, patient_bsn, client_key FROM delegation")}
+    out = {
+        "resource": await rows("SELECT pid, res_type, res_id, client_key FROM resource"),
+        "compartments": await rows("SELECT pid, comp_id FROM idx_compartment WHERE comp_type = 'Patient'"),
+        "resource_history": await rows(
+            "SELECT h.hid, h.client_key, r.client_key FROM resource_history h JOIN resource r ON r.pid = h.pid"
+        ),
+        "delegation": await rows("SELECT id, patient_bsn, client_key FROM delegation"),
+    }
     for table in _BY_PID:
         pid = "source_pid" if table == "care_source" else "pid"
         out[table] = await rows(  # noqa: S608  (table names from this module)
-            f"SELECT t.{pid}, t.client_key, r.client_key FROM {table} t JOIN resource r ON r.pid = t.{pid}")
+            f"SELECT t.{pid}, t.client_key, r.client_key FROM {table} t JOIN resource r ON r.pid = t.{pid}"
+        )
     return out
 
 
@@ -218,9 +272,7 @@ async def test_every_row_carries_its_resources_client_key(
     assert sorted(both) == ["c1", "c1", "c2"]
 
 
-async def test_the_migration_backfills_what_the_store_writes(
-    backend: str, tmp_path: Path, client_as: Any
-) -> None:
+async def test_the_migration_backfills_what_the_store_writes(backend: str, tmp_path: Path, client_as: Any) -> None:
     """A database written by the store, taken back before the client-key migration and upgraded again:
     the backfill gives every row the key the store gave it."""
     url = await _fresh_database(backend, tmp_path)
@@ -230,6 +282,7 @@ async def test_the_migration_backfills_what_the_store_writes(
             headers = {"Authorization": f"Bearer {token_for_app(app, DEFAULT_AS)}"}
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://hub.test", headers=headers) as c:
+
                 def as_(spec: str) -> httpx.AsyncClient:
                     auth = {"Authorization": f"Bearer {token_for_app(app, spec)}"}
                     return httpx.AsyncClient(transport=transport, base_url="http://hub.test", headers=auth)

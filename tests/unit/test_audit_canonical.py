@@ -37,9 +37,7 @@ def test_matches_reference_jcs(value: Any) -> None:
 
 def test_known_vector() -> None:
     value = {"b": "é\u2028\x01\n", "a": [1, None, True], "A": {"z": "", "y": "/"}}
-    assert (
-        canonical(value) == b'{"A":{"y":"/","z":""},"a":[1,null,true],"b":"\xc3\xa9\xe2\x80\xa8\\u0001\\n"}'
-    )
+    assert canonical(value) == b'{"A":{"y":"/","z":""},"a":[1,null,true],"b":"\xc3\xa9\xe2\x80\xa8\\u0001\\n"}'
 
 
 @pytest.mark.parametrize("bad", [1.5, {"x": 1.0}, {"é": 1}, {1: "x"}, 2**53, [object()]])

@@ -79,9 +79,7 @@ class Env:
         self.verifier = TokenVerifier(config, keys, clock=clock)
         app = FastAPI()
         app.include_router(
-            build_auth_router(
-                config, keys, lambda request: engine.begin(), patient_id_for_bsn=patient_id, clock=clock
-            )
+            build_auth_router(config, keys, lambda request: engine.begin(), patient_id_for_bsn=patient_id, clock=clock)
         )
 
         @app.exception_handler(FhirError)
@@ -173,9 +171,7 @@ class Env:
 
     # --- helpers
 
-    def assertion(
-        self, client_id: str = "ecd", key: Key | None = None, alg: str = "ES256", **over: Any
-    ) -> str:
+    def assertion(self, client_id: str = "ecd", key: Key | None = None, alg: str = "ES256", **over: Any) -> str:
         key = key or self.ecd_key
         now = int(self.clock.now)
         claims: dict[str, Any] = {
@@ -228,9 +224,7 @@ class Env:
         params = self.authorize_params(verifier, **over)
         page = await self.http.get("/auth/authorize", params=params)
         assert page.status_code == 200, page.text
-        step1 = await self.http.post(
-            "/auth/authorize", data={**params, "step": "login", "person_id": person_id}
-        )
+        step1 = await self.http.post("/auth/authorize", data={**params, "step": "login", "person_id": person_id})
         assert step1.status_code == 200, step1.text
         offered = re.findall(r"name='scope_ok' value='([^']+)'", step1.text)
         data: dict[str, Any] = {
@@ -295,16 +289,12 @@ async def test_smart_configuration(env: Env) -> None:
         assert doc["authorization_endpoint"] == f"{BASE}/auth/authorize"
         assert doc["jwks_uri"] == f"{BASE}/.well-known/jwks.json"
         assert doc["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
-        assert {"RS384", "ES384", "ES256", "EdDSA"} <= set(
-            doc["token_endpoint_auth_signing_alg_values_supported"]
-        )
+        assert {"RS384", "ES384", "ES256", "EdDSA"} <= set(doc["token_endpoint_auth_signing_alg_values_supported"])
         assert "HS256" not in doc["token_endpoint_auth_signing_alg_values_supported"]
         assert doc["code_challenge_methods_supported"] == ["S256"]
         assert doc["response_types_supported"] == ["code"]
         assert set(doc["grant_types_supported"]) == {"client_credentials", "authorization_code"}
-        assert {"permission-v2", "client-confidential-asymmetric", "launch-standalone"} <= set(
-            doc["capabilities"]
-        )
+        assert {"permission-v2", "client-confidential-asymmetric", "launch-standalone"} <= set(doc["capabilities"])
         assert "system/*.cruds" in doc["scopes_supported"]
 
 
@@ -369,9 +359,7 @@ async def test_system_client_without_organisation(env: Env) -> None:
     assert r.status_code == 200, r.text
     me = await env.whoami(r.json()["access_token"])
     assert me["kind"] == "system" and me["ura"] is None
-    r = await env.client_credentials(
-        env.assertion("outbox", practitioner={"system": UZI_SYSTEM, "value": "1"})
-    )
+    r = await env.client_credentials(env.assertion("outbox", practitioner={"system": UZI_SYSTEM, "value": "1"}))
     oauth_error(r, 400, "invalid_request", "organisation")
 
 
@@ -409,9 +397,7 @@ async def test_assertion_time_checks(env: Env) -> None:
         "expired",
     )
     oauth_error(await env.client_credentials(env.assertion(exp=now + 600)), 401, "invalid_client", "ahead")
-    oauth_error(
-        await env.client_credentials(env.assertion(nbf=now + 120)), 401, "invalid_client", "not valid yet"
-    )
+    oauth_error(await env.client_credentials(env.assertion(nbf=now + 120)), 401, "invalid_client", "not valid yet")
 
 
 async def test_assertion_signature_attacks(env: Env) -> None:
@@ -423,9 +409,7 @@ async def test_assertion_signature_attacks(env: Env) -> None:
         "signature does not verify",
     )
     unknown = ECKey.generate_key("P-256", parameters={"kid": "nobody"})
-    oauth_error(
-        await env.client_credentials(env.assertion(key=unknown)), 401, "invalid_client", "unknown key id"
-    )
+    oauth_error(await env.client_credentials(env.assertion(key=unknown)), 401, "invalid_client", "unknown key id")
 
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -496,11 +480,7 @@ async def test_pgo_flow_for_myself(env: Env) -> None:
     r = await env.redeem(q["code"][0], verifier)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert (
-        body["expires_in"] == 3600
-        and body["patient_bsn"] == CLIENT_BSN
-        and body["patient"] == f"pat-{CLIENT_BSN}"
-    )
+    assert body["expires_in"] == 3600 and body["patient_bsn"] == CLIENT_BSN and body["patient"] == f"pat-{CLIENT_BSN}"
     me = await env.whoami(body["access_token"])
     assert me["kind"] == "client" and me["patient_bsn"] == CLIENT_BSN and me["person"] == "p-anna"
     assert me["acting_for"] is None and me["client_id"] == "mijn-app"
@@ -619,9 +599,7 @@ async def test_code_exchange_errors(env: Env) -> None:
 
 async def test_confidential_pgo_client_authenticates_with_an_assertion(env: Env) -> None:
     verifier = secrets.token_urlsafe(48)
-    redirect = await env.login_and_approve(
-        verifier, "p-anna", "self", client_id="conf-app", scope="patient/*.rs"
-    )
+    redirect = await env.login_and_approve(verifier, "p-anna", "self", client_id="conf-app", scope="patient/*.rs")
     code = code_from(redirect)["code"][0]
     assertion = env.assertion("conf-app", env.pgo_key)
     r = await env.redeem(
@@ -636,14 +614,10 @@ async def test_code_of_one_app_cannot_be_redeemed_by_another(env: Env) -> None:
     async with env.engine.begin() as conn:
         await register_client(
             conn,
-            RegisteredClient(
-                "other-app", "pgo", redirect_uris=(REDIRECT,), allowed_scopes=frozenset({"patient/*.rs"})
-            ),
+            RegisteredClient("other-app", "pgo", redirect_uris=(REDIRECT,), allowed_scopes=frozenset({"patient/*.rs"})),
         )
     code = code_from(await env.login_and_approve(verifier, "p-anna", "self"))["code"][0]
-    oauth_error(
-        await env.redeem(code, verifier, client_id="other-app"), 400, "invalid_grant", "another client"
-    )
+    oauth_error(await env.redeem(code, verifier, client_id="other-app"), 400, "invalid_grant", "another client")
 
 
 async def test_bearer_errors_reach_the_client_as_401(env: Env) -> None:

@@ -57,9 +57,11 @@ def test_client_bundle_is_a_valid_transaction_with_the_whole_network() -> None:
         full_urls = [e["fullUrl"] for e in bundle["entry"]]
         assert len(set(full_urls)) == len(full_urls) and all(u.startswith("urn:uuid:") for u in full_urls)
         for i, entry in enumerate(bundle["entry"]):
-            assert entry["request"] == {"method": "POST", "url": entry["resource"]["resourceType"],
-                                        **({"ifNoneExist": entry["request"]["ifNoneExist"]}
-                                           if "ifNoneExist" in entry["request"] else {})}
+            assert entry["request"] == {
+                "method": "POST",
+                "url": entry["resource"]["resourceType"],
+                **({"ifNoneExist": entry["request"]["ifNoneExist"]} if "ifNoneExist" in entry["request"] else {}),
+            }
             check_resource(entry["resource"], where=f"Bundle.entry[{i}].resource")
         check_resource(client.consent, "Consent")
         assert client.bundle["entry"][0]["resource"]["identifier"] == [{"system": BSN, "value": client.bsn}]

@@ -39,8 +39,7 @@ def test_a_locked_database_is_a_503_with_retry_after(tmp_path: Path) -> None:
     exc = _locked_error(tmp_path)
     error = busy_error(exc)
     assert error is not None and error.status == 503 and error.headers == {"Retry-After": "1"}
-    request = Request({"type": "http", "method": "POST", "path": "/auth/token", "headers": [],
-                       "query_string": b""})
+    request = Request({"type": "http", "method": "POST", "path": "/auth/token", "headers": [], "query_string": b""})
     response = asyncio.run(unexpected_error_handler(request, exc))
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert b"busy" in response.body and b"transient" in response.body

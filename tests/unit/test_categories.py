@@ -67,10 +67,7 @@ def test_content_decides_within_a_type() -> None:
         "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "129125009"}]}],
     }
     assert category_for(acp_by_category) == "acp"
-    assert (
-        default_profile(acp_by_category)
-        == "https://fhir.iknl.nl/fhir/StructureDefinition/ACP-TreatmentDirective"
-    )
+    assert default_profile(acp_by_category) == "https://fhir.iknl.nl/fhir/StructureDefinition/ACP-TreatmentDirective"
     other_task = {
         "resourceType": "Task",
         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1"}]},
@@ -92,8 +89,5 @@ def test_meta_profile_rules() -> None:
 
 
 def test_malformed_content_does_not_raise() -> None:
-    assert (
-        category_for({"resourceType": "Consent", "scope": "x", "category": [1, None], "meta": []})
-        == "toestemming"
-    )
+    assert category_for({"resourceType": "Consent", "scope": "x", "category": [1, None], "meta": []}) == "toestemming"
     assert category_for({}) == "medisch"

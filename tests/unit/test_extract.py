@@ -120,9 +120,7 @@ OBSERVATION: dict[str, Any] = {
                 "code": "mm[Hg]",
             },
         },
-        {
-            "code": {"coding": [{"system": "http://loinc.org", "code": "9999-9"}]}
-        },  # no value: no composite row
+        {"code": {"coding": [{"system": "http://loinc.org", "code": "9999-9"}]}},  # no value: no composite row
     ],
 }
 
@@ -178,8 +176,7 @@ def test_patient_rows() -> None:
     (birth,) = rows(result, "date", "birthdate")
     assert (birth["low"], birth["high"]) == date_range("1998-12-03")
     gps = {
-        (r["target_type"], r["target_id"], r["target_url"])
-        for r in rows(result, "reference", "general-practitioner")
+        (r["target_type"], r["target_id"], r["target_url"]) for r in rows(result, "reference", "general-practitioner")
     }
     assert gps == {
         ("Practitioner", "gp1", None),
@@ -198,9 +195,7 @@ def test_token_text_of_codeable_concepts() -> None:
         (None, "vitaal"),
     ]
     code = rows(result, "token", "code")
-    assert [(r["system"], r["code"], r["text_norm"]) for r in code] == [
-        ("http://loinc.org", "85354-9", "bloeddruk")
-    ]
+    assert [(r["system"], r["code"], r["text_norm"]) for r in code] == [("http://loinc.org", "85354-9", "bloeddruk")]
 
 
 def test_observation_references_and_dates() -> None:
@@ -279,9 +274,7 @@ def test_periods_timings_and_malformed_dates() -> None:
             {
                 "detail": {
                     "status": "in-progress",
-                    "scheduledTiming": {
-                        "repeat": {"boundsPeriod": {"start": "2024-01-01", "end": "2024-03-01"}}
-                    },
+                    "scheduledTiming": {"repeat": {"boundsPeriod": {"start": "2024-01-01", "end": "2024-03-01"}}},
                 }
             },
             {"detail": {"status": "scheduled", "scheduledString": "elke ochtend"}},
@@ -319,9 +312,9 @@ def test_references_of_every_shape() -> None:
         "context": {"related": [{"reference": "http://hub.example/fhir/Encounter/e1"}]},
     }
     result = extract(doc, registry, base_url="http://hub.example/fhir")
-    assert [
-        (r["target_type"], r["target_id"], r["target_url"]) for r in rows(result, "reference", "subject")
-    ] == [("Patient", "p1", None)]
+    assert [(r["target_type"], r["target_id"], r["target_url"]) for r in rows(result, "reference", "subject")] == [
+        ("Patient", "p1", None)
+    ]
     authors = rows(result, "reference", "author")
     assert {(r["target_type"], r["target_url"], r["ident_system"], r["ident_value"]) for r in authors} == {
         (None, "urn:uuid:5f1a", None, None),

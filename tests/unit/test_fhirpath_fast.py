@@ -91,9 +91,7 @@ def test_matches_fhirpathpy_on_nl_core_examples(nl_core: list[dict[str, Any]]) -
             if not expr:
                 continue
             mine = sorted(_canon(v) for v, _ in compile_path(expr)(resource))
-            theirs = fhirpathpy.evaluate(
-                copy.deepcopy(resource), _for_fhirpathpy(expr, rtype), {}, models["r4"]
-            )
+            theirs = fhirpathpy.evaluate(copy.deepcopy(resource), _for_fhirpathpy(expr, rtype), {}, models["r4"])
             assert mine == sorted(_canon(v) for v in theirs), (rtype, code, expr)
             compared += 1
     assert compared > 3000
@@ -140,9 +138,7 @@ def test_subtypes_and_system_types() -> None:
     assert is_subtype("code", "string")
     assert is_subtype("dateTime", "DateTime")
     assert not is_subtype("Quantity", "Age")
-    assert compile_path("Observation.extension.value.as(Quantity)")(OBS) == [
-        ({"value": 3, "code": "a"}, "Age")
-    ]
+    assert compile_path("Observation.extension.value.as(Quantity)")(OBS) == [({"value": 3, "code": "a"}, "Age")]
     assert compile_path("Resource.id")(OBS) == [("o1", "string")]
     assert compile_path("DomainResource.id")(OBS) == [("o1", "string")]
 
@@ -151,9 +147,7 @@ def test_resolve_filters_by_target_type() -> None:
     patients = compile_path("Observation.performer.where(resolve() is Patient)")(OBS)
     assert [v for v, _ in patients] == [{"reference": "#pat"}, OBS["performer"][2]]
     practitioners = compile_path("Observation.performer.where(resolve() is Practitioner)")(OBS)
-    assert [v["reference"] for v, _ in practitioners] == [
-        "http://other.example/fhir/Practitioner/x/_history/2"
-    ]
+    assert [v["reference"] for v, _ in practitioners] == ["http://other.example/fhir/Practitioner/x/_history/2"]
     assert compile_path("Observation.subject.where(resolve() is Patient)")(OBS)[0][1] == "Reference"
     assert reference_type("http://hl7.org/fhir/ValueSet/abc|4.0.1") == "ValueSet"
     assert reference_type("urn:uuid:1234") is None
@@ -167,9 +161,7 @@ def test_where_with_primitive_extensions() -> None:
             {"system": "email", "value": "a@b.nl"},
         ],
     }
-    assert compile_path("Patient.telecom.where(system='phone')")(patient) == [
-        (patient["telecom"][0], "ContactPoint")
-    ]
+    assert compile_path("Patient.telecom.where(system='phone')")(patient) == [(patient["telecom"][0], "ContactPoint")]
     assert compile_path("Patient.telecom.where(system='email').value")(patient) == [("a@b.nl", "string")]
 
 
@@ -182,20 +174,14 @@ def test_extension_functions() -> None:
 def test_boolean_logic_and_indexers() -> None:
     deceased = "Patient.deceased.exists() and Patient.deceased != false"
     assert compile_path(deceased)({"resourceType": "Patient", "deceasedBoolean": True}) == [(True, "boolean")]
-    assert compile_path(deceased)({"resourceType": "Patient", "deceasedBoolean": False}) == [
-        (False, "boolean")
-    ]
-    assert compile_path(deceased)({"resourceType": "Patient", "deceasedDateTime": "2020"}) == [
-        (True, "boolean")
-    ]
+    assert compile_path(deceased)({"resourceType": "Patient", "deceasedBoolean": False}) == [(False, "boolean")]
+    assert compile_path(deceased)({"resourceType": "Patient", "deceasedDateTime": "2020"}) == [(True, "boolean")]
     assert compile_path(deceased)({"resourceType": "Patient"}) == [(False, "boolean")]
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "entry": [{"resource": {"resourceType": "Composition", "id": "c"}}, {}],
     }
-    assert compile_path("Bundle.entry[0].resource")(bundle) == [
-        (bundle["entry"][0]["resource"], "Composition")
-    ]
+    assert compile_path("Bundle.entry[0].resource")(bundle) == [(bundle["entry"][0]["resource"], "Composition")]
     assert compile_path("Observation.component.first().code.text | Observation.status")(OBS) == [
         ("a", "string"),
         ("final", "code"),

@@ -19,9 +19,7 @@ PATCH_TESTS = PATCH_CASES
 
 @cache
 def _cases() -> list[dict[str, Any]]:
-    root = etree.fromstring(
-        PATCH_TESTS.read_bytes(), etree.XMLParser(resolve_entities=False, no_network=True)
-    )
+    root = etree.fromstring(PATCH_TESTS.read_bytes(), etree.XMLParser(resolve_entities=False, no_network=True))
     cases = []
     for case in root.iter("case"):
         parts = {child.tag: child for child in case if isinstance(child.tag, str)}
@@ -111,9 +109,7 @@ def test_primitive_lists_keep_their_extensions_aligned() -> None:
         None,
         {"id": "g2"},
     ]
-    out = apply_fhirpath_patch(
-        PATIENT, _params(_op("move", "Patient.name[0].given", source=1, destination=0))
-    )
+    out = apply_fhirpath_patch(PATIENT, _params(_op("move", "Patient.name[0].given", source=1, destination=0)))
     assert out["name"][0]["given"] == ["Piet", "Jan"] and out["name"][0]["_given"] == [{"id": "g2"}, None]
 
 
@@ -244,8 +240,6 @@ def test_json_patch_errors(ops: Any, error: type[Exception]) -> None:
 
 def test_json_patch_error_names_the_failing_operation() -> None:
     with pytest.raises(Unprocessable) as info:
-        apply_json_patch(
-            PATIENT, [{"op": "add", "path": "/gender", "value": "male"}, {"op": "remove", "path": "/x"}]
-        )
+        apply_json_patch(PATIENT, [{"op": "add", "path": "/gender", "value": "male"}, {"op": "remove", "path": "/x"}])
     assert "operation 1 (remove)" in info.value.diagnostics
     assert info.value.issues[0].expression == ("Patient.x",)

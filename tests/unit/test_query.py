@@ -30,9 +30,7 @@ def test_or_split_respects_escapes() -> None:
 
 
 def test_token_forms() -> None:
-    q = _parse(
-        "Patient", [("identifier", "sys|v"), ("identifier", "|v"), ("identifier", "sys|"), ("gender", "male")]
-    )
+    q = _parse("Patient", [("identifier", "sys|v"), ("identifier", "|v"), ("identifier", "sys|"), ("gender", "male")])
     values = [c.values[0] for c in q.criteria]
     assert values == [
         TokenValue("sys", "v"),
@@ -51,9 +49,7 @@ def test_reference_forms() -> None:
     assert ref("subject", "Patient/1") == ReferenceValue("Patient", "1")
     assert ref("subject", "1") == ReferenceValue(None, "1")
     assert ref("subject:Patient", "1") == ReferenceValue("Patient", "1")
-    assert ref("subject", "http://x/fhir/Patient/1") == ReferenceValue(
-        "Patient", "1", url="http://x/fhir/Patient/1"
-    )
+    assert ref("subject", "http://x/fhir/Patient/1") == ReferenceValue("Patient", "1", url="http://x/fhir/Patient/1")
     assert ref("subject:identifier", "s|v") == ReferenceValue(None, None, ident_system="s", ident_value="v")
 
 
@@ -61,14 +57,8 @@ def test_prefixes_and_precision() -> None:
     d = _parse("Observation", [("date", "ge2021-03")]).criteria[0].values[0]
     assert isinstance(d, DateValue) and d.prefix == "ge" and d.high - d.low + 1 == 31 * 86_400_000_000
     n = _parse("RiskAssessment", [("probability", "lt1.50")]).criteria[0].values[0]
-    assert (
-        isinstance(n, NumberValue) and n.prefix == "lt" and (n.low, n.high) == pytest.approx((1.495, 1.505))
-    )
-    qv = (
-        _parse("Observation", [("value-quantity", "ap5.4|http://unitsofmeasure.org|mg")])
-        .criteria[0]
-        .values[0]
-    )
+    assert isinstance(n, NumberValue) and n.prefix == "lt" and (n.low, n.high) == pytest.approx((1.495, 1.505))
+    qv = _parse("Observation", [("value-quantity", "ap5.4|http://unitsofmeasure.org|mg")]).criteria[0].values[0]
     assert isinstance(qv, QuantityValue) and (qv.prefix, qv.system, qv.code) == (
         "ap",
         "http://unitsofmeasure.org",
@@ -84,9 +74,7 @@ def test_composite_chain_and_has() -> None:
     ]
     chain = _parse("Observation", [("subject:Patient.organization.name", "x")]).criteria[0]
     assert chain.chain is not None and chain.chain.chain is not None and chain.chain.chain.name == "name"
-    has = _parse("Organization", [("_has:Patient:organization:_has:Observation:subject:code", "1")]).criteria[
-        0
-    ]
+    has = _parse("Organization", [("_has:Patient:organization:_has:Observation:subject:code", "1")]).criteria[0]
     assert isinstance(has, HasCriterion) and isinstance(has.inner, HasCriterion)
     assert has.inner.res_type == "Patient" and has.inner.source_type == "Observation"
 

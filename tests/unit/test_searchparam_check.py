@@ -33,24 +33,35 @@ def test_every_package_definition_passes() -> None:
         _check(res)
 
 
-GOOD = {"resourceType": "SearchParameter", "code": "favourite", "type": "token", "base": ["Patient"],
-        "status": "active", "expression": "Patient.extension.where(url='x').value"}
+GOOD = {
+    "resourceType": "SearchParameter",
+    "code": "favourite",
+    "type": "token",
+    "base": ["Patient"],
+    "status": "active",
+    "expression": "Patient.extension.where(url='x').value",
+}
 
 
-@pytest.mark.parametrize(("change", "where"), [
-    ({"base": ["Patiënt"]}, "SearchParameter.base[0]"),
-    ({"base": []}, "SearchParameter.base"),
-    ({"type": "colour"}, "SearchParameter.type"),
-    ({"code": "_has"}, "SearchParameter.code"),
-    ({"code": "a b"}, "SearchParameter.code"),
-    ({"expression": "Patient.name.."}, "SearchParameter.expression"),
-    ({"expression": "Patient.name )"}, "SearchParameter.expression"),
-    ({"expression": "Patient.name.frobnicate()"}, "SearchParameter.expression"),
-    ({"expression": None}, "SearchParameter.expression"),
-    ({"type": "reference", "target": ["Nothing"]}, "SearchParameter.target[0]"),
-    ({"type": "composite", "component": [{"definition": "http://nowhere/x", "expression": "code"}]},
-     "SearchParameter.component[0].definition"),
-])
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"base": ["Patiënt"]}, "SearchParameter.base[0]"),
+        ({"base": []}, "SearchParameter.base"),
+        ({"type": "colour"}, "SearchParameter.type"),
+        ({"code": "_has"}, "SearchParameter.code"),
+        ({"code": "a b"}, "SearchParameter.code"),
+        ({"expression": "Patient.name.."}, "SearchParameter.expression"),
+        ({"expression": "Patient.name )"}, "SearchParameter.expression"),
+        ({"expression": "Patient.name.frobnicate()"}, "SearchParameter.expression"),
+        ({"expression": None}, "SearchParameter.expression"),
+        ({"type": "reference", "target": ["Nothing"]}, "SearchParameter.target[0]"),
+        (
+            {"type": "composite", "component": [{"definition": "http://nowhere/x", "expression": "code"}]},
+            "SearchParameter.component[0].definition",
+        ),
+    ],
+)
 def test_a_definition_that_cannot_take_effect_is_refused(change: dict[str, Any], where: str) -> None:
     _check(GOOD)
     with pytest.raises(Unprocessable) as caught:
@@ -71,10 +82,19 @@ def test_stored_definitions_lay_over_the_seed() -> None:
     assert name is not None
     registry = registry_with([{**GOOD, "url": "http://example.org/sp"}])
     assert registry.get("Patient", "favourite") is not None
-    assert registry_with([{**GOOD, "url": "http://example.org/sp", "status": "retired"}]).get(
-        "Patient", "favourite") is None
-    retired_name = {"resourceType": "SearchParameter", "url": name.url, "code": "name", "type": "string",
-                    "base": ["Patient"], "status": "retired", "expression": "Patient.name"}
+    assert (
+        registry_with([{**GOOD, "url": "http://example.org/sp", "status": "retired"}]).get("Patient", "favourite")
+        is None
+    )
+    retired_name = {
+        "resourceType": "SearchParameter",
+        "url": name.url,
+        "code": "name",
+        "type": "string",
+        "base": ["Patient"],
+        "status": "retired",
+        "expression": "Patient.name",
+    }
     assert registry_with([retired_name]).get("Patient", "name") is None
     assert registry_with([]).get("Patient", "name") is not None
 
@@ -83,8 +103,15 @@ def test_the_package_parameters_cannot_be_changed_or_retired() -> None:
     seed = load_registry()
     identifier = seed.get("Patient", "identifier")
     assert identifier is not None and identifier.expression
-    own = {"resourceType": "SearchParameter", "url": identifier.url, "code": "identifier", "type": "token",
-           "base": list(identifier.base), "expression": identifier.expression, "status": "active"}
+    own = {
+        "resourceType": "SearchParameter",
+        "url": identifier.url,
+        "code": "identifier",
+        "type": "token",
+        "base": list(identifier.base),
+        "expression": identifier.expression,
+        "status": "active",
+    }
     check_not_redefining(own, seed)  # stored again as it is
     for change in ({"status": "retired"}, {"expression": "Patient.name"}, {"type": "string"}):
         with pytest.raises(Unprocessable):

@@ -16,26 +16,36 @@ def _python_files() -> list[Path]:
     for top in ("hub", "tests", "bench", "adapters", "apps", "scripts", "examples"):
         root = REPO / top
         if root.is_dir():
-            out += [p for p in root.rglob("*.py")
-                    if not any(a in p.parents for a in ALLOWED) and p != Path(__file__).resolve()]
+            out += [
+                p
+                for p in root.rglob("*.py")
+                if not any(a in p.parents for a in ALLOWED) and p != Path(__file__).resolve()
+            ]
     return out
 
 
 def test_the_makefile_and_shell_scripts_name_no_reference_material() -> None:
     """``make`` targets take such a folder as a variable; they never reach beside the clone."""
     files = [REPO / "Makefile", *sorted((REPO / ".ci").glob("*")), *sorted((REPO / "scripts").glob("*.sh"))]
-    offenders = [f"{p.relative_to(REPO)}:{n}" for p in files if p.is_file()
-                 for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-                 if PATTERN.search(line) and "test ! -e" not in line and not line.lstrip().startswith("#")]
+    offenders = [
+        f"{p.relative_to(REPO)}:{n}"
+        for p in files
+        if p.is_file()
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if PATTERN.search(line) and "test ! -e" not in line and not line.lstrip().startswith("#")
+    ]
     assert offenders == []
 
 
 def test_nothing_outside_the_sync_scripts_reads_the_reference_material() -> None:
     files = _python_files()
     assert len(files) > 100
-    offenders = [f"{p.relative_to(REPO)}:{n}" for p in files
-                 for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-                 if PATTERN.search(line) and not line.lstrip().startswith("#")]
+    offenders = [
+        f"{p.relative_to(REPO)}:{n}"
+        for p in files
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if PATTERN.search(line) and not line.lstrip().startswith("#")
+    ]
     assert offenders == []
 
 

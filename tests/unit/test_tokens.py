@@ -62,9 +62,7 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def craft(
-    header: dict[str, Any], claims: dict[str, Any], sign: Callable[[bytes], bytes] | None = None
-) -> str:
+def craft(header: dict[str, Any], claims: dict[str, Any], sign: Callable[[bytes], bytes] | None = None) -> str:
     """A compact JWS assembled by hand, so that no library stops us from building an attack."""
     signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
     signature = sign(signing_input.encode()) if sign else b""
@@ -190,9 +188,7 @@ def test_issue_token_refuses_inconsistent_claims(config: AuthConfig, keys: HubKe
     with pytest.raises(ValueError, match="ura"):
         issue_token(keys, config, kind="professional", subject="x", scopes={"system/*.rs"})
     with pytest.raises(ValueError, match="acting_for"):
-        issue_token(
-            keys, config, kind="related", subject="x", person_id="x", patient_bsn=BSN, scopes={"patient/*.rs"}
-        )
+        issue_token(keys, config, kind="related", subject="x", person_id="x", patient_bsn=BSN, scopes={"patient/*.rs"})
 
 
 async def test_clock_skew_is_tolerated_up_to_60s(
@@ -221,9 +217,7 @@ async def test_results_are_cached_until_expiry(
     await assert_401(verifier, token, "expired")  # and again, now uncached
 
 
-async def test_authorization_header_parsing(
-    config: AuthConfig, keys: HubKeys, verifier: TokenVerifier
-) -> None:
+async def test_authorization_header_parsing(config: AuthConfig, keys: HubKeys, verifier: TokenVerifier) -> None:
     token = token_for("admin", config, keys)
     assert (await verifier.verify_authorization(f"Bearer {token}")).kind == "admin"
     assert (await verifier.verify_authorization(f"bearer  {token} ")).kind == "admin"
@@ -251,9 +245,7 @@ async def test_principal_dependency_reads_the_header(
 # --- attacks: each one a 401 ------------------------------------------------------------------------
 
 
-async def test_alg_none_is_rejected(
-    config: AuthConfig, keys: HubKeys, clock: Clock, verifier: TokenVerifier
-) -> None:
+async def test_alg_none_is_rejected(config: AuthConfig, keys: HubKeys, clock: Clock, verifier: TokenVerifier) -> None:
     for alg in ("none", "None", "NONE"):
         token = craft({"alg": alg, "kid": keys.active_kid, "typ": "at+jwt"}, good_claims(config, clock))
         await assert_401(verifier, token, "is not accepted")
@@ -274,9 +266,7 @@ async def test_hmac_signed_with_the_public_key_is_rejected(
             def sign(msg: bytes, key: bytes = secret, d: str = digest) -> bytes:
                 return hmac.new(key, msg, d).digest()
 
-            token = craft(
-                {"alg": alg, "kid": keys.active_kid, "typ": "at+jwt"}, good_claims(config, clock), sign
-            )
+            token = craft({"alg": alg, "kid": keys.active_kid, "typ": "at+jwt"}, good_claims(config, clock), sign)
             await assert_401(verifier, token, "is not accepted")
 
 
@@ -474,15 +464,10 @@ class FakeIdp:
         assert str(request.url) == IDP_JWKS
         if self.down:
             return httpx.Response(503)
-        jwks = {
-            "keys": [k.as_dict(private=False) for k in self.keys]
-            + [{"kty": "oct", "k": "c2VjcmV0", "kid": "s"}]
-        }
+        jwks = {"keys": [k.as_dict(private=False) for k in self.keys] + [{"kty": "oct", "k": "c2VjcmV0", "kid": "s"}]}
         return httpx.Response(200, json=jwks)
 
-    def token(
-        self, config: AuthConfig, clock: Clock, key: Key | None = None, alg: str = "RS256", **over: Any
-    ) -> str:
+    def token(self, config: AuthConfig, clock: Clock, key: Key | None = None, alg: str = "RS256", **over: Any) -> str:
         key = key or self.keys[0]
         base: dict[str, Any] = {
             "iss": IDP,
@@ -492,9 +477,7 @@ class FakeIdp:
             "scope": "patient/*.rs",
         }
         claims = good_claims(config, clock, **(base | over))
-        return jwt.encode(
-            {"alg": alg, "kid": key.kid}, claims, key, algorithms=[alg], registry=jws_registry()
-        )
+        return jwt.encode({"alg": alg, "kid": key.kid}, claims, key, algorithms=[alg], registry=jws_registry())
 
 
 @pytest.fixture
@@ -524,9 +507,7 @@ async def test_external_eddsa_tokens_are_accepted(
     ed = FakeIdp._new("ed", "OKP")
     idp.keys.append(ed)
     for alg in ("EdDSA", "Ed25519"):
-        assert (
-            await ext_verifier.verify(idp.token(config, clock, key=ed, alg=alg, jti=alg))
-        ).kind == "client"
+        assert (await ext_verifier.verify(idp.token(config, clock, key=ed, alg=alg, jti=alg))).kind == "client"
 
 
 async def test_external_unknown_kid_refetches_at_most_once_a_minute(
@@ -558,18 +539,14 @@ async def test_external_issuer_symmetric_key_and_hmac_are_refused(
     idp: FakeIdp, config: AuthConfig, clock: Clock, ext_verifier: TokenVerifier
 ) -> None:
     claims = good_claims(config, clock, iss=IDP, kind="client", ura=None, patient_bsn=BSN)
-    token = craft(
-        {"alg": "HS256", "kid": "s"}, claims, lambda m: hmac.new(b"secret", m, hashlib.sha256).digest()
-    )
+    token = craft({"alg": "HS256", "kid": "s"}, claims, lambda m: hmac.new(b"secret", m, hashlib.sha256).digest())
     await assert_401(ext_verifier, token, "is not accepted")
 
 
 async def test_external_issuer_cannot_mint_admins_or_wrong_audience(
     idp: FakeIdp, config: AuthConfig, clock: Clock, ext_verifier: TokenVerifier
 ) -> None:
-    await assert_401(
-        ext_verifier, idp.token(config, clock, kind="admin", patient_bsn=None), "may not issue admin"
-    )
+    await assert_401(ext_verifier, idp.token(config, clock, kind="admin", patient_bsn=None), "may not issue admin")
     await assert_401(ext_verifier, idp.token(config, clock, aud="https://elsewhere"), "audience")
 
 
@@ -603,9 +580,7 @@ async def test_token_of_one_issuer_signed_by_another_is_rejected(
 
 def test_external_issuer_may_not_reuse_the_hub_issuer() -> None:
     with pytest.raises(ValueError, match="own issuer"):
-        AuthConfig(
-            base_url="http://hub.test", external_issuers=(ExternalIssuer("http://hub.test", IDP_JWKS),)
-        )
+        AuthConfig(base_url="http://hub.test", external_issuers=(ExternalIssuer("http://hub.test", IDP_JWKS),))
 
 
 # --- scopes -------------------------------------------------------------------------------------------

@@ -76,9 +76,7 @@ def test_nictiz_bodyweight_chain_reaches_the_core_vital_signs_profile(nictiz: Va
 
 
 def test_check_base_maps_model_errors_to_fhirpath() -> None:
-    issues = check_base(
-        {"resourceType": "Patient", "name": [{"family": "x", "nickname": "y"}], "active": "maybe"}
-    )
+    issues = check_base({"resourceType": "Patient", "name": [{"family": "x", "nickname": "y"}], "active": "maybe"})
     exprs = {e for i in issues for e in i.expression}
     assert "Patient.name[0].nickname" in exprs
     assert "Patient.active" in exprs

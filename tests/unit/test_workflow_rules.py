@@ -14,12 +14,22 @@ SCT = "http://snomed.info/sct"
 
 
 def _task(status: str, **extra: Any) -> dict[str, Any]:
-    return {"resourceType": "Task", "status": status, "intent": "order",
-            "code": {"coding": [{"system": SCT, "code": "308292007"}]},
-            "for": {"reference": "Patient/p"}, "requester": {"reference": "Organization/a"},
-            "owner": {"reference": "Organization/b"},
-            "input": [{"type": {"coding": [{"system": "http://loinc.org", "code": "57830-2"}]},
-                       "valueReference": {"reference": "Composition/n"}}], **extra}
+    return {
+        "resourceType": "Task",
+        "status": status,
+        "intent": "order",
+        "code": {"coding": [{"system": SCT, "code": "308292007"}]},
+        "for": {"reference": "Patient/p"},
+        "requester": {"reference": "Organization/a"},
+        "owner": {"reference": "Organization/b"},
+        "input": [
+            {
+                "type": {"coding": [{"system": "http://loinc.org", "code": "57830-2"}]},
+                "valueReference": {"reference": "Composition/n"},
+            }
+        ],
+        **extra,
+    }
 
 
 def _refusal(exc: pytest.ExceptionInfo[Exception]) -> WorkflowRefusal:
@@ -46,10 +56,13 @@ def test_on_hold_needs_a_date_and_rejection_of_a_closed_task_names_no_states() -
     with pytest.raises(Exception) as exc:
         overdracht.check_update(_task("requested"), _task("on-hold"), frozenset({"receiver"}))
     assert _refusal(exc).rule == "overdracht-on-hold"
-    overdracht.check_update(_task("requested"), _task("on-hold", restriction={"period": {"start": "2030-01-01"}}),
-                            frozenset({"receiver"}))
-    stu3_style = _task("on-hold", output=[{"type": {"coding": [{"system": SCT, "code": "146851000146105"}]},
-                                            "valueDateTime": "2030-01-01"}])
+    overdracht.check_update(
+        _task("requested"), _task("on-hold", restriction={"period": {"start": "2030-01-01"}}), frozenset({"receiver"})
+    )
+    stu3_style = _task(
+        "on-hold",
+        output=[{"type": {"coding": [{"system": SCT, "code": "146851000146105"}]}, "valueDateTime": "2030-01-01"}],
+    )
     overdracht.check_update(_task("received"), stu3_style, frozenset({"receiver"}))
     with pytest.raises(Exception) as exc:
         overdracht.check_update(_task("cancelled"), _task("requested"), frozenset({"sender"}))
@@ -92,8 +105,9 @@ def test_care_plan_parts() -> None:
         with pytest.raises(Exception) as exc:
             careplan.check_update(old, new, performs=_mine("A"), status_only=status_only)
         assert _refusal(exc).rule == rule, (new, rule)
-    careplan.check_update(old, _plan(_act("A", description="z"), _act("B"), _act("A")), performs=_mine("A"),
-                          status_only=False)
+    careplan.check_update(
+        old, _plan(_act("A", description="z"), _act("B"), _act("A")), performs=_mine("A"), status_only=False
+    )
 
 
 def test_the_client_pauses_or_ends_another_partys_activity_and_nothing_else() -> None:
@@ -106,8 +120,9 @@ def test_the_client_pauses_or_ends_another_partys_activity_and_nothing_else() ->
         new["activity"][1]["detail"]["statusReason"] = reason
         careplan.check_update(old, new, performs=_mine("C"), status_only=False, client_say=True)
     paused = _plan(_act("C"), _act("B", "on-hold"))
-    careplan.check_update(paused, _plan(_act("C"), _act("B", "cancelled")), performs=_mine("C"), status_only=False,
-                          client_say=True)
+    careplan.check_update(
+        paused, _plan(_act("C"), _act("B", "cancelled")), performs=_mine("C"), status_only=False, client_say=True
+    )
     moved = _plan(_act("C"), _act("B"))
     moved["activity"][1]["detail"]["scheduledString"] = "maandag"
     cases = [
@@ -150,10 +165,16 @@ EXCHANGE = overdracht.EXCHANGE_SYSTEM
 
 
 def test_an_overdracht_with_an_outside_party_gives_its_hub_side_both_roles_and_no_access() -> None:
-    imported = _task("requested", meta={"tag": [{"system": EXCHANGE, "code": "imported"}]},
-                     requester={"identifier": {"system": "http://fhir.nl/fhir/NamingSystem/agb-z", "value": "1"}})
-    exported = _task("requested", meta={"tag": [{"system": EXCHANGE, "code": "exported"}]},
-                     owner={"identifier": {"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "2"}})
+    imported = _task(
+        "requested",
+        meta={"tag": [{"system": EXCHANGE, "code": "imported"}]},
+        requester={"identifier": {"system": "http://fhir.nl/fhir/NamingSystem/agb-z", "value": "1"}},
+    )
+    exported = _task(
+        "requested",
+        meta={"tag": [{"system": EXCHANGE, "code": "exported"}]},
+        owner={"identifier": {"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "2"}},
+    )
     both = frozenset({overdracht.SENDER, overdracht.RECEIVER})
     assert overdracht.roles_in(imported, requester=False, owner=True) == both
     assert overdracht.roles_in(imported, requester=True, owner=False) == frozenset()  # the outside sender: none
@@ -177,10 +198,18 @@ def test_an_overdracht_with_an_outside_party_gives_its_hub_side_both_roles_and_n
 
 
 def test_eoverdracht_4_input_codes_count_as_the_same_kind() -> None:
-    task = _task("completed", input=[
-        {"type": {"coding": [{"system": SCT, "code": "721915006"}]}, "valueReference": {"reference": "Composition/n"}},
-        {"type": {"coding": [{"system": SCT, "code": "11171000146100"}]},
-         "valueReference": {"reference": "Composition/h"}},
-    ])
+    task = _task(
+        "completed",
+        input=[
+            {
+                "type": {"coding": [{"system": SCT, "code": "721915006"}]},
+                "valueReference": {"reference": "Composition/n"},
+            },
+            {
+                "type": {"coding": [{"system": SCT, "code": "11171000146100"}]},
+                "valueReference": {"reference": "Composition/h"},
+            },
+        ],
+    )
     assert overdracht.inputs(task, overdracht.ADVANCE_NOTICE) == ["Composition/n"]
     assert overdracht.inputs(task, overdracht.HANDOFF) == ["Composition/h"]

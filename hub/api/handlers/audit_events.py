@@ -28,8 +28,13 @@ async def audit_events(call: Call, req: FhirRequest, route: Route) -> FhirResult
         if route.kind == "search-type":
             settings = call.svc.settings
             body = await search_audit(
-                conn, req.query, vis, base=call.base, default_count=settings.default_page_size,
-                max_count=settings.max_page_size, strict=req.handling == "strict",
+                conn,
+                req.query,
+                vis,
+                base=call.base,
+                default_count=settings.default_page_size,
+                max_count=settings.max_page_size,
+                strict=req.handling == "strict",
             )
             return FhirResult(200, body)
     raise NotFound(f"AuditEvent supports read and search only, not {route.kind}", code="not-supported")

@@ -14,7 +14,15 @@ from hub.fhir.instants import now_us, to_iso
 
 #: Interactions every resource type supports (the handlers in hub.api.handlers).
 TYPE_INTERACTIONS = (
-    "read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type",
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
 )
 
 
@@ -80,14 +88,26 @@ def capability_statement(base: str, describe_type: Any) -> dict[str, Any]:
         "documentation": "Zorgnet Hub: shared care plans, ACP wishes and overdrachten for Dutch care networks.",
         "security": {
             "cors": True,
-            "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                     "code": "SMART-on-FHIR"}]}],
+            "service": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                            "code": "SMART-on-FHIR",
+                        }
+                    ]
+                }
+            ],
             "description": "OAuth2 bearer tokens (SMART Backend Services for professional systems, "
-                           "authorization code + PKCE for PGO apps); consent-based access.",
+            "authorization code + PKCE for PGO apps); consent-based access.",
         },
         "resource": resources,
-        "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"},
-                        {"code": "search-system"}],
+        "interaction": [
+            {"code": "transaction"},
+            {"code": "batch"},
+            {"code": "history-system"},
+            {"code": "search-system"},
+        ],
     }
     if system_ops:
         rest["operation"] = system_ops

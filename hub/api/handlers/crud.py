@@ -40,7 +40,11 @@ async def create(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     resource = {k: v for k, v in resource.items() if k != "id"}  # the server assigns the id on create
     outcome = await call.repo.create(resource, if_none_exist=req.if_none_exist, conn=call.conn)
     return written(
-        outcome.stored, outcome.status, outcome.resource, _location(call, outcome.stored), req.prefer_return,
+        outcome.stored,
+        outcome.status,
+        outcome.resource,
+        _location(call, outcome.stored),
+        req.prefer_return,
         outcome.message,
     )
 
@@ -60,12 +64,8 @@ async def vread(call: Call, req: FhirRequest, route: Route) -> FhirResult:
 async def update(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     assert route.res_type and route.res_id
     resource = await _checked(call, req, route.res_type)
-    outcome = await call.repo.update(
-        route.res_type, route.res_id, resource, if_match=req.if_match, conn=call.conn
-    )
-    return written(
-        outcome.stored, outcome.status, outcome.resource, _location(call, outcome.stored), req.prefer_return
-    )
+    outcome = await call.repo.update(route.res_type, route.res_id, resource, if_match=req.if_match, conn=call.conn)
+    return written(outcome.stored, outcome.status, outcome.resource, _location(call, outcome.stored), req.prefer_return)
 
 
 async def conditional_update(call: Call, req: FhirRequest, route: Route) -> FhirResult:
@@ -74,9 +74,7 @@ async def conditional_update(call: Call, req: FhirRequest, route: Route) -> Fhir
     outcome = await call.repo.conditional_update(
         route.res_type, _criteria(req, "update"), resource, conn=call.conn, if_match=req.if_match
     )
-    return written(
-        outcome.stored, outcome.status, outcome.resource, _location(call, outcome.stored), req.prefer_return
-    )
+    return written(outcome.stored, outcome.status, outcome.resource, _location(call, outcome.stored), req.prefer_return)
 
 
 async def delete(call: Call, req: FhirRequest, route: Route) -> FhirResult:
@@ -103,12 +101,8 @@ async def patch(call: Call, req: FhirRequest, route: Route) -> FhirResult:
             route.res_type, _criteria(req, "patch"), apply, conn=call.conn, if_match=req.if_match
         )
     else:
-        outcome = await call.repo.patch(
-            route.res_type, route.res_id, apply, if_match=req.if_match, conn=call.conn
-        )
-    return written(
-        outcome.stored, outcome.status, outcome.resource, _location(call, outcome.stored), req.prefer_return
-    )
+        outcome = await call.repo.patch(route.res_type, route.res_id, apply, if_match=req.if_match, conn=call.conn)
+    return written(outcome.stored, outcome.status, outcome.resource, _location(call, outcome.stored), req.prefer_return)
 
 
 def _patch_function(req: FhirRequest, limits: PatchLimits) -> Any:

@@ -26,7 +26,12 @@ async def history(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     if "_cursor" in params:
         cursor = parse_int(params["_cursor"], "_cursor", hint="a number from a next link")
     page = await call.repo.history(
-        res_type=route.res_type, res_id=route.res_id, since=since, at=at, cursor=cursor, count=count,
+        res_type=route.res_type,
+        res_id=route.res_id,
+        since=since,
+        at=at,
+        cursor=cursor,
+        count=count,
         conn=call.conn,
     )
     path = "/".join(p for p in (route.res_type, route.res_id) if p)

@@ -16,6 +16,7 @@ async def operation(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     op = OPERATIONS.get(route.operation or "")
     if op is None or level not in op.levels or (op.types and route.res_type not in op.types):
         where = f"{route.res_type or ''}{'/' + route.res_id if route.res_id else ''}"
-        raise NotFound(f"The operation ${route.operation} is not supported at {level} level {where}".strip(),
-                       code="not-supported")
+        raise NotFound(
+            f"The operation ${route.operation} is not supported at {level} level {where}".strip(), code="not-supported"
+        )
     return await op.run(call, req, route)

@@ -32,21 +32,15 @@ async def search(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     if route.kind == "search-compartment":
         assert route.res_type and route.res_id and route.compartment_type
         if route.res_type != "Patient":
-            raise BadRequest(
-                f"Compartment search is supported for Patient, not {route.res_type}", code="not-supported"
-            )
+            raise BadRequest(f"Compartment search is supported for Patient, not {route.res_type}", code="not-supported")
         if route.compartment_type != "Patient" and not patient_compartment_params(route.compartment_type):
-            raise BadRequest(
-                f"{route.compartment_type} is not in the Patient compartment", code="not-supported"
-            )
+            raise BadRequest(f"{route.compartment_type} is not in the Patient compartment", code="not-supported")
         query.compartment = ("Patient", route.res_id)
         if route.compartment_type == "Patient":
             from hub.fhir.query import Criterion, TokenValue
 
             query.compartment = None
-            query.criteria.append(
-                Criterion("Patient", "_id", "token", None, (TokenValue(None, route.res_id),))
-            )
+            query.criteria.append(Criterion("Patient", "_id", "token", None, (TokenValue(None, route.res_id),)))
     page = await call.repo.search(query, local_base=call.base, conn=call.conn)
     path = req.path if not req.path.endswith("_search") else req.path[: -len("/_search")]
     return FhirResult(200, searchset(call.base, path, page))

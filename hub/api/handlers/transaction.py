@@ -47,9 +47,7 @@ async def process(call: Call, req: FhirRequest, _route: Route) -> FhirResult:
         raise BadRequest("POST to the base needs a Bundle of type batch or transaction", code="structure")
     kind = body.get("type")
     if kind not in ("batch", "transaction"):
-        raise BadRequest(
-            f"Bundle.type must be 'batch' or 'transaction' (not '{kind}')", expression="Bundle.type"
-        )
+        raise BadRequest(f"Bundle.type must be 'batch' or 'transaction' (not '{kind}')", expression="Bundle.type")
     raw_entries = body.get("entry") or []
     if not isinstance(raw_entries, list):
         raise BadRequest("Bundle.entry must be an array", expression="Bundle.entry")
@@ -94,14 +92,21 @@ def _parse_entry(call: Call, index: int, raw: Any, outer: FhirRequest) -> _Entry
     for key in ("ifMatch", "ifNoneExist", "ifNoneMatch", "ifModifiedSince"):
         value = request.get(key)
         if value is not None and not isinstance(value, str):
-            raise BadRequest(f"{where}.request.{key} must be a string", code="structure",
-                             expression=f"{where}.request.{key}")
+            raise BadRequest(
+                f"{where}.request.{key} must be a string", code="structure", expression=f"{where}.request.{key}"
+            )
         conditions[key] = value
     fhir_req = FhirRequest.from_url(
-        method, url, body=resource, content_type=content_type,
-        if_match=conditions["ifMatch"], if_none_exist=conditions["ifNoneExist"],
-        if_none_match=conditions["ifNoneMatch"], if_modified_since=conditions["ifModifiedSince"],
-        prefer_return=outer.prefer_return, handling=outer.handling,
+        method,
+        url,
+        body=resource,
+        content_type=content_type,
+        if_match=conditions["ifMatch"],
+        if_none_exist=conditions["ifNoneExist"],
+        if_none_match=conditions["ifNoneMatch"],
+        if_modified_since=conditions["ifModifiedSince"],
+        prefer_return=outer.prefer_return,
+        handling=outer.handling,
     )
     try:
         target = route(method, fhir_req.path)
@@ -191,8 +196,12 @@ async def _run_transaction(tx_call: Call, entries: list[_Entry], results: dict[i
                 results[entry.index] = await handle(tx_call, entry.request)
         except FhirError as exc:
             exc.issues = [
-                Issue(f"{where}: {i.diagnostics}", i.code, i.severity,
-                      tuple(_anchor(e, entry.target.res_type, where) for e in i.expression) or (where,))
+                Issue(
+                    f"{where}: {i.diagnostics}",
+                    i.code,
+                    i.severity,
+                    tuple(_anchor(e, entry.target.res_type, where) for e in i.expression) or (where,),
+                )
                 for i in exc.issues
             ]
             raise
@@ -214,8 +223,11 @@ async def _assign_ids(call: Call, entries: list[_Entry]) -> dict[str, str]:
                 if found is None:
                     found = await call.repo.match(conn, e.target.res_type, e.request.if_none_exist)
                 match = one_of(
-                    found, e.target.res_type, f"ifNoneExist '{e.request.if_none_exist}' of Bundle.entry[{e.index}]",
-                    code="conflict", expression=f"Bundle.entry[{e.index}].request.ifNoneExist",
+                    found,
+                    e.target.res_type,
+                    f"ifNoneExist '{e.request.if_none_exist}' of Bundle.entry[{e.index}]",
+                    code="conflict",
+                    expression=f"Bundle.entry[{e.index}].request.ifNoneExist",
                 )
                 if match is not None:
                     mapping[e.full_url] = f"={match.res_type}/{match.res_id}"
@@ -383,7 +395,7 @@ async def _matched(call: Call, ref: str) -> FhirResult:
 def _anchor(expression: str, res_type: str | None, where: str) -> str:
     """``Observation.id`` of entry 3 -> ``Bundle.entry[3].resource.id``."""
     if res_type and (expression == res_type or expression.startswith(res_type + ".")):
-        return f"{where}.resource{expression[len(res_type):]}"
+        return f"{where}.resource{expression[len(res_type) :]}"
     return expression
 
 

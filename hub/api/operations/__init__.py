@@ -25,8 +25,14 @@ def _registry() -> dict[str, Operation]:
     from hub.api.operations import access, breakglass, delegation, everything, export, reindex, validate
 
     ops = (
-        everything.OPERATION, validate.OPERATION, access.OPERATION, delegation.GRANT, delegation.WITHDRAW,
-        export.OPERATION, breakglass.OPERATION, reindex.OPERATION,
+        everything.OPERATION,
+        validate.OPERATION,
+        access.OPERATION,
+        delegation.GRANT,
+        delegation.WITHDRAW,
+        export.OPERATION,
+        breakglass.OPERATION,
+        reindex.OPERATION,
     )
     return {op.name: op for op in ops}
 

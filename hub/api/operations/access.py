@@ -34,8 +34,13 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     relations, rules_rows, types, names, sources = facts.relations, facts.rules, facts.types, facts.names, facts.sources
     uras = sorted({r["org_ura"] for r in relations})
     handovers = facts.handovers
-    rules = [(Rule(r["decision"], r["category"], r["actor_ura"], r["org_type"], r["purpose"], r["start"], r["end"]),
-              sources.get(r["source_pid"], "")) for r in rules_rows]
+    rules = [
+        (
+            Rule(r["decision"], r["category"], r["actor_ura"], r["org_type"], r["purpose"], r["start"], r["end"]),
+            sources.get(r["source_pid"], ""),
+        )
+        for r in rules_rows
+    ]
     out: list[dict[str, Any]] = []
     for ura in uras:
         why_related = sorted({sources.get(r["source_pid"], "") for r in relations if r["org_ura"] == ura})
@@ -48,23 +53,33 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
             if category in PUBLIC:
                 continue
             decision, deciding = explain(category, ura, types.get(ura, frozenset()), [r for r, _ in rules])
-            parts.append({"name": "category", "part": [
-                {"name": "code", "valueCode": category},
-                {"name": "access", "valueBoolean": decision == "permit"},
-                {"name": "reason", "valueString": _reason(decision, deciding, rules)},
-            ]})
+            parts.append(
+                {
+                    "name": "category",
+                    "part": [
+                        {"name": "code", "valueCode": category},
+                        {"name": "access", "valueBoolean": decision == "permit"},
+                        {"name": "reason", "valueString": _reason(decision, deciding, rules)},
+                    ],
+                }
+            )
         out.append({"name": "organisation", "part": parts})
     for source_pid, ura, status in sorted(handovers, key=lambda h: (sources.get(h[0], ""), h[1])):
         ref = sources.get(source_pid, "")
         name = names.get(ura) or ura
         what = describe_access(status)
-        out.append({"name": "overdracht", "part": [
-            {"name": "ura", "valueString": ura},
-            {"name": "name", "valueString": name},
-            {"name": "task", "valueReference": {"reference": ref}},
-            {"name": "status", "valueCode": status},
-            {"name": "access", "valueString": f"{name}: {what}, {ref} {status}"},
-        ]})
+        out.append(
+            {
+                "name": "overdracht",
+                "part": [
+                    {"name": "ura", "valueString": ura},
+                    {"name": "name", "valueString": name},
+                    {"name": "task", "valueReference": {"reference": ref}},
+                    {"name": "status", "valueCode": status},
+                    {"name": "access", "valueString": f"{name}: {what}, {ref} {status}"},
+                ],
+            }
+        )
     for d in facts.delegations:
         if (d["period_start"] or DATE_MIN) > now or (d["period_end"] or DATE_MAX) <= now:
             continue

@@ -55,15 +55,18 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     if trail is not None:
         trail.note_patient(route.res_id)
     count(call, "opened", code)
-    return FhirResult(200, {
-        "resourceType": "Parameters",
-        "parameter": [
-            {"name": "patient", "valueReference": {"reference": f"Patient/{route.res_id}"}},
-            {"name": "reason", "valueCode": grant.reason_code},
-            {"name": "start", "valueInstant": to_iso(grant.start)},
-            {"name": "end", "valueInstant": to_iso(grant.end)},
-        ],
-    })
+    return FhirResult(
+        200,
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "patient", "valueReference": {"reference": f"Patient/{route.res_id}"}},
+                {"name": "reason", "valueCode": grant.reason_code},
+                {"name": "start", "valueInstant": to_iso(grant.start)},
+                {"name": "end", "valueInstant": to_iso(grant.end)},
+            ],
+        },
+    )
 
 
 OPERATION = Operation(

@@ -26,8 +26,9 @@ _SCOPE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentsc
 _DELEGATEE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "DELEGATEE"}]}
 
 
-def delegation_consent(patient_id: str, person: str, categories: list[str], start: str | None,
-                       end: str | None) -> dict[str, Any]:
+def delegation_consent(
+    patient_id: str, person: str, categories: list[str], start: str | None, end: str | None
+) -> dict[str, Any]:
     provision: dict[str, Any] = {
         "type": "permit",
         "actor": [{"role": _DELEGATEE, "reference": {"identifier": {"system": PERSON_SYSTEM, "value": person}}}],
@@ -59,8 +60,9 @@ async def grant(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     if not categories or unknown:
         raise BadRequest(f"'category' must name data categories ({', '.join(CATEGORIES)})", expression="category")
     await call.repo.read("Patient", route.res_id, conn=call.conn)
-    consent = delegation_consent(route.res_id, person, sorted(set(categories)), first(params, "start"),
-                                 first(params, "end"))
+    consent = delegation_consent(
+        route.res_id, person, sorted(set(categories)), first(params, "start"), first(params, "end")
+    )
     outcome = await call.repo.create(consent, conn=call.conn)
     location = f"{call.base}/Consent/{outcome.stored.res_id}/_history/{outcome.stored.version}"
     return FhirResult(201, outcome.resource, outcome.stored, location)
@@ -88,10 +90,16 @@ async def withdraw(call: Call, req: FhirRequest, route: Route) -> FhirResult:
 
 
 GRANT = Operation(
-    name="grant-delegation", levels=frozenset({"instance"}), run=grant, types=frozenset({"Patient"}),
+    name="grant-delegation",
+    levels=frozenset({"instance"}),
+    run=grant,
+    types=frozenset({"Patient"}),
     definition="https://zorgnet-hub.nl/fhir/OperationDefinition/Patient-grant-delegation",
 )
 WITHDRAW = Operation(
-    name="withdraw-delegation", levels=frozenset({"instance"}), run=withdraw, types=frozenset({"Patient"}),
+    name="withdraw-delegation",
+    levels=frozenset({"instance"}),
+    run=withdraw,
+    types=frozenset({"Patient"}),
     definition="https://zorgnet-hub.nl/fhir/OperationDefinition/Patient-withdraw-delegation",
 )

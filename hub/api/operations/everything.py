@@ -34,9 +34,7 @@ def _params(req: FhirRequest) -> list[tuple[str, str]]:
     return params
 
 
-def everything_query(
-    call: Call, patient_id: str, params: list[tuple[str, str]], *, strict: bool
-) -> SearchQuery:
+def everything_query(call: Call, patient_id: str, params: list[tuple[str, str]], *, strict: bool) -> SearchQuery:
     """The search that ``$everything`` runs, from its parameters (unknown ones reported or refused)."""
     settings = call.svc.settings
     engine = call.svc.search
@@ -56,9 +54,7 @@ def everything_query(
             query.canonical.append((name, value))
         elif name == "_since":
             since = parse_instant_param(value, "_since")
-            query.criteria.append(
-                Criterion("Resource", "_lastUpdated", "date", None, (DateValue("ge", since, since),))
-            )
+            query.criteria.append(Criterion("Resource", "_lastUpdated", "date", None, (DateValue("ge", since, since),)))
             query.canonical.append((name, value))
         elif name == "_cursor":
             query.cursor = parse_cursor(value)

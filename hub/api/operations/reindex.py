@@ -19,17 +19,28 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
         raise BadRequest("$reindex runs in its own transactions, not inside a Bundle", code="not-supported")
     count = await call.repo.reindex(route.res_type)
     what = f"{route.res_type} resources" if route.res_type else "resources"
-    return FhirResult(200, {
-        "resourceType": "Parameters",
-        "parameter": [
-            {"name": "count", "valueInteger": count},
-            {"name": "return", "resource": {
-                "resourceType": "OperationOutcome",
-                "issue": [{"severity": "information", "code": "informational",
-                           "diagnostics": f"Reindexed {count} {what}"}],
-            }},
-        ],
-    })
+    return FhirResult(
+        200,
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "count", "valueInteger": count},
+                {
+                    "name": "return",
+                    "resource": {
+                        "resourceType": "OperationOutcome",
+                        "issue": [
+                            {
+                                "severity": "information",
+                                "code": "informational",
+                                "diagnostics": f"Reindexed {count} {what}",
+                            }
+                        ],
+                    },
+                },
+            ],
+        },
+    )
 
 
 OPERATION = Operation(

@@ -56,11 +56,13 @@ async def run(call: Call, req: FhirRequest, route: Route) -> FhirResult:
     except FhirError as exc:
         issues = found + list(exc.issues)
     if route.res_id is not None and mode == "update" and resource.get("id") != route.res_id:
-        issues.append(Issue(f"The id must be '{route.res_id}' to update it", "invalid", "error",
-                            (f"{route.res_type}.id",)))
+        issues.append(
+            Issue(f"The id must be '{route.res_id}' to update it", "invalid", "error", (f"{route.res_type}.id",))
+        )
     if not [i for i in issues if i.severity in ("error", "fatal")]:
-        return FhirResult(200, operation_outcome(issues or [Issue("Valid: no issues found", "informational",
-                                                                   "information")]))
+        return FhirResult(
+            200, operation_outcome(issues or [Issue("Valid: no issues found", "informational", "information")])
+        )
     return FhirResult(200, operation_outcome(issues))
 
 

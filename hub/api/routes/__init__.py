@@ -10,6 +10,11 @@ from hub.api.routes.metrics import router as metrics_router
 from hub.api.routes.openapi import router as openapi_router
 
 __all__ = [
-    "admin_audit_router", "admin_router", "bulk_router", "fhir_router", "health_router", "metrics_router",
+    "admin_audit_router",
+    "admin_router",
+    "bulk_router",
+    "fhir_router",
+    "health_router",
+    "metrics_router",
     "openapi_router",
 ]

@@ -27,8 +27,9 @@ Work = Callable[[AsyncConnection], Awaitable[Any]]
 
 
 def _json(value: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(value), status_code=status, media_type="application/json",
-                    headers={"Cache-Control": "no-store"})
+    return Response(
+        orjson.dumps(value), status_code=status, media_type="application/json", headers={"Cache-Control": "no-store"}
+    )
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -68,8 +69,13 @@ async def _run(request: Request, operation: str, status: int, work: Work) -> Res
 
     services = request.app.state.services
     trail = AuditTrail(
-        services.audit, request.method, request.url.path, "", interaction="operation",
-        remote_addr=request.client.host if request.client else None, request_id=current_request_id(),
+        services.audit,
+        request.method,
+        request.url.path,
+        "",
+        interaction="operation",
+        remote_addr=request.client.host if request.client else None,
+        request_id=current_request_id(),
     )
     trail.operation = operation
     answered = 500
@@ -130,8 +136,12 @@ async def add_app(request: Request) -> Response:
         client_id = _str(data, "client_id")
         if kind == "system":
             view = await add_system(
-                conn, name=name, ura=_str(data, "ura", required=True) or "", jwks=_key_material(data),
-                jwks_url=_str(data, "jwks_url"), client_id=client_id,
+                conn,
+                name=name,
+                ura=_str(data, "ura", required=True) or "",
+                jwks=_key_material(data),
+                jwks_url=_str(data, "jwks_url"),
+                client_id=client_id,
             )
         elif kind == "pgo":
             uris = data.get("redirect_uris")
@@ -201,8 +211,10 @@ async def add_person(request: Request) -> Response:
 
     async def work(conn: AsyncConnection) -> Any:
         view = await add(
-            conn, person_id=_str(data, "person_id", required=True) or "",
-            name=_str(data, "name", required=True) or "", bsn=_str(data, "bsn"),
+            conn,
+            person_id=_str(data, "person_id", required=True) or "",
+            name=_str(data, "name", required=True) or "",
+            bsn=_str(data, "bsn"),
         )
         return view.as_json()
 
@@ -247,8 +259,12 @@ async def add_organisation(request: Request) -> Response:
         if not isinstance(active, bool):
             raise BadRequest("'active' must be true or false", expression="active")
         org = await register(
-            conn, check_ura(data.get("ura")), name=_str(data, "name") or "",
-            kind=_str(data, "kind") or "zorgaanbieder", types=types, active=active,
+            conn,
+            check_ura(data.get("ura")),
+            name=_str(data, "name") or "",
+            kind=_str(data, "kind") or "zorgaanbieder",
+            types=types,
+            active=active,
         )
         return org.as_json()
 

@@ -42,9 +42,13 @@ async def fhir_endpoint(request: Request, path: str = "") -> Response:
     services: Services = request.app.state.services
     fmt = negotiate(request)
     trail = AuditTrail(
-        services.audit, request.method, path.strip("/"), request.url.query,
+        services.audit,
+        request.method,
+        path.strip("/"),
+        request.url.query,
         remote_addr=request.client.host if request.client else None,
-        interaction=interaction_kind(request.method, path), request_id=current_request_id(),
+        interaction=interaction_kind(request.method, path),
+        request_id=current_request_id(),
     )
     try:
         policy: Policy = ANONYMOUS  # the CapabilityStatement is public
@@ -76,8 +80,14 @@ def interaction_kind(method: str, path: str) -> str:
     try:
         target = route(method, path)
     except FhirError:
-        return {"GET": "read", "HEAD": "read", "POST": "create", "PUT": "update", "PATCH": "patch",
-                "DELETE": "delete"}.get(method.upper(), "read")
+        return {
+            "GET": "read",
+            "HEAD": "read",
+            "POST": "create",
+            "PUT": "update",
+            "PATCH": "patch",
+            "DELETE": "delete",
+        }.get(method.upper(), "read")
     if target.kind == "bundle":
         return "transaction"
     return target.kind

@@ -100,14 +100,10 @@ def build_auth_router(
     """
     routes = _Routes(AuthorizationServer(config, keys, delegations, patient_id_for_bsn, clock), transaction)
     router = APIRouter(tags=["auth"])
-    router.add_api_route(
-        "/auth/token", routes.token, methods=["POST"], include_in_schema=True, name="hub_auth_token"
-    )
+    router.add_api_route("/auth/token", routes.token, methods=["POST"], include_in_schema=True, name="hub_auth_token")
     if config.dev_login:
         router.add_api_route("/auth/authorize", routes.authorize, methods=["GET"], name="hub_auth_authorize")
-        router.add_api_route(
-            "/auth/authorize", routes.authorize, methods=["POST"], name="hub_auth_authorize_post"
-        )
+        router.add_api_route("/auth/authorize", routes.authorize, methods=["POST"], name="hub_auth_authorize_post")
     router.add_api_route(
         "/.well-known/smart-configuration",
         routes.smart_configuration,

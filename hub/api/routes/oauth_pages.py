@@ -37,9 +37,7 @@ def _page(title: str, body: str) -> str:
 
 
 def _hidden(fields: Mapping[str, str]) -> str:
-    return "".join(
-        f"<input type='hidden' name='{escape(k)}' value='{escape(v)}'>" for k, v in fields.items() if v
-    )
+    return "".join(f"<input type='hidden' name='{escape(k)}' value='{escape(v)}'>" for k, v in fields.items() if v)
 
 
 def error_page(message: str) -> str:
@@ -96,8 +94,7 @@ def consent_form(
             f"<small>(role {escape(d.relation)}; {escape(cats)})</small></label>"
         )
     scope_boxes = "".join(
-        f"<label><input type='checkbox' name='scope_ok' value='{escape(s)}' checked> "
-        f"<code>{escape(s)}</code></label>"
+        f"<label><input type='checkbox' name='scope_ok' value='{escape(s)}' checked> <code>{escape(s)}</code></label>"
         for s in scopes
     )
     err = f"<p class='err'>{escape(error)}</p>" if error else ""

@@ -68,13 +68,10 @@ def _compact_element(el: dict[str, Any]) -> dict[str, Any]:
         out["binding"] = {k: v for k, v in el["binding"].items() if k in ("strength", "valueSet")}
     if "constraint" in out:
         out["constraint"] = [
-            {k: c[k] for k in ("key", "severity", "human", "expression", "source") if k in c}
-            for c in el["constraint"]
+            {k: c[k] for k in ("key", "severity", "human", "expression", "source") if k in c} for c in el["constraint"]
         ]
     if "type" in out:
-        out["type"] = [
-            {k: v for k, v in t.items() if k in ("code", "profile", "targetProfile")} for t in el["type"]
-        ]
+        out["type"] = [{k: v for k, v in t.items() if k in ("code", "profile", "targetProfile")} for t in el["type"]]
     return out
 
 

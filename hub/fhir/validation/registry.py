@@ -60,9 +60,7 @@ class Registry:
             for f in sorted(d.rglob("*.json")):
                 data = json.loads(f.read_bytes())
                 entries = (
-                    [e["resource"] for e in data.get("entry", [])]
-                    if data.get("resourceType") == "Bundle"
-                    else [data]
+                    [e["resource"] for e in data.get("entry", [])] if data.get("resourceType") == "Bundle" else [data]
                 )
                 for r in entries:
                     if isinstance(r, dict) and r.get("resourceType") in _KINDS and "url" in r:
@@ -110,14 +108,8 @@ class Registry:
         """Urls of every loadable resource of one kind (JSON and XML sources; XML by file name guess)."""
         out = self.hub_urls(kind)
         out += [u for u, r in self._package_index.items() if r["resourceType"] == kind]
-        out += [
-            u
-            for u, p in self._xml_index.items()
-            if kind == "StructureDefinition" and "/StructureDefinition/" in u
-        ]
-        out += [
-            u for u, p in self._xml_index.items() if kind != "StructureDefinition" and p.name.startswith(kind)
-        ]
+        out += [u for u, p in self._xml_index.items() if kind == "StructureDefinition" and "/StructureDefinition/" in u]
+        out += [u for u, p in self._xml_index.items() if kind != "StructureDefinition" and p.name.startswith(kind)]
         return out
 
     def core_type_url(self, type_name: str) -> str:

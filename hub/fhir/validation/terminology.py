@@ -27,9 +27,7 @@ class Terminology:
         if url not in self._cache:
             self._cache[url] = None  # guards against cycles
             vs = self._registry.get(url)
-            self._cache[url] = (
-                self._expand(vs) if vs is not None and vs.get("resourceType") == "ValueSet" else None
-            )
+            self._cache[url] = self._expand(vs) if vs is not None and vs.get("resourceType") == "ValueSet" else None
         return self._cache[url]
 
     def contains(self, url: str, system: str | None, code: str | None) -> bool | None:

@@ -44,9 +44,7 @@ Item = tuple[str, Any, Any, str]  # json key, value, primitive extension part ("
 class Validator:
     """Validates resources against the loaded profiles; trees and expansions are built once and kept."""
 
-    def __init__(
-        self, registry: Registry, default_profile: Callable[[dict[str, Any]], str | None] | None = None
-    ):
+    def __init__(self, registry: Registry, default_profile: Callable[[dict[str, Any]], str | None] | None = None):
         self.registry = registry
         self.terminology = Terminology(registry)
         self._default_profile = default_profile
@@ -79,9 +77,7 @@ class Validator:
 
     def profiles_for(self, resource: dict[str, Any]) -> list[str]:
         """The claimed profiles (meta.profile) that are loaded, plus the hub's default profile for it."""
-        out = [
-            p for p in resource.get("meta", {}).get("profile", []) if isinstance(p, str) and self.is_loaded(p)
-        ]
+        out = [p for p in resource.get("meta", {}).get("profile", []) if isinstance(p, str) and self.is_loaded(p)]
         if self._default_profile is not None:
             default = self._default_profile(resource)
             if default and default not in out and self.is_loaded(default):
@@ -168,7 +164,9 @@ class _Run:
             for url in claimed if isinstance(claimed, list) else ():
                 if isinstance(url, str) and url not in urls:
                     self.add(
-                        "warning", "not-supported", f"{path}.meta.profile",
+                        "warning",
+                        "not-supported",
+                        f"{path}.meta.profile",
                         f"Profile {url} is not known to this server; validated against the base type {rtype}",
                     )
         else:
@@ -195,7 +193,9 @@ class _Run:
                 value = ident.get("value")
                 if isinstance(value, str) and not is_valid_bsn(value):
                     self.add(
-                        "error", "value", f"{path}.identifier[{i}].value",
+                        "error",
+                        "value",
+                        f"{path}.identifier[{i}].value",
                         f"'{value}' is not a valid BSN: nine digits that pass the elfproef (11-test)",
                     )
 
@@ -255,9 +255,7 @@ class _Run:
                 assumed[undecided[0]] += 1
                 self.item(it, child.slices[undecided[0]], resource, None)
                 continue
-            elif (
-                hit is None and undecided
-            ):  # e.g. a profile discriminator on a reference that cannot be resolved
+            elif hit is None and undecided:  # e.g. a profile discriminator on a reference that cannot be resolved
                 for sname in undecided:
                     maybe[sname] += 1
                 self.item(it, child, resource, None)
@@ -352,9 +350,7 @@ class _Run:
             return
         type_profile = None
         if tcode:
-            type_profiles = [
-                p for t in node.types if _type_code(t["code"]) == tcode for p in t.get("profile", [])
-            ]
+            type_profiles = [p for t in node.types if _type_code(t["code"]) == tcode for p in t.get("profile", [])]
             type_profile = type_profiles[0] if len(type_profiles) == 1 else None
         if len(node.types) == 1 or node.owner.root is node:
             self.element(target, node, path, resource)
@@ -382,9 +378,7 @@ class _Run:
             ok = term.contains(vs, None, value) if isinstance(value, str) else None
             shown = repr(value)
         elif tcode == "Coding":
-            ok = (
-                term.contains(vs, value.get("system"), value.get("code")) if isinstance(value, dict) else None
-            )
+            ok = term.contains(vs, value.get("system"), value.get("code")) if isinstance(value, dict) else None
             shown = _coding(value)
         else:
             codings = value.get("coding", []) if isinstance(value, dict) else []
@@ -397,9 +391,7 @@ class _Run:
                         f"A coding from {vs.split('|')[0]} is required (required binding)",
                     )
                 return
-            results = [
-                term.contains(vs, c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)
-            ]
+            results = [term.contains(vs, c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)]
             ok = None if all(r is None for r in results) else any(results)
             shown = ", ".join(_coding(c) for c in codings if isinstance(c, dict))
         if ok is False:
@@ -419,12 +411,7 @@ class _Run:
                 )
 
     def reference(self, value: dict[str, Any], node: Node, path: str) -> None:
-        targets = [
-            tp
-            for t in node.types
-            if _type_code(t["code"]) == "Reference"
-            for tp in t.get("targetProfile", [])
-        ]
+        targets = [tp for t in node.types if _type_code(t["code"]) == "Reference" for tp in t.get("targetProfile", [])]
         if not targets:
             return
         rtype = self.ref_type(value)
@@ -460,9 +447,7 @@ class _Run:
             parts = parts[: parts.index("_history")]
         return parts[-2] if len(parts) >= 2 and parts[-2][:1].isupper() else None
 
-    def invariants(
-        self, value: Any, node: Node, tcode: str | None, path: str, resource: dict[str, Any]
-    ) -> None:
+    def invariants(self, value: Any, node: Node, tcode: str | None, path: str, resource: dict[str, Any]) -> None:
         cons = node.ed.get("constraint")
         extra: list[dict[str, Any]] = []
         if tcode and tcode[:1].isupper() and tcode not in _RESOURCE_TYPES and node.owner.root is not node:
@@ -476,11 +461,7 @@ class _Run:
         if node.owner.root is node and isinstance(value, dict) and "resourceType" in value:
             subject: Any = value
         else:
-            base = (
-                tcode
-                if tcode and tcode[:1].isupper() and tcode not in ("BackboneElement", "Element")
-                else None
-            )
+            base = tcode if tcode and tcode[:1].isupper() and tcode not in ("BackboneElement", "Element") else None
             create_node = cast(Callable[[Any, str], Any], ResourceNode.create_node)  # fhirpathpy is untyped
             subject = create_node(value, base or node.ed.get("path", ""))
         done: set[str] = set()
@@ -503,9 +484,7 @@ class _Run:
                 severity = "error" if c.get("severity", "error") == "error" else "warning"
                 if key in _BEST_PRACTICE:
                     severity = "information"
-                self.add(
-                    severity, "invariant", path, f"Constraint {key} failed: {c.get('human', c['expression'])}"
-                )
+                self.add(severity, "invariant", path, f"Constraint {key} failed: {c.get('human', c['expression'])}")
 
     # -- slicing -----------------------------------------------------------------------------------
     def matches(self, it: Item, sl: Node, discs: Any, resource: dict[str, Any]) -> bool | None:
@@ -543,9 +522,7 @@ class _Run:
                 target = _sub_node(sl, dpath)
                 if target is None:
                     return False
-                actual_types = {
-                    _json_type(it[0], v) for v in ([value] if dpath == "$this" else _walk(value, dpath))
-                }
+                actual_types = {_json_type(it[0], v) for v in ([value] if dpath == "$this" else _walk(value, dpath))}
                 if not actual_types & set(target.type_codes):
                     return False
             elif dtype == "profile":
@@ -592,11 +569,7 @@ class _Run:
             return None
         if r.startswith("#"):
             return next(
-                (
-                    c
-                    for c in self.root.get("contained", []) or []
-                    if isinstance(c, dict) and c.get("id") == r[1:]
-                ),
+                (c for c in self.root.get("contained", []) or [] if isinstance(c, dict) and c.get("id") == r[1:]),
                 None,
             )
         if self.root.get("resourceType") == "Bundle":
@@ -614,9 +587,7 @@ class _Run:
             return bool(term.contains(vs, None, value))
         if isinstance(value, dict):
             codings = value.get("coding", [value])
-            return any(
-                term.contains(vs, c.get("system"), c.get("code")) for c in codings if isinstance(c, dict)
-            )
+            return any(term.contains(vs, c.get("system"), c.get("code")) for c in codings if isinstance(c, dict))
         return False
 
     def _ref_matches(self, refs: list[Any], ref_node: Node) -> bool:
@@ -646,10 +617,7 @@ def _items(obj: dict[str, Any], name: str, path: str) -> list[Item]:
         keys += [
             k[1:]
             for k in obj
-            if k.startswith("_" + base)
-            and len(k) > len(base) + 1
-            and k[len(base) + 1].isupper()
-            and k[1:] not in obj
+            if k.startswith("_" + base) and len(k) > len(base) + 1 and k[len(base) + 1].isupper() and k[1:] not in obj
         ]
     else:
         keys = [name] if name in obj or "_" + name in obj else []

@@ -98,7 +98,12 @@ class SearchEngine(Matcher):
     """Turns :class:`SearchQuery` objects into SQL and runs them."""
 
     def __init__(
-        self, registry: Any, resource_types: frozenset[str], *, default_count: int = 20, max_count: int = 1000,
+        self,
+        registry: Any,
+        resource_types: frozenset[str],
+        *,
+        default_count: int = 20,
+        max_count: int = 1000,
         limits: SearchLimits = DEFAULT_SEARCH_LIMITS,
     ) -> None:
         self.registry = registry
@@ -112,9 +117,7 @@ class SearchEngine(Matcher):
 
     # -- parsing ------------------------------------------------------------------------------------
 
-    def parse(
-        self, res_type: str | None, params: list[tuple[str, str]], *, strict: bool = False
-    ) -> SearchQuery:
+    def parse(self, res_type: str | None, params: list[tuple[str, str]], *, strict: bool = False) -> SearchQuery:
         return parse_query(
             res_type,
             params,
@@ -146,9 +149,7 @@ class SearchEngine(Matcher):
             conds.append(r.c.pid <= query.snapshot)
         return conds
 
-    def page_statement(
-        self, query: SearchQuery, *, visible: Visible, local_base: str | None = None
-    ) -> Select[Any]:
+    def page_statement(self, query: SearchQuery, *, visible: Visible, local_base: str | None = None) -> Select[Any]:
         """The SELECT of one page, exactly as :meth:`execute` runs it (tools and tests EXPLAIN it).
 
         One row more than the page size tells whether there is a next page; on the first page a
@@ -261,13 +262,9 @@ class SearchEngine(Matcher):
                 break
             added: list[Stored] = []
             if includes:
-                added += await self._include_round(
-                    conn, frontier, includes, visible, local_base, reverse=False
-                )
+                added += await self._include_round(conn, frontier, includes, visible, local_base, reverse=False)
             if revincludes:
-                added += await self._include_round(
-                    conn, frontier, revincludes, visible, local_base, reverse=True
-                )
+                added += await self._include_round(conn, frontier, revincludes, visible, local_base, reverse=True)
             new = []
             for s in added:
                 if s.pid not in seen:

@@ -215,9 +215,7 @@ def quantity_cond(t: Any, v: QuantityValue) -> ColumnElement[bool]:
     if v.system is not None:
         parts.append(t.c.system == v.system)
     if v.code is not None:
-        parts.append(
-            t.c.code == v.code if v.system is not None else or_(t.c.code == v.code, t.c.unit == v.code)
-        )
+        parts.append(t.c.code == v.code if v.system is not None else or_(t.c.code == v.code, t.c.unit == v.code))
     return and_(*parts)
 
 
@@ -346,8 +344,15 @@ class PredicateBuilder:
             positive = or_(
                 *(
                     value_cond(
-                        crit.type, table, v, positive_modifier, targets, self.local_base, self.bytewise,
-                        self.terminology, crit.name,
+                        crit.type,
+                        table,
+                        v,
+                        positive_modifier,
+                        targets,
+                        self.local_base,
+                        self.bytewise,
+                        self.terminology,
+                        crit.name,
                     )
                     for v in crit.values
                 )
@@ -356,8 +361,15 @@ class PredicateBuilder:
         cond = or_(
             *(
                 value_cond(
-                    crit.type, table, v, crit.modifier, targets, self.local_base, self.bytewise,
-                    self.terminology, crit.name,
+                    crit.type,
+                    table,
+                    v,
+                    crit.modifier,
+                    targets,
+                    self.local_base,
+                    self.bytewise,
+                    self.terminology,
+                    crit.name,
                 )
                 for v in crit.values
             )
@@ -382,17 +394,13 @@ class PredicateBuilder:
             return false() if crit.values[0].missing else true()
         return or_(*(date_cond(r.c.last_updated, r.c.last_updated, v) for v in crit.values))
 
-    def _missing(
-        self, r: FromClause, crit: Criterion, res_type: str | None, missing: bool
-    ) -> ColumnElement[bool]:
+    def _missing(self, r: FromClause, crit: Criterion, res_type: str | None, missing: bool) -> ColumnElement[bool]:
         table = INDEX_TABLES["token" if crit.type == "composite" else crit.type]
         name = f"{crit.name}$0" if crit.type == "composite" else crit.name
         present = _in_index(r, table, res_type, name, true())
         return not_(present) if missing else present
 
-    def _composite(
-        self, r: FromClause, res_type: str | None, name: str, value: CompositeValue
-    ) -> ColumnElement[bool]:
+    def _composite(self, r: FromClause, res_type: str | None, name: str, value: CompositeValue) -> ColumnElement[bool]:
         aliases = [INDEX_TABLES[ptype].alias() for i, (_n, ptype, _v) in enumerate(value.parts)]
         first = aliases[0]
         conds: list[ColumnElement[bool]] = []
@@ -418,9 +426,7 @@ class PredicateBuilder:
         sub = (
             select(ref.c.pid)
             .select_from(
-                ref.join(
-                    target, and_(target.c.res_type == ref.c.target_type, target.c.res_id == ref.c.target_id)
-                )
+                ref.join(target, and_(target.c.res_type == ref.c.target_type, target.c.res_id == ref.c.target_id))
             )
             .where(
                 ref.c.param == crit.name,

@@ -182,7 +182,9 @@ class Practice:
                     "identifier": [{"system": IDS, "value": f"{pid}-a1"}],
                     "status": "active",
                     # STU3 Flag.category is one CodeableConcept, R4's a list
-                    "category": (lambda c: c if stu3 else [c])({"coding": [{"system": LOINC, "code": "74018-3", "display": "alert"}]}),
+                    "category": (lambda c: c if stu3 else [c])(
+                        {"coding": [{"system": LOINC, "code": "74018-3", "display": "alert"}]}
+                    ),
                     "code": {"coding": [{"system": ICPC, "code": code, "display": text}]},
                     "subject": subject,
                     "period": {"start": self._ago(90)},
@@ -431,8 +433,11 @@ class Practice:
             ],
         }
         if stu3:  # STU3 Consent has one identifier, not a list
-            return base | {"identifier": base["identifier"][0], "dateTime": self._ago(200),
-                           "policy": [{"uri": "https://wetten.overheid.nl/"}]}
+            return base | {
+                "identifier": base["identifier"][0],
+                "dateTime": self._ago(200),
+                "policy": [{"uri": "https://wetten.overheid.nl/"}],
+            }
         return base | {
             "dateTime": self._ago(200),
             "policy": [{"uri": "https://wetten.overheid.nl/"}],
