@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-BSN = "http://fhir.nl/fhir/NamingSystem/bsn"
+from hub.fhir.validation.bsn import BSN_SYSTEM as BSN
+
 URA = "http://fhir.nl/fhir/NamingSystem/ura"
 AGB = "http://fhir.nl/fhir/NamingSystem/agb-z"
 UZI = "http://fhir.nl/fhir/NamingSystem/uzi-nr-pers"

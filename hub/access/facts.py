@@ -43,11 +43,11 @@ from hub.access.tables import (
 from hub.fhir.errors import BadRequest
 from hub.fhir.normalize import date_range
 from hub.fhir.references import local_id, resolve
+from hub.fhir.validation.bsn import BSN_SYSTEM
 from hub.store.clientkey import key_of_resource
-from hub.store.resources import Stored
+from hub.store.resources import Stored, patients_by_identifier
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
 
-BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
 URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
 ORG_TYPE_SYSTEMS = frozenset(
     {
@@ -673,26 +673,7 @@ async def patient_bsn(conn: AsyncConnection, patient_id: str) -> str | None:
 
 async def patient_ids_for_bsn(conn: AsyncConnection, bsns: Iterable[str]) -> dict[str, list[str]]:
     """Patient resource ids carrying each BSN (normally one)."""
-    bsns = sorted(set(bsns))
-    if not bsns:
-        return {}
-    rows = (
-        await conn.execute(
-            select(idx_token.c.code, resource.c.res_id)
-            .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
-            .where(
-                idx_token.c.res_type == "Patient",
-                idx_token.c.param == "identifier",
-                idx_token.c.system == BSN_SYSTEM,
-                idx_token.c.code.in_(bsns),
-                resource.c.deleted == false(),
-            )
-        )
-    ).all()
-    out: dict[str, list[str]] = {}
-    for bsn, res_id in rows:
-        out.setdefault(bsn, []).append(res_id)
-    return out
+    return await patients_by_identifier(conn, BSN_SYSTEM, bsns)
 
 
 async def _person(conn: AsyncConnection, ref: Any, base: str | None = None) -> tuple[str | None, str | None]:

@@ -42,12 +42,13 @@ from sqlalchemy.sql.expression import FromClause
 from hub.access import organisations
 from hub.access.clients import DelegationLookup, table_delegations
 from hub.access.decision import OPERATIONS, AuditScope
-from hub.access.facts import BSN_SYSTEM, Grantor, patient_ids_for_bsn
+from hub.access.facts import Grantor, patient_ids_for_bsn
 from hub.access.grants import NEVER_FOR_PROFESSIONALS, PUBLIC
 from hub.access.principal import Principal, parse_scopes
 from hub.access.tables import access_grant, break_glass, care_relation, consent_rule, overdracht_access, resource_author
 from hub.fhir.errors import Conflict, Forbidden, NotFound, Unprocessable
 from hub.fhir.instants import now_us
+from hub.fhir.validation.bsn import BSN_SYSTEM
 from hub.store.policy import Verdict
 from hub.store.resources import Stored
 from hub.store.tables import history_compartment, idx_compartment, idx_token, resource

@@ -22,6 +22,7 @@ from typing import Any
 
 from hub.audit.canonical import canonical_trusted
 from hub.fhir.instants import now_us, to_iso
+from hub.fhir.validation.bsn import BSN_SYSTEM
 
 # --- code systems -------------------------------------------------------------------------------------------
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -35,7 +36,6 @@ ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
-BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
 CLIENT_ID_SYSTEM = "https://zorgnet-hub.nl/fhir/NamingSystem/client-id"
 PERSON_ID_SYSTEM = "https://zorgnet-hub.nl/fhir/NamingSystem/person-id"
 HUB_ORIGIN = "https://zorgnet-hub.nl/fhir/NamingSystem/hub"

@@ -27,15 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.audit.records import AuditRecord
 from hub.audit.writer import AuditWriter
+from hub.fhir.validation.bsn import BSN_SYSTEM
 from hub.store.resources import (
     Stored,
     existing_ids,
+    patients_by_identifier,
     patients_by_pid,
-    patients_with_identifier,
     version_patients,
 )
 
-BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
 #: Search parameters whose values name a client by id.
 _PATIENT_PARAMS = frozenset({"patient", "subject", "for", "beneficiary"})
 #: What a BSN (or any long number) in a query looks like: redacted in other clients' records.
@@ -182,7 +182,8 @@ class AuditTrail:
             return
         found = await existing_ids(conn, "Patient", ids)
         if bsns:
-            found |= await patients_with_identifier(conn, BSN_SYSTEM, bsns)
+            for named in (await patients_by_identifier(conn, BSN_SYSTEM, bsns)).values():
+                found.update(named)
         self.named_ids |= found
 
     # -- logging --------------------------------------------------------------------------------

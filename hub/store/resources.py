@@ -218,15 +218,15 @@ async def patients_of(conn: AsyncConnection, pids: Sequence[int]) -> set[str]:
     return {r[0] for r in rows}
 
 
-async def patients_with_identifier(conn: AsyncConnection, system: str, values: Iterable[str]) -> set[str]:
-    """Ids of the current Patients that carry one of these identifiers (a BSN: normally one each)."""
+async def patients_by_identifier(conn: AsyncConnection, system: str, values: Iterable[str]) -> dict[str, list[str]]:
+    """The ids of the current Patients carrying each of these identifier values (a BSN: normally one)."""
     wanted = sorted(set(values))
     if not wanted:
-        return set()
+        return {}
     t = idx_token
     rows = (
         await conn.execute(
-            select(resource.c.res_id)
+            select(t.c.code, resource.c.res_id)
             .select_from(t.join(resource, resource.c.pid == t.c.pid))
             .where(
                 t.c.res_type == "Patient",
@@ -237,7 +237,10 @@ async def patients_with_identifier(conn: AsyncConnection, system: str, values: I
             )
         )
     ).all()
-    return {r[0] for r in rows}
+    out: dict[str, list[str]] = {}
+    for value, res_id in rows:
+        out.setdefault(value, []).append(res_id)
+    return out
 
 
 async def existing_ids(conn: AsyncConnection, res_type: str, ids: Iterable[str]) -> set[str]:
