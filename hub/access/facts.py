@@ -44,6 +44,7 @@ from hub.fhir.errors import BadRequest
 from hub.fhir.normalize import date_range
 from hub.fhir.references import local_id, resolve
 from hub.fhir.validation.bsn import BSN_SYSTEM
+from hub.store import deferred
 from hub.store.clientkey import key_of_resource
 from hub.store.resources import Stored, patients_by_identifier
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
@@ -70,6 +71,9 @@ ROOT_GRANTORS = frozenset({"hub", "admin", "client", "gemeente"})
 #: Relationship codes that carry the client's own rights (wettelijk vertegenwoordiger, curator,
 #: voogd, mentor).
 LEGAL_ROLES = frozenset({"24", "03", "11", "15"})
+
+#: The write transaction's memo of organisation URAs by (type, id) (:func:`organisation_uras`).
+URA_MEMO = "organisation_uras"
 
 #: Who made a care relation: (kind, id), e.g. ("org", URA), ("person", person id), ("hub", None).
 Grantor = tuple[str, str | None]
@@ -105,6 +109,7 @@ async def after_write(
     if stored.res_type not in DERIVING_TYPES:
         return
     if stored.res_type in ("Organization", "PractitionerRole"):
+        deferred.clear_memo(conn, URA_MEMO)  # who an organisation is may have changed
         # Who an organisation is (its URA, its type) can change what the resources naming it
         # imply, and they may have been written before it: derive those again. (A new
         # Organization without a URA changes nothing.)
@@ -125,7 +130,7 @@ async def after_write(
                 # An overdracht's receiver answers its Task (accepts, completes) before it is in
                 # the client's care: the Task's relation keeps resting on the right it was made by.
                 grantor = await _kept_grantor(conn, stored.pid)
-    await recompute(
+    owe_recompute(
         conn,
         await _derive(
             conn,
@@ -137,6 +142,19 @@ async def after_write(
             grantor=grantor,
         ),
     )
+
+
+def owe_recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
+    """Recompute these patients' ``access_grant`` (and their relations' effective intervals) once in
+    this transaction, before anything reads them or it commits (:mod:`hub.store.deferred`): a
+    Bundle's writes about many clients recompute each client once, not once per write. The result
+    is the same: a patient's facts are a function of that patient's current rows only."""
+    deferred.owe(conn, recompute, patients)
+
+
+async def settle(conn: AsyncConnection, patients: Iterable[str] | None = None) -> None:
+    """Recompute now what this transaction's writes owe (for ``patients`` only, when given)."""
+    await deferred.settle(conn, patients)
 
 
 async def _kept_grantor(conn: AsyncConnection, pid: int) -> Grantor | None:
@@ -236,7 +254,7 @@ async def _rederive_referrers(conn: AsyncConnection, res_type: str, res_id: str,
             base=base,
             grantor=grantors.get(pid),
         )
-    await recompute(conn, patients)
+    owe_recompute(conn, patients)
 
 
 # -- care relationships -------------------------------------------------------------------------
@@ -444,7 +462,7 @@ async def _set_effective(conn: AsyncConnection, patients: list[str], rows: list[
     too): its own period, within the time its grantor's own right holds."""
     if not rows:
         return
-    bsns = {p: await patient_bsn(conn, p) for p in patients}
+    bsns = await patient_bsns(conn, patients)
     persons = {r["grantor"] for r in rows if r["grantor_kind"] == "person" and r["grantor"]}
     legal: dict[tuple[str, str], tuple[int, int]] = {}
     if persons:
@@ -564,6 +582,9 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
     out: dict[str, str] = {}
     orgs: dict[str, str] = {}  # Organization id -> ref key
     roles: dict[str, str] = {}  # PractitionerRole id -> ref key
+    # (type, id) -> the URA found earlier in this write transaction, None: none; cleared by every
+    # write of an Organization or PractitionerRole (after_write).
+    known = deferred.memo(conn, URA_MEMO)
     for ref in refs:
         key = _ref_key(ref)
         ura = _identifier_value(ref, {URA_SYSTEM})
@@ -574,7 +595,11 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
         res_type, res_id = target.res_type, target.res_id
         if res_id is None:
             continue
-        if res_type == "Organization":
+        if known is not None and (res_type, res_id) in known:
+            remembered = known[(res_type, res_id)]
+            if remembered is not None:  # (None: it has no URA)
+                out.setdefault(key, remembered)
+        elif res_type == "Organization":
             orgs[res_id] = key
         elif res_type == "PractitionerRole":
             roles[res_id] = key
@@ -594,7 +619,12 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
             )
         ).all()
         for res_id, code in rows:
+            if known is not None:
+                known.setdefault(("Organization", res_id), code)
             out.setdefault(orgs[res_id], code)
+        if known is not None:
+            for res_id in orgs:
+                known.setdefault(("Organization", res_id), None)
     if roles:
         role = resource.alias("role")
         org = resource.alias("org")
@@ -625,7 +655,12 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
             )
         ).all()
         for res_id, code in rows:
+            if known is not None:
+                known.setdefault(("PractitionerRole", res_id), code)
             out.setdefault(roles[res_id], code)
+        if known is not None:
+            for res_id in roles:
+                known.setdefault(("PractitionerRole", res_id), None)
     return out
 
 
@@ -669,6 +704,29 @@ async def patient_bsn(conn: AsyncConnection, patient_id: str) -> str | None:
         )
     ).first()
     return str(row[0]) if row else None
+
+
+async def patient_bsns(conn: AsyncConnection, patient_ids: Iterable[str]) -> dict[str, str]:
+    """:func:`patient_bsn` of many patients in one statement (a patient without a BSN is left out)."""
+    ids = sorted(set(patient_ids))
+    if not ids:
+        return {}
+    rows = (
+        await conn.execute(
+            select(resource.c.res_id, idx_token.c.code)
+            .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
+            .where(
+                resource.c.res_type == "Patient",
+                resource.c.res_id.in_(ids),
+                idx_token.c.param == "identifier",
+                idx_token.c.system == BSN_SYSTEM,
+            )
+        )
+    ).all()
+    out: dict[str, str] = {}
+    for res_id, code in rows:
+        out.setdefault(res_id, str(code))
+    return out
 
 
 async def patient_ids_for_bsn(conn: AsyncConnection, bsns: Iterable[str]) -> dict[str, list[str]]:

@@ -42,7 +42,7 @@ from sqlalchemy.sql.expression import FromClause
 from hub.access import organisations
 from hub.access.clients import DelegationLookup, table_delegations
 from hub.access.decision import OPERATIONS, AuditScope
-from hub.access.facts import Grantor, patient_ids_for_bsn
+from hub.access.facts import Grantor, patient_ids_for_bsn, settle
 from hub.access.grants import NEVER_FOR_PROFESSIONALS, PUBLIC
 from hub.access.principal import Principal, parse_scopes
 from hub.access.tables import access_grant, break_glass, care_relation, consent_rule, overdracht_access, resource_author
@@ -120,6 +120,8 @@ class AccessPolicy:
     notes: list[str] = field(default_factory=list)
     #: Patients this request found the organisation in care of (see _in_care).
     in_care: set[str] = field(default_factory=set)
+    #: Whether the organisation is a registered gemeente, once asked (see _gemeente).
+    is_gemeente: bool | None = None
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -359,6 +361,7 @@ class AccessPolicy:
         """Which of these resources the caller may see (one statement)."""
         if not pids:
             return set()
+        await settle(conn)  # the grants this transaction's writes owe
         r = resource
         rows = (await conn.execute(select(r.c.pid).where(r.c.pid.in_(pids), self.sql_filter(r)))).all()
         return {row[0] for row in rows}
@@ -546,8 +549,12 @@ class AccessPolicy:
         return None
 
     async def _gemeente(self, conn: AsyncConnection) -> bool:
-        org = await organisations.get(conn, self.principal.organisation_ura)
-        return org is not None and org.kind == "gemeente"
+        """Asked once per request (the registry is changed by administrators' own requests, never
+        by a FHIR write, so a Bundle's entries all get the same answer)."""
+        if self.is_gemeente is None:
+            org = await organisations.get(conn, self.principal.organisation_ura)
+            self.is_gemeente = org is not None and org.kind == "gemeente"
+        return self.is_gemeente
 
     async def _authored(self, conn: AsyncConnection, pid: int) -> bool:
         ura = self.principal.organisation_ura
@@ -571,29 +578,23 @@ class AccessPolicy:
 
     async def _in_care_query(self, conn: AsyncConnection, patient_id: str) -> bool:
         ura = self.principal.organisation_ura
-        rel = (
-            await conn.execute(
-                select(care_relation.c.patient_id)
-                .where(
-                    care_relation.c.patient_id == patient_id,
-                    care_relation.c.org_ura == ura,
-                    care_relation.c.eff_start <= self.now,
-                    care_relation.c.eff_end > self.now,
-                )
-                .limit(1)
+        await settle(conn, [patient_id])  # the effective intervals this transaction's writes owe
+        related = exists(
+            select(care_relation.c.patient_id).where(
+                care_relation.c.patient_id == patient_id,
+                care_relation.c.org_ura == ura,
+                care_relation.c.eff_start <= self.now,
+                care_relation.c.eff_end > self.now,
             )
-        ).first()
-        if rel is not None:
-            return True
+        )
         author = resource_author
-        row = (
-            await conn.execute(
-                select(author.c.pid)
-                .select_from(author.join(resource, resource.c.pid == author.c.pid))
-                .where(author.c.ura == ura, resource.c.res_type == "Patient", resource.c.res_id == patient_id)
-            )
-        ).first()
-        return row is not None
+        registered = exists(
+            select(author.c.pid)
+            .select_from(author.join(resource, resource.c.pid == author.c.pid))
+            .where(author.c.ura == ura, resource.c.res_type == "Patient", resource.c.res_id == patient_id)
+        )
+        # One statement for both answers.
+        return bool((await conn.execute(select(or_(related, registered)))).scalar())
 
 
 def _specificity(rule: FromClause) -> ColumnElement[int]:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool, StaticPool
 
 from hub.fhir.errors import BadRequest, FhirError, ServiceUnavailable
+from hub.store import deferred
 
 
 class Database:
@@ -33,6 +34,8 @@ class Database:
         self.dialect = self.url.get_backend_name()
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self.engine: AsyncEngine = self._create_engine(pool_size, echo)
+        event.listen(self.engine.sync_engine, "commit", deferred.refuse_unsettled)
+        event.listen(self.engine.sync_engine, "rollback", deferred.forget_on_rollback)
         # PostgreSQL reads need no BEGIN/ROLLBACK: at READ COMMITTED each statement has its own
         # snapshot either way, and autocommit saves two round trips per read.
         self._read_engine = (
@@ -84,16 +87,28 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a write transaction: committed when the block ends, rolled back on error."""
+        """A connection in a write transaction: committed when the block ends, rolled back on error.
+        The work its writes deferred (:mod:`hub.store.deferred`) is done just before the commit."""
         if self._write_lock is not None:
             async with self._write_lock:
                 async with self.engine.connect() as conn:
                     await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-                    async with conn.begin():
-                        yield conn
+                    try:
+                        async with conn.begin():
+                            deferred.begin(conn)
+                            yield conn
+                            await deferred.settle(conn)
+                    finally:
+                        deferred.forget(conn)
         else:
-            async with self.engine.begin() as conn:
-                yield conn
+            async with self.engine.connect() as conn:
+                try:
+                    async with conn.begin():
+                        deferred.begin(conn)
+                        yield conn
+                        await deferred.settle(conn)
+                finally:
+                    deferred.forget(conn)
 
     @asynccontextmanager
     async def write_one(self) -> AsyncIterator[AsyncConnection]:

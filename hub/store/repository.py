@@ -35,6 +35,7 @@ from hub.fhir.instants import now_us, to_iso
 from hub.fhir.integers import to_int
 from hub.fhir.parse import check_resource
 from hub.fhir.query import Criterion, SearchQuery, TokenValue
+from hub.store import deferred
 from hub.store import resources as dao
 from hub.store.db import Database
 from hub.store.policy import OnStateChange, StorePolicy, Verdict, Visible, WriteRules
@@ -527,6 +528,8 @@ class Repository:
                     if self.trail is not None:
                         await self.trail.note(c, [current])
                     raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
+            if self.policy is not None:
+                await deferred.settle(c)  # the access facts this transaction's writes owe
             rows = (await c.execute(query.limit(count + 1))).all()
             page = rows[:count]
             entries = [dao.stored_from_history(r) for r in page]

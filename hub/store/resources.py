@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, bindparam, case, delete, false, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.store import deferred
 from hub.store.clientkey import client_key, move
 from hub.store.policy import StorePolicy, Visible
 from hub.store.tables import (
@@ -117,6 +118,8 @@ async def get_current_checked(
     belongs to (None when there are more than two: ask for them separately) — in one statement,
     for the read-by-id hot path."""
     params: dict[str, Any] = {"read_type": res_type, "read_id": res_id}
+    if not policy.internal:
+        await deferred.settle(conn)  # the access facts this transaction's writes owe
     params.update(policy.params())
     row = (await conn.execute(_checked_read_statement(policy), params)).first()
     if row is None:
@@ -154,6 +157,8 @@ async def get_version_checked(
     """One stored version, whether the caller may see *that version* (its own category and
     clients), and the clients it was about."""
     h = resource_history
+    if not policy.internal:
+        await deferred.settle(conn)
     visible = literal(True) if policy.internal else case((policy.history_filter(h), True), else_=False)
     row = (
         await conn.execute(
@@ -273,6 +278,7 @@ async def references_of(conn: AsyncConnection, pids: Iterable[int]) -> dict[int,
 
 
 async def any_version_visible(conn: AsyncConnection, pid: int, policy: StorePolicy) -> bool:
+    await deferred.settle(conn)
     h = resource_history
     row = (await conn.execute(select(h.c.hid).where(h.c.pid == pid, policy.history_filter(h)).limit(1))).first()
     return row is not None

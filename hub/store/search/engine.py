@@ -26,6 +26,7 @@ from sqlalchemy.sql.expression import FromClause
 
 from hub.fhir.errors import BadRequest, Issue
 from hub.fhir.query import DEFAULT_SEARCH_LIMITS, Cursor, Include, SearchLimits, SearchQuery, parse_query
+from hub.store import deferred
 from hub.store.policy import Visible
 from hub.store.repository import Matcher
 from hub.store.resources import Stored
@@ -190,6 +191,8 @@ class SearchEngine(Matcher):
     ) -> SearchPage:
         if self.bytewise is None:
             self.bytewise = await text_is_bytewise(conn)
+        if visible is not None:
+            await deferred.settle(conn)  # the access facts this transaction's writes owe
         page = SearchPage(query, [], warnings=list(query.ignored))
         if query.summary == "count" or query.count == 0:
             page.total = await self._count(conn, self.where(query, resource, visible, local_base))
