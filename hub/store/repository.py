@@ -528,7 +528,7 @@ class Repository:
                     if self.trail is not None:
                         await self.trail.note(c, [current])
                     raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
-            if self.policy is not None:
+            if not self.policy.internal:
                 await deferred.settle(c)  # the access facts this transaction's writes owe
             rows = (await c.execute(query.limit(count + 1))).all()
             page = rows[:count]

@@ -97,8 +97,8 @@ async def test_a_refused_entry_leaves_no_facts(gemeente: httpx.AsyncClient, hub_
 
 
 async def test_writes_for_several_clients_give_what_they_give_one_by_one(
-    net: NetworkSpec,
-    client_as: Any,  # noqa: F811 - the fixture
+    net: NetworkSpec,  # noqa: F811 - the fixture
+    client_as: Any,
 ) -> None:
     admin, c = client_as("admin"), client_as(f"org:{C}")
     assert await status(c, PLAN) == 404
@@ -139,8 +139,8 @@ async def test_a_commit_with_facts_owed_is_refused(hub_app: Any) -> None:
 
 
 async def test_an_organisation_changed_in_the_bundle_counts_for_the_entries_after_it(
-    net: NetworkSpec,
-    client_as: Any,  # noqa: F811 - the fixture
+    net: NetworkSpec,  # noqa: F811 - the fixture
+    client_as: Any,
 ) -> None:
     # Organization X has no URA yet: a team naming it brings nobody into care. In the same Bundle X
     # gets C's URA, and a team written after that brings C in (the URA looked up again, not remembered).

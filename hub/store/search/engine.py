@@ -191,8 +191,7 @@ class SearchEngine(Matcher):
     ) -> SearchPage:
         if self.bytewise is None:
             self.bytewise = await text_is_bytewise(conn)
-        if visible is not None:
-            await deferred.settle(conn)  # the access facts this transaction's writes owe
+        await deferred.settle(conn)  # the access facts this transaction's writes owe
         page = SearchPage(query, [], warnings=list(query.ignored))
         if query.summary == "count" or query.count == 0:
             page.total = await self._count(conn, self.where(query, resource, visible, local_base))
