@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.access.decision import SYSTEM, Policy
 from hub.access.policy import AccessPolicy
+from hub.audit.trail import AuditTrail
 from hub.events import owners
 from hub.events.notifications import BACKPORT, Event, notification_bundle
 from hub.events.tables import subscription_event, subscription_state
@@ -244,7 +245,7 @@ class Subscriber:
 
     repo: Repository
     policy: Policy
-    trail: Any
+    trail: AuditTrail | None
     base: str
     conn: AsyncConnection | None = None
 
