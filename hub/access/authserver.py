@@ -204,6 +204,19 @@ class Redirect:
 AuthorizeStep = ErrorPage | LoginPage | ConsentPage | Redirect
 
 
+class _KeyNeeded(Exception):
+    """A client assertion names a key the hub has not seen, published at the client's JWKS URL: the
+    grant is tried again once the key is fetched, outside any database transaction."""
+
+    def __init__(self, url: str, kid: str) -> None:
+        super().__init__(url, kid)
+        self.url, self.kid = url, kid
+
+
+#: Keys fetched from clients' JWKS URLs for one token request: (url, kid) -> key (None: not published).
+RemoteKeys = dict[tuple[str, str], Any]
+
+
 class _PageError(Exception):
     """An authorization request so broken it must not be redirected (unknown client/redirect)."""
 
@@ -268,16 +281,27 @@ class AuthorizationServer:
     # --- token endpoint
 
     async def token(self, tx: Transaction, form: Form) -> dict[str, Any]:
-        """The token response of one grant; OAuthError for an RFC 6749 §5.2 error."""
+        """The token response of one grant; OAuthError for an RFC 6749 §5.2 error.
+
+        A key published at a client's JWKS URL is fetched between two tries of the grant, never
+        inside its transaction: a slow or unreachable client must not hold the database's write
+        lock (on SQLite, every writer's) for the length of an HTTP request."""
         grant_type = single(form, "grant_type")
-        if grant_type == "client_credentials":
-            return await self._client_credentials(tx, form)
-        if grant_type == "authorization_code":
-            return await self._authorization_code(tx, form)
-        raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+        remote: RemoteKeys = {}
+        for _ in range(2):
+            try:
+                if grant_type == "client_credentials":
+                    return await self._client_credentials(tx, form, remote)
+                if grant_type == "authorization_code":
+                    return await self._authorization_code(tx, form, remote)
+            except _KeyNeeded as need:
+                remote[(need.url, need.kid)] = await self._remote_key(need.url, need.kid)
+                continue
+            raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+        raise AssertionError("a grant asked for the same key twice")  # the second try has it
 
     async def _authenticate(
-        self, conn: AsyncConnection, form: Form, now: float, kinds: frozenset[str]
+        self, conn: AsyncConnection, form: Form, now: float, kinds: frozenset[str], remote: RemoteKeys
     ) -> tuple[RegisteredClient, dict[str, Any]]:
         """Verify a private_key_jwt client assertion and burn its jti; the client it proves."""
         if single(form, "client_assertion_type") != JWT_BEARER:
@@ -299,7 +323,10 @@ class AuthorizationServer:
             raise OAuthError("invalid_client", f"unknown or inactive client {client_id!r} for this grant")
         key = client.keys().get(parsed.kid or "")
         if key is None and client.jwks and isinstance(client.jwks.get("jwks_url"), str):
-            key = await self._remote_key(client.jwks["jwks_url"], parsed.kid or "")
+            wanted = (client.jwks["jwks_url"], parsed.kid or "")
+            if wanted not in remote:
+                raise _KeyNeeded(*wanted)  # fetched outside this transaction, then tried again
+            key = remote[wanted]
         if key is None:
             raise OAuthError("invalid_client", f"client assertion: unknown key id {parsed.kid!r}")
         jti = claims.get("jti")
@@ -323,10 +350,10 @@ class AuthorizationServer:
             await prune_assertions(conn, int((now - 2 * skew) * 1_000_000))
         return client, claims
 
-    async def _client_credentials(self, tx: Transaction, form: Form) -> dict[str, Any]:
+    async def _client_credentials(self, tx: Transaction, form: Form, remote: RemoteKeys) -> dict[str, Any]:
         now = self.clock()
         async with tx() as conn:
-            client, claims = await self._authenticate(conn, form, now, frozenset({"system", "admin"}))
+            client, claims = await self._authenticate(conn, form, now, frozenset({"system", "admin"}), remote)
         practitioner = _practitioner_claim(claims)
         requested = (single(form, "scope") or "").split() or sorted(client.allowed_scopes)
         scopes = narrow_scopes(requested, client.allowed_scopes)
@@ -361,7 +388,7 @@ class AuthorizationServer:
             "scope": " ".join(sorted(scopes)),
         }
 
-    async def _authorization_code(self, tx: Transaction, form: Form) -> dict[str, Any]:
+    async def _authorization_code(self, tx: Transaction, form: Form, remote: RemoteKeys) -> dict[str, Any]:
         now = self.clock()
         code = single(form, "code")
         redirect_uri = single(form, "redirect_uri")
@@ -382,7 +409,7 @@ class AuthorizationServer:
                 if grant.expires < now * 1_000_000:
                     raise OAuthError("invalid_grant", "authorization code has expired")
                 if single(form, "client_assertion") is not None:
-                    client, _ = await self._authenticate(conn, form, now, frozenset({"pgo"}))
+                    client, _ = await self._authenticate(conn, form, now, frozenset({"pgo"}), remote)
                     client_id = client.client_id
                 else:
                     found = await get_client(conn, client_id or "")

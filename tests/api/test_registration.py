@@ -4,13 +4,18 @@ token with its own key and call the FHIR API)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -327,3 +332,67 @@ async def test_a_disabled_person_cannot_log_in(hub_app: Any, client_as: Any) -> 
         assert (await admin.post(f"/admin/people/{person_id}/disable")).status_code == 200
         page = await c.get("/auth/authorize", params=params)
         assert "Els Mulder" not in page.text
+
+
+@contextmanager
+def _jwks_server(jwks: dict[str, Any], delay: float, hits: list[str]) -> Iterator[str]:
+    """A client's JWKS URL: a real HTTP server on loopback that answers after ``delay`` seconds."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            hits.append(self.path)
+            time.sleep(delay)
+            body = json.dumps(jwks).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_key_at_a_jwks_url_is_fetched_outside_the_write_transaction(
+    hub_app: Any, client_as: Any, client: httpx.AsyncClient
+) -> None:
+    """A system that publishes its keys at a URL gets a token with a key the hub fetches then; while
+    the hub waits for a slow JWKS, other writes go on (the fetch holds no transaction: on SQLite a
+    write transaction is every writer's lock). A key the URL does not publish is refused, after one
+    fetch."""
+    key = ECKey.generate_key("P-256", private=True)
+    jwks = {"keys": [{**key.as_dict(private=False), "kid": key.thumbprint()}]}
+    hits: list[str] = []
+    delay = 1.5
+    with _jwks_server(jwks, delay, hits) as url:
+        r = await client_as("admin").post(
+            "/admin/apps", json={"kind": "system", "name": "Wijk (JWKS)", "ura": "00056789", "jwks_url": url}
+        )
+        assert r.status_code == 201, r.text
+        system_id = r.json()["client_id"]
+
+        pending = asyncio.create_task(_token(hub_app, key, system_id))
+        await asyncio.sleep(0.3)  # the hub is waiting for the client's JWKS now
+        started = time.perf_counter()
+        write = await client.post("/fhir/Organization", json={"resourceType": "Organization", "name": "Buurtzorg"})
+        took = time.perf_counter() - started
+        token = await pending
+        assert write.status_code == 201, write.text
+        assert token.status_code == 200, token.text
+        assert hits == ["/jwks.json"]
+        assert took < delay - 0.6, f"a write waited {took:.2f} s for another client's JWKS"
+
+        other = ECKey.generate_key("P-256", private=True)
+        refused = await _token(hub_app, other, system_id)
+        assert refused.status_code in (400, 401) and refused.json()["error"] == "invalid_client", refused.text
+        assert "unknown key id" in refused.json()["error_description"]
+        assert hits == ["/jwks.json", "/jwks.json"]
