@@ -61,7 +61,9 @@ async def settle(conn: AsyncConnection, only: Iterable[str] | None = None) -> No
 
 
 def begin(conn: AsyncConnection) -> None:
-    """A write transaction (:meth:`hub.store.db.Database.write`) starts on ``conn``: memos may be kept."""
+    """A write transaction (:meth:`hub.store.db.Database.write`) starts on ``conn``: memos may be kept,
+    and nothing is owed yet (whatever a broken earlier transaction owed was rolled back with it)."""
+    _drop(conn.info)
     conn.info[_WRITING] = _transaction(conn)
 
 
@@ -109,5 +111,8 @@ def refuse_unsettled(sync_conn: Any) -> None:
 
 
 def forget_on_rollback(sync_conn: Any) -> None:
-    """A ``rollback`` event listener: what a rolled-back transaction owed is owed no more."""
-    _drop(sync_conn.info)
+    """A ``rollback`` event listener: what a rolled-back transaction owed is owed no more. (A
+    connection broken mid-transaction, e.g. a request cancelled when its client went away, cannot
+    be asked: :func:`begin` drops what it owed when the next write transaction starts on it.)"""
+    with suppress(SQLAlchemyError):
+        _drop(sync_conn.info)
