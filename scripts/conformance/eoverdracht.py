@@ -34,8 +34,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -475,7 +476,28 @@ async def run_script(world: World, role: str, path: Path, checks: ProfileCheck) 
             return script, await runner.run()
 
 
-async def run_all(scripts: Path, out: Path, roles: tuple[str, ...] = ROLES, match: str = "") -> int:
+@asynccontextmanager
+async def _database(backend: str, work: Path) -> AsyncIterator[str]:
+    """The hub's database: a SQLite file in ``work``, or a PostgreSQL database made now (under
+    ``HUB_TEST_PG_ADMIN_URL``, as the tests do) and dropped afterwards."""
+    from tests.conftest import _pg_create, _pg_drop
+
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{work / 'hub.db'}"
+        return
+    name = f"hub_conformance_{uuid.uuid4().hex[:12]}"
+    url = await _pg_create(name)
+    try:
+        yield url
+    finally:
+        await _pg_drop(name)
+
+
+async def run_all(
+    scripts: Path, out: Path, roles: tuple[str, ...] = ROLES, match: str = "", backend: str = "sqlite"
+) -> int:
+    """Every script of ``roles`` against a live hub on ``backend`` (a SQLite file, or a throwaway
+    PostgreSQL database under ``HUB_TEST_PG_ADMIN_URL``) and the adapter."""
     from tests.adapters.registration import register_system_app
     from tests.api.live import live_hub
 
@@ -484,32 +506,35 @@ async def run_all(scripts: Path, out: Path, roles: tuple[str, ...] = ROLES, matc
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
         work = Path(tmp)
-        with live_hub(f"sqlite+aiosqlite:///{work / 'hub.db'}", work) as hub:
-            registered = register_system_app(hub.env, work, "wijkzorg-conformance", OWN_URA)
-            register_network(hub, reference)
-            sim = Simulator(reference, free_port())
-            sim.start()
-            try:
-                world = World(hub, registered, work, sim)
-                for role in roles:
-                    for path in sorted(p for p in (scripts / role).glob("*.xml") if match in p.name):
-                        script, outcomes = await run_script(world, role, path, checks)
-                        counts = {
-                            k: sum(1 for o in outcomes if o.result == k) for k in ("pass", "fail", "warning", "skip")
-                        }
-                        print(
-                            f"{role:26} {script.id:50} " + " ".join(f"{k} {v}" for k, v in counts.items()), flush=True
-                        )
-                        results.append(
-                            {
-                                "role": role,
-                                "script": script.id,
-                                "counts": counts,
-                                "outcomes": [o.__dict__ for o in outcomes],
+        async with _database(backend, work) as url:
+            with live_hub(url, work) as hub:
+                registered = register_system_app(hub.env, work, "wijkzorg-conformance", OWN_URA)
+                register_network(hub, reference)
+                sim = Simulator(reference, free_port())
+                sim.start()
+                try:
+                    world = World(hub, registered, work, sim)
+                    for role in roles:
+                        for path in sorted(p for p in (scripts / role).glob("*.xml") if match in p.name):
+                            script, outcomes = await run_script(world, role, path, checks)
+                            counts = {
+                                k: sum(1 for o in outcomes if o.result == k)
+                                for k in ("pass", "fail", "warning", "skip")
                             }
-                        )
-            finally:
-                sim.stop()
+                            print(
+                                f"{role:26} {script.id:50} " + " ".join(f"{k} {v}" for k, v in counts.items()),
+                                flush=True,
+                            )
+                            results.append(
+                                {
+                                    "role": role,
+                                    "script": script.id,
+                                    "counts": counts,
+                                    "outcomes": [o.__dict__ for o in outcomes],
+                                }
+                            )
+                finally:
+                    sim.stop()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1), "utf-8")
     print(summary(results))
@@ -548,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "var" / "conformance" / "eoverdracht.json")
     parser.add_argument("--role", choices=ROLES, action="append", help="only these roles (default: all)")
     parser.add_argument("--match", default="", help="only scripts whose file name contains this")
+    parser.add_argument(
+        "--backend", choices=("sqlite", "postgresql"), default="sqlite", help="the hub's database (default: sqlite)"
+    )
     args = parser.parse_args(argv)
     if args.scripts is None or not (args.scripts / "Sending-XIS").is_dir():
         where = f"not at {args.scripts}" if args.scripts is not None else "not given"
@@ -558,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    return asyncio.run(run_all(args.scripts, args.out, tuple(args.role or ROLES), args.match))
+    return asyncio.run(run_all(args.scripts, args.out, tuple(args.role or ROLES), args.match, args.backend))
 
 
 if __name__ == "__main__":
