@@ -90,25 +90,13 @@ class Database:
         """A connection in a write transaction: committed when the block ends, rolled back on error.
         The work its writes deferred (:mod:`hub.store.deferred`) is done just before the commit."""
         if self._write_lock is not None:
-            async with self._write_lock:
-                async with self.engine.connect() as conn:
-                    await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-                    try:
-                        async with conn.begin():
-                            deferred.begin(conn)
-                            yield conn
-                            await deferred.settle(conn)
-                    finally:
-                        deferred.forget(conn)
+            async with self._write_lock, self.engine.connect() as conn:
+                await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+                async with _settled_transaction(conn):
+                    yield conn
         else:
-            async with self.engine.connect() as conn:
-                try:
-                    async with conn.begin():
-                        deferred.begin(conn)
-                        yield conn
-                        await deferred.settle(conn)
-                finally:
-                    deferred.forget(conn)
+            async with self.engine.connect() as conn, _settled_transaction(conn):
+                yield conn
 
     @asynccontextmanager
     async def write_one(self) -> AsyncIterator[AsyncConnection]:
@@ -129,6 +117,19 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _settled_transaction(conn: AsyncConnection) -> AsyncIterator[None]:
+    """One write transaction on ``conn``: what its writes deferred is settled before the commit, and
+    forgotten however it ends."""
+    try:
+        async with conn.begin():
+            deferred.begin(conn)
+            yield
+            await deferred.settle(conn)
+    finally:
+        deferred.forget(conn)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
