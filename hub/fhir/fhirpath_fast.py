@@ -14,6 +14,12 @@ reference text, ``Reference.type`` or the contained resource), ``extension(url)`
 ``empty``, ``first``, ``last``, ``not``, ``count``, ``=``/``!=``, ``and``/``or``, literals,
 ``%resource``. Anything else is handed to fhirpathpy (compiled once, cached; values come back
 with type None). :attr:`CompiledPath.fast` tells which path was taken.
+
+Invariants (``compile_invariant``) compile in *strict* mode: a few more operators and functions
+(``implies``, ``xor``, comparisons, ``in``/``contains``, ``+``, ``%ucum``, ``all``, ``iif``,
+``select``, ``intersect``, ``subsetOf``, string functions), and wherever fhirpathpy's answer could
+differ from the spec's (a non-Boolean operand of ``and``, dates, Quantities, deep equality), the fast
+path raises :class:`Unsupported` at run time and fhirpathpy decides, so both always agree.
 """
 
 from __future__ import annotations
@@ -261,9 +267,10 @@ def _truth(items: list[Item]) -> bool | None:
 
 
 class _Parser:
-    def __init__(self, src: str) -> None:
+    def __init__(self, src: str, *, strict: bool = False) -> None:
         self.toks = _tokenize(src)
         self.i = 0
+        self.strict = strict  # invariant mode: the extra grammar, fhirpathpy's verdicts (see module doc)
 
     def peek(self, offset: int = 0) -> tuple[str, str]:
         j = self.i + offset
@@ -286,28 +293,54 @@ class _Parser:
             raise Unsupported(f"trailing {self.peek()[1]!r}")
         return node
 
-    # precedence, low to high: or > and > equality > union > is/as > postfix
+    # precedence, low to high: implies > or/xor > and > in/contains > equality > comparison > union
+    # > is/as > additive > postfix (strict mode adds implies, xor, in/contains, comparison, additive)
     def expr(self) -> Node:
-        left = self.and_expr()
-        while self.at_word("or"):
+        left = self.or_expr()
+        while self.strict and self.at_word("implies"):
             self.take()
-            left = _or(left, self.and_expr())
+            left = _implies(left, self.or_expr())
+        return left
+
+    def or_expr(self) -> Node:
+        left = self.and_expr()
+        while self.at_word("or") or (self.strict and self.at_word("xor")):
+            word = self.take()[1]
+            right = self.and_expr()
+            left = _xor(left, right) if word == "xor" else _or(left, right, strict=self.strict)
         return left
 
     def and_expr(self) -> Node:
-        left = self.equality()
+        left = self.membership()
         while self.at_word("and"):
             self.take()
-            left = _and(left, self.equality())
+            left = _and(left, self.membership(), strict=self.strict)
+        return left
+
+    def membership(self) -> Node:
+        left = self.equality()
+        while self.strict and self.at_word("in", "contains"):
+            word = self.take()[1]
+            right = self.equality()
+            left = _membership(left, right) if word == "in" else _membership(right, left)
         return left
 
     def equality(self) -> Node:
-        left = self.union()
+        left = self.comparison()
         while self.peek() in (("op", "="), ("op", "!=")):
             op = self.take()[1]
-            left = _equals(left, self.union(), negate=op == "!=")
-        if self.peek()[0] == "op" and self.peek()[1] in ("<", ">", "<=", ">=", "~"):
-            raise Unsupported("comparison operators")
+            left = _equals(left, self.comparison(), negate=op == "!=", strict=self.strict)
+        if self.peek() == ("op", "~"):
+            raise Unsupported("equivalence")
+        return left
+
+    def comparison(self) -> Node:
+        left = self.union()
+        while self.peek()[0] == "op" and self.peek()[1] in ("<", ">", "<=", ">="):
+            if not self.strict:
+                raise Unsupported("comparison operators")
+            op = self.take()[1]
+            left = _compare(left, self.union(), op)
         return left
 
     def union(self) -> Node:
@@ -318,12 +351,19 @@ class _Parser:
         return parts[0] if len(parts) == 1 else _union(parts)
 
     def type_expr(self) -> Node:
-        node = self.postfix()
+        node = self.additive() if self.strict else self.postfix()
         while self.at_word("as", "is"):
             word = self.take()[1]
             tname = self.type_spec()
             node = _then(node, _as_type(tname) if word == "as" else _is_type(tname))
         return node
+
+    def additive(self) -> Node:
+        left = self.postfix()
+        while self.peek() in (("op", "+"), ("op", "-")):
+            op = self.take()[1]
+            left = _arith(left, self.postfix(), op)
+        return left
 
     def type_spec(self) -> str:
         name = self.take()[1]
@@ -364,7 +404,12 @@ class _Parser:
             return _const([(Decimal(text) if "." in text else int(text), "decimal" if "." in text else "integer")])
         if kind == "var":
             self.take()
-            if text in ("%resource", "%rootResource", "%context"):
+            if self.strict:  # %rootResource and %context differ from %resource inside a Bundle
+                if text == "%resource":
+                    return _root
+                if text == "%ucum":
+                    return _const([("http://unitsofmeasure.org", "string")])
+            elif text in ("%resource", "%rootResource", "%context"):
                 return _root
             if text == "$this":
                 return _identity
@@ -372,6 +417,8 @@ class _Parser:
         if kind == "id":
             if text in ("true", "false") and self.peek(1) != ("op", "("):
                 self.take()
+                if self.strict:  # the shared constants: strict truth knows them from data booleans
+                    return _TRUE_NODE if text == "true" else _FALSE_NODE
                 return _const(_TRUE if text == "true" else _FALSE)
             return self.invocation(first=True)
         raise Unsupported(f"unexpected {text!r}")
@@ -394,6 +441,8 @@ class _Parser:
                 if self.peek() == ("op", ","):
                     self.take()
         self.take(")")
+        if self.strict:
+            return _strict_function(name, args)
         return _function(name, args)
 
 
@@ -463,7 +512,10 @@ def _is_type(name: str) -> Node:
     return is_type
 
 
-def _equals(left: Node, right: Node, *, negate: bool) -> Node:
+def _equals(left: Node, right: Node, *, negate: bool, strict: bool = False) -> Node:
+    if strict:
+        return _strict_equals(left, right, negate=negate)
+
     def equals(items: list[Item], root: dict[str, Any]) -> list[Item]:
         a, b = left(items, root), right(items, root)
         if not a or not b:
@@ -474,9 +526,11 @@ def _equals(left: Node, right: Node, *, negate: bool) -> Node:
     return equals
 
 
-def _and(left: Node, right: Node) -> Node:
+def _and(left: Node, right: Node, *, strict: bool = False) -> Node:
+    truth = _strict_truth if strict else _truth
+
     def and_(items: list[Item], root: dict[str, Any]) -> list[Item]:
-        a, b = _truth(left(items, root)), _truth(right(items, root))
+        a, b = truth(left(items, root)), truth(right(items, root))
         if a is False or b is False:
             return _FALSE
         if a is None or b is None:
@@ -486,9 +540,11 @@ def _and(left: Node, right: Node) -> Node:
     return and_
 
 
-def _or(left: Node, right: Node) -> Node:
+def _or(left: Node, right: Node, *, strict: bool = False) -> Node:
+    truth = _strict_truth if strict else _truth
+
     def or_(items: list[Item], root: dict[str, Any]) -> list[Item]:
-        a, b = _truth(left(items, root)), _truth(right(items, root))
+        a, b = truth(left(items, root)), truth(right(items, root))
         if a is True or b is True:
             return _TRUE
         if a is None or b is None:
@@ -549,6 +605,249 @@ def _function(name: str, args: list[Any]) -> Node:
 
         return extension
     raise Unsupported(f"function {name}()")
+
+
+# --------------------------------------------------------------------------- strict (invariant) mode
+#
+# fhirpathpy is the reference the validator has always used: strict nodes return its verdict where
+# it is plain (Booleans from operators, strings, integers and decimals) and raise Unsupported
+# (-> fhirpathpy) where its answer could differ from a naive one: dates and times (precision rules),
+# Quantities (unit conversion), floats, data Booleans (its truthiness of wrapped values), deep equality.
+
+_TRUE_NODE: Node = lambda items, root: _TRUE  # noqa: E731 - the one shared constant, known by identity
+_FALSE_NODE: Node = lambda items, root: _FALSE  # noqa: E731
+_STRINGY = frozenset({"string", "code", "uri", "url", "canonical", "id", "oid", "uuid", "markdown", "base64Binary"})
+_NUMERIC = frozenset({"integer", "decimal", "positiveInt", "unsignedInt"})
+
+
+def _strict_truth(items: list[Item]) -> bool | None:
+    """A Boolean only as an operator or literal made it; anything else is fhirpathpy's to judge."""
+    if items is _TRUE:
+        return True
+    if items is _FALSE:
+        return False
+    if not items:
+        return None
+    raise Unsupported("Boolean of a value")
+
+
+def _scalar(item: Item) -> str | int | Decimal:
+    """A string or number whose comparison fhirpathpy does as Python does; else Unsupported."""
+    v, t = item
+    if type(v) is str and t in _STRINGY:
+        return v
+    if type(v) is int and t in _NUMERIC:
+        return v
+    if type(v) is Decimal and t in _NUMERIC:
+        return v
+    raise Unsupported(f"comparison of a {t or type(v).__name__}")
+
+
+def _strict_equals(left: Node, right: Node, *, negate: bool) -> Node:
+    def equals(items: list[Item], root: dict[str, Any]) -> list[Item]:
+        a, b = left(items, root), right(items, root)
+        if not a or not b:
+            return []
+        if len(a) != 1 or len(b) != 1:
+            raise Unsupported("equality of collections")
+        x, y = _scalar(a[0]), _scalar(b[0])
+        if isinstance(x, str) != isinstance(y, str):
+            raise Unsupported("equality of a string and a number")
+        return _TRUE if (x == y) != negate else _FALSE
+
+    return equals
+
+
+def _compare(left: Node, right: Node, op: str) -> Node:
+    def compare(items: list[Item], root: dict[str, Any]) -> list[Item]:
+        a, b = left(items, root), right(items, root)
+        if not a or not b:
+            return []
+        if len(a) != 1 or len(b) != 1:
+            raise Unsupported("comparison of collections")
+        x, y = _scalar(a[0]), _scalar(b[0])
+        if isinstance(x, str) != isinstance(y, str):
+            raise Unsupported("comparison of a string and a number")
+        if op == "<":
+            r = x < y  # type: ignore[operator]
+        elif op == ">":
+            r = x > y  # type: ignore[operator]
+        elif op == "<=":
+            r = x <= y  # type: ignore[operator]
+        else:
+            r = x >= y  # type: ignore[operator]
+        return _TRUE if r else _FALSE
+
+    return compare
+
+
+def _arith(left: Node, right: Node, op: str) -> Node:
+    def arith(items: list[Item], root: dict[str, Any]) -> list[Item]:
+        a, b = left(items, root), right(items, root)
+        if not a or not b:
+            return []
+        if len(a) != 1 or len(b) != 1:
+            raise Unsupported("arithmetic on collections")
+        x, y = _scalar(a[0]), _scalar(b[0])
+        if type(x) is int and type(y) is int:
+            return [(x + y if op == "+" else x - y, "integer")]
+        if type(x) is str and type(y) is str and op == "+":
+            return [(x + y, "string")]
+        raise Unsupported("arithmetic beyond integers and strings")
+
+    return arith
+
+
+def _implies(left: Node, right: Node) -> Node:
+    def implies(items: list[Item], root: dict[str, Any]) -> list[Item]:
+        a = _strict_truth(left(items, root))
+        if a is False:
+            return _TRUE
+        b = _strict_truth(right(items, root))
+        if b is True:
+            return _TRUE
+        if a is None or b is None:
+            return []
+        return _FALSE
+
+    return implies
+
+
+def _xor(left: Node, right: Node) -> Node:
+    def xor(items: list[Item], root: dict[str, Any]) -> list[Item]:
+        a, b = _strict_truth(left(items, root)), _strict_truth(right(items, root))
+        if a is None or b is None:
+            return []
+        return _TRUE if a != b else _FALSE
+
+    return xor
+
+
+def _plain_value(item: Item) -> Any:
+    """A value fhirpathpy's collection functions compare with Python ``==`` (floats: Unsupported)."""
+    v = item[0]
+    if type(v) is float or type(v) is bool:
+        raise Unsupported("collection equality of a float or Boolean")
+    return v
+
+
+def _membership(element: Node, collection: Node) -> Node:
+    def member(items: list[Item], root: dict[str, Any]) -> list[Item]:
+        a = element(items, root)
+        if not a:
+            return []
+        b = collection(items, root)
+        if not b:
+            return _FALSE
+        if len(a) != 1:
+            raise Unsupported("in on a collection")
+        x = _plain_value(a[0])
+        return _TRUE if any(_plain_value(y) == x for y in b) else _FALSE
+
+    return member
+
+
+def _string_of(items: list[Item]) -> str | None:
+    """The one string of a collection (None: empty); fhirpathpy raises on anything else."""
+    if not items:
+        return None
+    if len(items) == 1 and type(items[0][0]) is str and items[0][1] in _STRINGY:
+        return str(items[0][0])
+    raise Unsupported("string function on a non-string")
+
+
+def _string_function(name: str, args: list[Any]) -> Node:
+    arg: Node | None = args[0] if args else None
+
+    def string_fn(items: list[Item], root: dict[str, Any]) -> list[Item]:
+        s = _string_of(items)
+        if s is None:
+            return []
+        if name == "length":
+            return [(len(s), "integer")]
+        assert arg is not None
+        a = arg(items, root)
+        if len(a) != 1 or type(a[0][0]) is not str:
+            raise Unsupported(f"{name}() with a non-string argument")
+        x: str = a[0][0]
+        if name == "startsWith":
+            r = s.startswith(x)
+        elif name == "endsWith":
+            r = s.endswith(x)
+        elif name == "contains":
+            r = x in s
+        else:
+            r = re.search(_regex(x), s) is not None
+        return _TRUE if r else _FALSE
+
+    return string_fn
+
+
+@functools.lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.DOTALL)
+
+
+def _strict_function(name: str, args: list[Any]) -> Node:
+    """Functions of strict mode: the shared ones with strict truth, plus the invariants' own."""
+    if name in ("where", "exists", "all") and len(args) == 1:
+        crit: Node = args[0]
+        if name == "where":
+            return lambda items, root: [it for it in items if _strict_truth(crit([it], root))]
+        if name == "exists":
+            return lambda items, root: _TRUE if any(_strict_truth(crit([it], root)) for it in items) else _FALSE
+        return lambda items, root: _TRUE if all(_strict_truth(crit([it], root)) for it in items) else _FALSE
+    if name == "not" and not args:
+
+        def not_(items: list[Item], root: dict[str, Any]) -> list[Item]:
+            t = _strict_truth(items)
+            return [] if t is None else (_FALSE if t else _TRUE)
+
+        return not_
+    if name == "select" and len(args) == 1:
+        proj: Node = args[0]
+
+        def select(items: list[Item], root: dict[str, Any]) -> list[Item]:
+            return [out for it in items for out in proj([it], root)]
+
+        return select
+    if name == "iif" and len(args) in (2, 3):
+        cond: Node = args[0]
+        yes: Node = args[1]
+        no: Node | None = args[2] if len(args) == 3 else None
+
+        def iif(items: list[Item], root: dict[str, Any]) -> list[Item]:
+            if _strict_truth(cond(items, root)):
+                return yes(items, root)
+            return no(items, root) if no is not None else []
+
+        return iif
+    if name in ("intersect", "subsetOf") and len(args) == 1:
+        other: Node = args[0]
+
+        def collection_fn(items: list[Item], root: dict[str, Any]) -> list[Item]:
+            mine = [_plain_value(it) for it in items]
+            theirs = [_plain_value(it) for it in other(items, root)]
+            if name == "subsetOf":
+                return _TRUE if all(v in theirs for v in mine) else _FALSE
+            out: list[Item] = []
+            kept: list[Any] = []
+            for it, v in zip(items, mine, strict=True):
+                if v in theirs and v not in kept:
+                    kept.append(v)
+                    out.append(it)
+            return out
+
+        return collection_fn
+    if name == "tail" and not args:
+        return lambda items, root: items[1:]
+    if name in ("startsWith", "endsWith", "contains", "matches") and len(args) == 1:
+        return _string_function(name, args)
+    if name == "length" and not args:
+        return _string_function(name, args)
+    if name == "resolve":
+        raise Unsupported("resolve() in an invariant (fhirpathpy's answer is the reference)")
+    return _function(name, args)
 
 
 # --------------------------------------------------------------------------- public API
@@ -627,11 +926,22 @@ def is_fast(expression: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)
+def compile_invariant(expression: str) -> Node | None:
+    """A constraint expression compiled in strict mode (see the module doc), or None: fhirpathpy's."""
+    try:
+        return _Parser(expression, strict=True).parse()
+    except Unsupported as exc:
+        log.debug("invariant %r goes to fhirpathpy: %s", expression, exc)
+        return None
+
+
 __all__ = [
     "CompiledPath",
     "Item",
     "Unsupported",
     "child_spec",
+    "compile_invariant",
     "compile_path",
     "is_fast",
     "is_subtype",

@@ -9,12 +9,12 @@ elements, primitive formats) is the models' job: ``check_base``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from hub.fhir.errors import Issue
 from hub.fhir.validation.bsn import BSN_SYSTEM, is_valid_bsn
+from hub.fhir.validation.invariants import Invariant, invariant
 from hub.fhir.validation.registry import CORE_SD, Registry
 from hub.fhir.validation.snapshot import Node, Tree, _type_code
 from hub.fhir.validation.terminology import Terminology
@@ -26,7 +26,6 @@ _EXTENSION_NAMES = frozenset({"extension", "modifierExtension"})
 _URL_DISCRIMINATOR = ({"type": "value", "path": "url"},)
 _CODED = frozenset({"code", "Coding", "CodeableConcept"})
 _MAX_ISSUES = 200
-_TRACE = re.compile(r"\.trace\((?:'[^']*'|\"[^\"]*\")(?:,\s*[\w.]+)?\)")
 
 # Core invariants that hold trivially for most values: skipping FHIRPath for them is most of the speed.
 _VACUOUS: dict[str, Callable[[Any], bool]] = {
@@ -49,7 +48,6 @@ class Validator:
         self.terminology = Terminology(registry)
         self._default_profile = default_profile
         self._trees: dict[str, Tree | None] = {}
-        self._compiled: dict[str, Callable[..., list[Any]] | None] = {}
         self._type_checks: dict[str, list[dict[str, Any]]] = {}
 
     # -- definitions -------------------------------------------------------------------------------
@@ -100,16 +98,27 @@ class Validator:
         return issues
 
     # -- helpers used by runs ------------------------------------------------------------------------
-    def compiled(self, expression: str) -> Callable[..., list[Any]] | None:
-        if expression not in self._compiled:
-            import fhirpathpy
-            from fhirpathpy.models import models
-
-            try:  # trace() would print on every call (core ref-1 uses it)
-                self._compiled[expression] = fhirpathpy.compile(_TRACE.sub("", expression), models["r4"])
-            except Exception:  # noqa: BLE001 - an expression fhirpathpy cannot parse is skipped, not fatal
-                self._compiled[expression] = None
-        return self._compiled[expression]
+    def invariants_of(self, node: Node, tcode: str | None) -> tuple[Invariant, ...]:
+        """The invariants to check on a value of ``node`` (typed ``tcode``): the element's own, then its
+        type's root invariants (per-1 of a Period), each key once; compiled once per node and type."""
+        plans = node.plans
+        if plans is None:
+            plans = node.plans = {}
+        checks = plans.get(tcode)
+        if checks is None:
+            cons = list(node.ed.get("constraint") or ())
+            if tcode and tcode[:1].isupper() and tcode not in _RESOURCE_TYPES and node.owner.root is not node:
+                cons += self.type_checks(CORE_SD + tcode)
+            done: set[str] = set()
+            out: list[Invariant] = []
+            for c in cons:
+                key = c.get("key", "")
+                if key in _SKIP_CONSTRAINTS or key in done or not c.get("expression"):
+                    continue
+                done.add(key)
+                out.append(invariant(c))
+            checks = plans[tcode] = tuple(out)
+        return checks
 
     def type_checks(self, type_url: str) -> list[dict[str, Any]]:
         """The invariants on the root of a type or type profile (e.g. per-1 of Period)."""
@@ -448,43 +457,25 @@ class _Run:
         return parts[-2] if len(parts) >= 2 and parts[-2][:1].isupper() else None
 
     def invariants(self, value: Any, node: Node, tcode: str | None, path: str, resource: dict[str, Any]) -> None:
-        cons = node.ed.get("constraint")
-        extra: list[dict[str, Any]] = []
-        if tcode and tcode[:1].isupper() and tcode not in _RESOURCE_TYPES and node.owner.root is not node:
-            extra = self.v.type_checks(CORE_SD + tcode)
-        if not cons and not extra:
-            return
         if not isinstance(value, dict | list):
             return  # invariants on primitives are format rules, checked by the models
-        from fhirpathpy.engine.nodes import ResourceNode
-
+        checks = self.v.invariants_of(node, tcode)
+        if not checks:
+            return
         if node.owner.root is node and isinstance(value, dict) and "resourceType" in value:
-            subject: Any = value
+            path_type: str | None = None  # a resource: typed by its resourceType
         else:
             base = tcode if tcode and tcode[:1].isupper() and tcode not in ("BackboneElement", "Element") else None
-            create_node = cast(Callable[[Any, str], Any], ResourceNode.create_node)  # fhirpathpy is untyped
-            subject = create_node(value, base or node.ed.get("path", ""))
-        done: set[str] = set()
-        for c in (cons or []) + extra:
-            key = c.get("key", "")
-            if key in _SKIP_CONSTRAINTS or key in done or not c.get("expression"):
-                continue
-            done.add(key)
-            vacuous = _VACUOUS.get(key)
+            path_type = base or node.ed.get("path", "")
+        for inv in checks:
+            vacuous = _VACUOUS.get(inv.key)
             if vacuous is not None and isinstance(value, dict) and vacuous(value):
                 continue
-            fn = self.v.compiled(c["expression"])
-            if fn is None:
-                continue
-            try:
-                result = fn(subject, {"resource": resource, "rootResource": self.root, "context": value})
-            except Exception:  # noqa: BLE001, S112 - what fhirpathpy cannot evaluate is not the client's fault
-                continue
-            if result == [False]:
-                severity = "error" if c.get("severity", "error") == "error" else "warning"
-                if key in _BEST_PRACTICE:
+            if inv.failed(value, path_type, resource, self.root):
+                severity = "error" if inv.severity == "error" else "warning"
+                if inv.key in _BEST_PRACTICE:
                     severity = "information"
-                self.add(severity, "invariant", path, f"Constraint {key} failed: {c.get('human', c['expression'])}")
+                self.add(severity, "invariant", path, f"Constraint {inv.key} failed: {inv.human}")
 
     # -- slicing -----------------------------------------------------------------------------------
     def matches(self, it: Item, sl: Node, discs: Any, resource: dict[str, Any]) -> bool | None:

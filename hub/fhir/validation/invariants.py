@@ -1,0 +1,101 @@
+"""FHIRPath invariants of profiles, compiled once: the fast closures first, fhirpathpy where they cannot say.
+
+``fhirpath_fast.compile_invariant`` covers the common shapes (``exists``/``empty``, ``where``,
+``implies``/``and``/``or``, equality on codes and strings, ``count()`` arithmetic, ...). Its strict mode
+raises ``Unsupported`` wherever fhirpathpy's verdict could differ; the invariant then asks fhirpathpy,
+compiled once per expression. ``evaluate_fast`` and ``evaluate_full`` are public for the differential test
+(tests/unit/test_invariants_fast.py), which holds both to the same verdict over the example corpus.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, cast
+
+from hub.fhir.fhirpath_fast import Unsupported, compile_invariant
+
+_TRACE = re.compile(r"\.trace\((?:'[^']*'|\"[^\"]*\")(?:,\s*[\w.]+)?\)")
+_NOT_EVALUATED = object()
+Values = list[Any]  # the values of a result (fast: the items' values; full: fhirpathpy's output)
+
+
+class Invariant:
+    """One constraint: key, severity and message, and its expression compiled both ways (lazily)."""
+
+    __slots__ = ("expression", "fast", "human", "key", "severity", "_full")
+
+    def __init__(self, constraint: dict[str, Any]) -> None:
+        self.key: str = constraint.get("key", "")
+        self.expression: str = _TRACE.sub("", constraint["expression"])  # trace() would print on every call
+        self.severity: str = constraint.get("severity", "error")
+        self.human: str = constraint.get("human", constraint["expression"])
+        self.fast = compile_invariant(self.expression)
+        self._full: Any = _NOT_EVALUATED
+
+    def failed(self, value: Any, path_type: str | None, resource: dict[str, Any], root: Any) -> bool:
+        """Whether the invariant evaluates to false on ``value`` (empty, true or an error: it holds).
+
+        ``path_type`` is the value's FHIR type or element path (``Observation.component``); None: the
+        value is a resource, typed by its resourceType."""
+        result = self.evaluate_fast(value, path_type, resource)
+        if result is None:
+            result = self.evaluate_full(value, path_type, resource, root)
+        return result is not None and len(result) == 1 and result[0] is False
+
+    def evaluate_fast(self, value: Any, path_type: str | None, resource: dict[str, Any]) -> Values | None:
+        """The values the fast closures give, or None when they hand the case to fhirpathpy."""
+        if self.fast is None:
+            return None
+        if path_type is None:
+            path_type = value.get("resourceType") if isinstance(value, dict) else None
+        try:
+            return [v for v, _ in self.fast([(value, path_type)], resource)]
+        except Unsupported:
+            return None
+
+    def evaluate_full(self, value: Any, path_type: str | None, resource: dict[str, Any], root: Any) -> Values | None:
+        """fhirpathpy's values (as the validator always evaluated them); None if it cannot evaluate."""
+        fn = self._fhirpathpy()
+        if fn is None:
+            return None
+        from fhirpathpy.engine.nodes import ResourceNode
+
+        if path_type is None:
+            subject: Any = value
+        else:
+            create_node = cast(Callable[[Any, str], Any], ResourceNode.create_node)  # fhirpathpy is untyped
+            subject = create_node(value, path_type)
+        try:
+            out = fn(subject, {"resource": resource, "rootResource": root, "context": value})
+        except Exception:  # noqa: BLE001 - what fhirpathpy cannot evaluate is not the client's fault
+            return None
+        return [getattr(v, "data", v) for v in out]
+
+    def _fhirpathpy(self) -> Callable[..., list[Any]] | None:
+        if self._full is _NOT_EVALUATED:
+            import fhirpathpy
+            from fhirpathpy.models import models
+
+            try:
+                self._full = fhirpathpy.compile(self.expression, models["r4"])
+            except Exception:  # noqa: BLE001 - an expression fhirpathpy cannot parse is skipped, not fatal
+                self._full = None
+        return cast(Callable[..., list[Any]] | None, self._full)
+
+
+_CACHE: dict[tuple[str, str, str, str], Invariant] = {}
+
+
+def invariant(constraint: dict[str, Any]) -> Invariant:
+    """The compiled form of a constraint, shared by every profile that carries the same one."""
+    k = (
+        constraint.get("key", ""),
+        constraint["expression"],
+        constraint.get("severity", ""),
+        constraint.get("human", ""),
+    )
+    inv = _CACHE.get(k)
+    if inv is None:
+        inv = _CACHE[k] = Invariant(constraint)
+    return inv
