@@ -648,6 +648,8 @@ def _strict_equals(left: Node, right: Node, *, negate: bool) -> Node:
         a, b = left(items, root), right(items, root)
         if not a or not b:
             return []
+        if (a is _TRUE or a is _FALSE) and (b is _TRUE or b is _FALSE):  # two operators' Booleans
+            return _TRUE if (a is b) != negate else _FALSE
         if len(a) != 1 or len(b) != 1:
             raise Unsupported("equality of collections")
         x, y = _scalar(a[0]), _scalar(b[0])
