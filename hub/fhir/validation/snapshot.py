@@ -31,7 +31,7 @@ TYPE_SYSTEM = "http://hl7.org/fhirpath/System."
 class Node:
     """One element definition with its children (by name) and slices (by slice name)."""
 
-    __slots__ = ("ed", "_children", "slices", "source", "owner", "plans")
+    __slots__ = ("ed", "_children", "slices", "source", "owner", "plans", "prep")
 
     def __init__(self, ed: dict[str, Any], owner: Tree) -> None:
         self.ed = ed
@@ -40,6 +40,7 @@ class Node:
         self.source: str | None = None  # url of the definition the children were expanded from
         self.owner = owner
         self.plans: dict[str | None, Any] | None = None  # the validator's per-type work for this element
+        self.prep: Any = None  # the validator's per-element work (children to walk, fixed values)
 
     @property
     def children(self) -> dict[str, Node]:
@@ -222,7 +223,7 @@ def _new_slice(node: Node, name: str, owner: Tree) -> Node:
 
 def _merge(node: Node, el: dict[str, Any]) -> None:
     ed = node.ed
-    node.plans = None  # worked out from the element as it was
+    node.plans = node.prep = None  # worked out from the element as it was
     for key, value in el.items():
         if key in ("id", "path"):
             continue

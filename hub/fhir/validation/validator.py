@@ -10,7 +10,7 @@ elements, primitive formats) is the models' job: ``check_base``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from hub.fhir.errors import Issue
 from hub.fhir.validation.bsn import BSN_SYSTEM, is_valid_bsn
@@ -210,7 +210,9 @@ class _Run:
 
     # -- elements ---------------------------------------------------------------------------------
     def element(self, obj: dict[str, Any], node: Node, path: str, resource: dict[str, Any]) -> None:
-        for name, child in node.children.items():
+        for name, child, optional in _prep(node).children:
+            if optional and name not in obj and "_" + name not in obj:
+                continue  # absent and not required: nothing to check
             items = _items(obj, name, path)
             self.child(items, name, child, path, resource)
 
@@ -318,7 +320,8 @@ class _Run:
     # -- one value ----------------------------------------------------------------------------------
     def item(self, it: Item, node: Node, resource: dict[str, Any], tree_url: str | None) -> None:
         key, value, ext, path = it
-        codes = node.type_codes
+        prep = _prep(node)
+        codes = prep.type_codes
         tcode: str | None = None
         if node.ed.get("path", "").endswith("[x]"):
             base = node.ed["path"].rsplit(".", 1)[-1][:-3]
@@ -342,7 +345,8 @@ class _Run:
             return
         ed = node.ed
         if value is not None:
-            self.fixed_and_pattern(value, ed, path)
+            if prep.fixed:
+                self.fixed_and_pattern(value, prep.fixed, path)
             binding = ed.get("binding")
             if (
                 binding
@@ -373,8 +377,8 @@ class _Run:
                 self.invariants(value, sub.root, None, path, resource)
                 self.element(target, sub.root, path, resource)
 
-    def fixed_and_pattern(self, value: Any, ed: dict[str, Any], path: str) -> None:
-        for k, expected in ed.items():
+    def fixed_and_pattern(self, value: Any, fixed: tuple[tuple[str, Any], ...], path: str) -> None:
+        for k, expected in fixed:
             if k.startswith("fixed") and k != "fixed" and value != expected:
                 self.add("error", "value", path, f"Value must be exactly {_short(expected)}")
             elif k.startswith("pattern") and not _contains(value, expected):
@@ -598,6 +602,28 @@ class _Run:
         trial.full_urls = self.full_urls
         trial.item(it, sl, resource, None)
         return not any(i.severity == "error" for i in trial.issues)
+
+
+class _Prep:
+    """What the walk needs of an element, worked out once: its children (and whether each may be
+    absent), its type codes, and its fixed and pattern values."""
+
+    __slots__ = ("children", "fixed", "type_codes")
+
+    def __init__(self, node: Node) -> None:
+        self.children = tuple(
+            (name, child, not name.endswith("[x]") and not child.ed.get("min", 0))
+            for name, child in node.children.items()
+        )
+        self.type_codes = node.type_codes
+        self.fixed = tuple((k, v) for k, v in node.ed.items() if k.startswith(("fixed", "pattern")))
+
+
+def _prep(node: Node) -> _Prep:
+    prep = node.prep
+    if prep is None:
+        prep = node.prep = _Prep(node)
+    return cast(_Prep, prep)
 
 
 # -- JSON helpers -------------------------------------------------------------------------------------
