@@ -323,8 +323,8 @@ class _Run:
         prep = _prep(node)
         codes = prep.type_codes
         tcode: str | None = None
-        if node.ed.get("path", "").endswith("[x]"):
-            base = node.ed["path"].rsplit(".", 1)[-1][:-3]
+        base = prep.choice_base
+        if base is not None:
             suffix = key[len(base) :].lower()
             tcode = next((c for c in codes if c.lower() == suffix), None)
             if tcode is None:
@@ -361,10 +361,7 @@ class _Run:
         target = value if isinstance(value, dict) else ext if isinstance(ext, dict) else None
         if target is None:
             return
-        type_profile = None
-        if tcode:
-            type_profiles = [p for t in node.types if _type_code(t["code"]) == tcode for p in t.get("profile", [])]
-            type_profile = type_profiles[0] if len(type_profiles) == 1 else None
+        type_profile = prep.type_profile(node, tcode) if tcode else None
         if len(node.types) == 1 or node.owner.root is node:
             self.element(target, node, path, resource)
             if type_profile and node.source != type_profile and node.owner.url != type_profile:
@@ -608,7 +605,7 @@ class _Prep:
     """What the walk needs of an element, worked out once: its children (and whether each may be
     absent), its type codes, and its fixed and pattern values."""
 
-    __slots__ = ("children", "fixed", "type_codes")
+    __slots__ = ("children", "choice_base", "fixed", "type_codes", "_type_profiles")
 
     def __init__(self, node: Node) -> None:
         self.children = tuple(
@@ -617,6 +614,16 @@ class _Prep:
         )
         self.type_codes = node.type_codes
         self.fixed = tuple((k, v) for k, v in node.ed.items() if k.startswith(("fixed", "pattern")))
+        path = node.ed.get("path", "")
+        self.choice_base = path.rsplit(".", 1)[-1][:-3] if path.endswith("[x]") else None
+        self._type_profiles: dict[str, str | None] = {}
+
+    def type_profile(self, node: Node, tcode: str) -> str | None:
+        """The one profile the element sets for values of type ``tcode`` (None: none, or several)."""
+        if tcode not in self._type_profiles:
+            found = [p for t in node.types if _type_code(t["code"]) == tcode for p in t.get("profile", [])]
+            self._type_profiles[tcode] = found[0] if len(found) == 1 else None
+        return self._type_profiles[tcode]
 
 
 def _prep(node: Node) -> _Prep:
