@@ -9,6 +9,7 @@ compiled once per expression. ``evaluate_fast`` and ``evaluate_full`` are public
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any, cast
@@ -17,13 +18,16 @@ from hub.fhir.fhirpath_fast import Unsupported, compile_invariant
 
 _TRACE = re.compile(r"\.trace\((?:'[^']*'|\"[^\"]*\")(?:,\s*[\w.]+)?\)")
 _NOT_EVALUATED = object()
+_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'")
+_CALL = re.compile(r"([A-Za-z_]\w*)\(")
+_OPERATORS = frozenset({"and", "or", "xor", "implies", "in", "contains", "is", "as", "div", "mod"})
 Values = list[Any]  # the values of a result (fast: the items' values; full: fhirpathpy's output)
 
 
 class Invariant:
     """One constraint: key, severity and message, and its expression compiled both ways (lazily)."""
 
-    __slots__ = ("expression", "fast", "human", "key", "severity", "_full")
+    __slots__ = ("expression", "fast", "fhirpathpy_fails", "human", "key", "severity", "_full")
 
     def __init__(self, constraint: dict[str, Any]) -> None:
         self.key: str = constraint.get("key", "")
@@ -31,6 +35,7 @@ class Invariant:
         self.severity: str = constraint.get("severity", "error")
         self.human: str = constraint.get("human", constraint["expression"])
         self.fast = compile_invariant(self.expression)
+        self.fhirpathpy_fails = fhirpathpy_always_fails(self.expression)
         self._full: Any = _NOT_EVALUATED
 
     def failed(self, value: Any, path_type: str | None, resource: dict[str, Any], root: Any) -> bool:
@@ -56,6 +61,8 @@ class Invariant:
 
     def evaluate_full(self, value: Any, path_type: str | None, resource: dict[str, Any], root: Any) -> Values | None:
         """fhirpathpy's values (as the validator always evaluated them); None if it cannot evaluate."""
+        if self.fhirpathpy_fails:
+            return None  # it would raise, whatever the value: the invariant holds (per-1's hasValue())
         fn = self._fhirpathpy()
         if fn is None:
             return None
@@ -82,6 +89,30 @@ class Invariant:
             except Exception:  # noqa: BLE001 - an expression fhirpathpy cannot parse is skipped, not fatal
                 self._full = None
         return cast(Callable[..., list[Any]] | None, self._full)
+
+
+@functools.cache
+def _fhirpathpy_registry() -> tuple[frozenset[str], frozenset[str]]:
+    """The functions fhirpathpy implements, and those of them that evaluate an argument lazily (macros)."""
+    from fhirpathpy.engine.invocations import invocation_registry
+
+    registry = cast(dict[str, dict[str, Any]], invocation_registry)  # fhirpathpy is untyped
+    lazy = {
+        name
+        for name, spec in registry.items()
+        if spec.get("variadic") == "Expr" or any("Expr" in a for a in spec.get("arity", {}).values())
+    }
+    return frozenset(registry), frozenset(lazy)
+
+
+def fhirpathpy_always_fails(expression: str) -> bool:
+    """Whether fhirpathpy raises on every evaluation of ``expression``: it calls a function fhirpathpy
+    does not implement (``hasValue``, ``htmlChecks``) and nothing lazy that could skip the call
+    (fhirpathpy evaluates both operands of every operator; only macros such as ``where`` may not)."""
+    known, lazy = _fhirpathpy_registry()
+    text = _STRINGS.sub("''", expression).replace("exists()", "exists")
+    names = set(_CALL.findall(text)) - _OPERATORS  # `in(` is an operator before a parenthesis
+    return bool(names - known) and not names & lazy
 
 
 _CACHE: dict[tuple[str, str, str, str], Invariant] = {}
