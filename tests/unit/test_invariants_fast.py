@@ -8,11 +8,9 @@ Where the fast path gives an answer, it must be fhirpathpy's: the same values, s
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,21 +20,10 @@ from hub.fhir import fhirpath_fast
 from hub.fhir.fhirpath_fast import child_spec, compile_invariant
 from hub.fhir.validation import Validator, default_validator, hub_registry
 from hub.fhir.validation.invariants import Invariant, invariant
-from hub.fhir.xml import xml_to_json
-from tests.conformance import examples
-from tests.datafiles import NICTIZ_EXAMPLES
+from tests.corpus import example_corpus as corpus
 
-ROOT = Path(__file__).resolve().parents[2]
 # A value as the validator hands it to an invariant: value, path type (None: a resource), resource, root.
 Site = tuple[Any, str | None, dict[str, Any], dict[str, Any]]
-
-
-def corpus() -> list[dict[str, Any]]:
-    """The example corpus the tests use: Nictiz's nl-core examples, the hub's profile examples, examples/."""
-    out = [xml_to_json(p.read_bytes()) for p in sorted(NICTIZ_EXAMPLES.glob("*.xml"))]
-    out += [make() for make in examples.ALL.values()] + [examples.handoff_bundle(40)]
-    out += [json.loads(p.read_bytes()) for p in sorted((ROOT / "examples").glob("*.json"))]
-    return out
 
 
 def _child_type(parent: str, key: str) -> tuple[str, str | None]:
