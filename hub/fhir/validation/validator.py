@@ -421,13 +421,12 @@ class _Run:
                 )
 
     def reference(self, value: dict[str, Any], node: Node, path: str) -> None:
-        targets = [tp for t in node.types if _type_code(t["code"]) == "Reference" for tp in t.get("targetProfile", [])]
-        if not targets:
+        allowed = _prep(node).reference_targets(self.v, node)
+        if not allowed:
             return
         rtype = self.ref_type(value)
         if rtype is None:
             return
-        allowed = {self.v.profile_type(t) or t.rsplit("/", 1)[-1] for t in targets}
         if rtype not in allowed and not allowed & _RESOURCE_TYPES:
             self.add(
                 "error",
@@ -605,7 +604,7 @@ class _Prep:
     """What the walk needs of an element, worked out once: its children (and whether each may be
     absent), its type codes, and its fixed and pattern values."""
 
-    __slots__ = ("children", "choice_base", "fixed", "type_codes", "_type_profiles")
+    __slots__ = ("children", "choice_base", "fixed", "type_codes", "_targets", "_type_profiles")
 
     def __init__(self, node: Node) -> None:
         self.children = tuple(
@@ -617,6 +616,16 @@ class _Prep:
         path = node.ed.get("path", "")
         self.choice_base = path.rsplit(".", 1)[-1][:-3] if path.endswith("[x]") else None
         self._type_profiles: dict[str, str | None] = {}
+        self._targets: frozenset[str] | None = None
+
+    def reference_targets(self, validator: Validator, node: Node) -> frozenset[str]:
+        """The resource types a Reference here may point at (empty: any)."""
+        if self._targets is None:
+            targets = [
+                tp for t in node.types if _type_code(t["code"]) == "Reference" for tp in t.get("targetProfile", [])
+            ]
+            self._targets = frozenset(validator.profile_type(t) or t.rsplit("/", 1)[-1] for t in targets)
+        return self._targets
 
     def type_profile(self, node: Node, tcode: str) -> str | None:
         """The one profile the element sets for values of type ``tcode`` (None: none, or several)."""
