@@ -58,7 +58,7 @@ async def _measure(url: str, size: int, groups: int, profile: int) -> dict[str, 
     app = create_app(make_settings(url, Path(tempfile.mkdtemp(prefix="wmo301-cost-"))))
     statements: list[str] = []
     async with app.router.lifespan_context(app):
-        engine = app.state.services.repo.db.engine.sync_engine
+        engines = [e.sync_engine for e in app.state.services.repo.db.engines]
         settings = GemeenteSettings()
         headers = {"Authorization": f"Bearer {token_for_app(app, f'org:{settings.ura}')}"}
         transport = httpx.ASGITransport(app=app)
@@ -74,7 +74,8 @@ async def _measure(url: str, size: int, groups: int, profile: int) -> dict[str, 
             profiler = cProfile.Profile() if profile else None
             cpu = 0.0
             wall = 0.0
-            event.listen(engine, "before_cursor_execute", count)
+            for engine in engines:
+                event.listen(engine, "before_cursor_execute", count)
             try:
                 for g in range(groups):
                     group = _group(ctx, size, 110000000 + g * 1000000, f"M{g}", 200000 + g * 10000)
@@ -88,7 +89,8 @@ async def _measure(url: str, size: int, groups: int, profile: int) -> dict[str, 
                     wall += time.perf_counter() - w0
                     assert all(not o.findings for o in outcomes), outcomes
             finally:
-                event.remove(engine, "before_cursor_execute", count)
+                for engine in engines:
+                    event.remove(engine, "before_cursor_execute", count)
     messages = size * groups
     kinds: dict[str, int] = {}
     for s in statements:

@@ -168,6 +168,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.audit = AuditWriter.from_settings(audit_db, settings)
         await services.audit.start()
         metrics.watch_pool("main", db.engine)
+        if db.lookup_engine is not db.engine:
+            metrics.watch_pool("lookup", db.lookup_engine)
         if audit_db is not db:
             metrics.watch_pool("audit", audit_db.engine)
         metrics.watch_audit(services.audit)

@@ -259,15 +259,17 @@ class StatementCounter:
 
 @pytest.fixture
 def count_statements(hub_app: Any) -> Any:
-    engine = hub_app.state.services.repo.db.engine.sync_engine
+    engines = [e.sync_engine for e in hub_app.state.services.repo.db.engines]
 
     @contextmanager
     def counting() -> Iterator[StatementCounter]:
         counter = StatementCounter()
-        event.listen(engine, "before_cursor_execute", counter)
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", counter)
         try:
             yield counter
         finally:
-            event.remove(engine, "before_cursor_execute", counter)
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", counter)
 
     return counting

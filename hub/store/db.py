@@ -1,6 +1,7 @@
 """The database: one async engine, and the two kinds of transaction the hub uses.
 
-``read()`` gives a connection in a plain transaction. ``write()`` gives one in a write
+``read()`` gives a connection in a plain transaction; ``lookup()`` one for statements that find rows by
+key, whose plans PostgreSQL may keep. ``write()`` gives one in a write
 transaction: on SQLite that is ``BEGIN IMMEDIATE`` (the write lock is taken up front, so two
 writers queue instead of failing half-way) behind an in-process lock; on PostgreSQL it is an
 ordinary READ COMMITTED transaction, and writers guard each row with a compare-and-set on its
@@ -33,7 +34,12 @@ class Database:
         self.statement_timeout_ms = statement_timeout_ms
         self.dialect = self.url.get_backend_name()
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        self.engine: AsyncEngine = self._create_engine(pool_size, echo)
+        # On PostgreSQL a small second pool serves lookups by key (see lookup()); the two pools
+        # together open at most 2 * pool_size connections, as the one pool did.
+        lookup_size = 0 if self.is_sqlite else max(1, pool_size // 4)
+        self.engine: AsyncEngine = self._create_engine(
+            pool_size, max(0, pool_size - 2 * lookup_size), echo, plan_cache_mode="force_custom_plan"
+        )
         event.listen(self.engine.sync_engine, "commit", deferred.refuse_unsettled)
         event.listen(self.engine.sync_engine, "rollback", deferred.forget_on_rollback)
         # PostgreSQL reads need no BEGIN/ROLLBACK: at READ COMMITTED each statement has its own
@@ -41,12 +47,26 @@ class Database:
         self._read_engine = (
             self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
+        #: The lookup pool's engine (the main engine itself on SQLite).
+        self.lookup_engine: AsyncEngine = (
+            self.engine
+            if self.is_sqlite
+            else self._create_engine(lookup_size, lookup_size, echo, plan_cache_mode="auto")
+        )
+        self._lookup_autocommit = (
+            self.engine if self.is_sqlite else self.lookup_engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine (pool) this database opens connections from."""
+        return (self.engine,) if self.lookup_engine is self.engine else (self.engine, self.lookup_engine)
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    def _create_engine(self, pool_size: int, echo: bool) -> AsyncEngine:
+    def _create_engine(self, pool_size: int, max_overflow: int, echo: bool, *, plan_cache_mode: str) -> AsyncEngine:
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             database = self.url.database or ""
@@ -59,15 +79,17 @@ class Database:
             engine = create_async_engine(self.url, **kwargs)
             _configure_sqlite(engine)
             return engine
-        # Custom plans: the hub's statements are prepared (asyncpg), and after five runs PostgreSQL
-        # would switch to a generic plan that cannot use the parameter values (measured: a care plan
-        # search 0.7 ms with its own plan, 405 ms with the generic one at 10k clients).
-        server_settings = {"plan_cache_mode": "force_custom_plan"}
+        # The main pool forces custom plans: the hub's statements are prepared (asyncpg), and after
+        # five runs PostgreSQL would switch to a generic plan that cannot use the parameter values
+        # (measured: a care plan search 0.7 ms with its own plan, 405 ms with the generic one at 10k
+        # clients). The lookup pool lets PostgreSQL keep a generic plan: planning the checked
+        # read-by-id took 0.5 ms of its 0.6 ms.
+        server_settings = {"plan_cache_mode": plan_cache_mode}
         if self.statement_timeout_ms > 0:  # no statement of a request may run longer than this
             server_settings["statement_timeout"] = str(self.statement_timeout_ms)
         kwargs.update(
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=max_overflow,
             pool_pre_ping=False,
             connect_args={"server_settings": server_settings},
         )
@@ -84,6 +106,19 @@ class Database:
         async with self.engine.connect() as conn:
             async with conn.begin():
                 yield conn
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads that find rows by key (a resource by id, the caller's access
+        facts): as :meth:`read`, but on PostgreSQL from a pool whose sessions keep generic plans,
+        so these statements are planned once per connection instead of on every run. Searches
+        stay on :meth:`read`: their best plan depends on the values."""
+        if self.is_sqlite:
+            async with self.read() as conn:
+                yield conn
+            return
+        async with self._lookup_autocommit.connect() as conn:
+            yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -117,6 +152,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.lookup_engine is not self.engine:
+            await self.lookup_engine.dispose()
 
 
 @asynccontextmanager

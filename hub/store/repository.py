@@ -253,18 +253,20 @@ class Repository:
             yield conn
 
     @asynccontextmanager
-    async def reading(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
+    async def reading(self, conn: AsyncConnection | None, *, lookup: bool = False) -> AsyncIterator[AsyncConnection]:
+        """``conn``, or a reading connection of our own; ``lookup`` for statements that find rows by
+        key (:meth:`Database.lookup`)."""
         if conn is not None:
             yield conn
         else:
-            async with self.db.read() as own:
+            async with self.db.lookup() if lookup else self.db.read() as own:
                 yield own
 
     # -- reads ----------------------------------------------------------------------------------
 
     async def read(self, res_type: str, res_id: str, *, conn: AsyncConnection | None = None) -> Stored:
         """The current version: one statement fetches it, decides visibility and names its client(s)."""
-        async with self.reading(conn) as c:
+        async with self.reading(conn, lookup=True) as c:
             stored, visible, patients = await dao.get_current_checked(c, res_type, res_id, self.policy)
             if stored is not None and self.trail is not None:
                 await self.trail.note(c, [stored], patients)
@@ -283,7 +285,7 @@ class Repository:
         number = to_int(version, MAX_VERSION)
         if number is None:
             raise missing
-        async with self.reading(conn) as c:
+        async with self.reading(conn, lookup=True) as c:
             stored, visible, patients = await dao.get_version_checked(c, res_type, res_id, number, self.policy)
             if stored is not None and self.trail is not None:
                 if visible and not stored.deleted:

@@ -103,7 +103,7 @@ async def authorize(request: Request, services: Services, trail: AuditTrail) -> 
     if emergency is not None and len(emergency) < 5:
         raise BadRequest(f"{EMERGENCY_HEADER} needs the reason for emergency access", expression=EMERGENCY_HEADER)
     if needs_facts(principal, emergency):
-        async with services.repo.reading(None) as conn:
+        async with services.repo.reading(None, lookup=True) as conn:
             return await build_policy(conn, principal, emergency_reason=emergency)
     return await build_policy(None, principal, emergency_reason=emergency)
 
