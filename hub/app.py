@@ -163,8 +163,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         verifier = TokenVerifier(config, keys)
         services = build_services(settings, db, verifier)
         # On PostgreSQL the group-commit writer has its own small pool: it must never queue behind
-        # the requests that are waiting for it. (SQLite shares one database and its write lock.)
-        audit_db = db if db.is_sqlite else Database(settings.database_url, pool_size=2)
+        # the requests that are waiting for it. (SQLite shares one database and its write lock.) Its
+        # appends are by key, so PostgreSQL may keep their plans.
+        audit_db = db if db.is_sqlite else Database(settings.database_url, pool_size=2, custom_plans=False)
         services.audit = AuditWriter.from_settings(audit_db, settings)
         await services.audit.start()
         metrics.watch_pool("main", db.engine)

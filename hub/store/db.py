@@ -29,16 +29,30 @@ from hub.store import deferred
 class Database:
     """Owns the engine; created in the app's lifespan, disposed at shutdown."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False, statement_timeout_ms: int = 0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        echo: bool = False,
+        statement_timeout_ms: int = 0,
+        custom_plans: bool = True,
+    ) -> None:
+        """``custom_plans=False`` for a database used only for statements whose plan does not depend
+        on their values (the audit writer's appends): one pool, generic plans allowed."""
         self.url = make_url(url)
         self.statement_timeout_ms = statement_timeout_ms
         self.dialect = self.url.get_backend_name()
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         # On PostgreSQL a small second pool serves lookups by key (see lookup()); the two pools
         # together open at most 2 * pool_size connections, as the one pool did.
-        lookup_size = 0 if self.is_sqlite else max(1, pool_size // 4)
+        two_pools = custom_plans and not self.is_sqlite
+        lookup_size = max(1, pool_size // 4) if two_pools else 0
         self.engine: AsyncEngine = self._create_engine(
-            pool_size, max(0, pool_size - 2 * lookup_size), echo, plan_cache_mode="force_custom_plan"
+            pool_size,
+            max(0, pool_size - 2 * lookup_size),
+            echo,
+            plan_cache_mode="force_custom_plan" if custom_plans else "auto",
         )
         event.listen(self.engine.sync_engine, "commit", deferred.refuse_unsettled)
         event.listen(self.engine.sync_engine, "rollback", deferred.forget_on_rollback)
@@ -47,14 +61,12 @@ class Database:
         self._read_engine = (
             self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
-        #: The lookup pool's engine (the main engine itself on SQLite).
+        #: The lookup pool's engine (the main engine itself on SQLite or without custom plans).
         self.lookup_engine: AsyncEngine = (
-            self.engine
-            if self.is_sqlite
-            else self._create_engine(lookup_size, lookup_size, echo, plan_cache_mode="auto")
+            self._create_engine(lookup_size, lookup_size, echo, plan_cache_mode="auto") if two_pools else self.engine
         )
         self._lookup_autocommit = (
-            self.engine if self.is_sqlite else self.lookup_engine.execution_options(isolation_level="AUTOCOMMIT")
+            self.lookup_engine.execution_options(isolation_level="AUTOCOMMIT") if two_pools else self._read_engine
         )
 
     @property

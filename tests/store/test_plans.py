@@ -1,0 +1,77 @@
+"""Which pool a statement runs on: lookups by key may keep generic plans on PostgreSQL, searches
+always get a plan for their own values (a generic plan made a care plan search 500x slower)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import event, text
+
+from hub.store.db import Database
+
+
+async def _plan_mode(db: Database, kind: str) -> str:
+    async with getattr(db, kind)() as conn:
+        if db.is_sqlite:
+            return "sqlite"
+        return str((await conn.execute(text("SHOW plan_cache_mode"))).scalar())
+
+
+async def test_lookups_keep_generic_plans_and_reads_and_writes_do_not(database_url: str, backend: str) -> None:
+    db = Database(database_url, pool_size=8)
+    audit = Database(database_url, pool_size=2, custom_plans=False)
+    try:
+        modes = {kind: await _plan_mode(db, kind) for kind in ("lookup", "read", "write")}
+        if backend == "sqlite":
+            assert db.engines == (db.engine,)
+            return
+        assert modes == {"lookup": "auto", "read": "force_custom_plan", "write": "force_custom_plan"}
+        assert await _plan_mode(audit, "write") == "auto"
+        assert audit.engines == (audit.engine,)
+        # The two pools together open no more connections than the one pool did (2 * pool_size).
+        pools = [e.sync_engine.pool for e in db.engines]
+        assert sum(p.size() + p._max_overflow for p in pools) == 16  # type: ignore[attr-defined]
+    finally:
+        await db.dispose()
+        await audit.dispose()
+
+
+async def test_a_read_by_id_runs_on_the_lookup_pool_and_a_search_does_not(
+    hub_app: Any, client: httpx.AsyncClient, backend: str
+) -> None:
+    r = await client.post("/fhir/Patient", json={"resourceType": "Patient", "name": [{"family": "Plan"}]})
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    db: Database = hub_app.state.services.repo.db
+    seen: dict[str, list[str]] = {"main": [], "lookup": []}
+
+    def on(name: str) -> Any:
+        def record(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+            seen[name].append(statement)
+
+        return record
+
+    listeners = [(db.engine.sync_engine, on("main"))]
+    if db.lookup_engine is not db.engine:
+        listeners.append((db.lookup_engine.sync_engine, on("lookup")))
+    for engine, fn in listeners:
+        event.listen(engine, "before_cursor_execute", fn)
+    try:
+        r = await client.get(f"/fhir/Patient/{pid}")
+        assert r.status_code == 200
+        read = {k: list(v) for k, v in seen.items()}
+        for v in seen.values():
+            v.clear()
+        r = await client.get("/fhir/Patient", params={"family": "Plan"})
+        assert r.status_code == 200 and r.json()["total"] == 1
+        search = {k: list(v) for k, v in seen.items()}
+    finally:
+        for engine, fn in listeners:
+            event.remove(engine, "before_cursor_execute", fn)
+    if backend == "sqlite":  # one pool
+        assert read["main"] and search["main"]
+        return
+    assert any("FROM resource" in s for s in read["lookup"]), read
+    assert not any("FROM resource" in s for s in read["main"]), read["main"]
+    assert any("FROM resource" in s for s in search["main"]) and not search["lookup"], search
