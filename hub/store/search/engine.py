@@ -20,7 +20,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Select, and_, false, func, or_, select, text, tuple_
+from sqlalchemy import BigInteger, Integer, Select, and_, any_, false, func, not_, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
@@ -108,9 +109,16 @@ def _access(visible: Visible) -> _Access:
 
 def _include_statement(shape: Shape, visible: Visible) -> Select[Any]:
     """One ``_include``/``_revinclude`` round: what the references of ``pids`` point at, or (reverse)
-    what points at them, seen through the access filter."""
-    _tag, reverse, specs, has_base = shape
+    what points at them, seen through the access filter, leaving out ``pids`` themselves (the caller
+    has them: ``$everything``'s references mostly point inside the page). On PostgreSQL ``pids`` is
+    one array parameter (``= ANY``): one statement text whatever the page size, prepared once."""
+    _tag, reverse, specs, has_base, array = shape
     s = Slots()
+    pids = s.next(type_=ARRAY(BigInteger())) if array else s.next(expanding=True)
+
+    def among(col: Any) -> ColumnElement[bool]:
+        return col == any_(pids) if array else col.in_(pids)
+
     ref = idx_reference.alias("inc_ref")
     r = resource.alias("inc")
     choices = []
@@ -130,11 +138,17 @@ def _include_statement(shape: Shape, visible: Visible) -> Select[Any]:
         join = ref.join(r, r.c.pid == ref.c.pid).join(
             m, and_(m.c.res_type == ref.c.target_type, m.c.res_id == ref.c.target_id)
         )
-        where: list[ColumnElement[bool]] = [m.c.pid.in_(s.next(expanding=True))]
+        where: list[ColumnElement[bool]] = [among(m.c.pid)]
     else:
         join = ref.join(r, and_(r.c.res_type == ref.c.target_type, r.c.res_id == ref.c.target_id))
-        where = [ref.c.pid.in_(s.next(expanding=True))]
-    where += [or_(*choices), build_local_target(ref, has_base, s), r.c.deleted == false(), access]
+        where = [among(ref.c.pid)]
+    where += [
+        not_(among(r.c.pid)),
+        or_(*choices),
+        build_local_target(ref, has_base, s),
+        r.c.deleted == false(),
+        access,
+    ]
     cols = [r.c[c.name] for c in _COLUMNS]
     return select(*cols).select_from(join).where(*where).distinct()
 
@@ -413,7 +427,8 @@ class SearchEngine(Matcher):
         b = Binds()
         b.add(pids)
         has_base = plan_local_target(local_base, b)
-        shape = ("include", reverse, tuple((i.source_type, i.param, i.target_type) for i in specs), has_base)
+        specs_shape = tuple((i.source_type, i.param, i.target_type) for i in specs)
+        shape = ("include", reverse, specs_shape, has_base, conn.dialect.name == "postgresql")
         build = lambda: _include_statement(shape, access.visible)  # noqa: E731
         return [Stored(*row) for row in (await self._run(conn, shape, build, b, access)).all()]
 
