@@ -12,6 +12,11 @@ cannot shift what comes after it (with offsets it could make a row skipped or se
 ``_offset`` is still honoured when a client sends it.
 
 ``_total=estimate`` on PostgreSQL is the planner's row estimate for the count (no counting scan).
+
+Each statement is built once per *shape* (:mod:`hub.store.search.predicates`: which parameters,
+modifiers, chains, sort, paging position, includes) and access policy shape, kept in a bounded LRU
+(:class:`hub.store.policy.ShapeCache`), and run with the search's and the caller's values as bind
+parameters: the way reads by id run (:func:`hub.store.resources.get_current_checked`).
 """
 
 from __future__ import annotations
@@ -103,7 +108,8 @@ def _access(visible: Visible) -> _Access:
     policy's shape only, its values are the policy's params (as for reads by id)."""
     policy = getattr(visible, "__self__", None)
     if policy is not None and getattr(policy, "sql_filter", None) == visible and hasattr(policy, "shape"):
-        return _Access(visible, policy.shape(), policy.params())
+        # (the class too: two kinds of policy may give the same shape with different filters)
+        return _Access(visible, (type(policy), policy.shape()), policy.params())
     return _Access(visible, None, {})
 
 
