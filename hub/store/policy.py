@@ -100,7 +100,7 @@ class ShapeCache(Generic[T]):
     the search's values) travels as bind values when it runs, so one cached statement serves
     every caller of the same shape with their own values."""
 
-    def __init__(self, size: int = 512) -> None:
+    def __init__(self, size: int = 256) -> None:
         self.size = size
         self._items: OrderedDict[Hashable, T] = OrderedDict()
 

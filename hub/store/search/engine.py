@@ -54,7 +54,7 @@ MAX_INCLUDE_DEPTH = 4
 #: Most resources one include round may add (protects against runaway :iterate).
 MAX_INCLUDED = 5000
 #: Statements kept built (per query shape and access policy shape), the least recently used dropped.
-STATEMENT_CACHE_SIZE = 512
+STATEMENT_CACHE_SIZE = 256
 
 
 @dataclass(slots=True)
