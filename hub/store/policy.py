@@ -9,8 +9,9 @@ statement takes a :data:`Visible` filter.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
@@ -86,3 +87,33 @@ WriteRules = Callable[
     [AsyncConnection, StorePolicy, str, "dict[str, Any] | None", "Stored | None", str, list[str], str],
     Awaitable[Verdict | None],
 ]
+
+
+T = TypeVar("T")
+
+
+class ShapeCache(Generic[T]):
+    """Statements built once per shape and reused, the least recently used dropped beyond ``size``.
+
+    The key must hold everything that changes the statement's SQL, the caller's
+    :meth:`StorePolicy.shape` included; everything else (the policy's :meth:`StorePolicy.params`,
+    the search's values) travels as bind values when it runs, so one cached statement serves
+    every caller of the same shape with their own values."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, T] = OrderedDict()
+
+    def get(self, key: Hashable, build: Callable[[], T]) -> T:
+        item = self._items.get(key)
+        if item is not None:
+            self._items.move_to_end(key)
+            return item
+        item = build()
+        self._items[key] = item
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return item
+
+    def __len__(self) -> int:
+        return len(self._items)

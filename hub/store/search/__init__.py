@@ -2,6 +2,6 @@
 
 from hub.store.policy import Visible
 from hub.store.search.engine import SearchEngine, SearchPage
-from hub.store.search.predicates import PredicateBuilder
+from hub.store.search.predicates import Planner, TemplateBuilder
 
-__all__ = ["PredicateBuilder", "SearchEngine", "SearchPage", "Visible"]
+__all__ = ["Planner", "SearchEngine", "SearchPage", "TemplateBuilder", "Visible"]

@@ -12,14 +12,21 @@ cannot shift what comes after it (with offsets it could make a row skipped or se
 ``_offset`` is still honoured when a client sends it.
 
 ``_total=estimate`` on PostgreSQL is the planner's row estimate for the count (no counting scan).
+
+Each statement is built once per *shape* (:mod:`hub.store.search.predicates`: which parameters,
+modifiers, chains, sort, paging position, includes) and access policy shape, kept in a bounded LRU
+(:class:`hub.store.policy.ShapeCache`), and run with the search's and the caller's values as bind
+parameters: the way reads by id run (:func:`hub.store.resources.get_current_checked`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, literal, or_, select, text, tuple_
+from sqlalchemy import BigInteger, Integer, Select, and_, any_, false, func, not_, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
@@ -27,13 +34,18 @@ from sqlalchemy.sql.expression import FromClause
 from hub.fhir.errors import BadRequest, Issue
 from hub.fhir.query import DEFAULT_SEARCH_LIMITS, Cursor, Include, SearchLimits, SearchQuery, parse_query
 from hub.store import deferred
-from hub.store.policy import Visible
+from hub.store.policy import ShapeCache, Visible
 from hub.store.repository import Matcher
 from hub.store.resources import Stored
 from hub.store.search.predicates import (
-    PredicateBuilder,
+    Binds,
+    Planner,
+    Shape,
+    Slots,
+    TemplateBuilder,
+    build_local_target,
     keyset_condition,
-    local_target,
+    plan_local_target,
     sort_column,
 )
 from hub.store.tables import idx_compartment, idx_reference, resource
@@ -41,6 +53,8 @@ from hub.store.tables import idx_compartment, idx_reference, resource
 MAX_INCLUDE_DEPTH = 4
 #: Most resources one include round may add (protects against runaway :iterate).
 MAX_INCLUDED = 5000
+#: Statements kept built (per query shape and access policy shape), the least recently used dropped.
+STATEMENT_CACHE_SIZE = 256
 
 
 @dataclass(slots=True)
@@ -68,7 +82,7 @@ _COLUMNS = (
 )
 
 
-def in_compartment(r: FromClause, comp_type: str, comp_id: str, res_type: str | None) -> ColumnElement[bool]:
+def in_compartment(r: FromClause, comp_type: str, comp_id: Any, res_type: str | None) -> ColumnElement[bool]:
     """Rows of ``r`` in the compartment, matched to its ``idx_compartment`` rows on (client key, pid):
     a compartment row carries its resource's key, so the key adds no condition on one database, and
     says which client's rows (which shard) a distributed database joins (deploy/CITUS.md)."""
@@ -77,6 +91,72 @@ def in_compartment(r: FromClause, comp_type: str, comp_id: str, res_type: str | 
     if res_type:
         rows = rows.where(c.c.res_type == res_type)
     return tuple_(r.c.client_key, r.c.pid).in_(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _Access:
+    """The access filter a search applies, what its statements are cached by (the policy's shape;
+    None: a filter that is not a policy's, built for each search) and its bind values."""
+
+    visible: Visible
+    shape: Hashable | None
+    params: dict[str, Any]
+
+
+def _access(visible: Visible) -> _Access:
+    """``visible`` is a policy's :meth:`~hub.store.policy.StorePolicy.sql_filter`: its SQL depends on the
+    policy's shape only, its values are the policy's params (as for reads by id)."""
+    policy = getattr(visible, "__self__", None)
+    if policy is not None and getattr(policy, "sql_filter", None) == visible and hasattr(policy, "shape"):
+        # (the class too: two kinds of policy may give the same shape with different filters)
+        return _Access(visible, (type(policy), policy.shape()), policy.params())
+    return _Access(visible, None, {})
+
+
+def _include_statement(shape: Shape, visible: Visible) -> Select[Any]:
+    """One ``_include``/``_revinclude`` round: what the references of ``pids`` point at, or (reverse)
+    what points at them, seen through the access filter, leaving out ``pids`` themselves (the caller
+    has them: ``$everything``'s references mostly point inside the page). On PostgreSQL ``pids`` is
+    one array parameter (``= ANY``): one statement text whatever the page size, prepared once."""
+    _tag, reverse, specs, has_base, array = shape
+    s = Slots()
+    pids = s.next(type_=ARRAY(BigInteger())) if array else s.next(expanding=True)
+
+    def among(col: Any) -> ColumnElement[bool]:
+        return col == any_(pids) if array else col.in_(pids)
+
+    ref = idx_reference.alias("inc_ref")
+    r = resource.alias("inc")
+    choices = []
+    for source_type, param, target_type in specs:
+        parts: list[ColumnElement[bool]] = []
+        if source_type != "*":
+            parts.append(ref.c.res_type == source_type)
+        if param != "*":
+            parts.append(ref.c.param == param)
+        if target_type:
+            parts.append(ref.c.target_type == target_type)
+        choices.append(and_(*parts) if parts else ref.c.pid.isnot(None))
+    access = visible(r)
+    if reverse:
+        # Resources whose reference points at one of ``pids``.
+        m = resource.alias("inc_match")
+        join = ref.join(r, r.c.pid == ref.c.pid).join(
+            m, and_(m.c.res_type == ref.c.target_type, m.c.res_id == ref.c.target_id)
+        )
+        where: list[ColumnElement[bool]] = [among(m.c.pid)]
+    else:
+        join = ref.join(r, and_(r.c.res_type == ref.c.target_type, r.c.res_id == ref.c.target_id))
+        where = [among(ref.c.pid)]
+    where += [
+        not_(among(r.c.pid)),
+        or_(*choices),
+        build_local_target(ref, has_base, s),
+        r.c.deleted == false(),
+        access,
+    ]
+    cols = [r.c[c.name] for c in _COLUMNS]
+    return select(*cols).select_from(join).where(*where).distinct()
 
 
 #: PostgreSQL collations that order text by code point (LIKE 'x%' and ranges can seek a B-tree).
@@ -115,6 +195,8 @@ class SearchEngine(Matcher):
         #: Whether the database compares text in code point order (see :func:`string_cond`); learnt
         #: from the first connection, because the engine is built before the database is reached.
         self.bytewise: bool | None = None
+        #: The statements of the searches run so far, one per query shape and access policy shape.
+        self.statements: ShapeCache[Select[Any]] = ShapeCache(STATEMENT_CACHE_SIZE)
 
     # -- parsing ------------------------------------------------------------------------------------
 
@@ -132,39 +214,66 @@ class SearchEngine(Matcher):
 
     # -- SQL ----------------------------------------------------------------------------------------
 
-    def where(
-        self, query: SearchQuery, r: FromClause, visible: Visible, local_base: str | None = None
-    ) -> list[ColumnElement[bool]]:
-        """All conditions a matching row of ``r`` meets (type, not deleted, criteria, access, snapshot)."""
-        builder = PredicateBuilder(self.registry, visible, local_base, bytewise=bool(self.bytewise))
-        conds: list[ColumnElement[bool]] = [r.c.deleted == false()]
-        if query.res_type:
-            conds.append(r.c.res_type == query.res_type)
-        elif query.types:
-            conds.append(r.c.res_type.in_(query.types))
+    def _plan_where(self, query: SearchQuery, local_base: str | None, b: Binds) -> Shape:
+        """The shape of :meth:`_build_where`'s conditions; their values go in ``b``."""
+        planner = Planner(b, local_base, bytewise=bool(self.bytewise))
+        compartment = None
         if query.compartment is not None:
-            conds.append(in_compartment(r, *query.compartment, query.res_type))
-        conds.extend(builder.condition(r, c) for c in query.criteria)
-        conds.append(visible(r))
+            compartment, comp_id = query.compartment
+            b.add(comp_id)
+        criteria = tuple(planner.criterion(c) for c in query.criteria)
         if query.snapshot is not None:
-            conds.append(r.c.pid <= query.snapshot)
+            b.add(query.snapshot)
+        types = () if query.res_type else tuple(query.types)
+        return (query.res_type, types, compartment, criteria, query.snapshot is not None)
+
+    def _build_where(self, shape: Shape, r: FromClause, visible: Visible, s: Slots) -> list[ColumnElement[bool]]:
+        """All conditions a matching row of ``r`` meets (type, not deleted, criteria, access, snapshot)."""
+        res_type, types, compartment, criteria, has_snapshot = shape
+        conds: list[ColumnElement[bool]] = [r.c.deleted == false()]
+        if res_type:
+            conds.append(r.c.res_type == res_type)
+        elif types:
+            conds.append(r.c.res_type.in_(types))
+        if compartment is not None:
+            conds.append(in_compartment(r, compartment, s.next(), res_type))
+        builder = TemplateBuilder(visible, s)
+        conds.extend(builder.condition(r, c) for c in criteria)
+        conds.append(visible(r))
+        if has_snapshot:
+            conds.append(r.c.pid <= s.next())
         return conds
 
-    def page_statement(self, query: SearchQuery, *, visible: Visible, local_base: str | None = None) -> Select[Any]:
-        """The SELECT of one page, exactly as :meth:`execute` runs it (tools and tests EXPLAIN it).
-
-        One row more than the page size tells whether there is a next page; on the first page a
-        scalar ``max(pid)`` column records the snapshot that later pages are limited to.
-        """
-        r = resource
-        conds = self.where(query, r, visible, local_base)
-        keys = [(sort_column(r, k.name, k.type, k.descending), k.descending) for k in query.sort]
+    def _plan_page(self, query: SearchQuery, local_base: str | None, b: Binds) -> Shape:
+        """The shape of one page's SELECT (:meth:`_build_page`); its values go in ``b``."""
+        where = self._plan_where(query, local_base, b)
+        sort = tuple((k.name, k.type, k.descending) for k in query.sort)
         cursor = query.cursor
-        reverse = cursor is not None and cursor.direction == "previous"
+        cursor_shape = None
         if cursor is not None:
-            if len(cursor.values) != len(keys):
+            if len(cursor.values) != len(sort):
                 raise BadRequest("_cursor does not belong to this search's _sort", expression="_cursor")
-            conds.append(keyset_condition(keys, cursor.values, r.c.pid, cursor.pid, reverse=reverse))
+            b.add(*(v for v in cursor.values if v is not None), cursor.pid)
+            cursor_shape = (cursor.direction == "previous", tuple(v is None for v in cursor.values))
+        if query.snapshot is not None:
+            b.add(query.snapshot)
+        b.add(query.count + 1)
+        if cursor is None:
+            b.add(query.offset)
+        return ("page", where, sort, cursor_shape)
+
+    def _build_page(self, shape: Shape, visible: Visible) -> Select[Any]:
+        """One row more than the page size tells whether there is a next page; on the first page a
+        scalar ``max(pid)`` column records the snapshot that later pages are limited to."""
+        _tag, where, sort, cursor_shape = shape
+        r = resource
+        s = Slots()
+        conds = self._build_where(where, r, visible, s)
+        keys = [(sort_column(r, name, ptype, descending), descending) for name, ptype, descending in sort]
+        reverse = cursor_shape is not None and cursor_shape[0]
+        if cursor_shape is not None:
+            values = tuple(None if none else s.next() for none in cursor_shape[1])
+            conds.append(keyset_condition(keys, values, r.c.pid, s.next(), reverse=reverse))
         order = []
         for expr, descending in keys:
             desc = descending != reverse
@@ -172,14 +281,31 @@ class SearchEngine(Matcher):
             order.append(term.nulls_first() if reverse else term.nulls_last())
         order.append(r.c.pid.desc() if reverse else r.c.pid.asc())
         columns: list[Any] = list(_COLUMNS)
+        has_snapshot = where[4]
         columns.append(
-            select(func.max(resource.c.pid)).scalar_subquery().label("snapshot")
-            if query.snapshot is None
-            else literal(query.snapshot).label("snapshot")
+            s.next(type_=BigInteger()).label("snapshot")
+            if has_snapshot
+            else select(func.max(resource.c.pid)).scalar_subquery().label("snapshot")
         )
         columns += [expr.label(f"sort_key_{i}") for i, (expr, _d) in enumerate(keys)]
-        stmt = select(*columns).where(*conds).order_by(*order).limit(query.count + 1)
-        return stmt if cursor is not None else stmt.offset(query.offset)
+        stmt = select(*columns).where(*conds).order_by(*order).limit(s.next(type_=Integer()))
+        return stmt if cursor_shape is not None else stmt.offset(s.next(type_=BigInteger()))
+
+    def page_statement(self, query: SearchQuery, *, visible: Visible, local_base: str | None = None) -> Select[Any]:
+        """The SELECT of one page as :meth:`execute` runs it, its values bound (tools and tests EXPLAIN it)."""
+        b = Binds()
+        shape = self._plan_page(query, local_base, b)
+        access = _access(visible)
+        return self._build_page(shape, visible).params({**b.values, **access.params})
+
+    async def _run(self, conn: AsyncConnection, key: Shape, build: Any, b: Binds, access: _Access) -> Any:
+        """Run the statement of shape ``key`` (built by ``build`` unless cached) with ``b``'s values
+        and the caller's access values."""
+        if access.shape is None:
+            stmt = build()
+        else:
+            stmt = self.statements.get((key, access.shape, self.bytewise), build)
+        return await conn.execute(stmt, {**b.values, **access.params})
 
     async def execute(
         self,
@@ -192,13 +318,17 @@ class SearchEngine(Matcher):
         if self.bytewise is None:
             self.bytewise = await text_is_bytewise(conn)
         await deferred.settle(conn)  # the access facts this transaction's writes owe
+        access = _access(visible)
         page = SearchPage(query, [], warnings=list(query.ignored))
         if query.summary == "count" or query.count == 0:
-            page.total = await self._count(conn, self.where(query, resource, visible, local_base))
+            b = Binds()
+            where = self._plan_where(query, local_base, b)
+            page.total = await self._count(conn, where, b, access)
             return page
         first_page = query.snapshot is None
-        stmt = self.page_statement(query, visible=visible, local_base=local_base)
-        rows = (await conn.execute(stmt)).all()
+        b = Binds()
+        shape = self._plan_page(query, local_base, b)
+        rows = (await self._run(conn, shape, lambda: self._build_page(shape, access.visible), b, access)).all()
         more = len(rows) > query.count
         rows = rows[: query.count]
         cursor = query.cursor
@@ -221,37 +351,42 @@ class SearchEngine(Matcher):
         if query.total != "none":
             if not page.has_next and cursor is None and (rows or query.offset == 0):
                 page.total = query.offset + len(rows)
-            elif query.total == "estimate" and not conn.dialect.name == "sqlite":
-                page.total = await self._estimate(conn, self.where(query, resource, visible, local_base))
             else:
-                page.total = await self._count(conn, self.where(query, resource, visible, local_base))
+                b = Binds()
+                where = self._plan_where(query, local_base, b)
+                if query.total == "estimate" and not conn.dialect.name == "sqlite":
+                    page.total = await self._estimate(conn, where, b, access)
+                else:
+                    page.total = await self._count(conn, where, b, access)
         if query.includes or query.revincludes:
-            page.included = await self._includes(conn, query, page.matches, visible, local_base)
+            page.included = await self._includes(conn, query, page.matches, access, local_base)
         return page
 
-    async def _estimate(self, conn: AsyncConnection, conds: list[ColumnElement[bool]]) -> int:
+    async def _estimate(self, conn: AsyncConnection, where: Shape, b: Binds, access: _Access) -> int:
         """The planner's estimate of the matching rows (PostgreSQL ``EXPLAIN``): no counting scan."""
-        stmt = select(resource.c.pid).where(*conds)
-        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-        values = compiled.construct_params()
-        params = tuple(values[name] for name in compiled.positiontup or ())
-        plan = (await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", params)).scalar_one()
+        stmt = select(resource.c.pid).where(*self._build_where(where, resource, access.visible, Slots()))
+        state = stmt.compile(dialect=conn.dialect).construct_expanded_state({**b.values, **access.params})
+        sql, params = state.statement, state.positional_parameters
+        plan = (await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}", params)).scalar_one()
         if isinstance(plan, str):
             import json
 
             plan = json.loads(plan)
         return int(plan[0]["Plan"]["Plan Rows"])
 
-    async def _count(self, conn: AsyncConnection, conds: list[ColumnElement[bool]]) -> int:
-        stmt = select(func.count()).select_from(resource).where(*conds)
-        return int((await conn.execute(stmt)).scalar_one())
+    async def _count(self, conn: AsyncConnection, where: Shape, b: Binds, access: _Access) -> int:
+        def build() -> Select[Any]:
+            conds = self._build_where(where, resource, access.visible, Slots())
+            return select(func.count()).select_from(resource).where(*conds)
+
+        return int((await self._run(conn, ("count", where), build, b, access)).scalar_one())
 
     async def _includes(
         self,
         conn: AsyncConnection,
         query: SearchQuery,
         matches: list[Stored],
-        visible: Visible,
+        access: _Access,
         local_base: str | None = None,
     ) -> list[Stored]:
         """_include/_revinclude: one statement per kind per round; :iterate repeats on what was added."""
@@ -264,9 +399,9 @@ class SearchEngine(Matcher):
                 break
             added: list[Stored] = []
             if includes:
-                added += await self._include_round(conn, frontier, includes, visible, local_base, reverse=False)
+                added += await self._include_round(conn, frontier, includes, access, local_base, reverse=False)
             if revincludes:
-                added += await self._include_round(conn, frontier, revincludes, visible, local_base, reverse=True)
+                added += await self._include_round(conn, frontier, revincludes, access, local_base, reverse=True)
             new = []
             for s in added:
                 if s.pid not in seen:
@@ -290,38 +425,18 @@ class SearchEngine(Matcher):
         conn: AsyncConnection,
         pids: list[int],
         specs: list[Include],
-        visible: Visible,
+        access: _Access,
         local_base: str | None,
         *,
         reverse: bool,
     ) -> list[Stored]:
-        ref = idx_reference.alias("inc_ref")
-        r = resource.alias("inc")
-        choices = []
-        for spec in specs:
-            parts: list[ColumnElement[bool]] = []
-            if spec.source_type != "*":
-                parts.append(ref.c.res_type == spec.source_type)
-            if spec.param != "*":
-                parts.append(ref.c.param == spec.param)
-            if spec.target_type:
-                parts.append(ref.c.target_type == spec.target_type)
-            choices.append(and_(*parts) if parts else ref.c.pid.isnot(None))
-        access = visible(r)
-        if reverse:
-            # Resources whose reference points at one of ``pids``.
-            m = resource.alias("inc_match")
-            join = ref.join(r, r.c.pid == ref.c.pid).join(
-                m, and_(m.c.res_type == ref.c.target_type, m.c.res_id == ref.c.target_id)
-            )
-            where: list[ColumnElement[bool]] = [m.c.pid.in_(pids)]
-        else:
-            join = ref.join(r, and_(r.c.res_type == ref.c.target_type, r.c.res_id == ref.c.target_id))
-            where = [ref.c.pid.in_(pids)]
-        where += [or_(*choices), local_target(ref, local_base), r.c.deleted == false(), access]
-        cols = [r.c[c.name] for c in _COLUMNS]
-        stmt = select(*cols).select_from(join).where(*where).distinct()
-        return [Stored(*row) for row in (await conn.execute(stmt)).all()]
+        b = Binds()
+        b.add(pids)
+        has_base = plan_local_target(local_base, b)
+        specs_shape = tuple((i.source_type, i.param, i.target_type) for i in specs)
+        shape = ("include", reverse, specs_shape, has_base, conn.dialect.name == "postgresql")
+        build = lambda: _include_statement(shape, access.visible)  # noqa: E731
+        return [Stored(*row) for row in (await self._run(conn, shape, build, b, access)).all()]
 
     # -- conditional interactions ---------------------------------------------------------------------
 
