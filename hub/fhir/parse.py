@@ -124,7 +124,7 @@ def check_structure(resource: dict[str, Any]) -> list[Issue]:
         model.model_validate(resource)
     except ValidationError as exc:
         return [_issue(resource["resourceType"], err) for err in exc.errors(include_url=False)[:20]]
-    except (KeyError, ValueError, TypeError) as exc:  # the models raise these for e.g. unknown nested types
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:  # e.g. unknown nested types, ``"_x": true``
         return [Issue(f"Invalid resource content: {exc}", "structure", "error", (resource["resourceType"],))]
     return []
 

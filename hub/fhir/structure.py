@@ -25,6 +25,7 @@ from pydantic import TypeAdapter
 
 Loc = tuple[str | int, ...]
 _PRIM, _MODEL, _RESOURCE, _DEFER = 0, 1, 2, 3
+_NOT_AN_OBJECT: Loc = ("root",)  # where the models place "not an object" for a complex element
 
 # Cheap tests that accept only what the models accept (pydantic's patterns use search semantics and
 # Unicode classes; these stay within printable ASCII, where every engine agrees).
@@ -93,6 +94,8 @@ def first_problem(resource: dict[str, Any]) -> Loc | None:
 
 
 def _walk(shape: _Shape, data: dict[str, Any]) -> Loc | None:
+    if shape.needs_content and data.get("id") is None and data.get("extension") is None:
+        return ()  # checked before its elements
     fields = shape.fields
     for key, value in data.items():
         f = fields.get(key)
@@ -112,7 +115,7 @@ def _walk(shape: _Shape, data: dict[str, Any]) -> Loc | None:
                 if item is None:
                     if f.nullable_items:
                         continue
-                    return (key, i)
+                    return (key, i) if kind == _PRIM else (key,)  # the models refuse the whole list
                 bad = _value(f, kind, item)
                 if bad is not None:
                     return (key, i, *bad)
@@ -130,8 +133,6 @@ def _walk(shape: _Shape, data: dict[str, Any]) -> Loc | None:
                 found += 1
         if found > 1 or (required and not found):
             return ()
-    if shape.needs_content and data.get("id") is None and data.get("extension") is None:
-        return ()
     return None
 
 
@@ -141,13 +142,13 @@ def _value(f: _Field, kind: int, value: Any) -> Loc | None:
         return None if f.check(value) else ()
     if kind == _MODEL:
         if type(value) is not dict:
-            return ()
+            return _NOT_AN_OBJECT if type(value) is not str else ()  # a str is parsed as JSON text
         return _walk(_shape(f.target), value)
     if kind == _RESOURCE:
         if type(value) is not dict:
-            return ()
+            return _NOT_AN_OBJECT if type(value) is not str else ()
         shape = _resource_shape(value.get("resourceType"))
-        return () if shape is None else _walk(shape, value)
+        return _NOT_AN_OBJECT if shape is None else _walk(shape, value)  # e.g. a datatype's name
     return ()
 
 
