@@ -15,9 +15,9 @@ names, JSON text for an element) is left to the models.
 from __future__ import annotations
 
 import re
+import threading
 import typing
 from collections.abc import Callable
-from functools import cache
 from types import NoneType, UnionType
 from typing import Any
 
@@ -56,7 +56,7 @@ _FAST: dict[str, Callable[[Any], Any]] = {
 class _Field:
     """One JSON property of a type: what its value must be."""
 
-    __slots__ = ("alias", "kind", "is_list", "nullable_items", "check", "target", "required")
+    __slots__ = ("alias", "kind", "is_list", "nullable_items", "check", "target", "shape", "required")
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
@@ -65,6 +65,7 @@ class _Field:
         self.nullable_items = False  # a list's items may be null (primitive lists and their ``_x``)
         self.check: Callable[[Any], bool] | None = None  # a primitive's value test
         self.target: Any = None  # the model class of a complex element
+        self.shape: _Shape | None = None  # its compiled table, on first use
         self.required = False
 
 
@@ -143,7 +144,10 @@ def _value(f: _Field, kind: int, value: Any) -> Loc | None:
     if kind == _MODEL:
         if type(value) is not dict:
             return _NOT_AN_OBJECT if type(value) is not str else ()  # a str is parsed as JSON text
-        return _walk(_shape(f.target), value)
+        shape = f.shape
+        if shape is None:
+            shape = f.shape = _shape(f.target)
+        return _walk(shape, value)
     if kind == _RESOURCE:
         if type(value) is not dict:
             return _NOT_AN_OBJECT if type(value) is not str else ()
@@ -152,11 +156,16 @@ def _value(f: _Field, kind: int, value: Any) -> Loc | None:
     return ()
 
 
-@cache
+_RESOURCES: dict[str, _Shape | None] = {}
+
+
 def _resource_shape(res_type: Any) -> _Shape | None:
     """The shape of a resource type the models know (None for anything else: the models decide)."""
-    if not isinstance(res_type, str):
+    if type(res_type) is not str:
         return None
+    shape = _RESOURCES.get(res_type)
+    if shape is not None:
+        return shape
     from fhir.resources.R4B import fhirtypes
     from fhir_core.constraints import FHIR_TYPES_MAPS
     from pydantic._internal._validators import import_string
@@ -164,21 +173,27 @@ def _resource_shape(res_type: Any) -> _Shape | None:
     prefix = getattr(fhirtypes.ResourceType, "_prefix", "")
     path = FHIR_TYPES_MAPS.get(prefix + res_type + "Type")
     if path is None:
-        return None
+        return None  # not remembered: a client's made-up names would grow the table
     model = import_string(path)
     if not model.has_resource_base() or model.__resource_type__ != res_type:
         return None
-    return _shape(model)
+    shape = _RESOURCES[res_type] = _shape(model)
+    return shape
 
 
 _SHAPES: dict[Any, _Shape] = {}
+_COMPILING = threading.Lock()  # large bodies are checked on worker threads: no half-built table is seen
 
 
 def _shape(model: Any) -> _Shape:
     shape = _SHAPES.get(model)
     if shape is None:
-        shape = _SHAPES[model] = _Shape()  # registered first: types refer to themselves (Extension)
-        _compile(model, shape)
+        with _COMPILING:
+            shape = _SHAPES.get(model)
+            if shape is None:
+                shape = _Shape()
+                _compile(model, shape)  # complex elements' tables are built on their first use
+                _SHAPES[model] = shape
     return shape
 
 

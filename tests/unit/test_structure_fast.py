@@ -178,3 +178,19 @@ def test_broken_variants_agree_with_the_models(seed: int) -> None:
         assert check_structure(res) == _reference(res)
     print(f"{len(variants)} variants, {deferred} left to the models and accepted by them")
     assert deferred < len(variants) // 50
+
+
+def test_odd_resource_types_and_extensions_are_422s_not_crashes() -> None:
+    from hub.fhir.errors import InvalidResource
+    from hub.fhir.parse import check_resource
+
+    base = {"resourceType": "Patient", "name": [{"family": "Jansen"}]}
+    for bad in (
+        {**base, "contained": [{"resourceType": {"a": 1}}]},
+        {**base, "contained": [{"resourceType": ["Patient"]}]},
+        {**base, "contained": [{"resourceType": "NoSuchType"}]},
+        {**base, "name": [{"_family": True}]},
+    ):
+        with pytest.raises(InvalidResource):
+            check_resource(bad, "Patient")
+    assert check_resource(base, "Patient") is base
