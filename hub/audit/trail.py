@@ -18,7 +18,7 @@ the answer leaves the hub.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -107,15 +107,21 @@ class AuditTrail:
     # -- collecting -----------------------------------------------------------------------------
 
     async def note(
-        self, conn: AsyncConnection, stored: Sequence[Stored], patients: Iterable[str] | None = None
+        self,
+        conn: AsyncConnection,
+        stored: Sequence[Stored],
+        patients: Iterable[str] | None = None,
+        *,
+        by_pid: Mapping[int, set[str]] | None = None,
     ) -> None:
         """Resources returned (or refused) to the caller: remember them and the clients they belong
-        to (``patients`` when the caller already knows them, else looked up)."""
+        to (``patients`` of the one resource, or ``by_pid`` of each, when the caller already knows
+        them; else looked up)."""
         if not self.enabled or not stored:
             return
         if patients is not None and len(stored) == 1:
             by_pid = {stored[0].pid: set(patients)}
-        else:
+        elif by_pid is None or any(s.pid not in by_pid for s in stored):
             by_pid = await patients_by_pid(conn, [s.pid for s in stored])
         self._remember([(s, by_pid.get(s.pid, set())) for s in stored])
 

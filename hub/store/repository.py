@@ -86,9 +86,16 @@ class Matcher:
         raise NotImplementedError
 
     async def execute(
-        self, conn: AsyncConnection, query: Any, *, visible: Visible, local_base: str | None = None
+        self,
+        conn: AsyncConnection,
+        query: Any,
+        *,
+        visible: Visible,
+        local_base: str | None = None,
+        with_patients: bool = False,
     ) -> Any:
-        """A page of a :class:`hub.fhir.query.SearchQuery` (a ``SearchPage``)."""
+        """A page of a :class:`hub.fhir.query.SearchQuery` (a ``SearchPage``); ``with_patients``: with
+        the clients of every resource it returns (``SearchPage.patients``)."""
         raise NotImplementedError
 
 
@@ -178,9 +185,12 @@ class Repository:
         """A page of a search (:class:`hub.fhir.query.SearchQuery` -> ``SearchPage``) through the
         caller's access filter; the clients whose data it returned are noted in the audit trail."""
         async with self.reading(conn) as c:
-            page = await self.matcher.execute(c, query, visible=self.visible, local_base=local_base)
+            audited = self.trail is not None and self.trail.enabled
+            page = await self.matcher.execute(
+                c, query, visible=self.visible, local_base=local_base, with_patients=audited
+            )
             if self.trail is not None:  # who saw which clients' data goes in the audit record
-                await self.trail.note(c, page.matches + page.included)
+                await self.trail.note(c, page.matches + page.included, by_pid=page.patients)
         return page
 
     async def everything(

@@ -8,7 +8,7 @@ last statement, or :meth:`Trail.discard` when it rolls back).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,10 +19,19 @@ from hub.store.resources import Stored
 class Trail(Protocol):
     """The audit trail of one request, as the repository uses it."""
 
+    #: False when the hub keeps no audit log (nothing needs noting, nor looking up for it).
+    enabled: bool
+
     async def note(
-        self, conn: AsyncConnection, stored: Sequence[Stored], patients: Iterable[str] | None = None
+        self,
+        conn: AsyncConnection,
+        stored: Sequence[Stored],
+        patients: Iterable[str] | None = None,
+        *,
+        by_pid: Mapping[int, set[str]] | None = None,
     ) -> None:
-        """Resources returned (or refused) to the caller, and the clients they belong to."""
+        """Resources returned (or refused) to the caller, and the clients they belong to (known
+        already: ``patients`` of one resource, ``by_pid`` of several)."""
 
     async def note_versions(self, conn: AsyncConnection, stored: Sequence[Stored], hids: Sequence[int]) -> None:
         """History entries, each credited to the clients its version was about."""

@@ -69,3 +69,27 @@ async def test_writes_are_logged_with_their_transaction(client: httpx.AsyncClien
     assert r.status_code == 400
     failed = await _events(client_as("admin"), "&outcome=4")
     assert any(e["action"] == "C" for e in failed)
+
+
+async def test_a_search_names_its_clients_from_its_own_statements(
+    demo: dict[str, str],  # noqa: F811
+    client_as: Any,
+    count_statements: Any,
+) -> None:
+    """The page and _include statements return each resource's clients themselves: no separate
+    compartment lookup for the audit record, and the record still names the client."""
+    c1 = demo[C1]
+    huisarts, me = client_as(HUISARTS), client_as(f"client:{C1}")
+    before = len(await _events(me))
+    with count_statements() as counter:
+        r = await huisarts.get(f"/fhir/CarePlan?subject=Patient/{c1}&_include=CarePlan:subject")
+    assert r.status_code == 200
+    kinds = {e["search"]["mode"] for e in r.json()["entry"]}
+    assert kinds == {"match", "include"}, kinds
+    lookups = [s for s in counter.statements if " ".join(s.split()).startswith("SELECT DISTINCT idx_compartment.pid")]
+    assert lookups == []
+    events = await _events(me)
+    new = events[: len(events) - before]
+    assert len(new) == 1
+    refs = {ent["what"]["reference"] for ent in new[0].get("entity", []) if "what" in ent}
+    assert f"Patient/{c1}" in refs

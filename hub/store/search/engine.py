@@ -25,11 +25,28 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Select, and_, any_, false, func, not_, or_, select, text, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    String,
+    and_,
+    any_,
+    false,
+    func,
+    not_,
+    null,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
+from sqlalchemy.sql.functions import FunctionElement
 
 from hub.fhir.errors import BadRequest, Issue
 from hub.fhir.query import DEFAULT_SEARCH_LIMITS, Cursor, Include, SearchLimits, SearchQuery, parse_query
@@ -69,6 +86,9 @@ class SearchPage:
     #: Keyset positions for the paging links (None: no such page).
     next_cursor: Cursor | None = None
     previous_cursor: Cursor | None = None
+    #: The clients (Patient ids) each returned resource belongs to, by pid, when asked for
+    #: (``with_patients``): the audit trail's, fetched by the page and include statements themselves.
+    patients: dict[int, set[str]] | None = None
 
 
 _COLUMNS = (
@@ -80,6 +100,37 @@ _COLUMNS = (
     resource.c.deleted,
     resource.c.content,
 )
+
+
+class _PatientIds(FunctionElement[str]):
+    """The Patient compartment ids of row ``r`` as one space-separated string (ids have no spaces):
+    ``string_agg`` on PostgreSQL, ``group_concat`` on SQLite, in a scalar subquery."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_PatientIds)
+def _patient_ids_pg(element: _PatientIds, compiler: Any, **kw: Any) -> str:
+    return f"string_agg({compiler.process(element.clauses, **kw)}, ' ')"
+
+
+@compiles(_PatientIds, "sqlite")
+def _patient_ids_sqlite(element: _PatientIds, compiler: Any, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ' ')"
+
+
+def _patients_column(r: FromClause, wanted: bool) -> Any:
+    """Column 7 of page and include rows: the row's clients when ``wanted``, else NULL."""
+    if not wanted:
+        return null().label("patients")
+    c = idx_compartment.alias("row_comp")
+    ids = select(_PatientIds(c.c.comp_id)).where(c.c.pid == r.c.pid, c.c.comp_type == "Patient")
+    return ids.scalar_subquery().label("patients")
+
+
+def _patients_of(value: str | None) -> set[str]:
+    return set(value.split(" ")) if value else set()
 
 
 def in_compartment(r: FromClause, comp_type: str, comp_id: Any, res_type: str | None) -> ColumnElement[bool]:
@@ -118,7 +169,7 @@ def _include_statement(shape: Shape, visible: Visible) -> Select[Any]:
     what points at them, seen through the access filter, leaving out ``pids`` themselves (the caller
     has them: ``$everything``'s references mostly point inside the page). On PostgreSQL ``pids`` is
     one array parameter (``= ANY``): one statement text whatever the page size, prepared once."""
-    _tag, reverse, specs, has_base, array = shape
+    _tag, reverse, specs, has_base, array, with_patients = shape
     s = Slots()
     pids = s.next(type_=ARRAY(BigInteger())) if array else s.next(expanding=True)
 
@@ -155,7 +206,7 @@ def _include_statement(shape: Shape, visible: Visible) -> Select[Any]:
         r.c.deleted == false(),
         access,
     ]
-    cols = [r.c[c.name] for c in _COLUMNS]
+    cols = [r.c[c.name] for c in _COLUMNS] + [_patients_column(r, with_patients)]
     return select(*cols).select_from(join).where(*where).distinct()
 
 
@@ -262,9 +313,10 @@ class SearchEngine(Matcher):
             b.add(query.offset)
         return ("page", where, sort, cursor_shape)
 
-    def _build_page(self, shape: Shape, visible: Visible) -> Select[Any]:
+    def _build_page(self, shape: Shape, visible: Visible, with_patients: bool = False) -> Select[Any]:
         """One row more than the page size tells whether there is a next page; on the first page a
-        scalar ``max(pid)`` column records the snapshot that later pages are limited to."""
+        scalar ``max(pid)`` column records the snapshot that later pages are limited to. Columns: the
+        stored version (0-6), its clients or NULL (7), the snapshot (8), the sort keys (9-)."""
         _tag, where, sort, cursor_shape = shape
         r = resource
         s = Slots()
@@ -280,7 +332,7 @@ class SearchEngine(Matcher):
             term = expr.desc() if desc else expr.asc()
             order.append(term.nulls_first() if reverse else term.nulls_last())
         order.append(r.c.pid.desc() if reverse else r.c.pid.asc())
-        columns: list[Any] = list(_COLUMNS)
+        columns: list[Any] = [*_COLUMNS, _patients_column(r, with_patients)]
         has_snapshot = where[4]
         columns.append(
             s.next(type_=BigInteger()).label("snapshot")
@@ -314,7 +366,10 @@ class SearchEngine(Matcher):
         *,
         visible: Visible,
         local_base: str | None = None,
+        with_patients: bool = False,
     ) -> SearchPage:
+        """A page of ``query`` through ``visible``; ``with_patients`` also gives every returned
+        resource's clients (:attr:`SearchPage.patients`), from the same statements."""
         if self.bytewise is None:
             self.bytewise = await text_is_bytewise(conn)
         await deferred.settle(conn)  # the access facts this transaction's writes owe
@@ -328,7 +383,8 @@ class SearchEngine(Matcher):
         first_page = query.snapshot is None
         b = Binds()
         shape = self._plan_page(query, local_base, b)
-        rows = (await self._run(conn, shape, lambda: self._build_page(shape, access.visible), b, access)).all()
+        build = lambda: self._build_page(shape, access.visible, with_patients)  # noqa: E731
+        rows = (await self._run(conn, (shape, with_patients), build, b, access)).all()
         more = len(rows) > query.count
         rows = rows[: query.count]
         cursor = query.cursor
@@ -340,14 +396,16 @@ class SearchEngine(Matcher):
             page.has_next = more
             has_previous = cursor is not None or query.offset > 0
         page.matches = [Stored(*row[:7]) for row in rows]
-        page.snapshot = query.snapshot if not first_page else (rows[0][7] if rows else None)
+        if with_patients:
+            page.patients = {row[0]: _patients_of(row[7]) for row in rows}
+        page.snapshot = query.snapshot if not first_page else (rows[0][8] if rows else None)
         if rows:
             n = len(query.sort)
             first, last = rows[0], rows[-1]
             if page.has_next:
-                page.next_cursor = Cursor(tuple(last[8 : 8 + n]), last[0], "next")
+                page.next_cursor = Cursor(tuple(last[9 : 9 + n]), last[0], "next")
             if has_previous:
-                page.previous_cursor = Cursor(tuple(first[8 : 8 + n]), first[0], "previous")
+                page.previous_cursor = Cursor(tuple(first[9 : 9 + n]), first[0], "previous")
         if query.total != "none":
             if not page.has_next and cursor is None and (rows or query.offset == 0):
                 page.total = query.offset + len(rows)
@@ -359,7 +417,7 @@ class SearchEngine(Matcher):
                 else:
                     page.total = await self._count(conn, where, b, access)
         if query.includes or query.revincludes:
-            page.included = await self._includes(conn, query, page.matches, access, local_base)
+            page.included = await self._includes(conn, query, page, access, local_base)
         return page
 
     async def _estimate(self, conn: AsyncConnection, where: Shape, b: Binds, access: _Access) -> int:
@@ -385,11 +443,13 @@ class SearchEngine(Matcher):
         self,
         conn: AsyncConnection,
         query: SearchQuery,
-        matches: list[Stored],
+        page: SearchPage,
         access: _Access,
         local_base: str | None = None,
     ) -> list[Stored]:
-        """_include/_revinclude: one statement per kind per round; :iterate repeats on what was added."""
+        """_include/_revinclude: one statement per kind per round; :iterate repeats on what was added
+        (their clients go in ``page.patients`` when it is kept)."""
+        matches = page.matches
         seen = {s.pid for s in matches}
         included: list[Stored] = []
         frontier = [s.pid for s in matches]
@@ -399,9 +459,9 @@ class SearchEngine(Matcher):
                 break
             added: list[Stored] = []
             if includes:
-                added += await self._include_round(conn, frontier, includes, access, local_base, reverse=False)
+                added += await self._include_round(conn, frontier, includes, access, local_base, page, reverse=False)
             if revincludes:
-                added += await self._include_round(conn, frontier, revincludes, access, local_base, reverse=True)
+                added += await self._include_round(conn, frontier, revincludes, access, local_base, page, reverse=True)
             new = []
             for s in added:
                 if s.pid not in seen:
@@ -427,6 +487,7 @@ class SearchEngine(Matcher):
         specs: list[Include],
         access: _Access,
         local_base: str | None,
+        page: SearchPage,
         *,
         reverse: bool,
     ) -> list[Stored]:
@@ -434,9 +495,14 @@ class SearchEngine(Matcher):
         b.add(pids)
         has_base = plan_local_target(local_base, b)
         specs_shape = tuple((i.source_type, i.param, i.target_type) for i in specs)
-        shape = ("include", reverse, specs_shape, has_base, conn.dialect.name == "postgresql")
+        patients = page.patients
+        shape = ("include", reverse, specs_shape, has_base, conn.dialect.name == "postgresql", patients is not None)
         build = lambda: _include_statement(shape, access.visible)  # noqa: E731
-        return [Stored(*row) for row in (await self._run(conn, shape, build, b, access)).all()]
+        rows = (await self._run(conn, shape, build, b, access)).all()
+        if patients is not None:
+            for row in rows:
+                patients[row[0]] = _patients_of(row[7])
+        return [Stored(*row[:7]) for row in rows]
 
     # -- conditional interactions ---------------------------------------------------------------------
 
