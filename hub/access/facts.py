@@ -24,8 +24,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import and_, delete, false, insert, or_, select, true
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.access.decision import Policy
@@ -99,13 +97,7 @@ async def after_write(
 ) -> None:
     """Maintain the facts a write implies (``resource`` None for a delete). ``writer`` is the
     caller's access policy, ``base`` the hub's FHIR base (for absolute references to itself)."""
-    if author_ura and resource is not None:
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        await conn.execute(
-            dialect_insert(resource_author)
-            .values(pid=stored.pid, ura=author_ura, client_key=stored.client_key or key_of_resource(stored.pid))
-            .on_conflict_do_nothing()
-        )
+    # (The author's ``resource_author`` row the store wrote with the version: hub.store.resources.Authorship.)
     if stored.res_type not in DERIVING_TYPES:
         return
     if stored.res_type in ("Organization", "PractitionerRole"):

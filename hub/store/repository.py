@@ -39,7 +39,7 @@ from hub.store import deferred
 from hub.store import resources as dao
 from hub.store.db import Database
 from hub.store.policy import OnStateChange, StorePolicy, Verdict, Visible, WriteRules
-from hub.store.resources import IndexRows, Stored
+from hub.store.resources import NO_AUTHORSHIP, Authorship, IndexRows, Stored
 from hub.store.searchparams import DEFINITION_TYPE, LiveSearchParameters
 from hub.store.trail import Trail
 
@@ -583,7 +583,9 @@ class Repository:
         event = None
         if self.outbox is not None:
             event = await self.outbox.event(conn, res_type, stamped, None, _patients(rows))
-        stored = await dao.insert_new(conn, res_type, res_id, content, when, method, rows, category, event)
+        stored = await dao.insert_new(
+            conn, res_type, res_id, content, when, method, rows, category, event, self._authorship(verdict)
+        )
         await self._record(conn, stored, verdict)
         if self.after_write is not None:
             await self.after_write(conn, stored, stamped, self.author_ura, writer=self.policy)
@@ -607,7 +609,9 @@ class Repository:
         event = None
         if self.outbox is not None:
             event = await self.outbox.event(conn, current.res_type, stamped, current, _patients(rows))
-        stored = await dao.write_version(conn, current, content, when, method, rows, category, event)
+        stored = await dao.write_version(
+            conn, current, content, when, method, rows, category, event, self._authorship(verdict)
+        )
         if stored is None:
             return None
         await self._record(conn, stored, verdict)
@@ -678,10 +682,18 @@ class Repository:
                 raise
         return patients, verdict
 
+    def _authorship(self, verdict: Verdict | None) -> Authorship:
+        """Who is recorded as having written a version: the caller's organisation, and the
+        creators the workflow check named (for a write that creates the resource)."""
+        owners = verdict.owners if verdict is not None else ()
+        if not owners and self.author_ura is None:
+            return NO_AUTHORSHIP
+        return Authorship(self.author_ura, owners)
+
     async def _record(self, conn: AsyncConnection, stored: Stored, verdict: Verdict | None) -> None:
         """What the access decision's workflow check decided is kept with the write
-        (hub.workflows.check.WriteVerdict.keep: the creator of a new resource; the state change,
-        handed to :attr:`on_state_change`, the outbox, in the write's transaction)."""
+        (hub.workflows.check.WriteVerdict.keep: the state change, handed to :attr:`on_state_change`,
+        the outbox, in the write's transaction; the creators went in with the version itself)."""
         if verdict is not None:
             await verdict.keep(conn, stored, self.on_state_change)
         if stored.res_type == DEFINITION_TYPE and self.search_params is not None:
