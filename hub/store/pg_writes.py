@@ -272,3 +272,68 @@ async def write_version(
     if creators:
         params.update(_creator_params(author_ura, ()))
     return (await conn.execute(update_statement(event is not None, creators), params)).first() is not None
+
+
+@cache
+def delete_statement(with_event: bool = False) -> TextClause:
+    """A deletion: the compare-and-set, the history row (no content) with the compartments the
+    deleted version was in (its ``idx_compartment`` rows, which a deletion keeps), the other index
+    rows removed, and the outbox event; all hanging off ``r``."""
+    deletes = ", ".join(
+        f"d_{name} AS (DELETE FROM {table.name} WHERE pid IN (SELECT pid FROM r))"
+        for name, table in INDEX_TABLES.items()
+    )
+    sql = (
+        "WITH r AS (UPDATE resource SET version = :version, last_updated = :last_updated, deleted = true, "
+        "content = NULL, client_key = :client_key WHERE pid = :pid AND version = :expected RETURNING pid), "
+        "h AS (INSERT INTO resource_history (pid, res_type, res_id, version, last_updated, method, content, "
+        "category, client_key) SELECT pid, :res_type, :res_id, :version, :last_updated, :method, NULL, :category, "
+        ":client_key FROM r RETURNING hid), "
+        "hc AS (INSERT INTO history_compartment (hid, comp_type, comp_id) SELECT h.hid, c.comp_type, c.comp_id "
+        "FROM h, idx_compartment c WHERE c.pid = :pid), "
+        + (_EVENT_CTE if with_event else "")
+        + deletes
+        + " SELECT pid FROM r"
+    )
+    return text(sql).bindparams(
+        bindparam("pid", type_=BigInteger()),
+        bindparam("expected", type_=Integer()),
+        bindparam("version", type_=Integer()),
+        bindparam("last_updated", type_=BigInteger()),
+        bindparam("res_type", type_=String()),
+        bindparam("res_id", type_=String()),
+        bindparam("method", type_=String()),
+        bindparam("category", type_=String()),
+        bindparam("client_key", type_=String()),
+        *(_EVENT_BINDS if with_event else ()),
+    )
+
+
+async def delete_version(
+    conn: AsyncConnection,
+    pid: int,
+    res_type: str,
+    res_id: str,
+    expected: int,
+    last_updated: int,
+    method: str,
+    category: str,
+    client_key: str,
+    event: Mapping[str, Any] | None = None,
+) -> bool:
+    """The compare-and-set deletion in one statement; False if the version moved (then nothing at
+    all is written)."""
+    params = {
+        "pid": pid,
+        "expected": expected,
+        "version": expected + 1,
+        "last_updated": last_updated,
+        "res_type": res_type,
+        "res_id": res_id,
+        "method": method,
+        "category": category,
+        "client_key": client_key,
+    }
+    if event is not None:
+        params.update(_event_params(event))
+    return (await conn.execute(delete_statement(event is not None), params)).first() is not None

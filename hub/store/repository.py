@@ -238,6 +238,9 @@ class Repository:
                 async with self.db.write() as own:
                     yield own
                     if self.trail is not None:
+                        # The owed facts first: the audit append takes the chain head's lock, held
+                        # until the commit, so it comes last.
+                        await deferred.settle(own)
                         await self.trail.flush(own)
             finally:
                 if self.trail is not None:
@@ -387,7 +390,8 @@ class Repository:
                 current = await dao.get_current(c, res_type, res_id)
                 if current is None:
                     raise NotFound(f"{res_type}/{res_id} is not known")
-                await self._check_read(c, current)
+                async with self._concerning(c, current):
+                    await self._check_read(c, current)
                 if current.deleted:
                     raise Gone(f"{res_type}/{res_id} was deleted")
                 if expected is not None and expected != current.version:
@@ -417,12 +421,13 @@ class Repository:
                 if current is None:
                     # The same answer as for a resource the caller may not see.
                     raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
-                await self._check_read(c, current)
-                if current.deleted:
-                    if expected is not None:
-                        raise PreconditionFailed(f"If-Match {if_match}: {res_type}/{res_id} does not exist")
-                    return None
-                patients, verdict = await self._check_delete(c, current)
+                async with self._concerning(c, current):
+                    await self._check_read(c, current)
+                    if current.deleted:
+                        if expected is not None:
+                            raise PreconditionFailed(f"If-Match {if_match}: {res_type}/{res_id} does not exist")
+                        return None
+                    patients, verdict = await self._check_delete(c, current)
                 if expected is not None and expected != current.version:
                     raise PreconditionFailed(
                         f"If-Match {if_match} does not match the current version {current.etag}",
@@ -643,22 +648,43 @@ class Repository:
             patients = [i for i in patients if i != resource.get("id")]
         if self.trail is not None:
             await self.trail.note_mentions(conn, resource)
-        if current is not None and not current.deleted:
-            await self._check_read(conn, current)  # (a refused attempt is in the client's view)
         try:
-            verdict = await self.policy.check_write(
-                conn, res_type, category, patients, current, interaction, resource, validate
-            )
-            if self.write_rules is not None:
-                verdict = await self.write_rules(
-                    conn, self.policy, res_type, resource, current, interaction, patients, category
+            async with self._concerning(conn, current, patients):
+                if current is not None and not current.deleted:
+                    await self._check_read(conn, current)  # (a refused attempt is in the client's view)
+                verdict = await self.policy.check_write(
+                    conn, res_type, category, patients, current, interaction, resource, validate
                 )
+                if self.write_rules is not None:
+                    verdict = await self.write_rules(
+                        conn, self.policy, res_type, resource, current, interaction, patients, category
+                    )
             return verdict
         except Forbidden:
             if self.trail is not None:  # a refused write is in the view of the clients it concerned
                 for patient in patients:
                     self.trail.note_patient(patient)
             raise
+
+    @asynccontextmanager
+    async def _concerning(
+        self, conn: AsyncConnection, current: Stored | None, patients: Sequence[str] = ()
+    ) -> AsyncIterator[None]:
+        """The checks of a write replacing ``current``: the facts the transaction owes are settled
+        for them (the visibility check of ``current``) only when some are owed for the clients
+        ``current`` is about, or ``patients`` (:func:`hub.store.deferred.scoped`). Whether the
+        caller may see a resource depends on its own clients' facts only; a Bundle updating many
+        clients' resources then recomputes their facts once, not before every next client's entry."""
+        if current is None or self.policy.internal:
+            yield
+            return
+        owed = deferred.owed(conn)
+        if not owed or owed & {current.client_key, *patients}:
+            yield  # (nothing owed, or owed for this write's clients: settled now, all in one go)
+            return
+        concerned = set(patients) | await dao.patients_of(conn, [current.pid])
+        with deferred.scoped(conn, concerned):
+            yield
 
     async def _check_delete(self, conn: AsyncConnection, current: Stored) -> tuple[list[str], Verdict | None]:
         """May the caller delete ``current``? Returns the Patients it belonged to, and the verdict."""

@@ -424,6 +424,37 @@ async def write_version(
         if rows is not None and content is not None
         else current.client_key or await _key_of(conn, current.pid)
     )
+    if conn.dialect.name == "postgresql" and deleted:
+        from hub.store import pg_writes
+
+        kept_category = category if category is not None else (current.category or "medisch")
+        if not await pg_writes.delete_version(
+            conn,
+            current.pid,
+            current.res_type,
+            current.res_id,
+            current.version,
+            last_updated,
+            method,
+            kept_category,
+            key,
+            event,
+        ):
+            return None
+        if authorship:
+            await _record_authorship(conn, current.pid, key, authorship, author=False, replace=True)
+        return Stored(
+            current.pid,
+            current.res_type,
+            current.res_id,
+            new_version,
+            last_updated,
+            True,
+            None,
+            method,
+            category if category is not None else current.category,
+            key,
+        )
     if conn.dialect.name == "postgresql" and rows is not None and content is not None:
         from hub.store import pg_writes
 
