@@ -206,9 +206,14 @@ class Repository:
             found = await self.matcher.execute(c, probe, visible=self.visible, local_base=local_base)
         return bool(found.matches)
 
-    async def _check_read(self, conn: AsyncConnection, stored: Stored) -> None:
-        if self.policy.internal:
+    async def _check_read(self, conn: AsyncConnection, stored: Stored, seen: bool | None = None) -> None:
+        """NotFound unless the caller may see ``stored`` (``seen``: already decided, see :meth:`_current`)."""
+        if self.policy.internal or seen:
             return
+        if seen is not None:
+            if self.trail is not None:  # a denied access is logged against the client it concerned
+                await self.trail.note(conn, [stored])
+            raise NotFound(f"{stored.res_type}/{stored.res_id} is not known", expression=stored.res_type)
         try:
             await self.policy.check_read(conn, stored)
         except NotFound:
@@ -347,7 +352,7 @@ class Repository:
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             try:
                 async with self.writing(conn) as c:
-                    current = await dao.get_current(c, res_type, res_id)
+                    current, seen = await self._current(c, res_type, res_id)
                     if current is None:
                         if expected is not None:
                             raise PreconditionFailed(
@@ -360,7 +365,7 @@ class Repository:
                             f"{res_type}/{res_id}",
                             headers=_etag(current),
                         )
-                    outcome = await self._next_version(c, current, resource, method)
+                    outcome = await self._next_version(c, current, resource, method, seen=seen)
                     if outcome is not None:
                         return outcome
                     if expected is not None or conn is not None:
@@ -387,11 +392,11 @@ class Repository:
         expected = parse_etag(if_match) if if_match is not None else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             async with self.writing(conn) as c:
-                current = await dao.get_current(c, res_type, res_id)
+                current, seen = await self._current(c, res_type, res_id)
                 if current is None:
                     raise NotFound(f"{res_type}/{res_id} is not known")
                 async with self._concerning(c, current):
-                    await self._check_read(c, current)
+                    await self._check_read(c, current, seen)
                 if current.deleted:
                     raise Gone(f"{res_type}/{res_id} was deleted")
                 if expected is not None and expected != current.version:
@@ -401,7 +406,7 @@ class Repository:
                     )
                 # On a worker thread: a patch may copy megabytes, and its result is checked like a body.
                 patched = await run_sync(_patched, apply, current.content or "{}", res_type, res_id)
-                outcome = await self._next_version(c, current, patched, "PATCH")
+                outcome = await self._next_version(c, current, patched, "PATCH", seen=True)
                 if outcome is not None:
                     return outcome
                 if expected is not None or conn is not None:
@@ -417,12 +422,12 @@ class Repository:
         expected = parse_etag(if_match) if if_match is not None else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             async with self.writing(conn) as c:
-                current = await dao.get_current(c, res_type, res_id)
+                current, seen = await self._current(c, res_type, res_id)
                 if current is None:
                     # The same answer as for a resource the caller may not see.
                     raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
                 async with self._concerning(c, current):
-                    await self._check_read(c, current)
+                    await self._check_read(c, current, seen)
                     if current.deleted:
                         if expected is not None:
                             raise PreconditionFailed(f"If-Match {if_match}: {res_type}/{res_id} does not exist")
@@ -545,6 +550,16 @@ class Repository:
 
     # -- internals ------------------------------------------------------------------------------
 
+    async def _current(self, conn: AsyncConnection, res_type: str, res_id: str) -> tuple[Stored | None, bool | None]:
+        """The current version a write replaces, and whether the caller may see it (None: not yet
+        decided). When the transaction owes no access facts (a single write), one statement reads
+        it and decides that; else the write's checks decide it once the facts it depends on are
+        settled (:meth:`_concerning`)."""
+        if self.policy.internal or deferred.owed(conn):
+            return await dao.get_current(conn, res_type, res_id), None
+        stored, visible, _clients = await dao.get_current_checked(conn, res_type, res_id, self.policy)
+        return stored, (visible if stored is not None else None)
+
     def _tick(self, current: Stored | None = None) -> int:
         """A timestamp for a new version: now, but never before the version it replaces."""
         now = self.clock()
@@ -599,8 +614,17 @@ class Repository:
         return WriteOutcome(stored, 201, stamped)
 
     async def _next_version(
-        self, conn: AsyncConnection, current: Stored, resource: dict[str, Any], method: str, status: int | None = None
+        self,
+        conn: AsyncConnection,
+        current: Stored,
+        resource: dict[str, Any],
+        method: str,
+        status: int | None = None,
+        *,
+        seen: bool | None = None,
     ) -> WriteOutcome | None:
+        """The next version of ``current``; ``seen``: whether the caller may see ``current``, if
+        already decided in this transaction (:meth:`_current`)."""
         when = self._tick(current)
         previous = None if current.deleted or current.content is None else current.content
         if self.prepare is not None:
@@ -609,7 +633,7 @@ class Repository:
         rows = self.indexer(stamped)
         category = self.categorize(stamped)
         verdict = await self._check_write(
-            conn, stamped, category, rows, current, "u", validate=lambda: self._check_profiles(stamped)
+            conn, stamped, category, rows, current, "u", validate=lambda: self._check_profiles(stamped), seen=seen
         )  # permission before validation, validation before the workflow rules
         event = None
         if self.outbox is not None:
@@ -636,6 +660,8 @@ class Repository:
         current: Stored | None,
         interaction: str,
         validate: Callable[[], None] | None = None,
+        *,
+        seen: bool | None = None,
     ) -> Verdict | None:
         if self.policy.internal:
             return await self.policy.check_write(
@@ -651,7 +677,7 @@ class Repository:
         try:
             async with self._concerning(conn, current, patients):
                 if current is not None and not current.deleted:
-                    await self._check_read(conn, current)  # (a refused attempt is in the client's view)
+                    await self._check_read(conn, current, seen)  # (a refused attempt is in the client's view)
                 verdict = await self.policy.check_write(
                     conn, res_type, category, patients, current, interaction, resource, validate
                 )
