@@ -186,17 +186,29 @@ def update_statement(with_event: bool = False, with_creators: bool = False) -> T
     )
 
 
+#: Per index table, its value columns as (bind parameter, column, value when a row leaves it out):
+#: worked out once (per write this was the hub's own costliest step of a WMO301 group).
+_PARAMS: list[tuple[str, list[tuple[str, str, Any]]]] = [
+    (name, [(f"{name}__{c.name}", c.name, 0 if c.name == "grp" else None) for c in _value_columns(table)])
+    for name, table in _INDEX.items()
+]
+
+
 def _index_params(
     rows: Mapping[str, Sequence[Mapping[str, Any]]], compartments: Sequence[tuple[str, str]]
 ) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    for name, table in _INDEX.items():
+    for name, columns in _PARAMS:
         if name == "compartment":
             table_rows: Sequence[Mapping[str, Any]] = [{"comp_type": t, "comp_id": i} for t, i in compartments]
         else:
             table_rows = rows.get(name, ())
-        for col in _value_columns(table):
-            params[f"{name}__{col.name}"] = [r.get(col.name, 0 if col.name == "grp" else None) for r in table_rows]
+        if not table_rows:
+            for param, _column, _default in columns:
+                params[param] = []
+            continue
+        for param, column, default in columns:
+            params[param] = [r.get(column, default) for r in table_rows]
     params["hc_type"] = [t for t, _i in compartments]
     params["hc_id"] = [i for _t, i in compartments]
     return params
