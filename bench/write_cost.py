@@ -42,10 +42,26 @@ class _Counting:
         self.heads: dict[str, Counter[str]] = {}
         self.cpu: dict[str, float] = {}
 
+    def one_trip(self, statements: int) -> None:
+        """Statements a SQLite write ran in one trip to its thread (hub.store.sqlite_writes)."""
+        if self.kind is not None and statements:
+            self.by_kind[self.kind] += statements
+            self.heads.setdefault(self.kind, Counter())["(SQLite one-trip write statements)"] += statements
+
     def __call__(self, _c: Any, _cur: Any, statement: str, *_a: Any) -> None:
         if self.kind is not None:
             self.by_kind[self.kind] += 1
             self.heads.setdefault(self.kind, Counter())[" ".join(statement.split()[:3])[:60]] += 1
+
+
+def _one_trip_statements() -> int:
+    """Statements SQLite writes ran in one trip to the database's thread so far (0 in a checkout
+    without hub.store.sqlite_writes)."""
+    try:
+        from hub.store import sqlite_writes
+    except ImportError:
+        return 0
+    return sqlite_writes.statements
 
 
 class _Recorder:
@@ -67,9 +83,10 @@ class _Recorder:
     ) -> tuple[int, bytes]:
         hdrs = {"Accept": FHIR_JSON, "Content-Type": FHIR_JSON, **(headers or {})}
         self.counting.kind = kind
-        c0 = time.process_time()
+        c0, s0 = time.process_time(), _one_trip_statements()
         content = orjson.dumps(body) if body else None
         resp = await self.http.request(method, f"/fhir/{path}", content=content, headers=hdrs)
+        self.counting.one_trip(_one_trip_statements() - s0)
         self.counting.cpu[kind] = self.counting.cpu.get(kind, 0.0) + time.process_time() - c0
         self.counting.kind = None
         self.counting.requests[kind] += 1

@@ -354,6 +354,26 @@ async def insert_new(
             authorship.owners,
         )
         return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
+    if conn.dialect.name == "sqlite" and rows is not None:
+        from hub.store import sqlite_writes
+
+        version = sqlite_writes.Version(
+            res_type,
+            res_id,
+            1,
+            last_updated,
+            method,
+            content,
+            category,
+            key,
+            rows.rows,
+            rows.compartments,
+            event,
+            authorship.author_ura,
+            authorship.owners,
+        )
+        pid = await sqlite_writes.insert_new(conn, version)
+        return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
     pid = (
         await conn.execute(
             insert(resource)
@@ -479,6 +499,40 @@ async def write_version(
             await move(conn, current.pid, key)
         if authorship.owners:  # (a re-creation: rare, so in statements of their own)
             await _record_authorship(conn, current.pid, key, authorship, author=False, replace=True)
+        return Stored(
+            current.pid,
+            current.res_type,
+            current.res_id,
+            new_version,
+            last_updated,
+            False,
+            content,
+            method,
+            category if category is not None else current.category,
+            key,
+        )
+    if conn.dialect.name == "sqlite" and rows is not None and content is not None:
+        from hub.store import sqlite_writes
+
+        version = sqlite_writes.Version(
+            current.res_type,
+            current.res_id,
+            new_version,
+            last_updated,
+            method,
+            content,
+            (category if category is not None else current.category) or "medisch",
+            key,
+            rows.rows,
+            rows.compartments,
+            event,
+            authorship.author_ura,
+            authorship.owners,
+        )
+        if not await sqlite_writes.write_version(conn, version, current.pid, current.version, category):
+            return None
+        if key != current.client_key:
+            await move(conn, current.pid, key)
         return Stored(
             current.pid,
             current.res_type,
