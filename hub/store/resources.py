@@ -444,11 +444,12 @@ async def write_version(
         if rows is not None and content is not None
         else current.client_key or await _key_of(conn, current.pid)
     )
-    if conn.dialect.name == "postgresql" and deleted:
-        from hub.store import pg_writes
+    if deleted and conn.dialect.name in ("postgresql", "sqlite"):
+        from hub.store import pg_writes, sqlite_writes
 
         kept_category = category if category is not None else (current.category or "medisch")
-        if not await pg_writes.delete_version(
+        one_go = pg_writes.delete_version if conn.dialect.name == "postgresql" else sqlite_writes.delete_version
+        if not await one_go(
             conn,
             current.pid,
             current.res_type,

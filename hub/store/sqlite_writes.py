@@ -226,3 +226,66 @@ async def write_version(
     ok, n = await _on_thread(conn, run)
     statements += n
     return ok
+
+
+_DELETE_RESOURCE = (
+    "UPDATE resource SET version = ?, last_updated = ?, deleted = 1, content = NULL, client_key = ? "
+    "WHERE pid = ? AND version = ?"
+)
+#: A deletion's history row is in the compartments of what it deleted (its index rows, kept).
+_HC_FROM_INDEX = (
+    "INSERT INTO history_compartment (hid, comp_type, comp_id) "
+    "SELECT ?, comp_type, comp_id FROM idx_compartment WHERE pid = ?"
+)
+_DELETE_SEARCH_ROWS = [f"DELETE FROM {t.name} WHERE pid = ?" for t in INDEX_TABLES.values()]  # noqa: S608
+
+
+async def delete_version(
+    conn: AsyncConnection,
+    pid: int,
+    res_type: str,
+    res_id: str,
+    expected: int,
+    last_updated: int,
+    method: str,
+    category: str,
+    key: str,
+    event: Mapping[str, Any] | None,
+) -> bool:
+    """The compare-and-set deletion with its history row (in the compartments it deleted from: a
+    deletion keeps its compartment rows), the search rows removed and its outbox event, in one
+    trip; False (nothing written) when the version moved."""
+    version = expected + 1
+
+    def run(db: sqlite3.Connection) -> tuple[bool, int]:
+        if db.execute(_DELETE_RESOURCE, (version, last_updated, key, pid, expected)).rowcount != 1:
+            return False, 1
+        hid = db.execute(
+            _INSERT_HISTORY, (pid, res_type, res_id, version, last_updated, method, None, category, key)
+        ).fetchone()[0]
+        db.execute(_HC_FROM_INDEX, (hid, pid))
+        for sql in _DELETE_SEARCH_ROWS:
+            db.execute(sql, (pid,))
+        if event is not None:
+            db.execute(
+                _INSERT_EVENT,
+                (
+                    last_updated,
+                    pid,
+                    res_type,
+                    res_id,
+                    version,
+                    category,
+                    event["change"],
+                    event["patients"],
+                    event["orgs"],
+                    event["old_status"],
+                    event["new_status"],
+                ),
+            )
+        return True, 4 + len(_DELETE_SEARCH_ROWS)
+
+    global statements
+    ok, n = await _on_thread(conn, run)
+    statements += n
+    return ok
