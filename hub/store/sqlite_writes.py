@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Table
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.tables import INDEX_TABLES, history_compartment, idx_compartment, outbox_event, resource_history
@@ -96,7 +97,12 @@ async def _on_thread(conn: AsyncConnection, fn: Callable[[sqlite3.Connection], T
     """Run ``fn`` with the sqlite3 connection under ``conn``, on aiosqlite's thread (one call)."""
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection  # an aiosqlite.Connection
-    result: T = await driver._execute(fn, driver._conn)  # noqa: SLF001  (its one way to run a function there)
+    try:
+        result: T = await driver._execute(fn, driver._conn)  # noqa: SLF001  (its one way to run a function there)
+    except (
+        sqlite3.Error
+    ) as exc:  # as SQLAlchemy raises it (IntegrityError, OperationalError, ...): the callers' handling
+        raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
     return result
 
 
