@@ -23,9 +23,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, false, insert, or_, select, true
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import BigInteger, String, Text, and_, bindparam, delete, false, insert, or_, select, text, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.access.decision import Policy
@@ -99,13 +98,7 @@ async def after_write(
 ) -> None:
     """Maintain the facts a write implies (``resource`` None for a delete). ``writer`` is the
     caller's access policy, ``base`` the hub's FHIR base (for absolute references to itself)."""
-    if author_ura and resource is not None:
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        await conn.execute(
-            dialect_insert(resource_author)
-            .values(pid=stored.pid, ura=author_ura, client_key=stored.client_key or key_of_resource(stored.pid))
-            .on_conflict_do_nothing()
-        )
+    # (The author's ``resource_author`` row the store wrote with the version: hub.store.resources.Authorship.)
     if stored.res_type not in DERIVING_TYPES:
         return
     if stored.res_type in ("Organization", "PractitionerRole"):
@@ -194,13 +187,54 @@ async def _derive(
                 patients.add(patient)
             patients |= await _derive_consent(conn, pid, resource, base)
         elif grantor is not None:
-            await conn.execute(
-                insert(care_source).values(
-                    source_pid=pid, grantor_kind=grantor[0], grantor=grantor[1], client_key=key_of_resource(pid)
-                )
-            )
-            patients |= await _derive_relations(conn, pid, resource, base, grantor)
+            concerned, relations = await _derive_relations(conn, pid, resource, base, grantor)
+            await _write_source(conn, pid, grantor, relations)
+            patients |= concerned
     return patients
+
+
+#: A care-relation source's ``care_source`` row and its relations in one statement (PostgreSQL).
+_SOURCE_AND_RELATIONS = text(
+    "WITH s AS (INSERT INTO care_source (source_pid, grantor_kind, grantor, client_key) "
+    "SELECT pid, :kind, :grantor, client_key FROM resource WHERE pid = :pid) "
+    'INSERT INTO care_relation (source_pid, patient_id, org_ura, start, "end", grantor_kind, grantor) '
+    "SELECT :pid, :patient, u.ura, u.lo, u.hi, :kind, :grantor "
+    "FROM unnest(CAST(:uras AS text[]), CAST(:los AS bigint[]), CAST(:his AS bigint[])) AS u(ura, lo, hi)"
+).bindparams(
+    bindparam("pid", type_=BigInteger()),
+    bindparam("kind", type_=String()),
+    bindparam("grantor", type_=String()),
+    bindparam("patient", type_=String()),
+    bindparam("uras", type_=ARRAY(Text())),
+    bindparam("los", type_=ARRAY(BigInteger())),
+    bindparam("his", type_=ARRAY(BigInteger())),
+)
+
+
+async def _write_source(conn: AsyncConnection, pid: int, grantor: Grantor, relations: list[dict[str, Any]]) -> None:
+    """Record who wrote care-relation source ``pid`` and the relations it implies (rows of one
+    patient and grantor, from :func:`_derive_relations`): one statement on PostgreSQL."""
+    if relations and conn.dialect.name == "postgresql":
+        await conn.execute(
+            _SOURCE_AND_RELATIONS,
+            {
+                "pid": pid,
+                "kind": grantor[0],
+                "grantor": grantor[1],
+                "patient": relations[0]["patient_id"],
+                "uras": [r["org_ura"] for r in relations],
+                "los": [r["start"] for r in relations],
+                "his": [r["end"] for r in relations],
+            },
+        )
+        return
+    await conn.execute(
+        insert(care_source).values(
+            source_pid=pid, grantor_kind=grantor[0], grantor=grantor[1], client_key=key_of_resource(pid)
+        )
+    )
+    if relations:
+        await conn.execute(insert(care_relation), relations)
 
 
 async def _rederive_referrers(conn: AsyncConnection, res_type: str, res_id: str, base: str | None) -> None:
@@ -262,16 +296,18 @@ async def _rederive_referrers(conn: AsyncConnection, res_type: str, res_id: str,
 
 async def _derive_relations(
     conn: AsyncConnection, pid: int, res: dict[str, Any], base: str | None, grantor: Grantor
-) -> set[str]:
+) -> tuple[set[str], list[dict[str, Any]]]:
+    """The patients a source's write concerns, and the care relations it implies (to be written
+    with its ``care_source`` row: :func:`_write_source`)."""
     kind = res["resourceType"]
     patient = _subject(res, base)
     if patient is None:
-        return set()
+        return set(), []
     refs: list[Any] = []
     start, end = DATE_MIN, DATE_MAX
     if kind == "CareTeam":
         if res.get("status") != "active":
-            return set()
+            return set(), []
         start, end = _period(res.get("period"))
         for p in res.get("participant") or []:
             if not isinstance(p, dict):
@@ -282,14 +318,14 @@ async def _derive_relations(
                     refs.append((ref, max(start, p_start), min(end, p_end)))
     elif kind == "ServiceRequest":
         if res.get("status") != "active":
-            return set()
+            return set(), []
         start, end = _period(res.get("occurrencePeriod"))
         refs = [(ref, start, end) for ref in res.get("performer") or []]
     elif kind == "Task":
         if not _has_code(res.get("code"), *OVERDRACHT_CODE) or res.get("status") not in OPEN_TASK_STATES:
-            return set()
+            return set(), []
         if not yields_access(res):
-            return {patient}  # a counterpart outside the hub: no care relation (hub.workflows.overdracht)
+            return {patient}, []  # a counterpart outside the hub: no care relation (hub.workflows.overdracht)
         if res.get("owner") is not None:
             refs = [(res["owner"], start, end)]
     rows = []
@@ -308,9 +344,7 @@ async def _derive_relations(
                     "grantor": grantor[1],
                 }
             )
-    if rows:
-        await conn.execute(insert(care_relation), _dedupe(rows))
-    return {patient}
+    return {patient}, _dedupe(rows)
 
 
 # -- consent ------------------------------------------------------------------------------------
@@ -541,25 +575,43 @@ async def _patient_registrars(conn: AsyncConnection, patients: list[str]) -> dic
     return out
 
 
+#: :func:`_forget` in one statement (PostgreSQL): the patients and BSNs the deleted rows concerned.
+_FORGET = text(
+    "WITH a AS (DELETE FROM care_relation WHERE source_pid = :pid RETURNING patient_id), "
+    "b AS (DELETE FROM consent_rule WHERE source_pid = :pid RETURNING patient_id), "
+    "c AS (DELETE FROM delegation WHERE source_pid = :pid RETURNING patient_bsn), "
+    "d AS (DELETE FROM care_source WHERE source_pid = :pid) "
+    "SELECT 'p', patient_id FROM a UNION SELECT 'p', patient_id FROM b UNION SELECT 'b', patient_bsn FROM c"
+).bindparams(bindparam("pid", type_=BigInteger()))
+
+
 async def _forget(conn: AsyncConnection, pid: int) -> list[str]:
-    """Drop the facts a resource implied; returns the patients they concerned."""
+    """Drop the facts a resource implied; returns the patients they concerned (each table's rows
+    deleted and named in one statement: ``DELETE ... RETURNING``; all four in one on PostgreSQL)."""
     patients: set[str] = set()
-    for table in (care_relation, consent_rule):
-        patients |= {
+    bsns: set[str] = set()
+    if conn.dialect.name == "postgresql":
+        for kind, value in (await conn.execute(_FORGET, {"pid": pid})).all():
+            (patients if kind == "p" else bsns).add(value)
+    else:
+        for table in (care_relation, consent_rule):
+            patients |= {
+                r[0]
+                for r in (
+                    await conn.execute(delete(table).where(table.c.source_pid == pid).returning(table.c.patient_id))
+                ).all()
+            }
+        bsns = {
             r[0]
-            for r in (await conn.execute(select(table.c.patient_id).where(table.c.source_pid == pid).distinct())).all()
+            for r in (
+                await conn.execute(
+                    delete(delegation).where(delegation.c.source_pid == pid).returning(delegation.c.patient_bsn)
+                )
+            ).all()
         }
-        await conn.execute(delete(table).where(table.c.source_pid == pid))
-    bsns = [
-        r[0]
-        for r in (
-            await conn.execute(select(delegation.c.patient_bsn).where(delegation.c.source_pid == pid).distinct())
-        ).all()
-    ]
-    for ids in (await patient_ids_for_bsn(conn, bsns)).values():
+        await conn.execute(delete(care_source).where(care_source.c.source_pid == pid))
+    for ids in (await patient_ids_for_bsn(conn, sorted(bsns))).values():
         patients |= set(ids)
-    await conn.execute(delete(delegation).where(delegation.c.source_pid == pid))
-    await conn.execute(delete(care_source).where(care_source.c.source_pid == pid))
     return sorted(patients)
 
 

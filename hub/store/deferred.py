@@ -13,8 +13,8 @@ transaction's memos (:func:`memo`: lookups a Bundle's writes would otherwise rep
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from contextlib import suppress
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 _KEY = "hub.deferred"
 _WRITING = "hub.deferred.writing"
 _MEMO = "hub.deferred.memo"
+_SCOPE = "hub.deferred.scope"
 
 #: Does the owed work for these items (e.g. client ids), in the caller's transaction.
 Settle = Callable[[AsyncConnection, set[str]], Awaitable[None]]
@@ -37,12 +38,43 @@ def owe(conn: AsyncConnection, settle_fn: Settle, items: Iterable[str]) -> None:
     owed.setdefault(settle_fn, set()).update(items)
 
 
+def owed(conn: AsyncConnection) -> set[str]:
+    """The items the transaction on ``conn`` owes work for (empty: none)."""
+    pending: dict[Settle, set[str]] | None = conn.info.get(_KEY)
+    return set().union(*pending.values()) if pending else set()
+
+
+@contextmanager
+def scoped(conn: AsyncConnection, items: Iterable[str]) -> Iterator[None]:
+    """Within this block a settle of everything (``settle(conn)``) is needed only when work for
+    ``items`` is owed: then it does all of it (at the cost of one), else nothing.
+
+    For a write's checks on the resource it replaces: whether the caller may see that resource
+    depends on the access facts of its own clients only, so a Bundle updating many clients'
+    networks need not recompute the clients its earlier entries concern before each entry; what
+    they owe is done once, later (at the latest before the commit). The block must read nothing
+    through an access filter but what concerns ``items``."""
+    previous = conn.info.get(_SCOPE)
+    conn.info[_SCOPE] = set(items) if previous is None else previous & set(items)
+    try:
+        yield
+    finally:
+        if previous is None:
+            conn.info.pop(_SCOPE, None)
+        else:
+            conn.info[_SCOPE] = previous
+
+
 async def settle(conn: AsyncConnection, only: Iterable[str] | None = None) -> None:
     """Do the owed work now: all of it, or (``only``) that for these items (work that concerns one
-    item only: the access facts of one client depend on that client's rows only)."""
+    item only: the access facts of one client depend on that client's rows only). Inside
+    :func:`scoped`, "all of it" only when work for the scope's items is owed."""
     owed: dict[Settle, set[str]] | None = conn.info.get(_KEY)
     if not owed:
         return
+    scope: set[str] | None = conn.info.get(_SCOPE)
+    if only is None and scope is not None and not any(scope & pending for pending in owed.values()):
+        return  # nothing the scope's reads depend on is owed
     wanted = None if only is None else set(only)
     for settle_fn in list(owed):
         pending = owed[settle_fn]
@@ -92,6 +124,7 @@ def clear_memo(conn: AsyncConnection, name: str) -> None:
 def _drop(info: dict[Any, Any]) -> Any:
     info.pop(_WRITING, None)
     info.pop(_MEMO, None)
+    info.pop(_SCOPE, None)
     return info.pop(_KEY, None)
 
 

@@ -29,6 +29,12 @@ OnStateChange = Callable[[AsyncConnection, Any], Awaitable[None]]
 class Verdict(Protocol):
     """What a write's decision keeps with the write (hub.workflows.check.WriteVerdict)."""
 
+    @property
+    def owners(self) -> tuple[str, ...]:
+        """The creator parties of a write that creates the resource (the store records them in the
+        write's own statement: :class:`hub.store.resources.Authorship`)."""
+        ...
+
     async def keep(self, conn: AsyncConnection, stored: Stored, on_state_change: OnStateChange | None) -> None: ...
 
 

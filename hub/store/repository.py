@@ -39,7 +39,7 @@ from hub.store import deferred
 from hub.store import resources as dao
 from hub.store.db import Database
 from hub.store.policy import OnStateChange, StorePolicy, Verdict, Visible, WriteRules
-from hub.store.resources import IndexRows, Stored
+from hub.store.resources import NO_AUTHORSHIP, Authorship, IndexRows, Stored
 from hub.store.searchparams import DEFINITION_TYPE, LiveSearchParameters
 from hub.store.trail import Trail
 
@@ -216,9 +216,14 @@ class Repository:
             found = await self.matcher.execute(c, probe, visible=self.visible, local_base=local_base)
         return bool(found.matches)
 
-    async def _check_read(self, conn: AsyncConnection, stored: Stored) -> None:
-        if self.policy.internal:
+    async def _check_read(self, conn: AsyncConnection, stored: Stored, seen: bool | None = None) -> None:
+        """NotFound unless the caller may see ``stored`` (``seen``: already decided, see :meth:`_current`)."""
+        if self.policy.internal or seen:
             return
+        if seen is not None:
+            if self.trail is not None:  # a denied access is logged against the client it concerned
+                await self.trail.note(conn, [stored])
+            raise NotFound(f"{stored.res_type}/{stored.res_id} is not known", expression=stored.res_type)
         try:
             await self.policy.check_read(conn, stored)
         except NotFound:
@@ -248,6 +253,9 @@ class Repository:
                 async with self.db.write() as own:
                     yield own
                     if self.trail is not None:
+                        # The owed facts first: the audit append takes the chain head's lock, held
+                        # until the commit, so it comes last.
+                        await deferred.settle(own)
                         await self.trail.flush(own)
             finally:
                 if self.trail is not None:
@@ -356,7 +364,7 @@ class Repository:
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             try:
                 async with self.writing(conn) as c:
-                    current = await dao.get_current(c, res_type, res_id)
+                    current, seen = await self._current(c, res_type, res_id)
                     if current is None:
                         if expected is not None:
                             raise PreconditionFailed(
@@ -369,7 +377,7 @@ class Repository:
                             f"{res_type}/{res_id}",
                             headers=_etag(current),
                         )
-                    outcome = await self._next_version(c, current, resource, method)
+                    outcome = await self._next_version(c, current, resource, method, seen=seen)
                     if outcome is not None:
                         return outcome
                     if expected is not None or conn is not None:
@@ -396,10 +404,11 @@ class Repository:
         expected = parse_etag(if_match) if if_match is not None else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             async with self.writing(conn) as c:
-                current = await dao.get_current(c, res_type, res_id)
+                current, seen = await self._current(c, res_type, res_id)
                 if current is None:
                     raise NotFound(f"{res_type}/{res_id} is not known")
-                await self._check_read(c, current)
+                async with self._concerning(c, current):
+                    await self._check_read(c, current, seen)
                 if current.deleted:
                     raise Gone(f"{res_type}/{res_id} was deleted")
                 if expected is not None and expected != current.version:
@@ -409,7 +418,7 @@ class Repository:
                     )
                 # On a worker thread: a patch may copy megabytes, and its result is checked like a body.
                 patched = await run_sync(_patched, apply, current.content or "{}", res_type, res_id)
-                outcome = await self._next_version(c, current, patched, "PATCH")
+                outcome = await self._next_version(c, current, patched, "PATCH", seen=True)
                 if outcome is not None:
                     return outcome
                 if expected is not None or conn is not None:
@@ -425,16 +434,17 @@ class Repository:
         expected = parse_etag(if_match) if if_match is not None else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             async with self.writing(conn) as c:
-                current = await dao.get_current(c, res_type, res_id)
+                current, seen = await self._current(c, res_type, res_id)
                 if current is None:
                     # The same answer as for a resource the caller may not see.
                     raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
-                await self._check_read(c, current)
-                if current.deleted:
-                    if expected is not None:
-                        raise PreconditionFailed(f"If-Match {if_match}: {res_type}/{res_id} does not exist")
-                    return None
-                patients, verdict = await self._check_delete(c, current)
+                async with self._concerning(c, current):
+                    await self._check_read(c, current, seen)
+                    if current.deleted:
+                        if expected is not None:
+                            raise PreconditionFailed(f"If-Match {if_match}: {res_type}/{res_id} does not exist")
+                        return None
+                    patients, verdict = await self._check_delete(c, current)
                 if expected is not None and expected != current.version:
                     raise PreconditionFailed(
                         f"If-Match {if_match} does not match the current version {current.etag}",
@@ -552,6 +562,16 @@ class Repository:
 
     # -- internals ------------------------------------------------------------------------------
 
+    async def _current(self, conn: AsyncConnection, res_type: str, res_id: str) -> tuple[Stored | None, bool | None]:
+        """The current version a write replaces, and whether the caller may see it (None: not yet
+        decided). When the transaction owes no access facts (a single write), one statement reads
+        it and decides that; else the write's checks decide it once the facts it depends on are
+        settled (:meth:`_concerning`)."""
+        if self.policy.internal or deferred.owed(conn):
+            return await dao.get_current(conn, res_type, res_id), None
+        stored, visible, _clients = await dao.get_current_checked(conn, res_type, res_id, self.policy)
+        return stored, (visible if stored is not None else None)
+
     def _tick(self, current: Stored | None = None) -> int:
         """A timestamp for a new version: now, but never before the version it replaces."""
         now = self.clock()
@@ -595,7 +615,9 @@ class Repository:
         event = None
         if self.outbox is not None:
             event = await self.outbox.event(conn, res_type, stamped, None, _patients(rows))
-        stored = await dao.insert_new(conn, res_type, res_id, content, when, method, rows, category, event)
+        stored = await dao.insert_new(
+            conn, res_type, res_id, content, when, method, rows, category, event, self._authorship(verdict)
+        )
         await self._record(conn, stored, verdict)
         if self.after_write is not None:
             await self.after_write(conn, stored, stamped, self.author_ura, writer=self.policy)
@@ -604,8 +626,17 @@ class Repository:
         return WriteOutcome(stored, 201, stamped)
 
     async def _next_version(
-        self, conn: AsyncConnection, current: Stored, resource: dict[str, Any], method: str, status: int | None = None
+        self,
+        conn: AsyncConnection,
+        current: Stored,
+        resource: dict[str, Any],
+        method: str,
+        status: int | None = None,
+        *,
+        seen: bool | None = None,
     ) -> WriteOutcome | None:
+        """The next version of ``current``; ``seen``: whether the caller may see ``current``, if
+        already decided in this transaction (:meth:`_current`)."""
         when = self._tick(current)
         previous = None if current.deleted or current.content is None else current.content
         if self.prepare is not None:
@@ -614,12 +645,14 @@ class Repository:
         rows = self.indexer(stamped)
         category = self.categorize(stamped)
         verdict = await self._check_write(
-            conn, stamped, category, rows, current, "u", validate=lambda: self._check_profiles(stamped)
+            conn, stamped, category, rows, current, "u", validate=lambda: self._check_profiles(stamped), seen=seen
         )  # permission before validation, validation before the workflow rules
         event = None
         if self.outbox is not None:
             event = await self.outbox.event(conn, current.res_type, stamped, current, _patients(rows))
-        stored = await dao.write_version(conn, current, content, when, method, rows, category, event)
+        stored = await dao.write_version(
+            conn, current, content, when, method, rows, category, event, self._authorship(verdict)
+        )
         if stored is None:
             return None
         await self._record(conn, stored, verdict)
@@ -639,6 +672,8 @@ class Repository:
         current: Stored | None,
         interaction: str,
         validate: Callable[[], None] | None = None,
+        *,
+        seen: bool | None = None,
     ) -> Verdict | None:
         if self.policy.internal:
             return await self.policy.check_write(
@@ -651,22 +686,43 @@ class Repository:
             patients = [i for i in patients if i != resource.get("id")]
         if self.trail is not None:
             await self.trail.note_mentions(conn, resource)
-        if current is not None and not current.deleted:
-            await self._check_read(conn, current)  # (a refused attempt is in the client's view)
         try:
-            verdict = await self.policy.check_write(
-                conn, res_type, category, patients, current, interaction, resource, validate
-            )
-            if self.write_rules is not None:
-                verdict = await self.write_rules(
-                    conn, self.policy, res_type, resource, current, interaction, patients, category
+            async with self._concerning(conn, current, patients):
+                if current is not None and not current.deleted:
+                    await self._check_read(conn, current, seen)  # (a refused attempt is in the client's view)
+                verdict = await self.policy.check_write(
+                    conn, res_type, category, patients, current, interaction, resource, validate
                 )
+                if self.write_rules is not None:
+                    verdict = await self.write_rules(
+                        conn, self.policy, res_type, resource, current, interaction, patients, category
+                    )
             return verdict
         except Forbidden:
             if self.trail is not None:  # a refused write is in the view of the clients it concerned
                 for patient in patients:
                     self.trail.note_patient(patient)
             raise
+
+    @asynccontextmanager
+    async def _concerning(
+        self, conn: AsyncConnection, current: Stored | None, patients: Sequence[str] = ()
+    ) -> AsyncIterator[None]:
+        """The checks of a write replacing ``current``: the facts the transaction owes are settled
+        for them (the visibility check of ``current``) only when some are owed for the clients
+        ``current`` is about, or ``patients`` (:func:`hub.store.deferred.scoped`). Whether the
+        caller may see a resource depends on its own clients' facts only; a Bundle updating many
+        clients' resources then recomputes their facts once, not before every next client's entry."""
+        if current is None or self.policy.internal:
+            yield
+            return
+        owed = deferred.owed(conn)
+        if not owed or owed & {current.client_key, *patients}:
+            yield  # (nothing owed, or owed for this write's clients: settled now, all in one go)
+            return
+        concerned = set(patients) | await dao.patients_of(conn, [current.pid])
+        with deferred.scoped(conn, concerned):
+            yield
 
     async def _check_delete(self, conn: AsyncConnection, current: Stored) -> tuple[list[str], Verdict | None]:
         """May the caller delete ``current``? Returns the Patients it belonged to, and the verdict."""
@@ -690,10 +746,18 @@ class Repository:
                 raise
         return patients, verdict
 
+    def _authorship(self, verdict: Verdict | None) -> Authorship:
+        """Who is recorded as having written a version: the caller's organisation, and the
+        creators the workflow check named (for a write that creates the resource)."""
+        owners = verdict.owners if verdict is not None else ()
+        if not owners and self.author_ura is None:
+            return NO_AUTHORSHIP
+        return Authorship(self.author_ura, owners)
+
     async def _record(self, conn: AsyncConnection, stored: Stored, verdict: Verdict | None) -> None:
         """What the access decision's workflow check decided is kept with the write
-        (hub.workflows.check.WriteVerdict.keep: the creator of a new resource; the state change,
-        handed to :attr:`on_state_change`, the outbox, in the write's transaction)."""
+        (hub.workflows.check.WriteVerdict.keep: the state change, handed to :attr:`on_state_change`,
+        the outbox, in the write's transaction; the creators went in with the version itself)."""
         if verdict is not None:
             await verdict.keep(conn, stored, self.on_state_change)
         if stored.res_type == DEFINITION_TYPE and self.search_params is not None:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import and_, bindparam, case, delete, false, func, insert, literal, select, update
+from sqlalchemy import and_, bindparam, case, delete, false, func, insert, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store import deferred
@@ -46,6 +46,42 @@ class Stored:
     @property
     def etag(self) -> str:
         return f'W/"{self.version}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Authorship:
+    """Who wrote a version, recorded with it in the write's own statement(s): the author
+    organisation (``resource_author``: what it wrote it keeps seeing; every version but a deletion)
+    and, for a write that creates the resource, its creator parties (``resource_owner``: the
+    ownership rules of :mod:`hub.workflows`). The store knows only the tables' names and columns."""
+
+    author_ura: str | None = None
+    owners: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.author_ura or self.owners)
+
+
+NO_AUTHORSHIP = Authorship()
+
+_AUTHOR_ROW = text(
+    "INSERT INTO resource_author (pid, ura, client_key) VALUES (:pid, :ura, :key) ON CONFLICT DO NOTHING"
+)
+_OWNER_ROW = text("INSERT INTO resource_owner (pid, party, client_key) VALUES (:pid, :party, :key)")
+_FORGET_OWNERS = text("DELETE FROM resource_owner WHERE pid = :pid")
+
+
+async def _record_authorship(
+    conn: AsyncConnection, pid: int, key: str, authorship: Authorship, *, author: bool = True, replace: bool = False
+) -> None:
+    """The authorship rows of a version, one statement per table (``replace``: the owners of an
+    earlier life of the resource, before its deletion, are forgotten)."""
+    if author and authorship.author_ura:
+        await conn.execute(_AUTHOR_ROW, {"pid": pid, "ura": authorship.author_ura, "key": key})
+    if authorship.owners:
+        if replace:
+            await conn.execute(_FORGET_OWNERS, {"pid": pid})
+        await conn.execute(_OWNER_ROW, [{"pid": pid, "party": p, "key": key} for p in dict.fromkeys(authorship.owners)])
 
 
 class IndexRows(Protocol):
@@ -294,16 +330,49 @@ async def insert_new(
     rows: IndexRows | None,
     category: str = "medisch",
     event: Mapping[str, Any] | None = None,
+    authorship: Authorship = NO_AUTHORSHIP,
 ) -> Stored:
     """A resource that did not exist: version 1 in ``resource`` and in the history (and its outbox
-    ``event``, when given: see :mod:`hub.events.outbox`), every row with the resource's client key."""
+    ``event``, when given: see :mod:`hub.events.outbox`; and its ``authorship``), every row with the
+    resource's client key."""
     key = client_key(res_type, res_id, _patients(rows))
     if conn.dialect.name == "postgresql" and rows is not None:
         from hub.store import pg_writes
 
         pid = await pg_writes.insert_new(
-            conn, res_type, res_id, content, last_updated, method, category, rows, key, event
+            conn,
+            res_type,
+            res_id,
+            content,
+            last_updated,
+            method,
+            category,
+            rows,
+            key,
+            event,
+            authorship.author_ura,
+            authorship.owners,
         )
+        return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
+    if conn.dialect.name == "sqlite" and rows is not None:
+        from hub.store import sqlite_writes
+
+        version = sqlite_writes.Version(
+            res_type,
+            res_id,
+            1,
+            last_updated,
+            method,
+            content,
+            category,
+            key,
+            rows.rows,
+            rows.compartments,
+            event,
+            authorship.author_ura,
+            authorship.owners,
+        )
+        pid = await sqlite_writes.insert_new(conn, version)
         return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
     pid = (
         await conn.execute(
@@ -343,6 +412,8 @@ async def insert_new(
         await write_index_rows(conn, pid, res_type, rows, replace=False, key=key)
     if event is not None:
         await insert_event(conn, pid, res_type, res_id, 1, last_updated, category, event)
+    if authorship:
+        await _record_authorship(conn, pid, key, authorship)
     return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
 
 
@@ -355,8 +426,11 @@ async def write_version(
     rows: IndexRows | None,
     category: str | None = None,
     event: Mapping[str, Any] | None = None,
+    authorship: Authorship = NO_AUTHORSHIP,
 ) -> Stored | None:
     """The next version of ``current`` (``content=None`` deletes); None if someone else got there first.
+    ``authorship`` is recorded with it (a deletion records no author; creator parties are those of
+    a re-creation, and replace the earlier life's).
 
     Compare-and-set on ``version``: on PostgreSQL a concurrent writer of the same row waits for the
     first one's commit and then finds the version changed, so no update is ever lost.
@@ -370,6 +444,38 @@ async def write_version(
         if rows is not None and content is not None
         else current.client_key or await _key_of(conn, current.pid)
     )
+    if deleted and conn.dialect.name in ("postgresql", "sqlite"):
+        from hub.store import pg_writes, sqlite_writes
+
+        kept_category = category if category is not None else (current.category or "medisch")
+        one_go = pg_writes.delete_version if conn.dialect.name == "postgresql" else sqlite_writes.delete_version
+        if not await one_go(
+            conn,
+            current.pid,
+            current.res_type,
+            current.res_id,
+            current.version,
+            last_updated,
+            method,
+            kept_category,
+            key,
+            event,
+        ):
+            return None
+        if authorship:
+            await _record_authorship(conn, current.pid, key, authorship, author=False, replace=True)
+        return Stored(
+            current.pid,
+            current.res_type,
+            current.res_id,
+            new_version,
+            last_updated,
+            True,
+            None,
+            method,
+            category if category is not None else current.category,
+            key,
+        )
     if conn.dialect.name == "postgresql" and rows is not None and content is not None:
         from hub.store import pg_writes
 
@@ -386,8 +492,45 @@ async def write_version(
             rows,
             key,
             event,
+            authorship.author_ura,
         )
         if not ok:
+            return None
+        if key != current.client_key:
+            await move(conn, current.pid, key)
+        if authorship.owners:  # (a re-creation: rare, so in statements of their own)
+            await _record_authorship(conn, current.pid, key, authorship, author=False, replace=True)
+        return Stored(
+            current.pid,
+            current.res_type,
+            current.res_id,
+            new_version,
+            last_updated,
+            False,
+            content,
+            method,
+            category if category is not None else current.category,
+            key,
+        )
+    if conn.dialect.name == "sqlite" and rows is not None and content is not None:
+        from hub.store import sqlite_writes
+
+        version = sqlite_writes.Version(
+            current.res_type,
+            current.res_id,
+            new_version,
+            last_updated,
+            method,
+            content,
+            (category if category is not None else current.category) or "medisch",
+            key,
+            rows.rows,
+            rows.compartments,
+            event,
+            authorship.author_ura,
+            authorship.owners,
+        )
+        if not await sqlite_writes.write_version(conn, version, current.pid, current.version, category):
             return None
         if key != current.client_key:
             await move(conn, current.pid, key)
@@ -464,6 +607,8 @@ async def write_version(
             category if category is not None else (current.category or "medisch"),
             event,
         )
+    if authorship:
+        await _record_authorship(conn, current.pid, key, authorship, author=not deleted, replace=True)
     return Stored(
         current.pid,
         current.res_type,

@@ -42,7 +42,6 @@ from hub.access.policy import AccessPolicy
 from hub.store.policy import StorePolicy
 from hub.store.resources import Stored
 from hub.workflows import careplan, overdracht
-from hub.workflows.derive import record_owners
 from hub.workflows.parties import caller_parties, creator_parties, is_hub_organisation, parties_of
 from hub.workflows.refusal import refuse
 from hub.workflows.tables import resource_owner
@@ -91,9 +90,8 @@ class WriteVerdict:
     change: StateChange | None = None
 
     async def keep(self, conn: AsyncConnection, stored: Stored, on_state_change: OnStateChange | None) -> None:
-        """After the write: record the creator (a create), hand the state change to the outbox hook."""
-        if self.owners:
-            await record_owners(conn, stored.pid, self.owners, first=stored.version == 1)
+        """After the write: hand the state change to the outbox hook. (The creators, ``owners``, the
+        store wrote with the version itself: hub.store.resources.Authorship.)"""
         if self.change is not None and on_state_change is not None:
             await on_state_change(conn, self.change.stored_as(stored.version, stored.res_id))
 

@@ -1,6 +1,7 @@
 """Keeping the workflow facts up to date, in the transaction of the write that implies them.
 
-- :func:`record_owners`: the creator of a new resource (from the :class:`WriteVerdict`).
+- the creator of a new resource (from the :class:`WriteVerdict`) is written with the resource itself
+  (:class:`hub.store.resources.Authorship`).
 - :func:`after_write`: an overdracht Task's write rewrites what its receiver may read
   (``overdracht_access``); a Composition's write rewrites it for the Tasks that name it (its
   sections decide what the receiver may read with it); an Organization's or PractitionerRole's
@@ -16,23 +17,10 @@ from sqlalchemy import and_, delete, false, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.fhir.references import resolve
-from hub.store.clientkey import key_of_resource
 from hub.store.resources import Stored
 from hub.store.tables import idx_reference, resource
 from hub.workflows import overdracht
-from hub.workflows.tables import overdracht_access, resource_owner
-
-
-async def record_owners(conn: AsyncConnection, pid: int, owners: tuple[str, ...], *, first: bool = False) -> None:
-    """The creator(s) of a resource just created (replacing those of an earlier life of it; ``first``:
-    its first version, which has no earlier life to replace)."""
-    if not first:
-        await conn.execute(delete(resource_owner).where(resource_owner.c.pid == pid))
-    if owners:
-        await conn.execute(
-            insert(resource_owner).values(client_key=key_of_resource(pid)),
-            [{"pid": pid, "party": p} for p in dict.fromkeys(owners)],
-        )
+from hub.workflows.tables import overdracht_access
 
 
 async def after_write(
