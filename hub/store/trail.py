@@ -19,8 +19,9 @@ from hub.store.resources import Stored
 class Trail(Protocol):
     """The audit trail of one request, as the repository uses it."""
 
-    #: False when the hub keeps no audit log (nothing needs noting, nor looking up for it).
-    enabled: bool
+    @property
+    def enabled(self) -> bool:
+        """False when the hub keeps no audit log (nothing needs noting, nor looking up for it)."""
 
     async def note(
         self,
