@@ -30,7 +30,9 @@ from hub.settings import Settings
 
 router = APIRouter()
 
-_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+#: The methods the FHIR endpoint takes (hub.app routes them to it first, see hub.api.fastroute).
+FHIR_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+_METHODS = list(FHIR_METHODS)
 #: The header a professional sends, with the reason, to break the glass (emergency access).
 EMERGENCY_HEADER = "x-break-glass"
 
