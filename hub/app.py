@@ -19,6 +19,7 @@ from hub.api import errors
 from hub.api.accesslog import RequestObserver
 from hub.api.context import Services
 from hub.api.disconnect import CancelOnDisconnect
+from hub.api.fastroute import PrefixRoute, static_beginnings
 from hub.api.metrics import HubMetrics
 from hub.api.routes import (
     admin_audit_router,
@@ -29,6 +30,7 @@ from hub.api.routes import (
     metrics_router,
     openapi_router,
 )
+from hub.api.routes.fhir import FHIR_METHODS, fhir_endpoint
 from hub.settings import Settings, get_settings
 from hub.store.db import Database
 from hub.store.repository import Repository
@@ -236,16 +238,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CancelOnDisconnect)
     app.state.metrics = metrics
     app.add_middleware(RequestObserver, metrics=metrics, access_log=settings.access_log)
-    if settings.metrics:
-        app.include_router(metrics_router)
-    app.include_router(health_router)
-    app.include_router(openapi_router)
-    app.include_router(build_auth_router(config, keys, transaction, patient_id_for_bsn=first_patient))
-    app.include_router(admin_router)
-    app.include_router(admin_audit_router)
     from hub.events.routes import router as events_router
 
-    app.include_router(events_router)
-    app.include_router(bulk_router)  # before the FHIR catch-all, which would take /fhir/bulk...
+    others = [
+        *([metrics_router] if settings.metrics else []),
+        health_router,
+        openapi_router,
+        build_auth_router(config, keys, transaction, patient_id_for_bsn=first_patient),
+        admin_router,
+        admin_audit_router,
+        events_router,
+        bulk_router,  # before the FHIR catch-all, which would take /fhir/bulk...
+    ]
+    for router in others:
+        app.include_router(router)
     app.include_router(fhir_router)
+    # The FHIR catch-all matched first, by prefix (see hub.api.fastroute); the paths under /fhir
+    # that other routes serve still go to them.
+    elsewhere = static_beginnings((getattr(r, "path", "") for router in others for r in router.routes), "/fhir")
+    app.router.routes.insert(0, PrefixRoute("/fhir", fhir_endpoint, FHIR_METHODS, elsewhere))
     return app

@@ -96,7 +96,8 @@ class RequestObserver:
     ) -> None:
         method = scope.get("method", "")
         path = scope.get("path", "")
-        interaction = interaction_of(method, path)
+        known = state.get("fhir_interaction")  # the FHIR endpoint worked it out already
+        interaction = known[1] if known is not None and known[0] == path else interaction_of(method, path)
         self.metrics.observe_request(interaction, status, seconds)
         if status in (401, 403):
             self.metrics.observe_denial(status, str(state.get("error_diagnostics") or ""))

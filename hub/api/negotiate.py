@@ -44,9 +44,12 @@ class Format:
 
 def negotiate(request: Request) -> Format:
     """``_format`` wins over ``Accept``; anything unrecognised in Accept falls back to JSON."""
-    params = request.query_params
-    pretty = params.get("_pretty", "false").lower() == "true"
-    fmt = params.get("_format")
+    pretty = False
+    fmt = None
+    if request.scope.get("query_string"):  # most requests have none: nothing to parse then
+        params = request.query_params
+        pretty = params.get("_pretty", "false").lower() == "true"
+        fmt = params.get("_format")
     if fmt:
         kind = _FORMAT_ALIASES.get(fmt.split(";", 1)[0].strip().lower())
         if kind is None:

@@ -170,20 +170,7 @@ class AuditTrail:
         search), whether or not it then finds or may see anything: their view shows the attempt."""
         if not self.enabled:
             return
-        ids: set[str] = set()
-        bsns: set[str] = set()
-        if res_type == "Patient" and res_id:
-            ids.add(res_id)
-        for name, value in query:
-            base = name.split(":")[0].split(".")[0]
-            for part in value.split(","):
-                part = part.strip()
-                if f"{BSN_SYSTEM}|" in part:
-                    bsns.add(part.rsplit("|", 1)[1])
-                elif base in _PATIENT_PARAMS or (base == "_id" and res_type == "Patient"):
-                    tail = part.removeprefix("Patient/")
-                    if tail and "/" not in tail:
-                        ids.add(tail)
+        ids, bsns = named_in(res_type, res_id, query)
         if not ids and not bsns:
             return
         found = await existing_ids(conn, "Patient", ids)
@@ -310,6 +297,26 @@ class AuditTrail:
                 )
             )
         await writer.record_many(records)
+
+
+def named_in(res_type: str | None, res_id: str | None, query: Sequence[tuple[str, str]]) -> tuple[set[str], set[str]]:
+    """The client ids and BSNs a request names in its path and parameters (not yet looked up):
+    :meth:`AuditTrail.note_named` needs a connection only when there are any."""
+    ids: set[str] = set()
+    bsns: set[str] = set()
+    if res_type == "Patient" and res_id:
+        ids.add(res_id)
+    for name, value in query:
+        base = name.split(":")[0].split(".")[0]
+        for part in value.split(","):
+            part = part.strip()
+            if f"{BSN_SYSTEM}|" in part:
+                bsns.add(part.rsplit("|", 1)[1])
+            elif base in _PATIENT_PARAMS or (base == "_id" and res_type == "Patient"):
+                tail = part.removeprefix("Patient/")
+                if tail and "/" not in tail:
+                    ids.add(tail)
+    return ids, bsns
 
 
 def redact(query: str, other_patients: Iterable[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import DBAPIError
@@ -10,7 +11,10 @@ from hub.api.context import Call
 from hub.api.handlers import audit_events, capabilities, crud, history, operations, search, transaction
 from hub.api.interaction import FhirRequest, Route, check_text, route
 from hub.api.result import FhirResult
+from hub.audit.trail import named_in
 from hub.store.db import busy_error, cost_error
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Call, FhirRequest, Route], Awaitable[FhirResult]]
 
@@ -65,9 +69,44 @@ async def _dispatch(call: Call, req: FhirRequest) -> FhirResult:
         from hub.api.subscriptions import handle as subscription
 
         return await subscription(call, req, target)
-    if call.trail is not None and call.trail.enabled and target.kind in _NAMING:
-        await _note_named(call, target, req)
+    trail = call.trail
+    if trail is not None and trail.enabled and target.kind in _NAMING:
+        ids, bsns = named_in(target.res_type, target.res_id, req.query)
+        if ids or bsns:
+            if _names_only_itself(call, target, ids, bsns):
+                return await _read_then_note(call, target, req)
+            await _note_named(call, target, req)
     return await HANDLERS[target.kind](call, req, target)
+
+
+def _names_only_itself(call: Call, target: Route, ids: set[str], bsns: set[str]) -> bool:
+    """A plain read of ``Patient/x`` (outside a Bundle) names only x, and the read itself notes x's
+    compartment, which holds x, whenever x is current: then the named lookup adds nothing."""
+    return (
+        call.conn is None
+        and target.kind == "read"
+        and target.res_type == "Patient"
+        and ids == {target.res_id}
+        and not bsns
+    )
+
+
+async def _read_then_note(call: Call, target: Route, req: FhirRequest) -> FhirResult:
+    """The read first, and the named lookup only when the read did not note x (none, deleted, or
+    failed early): the audit records are the same as with the lookup first, one statement fewer."""
+    assert call.trail is not None
+    try:
+        result = await HANDLERS[target.kind](call, req, target)
+    except Exception:
+        if target.res_id not in call.trail.patient_ids:
+            try:
+                await _note_named(call, target, req)
+            except Exception:  # the read's own error stays the answer; the lookup was only bookkeeping
+                log.debug("named lookup after a failed read failed", exc_info=True)
+        raise
+    if target.res_id not in call.trail.patient_ids:
+        await _note_named(call, target, req)
+    return result
 
 
 async def _note_named(call: Call, target: Route, req: FhirRequest) -> None:

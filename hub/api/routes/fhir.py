@@ -30,7 +30,9 @@ from hub.settings import Settings
 
 router = APIRouter()
 
-_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+#: The methods the FHIR endpoint takes (hub.app routes them to it first, see hub.api.fastroute).
+FHIR_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+_METHODS = list(FHIR_METHODS)
 #: The header a professional sends, with the reason, to break the glass (emergency access).
 EMERGENCY_HEADER = "x-break-glass"
 
@@ -41,13 +43,17 @@ async def fhir_endpoint(request: Request, path: str = "") -> Response:
     """Authenticate, decide, handle, log: the log record is durable before the answer leaves."""
     services: Services = request.app.state.services
     fmt = negotiate(request)
+    query = _query(request)
+    interaction = interaction_kind(request.method, path)
+    if request.scope.get("path") in (f"/fhir/{path}", "/fhir"):  # the access log's label is this one
+        request.state.fhir_interaction = (request.scope["path"], interaction)
     trail = AuditTrail(
         services.audit,
         request.method,
         path.strip("/"),
-        request.url.query,
+        query,
         remote_addr=request.client.host if request.client else None,
-        interaction=interaction_kind(request.method, path),
+        interaction=interaction,
         request_id=current_request_id(),
     )
     try:
@@ -73,6 +79,11 @@ async def fhir_endpoint(request: Request, path: str = "") -> Response:
             headers["Content-Type"] = f"{fmt.media_type}; charset=utf-8"
         return Response(b"", status_code=result.status, headers=headers)
     return fhir_response(result.body, fmt, result.status, headers)
+
+
+def _query(request: Request) -> str:
+    """The raw query string (``request.url.query`` without building the whole URL when there is none)."""
+    return request.url.query if request.scope.get("query_string") else ""
 
 
 def interaction_kind(method: str, path: str) -> str:
@@ -114,7 +125,7 @@ async def to_fhir_request(request: Request, path: str, settings: Settings) -> Fh
     A large body is parsed and shape-checked on a worker thread, so that the event loop keeps
     answering other requests while it is read."""
     method = request.method.upper()
-    query = parse_qsl(request.url.query, keep_blank_values=True)
+    query = parse_qsl(_query(request), keep_blank_values=True)
     content_type = request.headers.get("content-type")
     body = None
     raw = b""
