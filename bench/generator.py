@@ -111,9 +111,11 @@ ACTIVITIES = (
 SCHEDULES = ("dagelijks 's ochtends", "maandag en donderdag", "dinsdag 9:00-16:00", "wekelijks op woensdag")
 #: Treatment limits of an ACP treatment directive (zib BehandelingCodelijst): (SNOMED code, display).
 TREATMENTS = (("89666000", "cardiopulmonale resuscitatie"), ("305351004", "Opname op intensive care"))
+#: The open states of an overdracht Task (the search mix asks for these; the generator writes
+#: new ones, which start 'requested' with their advance notice: the hub's overdracht rules).
 OPEN_TASK_STATES = ("requested", "received", "accepted", "in-progress")
-#: Completed transfers carry the nursing handoff document, which the generator does not produce.
-TASK_STATES = (*OPEN_TASK_STATES, "rejected", "cancelled")
+#: The aanmeldbericht (advance notice) code, LOINC 57830-2.
+ADVANCE_NOTICE = "57830-2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -630,28 +632,48 @@ class _ClientBuilder:
         return codes
 
     def _overdracht(self, patient: str, team: list[Professional]) -> Organisation | None:
-        """An overdracht Task for about one client in six (wijkverpleging -> verpleeghuis); its owner if open."""
+        """An overdracht for about one client in six (wijkverpleging -> verpleeghuis), as the sender
+        starts one: the advance notice (aanmeldbericht) and the Task ``requested`` with it as input,
+        written in the past; returns the receiving organisation (the Task's owner)."""
         rng = self.rng
         if rng.random() >= 0.16:
             return None
         owner = self.pick_org("verpleeghuis")
         sender = next(p for p in team if p.org.kind == "wijkverpleging")
-        status = rng.choice(TASK_STATES)
+        when = f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T10:00:00+01:00"
+        notice = self.add(
+            "aanmeldbericht",
+            {
+                "resourceType": "Composition",
+                "status": "final",
+                "type": {"coding": [{"system": LOINC, "code": ADVANCE_NOTICE, "display": "Aanmeldbericht"}]},
+                "subject": _ref(patient),
+                "date": when,
+                "author": [_ref(sender.org.conditional)],
+                "title": "Aanmelding overdracht naar verpleeghuis",
+            },
+        )
         self.add(
             "overdracht",
             {
                 "resourceType": "Task",
-                "status": status,
+                "status": "requested",
                 "intent": "order",
                 "code": {"coding": [{"system": SNOMED, "code": "308292007", "display": "Overdracht van zorg"}]},
                 "for": _ref(patient),
                 "requester": _ref(sender.org.conditional),
                 "owner": _ref(owner.conditional),
-                "authoredOn": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T10:00:00+01:00",
+                "authoredOn": when,
                 "description": "Overdracht wijkverpleging naar verpleeghuis na opname",
+                "input": [
+                    {
+                        "type": {"coding": [{"system": LOINC, "code": ADVANCE_NOTICE}]},
+                        "valueReference": {"reference": notice},
+                    }
+                ],
             },
         )
-        return owner if status in OPEN_TASK_STATES else None
+        return owner
 
     def _toewijzing(self, patient: str, team: list[Professional]) -> None:
         """A Wmo toewijzing (iWmo WMO301) for about one client in three."""

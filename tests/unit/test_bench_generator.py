@@ -148,3 +148,24 @@ def _references(value: object) -> list[str]:
         for v in value:
             out.extend(_references(v))
     return out
+
+
+def test_overdrachten_start_as_the_hub_rules_say() -> None:
+    """Every overdracht Task starts 'requested', in the past, with its advance notice (a Composition
+    of the same Bundle) as input: what the hub's overdracht rules accept from a sender."""
+    from hub.workflows.overdracht import ADVANCE_NOTICE
+
+    seen = 0
+    for i in range(60):
+        entries = Network(100).client(i).bundle["entry"]
+        by_url = {e["fullUrl"]: e["resource"] for e in entries}
+        for e in entries:
+            task = e["resource"]
+            if task["resourceType"] != "Task":
+                continue
+            seen += 1
+            assert task["status"] == "requested"
+            assert task["authoredOn"] < "2026-01-01"
+            (notice,) = [i for i in task["input"] if i["type"]["coding"][0]["code"] == ADVANCE_NOTICE[1]]
+            assert by_url[notice["valueReference"]["reference"]]["resourceType"] == "Composition"
+    assert seen > 0
