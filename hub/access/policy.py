@@ -577,24 +577,36 @@ class AccessPolicy:
         return found
 
     async def _in_care_query(self, conn: AsyncConnection, patient_id: str) -> bool:
-        ura = self.principal.organisation_ura
         await settle(conn, [patient_id])  # the effective intervals this transaction's writes owe
-        related = exists(
-            select(care_relation.c.patient_id).where(
-                care_relation.c.patient_id == patient_id,
-                care_relation.c.org_ura == ura,
-                care_relation.c.eff_start <= self.now,
-                care_relation.c.eff_end > self.now,
-            )
+        params = {"care_patient": patient_id, "care_ura": self.principal.organisation_ura, "care_now": self.now}
+        return bool((await conn.execute(_IN_CARE, params)).scalar())
+
+
+def _in_care_statement() -> Any:
+    """Whether organisation ``care_ura`` has an active care relationship with Patient ``care_patient``
+    at ``care_now``, or registered that client (authored the Patient): one statement for both, built
+    once (a Bundle asks it for every client it writes about)."""
+    patient_id: BindParameter[str] = bindparam("care_patient")
+    ura: BindParameter[str] = bindparam("care_ura")
+    now: BindParameter[int] = bindparam("care_now")
+    related = exists(
+        select(care_relation.c.patient_id).where(
+            care_relation.c.patient_id == patient_id,
+            care_relation.c.org_ura == ura,
+            care_relation.c.eff_start <= now,
+            care_relation.c.eff_end > now,
         )
-        author = resource_author
-        registered = exists(
-            select(author.c.pid)
-            .select_from(author.join(resource, resource.c.pid == author.c.pid))
-            .where(author.c.ura == ura, resource.c.res_type == "Patient", resource.c.res_id == patient_id)
-        )
-        # One statement for both answers.
-        return bool((await conn.execute(select(or_(related, registered)))).scalar())
+    )
+    author = resource_author
+    registered = exists(
+        select(author.c.pid)
+        .select_from(author.join(resource, resource.c.pid == author.c.pid))
+        .where(author.c.ura == ura, resource.c.res_type == "Patient", resource.c.res_id == patient_id)
+    )
+    return select(or_(related, registered))
+
+
+_IN_CARE = _in_care_statement()
 
 
 def _specificity(rule: FromClause) -> ColumnElement[int]:
