@@ -444,6 +444,19 @@ async def write_version(
         if rows is not None and content is not None
         else current.client_key or await _key_of(conn, current.pid)
     )
+    category_of = category if category is not None else current.category
+    written = Stored(
+        current.pid,
+        current.res_type,
+        current.res_id,
+        new_version,
+        last_updated,
+        deleted,
+        content,
+        method,
+        category_of,
+        key,
+    )
     if deleted and conn.dialect.name in ("postgresql", "sqlite"):
         from hub.store import pg_writes, sqlite_writes
 
@@ -464,18 +477,7 @@ async def write_version(
             return None
         if authorship:
             await _record_authorship(conn, current.pid, key, authorship, author=False, replace=True)
-        return Stored(
-            current.pid,
-            current.res_type,
-            current.res_id,
-            new_version,
-            last_updated,
-            True,
-            None,
-            method,
-            category if category is not None else current.category,
-            key,
-        )
+        return written
     if conn.dialect.name == "postgresql" and rows is not None and content is not None:
         from hub.store import pg_writes
 
@@ -500,18 +502,7 @@ async def write_version(
             await move(conn, current.pid, key)
         if authorship.owners:  # (a re-creation: rare, so in statements of their own)
             await _record_authorship(conn, current.pid, key, authorship, author=False, replace=True)
-        return Stored(
-            current.pid,
-            current.res_type,
-            current.res_id,
-            new_version,
-            last_updated,
-            False,
-            content,
-            method,
-            category if category is not None else current.category,
-            key,
-        )
+        return written
     if conn.dialect.name == "sqlite" and rows is not None and content is not None:
         from hub.store import sqlite_writes
 
@@ -534,18 +525,7 @@ async def write_version(
             return None
         if key != current.client_key:
             await move(conn, current.pid, key)
-        return Stored(
-            current.pid,
-            current.res_type,
-            current.res_id,
-            new_version,
-            last_updated,
-            False,
-            content,
-            method,
-            category if category is not None else current.category,
-            key,
-        )
+        return written
     values: dict[str, Any] = {
         "version": new_version,
         "last_updated": last_updated,
@@ -609,18 +589,7 @@ async def write_version(
         )
     if authorship:
         await _record_authorship(conn, current.pid, key, authorship, author=not deleted, replace=True)
-    return Stored(
-        current.pid,
-        current.res_type,
-        current.res_id,
-        new_version,
-        last_updated,
-        deleted,
-        content,
-        method,
-        category if category is not None else current.category,
-        key,
-    )
+    return written
 
 
 def _patients(rows: IndexRows | None) -> list[str]:
