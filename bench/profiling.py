@@ -74,9 +74,13 @@ def top_frames(collapsed: str, n: int = 15) -> dict[str, Any]:
     }
 
 
+#: This checkout's root, cut off hub frames (wherever the repository is cloned).
+_REPO = f"{Path(__file__).resolve().parents[1]}/"
+
+
 def _short(frame: str) -> str:
     """'handle (hub/api/handlers/__init__.py:41)' with the site-packages / repo prefix cut off."""
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+    for marker in ("site-packages/", _REPO, "lib/python3.11/"):
         if marker in frame:
             head, _, tail = frame.partition("(")
             return f"{head}({tail.split(marker, 1)[-1]}"

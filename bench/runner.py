@@ -268,7 +268,7 @@ async def run(
         doc["database"] = f"PostgreSQL {await server.postgres_version(db)}"
         var_dir = Path(__file__).resolve().parents[1] / "var" / "bench" / db.name
         var_dir.mkdir(parents=True, exist_ok=True)
-        doc["hub_log_dir"] = str(var_dir)
+        doc["hub_log_dir"] = str(var_dir.relative_to(Path(__file__).resolve().parents[1]))
         rawb = raw.RawBench(db.dsn, users)
         try:
             for n, w in enumerate(workers):

@@ -2,7 +2,7 @@
 
 The XSDs and the enumeration table become package data of the gemeente adapter
 (``adapters/gemeente/data/iwmo32/``); the example messages become test data (``tests/data/iwmo/``).
-Run: ``python scripts/sync/iwmo.py /work/shared/reference`` (or through scripts/sync_reference.py).
+Run: ``python scripts/sync/iwmo.py ../shared/reference`` (or through scripts/sync_reference.py).
 """
 
 from __future__ import annotations
