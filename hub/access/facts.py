@@ -743,19 +743,8 @@ async def organisation_types(conn: AsyncConnection, uras: Iterable[str]) -> dict
 
 
 async def patient_bsn(conn: AsyncConnection, patient_id: str) -> str | None:
-    row = (
-        await conn.execute(
-            select(idx_token.c.code)
-            .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
-            .where(
-                resource.c.res_type == "Patient",
-                resource.c.res_id == patient_id,
-                idx_token.c.param == "identifier",
-                idx_token.c.system == BSN_SYSTEM,
-            )
-        )
-    ).first()
-    return str(row[0]) if row else None
+    """The BSN of one Patient (None: it has none): :func:`patient_bsns` of one."""
+    return (await patient_bsns(conn, [patient_id])).get(patient_id)
 
 
 async def patient_bsns(conn: AsyncConnection, patient_ids: Iterable[str]) -> dict[str, str]:

@@ -460,7 +460,7 @@ async def write_version(
     if deleted and conn.dialect.name in ("postgresql", "sqlite"):
         from hub.store import pg_writes, sqlite_writes
 
-        kept_category = category if category is not None else (current.category or "medisch")
+        kept_category = category_of or "medisch"
         one_go = pg_writes.delete_version if conn.dialect.name == "postgresql" else sqlite_writes.delete_version
         if not await one_go(
             conn,
@@ -490,7 +490,7 @@ async def write_version(
             content,
             last_updated,
             method,
-            category if category is not None else (current.category or "medisch"),
+            category_of or "medisch",
             rows,
             key,
             event,
@@ -513,7 +513,7 @@ async def write_version(
             last_updated,
             method,
             content,
-            (category if category is not None else current.category) or "medisch",
+            category_of or "medisch",
             key,
             rows.rows,
             rows.compartments,
@@ -563,7 +563,7 @@ async def write_version(
                 last_updated=last_updated,
                 method=method,
                 content=content,
-                category=(category if category is not None else current.category) or "medisch",
+                category=category_of or "medisch",
                 client_key=key,
             )
             .returning(resource_history.c.hid)
@@ -584,7 +584,7 @@ async def write_version(
             current.res_id,
             new_version,
             last_updated,
-            category if category is not None else (current.category or "medisch"),
+            category_of or "medisch",
             event,
         )
     if authorship:
