@@ -95,6 +95,10 @@ async def verify_log(
     started = time.perf_counter()
     res = VerifyResult(signatures_checked=keyring is not None)
     problems = res.problems
+    # The witness file first: a checkpoint is witnessed only after it committed, so each one read
+    # here is in what the database reads below see. (Read last, a checkpoint sealed while the log
+    # was walked looked "missing from the database".)
+    witnessed = read_witness(witness_dir) if witness_dir is not None else None
 
     def report(seq: int, reason: str) -> bool:
         problems.append(Problem(seq, reason))
@@ -190,8 +194,8 @@ async def verify_log(
                     cp.seq,
                     f"a checkpoint seals seq {cp.seq} but the log ends at {res.last_seq} (records cut off the tail)",
                 )
-        if witness_dir is not None:
-            for w in read_witness(witness_dir):
+        if witnessed is not None:
+            for w in witnessed:
                 db_cp = by_seq.get(w.seq)
                 if w.seq > res.last_seq:
                     report(
