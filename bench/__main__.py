@@ -98,7 +98,7 @@ async def _one(name: str, size: str, users: int, workers: int, profile: bool = F
     from bench import server, workloads
     from bench.auth import TokenCache
     from bench.generator import Network
-    from bench.runner import PLANS, _crud_spec
+    from bench.runner import PLANS, _analyze, _crud_spec
 
     plan = PLANS[size]
     db = await server.create_database()
@@ -110,6 +110,7 @@ async def _one(name: str, size: str, users: int, workers: int, profile: bool = F
             ingest = await workloads.ingest(
                 hub.base, loaded, 0, plan.steps[0], concurrency=users, max_seconds=plan.ingest_seconds, tokens=tokens
             )
+            await _analyze(db)  # as `bench run` does after each load: the plans of a loaded database
             bounds = {"concurrency": users, "max_requests": plan.max_requests, "max_seconds": plan.seconds}
 
             def start() -> Any:
@@ -174,6 +175,7 @@ async def _raw_only(size: str, users: int) -> None:
             await workloads.ingest(
                 hub.base, loaded, 0, plan.steps[0], concurrency=users, max_seconds=plan.ingest_seconds, tokens=tokens
             )
+            await _analyze(db)  # as `bench run` does after each load: the plans of a loaded database
         out = await raw_mod.baselines(
             db.dsn, concurrency=users, max_ops=plan.max_requests, max_seconds=plan.raw_seconds, bundle_size=16
         )

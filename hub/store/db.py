@@ -45,12 +45,14 @@ class Database:
         self.dialect = self.url.get_backend_name()
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         # On PostgreSQL a small second pool serves lookups by key (see lookup()); the two pools
-        # together open at most 2 * pool_size connections, as the one pool did.
+        # together open at most 2 * pool_size connections. Neither has an overflow: an overflow
+        # connection is closed when it comes back, and under a steady load above the pool size
+        # that meant a new connection (TLS attempt, startup, statements prepared again) every few
+        # requests. A pool opens its connections only as they are first needed.
         two_pools = custom_plans and not self.is_sqlite
         lookup_size = max(1, pool_size // 4) if two_pools else 0
         self.engine: AsyncEngine = self._create_engine(
-            pool_size,
-            max(0, pool_size - 2 * lookup_size),
+            max(pool_size, 2 * (pool_size - lookup_size)),
             echo,
             plan_cache_mode="force_custom_plan" if custom_plans else "auto",
         )
@@ -63,7 +65,7 @@ class Database:
         )
         #: The lookup pool's engine (the main engine itself on SQLite or without custom plans).
         self.lookup_engine: AsyncEngine = (
-            self._create_engine(lookup_size, lookup_size, echo, plan_cache_mode="auto") if two_pools else self.engine
+            self._create_engine(2 * lookup_size, echo, plan_cache_mode="auto") if two_pools else self.engine
         )
         self._lookup_autocommit = (
             self.lookup_engine.execution_options(isolation_level="AUTOCOMMIT") if two_pools else self._read_engine
@@ -78,7 +80,7 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    def _create_engine(self, pool_size: int, max_overflow: int, echo: bool, *, plan_cache_mode: str) -> AsyncEngine:
+    def _create_engine(self, pool_size: int, echo: bool, *, plan_cache_mode: str) -> AsyncEngine:
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             database = self.url.database or ""
@@ -101,7 +103,7 @@ class Database:
             server_settings["statement_timeout"] = str(self.statement_timeout_ms)
         kwargs.update(
             pool_size=pool_size,
-            max_overflow=max_overflow,
+            max_overflow=0,
             pool_pre_ping=False,
             connect_args={"server_settings": server_settings},
         )
