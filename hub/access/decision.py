@@ -114,6 +114,8 @@ class SystemPolicy:
         interaction: str,
         resource: dict[str, Any] | None = None,
         validate: Callable[[], None] | None = None,
+        *,
+        seen: bool | None = None,
     ) -> Verdict | None:
         if validate is not None:
             validate()
@@ -177,6 +179,8 @@ class AnonymousPolicy:
         interaction: str,
         resource: dict[str, Any] | None = None,
         validate: Callable[[], None] | None = None,
+        *,
+        seen: bool | None = None,
     ) -> Verdict | None:
         raise Forbidden("This caller may not write")
 

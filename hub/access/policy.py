@@ -383,9 +383,12 @@ class AccessPolicy:
         interaction: str,
         resource: dict[str, Any] | None = None,
         validate: Callable[[], None] | None = None,
+        *,
+        seen: bool | None = None,
     ) -> Verdict | None:
         """May the caller write ``resource`` (content of ``category`` for these patients), replacing
-        ``current`` (``resource`` None: delete it)?
+        ``current`` (``resource`` None: delete it)? ``seen``: whether the caller may see ``current``,
+        when the repository already decided it in this transaction (with the statement that read it).
 
         ``compartments`` are the Patients the content is about, from its references as
         :func:`hub.fhir.references.resolve` reads them (an external reference concerns no client
@@ -397,7 +400,7 @@ class AccessPolicy:
         machine) the repository asks next, of the workflow rules it was built with
         (:data:`hub.store.policy.WriteRules`); their verdict says whom to record as the creator and
         which state change the write makes."""
-        await self.check_target(conn, current)
+        await self.check_target(conn, current, seen)
         await self.check_right(conn, res_type, category, compartments, current, interaction, resource)
         if resource is not None:
             await self.check_content(conn, res_type, resource)
@@ -405,10 +408,15 @@ class AccessPolicy:
             validate()
         return None
 
-    async def check_target(self, conn: AsyncConnection, current: Stored | None) -> None:
-        """Writing over a version the caller may not see is "not found", as reading it is."""
-        if current is not None and not current.deleted:
+    async def check_target(self, conn: AsyncConnection, current: Stored | None, seen: bool | None = None) -> None:
+        """Writing over a version the caller may not see is "not found", as reading it is; ``seen``
+        is the decision already made with this filter (None: not yet made, made here)."""
+        if current is None or current.deleted or seen:
+            return
+        if seen is None:
             await self.check_read(conn, current)
+            return
+        raise NotFound(f"{current.res_type}/{current.res_id} is not known", expression=current.res_type)
 
     async def check_right(
         self,

@@ -82,8 +82,12 @@ class StorePolicy(Protocol):
         interaction: str,
         resource: dict[str, Any] | None = None,
         validate: Callable[[], None] | None = None,
+        *,
+        seen: bool | None = None,
     ) -> Verdict | None:
-        """May the caller write this (Forbidden if not); ``validate`` runs once the right is established."""
+        """May the caller write this (Forbidden if not); ``validate`` runs once the right is established.
+        ``seen``: whether the caller may see ``current``, when the store already decided it with this
+        policy's filter in the write's transaction (None: the policy decides it)."""
         ...
 
 

@@ -691,8 +691,8 @@ class Repository:
                 if current is not None and not current.deleted:
                     await self._check_read(conn, current, seen)  # (a refused attempt is in the client's view)
                 verdict = await self.policy.check_write(
-                    conn, res_type, category, patients, current, interaction, resource, validate
-                )
+                    conn, res_type, category, patients, current, interaction, resource, validate, seen=True
+                )  # (seen: visible, or _check_read refused it; the policy need not ask again)
                 if self.write_rules is not None:
                     verdict = await self.write_rules(
                         conn, self.policy, res_type, resource, current, interaction, patients, category
@@ -725,7 +725,8 @@ class Repository:
             yield
 
     async def _check_delete(self, conn: AsyncConnection, current: Stored) -> tuple[list[str], Verdict | None]:
-        """May the caller delete ``current``? Returns the Patients it belonged to, and the verdict."""
+        """May the caller delete ``current`` (which its callers found visible to the caller first,
+        :meth:`_check_read`)? Returns the Patients it belonged to, and the verdict."""
         if current.content is None or (self.policy.internal and self.trail is None and self.outbox is None):
             return [], None
         old = jsonio.loads(current.content)
@@ -734,7 +735,9 @@ class Repository:
         if not self.policy.internal:
             category = current.category or self.categorize(old)
             try:
-                verdict = await self.policy.check_write(conn, current.res_type, category, patients, current, "d", None)
+                verdict = await self.policy.check_write(
+                    conn, current.res_type, category, patients, current, "d", None, seen=True
+                )
                 if self.write_rules is not None:
                     verdict = await self.write_rules(
                         conn, self.policy, current.res_type, None, current, "d", patients, category
