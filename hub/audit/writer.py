@@ -381,14 +381,14 @@ def _chained_append() -> Any:
 
     plain = [c for c in _LOG_COLUMNS if c not in ("seq", "prev_hash", "hash")]
     sql = (
-        "WITH cur AS (SELECT last_seq, last_hash, checkpoint_seq, checkpoint_at FROM audit_head "
+        "WITH cur AS (SELECT last_seq, last_hash, checkpoint_seq, checkpoint_at FROM audit_head "  # noqa: S608
         "WHERE id = 1 FOR UPDATE), "
         "nxt AS (SELECT last_seq + 1 AS seq, last_hash AS prev_hash, checkpoint_seq, checkpoint_at, "
         "encode(sha256(decode(last_hash, 'hex') || int8send(last_seq + 1) || :event_bytes), 'hex') AS hash "
         "FROM cur), "
         "head AS (UPDATE audit_head SET last_seq = nxt.seq, last_hash = nxt.hash FROM nxt "
         "WHERE audit_head.id = 1 RETURNING audit_head.id), "
-        f"log AS (INSERT INTO audit_log (seq, prev_hash, hash, {', '.join(plain)}) "  # noqa: S608
+        f"log AS (INSERT INTO audit_log (seq, prev_hash, hash, {', '.join(plain)}) "
         f"SELECT nxt.seq, nxt.prev_hash, nxt.hash, {', '.join(_cast(c) for c in plain)} FROM nxt), "
         "pat AS (INSERT INTO audit_patient (patient_id, seq) "
         "SELECT p, nxt.seq FROM nxt, unnest(CAST(:pat_id AS text[])) AS p), "

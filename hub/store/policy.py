@@ -10,7 +10,7 @@ statement takes a :data:`Visible` filter.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -66,6 +66,15 @@ class StorePolicy(Protocol):
 
     def history_filter(self, h: FromClause) -> ColumnElement[bool]:
         """The same decision on a ``resource_history`` row (that version's own category and clients)."""
+        ...
+
+    def target_facts(self, r: FromClause) -> Sequence[ColumnElement[Any]]:
+        """Columns on the ``resource`` row ``r`` a write replaces that the write check will ask about,
+        read in the statement that reads the row and decides its visibility (may be none)."""
+        ...
+
+    def take_target_facts(self, current: Stored, values: Sequence[Any]) -> None:
+        """What those columns said for ``current``, in the write's transaction."""
         ...
 
     async def check_read(self, conn: AsyncConnection, stored: Stored) -> None:

@@ -565,11 +565,12 @@ class Repository:
     async def _current(self, conn: AsyncConnection, res_type: str, res_id: str) -> tuple[Stored | None, bool | None]:
         """The current version a write replaces, and whether the caller may see it (None: not yet
         decided). When the transaction owes no access facts (a single write), one statement reads
-        it and decides that; else the write's checks decide it once the facts it depends on are
+        it, decides that, and reads what the write checks will ask about it (its creators, the
+        policy's target facts); else the write's checks decide it once the facts it depends on are
         settled (:meth:`_concerning`)."""
         if self.policy.internal or deferred.owed(conn):
             return await dao.get_current(conn, res_type, res_id), None
-        stored, visible, _clients = await dao.get_current_checked(conn, res_type, res_id, self.policy)
+        stored, visible = await dao.get_current_for_write(conn, res_type, res_id, self.policy)
         return stored, (visible if stored is not None else None)
 
     def _tick(self, current: Stored | None = None) -> int:

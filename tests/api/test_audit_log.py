@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event as sa_event
+from sqlalchemy import text
 
 from hub.audit.checkpoints import AuditKeyring, read_witness, rotate
 from hub.audit.records import AuditRecord
@@ -141,9 +142,7 @@ async def test_concurrent_write_transactions_chain_in_turn(audit_db: Database, t
         async with audit_db.write() as conn:
             seq = await writer.record_in(
                 conn,
-                AuditRecord(
-                    "create", 201, resources=(("Patient", f"x{i}", "1"),), patient_ids=(f"x{i}", "Ünïcode-é")
-                ),
+                AuditRecord("create", 201, resources=(("Patient", f"x{i}", "1"),), patient_ids=(f"x{i}", "Ünïcode-é")),
             )
             await asyncio.sleep(0.005)  # the others append meanwhile
             if fail:
@@ -151,14 +150,14 @@ async def test_concurrent_write_transactions_chain_in_turn(audit_db: Database, t
         return seq
 
     engine = audit_db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
+    sa_event.listen(engine, "before_cursor_execute", count)
     try:
         seqs = await asyncio.gather(*(write(i) for i in range(1, 13)))
         if not audit_db.is_sqlite:  # (SQLite's BEGIN IMMEDIATE lets one writer in at a time)
             assert len(head_statements) == 12
         outcomes = await asyncio.gather(*(write(i, fail=i % 4 == 0) for i in range(13, 25)), return_exceptions=True)
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        sa_event.remove(engine, "before_cursor_execute", count)
     assert sorted(seqs) == list(range(2, 14))
     kept = sorted(o for o in outcomes if isinstance(o, int))
     assert kept == list(range(14, 23))
