@@ -243,14 +243,15 @@ class Repository:
     # -- transactions -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def writing(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
-        """Join the caller's transaction, or run in a new write transaction."""
+    async def writing(self, conn: AsyncConnection | None, *, keyed: bool = False) -> AsyncIterator[AsyncConnection]:
+        """Join the caller's transaction, or run in a new write transaction (``keyed``: one
+        resource by id, no search: see :meth:`Database.write`)."""
         if conn is not None:
             yield conn
         else:
             writes = self.search_params.writes if self.search_params is not None else 0
             try:
-                async with self.db.write() as own:
+                async with self.db.write(keyed=keyed) as own:
                     yield own
                     if self.trail is not None:
                         # The owed facts first: the audit append takes the chain head's lock, held
@@ -328,7 +329,7 @@ class Repository:
     ) -> WriteOutcome:
         """Create with a server-assigned id (or ``assigned_id`` for a transaction's urn:uuid entries)."""
         res_type = resource["resourceType"]
-        async with self.writing(conn) as c:
+        async with self.writing(conn, keyed=not if_none_exist) as c:
             if if_none_exist:
                 match = await self.match_one(
                     c, res_type, if_none_exist, what=f"If-None-Exist '{if_none_exist}'", code="duplicate"
@@ -363,7 +364,7 @@ class Repository:
         expected = parse_etag(if_match) if if_match is not None else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             try:
-                async with self.writing(conn) as c:
+                async with self.writing(conn, keyed=True) as c:
                     current, seen = await self._current(c, res_type, res_id)
                     if current is None:
                         if expected is not None:
@@ -403,7 +404,7 @@ class Repository:
         """Apply ``apply`` (a JSON Patch or FHIRPath Patch) to the current version and store the result."""
         expected = parse_etag(if_match) if if_match is not None else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
-            async with self.writing(conn) as c:
+            async with self.writing(conn, keyed=True) as c:
                 current, seen = await self._current(c, res_type, res_id)
                 if current is None:
                     raise NotFound(f"{res_type}/{res_id} is not known")
@@ -433,7 +434,7 @@ class Repository:
         check_id(res_id)
         expected = parse_etag(if_match) if if_match is not None else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
-            async with self.writing(conn) as c:
+            async with self.writing(conn, keyed=True) as c:
                 current, seen = await self._current(c, res_type, res_id)
                 if current is None:
                     # The same answer as for a resource the caller may not see.
