@@ -144,7 +144,19 @@ async def _one(name: str, size: str, users: int, workers: int, profile: bool = F
                 typer.echo(json.dumps(top, indent=2))
                 return
             else:
-                result = await start()
+                from bench.procs import CpuMeter
+
+                with CpuMeter(hub.pid, db.name) as cpu:
+                    result = await start()
+                summary = result.summary()
+                # CPU milliseconds per request of hub and database: steadier than req/s on a shared box
+                requests = max(int(summary.get("requests", 0)), 1)
+                summary["cpu_ms_per_request"] = {
+                    "hub": round(cpu.hub * 1000 / requests, 2),
+                    "postgres": round(cpu.postgres * 1000 / requests, 2),
+                }
+                typer.echo(json.dumps(summary, indent=2))
+                return
             typer.echo(json.dumps(result.summary(), indent=2))
     finally:
         await server.drop_database(db)

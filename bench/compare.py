@@ -73,7 +73,9 @@ def main(
                 summary = _run(checkout, workload, size, users)
                 pair[side] = {"load_1min": round(load, 2), **summary}
                 rps = summary["throughput_rps"]
-                print(f"{workload} round {i + 1} {side}: {rps} req/s (load {load:.1f})", file=sys.stderr)
+                cpu = summary.get("cpu_ms_per_request", {}).get("hub")
+                hub_cpu = f", hub {cpu} ms CPU per request" if cpu is not None else ""
+                print(f"{workload} round {i + 1} {side}: {rps} req/s{hub_cpu} (load {load:.1f})", file=sys.stderr)
             pair["ratio"] = round(pair["after"]["throughput_rps"] / pair["before"]["throughput_rps"], 3)
             runs.append(pair)
         result["workloads"][workload] = {
@@ -82,6 +84,12 @@ def main(
             "median_before_rps": statistics.median(r["before"]["throughput_rps"] for r in runs),
             "median_after_rps": statistics.median(r["after"]["throughput_rps"] for r in runs),
         }
+        cpu_runs = [r for r in runs if all("cpu_ms_per_request" in r[s] for s in ("before", "after"))]
+        if cpu_runs:  # (both checkouts' bench report it)
+            for side in ("before", "after"):
+                result["workloads"][workload][f"median_{side}_hub_cpu_ms"] = statistics.median(
+                    r[side]["cpu_ms_per_request"]["hub"] for r in cpu_runs
+                )
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = after / "bench" / "results" / f"compare-{stamp}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

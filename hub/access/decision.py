@@ -15,7 +15,7 @@ policy that sees and may write everything, instead of "no policy". Code above th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -101,6 +101,12 @@ class SystemPolicy:
     def history_filter(self, h: FromClause) -> ColumnElement[bool]:
         return true()
 
+    def target_facts(self, r: FromClause) -> Sequence[ColumnElement[Any]]:
+        return ()
+
+    def take_target_facts(self, current: Stored, values: Sequence[Any]) -> None:
+        return None
+
     async def check_read(self, conn: AsyncConnection, stored: Stored) -> None:
         return None
 
@@ -114,6 +120,8 @@ class SystemPolicy:
         interaction: str,
         resource: dict[str, Any] | None = None,
         validate: Callable[[], None] | None = None,
+        *,
+        seen: bool | None = None,
     ) -> Verdict | None:
         if validate is not None:
             validate()
@@ -164,6 +172,12 @@ class AnonymousPolicy:
     def history_filter(self, h: FromClause) -> ColumnElement[bool]:
         return false()
 
+    def target_facts(self, r: FromClause) -> Sequence[ColumnElement[Any]]:
+        return ()
+
+    def take_target_facts(self, current: Stored, values: Sequence[Any]) -> None:
+        return None
+
     async def check_read(self, conn: AsyncConnection, stored: Stored) -> None:
         raise NotFound(f"{stored.res_type}/{stored.res_id} is not known", expression=stored.res_type)
 
@@ -177,6 +191,8 @@ class AnonymousPolicy:
         interaction: str,
         resource: dict[str, Any] | None = None,
         validate: Callable[[], None] | None = None,
+        *,
+        seen: bool | None = None,
     ) -> Verdict | None:
         raise Forbidden("This caller may not write")
 

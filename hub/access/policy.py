@@ -29,7 +29,7 @@ Default is deny: a caller sees only what a rule below opens.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -50,7 +50,7 @@ from hub.fhir.errors import Conflict, Forbidden, NotFound, Unprocessable
 from hub.fhir.instants import now_us
 from hub.fhir.validation.bsn import BSN_SYSTEM
 from hub.store.policy import Verdict
-from hub.store.resources import Stored
+from hub.store.resources import JoinedIds, Stored
 from hub.store.tables import history_compartment, idx_compartment, idx_token, resource
 from hub.store.tables import resource as resource_table
 
@@ -122,6 +122,8 @@ class AccessPolicy:
     in_care: set[str] = field(default_factory=set)
     #: Whether the organisation is a registered gemeente, once asked (see _gemeente).
     is_gemeente: bool | None = None
+    #: Resources (pid) this request found the organisation wrote (see _authored).
+    authored: set[int] = field(default_factory=set)
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -366,6 +368,35 @@ class AccessPolicy:
         rows = (await conn.execute(select(r.c.pid).where(r.c.pid.in_(pids), self.sql_filter(r)))).all()
         return {row[0] for row in rows}
 
+    def target_facts(self, r: FromClause) -> list[ColumnElement[Any]]:
+        """For a professional: what the write check of row ``r`` asks (:meth:`check_right`), read
+        with the row: whether the organisation wrote it (:meth:`_authored`), and which of its
+        clients the organisation is in care of (:meth:`_in_care`), as ids joined by spaces (ids
+        have none). Both are the same conditions on the same bind values as the checks' own
+        statements; :meth:`take_target_facts` remembers the yeses, as those checks do."""
+        if not (self.kind == "professional" and self.principal.organisation_ura):
+            return []
+        ura, now = self._p("acl_ura"), self._p("acl_now")
+        author = resource_author.alias("fact_author")
+        c = idx_compartment.alias("fact_comp")
+        authored = exists(select(author.c.pid).where(author.c.pid == r.c.pid, author.c.ura == ura))
+        in_care = (
+            select(JoinedIds(c.c.comp_id))
+            .where(c.c.pid == r.c.pid, c.c.comp_type == "Patient", _in_care_condition(c.c.comp_id, ura, now))
+            .scalar_subquery()
+        )
+        return [authored.label("fact_authored"), in_care.label("fact_in_care")]
+
+    def take_target_facts(self, current: Stored, values: Sequence[Any]) -> None:
+        """What :meth:`target_facts` found for ``current``, read in this transaction."""
+        if not values:
+            return
+        authored, in_care = values
+        if authored:
+            self.authored.add(current.pid)
+        if in_care:
+            self.in_care.update(in_care.split(" "))
+
     async def check_read(self, conn: AsyncConnection, stored: Stored) -> None:
         """Not found unless visible: the caller learns nothing about resources it may not see."""
         if not await self.visible(conn, [stored.pid]):
@@ -383,9 +414,12 @@ class AccessPolicy:
         interaction: str,
         resource: dict[str, Any] | None = None,
         validate: Callable[[], None] | None = None,
+        *,
+        seen: bool | None = None,
     ) -> Verdict | None:
         """May the caller write ``resource`` (content of ``category`` for these patients), replacing
-        ``current`` (``resource`` None: delete it)?
+        ``current`` (``resource`` None: delete it)? ``seen``: whether the caller may see ``current``,
+        when the repository already decided it in this transaction (with the statement that read it).
 
         ``compartments`` are the Patients the content is about, from its references as
         :func:`hub.fhir.references.resolve` reads them (an external reference concerns no client
@@ -397,7 +431,7 @@ class AccessPolicy:
         machine) the repository asks next, of the workflow rules it was built with
         (:data:`hub.store.policy.WriteRules`); their verdict says whom to record as the creator and
         which state change the write makes."""
-        await self.check_target(conn, current)
+        await self.check_target(conn, current, seen)
         await self.check_right(conn, res_type, category, compartments, current, interaction, resource)
         if resource is not None:
             await self.check_content(conn, res_type, resource)
@@ -405,10 +439,15 @@ class AccessPolicy:
             validate()
         return None
 
-    async def check_target(self, conn: AsyncConnection, current: Stored | None) -> None:
-        """Writing over a version the caller may not see is "not found", as reading it is."""
-        if current is not None and not current.deleted:
+    async def check_target(self, conn: AsyncConnection, current: Stored | None, seen: bool | None = None) -> None:
+        """Writing over a version the caller may not see is "not found", as reading it is; ``seen``
+        is the decision already made with this filter (None: not yet made, made here)."""
+        if current is None or current.deleted or seen:
+            return
+        if seen is None:
             await self.check_read(conn, current)
+            return
+        raise NotFound(f"{current.res_type}/{current.res_id} is not known", expression=current.res_type)
 
     async def check_right(
         self,
@@ -557,12 +596,18 @@ class AccessPolicy:
         return self.is_gemeente
 
     async def _authored(self, conn: AsyncConnection, pid: int) -> bool:
+        """Whether the organisation wrote (a version of) resource ``pid``; a yes is remembered for the
+        request, as :meth:`_in_care`'s."""
+        if pid in self.authored:
+            return True
         ura = self.principal.organisation_ura
         row = (
             await conn.execute(
                 select(resource_author.c.pid).where(resource_author.c.pid == pid, resource_author.c.ura == ura)
             )
         ).first()
+        if row is not None:
+            self.authored.add(pid)
         return row is not None
 
     async def _in_care(self, conn: AsyncConnection, patient_id: str) -> bool:
@@ -582,13 +627,11 @@ class AccessPolicy:
         return bool((await conn.execute(_IN_CARE, params)).scalar())
 
 
-def _in_care_statement() -> Any:
-    """Whether organisation ``care_ura`` has an active care relationship with Patient ``care_patient``
-    at ``care_now``, or registered that client (authored the Patient): one statement for both, built
-    once (a Bundle asks it for every client it writes about)."""
-    patient_id: BindParameter[str] = bindparam("care_patient")
-    ura: BindParameter[str] = bindparam("care_ura")
-    now: BindParameter[int] = bindparam("care_now")
+def _in_care_condition(
+    patient_id: ColumnElement[str], ura: ColumnElement[str], now: ColumnElement[int]
+) -> ColumnElement[bool]:
+    """Whether organisation ``ura`` has an active care relationship with Patient ``patient_id`` at
+    ``now``, or registered that client (authored the Patient)."""
     related = exists(
         select(care_relation.c.patient_id).where(
             care_relation.c.patient_id == patient_id,
@@ -603,7 +646,16 @@ def _in_care_statement() -> Any:
         .select_from(author.join(resource, resource.c.pid == author.c.pid))
         .where(author.c.ura == ura, resource.c.res_type == "Patient", resource.c.res_id == patient_id)
     )
-    return select(or_(related, registered))
+    return or_(related, registered)
+
+
+def _in_care_statement() -> Any:
+    """:func:`_in_care_condition` for bind values ``care_patient``, ``care_ura``, ``care_now``: one
+    statement for both, built once (a Bundle asks it for every client it writes about)."""
+    patient_id: BindParameter[str] = bindparam("care_patient")
+    ura: BindParameter[str] = bindparam("care_ura")
+    now: BindParameter[int] = bindparam("care_now")
+    return select(_in_care_condition(patient_id, ura, now))
 
 
 _IN_CARE = _in_care_statement()

@@ -333,26 +333,101 @@ async def _append(conn: AsyncConnection, is_sqlite: bool, cached: _Head | None, 
 async def _append_in(
     conn: AsyncConnection, is_sqlite: bool, cached: _Head | None, items: list[PreparedRecord]
 ) -> _Head:
-    """:func:`_append` inside a caller's transaction; on PostgreSQL with a ``cached`` head, the
-    compare-and-set and the inserts are one statement (:func:`_in_transaction_append`)."""
-    if cached is None or is_sqlite or conn.dialect.name != "postgresql":
+    """:func:`_append` inside a caller's transaction. On PostgreSQL in one statement: one record
+    (a single write's) is chained by the database itself after whatever head is committed when it
+    gets the head's lock (:func:`_chained_append`), so concurrent writes queue on that lock without
+    a failed compare-and-set and without a trip back to Python while holding it; several records
+    are chained after the ``cached`` head (:func:`_in_transaction_append`), or, when it moved, after
+    the head read under lock."""
+    if is_sqlite or conn.dialect.name != "postgresql":
         return await _append(conn, is_sqlite, cached, items)
-    links = chain(cached.last_hash, cached.last_seq + 1, [p.event for p in items])
+    if len(items) == 1:
+        return await _chained_one(conn, items[0])
+    if cached is not None:
+        moved = await _cas_append(conn, cached, items)
+        if moved is not None:
+            return moved
+    locked = await _lock_head(conn, is_sqlite)  # the head moved: read it under lock
+    head = await _cas_append(conn, locked, items)
+    if head is None:  # cannot happen while we hold the lock
+        raise RuntimeError("the audit head moved while locked")
+    return head
+
+
+async def _chained_one(conn: AsyncConnection, item: PreparedRecord) -> _Head:
+    """Append one record after the committed head, chained in SQL (:func:`_chained_append`)."""
+    row = _rows([(0, "", "")], [item])[0][0]
+    params: dict[str, Any] = {c: row[c] for c in _LOG_COLUMNS if c not in ("seq", "prev_hash", "hash")}
+    params.update(
+        event_bytes=item.event,
+        pat_id=list(item.facts.patient_ids),
+        ent_ref=list(item.facts.entities),
+    )
+    seq, last_hash, checkpoint_seq, checkpoint_at, moved = (await conn.execute(_chained_append(), params)).one()
+    if moved != 1:
+        raise RuntimeError("the audit head row is missing")
+    return _Head(int(seq), str(last_hash), int(checkpoint_seq), int(checkpoint_at))
+
+
+@functools.cache
+def _chained_append() -> Any:
+    """One record appended in one statement that takes the head's row lock first (``FOR UPDATE``: it
+    waits for a concurrent append's commit and then reads the head that one left) and computes the
+    link as :func:`hub.audit.chain.link_hash` does: SHA-256 of the previous hash's bytes, the seq as
+    8 bytes big-endian (``int8send``) and the record's canonical JSON (sent as bytes). Every value
+    is a parameter; tests/api/test_audit_log.py checks the chain with ``hub audit verify``."""
+    from sqlalchemy import LargeBinary, Text, bindparam, text
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    plain = [c for c in _LOG_COLUMNS if c not in ("seq", "prev_hash", "hash")]
+    sql = (
+        "WITH cur AS (SELECT last_seq, last_hash, checkpoint_seq, checkpoint_at FROM audit_head "  # noqa: S608
+        "WHERE id = 1 FOR UPDATE), "
+        "nxt AS (SELECT last_seq + 1 AS seq, last_hash AS prev_hash, checkpoint_seq, checkpoint_at, "
+        "encode(sha256(decode(last_hash, 'hex') || int8send(last_seq + 1) || :event_bytes), 'hex') AS hash "
+        "FROM cur), "
+        "head AS (UPDATE audit_head SET last_seq = nxt.seq, last_hash = nxt.hash FROM nxt "
+        "WHERE audit_head.id = 1 RETURNING audit_head.id), "
+        f"log AS (INSERT INTO audit_log (seq, prev_hash, hash, {', '.join(plain)}) "
+        f"SELECT nxt.seq, nxt.prev_hash, nxt.hash, {', '.join(_cast(c) for c in plain)} FROM nxt), "
+        "pat AS (INSERT INTO audit_patient (patient_id, seq) "
+        "SELECT p, nxt.seq FROM nxt, unnest(CAST(:pat_id AS text[])) AS p), "
+        "ent AS (INSERT INTO audit_entity (ref, seq) "
+        "SELECT e, nxt.seq FROM nxt, unnest(CAST(:ent_ref AS text[])) AS e) "
+        "SELECT nxt.seq, nxt.hash, nxt.checkpoint_seq, nxt.checkpoint_at, (SELECT count(*) FROM head) FROM nxt"
+    )
+    return text(sql).bindparams(
+        bindparam("event_bytes", type_=LargeBinary()),
+        bindparam("pat_id", type_=ARRAY(Text())),
+        bindparam("ent_ref", type_=ARRAY(Text())),
+    )
+
+
+def _cast(column: str) -> str:
+    """A bind parameter for ``audit_log.<column>`` with its type spelled out (in INSERT ... SELECT
+    PostgreSQL would take an untyped parameter for text)."""
+    return f"CAST(:{column} AS {'bigint' if column == 'recorded' else 'text'})"
+
+
+async def _cas_append(conn: AsyncConnection, after: _Head, items: list[PreparedRecord]) -> _Head | None:
+    """Chain ``items`` after ``after`` and insert them, if the head is still there (one statement);
+    the new head, or None when it had moved."""
+    links = chain(after.last_hash, after.last_seq + 1, [p.event for p in items])
     rows, patients, entities = _rows(links, items)
     params: dict[str, Any] = {c: [r[c] for r in rows] for c in _LOG_COLUMNS}
     params.update(
         new_seq=links[-1][0],
         new_hash=links[-1][2],
-        old_seq=cached.last_seq,
-        old_hash=cached.last_hash,
+        old_seq=after.last_seq,
+        old_hash=after.last_hash,
         pat_id=[p["patient_id"] for p in patients],
         pat_seq=[p["seq"] for p in patients],
         ent_ref=[e["ref"] for e in entities],
         ent_seq=[e["seq"] for e in entities],
     )
-    if (await conn.execute(_in_transaction_append(), params)).scalar() == 1:
-        return _Head(links[-1][0], links[-1][2], cached.checkpoint_seq, cached.checkpoint_at)
-    return await _append(conn, is_sqlite, None, items)  # the head moved: read it under lock
+    if (await conn.execute(_in_transaction_append(), params)).scalar() != 1:
+        return None
+    return _Head(links[-1][0], links[-1][2], after.checkpoint_seq, after.checkpoint_at)
 
 
 @functools.cache

@@ -10,7 +10,7 @@ statement takes a :data:`Visible` filter.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -68,6 +68,15 @@ class StorePolicy(Protocol):
         """The same decision on a ``resource_history`` row (that version's own category and clients)."""
         ...
 
+    def target_facts(self, r: FromClause) -> Sequence[ColumnElement[Any]]:
+        """Columns on the ``resource`` row ``r`` a write replaces that the write check will ask about,
+        read in the statement that reads the row and decides its visibility (may be none)."""
+        ...
+
+    def take_target_facts(self, current: Stored, values: Sequence[Any]) -> None:
+        """What those columns said for ``current``, in the write's transaction."""
+        ...
+
     async def check_read(self, conn: AsyncConnection, stored: Stored) -> None:
         """NotFound unless the caller may see ``stored``."""
         ...
@@ -82,8 +91,12 @@ class StorePolicy(Protocol):
         interaction: str,
         resource: dict[str, Any] | None = None,
         validate: Callable[[], None] | None = None,
+        *,
+        seen: bool | None = None,
     ) -> Verdict | None:
-        """May the caller write this (Forbidden if not); ``validate`` runs once the right is established."""
+        """May the caller write this (Forbidden if not); ``validate`` runs once the right is established.
+        ``seen``: whether the caller may see ``current``, when the store already decided it with this
+        policy's filter in the write's transaction (None: the policy decides it)."""
         ...
 
 

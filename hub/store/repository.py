@@ -243,14 +243,15 @@ class Repository:
     # -- transactions -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def writing(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
-        """Join the caller's transaction, or run in a new write transaction."""
+    async def writing(self, conn: AsyncConnection | None, *, keyed: bool = False) -> AsyncIterator[AsyncConnection]:
+        """Join the caller's transaction, or run in a new write transaction (``keyed``: one
+        resource by id, no search: see :meth:`Database.write`)."""
         if conn is not None:
             yield conn
         else:
             writes = self.search_params.writes if self.search_params is not None else 0
             try:
-                async with self.db.write() as own:
+                async with self.db.write(keyed=keyed) as own:
                     yield own
                     if self.trail is not None:
                         # The owed facts first: the audit append takes the chain head's lock, held
@@ -328,7 +329,7 @@ class Repository:
     ) -> WriteOutcome:
         """Create with a server-assigned id (or ``assigned_id`` for a transaction's urn:uuid entries)."""
         res_type = resource["resourceType"]
-        async with self.writing(conn) as c:
+        async with self.writing(conn, keyed=not if_none_exist) as c:
             if if_none_exist:
                 match = await self.match_one(
                     c, res_type, if_none_exist, what=f"If-None-Exist '{if_none_exist}'", code="duplicate"
@@ -363,7 +364,7 @@ class Repository:
         expected = parse_etag(if_match) if if_match is not None else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             try:
-                async with self.writing(conn) as c:
+                async with self.writing(conn, keyed=True) as c:
                     current, seen = await self._current(c, res_type, res_id)
                     if current is None:
                         if expected is not None:
@@ -403,7 +404,7 @@ class Repository:
         """Apply ``apply`` (a JSON Patch or FHIRPath Patch) to the current version and store the result."""
         expected = parse_etag(if_match) if if_match is not None else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
-            async with self.writing(conn) as c:
+            async with self.writing(conn, keyed=True) as c:
                 current, seen = await self._current(c, res_type, res_id)
                 if current is None:
                     raise NotFound(f"{res_type}/{res_id} is not known")
@@ -433,7 +434,7 @@ class Repository:
         check_id(res_id)
         expected = parse_etag(if_match) if if_match is not None else None
         for _attempt in range(MAX_WRITE_ATTEMPTS):
-            async with self.writing(conn) as c:
+            async with self.writing(conn, keyed=True) as c:
                 current, seen = await self._current(c, res_type, res_id)
                 if current is None:
                     # The same answer as for a resource the caller may not see.
@@ -565,11 +566,12 @@ class Repository:
     async def _current(self, conn: AsyncConnection, res_type: str, res_id: str) -> tuple[Stored | None, bool | None]:
         """The current version a write replaces, and whether the caller may see it (None: not yet
         decided). When the transaction owes no access facts (a single write), one statement reads
-        it and decides that; else the write's checks decide it once the facts it depends on are
+        it, decides that, and reads what the write checks will ask about it (its creators, the
+        policy's target facts); else the write's checks decide it once the facts it depends on are
         settled (:meth:`_concerning`)."""
         if self.policy.internal or deferred.owed(conn):
             return await dao.get_current(conn, res_type, res_id), None
-        stored, visible, _clients = await dao.get_current_checked(conn, res_type, res_id, self.policy)
+        stored, visible = await dao.get_current_for_write(conn, res_type, res_id, self.policy)
         return stored, (visible if stored is not None else None)
 
     def _tick(self, current: Stored | None = None) -> int:
@@ -691,8 +693,8 @@ class Repository:
                 if current is not None and not current.deleted:
                     await self._check_read(conn, current, seen)  # (a refused attempt is in the client's view)
                 verdict = await self.policy.check_write(
-                    conn, res_type, category, patients, current, interaction, resource, validate
-                )
+                    conn, res_type, category, patients, current, interaction, resource, validate, seen=True
+                )  # (seen: visible, or _check_read refused it; the policy need not ask again)
                 if self.write_rules is not None:
                     verdict = await self.write_rules(
                         conn, self.policy, res_type, resource, current, interaction, patients, category
@@ -725,7 +727,8 @@ class Repository:
             yield
 
     async def _check_delete(self, conn: AsyncConnection, current: Stored) -> tuple[list[str], Verdict | None]:
-        """May the caller delete ``current``? Returns the Patients it belonged to, and the verdict."""
+        """May the caller delete ``current`` (which its callers found visible to the caller first,
+        :meth:`_check_read`)? Returns the Patients it belonged to, and the verdict."""
         if current.content is None or (self.policy.internal and self.trail is None and self.outbox is None):
             return [], None
         old = jsonio.loads(current.content)
@@ -734,7 +737,9 @@ class Repository:
         if not self.policy.internal:
             category = current.category or self.categorize(old)
             try:
-                verdict = await self.policy.check_write(conn, current.res_type, category, patients, current, "d", None)
+                verdict = await self.policy.check_write(
+                    conn, current.res_type, category, patients, current, "d", None, seen=True
+                )
                 if self.write_rules is not None:
                     verdict = await self.write_rules(
                         conn, self.policy, current.res_type, None, current, "d", patients, category

@@ -10,8 +10,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import and_, bindparam, case, delete, false, func, insert, literal, select, text, update
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    case,
+    column,
+    delete,
+    false,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import table as table_clause
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from hub.store import deferred
 from hub.store.clientkey import client_key, move
@@ -42,6 +59,9 @@ class Stored:
     category: str | None = None
     #: The client the resource belongs to (hub.store.clientkey); set on current versions.
     client_key: str | None = None
+    #: Its recorded creator parties (``resource_owner``), when read with it for a write that
+    #: replaces it (:func:`get_current_for_write`); None: not read.
+    owners: tuple[str, ...] | None = None
 
     @property
     def etag(self) -> str:
@@ -164,6 +184,65 @@ async def get_current_checked(
     low, high, n = row[11], row[12], row[13]
     patients: tuple[str, ...] | None = tuple(dict.fromkeys(p for p in (low, high) if p)) if n <= 2 else None
     return stored, bool(row[10]), patients
+
+
+class JoinedIds(FunctionElement[str]):
+    """The values of a scalar subquery's rows as one space-separated string (for ids and parties,
+    which have no spaces): ``string_agg`` on PostgreSQL, ``group_concat`` on SQLite."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(JoinedIds)
+def _joined_pg(element: JoinedIds, compiler: Any, **kw: Any) -> str:
+    return f"string_agg({compiler.process(element.clauses, **kw)}, ' ')"
+
+
+@compiles(JoinedIds, "sqlite")
+def _joined_sqlite(element: JoinedIds, compiler: Any, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ' ')"
+
+
+_OWNER = table_clause("resource_owner", column("pid"), column("party"))
+_WRITE_TARGETS: dict[Any, Any] = {}
+
+
+def _write_target_statement(policy: StorePolicy) -> Any:
+    """The current version a caller's write replaces, whether the caller may see it, its recorded
+    creators (for the workflow rules) and the policy's facts about it (:meth:`StorePolicy.target_facts`),
+    built once per policy shape."""
+    key = policy.shape()
+    stmt = _WRITE_TARGETS.get(key)
+    if stmt is not None:
+        return stmt
+    owners = select(JoinedIds(_OWNER.c.party)).where(_OWNER.c.pid == resource.c.pid).scalar_subquery()
+    stmt = select(
+        *_CURRENT.selected_columns,
+        case((policy.sql_filter(resource), True), else_=False).label("visible"),
+        owners.label("owners"),
+        *policy.target_facts(resource),
+    ).where(resource.c.res_type == bindparam("read_type"), resource.c.res_id == bindparam("read_id"))
+    if len(_WRITE_TARGETS) < 256:
+        _WRITE_TARGETS[key] = stmt
+    return stmt
+
+
+async def get_current_for_write(
+    conn: AsyncConnection, res_type: str, res_id: str, policy: StorePolicy
+) -> tuple[Stored | None, bool]:
+    """For a caller's write: the current version (with its creators, :attr:`Stored.owners`) and
+    whether the caller may see it, in one statement that also hands the policy what its write check
+    will ask about the row (:meth:`StorePolicy.take_target_facts`)."""
+    await deferred.settle(conn)  # the access facts this transaction's writes owe
+    params: dict[str, Any] = {"read_type": res_type, "read_id": res_id, **policy.params()}
+    row = (await conn.execute(_write_target_statement(policy), params)).first()
+    if row is None:
+        return None, False
+    owners = tuple(row[11].split(" ")) if row[11] else ()
+    stored = Stored(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], owners)
+    policy.take_target_facts(stored, tuple(row[12:]))
+    return stored, bool(row[10])
 
 
 async def get_version(conn: AsyncConnection, res_type: str, res_id: str, version: int) -> Stored | None:

@@ -112,11 +112,15 @@ def _patient(resource: dict[str, Any]) -> str | None:
     return None
 
 
-async def owners_of(conn: AsyncConnection, pid: int, resource: dict[str, Any]) -> frozenset[str]:
-    """The recorded creator(s) and the parties the resource names as its author."""
-    rows = (await conn.execute(select(resource_owner.c.party).where(resource_owner.c.pid == pid))).all()
+async def owners_of(conn: AsyncConnection, current: Stored, resource: dict[str, Any]) -> frozenset[str]:
+    """The recorded creator(s) of ``current`` (read with it, :attr:`Stored.owners`, or here) and the
+    parties the resource names as its author."""
+    if current.owners is not None:
+        found = set(current.owners)
+    else:
+        rows = (await conn.execute(select(resource_owner.c.party).where(resource_owner.c.pid == current.pid))).all()
+        found = {r[0] for r in rows}
     named = _refs(resource, NAMED_OWNER.get(str(resource.get("resourceType")), ()))
-    found = {r[0] for r in rows}
     for parties in await parties_of(conn, named) if named else []:
         found |= parties
     return frozenset(found)
@@ -244,7 +248,7 @@ async def check(
                 _party(parties),
             )
         )
-    owners = await owners_of(conn, current.pid, old)
+    owners = await owners_of(conn, current, old)
     change = _careplan_change(res_type, old, resource, current.res_id, parties)
     if not owners or parties & owners or kind == "admin":
         return WriteVerdict(change=change)

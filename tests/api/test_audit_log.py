@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import text
 
 from hub.audit.checkpoints import AuditKeyring, read_witness, rotate
@@ -122,6 +123,53 @@ async def test_record_in_commits_and_rolls_back_with_the_write(audit_db: Databas
     await writer.stop()
     result = await verify(audit_db, tmp_path / "keys")
     assert result.ok and result.records == 3
+
+
+async def test_concurrent_write_transactions_chain_in_turn(audit_db: Database, tmp_path: Path) -> None:
+    """Write transactions append at once: on PostgreSQL each single record in one statement that waits
+    for the head's row lock and chains after what the one before it committed (no compare-and-set
+    that fails, no second trip under the lock); a transaction that rolls back after its append
+    leaves no gap. The chain then verifies (the links computed in SQL are hub.audit.chain's)."""
+    writer = await started_writer(audit_db, tmp_path / "keys")
+    await writer.record(sample(0))
+    head_statements: list[str] = []
+
+    def count(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        if "audit_head" in statement:
+            head_statements.append(statement)
+
+    async def write(i: int, fail: bool = False) -> int:
+        async with audit_db.write() as conn:
+            seq = await writer.record_in(
+                conn,
+                AuditRecord("create", 201, resources=(("Patient", f"x{i}", "1"),), patient_ids=(f"x{i}", "Ünïcode-é")),
+            )
+            await asyncio.sleep(0.005)  # the others append meanwhile
+            if fail:
+                raise RuntimeError("the write failed after its audit row was appended")
+        return seq
+
+    engine = audit_db.engine.sync_engine
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        seqs = await asyncio.gather(*(write(i) for i in range(1, 13)))
+        if not audit_db.is_sqlite:  # (SQLite's BEGIN IMMEDIATE lets one writer in at a time)
+            assert len(head_statements) == 12
+        outcomes = await asyncio.gather(*(write(i, fail=i % 4 == 0) for i in range(13, 25)), return_exceptions=True)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    assert sorted(seqs) == list(range(2, 14))
+    kept = sorted(o for o in outcomes if isinstance(o, int))
+    assert kept == list(range(14, 23))
+    assert all(isinstance(o, RuntimeError) for o in outcomes if not isinstance(o, int))
+    assert await writer.record(sample(99)) == 23
+    await writer.stop()
+    result = await verify(audit_db, tmp_path / "keys")
+    assert result.ok, result.summary()
+    assert result.records == 23
+    async with audit_db.read() as conn:
+        rows = (await conn.execute(text("SELECT count(*) FROM audit_patient WHERE patient_id = 'Ünïcode-é'"))).one()
+    assert rows[0] == 21
 
 
 async def test_two_writers_share_one_chain(audit_db: Database, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 
@@ -55,3 +56,27 @@ async def test_parallel_update_as_create_same_id(client: httpx.AsyncClient) -> N
     assert sorted(statuses) == [200] * 9 + [201]
     final = (await client.get("/fhir/Patient/same")).json()
     assert final["meta"]["versionId"] == "10"
+
+
+async def test_parallel_single_writes_keep_one_verifiable_audit_chain(
+    client: httpx.AsyncClient, client_as: Any
+) -> None:
+    """Creates, updates and deletes at once, each its own transaction appending its audit record
+    (chained by the database under the head's lock): the chain verifies, one record per write."""
+    admin = client_as("admin")
+    before = (await admin.get("/admin/audit/verify")).json()
+    assert before["ok"] is True, before
+
+    async def chain(i: int) -> list[int]:
+        body = {"resourceType": "Organization", "name": f"Parallel {i}"}
+        created = await client.post("/fhir/Organization", json=body)
+        oid = created.json()["id"]
+        updated = await client.put(f"/fhir/Organization/{oid}", json={**body, "id": oid, "active": True})
+        deleted = await client.delete(f"/fhir/Organization/{oid}")
+        return [created.status_code, updated.status_code, deleted.status_code]
+
+    statuses = await asyncio.gather(*(chain(i) for i in range(16)))
+    assert statuses == [[201, 200, 200]] * 16
+    after = (await admin.get("/admin/audit/verify")).json()
+    assert after["ok"] is True, after["summary"]
+    assert after["records"] >= before["records"] + 48

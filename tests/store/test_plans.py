@@ -18,15 +18,20 @@ async def _plan_mode(db: Database, kind: str) -> str:
         return str((await conn.execute(text("SHOW plan_cache_mode"))).scalar())
 
 
-async def test_lookups_keep_generic_plans_and_reads_and_writes_do_not(database_url: str, backend: str) -> None:
+async def test_lookups_and_keyed_writes_keep_generic_plans_and_reads_and_writes_do_not(
+    database_url: str, backend: str
+) -> None:
     db = Database(database_url, pool_size=8)
     audit = Database(database_url, pool_size=2, custom_plans=False)
     try:
         modes = {kind: await _plan_mode(db, kind) for kind in ("lookup", "read", "write")}
+        async with db.write(keyed=True) as conn:
+            keyed = "sqlite" if db.is_sqlite else str((await conn.execute(text("SHOW plan_cache_mode"))).scalar())
         if backend == "sqlite":
             assert db.engines == (db.engine,)
             return
         assert modes == {"lookup": "auto", "read": "force_custom_plan", "write": "force_custom_plan"}
+        assert keyed == "auto"  # a write of one resource by id finds every row by key
         assert await _plan_mode(audit, "write") == "auto"
         assert audit.engines == (audit.engine,)
         # The two pools together open no more connections than the one pool did (2 * pool_size).
@@ -75,3 +80,48 @@ async def test_a_read_by_id_runs_on_the_lookup_pool_and_a_search_does_not(
     assert any("FROM resource" in s for s in read["lookup"]), read
     assert not any("FROM resource" in s for s in read["main"]), read["main"]
     assert any("FROM resource" in s for s in search["main"]) and not search["lookup"], search
+
+
+async def test_writes_by_id_run_on_the_lookup_pool_and_a_conditional_create_does_not(
+    hub_app: Any, client: httpx.AsyncClient, backend: str
+) -> None:
+    db: Database = hub_app.state.services.repo.db
+    seen: dict[str, list[str]] = {"main": [], "lookup": []}
+
+    def on(name: str) -> Any:
+        def record(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+            seen[name].append(statement)
+
+        return record
+
+    listeners = [(db.engine.sync_engine, on("main"))]
+    if db.lookup_engine is not db.engine:
+        listeners.append((db.lookup_engine.sync_engine, on("lookup")))
+    for engine, fn in listeners:
+        event.listen(engine, "before_cursor_execute", fn)
+    try:
+        patient = {"resourceType": "Patient", "name": [{"family": "Keyed"}]}
+        r = await client.post("/fhir/Patient", json=patient)
+        assert r.status_code == 201, r.text
+        pid = r.json()["id"]
+        r = await client.put(f"/fhir/Patient/{pid}", json={**patient, "id": pid, "gender": "female"})
+        assert r.status_code == 200, r.text
+        r = await client.delete(f"/fhir/Patient/{pid}")
+        assert r.status_code == 200, r.text
+        by_id = {k: list(v) for k, v in seen.items()}
+        for v in seen.values():
+            v.clear()
+        r = await client.post("/fhir/Patient", json=patient, headers={"If-None-Exist": "family=Keyed-Conditional"})
+        assert r.status_code == 201, r.text
+        conditional = {k: list(v) for k, v in seen.items()}
+    finally:
+        for engine, fn in listeners:
+            event.remove(engine, "before_cursor_execute", fn)
+    if backend == "sqlite":  # one pool
+        assert by_id["main"] and conditional["main"]
+        return
+    writes = [s for s in by_id["lookup"] if "INSERT INTO resource" in s or "UPDATE resource" in s]
+    assert len(writes) == 3, by_id["lookup"]
+    assert not any("resource" in s for s in by_id["main"]), by_id["main"]
+    assert any("INSERT INTO resource" in s for s in conditional["main"]), conditional
+    assert not any("resource" in s for s in conditional["lookup"]), conditional["lookup"]
