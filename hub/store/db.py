@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool, StaticPool
 
 from hub.fhir.errors import BadRequest, FhirError, ServiceUnavailable
-from hub.store import deferred
+from hub.store import deferred, pg_batch
 
 
 class Database:
@@ -58,6 +58,10 @@ class Database:
         )
         event.listen(self.engine.sync_engine, "commit", deferred.refuse_unsettled)
         event.listen(self.engine.sync_engine, "rollback", deferred.forget_on_rollback)
+        if not self.is_sqlite:  # a transaction Bundle's waiting creates (hub.store.pg_batch)
+            event.listen(self.engine.sync_engine, "before_cursor_execute", pg_batch.flush_before, retval=True)
+            event.listen(self.engine.sync_engine, "commit", pg_batch.refuse_unflushed)
+            event.listen(self.engine.sync_engine, "rollback", pg_batch.end)
         # PostgreSQL reads need no BEGIN/ROLLBACK: at READ COMMITTED each statement has its own
         # snapshot either way, and autocommit saves two round trips per read.
         self._read_engine = (
@@ -178,6 +182,7 @@ async def _settled_transaction(conn: AsyncConnection) -> AsyncIterator[None]:
         async with conn.begin():
             deferred.begin(conn)
             yield
+            await pg_batch.flush(conn)
             await deferred.settle(conn)
     finally:
         deferred.forget(conn)
