@@ -461,18 +461,11 @@ async def recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
     patients = sorted(set(patients))
     if not patients:
         return
-    rel_rows = [
-        dict(r)
-        for r in (await conn.execute(select(care_relation).where(care_relation.c.patient_id.in_(patients))))
-        .mappings()
-        .all()
-    ]
+    rel_rows = [dict(r) for r in (await conn.execute(_RELATIONS_OF, {"patients": patients})).mappings().all()]
     await _set_effective(conn, patients, rel_rows)
-    rule_rows = (
-        (await conn.execute(select(consent_rule).where(consent_rule.c.patient_id.in_(patients)))).mappings().all()
-    )
+    rule_rows = (await conn.execute(_RULES_OF, {"patients": patients})).mappings().all()
     types = await organisation_types(conn, {r["org_ura"] for r in rel_rows})
-    await conn.execute(delete(access_grant).where(access_grant.c.patient_id.in_(patients)))
+    await conn.execute(_FORGET_GRANTS, {"patients": patients})
     rows = []
     for patient in patients:
         relations = [
@@ -488,7 +481,24 @@ async def recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
         for ura, category, start, end in grant_intervals(relations, rules, types):
             rows.append({"patient_id": patient, "org_ura": ura, "category": category, "start": start, "end": end})
     if rows:
-        await conn.execute(insert(access_grant), rows)
+        await conn.execute(_INSERT_GRANT, rows)
+
+
+# The statements of a recompute, built once (built per call, building them cost more than running them).
+_RELATIONS_OF = select(care_relation).where(care_relation.c.patient_id.in_(bindparam("patients", expanding=True)))
+_RULES_OF = select(consent_rule).where(consent_rule.c.patient_id.in_(bindparam("patients", expanding=True)))
+_FORGET_GRANTS = delete(access_grant).where(access_grant.c.patient_id.in_(bindparam("patients", expanding=True)))
+_INSERT_GRANT = insert(access_grant)
+_FORGET_RELATIONS = delete(care_relation).where(care_relation.c.patient_id.in_(bindparam("patients", expanding=True)))
+_INSERT_RELATION = insert(care_relation)
+_LEGAL_DELEGATIONS = select(delegation).where(
+    delegation.c.person_id.in_(bindparam("persons", expanding=True)), delegation.c.active == true()
+)
+_REGISTRARS = (
+    select(resource.c.res_id, resource_author.c.ura)
+    .select_from(resource_author.join(resource, resource.c.pid == resource_author.c.pid))
+    .where(resource.c.res_type == "Patient", resource.c.res_id.in_(bindparam("patients", expanding=True)))
+)
 
 
 async def _set_effective(conn: AsyncConnection, patients: list[str], rows: list[dict[str, Any]]) -> None:
@@ -500,15 +510,7 @@ async def _set_effective(conn: AsyncConnection, patients: list[str], rows: list[
     persons = {r["grantor"] for r in rows if r["grantor_kind"] == "person" and r["grantor"]}
     legal: dict[tuple[str, str], tuple[int, int]] = {}
     if persons:
-        for d in (
-            (
-                await conn.execute(
-                    select(delegation).where(delegation.c.person_id.in_(sorted(persons)), delegation.c.active == true())
-                )
-            )
-            .mappings()
-            .all()
-        ):
+        for d in (await conn.execute(_LEGAL_DELEGATIONS, {"persons": sorted(persons)})).mappings().all():
             if d["role_code"] not in LEGAL_ROLES:
                 continue
             lo = d["period_start"] if d["period_start"] is not None else DATE_MIN
@@ -549,8 +551,8 @@ async def _set_effective(conn: AsyncConnection, patients: list[str], rows: list[
         for i, r in enumerate(mine):
             span = eff[i]
             r["eff_start"], r["eff_end"] = span if span is not None else (None, None)
-    await conn.execute(delete(care_relation).where(care_relation.c.patient_id.in_(patients)))
-    await conn.execute(insert(care_relation), rows)
+    await conn.execute(_FORGET_RELATIONS, {"patients": patients})
+    await conn.execute(_INSERT_RELATION, rows)
 
 
 def _clip(span: tuple[int, int], right: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -562,13 +564,7 @@ def _clip(span: tuple[int, int], right: tuple[int, int] | None) -> tuple[int, in
 
 async def _patient_registrars(conn: AsyncConnection, patients: list[str]) -> dict[str, set[str]]:
     """Organisations that registered each client (wrote its Patient): in its care on their own."""
-    rows = (
-        await conn.execute(
-            select(resource.c.res_id, resource_author.c.ura)
-            .select_from(resource_author.join(resource, resource.c.pid == resource_author.c.pid))
-            .where(resource.c.res_type == "Patient", resource.c.res_id.in_(patients))
-        )
-    ).all()
+    rows = (await conn.execute(_REGISTRARS, {"patients": patients})).all()
     out: dict[str, set[str]] = {}
     for res_id, ura in rows:
         out.setdefault(res_id, set()).add(ura)
@@ -655,21 +651,8 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
             orgs[res_id] = key
         elif res_type == "PractitionerRole":
             roles[res_id] = key
-    token = idx_token
     if orgs:
-        rows = (
-            await conn.execute(
-                select(resource.c.res_id, token.c.code)
-                .select_from(token.join(resource, resource.c.pid == token.c.pid))
-                .where(
-                    resource.c.res_type == "Organization",
-                    resource.c.res_id.in_(sorted(orgs)),
-                    resource.c.deleted == false(),
-                    token.c.param == "identifier",
-                    token.c.system == URA_SYSTEM,
-                )
-            )
-        ).all()
+        rows = (await conn.execute(_ORGANISATION_URAS, {"ids": sorted(orgs)})).all()
         for res_id, code in rows:
             if known is not None:
                 known.setdefault(("Organization", res_id), code)
@@ -678,34 +661,7 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
             for res_id in orgs:
                 known.setdefault(("Organization", res_id), None)
     if roles:
-        role = resource.alias("role")
-        org = resource.alias("org")
-        rows = (
-            await conn.execute(
-                select(role.c.res_id, token.c.code)
-                .select_from(
-                    role.join(
-                        idx_reference,
-                        and_(
-                            idx_reference.c.pid == role.c.pid,
-                            idx_reference.c.param == "organization",
-                            idx_reference.c.target_type == "Organization",
-                        ),
-                    )
-                    .join(org, and_(org.c.res_type == "Organization", org.c.res_id == idx_reference.c.target_id))
-                    .join(
-                        token,
-                        and_(token.c.pid == org.c.pid, token.c.param == "identifier", token.c.system == URA_SYSTEM),
-                    )
-                )
-                .where(
-                    role.c.res_type == "PractitionerRole",
-                    role.c.res_id.in_(sorted(roles)),
-                    role.c.deleted == false(),
-                    org.c.deleted == false(),
-                )
-            )
-        ).all()
+        rows = (await conn.execute(_ROLE_URAS, {"ids": sorted(roles)})).all()
         for res_id, code in rows:
             if known is not None:
                 known.setdefault(("PractitionerRole", res_id), code)
@@ -714,6 +670,51 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
             for res_id in roles:
                 known.setdefault(("PractitionerRole", res_id), None)
     return out
+
+
+def _role_uras() -> Any:
+    role = resource.alias("role")
+    org = resource.alias("org")
+    token = idx_token
+    return (
+        select(role.c.res_id, token.c.code)
+        .select_from(
+            role.join(
+                idx_reference,
+                and_(
+                    idx_reference.c.pid == role.c.pid,
+                    idx_reference.c.param == "organization",
+                    idx_reference.c.target_type == "Organization",
+                ),
+            )
+            .join(org, and_(org.c.res_type == "Organization", org.c.res_id == idx_reference.c.target_id))
+            .join(
+                token,
+                and_(token.c.pid == org.c.pid, token.c.param == "identifier", token.c.system == URA_SYSTEM),
+            )
+        )
+        .where(
+            role.c.res_type == "PractitionerRole",
+            role.c.res_id.in_(bindparam("ids", expanding=True)),
+            role.c.deleted == false(),
+            org.c.deleted == false(),
+        )
+    )
+
+
+# organisation_uras' statements, built once.
+_ORGANISATION_URAS = (
+    select(resource.c.res_id, idx_token.c.code)
+    .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
+    .where(
+        resource.c.res_type == "Organization",
+        resource.c.res_id.in_(bindparam("ids", expanding=True)),
+        resource.c.deleted == false(),
+        idx_token.c.param == "identifier",
+        idx_token.c.system == URA_SYSTEM,
+    )
+)
+_ROLE_URAS = _role_uras()
 
 
 async def organisation_ura(conn: AsyncConnection, ref: Any, base: str | None = None) -> str | None:
@@ -727,19 +728,18 @@ async def organisation_types(conn: AsyncConnection, uras: Iterable[str]) -> dict
     uras = sorted(set(uras))
     if not uras:
         return {}
-    rows = (
-        await conn.execute(
-            select(organisation.c.ura, organisation.c.types).where(
-                organisation.c.ura.in_(uras), organisation.c.active == true()
-            )
-        )
-    ).all()
+    rows = (await conn.execute(_ORGANISATION_TYPES, {"uras": uras})).all()
     out: dict[str, frozenset[str]] = {}
     for ura, types in rows:
         codes = orjson.loads(types or "[]")
         if codes:
             out[ura] = frozenset(str(c) for c in codes)
     return out
+
+
+_ORGANISATION_TYPES = select(organisation.c.ura, organisation.c.types).where(
+    organisation.c.ura.in_(bindparam("uras", expanding=True)), organisation.c.active == true()
+)
 
 
 async def patient_bsn(conn: AsyncConnection, patient_id: str) -> str | None:
@@ -752,22 +752,23 @@ async def patient_bsns(conn: AsyncConnection, patient_ids: Iterable[str]) -> dic
     ids = sorted(set(patient_ids))
     if not ids:
         return {}
-    rows = (
-        await conn.execute(
-            select(resource.c.res_id, idx_token.c.code)
-            .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
-            .where(
-                resource.c.res_type == "Patient",
-                resource.c.res_id.in_(ids),
-                idx_token.c.param == "identifier",
-                idx_token.c.system == BSN_SYSTEM,
-            )
-        )
-    ).all()
+    rows = (await conn.execute(_PATIENT_BSNS, {"ids": ids})).all()
     out: dict[str, str] = {}
     for res_id, code in rows:
         out.setdefault(res_id, str(code))
     return out
+
+
+_PATIENT_BSNS = (
+    select(resource.c.res_id, idx_token.c.code)
+    .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
+    .where(
+        resource.c.res_type == "Patient",
+        resource.c.res_id.in_(bindparam("ids", expanding=True)),
+        idx_token.c.param == "identifier",
+        idx_token.c.system == BSN_SYSTEM,
+    )
+)
 
 
 async def patient_ids_for_bsn(conn: AsyncConnection, bsns: Iterable[str]) -> dict[str, list[str]]:

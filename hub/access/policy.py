@@ -506,21 +506,7 @@ class AccessPolicy:
         }
         if not bsns:
             return
-        rows = (
-            await conn.execute(
-                select(resource_table.c.res_id)
-                .select_from(idx_token.join(resource_table, resource_table.c.pid == idx_token.c.pid))
-                .where(
-                    idx_token.c.res_type == "Patient",
-                    idx_token.c.param == "identifier",
-                    idx_token.c.system == BSN_SYSTEM,
-                    idx_token.c.code.in_(sorted(bsns)),
-                    resource_table.c.deleted == false(),
-                    resource_table.c.res_id != resource.get("id"),
-                )
-                .limit(1)
-            )
-        ).first()
+        rows = (await conn.execute(_BSN_TAKEN, {"bsns": sorted(bsns), "own_id": resource.get("id") or ""})).first()
         if rows is not None:
             raise Conflict(
                 "A client with this BSN is already registered; write to their Patient resource instead",
@@ -580,6 +566,23 @@ class AccessPolicy:
         await settle(conn, [patient_id])  # the effective intervals this transaction's writes owe
         params = {"care_patient": patient_id, "care_ura": self.principal.organisation_ura, "care_now": self.now}
         return bool((await conn.execute(_IN_CARE, params)).scalar())
+
+
+#: Another current Patient with one of these BSNs (built once: a Bundle registering a client asks it);
+#: ``own_id`` "" for a Patient without an id (no resource has the empty id).
+_BSN_TAKEN = (
+    select(resource_table.c.res_id)
+    .select_from(idx_token.join(resource_table, resource_table.c.pid == idx_token.c.pid))
+    .where(
+        idx_token.c.res_type == "Patient",
+        idx_token.c.param == "identifier",
+        idx_token.c.system == BSN_SYSTEM,
+        idx_token.c.code.in_(bindparam("bsns", expanding=True)),
+        resource_table.c.deleted == false(),
+        resource_table.c.res_id != bindparam("own_id"),
+    )
+    .limit(1)
+)
 
 
 def _in_care_statement() -> Any:
