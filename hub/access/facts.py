@@ -465,7 +465,6 @@ async def recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
     await _set_effective(conn, patients, rel_rows)
     rule_rows = (await conn.execute(_RULES_OF, {"patients": patients})).mappings().all()
     types = await organisation_types(conn, {r["org_ura"] for r in rel_rows})
-    await conn.execute(_FORGET_GRANTS, {"patients": patients})
     rows = []
     for patient in patients:
         relations = [
@@ -480,8 +479,30 @@ async def recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
         ]
         for ura, category, start, end in grant_intervals(relations, rules, types):
             rows.append({"patient_id": patient, "org_ura": ura, "category": category, "start": start, "end": end})
-    if rows:
-        await conn.execute(_INSERT_GRANT, rows)
+    await _replace(conn, patients, rel_rows, rows)
+
+
+async def _replace(
+    conn: AsyncConnection, patients: list[str], relations: list[dict[str, Any]], grants: list[dict[str, Any]]
+) -> None:
+    """Store the patients' relations (with the effective intervals :func:`_set_effective` set) and
+    grants in place of theirs: one statement on PostgreSQL, four elsewhere. (Relations are rewritten
+    only when the patients have any: with none, there is nothing of theirs to replace.)"""
+    if conn.dialect.name == "postgresql":
+        params: dict[str, Any] = {
+            "rel_patients": patients if relations else [],
+            "patients": patients,
+            **{f"r_{c}": [r[c] for r in relations] for c in _RELATION_COLUMNS},
+            **{f"g_{c}": [g[c] for g in grants] for c in _GRANT_COLUMNS},
+        }
+        await conn.execute(_REPLACE, params)
+        return
+    if relations:
+        await conn.execute(_FORGET_RELATIONS, {"patients": patients})
+        await conn.execute(_INSERT_RELATION, relations)
+    await conn.execute(_FORGET_GRANTS, {"patients": patients})
+    if grants:
+        await conn.execute(_INSERT_GRANT, grants)
 
 
 # The statements of a recompute, built once (built per call, building them cost more than running them).
@@ -491,6 +512,42 @@ _FORGET_GRANTS = delete(access_grant).where(access_grant.c.patient_id.in_(bindpa
 _INSERT_GRANT = insert(access_grant)
 _FORGET_RELATIONS = delete(care_relation).where(care_relation.c.patient_id.in_(bindparam("patients", expanding=True)))
 _INSERT_RELATION = insert(care_relation)
+_RELATION_COLUMNS = [c.name for c in care_relation.c]
+_GRANT_COLUMNS = [c.name for c in access_grant.c]
+
+
+def _replace_statement() -> Any:
+    """:func:`_replace` on PostgreSQL: both tables' old rows deleted and new rows inserted (from arrays)."""
+
+    def arrays(prefix: str, table: Any) -> tuple[str, list[Any]]:
+        casts, binds = [], []
+        for c in table.c:
+            big = isinstance(c.type, BigInteger)
+            casts.append(f"CAST(:{prefix}{c.name} AS {'bigint[]' if big else 'text[]'})")
+            binds.append(bindparam(f"{prefix}{c.name}", type_=ARRAY(BigInteger() if big else Text())))
+        return ", ".join(casts), binds
+
+    rel_arrays, rel_binds = arrays("r_", care_relation)
+    grant_arrays, grant_binds = arrays("g_", access_grant)
+    rel_cols = ", ".join(f'"{c}"' for c in _RELATION_COLUMNS)
+    grant_cols = ", ".join(f'"{c}"' for c in _GRANT_COLUMNS)
+    forget = (
+        "WITH dr AS (DELETE FROM care_relation WHERE patient_id = ANY(CAST(:rel_patients AS text[]))), "
+        "dg AS (DELETE FROM access_grant WHERE patient_id = ANY(CAST(:patients AS text[]))), "
+    )
+    # (the tables' own column names; values are bound)
+    relations = f"ir AS (INSERT INTO care_relation ({rel_cols}) SELECT * FROM unnest({rel_arrays})) "  # noqa: S608
+    grants = f"INSERT INTO access_grant ({grant_cols}) SELECT * FROM unnest({grant_arrays})"  # noqa: S608
+    sql = forget + relations + grants
+    return text(sql).bindparams(
+        bindparam("rel_patients", type_=ARRAY(Text())),
+        bindparam("patients", type_=ARRAY(Text())),
+        *rel_binds,
+        *grant_binds,
+    )
+
+
+_REPLACE = _replace_statement()
 _LEGAL_DELEGATIONS = select(delegation).where(
     delegation.c.person_id.in_(bindparam("persons", expanding=True)), delegation.c.active == true()
 )
@@ -502,8 +559,8 @@ _REGISTRARS = (
 
 
 async def _set_effective(conn: AsyncConnection, patients: list[str], rows: list[dict[str, Any]]) -> None:
-    """Write each relation's effective interval (``eff_start``/``eff_end``, in place in ``rows``
-    too): its own period, within the time its grantor's own right holds."""
+    """Set each relation's effective interval (``eff_start``/``eff_end``, in place in ``rows``; the
+    caller stores them): its own period, within the time its grantor's own right holds."""
     if not rows:
         return
     bsns = await patient_bsns(conn, patients)
@@ -551,8 +608,6 @@ async def _set_effective(conn: AsyncConnection, patients: list[str], rows: list[
         for i, r in enumerate(mine):
             span = eff[i]
             r["eff_start"], r["eff_end"] = span if span is not None else (None, None)
-    await conn.execute(_FORGET_RELATIONS, {"patients": patients})
-    await conn.execute(_INSERT_RELATION, rows)
 
 
 def _clip(span: tuple[int, int], right: tuple[int, int] | None) -> tuple[int, int] | None:
