@@ -160,6 +160,9 @@ def flush_before(
     the statement about to run, on the same connection and transaction."""
     buffer: Buffer | None = sync_conn.info.get(_KEY)
     if buffer is not None and buffer.pending:
+        if buffer.transaction is not sync_conn.get_transaction():
+            sync_conn.info.pop(_KEY, None)  # left by a transaction that ended unseen: not this one's rows
+            return statement_text, params
         cursor = sync_conn.connection.cursor()
         try:
             cursor.execute(statement(), parameters(buffer.take()))

@@ -139,3 +139,28 @@ async def test_a_rolled_back_transaction_leaves_no_waiting_create_behind(fresh_d
     async with fresh_db.read() as conn:
         ids = (await conn.execute(select(resource.c.res_id))).scalars().all()
     assert ids == ["kept-1"]
+
+
+async def test_creates_left_by_a_transaction_that_ended_unseen_are_never_written(fresh_db: Database) -> None:
+    """A buffer whose transaction ended without a rollback (a broken connection) is dropped unwritten
+    by the next statement on the connection. (SQLite keeps no buffer: its creates are written at once.)"""
+    registry = load_registry()
+    res = {**ALL["zorgnet-Patient"](), "id": "stale-1"}
+    async with fresh_db.write() as conn:
+        pg_batch.start(conn, 2)
+        buffer = pg_batch.buffer_of(conn)
+        if fresh_db.is_sqlite:
+            assert buffer is None
+            return
+        assert buffer is not None
+        await resources.insert_new(
+            conn, "Patient", "stale-1", jsonio.dumps(res).decode(), 1, "POST", extract(res, registry), server_id=True
+        )
+        stale = buffer.take()  # as if its transaction had ended unseen
+    buffer.transaction, buffer.pending = object(), stale
+    async with fresh_db.write() as conn:
+        conn.info["hub.pg_batch"] = buffer
+        assert (await conn.execute(select(func.count()).select_from(resource))).scalar() == 0
+        assert "hub.pg_batch" not in conn.info
+    async with fresh_db.read() as conn:
+        assert (await conn.execute(select(resource.c.res_id))).scalars().all() == []
