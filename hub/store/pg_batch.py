@@ -147,7 +147,7 @@ def buffer_of(conn: AsyncConnection) -> Buffer | None:
 
 async def flush(conn: AsyncConnection) -> None:
     """Write what waits now (before the commit)."""
-    buffer: Buffer | None = conn.info.get(_KEY)
+    buffer = buffer_of(conn)
     if buffer is None or not buffer.pending:
         return
     await conn.exec_driver_sql(statement(), parameters(buffer.take()))
