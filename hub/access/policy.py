@@ -49,6 +49,7 @@ from hub.access.tables import access_grant, break_glass, care_relation, consent_
 from hub.fhir.errors import Conflict, Forbidden, NotFound, Unprocessable
 from hub.fhir.instants import now_us
 from hub.fhir.validation.bsn import BSN_SYSTEM
+from hub.store import pg_batch
 from hub.store.policy import Verdict
 from hub.store.resources import Stored
 from hub.store.tables import history_compartment, idx_compartment, idx_token, resource
@@ -563,8 +564,11 @@ class AccessPolicy:
         return found
 
     async def _in_care_query(self, conn: AsyncConnection, patient_id: str) -> bool:
+        ura = self.principal.organisation_ura
+        if ura and pg_batch.waiting_with_author(conn, "Patient", patient_id, ura):
+            return True  # registered in this transaction, in a create still waiting to be written (the same answer)
         await settle(conn, [patient_id])  # the effective intervals this transaction's writes owe
-        params = {"care_patient": patient_id, "care_ura": self.principal.organisation_ura, "care_now": self.now}
+        params = {"care_patient": patient_id, "care_ura": ura, "care_now": self.now}
         return bool((await conn.execute(_IN_CARE, params)).scalar())
 
 

@@ -145,6 +145,15 @@ def buffer_of(conn: AsyncConnection) -> Buffer | None:
     return buffer
 
 
+def waiting_with_author(conn: AsyncConnection, res_type: str, res_id: str, ura: str) -> bool:
+    """Whether a create waiting in the transaction's buffer writes ``res_type/res_id`` with ``ura`` as
+    its author organisation: what its ``resource_author`` row says once written (before any read)."""
+    buffer = buffer_of(conn)
+    return buffer is not None and any(
+        n.res_type == res_type and n.res_id == res_id and n.author_ura == ura for n in buffer.pending
+    )
+
+
 async def flush(conn: AsyncConnection) -> None:
     """Write what waits now (before the commit)."""
     buffer = buffer_of(conn)
@@ -303,4 +312,5 @@ __all__ = [
     "refuse_unflushed",
     "start",
     "statement",
+    "waiting_with_author",
 ]

@@ -164,3 +164,33 @@ async def test_creates_left_by_a_transaction_that_ended_unseen_are_never_written
         assert "hub.pg_batch" not in conn.info
     async with fresh_db.read() as conn:
         assert (await conn.execute(select(resource.c.res_id))).scalars().all() == []
+
+
+async def test_a_waiting_registration_answers_as_the_in_care_statement_does_once_written(fresh_db: Database) -> None:
+    """The access check's shortcut (hub.access.policy: registered in this transaction) says what the
+    in-care statement says once the waiting Patient is written: registered by its author only."""
+    from hub.access.policy import _IN_CARE
+
+    registry = load_registry()
+    res = {**ALL["zorgnet-Patient"](), "id": "new-1"}
+    async with fresh_db.write() as conn:
+        pg_batch.start(conn, 2)
+        await resources.insert_new(
+            conn,
+            "Patient",
+            "new-1",
+            jsonio.dumps(res).decode(),
+            1,
+            "POST",
+            extract(res, registry),
+            authorship=Authorship("ura-1"),
+            server_id=True,
+        )
+        asked = [("new-1", "ura-1"), ("new-1", "ura-2"), ("other", "ura-1")]
+        waiting = [pg_batch.waiting_with_author(conn, "Patient", p, u) for p, u in asked]
+        written = [
+            bool((await conn.execute(_IN_CARE, {"care_patient": p, "care_ura": u, "care_now": 2})).scalar())
+            for p, u in asked
+        ]
+    assert written == [True, False, False]
+    assert waiting == ([True, False, False] if not fresh_db.is_sqlite else [False, False, False])
