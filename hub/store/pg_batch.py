@@ -30,6 +30,10 @@ from hub.store.tables import INDEX_TABLES, idx_compartment
 
 _KEY = "hub.pg_batch"
 
+#: Batched writes run so far in this process, for bench.write_cost (the listener's statement runs
+#: on the driver's cursor, where SQLAlchemy's events do not see it; as hub.store.sqlite_writes counts).
+statements = 0
+
 #: Index tables (extraction's names) and the compartment table, in the statement's order.
 _INDEX = dict(INDEX_TABLES, compartment=idx_compartment)
 _FIXED = ("pid", "res_type", "client_key")
@@ -172,6 +176,8 @@ def flush_before(
         if buffer.transaction is not sync_conn.get_transaction():
             sync_conn.info.pop(_KEY, None)  # left by a transaction that ended unseen: not this one's rows
             return statement_text, params
+        global statements
+        statements += 1
         cursor = sync_conn.connection.cursor()
         try:
             cursor.execute(statement(), parameters(buffer.take()))
