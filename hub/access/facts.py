@@ -461,18 +461,10 @@ async def recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
     patients = sorted(set(patients))
     if not patients:
         return
-    rel_rows = [
-        dict(r)
-        for r in (await conn.execute(select(care_relation).where(care_relation.c.patient_id.in_(patients))))
-        .mappings()
-        .all()
-    ]
+    rel_rows = [dict(r) for r in (await conn.execute(_RELATIONS_OF, {"patients": patients})).mappings().all()]
     await _set_effective(conn, patients, rel_rows)
-    rule_rows = (
-        (await conn.execute(select(consent_rule).where(consent_rule.c.patient_id.in_(patients)))).mappings().all()
-    )
+    rule_rows = (await conn.execute(_RULES_OF, {"patients": patients})).mappings().all()
     types = await organisation_types(conn, {r["org_ura"] for r in rel_rows})
-    await conn.execute(delete(access_grant).where(access_grant.c.patient_id.in_(patients)))
     rows = []
     for patient in patients:
         relations = [
@@ -487,28 +479,95 @@ async def recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
         ]
         for ura, category, start, end in grant_intervals(relations, rules, types):
             rows.append({"patient_id": patient, "org_ura": ura, "category": category, "start": start, "end": end})
-    if rows:
-        await conn.execute(insert(access_grant), rows)
+    await _replace(conn, patients, rel_rows, rows)
+
+
+async def _replace(
+    conn: AsyncConnection, patients: list[str], relations: list[dict[str, Any]], grants: list[dict[str, Any]]
+) -> None:
+    """Store the patients' relations (with the effective intervals :func:`_set_effective` set) and
+    grants in place of theirs: one statement on PostgreSQL, four elsewhere. (Relations are rewritten
+    only when the patients have any: with none, there is nothing of theirs to replace.)"""
+    if conn.dialect.name == "postgresql":
+        params: dict[str, Any] = {
+            "rel_patients": patients if relations else [],
+            "patients": patients,
+            **{f"r_{c}": [r[c] for r in relations] for c in _RELATION_COLUMNS},
+            **{f"g_{c}": [g[c] for g in grants] for c in _GRANT_COLUMNS},
+        }
+        await conn.execute(_REPLACE, params)
+        return
+    if relations:
+        await conn.execute(_FORGET_RELATIONS, {"patients": patients})
+        await conn.execute(_INSERT_RELATION, relations)
+    await conn.execute(_FORGET_GRANTS, {"patients": patients})
+    if grants:
+        await conn.execute(_INSERT_GRANT, grants)
+
+
+# The statements of a recompute, built once (built per call, building them cost more than running them).
+_RELATIONS_OF = select(care_relation).where(care_relation.c.patient_id.in_(bindparam("patients", expanding=True)))
+_RULES_OF = select(consent_rule).where(consent_rule.c.patient_id.in_(bindparam("patients", expanding=True)))
+_FORGET_GRANTS = delete(access_grant).where(access_grant.c.patient_id.in_(bindparam("patients", expanding=True)))
+_INSERT_GRANT = insert(access_grant)
+_FORGET_RELATIONS = delete(care_relation).where(care_relation.c.patient_id.in_(bindparam("patients", expanding=True)))
+_INSERT_RELATION = insert(care_relation)
+_RELATION_COLUMNS = [c.name for c in care_relation.c]
+_GRANT_COLUMNS = [c.name for c in access_grant.c]
+
+
+def _replace_statement() -> Any:
+    """:func:`_replace` on PostgreSQL: both tables' old rows deleted and new rows inserted (from arrays)."""
+
+    def arrays(prefix: str, table: Any) -> tuple[str, list[Any]]:
+        casts, binds = [], []
+        for c in table.c:
+            big = isinstance(c.type, BigInteger)
+            casts.append(f"CAST(:{prefix}{c.name} AS {'bigint[]' if big else 'text[]'})")
+            binds.append(bindparam(f"{prefix}{c.name}", type_=ARRAY(BigInteger() if big else Text())))
+        return ", ".join(casts), binds
+
+    rel_arrays, rel_binds = arrays("r_", care_relation)
+    grant_arrays, grant_binds = arrays("g_", access_grant)
+    rel_cols = ", ".join(f'"{c}"' for c in _RELATION_COLUMNS)
+    grant_cols = ", ".join(f'"{c}"' for c in _GRANT_COLUMNS)
+    forget = (
+        "WITH dr AS (DELETE FROM care_relation WHERE patient_id = ANY(CAST(:rel_patients AS text[]))), "
+        "dg AS (DELETE FROM access_grant WHERE patient_id = ANY(CAST(:patients AS text[]))), "
+    )
+    # (the tables' own column names; values are bound)
+    relations = f"ir AS (INSERT INTO care_relation ({rel_cols}) SELECT * FROM unnest({rel_arrays})) "  # noqa: S608
+    grants = f"INSERT INTO access_grant ({grant_cols}) SELECT * FROM unnest({grant_arrays})"  # noqa: S608
+    sql = forget + relations + grants
+    return text(sql).bindparams(
+        bindparam("rel_patients", type_=ARRAY(Text())),
+        bindparam("patients", type_=ARRAY(Text())),
+        *rel_binds,
+        *grant_binds,
+    )
+
+
+_REPLACE = _replace_statement()
+_LEGAL_DELEGATIONS = select(delegation).where(
+    delegation.c.person_id.in_(bindparam("persons", expanding=True)), delegation.c.active == true()
+)
+_REGISTRARS = (
+    select(resource.c.res_id, resource_author.c.ura)
+    .select_from(resource_author.join(resource, resource.c.pid == resource_author.c.pid))
+    .where(resource.c.res_type == "Patient", resource.c.res_id.in_(bindparam("patients", expanding=True)))
+)
 
 
 async def _set_effective(conn: AsyncConnection, patients: list[str], rows: list[dict[str, Any]]) -> None:
-    """Write each relation's effective interval (``eff_start``/``eff_end``, in place in ``rows``
-    too): its own period, within the time its grantor's own right holds."""
+    """Set each relation's effective interval (``eff_start``/``eff_end``, in place in ``rows``; the
+    caller stores them): its own period, within the time its grantor's own right holds."""
     if not rows:
         return
     bsns = await patient_bsns(conn, patients)
     persons = {r["grantor"] for r in rows if r["grantor_kind"] == "person" and r["grantor"]}
     legal: dict[tuple[str, str], tuple[int, int]] = {}
     if persons:
-        for d in (
-            (
-                await conn.execute(
-                    select(delegation).where(delegation.c.person_id.in_(sorted(persons)), delegation.c.active == true())
-                )
-            )
-            .mappings()
-            .all()
-        ):
+        for d in (await conn.execute(_LEGAL_DELEGATIONS, {"persons": sorted(persons)})).mappings().all():
             if d["role_code"] not in LEGAL_ROLES:
                 continue
             lo = d["period_start"] if d["period_start"] is not None else DATE_MIN
@@ -549,8 +608,6 @@ async def _set_effective(conn: AsyncConnection, patients: list[str], rows: list[
         for i, r in enumerate(mine):
             span = eff[i]
             r["eff_start"], r["eff_end"] = span if span is not None else (None, None)
-    await conn.execute(delete(care_relation).where(care_relation.c.patient_id.in_(patients)))
-    await conn.execute(insert(care_relation), rows)
 
 
 def _clip(span: tuple[int, int], right: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -562,13 +619,7 @@ def _clip(span: tuple[int, int], right: tuple[int, int] | None) -> tuple[int, in
 
 async def _patient_registrars(conn: AsyncConnection, patients: list[str]) -> dict[str, set[str]]:
     """Organisations that registered each client (wrote its Patient): in its care on their own."""
-    rows = (
-        await conn.execute(
-            select(resource.c.res_id, resource_author.c.ura)
-            .select_from(resource_author.join(resource, resource.c.pid == resource_author.c.pid))
-            .where(resource.c.res_type == "Patient", resource.c.res_id.in_(patients))
-        )
-    ).all()
+    rows = (await conn.execute(_REGISTRARS, {"patients": patients})).all()
     out: dict[str, set[str]] = {}
     for res_id, ura in rows:
         out.setdefault(res_id, set()).add(ura)
@@ -655,21 +706,8 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
             orgs[res_id] = key
         elif res_type == "PractitionerRole":
             roles[res_id] = key
-    token = idx_token
     if orgs:
-        rows = (
-            await conn.execute(
-                select(resource.c.res_id, token.c.code)
-                .select_from(token.join(resource, resource.c.pid == token.c.pid))
-                .where(
-                    resource.c.res_type == "Organization",
-                    resource.c.res_id.in_(sorted(orgs)),
-                    resource.c.deleted == false(),
-                    token.c.param == "identifier",
-                    token.c.system == URA_SYSTEM,
-                )
-            )
-        ).all()
+        rows = (await conn.execute(_ORGANISATION_URAS, {"ids": sorted(orgs)})).all()
         for res_id, code in rows:
             if known is not None:
                 known.setdefault(("Organization", res_id), code)
@@ -678,34 +716,7 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
             for res_id in orgs:
                 known.setdefault(("Organization", res_id), None)
     if roles:
-        role = resource.alias("role")
-        org = resource.alias("org")
-        rows = (
-            await conn.execute(
-                select(role.c.res_id, token.c.code)
-                .select_from(
-                    role.join(
-                        idx_reference,
-                        and_(
-                            idx_reference.c.pid == role.c.pid,
-                            idx_reference.c.param == "organization",
-                            idx_reference.c.target_type == "Organization",
-                        ),
-                    )
-                    .join(org, and_(org.c.res_type == "Organization", org.c.res_id == idx_reference.c.target_id))
-                    .join(
-                        token,
-                        and_(token.c.pid == org.c.pid, token.c.param == "identifier", token.c.system == URA_SYSTEM),
-                    )
-                )
-                .where(
-                    role.c.res_type == "PractitionerRole",
-                    role.c.res_id.in_(sorted(roles)),
-                    role.c.deleted == false(),
-                    org.c.deleted == false(),
-                )
-            )
-        ).all()
+        rows = (await conn.execute(_ROLE_URAS, {"ids": sorted(roles)})).all()
         for res_id, code in rows:
             if known is not None:
                 known.setdefault(("PractitionerRole", res_id), code)
@@ -714,6 +725,51 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
             for res_id in roles:
                 known.setdefault(("PractitionerRole", res_id), None)
     return out
+
+
+def _role_uras() -> Any:
+    role = resource.alias("role")
+    org = resource.alias("org")
+    token = idx_token
+    return (
+        select(role.c.res_id, token.c.code)
+        .select_from(
+            role.join(
+                idx_reference,
+                and_(
+                    idx_reference.c.pid == role.c.pid,
+                    idx_reference.c.param == "organization",
+                    idx_reference.c.target_type == "Organization",
+                ),
+            )
+            .join(org, and_(org.c.res_type == "Organization", org.c.res_id == idx_reference.c.target_id))
+            .join(
+                token,
+                and_(token.c.pid == org.c.pid, token.c.param == "identifier", token.c.system == URA_SYSTEM),
+            )
+        )
+        .where(
+            role.c.res_type == "PractitionerRole",
+            role.c.res_id.in_(bindparam("ids", expanding=True)),
+            role.c.deleted == false(),
+            org.c.deleted == false(),
+        )
+    )
+
+
+# organisation_uras' statements, built once.
+_ORGANISATION_URAS = (
+    select(resource.c.res_id, idx_token.c.code)
+    .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
+    .where(
+        resource.c.res_type == "Organization",
+        resource.c.res_id.in_(bindparam("ids", expanding=True)),
+        resource.c.deleted == false(),
+        idx_token.c.param == "identifier",
+        idx_token.c.system == URA_SYSTEM,
+    )
+)
+_ROLE_URAS = _role_uras()
 
 
 async def organisation_ura(conn: AsyncConnection, ref: Any, base: str | None = None) -> str | None:
@@ -727,19 +783,18 @@ async def organisation_types(conn: AsyncConnection, uras: Iterable[str]) -> dict
     uras = sorted(set(uras))
     if not uras:
         return {}
-    rows = (
-        await conn.execute(
-            select(organisation.c.ura, organisation.c.types).where(
-                organisation.c.ura.in_(uras), organisation.c.active == true()
-            )
-        )
-    ).all()
+    rows = (await conn.execute(_ORGANISATION_TYPES, {"uras": uras})).all()
     out: dict[str, frozenset[str]] = {}
     for ura, types in rows:
         codes = orjson.loads(types or "[]")
         if codes:
             out[ura] = frozenset(str(c) for c in codes)
     return out
+
+
+_ORGANISATION_TYPES = select(organisation.c.ura, organisation.c.types).where(
+    organisation.c.ura.in_(bindparam("uras", expanding=True)), organisation.c.active == true()
+)
 
 
 async def patient_bsn(conn: AsyncConnection, patient_id: str) -> str | None:
@@ -752,22 +807,23 @@ async def patient_bsns(conn: AsyncConnection, patient_ids: Iterable[str]) -> dic
     ids = sorted(set(patient_ids))
     if not ids:
         return {}
-    rows = (
-        await conn.execute(
-            select(resource.c.res_id, idx_token.c.code)
-            .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
-            .where(
-                resource.c.res_type == "Patient",
-                resource.c.res_id.in_(ids),
-                idx_token.c.param == "identifier",
-                idx_token.c.system == BSN_SYSTEM,
-            )
-        )
-    ).all()
+    rows = (await conn.execute(_PATIENT_BSNS, {"ids": ids})).all()
     out: dict[str, str] = {}
     for res_id, code in rows:
         out.setdefault(res_id, str(code))
     return out
+
+
+_PATIENT_BSNS = (
+    select(resource.c.res_id, idx_token.c.code)
+    .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
+    .where(
+        resource.c.res_type == "Patient",
+        resource.c.res_id.in_(bindparam("ids", expanding=True)),
+        idx_token.c.param == "identifier",
+        idx_token.c.system == BSN_SYSTEM,
+    )
+)
 
 
 async def patient_ids_for_bsn(conn: AsyncConnection, bsns: Iterable[str]) -> dict[str, list[str]]:

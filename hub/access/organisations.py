@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -97,11 +97,15 @@ async def _recompute_for(conn: AsyncConnection, ura: str) -> None:
     await recompute(conn, [r[0] for r in rows])
 
 
+#: One organisation's entry (built once: every request of a professional may ask it).
+_BY_URA = select(organisation).where(organisation.c.ura == bindparam("ura"))
+
+
 async def get(conn: AsyncConnection, ura: str | None) -> Organisation | None:
     """The entry of an active organisation (None: not registered, or disabled)."""
     if not ura:
         return None
-    row = (await conn.execute(select(organisation).where(organisation.c.ura == ura))).first()
+    row = (await conn.execute(_BY_URA, {"ura": ura})).first()
     found = _row(row) if row else None
     return found if found is not None and found.active else None
 

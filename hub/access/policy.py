@@ -49,6 +49,7 @@ from hub.access.tables import access_grant, break_glass, care_relation, consent_
 from hub.fhir.errors import Conflict, Forbidden, NotFound, Unprocessable
 from hub.fhir.instants import now_us
 from hub.fhir.validation.bsn import BSN_SYSTEM
+from hub.store import pg_batch
 from hub.store.policy import Verdict
 from hub.store.resources import JoinedIds, Stored
 from hub.store.tables import history_compartment, idx_compartment, idx_token, resource
@@ -545,21 +546,7 @@ class AccessPolicy:
         }
         if not bsns:
             return
-        rows = (
-            await conn.execute(
-                select(resource_table.c.res_id)
-                .select_from(idx_token.join(resource_table, resource_table.c.pid == idx_token.c.pid))
-                .where(
-                    idx_token.c.res_type == "Patient",
-                    idx_token.c.param == "identifier",
-                    idx_token.c.system == BSN_SYSTEM,
-                    idx_token.c.code.in_(sorted(bsns)),
-                    resource_table.c.deleted == false(),
-                    resource_table.c.res_id != resource.get("id"),
-                )
-                .limit(1)
-            )
-        ).first()
+        rows = (await conn.execute(_BSN_TAKEN, {"bsns": sorted(bsns), "own_id": resource.get("id") or ""})).first()
         if rows is not None:
             raise Conflict(
                 "A client with this BSN is already registered; write to their Patient resource instead",
@@ -622,9 +609,29 @@ class AccessPolicy:
         return found
 
     async def _in_care_query(self, conn: AsyncConnection, patient_id: str) -> bool:
+        ura = self.principal.organisation_ura
+        if ura and pg_batch.waiting_with_author(conn, "Patient", patient_id, ura):
+            return True  # registered in this transaction, in a create still waiting to be written (the same answer)
         await settle(conn, [patient_id])  # the effective intervals this transaction's writes owe
-        params = {"care_patient": patient_id, "care_ura": self.principal.organisation_ura, "care_now": self.now}
+        params = {"care_patient": patient_id, "care_ura": ura, "care_now": self.now}
         return bool((await conn.execute(_IN_CARE, params)).scalar())
+
+
+#: Another current Patient with one of these BSNs (built once: a Bundle registering a client asks it);
+#: ``own_id`` "" for a Patient without an id (no resource has the empty id).
+_BSN_TAKEN = (
+    select(resource_table.c.res_id)
+    .select_from(idx_token.join(resource_table, resource_table.c.pid == idx_token.c.pid))
+    .where(
+        idx_token.c.res_type == "Patient",
+        idx_token.c.param == "identifier",
+        idx_token.c.system == BSN_SYSTEM,
+        idx_token.c.code.in_(bindparam("bsns", expanding=True)),
+        resource_table.c.deleted == false(),
+        resource_table.c.res_id != bindparam("own_id"),
+    )
+    .limit(1)
+)
 
 
 def _in_care_condition(

@@ -61,18 +61,35 @@ def _has_float(data: dict[str, Any] | list[Any]) -> bool:
 
 
 def dumps(data: Any, *, pretty: bool = False) -> bytes:
-    """Serialize to UTF-8 JSON bytes."""
+    """Serialize to UTF-8 JSON bytes.
+
+    Decimals are written as their own text (``str``, as simplejson writes them) by orjson too, in
+    a fraction of simplejson's time; but where floats sit beside them simplejson keeps writing it
+    all, since the two spell some floats differently (``1e-07`` and ``1e-7``)."""
     try:
         return orjson.dumps(data, option=orjson.OPT_INDENT_2 if pretty else 0)
     except TypeError:
-        text: str = simplejson.dumps(
-            data,
-            use_decimal=True,
-            ensure_ascii=False,
-            separators=(",", ":") if not pretty else None,
-            indent=2 if pretty else None,
-        )
-        return text.encode()
+        pass
+    if not pretty and not (isinstance(data, dict | list) and _has_float(data)) and not isinstance(data, float):
+        try:
+            return orjson.dumps(data, default=_decimal_text)
+        except TypeError:
+            pass
+    text: str = simplejson.dumps(
+        data,
+        use_decimal=True,
+        ensure_ascii=False,
+        separators=(",", ":") if not pretty else None,
+        indent=2 if pretty else None,
+    )
+    return text.encode()
+
+
+def _decimal_text(value: Any) -> orjson.Fragment:
+    """A Decimal's JSON number, as simplejson writes it (anything else is not ours to write)."""
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(str(value))
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 __all__ = ["Decimal", "dumps", "loads"]

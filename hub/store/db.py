@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool, StaticPool
 
 from hub.fhir.errors import BadRequest, FhirError, ServiceUnavailable
-from hub.store import deferred
+from hub.store import deferred, pg_batch
 
 
 class Database:
@@ -72,6 +72,10 @@ class Database:
         for engine in self.engines:  # (both pools run write transactions, see write())
             event.listen(engine.sync_engine, "commit", deferred.refuse_unsettled)
             event.listen(engine.sync_engine, "rollback", deferred.forget_on_rollback)
+            if not self.is_sqlite:  # a transaction Bundle's waiting creates (hub.store.pg_batch)
+                event.listen(engine.sync_engine, "before_cursor_execute", pg_batch.flush_before, retval=True)
+                event.listen(engine.sync_engine, "commit", pg_batch.refuse_unflushed)
+                event.listen(engine.sync_engine, "rollback", pg_batch.end)
 
     @property
     def engines(self) -> tuple[AsyncEngine, ...]:
@@ -187,6 +191,7 @@ async def _settled_transaction(conn: AsyncConnection) -> AsyncIterator[None]:
         async with conn.begin():
             deferred.begin(conn)
             yield
+            await pg_batch.flush(conn)
             await deferred.settle(conn)
     finally:
         deferred.forget(conn)

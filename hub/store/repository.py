@@ -35,7 +35,7 @@ from hub.fhir.instants import now_us, to_iso
 from hub.fhir.integers import to_int
 from hub.fhir.parse import check_resource
 from hub.fhir.query import Criterion, SearchQuery, TokenValue
-from hub.store import deferred
+from hub.store import deferred, pg_batch
 from hub.store import resources as dao
 from hub.store.db import Database
 from hub.store.policy import OnStateChange, StorePolicy, Verdict, Visible, WriteRules
@@ -265,10 +265,14 @@ class Repository:
                 await self.search_params.refresh_after(self.db, writes)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self, creates: int = 0) -> AsyncIterator[AsyncConnection]:
         """A new write transaction for several interactions (a transaction Bundle): pass the
-        connection as ``conn`` to each; the audit records of its writes commit with it."""
+        connection as ``conn`` to each; the audit records of its writes commit with it. ``creates``:
+        how many creates it will make; their rows are then written together where the database
+        allows (:mod:`hub.store.pg_batch`)."""
         async with self.writing(None) as conn:
+            if creates > 1:
+                pg_batch.start(conn, creates)
             yield conn
 
     @asynccontextmanager
@@ -337,7 +341,7 @@ class Repository:
                 if match is not None:
                     return WriteOutcome(match, 200, None, "Matched an existing resource; nothing created")
             res_id = assigned_id or str(uuid.uuid4())
-            return await self._insert(c, resource, res_id, "POST")
+            return await self._insert(c, resource, res_id, "POST", server_id=True)
 
     async def update(
         self,
@@ -600,9 +604,11 @@ class Repository:
         if errors:
             raise Unprocessable(errors[0].diagnostics, issues=errors)
 
-    async def _insert(self, conn: AsyncConnection, resource: dict[str, Any], res_id: str, method: str) -> WriteOutcome:
-        """Version 1 of a resource whose id is new (server-assigned, or checked unused by the caller;
-        a concurrent insert of the same id fails on the unique constraint)."""
+    async def _insert(
+        self, conn: AsyncConnection, resource: dict[str, Any], res_id: str, method: str, *, server_id: bool = False
+    ) -> WriteOutcome:
+        """Version 1 of a resource whose id is new (server-assigned: ``server_id``, or checked unused by
+        the caller; a concurrent insert of the same id fails on the unique constraint)."""
         check_id(res_id)
         res_type = resource["resourceType"]
         when = self._tick()
@@ -618,7 +624,17 @@ class Repository:
         if self.outbox is not None:
             event = await self.outbox.event(conn, res_type, stamped, None, _patients(rows))
         stored = await dao.insert_new(
-            conn, res_type, res_id, content, when, method, rows, category, event, self._authorship(verdict)
+            conn,
+            res_type,
+            res_id,
+            content,
+            when,
+            method,
+            rows,
+            category,
+            event,
+            self._authorship(verdict),
+            server_id=server_id,
         )
         await self._record(conn, stored, verdict)
         if self.after_write is not None:

@@ -410,13 +410,34 @@ async def insert_new(
     category: str = "medisch",
     event: Mapping[str, Any] | None = None,
     authorship: Authorship = NO_AUTHORSHIP,
+    *,
+    server_id: bool = False,
 ) -> Stored:
     """A resource that did not exist: version 1 in ``resource`` and in the history (and its outbox
     ``event``, when given: see :mod:`hub.events.outbox`; and its ``authorship``), every row with the
-    resource's client key."""
+    resource's client key. ``server_id``: the server made the id (it cannot collide), so in a
+    transaction Bundle the write may wait to be written with the others (:mod:`hub.store.pg_batch`)."""
     key = client_key(res_type, res_id, _patients(rows))
     if conn.dialect.name == "postgresql" and rows is not None:
-        from hub.store import pg_writes
+        from hub.store import pg_batch, pg_writes
+
+        batch = pg_batch.buffer_of(conn) if server_id else None
+        if batch is not None:
+            pid = await batch.insert_new(
+                conn,
+                res_type,
+                res_id,
+                content,
+                last_updated,
+                method,
+                category,
+                rows,
+                key,
+                event,
+                authorship.author_ura,
+                authorship.owners,
+            )
+            return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
 
         pid = await pg_writes.insert_new(
             conn,

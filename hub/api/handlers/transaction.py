@@ -170,7 +170,8 @@ async def _transaction(call: Call, outer: FhirRequest, raw_entries: list[Any]) -
         entries = _parse_entries(call, outer, raw_entries)
     _check_duplicates(entries)
     results: dict[int, FhirResult] = {}
-    async with call.repo.transaction() as conn:
+    creates = sum(1 for e in entries if e.request.method == "POST")
+    async with call.repo.transaction(creates) as conn:
         await _run_transaction(call.in_transaction(conn), entries, results)
     responses = [_response_entry(results[e.index], with_resource=e.request.method in ("GET", "HEAD")) for e in entries]
     return FhirResult(200, bundle("transaction-response", responses))

@@ -112,7 +112,30 @@ def fhirpathpy_always_fails(expression: str) -> bool:
     known, lazy = _fhirpathpy_registry()
     text = _STRINGS.sub("''", expression).replace("exists()", "exists")
     names = set(_CALL.findall(text)) - _OPERATORS  # `in(` is an operator before a parenthesis
-    return bool(names - known) and not names & lazy
+    if not names - known:
+        return False
+    return not names & lazy or _unknown_call_outside_arguments(_STRINGS.sub("''", expression), known)
+
+
+_PAREN = re.compile(r"(\.?)([A-Za-z_]\w*)?\s*\(|\)")
+
+
+def _unknown_call_outside_arguments(text: str, known: frozenset[str]) -> bool:
+    """Whether ``text`` calls a function fhirpathpy lacks outside the arguments of every function
+    call (ctm-1's ``member.resolve().iif(...)``): such a call is evaluated whenever the expression is,
+    whatever the values (only a function's arguments may be skipped), so fhirpathpy always raises."""
+    enclosing: list[bool] = []  # per open parenthesis: does it hold a function's arguments?
+    for match in _PAREN.finditer(text):
+        if match.group(0) == ")":
+            if enclosing:
+                enclosing.pop()
+            continue
+        dot, name = match.group(1), match.group(2)
+        call = name is not None and (name not in _OPERATORS or dot == ".")  # `.contains(` is a function
+        if call and name not in known and not any(enclosing):
+            return True
+        enclosing.append(call)
+    return False
 
 
 _CACHE: dict[tuple[str, str, str, str], Invariant] = {}
