@@ -144,8 +144,17 @@ async def _one(name: str, size: str, users: int, workers: int, profile: bool = F
                 typer.echo(json.dumps(top, indent=2))
                 return
             else:
-                result = await start()
-            typer.echo(json.dumps(result.summary(), indent=2))
+                from bench.procs import CpuMeter
+
+                with CpuMeter(hub.pid, db.name) as cpu:
+                    result = await start()
+            summary = result.summary()
+            if name != "ingest":
+                # CPU per request: steadier than req/s on a shared box (other jobs slow both alike)
+                summary["cpu_cores"] = cpu.as_dict(result.seconds)
+                summary["hub_cpu_ms_per_request"] = round(1000 * cpu.hub / max(1, result.requests), 3)
+                summary["postgres_cpu_ms_per_request"] = round(1000 * cpu.postgres / max(1, result.requests), 3)
+            typer.echo(json.dumps(summary, indent=2))
     finally:
         await server.drop_database(db)
 
