@@ -285,7 +285,10 @@ class Repository:
     async def read(self, res_type: str, res_id: str, *, conn: AsyncConnection | None = None) -> Stored:
         """The current version: one statement fetches it, decides visibility and names its client(s)."""
         async with self.reading(conn, lookup=True) as c:
-            stored, visible, patients = await dao.get_current_checked(c, res_type, res_id, self.policy)
+            # A lookup connection of our own is in autocommit mode: the statement may skip SQLAlchemy.
+            stored, visible, patients = await dao.get_current_checked(
+                c, res_type, res_id, self.policy, direct=conn is None
+            )
             if stored is not None and self.trail is not None:
                 await self.trail.note(c, [stored], patients)
             if stored is not None and not visible:

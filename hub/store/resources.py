@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store import deferred
 from hub.store.clientkey import client_key, move
+from hub.store.direct import DirectQuery
 from hub.store.policy import StorePolicy, Visible
 from hub.store.tables import (
     INDEX_TABLES,
@@ -147,17 +148,36 @@ def _checked_read_statement(policy: StorePolicy) -> Any:
     return stmt
 
 
+_DIRECT_READS: dict[Any, DirectQuery] = {}
+
+
+def _direct_read(policy: StorePolicy, dialect: Any) -> DirectQuery:
+    """:func:`_checked_read_statement` compiled for the asyncpg driver, once per policy shape."""
+    key = policy.shape()
+    query = _DIRECT_READS.get(key)
+    if query is None:
+        query = DirectQuery(_checked_read_statement(policy), dialect)
+        if len(_DIRECT_READS) < 256:
+            _DIRECT_READS[key] = query
+    return query
+
+
 async def get_current_checked(
-    conn: AsyncConnection, res_type: str, res_id: str, policy: StorePolicy
+    conn: AsyncConnection, res_type: str, res_id: str, policy: StorePolicy, *, direct: bool = False
 ) -> tuple[Stored | None, bool, tuple[str, ...] | None]:
     """The current version, whether the caller's ``policy`` lets it see it, and the Patient(s) it
     belongs to (None when there are more than two: ask for them separately) — in one statement,
-    for the read-by-id hot path."""
+    for the read-by-id hot path. ``direct``: ``conn`` is an autocommit connection of the caller's
+    own, so on asyncpg the statement may run on the driver connection (:mod:`hub.store.direct`)."""
     params: dict[str, Any] = {"read_type": res_type, "read_id": res_id}
     if not policy.internal:
         await deferred.settle(conn)  # the access facts this transaction's writes owe
     params.update(policy.params())
-    row = (await conn.execute(_checked_read_statement(policy), params)).first()
+    row: Sequence[Any] | None
+    if direct and conn.dialect.driver == "asyncpg":
+        row = await _direct_read(policy, conn.dialect).fetchrow(conn, params)
+    else:
+        row = (await conn.execute(_checked_read_statement(policy), params)).first()
     if row is None:
         return None, False, ()
     stored = Stored(*row[:10])
