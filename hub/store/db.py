@@ -20,7 +20,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.pool import NullPool, PoolProxiedConnection, StaticPool
+from sqlalchemy.util import greenlet_spawn
 
 from hub.fhir.errors import BadRequest, FhirError, ServiceUnavailable
 from hub.store import deferred
@@ -133,6 +134,28 @@ class Database:
             return
         async with self._lookup_autocommit.connect() as conn:
             yield conn
+
+    @property
+    def direct_lookups(self) -> bool:
+        """Whether :meth:`lookup_driver` may serve a lookup: PostgreSQL through asyncpg, and no one
+        listens to the lookup pool's statements (statement counts, tracing: they see SQLAlchemy's)."""
+        if self.is_sqlite or self.url.get_driver_name() != "asyncpg":
+            return False
+        dispatch = self.lookup_engine.sync_engine.dispatch
+        return not (dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+    @asynccontextmanager
+    async def lookup_driver(self) -> AsyncIterator[PoolProxiedConnection]:
+        """A connection of the lookup pool without SQLAlchemy's ``Connection`` around it, for a
+        statement run on the driver connection (:mod:`hub.store.direct`); only when
+        :attr:`direct_lookups`. It is in no transaction: each statement commits on its own, as on
+        :meth:`lookup`. Checking out a ``Connection`` (and setting its autocommit mode there and
+        back) cost as much as the direct statement itself."""
+        fairy = await self.lookup_engine.raw_connection()
+        try:
+            yield fairy
+        finally:
+            await greenlet_spawn(fairy.close)  # back to the pool (closing may need the driver)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:

@@ -10,8 +10,8 @@ statement and plan) once per length of each ``IN`` list, and each run only order
 calls the driver. Errors come out as SQLAlchemy's do (``DBAPIError`` with the driver's error as
 ``orig``), so callers handle them the same way.
 
-Only for statements that read: run on a connection that is in autocommit mode, or inside a
-transaction the connection's adapter has already begun, it sees what SQLAlchemy would have seen.
+Only for statements that read, on a connection in no transaction (each statement commits on its
+own, as on the lookup pool's autocommit connections).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.util import greenlet_spawn
 
 #: One positional value: from the caller's parameter ``name`` (``index`` into it when it is an
 #: expanded list) or a value fixed in the statement itself, with its bind processor if any.
@@ -79,42 +80,30 @@ class DirectQuery:
             args.append(processor(value) if processor is not None else value)
         return sql, args
 
-    async def fetchrow(self, conn: AsyncConnection, params: Mapping[str, Any]) -> Sequence[Any] | None:
-        """The first row (a tuple-like asyncpg Record), or None."""
-        sync = conn.sync_connection
-        if sync is None or sync.closed or sync.invalidated or _observed(sync):
-            # Someone watches the statements (statement counts, tracing), or the connection must be
-            # revalidated first: SQLAlchemy's own way, which does both.
-            return (await conn.execute(self.statement, dict(params))).first()
+    async def fetchrow(self, fairy: PoolProxiedConnection, params: Mapping[str, Any]) -> Sequence[Any] | None:
+        """The first row (a tuple-like asyncpg Record), or None, on a pooled connection checked out
+        as it is (:meth:`hub.store.db.Database.lookup_driver`)."""
         sql, args = self.arguments(params)
-        fairy = sync.connection  # the checked-out connection itself: no I/O, no greenlet
-        adapted: Any = fairy.dbapi_connection
-        driver: Any = fairy.driver_connection
         try:
-            return await driver.fetchrow(sql, *args)  # type: ignore[no-any-return]
+            return await fairy.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr,no-any-return]
         except Exception as exc:
-            raise await _translated(conn, adapted, exc, sql, args) from None
+            raise await _translated(fairy, self.dialect, exc, sql, args) from None
 
 
-def _observed(sync: Any) -> bool:
-    """Whether cursor-execution listeners are registered on this connection or its engine."""
-    dispatch = sync.dispatch
-    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
-
-
-async def _translated(conn: AsyncConnection, adapted: Any, exc: Exception, sql: str, args: list[Any]) -> Exception:
+async def _translated(fairy: PoolProxiedConnection, dialect: Dialect, exc: Exception, sql: str, args: list[Any]) -> Exception:
     """The exception SQLAlchemy raises for ``exc`` of the driver (its adapter's translation, wrapped in
     ``DBAPIError``); a connection that is gone is invalidated, as SQLAlchemy would."""
-    dbapi = conn.dialect.loaded_dbapi
+    dbapi = dialect.loaded_dbapi
+    adapted: Any = fairy.dbapi_connection
     try:
         adapted._handle_exception(exc)  # raises the DB-API form of the driver's error
     except dbapi.Error as translated:
-        gone = conn.dialect.is_disconnect(translated, adapted, None)
+        gone = dialect.is_disconnect(translated, adapted, None)
         wrapped = DBAPIError.instance(
-            sql, tuple(args), translated, dbapi.Error, connection_invalidated=gone, dialect=conn.dialect
+            sql, tuple(args), translated, dbapi.Error, connection_invalidated=gone, dialect=dialect
         )
         if gone:
-            await conn.invalidate(wrapped)
+            await greenlet_spawn(fairy.invalidate, wrapped)
         return wrapped
     except Exception as other:  # not a driver error: as it is
         return other

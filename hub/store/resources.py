@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import and_, bindparam, case, delete, false, func, insert, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.pool import PoolProxiedConnection
 
 from hub.store import deferred
 from hub.store.clientkey import client_key, move
@@ -148,36 +149,40 @@ def _checked_read_statement(policy: StorePolicy) -> Any:
     return stmt
 
 
+async def get_current_checked(
+    conn: AsyncConnection, res_type: str, res_id: str, policy: StorePolicy
+) -> tuple[Stored | None, bool, tuple[str, ...] | None]:
+    """The current version, whether the caller's ``policy`` lets it see it, and the Patient(s) it
+    belongs to (None when there are more than two: ask for them separately) — in one statement,
+    for the read-by-id hot path."""
+    params: dict[str, Any] = {"read_type": res_type, "read_id": res_id}
+    if not policy.internal:
+        await deferred.settle(conn)  # the access facts this transaction's writes owe
+    params.update(policy.params())
+    return _checked((await conn.execute(_checked_read_statement(policy), params)).first())
+
+
 _DIRECT_READS: dict[Any, DirectQuery] = {}
 
 
-def _direct_read(policy: StorePolicy, dialect: Any) -> DirectQuery:
-    """:func:`_checked_read_statement` compiled for the asyncpg driver, once per policy shape."""
+async def get_current_checked_direct(
+    fairy: PoolProxiedConnection, dialect: Any, res_type: str, res_id: str, policy: StorePolicy
+) -> tuple[Stored | None, bool, tuple[str, ...] | None]:
+    """:func:`get_current_checked` on a lookup connection of the caller's own, outside any
+    transaction (so nothing is owed to settle), with the statement run on the asyncpg connection
+    (:mod:`hub.store.direct`): the same statement, the same answer, a fraction of the CPU."""
     key = policy.shape()
     query = _DIRECT_READS.get(key)
     if query is None:
         query = DirectQuery(_checked_read_statement(policy), dialect)
         if len(_DIRECT_READS) < 256:
             _DIRECT_READS[key] = query
-    return query
-
-
-async def get_current_checked(
-    conn: AsyncConnection, res_type: str, res_id: str, policy: StorePolicy, *, direct: bool = False
-) -> tuple[Stored | None, bool, tuple[str, ...] | None]:
-    """The current version, whether the caller's ``policy`` lets it see it, and the Patient(s) it
-    belongs to (None when there are more than two: ask for them separately) — in one statement,
-    for the read-by-id hot path. ``direct``: ``conn`` is an autocommit connection of the caller's
-    own, so on asyncpg the statement may run on the driver connection (:mod:`hub.store.direct`)."""
     params: dict[str, Any] = {"read_type": res_type, "read_id": res_id}
-    if not policy.internal:
-        await deferred.settle(conn)  # the access facts this transaction's writes owe
     params.update(policy.params())
-    row: Sequence[Any] | None
-    if direct and conn.dialect.driver == "asyncpg":
-        row = await _direct_read(policy, conn.dialect).fetchrow(conn, params)
-    else:
-        row = (await conn.execute(_checked_read_statement(policy), params)).first()
+    return _checked(await query.fetchrow(fairy, params))
+
+
+def _checked(row: Sequence[Any] | None) -> tuple[Stored | None, bool, tuple[str, ...] | None]:
     if row is None:
         return None, False, ()
     stored = Stored(*row[:10])

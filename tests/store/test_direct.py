@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, literal, select, text
+from sqlalchemy import bindparam, event, literal, select, text
 from sqlalchemy.exc import DBAPIError
 
 from hub.access.decision import SYSTEM
@@ -35,7 +35,10 @@ async def test_direct_read_matches_the_sqlalchemy_read(
     client_as: Any,
     backend: str,
 ) -> None:
-    # (on SQLite ``direct`` is ignored: both runs go through SQLAlchemy, and must agree all the same)
+    db = hub_app.state.services.repo.db
+    if backend != "postgresql":
+        assert not db.direct_lookups  # the driver path is asyncpg's; SQLite reads never take it
+        return
     # a deleted resource too: its row is still there, with deleted set and no content
     r = await client_as(HUISARTS).post(
         "/fhir/Observation",
@@ -49,7 +52,6 @@ async def test_direct_read_matches_the_sqlalchemy_read(
     assert r.status_code == 201, r.text
     gone = r.json()["id"]
     assert (await client_as(HUISARTS).delete(f"/fhir/Observation/{gone}")).status_code in (200, 204)
-    db = hub_app.state.services.repo.db
     async with db.lookup() as conn:
         keys = [(t, i) for t, i in (await conn.execute(text("SELECT res_type, res_id FROM resource"))).all()]
     keys += [("Patient", "no-such-id"), ("Observation", gone)]
@@ -60,7 +62,8 @@ async def test_direct_read_matches_the_sqlalchemy_read(
         for res_type, res_id in keys:
             async with db.lookup() as conn:
                 slow = await dao.get_current_checked(conn, res_type, res_id, policy)
-                fast = await dao.get_current_checked(conn, res_type, res_id, policy, direct=True)
+            async with db.lookup_driver() as fairy:
+                fast = await dao.get_current_checked_direct(fairy, db.lookup_engine.dialect, res_type, res_id, policy)
             assert fast == slow, (policy, res_type, res_id)
             seen_visible += bool(slow[0] is not None and slow[1])
             seen_hidden += bool(slow[0] is not None and not slow[1])
@@ -86,6 +89,23 @@ async def test_direct_read_is_taken_when_nothing_observes_the_statements(
     assert r.status_code == 200
     assert r.json()["id"] == demo[C1]
     assert runs == ([demo[C1]] if backend == "postgresql" else [])
+    # with someone listening to the lookup pool's statements, reads go through SQLAlchemy (they see it)
+    db = hub_app.state.services.repo.db
+    seen: list[str] = []
+
+    def listen(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.lookup_engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        assert not db.direct_lookups
+        r = await client_as(HUISARTS).get(f"/fhir/Patient/{demo[C1]}")
+    finally:
+        event.remove(db.lookup_engine.sync_engine, "before_cursor_execute", listen)
+    assert r.status_code == 200
+    assert len(runs) == (1 if backend == "postgresql" else 0)
+    assert any("FROM resource" in s for s in seen)
+    assert db.direct_lookups == (backend == "postgresql")
 
 
 @pytest.mark.parametrize("lengths", [(0, 0), (1, 3), (3, 1), (2, 2)])
@@ -103,11 +123,12 @@ async def test_lists_of_every_length_give_their_own_statement(
         literal("fixed").label("fixed"),
     )
     params = {"a": ["x", "y", "z"][: lengths[0]], "b": [1, 2, 3][: lengths[1]], "c": "plain"}
+    query = DirectQuery(stmt, db.lookup_engine.dialect)
     async with db.lookup() as conn:
-        query = DirectQuery(stmt, conn.dialect)
-        fast = await query.fetchrow(conn, params)
         slow = (await conn.execute(stmt, params)).first()
-        again = await query.fetchrow(conn, {**params, "c": "other"})  # the cached form, other values
+    async with db.lookup_driver() as fairy:
+        fast = await query.fetchrow(fairy, params)
+        again = await query.fetchrow(fairy, {**params, "c": "other"})  # the cached form, other values
     assert fast is not None and slow is not None and again is not None
     assert tuple(fast) == tuple(slow)
     assert tuple(again)[2] == "other"
@@ -122,11 +143,11 @@ async def test_driver_errors_come_out_as_sqlalchemy_errors(hub_app: Any, backend
     async with db.lookup() as conn:
         with pytest.raises(DBAPIError) as slow:
             await conn.execute(stmt, {"z": 0})
-    async with db.lookup() as conn:
+    async with db.lookup_driver() as fairy:
         with pytest.raises(DBAPIError) as fast:
-            await DirectQuery(stmt, conn.dialect).fetchrow(conn, {"z": 0})
+            await DirectQuery(stmt, db.lookup_engine.dialect).fetchrow(fairy, {"z": 0})
         # the connection is still usable after the error
-        assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+        assert await fairy.driver_connection.fetchval("SELECT 1") == 1  # type: ignore[union-attr]
     assert type(fast.value) is type(slow.value)
     assert type(fast.value.orig) is type(slow.value.orig)
     assert getattr(fast.value.orig, "sqlstate", None) == getattr(slow.value.orig, "sqlstate", None) == "22012"
