@@ -71,6 +71,7 @@ class Database:
         self._lookup_autocommit = (
             self.lookup_engine.execution_options(isolation_level="AUTOCOMMIT") if two_pools else self._read_engine
         )
+        self._driver_lookups = HeldConnections(self.lookup_engine, keep=max(1, lookup_size))
 
     @property
     def engines(self) -> tuple[AsyncEngine, ...]:
@@ -149,13 +150,9 @@ class Database:
         """A connection of the lookup pool without SQLAlchemy's ``Connection`` around it, for a
         statement run on the driver connection (:mod:`hub.store.direct`); only when
         :attr:`direct_lookups`. It is in no transaction: each statement commits on its own, as on
-        :meth:`lookup`. Checking out a ``Connection`` (and setting its autocommit mode there and
-        back) cost as much as the direct statement itself."""
-        fairy = await self.lookup_engine.raw_connection()
-        try:
+        :meth:`lookup`."""
+        async with self._driver_lookups.connection() as fairy:
             yield fairy
-        finally:
-            await greenlet_spawn(fairy.close)  # back to the pool (closing may need the driver)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -188,9 +185,55 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        await self._driver_lookups.close()
         await self.engine.dispose()
         if self.lookup_engine is not self.engine:
             await self.lookup_engine.dispose()
+
+
+class HeldConnections:
+    """Up to ``keep`` connections of ``engine``'s pool kept checked out between uses, handed out as
+    the driver's (``PoolProxiedConnection``). Taking one is a list pop instead of a pool checkout and
+    return (two greenlet switches, the checkout bookkeeping, a reset on return), which together cost
+    more CPU than the read-by-id statement run on it (measured 35 µs of 70). When all held ones are
+    in use, a connection is checked out of the pool for the one use, as usual; the pool keeps the
+    rest for SQLAlchemy's own lookups. A connection whose use failed is discarded."""
+
+    def __init__(self, engine: AsyncEngine, keep: int) -> None:
+        self.engine = engine
+        self.keep = keep
+        self._idle: list[PoolProxiedConnection] = []
+        self._held = 0
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[PoolProxiedConnection]:
+        held = True
+        if self._idle:
+            fairy = self._idle.pop()
+        else:
+            held = self._held < self.keep
+            fairy = await self.engine.raw_connection()
+            self._held += held
+        failed = True
+        try:
+            yield fairy
+            failed = False
+        finally:
+            if held and not failed and fairy.is_valid:
+                self._idle.append(fairy)
+            else:
+                self._held -= held
+                # Back to the pool, or discarded after a failure or a cancel (its session may be
+                # mid-statement); shielded, as SQLAlchemy's AsyncConnection does, so that a
+                # cancelled request still gives it back.
+                await asyncio.shield(greenlet_spawn(fairy.invalidate if failed else fairy.close))
+
+    async def close(self) -> None:
+        """Give every idle held connection back to the pool (before the engine is disposed)."""
+        idle, self._idle = self._idle, []
+        self._held -= len(idle)
+        for fairy in idle:
+            await greenlet_spawn(fairy.close)
 
 
 @asynccontextmanager

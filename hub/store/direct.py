@@ -23,6 +23,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 #: One positional value: from the caller's parameter ``name`` (``index`` into it when it is an
@@ -39,7 +40,9 @@ class DirectQuery:
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         self.statement = statement
         self.dialect = dialect
-        self._compiled = statement.compile(dialect=dialect)
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)  # a statement, not DDL
+        self._compiled = compiled
         self._expanding = tuple(name for name, bind in self._compiled.binds.items() if bind.expanding)
         self._forms: dict[tuple[int, ...], tuple[str, tuple[_Slot, ...]]] = {}
 
@@ -85,12 +88,14 @@ class DirectQuery:
         as it is (:meth:`hub.store.db.Database.lookup_driver`)."""
         sql, args = self.arguments(params)
         try:
-            return await fairy.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr,no-any-return]
+            return await fairy.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]
         except Exception as exc:
             raise await _translated(fairy, self.dialect, exc, sql, args) from None
 
 
-async def _translated(fairy: PoolProxiedConnection, dialect: Dialect, exc: Exception, sql: str, args: list[Any]) -> Exception:
+async def _translated(
+    fairy: PoolProxiedConnection, dialect: Dialect, exc: Exception, sql: str, args: list[Any]
+) -> Exception:
     """The exception SQLAlchemy raises for ``exc`` of the driver (its adapter's translation, wrapped in
     ``DBAPIError``); a connection that is gone is invalidated, as SQLAlchemy would."""
     dbapi = dialect.loaded_dbapi

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from hub.access.decision import SYSTEM
 from hub.access.policy import build_policy
 from hub.store import resources as dao
+from hub.store.db import Database
 from hub.store.direct import DirectQuery
 from tests.api.test_operations import C1, HUISARTS, STRANGER, demo  # noqa: F401  (fixture)
 from tests.conftest import DEFAULT_AS, token_for_app
@@ -151,3 +152,38 @@ async def test_driver_errors_come_out_as_sqlalchemy_errors(hub_app: Any, backend
     assert type(fast.value) is type(slow.value)
     assert type(fast.value.orig) is type(slow.value.orig)
     assert getattr(fast.value.orig, "sqlstate", None) == getattr(slow.value.orig, "sqlstate", None) == "22012"
+
+
+async def test_held_lookup_connections_are_reused_capped_and_discarded_after_a_failure(
+    database_url: str, backend: str
+) -> None:
+    db = Database(database_url, pool_size=8)  # a lookup pool of 4 on PostgreSQL; 2 of them held
+    try:
+        if backend != "postgresql":
+            assert not db.direct_lookups
+            return
+        held = db._driver_lookups
+        assert held.keep == 2
+        async with db.lookup_driver() as first:
+            pid = await first.driver_connection.fetchval("SELECT pg_backend_pid()")  # type: ignore[union-attr]
+        async with db.lookup_driver() as again:  # the same session, without a pool checkout
+            assert await again.driver_connection.fetchval("SELECT pg_backend_pid()") == pid  # type: ignore[union-attr]
+        # three at once: two held, the third checked out of the pool for its one use
+        async with db.lookup_driver() as a, db.lookup_driver() as b, db.lookup_driver() as c:
+            pids = {await f.driver_connection.fetchval("SELECT pg_backend_pid()") for f in (a, b, c)}  # type: ignore[union-attr]
+            assert len(pids) == 3
+        assert held._held == 2 and len(held._idle) == 2
+        pool = db.lookup_engine.sync_engine.pool
+        assert pool.checkedout() == 2  # type: ignore[attr-defined]
+        # a failed use is not reused: its session may be mid-statement
+        with pytest.raises(DBAPIError):
+            async with db.lookup_driver() as broken:
+                await DirectQuery(
+                    select(literal(1) / bindparam("z", type_=literal(1).type)), db.lookup_engine.dialect
+                ).fetchrow(broken, {"z": 0})
+        assert held._held == 1 and len(held._idle) == 1
+        async with db.lookup_driver() as fresh:
+            assert await fresh.driver_connection.fetchval("SELECT 1") == 1  # type: ignore[union-attr]
+    finally:
+        await db.dispose()
+    assert db.lookup_engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
