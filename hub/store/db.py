@@ -212,8 +212,12 @@ class HeldConnections:
             fairy = self._idle.pop()
         else:
             held = self._held < self.keep
-            fairy = await self.engine.raw_connection()
-            self._held += held
+            self._held += held  # counted before the checkout awaits: others may come meanwhile
+            try:
+                fairy = await self.engine.raw_connection()
+            except BaseException:
+                self._held -= held
+                raise
         failed = True
         try:
             yield fairy

@@ -4,6 +4,7 @@ clients, and the same errors."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -187,3 +188,27 @@ async def test_held_lookup_connections_are_reused_capped_and_discarded_after_a_f
     finally:
         await db.dispose()
     assert db.lookup_engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_more_concurrent_reads_than_lookup_connections_all_finish(database_url: str, backend: str) -> None:
+    """Held connections are counted before their checkout awaits: with more readers at once than the
+    lookup pool has connections, no more than ``keep`` stay held and the rest go back to the pool
+    (counted after the await, every reader held one and the pool ran dry: a 30 s timeout)."""
+    db = Database(database_url, pool_size=8)
+    try:
+        if backend != "postgresql":
+            assert not db.direct_lookups
+            return
+
+        async def read() -> int:
+            async with db.lookup_driver() as fairy:
+                await asyncio.sleep(0.01)  # all of them inside at once
+                return int(await fairy.driver_connection.fetchval("SELECT 1"))  # type: ignore[union-attr]
+
+        results = await asyncio.wait_for(asyncio.gather(*(read() for _ in range(32))), timeout=20)
+        assert results == [1] * 32
+        held = db._driver_lookups
+        assert held._held == len(held._idle) <= held.keep
+        assert db.lookup_engine.sync_engine.pool.checkedout() == held._held  # type: ignore[attr-defined]
+    finally:
+        await db.dispose()
