@@ -182,9 +182,9 @@ async def bench_reads(backend: str, tmp: Path, audit: bool, clients: int, second
                         n += 1
                     return n
 
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 counts = await asyncio.gather(*(reader() for _ in range(clients)))
-                elapsed = time.perf_counter() - t0
+                elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
             batches, records = (writer.batches, writer.records) if audit else (0, 0)
         total = sum(counts)
         return {
@@ -193,6 +193,8 @@ async def bench_reads(backend: str, tmp: Path, audit: bool, clients: int, second
             "clients": clients,
             "reads": total,
             "reads_per_s": round(total / elapsed),
+            # this process's CPU (hub and client alike) per read: steadier than reads/s on a busy box
+            "cpu_ms_per_read": round(1000 * cpu / max(1, total), 4),
             "audit_records": records,
             "mean_batch": round(records / batches, 1) if batches else None,
         }
@@ -227,16 +229,22 @@ async def main() -> None:
                 print("writer", res, flush=True)
                 out["writer"].append(res)
             pair_ratios = []
+            cpu_ratios = []
             for _ in range(args.pairs):  # off/on pairs back to back: each ratio sees the same machine load
                 off = await bench_reads(backend, tmp, False, args.clients, args.seconds)
                 on = await bench_reads(backend, tmp, True, args.clients, args.seconds)
                 print("reads ", off, "\nreads ", on, flush=True)
                 out["reads"] += [off, on]
                 pair_ratios.append(on["reads_per_s"] / off["reads_per_s"])
+                cpu_ratios.append(off["cpu_ms_per_read"] / on["cpu_ms_per_read"])
             pair_ratios.sort()
+            cpu_ratios.sort()
             out["ratio"][backend] = {
                 "median": round(pair_ratios[len(pair_ratios) // 2], 3),
                 "pairs": [round(r, 3) for r in pair_ratios],
+                # CPU per read off / on: the throughput ratio a CPU-bound hub would show
+                "cpu_median": round(cpu_ratios[len(cpu_ratios) // 2], 3),
+                "cpu_pairs": [round(r, 3) for r in cpu_ratios],
             }
             print(f"{backend}: audit on/off = {out['ratio'][backend]}", flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

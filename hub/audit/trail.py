@@ -120,10 +120,16 @@ class AuditTrail:
         if not self.enabled or not stored:
             return
         if patients is not None and len(stored) == 1:
-            by_pid = {stored[0].pid: set(patients)}
+            self.note_known(stored[0], patients)
+            return
         elif by_pid is None or any(s.pid not in by_pid for s in stored):
             by_pid = await patients_by_pid(conn, [s.pid for s in stored])
         self._remember([(s, by_pid.get(s.pid, set())) for s in stored])
+
+    def note_known(self, stored: Stored, patients: Iterable[str]) -> None:
+        """One resource returned (or refused), its clients known already (no lookup)."""
+        if self.enabled:
+            self._remember([(stored, set(patients))])
 
     async def note_versions(self, conn: AsyncConnection, stored: Sequence[Stored], hids: Sequence[int]) -> None:
         """History entries: each version is credited to the clients *it* was about."""

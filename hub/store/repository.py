@@ -289,12 +289,25 @@ class Repository:
 
     async def read(self, res_type: str, res_id: str, *, conn: AsyncConnection | None = None) -> Stored:
         """The current version: one statement fetches it, decides visibility and names its client(s)."""
-        async with self.reading(conn, lookup=True) as c:
-            stored, visible, patients = await dao.get_current_checked(c, res_type, res_id, self.policy)
+        if conn is None and self.db.direct_lookups:  # a connection of our own: the driver's way
+            async with self.db.lookup_driver() as fairy:
+                found = await dao.get_current_checked_direct(
+                    fairy, self.db.lookup_engine.dialect, res_type, res_id, self.policy
+                )
+            stored, visible, patients = found
             if stored is not None and self.trail is not None:
-                await self.trail.note(c, [stored], patients)
-            if stored is not None and not visible:
-                raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
+                if patients is None:  # more than two clients: looked up apart
+                    async with self.db.lookup() as c:
+                        await self.trail.note(c, [stored], None)
+                else:
+                    self.trail.note_known(stored, patients)
+        else:
+            async with self.reading(conn, lookup=True) as c:
+                stored, visible, patients = await dao.get_current_checked(c, res_type, res_id, self.policy)
+                if stored is not None and self.trail is not None:
+                    await self.trail.note(c, [stored], patients)
+        if stored is not None and not visible:
+            raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
         if stored is None:
             raise NotFound(f"{res_type}/{res_id} is not known", expression=res_type)
         if stored.deleted:

@@ -28,10 +28,12 @@ from sqlalchemy import (
 from sqlalchemy import table as table_clause
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.functions import FunctionElement
 
 from hub.store import deferred
 from hub.store.clientkey import client_key, move
+from hub.store.direct import DirectQuery
 from hub.store.policy import StorePolicy, Visible
 from hub.store.tables import (
     INDEX_TABLES,
@@ -177,7 +179,30 @@ async def get_current_checked(
     if not policy.internal:
         await deferred.settle(conn)  # the access facts this transaction's writes owe
     params.update(policy.params())
-    row = (await conn.execute(_checked_read_statement(policy), params)).first()
+    return _checked((await conn.execute(_checked_read_statement(policy), params)).first())
+
+
+_DIRECT_READS: dict[Any, DirectQuery] = {}
+
+
+async def get_current_checked_direct(
+    fairy: PoolProxiedConnection, dialect: Any, res_type: str, res_id: str, policy: StorePolicy
+) -> tuple[Stored | None, bool, tuple[str, ...] | None]:
+    """:func:`get_current_checked` on a lookup connection of the caller's own, outside any
+    transaction (so nothing is owed to settle), with the statement run on the asyncpg connection
+    (:mod:`hub.store.direct`): the same statement, the same answer, a fraction of the CPU."""
+    key = policy.shape()
+    query = _DIRECT_READS.get(key)
+    if query is None:
+        query = DirectQuery(_checked_read_statement(policy), dialect)
+        if len(_DIRECT_READS) < 256:
+            _DIRECT_READS[key] = query
+    params: dict[str, Any] = {"read_type": res_type, "read_id": res_id}
+    params.update(policy.params())
+    return _checked(await query.fetchrow(fairy, params))
+
+
+def _checked(row: Sequence[Any] | None) -> tuple[Stored | None, bool, tuple[str, ...] | None]:
     if row is None:
         return None, False, ()
     stored = Stored(*row[:10])

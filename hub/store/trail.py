@@ -34,6 +34,9 @@ class Trail(Protocol):
         """Resources returned (or refused) to the caller, and the clients they belong to (known
         already: ``patients`` of one resource, ``by_pid`` of several)."""
 
+    def note_known(self, stored: Stored, patients: Iterable[str]) -> None:
+        """One resource returned (or refused) whose clients are known already."""
+
     async def note_versions(self, conn: AsyncConnection, stored: Sequence[Stored], hids: Sequence[int]) -> None:
         """History entries, each credited to the clients its version was about."""
 

@@ -172,6 +172,30 @@ async def test_concurrent_write_transactions_chain_in_turn(audit_db: Database, t
     assert rows[0] == 21
 
 
+async def test_a_lost_batch_connection_fails_its_batch_only(audit_db: Database, tmp_path: Path, backend: str) -> None:
+    """The group-commit task keeps its connection between batches; when that connection is lost
+    (the server ended its session), the records of that batch fail (never answered as logged)
+    and the next batch is appended on a new connection, in the same unbroken chain."""
+    writer = await started_writer(audit_db, tmp_path / "keys")
+    assert await writer.record(sample(1)) == 1
+    assert await writer.record(sample(2)) == 2  # the second batch: on the held connection
+    if backend == "postgresql":
+        async with audit_db.read() as conn:
+            ended = await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            assert any(row[0] for row in ended.all())
+        with pytest.raises(Exception):  # noqa: B017 - whatever the driver says about a lost session
+            await writer.record(sample(3))
+    assert await writer.record(sample(4)) == 3
+    await writer.stop()
+    result = await verify(audit_db, tmp_path / "keys")
+    assert result.ok and result.records == 3, result.summary()
+
+
 async def test_two_writers_share_one_chain(audit_db: Database, tmp_path: Path) -> None:
     """Two writers on separate connection pools (as two worker processes would be) keep one order."""
     other = Database(str(audit_db.url.render_as_string(hide_password=False)), pool_size=3)
