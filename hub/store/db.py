@@ -73,10 +73,13 @@ class Database:
         for engine in self.engines:  # (both pools run write transactions, see write())
             event.listen(engine.sync_engine, "commit", deferred.refuse_unsettled)
             event.listen(engine.sync_engine, "rollback", deferred.forget_on_rollback)
-            if not self.is_sqlite:  # a transaction Bundle's waiting creates (hub.store.pg_batch)
-                event.listen(engine.sync_engine, "before_cursor_execute", pg_batch.flush_before, retval=True)
-                event.listen(engine.sync_engine, "commit", pg_batch.refuse_unflushed)
-                event.listen(engine.sync_engine, "rollback", pg_batch.end)
+        if not self.is_sqlite:
+            # A transaction Bundle's waiting creates (hub.store.pg_batch). Bundles run on the main
+            # pool only (write(keyed=True) is one resource), so the lookup pool has no statement
+            # listener and its reads by id may take the driver's path (direct_lookups).
+            event.listen(self.engine.sync_engine, "before_cursor_execute", pg_batch.flush_before, retval=True)
+            event.listen(self.engine.sync_engine, "commit", pg_batch.refuse_unflushed)
+            event.listen(self.engine.sync_engine, "rollback", pg_batch.end)
         self._driver_lookups = HeldConnections(self.lookup_engine, keep=max(1, pool_size // 4))
 
     @property
