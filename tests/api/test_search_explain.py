@@ -264,3 +264,25 @@ def test_what_pins_a_search() -> None:
     assert not stable("Observation", [("subject", "Patient/p1"), ("status:not", "final")])
     assert not stable("Observation", [("subject:Patient.name", "smit")])
     assert not stable("Patient", [("_has:Observation:subject:code", "x")])
+
+
+def test_a_stable_plan_starts_from_the_best_pin() -> None:
+    """With two pins, the plan starts from the one with the fewest matches to expect: a client's
+    reference before an organisation's (which a great many resources may name), whatever the order."""
+    search = _engine(True)
+    for params in (
+        [("owner", "Organization/o1"), ("patient", "Patient/p1")],
+        [("patient", "Patient/p1"), ("owner", "Organization/o1")],
+    ):
+        query = search.parse("Task", params, strict=True)
+        sql = " ".join(
+            str(
+                search.page_statement(query, visible=SYSTEM.sql_filter, stable=True).compile(
+                    dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+                )
+            ).split()
+        )
+        start = sql.index("resource.pid IN (SELECT idx_reference.pid FROM idx_reference WHERE")
+        per_row = sql.index("EXISTS (SELECT idx_reference.pid FROM idx_reference WHERE")
+        assert "param = 'patient'" in sql[start : sql.index(")", start)], sql
+        assert "param = 'owner'" in sql[per_row : sql.index(")", per_row)], sql

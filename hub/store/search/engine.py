@@ -135,12 +135,34 @@ def _patients_of(value: str | None) -> set[str]:
     return set(value.split(" ")) if value else set()
 
 
-def _stable(in_compartment: bool, criteria: tuple[Shape, ...]) -> bool:
-    """A compartment, or a pinning criterion, to start from; every other criterion checkable per row."""
-    driver = -1 if in_compartment else next((i for i, c in enumerate(criteria) if pins(c)), None)
-    if driver is None:
-        return False
-    return all(i == driver or checkable_per_row(c) for i, c in enumerate(criteria))
+#: Which pinning criterion a stable plan starts from, best first: an ``_id``, an identifier, a
+#: reference to a client (a client's share of the data is bounded), a chain, another reference (an
+#: organisation or practitioner may be referenced by a great many resources).
+_PIN_RANK = {"_id": 0, "identifier": 1, "client": 2, "chain": 3, "reference": 4}
+
+
+def _pin_rank(shape: Shape, criterion: Any) -> int:
+    if shape[0] in ("_id", "chain"):
+        return _PIN_RANK[shape[0]]
+    if shape[1] == "token":
+        return _PIN_RANK["identifier"]
+    targets = {getattr(v, "target_type", None) for v in criterion.values}
+    return _PIN_RANK["client" if targets == {"Patient"} else "reference"]
+
+
+def _driver(in_compartment: bool, criteria: tuple[Shape, ...], query: SearchQuery) -> int | None:
+    """Where a stable plan starts: -1 for the compartment, else the index of the best pinning
+    criterion; None when there is none, or another criterion cannot be checked per row (or a sort)."""
+    if query.sort:
+        return None
+    if in_compartment:
+        driver = -1
+    else:
+        ranked = [(_pin_rank(c, query.criteria[i]), i) for i, c in enumerate(criteria) if pins(c)]
+        if not ranked:
+            return None
+        driver = min(ranked)[1]
+    return driver if all(i == driver or checkable_per_row(c) for i, c in enumerate(criteria)) else None
 
 
 def in_compartment(r: FromClause, comp_type: str, comp_id: Any, res_type: str | None) -> ColumnElement[bool]:
@@ -281,9 +303,7 @@ class SearchEngine(Matcher):
         criterion is checked per row of those, and no sort can make a plan start elsewhere. A generic
         plan cannot see the values, so on PostgreSQL such a statement is written so that there is one
         sensible plan: start from the pinning criterion (see :meth:`_build_where`)."""
-        if query.sort:
-            return False
-        return _stable(query.compartment is not None, self._criteria(query, local_base, Binds()))
+        return _driver(query.compartment is not None, self._criteria(query, local_base, Binds()), query) is not None
 
     def _criteria(self, query: SearchQuery, local_base: str | None, b: Binds) -> tuple[Shape, ...]:
         planner = Planner(b, local_base, bytewise=bool(self.bytewise))
@@ -300,14 +320,15 @@ class SearchEngine(Matcher):
         if query.snapshot is not None:
             b.add(query.snapshot)
         types = () if query.res_type else tuple(query.types)
-        stable = stable and not query.sort and _stable(compartment is not None, criteria)
-        return (query.res_type, types, compartment, criteria, query.snapshot is not None, stable)
+        driver = _driver(compartment is not None, criteria, query) if stable else None
+        return (query.res_type, types, compartment, criteria, query.snapshot is not None, driver)
 
     def _build_where(self, shape: Shape, r: FromClause, visible: Visible, s: Slots) -> list[ColumnElement[bool]]:
         """All conditions a matching row of ``r`` meets (type, not deleted, criteria, access, snapshot).
-        In the stable form (:meth:`plan_stable`) only the compartment, or else the first pinning
-        criterion, may start the plan; the other criteria are checked per row."""
-        res_type, types, compartment, criteria, has_snapshot, stable = shape
+        In the stable form (:meth:`plan_stable`; ``driver`` not None) only the compartment, or else the
+        best pinning criterion (``driver``, see :data:`_PIN_RANK`), may start the plan; the other
+        criteria are checked per row."""
+        res_type, types, compartment, criteria, has_snapshot, driver = shape
         conds: list[ColumnElement[bool]] = [r.c.deleted == false()]
         if res_type:
             conds.append(r.c.res_type == res_type)
@@ -317,9 +338,8 @@ class SearchEngine(Matcher):
             conds.append(in_compartment(r, compartment, s.next(), res_type))
         builder = TemplateBuilder(visible, s)
         per_row = TemplateBuilder(visible, s, per_row=True)
-        driver = -1 if compartment is not None or not stable else next(i for i, c in enumerate(criteria) if pins(c))
         conds.extend(
-            (builder if not stable or i == driver else per_row).condition(r, c) for i, c in enumerate(criteria)
+            (builder if driver is None or i == driver else per_row).condition(r, c) for i, c in enumerate(criteria)
         )
         conds.append(visible(r))
         if has_snapshot:
