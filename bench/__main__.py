@@ -163,7 +163,7 @@ async def _raw_only(size: str, users: int) -> None:
     from bench import server, workloads
     from bench.auth import TokenCache
     from bench.generator import Network
-    from bench.runner import PLANS
+    from bench.runner import PLANS, _analyze
 
     plan = PLANS[size]
     db = await server.create_database()
