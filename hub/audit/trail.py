@@ -261,14 +261,14 @@ class AuditTrail:
         if status < 400 and named_only:
             # Named, but nothing of theirs returned: the client sees the attempt; it is not a
             # success of the caller's (whose own view must not learn who the BSN belongs to).
-            everyone = sorted(self.patient_ids | named_only)
+            queries = redact_each(self.query, self.patient_ids | named_only)
             await writer.record_many(
                 [
                     self._record(
                         self.interaction,
                         404,
                         patient_ids=(p,),
-                        query=redact(self.query, [o for o in everyone if o != p]),
+                        query=queries[p],
                         denial_reason="Nothing of this client was found that the caller may see",
                     )
                     for p in sorted(named_only)
@@ -287,18 +287,18 @@ class AuditTrail:
             return
         # One record per client, each with that client's own entities only.
         records = []
+        queries = redact_each(self.query, patients)
         for patient in patients:
             own = [
                 (t, i, v) for (t, i), v in self.resources.items() if patient in self.resource_patients.get((t, i), ())
             ]
-            others = [p for p in patients if p != patient]
             records.append(
                 self._record(
                     self.interaction,
                     status,
                     resources=tuple(own[:MAX_ENTITIES]),
                     patient_ids=(patient,),
-                    query=redact(self.query, others),
+                    query=queries[patient],
                     denial_reason=denial_reason,
                 )
             )
@@ -335,3 +335,28 @@ def redact(query: str, other_patients: Iterable[str]) -> str:
             value = "[redacted]"
         pairs.append((name, value))
     return urlencode(pairs)
+
+
+def redact_each(query: str, patients: Iterable[str]) -> dict[str, str]:
+    """``redact(query, the others)`` for each of ``patients``, with the query parsed once: a search
+    over many clients writes one record per client, and most queries name none of them (one text
+    then serves them all)."""
+    everyone = list(dict.fromkeys(patients))
+    pairs = parse_qsl(query, keep_blank_values=True)
+    # per value: redacted for everyone (a long number), or the clients it names (redacted for the others)
+    named: list[set[str]] = []
+    for _name, value in pairs:
+        named.append(set() if _NUMBER.search(value) else {p for p in everyone if p and p in value})
+    always = [_NUMBER.search(value) is not None for _name, value in pairs]
+    if not any(named):
+        text = urlencode([(n, "[redacted]" if a else v) for (n, v), a in zip(pairs, always, strict=True)])
+        return dict.fromkeys(everyone, text)
+    out: dict[str, str] = {}
+    for patient in everyone:
+        out[patient] = urlencode(
+            [
+                (n, "[redacted]" if a or (names - {patient}) else v)
+                for (n, v), a, names in zip(pairs, always, named, strict=True)
+            ]
+        )
+    return out

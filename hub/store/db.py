@@ -137,7 +137,8 @@ class Database:
         """A connection for reads that find rows by key (a resource by id, the caller's access
         facts): as :meth:`read`, but on PostgreSQL from a pool whose sessions keep generic plans,
         so these statements are planned once per connection instead of on every run. Searches
-        stay on :meth:`read`: their best plan depends on the values."""
+        stay on :meth:`read` (their best plan depends on the values), except those whose statements
+        have one right plan whatever the values (:meth:`hub.store.search.engine.SearchEngine.plan_stable`)."""
         if self.is_sqlite:
             async with self.read() as conn:
                 yield conn

@@ -98,6 +98,11 @@ class Matcher:
         the clients of every resource it returns (``SearchPage.patients``)."""
         raise NotImplementedError
 
+    def plan_stable(self, query: Any, local_base: str | None = None) -> bool:
+        """Whether the query's statements have one right plan whatever their values, so they may run
+        on a connection that keeps generic plans (:meth:`Database.lookup`)."""
+        return False
+
 
 class Repository:
     """FHIR interactions over a :class:`Database`; hold one per app, bound to the hub's own access
@@ -184,7 +189,7 @@ class Repository:
     async def search(self, query: Any, *, local_base: str | None, conn: AsyncConnection | None = None) -> Any:
         """A page of a search (:class:`hub.fhir.query.SearchQuery` -> ``SearchPage``) through the
         caller's access filter; the clients whose data it returned are noted in the audit trail."""
-        async with self.reading(conn) as c:
+        async with self.reading(conn, lookup=self.matcher.plan_stable(query, local_base)) as c:
             audited = self.trail is not None and self.trail.enabled
             page = await self.matcher.execute(
                 c, query, visible=self.visible, local_base=local_base, with_patients=audited
@@ -198,7 +203,7 @@ class Repository:
     ) -> Any:
         """``Patient/{id}/$everything``: a page of the compartment search ``query``; an unknown
         Patient, or one the caller may not see, is a 404 on the first page."""
-        async with self.reading(conn) as c:
+        async with self.reading(conn, lookup=self.matcher.plan_stable(query, local_base)) as c:
             page = await self.search(query, local_base=local_base, conn=c)
             first = query.offset == 0 and query.cursor is None
             if not page.matches and first and not await self.exists("Patient", patient_id, conn=c):

@@ -93,3 +93,36 @@ async def test_a_search_names_its_clients_from_its_own_statements(
     assert len(new) == 1
     refs = {ent["what"]["reference"] for ent in new[0].get("entity", []) if "what" in ent}
     assert f"Patient/{c1}" in refs
+
+
+def _named_lookups(statements: list[str]) -> list[str]:
+    """The named-client lookups (:func:`hub.store.resources.existing_ids`) among ``statements``."""
+    return [s for s in statements if " ".join(s.split()).startswith("SELECT resource.res_id FROM resource WHERE")]
+
+
+async def test_a_named_client_whose_data_is_returned_needs_no_lookup_and_one_returned_none_gets_it(
+    demo: dict[str, str],  # noqa: F811
+    client_as: Any,
+    count_statements: Any,
+) -> None:
+    """A search or ``$everything`` naming Patient/x notes x from what it returns; only when it
+    returns nothing of x (here: a stranger sees nothing) does the lookup run, and x's view then
+    shows the attempt, as it did when the lookup always ran first."""
+    c1 = demo[C1]
+    huisarts, stranger, me = client_as(HUISARTS), client_as(STRANGER), client_as(f"client:{C1}")
+    before = len(await _events(me))
+    with count_statements() as counter:
+        r = await huisarts.get(f"/fhir/CarePlan?subject=Patient/{c1}")
+        assert r.status_code == 200 and r.json()["total"] >= 1
+        r = await me.get(f"/fhir/Patient/{c1}/$everything")
+        assert r.status_code == 200 and r.json()["entry"]
+    assert _named_lookups(counter.statements) == []
+    with count_statements() as counter:
+        r = await stranger.get(f"/fhir/CarePlan?subject=Patient/{c1}")
+        assert r.status_code == 200 and r.json()["total"] == 0
+    assert len(_named_lookups(counter.statements)) == 1
+    events = await _events(me)
+    new = events[: len(events) - before]
+    outcomes = sorted((e["outcome"], "00077777" in _who(e)) for e in new)
+    # the huisarts's search and the client's own $everything succeeded; the stranger's attempt is there too
+    assert outcomes == [("0", False), ("0", False), ("4", True)], outcomes

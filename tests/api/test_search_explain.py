@@ -195,3 +195,94 @@ async def test_sqlite_plans_search_the_index_tables(hub_app: Any, backend: str) 
             details = [str(r[-1]) for r in rows]
             scans = [d for d in details if d.startswith("SCAN idx_")]
             assert not scans, f"{label}: {details}"
+
+
+#: Searches that pin their matches by key, each with a second criterion whose value is common (every
+#: Observation is 'final') or rare: a generic plan cannot tell which, so it must start from the pin.
+PINNED: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    "subject+status": ("Observation", [("subject", "Patient/pat123"), ("status", "final")]),
+    "subject+code": ("Observation", [("subject", "Patient/pat123"), ("code", "http://loinc.org|code-122")]),
+    "subject+date": ("Observation", [("subject", "Patient/pat123"), ("date", "ge2020-01-01")]),
+    "identifier": ("Patient", [("identifier", f"{BSN}|bsn12345")]),
+    "chain+status": ("Observation", [("subject:Patient.identifier", f"{BSN}|bsn123"), ("status", "final")]),
+}
+
+
+async def test_pg_generic_plans_of_pinned_searches_start_from_the_pin(big_pg: Any) -> None:
+    """What lets these searches keep a generic plan (SearchEngine.plan_stable): their statement, as
+    prepared with bind values and planned without them (force_generic_plan), starts from the pinning
+    criterion and reads a handful of rows, though a status of 'final' matches all 50,000 Observations."""
+    async with big_pg.connect() as conn:
+        search = _engine(await text_is_bytewise(conn))
+        for label, (res_type, params) in PINNED.items():
+            query = search.parse(res_type, params, strict=True)
+            assert search.plan_stable(query, "http://hub.test/fhir"), label
+            stmt = search.page_statement(
+                query, visible=SYSTEM.sql_filter, local_base="http://hub.test/fhir", stable=True
+            )
+            state = stmt.compile(dialect=conn.dialect).construct_expanded_state(stmt.compile().params)
+            sql, values = state.statement, state.positional_parameters
+            name = f"pinned_{len(label)}_{abs(hash(label)) % 10_000}"
+            await conn.exec_driver_sql(f"PREPARE {name} AS {sql}")
+            await conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+            args = ", ".join(_literal(v) for v in values)
+            raw = (await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}({args})")).scalar_one()
+            await conn.exec_driver_sql("RESET plan_cache_mode")
+            plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]
+            nodes = _nodes(plan["Plan"])
+            shape = "\n".join(plan_shape(plan["Plan"]))
+            most = max(n["Actual Rows"] * n["Actual Loops"] for n in nodes)
+            assert most < 100, f"{label}: a node returned {most} rows:\n{shape}"
+            assert plan["Execution Time"] < 50, f"{label}: {plan['Execution Time']} ms:\n{shape}"
+            page = await search.execute(conn, query, visible=SYSTEM.sql_filter, local_base="http://hub.test/fhir")
+            assert page.matches or label == "subject+code", label
+
+
+def _literal(value: Any) -> str:
+    """A test value as SQL text (EXECUTE of a prepared statement takes no protocol parameters)."""
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def test_what_pins_a_search() -> None:
+    """Only criteria that name their matches by key let a search keep a generic plan, and then only
+    when every other criterion can be checked per row and nothing sorts."""
+    search = _engine(True)
+
+    def stable(res_type: str, params: list[tuple[str, str]]) -> bool:
+        return search.plan_stable(search.parse(res_type, params, strict=True), "http://hub.test/fhir")
+
+    assert stable("Observation", [("subject", "Patient/p1"), ("code", "http://loinc.org|1-8"), ("date", "ge2020")])
+    assert stable("Patient", [("identifier", f"{BSN}|123")])
+    assert stable("Patient", [("_id", "p1"), ("gender", "male")])
+    assert stable("CareTeam", [("participant:Practitioner.identifier", "http://x|9"), ("status", "active")])
+    assert not stable("Observation", [("status", "final")])
+    assert not stable("Observation", [("code", "http://loinc.org|1-8")])
+    assert not stable("Patient", [("identifier", "123")])  # a value without its system
+    assert not stable("Observation", [("subject", "Patient/p1"), ("_sort", "date")])
+    assert not stable("Observation", [("subject", "Patient/p1"), ("status:not", "final")])
+    assert not stable("Observation", [("subject:Patient.name", "smit")])
+    assert not stable("Patient", [("_has:Observation:subject:code", "x")])
+
+
+def test_a_stable_plan_starts_from_the_best_pin() -> None:
+    """With two pins, the plan starts from the one with the fewest matches to expect: a client's
+    reference before an organisation's (which a great many resources may name), whatever the order."""
+    search = _engine(True)
+    for params in (
+        [("owner", "Organization/o1"), ("patient", "Patient/p1")],
+        [("patient", "Patient/p1"), ("owner", "Organization/o1")],
+    ):
+        query = search.parse("Task", params, strict=True)
+        sql = " ".join(
+            str(
+                search.page_statement(query, visible=SYSTEM.sql_filter, stable=True).compile(
+                    dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+                )
+            ).split()
+        )
+        start = sql.index("resource.pid IN (SELECT idx_reference.pid FROM idx_reference WHERE")
+        per_row = sql.index("EXISTS (SELECT idx_reference.pid FROM idx_reference WHERE")
+        assert "param = 'patient'" in sql[start : sql.index(")", start)], sql
+        assert "param = 'owner'" in sql[per_row : sql.index(")", per_row)], sql

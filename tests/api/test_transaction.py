@@ -203,6 +203,25 @@ async def test_conditional_creates_by_identifier_are_matched_with_one_search(
     assert await _count(client, "Patient") == 10
 
 
+async def test_more_conditional_creates_by_identifier_than_one_search_may_name(
+    client: httpx.AsyncClient, count_statements: Any
+) -> None:
+    """More conditional creates by identifier than one search may list (100 values; a registry
+    Bundle of an organisation's practitioners has hundreds): searches of at most 100 each, never a
+    400 for the hub's own search, and the same Bundle again matches every entry."""
+    entries = [_conditional_patient(n, f"r{n:05d}", MRN) for n in range(230)]
+    with count_statements() as counter:
+        r = await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert r.status_code == 200, r.text[:500]
+    assert [e["response"]["status"][:3] for e in r.json()["entry"]] == ["201"] * 230
+    lookups = [s for s in counter.statements if s.lstrip().startswith("SELECT resource.pid")]
+    assert 3 <= len(lookups) <= 4, len(lookups)  # 100 + 100 + 30 (reads by id aside)
+    r = await client.post("/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert r.status_code == 200, r.text[:500]
+    assert [e["response"]["status"][:3] for e in r.json()["entry"]] == ["200"] * 230
+    assert await _count(client, "Patient") == 230
+
+
 async def test_conditional_create_matching_two_fails_the_bundle(client: httpx.AsyncClient) -> None:
     for _ in range(2):  # two Patients with one local number (a BSN would be refused the second time)
         assert (await client.post("/fhir/Patient", json=_conditional_patient(0, "320", MRN)["resource"])).is_success

@@ -73,38 +73,47 @@ async def _dispatch(call: Call, req: FhirRequest) -> FhirResult:
     if trail is not None and trail.enabled and target.kind in _NAMING:
         ids, bsns = named_in(target.res_type, target.res_id, req.query)
         if ids or bsns:
-            if _names_only_itself(call, target, ids, bsns):
-                return await _read_then_note(call, target, req)
+            if _answer_may_note_them(call, target, bsns):
+                return await _answer_then_note(call, target, req, ids)
             await _note_named(call, target, req)
     return await HANDLERS[target.kind](call, req, target)
 
 
-def _names_only_itself(call: Call, target: Route, ids: set[str], bsns: set[str]) -> bool:
-    """A plain read of ``Patient/x`` (outside a Bundle) names only x, and the read itself notes x's
-    compartment, which holds x, whenever x is current: then the named lookup adds nothing."""
-    return (
-        call.conn is None
-        and target.kind == "read"
-        and target.res_type == "Patient"
-        and ids == {target.res_id}
-        and not bsns
-    )
+#: Interactions that only read, and note the clients of what they return: ``Patient/x``, a search,
+#: ``Patient/x/$everything``.
+_READS_THAT_NOTE = frozenset({"read", "search-type", "search-compartment"})
+#: Operations that only read and note what they return the same way.
+_OPERATIONS_THAT_NOTE = frozenset({"everything"})
 
 
-async def _read_then_note(call: Call, target: Route, req: FhirRequest) -> FhirResult:
-    """The read first, and the named lookup only when the read did not note x (none, deleted, or
-    failed early): the audit records are the same as with the lookup first, one statement fewer."""
+def _answer_may_note_them(call: Call, target: Route, bsns: set[str]) -> bool:
+    """A read, search or ``$everything`` (outside a Bundle) that names clients by id only: what it
+    returns is noted with its clients (a Patient is in its own compartment), so a named client whose
+    data it returned needs no lookup; a BSN needs one to become an id."""
+    if call.conn is not None or bsns:
+        return False
+    if target.kind == "operation":
+        return target.operation in _OPERATIONS_THAT_NOTE
+    return target.kind in _READS_THAT_NOTE
+
+
+async def _answer_then_note(call: Call, target: Route, req: FhirRequest, ids: set[str]) -> FhirResult:
+    """The interaction first, and the named lookup only when its answer did not already note every
+    named client (none found, hidden, deleted, or it failed early): the audit records are the same
+    as with the lookup first (a client both named and returned is logged as returned either way),
+    with one statement fewer when the answer holds them."""
     assert call.trail is not None
+    trail = call.trail
     try:
         result = await HANDLERS[target.kind](call, req, target)
     except Exception:
-        if target.res_id not in call.trail.patient_ids:
+        if not ids <= trail.patient_ids:
             try:
                 await _note_named(call, target, req)
-            except Exception:  # the read's own error stays the answer; the lookup was only bookkeeping
-                log.debug("named lookup after a failed read failed", exc_info=True)
+            except Exception:  # the interaction's own error stays the answer; the lookup was only bookkeeping
+                log.debug("named lookup after a failed interaction failed", exc_info=True)
         raise
-    if target.res_id not in call.trail.patient_ids:
+    if not ids <= trail.patient_ids:
         await _note_named(call, target, req)
     return result
 

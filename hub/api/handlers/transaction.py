@@ -279,27 +279,37 @@ async def _match_by_identifier(call: Call, entries: list[_Entry]) -> dict[int, l
                 wanted.setdefault(e.target.res_type, []).append((e.index, criterion))
     out: dict[int, list[Stored]] = {}
     conn = _conn(call)
-    for res_type, items in wanted.items():
-        if len(items) < 2:
+    per_search = call.svc.search.limits.max_values  # one search may name this many identifiers
+    for res_type, every in wanted.items():
+        if len(every) < 2:
             continue
-        limit = 2 * len(items) + 1
-        criteria = urlencode({"identifier": ",".join(sorted({f"{s}|{v}" for _, (s, v) in items}))})
-        found = await call.repo.match(conn, res_type, criteria, limit=limit)
-        if len(found) >= limit:
-            continue
-        claims: dict[tuple[str, str], list[Stored]] = {}
-        unclaimed = False
-        for stored in found:
-            own = _identifiers(stored)
-            hits = [c for _, c in items if c in own]
-            unclaimed = unclaimed or not hits
-            for c in dict.fromkeys(hits):
-                claims.setdefault(c, []).append(stored)
-        if unclaimed:
-            continue
-        for index, c in items:
-            out[index] = claims.get(c, [])[:2]
+        pairs = sorted({c for _, c in every})
+        for start in range(0, len(pairs), per_search):
+            chunk = set(pairs[start : start + per_search])
+            items = [(index, c) for index, c in every if c in chunk]
+            out.update(await _match_chunk(call, conn, res_type, items))
     return out
+
+
+async def _match_chunk(
+    call: Call, conn: AsyncConnection, res_type: str, items: list[tuple[int, tuple[str, str]]]
+) -> dict[int, list[Stored]]:
+    """One search for the entries ``items`` (their identifiers OR-ed): each entry's matches, or
+    nothing when that is not certain (they are then matched one by one)."""
+    limit = 2 * len(items) + 1
+    criteria = urlencode({"identifier": ",".join(sorted({f"{s}|{v}" for _, (s, v) in items}))})
+    found = await call.repo.match(conn, res_type, criteria, limit=limit)
+    if len(found) >= limit:
+        return {}
+    claims: dict[tuple[str, str], list[Stored]] = {}
+    for stored in found:
+        own = _identifiers(stored)
+        hits = [c for _, c in items if c in own]
+        if not hits:
+            return {}
+        for c in dict.fromkeys(hits):
+            claims.setdefault(c, []).append(stored)
+    return {index: claims.get(c, [])[:2] for index, c in items}
 
 
 def _identifiers(stored: Stored) -> set[tuple[str, str]]:

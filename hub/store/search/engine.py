@@ -61,7 +61,9 @@ from hub.store.search.predicates import (
     Slots,
     TemplateBuilder,
     build_local_target,
+    checkable_per_row,
     keyset_condition,
+    pins,
     plan_local_target,
     sort_column,
 )
@@ -131,6 +133,36 @@ def _patients_column(r: FromClause, wanted: bool) -> Any:
 
 def _patients_of(value: str | None) -> set[str]:
     return set(value.split(" ")) if value else set()
+
+
+#: Which pinning criterion a stable plan starts from, best first: an ``_id``, an identifier, a
+#: reference to a client (a client's share of the data is bounded), a chain, another reference (an
+#: organisation or practitioner may be referenced by a great many resources).
+_PIN_RANK = {"_id": 0, "identifier": 1, "client": 2, "chain": 3, "reference": 4}
+
+
+def _pin_rank(shape: Shape, criterion: Any) -> int:
+    if shape[0] in ("_id", "chain"):
+        return _PIN_RANK[shape[0]]
+    if shape[1] == "token":
+        return _PIN_RANK["identifier"]
+    targets = {getattr(v, "target_type", None) for v in criterion.values}
+    return _PIN_RANK["client" if targets == {"Patient"} else "reference"]
+
+
+def _driver(in_compartment: bool, criteria: tuple[Shape, ...], query: SearchQuery) -> int | None:
+    """Where a stable plan starts: -1 for the compartment, else the index of the best pinning
+    criterion; None when there is none, or another criterion cannot be checked per row (or a sort)."""
+    if query.sort:
+        return None
+    if in_compartment:
+        driver = -1
+    else:
+        ranked = [(_pin_rank(c, query.criteria[i]), i) for i, c in enumerate(criteria) if pins(c)]
+        if not ranked:
+            return None
+        driver = min(ranked)[1]
+    return driver if all(i == driver or checkable_per_row(c) for i, c in enumerate(criteria)) else None
 
 
 def in_compartment(r: FromClause, comp_type: str, comp_id: Any, res_type: str | None) -> ColumnElement[bool]:
@@ -265,22 +297,38 @@ class SearchEngine(Matcher):
 
     # -- SQL ----------------------------------------------------------------------------------------
 
-    def _plan_where(self, query: SearchQuery, local_base: str | None, b: Binds) -> Shape:
-        """The shape of :meth:`_build_where`'s conditions; their values go in ``b``."""
+    def plan_stable(self, query: SearchQuery, local_base: str | None = None) -> bool:
+        """Whether ``query``'s statements may keep a generic plan (:meth:`hub.store.db.Database.lookup`):
+        it names its matches by key (a compartment, or a criterion that :func:`pins` them), every other
+        criterion is checked per row of those, and no sort can make a plan start elsewhere. A generic
+        plan cannot see the values, so on PostgreSQL such a statement is written so that there is one
+        sensible plan: start from the pinning criterion (see :meth:`_build_where`)."""
+        return _driver(query.compartment is not None, self._criteria(query, local_base, Binds()), query) is not None
+
+    def _criteria(self, query: SearchQuery, local_base: str | None, b: Binds) -> tuple[Shape, ...]:
         planner = Planner(b, local_base, bytewise=bool(self.bytewise))
+        return tuple(planner.criterion(c) for c in query.criteria)
+
+    def _plan_where(self, query: SearchQuery, local_base: str | None, b: Binds, stable: bool = False) -> Shape:
+        """The shape of :meth:`_build_where`'s conditions; their values go in ``b``. ``stable``: on
+        PostgreSQL, for a :meth:`plan_stable` query, the form whose plan cannot start elsewhere."""
         compartment = None
         if query.compartment is not None:
             compartment, comp_id = query.compartment
             b.add(comp_id)
-        criteria = tuple(planner.criterion(c) for c in query.criteria)
+        criteria = self._criteria(query, local_base, b)
         if query.snapshot is not None:
             b.add(query.snapshot)
         types = () if query.res_type else tuple(query.types)
-        return (query.res_type, types, compartment, criteria, query.snapshot is not None)
+        driver = _driver(compartment is not None, criteria, query) if stable else None
+        return (query.res_type, types, compartment, criteria, query.snapshot is not None, driver)
 
     def _build_where(self, shape: Shape, r: FromClause, visible: Visible, s: Slots) -> list[ColumnElement[bool]]:
-        """All conditions a matching row of ``r`` meets (type, not deleted, criteria, access, snapshot)."""
-        res_type, types, compartment, criteria, has_snapshot = shape
+        """All conditions a matching row of ``r`` meets (type, not deleted, criteria, access, snapshot).
+        In the stable form (:meth:`plan_stable`; ``driver`` not None) only the compartment, or else the
+        best pinning criterion (``driver``, see :data:`_PIN_RANK`), may start the plan; the other
+        criteria are checked per row."""
+        res_type, types, compartment, criteria, has_snapshot, driver = shape
         conds: list[ColumnElement[bool]] = [r.c.deleted == false()]
         if res_type:
             conds.append(r.c.res_type == res_type)
@@ -289,15 +337,18 @@ class SearchEngine(Matcher):
         if compartment is not None:
             conds.append(in_compartment(r, compartment, s.next(), res_type))
         builder = TemplateBuilder(visible, s)
-        conds.extend(builder.condition(r, c) for c in criteria)
+        per_row = TemplateBuilder(visible, s, per_row=True)
+        conds.extend(
+            (builder if driver is None or i == driver else per_row).condition(r, c) for i, c in enumerate(criteria)
+        )
         conds.append(visible(r))
         if has_snapshot:
             conds.append(r.c.pid <= s.next())
         return conds
 
-    def _plan_page(self, query: SearchQuery, local_base: str | None, b: Binds) -> Shape:
+    def _plan_page(self, query: SearchQuery, local_base: str | None, b: Binds, stable: bool = False) -> Shape:
         """The shape of one page's SELECT (:meth:`_build_page`); its values go in ``b``."""
-        where = self._plan_where(query, local_base, b)
+        where = self._plan_where(query, local_base, b, stable)
         sort = tuple((k.name, k.type, k.descending) for k in query.sort)
         cursor = query.cursor
         cursor_shape = None
@@ -343,10 +394,13 @@ class SearchEngine(Matcher):
         stmt = select(*columns).where(*conds).order_by(*order).limit(s.next(type_=Integer()))
         return stmt if cursor_shape is not None else stmt.offset(s.next(type_=BigInteger()))
 
-    def page_statement(self, query: SearchQuery, *, visible: Visible, local_base: str | None = None) -> Select[Any]:
-        """The SELECT of one page as :meth:`execute` runs it, its values bound (tools and tests EXPLAIN it)."""
+    def page_statement(
+        self, query: SearchQuery, *, visible: Visible, local_base: str | None = None, stable: bool = False
+    ) -> Select[Any]:
+        """The SELECT of one page as :meth:`execute` runs it, its values bound (tools and tests EXPLAIN it);
+        ``stable`` as on PostgreSQL."""
         b = Binds()
-        shape = self._plan_page(query, local_base, b)
+        shape = self._plan_page(query, local_base, b, stable)
         access = _access(visible)
         return self._build_page(shape, visible).params({**b.values, **access.params})
 
@@ -374,15 +428,16 @@ class SearchEngine(Matcher):
             self.bytewise = await text_is_bytewise(conn)
         await deferred.settle(conn)  # the access facts this transaction's writes owe
         access = _access(visible)
+        stable = conn.dialect.name == "postgresql"
         page = SearchPage(query, [], warnings=list(query.ignored))
         if query.summary == "count" or query.count == 0:
             b = Binds()
-            where = self._plan_where(query, local_base, b)
+            where = self._plan_where(query, local_base, b, stable)
             page.total = await self._count(conn, where, b, access)
             return page
         first_page = query.snapshot is None
         b = Binds()
-        shape = self._plan_page(query, local_base, b)
+        shape = self._plan_page(query, local_base, b, stable)
         build = lambda: self._build_page(shape, access.visible, with_patients)  # noqa: E731
         rows = (await self._run(conn, (shape, with_patients), build, b, access)).all()
         more = len(rows) > query.count
@@ -411,7 +466,7 @@ class SearchEngine(Matcher):
                 page.total = query.offset + len(rows)
             else:
                 b = Binds()
-                where = self._plan_where(query, local_base, b)
+                where = self._plan_where(query, local_base, b, stable)
                 if query.total == "estimate" and not conn.dialect.name == "sqlite":
                     page.total = await self._estimate(conn, where, b, access)
                 else:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, false, not_, or_, select, true
+from sqlalchemy import and_, bindparam, exists, false, not_, or_, select, true
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.expression import FromClause
@@ -119,11 +119,46 @@ def build_local_target(ref: FromClause, has_base: bool, s: Slots) -> ColumnEleme
 
 
 def _in_index(
-    r: FromClause, table: Any, res_type: str | None, param: str, cond: ColumnElement[bool]
+    r: FromClause, table: Any, res_type: str | None, param: str, cond: ColumnElement[bool], per_row: bool = False
 ) -> ColumnElement[bool]:
+    """Rows of ``r`` with an index row of ``param`` meeting ``cond``. ``per_row``: checked for each
+    row the rest of the statement found (an ``EXISTS`` the planner may not turn into a join: its
+    ``OFFSET``), so the criterion can never be where a plan starts (see :func:`pins`)."""
     sub = select(table.c.pid).where(table.c.param == param, cond)
     sub = sub.where(table.c.res_type == (res_type if res_type else r.c.res_type))
+    if per_row:
+        return exists(sub.where(table.c.pid == r.c.pid).offset(0))
     return r.c.pid.in_(sub)
+
+
+def pins(shape: Shape) -> bool:
+    """Whether a criterion's shape names its matches by key, so that starting from it is the right
+    plan whatever its values: ``_id``, a literal reference (``subject=Patient/x``), an identifier
+    (``identifier=system|value``), or a chain ending in one of those. A search with one may keep a
+    generic plan (:meth:`hub.store.search.engine.SearchEngine.plan_stable`)."""
+    tag = shape[0]
+    if tag == "_id":
+        return not shape[1]
+    if tag == "chain":
+        _tag, _crit_type, _name, _chain_types, _has_base, inners = shape
+        return all(pins(c) for c in inners)
+    if tag != "index":
+        return False
+    _tag, ptype, name, _res_type, negated, values, of_type = shape
+    if negated or of_type is not None or not values:
+        return False
+    if ptype == "reference":  # by id (a url or an identifier on the reference may match many)
+        return all(v[0] == "r:local" for v in values)
+    if ptype == "token" and name == "identifier":  # system and value
+        return all(v == ("t", True, "eq") for v in values)
+    return False
+
+
+def checkable_per_row(shape: Shape) -> bool:
+    """Whether a criterion can be checked per row (:func:`_in_index` ``per_row``): a plain index
+    criterion, or a condition on the row's own columns."""
+    tag = shape[0]
+    return tag in ("_id", "_lastUpdated", "true-or-false") or (tag == "index" and not shape[4])
 
 
 def prefix_upper_bound(prefix: str) -> str | None:
@@ -546,9 +581,11 @@ class TemplateBuilder:
     """Builds the SQL of criteria shapes (:class:`Planner`), taking their bind parameters from
     :attr:`slots`; ``visible`` is the access filter."""
 
-    def __init__(self, visible: Visible, slots: Slots) -> None:
+    def __init__(self, visible: Visible, slots: Slots, *, per_row: bool = False) -> None:
         self.visible = visible
         self.slots = slots
+        #: Index criteria checked per row (:func:`_in_index`), for all but the criterion a plan starts from.
+        self.per_row = per_row
 
     def condition(self, r: FromClause, shape: Shape) -> ColumnElement[bool]:
         tag = shape[0]
@@ -578,7 +615,7 @@ class TemplateBuilder:
             return not_(_in_index(r, table, res_type, name, cond))
         if of_type is not None:
             cond = and_(cond, table.c.target_type == of_type)
-        return _in_index(r, table, res_type, name, cond)
+        return _in_index(r, table, res_type, name, cond, self.per_row)
 
     def _composite(self, r: FromClause, res_type: str | None, parts: Shape) -> ColumnElement[bool]:
         aliases = [INDEX_TABLES[ptype].alias() for _param, ptype, _v in parts]
