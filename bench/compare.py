@@ -30,9 +30,14 @@ app = typer.Typer(add_completion=False)
 def _run(checkout: Path, workload: str, size: str, users: int) -> dict[str, Any]:
     """One workload in ``checkout`` (its .venv), its JSON summary."""
     python = checkout / ".venv" / "bin" / "python"
+    # The checkout's own code first on the path, for the bench and the `hub serve` it starts: a venv
+    # with an editable install (or one shared by two checkouts) would otherwise import the package
+    # from wherever it was installed, and both sides would run the same code.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(
         [str(python), "-m", "bench", "workload", workload, "--size", size, "--users", str(users)],
         cwd=checkout,
+        env=env,
         capture_output=True,
         text=True,
         timeout=900,
