@@ -132,6 +132,8 @@ def forget(conn: AsyncConnection) -> None:
     """The transaction ended (rolled back, or settled and committed): nothing is owed any more.
     (A connection that broke cannot be asked; what it owed is recomputed, harmlessly, by the next
     transaction on it.)"""
+    if conn.invalidated:  # (asking its info would try to reconnect)
+        return
     with suppress(SQLAlchemyError):
         _drop(conn.info)
 
@@ -147,5 +149,7 @@ def forget_on_rollback(sync_conn: Any) -> None:
     """A ``rollback`` event listener: what a rolled-back transaction owed is owed no more. (A
     connection broken mid-transaction, e.g. a request cancelled when its client went away, cannot
     be asked: :func:`begin` drops what it owed when the next write transaction starts on it.)"""
+    if sync_conn.invalidated:  # (asking its info would try to reconnect)
+        return
     with suppress(SQLAlchemyError):
         _drop(sync_conn.info)

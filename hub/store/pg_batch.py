@@ -19,11 +19,13 @@ its own entry.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Float, Integer, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.tables import INDEX_TABLES, idx_compartment
@@ -187,8 +189,13 @@ def flush_before(
 
 
 def end(sync_conn: Any) -> None:
-    """A ``rollback`` listener: what waited is dropped with the transaction."""
-    sync_conn.info.pop(_KEY, None)
+    """A ``rollback`` listener: what waited is dropped with the transaction. (A connection broken
+    mid-transaction, e.g. a request cancelled when its client went away, cannot be asked: the
+    buffer names its transaction, so the next statement or :func:`buffer_of` drops it unwritten.)"""
+    if sync_conn.invalidated:  # (asking its info would try to reconnect)
+        return
+    with suppress(SQLAlchemyError):
+        sync_conn.info.pop(_KEY, None)
 
 
 def refuse_unflushed(sync_conn: Any) -> None:

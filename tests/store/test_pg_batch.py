@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Table, func, select
+from sqlalchemy.exc import DBAPIError
 
 from hub.access.tables import resource_author
 from hub.fhir import jsonio
@@ -162,6 +163,28 @@ async def test_creates_left_by_a_transaction_that_ended_unseen_are_never_written
         conn.info["hub.pg_batch"] = buffer
         assert (await conn.execute(select(func.count()).select_from(resource))).scalar() == 0
         assert "hub.pg_batch" not in conn.info
+    async with fresh_db.read() as conn:
+        assert (await conn.execute(select(resource.c.res_id))).scalars().all() == []
+
+
+async def test_a_transaction_whose_connection_broke_rolls_back_cleanly(fresh_db: Database) -> None:
+    """The rollback after a broken connection (a request cancelled when its client went away) cannot
+    read the connection's info; the listener leaves the buffer to be dropped later instead of raising
+    PendingRollbackError over the error that ended the transaction."""
+    if fresh_db.is_sqlite:
+        return  # (no buffer, no listener)
+    registry = load_registry()
+    res = {**ALL["zorgnet-Patient"](), "id": "broken-1"}
+    with pytest.raises(DBAPIError):
+        async with fresh_db.write() as conn:
+            own = (await conn.execute(select(func.pg_backend_pid()))).scalar()
+            pg_batch.start(conn, 2)
+            await resources.insert_new(
+                conn, "Patient", "broken-1", jsonio.dumps(res).decode(), 1, "POST", extract(res, registry), server_id=True
+            )
+            async with fresh_db.read() as other:
+                await other.execute(select(func.pg_terminate_backend(own)))
+            await conn.execute(select(1))  # the waiting create meets a session that is gone
     async with fresh_db.read() as conn:
         assert (await conn.execute(select(resource.c.res_id))).scalars().all() == []
 
