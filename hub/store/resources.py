@@ -363,25 +363,27 @@ async def patients_of(conn: AsyncConnection, pids: Sequence[int]) -> set[str]:
     return {r[0] for r in rows}
 
 
+#: Current Patients carrying one of ``values`` in ``system`` (built once: every request of a client
+#: or mantelzorger asks it, and building the select cost more than running it).
+_PATIENTS_BY_IDENTIFIER = (
+    select(idx_token.c.code, resource.c.res_id)
+    .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
+    .where(
+        idx_token.c.res_type == "Patient",
+        idx_token.c.param == "identifier",
+        idx_token.c.system == bindparam("system"),
+        idx_token.c.code.in_(bindparam("values", expanding=True)),
+        resource.c.deleted == false(),
+    )
+)
+
+
 async def patients_by_identifier(conn: AsyncConnection, system: str, values: Iterable[str]) -> dict[str, list[str]]:
     """The ids of the current Patients carrying each of these identifier values (a BSN: normally one)."""
     wanted = sorted(set(values))
     if not wanted:
         return {}
-    t = idx_token
-    rows = (
-        await conn.execute(
-            select(t.c.code, resource.c.res_id)
-            .select_from(t.join(resource, resource.c.pid == t.c.pid))
-            .where(
-                t.c.res_type == "Patient",
-                t.c.param == "identifier",
-                t.c.system == system,
-                t.c.code.in_(wanted),
-                resource.c.deleted == false(),
-            )
-        )
-    ).all()
+    rows = (await conn.execute(_PATIENTS_BY_IDENTIFIER, {"system": system, "values": wanted})).all()
     out: dict[str, list[str]] = {}
     for value, res_id in rows:
         out.setdefault(value, []).append(res_id)
