@@ -410,10 +410,12 @@ async def insert_new(
     category: str = "medisch",
     event: Mapping[str, Any] | None = None,
     authorship: Authorship = NO_AUTHORSHIP,
-) -> Stored:
+    guard: tuple[str, Mapping[str, Any]] | None = None,
+) -> Stored | None:
     """A resource that did not exist: version 1 in ``resource`` and in the history (and its outbox
     ``event``, when given: see :mod:`hub.events.outbox`; and its ``authorship``), every row with the
-    resource's client key."""
+    resource's client key. ``guard``: a condition of the access check (PostgreSQL only) the write
+    statement meets, or it writes nothing and this returns None."""
     key = client_key(res_type, res_id, _patients(rows))
     if conn.dialect.name == "postgresql" and rows is not None:
         from hub.store import pg_writes
@@ -431,7 +433,10 @@ async def insert_new(
             event,
             authorship.author_ura,
             authorship.owners,
+            guard,
         )
+        if pid is None:
+            return None
         return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
     if conn.dialect.name == "sqlite" and rows is not None:
         from hub.store import sqlite_writes
