@@ -79,12 +79,18 @@ async def _dispatch(call: Call, req: FhirRequest) -> FhirResult:
     return await HANDLERS[target.kind](call, req, target)
 
 
+#: Interactions on ``Patient/x`` that note x's compartment (which holds x) whenever they find x.
+_NOTING_ITSELF = frozenset({"read", "update", "patch", "delete"})
+
+
 def _names_only_itself(call: Call, target: Route, ids: set[str], bsns: set[str]) -> bool:
-    """A plain read of ``Patient/x`` (outside a Bundle) names only x, and the read itself notes x's
-    compartment, which holds x, whenever x is current: then the named lookup adds nothing."""
+    """A plain read, update, patch or delete of ``Patient/x`` (outside a Bundle) names only x, and
+    the interaction itself notes x's compartment, which holds x, whenever x is current (a write
+    refused notes it too): then the named lookup adds nothing. A failed write rolled back, so the
+    lookup after it finds what it would have found before."""
     return (
         call.conn is None
-        and target.kind == "read"
+        and target.kind in _NOTING_ITSELF
         and target.res_type == "Patient"
         and ids == {target.res_id}
         and not bsns
@@ -92,7 +98,7 @@ def _names_only_itself(call: Call, target: Route, ids: set[str], bsns: set[str])
 
 
 async def _read_then_note(call: Call, target: Route, req: FhirRequest) -> FhirResult:
-    """The read first, and the named lookup only when the read did not note x (none, deleted, or
+    """The interaction first, and the named lookup only when it did not note x (none, deleted, or
     failed early): the audit records are the same as with the lookup first, one statement fewer."""
     assert call.trail is not None
     try:
