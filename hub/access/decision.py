@@ -15,7 +15,7 @@ policy that sees and may write everything, instead of "no policy". Code above th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -122,9 +122,19 @@ class SystemPolicy:
         validate: Callable[[], None] | None = None,
         *,
         seen: bool | None = None,
+        guard: bool = False,
     ) -> Verdict | None:
         if validate is not None:
             validate()
+        return None
+
+    def write_guard(self) -> tuple[str, Mapping[str, Any]] | None:
+        return None
+
+    def guard_held(self) -> None:
+        return None
+
+    async def confirm_guard(self, conn: AsyncConnection) -> None:
         return None
 
     def check_operation(self, operation: str) -> None:
@@ -193,8 +203,18 @@ class AnonymousPolicy:
         validate: Callable[[], None] | None = None,
         *,
         seen: bool | None = None,
+        guard: bool = False,
     ) -> Verdict | None:
         raise Forbidden("This caller may not write")
+
+    def write_guard(self) -> tuple[str, Mapping[str, Any]] | None:
+        return None
+
+    def guard_held(self) -> None:
+        return None
+
+    async def confirm_guard(self, conn: AsyncConnection) -> None:
+        return None
 
     def check_operation(self, operation: str) -> None:
         if operation not in OPERATIONS:

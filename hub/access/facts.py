@@ -106,12 +106,7 @@ async def after_write(
         # Who an organisation is (its URA, its type) can change what the resources naming it
         # imply, and they may have been written before it: derive those again. (A new
         # Organization without a URA changes nothing.)
-        if not (
-            stored.res_type == "Organization"
-            and stored.version == 1
-            and resource is not None
-            and not _identifier(resource, URA_SYSTEM)
-        ):
+        if not new_organisation_without_ura(stored, resource):
             await _rederive_referrers(conn, stored.res_type, stored.res_id, base)
         return
     grantor: Grantor | None = None
@@ -888,6 +883,18 @@ def _has_code(concept: Any, system: str, code: str) -> bool:
 
 def _has_category(res: dict[str, Any], code: str) -> bool:
     return _has_code(res.get("category") or [], CONSENT_CATEGORY_SYSTEM, code)
+
+
+def new_organisation_without_ura(stored: Stored, resource: dict[str, Any] | None) -> bool:
+    """A first version of an Organization with no URA: a reference to it (or through a
+    PractitionerRole to it) names no organisation (:func:`organisation_uras`), as it did before it
+    existed, so nothing derived from such references changes."""
+    return (
+        stored.res_type == "Organization"
+        and stored.version == 1
+        and resource is not None
+        and not _identifier(resource, URA_SYSTEM)
+    )
 
 
 def _identifier(res: dict[str, Any], system: str) -> str | None:

@@ -29,11 +29,12 @@ Default is deny: a caller sees only what a rule below opens.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sqlalchemy import Table, and_, bindparam, case, exists, false, or_, select, true
+from sqlalchemy import Table, and_, bindparam, case, exists, false, literal_column, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
@@ -50,6 +51,7 @@ from hub.fhir.errors import Conflict, Forbidden, NotFound, Unprocessable
 from hub.fhir.instants import now_us
 from hub.fhir.validation.bsn import BSN_SYSTEM
 from hub.store import pg_batch
+from hub.store.deferred import owed
 from hub.store.policy import Verdict
 from hub.store.resources import JoinedIds, Stored
 from hub.store.tables import history_compartment, idx_compartment, idx_token, resource
@@ -125,6 +127,8 @@ class AccessPolicy:
     is_gemeente: bool | None = None
     #: Resources (pid) this request found the organisation wrote (see _authored).
     authored: set[int] = field(default_factory=set)
+    #: Patients a create's check left to its write statement to confirm in care (see write_guard).
+    care_unconfirmed: list[str] = field(default_factory=list)
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -417,10 +421,14 @@ class AccessPolicy:
         validate: Callable[[], None] | None = None,
         *,
         seen: bool | None = None,
+        guard: bool = False,
     ) -> Verdict | None:
         """May the caller write ``resource`` (content of ``category`` for these patients), replacing
         ``current`` (``resource`` None: delete it)? ``seen``: whether the caller may see ``current``,
         when the repository already decided it in this transaction (with the statement that read it).
+        ``guard``: the store can make a create's statement conditional on the care relationship
+        (:meth:`write_guard`) instead of asking for it first; any refusal found meanwhile asks first
+        (:meth:`confirm_guard`), so the caller learns the same thing in the same order.
 
         ``compartments`` are the Patients the content is about, from its references as
         :func:`hub.fhir.references.resolve` reads them (an external reference concerns no client
@@ -433,12 +441,45 @@ class AccessPolicy:
         (:data:`hub.store.policy.WriteRules`); their verdict says whom to record as the creator and
         which state change the write makes."""
         await self.check_target(conn, current, seen)
-        await self.check_right(conn, res_type, category, compartments, current, interaction, resource)
-        if resource is not None:
-            await self.check_content(conn, res_type, resource)
-        if validate is not None:
-            validate()
+        self.care_unconfirmed = []
+        await self.check_right(conn, res_type, category, compartments, current, interaction, resource, guard=guard)
+        try:
+            if resource is not None:
+                await self.check_content(conn, res_type, resource)
+            if validate is not None:
+                validate()
+        except Exception:
+            await self.confirm_guard(conn)  # a refusal comes before what the content says
+            raise
         return None
+
+    def write_guard(self) -> tuple[str, dict[str, Any]] | None:
+        """The condition (PostgreSQL SQL on named bind values, and their values) a create's write
+        statement must meet, which :meth:`check_right` left to it: the organisation is in care of
+        each client (:func:`_in_care_condition`, as :meth:`_in_care` asks it). None: nothing left."""
+        if not self.care_unconfirmed:
+            return None
+        params = {
+            "care_patients": list(self.care_unconfirmed),
+            "care_ura": self.principal.organisation_ura,
+            "care_now": self.now,
+        }
+        return _care_guard_sql(), params
+
+    def guard_held(self) -> None:
+        """The write statement met :meth:`write_guard`: remembered as :meth:`_in_care`'s yes is."""
+        self.in_care.update(self.care_unconfirmed)
+        self.care_unconfirmed = []
+
+    async def confirm_guard(self, conn: AsyncConnection) -> None:
+        """Ask what :meth:`write_guard` would have (Forbidden as :meth:`check_right` says it): before
+        another refusal, or when the write statement did not meet the condition."""
+        pending, self.care_unconfirmed = self.care_unconfirmed, []
+        missing = [pid for pid in pending if not await self._in_care(conn, pid)]
+        if missing:
+            raise Forbidden(
+                f"Organisation {self.principal.organisation_ura} has no care relationship with Patient/{missing[0]}"
+            )
 
     async def check_target(self, conn: AsyncConnection, current: Stored | None, seen: bool | None = None) -> None:
         """Writing over a version the caller may not see is "not found", as reading it is; ``seen``
@@ -459,8 +500,10 @@ class AccessPolicy:
         current: Stored | None,
         interaction: str,
         resource: dict[str, Any] | None = None,
+        *,
+        guard: bool = False,
     ) -> None:
-        """The caller's right to write this category for these clients."""
+        """The caller's right to write this category for these clients (``guard``: see :meth:`check_write`)."""
         p = self.principal
         if p.kind != "admin" and not p.allows_scope(res_type, interaction):  # type: ignore[arg-type]
             raise Forbidden(f"The token's scopes do not allow '{interaction}' on {res_type}")
@@ -497,6 +540,10 @@ class AccessPolicy:
                 return  # not client data: the author keeps it
             if res_type == "ServiceRequest" and category == "wmo" and await self._gemeente(conn):
                 return  # a registered gemeente assigns Wmo care (toewijzing) to any resident
+            if guard and current is None and not owed(conn):
+                # (a create: no overdracht to answer; nothing owed that the relationship depends on)
+                self.care_unconfirmed = [pid for pid in compartments if pid not in self.in_care]
+                return
             missing = [pid for pid in compartments if not await self._in_care(conn, pid)]
             if missing and not await self._overdracht_receiver(conn, current):
                 raise Forbidden(f"Organisation {ura} has no care relationship with Patient/{missing[0]}")
@@ -666,6 +713,23 @@ def _in_care_statement() -> Any:
 
 
 _IN_CARE = _in_care_statement()
+
+
+@functools.cache
+def _care_guard_sql() -> str:
+    """:func:`_in_care_condition` for every id of bind value ``care_patients`` (a text array), as
+    PostgreSQL SQL with named bind values: the same condition on the same values as :data:`_IN_CARE`."""
+    from sqlalchemy.dialects import postgresql
+
+    care = _in_care_condition(
+        literal_column("care_ids.care_patient"), literal_column(":care_ura"), literal_column(":care_now")
+    )
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    condition = str(care.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    return (
+        "NOT EXISTS (SELECT 1 FROM unnest(CAST(:care_patients AS text[])) AS care_ids(care_patient) "  # noqa: S608 (built from the schema; values bound)
+        f"WHERE NOT ({condition}))"
+    )
 
 
 def _specificity(rule: FromClause) -> ColumnElement[int]:

@@ -138,12 +138,15 @@ _HISTORY_CTE = (
 
 
 @cache
-def insert_statement(with_event: bool = False, with_creators: bool = False) -> TextClause:
+def insert_statement(with_event: bool = False, with_creators: bool = False, guard: str | None = None) -> TextClause:
+    """``guard``: a condition the access check left to the write (its values bound as ``care_*``):
+    when it does not hold, nothing is inserted and the statement returns no row."""
     index_ctes, binds = _index_ctes("r")
+    values = ":res_type, :res_id, :version, :last_updated, false, :category, CAST(:content AS jsonb), :client_key"
+    source = f"VALUES ({values})" if guard is None else f"SELECT {values} WHERE {guard}"
     sql = (
         "WITH r AS (INSERT INTO resource (res_type, res_id, version, last_updated, deleted, category, content, "
-        "client_key) VALUES (:res_type, :res_id, :version, :last_updated, false, :category, "
-        "CAST(:content AS jsonb), :client_key) RETURNING pid), "
+        f"client_key) {source} RETURNING pid), "
         + _HISTORY_CTE
         + (_EVENT_CTE if with_event else "")
         + (_CREATORS_CTE if with_creators else "")
@@ -155,7 +158,15 @@ def insert_statement(with_event: bool = False, with_creators: bool = False) -> T
         *binds,
         *(_EVENT_BINDS if with_event else ()),
         *(_CREATORS_BINDS if with_creators else ()),
+        *(_GUARD_BINDS if guard is not None else ()),
     )
+
+
+_GUARD_BINDS = (
+    bindparam("care_patients", type_=ARRAY(Text())),
+    bindparam("care_ura", type_=Text()),
+    bindparam("care_now", type_=BigInteger()),
+)
 
 
 @cache
@@ -227,7 +238,9 @@ async def insert_new(
     event: Mapping[str, Any] | None = None,
     author_ura: str | None = None,
     owners: Sequence[str] = (),
-) -> int:
+    guard: tuple[str, Mapping[str, Any]] | None = None,
+) -> int | None:
+    """The new pid; None when ``guard`` (condition, its values) did not hold (nothing written)."""
     params = {
         "res_type": res_type,
         "res_id": res_id,
@@ -244,7 +257,11 @@ async def insert_new(
     creators = bool(author_ura or owners)
     if creators:
         params.update(_creator_params(author_ura, owners))
-    return int((await conn.execute(insert_statement(event is not None, creators), params)).scalar_one())
+    if guard is not None:
+        params.update(guard[1])
+    statement = insert_statement(event is not None, creators, guard[0] if guard is not None else None)
+    pid = (await conn.execute(statement, params)).scalar_one_or_none()
+    return None if pid is None else int(pid)
 
 
 async def write_version(

@@ -10,7 +10,7 @@ statement takes a :data:`Visible` filter.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -93,10 +93,25 @@ class StorePolicy(Protocol):
         validate: Callable[[], None] | None = None,
         *,
         seen: bool | None = None,
+        guard: bool = False,
     ) -> Verdict | None:
         """May the caller write this (Forbidden if not); ``validate`` runs once the right is established.
         ``seen``: whether the caller may see ``current``, when the store already decided it with this
-        policy's filter in the write's transaction (None: the policy decides it)."""
+        policy's filter in the write's transaction (None: the policy decides it). ``guard``: the store
+        can make a create's statement conditional on what :meth:`write_guard` then returns."""
+        ...
+
+    def write_guard(self) -> tuple[str, Mapping[str, Any]] | None:
+        """A condition the last check left to the create's write statement (PostgreSQL SQL on named
+        bind values, and their values), or None."""
+        ...
+
+    def guard_held(self) -> None:
+        """The write statement met :meth:`write_guard`'s condition."""
+        ...
+
+    async def confirm_guard(self, conn: AsyncConnection) -> None:
+        """Ask :meth:`write_guard`'s condition now (Forbidden when it does not hold)."""
         ...
 
 

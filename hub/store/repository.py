@@ -628,19 +628,56 @@ class Repository:
         """Version 1 of a resource whose id is new (server-assigned: ``server_id``, or checked unused by
         the caller; a concurrent insert of the same id fails on the unique constraint)."""
         check_id(res_id)
-        res_type = resource["resourceType"]
         when = self._tick()
         if self.prepare is not None:
             resource = self.prepare(resource, None, to_iso(when))
         stamped, content = self._stamp(resource, res_id, 1, when)
         rows = self.indexer(stamped)
         category = self.categorize(stamped)
+        # A single create's statement can carry the care condition (PostgreSQL); a Bundle's creates
+        # wait to be written together (pg_batch), so there the check asks first.
+        guard = conn.dialect.name == "postgresql" and pg_batch.buffer_of(conn) is None
         verdict = await self._check_write(
-            conn, stamped, category, rows, None, "c", validate=lambda: self._check_profiles(stamped)
+            conn, stamped, category, rows, None, "c", validate=lambda: self._check_profiles(stamped), guard=guard
         )  # permission before validation, validation before the workflow rules
-        event = None
-        if self.outbox is not None:
-            event = await self.outbox.event(conn, res_type, stamped, None, _patients(rows))
+        stored = await self._insert_checked(
+            conn, stamped, res_id, content, when, method, rows, category, verdict, server_id=server_id
+        )
+        await self._record(conn, stored, verdict)
+        if self.after_write is not None:
+            await self.after_write(conn, stored, stamped, self.author_ura, writer=self.policy)
+        if self.trail is not None:
+            await self.trail.log_write(conn, stored, 201, _patients(rows))
+        return WriteOutcome(stored, 201, stamped)
+
+    async def _insert_checked(
+        self,
+        conn: AsyncConnection,
+        stamped: dict[str, Any],
+        res_id: str,
+        content: str,
+        when: int,
+        method: str,
+        rows: IndexRows,
+        category: str,
+        verdict: Verdict | None,
+        *,
+        server_id: bool = False,
+    ) -> Stored:
+        """Version 1, written on the condition the access check left to the statement
+        (:meth:`StorePolicy.write_guard`); when it does not hold, the check asks it and refuses as
+        it would have before writing (or, when it now holds, the write is made without it)."""
+        res_type = stamped["resourceType"]
+        patients = _patients(rows)
+        try:
+            event = None
+            if self.outbox is not None:
+                event = await self.outbox.event(conn, res_type, stamped, None, patients)
+        except Exception:
+            await self._confirm_guard(conn, patients)
+            raise
+        guard = self.policy.write_guard()
+        authorship = self._authorship(verdict)
         stored = await dao.insert_new(
             conn,
             res_type,
@@ -651,15 +688,30 @@ class Repository:
             rows,
             category,
             event,
-            self._authorship(verdict),
+            authorship,
             server_id=server_id,
+            guard=guard,
         )
-        await self._record(conn, stored, verdict)
-        if self.after_write is not None:
-            await self.after_write(conn, stored, stamped, self.author_ura, writer=self.policy)
-        if self.trail is not None:
-            await self.trail.log_write(conn, stored, 201, _patients(rows))
-        return WriteOutcome(stored, 201, stamped)
+        if stored is None:
+            await self._confirm_guard(conn, patients)
+            stored = await dao.insert_new(
+                conn, res_type, res_id, content, when, method, rows, category, event, authorship, server_id=server_id
+            )
+            assert stored is not None  # (no guard: written or raised)
+        else:
+            self.policy.guard_held()
+        return stored
+
+    async def _confirm_guard(self, conn: AsyncConnection, patients: Sequence[str]) -> None:
+        """The check the write statement was to make, asked now; a refusal is in the view of the
+        clients the write concerned (as :meth:`_check_write`'s)."""
+        try:
+            await self.policy.confirm_guard(conn)
+        except Forbidden:
+            if self.trail is not None:
+                for patient in patients:
+                    self.trail.note_patient(patient)
+            raise
 
     async def _next_version(
         self,
@@ -710,7 +762,10 @@ class Repository:
         validate: Callable[[], None] | None = None,
         *,
         seen: bool | None = None,
+        guard: bool = False,
     ) -> Verdict | None:
+        """The access decision and the workflow rules; ``guard``: a create's statement can carry the
+        care condition (:meth:`_insert_checked`)."""
         if self.policy.internal:
             return await self.policy.check_write(
                 conn, resource["resourceType"], category, [], current, interaction, resource, validate
@@ -727,12 +782,16 @@ class Repository:
                 if current is not None and not current.deleted:
                     await self._check_read(conn, current, seen)  # (a refused attempt is in the client's view)
                 verdict = await self.policy.check_write(
-                    conn, res_type, category, patients, current, interaction, resource, validate, seen=True
+                    conn, res_type, category, patients, current, interaction, resource, validate, seen=True, guard=guard
                 )  # (seen: visible, or _check_read refused it; the policy need not ask again)
                 if self.write_rules is not None:
-                    verdict = await self.write_rules(
-                        conn, self.policy, res_type, resource, current, interaction, patients, category
-                    )
+                    try:
+                        verdict = await self.write_rules(
+                            conn, self.policy, res_type, resource, current, interaction, patients, category
+                        )
+                    except Exception:
+                        await self.policy.confirm_guard(conn)  # a refusal comes before the rules' verdict
+                        raise
             return verdict
         except Forbidden:
             if self.trail is not None:  # a refused write is in the view of the clients it concerned

@@ -439,18 +439,21 @@ async def insert_new(
     authorship: Authorship = NO_AUTHORSHIP,
     *,
     server_id: bool = False,
-) -> Stored:
+    guard: tuple[str, Mapping[str, Any]] | None = None,
+) -> Stored | None:
     """A resource that did not exist: version 1 in ``resource`` and in the history (and its outbox
     ``event``, when given: see :mod:`hub.events.outbox`; and its ``authorship``), every row with the
     resource's client key. ``server_id``: the server made the id (it cannot collide), so in a
-    transaction Bundle the write may wait to be written with the others (:mod:`hub.store.pg_batch`)."""
+    transaction Bundle the write may wait to be written with the others (:mod:`hub.store.pg_batch`).
+    ``guard``: a condition of the access check (PostgreSQL only) the write statement meets, or it
+    writes nothing and this returns None (a guarded write is never left waiting)."""
     key = client_key(res_type, res_id, _patients(rows))
     if conn.dialect.name == "postgresql" and rows is not None:
         from hub.store import pg_batch, pg_writes
 
-        batch = pg_batch.buffer_of(conn) if server_id else None
+        batch = pg_batch.buffer_of(conn) if server_id and guard is None else None
         if batch is not None:
-            pid = await batch.insert_new(
+            waiting = await batch.insert_new(
                 conn,
                 res_type,
                 res_id,
@@ -464,9 +467,9 @@ async def insert_new(
                 authorship.author_ura,
                 authorship.owners,
             )
-            return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
+            return Stored(waiting, res_type, res_id, 1, last_updated, False, content, method, category, key)
 
-        pid = await pg_writes.insert_new(
+        written = await pg_writes.insert_new(
             conn,
             res_type,
             res_id,
@@ -479,8 +482,11 @@ async def insert_new(
             event,
             authorship.author_ura,
             authorship.owners,
+            guard,
         )
-        return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
+        if written is None:
+            return None
+        return Stored(written, res_type, res_id, 1, last_updated, False, content, method, category, key)
     if conn.dialect.name == "sqlite" and rows is not None:
         from hub.store import sqlite_writes
 

@@ -36,7 +36,10 @@ async def after_write(
     if stored.res_type == "Task":
         await derive_task(conn, stored.pid, res, base)
     elif stored.res_type in ("Organization", "PractitionerRole"):
-        await _rederive_owned_by(conn, stored.res_type, stored.res_id, base)
+        from hub.access.facts import new_organisation_without_ura
+
+        if not new_organisation_without_ura(stored, res):  # (its receivers' URAs are as they were)
+            await _rederive_owned_by(conn, stored.res_type, stored.res_id, base)
     elif stored.res_type == "Composition":
         rows = (
             await conn.execute(

@@ -15,8 +15,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest_asyncio
+from sqlalchemy import select
 
+from hub.workflows.derive import derive_task
+from hub.workflows.tables import overdracht_access
 from tests.conftest import clean, token_for_app
 
 SCT = "http://snomed.info/sct"
@@ -776,6 +780,32 @@ async def test_a_receiver_registered_later_reads_the_advance_notice(hub: Any, pa
         "Task/t-later",
         "Composition/notice",
     }
+
+
+async def test_a_receiver_first_written_without_a_ura_changes_nothing_derived(hub: Any, parties: dict[str, As]) -> None:
+    """Its first version names no organisation (the Tasks naming it are not derived again): what
+    the Tasks yield equals deriving them again; a later version with the URA gives the access."""
+    later = task("t-later", "requested")
+    later["owner"] = {"reference": "Organization/org-later"}
+    await write_internal(hub, [later])
+    org = {"resourceType": "Organization", "id": "org-later", "name": "later"}
+    await write_internal(hub, [org])
+    db = hub.state.services.repo.db
+
+    async def rows() -> set[tuple[Any, ...]]:
+        async with db.read() as conn:
+            return {tuple(r) for r in (await conn.execute(select(overdracht_access))).all()}
+
+    kept = await rows()
+    async with db.write() as conn:
+        stored = await hub.state.services.repo.read("Task", "t-later", conn=conn)
+        await derive_task(conn, stored.pid, orjson.loads(stored.content or "null"))
+    assert await rows() == kept
+    rcv = As(hub, parties["sender"].http, "receiver")
+    rcv.h = {"Authorization": f"Bearer {token_for_app(hub, 'org:00067890')}"}
+    assert await _visible(rcv, ["Task/t-later", "Composition/notice"]) == set()
+    await write_internal(hub, [{**org, "identifier": [{"system": URA, "value": "00067890"}]}])
+    assert await _visible(rcv, ["Task/t-later", "Composition/notice"]) == {"Task/t-later", "Composition/notice"}
 
 
 async def test_a_transaction_entry_obeys_the_same_rules(hub: Any, parties: dict[str, As]) -> None:

@@ -180,7 +180,14 @@ async def test_a_transaction_whose_connection_broke_rolls_back_cleanly(fresh_db:
             own = (await conn.execute(select(func.pg_backend_pid()))).scalar()
             pg_batch.start(conn, 2)
             await resources.insert_new(
-                conn, "Patient", "broken-1", jsonio.dumps(res).decode(), 1, "POST", extract(res, registry), server_id=True
+                conn,
+                "Patient",
+                "broken-1",
+                jsonio.dumps(res).decode(),
+                1,
+                "POST",
+                extract(res, registry),
+                server_id=True,
             )
             async with fresh_db.read() as other:
                 await other.execute(select(func.pg_terminate_backend(own)))

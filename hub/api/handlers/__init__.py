@@ -73,7 +73,7 @@ async def _dispatch(call: Call, req: FhirRequest) -> FhirResult:
     if trail is not None and trail.enabled and target.kind in _NAMING:
         ids, bsns = named_in(target.res_type, target.res_id, req.query)
         if ids or bsns:
-            if _answer_may_note_them(call, target, bsns):
+            if _answer_may_note_them(call, target, ids, bsns):
                 return await _answer_then_note(call, target, req, ids)
             await _note_named(call, target, req)
     return await HANDLERS[target.kind](call, req, target)
@@ -84,16 +84,23 @@ async def _dispatch(call: Call, req: FhirRequest) -> FhirResult:
 _READS_THAT_NOTE = frozenset({"read", "search-type", "search-compartment"})
 #: Operations that only read and note what they return the same way.
 _OPERATIONS_THAT_NOTE = frozenset({"everything"})
+#: Writes of ``Patient/x`` that note x's compartment (which holds x) whenever they find x current (a
+#: refused write notes it too; a failed write rolled back, so a lookup after it finds what it would
+#: have found before).
+_WRITES_THAT_NOTE_ITSELF = frozenset({"update", "patch", "delete"})
 
 
-def _answer_may_note_them(call: Call, target: Route, bsns: set[str]) -> bool:
+def _answer_may_note_them(call: Call, target: Route, ids: set[str], bsns: set[str]) -> bool:
     """A read, search or ``$everything`` (outside a Bundle) that names clients by id only: what it
     returns is noted with its clients (a Patient is in its own compartment), so a named client whose
-    data it returned needs no lookup; a BSN needs one to become an id."""
+    data it returned needs no lookup; a BSN needs one to become an id. Likewise a write of
+    ``Patient/x`` that names only x."""
     if call.conn is not None or bsns:
         return False
     if target.kind == "operation":
         return target.operation in _OPERATIONS_THAT_NOTE
+    if target.kind in _WRITES_THAT_NOTE_ITSELF:
+        return target.res_type == "Patient" and ids == {target.res_id}
     return target.kind in _READS_THAT_NOTE
 
 
