@@ -452,38 +452,12 @@ async def insert_new(
         from hub.store import pg_batch, pg_writes
 
         batch = pg_batch.buffer_of(conn) if server_id and guard is None else None
+        write = (res_type, res_id, content, last_updated, method, category, rows, key, event)
+        parties = (authorship.author_ura, authorship.owners)
         if batch is not None:
-            waiting = await batch.insert_new(
-                conn,
-                res_type,
-                res_id,
-                content,
-                last_updated,
-                method,
-                category,
-                rows,
-                key,
-                event,
-                authorship.author_ura,
-                authorship.owners,
-            )
+            waiting = await batch.insert_new(conn, *write, *parties)
             return Stored(waiting, res_type, res_id, 1, last_updated, False, content, method, category, key)
-
-        written = await pg_writes.insert_new(
-            conn,
-            res_type,
-            res_id,
-            content,
-            last_updated,
-            method,
-            category,
-            rows,
-            key,
-            event,
-            authorship.author_ura,
-            authorship.owners,
-            guard,
-        )
+        written = await pg_writes.insert_new(conn, *write, *parties, guard)
         if written is None:
             return None
         return Stored(written, res_type, res_id, 1, last_updated, False, content, method, category, key)

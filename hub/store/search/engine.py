@@ -29,7 +29,6 @@ from sqlalchemy import (
     BigInteger,
     Integer,
     Select,
-    String,
     and_,
     any_,
     false,
@@ -43,17 +42,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
-from sqlalchemy.sql.functions import FunctionElement
 
 from hub.fhir.errors import BadRequest, Issue
 from hub.fhir.query import DEFAULT_SEARCH_LIMITS, Cursor, Include, SearchLimits, SearchQuery, parse_query
 from hub.store import deferred
 from hub.store.policy import ShapeCache, Visible
 from hub.store.repository import Matcher
-from hub.store.resources import Stored
+from hub.store.resources import JoinedIds, Stored
 from hub.store.search.predicates import (
     Binds,
     Planner,
@@ -104,30 +101,12 @@ _COLUMNS = (
 )
 
 
-class _PatientIds(FunctionElement[str]):
-    """The Patient compartment ids of row ``r`` as one space-separated string (ids have no spaces):
-    ``string_agg`` on PostgreSQL, ``group_concat`` on SQLite, in a scalar subquery."""
-
-    type = String()
-    inherit_cache = True
-
-
-@compiles(_PatientIds)
-def _patient_ids_pg(element: _PatientIds, compiler: Any, **kw: Any) -> str:
-    return f"string_agg({compiler.process(element.clauses, **kw)}, ' ')"
-
-
-@compiles(_PatientIds, "sqlite")
-def _patient_ids_sqlite(element: _PatientIds, compiler: Any, **kw: Any) -> str:
-    return f"group_concat({compiler.process(element.clauses, **kw)}, ' ')"
-
-
 def _patients_column(r: FromClause, wanted: bool) -> Any:
     """Column 7 of page and include rows: the row's clients when ``wanted``, else NULL."""
     if not wanted:
         return null().label("patients")
     c = idx_compartment.alias("row_comp")
-    ids = select(_PatientIds(c.c.comp_id)).where(c.c.pid == r.c.pid, c.c.comp_type == "Patient")
+    ids = select(JoinedIds(c.c.comp_id)).where(c.c.pid == r.c.pid, c.c.comp_type == "Patient")
     return ids.scalar_subquery().label("patients")
 
 
