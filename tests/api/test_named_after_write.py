@@ -68,7 +68,7 @@ async def test_a_patient_write_notes_the_named_client_as_the_lookup_first_did(
     hub_app: Any, client_as: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     after = await _scenario(hub_app, client_as)
-    monkeypatch.setattr(handlers, "_NOTING_ITSELF", frozenset({"read"}))  # the lookup first for writes
+    monkeypatch.setattr(handlers, "_WRITES_THAT_NOTE_ITSELF", frozenset())  # the lookup first for writes
     first = await _scenario(hub_app, client_as)
     assert after == first, (after, first)
     statuses = {status for status, _ in after}
