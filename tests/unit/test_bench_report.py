@@ -51,5 +51,6 @@ def test_audit_ratio_is_the_median_on_over_off_on_postgresql(tmp_path: Path) -> 
     assert report._audit_ratio(path) == 0.86
     assert report._audit_ratio(tmp_path / "absent.json") is None
     # the run's own median of its alternated on/off pairs, where it recorded one
-    path.write_text(json.dumps({"reads": rows, "ratio": {"postgresql": {"median": 0.862, "pairs": [0.848, 0.862, 1.011]}}}))
+    paired = {"postgresql": {"median": 0.862, "pairs": [0.848, 0.862, 1.011]}}
+    path.write_text(json.dumps({"reads": rows, "ratio": paired}))
     assert report._audit_ratio(path) == 0.862
