@@ -34,7 +34,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from hub.store import deferred
 from hub.store.clientkey import client_key, move
 from hub.store.direct import DirectQuery
-from hub.store.policy import StorePolicy, Visible
+from hub.store.policy import ShapeCache, StorePolicy, Visible
 from hub.store.tables import (
     INDEX_TABLES,
     history_compartment,
@@ -136,16 +136,16 @@ async def get_current(conn: AsyncConnection, res_type: str, res_id: str) -> Stor
     return Stored(*row) if row else None
 
 
-_CHECKED_READS: dict[Any, Any] = {}
+_CHECKED_READS: ShapeCache[Any] = ShapeCache()
 
 
 def _checked_read_statement(policy: StorePolicy) -> Any:
     """The read-by-id statement for this policy's shape, built once and reused (building SQL
     expression trees costs more than running the query)."""
-    key = policy.shape()
-    stmt = _CHECKED_READS.get(key)
-    if stmt is not None:
-        return stmt
+    return _CHECKED_READS.get(policy.shape(), lambda: _build_checked_read(policy))
+
+
+def _build_checked_read(policy: StorePolicy) -> Any:
     comp = idx_compartment.alias("read_comp")
 
     def patient(agg: Any) -> Any:
@@ -164,8 +164,6 @@ def _checked_read_statement(policy: StorePolicy) -> Any:
         patient(func.max),
         count,
     ).where(resource.c.res_type == bindparam("read_type"), resource.c.res_id == bindparam("read_id"))
-    if len(_CHECKED_READS) < 256:
-        _CHECKED_READS[key] = stmt
     return stmt
 
 
@@ -182,7 +180,7 @@ async def get_current_checked(
     return _checked((await conn.execute(_checked_read_statement(policy), params)).first())
 
 
-_DIRECT_READS: dict[Any, DirectQuery] = {}
+_DIRECT_READS: ShapeCache[DirectQuery] = ShapeCache()
 
 
 async def get_current_checked_direct(
@@ -191,12 +189,7 @@ async def get_current_checked_direct(
     """:func:`get_current_checked` on a lookup connection of the caller's own, outside any
     transaction (so nothing is owed to settle), with the statement run on the asyncpg connection
     (:mod:`hub.store.direct`): the same statement, the same answer, a fraction of the CPU."""
-    key = policy.shape()
-    query = _DIRECT_READS.get(key)
-    if query is None:
-        query = DirectQuery(_checked_read_statement(policy), dialect)
-        if len(_DIRECT_READS) < 256:
-            _DIRECT_READS[key] = query
+    query = _DIRECT_READS.get(policy.shape(), lambda: DirectQuery(_checked_read_statement(policy), dialect))
     params: dict[str, Any] = {"read_type": res_type, "read_id": res_id}
     params.update(policy.params())
     return _checked(await query.fetchrow(fairy, params))
@@ -230,17 +223,17 @@ def _joined_sqlite(element: JoinedIds, compiler: Any, **kw: Any) -> str:
 
 
 _OWNER = table_clause("resource_owner", column("pid"), column("party"))
-_WRITE_TARGETS: dict[Any, Any] = {}
+_WRITE_TARGETS: ShapeCache[Any] = ShapeCache()
 
 
 def _write_target_statement(policy: StorePolicy) -> Any:
     """The current version a caller's write replaces, whether the caller may see it, its recorded
     creators (for the workflow rules) and the policy's facts about it (:meth:`StorePolicy.target_facts`),
     built once per policy shape."""
-    key = policy.shape()
-    stmt = _WRITE_TARGETS.get(key)
-    if stmt is not None:
-        return stmt
+    return _WRITE_TARGETS.get(policy.shape(), lambda: _build_write_target(policy))
+
+
+def _build_write_target(policy: StorePolicy) -> Any:
     owners = select(JoinedIds(_OWNER.c.party)).where(_OWNER.c.pid == resource.c.pid).scalar_subquery()
     stmt = select(
         *_CURRENT.selected_columns,
@@ -248,8 +241,6 @@ def _write_target_statement(policy: StorePolicy) -> Any:
         owners.label("owners"),
         *policy.target_facts(resource),
     ).where(resource.c.res_type == bindparam("read_type"), resource.c.res_id == bindparam("read_id"))
-    if len(_WRITE_TARGETS) < 256:
-        _WRITE_TARGETS[key] = stmt
     return stmt
 
 
