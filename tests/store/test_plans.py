@@ -3,6 +3,8 @@ always get a plan for their own values (a generic plan made a care plan search 5
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -42,13 +44,9 @@ async def test_lookups_and_keyed_writes_keep_generic_plans_and_reads_and_writes_
         await audit.dispose()
 
 
-async def test_a_read_by_id_runs_on_the_lookup_pool_and_a_search_does_not(
-    hub_app: Any, client: httpx.AsyncClient, backend: str
-) -> None:
-    r = await client.post("/fhir/Patient", json={"resourceType": "Patient", "name": [{"family": "Plan"}]})
-    assert r.status_code == 201, r.text
-    pid = r.json()["id"]
-    db: Database = hub_app.state.services.repo.db
+@contextmanager
+def statements_by_pool(db: Database) -> Iterator[dict[str, list[str]]]:
+    """The statements run on each pool ("main", "lookup") while the block runs."""
     seen: dict[str, list[str]] = {"main": [], "lookup": []}
 
     def on(name: str) -> Any:
@@ -63,6 +61,20 @@ async def test_a_read_by_id_runs_on_the_lookup_pool_and_a_search_does_not(
     for engine, fn in listeners:
         event.listen(engine, "before_cursor_execute", fn)
     try:
+        yield seen
+    finally:
+        for engine, fn in listeners:
+            event.remove(engine, "before_cursor_execute", fn)
+
+
+async def test_a_read_by_id_runs_on_the_lookup_pool_and_a_search_does_not(
+    hub_app: Any, client: httpx.AsyncClient, backend: str
+) -> None:
+    r = await client.post("/fhir/Patient", json={"resourceType": "Patient", "name": [{"family": "Plan"}]})
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    db: Database = hub_app.state.services.repo.db
+    with statements_by_pool(db) as seen:
         r = await client.get(f"/fhir/Patient/{pid}")
         assert r.status_code == 200
         read = {k: list(v) for k, v in seen.items()}
@@ -71,9 +83,6 @@ async def test_a_read_by_id_runs_on_the_lookup_pool_and_a_search_does_not(
         r = await client.get("/fhir/Patient", params={"family": "Plan"})
         assert r.status_code == 200 and r.json()["total"] == 1
         search = {k: list(v) for k, v in seen.items()}
-    finally:
-        for engine, fn in listeners:
-            event.remove(engine, "before_cursor_execute", fn)
     if backend == "sqlite":  # one pool
         assert read["main"] and search["main"]
         return
@@ -86,20 +95,7 @@ async def test_writes_by_id_run_on_the_lookup_pool_and_a_conditional_create_does
     hub_app: Any, client: httpx.AsyncClient, backend: str
 ) -> None:
     db: Database = hub_app.state.services.repo.db
-    seen: dict[str, list[str]] = {"main": [], "lookup": []}
-
-    def on(name: str) -> Any:
-        def record(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-            seen[name].append(statement)
-
-        return record
-
-    listeners = [(db.engine.sync_engine, on("main"))]
-    if db.lookup_engine is not db.engine:
-        listeners.append((db.lookup_engine.sync_engine, on("lookup")))
-    for engine, fn in listeners:
-        event.listen(engine, "before_cursor_execute", fn)
-    try:
+    with statements_by_pool(db) as seen:
         patient = {"resourceType": "Patient", "name": [{"family": "Keyed"}]}
         r = await client.post("/fhir/Patient", json=patient)
         assert r.status_code == 201, r.text
@@ -114,9 +110,6 @@ async def test_writes_by_id_run_on_the_lookup_pool_and_a_conditional_create_does
         r = await client.post("/fhir/Patient", json=patient, headers={"If-None-Exist": "family=Keyed-Conditional"})
         assert r.status_code == 201, r.text
         conditional = {k: list(v) for k, v in seen.items()}
-    finally:
-        for engine, fn in listeners:
-            event.remove(engine, "before_cursor_execute", fn)
     if backend == "sqlite":  # one pool
         assert by_id["main"] and conditional["main"]
         return
