@@ -51,9 +51,10 @@ from hub.fhir.errors import Conflict, Forbidden, NotFound, Unprocessable
 from hub.fhir.instants import now_us
 from hub.fhir.validation.bsn import BSN_SYSTEM
 from hub.store import pg_batch
+from hub.store.db import Database
 from hub.store.deferred import owed
 from hub.store.policy import Verdict
-from hub.store.resources import JoinedIds, Stored
+from hub.store.resources import JoinedIds, Stored, patients_by_identifier_direct
 from hub.store.tables import history_compartment, idx_compartment, idx_token, resource
 from hub.store.tables import resource as resource_table
 
@@ -790,3 +791,19 @@ async def build_policy(
         policy.org_types = frozenset(org.types)
         policy.emergency_reason = emergency_reason
     return policy
+
+
+async def build_policy_on(db: Database, principal: Principal, *, emergency_reason: str | None = None) -> AccessPolicy:
+    """:func:`build_policy` with its facts read on a lookup connection of ``db``. A client's one fact
+    (the Patients carrying their BSN, asked by every request of theirs) is read on the driver's
+    path when the database allows it (:attr:`Database.direct_lookups`): the same statement, a
+    fraction of the CPU of SQLAlchemy's execution."""
+    if principal.kind == "client" and principal.patient_bsn and not emergency_reason and db.direct_lookups:
+        bsn = principal.patient_bsn
+        async with db.lookup_driver() as fairy:
+            ids = await patients_by_identifier_direct(fairy, db.lookup_engine.dialect, BSN_SYSTEM, [bsn])
+        policy = await build_policy(None, principal)
+        policy.patient_ids = tuple(ids.get(bsn, ()))
+        return policy
+    async with db.lookup() as conn:
+        return await build_policy(conn, principal, emergency_reason=emergency_reason)

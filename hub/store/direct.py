@@ -83,6 +83,14 @@ class DirectQuery:
             args.append(processor(value) if processor is not None else value)
         return sql, args
 
+    async def fetch(self, fairy: PoolProxiedConnection, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """Every row (tuple-like asyncpg Records), as :meth:`fetchrow`."""
+        sql, args = self.arguments(params)
+        try:
+            return await fairy.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
+        except Exception as exc:
+            raise await _translated(fairy, self.dialect, exc, sql, args) from None
+
     async def fetchrow(self, fairy: PoolProxiedConnection, params: Mapping[str, Any]) -> Sequence[Any] | None:
         """The first row (a tuple-like asyncpg Record), or None, on a pooled connection checked out
         as it is (:meth:`hub.store.db.Database.lookup_driver`)."""

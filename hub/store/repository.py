@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from anyio.to_thread import run_sync
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.pool import PoolProxiedConnection
 
 from hub.fhir import jsonio
 from hub.fhir.errors import (
@@ -97,6 +99,14 @@ class Matcher:
         """A page of a :class:`hub.fhir.query.SearchQuery` (a ``SearchPage``); ``with_patients``: with
         the clients of every resource it returns (``SearchPage.patients``)."""
         raise NotImplementedError
+
+    async def everything_on_driver(
+        self, fairy: PoolProxiedConnection, dialect: Dialect, query: Any, *, visible: Visible, local_base: str | None
+    ) -> Any:
+        """A page of ``$everything``'s search with its clients (``SearchPage.patients``), run on a
+        lookup connection's driver (:mod:`hub.store.direct`); None when this query is not one it
+        answers (then :meth:`execute` does)."""
+        return None
 
     def plan_stable(self, query: Any, local_base: str | None = None) -> bool:
         """Whether the query's statements have one right plan whatever their values, so they may run
@@ -203,11 +213,20 @@ class Repository:
     ) -> Any:
         """``Patient/{id}/$everything``: a page of the compartment search ``query``; an unknown
         Patient, or one the caller may not see, is a 404 on the first page."""
-        async with self.reading(conn, lookup=self.matcher.plan_stable(query, local_base)) as c:
-            page = await self.search(query, local_base=local_base, conn=c)
-            first = query.offset == 0 and query.cursor is None
-            if not page.matches and first and not await self.exists("Patient", patient_id, conn=c):
-                raise NotFound(f"Patient/{patient_id} is not known", expression="Patient")
+        page = None
+        if conn is None and self.db.direct_lookups:
+            async with self.db.lookup_driver() as fairy:
+                page = await self.matcher.everything_on_driver(
+                    fairy, self.db.lookup_engine.dialect, query, visible=self.visible, local_base=local_base
+                )
+            if page is not None and self.trail is not None:  # who saw which clients' data: known per row
+                for s in page.matches + page.included:
+                    self.trail.note_known(s, page.patients.get(s.pid, ()))
+        if page is None:
+            page = await self.search(query, local_base=local_base, conn=conn)
+        first = query.offset == 0 and query.cursor is None
+        if not page.matches and first and not await self.exists("Patient", patient_id, conn=conn):
+            raise NotFound(f"Patient/{patient_id} is not known", expression="Patient")
         return page
 
     async def exists(

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from hub.access.decision import ANONYMOUS, Policy
-from hub.access.policy import AccessPolicy, build_policy, needs_facts
+from hub.access.policy import AccessPolicy, build_policy, build_policy_on, needs_facts
 from hub.api.accesslog import current_request_id
 from hub.api.body import read_body
 from hub.api.context import Call, Services
@@ -114,8 +114,7 @@ async def authorize(request: Request, services: Services, trail: AuditTrail) -> 
     if emergency is not None and len(emergency) < 5:
         raise BadRequest(f"{EMERGENCY_HEADER} needs the reason for emergency access", expression=EMERGENCY_HEADER)
     if needs_facts(principal, emergency):
-        async with services.repo.reading(None, lookup=True) as conn:
-            return await build_policy(conn, principal, emergency_reason=emergency)
+        return await build_policy_on(services.repo.db, principal, emergency_reason=emergency)
     return await build_policy(None, principal, emergency_reason=emergency)
 
 

@@ -21,7 +21,7 @@ parameters: the way reads by id run (:func:`hub.store.resources.get_current_chec
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,23 +31,29 @@ from sqlalchemy import (
     Select,
     and_,
     any_,
+    cast,
     false,
     func,
+    literal_column,
     not_,
     null,
     or_,
     select,
     text,
     tuple_,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
 from hub.fhir.errors import BadRequest, Issue
 from hub.fhir.query import DEFAULT_SEARCH_LIMITS, Cursor, Include, SearchLimits, SearchQuery, parse_query
 from hub.store import deferred
+from hub.store.direct import DirectQuery
 from hub.store.policy import ShapeCache, Visible
 from hub.store.repository import Matcher
 from hub.store.resources import JoinedIds, Stored
@@ -114,6 +120,40 @@ def _patients_of(value: str | None) -> set[str]:
     return set(value.split(" ")) if value else set()
 
 
+def _take_rows(page: SearchPage, rows: Sequence[Any], with_patients: bool) -> None:
+    """Page rows (one more than the page size, to tell whether there is a next page) into ``page``:
+    its matches, their clients, the snapshot and the keyset positions of the paging links."""
+    query = page.query
+    more = len(rows) > query.count
+    rows = list(rows[: query.count])
+    cursor = query.cursor
+    if cursor is not None and cursor.direction == "previous":
+        rows.reverse()
+        page.has_next = True
+        has_previous = more
+    else:
+        page.has_next = more
+        has_previous = cursor is not None or query.offset > 0
+    page.matches = [Stored(*row[:7]) for row in rows]
+    if with_patients:
+        page.patients = {row[0]: _patients_of(row[7]) for row in rows}
+    page.snapshot = query.snapshot if query.snapshot is not None else (rows[0][8] if rows else None)
+    if rows:
+        n = len(query.sort)
+        first, last = rows[0], rows[-1]
+        if page.has_next:
+            page.next_cursor = Cursor(tuple(last[9 : 9 + n]), last[0], "next")
+        if has_previous:
+            page.previous_cursor = Cursor(tuple(first[9 : 9 + n]), first[0], "previous")
+
+
+def _total_seen(page: SearchPage) -> bool:
+    """Whether the page saw every match (no next page, not paged by cursor, and not past the end), so
+    the total is what came before it plus its own."""
+    query = page.query
+    return not page.has_next and query.cursor is None and bool(page.matches or query.offset == 0)
+
+
 #: Which pinning criterion a stable plan starts from, best first: an ``_id``, an identifier, a
 #: reference to a client (a client's share of the data is bounded), a chain, another reference (an
 #: organisation or practitioner may be referenced by a great many resources).
@@ -175,17 +215,21 @@ def _access(visible: Visible) -> _Access:
     return _Access(visible, None, {})
 
 
-def _include_statement(shape: Shape, visible: Visible) -> Select[Any]:
+def _include_statement(
+    shape: Shape, visible: Visible, *, slots: Slots | None = None, kept: Select[Any] | None = None
+) -> Select[Any]:
     """One ``_include``/``_revinclude`` round: what the references of ``pids`` point at, or (reverse)
     what points at them, seen through the access filter, leaving out ``pids`` themselves (the caller
     has them: ``$everything``'s references mostly point inside the page). On PostgreSQL ``pids`` is
-    one array parameter (``= ANY``): one statement text whatever the page size, prepared once."""
+    one array parameter (``= ANY``): one statement text whatever the page size, prepared once.
+    ``kept``: the pids are that SELECT's instead (a page in the same statement); ``slots``: where
+    the statement's parameters continue (after the page's)."""
     _tag, reverse, specs, has_base, array, with_patients = shape
-    s = Slots()
-    pids = s.next(type_=ARRAY(BigInteger())) if array else s.next(expanding=True)
+    s = slots if slots is not None else Slots()
+    pids: Any = kept if kept is not None else s.next(type_=ARRAY(BigInteger())) if array else s.next(expanding=True)
 
     def among(col: Any) -> ColumnElement[bool]:
-        return col == any_(pids) if array else col.in_(pids)
+        return col == any_(pids) if array and kept is None else col.in_(pids)
 
     ref = idx_reference.alias("inc_ref")
     r = resource.alias("inc")
@@ -259,6 +303,8 @@ class SearchEngine(Matcher):
         self.bytewise: bool | None = None
         #: The statements of the searches run so far, one per query shape and access policy shape.
         self.statements: ShapeCache[Select[Any]] = ShapeCache(STATEMENT_CACHE_SIZE)
+        #: Statements compiled for the driver's path (:meth:`everything_on_driver`), by the same keys.
+        self.direct: ShapeCache[DirectQuery] = ShapeCache(STATEMENT_CACHE_SIZE)
 
     # -- parsing ------------------------------------------------------------------------------------
 
@@ -414,35 +460,14 @@ class SearchEngine(Matcher):
             where = self._plan_where(query, local_base, b, stable)
             page.total = await self._count(conn, where, b, access)
             return page
-        first_page = query.snapshot is None
         b = Binds()
         shape = self._plan_page(query, local_base, b, stable)
         build = lambda: self._build_page(shape, access.visible, with_patients)  # noqa: E731
         rows = (await self._run(conn, (shape, with_patients), build, b, access)).all()
-        more = len(rows) > query.count
-        rows = rows[: query.count]
-        cursor = query.cursor
-        if cursor is not None and cursor.direction == "previous":
-            rows.reverse()
-            page.has_next = True
-            has_previous = more
-        else:
-            page.has_next = more
-            has_previous = cursor is not None or query.offset > 0
-        page.matches = [Stored(*row[:7]) for row in rows]
-        if with_patients:
-            page.patients = {row[0]: _patients_of(row[7]) for row in rows}
-        page.snapshot = query.snapshot if not first_page else (rows[0][8] if rows else None)
-        if rows:
-            n = len(query.sort)
-            first, last = rows[0], rows[-1]
-            if page.has_next:
-                page.next_cursor = Cursor(tuple(last[9 : 9 + n]), last[0], "next")
-            if has_previous:
-                page.previous_cursor = Cursor(tuple(first[9 : 9 + n]), first[0], "previous")
+        _take_rows(page, rows, with_patients)
         if query.total != "none":
-            if not page.has_next and cursor is None and (rows or query.offset == 0):
-                page.total = query.offset + len(rows)
+            if _total_seen(page):
+                page.total = query.offset + len(page.matches)
             else:
                 b = Binds()
                 where = self._plan_where(query, local_base, b, stable)
@@ -466,12 +491,94 @@ class SearchEngine(Matcher):
             plan = json.loads(plan)
         return int(plan[0]["Plan"]["Plan Rows"])
 
-    async def _count(self, conn: AsyncConnection, where: Shape, b: Binds, access: _Access) -> int:
-        def build() -> Select[Any]:
-            conds = self._build_where(where, resource, access.visible, Slots())
-            return select(func.count()).select_from(resource).where(*conds)
+    def _build_count(self, where: Shape, visible: Visible) -> Select[Any]:
+        conds = self._build_where(where, resource, visible, Slots())
+        return select(func.count()).select_from(resource).where(*conds)
 
+    async def _count(self, conn: AsyncConnection, where: Shape, b: Binds, access: _Access) -> int:
+        build = lambda: self._build_count(where, access.visible)  # noqa: E731
         return int((await self._run(conn, ("count", where), build, b, access)).scalar_one())
+
+    # -- $everything on the driver ------------------------------------------------------------------
+
+    async def everything_on_driver(
+        self,
+        fairy: PoolProxiedConnection,
+        dialect: Dialect,
+        query: SearchQuery,
+        *,
+        visible: Visible,
+        local_base: str | None,
+    ) -> SearchPage | None:
+        """A page of ``$everything``'s compartment search with its one include round, in ONE statement
+        (:meth:`_build_everything`: the page's statement and the include round's, the latter taking
+        the page's pids from the former), compiled once per shape and run on a lookup connection's
+        driver (:mod:`hub.store.direct`, PostgreSQL): the same conditions, access filter and answer as
+        :meth:`execute`, at a fraction of the CPU. Every row carries its clients (the audit trail's).
+        None when the query is not one this path answers (then :meth:`execute` does)."""
+        access = _access(visible)
+        cursor = query.cursor
+        if (
+            self.bytewise is None
+            or access.shape is None
+            or dialect.name != "postgresql"
+            or query.sort
+            or query.revincludes
+            or not query.includes
+            or any(i.iterate for i in query.includes)
+            or query.summary == "count"
+            or query.count == 0
+            or query.total == "estimate"
+            or (cursor is not None and cursor.direction == "previous")
+        ):
+            return None
+        b = Binds()
+        shape = self._plan_page(query, local_base, b, stable=True)
+        start = len(b.values)
+        b.add(query.count)
+        has_base = plan_local_target(local_base, b)
+        specs = tuple((i.source_type, i.param, i.target_type) for i in query.includes)
+        include = ("include", False, specs, has_base, True, True)
+        key = ("everything", shape, include, start, access.shape, self.bytewise)
+        build = lambda: DirectQuery(self._build_everything(shape, start, include, access.visible), dialect)  # noqa: E731
+        rows = await self.direct.get(key, build).fetch(fairy, {**b.values, **access.params})
+        page = SearchPage(query, [], warnings=list(query.ignored))
+        _take_rows(page, [row for row in rows if row[9] == 0], True)
+        assert page.patients is not None
+        included = [row for row in rows if row[9] == 1]
+        if len(included) > MAX_INCLUDED:
+            raise BadRequest(
+                f"The includes add more than {MAX_INCLUDED} resources; narrow the search", code="too-costly"
+            )
+        page.included = [Stored(*row[:7]) for row in included]
+        page.patients.update((row[0], _patients_of(row[7])) for row in included)
+        if query.total != "none":
+            if _total_seen(page):
+                page.total = query.offset + len(page.matches)
+            else:
+                b = Binds()
+                where = self._plan_where(query, local_base, b, stable=True)
+                count = self.direct.get(
+                    (("count", where), access.shape, self.bytewise),
+                    lambda: DirectQuery(self._build_count(where, access.visible), dialect),
+                )
+                page.total = int((await count.fetch(fairy, {**b.values, **access.params}))[0][0])
+        return page
+
+    def _build_everything(self, shape: Shape, start: int, include: Shape, visible: Visible) -> Any:
+        """The page (:meth:`_build_page`, its rows' clients included) and its include round
+        (:func:`_include_statement` on the page's first ``count`` pids, the ones a page shows) in one
+        statement, ordered page first, then includes, each by pid. Columns as the page's, and
+        (9) 0 for a match, 1 for an include. ``start``: how many parameters the page takes."""
+        page = self._build_page(shape, visible, with_patients=True).cte("ev_page")
+        s = Slots()
+        s.used = start
+        kept = select(page.c.pid).order_by(page.c.pid).limit(s.next(type_=Integer()))
+        inc = _include_statement(include, visible, slots=s, kept=kept).subquery("ev_inc")
+        matches = select(*page.c, literal_column("0", Integer()).label("kind"))
+        no_snapshot = cast(null(), BigInteger()).label("snapshot")
+        included = select(*inc.c, no_snapshot, literal_column("1", Integer()).label("kind"))
+        return union_all(matches, included).order_by(literal_column("kind"), literal_column("pid"))
 
     async def _includes(
         self,
