@@ -225,8 +225,10 @@ class Repository:
         if page is None:
             page = await self.search(query, local_base=local_base, conn=conn)
         first = query.offset == 0 and query.cursor is None
-        if not page.matches and first and not await self.exists("Patient", patient_id, conn=conn):
-            raise NotFound(f"Patient/{patient_id} is not known", expression="Patient")
+        if not page.matches and first:
+            async with self.reading(conn, lookup=True) as c:  # (by id: a lookup)
+                if not await self.exists("Patient", patient_id, conn=c):
+                    raise NotFound(f"Patient/{patient_id} is not known", expression="Patient")
         return page
 
     async def exists(
