@@ -76,6 +76,19 @@ def _same(fast: SearchPage, slow: SearchPage) -> None:
     assert fast.warnings == slow.warnings
 
 
+async def _both(db: Any, engine: SearchEngine, query: Any, policy: Any) -> SearchPage:
+    """The general path's page of ``query`` after checking that the driver's is the same."""
+    async with db.lookup() as conn:
+        slow = await engine.execute(conn, query, visible=policy.sql_filter, local_base=BASE, with_patients=True)
+    async with db.lookup_driver() as fairy:
+        fast = await engine.everything_on_driver(
+            fairy, db.lookup_engine.dialect, query, visible=policy.sql_filter, local_base=BASE
+        )
+    assert fast is not None, query
+    _same(fast, slow)
+    return slow
+
+
 async def test_everything_on_the_driver_answers_what_the_general_path_answers(
     demo: dict[str, str],  # noqa: F811
     hub_app: Any,
@@ -97,32 +110,14 @@ async def test_everything_on_the_driver_answers_what_the_general_path_answers(
         for patient in patients:
             for params in PARAMS:
                 query = everything_query(call, patient, params, strict=False)
-                async with db.lookup() as conn:
-                    slow = await engine.execute(
-                        conn, query, visible=policy.sql_filter, local_base=BASE, with_patients=True
-                    )
-                async with db.lookup_driver() as fairy:
-                    fast = await engine.everything_on_driver(
-                        fairy, db.lookup_engine.dialect, query, visible=policy.sql_filter, local_base=BASE
-                    )
-                assert fast is not None, (spec, params)
-                _same(fast, slow)
+                slow = await _both(db, engine, query, policy)
                 compared += 1
                 seen += bool(slow.matches)
                 hidden += not slow.matches and patient in demo.values()
                 if slow.next_cursor is not None:  # the next page, by its cursor within the snapshot
                     query = everything_query(call, patient, params, strict=False)
                     query.cursor, query.snapshot = slow.next_cursor, slow.snapshot
-                    async with db.lookup() as conn:
-                        slow = await engine.execute(
-                            conn, query, visible=policy.sql_filter, local_base=BASE, with_patients=True
-                        )
-                    async with db.lookup_driver() as fairy:
-                        fast = await engine.everything_on_driver(
-                            fairy, db.lookup_engine.dialect, query, visible=policy.sql_filter, local_base=BASE
-                        )
-                    assert fast is not None
-                    _same(fast, slow)
+                    await _both(db, engine, query, policy)
     assert compared and seen and hidden  # visible and hidden compartments were both compared
 
 
