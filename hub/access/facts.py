@@ -23,11 +23,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, String, Text, and_, bindparam, delete, false, insert, or_, select, text, true
+from sqlalchemy import BigInteger, String, Text, and_, bindparam, delete, false, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.access import grant_inputs
 from hub.access.decision import Policy
+from hub.access.grant_inputs import patient_bsns
 from hub.access.grants import Relation, Rule, grant_intervals
 from hub.access.overdracht import CARE_STATES, OVERDRACHT_CODE, yields_access
 from hub.access.tables import (
@@ -36,8 +38,6 @@ from hub.access.tables import (
     care_source,
     consent_rule,
     delegation,
-    organisation,
-    resource_author,
 )
 from hub.fhir.errors import BadRequest
 from hub.fhir.normalize import date_range
@@ -456,10 +456,9 @@ async def recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
     patients = sorted(set(patients))
     if not patients:
         return
-    rel_rows = [dict(r) for r in (await conn.execute(_RELATIONS_OF, {"patients": patients})).mappings().all()]
-    await _set_effective(conn, patients, rel_rows)
-    rule_rows = (await conn.execute(_RULES_OF, {"patients": patients})).mappings().all()
-    types = await organisation_types(conn, {r["org_ura"] for r in rel_rows})
+    inputs = await grant_inputs.read(conn, patients)
+    rel_rows, rule_rows, types = inputs.relations, inputs.rules, inputs.types
+    _set_effective(patients, inputs)
     rows = []
     for patient in patients:
         relations = [
@@ -501,8 +500,6 @@ async def _replace(
 
 
 # The statements of a recompute, built once (built per call, building them cost more than running them).
-_RELATIONS_OF = select(care_relation).where(care_relation.c.patient_id.in_(bindparam("patients", expanding=True)))
-_RULES_OF = select(consent_rule).where(consent_rule.c.patient_id.in_(bindparam("patients", expanding=True)))
 _FORGET_GRANTS = delete(access_grant).where(access_grant.c.patient_id.in_(bindparam("patients", expanding=True)))
 _INSERT_GRANT = insert(access_grant)
 _FORGET_RELATIONS = delete(care_relation).where(care_relation.c.patient_id.in_(bindparam("patients", expanding=True)))
@@ -543,34 +540,25 @@ def _replace_statement() -> Any:
 
 
 _REPLACE = _replace_statement()
-_LEGAL_DELEGATIONS = select(delegation).where(
-    delegation.c.person_id.in_(bindparam("persons", expanding=True)), delegation.c.active == true()
-)
-_REGISTRARS = (
-    select(resource.c.res_id, resource_author.c.ura)
-    .select_from(resource_author.join(resource, resource.c.pid == resource_author.c.pid))
-    .where(resource.c.res_type == "Patient", resource.c.res_id.in_(bindparam("patients", expanding=True)))
-)
 
 
-async def _set_effective(conn: AsyncConnection, patients: list[str], rows: list[dict[str, Any]]) -> None:
-    """Set each relation's effective interval (``eff_start``/``eff_end``, in place in ``rows``; the
-    caller stores them): its own period, within the time its grantor's own right holds."""
+def _set_effective(patients: list[str], inputs: grant_inputs.GrantInputs) -> None:
+    """Set each relation's effective interval (``eff_start``/``eff_end``, in place in
+    ``inputs.relations``; the caller stores them): its own period, within the time its grantor's
+    own right holds."""
+    rows = inputs.relations
     if not rows:
         return
-    bsns = await patient_bsns(conn, patients)
-    persons = {r["grantor"] for r in rows if r["grantor_kind"] == "person" and r["grantor"]}
+    bsns, registrars = inputs.bsns, inputs.registrars
     legal: dict[tuple[str, str], tuple[int, int]] = {}
-    if persons:
-        for d in (await conn.execute(_LEGAL_DELEGATIONS, {"persons": sorted(persons)})).mappings().all():
-            if d["role_code"] not in LEGAL_ROLES:
-                continue
-            lo = d["period_start"] if d["period_start"] is not None else DATE_MIN
-            hi = d["period_end"] if d["period_end"] is not None else DATE_MAX
-            key = (d["person_id"], d["patient_bsn"])
-            old = legal.get(key)
-            legal[key] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
-    registrars = await _patient_registrars(conn, patients)
+    for person_id, patient_bsn, role_code, start, end in inputs.delegations:
+        if role_code not in LEGAL_ROLES:
+            continue
+        lo = start if start is not None else DATE_MIN
+        hi = end if end is not None else DATE_MAX
+        key = (person_id, patient_bsn)
+        old = legal.get(key)
+        legal[key] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
     for patient in patients:
         mine = [r for r in rows if r["patient_id"] == patient]
         eff: dict[int, tuple[int, int] | None] = {}
@@ -610,15 +598,6 @@ def _clip(span: tuple[int, int], right: tuple[int, int] | None) -> tuple[int, in
         return None
     lo, hi = max(span[0], right[0]), min(span[1], right[1])
     return (lo, hi) if hi > lo else None
-
-
-async def _patient_registrars(conn: AsyncConnection, patients: list[str]) -> dict[str, set[str]]:
-    """Organisations that registered each client (wrote its Patient): in its care on their own."""
-    rows = (await conn.execute(_REGISTRARS, {"patients": patients})).all()
-    out: dict[str, set[str]] = {}
-    for res_id, ura in rows:
-        out.setdefault(res_id, set()).add(ura)
-    return out
 
 
 #: :func:`_forget` in one statement (PostgreSQL): the patients and BSNs the deleted rows concerned.
@@ -772,53 +751,9 @@ async def organisation_ura(conn: AsyncConnection, ref: Any, base: str | None = N
     return (await organisation_uras(conn, [ref], base)).get(_ref_key(ref))
 
 
-async def organisation_types(conn: AsyncConnection, uras: Iterable[str]) -> dict[str, frozenset[str]]:
-    """Organisation type codes by URA, from the administrators' registry (active organisations
-    only); an Organization resource claiming a type is not evidence of it."""
-    uras = sorted(set(uras))
-    if not uras:
-        return {}
-    rows = (await conn.execute(_ORGANISATION_TYPES, {"uras": uras})).all()
-    out: dict[str, frozenset[str]] = {}
-    for ura, types in rows:
-        codes = orjson.loads(types or "[]")
-        if codes:
-            out[ura] = frozenset(str(c) for c in codes)
-    return out
-
-
-_ORGANISATION_TYPES = select(organisation.c.ura, organisation.c.types).where(
-    organisation.c.ura.in_(bindparam("uras", expanding=True)), organisation.c.active == true()
-)
-
-
 async def patient_bsn(conn: AsyncConnection, patient_id: str) -> str | None:
     """The BSN of one Patient (None: it has none): :func:`patient_bsns` of one."""
     return (await patient_bsns(conn, [patient_id])).get(patient_id)
-
-
-async def patient_bsns(conn: AsyncConnection, patient_ids: Iterable[str]) -> dict[str, str]:
-    """:func:`patient_bsn` of many patients in one statement (a patient without a BSN is left out)."""
-    ids = sorted(set(patient_ids))
-    if not ids:
-        return {}
-    rows = (await conn.execute(_PATIENT_BSNS, {"ids": ids})).all()
-    out: dict[str, str] = {}
-    for res_id, code in rows:
-        out.setdefault(res_id, str(code))
-    return out
-
-
-_PATIENT_BSNS = (
-    select(resource.c.res_id, idx_token.c.code)
-    .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
-    .where(
-        resource.c.res_type == "Patient",
-        resource.c.res_id.in_(bindparam("ids", expanding=True)),
-        idx_token.c.param == "identifier",
-        idx_token.c.system == BSN_SYSTEM,
-    )
-)
 
 
 async def patient_ids_for_bsn(conn: AsyncConnection, bsns: Iterable[str]) -> dict[str, list[str]]:
