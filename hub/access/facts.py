@@ -43,7 +43,7 @@ from hub.fhir.errors import BadRequest
 from hub.fhir.normalize import date_range
 from hub.fhir.references import local_id, resolve
 from hub.fhir.validation.bsn import BSN_SYSTEM
-from hub.store import deferred
+from hub.store import deferred, pg_batch
 from hub.store.clientkey import key_of_resource
 from hub.store.resources import Stored, patients_by_identifier
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
@@ -128,6 +128,7 @@ async def after_write(
             fresh=stored.version == 1,
             base=base,
             grantor=grantor,
+            client_key=stored.client_key,
         ),
     )
 
@@ -170,9 +171,11 @@ async def _derive(
     fresh: bool = False,
     base: str | None = None,
     grantor: Grantor | None = None,
+    client_key: str | None = None,
 ) -> set[str]:
     """Replace the facts one source resource implies; returns the patients concerned. A ``fresh``
-    resource (its first version) implied nothing before. Care relations need a ``grantor``."""
+    resource (its first version) implied nothing before. Care relations need a ``grantor``.
+    ``client_key``: the resource's client key, when the caller knows it (else it is read)."""
     patients = set() if fresh else set(await _forget(conn, pid))
     if resource is not None:
         if res_type == "Consent":
@@ -183,45 +186,64 @@ async def _derive(
             patients |= await _derive_consent(conn, pid, resource, base)
         elif grantor is not None:
             concerned, relations = await _derive_relations(conn, pid, resource, base, grantor)
-            await _write_source(conn, pid, grantor, relations)
+            await _write_source(conn, pid, grantor, relations, client_key)
             patients |= concerned
     return patients
 
 
-#: A care-relation source's ``care_source`` row and its relations in one statement (PostgreSQL).
-_SOURCE_AND_RELATIONS = text(
-    "WITH s AS (INSERT INTO care_source (source_pid, grantor_kind, grantor, client_key) "
-    "SELECT pid, :kind, :grantor, client_key FROM resource WHERE pid = :pid) "
-    'INSERT INTO care_relation (source_pid, patient_id, org_ura, start, "end", grantor_kind, grantor) '
-    "SELECT :pid, :patient, u.ura, u.lo, u.hi, :kind, :grantor "
-    "FROM unnest(CAST(:uras AS text[]), CAST(:los AS bigint[]), CAST(:his AS bigint[])) AS u(ura, lo, hi)"
-).bindparams(
-    bindparam("pid", type_=BigInteger()),
-    bindparam("kind", type_=String()),
-    bindparam("grantor", type_=String()),
-    bindparam("patient", type_=String()),
-    bindparam("uras", type_=ARRAY(Text())),
-    bindparam("los", type_=ARRAY(BigInteger())),
-    bindparam("his", type_=ARRAY(BigInteger())),
+def _source_and_relations(source: str) -> Any:
+    """A care-relation source's ``care_source`` row (its values: ``source``) and its relations in
+    one statement (PostgreSQL)."""
+    return text(
+        f"WITH s AS (INSERT INTO care_source (source_pid, grantor_kind, grantor, client_key) {source}) "  # noqa: S608
+        'INSERT INTO care_relation (source_pid, patient_id, org_ura, start, "end", grantor_kind, grantor) '
+        "SELECT :pid, :patient, u.ura, u.lo, u.hi, :kind, :grantor "
+        "FROM unnest(CAST(:uras AS text[]), CAST(:los AS bigint[]), CAST(:his AS bigint[])) AS u(ura, lo, hi)"
+    ).bindparams(
+        bindparam("pid", type_=BigInteger()),
+        bindparam("kind", type_=String()),
+        bindparam("grantor", type_=String()),
+        bindparam("patient", type_=String()),
+        bindparam("uras", type_=ARRAY(Text())),
+        bindparam("los", type_=ARRAY(BigInteger())),
+        bindparam("his", type_=ARRAY(BigInteger())),
+    )
+
+
+#: The client key read from the source's row; or given (a source waiting to be written with the
+#: Bundle's other creates then stays waiting: the statement reads none of them, hub.store.pg_batch).
+_SOURCE_AND_RELATIONS = _source_and_relations("SELECT pid, :kind, :grantor, client_key FROM resource WHERE pid = :pid")
+_SOURCE_AND_RELATIONS_KEYED = (
+    _source_and_relations("VALUES (:pid, :kind, :grantor, :client_key)")
+    .bindparams(bindparam("client_key", type_=String()))
+    .execution_options(**{pg_batch.READS: frozenset()})
 )
 
 
-async def _write_source(conn: AsyncConnection, pid: int, grantor: Grantor, relations: list[dict[str, Any]]) -> None:
+async def _write_source(
+    conn: AsyncConnection,
+    pid: int,
+    grantor: Grantor,
+    relations: list[dict[str, Any]],
+    client_key: str | None = None,
+) -> None:
     """Record who wrote care-relation source ``pid`` and the relations it implies (rows of one
-    patient and grantor, from :func:`_derive_relations`): one statement on PostgreSQL."""
+    patient and grantor, from :func:`_derive_relations`): one statement on PostgreSQL (``client_key``:
+    the source's, when known)."""
     if relations and conn.dialect.name == "postgresql":
-        await conn.execute(
-            _SOURCE_AND_RELATIONS,
-            {
-                "pid": pid,
-                "kind": grantor[0],
-                "grantor": grantor[1],
-                "patient": relations[0]["patient_id"],
-                "uras": [r["org_ura"] for r in relations],
-                "los": [r["start"] for r in relations],
-                "his": [r["end"] for r in relations],
-            },
-        )
+        params = {
+            "pid": pid,
+            "kind": grantor[0],
+            "grantor": grantor[1],
+            "patient": relations[0]["patient_id"],
+            "uras": [r["org_ura"] for r in relations],
+            "los": [r["start"] for r in relations],
+            "his": [r["end"] for r in relations],
+        }
+        if client_key is None:
+            await conn.execute(_SOURCE_AND_RELATIONS, params)
+        else:
+            await conn.execute(_SOURCE_AND_RELATIONS_KEYED, {**params, "client_key": client_key})
         return
     await conn.execute(
         insert(care_source).values(
@@ -728,6 +750,7 @@ def _role_uras() -> Any:
             role.c.deleted == false(),
             org.c.deleted == false(),
         )
+        .execution_options(**{pg_batch.READS: frozenset({"PractitionerRole", "Organization"})})
     )
 
 
@@ -742,6 +765,7 @@ _ORGANISATION_URAS = (
         idx_token.c.param == "identifier",
         idx_token.c.system == URA_SYSTEM,
     )
+    .execution_options(**{pg_batch.READS: frozenset({"Organization"})})
 )
 _ROLE_URAS = _role_uras()
 
