@@ -98,6 +98,7 @@ async def _one(name: str, size: str, users: int, workers: int, profile: bool = F
     from bench import server, workloads
     from bench.auth import TokenCache
     from bench.generator import Network
+    from bench.procs import CpuMeter
     from bench.runner import PLANS, _analyze, _crud_spec
 
     plan = PLANS[size]
@@ -107,9 +108,16 @@ async def _one(name: str, size: str, users: int, workers: int, profile: bool = F
             tokens = TokenCache(hub.env)
             loaded = workloads.Loaded(Network(plan.steps[0], "zorgnet-bench-1"))
             await workloads.load_registry(hub.base, loaded, tokens.headers("admin"))
-            ingest = await workloads.ingest(
-                hub.base, loaded, 0, plan.steps[0], concurrency=users, max_seconds=plan.ingest_seconds, tokens=tokens
-            )
+            with CpuMeter(hub.pid, db.name) as ingest_cpu:  # (the load is the ingest workload's figure)
+                ingest = await workloads.ingest(
+                    hub.base,
+                    loaded,
+                    0,
+                    plan.steps[0],
+                    concurrency=users,
+                    max_seconds=plan.ingest_seconds,
+                    tokens=tokens,
+                )
             await _analyze(db)  # as `bench run` does after each load: the plans of a loaded database
             bounds = {"concurrency": users, "max_requests": plan.max_requests, "max_seconds": plan.seconds}
 
@@ -135,29 +143,25 @@ async def _one(name: str, size: str, users: int, workers: int, profile: bool = F
                     return workloads.pgo_everything(hub.base, loaded, tokens, **bounds)
                 raise typer.BadParameter(f"unknown workload {name}")
 
-            if name == "ingest" and not profile:
-                result = ingest
-            elif profile:
+            if profile:
                 from bench.profiling import profile_workload
 
                 top = await profile_workload(name, hub.pid, Path(tmp), plan.seconds, start)
                 typer.echo(json.dumps(top, indent=2))
                 return
+            if name == "ingest":
+                result, cpu = ingest, ingest_cpu
             else:
-                from bench.procs import CpuMeter
-
                 with CpuMeter(hub.pid, db.name) as cpu:
                     result = await start()
-                summary = result.summary()
-                # CPU milliseconds per request of hub and database: steadier than req/s on a shared box
-                requests = max(int(summary.get("requests", 0)), 1)
-                summary["cpu_ms_per_request"] = {
-                    "hub": round(cpu.hub * 1000 / requests, 2),
-                    "postgres": round(cpu.postgres * 1000 / requests, 2),
-                }
-                typer.echo(json.dumps(summary, indent=2))
-                return
-            typer.echo(json.dumps(result.summary(), indent=2))
+            summary = result.summary()
+            # CPU milliseconds per request of hub and database: steadier than req/s on a shared box
+            requests = max(int(summary.get("requests", 0)), 1)
+            summary["cpu_ms_per_request"] = {
+                "hub": round(cpu.hub * 1000 / requests, 2),
+                "postgres": round(cpu.postgres * 1000 / requests, 2),
+            }
+            typer.echo(json.dumps(summary, indent=2))
     finally:
         await server.drop_database(db)
 

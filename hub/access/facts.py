@@ -23,11 +23,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, String, Text, and_, bindparam, delete, false, insert, or_, select, text, true
+from sqlalchemy import BigInteger, String, Text, and_, bindparam, delete, false, insert, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.access import grant_inputs
 from hub.access.decision import Policy
+from hub.access.grant_inputs import patient_bsns
 from hub.access.grants import Relation, Rule, grant_intervals
 from hub.access.overdracht import CARE_STATES, OVERDRACHT_CODE, yields_access
 from hub.access.tables import (
@@ -36,14 +38,12 @@ from hub.access.tables import (
     care_source,
     consent_rule,
     delegation,
-    organisation,
-    resource_author,
 )
 from hub.fhir.errors import BadRequest
 from hub.fhir.normalize import date_range
 from hub.fhir.references import local_id, resolve
 from hub.fhir.validation.bsn import BSN_SYSTEM
-from hub.store import deferred
+from hub.store import deferred, pg_batch
 from hub.store.clientkey import key_of_resource
 from hub.store.resources import Stored, patients_by_identifier
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
@@ -128,6 +128,7 @@ async def after_write(
             fresh=stored.version == 1,
             base=base,
             grantor=grantor,
+            client_key=stored.client_key,
         ),
     )
 
@@ -170,9 +171,11 @@ async def _derive(
     fresh: bool = False,
     base: str | None = None,
     grantor: Grantor | None = None,
+    client_key: str | None = None,
 ) -> set[str]:
     """Replace the facts one source resource implies; returns the patients concerned. A ``fresh``
-    resource (its first version) implied nothing before. Care relations need a ``grantor``."""
+    resource (its first version) implied nothing before. Care relations need a ``grantor``.
+    ``client_key``: the resource's client key, when the caller knows it (else it is read)."""
     patients = set() if fresh else set(await _forget(conn, pid))
     if resource is not None:
         if res_type == "Consent":
@@ -183,45 +186,64 @@ async def _derive(
             patients |= await _derive_consent(conn, pid, resource, base)
         elif grantor is not None:
             concerned, relations = await _derive_relations(conn, pid, resource, base, grantor)
-            await _write_source(conn, pid, grantor, relations)
+            await _write_source(conn, pid, grantor, relations, client_key)
             patients |= concerned
     return patients
 
 
-#: A care-relation source's ``care_source`` row and its relations in one statement (PostgreSQL).
-_SOURCE_AND_RELATIONS = text(
-    "WITH s AS (INSERT INTO care_source (source_pid, grantor_kind, grantor, client_key) "
-    "SELECT pid, :kind, :grantor, client_key FROM resource WHERE pid = :pid) "
-    'INSERT INTO care_relation (source_pid, patient_id, org_ura, start, "end", grantor_kind, grantor) '
-    "SELECT :pid, :patient, u.ura, u.lo, u.hi, :kind, :grantor "
-    "FROM unnest(CAST(:uras AS text[]), CAST(:los AS bigint[]), CAST(:his AS bigint[])) AS u(ura, lo, hi)"
-).bindparams(
-    bindparam("pid", type_=BigInteger()),
-    bindparam("kind", type_=String()),
-    bindparam("grantor", type_=String()),
-    bindparam("patient", type_=String()),
-    bindparam("uras", type_=ARRAY(Text())),
-    bindparam("los", type_=ARRAY(BigInteger())),
-    bindparam("his", type_=ARRAY(BigInteger())),
+def _source_and_relations(source: str) -> Any:
+    """A care-relation source's ``care_source`` row (its values: ``source``) and its relations in
+    one statement (PostgreSQL)."""
+    return text(
+        f"WITH s AS (INSERT INTO care_source (source_pid, grantor_kind, grantor, client_key) {source}) "  # noqa: S608
+        'INSERT INTO care_relation (source_pid, patient_id, org_ura, start, "end", grantor_kind, grantor) '
+        "SELECT :pid, :patient, u.ura, u.lo, u.hi, :kind, :grantor "
+        "FROM unnest(CAST(:uras AS text[]), CAST(:los AS bigint[]), CAST(:his AS bigint[])) AS u(ura, lo, hi)"
+    ).bindparams(
+        bindparam("pid", type_=BigInteger()),
+        bindparam("kind", type_=String()),
+        bindparam("grantor", type_=String()),
+        bindparam("patient", type_=String()),
+        bindparam("uras", type_=ARRAY(Text())),
+        bindparam("los", type_=ARRAY(BigInteger())),
+        bindparam("his", type_=ARRAY(BigInteger())),
+    )
+
+
+#: The client key read from the source's row; or given (a source waiting to be written with the
+#: Bundle's other creates then stays waiting: the statement reads none of them, hub.store.pg_batch).
+_SOURCE_AND_RELATIONS = _source_and_relations("SELECT pid, :kind, :grantor, client_key FROM resource WHERE pid = :pid")
+_SOURCE_AND_RELATIONS_KEYED = (
+    _source_and_relations("VALUES (:pid, :kind, :grantor, :client_key)")
+    .bindparams(bindparam("client_key", type_=String()))
+    .execution_options(**{pg_batch.READS: frozenset()})
 )
 
 
-async def _write_source(conn: AsyncConnection, pid: int, grantor: Grantor, relations: list[dict[str, Any]]) -> None:
+async def _write_source(
+    conn: AsyncConnection,
+    pid: int,
+    grantor: Grantor,
+    relations: list[dict[str, Any]],
+    client_key: str | None = None,
+) -> None:
     """Record who wrote care-relation source ``pid`` and the relations it implies (rows of one
-    patient and grantor, from :func:`_derive_relations`): one statement on PostgreSQL."""
+    patient and grantor, from :func:`_derive_relations`): one statement on PostgreSQL (``client_key``:
+    the source's, when known)."""
     if relations and conn.dialect.name == "postgresql":
-        await conn.execute(
-            _SOURCE_AND_RELATIONS,
-            {
-                "pid": pid,
-                "kind": grantor[0],
-                "grantor": grantor[1],
-                "patient": relations[0]["patient_id"],
-                "uras": [r["org_ura"] for r in relations],
-                "los": [r["start"] for r in relations],
-                "his": [r["end"] for r in relations],
-            },
-        )
+        params = {
+            "pid": pid,
+            "kind": grantor[0],
+            "grantor": grantor[1],
+            "patient": relations[0]["patient_id"],
+            "uras": [r["org_ura"] for r in relations],
+            "los": [r["start"] for r in relations],
+            "his": [r["end"] for r in relations],
+        }
+        if client_key is None:
+            await conn.execute(_SOURCE_AND_RELATIONS, params)
+        else:
+            await conn.execute(_SOURCE_AND_RELATIONS_KEYED, {**params, "client_key": client_key})
         return
     await conn.execute(
         insert(care_source).values(
@@ -456,10 +478,9 @@ async def recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
     patients = sorted(set(patients))
     if not patients:
         return
-    rel_rows = [dict(r) for r in (await conn.execute(_RELATIONS_OF, {"patients": patients})).mappings().all()]
-    await _set_effective(conn, patients, rel_rows)
-    rule_rows = (await conn.execute(_RULES_OF, {"patients": patients})).mappings().all()
-    types = await organisation_types(conn, {r["org_ura"] for r in rel_rows})
+    inputs = await grant_inputs.read(conn, patients)
+    rel_rows, rule_rows, types = inputs.relations, inputs.rules, inputs.types
+    _set_effective(patients, inputs)
     rows = []
     for patient in patients:
         relations = [
@@ -501,8 +522,6 @@ async def _replace(
 
 
 # The statements of a recompute, built once (built per call, building them cost more than running them).
-_RELATIONS_OF = select(care_relation).where(care_relation.c.patient_id.in_(bindparam("patients", expanding=True)))
-_RULES_OF = select(consent_rule).where(consent_rule.c.patient_id.in_(bindparam("patients", expanding=True)))
 _FORGET_GRANTS = delete(access_grant).where(access_grant.c.patient_id.in_(bindparam("patients", expanding=True)))
 _INSERT_GRANT = insert(access_grant)
 _FORGET_RELATIONS = delete(care_relation).where(care_relation.c.patient_id.in_(bindparam("patients", expanding=True)))
@@ -543,34 +562,25 @@ def _replace_statement() -> Any:
 
 
 _REPLACE = _replace_statement()
-_LEGAL_DELEGATIONS = select(delegation).where(
-    delegation.c.person_id.in_(bindparam("persons", expanding=True)), delegation.c.active == true()
-)
-_REGISTRARS = (
-    select(resource.c.res_id, resource_author.c.ura)
-    .select_from(resource_author.join(resource, resource.c.pid == resource_author.c.pid))
-    .where(resource.c.res_type == "Patient", resource.c.res_id.in_(bindparam("patients", expanding=True)))
-)
 
 
-async def _set_effective(conn: AsyncConnection, patients: list[str], rows: list[dict[str, Any]]) -> None:
-    """Set each relation's effective interval (``eff_start``/``eff_end``, in place in ``rows``; the
-    caller stores them): its own period, within the time its grantor's own right holds."""
+def _set_effective(patients: list[str], inputs: grant_inputs.GrantInputs) -> None:
+    """Set each relation's effective interval (``eff_start``/``eff_end``, in place in
+    ``inputs.relations``; the caller stores them): its own period, within the time its grantor's
+    own right holds."""
+    rows = inputs.relations
     if not rows:
         return
-    bsns = await patient_bsns(conn, patients)
-    persons = {r["grantor"] for r in rows if r["grantor_kind"] == "person" and r["grantor"]}
+    bsns, registrars = inputs.bsns, inputs.registrars
     legal: dict[tuple[str, str], tuple[int, int]] = {}
-    if persons:
-        for d in (await conn.execute(_LEGAL_DELEGATIONS, {"persons": sorted(persons)})).mappings().all():
-            if d["role_code"] not in LEGAL_ROLES:
-                continue
-            lo = d["period_start"] if d["period_start"] is not None else DATE_MIN
-            hi = d["period_end"] if d["period_end"] is not None else DATE_MAX
-            key = (d["person_id"], d["patient_bsn"])
-            old = legal.get(key)
-            legal[key] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
-    registrars = await _patient_registrars(conn, patients)
+    for person_id, patient_bsn, role_code, start, end in inputs.delegations:
+        if role_code not in LEGAL_ROLES:
+            continue
+        lo = start if start is not None else DATE_MIN
+        hi = end if end is not None else DATE_MAX
+        key = (person_id, patient_bsn)
+        old = legal.get(key)
+        legal[key] = (min(lo, old[0]), max(hi, old[1])) if old else (lo, hi)
     for patient in patients:
         mine = [r for r in rows if r["patient_id"] == patient]
         eff: dict[int, tuple[int, int] | None] = {}
@@ -610,15 +620,6 @@ def _clip(span: tuple[int, int], right: tuple[int, int] | None) -> tuple[int, in
         return None
     lo, hi = max(span[0], right[0]), min(span[1], right[1])
     return (lo, hi) if hi > lo else None
-
-
-async def _patient_registrars(conn: AsyncConnection, patients: list[str]) -> dict[str, set[str]]:
-    """Organisations that registered each client (wrote its Patient): in its care on their own."""
-    rows = (await conn.execute(_REGISTRARS, {"patients": patients})).all()
-    out: dict[str, set[str]] = {}
-    for res_id, ura in rows:
-        out.setdefault(res_id, set()).add(ura)
-    return out
 
 
 #: :func:`_forget` in one statement (PostgreSQL): the patients and BSNs the deleted rows concerned.
@@ -749,6 +750,7 @@ def _role_uras() -> Any:
             role.c.deleted == false(),
             org.c.deleted == false(),
         )
+        .execution_options(**{pg_batch.READS: frozenset({"PractitionerRole", "Organization"})})
     )
 
 
@@ -763,6 +765,7 @@ _ORGANISATION_URAS = (
         idx_token.c.param == "identifier",
         idx_token.c.system == URA_SYSTEM,
     )
+    .execution_options(**{pg_batch.READS: frozenset({"Organization"})})
 )
 _ROLE_URAS = _role_uras()
 
@@ -772,53 +775,9 @@ async def organisation_ura(conn: AsyncConnection, ref: Any, base: str | None = N
     return (await organisation_uras(conn, [ref], base)).get(_ref_key(ref))
 
 
-async def organisation_types(conn: AsyncConnection, uras: Iterable[str]) -> dict[str, frozenset[str]]:
-    """Organisation type codes by URA, from the administrators' registry (active organisations
-    only); an Organization resource claiming a type is not evidence of it."""
-    uras = sorted(set(uras))
-    if not uras:
-        return {}
-    rows = (await conn.execute(_ORGANISATION_TYPES, {"uras": uras})).all()
-    out: dict[str, frozenset[str]] = {}
-    for ura, types in rows:
-        codes = orjson.loads(types or "[]")
-        if codes:
-            out[ura] = frozenset(str(c) for c in codes)
-    return out
-
-
-_ORGANISATION_TYPES = select(organisation.c.ura, organisation.c.types).where(
-    organisation.c.ura.in_(bindparam("uras", expanding=True)), organisation.c.active == true()
-)
-
-
 async def patient_bsn(conn: AsyncConnection, patient_id: str) -> str | None:
     """The BSN of one Patient (None: it has none): :func:`patient_bsns` of one."""
     return (await patient_bsns(conn, [patient_id])).get(patient_id)
-
-
-async def patient_bsns(conn: AsyncConnection, patient_ids: Iterable[str]) -> dict[str, str]:
-    """:func:`patient_bsn` of many patients in one statement (a patient without a BSN is left out)."""
-    ids = sorted(set(patient_ids))
-    if not ids:
-        return {}
-    rows = (await conn.execute(_PATIENT_BSNS, {"ids": ids})).all()
-    out: dict[str, str] = {}
-    for res_id, code in rows:
-        out.setdefault(res_id, str(code))
-    return out
-
-
-_PATIENT_BSNS = (
-    select(resource.c.res_id, idx_token.c.code)
-    .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
-    .where(
-        resource.c.res_type == "Patient",
-        resource.c.res_id.in_(bindparam("ids", expanding=True)),
-        idx_token.c.param == "identifier",
-        idx_token.c.system == BSN_SYSTEM,
-    )
-)
 
 
 async def patient_ids_for_bsn(conn: AsyncConnection, bsns: Iterable[str]) -> dict[str, list[str]]:

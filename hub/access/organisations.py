@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.access.tables import organisation
 from hub.fhir.errors import BadRequest, NotFound
 from hub.fhir.instants import now_us
+from hub.store import pg_batch
 
 #: What an organisation is: a care provider (zorgaanbieder) or a municipality (gemeente).
 KINDS = frozenset({"zorgaanbieder", "gemeente"})
@@ -98,7 +99,11 @@ async def _recompute_for(conn: AsyncConnection, ura: str) -> None:
 
 
 #: One organisation's entry (built once: every request of a professional may ask it).
-_BY_URA = select(organisation).where(organisation.c.ura == bindparam("ura"))
+_BY_URA = (
+    select(organisation)
+    .where(organisation.c.ura == bindparam("ura"))
+    .execution_options(**{pg_batch.READS: frozenset()})  # (the registry: no waiting create is read)
+)
 
 
 async def get(conn: AsyncConnection, ura: str | None) -> Organisation | None:

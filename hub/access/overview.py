@@ -11,7 +11,8 @@ import orjson
 from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.access.facts import organisation_types, patient_bsn
+from hub.access.facts import patient_bsn
+from hub.access.grant_inputs import organisation_types
 from hub.access.tables import care_relation, consent_rule, delegation, overdracht_access
 from hub.store.resources import references_of
 from hub.store.tables import idx_token, resource

@@ -8,10 +8,14 @@ Bundle's creates wait in a buffer kept with the transaction (:func:`start`), eac
 taken ahead from the ``resource`` sequence (so the caller gets its :class:`Stored` at once), and
 are written as ONE statement of ``unnest``-ed arrays: every table gets one multi-row insert.
 
-The buffer is written before ANY other statement runs on the connection (:func:`flush_before`, an
+The buffer is written before any other statement runs on the connection (:func:`flush_before`, an
 engine ``before_cursor_execute`` listener), so nothing the transaction reads (access checks, the
 derived facts, the audit append, a later entry) can miss a row that waits; and before the commit
-(:func:`flush`, with :func:`refuse_unflushed` as the guard). Only creates whose id the server made
+(:func:`flush`, with :func:`refuse_unflushed` as the guard). A statement may say which waiting rows
+it can read (:data:`READS`: those of some resource types, or none, e.g. a lookup in the organisation
+registry); it then runs first when none of those wait, and the creates stay together (a client's
+network was written in two or three statements, one before each such lookup of the care team's
+organisations). Only creates whose id the server made
 (a ``urn:uuid`` entry's new id) wait: a client-chosen id may collide, and that answer belongs to
 its own entry.
 """
@@ -31,6 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.store.tables import INDEX_TABLES, idx_compartment
 
 _KEY = "hub.pg_batch"
+
+#: Execution option of a statement that reads waiting rows only of these resource types (a frozenset;
+#: empty: none, as a statement about other tables). Without it, everything waiting is written first.
+READS = "hub_pg_batch_reads"
 
 #: Batched writes run so far in this process, for bench.write_cost (the listener's statement runs
 #: on the driver's cursor, where SQLAlchemy's events do not see it; as hub.store.sqlite_writes counts).
@@ -169,14 +177,18 @@ async def flush(conn: AsyncConnection) -> None:
 
 
 def flush_before(
-    sync_conn: Any, _cursor: Any, statement_text: str, params: Any, _context: Any, _many: bool
+    sync_conn: Any, _cursor: Any, statement_text: str, params: Any, context: Any, _many: bool
 ) -> tuple[str, Any]:
     """A ``before_cursor_execute`` listener (``retval=True``): whatever waits is written before
-    the statement about to run, on the same connection and transaction."""
+    the statement about to run, on the same connection and transaction (unless the statement says
+    it reads none of what waits: :data:`READS`)."""
     buffer: Buffer | None = sync_conn.info.get(_KEY)
     if buffer is not None and buffer.pending:
         if buffer.transaction is not sync_conn.get_transaction():
             sync_conn.info.pop(_KEY, None)  # left by a transaction that ended unseen: not this one's rows
+            return statement_text, params
+        reads = getattr(context, "execution_options", {}).get(READS)
+        if reads is not None and not any(n.res_type in reads for n in buffer.pending):
             return statement_text, params
         global statements
         statements += 1
@@ -316,6 +328,7 @@ def parameters(news: Sequence[_New]) -> tuple[Any, ...]:
 
 
 __all__ = [
+    "READS",
     "Buffer",
     "buffer_of",
     "end",

@@ -224,3 +224,30 @@ async def test_a_waiting_registration_answers_as_the_in_care_statement_does_once
         ]
     assert written == [True, False, False]
     assert waiting == ([True, False, False] if not fresh_db.is_sqlite else [False, False, False])
+
+
+async def test_a_statement_that_reads_none_of_what_waits_leaves_it_waiting(fresh_db: Database) -> None:
+    """A statement naming the types it reads (pg_batch.READS) runs before the waiting creates only
+    when none of them is of such a type; one that names a waiting type, or none at all, sees them."""
+    registry = load_registry()
+    res = {**ALL["zorgnet-Patient"](), "id": "wait-1"}
+    count = select(func.count()).select_from(resource).where(resource.c.res_id == "wait-1")
+    async with fresh_db.write() as conn:
+        pg_batch.start(conn, 2)
+        await resources.insert_new(
+            conn, "Patient", "wait-1", jsonio.dumps(res).decode(), 1, "POST", extract(res, registry), server_id=True
+        )
+        waits = not fresh_db.is_sqlite  # (SQLite writes each create at once)
+        other_types = count.execution_options(**{pg_batch.READS: frozenset({"Organization"})})
+        assert (await conn.execute(other_types)).scalar() == (0 if waits else 1)
+        assert (await conn.execute(count.execution_options(**{pg_batch.READS: frozenset()}))).scalar() == (
+            0 if waits else 1
+        )
+        buffer = pg_batch.buffer_of(conn)
+        assert (buffer is not None and len(buffer.pending) == 1) == waits
+        patients = count.execution_options(**{pg_batch.READS: frozenset({"Patient"})})
+        assert (await conn.execute(patients)).scalar() == 1  # it reads Patients: written first
+        left = pg_batch.buffer_of(conn)
+        assert left is None or not left.pending
+    async with fresh_db.read() as conn:
+        assert (await conn.execute(count)).scalar() == 1
