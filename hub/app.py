@@ -41,6 +41,7 @@ log = logging.getLogger("hub")
 def build_services(settings: Settings, db: Database, verifier: Any = None) -> Services:
     """The object graph of one app: repository, search engine, validator, wired explicitly."""
     from hub.access.decision import SYSTEM
+    from hub.access.facts import DERIVING_TYPES as ACCESS_FACT_TYPES
     from hub.access.facts import after_write as access_facts
     from hub.events.outbox import Outbox
     from hub.fhir.categories import category_for
@@ -50,6 +51,7 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
     from hub.store.search.engine import SearchEngine
     from hub.store.searchparams import LiveSearchParameters
     from hub.workflows.check import write_rules
+    from hub.workflows.derive import DERIVING_TYPES as WORKFLOW_FACT_TYPES
     from hub.workflows.derive import after_write as workflow_facts
     from hub.workflows.overdracht import amend as amend_task
 
@@ -79,6 +81,7 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
         outbox=Outbox(),
         prepare=amend_task,
         search_params=params,
+        after_write_types=ACCESS_FACT_TYPES | WORKFLOW_FACT_TYPES,
     )
     return Services(settings=settings, repo=repo, search=engine, verifier=verifier)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     String,
@@ -44,6 +44,9 @@ from hub.store.tables import (
     resource,
     resource_history,
 )
+
+if TYPE_CHECKING:
+    from hub.store.pg_writes import Appendix
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,13 +434,15 @@ async def insert_new(
     *,
     server_id: bool = False,
     guard: tuple[str, Mapping[str, Any]] | None = None,
+    alone: Appendix | None = None,
 ) -> Stored | None:
     """A resource that did not exist: version 1 in ``resource`` and in the history (and its outbox
     ``event``, when given: see :mod:`hub.events.outbox`; and its ``authorship``), every row with the
     resource's client key. ``server_id``: the server made the id (it cannot collide), so in a
     transaction Bundle the write may wait to be written with the others (:mod:`hub.store.pg_batch`).
     ``guard``: a condition of the access check (PostgreSQL only) the write statement meets, or it
-    writes nothing and this returns None (a guarded write is never left waiting)."""
+    writes nothing and this returns None (a guarded write is never left waiting). ``alone``: the
+    write is all its transaction writes (PostgreSQL, :class:`hub.store.pg_writes.Appendix`)."""
     key = client_key(res_type, res_id, _patients(rows))
     if conn.dialect.name == "postgresql" and rows is not None:
         from hub.store import pg_batch, pg_writes
@@ -448,7 +453,7 @@ async def insert_new(
         if batch is not None:
             waiting = await batch.insert_new(conn, *write, *parties)
             return Stored(waiting, res_type, res_id, 1, last_updated, False, content, method, category, key)
-        written = await pg_writes.insert_new(conn, *write, *parties, guard)
+        written = await pg_writes.insert_new(conn, *write, *parties, guard, alone if batch is None else None)
         if written is None:
             return None
         return Stored(written, res_type, res_id, 1, last_updated, False, content, method, category, key)
@@ -525,8 +530,12 @@ async def write_version(
     category: str | None = None,
     event: Mapping[str, Any] | None = None,
     authorship: Authorship = NO_AUTHORSHIP,
+    alone: Appendix | None = None,
 ) -> Stored | None:
     """The next version of ``current`` (``content=None`` deletes); None if someone else got there first.
+    ``alone``: the write is all its transaction writes (PostgreSQL, :class:`hub.store.pg_writes.Appendix`),
+    made so when it is one statement (not when it moves the resource to another client or replaces
+    its creators).
     ``authorship`` is recorded with it (a deletion records no author; creator parties are those of
     a re-creation, and replace the earlier life's).
 
@@ -559,19 +568,14 @@ async def write_version(
         from hub.store import pg_writes, sqlite_writes
 
         kept_category = category_of or "medisch"
-        one_go = pg_writes.delete_version if conn.dialect.name == "postgresql" else sqlite_writes.delete_version
-        if not await one_go(
-            conn,
-            current.pid,
-            current.res_type,
-            current.res_id,
-            current.version,
-            last_updated,
-            method,
-            kept_category,
-            key,
-            event,
-        ):
+        deletion = (current.pid, current.res_type, current.res_id, current.version, last_updated, method)
+        if conn.dialect.name == "postgresql":
+            done = await pg_writes.delete_version(
+                conn, *deletion, kept_category, key, event, None if authorship else alone
+            )
+        else:
+            done = await sqlite_writes.delete_version(conn, *deletion, kept_category, key, event)
+        if not done:
             return None
         if authorship:
             await _record_authorship(conn, current.pid, key, authorship, author=False, replace=True)
@@ -593,6 +597,7 @@ async def write_version(
             key,
             event,
             authorship.author_ura,
+            alone if key == current.client_key and not authorship.owners else None,
         )
         if not ok:
             return None

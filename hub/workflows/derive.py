@@ -22,6 +22,9 @@ from hub.store.tables import idx_reference, resource
 from hub.workflows import overdracht
 from hub.workflows.tables import overdracht_access
 
+#: The types :func:`after_write` derives anything for.
+DERIVING_TYPES = frozenset({"Task", "Organization", "PractitionerRole", "Composition"})
+
 
 async def after_write(
     conn: AsyncConnection,
@@ -33,6 +36,8 @@ async def after_write(
 ) -> None:
     """``base`` is the hub's FHIR base: only references to resources on this hub count
     (:func:`hub.fhir.references.resolve`)."""
+    if stored.res_type not in DERIVING_TYPES:
+        return
     if stored.res_type == "Task":
         await derive_task(conn, stored.pid, res, base)
     elif stored.res_type in ("Organization", "PractitionerRole"):
