@@ -39,6 +39,7 @@ from hub.audit.chain import chain
 from hub.audit.checkpoints import AuditKeyring, Checkpoint, append_witness
 from hub.audit.records import AuditRecord, PreparedRecord, prepare
 from hub.audit.tables import audit_checkpoint, audit_entity, audit_head, audit_log, audit_patient
+from hub.store.direct import DirectQuery
 from hub.store.pg_writes import Appendix, AppendixShape
 
 log = logging.getLogger(__name__)
@@ -253,7 +254,10 @@ class AuditWriter:
         )
         if cached is not None and self._one_statement and not seals:
             try:
-                head = await _append_one_statement(await self._batch_driver(), cached, items)
+                if len(items) == 1:  # chained by the database: no compare-and-set to lose to a write
+                    head: _Head | None = await self._chained_on_driver(items[0])
+                else:
+                    head = await _append_one_statement(await self._batch_driver(), cached, items)
             except BaseException:
                 await self._release_batch_conn(broken=True)  # its state is unknown: a fresh one next time
                 raise
@@ -275,6 +279,19 @@ class AuditWriter:
         raw = (await self._batch_conn.get_raw_connection()).driver_connection
         assert raw is not None
         return raw
+
+    async def _chained_on_driver(self, item: PreparedRecord) -> _Head:
+        """One record appended after the committed head, chained in SQL (:func:`_chained_append`), in
+        one autocommitted statement on the held batch connection. A compare-and-set after the head
+        this writer saw last fails whenever a write appended meanwhile (writes append in their own
+        statements), and then the batch took the locking path: eight round trips instead of one."""
+        await self._batch_driver()
+        assert self._batch_conn is not None
+        fairy = await self._batch_conn.get_raw_connection()
+        row = await _chained_query(self._batch_conn.dialect).fetchrow(fairy, _chained_params(item))
+        if row is None or row[4] != 1:
+            raise RuntimeError("the audit head row is missing")
+        return _Head(int(row[0]), str(row[1]), int(row[2]), int(row[3]))
 
     async def _release_batch_conn(self, *, broken: bool = False) -> None:
         conn, self._batch_conn = self._batch_conn, None
@@ -416,6 +433,12 @@ def _chained_append() -> Any:
         "SELECT nxt.seq, nxt.hash, nxt.checkpoint_seq, nxt.checkpoint_at, (SELECT count(*) FROM head) FROM nxt"
     )
     return text(sql).bindparams(*_chained_binds())
+
+
+@functools.cache
+def _chained_query(dialect: Any) -> DirectQuery:
+    """:func:`_chained_append` compiled once for the driver connection (:mod:`hub.store.direct`)."""
+    return DirectQuery(_chained_append(), dialect)
 
 
 def _chained_ctes(condition: str) -> str:
