@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter, TextClause
 
+from hub.store.direct import DirectQuery, on_its_own_driver
 from hub.store.tables import INDEX_TABLES, idx_compartment
 
 _ARRAY_TYPES = {BigInteger: "bigint[]", Integer: "int[]", Float: "float8[]", Boolean: "bool[]"}
@@ -81,6 +82,12 @@ class Appendix:
     returned: tuple[Any, ...] | None = None
 
 
+@functools.cache
+def _direct(statement: TextClause, dialect: Any) -> DirectQuery:
+    """A write statement (each built once) compiled once for the driver connection."""
+    return DirectQuery(statement, dialect)
+
+
 def _appended(sql: str, binds: list[Any], shape: AppendixShape | None) -> TextClause:
     """``sql`` (``WITH ... SELECT pid FROM r``) with ``shape``'s CTEs and returned columns."""
     if shape is not None:
@@ -106,7 +113,12 @@ async def _run_alone(
     async with on_its_own(conn) as ok:
         if not ok:
             return (await conn.execute(statement(None), params)).first()
-        row = (await conn.execute(statement(alone.shape), {**params, **alone.params})).first()
+        carried = statement(alone.shape)
+        fairy = await on_its_own_driver(conn)
+        if fairy is not None:  # the driver's way: SQLAlchemy's execution cost more CPU than the driver's
+            row = await _direct(carried, conn.dialect).fetchrow(fairy, {**params, **alone.params})
+        else:
+            row = (await conn.execute(carried, {**params, **alone.params})).first()
     alone.used = True
     if row is not None and alone.shape is not None:
         alone.returned = tuple(row[1:])

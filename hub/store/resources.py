@@ -33,7 +33,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from hub.store import deferred
 from hub.store.clientkey import client_key, move
-from hub.store.direct import DirectQuery
+from hub.store.direct import DirectQuery, on_its_own_driver
 from hub.store.policy import ShapeCache, StorePolicy, Visible
 from hub.store.tables import (
     INDEX_TABLES,
@@ -227,6 +227,7 @@ def _joined_sqlite(element: JoinedIds, compiler: Any, **kw: Any) -> str:
 
 _OWNER = table_clause("resource_owner", column("pid"), column("party"))
 _WRITE_TARGETS: ShapeCache[Any] = ShapeCache()
+_DIRECT_TARGETS: ShapeCache[DirectQuery] = ShapeCache()
 
 
 def _write_target_statement(policy: StorePolicy) -> Any:
@@ -255,7 +256,12 @@ async def get_current_for_write(
     will ask about the row (:meth:`StorePolicy.take_target_facts`)."""
     await deferred.settle(conn)  # the access facts this transaction's writes owe
     params: dict[str, Any] = {"read_type": res_type, "read_id": res_id, **policy.params()}
-    row = (await conn.execute(_write_target_statement(policy), params)).first()
+    fairy = await on_its_own_driver(conn)
+    if fairy is not None:  # (outside a transaction: the driver's way, as a read by id)
+        query = _DIRECT_TARGETS.get(policy.shape(), lambda: DirectQuery(_write_target_statement(policy), conn.dialect))
+        row = await query.fetchrow(fairy, params)
+    else:
+        row = (await conn.execute(_write_target_statement(policy), params)).first()
     if row is None:
         return None, False
     owners = tuple(row[11].split(" ")) if row[11] else ()

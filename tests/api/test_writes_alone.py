@@ -5,14 +5,15 @@ Differential: for creates, reads, updates, patches and deletes of every outcome 
 by the care condition, stale If-Match, not found, hidden, already deleted, written again, a type
 with after-write facts), the answers, what is stored (versions, history, index rows, creators) and
 the audit records equal those of the general path (one transaction, the record appended last), and
-the audit chain verifies."""
+the audit chain verifies. The same through SQLAlchemy when someone listens to the statements (the
+driver's way otherwise, :func:`hub.store.direct.on_its_own_driver`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from hub.access.tables import resource_author
 from hub.audit.tables import audit_entity, audit_log, audit_patient
@@ -173,6 +174,23 @@ async def test_writes_made_alone_equal_the_general_path(
         assert made_alone == [*expected, "Observation/4/DELETE"], made_alone
     else:
         assert made_alone == []
+    # with someone listening to the statements, a write made alone runs through SQLAlchemy: the same
+    db = hub_app.state.services.repo.db
+    seen: list[str] = []
+
+    def listen(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        seen.append(statement)
+
+    for engine in db.engines:
+        event.listen(engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        observed = await _scenario(hub_app, client_as)
+    finally:
+        for engine in db.engines:
+            event.remove(engine.sync_engine, "before_cursor_execute", listen)
+    assert observed == alone
+    assert len(made_alone) == (10 if backend == "postgresql" else 0)
+    assert any("cur AS" in s and "WITH r AS" in s for s in seen) == (backend == "postgresql")
     monkeypatch.setattr(Repository, "_alone", lambda *_args: False)
     general = await _scenario(hub_app, client_as)
     assert alone == general
