@@ -54,6 +54,9 @@ WriteValidator = Callable[[dict[str, Any]], Sequence[Issue]]
 #: transaction: (conn, stored, resource or None for a delete, author URA, writer=the repository's
 #: access policy). (The outbox's hook, hub.store.policy.OnStateChange, receives every state change.)
 AfterWrite = Callable[..., Awaitable[None]]
+#: Whether the after-write hook derives anything for a write: (the version about to be written, its
+#: resource or None for a deletion) -> bool (hub.access.facts / hub.workflows.derive ``derives_anything``).
+AfterWriteNeeded = Callable[[Stored, dict[str, Any] | None], bool]
 #: What the hub keeps right in a resource before it is stored: (new, previous version or None, the
 #: version's instant) -> the resource to store (hub.workflows.overdracht.amend: Task bookkeeping).
 Prepare = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
@@ -126,11 +129,11 @@ class Repository:
         on_state_change: OnStateChange | None = None,
         prepare: Prepare | None = None,
         search_params: LiveSearchParameters | None = None,
-        after_write_types: frozenset[str] | None = None,
+        after_write_needed: AfterWriteNeeded | None = None,
     ) -> None:
-        """``after_write_types``: the resource types ``after_write`` does anything for (None: any);
-        a write of another type, whose workflow verdict keeps nothing, writes only its own statement
-        (:meth:`_alone`)."""
+        """``after_write_needed``: whether ``after_write`` derives anything for a write (None: for
+        every write); a write it derives nothing for, whose workflow verdict keeps nothing, writes
+        only its own statement (:meth:`_alone`)."""
         self.db = db
         self.indexer = indexer
         self.matcher = matcher
@@ -155,7 +158,7 @@ class Repository:
         #: The search parameters in effect (the seed and the stored SearchParameters): a written
         #: SearchParameter is checked against it, and taken in when its transaction commits.
         self.search_params = search_params
-        self.after_write_types = after_write_types
+        self.after_write_needed = after_write_needed
 
     def with_policy(self, policy: StorePolicy, trail: Trail | None = None) -> Repository:
         """This repository, bound to one caller's access policy (every operation then obeys it)
@@ -484,8 +487,8 @@ class Repository:
                     event = await self.outbox.event(c, res_type, None, current, patients)
                 when = self._tick(current)
                 appendix = None
-                if self._alone(c, res_type, verdict):
-                    version = Stored(current.pid, res_type, res_id, current.version + 1, when, True, None, "DELETE")
+                version = Stored(current.pid, res_type, res_id, current.version + 1, when, True, None, "DELETE")
+                if self._alone(c, version, None, verdict):
                     appendix = self._appendix(version, 200, patients)
                 stored = await dao.write_version(c, current, None, when, "DELETE", None, event=event, alone=appendix)
                 if stored is not None:
@@ -606,18 +609,21 @@ class Repository:
             stored, visible = await dao.get_current_for_write(conn, res_type, res_id, self.policy)
         return stored, (visible if stored is not None else None)
 
-    def _alone(self, conn: AsyncConnection, res_type: str, verdict: Verdict | None) -> bool:
-        """Whether the write about to be made is all its transaction will write: our own transaction
-        of one write by id (PostgreSQL), owing no facts, with no state change for the outbox hook, no
-        after-write work for its type, and no audit record waiting. Then its one statement carries
-        its audit record and commits on its own (:class:`hub.store.pg_writes.Appendix`)."""
+    def _alone(
+        self, conn: AsyncConnection, version: Stored, resource: dict[str, Any] | None, verdict: Verdict | None
+    ) -> bool:
+        """Whether the write of ``version`` (``resource``; None: a deletion) about to be made is all
+        its transaction will write: our own transaction of one write by id (PostgreSQL), owing no
+        facts, with no state change for the outbox hook, nothing derived after it, and no audit
+        record waiting. Then its one statement carries its audit record and commits on its own
+        (:class:`hub.store.pg_writes.Appendix`)."""
         return (
             _OWN_WRITE in conn.info
             and not deferred.owed(conn)
             and (verdict is None or verdict.change is None)
             and (
                 self.after_write is None
-                or (self.after_write_types is not None and res_type not in self.after_write_types)
+                or (self.after_write_needed is not None and not self.after_write_needed(version, resource))
             )
             and (self.trail is None or not self.trail.pending)
         )
@@ -691,7 +697,8 @@ class Repository:
         verdict = await self._check_write(
             conn, stamped, category, rows, None, "c", validate=lambda: self._check_profiles(stamped), guard=guard
         )  # permission before validation, validation before the workflow rules
-        alone = self._alone(conn, stamped["resourceType"], verdict)
+        version = Stored(0, stamped["resourceType"], res_id, 1, when, False, content, method, category)
+        alone = self._alone(conn, version, stamped, verdict)
         stored, appendix = await self._insert_checked(
             conn, stamped, res_id, content, when, method, rows, category, verdict, server_id=server_id, alone=alone
         )
@@ -797,10 +804,8 @@ class Repository:
             event = await self.outbox.event(conn, current.res_type, stamped, current, _patients(rows))
         final = status or (201 if current.deleted else 200)
         appendix = None
-        if self._alone(conn, current.res_type, verdict):
-            version = Stored(
-                current.pid, current.res_type, current.res_id, current.version + 1, when, False, None, method
-            )
+        version = Stored(current.pid, current.res_type, current.res_id, current.version + 1, when, False, None, method)
+        if self._alone(conn, version, stamped, verdict):
             appendix = self._appendix(version, final, _patients(rows))
         stored = await dao.write_version(
             conn, current, content, when, method, rows, category, event, self._authorship(verdict), appendix
