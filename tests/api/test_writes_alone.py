@@ -3,9 +3,9 @@ carries its audit record and commits on its own, and the read of the resource it
 before any BEGIN (:meth:`hub.store.repository.Repository._alone`, :class:`hub.store.pg_writes.Appendix`).
 Differential: for creates, reads, updates, patches and deletes of every outcome (written, refused
 by the care condition, stale If-Match, not found, hidden, already deleted, written again, an
-Organization whose later versions derive facts), the answers, what is stored (versions, history, index rows, creators) and
-the audit records equal those of the general path (one transaction, the record appended last), and
-the audit chain verifies. The same through SQLAlchemy when someone listens to the statements (the
+Organization whose later versions derive facts), the answers, what is stored (versions, history,
+index rows, creators) and the audit records equal those of the general path (one transaction, the
+record appended last), and the audit chain verifies. The same through SQLAlchemy when someone listens to the statements (the
 driver's way otherwise, :func:`hub.store.direct.on_its_own_driver`)."""
 
 from __future__ import annotations
