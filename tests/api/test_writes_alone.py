@@ -5,8 +5,8 @@ Differential: for creates, reads, updates, patches and deletes of every outcome 
 by the care condition, stale If-Match, not found, hidden, already deleted, written again, an
 Organization whose later versions derive facts), the answers, what is stored (versions, history,
 index rows, creators) and the audit records equal those of the general path (one transaction, the
-record appended last), and the audit chain verifies. The same through SQLAlchemy when someone listens to the statements (the
-driver's way otherwise, :func:`hub.store.direct.on_its_own_driver`)."""
+record appended last), and the audit chain verifies. The same through SQLAlchemy when someone
+listens to the statements (the driver's way otherwise, :func:`hub.store.direct.on_its_own_driver`)."""
 
 from __future__ import annotations
 
