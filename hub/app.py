@@ -42,6 +42,7 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
     """The object graph of one app: repository, search engine, validator, wired explicitly."""
     from hub.access.decision import SYSTEM
     from hub.access.facts import after_write as access_facts
+    from hub.access.facts import derives_anything as access_derives
     from hub.events.outbox import Outbox
     from hub.fhir.categories import category_for
     from hub.fhir.extract import extract
@@ -51,6 +52,7 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
     from hub.store.searchparams import LiveSearchParameters
     from hub.workflows.check import write_rules
     from hub.workflows.derive import after_write as workflow_facts
+    from hub.workflows.derive import derives_anything as workflow_derives
     from hub.workflows.overdracht import amend as amend_task
 
     params = LiveSearchParameters(
@@ -79,6 +81,7 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
         outbox=Outbox(),
         prepare=amend_task,
         search_params=params,
+        after_write_needed=lambda stored, res: access_derives(stored, res) or workflow_derives(stored, res),
     )
     return Services(settings=settings, repo=repo, search=engine, verifier=verifier)
 

@@ -133,6 +133,12 @@ async def after_write(
     )
 
 
+def derives_anything(stored: Stored, resource: dict[str, Any] | None) -> bool:
+    """Whether :func:`after_write` derives anything for the write of ``stored`` (``resource``; None:
+    a deletion); one it derives nothing for may be made alone (hub.store.repository)."""
+    return stored.res_type in DERIVING_TYPES and not new_organisation_without_ura(stored, resource)
+
+
 def owe_recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
     """Recompute these patients' ``access_grant`` (and their relations' effective intervals) once in
     this transaction, before anything reads them or it commits (:mod:`hub.store.deferred`): a

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.audit.records import AuditRecord
 from hub.audit.writer import AuditWriter
 from hub.fhir.validation.bsn import BSN_SYSTEM
+from hub.store.pg_writes import Appendix
 from hub.store.resources import (
     Stored,
     existing_ids,
@@ -191,15 +192,33 @@ class AuditTrail:
         """A successful write: its record joins the write's transaction (see :meth:`flush`)."""
         if not self.enabled:
             return
-        method = stored.method or "PUT"
-        self.pending.append(
-            self._record(
-                _WRITE_INTERACTION.get(method, "update"),
-                status,
-                resources=((stored.res_type, stored.res_id, str(stored.version)),),
-                patient_ids=tuple(sorted(set(patients))),
-            )
+        self.pending.append(self._write_record(stored, status, patients))
+        self._written(stored, patients)
+
+    def write_appendix(self, stored: Stored, status: int, patients: Iterable[str]) -> Appendix | None:
+        """The record :meth:`log_write` would log for ``stored`` (the version about to be written), as
+        part of the write's own statement (:meth:`AuditWriter.appendix`); None when audit is off."""
+        if not self.enabled:
+            return None
+        assert self.writer is not None
+        return self.writer.appendix(self._write_record(stored, status, patients))
+
+    def appended(self, appendix: Appendix, stored: Stored, patients: Iterable[str]) -> None:
+        """The write of ``stored`` was made with ``appendix`` (:meth:`write_appendix`): logged."""
+        assert self.writer is not None
+        self.writer.appended(appendix)
+        self.writes_logged += 1
+        self._written(stored, patients)
+
+    def _write_record(self, stored: Stored, status: int, patients: Iterable[str]) -> AuditRecord:
+        return self._record(
+            _WRITE_INTERACTION.get(stored.method or "PUT", "update"),
+            status,
+            resources=((stored.res_type, stored.res_id, str(stored.version)),),
+            patient_ids=tuple(sorted(set(patients))),
         )
+
+    def _written(self, stored: Stored, patients: Iterable[str]) -> None:
         self.patient_ids |= set(patients)
         self.resources.setdefault((stored.res_type, stored.res_id), str(stored.version))
 

@@ -39,6 +39,8 @@ from hub.audit.chain import chain
 from hub.audit.checkpoints import AuditKeyring, Checkpoint, append_witness
 from hub.audit.records import AuditRecord, PreparedRecord, prepare
 from hub.audit.tables import audit_checkpoint, audit_entity, audit_head, audit_log, audit_patient
+from hub.store.direct import DirectQuery
+from hub.store.pg_writes import Appendix, AppendixShape
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +187,19 @@ class AuditWriter:
         self._head = head  # (a hint only: every use of it is a compare-and-set)
         return head.last_seq
 
+    def appendix(self, record: AuditRecord) -> Appendix:
+        """``record`` as part of a write's own statement (PostgreSQL, a write made alone:
+        :class:`hub.store.pg_writes.Appendix`), chained in SQL as :meth:`record_in` chains one record;
+        hand the appendix to :meth:`appended` once the statement wrote."""
+        return Appendix(_write_appendix(), _chained_params(prepare(record, source=self.source)))
+
+    def appended(self, appendix: Appendix) -> int:
+        """The record of ``appendix`` was appended with its write: its seq (the head seen last, a hint)."""
+        assert appendix.returned is not None
+        seq, last_hash, checkpoint_seq, checkpoint_at, _one = appendix.returned
+        self._head = _Head(int(seq), str(last_hash), int(checkpoint_seq), int(checkpoint_at))
+        return self._head.last_seq
+
     def _submit(self, prepared: PreparedRecord) -> asyncio.Future[int]:
         if self._task is None or self._stopping:
             raise RuntimeError("the audit writer is not running")
@@ -239,7 +254,10 @@ class AuditWriter:
         )
         if cached is not None and self._one_statement and not seals:
             try:
-                head = await _append_one_statement(await self._batch_driver(), cached, items)
+                if len(items) == 1:  # chained by the database: no compare-and-set to lose to a write
+                    head: _Head | None = await self._chained_on_driver(items[0])
+                else:
+                    head = await _append_one_statement(await self._batch_driver(), cached, items)
             except BaseException:
                 await self._release_batch_conn(broken=True)  # its state is unknown: a fresh one next time
                 raise
@@ -261,6 +279,19 @@ class AuditWriter:
         raw = (await self._batch_conn.get_raw_connection()).driver_connection
         assert raw is not None
         return raw
+
+    async def _chained_on_driver(self, item: PreparedRecord) -> _Head:
+        """One record appended after the committed head, chained in SQL (:func:`_chained_append`), in
+        one autocommitted statement on the held batch connection. A compare-and-set after the head
+        this writer saw last fails whenever a write appended meanwhile (writes append in their own
+        statements), and then the batch took the locking path: eight round trips instead of one."""
+        await self._batch_driver()
+        assert self._batch_conn is not None
+        fairy = await self._batch_conn.get_raw_connection()
+        row = await _chained_query(self._batch_conn.dialect).fetchrow(fairy, _chained_params(item))
+        if row is None or row[4] != 1:
+            raise RuntimeError("the audit head row is missing")
+        return _Head(int(row[0]), str(row[1]), int(row[2]), int(row[3]))
 
     async def _release_batch_conn(self, *, broken: bool = False) -> None:
         conn, self._batch_conn = self._batch_conn, None
@@ -381,13 +412,7 @@ async def _append_in(
 
 async def _chained_one(conn: AsyncConnection, item: PreparedRecord) -> _Head:
     """Append one record after the committed head, chained in SQL (:func:`_chained_append`)."""
-    row = _rows([(0, "", "")], [item])[0][0]
-    params: dict[str, Any] = {c: row[c] for c in _LOG_COLUMNS if c not in ("seq", "prev_hash", "hash")}
-    params.update(
-        event_bytes=item.event,
-        pat_id=list(item.facts.patient_ids),
-        ent_ref=list(item.facts.entities),
-    )
+    params = _chained_params(item)
     seq, last_hash, checkpoint_seq, checkpoint_at, moved = (await conn.execute(_chained_append(), params)).one()
     if moved != 1:
         raise RuntimeError("the audit head row is missing")
@@ -401,13 +426,28 @@ def _chained_append() -> Any:
     link as :func:`hub.audit.chain.link_hash` does: SHA-256 of the previous hash's bytes, the seq as
     8 bytes big-endian (``int8send``) and the record's canonical JSON (sent as bytes). Every value
     is a parameter; tests/api/test_audit_log.py checks the chain with ``hub audit verify``."""
-    from sqlalchemy import LargeBinary, Text, bindparam, text
-    from sqlalchemy.dialects.postgresql import ARRAY
+    from sqlalchemy import text
 
-    plain = [c for c in _LOG_COLUMNS if c not in ("seq", "prev_hash", "hash")]
     sql = (
-        "WITH cur AS (SELECT last_seq, last_hash, checkpoint_seq, checkpoint_at FROM audit_head "  # noqa: S608
-        "WHERE id = 1 FOR UPDATE), "
+        f"WITH {_chained_ctes('')} "  # noqa: S608
+        "SELECT nxt.seq, nxt.hash, nxt.checkpoint_seq, nxt.checkpoint_at, (SELECT count(*) FROM head) FROM nxt"
+    )
+    return text(sql).bindparams(*_chained_binds())
+
+
+@functools.cache
+def _chained_query(dialect: Any) -> DirectQuery:
+    """:func:`_chained_append` compiled once for the driver connection (:mod:`hub.store.direct`)."""
+    return DirectQuery(_chained_append(), dialect)
+
+
+def _chained_ctes(condition: str) -> str:
+    """The CTEs of :func:`_chained_append` (``cur``, ``nxt``, ``head``, ``log``, ``pat``, ``ent``);
+    ``condition``: more of the head row's ``WHERE`` (when it does not hold, nothing is appended)."""
+    plain = [c for c in _LOG_COLUMNS if c not in ("seq", "prev_hash", "hash")]
+    return (
+        "cur AS (SELECT last_seq, last_hash, checkpoint_seq, checkpoint_at FROM audit_head "  # noqa: S608
+        f"WHERE id = 1{condition} FOR UPDATE), "
         "nxt AS (SELECT last_seq + 1 AS seq, last_hash AS prev_hash, checkpoint_seq, checkpoint_at, "
         "encode(sha256(decode(last_hash, 'hex') || int8send(last_seq + 1) || :event_bytes), 'hex') AS hash "
         "FROM cur), "
@@ -418,14 +458,45 @@ def _chained_append() -> Any:
         "pat AS (INSERT INTO audit_patient (patient_id, seq) "
         "SELECT p, nxt.seq FROM nxt, unnest(CAST(:pat_id AS text[])) AS p), "
         "ent AS (INSERT INTO audit_entity (ref, seq) "
-        "SELECT e, nxt.seq FROM nxt, unnest(CAST(:ent_ref AS text[])) AS e) "
-        "SELECT nxt.seq, nxt.hash, nxt.checkpoint_seq, nxt.checkpoint_at, (SELECT count(*) FROM head) FROM nxt"
+        "SELECT e, nxt.seq FROM nxt, unnest(CAST(:ent_ref AS text[])) AS e)"
     )
-    return text(sql).bindparams(
+
+
+@functools.cache
+def _chained_binds() -> tuple[Any, ...]:
+    from sqlalchemy import LargeBinary, Text, bindparam
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return (
         bindparam("event_bytes", type_=LargeBinary()),
         bindparam("pat_id", type_=ARRAY(Text())),
         bindparam("ent_ref", type_=ARRAY(Text())),
     )
+
+
+@functools.cache
+def _write_appendix() -> AppendixShape:
+    """:func:`_chained_append` as CTEs of a write's own statement (:class:`hub.store.pg_writes.AppendixShape`):
+    the head is taken only when the write wrote (its ``r`` has a row). Returned: the new head, and a
+    division that fails the statement, write and all, when the head row was missing (nothing chained)."""
+    return AppendixShape(
+        _chained_ctes(" AND EXISTS (SELECT 1 FROM r)"),
+        _chained_binds(),
+        "(SELECT seq FROM nxt), (SELECT hash FROM nxt), (SELECT checkpoint_seq FROM nxt), "
+        "(SELECT checkpoint_at FROM nxt), 1 / (SELECT count(*) FROM head)",
+    )
+
+
+def _chained_params(item: PreparedRecord) -> dict[str, Any]:
+    """The values of :func:`_chained_append` for ``item``."""
+    row = _rows([(0, "", "")], [item])[0][0]
+    params: dict[str, Any] = {c: row[c] for c in _LOG_COLUMNS if c not in ("seq", "prev_hash", "hash")}
+    params.update(
+        event_bytes=item.event,
+        pat_id=list(item.facts.patient_ids),
+        ent_ref=list(item.facts.entities),
+    )
+    return params
 
 
 def _cast(column: str) -> str:

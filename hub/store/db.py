@@ -258,6 +258,31 @@ class HeldConnections:
 
 
 @asynccontextmanager
+async def on_its_own(conn: AsyncConnection) -> AsyncIterator[bool]:
+    """Statements in this block commit on their own (autocommit), when ``conn`` is a PostgreSQL
+    (asyncpg) connection whose transaction has sent nothing yet; yields whether they do (else they
+    run in the transaction as usual).
+
+    The driver adapter begins its transaction only before the first statement (and ends it only if
+    it began), so a write transaction whose first statements read by key and whose one write
+    statement is all it writes (:class:`hub.store.pg_writes.Appendix`) costs no BEGIN and COMMIT round
+    trips this way: at READ COMMITTED each statement has its own snapshot either way, and one
+    statement is atomic. A statement after the block begins the transaction as before."""
+    adapter = None
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg" and not conn.invalidated:
+        adapter = (await conn.get_raw_connection()).dbapi_connection
+    # (the adapter's own attributes: its transaction, begun lazily, and its isolation setting)
+    if adapter is None or adapter._transaction is not None or adapter.isolation_level == "autocommit":
+        yield False
+        return
+    adapter.isolation_level = "autocommit"
+    try:
+        yield True
+    finally:
+        adapter.isolation_level = adapter._isolation_setting
+
+
+@asynccontextmanager
 async def _settled_transaction(conn: AsyncConnection) -> AsyncIterator[None]:
     """One write transaction on ``conn``: what its writes deferred is settled before the commit, and
     forgotten however it ends."""

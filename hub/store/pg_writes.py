@@ -25,15 +25,18 @@ is safe.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.elements import BindParameter, TextClause
 
+from hub.store.direct import DirectQuery, on_its_own_driver
 from hub.store.tables import INDEX_TABLES, idx_compartment
 
 _ARRAY_TYPES = {BigInteger: "bigint[]", Integer: "int[]", Float: "float8[]", Boolean: "bool[]"}
@@ -51,6 +54,75 @@ def _value_columns(table: Any) -> list[Any]:
 
 
 _INDEX = dict(INDEX_TABLES, compartment=idx_compartment)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendixShape:
+    """More CTEs a write statement carries after its own (the write's audit record: its writer's
+    :meth:`hub.audit.writer.AuditWriter.appendix`). They must write nothing unless ``r`` has a row
+    (the write wrote), and ``returns`` is the comma-separated columns the statement returns after
+    ``pid``; each should fail the statement rather than leave out what it had to write."""
+
+    ctes: str
+    binds: tuple[BindParameter[Any], ...]
+    returns: str
+
+
+@dataclass(slots=True)
+class Appendix:
+    """A write made *alone*: its one statement is all the transaction writes, so it runs on its own
+    (autocommit: no BEGIN and COMMIT round trips), carrying ``shape`` (None: nothing more) with its
+    ``params``. After the call, ``used`` says whether the statement carried it (a write that needs
+    statements of its own, such as moving a resource to another client, runs in the transaction as
+    before), and ``returned`` holds the appendix's columns when it wrote."""
+
+    shape: AppendixShape | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    used: bool = False
+    returned: tuple[Any, ...] | None = None
+
+
+@functools.cache
+def _direct(statement: TextClause, dialect: Any) -> DirectQuery:
+    """A write statement (each built once) compiled once for the driver connection."""
+    return DirectQuery(statement, dialect)
+
+
+def _appended(sql: str, binds: list[Any], shape: AppendixShape | None) -> TextClause:
+    """``sql`` (``WITH ... SELECT pid FROM r``) with ``shape``'s CTEs and returned columns."""
+    if shape is not None:
+        head, tail = sql.rsplit(" SELECT pid FROM r", 1)
+        sql = f"{head}, {shape.ctes} SELECT pid, {shape.returns} FROM r{tail}"
+        binds = [*binds, *shape.binds]
+    return text(sql).bindparams(*binds)
+
+
+async def _run_alone(
+    conn: AsyncConnection,
+    statement: Callable[[AppendixShape | None], TextClause],
+    params: dict[str, Any],
+    alone: Appendix | None,
+) -> Sequence[Any] | None:
+    """The write statement's row (None: it wrote nothing); with ``alone``, on its own and with the
+    appendix's values (:func:`hub.store.db.on_its_own`), unless the transaction began already (a
+    check read in it): then in it, without the appendix (``alone.used`` stays False)."""
+    if alone is None:
+        return (await conn.execute(statement(None), params)).first()
+    from hub.store.db import on_its_own  # (db imports pg_batch, which imports this module)
+
+    async with on_its_own(conn) as ok:
+        if not ok:
+            return (await conn.execute(statement(None), params)).first()
+        carried = statement(alone.shape)
+        fairy = await on_its_own_driver(conn)
+        if fairy is not None:  # the driver's way: SQLAlchemy's execution cost more CPU than the driver's
+            row = await _direct(carried, conn.dialect).fetchrow(fairy, {**params, **alone.params})
+        else:
+            row = (await conn.execute(carried, {**params, **alone.params})).first()
+    alone.used = True
+    if row is not None and alone.shape is not None:
+        alone.returned = tuple(row[1:])
+    return row
 
 
 def _index_ctes(source: str) -> tuple[list[str], list[Any]]:
@@ -138,9 +210,15 @@ _HISTORY_CTE = (
 
 
 @cache
-def insert_statement(with_event: bool = False, with_creators: bool = False, guard: str | None = None) -> TextClause:
+def insert_statement(
+    with_event: bool = False,
+    with_creators: bool = False,
+    guard: str | None = None,
+    appendix: AppendixShape | None = None,
+) -> TextClause:
     """``guard``: a condition the access check left to the write (its values bound as ``care_*``):
-    when it does not hold, nothing is inserted and the statement returns no row."""
+    when it does not hold, nothing is inserted and the statement returns no row. ``appendix``: more
+    CTEs hanging off ``r`` (:class:`AppendixShape`)."""
     index_ctes, binds = _index_ctes("r")
     values = ":res_type, :res_id, :version, :last_updated, false, :category, CAST(:content AS jsonb), :client_key"
     source = f"VALUES ({values})" if guard is None else f"SELECT {values} WHERE {guard}"
@@ -153,12 +231,16 @@ def insert_statement(with_event: bool = False, with_creators: bool = False, guar
         + ", ".join(index_ctes)
         + " SELECT pid FROM r"
     )
-    return text(sql).bindparams(
-        *_COMMON_BINDS,
-        *binds,
-        *(_EVENT_BINDS if with_event else ()),
-        *(_CREATORS_BINDS if with_creators else ()),
-        *(_GUARD_BINDS if guard is not None else ()),
+    return _appended(
+        sql,
+        [
+            *_COMMON_BINDS,
+            *binds,
+            *(_EVENT_BINDS if with_event else ()),
+            *(_CREATORS_BINDS if with_creators else ()),
+            *(_GUARD_BINDS if guard is not None else ()),
+        ],
+        appendix,
     )
 
 
@@ -170,7 +252,9 @@ _GUARD_BINDS = (
 
 
 @cache
-def update_statement(with_event: bool = False, with_creators: bool = False) -> TextClause:
+def update_statement(
+    with_event: bool = False, with_creators: bool = False, appendix: AppendixShape | None = None
+) -> TextClause:
     index_ctes, binds = _index_ctes("r")
     deletes = ", ".join(
         f"d_{name} AS (DELETE FROM {table.name} WHERE pid IN (SELECT pid FROM r))" for name, table in _INDEX.items()
@@ -187,13 +271,17 @@ def update_statement(with_event: bool = False, with_creators: bool = False) -> T
         + ", ".join(index_ctes)
         + " SELECT pid FROM r"
     )
-    return text(sql).bindparams(
-        *_COMMON_BINDS,
-        bindparam("pid", type_=BigInteger()),
-        bindparam("expected", type_=Integer()),
-        *binds,
-        *(_EVENT_BINDS if with_event else ()),
-        *(_CREATORS_BINDS if with_creators else ()),
+    return _appended(
+        sql,
+        [
+            *_COMMON_BINDS,
+            bindparam("pid", type_=BigInteger()),
+            bindparam("expected", type_=Integer()),
+            *binds,
+            *(_EVENT_BINDS if with_event else ()),
+            *(_CREATORS_BINDS if with_creators else ()),
+        ],
+        appendix,
     )
 
 
@@ -239,8 +327,10 @@ async def insert_new(
     author_ura: str | None = None,
     owners: Sequence[str] = (),
     guard: tuple[str, Mapping[str, Any]] | None = None,
+    alone: Appendix | None = None,
 ) -> int | None:
-    """The new pid; None when ``guard`` (condition, its values) did not hold (nothing written)."""
+    """The new pid; None when ``guard`` (condition, its values) did not hold (nothing written).
+    ``alone``: the write is all its transaction writes (:class:`Appendix`)."""
     params = {
         "res_type": res_type,
         "res_id": res_id,
@@ -259,9 +349,11 @@ async def insert_new(
         params.update(_creator_params(author_ura, owners))
     if guard is not None:
         params.update(guard[1])
-    statement = insert_statement(event is not None, creators, guard[0] if guard is not None else None)
-    pid = (await conn.execute(statement, params)).scalar_one_or_none()
-    return None if pid is None else int(pid)
+    guarded = guard[0] if guard is not None else None
+    row = await _run_alone(
+        conn, lambda shape: insert_statement(event is not None, creators, guarded, shape), params, alone
+    )
+    return None if row is None else int(row[0])
 
 
 async def write_version(
@@ -278,10 +370,12 @@ async def write_version(
     client_key: str,
     event: Mapping[str, Any] | None = None,
     author_ura: str | None = None,
+    alone: Appendix | None = None,
 ) -> bool:
     """The compare-and-set update with its history row, index rows, outbox event and author row;
     False if the version moved (then nothing at all is written). (The creators of a re-creation
-    replace those of its earlier life: :func:`hub.store.resources.write_version` writes them.)"""
+    replace those of its earlier life: :func:`hub.store.resources.write_version` writes them.)
+    ``alone``: the write is all its transaction writes (:class:`Appendix`)."""
     params = {
         "pid": pid,
         "expected": expected,
@@ -300,11 +394,12 @@ async def write_version(
     creators = bool(author_ura)
     if creators:
         params.update(_creator_params(author_ura, ()))
-    return (await conn.execute(update_statement(event is not None, creators), params)).first() is not None
+    statement = functools.partial(update_statement, event is not None, creators)
+    return await _run_alone(conn, statement, params, alone) is not None
 
 
 @cache
-def delete_statement(with_event: bool = False) -> TextClause:
+def delete_statement(with_event: bool = False, appendix: AppendixShape | None = None) -> TextClause:
     """A deletion: the compare-and-set, the history row (no content) with the compartments the
     deleted version was in (its ``idx_compartment`` rows, which a deletion keeps), the other index
     rows removed, and the outbox event; all hanging off ``r``."""
@@ -324,17 +419,21 @@ def delete_statement(with_event: bool = False) -> TextClause:
         + deletes
         + " SELECT pid FROM r"
     )
-    return text(sql).bindparams(
-        bindparam("pid", type_=BigInteger()),
-        bindparam("expected", type_=Integer()),
-        bindparam("version", type_=Integer()),
-        bindparam("last_updated", type_=BigInteger()),
-        bindparam("res_type", type_=String()),
-        bindparam("res_id", type_=String()),
-        bindparam("method", type_=String()),
-        bindparam("category", type_=String()),
-        bindparam("client_key", type_=String()),
-        *(_EVENT_BINDS if with_event else ()),
+    return _appended(
+        sql,
+        [
+            bindparam("pid", type_=BigInteger()),
+            bindparam("expected", type_=Integer()),
+            bindparam("version", type_=Integer()),
+            bindparam("last_updated", type_=BigInteger()),
+            bindparam("res_type", type_=String()),
+            bindparam("res_id", type_=String()),
+            bindparam("method", type_=String()),
+            bindparam("category", type_=String()),
+            bindparam("client_key", type_=String()),
+            *(_EVENT_BINDS if with_event else ()),
+        ],
+        appendix,
     )
 
 
@@ -349,9 +448,10 @@ async def delete_version(
     category: str,
     client_key: str,
     event: Mapping[str, Any] | None = None,
+    alone: Appendix | None = None,
 ) -> bool:
     """The compare-and-set deletion in one statement; False if the version moved (then nothing at
-    all is written)."""
+    all is written). ``alone``: the write is all its transaction writes (:class:`Appendix`)."""
     params = {
         "pid": pid,
         "expected": expected,
@@ -365,4 +465,5 @@ async def delete_version(
     }
     if event is not None:
         params.update(_event_params(event))
-    return (await conn.execute(delete_statement(event is not None), params)).first() is not None
+    statement = functools.partial(delete_statement, event is not None)
+    return await _run_alone(conn, statement, params, alone) is not None

@@ -35,6 +35,11 @@ class Verdict(Protocol):
         write's own statement: :class:`hub.store.resources.Authorship`)."""
         ...
 
+    @property
+    def change(self) -> object | None:
+        """The state change :meth:`keep` hands on (None: it writes nothing)."""
+        ...
+
     async def keep(self, conn: AsyncConnection, stored: Stored, on_state_change: OnStateChange | None) -> None: ...
 
 

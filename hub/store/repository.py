@@ -39,7 +39,8 @@ from hub.fhir.parse import check_resource
 from hub.fhir.query import Criterion, SearchQuery, TokenValue
 from hub.store import deferred, pg_batch
 from hub.store import resources as dao
-from hub.store.db import Database
+from hub.store.db import Database, on_its_own
+from hub.store.pg_writes import Appendix
 from hub.store.policy import OnStateChange, StorePolicy, Verdict, Visible, WriteRules
 from hub.store.resources import NO_AUTHORSHIP, Authorship, IndexRows, Stored
 from hub.store.searchparams import DEFINITION_TYPE, LiveSearchParameters
@@ -55,6 +56,9 @@ WriteValidator = Callable[[dict[str, Any]], Sequence[Issue]]
 #: transaction: (conn, stored, resource or None for a delete, author URA, writer=the repository's
 #: access policy). (The outbox's hook, hub.store.policy.OnStateChange, receives every state change.)
 AfterWrite = Callable[..., Awaitable[None]]
+#: Whether the after-write hook derives anything for a write: (the version about to be written, its
+#: resource or None for a deletion) -> bool (hub.access.facts / hub.workflows.derive ``derives_anything``).
+AfterWriteNeeded = Callable[[Stored, dict[str, Any] | None], bool]
 #: What the hub keeps right in a resource before it is stored: (new, previous version or None, the
 #: version's instant) -> the resource to store (hub.workflows.overdracht.amend: Task bookkeeping).
 Prepare = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
@@ -135,7 +139,11 @@ class Repository:
         on_state_change: OnStateChange | None = None,
         prepare: Prepare | None = None,
         search_params: LiveSearchParameters | None = None,
+        after_write_needed: AfterWriteNeeded | None = None,
     ) -> None:
+        """``after_write_needed``: whether ``after_write`` derives anything for a write (None: for
+        every write); a write it derives nothing for, whose workflow verdict keeps nothing, writes
+        only its own statement (:meth:`_alone`)."""
         self.db = db
         self.indexer = indexer
         self.matcher = matcher
@@ -160,6 +168,7 @@ class Repository:
         #: The search parameters in effect (the seed and the stored SearchParameters): a written
         #: SearchParameter is checked against it, and taken in when its transaction commits.
         self.search_params = search_params
+        self.after_write_needed = after_write_needed
 
     def with_policy(self, policy: StorePolicy, trail: Trail | None = None) -> Repository:
         """This repository, bound to one caller's access policy (every operation then obeys it)
@@ -277,7 +286,7 @@ class Repository:
         else:
             writes = self.search_params.writes if self.search_params is not None else 0
             try:
-                async with self.db.write(keyed=keyed) as own:
+                async with self.db.write(keyed=keyed) as own, _own_write(own, keyed and not self.db.is_sqlite):
                     yield own
                     if self.trail is not None:
                         # The owed facts first: the audit append takes the chain head's lock, held
@@ -497,13 +506,15 @@ class Repository:
                 event = None
                 if self.outbox is not None:
                     event = await self.outbox.event(c, res_type, None, current, patients)
-                stored = await dao.write_version(c, current, None, self._tick(current), "DELETE", None, event=event)
+                when = self._tick(current)
+                appendix = None
+                version = Stored(current.pid, res_type, res_id, current.version + 1, when, True, None, "DELETE")
+                if self._alone(c, version, None, verdict):
+                    appendix = self._appendix(version, 200, patients)
+                stored = await dao.write_version(c, current, None, when, "DELETE", None, event=event, alone=appendix)
                 if stored is not None:
                     await self._record(c, stored, verdict)
-                    if self.after_write is not None:
-                        await self.after_write(c, stored, None, self.author_ura, writer=self.policy)
-                    if self.trail is not None:
-                        await self.trail.log_write(c, stored, 200, patients)
+                    await self._after(c, stored, None, 200, patients, appendix)
                     return WriteOutcome(stored, 200, None, f"Deleted {res_type}/{res_id}")
                 if expected is not None or conn is not None:
                     raise PreconditionFailed(f"{res_type}/{res_id} was changed by another request")
@@ -614,8 +625,54 @@ class Repository:
         settled (:meth:`_concerning`)."""
         if self.policy.internal or deferred.owed(conn):
             return await dao.get_current(conn, res_type, res_id), None
-        stored, visible = await dao.get_current_for_write(conn, res_type, res_id, self.policy)
+        # (first in its transaction: outside it, so that a write made alone needs no BEGIN)
+        async with _on_its_own_if_own(conn):
+            stored, visible = await dao.get_current_for_write(conn, res_type, res_id, self.policy)
         return stored, (visible if stored is not None else None)
+
+    def _alone(
+        self, conn: AsyncConnection, version: Stored, resource: dict[str, Any] | None, verdict: Verdict | None
+    ) -> bool:
+        """Whether the write of ``version`` (``resource``; None: a deletion) about to be made is all
+        its transaction will write: our own transaction of one write by id (PostgreSQL), owing no
+        facts, with no state change for the outbox hook, nothing derived after it, and no audit
+        record waiting. Then its one statement carries its audit record and commits on its own
+        (:class:`hub.store.pg_writes.Appendix`)."""
+        return (
+            _OWN_WRITE in conn.info
+            and not deferred.owed(conn)
+            and (verdict is None or verdict.change is None)
+            and (
+                self.after_write is None
+                or (self.after_write_needed is not None and not self.after_write_needed(version, resource))
+            )
+            and (self.trail is None or not self.trail.pending)
+        )
+
+    def _appendix(self, version: Stored, status: int, patients: Sequence[str]) -> Appendix:
+        """What a write made alone carries: its audit record (:meth:`Trail.write_appendix`), if any."""
+        appended = self.trail.write_appendix(version, status, patients) if self.trail is not None else None
+        return appended if appended is not None else Appendix()
+
+    async def _after(
+        self,
+        conn: AsyncConnection,
+        stored: Stored,
+        resource: dict[str, Any] | None,
+        status: int,
+        patients: Sequence[str],
+        appendix: Appendix | None,
+    ) -> None:
+        """After a write: the derived facts and the audit record, unless the write was made alone
+        (then it has none, :meth:`_alone`, and its record went in with it)."""
+        if appendix is not None and appendix.used:
+            if self.trail is not None and appendix.shape is not None:
+                self.trail.appended(appendix, stored, patients)
+            return
+        if self.after_write is not None:
+            await self.after_write(conn, stored, resource, self.author_ura, writer=self.policy)
+        if self.trail is not None:
+            await self.trail.log_write(conn, stored, status, patients)
 
     def _tick(self, current: Stored | None = None) -> int:
         """A timestamp for a new version: now, but never before the version it replaces."""
@@ -661,14 +718,13 @@ class Repository:
         verdict = await self._check_write(
             conn, stamped, category, rows, None, "c", validate=lambda: self._check_profiles(stamped), guard=guard
         )  # permission before validation, validation before the workflow rules
-        stored = await self._insert_checked(
-            conn, stamped, res_id, content, when, method, rows, category, verdict, server_id=server_id
+        version = Stored(0, stamped["resourceType"], res_id, 1, when, False, content, method, category)
+        alone = self._alone(conn, version, stamped, verdict)
+        stored, appendix = await self._insert_checked(
+            conn, stamped, res_id, content, when, method, rows, category, verdict, server_id=server_id, alone=alone
         )
         await self._record(conn, stored, verdict)
-        if self.after_write is not None:
-            await self.after_write(conn, stored, stamped, self.author_ura, writer=self.policy)
-        if self.trail is not None:
-            await self.trail.log_write(conn, stored, 201, _patients(rows))
+        await self._after(conn, stored, stamped, 201, _patients(rows), appendix)
         return WriteOutcome(stored, 201, stamped)
 
     async def _insert_checked(
@@ -684,10 +740,13 @@ class Repository:
         verdict: Verdict | None,
         *,
         server_id: bool = False,
-    ) -> Stored:
+        alone: bool = False,
+    ) -> tuple[Stored, Appendix | None]:
         """Version 1, written on the condition the access check left to the statement
         (:meth:`StorePolicy.write_guard`); when it does not hold, the check asks it and refuses as
-        it would have before writing (or, when it now holds, the write is made without it)."""
+        it would have before writing (or, when it now holds, the write is made without it).
+        ``alone``: the write is all its transaction writes (:meth:`_alone`); with the appendix it
+        was made with (None: none)."""
         res_type = stamped["resourceType"]
         patients = _patients(rows)
         try:
@@ -697,31 +756,36 @@ class Repository:
         except Exception:
             await self._confirm_guard(conn, patients)
             raise
-        guard = self.policy.write_guard()
         authorship = self._authorship(verdict)
-        stored = await dao.insert_new(
-            conn,
-            res_type,
-            res_id,
-            content,
-            when,
-            method,
-            rows,
-            category,
-            event,
-            authorship,
-            server_id=server_id,
-            guard=guard,
-        )
+        version = Stored(0, res_type, res_id, 1, when, False, content, method, category)
+
+        async def insert(guarded: tuple[str, Any] | None) -> tuple[Stored | None, Appendix | None]:
+            appendix = self._appendix(version, 201, patients) if alone else None
+            written = await dao.insert_new(
+                conn,
+                res_type,
+                res_id,
+                content,
+                when,
+                method,
+                rows,
+                category,
+                event,
+                authorship,
+                server_id=server_id,
+                guard=guarded,
+                alone=appendix,
+            )
+            return written, appendix
+
+        stored, appendix = await insert(self.policy.write_guard())
         if stored is None:
             await self._confirm_guard(conn, patients)
-            stored = await dao.insert_new(
-                conn, res_type, res_id, content, when, method, rows, category, event, authorship, server_id=server_id
-            )
+            stored, appendix = await insert(None)
             assert stored is not None  # (no guard: written or raised)
         else:
             self.policy.guard_held()
-        return stored
+        return stored, appendix
 
     async def _confirm_guard(self, conn: AsyncConnection, patients: Sequence[str]) -> None:
         """The check the write statement was to make, asked now; a refusal is in the view of the
@@ -759,17 +823,18 @@ class Repository:
         event = None
         if self.outbox is not None:
             event = await self.outbox.event(conn, current.res_type, stamped, current, _patients(rows))
+        final = status or (201 if current.deleted else 200)
+        appendix = None
+        version = Stored(current.pid, current.res_type, current.res_id, current.version + 1, when, False, None, method)
+        if self._alone(conn, version, stamped, verdict):
+            appendix = self._appendix(version, final, _patients(rows))
         stored = await dao.write_version(
-            conn, current, content, when, method, rows, category, event, self._authorship(verdict)
+            conn, current, content, when, method, rows, category, event, self._authorship(verdict), appendix
         )
         if stored is None:
             return None
         await self._record(conn, stored, verdict)
-        if self.after_write is not None:
-            await self.after_write(conn, stored, stamped, self.author_ura, writer=self.policy)
-        final = status or (201 if current.deleted else 200)
-        if self.trail is not None:
-            await self.trail.log_write(conn, stored, final, _patients(rows))
+        await self._after(conn, stored, stamped, final, _patients(rows), appendix)
         return WriteOutcome(stored, final, stamped)
 
     async def _check_write(
@@ -913,6 +978,34 @@ class Repository:
             current if mode == "update" and current is not None and not current.deleted else None,
             "u" if mode == "update" and current is not None else "c",
         )
+
+
+#: In ``conn.info`` while a repository's own transaction of one write by id is open (:meth:`Repository._alone`).
+_OWN_WRITE = "hub.repository.own_write"
+
+
+@asynccontextmanager
+async def _own_write(conn: AsyncConnection, own: bool) -> AsyncIterator[None]:
+    """Mark ``conn`` as the repository's own transaction of one write by id (``own``) while open."""
+    if not own:
+        yield
+        return
+    conn.info[_OWN_WRITE] = True
+    try:
+        yield
+    finally:
+        if not conn.invalidated:  # (asking a broken connection's info would try to reconnect)
+            conn.info.pop(_OWN_WRITE, None)
+
+
+@asynccontextmanager
+async def _on_its_own_if_own(conn: AsyncConnection) -> AsyncIterator[None]:
+    """:func:`hub.store.db.on_its_own` in the repository's own transaction of one write, else nothing."""
+    if _OWN_WRITE not in conn.info:
+        yield
+        return
+    async with on_its_own(conn):
+        yield
 
 
 def one_of(

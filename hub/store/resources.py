@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     String,
@@ -33,7 +33,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from hub.store import deferred
 from hub.store.clientkey import client_key, move
-from hub.store.direct import DirectQuery
+from hub.store.direct import DirectQuery, on_its_own_driver
 from hub.store.policy import ShapeCache, StorePolicy, Visible
 from hub.store.tables import (
     INDEX_TABLES,
@@ -44,6 +44,9 @@ from hub.store.tables import (
     resource,
     resource_history,
 )
+
+if TYPE_CHECKING:
+    from hub.store.pg_writes import Appendix
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +227,7 @@ def _joined_sqlite(element: JoinedIds, compiler: Any, **kw: Any) -> str:
 
 _OWNER = table_clause("resource_owner", column("pid"), column("party"))
 _WRITE_TARGETS: ShapeCache[Any] = ShapeCache()
+_DIRECT_TARGETS: ShapeCache[DirectQuery] = ShapeCache()
 
 
 def _write_target_statement(policy: StorePolicy) -> Any:
@@ -252,7 +256,12 @@ async def get_current_for_write(
     will ask about the row (:meth:`StorePolicy.take_target_facts`)."""
     await deferred.settle(conn)  # the access facts this transaction's writes owe
     params: dict[str, Any] = {"read_type": res_type, "read_id": res_id, **policy.params()}
-    row = (await conn.execute(_write_target_statement(policy), params)).first()
+    fairy = await on_its_own_driver(conn)
+    if fairy is not None:  # (outside a transaction: the driver's way, as a read by id)
+        query = _DIRECT_TARGETS.get(policy.shape(), lambda: DirectQuery(_write_target_statement(policy), conn.dialect))
+        row = await query.fetchrow(fairy, params)
+    else:
+        row = (await conn.execute(_write_target_statement(policy), params)).first()
     if row is None:
         return None, False
     owners = tuple(row[11].split(" ")) if row[11] else ()
@@ -450,13 +459,15 @@ async def insert_new(
     *,
     server_id: bool = False,
     guard: tuple[str, Mapping[str, Any]] | None = None,
+    alone: Appendix | None = None,
 ) -> Stored | None:
     """A resource that did not exist: version 1 in ``resource`` and in the history (and its outbox
     ``event``, when given: see :mod:`hub.events.outbox`; and its ``authorship``), every row with the
     resource's client key. ``server_id``: the server made the id (it cannot collide), so in a
     transaction Bundle the write may wait to be written with the others (:mod:`hub.store.pg_batch`).
     ``guard``: a condition of the access check (PostgreSQL only) the write statement meets, or it
-    writes nothing and this returns None (a guarded write is never left waiting)."""
+    writes nothing and this returns None (a guarded write is never left waiting). ``alone``: the
+    write is all its transaction writes (PostgreSQL, :class:`hub.store.pg_writes.Appendix`)."""
     key = client_key(res_type, res_id, _patients(rows))
     if conn.dialect.name == "postgresql" and rows is not None:
         from hub.store import pg_batch, pg_writes
@@ -467,7 +478,7 @@ async def insert_new(
         if batch is not None:
             waiting = await batch.insert_new(conn, *write, *parties)
             return Stored(waiting, res_type, res_id, 1, last_updated, False, content, method, category, key)
-        written = await pg_writes.insert_new(conn, *write, *parties, guard)
+        written = await pg_writes.insert_new(conn, *write, *parties, guard, alone if batch is None else None)
         if written is None:
             return None
         return Stored(written, res_type, res_id, 1, last_updated, False, content, method, category, key)
@@ -544,8 +555,12 @@ async def write_version(
     category: str | None = None,
     event: Mapping[str, Any] | None = None,
     authorship: Authorship = NO_AUTHORSHIP,
+    alone: Appendix | None = None,
 ) -> Stored | None:
     """The next version of ``current`` (``content=None`` deletes); None if someone else got there first.
+    ``alone``: the write is all its transaction writes (PostgreSQL, :class:`hub.store.pg_writes.Appendix`),
+    made so when it is one statement (not when it moves the resource to another client or replaces
+    its creators).
     ``authorship`` is recorded with it (a deletion records no author; creator parties are those of
     a re-creation, and replace the earlier life's).
 
@@ -578,19 +593,14 @@ async def write_version(
         from hub.store import pg_writes, sqlite_writes
 
         kept_category = category_of or "medisch"
-        one_go = pg_writes.delete_version if conn.dialect.name == "postgresql" else sqlite_writes.delete_version
-        if not await one_go(
-            conn,
-            current.pid,
-            current.res_type,
-            current.res_id,
-            current.version,
-            last_updated,
-            method,
-            kept_category,
-            key,
-            event,
-        ):
+        deletion = (current.pid, current.res_type, current.res_id, current.version, last_updated, method)
+        if conn.dialect.name == "postgresql":
+            done = await pg_writes.delete_version(
+                conn, *deletion, kept_category, key, event, None if authorship else alone
+            )
+        else:
+            done = await sqlite_writes.delete_version(conn, *deletion, kept_category, key, event)
+        if not done:
             return None
         if authorship:
             await _record_authorship(conn, current.pid, key, authorship, author=False, replace=True)
@@ -612,6 +622,7 @@ async def write_version(
             key,
             event,
             authorship.author_ura,
+            alone if key == current.client_key and not authorship.owners else None,
         )
         if not ok:
             return None

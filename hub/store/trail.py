@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.store.pg_writes import Appendix
 from hub.store.resources import Stored
 
 
@@ -48,6 +49,17 @@ class Trail(Protocol):
 
     async def log_write(self, conn: AsyncConnection, stored: Stored, status: int, patients: Iterable[str]) -> None:
         """A successful write: its record joins the write's transaction."""
+
+    def write_appendix(self, stored: Stored, status: int, patients: Iterable[str]) -> Appendix | None:
+        """The record :meth:`log_write` would log, as part of the write's own statement (a write
+        made alone, PostgreSQL); None when nothing is logged."""
+
+    def appended(self, appendix: Appendix, stored: Stored, patients: Iterable[str]) -> None:
+        """The write was made with the appendix :meth:`write_appendix` gave: it is logged."""
+
+    @property
+    def pending(self) -> list[Any]:
+        """Write records waiting for :meth:`flush`."""
 
     async def flush(self, conn: AsyncConnection) -> None:
         """Append the transaction's write records, just before it commits."""

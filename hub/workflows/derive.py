@@ -22,6 +22,17 @@ from hub.store.tables import idx_reference, resource
 from hub.workflows import overdracht
 from hub.workflows.tables import overdracht_access
 
+#: The types :func:`after_write` derives anything for.
+DERIVING_TYPES = frozenset({"Task", "Organization", "PractitionerRole", "Composition"})
+
+
+def derives_anything(stored: Stored, res: dict[str, Any] | None) -> bool:
+    """Whether :func:`after_write` derives anything for the write of ``stored`` (``res``; None: a
+    deletion); one it derives nothing for may be made alone (hub.store.repository)."""
+    from hub.access.facts import new_organisation_without_ura
+
+    return stored.res_type in DERIVING_TYPES and not new_organisation_without_ura(stored, res)
+
 
 async def after_write(
     conn: AsyncConnection,
@@ -33,6 +44,8 @@ async def after_write(
 ) -> None:
     """``base`` is the hub's FHIR base: only references to resources on this hub count
     (:func:`hub.fhir.references.resolve`)."""
+    if stored.res_type not in DERIVING_TYPES:
+        return
     if stored.res_type == "Task":
         await derive_task(conn, stored.pid, res, base)
     elif stored.res_type in ("Organization", "PractitionerRole"):

@@ -196,6 +196,35 @@ async def test_a_lost_batch_connection_fails_its_batch_only(audit_db: Database, 
     assert result.ok and result.records == 3, result.summary()
 
 
+async def test_a_lone_record_after_a_write_is_chained_by_the_database(
+    audit_db: Database, tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group-commit batch of one record after a write moved the head (so the head this writer
+    saw last is stale) is chained in SQL in one statement on PostgreSQL, not by the locking path;
+    on SQLite the locking path chains it. The chain verifies either way."""
+    from hub.audit import writer as writer_module
+
+    writer = await started_writer(audit_db, tmp_path / "keys")
+    await writer.record(sample(0))
+    locked: list[int] = []
+    lock_head = writer_module._lock_head
+
+    async def counted(conn: Any, is_sqlite: bool) -> Any:
+        locked.append(1)
+        return await lock_head(conn, is_sqlite)
+
+    monkeypatch.setattr(writer_module, "_lock_head", counted)
+    other = AuditWriter(audit_db, key_dir=tmp_path / "keys")  # (another process's writes)
+    for i in range(1, 6):
+        async with audit_db.write() as conn:
+            await other.record_in(conn, AuditRecord("create", 201, resources=(("Patient", f"w{i}", "1"),)))
+        assert await writer.record(sample(i)) == 2 * i + 1
+    assert bool(locked) == audit_db.is_sqlite, locked
+    await writer.stop()
+    result = await verify(audit_db, tmp_path / "keys")
+    assert result.ok and result.records == 11, result.summary()
+
+
 async def test_two_writers_share_one_chain(audit_db: Database, tmp_path: Path) -> None:
     """Two writers on separate connection pools (as two worker processes would be) keep one order."""
     other = Database(str(audit_db.url.render_as_string(hide_password=False)), pool_size=3)
