@@ -124,12 +124,18 @@ class AuditTrail:
             return
         elif by_pid is None or any(s.pid not in by_pid for s in stored):
             by_pid = await patients_by_pid(conn, [s.pid for s in stored])
-        self._remember([(s, by_pid.get(s.pid, set())) for s in stored])
+        self.note_found(stored, by_pid)
 
     def note_known(self, stored: Stored, patients: Iterable[str]) -> None:
         """One resource returned (or refused), its clients known already (no lookup)."""
         if self.enabled:
             self._remember([(stored, set(patients))])
+
+    def note_found(self, stored: Sequence[Stored], by_pid: Mapping[int, set[str]]) -> None:
+        """Resources returned, the clients of each in ``by_pid`` (no lookup; one it leaves out
+        belongs to no client)."""
+        if self.enabled:
+            self._remember([(s, by_pid.get(s.pid, set())) for s in stored])
 
     async def note_versions(self, conn: AsyncConnection, stored: Sequence[Stored], hids: Sequence[int]) -> None:
         """History entries: each version is credited to the clients *it* was about."""

@@ -17,6 +17,7 @@ own, as on the lookup pool's autocommit connections).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Dialect
@@ -83,6 +84,14 @@ class DirectQuery:
             args.append(processor(value) if processor is not None else value)
         return sql, args
 
+    async def fetch(self, fairy: PoolProxiedConnection, params: Mapping[str, Any]) -> list[Sequence[Any]]:
+        """Every row (tuple-like asyncpg Records), as :meth:`fetchrow`."""
+        sql, args = self.arguments(params)
+        try:
+            return await fairy.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
+        except Exception as exc:
+            raise await _translated(fairy, self.dialect, exc, sql, args) from None
+
     async def fetchrow(self, fairy: PoolProxiedConnection, params: Mapping[str, Any]) -> Sequence[Any] | None:
         """The first row (a tuple-like asyncpg Record), or None, on a pooled connection checked out
         as it is (:meth:`hub.store.db.Database.lookup_driver`)."""
@@ -91,6 +100,16 @@ class DirectQuery:
             return await fairy.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]
         except Exception as exc:
             raise await _translated(fairy, self.dialect, exc, sql, args) from None
+
+
+@dataclass(frozen=True, slots=True)
+class DriverConnection:
+    """A lookup connection checked out as the driver's (:meth:`hub.store.db.Database.lookup_driver`)
+    with its dialect: what a search runs its statements on instead of an ``AsyncConnection``
+    (:meth:`hub.store.search.engine.SearchEngine.execute`). In no transaction."""
+
+    fairy: PoolProxiedConnection
+    dialect: Dialect
 
 
 async def _translated(
@@ -115,4 +134,4 @@ async def _translated(
     return exc
 
 
-__all__ = ["DirectQuery", "MAX_FORMS"]
+__all__ = ["MAX_FORMS", "DirectQuery", "DriverConnection"]
