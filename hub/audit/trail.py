@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.audit.records import AuditRecord
 from hub.audit.writer import AuditWriter
+from hub.fhir.instants import now_us
 from hub.fhir.validation.bsn import BSN_SYSTEM
 from hub.store.resources import (
     Stored,
@@ -291,23 +292,27 @@ class AuditTrail:
                 )
             )
             return
-        # One record per client, each with that client's own entities only.
-        records = []
+        # One record per client, each with that client's own entities only (at one instant: one interaction).
+        by_patient: dict[str, list[tuple[str, str, str | None]]] = {p: [] for p in patients}
+        for (t, i), v in self.resources.items():
+            for patient in self.resource_patients.get((t, i), ()):
+                own = by_patient.get(patient)
+                if own is not None and len(own) < MAX_ENTITIES:
+                    own.append((t, i, v))
         queries = redact_each(self.query, patients)
-        for patient in patients:
-            own = [
-                (t, i, v) for (t, i), v in self.resources.items() if patient in self.resource_patients.get((t, i), ())
-            ]
-            records.append(
-                self._record(
-                    self.interaction,
-                    status,
-                    resources=tuple(own[:MAX_ENTITIES]),
-                    patient_ids=(patient,),
-                    query=queries[patient],
-                    denial_reason=denial_reason,
-                )
+        when = now_us()
+        records = [
+            self._record(
+                self.interaction,
+                status,
+                resources=tuple(by_patient[patient]),
+                patient_ids=(patient,),
+                query=queries[patient],
+                denial_reason=denial_reason,
+                recorded_us=when,
             )
+            for patient in patients
+        ]
         await writer.record_many(records)
 
 
