@@ -29,6 +29,7 @@ from hub.audit.records import AuditRecord
 from hub.audit.writer import AuditWriter
 from hub.fhir.instants import now_us
 from hub.fhir.validation.bsn import BSN_SYSTEM
+from hub.store.direct import DriverConnection
 from hub.store.resources import (
     Stored,
     existing_ids,
@@ -177,7 +178,11 @@ class AuditTrail:
             self.mentioned |= await existing_ids(conn, "Patient", ids)
 
     async def note_named(
-        self, conn: AsyncConnection, res_type: str | None, res_id: str | None, query: Sequence[tuple[str, str]]
+        self,
+        conn: AsyncConnection | DriverConnection,
+        res_type: str | None,
+        res_id: str | None,
+        query: Sequence[tuple[str, str]],
     ) -> None:
         """The clients a request names (``Patient/x``, ``patient=x``, a BSN in an identifier
         search), whether or not it then finds or may see anything: their view shows the attempt."""

@@ -314,6 +314,18 @@ class Repository:
             async with self.db.lookup() if lookup else self.db.read() as own:
                 yield own
 
+    @asynccontextmanager
+    async def keyed(self, conn: AsyncConnection | None) -> AsyncIterator[AsyncConnection | DriverConnection]:
+        """``conn``, or a lookup connection of our own for the key lookups of the hub's bookkeeping
+        (``hub.store.resources``' ``existing_ids``, ``patients_by_identifier``): the driver's when
+        nothing observes the lookup pool's statements (:mod:`hub.store.direct`)."""
+        if conn is None and self.db.direct_lookups:
+            async with self.db.lookup_driver() as fairy:
+                yield DriverConnection(fairy, self.db.lookup_engine.dialect)
+        else:
+            async with self.reading(conn, lookup=True) as own:
+                yield own
+
     # -- reads ----------------------------------------------------------------------------------
 
     async def read(self, res_type: str, res_id: str, *, conn: AsyncConnection | None = None) -> Stored:

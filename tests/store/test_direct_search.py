@@ -182,3 +182,36 @@ async def test_searches_take_the_driver_path_when_nothing_observes_the_statement
     assert again.status_code == 200 and again.json()["entry"] == r.json()["entry"]
     assert len(runs) == (2 if backend == "postgresql" else 0)
     assert any("FROM resource" in s for s in seen)
+
+
+async def test_bookkeeping_lookups_on_the_driver_answer_as_through_sqlalchemy(
+    demo: dict[str, str],  # noqa: F811
+    hub_app: Any,
+    backend: str,
+) -> None:
+    """The named-client lookups of the audit trail (``existing_ids``, ``patients_by_identifier``)."""
+    from hub.store import resources as dao
+
+    repo = hub_app.state.services.repo
+    db = repo.db
+    ids = [*sorted(demo.values()), "no-such-id"]
+    bsns = [*sorted(demo), "999990019", "123"]
+    answers = []
+    for lookups in (["Patient"], ["Observation"]):
+        async with repo.keyed(None) as keyed:
+            assert isinstance(keyed, DriverConnection) == (backend == "postgresql")
+            fast = (
+                await dao.existing_ids(keyed, lookups[0], ids),
+                await dao.existing_ids(keyed, lookups[0], ids[:1]),
+                await dao.patients_by_identifier(keyed, BSN, bsns),
+            )
+        async with db.lookup() as conn:
+            slow = (
+                await dao.existing_ids(conn, lookups[0], ids),
+                await dao.existing_ids(conn, lookups[0], ids[:1]),
+                await dao.patients_by_identifier(conn, BSN, bsns),
+            )
+        assert fast == slow
+        answers.append(slow)
+    assert answers[0][0] == set(demo.values()) and answers[1][0] == set()
+    assert set(answers[0][2]) == set(demo)
