@@ -1,6 +1,7 @@
 """A SQLAlchemy statement compiled once and run straight on the asyncpg connection.
 
-For the hottest single-row lookups (a read by id: one statement per request). Going through
+For the hottest lookups by key (a read by id: one statement per request; the statements of a search
+that names its matches by key; the audit trail's named-client lookups). Going through
 SQLAlchemy's execution layer for such a statement costs several times what asyncpg itself does
 (measured on a checked read-by-id: 150 µs of CPU through ``AsyncConnection.execute`` against 22 µs
 for the same prepared statement on the driver connection): the greenlet switch, the execution

@@ -1,8 +1,9 @@
 """Running a search: a bounded number of SQL statements, whatever the result size.
 
-Statements per search: the page (1, with the snapshot id folded in on the first page), the count
-(0 or 1), and one per ``_include``/``_revinclude`` round (``:iterate`` adds rounds, at most
-:data:`MAX_INCLUDE_DEPTH`). No statement per result row, ever.
+Statements per search: the page (1, with the snapshot id folded in on the first page, and the total
+counted by the same statement unless a cursor continues the page), the count (0 or 1: only a page of
+a cursor that needs a total), and one per ``_include``/``_revinclude`` round (``:iterate`` adds
+rounds, at most :data:`MAX_INCLUDE_DEPTH`). No statement per result row, ever.
 
 Paging is keyset-based within a *snapshot*: the first page records the highest resource ``pid``
 then committed, and every later page only considers resources up to it, so resources created while a
@@ -16,7 +17,9 @@ cannot shift what comes after it (with offsets it could make a row skipped or se
 Each statement is built once per *shape* (:mod:`hub.store.search.predicates`: which parameters,
 modifiers, chains, sort, paging position, includes) and access policy shape, kept in a bounded LRU
 (:class:`hub.store.policy.ShapeCache`), and run with the search's and the caller's values as bind
-parameters: the way reads by id run (:func:`hub.store.resources.get_current_checked`).
+parameters: the way reads by id run (:func:`hub.store.resources.get_current_checked`). On a
+:class:`~hub.store.direct.DriverConnection` (searches that :meth:`SearchEngine.plan_stable`, outside a
+transaction) the same statements are compiled once and run by asyncpg itself.
 """
 
 from __future__ import annotations
@@ -154,6 +157,12 @@ def in_compartment(r: FromClause, comp_type: str, comp_id: Any, res_type: str | 
     if res_type:
         rows = rows.where(c.c.res_type == res_type)
     return tuple_(r.c.client_key, r.c.pid).in_(rows)
+
+
+def _counted(query: SearchQuery) -> bool:
+    """Whether the page statement also counts the total (:meth:`SearchEngine._build_page`): an accurate
+    one, on a page without a cursor (whose keyset condition would narrow the count)."""
+    return query.total == "accurate" and query.cursor is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +432,8 @@ class SearchEngine(Matcher):
         b = Binds()
         shape = self._plan_page(query, local_base, b, stable)
         access = _access(visible)
-        return self._build_page(shape, visible).params({**b.values, **access.params})
+        counted = _counted(query)
+        return self._build_page(shape, visible, counted=counted).params({**b.values, **access.params})
 
     async def _run(
         self, conn: SearchConnection, key: Shape, build: Any, b: Binds, access: _Access
@@ -469,8 +479,7 @@ class SearchEngine(Matcher):
         first_page = query.snapshot is None
         b = Binds()
         shape = self._plan_page(query, local_base, b, stable)
-        # the total from the page's own statement (the keyset condition of a cursor would narrow it)
-        counted = query.total == "accurate" and query.cursor is None
+        counted = _counted(query)
         build = lambda: self._build_page(shape, access.visible, with_patients, counted)  # noqa: E731
         rows = list(await self._run(conn, (shape, with_patients, counted), build, b, access))
         counted_total = int(rows[0][9 + len(query.sort)]) if counted and rows else None
