@@ -9,13 +9,13 @@ import dataclasses
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from hub.demo import UZI
 from hub.store.direct import DirectQuery, DriverConnection
 from hub.store.search.engine import SearchEngine, SearchPage
 from tests.api.test_operations import C1, HUISARTS, demo  # noqa: F401  (fixture)
-from tests.store.test_direct import _policies
+from tests.store.test_direct import _policies, deleted_observation, observed_lookups
 
 BASE = "http://hub.test/fhir"
 
@@ -76,18 +76,7 @@ async def test_direct_search_matches_the_sqlalchemy_search(
     if backend != "postgresql":
         assert not db.direct_lookups  # the driver path is asyncpg's; SQLite searches never take it
         return
-    # a deleted resource in a client's data too
-    r = await client_as(HUISARTS).post(
-        "/fhir/Observation",
-        json={
-            "resourceType": "Observation",
-            "status": "final",
-            "code": {"text": "direct search"},
-            "subject": {"reference": f"Patient/{demo[C1]}"},
-        },
-    )
-    assert r.status_code == 201, r.text
-    assert (await client_as(HUISARTS).delete(f"/fhir/Observation/{r.json()['id']}")).status_code in (200, 204)
+    await deleted_observation(client_as, demo[C1], "direct search")  # a deleted resource in a client's data too
     queries = await _queries(db, sorted(demo.values()))
     policies = await _policies(hub_app)
     compared = found = hidden = 0
@@ -168,17 +157,8 @@ async def test_searches_take_the_driver_path_when_nothing_observes_the_statement
     assert r.status_code == 200 and r.json()["total"] >= 1
     assert len(runs) == (2 if backend == "postgresql" else 0)  # the page (and its total), the include round
     # with someone listening to the lookup pool's statements, searches go through SQLAlchemy (they see them)
-    db = hub_app.state.services.repo.db
-    seen: list[str] = []
-
-    def listen(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        seen.append(statement)
-
-    event.listen(db.lookup_engine.sync_engine, "before_cursor_execute", listen)
-    try:
+    with observed_lookups(hub_app.state.services.repo.db) as seen:
         again = await client_as(HUISARTS).get(path)
-    finally:
-        event.remove(db.lookup_engine.sync_engine, "before_cursor_execute", listen)
     assert again.status_code == 200 and again.json()["entry"] == r.json()["entry"]
     assert len(runs) == (2 if backend == "postgresql" else 0)
     assert any("FROM resource" in s for s in seen)
