@@ -53,8 +53,9 @@ from hub.fhir.validation.bsn import BSN_SYSTEM
 from hub.store import pg_batch
 from hub.store.db import Database
 from hub.store.deferred import owed
+from hub.store.direct import DriverConnection
 from hub.store.policy import Verdict
-from hub.store.resources import JoinedIds, Stored, patients_by_identifier_direct
+from hub.store.resources import JoinedIds, Stored, patients_by_identifier
 from hub.store.tables import history_compartment, idx_compartment, idx_token, resource
 from hub.store.tables import resource as resource_table
 
@@ -801,7 +802,7 @@ async def build_policy_on(db: Database, principal: Principal, *, emergency_reaso
     if principal.kind == "client" and principal.patient_bsn and not emergency_reason and db.direct_lookups:
         bsn = principal.patient_bsn
         async with db.lookup_driver() as fairy:
-            ids = await patients_by_identifier_direct(fairy, db.lookup_engine.dialect, BSN_SYSTEM, [bsn])
+            ids = await patients_by_identifier(DriverConnection(fairy, db.lookup_engine.dialect), BSN_SYSTEM, [bsn])
         policy = await build_policy(None, principal)
         policy.patient_ids = tuple(ids.get(bsn, ()))
         return policy

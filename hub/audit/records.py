@@ -193,8 +193,54 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values if v))
 
 
-def build_event(record: AuditRecord, *, source: str = "zorgnet-hub") -> dict[str, Any]:
+class _Shared:
+    """The parts of AuditEvents that the records of one interaction have in common (who asked, how,
+    when), built once for all of them by :func:`prepare_many`: a search over many clients logs one
+    record per client. The parts are shared between the events, which are serialized at once and
+    never changed."""
+
+    __slots__ = ("agents", "instants", "queries")
+
+    def __init__(self) -> None:
+        self.agents: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        self.instants: dict[int, str] = {}
+        self.queries: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
+
+    def agents_of(self, r: AuditRecord) -> list[dict[str, Any]]:
+        key = (
+            r.client_id,
+            r.principal_kind,
+            r.scopes,
+            r.remote_addr,
+            r.practitioner,
+            r.person_id,
+            r.relation,
+            r.patient_bsn,
+            r.organisation_ura,
+            r.acting_for,
+        )
+        agents = self.agents.get(key)
+        if agents is None:
+            agents = self.agents[key] = _agents(r)
+        return agents
+
+    def instant(self, us: int) -> str:
+        iso = self.instants.get(us)
+        if iso is None:
+            iso = self.instants[us] = to_iso(us)
+        return iso
+
+    def query_of(self, r: AuditRecord) -> dict[str, Any]:
+        key = (r.method, r.path, r.query, r.request_id)
+        query = self.queries.get(key)
+        if query is None:
+            query = self.queries[key] = _query_entity(r)
+        return query
+
+
+def build_event(record: AuditRecord, *, source: str = "zorgnet-hub", shared: _Shared | None = None) -> dict[str, Any]:
     """The AuditEvent (R4, BALP-shaped) for ``record``, without ``id`` (the log position is the id)."""
+    shared = shared or _Shared()
     kind = record.interaction
     if kind in _AUTH:
         system, code, display = _AUTH[kind]
@@ -215,9 +261,9 @@ def build_event(record: AuditRecord, *, source: str = "zorgnet-hub") -> dict[str
         "type": event_type,
         "subtype": subtype,
         "action": action,
-        "recorded": to_iso(record.recorded_us),
+        "recorded": shared.instant(record.recorded_us),
         "outcome": outcome_code(record.status),
-        "agent": _agents(record),
+        "agent": shared.agents_of(record),
         "source": {
             "observer": _ident(HUB_ORIGIN, source),
             "type": [_coding(SOURCE_TYPE, "4", "Application Server")],
@@ -233,7 +279,7 @@ def build_event(record: AuditRecord, *, source: str = "zorgnet-hub") -> dict[str
         if record.emergency_reason:
             pou["text"] = record.emergency_reason
         event["purposeOfEvent"] = [pou]
-    entities = _entities(record)
+    entities = _entities(record, shared)
     if entities:
         event["entity"] = entities
     return event
@@ -297,7 +343,7 @@ def _agents(r: AuditRecord) -> list[dict[str, Any]]:
     return agents
 
 
-def _entities(r: AuditRecord) -> list[dict[str, Any]]:
+def _entities(r: AuditRecord, shared: _Shared) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for pid in _unique(r.patient_ids):
         out.append(
@@ -316,18 +362,22 @@ def _entities(r: AuditRecord) -> list[dict[str, Any]]:
             }
         )
     if r.method or r.query:
-        request = f"{r.method} {r.path}".strip()
-        query: dict[str, Any] = {
-            "type": _coding(ENTITY_TYPE, "2", "System Object"),
-            "role": _coding(OBJECT_ROLE, "24", "Query"),
-            "description": request,
-        }
-        if r.query:
-            query["query"] = base64.b64encode(r.query.encode("utf-8")).decode("ascii")
-        if r.request_id:
-            query["detail"] = [{"type": "request-id", "valueString": r.request_id}]
-        out.append(query)
+        out.append(shared.query_of(r))
     return out
+
+
+def _query_entity(r: AuditRecord) -> dict[str, Any]:
+    """The entity of the request itself: method and path, the query text (base64), the request id."""
+    query: dict[str, Any] = {
+        "type": _coding(ENTITY_TYPE, "2", "System Object"),
+        "role": _coding(OBJECT_ROLE, "24", "Query"),
+        "description": f"{r.method} {r.path}".strip(),
+    }
+    if r.query:
+        query["query"] = base64.b64encode(r.query.encode("utf-8")).decode("ascii")
+    if r.request_id:
+        query["detail"] = [{"type": "request-id", "valueString": r.request_id}]
+    return query
 
 
 def _ref(res_type: str, res_id: str, version: str | None) -> str:
@@ -376,7 +426,17 @@ def index_facts(event: dict[str, Any], recorded_us: int) -> IndexFacts:
 
 def prepare(record: AuditRecord, *, source: str = "zorgnet-hub") -> PreparedRecord:
     """Build, canonicalize and index one record (done by the caller's task, not the writer's)."""
-    event = build_event(record, source=source)
+    return _prepare(record, source, _Shared())
+
+
+def prepare_many(records: Iterable[AuditRecord], *, source: str = "zorgnet-hub") -> list[PreparedRecord]:
+    """:func:`prepare` for the records of one interaction, what they share built once."""
+    shared = _Shared()
+    return [_prepare(r, source, shared) for r in records]
+
+
+def _prepare(record: AuditRecord, source: str, shared: _Shared) -> PreparedRecord:
+    event = build_event(record, source=source, shared=shared)
     user = None
     if record.practitioner:
         user = record.practitioner[1]
@@ -409,4 +469,5 @@ __all__ = [
     "index_facts",
     "outcome_code",
     "prepare",
+    "prepare_many",
 ]

@@ -27,7 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.audit.records import AuditRecord
 from hub.audit.writer import AuditWriter
+from hub.fhir.instants import now_us
 from hub.fhir.validation.bsn import BSN_SYSTEM
+from hub.store.direct import DriverConnection
 from hub.store.pg_writes import Appendix
 from hub.store.resources import (
     Stored,
@@ -125,12 +127,18 @@ class AuditTrail:
             return
         elif by_pid is None or any(s.pid not in by_pid for s in stored):
             by_pid = await patients_by_pid(conn, [s.pid for s in stored])
-        self._remember([(s, by_pid.get(s.pid, set())) for s in stored])
+        self.note_found(stored, by_pid)
 
     def note_known(self, stored: Stored, patients: Iterable[str]) -> None:
         """One resource returned (or refused), its clients known already (no lookup)."""
         if self.enabled:
             self._remember([(stored, set(patients))])
+
+    def note_found(self, stored: Sequence[Stored], by_pid: Mapping[int, set[str]]) -> None:
+        """Resources returned, the clients of each in ``by_pid`` (no lookup; one it leaves out
+        belongs to no client)."""
+        if self.enabled:
+            self._remember([(s, by_pid.get(s.pid, set())) for s in stored])
 
     async def note_versions(self, conn: AsyncConnection, stored: Sequence[Stored], hids: Sequence[int]) -> None:
         """History entries: each version is credited to the clients *it* was about."""
@@ -171,7 +179,11 @@ class AuditTrail:
             self.mentioned |= await existing_ids(conn, "Patient", ids)
 
     async def note_named(
-        self, conn: AsyncConnection, res_type: str | None, res_id: str | None, query: Sequence[tuple[str, str]]
+        self,
+        conn: AsyncConnection | DriverConnection,
+        res_type: str | None,
+        res_id: str | None,
+        query: Sequence[tuple[str, str]],
     ) -> None:
         """The clients a request names (``Patient/x``, ``patient=x``, a BSN in an identifier
         search), whether or not it then finds or may see anything: their view shows the attempt."""
@@ -304,23 +316,27 @@ class AuditTrail:
                 )
             )
             return
-        # One record per client, each with that client's own entities only.
-        records = []
+        # One record per client, each with that client's own entities only (at one instant: one interaction).
+        by_patient: dict[str, list[tuple[str, str, str | None]]] = {p: [] for p in patients}
+        for (t, i), v in self.resources.items():
+            for patient in self.resource_patients.get((t, i), ()):
+                own = by_patient.get(patient)
+                if own is not None and len(own) < MAX_ENTITIES:
+                    own.append((t, i, v))
         queries = redact_each(self.query, patients)
-        for patient in patients:
-            own = [
-                (t, i, v) for (t, i), v in self.resources.items() if patient in self.resource_patients.get((t, i), ())
-            ]
-            records.append(
-                self._record(
-                    self.interaction,
-                    status,
-                    resources=tuple(own[:MAX_ENTITIES]),
-                    patient_ids=(patient,),
-                    query=queries[patient],
-                    denial_reason=denial_reason,
-                )
+        when = now_us()
+        records = [
+            self._record(
+                self.interaction,
+                status,
+                resources=tuple(by_patient[patient]),
+                patient_ids=(patient,),
+                query=queries[patient],
+                denial_reason=denial_reason,
+                recorded_us=when,
             )
+            for patient in patients
+        ]
         await writer.record_many(records)
 
 

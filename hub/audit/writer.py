@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.audit.chain import chain
 from hub.audit.checkpoints import AuditKeyring, Checkpoint, append_witness
-from hub.audit.records import AuditRecord, PreparedRecord, prepare
+from hub.audit.records import AuditRecord, PreparedRecord, prepare, prepare_many
 from hub.audit.tables import audit_checkpoint, audit_entity, audit_head, audit_log, audit_patient
 from hub.store.direct import DirectQuery
 from hub.store.pg_writes import Appendix, AppendixShape
@@ -165,7 +165,7 @@ class AuditWriter:
         """Append several records (bulk tools, tests); returns their seqs once all are committed."""
         if not self.enabled:
             return [0 for _ in records]
-        futures = [self._submit(prepare(r, source=self.source)) for r in records]
+        futures = [self._submit(p) for p in prepare_many(records, source=self.source)]
         return list(await asyncio.gather(*futures))
 
     async def record_in(self, conn: AsyncConnection, record: AuditRecord) -> int:
@@ -182,7 +182,7 @@ class AuditWriter:
         meanwhile, or that transaction rolled back, it is read under lock and chained again."""
         if not self.enabled or not records:
             return 0
-        items = [prepare(r, source=self.source) for r in records]
+        items = prepare_many(records, source=self.source)
         head = await _append_in(conn, self.db.is_sqlite, self._head, items)
         self._head = head  # (a hint only: every use of it is a compare-and-set)
         return head.last_seq

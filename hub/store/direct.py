@@ -1,6 +1,7 @@
 """A SQLAlchemy statement compiled once and run straight on the asyncpg connection.
 
-For the hottest single-row lookups (a read by id: one statement per request). Going through
+For the hottest lookups by key (a read by id: one statement per request; the statements of a search
+that names its matches by key; the audit trail's named-client lookups). Going through
 SQLAlchemy's execution layer for such a statement costs several times what asyncpg itself does
 (measured on a checked read-by-id: 150 µs of CPU through ``AsyncConnection.execute`` against 22 µs
 for the same prepared statement on the driver connection): the greenlet switch, the execution
@@ -17,6 +18,7 @@ own, as on the lookup pool's autocommit connections).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ARRAY
@@ -111,11 +113,6 @@ class DirectQuery:
             raise await _translated(fairy, self.dialect, exc, sql, args) from None
 
 
-def _plain_array(sql_type: Any, dialect: Dialect) -> bool:
-    """An ARRAY whose items the dialect binds without processing."""
-    return isinstance(sql_type, ARRAY) and sql_type.item_type.dialect_impl(dialect).bind_processor(dialect) is None
-
-
 async def on_its_own_driver(conn: AsyncConnection) -> PoolProxiedConnection | None:
     """``conn``'s pooled connection, when a statement on it commits on its own
     (:func:`hub.store.db.on_its_own`: asyncpg, its transaction not begun, autocommit for now) and no
@@ -131,6 +128,16 @@ async def on_its_own_driver(conn: AsyncConnection) -> PoolProxiedConnection | No
     if adapter is None or adapter._transaction is not None or adapter.isolation_level != "autocommit":
         return None
     return fairy
+
+
+@dataclass(frozen=True, slots=True)
+class DriverConnection:
+    """A lookup connection checked out as the driver's (:meth:`hub.store.db.Database.lookup_driver`)
+    with its dialect: what a search runs its statements on instead of an ``AsyncConnection``
+    (:meth:`hub.store.search.engine.SearchEngine.execute`). In no transaction."""
+
+    fairy: PoolProxiedConnection
+    dialect: Dialect
 
 
 async def _translated(
@@ -155,4 +162,4 @@ async def _translated(
     return exc
 
 
-__all__ = ["DirectQuery", "MAX_FORMS", "on_its_own_driver"]
+__all__ = ["MAX_FORMS", "DirectQuery", "DriverConnection", "on_its_own_driver"]

@@ -33,7 +33,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from hub.store import deferred
 from hub.store.clientkey import client_key, move
-from hub.store.direct import DirectQuery, on_its_own_driver
+from hub.store.direct import DirectQuery, DriverConnection, on_its_own_driver
 from hub.store.policy import ShapeCache, StorePolicy, Visible
 from hub.store.tables import (
     INDEX_TABLES,
@@ -378,50 +378,51 @@ _PATIENTS_BY_IDENTIFIER = (
 )
 
 
-async def patients_by_identifier(conn: AsyncConnection, system: str, values: Iterable[str]) -> dict[str, list[str]]:
+#: The key lookups of the hub's own bookkeeping compiled for the driver's path, by name.
+_DIRECT_LOOKUPS: ShapeCache[DirectQuery] = ShapeCache()
+
+
+async def _lookup_rows(
+    conn: AsyncConnection | DriverConnection, name: str, stmt: Any, params: dict[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """The rows of the constant statement ``stmt`` (called ``name``), on SQLAlchemy's connection or,
+    compiled once, on a lookup connection's driver (:mod:`hub.store.direct`)."""
+    if isinstance(conn, DriverConnection):
+        query = _DIRECT_LOOKUPS.get(name, lambda: DirectQuery(stmt, conn.dialect))
+        return await query.fetch(conn.fairy, params)
+    return (await conn.execute(stmt, params)).all()
+
+
+async def patients_by_identifier(
+    conn: AsyncConnection | DriverConnection, system: str, values: Iterable[str]
+) -> dict[str, list[str]]:
     """The ids of the current Patients carrying each of these identifier values (a BSN: normally one)."""
     wanted = sorted(set(values))
     if not wanted:
         return {}
-    return _ids_by_value((await conn.execute(_PATIENTS_BY_IDENTIFIER, {"system": system, "values": wanted})).all())
-
-
-_DIRECT_PATIENTS: ShapeCache[DirectQuery] = ShapeCache(4)
-
-
-async def patients_by_identifier_direct(
-    fairy: PoolProxiedConnection, dialect: Any, system: str, values: Iterable[str]
-) -> dict[str, list[str]]:
-    """:func:`patients_by_identifier` on a lookup connection of the caller's own, with the statement
-    run on the asyncpg connection (:mod:`hub.store.direct`): every request of a client asks it when
-    its access policy is built, and SQLAlchemy's execution cost several times the statement's."""
-    wanted = sorted(set(values))
-    if not wanted:
-        return {}
-    query = _DIRECT_PATIENTS.get(dialect.name, lambda: DirectQuery(_PATIENTS_BY_IDENTIFIER, dialect))
-    return _ids_by_value(await query.fetch(fairy, {"system": system, "values": wanted}))
-
-
-def _ids_by_value(rows: Iterable[Sequence[Any]]) -> dict[str, list[str]]:
+    rows = await _lookup_rows(
+        conn, "patients_by_identifier", _PATIENTS_BY_IDENTIFIER, {"system": system, "values": wanted}
+    )
     out: dict[str, list[str]] = {}
     for value, res_id in rows:
         out.setdefault(value, []).append(res_id)
     return out
 
 
-async def existing_ids(conn: AsyncConnection, res_type: str, ids: Iterable[str]) -> set[str]:
+_EXISTING_IDS = select(resource.c.res_id).where(
+    resource.c.res_type == bindparam("res_type"),
+    resource.c.res_id.in_(bindparam("ids", expanding=True)),
+    resource.c.deleted == false(),
+)
+
+
+async def existing_ids(conn: AsyncConnection | DriverConnection, res_type: str, ids: Iterable[str]) -> set[str]:
     """Which of ``ids`` name a current, undeleted ``res_type`` (no access decision: for the hub's
     own bookkeeping, such as whose audit view an attempt belongs in)."""
     wanted = sorted(set(ids))
     if not wanted:
         return set()
-    rows = (
-        await conn.execute(
-            select(resource.c.res_id).where(
-                resource.c.res_type == res_type, resource.c.res_id.in_(wanted), resource.c.deleted == false()
-            )
-        )
-    ).all()
+    rows = await _lookup_rows(conn, "existing_ids", _EXISTING_IDS, {"res_type": res_type, "ids": wanted})
     return {r[0] for r in rows}
 
 

@@ -38,6 +38,10 @@ class Trail(Protocol):
     def note_known(self, stored: Stored, patients: Iterable[str]) -> None:
         """One resource returned (or refused) whose clients are known already."""
 
+    def note_found(self, stored: Sequence[Stored], by_pid: Mapping[int, set[str]]) -> None:
+        """Resources returned whose clients are all known already (one ``by_pid`` leaves out
+        belongs to no client)."""
+
     async def note_versions(self, conn: AsyncConnection, stored: Sequence[Stored], hids: Sequence[int]) -> None:
         """History entries, each credited to the clients its version was about."""
 

@@ -5,6 +5,8 @@ clients, and the same errors."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -31,6 +33,39 @@ async def _policies(hub_app: Any) -> list[Any]:
     return out
 
 
+@contextmanager
+def observed_lookups(db: Database) -> Iterator[list[str]]:
+    """The statements run on the lookup pool while the block runs (someone listening to them turns
+    the driver's path off)."""
+    seen: list[str] = []
+
+    def listen(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.lookup_engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        event.remove(db.lookup_engine.sync_engine, "before_cursor_execute", listen)
+
+
+async def deleted_observation(client_as: Any, patient: str, label: str) -> str:
+    """The id of an Observation of ``patient`` the huisarts created and deleted (its row stays)."""
+    r = await client_as(HUISARTS).post(
+        "/fhir/Observation",
+        json={
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": label},
+            "subject": {"reference": f"Patient/{patient}"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    gone = str(r.json()["id"])
+    assert (await client_as(HUISARTS).delete(f"/fhir/Observation/{gone}")).status_code in (200, 204)
+    return gone
+
+
 async def test_direct_read_matches_the_sqlalchemy_read(
     demo: dict[str, str],  # noqa: F811
     hub_app: Any,
@@ -42,18 +77,7 @@ async def test_direct_read_matches_the_sqlalchemy_read(
         assert not db.direct_lookups  # the driver path is asyncpg's; SQLite reads never take it
         return
     # a deleted resource too: its row is still there, with deleted set and no content
-    r = await client_as(HUISARTS).post(
-        "/fhir/Observation",
-        json={
-            "resourceType": "Observation",
-            "status": "final",
-            "code": {"text": "direct"},
-            "subject": {"reference": f"Patient/{demo[C1]}"},
-        },
-    )
-    assert r.status_code == 201, r.text
-    gone = r.json()["id"]
-    assert (await client_as(HUISARTS).delete(f"/fhir/Observation/{gone}")).status_code in (200, 204)
+    gone = await deleted_observation(client_as, demo[C1], "direct")
     async with db.lookup() as conn:
         keys = [(t, i) for t, i in (await conn.execute(text("SELECT res_type, res_id FROM resource"))).all()]
     keys += [("Patient", "no-such-id"), ("Observation", gone)]
@@ -94,17 +118,9 @@ async def test_direct_read_is_taken_when_nothing_observes_the_statements(
     assert runs == ([demo[C1]] if backend == "postgresql" else [])
     # with someone listening to the lookup pool's statements, reads go through SQLAlchemy (they see it)
     db = hub_app.state.services.repo.db
-    seen: list[str] = []
-
-    def listen(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        seen.append(statement)
-
-    event.listen(db.lookup_engine.sync_engine, "before_cursor_execute", listen)
-    try:
+    with observed_lookups(db) as seen:
         assert not db.direct_lookups
         r = await client_as(HUISARTS).get(f"/fhir/Patient/{demo[C1]}")
-    finally:
-        event.remove(db.lookup_engine.sync_engine, "before_cursor_execute", listen)
     assert r.status_code == 200
     assert len(runs) == (1 if backend == "postgresql" else 0)
     assert any("FROM resource" in s for s in seen)

@@ -129,7 +129,7 @@ async def _note_named(call: Call, target: Route, req: FhirRequest) -> None:
     """Every attempt that names a client is in that client's audit view (also when it is refused
     or finds nothing), so look the named clients up before handling."""
     assert call.trail is not None
-    async with call.svc.repo.reading(call.conn, lookup=True) as conn:
+    async with call.svc.repo.keyed(call.conn) as conn:
         await call.trail.note_named(conn, target.res_type, target.res_id, req.query)
 
 

@@ -1,8 +1,9 @@
 """Running a search: a bounded number of SQL statements, whatever the result size.
 
-Statements per search: the page (1, with the snapshot id folded in on the first page), the count
-(0 or 1), and one per ``_include``/``_revinclude`` round (``:iterate`` adds rounds, at most
-:data:`MAX_INCLUDE_DEPTH`). No statement per result row, ever.
+Statements per search: the page (1, with the snapshot id folded in on the first page, and the total
+counted by the same statement unless a cursor continues the page), the count (0 or 1: only a page of
+a cursor that needs a total), and one per ``_include``/``_revinclude`` round (``:iterate`` adds
+rounds, at most :data:`MAX_INCLUDE_DEPTH`). No statement per result row, ever.
 
 Paging is keyset-based within a *snapshot*: the first page records the highest resource ``pid``
 then committed, and every later page only considers resources up to it, so resources created while a
@@ -16,7 +17,9 @@ cannot shift what comes after it (with offsets it could make a row skipped or se
 Each statement is built once per *shape* (:mod:`hub.store.search.predicates`: which parameters,
 modifiers, chains, sort, paging position, includes) and access policy shape, kept in a bounded LRU
 (:class:`hub.store.policy.ShapeCache`), and run with the search's and the caller's values as bind
-parameters: the way reads by id run (:func:`hub.store.resources.get_current_checked`).
+parameters: the way reads by id run (:func:`hub.store.resources.get_current_checked`). On a
+:class:`~hub.store.direct.DriverConnection` (searches that :meth:`SearchEngine.plan_stable`, outside a
+transaction) the same statements are compiled once and run by asyncpg itself.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from sqlalchemy.sql.expression import FromClause
 from hub.fhir.errors import BadRequest, Issue
 from hub.fhir.query import DEFAULT_SEARCH_LIMITS, Cursor, Include, SearchLimits, SearchQuery, parse_query
 from hub.store import deferred
-from hub.store.direct import DirectQuery
+from hub.store.direct import DirectQuery, DriverConnection
 from hub.store.policy import ShapeCache, Visible
 from hub.store.repository import Matcher
 from hub.store.resources import JoinedIds, Stored
@@ -195,6 +198,12 @@ def in_compartment(r: FromClause, comp_type: str, comp_id: Any, res_type: str | 
     return tuple_(r.c.client_key, r.c.pid).in_(rows)
 
 
+def _counted(query: SearchQuery) -> bool:
+    """Whether the page statement also counts the total (:meth:`SearchEngine._build_page`): an accurate
+    one, on a page without a cursor (whose keyset condition would narrow the count)."""
+    return query.total == "accurate" and query.cursor is None
+
+
 @dataclass(frozen=True, slots=True)
 class _Access:
     """The access filter a search applies, what its statements are cached by (the policy's shape;
@@ -269,16 +278,24 @@ def _include_statement(
 _BYTEWISE_COLLATIONS = frozenset({"c", "posix", "c.utf-8", "c.utf8", "ucs_basic"})
 
 
-async def text_is_bytewise(conn: AsyncConnection) -> bool:
+_COLLATION = "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+
+
+async def text_is_bytewise(conn: AsyncConnection | DriverConnection) -> bool:
     """True when ``<``/``>=`` on the index tables' text columns compare code points (one query, once)."""
     if conn.dialect.name == "sqlite":
         return True  # BINARY collation
     if conn.dialect.name != "postgresql":
         return False
-    collation = (
-        await conn.execute(text("SELECT datcollate FROM pg_database WHERE datname = current_database()"))
-    ).scalar_one()
+    if isinstance(conn, DriverConnection):
+        collation = await conn.fairy.driver_connection.fetchval(_COLLATION)  # type: ignore[union-attr]
+    else:
+        collation = (await conn.execute(text(_COLLATION))).scalar_one()
     return str(collation).lower() in _BYTEWISE_COLLATIONS
+
+
+#: A connection a search runs on: SQLAlchemy's, or (PostgreSQL, asyncpg) the driver's (:mod:`hub.store.direct`).
+SearchConnection = AsyncConnection | DriverConnection
 
 
 class SearchEngine(Matcher):
@@ -303,7 +320,7 @@ class SearchEngine(Matcher):
         self.bytewise: bool | None = None
         #: The statements of the searches run so far, one per query shape and access policy shape.
         self.statements: ShapeCache[Select[Any]] = ShapeCache(STATEMENT_CACHE_SIZE)
-        #: Statements compiled for the driver's path (:meth:`everything_on_driver`), by the same keys.
+        #: The same, compiled for the driver's path (:class:`DriverConnection`, :meth:`everything_on_driver`).
         self.direct: ShapeCache[DirectQuery] = ShapeCache(STATEMENT_CACHE_SIZE)
 
     # -- parsing ------------------------------------------------------------------------------------
@@ -389,10 +406,19 @@ class SearchEngine(Matcher):
             b.add(query.offset)
         return ("page", where, sort, cursor_shape)
 
-    def _build_page(self, shape: Shape, visible: Visible, with_patients: bool = False) -> Select[Any]:
+    def _build_page(
+        self, shape: Shape, visible: Visible, with_patients: bool = False, counted: bool = False
+    ) -> Select[Any]:
         """One row more than the page size tells whether there is a next page; on the first page a
         scalar ``max(pid)`` column records the snapshot that later pages are limited to. Columns: the
-        stored version (0-6), its clients or NULL (7), the snapshot (8), the sort keys (9-)."""
+        stored version (0-6), its clients or NULL (7), the snapshot (8), the sort keys (9-), and when
+        ``counted`` the number of all matches (the total) after them.
+
+        ``counted``: the matches are found once for both the page and the total, ``count(*) OVER ()``
+        over the matching keys (pid and sort keys, narrow rows) with the page's rows then fetched by
+        pid, instead of a second statement that finds every match again (and decides access for each
+        again): a total is asked for whenever a page is full, and a page that is not full has seen
+        every match anyway."""
         _tag, where, sort, cursor_shape = shape
         r = resource
         s = Slots()
@@ -402,22 +428,44 @@ class SearchEngine(Matcher):
         if cursor_shape is not None:
             values = tuple(None if none else s.next() for none in cursor_shape[1])
             conds.append(keyset_condition(keys, values, r.c.pid, s.next(), reverse=reverse))
-        order = []
-        for expr, descending in keys:
-            desc = descending != reverse
-            term = expr.desc() if desc else expr.asc()
-            order.append(term.nulls_first() if reverse else term.nulls_last())
-        order.append(r.c.pid.desc() if reverse else r.c.pid.asc())
-        columns: list[Any] = [*_COLUMNS, _patients_column(r, with_patients)]
+
+        def ordered(exprs: list[Any], pid: Any) -> list[Any]:
+            order = []
+            for expr, (_key, descending) in zip(exprs, keys, strict=True):
+                desc = descending != reverse
+                term = expr.desc() if desc else expr.asc()
+                order.append(term.nulls_first() if reverse else term.nulls_last())
+            order.append(pid.desc() if reverse else pid.asc())
+            return order
+
         has_snapshot = where[4]
-        columns.append(
+        snapshot = (
             s.next(type_=BigInteger()).label("snapshot")
             if has_snapshot
             else select(func.max(resource.c.pid)).scalar_subquery().label("snapshot")
         )
-        columns += [expr.label(f"sort_key_{i}") for i, (expr, _d) in enumerate(keys)]
-        stmt = select(*columns).where(*conds).order_by(*order).limit(s.next(type_=Integer()))
-        return stmt if cursor_shape is not None else stmt.offset(s.next(type_=BigInteger()))
+        sort_keys = [expr.label(f"sort_key_{i}") for i, (expr, _d) in enumerate(keys)]
+        if not counted:
+            columns: list[Any] = [*_COLUMNS, _patients_column(r, with_patients), snapshot, *sort_keys]
+            stmt = select(*columns).where(*conds).order_by(*ordered([e for e, _d in keys], r.c.pid))
+        else:
+            total = func.count().over().label("total")
+            matched = select(r.c.pid, *sort_keys, total).where(*conds)
+            stmt = matched.order_by(*ordered([e for e, _d in keys], r.c.pid))
+        stmt = stmt.limit(s.next(type_=Integer()))
+        if cursor_shape is None:
+            stmt = stmt.offset(s.next(type_=BigInteger()))
+        if not counted:
+            return stmt
+        m = stmt.subquery("page_keys")
+        row = resource.alias("page_row")
+        page_keys = [m.c[f"sort_key_{i}"] for i in range(len(keys))]
+        columns = [row.c[c.name] for c in _COLUMNS] + [_patients_column(row, with_patients), snapshot]
+        return (
+            select(*columns, *page_keys, m.c.total)
+            .select_from(m.join(row, row.c.pid == m.c.pid))
+            .order_by(*ordered(page_keys, m.c.pid))
+        )
 
     def page_statement(
         self, query: SearchQuery, *, visible: Visible, local_base: str | None = None, stable: bool = False
@@ -427,20 +475,29 @@ class SearchEngine(Matcher):
         b = Binds()
         shape = self._plan_page(query, local_base, b, stable)
         access = _access(visible)
-        return self._build_page(shape, visible).params({**b.values, **access.params})
+        counted = _counted(query)
+        return self._build_page(shape, visible, counted=counted).params({**b.values, **access.params})
 
-    async def _run(self, conn: AsyncConnection, key: Shape, build: Any, b: Binds, access: _Access) -> Any:
-        """Run the statement of shape ``key`` (built by ``build`` unless cached) with ``b``'s values
-        and the caller's access values."""
-        if access.shape is None:
-            stmt = build()
-        else:
-            stmt = self.statements.get((key, access.shape, self.bytewise), build)
-        return await conn.execute(stmt, {**b.values, **access.params})
+    async def _run(
+        self, conn: SearchConnection, key: Shape, build: Any, b: Binds, access: _Access
+    ) -> Sequence[Sequence[Any]]:
+        """The rows of the statement of shape ``key`` (built by ``build`` unless cached) with ``b``'s
+        values and the caller's access values. On a :class:`DriverConnection` the same statement is
+        compiled once per shape and run by the driver: no expression building, compiling or
+        execution context per search."""
+        params = {**b.values, **access.params}
+        if isinstance(conn, DriverConnection):
+            if access.shape is None:
+                return await DirectQuery(build(), conn.dialect).fetch(conn.fairy, params)
+            cache_key = (key, access.shape, self.bytewise)
+            query = self.direct.get(cache_key, lambda: DirectQuery(self.statements.get(cache_key, build), conn.dialect))
+            return await query.fetch(conn.fairy, params)
+        stmt = build() if access.shape is None else self.statements.get((key, access.shape, self.bytewise), build)
+        return (await conn.execute(stmt, params)).all()
 
     async def execute(
         self,
-        conn: AsyncConnection,
+        conn: SearchConnection,
         query: SearchQuery,
         *,
         visible: Visible,
@@ -448,10 +505,12 @@ class SearchEngine(Matcher):
         with_patients: bool = False,
     ) -> SearchPage:
         """A page of ``query`` through ``visible``; ``with_patients`` also gives every returned
-        resource's clients (:attr:`SearchPage.patients`), from the same statements."""
+        resource's clients (:attr:`SearchPage.patients`), from the same statements. On a
+        :class:`DriverConnection` (in no transaction: nothing is owed) not ``_total=estimate``."""
         if self.bytewise is None:
             self.bytewise = await text_is_bytewise(conn)
-        await deferred.settle(conn)  # the access facts this transaction's writes owe
+        if not isinstance(conn, DriverConnection):
+            await deferred.settle(conn)  # the access facts this transaction's writes owe
         access = _access(visible)
         stable = conn.dialect.name == "postgresql"
         page = SearchPage(query, [], warnings=list(query.ignored))
@@ -462,16 +521,21 @@ class SearchEngine(Matcher):
             return page
         b = Binds()
         shape = self._plan_page(query, local_base, b, stable)
-        build = lambda: self._build_page(shape, access.visible, with_patients)  # noqa: E731
-        rows = (await self._run(conn, (shape, with_patients), build, b, access)).all()
+        counted = _counted(query)
+        build = lambda: self._build_page(shape, access.visible, with_patients, counted)  # noqa: E731
+        rows = await self._run(conn, (shape, with_patients, counted), build, b, access)
+        counted_total = int(rows[0][9 + len(query.sort)]) if counted and rows else None
         _take_rows(page, rows, with_patients)
         if query.total != "none":
-            if _total_seen(page):
+            if counted_total is not None:
+                page.total = counted_total
+            elif _total_seen(page):
                 page.total = query.offset + len(page.matches)
             else:
                 b = Binds()
                 where = self._plan_where(query, local_base, b, stable)
                 if query.total == "estimate" and not conn.dialect.name == "sqlite":
+                    assert not isinstance(conn, DriverConnection)  # (the repository's choice, see direct_search)
                     page.total = await self._estimate(conn, where, b, access)
                 else:
                     page.total = await self._count(conn, where, b, access)
@@ -495,9 +559,9 @@ class SearchEngine(Matcher):
         conds = self._build_where(where, resource, visible, Slots())
         return select(func.count()).select_from(resource).where(*conds)
 
-    async def _count(self, conn: AsyncConnection, where: Shape, b: Binds, access: _Access) -> int:
+    async def _count(self, conn: SearchConnection, where: Shape, b: Binds, access: _Access) -> int:
         build = lambda: self._build_count(where, access.visible)  # noqa: E731
-        return int((await self._run(conn, ("count", where), build, b, access)).scalar_one())
+        return int((await self._run(conn, ("count", where), build, b, access))[0][0])
 
     # -- $everything on the driver ------------------------------------------------------------------
 
@@ -582,7 +646,7 @@ class SearchEngine(Matcher):
 
     async def _includes(
         self,
-        conn: AsyncConnection,
+        conn: SearchConnection,
         query: SearchQuery,
         page: SearchPage,
         access: _Access,
@@ -623,7 +687,7 @@ class SearchEngine(Matcher):
 
     async def _include_round(
         self,
-        conn: AsyncConnection,
+        conn: SearchConnection,
         pids: list[int],
         specs: list[Include],
         access: _Access,
@@ -639,7 +703,7 @@ class SearchEngine(Matcher):
         patients = page.patients
         shape = ("include", reverse, specs_shape, has_base, conn.dialect.name == "postgresql", patients is not None)
         build = lambda: _include_statement(shape, access.visible)  # noqa: E731
-        rows = (await self._run(conn, shape, build, b, access)).all()
+        rows = await self._run(conn, shape, build, b, access)
         if patients is not None:
             for row in rows:
                 patients[row[0]] = _patients_of(row[7])
