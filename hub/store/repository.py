@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from anyio.to_thread import run_sync
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.pool import PoolProxiedConnection
 
 from hub.fhir import jsonio
 from hub.fhir.errors import (
@@ -106,7 +104,7 @@ class Matcher:
         raise NotImplementedError
 
     async def everything_on_driver(
-        self, fairy: PoolProxiedConnection, dialect: Dialect, query: Any, *, visible: Visible, local_base: str | None
+        self, conn: DriverConnection, query: Any, *, visible: Visible, local_base: str | None
     ) -> Any:
         """A page of ``$everything``'s search with its clients (``SearchPage.patients``), run on a
         lookup connection's driver (:mod:`hub.store.direct`); None when this query is not one it
@@ -250,11 +248,13 @@ class Repository:
         if conn is None and self.db.direct_lookups:
             async with self.db.lookup_driver() as fairy:
                 page = await self.matcher.everything_on_driver(
-                    fairy, self.db.lookup_engine.dialect, query, visible=self.visible, local_base=local_base
+                    DriverConnection(fairy, self.db.lookup_engine.dialect),
+                    query,
+                    visible=self.visible,
+                    local_base=local_base,
                 )
             if page is not None and self.trail is not None:  # who saw which clients' data: known per row
-                for s in page.matches + page.included:
-                    self.trail.note_known(s, page.patients.get(s.pid, ()))
+                self.trail.note_found(page.matches + page.included, page.patients)
         if page is None:
             page = await self.search(query, local_base=local_base, conn=conn)
         first = query.offset == 0 and query.cursor is None

@@ -15,6 +15,7 @@ from sqlalchemy import event
 from hub.access.policy import build_policy, build_policy_on
 from hub.api.context import Call
 from hub.api.operations.everything import everything_query
+from hub.store.direct import DriverConnection
 from hub.store.search.engine import SearchEngine, SearchPage
 from tests.api.test_operations import C1, HUISARTS, STRANGER, demo  # noqa: F401  (fixture)
 from tests.conftest import DEFAULT_AS, token_for_app
@@ -82,7 +83,7 @@ async def _both(db: Any, engine: SearchEngine, query: Any, policy: Any) -> Searc
         slow = await engine.execute(conn, query, visible=policy.sql_filter, local_base=BASE, with_patients=True)
     async with db.lookup_driver() as fairy:
         fast = await engine.everything_on_driver(
-            fairy, db.lookup_engine.dialect, query, visible=policy.sql_filter, local_base=BASE
+            DriverConnection(fairy, db.lookup_engine.dialect), query, visible=policy.sql_filter, local_base=BASE
         )
     assert fast is not None, query
     _same(fast, slow)

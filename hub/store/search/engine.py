@@ -47,9 +47,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
@@ -567,8 +565,7 @@ class SearchEngine(Matcher):
 
     async def everything_on_driver(
         self,
-        fairy: PoolProxiedConnection,
-        dialect: Dialect,
+        conn: DriverConnection,
         query: SearchQuery,
         *,
         visible: Visible,
@@ -585,7 +582,7 @@ class SearchEngine(Matcher):
         if (
             self.bytewise is None
             or access.shape is None
-            or dialect.name != "postgresql"
+            or conn.dialect.name != "postgresql"
             or query.sort
             or query.revincludes
             or not query.includes
@@ -604,8 +601,8 @@ class SearchEngine(Matcher):
         specs = tuple((i.source_type, i.param, i.target_type) for i in query.includes)
         include = ("include", False, specs, has_base, True, True)
         key = ("everything", shape, include, start, access.shape, self.bytewise)
-        build = lambda: DirectQuery(self._build_everything(shape, start, include, access.visible), dialect)  # noqa: E731
-        rows = await self.direct.get(key, build).fetch(fairy, {**b.values, **access.params})
+        build = lambda: DirectQuery(self._build_everything(shape, start, include, access.visible), conn.dialect)  # noqa: E731
+        rows = await self.direct.get(key, build).fetch(conn.fairy, {**b.values, **access.params})
         page = SearchPage(query, [], warnings=list(query.ignored))
         _take_rows(page, [row for row in rows if row[9] == 0], True)
         assert page.patients is not None
@@ -624,9 +621,9 @@ class SearchEngine(Matcher):
                 where = self._plan_where(query, local_base, b, stable=True)
                 count = self.direct.get(
                     (("count", where), access.shape, self.bytewise),
-                    lambda: DirectQuery(self._build_count(where, access.visible), dialect),
+                    lambda: DirectQuery(self._build_count(where, access.visible), conn.dialect),
                 )
-                page.total = int((await count.fetch(fairy, {**b.values, **access.params}))[0][0])
+                page.total = int((await count.fetch(conn.fairy, {**b.values, **access.params}))[0][0])
         return page
 
     def _build_everything(self, shape: Shape, start: int, include: Shape, visible: Visible) -> Any:
