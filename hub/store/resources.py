@@ -44,6 +44,7 @@ from hub.store.tables import (
     resource,
     resource_history,
 )
+from hub.store.versions import NewVersion
 
 if TYPE_CHECKING:
     from hub.store.pg_writes import Appendix
@@ -470,23 +471,8 @@ async def insert_new(
     writes nothing and this returns None (a guarded write is never left waiting). ``alone``: the
     write is all its transaction writes (PostgreSQL, :class:`hub.store.pg_writes.Appendix`)."""
     key = client_key(res_type, res_id, _patients(rows))
-    if conn.dialect.name == "postgresql" and rows is not None:
-        from hub.store import pg_batch, pg_writes
-
-        batch = pg_batch.buffer_of(conn) if server_id and guard is None else None
-        write = (res_type, res_id, content, last_updated, method, category, rows, key, event)
-        parties = (authorship.author_ura, authorship.owners)
-        if batch is not None:
-            waiting = await batch.insert_new(conn, *write, *parties)
-            return Stored(waiting, res_type, res_id, 1, last_updated, False, content, method, category, key)
-        written = await pg_writes.insert_new(conn, *write, *parties, guard, alone if batch is None else None)
-        if written is None:
-            return None
-        return Stored(written, res_type, res_id, 1, last_updated, False, content, method, category, key)
-    if conn.dialect.name == "sqlite" and rows is not None:
-        from hub.store import sqlite_writes
-
-        version = sqlite_writes.Version(
+    if conn.dialect.name in ("postgresql", "sqlite") and rows is not None:
+        new = NewVersion(
             res_type,
             res_id,
             1,
@@ -499,10 +485,24 @@ async def insert_new(
             rows.compartments,
             event,
             authorship.author_ura,
-            authorship.owners,
+            tuple(dict.fromkeys(authorship.owners)),
         )
-        pid = await sqlite_writes.insert_new(conn, version)
-        return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
+        if conn.dialect.name == "postgresql":
+            from hub.store import pg_batch, pg_writes
+
+            batch = pg_batch.buffer_of(conn) if server_id and guard is None else None
+            if batch is not None:
+                new_pid = await batch.insert_new(conn, new)
+            else:
+                written = await pg_writes.insert_new(conn, new, guard, alone)
+                if written is None:
+                    return None
+                new_pid = written
+        else:
+            from hub.store import sqlite_writes
+
+            new_pid = await sqlite_writes.insert_new(conn, sqlite_writes.Version(new))
+        return Stored(new_pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
     pid = (
         await conn.execute(
             insert(resource)
@@ -636,19 +636,21 @@ async def write_version(
         from hub.store import sqlite_writes
 
         version = sqlite_writes.Version(
-            current.res_type,
-            current.res_id,
-            new_version,
-            last_updated,
-            method,
-            content,
-            category_of or "medisch",
-            key,
-            rows.rows,
-            rows.compartments,
-            event,
-            authorship.author_ura,
-            authorship.owners,
+            NewVersion(
+                current.res_type,
+                current.res_id,
+                new_version,
+                last_updated,
+                method,
+                content,
+                category_of or "medisch",
+                key,
+                rows.rows,
+                rows.compartments,
+                event,
+                authorship.author_ura,
+                tuple(dict.fromkeys(authorship.owners)),
+            )
         )
         if not await sqlite_writes.write_version(conn, version, current.pid, current.version, category):
             return None
