@@ -447,6 +447,37 @@ async def any_version_visible(conn: AsyncConnection, pid: int, policy: StorePoli
     return row is not None
 
 
+def _version_of(
+    res_type: str,
+    res_id: str,
+    version: int,
+    last_updated: int,
+    method: str,
+    content: str,
+    category: str,
+    key: str,
+    rows: IndexRows,
+    event: Mapping[str, Any] | None,
+    authorship: Authorship,
+) -> NewVersion:
+    """The record the database's writer stores (:mod:`hub.store.versions`)."""
+    return NewVersion(
+        res_type,
+        res_id,
+        version,
+        last_updated,
+        method,
+        content,
+        category,
+        key,
+        rows.rows,
+        rows.compartments,
+        event,
+        authorship.author_ura,
+        tuple(dict.fromkeys(authorship.owners)),
+    )
+
+
 async def insert_new(
     conn: AsyncConnection,
     res_type: str,
@@ -472,21 +503,7 @@ async def insert_new(
     write is all its transaction writes (PostgreSQL, :class:`hub.store.pg_writes.Appendix`)."""
     key = client_key(res_type, res_id, _patients(rows))
     if conn.dialect.name in ("postgresql", "sqlite") and rows is not None:
-        new = NewVersion(
-            res_type,
-            res_id,
-            1,
-            last_updated,
-            method,
-            content,
-            category,
-            key,
-            rows.rows,
-            rows.compartments,
-            event,
-            authorship.author_ura,
-            tuple(dict.fromkeys(authorship.owners)),
-        )
+        new = _version_of(res_type, res_id, 1, last_updated, method, content, category, key, rows, event, authorship)
         if conn.dialect.name == "postgresql":
             from hub.store import pg_batch, pg_writes
 
@@ -635,23 +652,20 @@ async def write_version(
     if conn.dialect.name == "sqlite" and rows is not None and content is not None:
         from hub.store import sqlite_writes
 
-        version = sqlite_writes.Version(
-            NewVersion(
-                current.res_type,
-                current.res_id,
-                new_version,
-                last_updated,
-                method,
-                content,
-                category_of or "medisch",
-                key,
-                rows.rows,
-                rows.compartments,
-                event,
-                authorship.author_ura,
-                tuple(dict.fromkeys(authorship.owners)),
-            )
+        new = _version_of(
+            current.res_type,
+            current.res_id,
+            new_version,
+            last_updated,
+            method,
+            content,
+            category_of or "medisch",
+            key,
+            rows,
+            event,
+            authorship,
         )
+        version = sqlite_writes.Version(new)
         if not await sqlite_writes.write_version(conn, version, current.pid, current.version, category):
             return None
         if key != current.client_key:
