@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -33,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.tables import INDEX_TABLES, idx_compartment
+from hub.store.versions import NewVersion
 
 _KEY = "hub.pg_batch"
 
@@ -63,74 +63,26 @@ _COLUMNS: dict[str, list[tuple[str, str, Any]]] = {
 }
 
 
-@dataclass(slots=True)
-class _New:
-    """One waiting create: version 1 of a resource, with everything its own statement would write."""
-
-    pid: int
-    res_type: str
-    res_id: str
-    last_updated: int
-    method: str
-    content: str
-    category: str
-    client_key: str
-    rows: Mapping[str, Sequence[Mapping[str, Any]]]
-    compartments: Sequence[tuple[str, str]]
-    event: Mapping[str, Any] | None
-    author_ura: str | None
-    owners: Sequence[str]
-
-
 class Buffer:
     """The creates of one write transaction that wait to be written, and the pids taken for them."""
 
     def __init__(self, transaction: Any, expected: int) -> None:
         self.transaction = transaction
         self.expected = max(1, expected)
-        self.pending: list[_New] = []
+        #: (pid, version 1) of each waiting create
+        self.pending: list[tuple[int, NewVersion]] = []
         self.pids: list[int] = []
 
-    async def insert_new(
-        self,
-        conn: AsyncConnection,
-        res_type: str,
-        res_id: str,
-        content: str,
-        last_updated: int,
-        method: str,
-        category: str,
-        rows: Any,
-        client_key: str,
-        event: Mapping[str, Any] | None,
-        author_ura: str | None,
-        owners: Sequence[str],
-    ) -> int:
+    async def insert_new(self, conn: AsyncConnection, new: NewVersion) -> int:
         """Queue version 1 of a resource (as :func:`hub.store.pg_writes.insert_new` writes it); its pid."""
         if not self.pids:  # (a statement: whatever waits is written first, harmlessly)
             wanted = max(self.expected - len(self.pending), 1)
             self.pids = list((await conn.execute(_TAKE_PIDS, {"n": wanted})).scalars())
         pid = self.pids.pop(0)
-        self.pending.append(
-            _New(
-                pid,
-                res_type,
-                res_id,
-                last_updated,
-                method,
-                content,
-                category,
-                client_key,
-                rows.rows,
-                rows.compartments,
-                event,
-                author_ura,
-                tuple(dict.fromkeys(owners)),
-            )
-        )
+        self.pending.append((pid, new))
         return pid
 
-    def take(self) -> list[_New]:
+    def take(self) -> list[tuple[int, NewVersion]]:
         pending, self.pending = self.pending, []
         return pending
 
@@ -164,7 +116,7 @@ def waiting_with_author(conn: AsyncConnection, res_type: str, res_id: str, ura: 
     its author organisation: what its ``resource_author`` row says once written (before any read)."""
     buffer = buffer_of(conn)
     return buffer is not None and any(
-        n.res_type == res_type and n.res_id == res_id and n.author_ura == ura for n in buffer.pending
+        n.res_type == res_type and n.res_id == res_id and n.author_ura == ura for _pid, n in buffer.pending
     )
 
 
@@ -188,7 +140,7 @@ def flush_before(
             sync_conn.info.pop(_KEY, None)  # left by a transaction that ended unseen: not this one's rows
             return statement_text, params
         reads = getattr(context, "execution_options", {}).get(READS)
-        if reads is not None and not any(n.res_type in reads for n in buffer.pending):
+        if reads is not None and not any(n.res_type in reads for _pid, n in buffer.pending):
             return statement_text, params
         global statements
         statements += 1
@@ -283,12 +235,12 @@ def _compiled() -> tuple[str, tuple[str, ...]]:
     return "WITH " + ", ".join(parts) + " SELECT count(*) FROM r", tuple(names)
 
 
-def parameters(news: Sequence[_New]) -> tuple[Any, ...]:
+def parameters(news: Sequence[tuple[int, NewVersion]]) -> tuple[Any, ...]:
     """The statement's arrays for these creates, in ``$n`` order."""
     order = _compiled()[1]
     values: dict[str, list[Any]] = {name: [] for name in order}
-    for n in news:
-        values["pid"].append(n.pid)
+    for pid, n in news:
+        values["pid"].append(pid)
         values["res_type"].append(n.res_type)
         values["res_id"].append(n.res_id)
         values["last_updated"].append(n.last_updated)
@@ -297,19 +249,19 @@ def parameters(news: Sequence[_New]) -> tuple[Any, ...]:
         values["category"].append(n.category)
         values["client_key"].append(n.client_key)
         for comp_type, comp_id in n.compartments:
-            values["hc_pid"].append(n.pid)
+            values["hc_pid"].append(pid)
             values["hc_type"].append(comp_type)
             values["hc_id"].append(comp_id)
         if n.event is not None:
-            values["ev_pid"].append(n.pid)
+            values["ev_pid"].append(pid)
             for c in ("change", "patients", "orgs", "old_status", "new_status"):
                 values[f"ev_{c}"].append(n.event[c])
         if n.author_ura:
-            values["au_pid"].append(n.pid)
+            values["au_pid"].append(pid)
             values["au_ura"].append(n.author_ura)
             values["au_key"].append(n.client_key)
         for party in n.owners:
-            values["ow_pid"].append(n.pid)
+            values["ow_pid"].append(pid)
             values["ow_party"].append(party)
             values["ow_key"].append(n.client_key)
         for name, cols in _COLUMNS.items():
@@ -319,7 +271,7 @@ def parameters(news: Sequence[_New]) -> tuple[Any, ...]:
                 table_rows = n.rows.get(name, ())
             if not table_rows:
                 continue
-            values[f"{name}__pid"].extend([n.pid] * len(table_rows))
+            values[f"{name}__pid"].extend([pid] * len(table_rows))
             values[f"{name}__res_type"].extend([n.res_type] * len(table_rows))
             values[f"{name}__client_key"].extend([n.client_key] * len(table_rows))
             for c, _sql_type, default in cols:

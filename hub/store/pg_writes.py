@@ -38,6 +38,7 @@ from sqlalchemy.sql.elements import BindParameter, TextClause
 
 from hub.store.direct import DirectQuery, on_its_own_driver
 from hub.store.tables import INDEX_TABLES, idx_compartment
+from hub.store.versions import NewVersion
 
 _ARRAY_TYPES = {BigInteger: "bigint[]", Integer: "int[]", Float: "float8[]", Boolean: "bool[]"}
 
@@ -315,44 +316,33 @@ def _index_params(
 
 async def insert_new(
     conn: AsyncConnection,
-    res_type: str,
-    res_id: str,
-    content: str,
-    last_updated: int,
-    method: str,
-    category: str,
-    rows: Any,
-    client_key: str,
-    event: Mapping[str, Any] | None = None,
-    author_ura: str | None = None,
-    owners: Sequence[str] = (),
+    new: NewVersion,
     guard: tuple[str, Mapping[str, Any]] | None = None,
     alone: Appendix | None = None,
 ) -> int | None:
-    """The new pid; None when ``guard`` (condition, its values) did not hold (nothing written).
-    ``alone``: the write is all its transaction writes (:class:`Appendix`)."""
+    """The new pid of version 1 (``new``); None when ``guard`` (condition, its values) did not hold
+    (nothing written). ``alone``: the write is all its transaction writes (:class:`Appendix`)."""
     params = {
-        "res_type": res_type,
-        "res_id": res_id,
+        "res_type": new.res_type,
+        "res_id": new.res_id,
         "version": 1,
-        "last_updated": last_updated,
-        "method": method,
-        "content": content,
-        "category": category,
-        "client_key": client_key,
-        **_index_params(rows.rows if rows is not None else {}, rows.compartments if rows is not None else ()),
+        "last_updated": new.last_updated,
+        "method": new.method,
+        "content": new.content,
+        "category": new.category,
+        "client_key": new.client_key,
+        **_index_params(new.rows, new.compartments),
     }
-    if event is not None:
-        params.update(_event_params(event))
-    creators = bool(author_ura or owners)
+    if new.event is not None:
+        params.update(_event_params(new.event))
+    creators = bool(new.author_ura or new.owners)
     if creators:
-        params.update(_creator_params(author_ura, owners))
+        params.update(_creator_params(new.author_ura, new.owners))
     if guard is not None:
         params.update(guard[1])
     guarded = guard[0] if guard is not None else None
-    row = await _run_alone(
-        conn, lambda shape: insert_statement(event is not None, creators, guarded, shape), params, alone
-    )
+    with_event = new.event is not None
+    row = await _run_alone(conn, lambda shape: insert_statement(with_event, creators, guarded, shape), params, alone)
     return None if row is None else int(row[0])
 
 

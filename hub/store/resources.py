@@ -44,6 +44,7 @@ from hub.store.tables import (
     resource,
     resource_history,
 )
+from hub.store.versions import NewVersion
 
 if TYPE_CHECKING:
     from hub.store.pg_writes import Appendix
@@ -446,6 +447,37 @@ async def any_version_visible(conn: AsyncConnection, pid: int, policy: StorePoli
     return row is not None
 
 
+def _version_of(
+    res_type: str,
+    res_id: str,
+    version: int,
+    last_updated: int,
+    method: str,
+    content: str,
+    category: str,
+    key: str,
+    rows: IndexRows,
+    event: Mapping[str, Any] | None,
+    authorship: Authorship,
+) -> NewVersion:
+    """The record the database's writer stores (:mod:`hub.store.versions`)."""
+    return NewVersion(
+        res_type,
+        res_id,
+        version,
+        last_updated,
+        method,
+        content,
+        category,
+        key,
+        rows.rows,
+        rows.compartments,
+        event,
+        authorship.author_ura,
+        tuple(dict.fromkeys(authorship.owners)),
+    )
+
+
 async def insert_new(
     conn: AsyncConnection,
     res_type: str,
@@ -470,39 +502,24 @@ async def insert_new(
     writes nothing and this returns None (a guarded write is never left waiting). ``alone``: the
     write is all its transaction writes (PostgreSQL, :class:`hub.store.pg_writes.Appendix`)."""
     key = client_key(res_type, res_id, _patients(rows))
-    if conn.dialect.name == "postgresql" and rows is not None:
-        from hub.store import pg_batch, pg_writes
+    if conn.dialect.name in ("postgresql", "sqlite") and rows is not None:
+        new = _version_of(res_type, res_id, 1, last_updated, method, content, category, key, rows, event, authorship)
+        if conn.dialect.name == "postgresql":
+            from hub.store import pg_batch, pg_writes
 
-        batch = pg_batch.buffer_of(conn) if server_id and guard is None else None
-        write = (res_type, res_id, content, last_updated, method, category, rows, key, event)
-        parties = (authorship.author_ura, authorship.owners)
-        if batch is not None:
-            waiting = await batch.insert_new(conn, *write, *parties)
-            return Stored(waiting, res_type, res_id, 1, last_updated, False, content, method, category, key)
-        written = await pg_writes.insert_new(conn, *write, *parties, guard, alone if batch is None else None)
-        if written is None:
-            return None
-        return Stored(written, res_type, res_id, 1, last_updated, False, content, method, category, key)
-    if conn.dialect.name == "sqlite" and rows is not None:
-        from hub.store import sqlite_writes
+            batch = pg_batch.buffer_of(conn) if server_id and guard is None else None
+            if batch is not None:
+                new_pid = await batch.insert_new(conn, new)
+            else:
+                written = await pg_writes.insert_new(conn, new, guard, alone)
+                if written is None:
+                    return None
+                new_pid = written
+        else:
+            from hub.store import sqlite_writes
 
-        version = sqlite_writes.Version(
-            res_type,
-            res_id,
-            1,
-            last_updated,
-            method,
-            content,
-            category,
-            key,
-            rows.rows,
-            rows.compartments,
-            event,
-            authorship.author_ura,
-            authorship.owners,
-        )
-        pid = await sqlite_writes.insert_new(conn, version)
-        return Stored(pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
+            new_pid = await sqlite_writes.insert_new(conn, sqlite_writes.Version(new))
+        return Stored(new_pid, res_type, res_id, 1, last_updated, False, content, method, category, key)
     pid = (
         await conn.execute(
             insert(resource)
@@ -635,7 +652,7 @@ async def write_version(
     if conn.dialect.name == "sqlite" and rows is not None and content is not None:
         from hub.store import sqlite_writes
 
-        version = sqlite_writes.Version(
+        new = _version_of(
             current.res_type,
             current.res_id,
             new_version,
@@ -644,12 +661,11 @@ async def write_version(
             content,
             category_of or "medisch",
             key,
-            rows.rows,
-            rows.compartments,
+            rows,
             event,
-            authorship.author_ura,
-            authorship.owners,
+            authorship,
         )
+        version = sqlite_writes.Version(new)
         if not await sqlite_writes.write_version(conn, version, current.pid, current.version, category):
             return None
         if key != current.client_key:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.store.tables import INDEX_TABLES, history_compartment, idx_compartment, outbox_event, resource_history
+from hub.store.versions import NewVersion
 
 T = TypeVar("T")
 
@@ -109,35 +110,20 @@ async def _on_thread(conn: AsyncConnection, fn: Callable[[sqlite3.Connection], T
 class Version:
     """The rows of one version to write (built on the event loop, written on the database's thread)."""
 
-    def __init__(
-        self,
-        res_type: str,
-        res_id: str,
-        version: int,
-        last_updated: int,
-        method: str,
-        content: str,
-        category: str,
-        key: str,
-        rows: Mapping[str, Sequence[Mapping[str, Any]]],
-        compartments: Sequence[tuple[str, str]],
-        event: Mapping[str, Any] | None,
-        author_ura: str | None,
-        owners: Sequence[str],
-    ) -> None:
-        self.res_type, self.res_id, self.version = res_type, res_id, version
-        self.last_updated, self.method, self.content = last_updated, method, content
-        self.category, self.key = category, key
-        self.compartments = list(compartments)
-        compartment_rows = [{"comp_type": t, "comp_id": i} for t, i in compartments]
+    def __init__(self, new: NewVersion) -> None:
+        self.res_type, self.res_id, self.version = new.res_type, new.res_id, new.version
+        self.last_updated, self.method, self.content = new.last_updated, new.method, new.content
+        self.category, self.key = new.category, new.client_key
+        self.compartments = list(new.compartments)
+        compartment_rows = [{"comp_type": t, "comp_id": i} for t, i in new.compartments]
         self.index = []
         for name, sql, columns, defaults in _INDEX:
-            table_rows = compartment_rows if name == "compartment" else rows.get(name)
+            table_rows = compartment_rows if name == "compartment" else new.rows.get(name)
             if table_rows:
                 self.index.append((sql, [tuple(r.get(c, defaults.get(c)) for c in columns) for r in table_rows]))
-        self.event = event
-        self.author_ura = author_ura
-        self.owners = list(dict.fromkeys(owners))
+        self.event = new.event
+        self.author_ura = new.author_ura
+        self.owners = list(new.owners)
 
     def write(self, db: sqlite3.Connection, pid: int, *, replace: bool) -> int:
         """Everything but the ``resource`` row; returns how many statements it ran."""
