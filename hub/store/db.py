@@ -65,7 +65,7 @@ class Database:
         )
         #: The lookup pool's engine (the main engine itself on SQLite or without custom plans).
         self.lookup_engine: AsyncEngine = (
-            self._create_engine(2 * lookup_size, echo, plan_cache_mode="auto") if two_pools else self.engine
+            self._create_engine(2 * lookup_size, echo, plan_cache_mode="force_generic_plan") if two_pools else self.engine
         )
         self._lookup_autocommit = (
             self.lookup_engine.execution_options(isolation_level="AUTOCOMMIT") if two_pools else self._read_engine
