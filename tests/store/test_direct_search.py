@@ -6,6 +6,7 @@ total a page's own statement counts is the one the separate count statement find
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 import pytest
@@ -131,8 +132,9 @@ async def test_a_page_that_looks_up_named_clients_answers_the_same_and_finds_the
         expected = await patients_by_identifier(conn, BSN, bsns)
     assert expected
     compared = 0
+    queries = await _queries(db, sorted(demo.values()))
     for policy in await _policies(hub_app):
-        for res_type, params in await _queries(db, sorted(demo.values())):
+        for (res_type, params), with_patients in itertools.product(queries, (True, False)):
             async with db.lookup_driver() as fairy:
                 driver = DriverConnection(fairy, db.lookup_engine.dialect)
                 plain = await engine.execute(
@@ -140,14 +142,14 @@ async def test_a_page_that_looks_up_named_clients_answers_the_same_and_finds_the
                     engine.parse(res_type, params),
                     visible=policy.sql_filter,
                     local_base=BASE,
-                    with_patients=True,
+                    with_patients=with_patients,
                 )
                 named = await engine.execute(
                     driver,
                     engine.parse(res_type, params),
                     visible=policy.sql_filter,
                     local_base=BASE,
-                    with_patients=True,
+                    with_patients=with_patients,
                     named=(BSN, bsns),
                 )
             assert _answer(named) == _answer(plain), (policy, res_type, params)

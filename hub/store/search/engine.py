@@ -52,6 +52,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
+from sqlalchemy.types import NullType
 
 from hub.fhir.errors import BadRequest, Issue
 from hub.fhir.query import DEFAULT_SEARCH_LIMITS, Cursor, Include, SearchLimits, SearchQuery, parse_query
@@ -490,7 +491,7 @@ class SearchEngine(Matcher):
         s.used = start
         system, values = s.next(), s.next(type_=ARRAY(Text()))
         t, r = idx_token.alias("named_token"), resource.alias("named_patient")
-        nothing = [cast(null(), c.type) for c in page.c][7:]
+        nothing = [null() if isinstance(c.type, NullType) else cast(null(), c.type) for c in page.c][7:]
         patients = (
             select(
                 r.c.pid,
