@@ -137,21 +137,17 @@ async def test_a_page_that_looks_up_named_clients_answers_the_same_and_finds_the
         for (res_type, params), with_patients in itertools.product(queries, (True, False)):
             async with db.lookup_driver() as fairy:
                 driver = DriverConnection(fairy, db.lookup_engine.dialect)
-                plain = await engine.execute(
-                    driver,
-                    engine.parse(res_type, params),
-                    visible=policy.sql_filter,
-                    local_base=BASE,
-                    with_patients=with_patients,
-                )
-                named = await engine.execute(
-                    driver,
-                    engine.parse(res_type, params),
-                    visible=policy.sql_filter,
-                    local_base=BASE,
-                    with_patients=with_patients,
-                    named=(BSN, bsns),
-                )
+                plain, named = [
+                    await engine.execute(
+                        driver,
+                        engine.parse(res_type, params),
+                        visible=policy.sql_filter,
+                        local_base=BASE,
+                        with_patients=with_patients,
+                        named=lookup,
+                    )
+                    for lookup in (None, (BSN, bsns))
+                ]
             assert _answer(named) == _answer(plain), (policy, res_type, params)
             assert named.named is not None and {k: sorted(v) for k, v in named.named.items()} == {
                 k: sorted(v) for k, v in expected.items()
