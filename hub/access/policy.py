@@ -269,7 +269,9 @@ class AccessPolicy:
         author = resource_author.alias("acl_author")
         c = m.table.alias("acl_comp")
         g = access_grant.alias("acl_grant")
-        authored = exists(select(author.c.pid).where(author.c.pid == r.c.pid, author.c.ura == ura))
+        # Checked per row (``OFFSET``: the planner may not hash the subquery): a hash would be built of
+        # every row the organisation ever wrote, on each statement, growing with the data.
+        authored = exists(select(author.c.pid).where(author.c.pid == r.c.pid, author.c.ura == ura).offset(0))
         granted = exists(
             select(c.c[m.key])
             .select_from(c.join(g, g.c.patient_id == c.c.comp_id))
@@ -294,12 +296,14 @@ class AccessPolicy:
         the next request. (From completion the receiver is a care relation like any other.)"""
         w = overdracht_access.alias("acl_handover")
         return exists(
-            select(w.c.source_pid).where(
+            select(w.c.source_pid)
+            .where(
                 w.c.org_ura == self._p("acl_ura"),
                 w.c.target_type == r.c.res_type,
                 w.c.target_id == r.c.res_id,
                 w.c.active == true(),
             )
+            .offset(0)  # per row, by key (as ``authored``): not a hash of all the organisation's handovers
         )
 
     def _emergency(self, r: FromClause, m: Membership) -> ColumnElement[bool]:
@@ -386,7 +390,9 @@ class AccessPolicy:
         ura, now = self._p("acl_ura"), self._p("acl_now")
         author = resource_author.alias("fact_author")
         c = idx_compartment.alias("fact_comp")
-        authored = exists(select(author.c.pid).where(author.c.pid == r.c.pid, author.c.ura == ura))
+        # Checked per row (``OFFSET``: the planner may not hash the subquery): a hash would be built of
+        # every row the organisation ever wrote, on each statement, growing with the data.
+        authored = exists(select(author.c.pid).where(author.c.pid == r.c.pid, author.c.ura == ura).offset(0))
         in_care = (
             select(JoinedIds(c.c.comp_id))
             .where(c.c.pid == r.c.pid, c.c.comp_type == "Patient", _in_care_condition(c.c.comp_id, ura, now))

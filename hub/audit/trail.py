@@ -87,6 +87,10 @@ class AuditTrail:
     #: Clients a written resource mentions in a reference that is not about them here (another
     #: server's URL ending in their id): the write is in their view too.
     mentioned: set[str] = field(default_factory=set)
+    #: BSNs the request named whose clients are still to be found, by the search's own statement where
+    #: it can (:meth:`defer_named`); the clients of those found are in :attr:`named_ids`.
+    deferred_bsns: tuple[str, ...] = ()
+    resolved_bsns: set[str] = field(default_factory=set)
     writes_logged: int = 0
     #: Write records of the open transaction, appended by :meth:`flush` just before it commits.
     pending: list[AuditRecord] = field(default_factory=list)
@@ -190,6 +194,7 @@ class AuditTrail:
         if not self.enabled:
             return
         ids, bsns = named_in(res_type, res_id, query)
+        bsns -= self.resolved_bsns  # (found by the search's own statement already)
         if not ids and not bsns:
             return
         found = await existing_ids(conn, "Patient", ids)
@@ -197,6 +202,25 @@ class AuditTrail:
             for named in (await patients_by_identifier(conn, BSN_SYSTEM, bsns)).values():
                 found.update(named)
         self.named_ids |= found
+
+    def defer_named(self, bsns: Iterable[str]) -> None:
+        """The clients of these BSNs are to be found by the search (one statement for the page and
+        them: :attr:`unresolved_identifiers`), else by :meth:`note_named` after it."""
+        self.deferred_bsns = tuple(sorted(set(bsns) - self.resolved_bsns))
+
+    @property
+    def unresolved_identifiers(self) -> tuple[str, tuple[str, ...]] | None:
+        """(system, values) of the deferred BSNs, for a search to look up; None when there are none."""
+        if not self.enabled or not self.deferred_bsns:
+            return None
+        return BSN_SYSTEM, self.deferred_bsns
+
+    def note_named_found(self, found: Mapping[str, Sequence[str]]) -> None:
+        """The current clients carrying each deferred BSN (as :func:`patients_by_identifier` finds them)."""
+        for ids in found.values():
+            self.named_ids.update(ids)
+        self.resolved_bsns.update(self.deferred_bsns)
+        self.deferred_bsns = ()
 
     # -- logging --------------------------------------------------------------------------------
 

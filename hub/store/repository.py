@@ -98,17 +98,19 @@ class Matcher:
         visible: Visible,
         local_base: str | None = None,
         with_patients: bool = False,
+        named: tuple[str, Sequence[str]] | None = None,
     ) -> Any:
         """A page of a :class:`hub.fhir.query.SearchQuery` (a ``SearchPage``); ``with_patients``: with
-        the clients of every resource it returns (``SearchPage.patients``)."""
+        the clients of every resource it returns (``SearchPage.patients``); ``named``: (system, values)
+        of identifiers whose Patients it may look up alongside (``SearchPage.named``)."""
         raise NotImplementedError
 
     async def everything_on_driver(
         self, conn: DriverConnection, query: Any, *, visible: Visible, local_base: str | None
     ) -> Any:
-        """A page of ``$everything``'s search with its clients (``SearchPage.patients``), run on a
-        lookup connection's driver (:mod:`hub.store.direct`); None when this query is not one it
-        answers (then :meth:`execute` does)."""
+        """A page of ``$everything``'s search (or of any plan-stable search with one include round) with
+        its clients (``SearchPage.patients``), run on a lookup connection's driver (:mod:`hub.store.direct`);
+        None when this query is not one it answers (then :meth:`execute` does)."""
         return None
 
     def plan_stable(self, query: Any, local_base: str | None = None) -> bool:
@@ -223,13 +225,23 @@ class Repository:
         """:meth:`search` with its statements run on a lookup connection's driver (the read-by-id
         way, :mod:`hub.store.direct`): the same statements and access filter, a fraction of the
         CPU. The page's statements also name each returned resource's clients, so noting them in
-        the audit trail needs no statement."""
+        the audit trail needs no statement; and the page statement looks up the clients the request
+        named by identifier (a BSN) that the trail has yet to find (:attr:`Trail.unresolved_identifiers`)."""
         audited = self.trail is not None and self.trail.enabled
         async with self.db.lookup_driver() as fairy:
             driver = DriverConnection(fairy, self.db.lookup_engine.dialect)
-            page = await self.matcher.execute(
-                driver, query, visible=self.visible, local_base=local_base, with_patients=audited
-            )
+            page = None
+            if query.includes:  # the page and its include round in one statement, where that path answers it
+                page = await self.matcher.everything_on_driver(
+                    driver, query, visible=self.visible, local_base=local_base
+                )
+            if page is None:
+                named = self.trail.unresolved_identifiers if self.trail is not None and audited else None
+                page = await self.matcher.execute(
+                    driver, query, visible=self.visible, local_base=local_base, with_patients=audited, named=named
+                )
+                if page.named is not None and self.trail is not None:  # the named clients, found by the page statement
+                    self.trail.note_named_found(page.named)
         if self.trail is not None and audited:
             found = page.matches + page.included
             if page.patients is not None and all(s.pid in page.patients for s in found):

@@ -45,6 +45,14 @@ class Trail(Protocol):
     async def note_versions(self, conn: AsyncConnection, stored: Sequence[Stored], hids: Sequence[int]) -> None:
         """History entries, each credited to the clients its version was about."""
 
+    @property
+    def unresolved_identifiers(self) -> tuple[str, tuple[str, ...]] | None:
+        """(system, values) of identifiers the request named a client by (a BSN) whose clients are
+        still to be looked up, which a search may look up in its own statement; None when there are none."""
+
+    def note_named_found(self, found: Mapping[str, Sequence[str]]) -> None:
+        """The clients carrying the :attr:`unresolved_identifiers`, by value (looked up by a search)."""
+
     def note_patient(self, patient_id: str) -> None:
         """A client the interaction concerned (a refused write is in their view)."""
 

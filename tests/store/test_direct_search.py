@@ -6,6 +6,7 @@ total a page's own statement counts is the one the separate count statement find
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import text
 from hub.demo import UZI
 from hub.store.direct import DirectQuery, DriverConnection
 from hub.store.search.engine import SearchEngine, SearchPage
+from tests.api.test_audit_trail import _events
 from tests.api.test_operations import C1, HUISARTS, demo  # noqa: F401  (fixture)
 from tests.store.test_direct import _policies, deleted_observation, observed_lookups
 
@@ -108,6 +110,84 @@ async def test_direct_search_matches_the_sqlalchemy_search(
     assert compared > 200 and found and hidden  # found and hidden resources were both compared
 
 
+async def test_a_page_that_looks_up_named_clients_answers_the_same_and_finds_them_as_the_lookup(
+    demo: dict[str, str],  # noqa: F811
+    hub_app: Any,
+    client_as: Any,
+    backend: str,
+) -> None:
+    """A page statement that also looks up the clients the request named by BSN (``named``, the audit
+    trail's) answers the same page, and finds the same clients as ``patients_by_identifier``, whatever
+    the caller may see (hidden, deleted and unknown BSNs included)."""
+    from hub.store.resources import patients_by_identifier
+
+    services = hub_app.state.services
+    db = services.repo.db
+    engine: SearchEngine = services.search
+    if backend != "postgresql":
+        return  # (the driver's path only)
+    await deleted_observation(client_as, demo[C1], "named lookup")
+    bsns = [*sorted(demo), "999990019", "123"]
+    async with db.lookup() as conn:
+        expected = await patients_by_identifier(conn, BSN, bsns)
+    assert expected
+    compared = 0
+    queries = await _queries(db, sorted(demo.values()))
+    for policy in await _policies(hub_app):
+        for (res_type, params), with_patients in itertools.product(queries, (True, False)):
+            async with db.lookup_driver() as fairy:
+                driver = DriverConnection(fairy, db.lookup_engine.dialect)
+                plain, named = [
+                    await engine.execute(
+                        driver,
+                        engine.parse(res_type, params),
+                        visible=policy.sql_filter,
+                        local_base=BASE,
+                        with_patients=with_patients,
+                        named=lookup,
+                    )
+                    for lookup in (None, (BSN, bsns))
+                ]
+            assert _answer(named) == _answer(plain), (policy, res_type, params)
+            assert named.named is not None and {k: sorted(v) for k, v in named.named.items()} == {
+                k: sorted(v) for k, v in expected.items()
+            }
+            compared += 1
+    assert compared > 100
+
+
+async def test_a_bsn_search_on_the_driver_looks_its_named_client_up_in_its_page_statement(
+    demo: dict[str, str],  # noqa: F811
+    hub_app: Any,
+    client_as: Any,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One statement per BSN search (no separate named-client lookup), for a caller who sees the client
+    and for one who does not; the latter's attempt is in the client's own audit view."""
+    runs: list[int] = []
+    original = DirectQuery.fetch
+
+    async def counted(self: DirectQuery, fairy: Any, params: Any) -> Any:
+        runs.append(1)
+        return await original(self, fairy, params)
+
+    me = client_as(f"client:{C1}")
+    before = len(await _events(me))
+    monkeypatch.setattr(DirectQuery, "fetch", counted)
+    path = f"/fhir/Patient?identifier={BSN}|{C1}"
+    seen = await client_as(HUISARTS).get(path)
+    hidden = await client_as("org:00077777").get(path)
+    assert seen.status_code == 200 and seen.json()["total"] == 1
+    assert hidden.status_code == 200 and hidden.json()["total"] == 0
+    assert len(runs) == (2 if backend == "postgresql" else 0)
+    monkeypatch.setattr(DirectQuery, "fetch", original)
+    events = await _events(me)
+    new = events[: len(events) - before]
+    outcomes = sorted((e["outcome"], any("00077777" in str(a.get("who")) for a in e["agent"])) for e in new)
+    assert outcomes == [("0", False), ("4", True)], outcomes  # the huisarts found the client; the stranger's attempt
+
+
 async def test_the_pages_own_total_is_the_count_statements(
     demo: dict[str, str],  # noqa: F811
     hub_app: Any,
@@ -155,12 +235,12 @@ async def test_searches_take_the_driver_path_when_nothing_observes_the_statement
     path = f"/fhir/CarePlan?subject=Patient/{demo[C1]}&_include=CarePlan:care-team"
     r = await client_as(HUISARTS).get(path)
     assert r.status_code == 200 and r.json()["total"] >= 1
-    assert len(runs) == (2 if backend == "postgresql" else 0)  # the page (and its total), the include round
+    assert len(runs) == (1 if backend == "postgresql" else 0)  # the page (and its total) with its include round
     # with someone listening to the lookup pool's statements, searches go through SQLAlchemy (they see them)
     with observed_lookups(hub_app.state.services.repo.db) as seen:
         again = await client_as(HUISARTS).get(path)
     assert again.status_code == 200 and again.json()["entry"] == r.json()["entry"]
-    assert len(runs) == (2 if backend == "postgresql" else 0)
+    assert len(runs) == (1 if backend == "postgresql" else 0)
     assert any("FROM resource" in s for s in seen)
 
 

@@ -32,8 +32,8 @@ async def test_lookups_and_keyed_writes_keep_generic_plans_and_reads_and_writes_
         if backend == "sqlite":
             assert db.engines == (db.engine,)
             return
-        assert modes == {"lookup": "auto", "read": "force_custom_plan", "write": "force_custom_plan"}
-        assert keyed == "auto"  # a write of one resource by id finds every row by key
+        assert modes == {"lookup": "force_generic_plan", "read": "force_custom_plan", "write": "force_custom_plan"}
+        assert keyed == "force_generic_plan"  # a write of one resource by id finds every row by key
         assert await _plan_mode(audit, "write") == "auto"
         assert audit.engines == (audit.engine,)
         # The two pools together open no more connections than the one pool did (2 * pool_size).

@@ -74,7 +74,7 @@ async def _dispatch(call: Call, req: FhirRequest) -> FhirResult:
         ids, bsns = named_in(target.res_type, target.res_id, req.query)
         if ids or bsns:
             if _answer_may_note_them(call, target, ids, bsns):
-                return await _answer_then_note(call, target, req, ids)
+                return await _answer_then_note(call, target, req, ids, bsns)
             await _note_named(call, target, req)
     return await HANDLERS[target.kind](call, req, target)
 
@@ -91,11 +91,12 @@ _WRITES_THAT_NOTE_ITSELF = frozenset({"update", "patch", "delete"})
 
 
 def _answer_may_note_them(call: Call, target: Route, ids: set[str], bsns: set[str]) -> bool:
-    """A read, search or ``$everything`` (outside a Bundle) that names clients by id only: what it
+    """A read, search or ``$everything`` (outside a Bundle) that names clients by id: what it
     returns is noted with its clients (a Patient is in its own compartment), so a named client whose
-    data it returned needs no lookup; a BSN needs one to become an id. Likewise a write of
-    ``Patient/x`` that names only x."""
-    if call.conn is not None or bsns:
+    data it returned needs no lookup; a BSN needs one to become an id, which a type-level search makes
+    in its own page statement where it can (:meth:`hub.audit.trail.AuditTrail.defer_named`). Likewise
+    a write of ``Patient/x`` that names only x."""
+    if call.conn is not None or (bsns and target.kind != "search-type"):
         return False
     if target.kind == "operation":
         return target.operation in _OPERATIONS_THAT_NOTE
@@ -104,23 +105,28 @@ def _answer_may_note_them(call: Call, target: Route, ids: set[str], bsns: set[st
     return target.kind in _READS_THAT_NOTE
 
 
-async def _answer_then_note(call: Call, target: Route, req: FhirRequest, ids: set[str]) -> FhirResult:
+async def _answer_then_note(
+    call: Call, target: Route, req: FhirRequest, ids: set[str], bsns: set[str] | None = None
+) -> FhirResult:
     """The interaction first, and the named lookup only when its answer did not already note every
-    named client (none found, hidden, deleted, or it failed early): the audit records are the same
-    as with the lookup first (a client both named and returned is logged as returned either way),
-    with one statement fewer when the answer holds them."""
+    named client (none found, hidden, deleted, or it failed early) or find the clients of every named
+    BSN (a search's page statement does): the audit records are the same as with the lookup first (a
+    client both named and returned is logged as returned either way), with one statement fewer when
+    the answer holds them."""
     assert call.trail is not None
     trail = call.trail
+    if bsns:
+        trail.defer_named(bsns)
     try:
         result = await HANDLERS[target.kind](call, req, target)
     except Exception:
-        if not ids <= trail.patient_ids:
+        if not ids <= trail.patient_ids or trail.deferred_bsns:
             try:
                 await _note_named(call, target, req)
             except Exception:  # the interaction's own error stays the answer; the lookup was only bookkeeping
                 log.debug("named lookup after a failed interaction failed", exc_info=True)
         raise
-    if not ids <= trail.patient_ids:
+    if not ids <= trail.patient_ids or trail.deferred_bsns:
         await _note_named(call, target, req)
     return result
 

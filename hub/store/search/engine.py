@@ -30,8 +30,10 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Integer,
     Select,
+    Text,
     and_,
     any_,
     cast,
@@ -50,6 +52,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
+from sqlalchemy.types import NullType
 
 from hub.fhir.errors import BadRequest, Issue
 from hub.fhir.query import DEFAULT_SEARCH_LIMITS, Cursor, Include, SearchLimits, SearchQuery, parse_query
@@ -71,7 +74,7 @@ from hub.store.search.predicates import (
     plan_local_target,
     sort_column,
 )
-from hub.store.tables import idx_compartment, idx_reference, resource
+from hub.store.tables import idx_compartment, idx_reference, idx_token, resource
 
 MAX_INCLUDE_DEPTH = 4
 #: Most resources one include round may add (protects against runaway :iterate).
@@ -95,6 +98,10 @@ class SearchPage:
     #: The clients (Patient ids) each returned resource belongs to, by pid, when asked for
     #: (``with_patients``): the audit trail's, fetched by the page and include statements themselves.
     patients: dict[int, set[str]] | None = None
+    #: The ids of the current Patients carrying each identifier value the search was asked to look up
+    #: alongside (``execute``'s ``named``: the clients a request names by BSN, the audit trail's), when
+    #: its page statement did; None when it did not (the caller looks them up itself).
+    named: dict[str, list[str]] | None = None
 
 
 _COLUMNS = (
@@ -194,6 +201,13 @@ def in_compartment(r: FromClause, comp_type: str, comp_id: Any, res_type: str | 
     if res_type:
         rows = rows.where(c.c.res_type == res_type)
     return tuple_(r.c.client_key, r.c.pid).in_(rows)
+
+
+def _may_name(conn: SearchConnection, query: SearchQuery) -> bool:
+    """Whether the page statement may also look up named clients (:meth:`SearchEngine._build_named`):
+    on the driver's path (PostgreSQL), for a page in pid order (no sort, not a page backwards)."""
+    cursor = query.cursor
+    return isinstance(conn, DriverConnection) and not query.sort and (cursor is None or cursor.direction != "previous")
 
 
 def _counted(query: SearchQuery) -> bool:
@@ -465,6 +479,43 @@ class SearchEngine(Matcher):
             .order_by(*ordered(page_keys, m.c.pid))
         )
 
+    def _build_named(self, shape: Shape, visible: Visible, with_patients: bool, counted: bool, start: int) -> Any:
+        """The page (:meth:`_build_page`) and the current Patients carrying the named identifier values
+        (a system and an array of values, the parameters from ``start``; no access filter: the audit
+        trail's bookkeeping, as :func:`hub.store.resources.patients_by_identifier`) in one statement:
+        the page's rows in its order, then one row per such Patient, with its id (2) and the value
+        (6); the last column is 0 for a page row, 1 for a named one. One round trip instead of two
+        for a search by BSN."""
+        page = self._build_page(shape, visible, with_patients, counted).cte("named_page")
+        s = Slots()
+        s.used = start
+        system, values = s.next(), s.next(type_=ARRAY(Text()))
+        t, r = idx_token.alias("named_token"), resource.alias("named_patient")
+        nothing = [null() if isinstance(c.type, NullType) else cast(null(), c.type) for c in page.c][7:]
+        patients = (
+            select(
+                r.c.pid,
+                r.c.res_type,
+                r.c.res_id,
+                cast(null(), Integer()),
+                cast(null(), BigInteger()),
+                cast(null(), Boolean()),
+                cast(t.c.code, Text()),
+                *nothing,
+                literal_column("1", Integer()).label("kind"),
+            )
+            .select_from(t.join(r, r.c.pid == t.c.pid))
+            .where(
+                t.c.res_type == "Patient",
+                t.c.param == "identifier",
+                t.c.system == system,
+                t.c.code == any_(values),
+                r.c.deleted == false(),
+            )
+        )
+        matches = select(*page.c, literal_column("0", Integer()).label("kind"))
+        return union_all(matches, patients).order_by(literal_column("kind"), literal_column("pid"))
+
     def page_statement(
         self, query: SearchQuery, *, visible: Visible, local_base: str | None = None, stable: bool = False
     ) -> Select[Any]:
@@ -501,10 +552,13 @@ class SearchEngine(Matcher):
         visible: Visible,
         local_base: str | None = None,
         with_patients: bool = False,
+        named: tuple[str, Sequence[str]] | None = None,
     ) -> SearchPage:
         """A page of ``query`` through ``visible``; ``with_patients`` also gives every returned
         resource's clients (:attr:`SearchPage.patients`), from the same statements. On a
-        :class:`DriverConnection` (in no transaction: nothing is owed) not ``_total=estimate``."""
+        :class:`DriverConnection` (in no transaction: nothing is owed) not ``_total=estimate``.
+        ``named``: (system, values) of identifiers whose current Patients (whatever the access filter)
+        the page statement also looks up, on the driver's path (:attr:`SearchPage.named`)."""
         if self.bytewise is None:
             self.bytewise = await text_is_bytewise(conn)
         if not isinstance(conn, DriverConnection):
@@ -520,8 +574,19 @@ class SearchEngine(Matcher):
         b = Binds()
         shape = self._plan_page(query, local_base, b, stable)
         counted = _counted(query)
-        build = lambda: self._build_page(shape, access.visible, with_patients, counted)  # noqa: E731
-        rows = await self._run(conn, (shape, with_patients, counted), build, b, access)
+        if named is not None and named[1] and _may_name(conn, query):
+            start = len(b.values)
+            b.add(named[0], sorted(set(named[1])))
+            build = lambda: self._build_named(shape, access.visible, with_patients, counted, start)  # noqa: E731
+            rows = await self._run(conn, ("named", shape, with_patients, counted, start), build, b, access)
+            page.named = {}
+            for row in rows:
+                if row[-1] == 1:
+                    page.named.setdefault(row[6], []).append(row[2])
+            rows = [row for row in rows if row[-1] == 0]
+        else:
+            build = lambda: self._build_page(shape, access.visible, with_patients, counted)  # noqa: E731
+            rows = await self._run(conn, (shape, with_patients, counted), build, b, access)
         counted_total = int(rows[0][9 + len(query.sort)]) if counted and rows else None
         _take_rows(page, rows, with_patients)
         if query.total != "none":
@@ -571,7 +636,8 @@ class SearchEngine(Matcher):
         visible: Visible,
         local_base: str | None,
     ) -> SearchPage | None:
-        """A page of ``$everything``'s compartment search with its one include round, in ONE statement
+        """A page of ``$everything``'s compartment search (or of another plan-stable search, such as
+        ``CarePlan?subject=...&_include=CarePlan:goal``) with its one include round, in ONE statement
         (:meth:`_build_everything`: the page's statement and the include round's, the latter taking
         the page's pids from the former), compiled once per shape and run on a lookup connection's
         driver (:mod:`hub.store.direct`, PostgreSQL): the same conditions, access filter and answer as
