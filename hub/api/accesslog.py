@@ -27,6 +27,7 @@ from hub.api.metrics import HubMetrics
 
 ACCESS_LOGGER = "hub.access"
 REQUEST_ID_HEADER = "x-request-id"
+_NO_FILE, _NO_FUNC = "(unknown file)", "(unknown function)"  # as logging records them without a caller
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _UUID4_KEEP = ~(0xF000 << 64 | 0xC000 << 48)  # the version and variant bits cleared (as uuid.UUID does) ...
 _UUID4_SET = 4 << 76 | 0x8000 << 48  # ... and set: version 4, RFC 4122 variant
@@ -121,7 +122,10 @@ class RequestObserver:
             "remote": client[0] if client else None,
             "client_id": getattr(principal, "client_id", None),
         }
-        self.log.info(orjson.dumps(line).decode())
+        # Logger.info would first walk the stack for the caller's file and line, which no access
+        # line shows: the record is made and handled as Logger.info makes and handles it otherwise.
+        log = self.log
+        log.handle(log.makeRecord(log.name, logging.INFO, _NO_FILE, 0, orjson.dumps(line).decode(), (), None, _NO_FUNC))
 
 
 def _new_id() -> str:
