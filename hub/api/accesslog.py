@@ -109,7 +109,7 @@ class RequestObserver:
         principal = state.get("principal")
         client = scope.get("client")
         line = {
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": _now_ms(),
             "level": "info",
             "logger": ACCESS_LOGGER,
             "request_id": request_id,
@@ -126,6 +126,20 @@ class RequestObserver:
         # line shows: the record is made and handled as Logger.info makes and handles it otherwise.
         log = self.log
         log.handle(log.makeRecord(log.name, logging.INFO, _NO_FILE, 0, orjson.dumps(line).decode(), (), None, _NO_FUNC))
+
+
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
+def _now_ms() -> str:
+    """``datetime.now(UTC).isoformat(timespec="milliseconds")`` with ``Z``: the seconds part is
+    formatted once per second."""
+    now = time.time_ns()
+    second, ns = divmod(now, 1_000_000_000)
+    if _second[0] != second:
+        _second[1] = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds").removesuffix("+00:00")
+        _second[0] = second
+    return f"{_second[1]}.{ns // 1_000_000:03d}Z"
 
 
 def _new_id() -> str:

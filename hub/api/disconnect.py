@@ -70,7 +70,7 @@ class _Watch:
     def __init__(self, task: asyncio.Task[Any], receive: Any) -> None:
         self.task = task
         self.client_receive = receive
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=1)
+        self.inbox: asyncio.Queue[Message] | None = None  # made with the watcher
         self.watcher: asyncio.Task[None] | None = None
         self.body_done = False  # the handler has had the last part of the body
         self.reading = False  # the handler is reading from the client itself
@@ -86,7 +86,8 @@ class _Watch:
         if self.reading:
             self.due = True
             return
-        self.watcher = asyncio.ensure_future(self._watch())
+        self.inbox = asyncio.Queue(maxsize=1)
+        self.watcher = asyncio.ensure_future(self._watch(self.inbox))
 
     async def receive(self) -> Message:
         if self.watcher is None and not self.body_done:
@@ -104,17 +105,19 @@ class _Watch:
                 self.start()
             return message
         self.start()
+        if self.inbox is None:  # the request is over
+            return {"type": "http.disconnect"}
         return await self.inbox.get()
 
-    async def _watch(self) -> None:
+    async def _watch(self, inbox: asyncio.Queue[Message]) -> None:
         while True:
             message = await self.client_receive()
             if message["type"] == "http.disconnect":
                 self._cancel()
                 with contextlib.suppress(asyncio.QueueFull):
-                    self.inbox.put_nowait(message)
+                    inbox.put_nowait(message)
                 return
-            await self.inbox.put(message)
+            await inbox.put(message)
 
     def _cancel(self) -> None:
         """The client left: cancel the request's task unless it has answered."""
