@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,9 @@ from hub.api.routes.fhir import FHIR_METHODS, fhir_endpoint
 from hub.settings import Settings, get_settings
 from hub.store.db import Database
 from hub.store.repository import Repository
+
+#: Net allocations of container objects between collections of the youngest generation.
+GC_YOUNG_THRESHOLD = 10_000
 
 log = logging.getLogger("hub")
 
@@ -141,6 +145,15 @@ def _warm_worker_thread() -> None:
     check_shape({"resourceType": "Patient"}, ParseLimits())
 
 
+def _no_native_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry bridge off (the hub has no tracing, see the README): otherwise
+    FastAPI asks the OpenTelemetry API for its providers on every request (3% of a read's CPU).
+    Only for a FastAPI that has the bridge."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     from hub.ops.safety import check_production
@@ -202,6 +215,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await to_thread.run_sync(_warm_worker_thread)  # the first offloaded parse imports and starts a lot
         gc.collect()
         gc.freeze()
+        # A request allocates a few thousand objects, nearly all freed by reference counting; with the
+        # default threshold (700) the young generation was collected every request or so, for little.
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         worker_task = _start_worker(services, db) if settings.events_worker_in_process else None
         # SearchParameters another hub process writes take effect here too (it polls the store)
         params_task = asyncio.create_task(search_params.run(db), name="search-parameters")
@@ -236,6 +252,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        **_no_native_telemetry(),
     )
     errors.install(app)
     app.add_middleware(CancelOnDisconnect)

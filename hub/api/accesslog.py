@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,10 @@ from hub.api.metrics import HubMetrics
 
 ACCESS_LOGGER = "hub.access"
 REQUEST_ID_HEADER = "x-request-id"
+_NO_FILE, _NO_FUNC = "(unknown file)", "(unknown function)"  # as logging records them without a caller
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+_UUID4_KEEP = ~(0xF000 << 64 | 0xC000 << 48)  # the version and variant bits cleared (as uuid.UUID does) ...
+_UUID4_SET = 4 << 76 | 0x8000 << 48  # ... and set: version 4, RFC 4122 variant
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("hub_request_id", default=None)
 
 
@@ -67,7 +70,7 @@ class RequestObserver:
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _SANE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _SANE_ID.match(incoming) else _new_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         token = _request_id.set(request_id)
@@ -106,7 +109,7 @@ class RequestObserver:
         principal = state.get("principal")
         client = scope.get("client")
         line = {
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": _now_ms(),
             "level": "info",
             "logger": ACCESS_LOGGER,
             "request_id": request_id,
@@ -119,7 +122,29 @@ class RequestObserver:
             "remote": client[0] if client else None,
             "client_id": getattr(principal, "client_id", None),
         }
-        self.log.info(orjson.dumps(line).decode())
+        # Logger.info would first walk the stack for the caller's file and line, which no access
+        # line shows: the record is made and handled as Logger.info makes and handles it otherwise.
+        log = self.log
+        log.handle(log.makeRecord(log.name, logging.INFO, _NO_FILE, 0, orjson.dumps(line).decode(), (), None, _NO_FUNC))
+
+
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
+def _now_ms() -> str:
+    """``datetime.now(UTC).isoformat(timespec="milliseconds")`` with ``Z``: the seconds part is
+    formatted once per second."""
+    now = time.time_ns()
+    second, ns = divmod(now, 1_000_000_000)
+    if _second[0] != second:
+        _second[1] = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds").removesuffix("+00:00")
+        _second[0] = second
+    return f"{_second[1]}.{ns // 1_000_000:03d}Z"
+
+
+def _new_id() -> str:
+    """A random (version 4) UUID as 32 hex digits: ``uuid.uuid4().hex`` without building the object."""
+    return f"{int.from_bytes(os.urandom(16)) & _UUID4_KEEP | _UUID4_SET:032x}"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from starlette._exception_handler import wrap_app_handling_exceptions
 from starlette.datastructures import URLPath
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, NoMatchFound, get_route_path, request_response
-from starlette.types import Receive, Scope, Send
+from starlette.routing import BaseRoute, Match, NoMatchFound, get_route_path
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 Endpoint = Callable[[Request, str], Awaitable[Response]]
 
@@ -34,11 +35,6 @@ class PrefixRoute(BaseRoute):
         self.methods = frozenset(m.upper() for m in methods)
         self.others = tuple(sorted(set(others)))
         self.endpoint = endpoint
-
-        async def run(request: Request) -> Response:
-            return await endpoint(request, request.path_params["path"])
-
-        self.app = request_response(run)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http" or scope["method"] not in self.methods:
@@ -60,10 +56,26 @@ class PrefixRoute(BaseRoute):
         raise NoMatchFound(name, path_params)  # nameless: url_for finds the named routes behind it
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        """What Starlette's ``request_response`` does, its exception handling (the app's handlers)
+        entered only when the endpoint raised: per request that wrapper was two closures and a
+        layer around ``send``. The endpoint returns a whole response, which has nothing to raise."""
+        request = Request(scope, receive, send)
+        try:
+            response = await self.endpoint(request, scope["path_params"]["path"])
+        except Exception as exc:
+            await wrap_app_handling_exceptions(_raising(exc), request)(scope, receive, send)
+            return
+        await response(scope, receive, send)
 
     def __repr__(self) -> str:
         return f"PrefixRoute(prefix={self.prefix!r}, methods={sorted(self.methods)!r})"
+
+
+def _raising(exc: Exception) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise exc
+
+    return app
 
 
 def static_beginnings(paths: Iterable[str], prefix: str) -> list[str]:

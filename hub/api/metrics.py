@@ -109,6 +109,9 @@ class HubMetrics:
             registry=r,
         )
         self._samplers: list[Callable[[], None]] = []
+        #: The counter and histogram children of each (interaction, status) seen: ``labels()``
+        #: validates and looks them up under a lock on every call.
+        self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     # -- hooks ------------------------------------------------------------------------------------
     def register(self, make: Callable[[CollectorRegistry], Any], sampler: Callable[[], None] | None = None) -> Any:
@@ -150,8 +153,12 @@ class HubMetrics:
 
     # -- recording --------------------------------------------------------------------------------
     def observe_request(self, interaction: str, status: int, seconds: float) -> None:
-        self.requests.labels(interaction, str(status)).inc()
-        self.latency.labels(interaction).observe(seconds)
+        children = self._request_children.get((interaction, status))
+        if children is None:
+            children = (self.requests.labels(interaction, str(status)), self.latency.labels(interaction))
+            self._request_children[(interaction, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_denial(self, status: int, diagnostics: str) -> None:
         self.denials.labels(denial_reason(status, diagnostics)).inc()

@@ -15,9 +15,14 @@ import hashlib
 GENESIS = "0" * 64
 
 
+#: A fresh SHA-256 to copy: ``hashlib.sha256()`` looks the digest up in OpenSSL on every call.
+_SHA256 = hashlib.sha256()
+
+
 def link_hash(prev_hash: str, seq: int, event: bytes) -> str:
     """The chain hash of record ``seq`` with canonical JSON ``event`` after ``prev_hash``."""
-    h = hashlib.sha256(bytes.fromhex(prev_hash))
+    h = _SHA256.copy()
+    h.update(bytes.fromhex(prev_hash))
     h.update(seq.to_bytes(8, "big"))
     h.update(event)
     return h.hexdigest()

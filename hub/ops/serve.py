@@ -36,11 +36,13 @@ def run(settings: Settings) -> None:
     import uvicorn
 
     from hub.api.accesslog import logging_config
+    from hub.api.onewrite import OneWriteProtocol
 
     prepare_metrics_dir(settings)
     uvicorn.run(
         "hub.app:create_app",
         factory=True,
+        http=OneWriteProtocol,  # httptools, a response's head and body in one write
         host=settings.host,
         port=settings.port,
         workers=settings.workers,

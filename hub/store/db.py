@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -161,14 +161,12 @@ class Database:
         dispatch = self.lookup_engine.sync_engine.dispatch
         return not (dispatch.before_cursor_execute or dispatch.after_cursor_execute)
 
-    @asynccontextmanager
-    async def lookup_driver(self) -> AsyncIterator[PoolProxiedConnection]:
+    def lookup_driver(self) -> AbstractAsyncContextManager[PoolProxiedConnection]:
         """A connection of the lookup pool without SQLAlchemy's ``Connection`` around it, for a
         statement run on the driver connection (:mod:`hub.store.direct`); only when
         :attr:`direct_lookups`. It is in no transaction: each statement commits on its own, as on
-        :meth:`lookup`."""
-        async with self._driver_lookups.connection() as fairy:
-            yield fairy
+        :meth:`lookup`. (The held connections' own context manager, not one more layer around it.)"""
+        return self._driver_lookups.connection()
 
     @asynccontextmanager
     async def write(self, *, keyed: bool = False) -> AsyncIterator[AsyncConnection]:

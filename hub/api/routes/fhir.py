@@ -63,7 +63,7 @@ async def fhir_endpoint(request: Request, path: str = "") -> Response:
         req = await to_fhir_request(request, path, services.settings)
         if req.method == "POST" and path.rstrip("/").endswith("_search"):
             trail.query = req.query_string  # the form body's parameters are the search
-        call = Call(services, str(request.base_url).rstrip("/") + "/fhir", policy=policy, trail=trail)
+        call = Call(services, fhir_base(request), policy=policy, trail=trail)
         result = await handle(call, req)
     except FhirError as exc:
         denied = exc.status in (401, 403, 404) or getattr(exc, "denial", False)
@@ -79,6 +79,30 @@ async def fhir_endpoint(request: Request, path: str = "") -> Response:
             headers["Content-Type"] = f"{fmt.media_type}; charset=utf-8"
         return Response(b"", status_code=result.status, headers=headers)
     return fhir_response(result.body, fmt, result.status, headers)
+
+
+#: The FHIR base of each (scheme, Host, server, root path) seen lately: building it from the request
+#: is a URL parse and join per request. Bounded: the Host header is the caller's to choose.
+_BASES: dict[tuple[Any, ...], str] = {}
+_MAX_BASES = 64
+
+
+def fhir_base(request: Request) -> str:
+    """``{scheme}://{host}{root}/fhir`` as Starlette's ``request.base_url`` gives it."""
+    scope = request.scope
+    key = (
+        scope.get("scheme", "http"),
+        request.headers.get("host"),
+        scope.get("server"),
+        scope.get("app_root_path", scope.get("root_path", "")),
+    )
+    base = _BASES.get(key)
+    if base is None:
+        base = str(request.base_url).rstrip("/") + "/fhir"
+        if len(_BASES) >= _MAX_BASES:
+            _BASES.clear()
+        _BASES[key] = base
+    return base
 
 
 def _query(request: Request) -> str:
