@@ -87,7 +87,8 @@ class Database:
         self._driver_lookups: HeldConnections[PoolProxiedConnection] = HeldConnections(
             self.lookup_engine, keep=max(1, pool_size // 4)
         )
-        self._keyed_writes = HeldWriteConnections(self.lookup_engine, keep=max(1, pool_size // 4))
+        # (none below a pool size of 4: the lookup pool's SQLAlchemy reads need connections left)
+        self._keyed_writes = HeldWriteConnections(self.lookup_engine, keep=pool_size // 4)
 
     @property
     def engines(self) -> tuple[AsyncEngine, ...]:
