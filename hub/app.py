@@ -85,7 +85,9 @@ def build_services(settings: Settings, db: Database, verifier: Any = None) -> Se
         outbox=Outbox(),
         prepare=amend_task,
         search_params=params,
-        after_write_needed=lambda stored, res: access_derives(stored, res) or workflow_derives(stored, res),
+        after_write_needed=lambda stored, res, replaced: (
+            access_derives(stored, res, replaced) or workflow_derives(stored, res, replaced)
+        ),
     )
     return Services(settings=settings, repo=repo, search=engine, verifier=verifier)
 

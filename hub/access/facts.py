@@ -133,10 +133,11 @@ async def after_write(
     )
 
 
-def derives_anything(stored: Stored, resource: dict[str, Any] | None) -> bool:
-    """Whether :func:`after_write` derives anything for the write of ``stored`` (``resource``; None:
-    a deletion); one it derives nothing for may be made alone (hub.store.repository)."""
-    return stored.res_type in DERIVING_TYPES and not new_organisation_without_ura(stored, resource)
+def derives_anything(stored: Stored, resource: dict[str, Any] | None, replaced: Stored | None = None) -> bool:
+    """Whether :func:`after_write` derives anything that changes for the write of ``stored``
+    (``resource``; None: a deletion) replacing ``replaced`` (None: a create); one it derives nothing
+    for may be made alone (hub.store.repository)."""
+    return stored.res_type in DERIVING_TYPES and not organisation_without_ura(stored, resource, replaced)
 
 
 def owe_recompute(conn: AsyncConnection, patients: Iterable[str]) -> None:
@@ -860,6 +861,21 @@ def new_organisation_without_ura(stored: Stored, resource: dict[str, Any] | None
         and resource is not None
         and not _identifier(resource, URA_SYSTEM)
     )
+
+
+def organisation_without_ura(stored: Stored, resource: dict[str, Any] | None, replaced: Stored | None) -> bool:
+    """:func:`new_organisation_without_ura`, or a write of an Organization (an update or a deletion)
+    that names no URA and replaces a version that named none (or a deletion, or nothing): a
+    reference to it names no organisation before and after, so nothing derived from such references
+    changes. (The replaced version's content is only searched for the URA system: any mention of it
+    counts as a URA, so a doubtful case derives again.)"""
+    if new_organisation_without_ura(stored, resource):
+        return True
+    if stored.res_type != "Organization" or replaced is None or replaced.res_type != "Organization":
+        return False
+    if resource is not None and _identifier(resource, URA_SYSTEM):
+        return False
+    return replaced.deleted or replaced.content is None or URA_SYSTEM not in replaced.content
 
 
 def _identifier(res: dict[str, Any], system: str) -> str | None:

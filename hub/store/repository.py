@@ -55,9 +55,10 @@ WriteValidator = Callable[[dict[str, Any]], Sequence[Issue]]
 #: transaction: (conn, stored, resource or None for a delete, author URA, writer=the repository's
 #: access policy). (The outbox's hook, hub.store.policy.OnStateChange, receives every state change.)
 AfterWrite = Callable[..., Awaitable[None]]
-#: Whether the after-write hook derives anything for a write: (the version about to be written, its
-#: resource or None for a deletion) -> bool (hub.access.facts / hub.workflows.derive ``derives_anything``).
-AfterWriteNeeded = Callable[[Stored, dict[str, Any] | None], bool]
+#: Whether the after-write hook derives anything that changes for a write: (the version about to be
+#: written, its resource or None for a deletion, the version it replaces or None for a create) -> bool
+#: (hub.access.facts / hub.workflows.derive ``derives_anything``).
+AfterWriteNeeded = Callable[[Stored, dict[str, Any] | None, Stored | None], bool]
 #: What the hub keeps right in a resource before it is stored: (new, previous version or None, the
 #: version's instant) -> the resource to store (hub.workflows.overdracht.amend: Task bookkeeping).
 Prepare = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
@@ -557,7 +558,7 @@ class Repository:
                 when = self._tick(current)
                 appendix = None
                 version = Stored(current.pid, res_type, res_id, current.version + 1, when, True, None, "DELETE")
-                if self._alone(c, version, None, verdict):
+                if self._alone(c, version, None, verdict, current):
                     appendix = self._appendix(version, 200, patients)
                 stored = await dao.write_version(c, current, None, when, "DELETE", None, event=event, alone=appendix)
                 if stored is not None:
@@ -679,20 +680,25 @@ class Repository:
         return stored, (visible if stored is not None else None)
 
     def _alone(
-        self, conn: AsyncConnection, version: Stored, resource: dict[str, Any] | None, verdict: Verdict | None
+        self,
+        conn: AsyncConnection,
+        version: Stored,
+        resource: dict[str, Any] | None,
+        verdict: Verdict | None,
+        replaced: Stored | None,
     ) -> bool:
-        """Whether the write of ``version`` (``resource``; None: a deletion) about to be made is all
-        its transaction will write: our own transaction of one write by id (PostgreSQL), owing no
-        facts, with no state change for the outbox hook, nothing derived after it, and no audit
-        record waiting. Then its one statement carries its audit record and commits on its own
-        (:class:`hub.store.pg_writes.Appendix`)."""
+        """Whether the write of ``version`` (``resource``; None: a deletion; replacing ``replaced``,
+        None for a create) about to be made is all its transaction will write: our own transaction
+        of one write by id (PostgreSQL), owing no facts, with no state change for the outbox hook,
+        nothing derived after it that changes, and no audit record waiting. Then its one statement
+        carries its audit record and commits on its own (:class:`hub.store.pg_writes.Appendix`)."""
         return (
             _OWN_WRITE in conn.info
             and not deferred.owed(conn)
             and (verdict is None or verdict.change is None)
             and (
                 self.after_write is None
-                or (self.after_write_needed is not None and not self.after_write_needed(version, resource))
+                or (self.after_write_needed is not None and not self.after_write_needed(version, resource, replaced))
             )
             and (self.trail is None or not self.trail.pending)
         )
@@ -767,7 +773,7 @@ class Repository:
             conn, stamped, category, rows, None, "c", validate=lambda: self._check_profiles(stamped), guard=guard
         )  # permission before validation, validation before the workflow rules
         version = Stored(0, stamped["resourceType"], res_id, 1, when, False, content, method, category)
-        alone = self._alone(conn, version, stamped, verdict)
+        alone = self._alone(conn, version, stamped, verdict, None)
         stored, appendix = await self._insert_checked(
             conn, stamped, res_id, content, when, method, rows, category, verdict, server_id=server_id, alone=alone
         )
@@ -874,7 +880,7 @@ class Repository:
         final = status or (201 if current.deleted else 200)
         appendix = None
         version = Stored(current.pid, current.res_type, current.res_id, current.version + 1, when, False, None, method)
-        if self._alone(conn, version, stamped, verdict):
+        if self._alone(conn, version, stamped, verdict, current):
             appendix = self._appendix(version, final, _patients(rows))
         stored = await dao.write_version(
             conn, current, content, when, method, rows, category, event, self._authorship(verdict), appendix

@@ -26,12 +26,13 @@ from hub.workflows.tables import overdracht_access
 DERIVING_TYPES = frozenset({"Task", "Organization", "PractitionerRole", "Composition"})
 
 
-def derives_anything(stored: Stored, res: dict[str, Any] | None) -> bool:
-    """Whether :func:`after_write` derives anything for the write of ``stored`` (``res``; None: a
-    deletion); one it derives nothing for may be made alone (hub.store.repository)."""
-    from hub.access.facts import new_organisation_without_ura
+def derives_anything(stored: Stored, res: dict[str, Any] | None, replaced: Stored | None = None) -> bool:
+    """Whether :func:`after_write` derives anything that changes for the write of ``stored``
+    (``res``; None: a deletion) replacing ``replaced`` (None: a create); one it derives nothing for
+    may be made alone (hub.store.repository)."""
+    from hub.access.facts import organisation_without_ura
 
-    return stored.res_type in DERIVING_TYPES and not new_organisation_without_ura(stored, res)
+    return stored.res_type in DERIVING_TYPES and not organisation_without_ura(stored, res, replaced)
 
 
 async def after_write(

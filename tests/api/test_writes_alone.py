@@ -1,12 +1,13 @@
 """A write by id that is all its transaction writes is made *alone* on PostgreSQL: its one statement
 carries its audit record and commits on its own, and the read of the resource it replaces runs
-before any BEGIN (:meth:`hub.store.repository.Repository._alone`, :class:`hub.store.pg_writes.Appendix`).
-Differential: for creates, reads, updates, patches and deletes of every outcome (written, refused
-by the care condition, stale If-Match, not found, hidden, already deleted, written again, an
-Organization whose later versions derive facts), the answers, what is stored (versions, history,
-index rows, creators) and the audit records equal those of the general path (one transaction, the
-record appended last), and the audit chain verifies. The same through SQLAlchemy when someone
-listens to the statements (the driver's way otherwise, :func:`hub.store.direct.on_its_own_driver`)."""
+before any BEGIN (:meth:`hub.store.repository.Repository._alone`,
+:class:`hub.store.pg_writes.Appendix`). Differential: for creates, reads, updates, patches and
+deletes of every outcome (written, refused by the care condition, stale If-Match, not found, hidden,
+already deleted, written again, Organizations without a URA, one whose version naming a URA and the
+deletion of that derive facts), the answers, what is stored (versions, history, index rows,
+creators) and the audit records equal those of the general path (one transaction, the record
+appended last), and the audit chain verifies. The same through SQLAlchemy when someone listens to
+the statements (the driver's way otherwise, :func:`hub.store.direct.on_its_own_driver`)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ OBS: dict[str, Any] = {
     "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
 }
 ORG: dict[str, Any] = {"resourceType": "Organization", "active": True, "name": "Zonder URA"}
+URA = {"system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "00077777"}
 
 
 async def _records_after(hub_app: Any, seq: int) -> tuple[int, list[tuple[Any, ...]]]:
@@ -144,7 +146,8 @@ async def _scenario(hub_app: Any, client_as: Any) -> tuple[list[tuple[Any, ...]]
     await call(b, "PATCH", obs, [{"op": "replace", "path": "/status", "value": "corrected"}])
     await call(b, "PUT", "/fhir/Observation/chosen-id", {**OBS, "id": "chosen-id"})  # a create by update
     ids["chosen"] = "Observation/chosen-id"
-    await call(b, "PUT", f"/fhir/{ids['org']}", {**ORG, "id": org.json()["id"], "name": "Anders"})
+    await call(b, "PUT", f"/fhir/{ids['org']}", {**ORG, "id": org.json()["id"], "name": "Anders"})  # still no URA
+    await call(b, "PUT", f"/fhir/{ids['org']}", {**ORG, "id": org.json()["id"], "identifier": [URA]})
     await call(c, "DELETE", obs)  # hidden from C
     await call(b, "DELETE", obs)
     await call(b, "DELETE", obs)  # already deleted
@@ -152,6 +155,9 @@ async def _scenario(hub_app: Any, client_as: Any) -> tuple[list[tuple[Any, ...]]
     await call(b, "PUT", obs, body)  # written again
     await call(b, "DELETE", "/fhir/Observation/no-such-id")
     await call(b, "DELETE", f"/fhir/{ids['org']}")
+    other = await call(b, "POST", "/fhir/Organization", ORG)
+    ids["other"] = f"Organization/{other.json()['id']}"
+    await call(b, "DELETE", f"/fhir/{ids['other']}")  # named no URA: derives nothing
     return outcomes, await _stored(hub_app, ids)
 
 
@@ -168,11 +174,14 @@ async def test_writes_made_alone_equal_the_general_path(
     monkeypatch.setattr(AuditTrail, "appended", counting)
     alone = await _scenario(hub_app, client_as)
     if backend == "postgresql":
-        # the Observation's writes by id and the new Organization without a URA (it derives nothing);
-        # not the Organization's later versions (they derive again what references it), nor anything
-        # refused, nor the re-creation after the delete (its creators replace the earlier life's)
+        # the Observation's writes by id and the Organization's versions without a URA replacing
+        # none with one (they derive nothing); not its version naming a URA, nor the deletion of that
+        # (they derive again what references it), nor anything refused, nor the re-creation after the
+        # delete (its creators replace the earlier life's)
         expected = ["Observation/1/POST", "Organization/1/POST", "Observation/2/PUT", "Observation/3/PATCH"]
-        assert made_alone == [*expected, "Observation/1/PUT", "Observation/4/DELETE"], made_alone
+        expected += ["Observation/1/PUT", "Organization/2/PUT", "Observation/4/DELETE"]
+        expected += ["Organization/1/POST", "Organization/2/DELETE"]
+        assert made_alone == expected, made_alone
     else:
         assert made_alone == []
     # with someone listening to the statements, a write made alone runs through SQLAlchemy: the same
@@ -190,7 +199,7 @@ async def test_writes_made_alone_equal_the_general_path(
         for engine in db.engines:
             event.remove(engine.sync_engine, "before_cursor_execute", listen)
     assert observed == alone
-    assert len(made_alone) == (12 if backend == "postgresql" else 0)
+    assert len(made_alone) == (18 if backend == "postgresql" else 0)
     assert any("cur AS" in s and "WITH r AS" in s for s in seen) == (backend == "postgresql")
     monkeypatch.setattr(Repository, "_alone", lambda *_args: False)
     general = await _scenario(hub_app, client_as)
