@@ -45,6 +45,7 @@ from hub.fhir.references import local_id, resolve
 from hub.fhir.validation.bsn import BSN_SYSTEM
 from hub.store import deferred, pg_batch
 from hub.store.clientkey import key_of_resource
+from hub.store.direct import InTransaction
 from hub.store.resources import Stored, patients_by_identifier
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
 
@@ -218,8 +219,11 @@ def _source_and_relations(source: str) -> Any:
 
 #: The client key read from the source's row; or given (a source waiting to be written with the
 #: Bundle's other creates then stays waiting: the statement reads none of them, hub.store.pg_batch).
-_SOURCE_AND_RELATIONS = _source_and_relations("SELECT pid, :kind, :grantor, client_key FROM resource WHERE pid = :pid")
-_SOURCE_AND_RELATIONS_KEYED = (
+#: (Both on the driver connection: hub.store.direct.)
+_SOURCE_AND_RELATIONS = InTransaction(
+    _source_and_relations("SELECT pid, :kind, :grantor, client_key FROM resource WHERE pid = :pid")
+)
+_SOURCE_AND_RELATIONS_KEYED = InTransaction(
     _source_and_relations("VALUES (:pid, :kind, :grantor, :client_key)")
     .bindparams(bindparam("client_key", type_=String()))
     .execution_options(**{pg_batch.READS: frozenset()})
@@ -247,9 +251,9 @@ async def _write_source(
             "his": [r["end"] for r in relations],
         }
         if client_key is None:
-            await conn.execute(_SOURCE_AND_RELATIONS, params)
+            await _SOURCE_AND_RELATIONS.execute(conn, params)
         else:
-            await conn.execute(_SOURCE_AND_RELATIONS_KEYED, {**params, "client_key": client_key})
+            await _SOURCE_AND_RELATIONS_KEYED.execute(conn, {**params, "client_key": client_key})
         return
     await conn.execute(
         insert(care_source).values(
@@ -517,7 +521,7 @@ async def _replace(
             **{f"r_{c}": [r[c] for r in relations] for c in _RELATION_COLUMNS},
             **{f"g_{c}": [g[c] for g in grants] for c in _GRANT_COLUMNS},
         }
-        await conn.execute(_REPLACE, params)
+        await _REPLACE.execute(conn, params)
         return
     if relations:
         await conn.execute(_FORGET_RELATIONS, {"patients": patients})
@@ -567,7 +571,7 @@ def _replace_statement() -> Any:
     )
 
 
-_REPLACE = _replace_statement()
+_REPLACE = InTransaction(_replace_statement())
 
 
 def _set_effective(patients: list[str], inputs: grant_inputs.GrantInputs) -> None:
@@ -709,7 +713,7 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
         elif res_type == "PractitionerRole":
             roles[res_id] = key
     if orgs:
-        rows = (await conn.execute(_ORGANISATION_URAS, {"ids": sorted(orgs)})).all()
+        rows = await _ORGANISATION_URAS.fetch(conn, {"ids": sorted(orgs)})
         for res_id, code in rows:
             if known is not None:
                 known.setdefault(("Organization", res_id), code)
@@ -718,7 +722,7 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
             for res_id in orgs:
                 known.setdefault(("Organization", res_id), None)
     if roles:
-        rows = (await conn.execute(_ROLE_URAS, {"ids": sorted(roles)})).all()
+        rows = await _ROLE_URAS.fetch(conn, {"ids": sorted(roles)})
         for res_id, code in rows:
             if known is not None:
                 known.setdefault(("PractitionerRole", res_id), code)
@@ -760,8 +764,8 @@ def _role_uras() -> Any:
     )
 
 
-# organisation_uras' statements, built once.
-_ORGANISATION_URAS = (
+# organisation_uras' statements, built once (on the driver connection: hub.store.direct).
+_ORGANISATION_URAS = InTransaction(
     select(resource.c.res_id, idx_token.c.code)
     .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
     .where(
@@ -773,7 +777,7 @@ _ORGANISATION_URAS = (
     )
     .execution_options(**{pg_batch.READS: frozenset({"Organization"})})
 )
-_ROLE_URAS = _role_uras()
+_ROLE_URAS = InTransaction(_role_uras())
 
 
 async def organisation_ura(conn: AsyncConnection, ref: Any, base: str | None = None) -> str | None:
