@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from anyio.to_thread import run_sync
 from sqlalchemy.exc import IntegrityError
@@ -187,8 +188,20 @@ class Repository:
         return self.policy.author_ura
 
     async def match(self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2) -> list[Stored]:
-        """Conditional criteria, seen through the caller's eyes (invisible resources do not match)."""
+        """Conditional criteria, seen through the caller's eyes (invisible resources do not match).
+        Criteria of one identifier that no current resource of the type carries at all (whoever may
+        see it) match nothing without a search: a key lookup instead of the search's statement with
+        its access filter (a transaction Bundle registering a client: its Patient's ``ifNoneExist``)."""
+        criterion = identifier_criterion(criteria) if self._identifier_indexed(res_type) else None
+        if criterion is not None and not await dao.identifier_in_use(conn, res_type, *criterion):
+            return []
         return await self.matcher.match(conn, res_type, criteria, limit, visible=self.visible)
+
+    def _identifier_indexed(self, res_type: str) -> bool:
+        """Whether ``identifier`` of ``res_type`` is an indexed token parameter (so a search for it
+        reads ``idx_token``, as :func:`hub.store.resources.identifier_in_use` does)."""
+        param = self.search_params.registry.get(res_type, "identifier") if self.search_params is not None else None
+        return param is not None and param.type == "token" and param.indexed
 
     async def match_one(
         self,
@@ -1042,6 +1055,17 @@ async def _on_its_own_if_own(conn: AsyncConnection) -> AsyncIterator[None]:
         return
     async with on_its_own(conn):
         yield
+
+
+def identifier_criterion(criteria: str) -> tuple[str, str] | None:
+    """``identifier=system|value`` (one identifier, nothing else) -> (system, value); else None."""
+    params = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
+    if len(params) != 1 or params[0][0] != "identifier":
+        return None
+    system, bar, value = params[0][1].partition("|")
+    if not bar or not system or not value or "," in params[0][1] or "\\" in params[0][1]:
+        return None
+    return system, value
 
 
 def one_of(
