@@ -240,12 +240,12 @@ async def _write_source(
     """Record who wrote care-relation source ``pid`` and the relations it implies (rows of one
     patient and grantor, from :func:`_derive_relations`): one statement on PostgreSQL (``client_key``:
     the source's, when known)."""
-    if relations and conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":  # (no relations: the source's row alone)
         params = {
             "pid": pid,
             "kind": grantor[0],
             "grantor": grantor[1],
-            "patient": relations[0]["patient_id"],
+            "patient": relations[0]["patient_id"] if relations else "",
             "uras": [r["org_ura"] for r in relations],
             "los": [r["start"] for r in relations],
             "his": [r["end"] for r in relations],
@@ -421,7 +421,9 @@ async def _derive_consent(conn: AsyncConnection, pid: int, res: dict[str, Any], 
                             "end": prov["end"],
                         }
                     )
-    if rows:
+    if rows and conn.dialect.name == "postgresql":
+        await _INSERT_RULES.execute(conn, {c: [r[c] for r in rows] for c in _RULE_COLUMNS})
+    elif rows:
         await conn.execute(insert(consent_rule), rows)
     return {patient}
 
@@ -540,19 +542,20 @@ _RELATION_COLUMNS = [c.name for c in care_relation.c]
 _GRANT_COLUMNS = [c.name for c in access_grant.c]
 
 
+def _arrays(prefix: str, table: Any) -> tuple[str, list[Any]]:
+    """An array parameter per column of ``table`` (``:<prefix><column>``), cast for ``unnest``, and their binds."""
+    casts, binds = [], []
+    for c in table.c:
+        big = isinstance(c.type, BigInteger)
+        casts.append(f"CAST(:{prefix}{c.name} AS {'bigint[]' if big else 'text[]'})")
+        binds.append(bindparam(f"{prefix}{c.name}", type_=ARRAY(BigInteger() if big else Text())))
+    return ", ".join(casts), binds
+
+
 def _replace_statement() -> Any:
     """:func:`_replace` on PostgreSQL: both tables' old rows deleted and new rows inserted (from arrays)."""
-
-    def arrays(prefix: str, table: Any) -> tuple[str, list[Any]]:
-        casts, binds = [], []
-        for c in table.c:
-            big = isinstance(c.type, BigInteger)
-            casts.append(f"CAST(:{prefix}{c.name} AS {'bigint[]' if big else 'text[]'})")
-            binds.append(bindparam(f"{prefix}{c.name}", type_=ARRAY(BigInteger() if big else Text())))
-        return ", ".join(casts), binds
-
-    rel_arrays, rel_binds = arrays("r_", care_relation)
-    grant_arrays, grant_binds = arrays("g_", access_grant)
+    rel_arrays, rel_binds = _arrays("r_", care_relation)
+    grant_arrays, grant_binds = _arrays("g_", access_grant)
     rel_cols = ", ".join(f'"{c}"' for c in _RELATION_COLUMNS)
     grant_cols = ", ".join(f'"{c}"' for c in _GRANT_COLUMNS)
     forget = (
@@ -572,6 +575,17 @@ def _replace_statement() -> Any:
 
 
 _REPLACE = InTransaction(_replace_statement())
+
+
+def _insert_rules_statement() -> Any:
+    """:func:`_derive_consent`'s rules inserted from arrays (PostgreSQL: one statement, any number of rows)."""
+    arrays, binds = _arrays("", consent_rule)
+    cols = ", ".join(f'"{c}"' for c in _RULE_COLUMNS)
+    return text(f"INSERT INTO consent_rule ({cols}) SELECT * FROM unnest({arrays})").bindparams(*binds)  # noqa: S608
+
+
+_RULE_COLUMNS = [c.name for c in consent_rule.c]
+_INSERT_RULES = InTransaction(_insert_rules_statement())
 
 
 def _set_effective(patients: list[str], inputs: grant_inputs.GrantInputs) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -62,6 +62,8 @@ AfterWriteNeeded = Callable[[Stored, dict[str, Any] | None], bool]
 #: What the hub keeps right in a resource before it is stored: (new, previous version or None, the
 #: version's instant) -> the resource to store (hub.workflows.overdracht.amend: Task bookkeeping).
 Prepare = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
+#: The context of a write's checks when there is none to set up (:meth:`Repository._concerning`).
+_NOTHING = nullcontext()
 #: Version numbers are stored as INTEGER: a larger one names no version.
 MAX_VERSION = 2**31 - 1
 
@@ -913,7 +915,8 @@ class Repository:
         if self.trail is not None:
             await self.trail.note_mentions(conn, resource)
         try:
-            async with self._concerning(conn, current, patients):
+            # (a create concerns no current version: no context to set up, once per entry of a Bundle)
+            async with self._concerning(conn, current, patients) if current is not None else _NOTHING:
                 if current is not None and not current.deleted:
                     await self._check_read(conn, current, seen)  # (a refused attempt is in the client's view)
                 verdict = await self.policy.check_write(
