@@ -45,6 +45,7 @@ from hub.fhir.references import local_id, resolve
 from hub.fhir.validation.bsn import BSN_SYSTEM
 from hub.store import deferred, pg_batch
 from hub.store.clientkey import key_of_resource
+from hub.store.direct import InTransaction
 from hub.store.resources import Stored, patients_by_identifier
 from hub.store.tables import DATE_MAX, DATE_MIN, idx_reference, idx_token, resource
 
@@ -219,8 +220,11 @@ def _source_and_relations(source: str) -> Any:
 
 #: The client key read from the source's row; or given (a source waiting to be written with the
 #: Bundle's other creates then stays waiting: the statement reads none of them, hub.store.pg_batch).
-_SOURCE_AND_RELATIONS = _source_and_relations("SELECT pid, :kind, :grantor, client_key FROM resource WHERE pid = :pid")
-_SOURCE_AND_RELATIONS_KEYED = (
+#: (Both on the driver connection: hub.store.direct.)
+_SOURCE_AND_RELATIONS = InTransaction(
+    _source_and_relations("SELECT pid, :kind, :grantor, client_key FROM resource WHERE pid = :pid")
+)
+_SOURCE_AND_RELATIONS_KEYED = InTransaction(
     _source_and_relations("VALUES (:pid, :kind, :grantor, :client_key)")
     .bindparams(bindparam("client_key", type_=String()))
     .execution_options(**{pg_batch.READS: frozenset()})
@@ -237,20 +241,20 @@ async def _write_source(
     """Record who wrote care-relation source ``pid`` and the relations it implies (rows of one
     patient and grantor, from :func:`_derive_relations`): one statement on PostgreSQL (``client_key``:
     the source's, when known)."""
-    if relations and conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":  # (no relations: the source's row alone)
         params = {
             "pid": pid,
             "kind": grantor[0],
             "grantor": grantor[1],
-            "patient": relations[0]["patient_id"],
+            "patient": relations[0]["patient_id"] if relations else "",
             "uras": [r["org_ura"] for r in relations],
             "los": [r["start"] for r in relations],
             "his": [r["end"] for r in relations],
         }
         if client_key is None:
-            await conn.execute(_SOURCE_AND_RELATIONS, params)
+            await _SOURCE_AND_RELATIONS.execute(conn, params)
         else:
-            await conn.execute(_SOURCE_AND_RELATIONS_KEYED, {**params, "client_key": client_key})
+            await _SOURCE_AND_RELATIONS_KEYED.execute(conn, {**params, "client_key": client_key})
         return
     await conn.execute(
         insert(care_source).values(
@@ -418,7 +422,9 @@ async def _derive_consent(conn: AsyncConnection, pid: int, res: dict[str, Any], 
                             "end": prov["end"],
                         }
                     )
-    if rows:
+    if rows and conn.dialect.name == "postgresql":
+        await _INSERT_RULES.execute(conn, {c: [r[c] for r in rows] for c in _RULE_COLUMNS})
+    elif rows:
         await conn.execute(insert(consent_rule), rows)
     return {patient}
 
@@ -518,7 +524,7 @@ async def _replace(
             **{f"r_{c}": [r[c] for r in relations] for c in _RELATION_COLUMNS},
             **{f"g_{c}": [g[c] for g in grants] for c in _GRANT_COLUMNS},
         }
-        await conn.execute(_REPLACE, params)
+        await _REPLACE.execute(conn, params)
         return
     if relations:
         await conn.execute(_FORGET_RELATIONS, {"patients": patients})
@@ -537,19 +543,20 @@ _RELATION_COLUMNS = [c.name for c in care_relation.c]
 _GRANT_COLUMNS = [c.name for c in access_grant.c]
 
 
+def _arrays(prefix: str, table: Any) -> tuple[str, list[Any]]:
+    """An array parameter per column of ``table`` (``:<prefix><column>``), cast for ``unnest``, and their binds."""
+    casts, binds = [], []
+    for c in table.c:
+        big = isinstance(c.type, BigInteger)
+        casts.append(f"CAST(:{prefix}{c.name} AS {'bigint[]' if big else 'text[]'})")
+        binds.append(bindparam(f"{prefix}{c.name}", type_=ARRAY(BigInteger() if big else Text())))
+    return ", ".join(casts), binds
+
+
 def _replace_statement() -> Any:
     """:func:`_replace` on PostgreSQL: both tables' old rows deleted and new rows inserted (from arrays)."""
-
-    def arrays(prefix: str, table: Any) -> tuple[str, list[Any]]:
-        casts, binds = [], []
-        for c in table.c:
-            big = isinstance(c.type, BigInteger)
-            casts.append(f"CAST(:{prefix}{c.name} AS {'bigint[]' if big else 'text[]'})")
-            binds.append(bindparam(f"{prefix}{c.name}", type_=ARRAY(BigInteger() if big else Text())))
-        return ", ".join(casts), binds
-
-    rel_arrays, rel_binds = arrays("r_", care_relation)
-    grant_arrays, grant_binds = arrays("g_", access_grant)
+    rel_arrays, rel_binds = _arrays("r_", care_relation)
+    grant_arrays, grant_binds = _arrays("g_", access_grant)
     rel_cols = ", ".join(f'"{c}"' for c in _RELATION_COLUMNS)
     grant_cols = ", ".join(f'"{c}"' for c in _GRANT_COLUMNS)
     forget = (
@@ -568,7 +575,18 @@ def _replace_statement() -> Any:
     )
 
 
-_REPLACE = _replace_statement()
+_REPLACE = InTransaction(_replace_statement())
+
+
+def _insert_rules_statement() -> Any:
+    """:func:`_derive_consent`'s rules inserted from arrays (PostgreSQL: one statement, any number of rows)."""
+    arrays, binds = _arrays("", consent_rule)
+    cols = ", ".join(f'"{c}"' for c in _RULE_COLUMNS)
+    return text(f"INSERT INTO consent_rule ({cols}) SELECT * FROM unnest({arrays})").bindparams(*binds)  # noqa: S608
+
+
+_RULE_COLUMNS = [c.name for c in consent_rule.c]
+_INSERT_RULES = InTransaction(_insert_rules_statement())
 
 
 def _set_effective(patients: list[str], inputs: grant_inputs.GrantInputs) -> None:
@@ -710,7 +728,7 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
         elif res_type == "PractitionerRole":
             roles[res_id] = key
     if orgs:
-        rows = (await conn.execute(_ORGANISATION_URAS, {"ids": sorted(orgs)})).all()
+        rows = await _ORGANISATION_URAS.fetch(conn, {"ids": sorted(orgs)})
         for res_id, code in rows:
             if known is not None:
                 known.setdefault(("Organization", res_id), code)
@@ -719,7 +737,7 @@ async def organisation_uras(conn: AsyncConnection, refs: list[Any], base: str | 
             for res_id in orgs:
                 known.setdefault(("Organization", res_id), None)
     if roles:
-        rows = (await conn.execute(_ROLE_URAS, {"ids": sorted(roles)})).all()
+        rows = await _ROLE_URAS.fetch(conn, {"ids": sorted(roles)})
         for res_id, code in rows:
             if known is not None:
                 known.setdefault(("PractitionerRole", res_id), code)
@@ -761,8 +779,8 @@ def _role_uras() -> Any:
     )
 
 
-# organisation_uras' statements, built once.
-_ORGANISATION_URAS = (
+# organisation_uras' statements, built once (on the driver connection: hub.store.direct).
+_ORGANISATION_URAS = InTransaction(
     select(resource.c.res_id, idx_token.c.code)
     .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
     .where(
@@ -774,7 +792,7 @@ _ORGANISATION_URAS = (
     )
     .execution_options(**{pg_batch.READS: frozenset({"Organization"})})
 )
-_ROLE_URAS = _role_uras()
+_ROLE_URAS = InTransaction(_role_uras())
 
 
 async def organisation_ura(conn: AsyncConnection, ref: Any, base: str | None = None) -> str | None:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.access.tables import care_relation, consent_rule, delegation, organisation, resource_author
 from hub.fhir.validation.bsn import BSN_SYSTEM
+from hub.store.direct import InTransaction
 from hub.store.tables import idx_token, resource
 
 #: A delegation as the grantors' weighing reads it: (person id, patient BSN, role code, start, end).
@@ -69,7 +70,7 @@ async def read_general(conn: AsyncConnection, patients: list[str]) -> GrantInput
 
 async def read_one_statement(conn: AsyncConnection, patients: list[str]) -> GrantInputs:
     """Every lookup in one statement (PostgreSQL): each as a JSON array of its rows."""
-    row = (await conn.execute(_ALL_IN_ONE, {"patients": patients, "bsn_system": BSN_SYSTEM})).one()
+    row = (await _ALL_IN_ONE.fetch(conn, {"patients": patients, "bsn_system": BSN_SYSTEM}))[0]
     relations, bsns, delegations, registrars, rules, types = (orjson.loads(v) if v else [] for v in row)
     inputs = GrantInputs(relations, rules)
     for res_id, code in bsns:
@@ -147,24 +148,27 @@ _PATIENT_BSNS = (
 )
 
 #: The same six lookups as one statement (PostgreSQL); those about relations only when there are any.
-_ALL_IN_ONE = text(
-    "WITH p AS (SELECT unnest(CAST(:patients AS text[])) AS id), "
-    "rel AS (SELECT * FROM care_relation WHERE patient_id IN (SELECT id FROM p)) "
-    "SELECT (SELECT CAST(json_agg(rel) AS text) FROM rel), "
-    "(SELECT CAST(json_agg(json_build_array(r.res_id, t.code)) AS text) "
-    " FROM idx_token t JOIN resource r ON r.pid = t.pid "
-    " WHERE r.res_type = 'Patient' AND r.res_id IN (SELECT id FROM p) AND t.param = 'identifier' "
-    " AND t.system = :bsn_system AND EXISTS (SELECT 1 FROM rel)), "
-    "(SELECT CAST(json_agg(json_build_array(d.person_id, d.patient_bsn, d.role_code, d.period_start, d.period_end))"
-    " AS text) FROM delegation d WHERE d.active AND d.person_id IN "
-    " (SELECT grantor FROM rel WHERE grantor_kind = 'person' AND grantor <> '')), "
-    "(SELECT CAST(json_agg(json_build_array(r.res_id, a.ura)) AS text) "
-    " FROM resource_author a JOIN resource r ON r.pid = a.pid "
-    " WHERE r.res_type = 'Patient' AND r.res_id IN (SELECT id FROM p) AND EXISTS (SELECT 1 FROM rel)), "
-    "(SELECT CAST(json_agg(c) AS text) FROM consent_rule c WHERE c.patient_id IN (SELECT id FROM p)), "
-    "(SELECT CAST(json_agg(json_build_array(o.ura, o.types)) AS text) FROM organisation o "
-    " WHERE o.active AND o.ura IN (SELECT org_ura FROM rel))"
-).bindparams(bindparam("patients", type_=ARRAY(Text())), bindparam("bsn_system", type_=Text()))
+#: (On the driver connection: hub.store.direct.)
+_ALL_IN_ONE = InTransaction(
+    text(
+        "WITH p AS (SELECT unnest(CAST(:patients AS text[])) AS id), "
+        "rel AS (SELECT * FROM care_relation WHERE patient_id IN (SELECT id FROM p)) "
+        "SELECT (SELECT CAST(json_agg(rel) AS text) FROM rel), "
+        "(SELECT CAST(json_agg(json_build_array(r.res_id, t.code)) AS text) "
+        " FROM idx_token t JOIN resource r ON r.pid = t.pid "
+        " WHERE r.res_type = 'Patient' AND r.res_id IN (SELECT id FROM p) AND t.param = 'identifier' "
+        " AND t.system = :bsn_system AND EXISTS (SELECT 1 FROM rel)), "
+        "(SELECT CAST(json_agg(json_build_array(d.person_id, d.patient_bsn, d.role_code, d.period_start, d.period_end))"
+        " AS text) FROM delegation d WHERE d.active AND d.person_id IN "
+        " (SELECT grantor FROM rel WHERE grantor_kind = 'person' AND grantor <> '')), "
+        "(SELECT CAST(json_agg(json_build_array(r.res_id, a.ura)) AS text) "
+        " FROM resource_author a JOIN resource r ON r.pid = a.pid "
+        " WHERE r.res_type = 'Patient' AND r.res_id IN (SELECT id FROM p) AND EXISTS (SELECT 1 FROM rel)), "
+        "(SELECT CAST(json_agg(c) AS text) FROM consent_rule c WHERE c.patient_id IN (SELECT id FROM p)), "
+        "(SELECT CAST(json_agg(json_build_array(o.ura, o.types)) AS text) FROM organisation o "
+        " WHERE o.active AND o.ura IN (SELECT org_ura FROM rel))"
+    ).bindparams(bindparam("patients", type_=ARRAY(Text())), bindparam("bsn_system", type_=Text()))
+)
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from hub.access.tables import organisation
 from hub.fhir.errors import BadRequest, NotFound
 from hub.fhir.instants import now_us
 from hub.store import pg_batch
+from hub.store.direct import InTransaction
 
 #: What an organisation is: a care provider (zorgaanbieder) or a municipality (gemeente).
 KINDS = frozenset({"zorgaanbieder", "gemeente"})
@@ -50,7 +51,9 @@ def check_ura(ura: Any) -> str:
 
 
 def _row(row: Any) -> Organisation:
-    return Organisation(row.ura, row.name, row.kind, tuple(orjson.loads(row.types or "[]")), bool(row.active))
+    """A registry row (``select(organisation)``'s columns, by position: a Row or a driver Record)."""
+    ura, name, kind, types, active = row[:5]
+    return Organisation(ura, name, kind, tuple(orjson.loads(types or "[]")), bool(active))
 
 
 async def register(
@@ -98,8 +101,9 @@ async def _recompute_for(conn: AsyncConnection, ura: str) -> None:
     await recompute(conn, [r[0] for r in rows])
 
 
-#: One organisation's entry (built once: every request of a professional may ask it).
-_BY_URA = (
+#: One organisation's entry (built once: every request of a professional may ask it; on the driver
+#: connection in a write transaction, hub.store.direct).
+_BY_URA = InTransaction(
     select(organisation)
     .where(organisation.c.ura == bindparam("ura"))
     .execution_options(**{pg_batch.READS: frozenset()})  # (the registry: no waiting create is read)
@@ -110,8 +114,8 @@ async def get(conn: AsyncConnection, ura: str | None) -> Organisation | None:
     """The entry of an active organisation (None: not registered, or disabled)."""
     if not ura:
         return None
-    row = (await conn.execute(_BY_URA, {"ura": ura})).first()
-    found = _row(row) if row else None
+    rows = await _BY_URA.fetch(conn, {"ura": ura})
+    found = _row(rows[0]) if rows else None
     return found if found is not None and found.active else None
 
 

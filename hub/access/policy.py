@@ -53,7 +53,7 @@ from hub.fhir.validation.bsn import BSN_SYSTEM
 from hub.store import pg_batch
 from hub.store.db import Database
 from hub.store.deferred import owed
-from hub.store.direct import DriverConnection
+from hub.store.direct import DriverConnection, InTransaction
 from hub.store.policy import Verdict
 from hub.store.resources import JoinedIds, Stored, patients_by_identifier
 from hub.store.tables import history_compartment, idx_compartment, idx_token, resource
@@ -601,8 +601,8 @@ class AccessPolicy:
         }
         if not bsns:
             return
-        rows = (await conn.execute(_BSN_TAKEN, {"bsns": sorted(bsns), "own_id": resource.get("id") or ""})).first()
-        if rows is not None:
+        rows = await _BSN_TAKEN.fetch(conn, {"bsns": sorted(bsns), "own_id": resource.get("id") or ""})
+        if rows:
             raise Conflict(
                 "A client with this BSN is already registered; write to their Patient resource instead",
                 code="duplicate",
@@ -673,8 +673,9 @@ class AccessPolicy:
 
 
 #: Another current Patient with one of these BSNs (built once: a Bundle registering a client asks it);
-#: ``own_id`` "" for a Patient without an id (no resource has the empty id).
-_BSN_TAKEN = (
+#: ``own_id`` "" for a Patient without an id (no resource has the empty id). On the driver connection
+#: in a write transaction (hub.store.direct).
+_BSN_TAKEN = InTransaction(
     select(resource_table.c.res_id)
     .select_from(idx_token.join(resource_table, resource_table.c.pid == idx_token.c.pid))
     .where(

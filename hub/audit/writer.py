@@ -39,7 +39,7 @@ from hub.audit.chain import chain
 from hub.audit.checkpoints import AuditKeyring, Checkpoint, append_witness
 from hub.audit.records import AuditRecord, PreparedRecord, prepare, prepare_many
 from hub.audit.tables import audit_checkpoint, audit_entity, audit_head, audit_log, audit_patient
-from hub.store.direct import DirectQuery
+from hub.store.direct import DirectQuery, InTransaction
 from hub.store.pg_writes import Appendix, AppendixShape
 
 log = logging.getLogger(__name__)
@@ -413,7 +413,7 @@ async def _append_in(
 async def _chained_one(conn: AsyncConnection, item: PreparedRecord) -> _Head:
     """Append one record after the committed head, chained in SQL (:func:`_chained_append`)."""
     params = _chained_params(item)
-    seq, last_hash, checkpoint_seq, checkpoint_at, moved = (await conn.execute(_chained_append(), params)).one()
+    seq, last_hash, checkpoint_seq, checkpoint_at, moved = (await _chained_in_transaction().fetch(conn, params))[0]
     if moved != 1:
         raise RuntimeError("the audit head row is missing")
     return _Head(int(seq), str(last_hash), int(checkpoint_seq), int(checkpoint_at))
@@ -433,6 +433,12 @@ def _chained_append() -> Any:
         "SELECT nxt.seq, nxt.hash, nxt.checkpoint_seq, nxt.checkpoint_at, (SELECT count(*) FROM head) FROM nxt"
     )
     return text(sql).bindparams(*_chained_binds())
+
+
+@functools.cache
+def _chained_in_transaction() -> InTransaction:
+    """:func:`_chained_append` in a caller's write transaction, on its driver connection (:mod:`hub.store.direct`)."""
+    return InTransaction(_chained_append())
 
 
 @functools.cache
@@ -521,15 +527,16 @@ async def _cas_append(conn: AsyncConnection, after: _Head, items: list[PreparedR
         ent_ref=[e["ref"] for e in entities],
         ent_seq=[e["seq"] for e in entities],
     )
-    if (await conn.execute(_in_transaction_append(), params)).scalar() != 1:
+    if (await _in_transaction_append().fetch(conn, params))[0][0] != 1:
         return None
     return _Head(links[-1][0], links[-1][2], after.checkpoint_seq, after.checkpoint_at)
 
 
 @functools.cache
-def _in_transaction_append() -> Any:
+def _in_transaction_append() -> InTransaction:
     """:func:`_one_statement_sql` as a bound statement for a caller's transaction (named parameters,
-    so it runs on the caller's connection like its other statements)."""
+    so it runs on the caller's connection like its other statements, on its driver connection:
+    :mod:`hub.store.direct`)."""
     from sqlalchemy import BigInteger, Text, bindparam, text
     from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -557,7 +564,7 @@ def _in_transaction_append() -> Any:
         bindparam("ent_ref", type_=ARRAY(Text())),
         bindparam("ent_seq", type_=ARRAY(BigInteger())),
     ]
-    return text(sql).bindparams(*binds)
+    return InTransaction(text(sql).bindparams(*binds))
 
 
 async def _insert(conn: AsyncConnection, links: list[tuple[int, str, str]], items: list[PreparedRecord]) -> None:

@@ -11,22 +11,26 @@ statement and plan) once per length of each ``IN`` list, and each run only order
 calls the driver. Errors come out as SQLAlchemy's do (``DBAPIError`` with the driver's error as
 ``orig``), so callers handle them the same way.
 
-Only for statements that read, on a connection in no transaction (each statement commits on its
-own, as on the lookup pool's autocommit connections).
+:class:`DirectQuery` is for statements that read, on a connection in no transaction (each statement
+commits on its own, as on the lookup pool's autocommit connections). :class:`InTransaction` runs the
+fixed statements of a write transaction (a transaction Bundle's access facts, its recompute's lookups)
+the same way, on the driver connection under the transaction's ``AsyncConnection``: begun as the
+adapter begins it, after the Bundle's waiting creates are written (:mod:`hub.store.pg_batch`), and
+through SQLAlchemy whenever someone listens to the statements (statement counts, tracing) or on SQLite.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
@@ -113,6 +117,82 @@ class DirectQuery:
             raise await _translated(fairy, self.dialect, exc, sql, args) from None
 
 
+class InTransaction:
+    """``statement`` run in the transaction of an ``AsyncConnection`` on its asyncpg connection (the
+    driver's cost, not SQLAlchemy's execution layer's), compiled once per length of its ``IN`` lists;
+    through SQLAlchemy where :func:`_driver_in` says the driver may not take it. The rows are
+    tuple-like either way (asyncpg Records or SQLAlchemy Rows: by position, not by attribute)."""
+
+    __slots__ = ("_query", "reads", "statement")
+
+    def __init__(self, statement: Executable) -> None:
+        from hub.store import pg_batch  # (here: pg_batch takes its pids with one of these)
+
+        self.statement = statement
+        #: Which waiting creates it may read (pg_batch.READS; None: any, so all are written first).
+        self.reads: frozenset[str] | None = statement.get_execution_options().get(pg_batch.READS)
+        self._query: DirectQuery | None = None
+
+    async def fetch(self, conn: AsyncConnection, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        """Every row of the statement."""
+        fairy = await _driver_in(conn, self.reads)
+        if fairy is None:
+            return (await conn.execute(self.statement, params)).all()
+        sql, args = self._compiled(conn.dialect).arguments(params)
+        try:
+            rows: Sequence[Sequence[Any]] = await fairy.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
+        except Exception as exc:
+            raise await _translated(fairy, conn.dialect, exc, sql, args) from None
+        return rows
+
+    async def execute(self, conn: AsyncConnection, params: Mapping[str, Any]) -> None:
+        """The statement, for its effect (a write)."""
+        fairy = await _driver_in(conn, self.reads)
+        if fairy is None:
+            await conn.execute(self.statement, params)
+            return
+        sql, args = self._compiled(conn.dialect).arguments(params)
+        try:
+            await fairy.driver_connection.execute(sql, *args)  # type: ignore[union-attr]
+        except Exception as exc:
+            raise await _translated(fairy, conn.dialect, exc, sql, args) from None
+
+    def _compiled(self, dialect: Dialect) -> DirectQuery:
+        if self._query is None:
+            self._query = DirectQuery(cast(ClauseElement, self.statement), dialect)
+        return self._query
+
+
+async def _driver_in(conn: AsyncConnection, reads: frozenset[str] | None) -> PoolProxiedConnection | None:
+    """``conn``'s pooled connection, ready for a statement of its transaction on the driver: asyncpg,
+    no one listening to its statements but the Bundle's own buffer (:func:`pg_batch.flush_before`),
+    its transaction begun as the driver adapter begins it before a first statement (unless it runs
+    autocommit, :func:`hub.store.db.on_its_own`), and the Bundle's waiting creates the statement may
+    read written first, as :func:`pg_batch.flush_before` writes them before SQLAlchemy's. Else None."""
+    from hub.store import pg_batch  # (here: pg_batch takes its pids with an InTransaction)
+
+    sync = conn.sync_connection
+    if conn.dialect.driver != "asyncpg" or sync is None or sync.invalidated or sync.closed:
+        return None
+    dispatch = sync.dispatch
+    if dispatch.after_cursor_execute or any(fn is not pg_batch.flush_before for fn in dispatch.before_cursor_execute):
+        return None
+    fairy = sync.connection
+    adapter: Any = fairy.dbapi_connection
+    if adapter is None or (adapter.isolation_level != "autocommit" and not sync.in_transaction()):
+        return None  # (a transaction SQLAlchemy has not begun would be one it never ends)
+    try:
+        if adapter._transaction is None and adapter.isolation_level != "autocommit":
+            await adapter._start_transaction()  # (the adapter's own begin: its commit then ends it)
+        waiting = pg_batch.waiting(conn, reads)
+        if waiting is not None:
+            sql, args = waiting
+            await fairy.driver_connection.execute(sql, *args)  # type: ignore[union-attr]
+    except Exception as exc:
+        raise await _translated(fairy, conn.dialect, exc, "BEGIN / waiting creates", []) from None
+    return fairy
+
+
 async def on_its_own_driver(conn: AsyncConnection) -> PoolProxiedConnection | None:
     """``conn``'s pooled connection, when a statement on it commits on its own
     (:func:`hub.store.db.on_its_own`: asyncpg, its transaction not begun, autocommit for now) and no
@@ -171,4 +251,4 @@ async def _translated(
     return exc
 
 
-__all__ = ["MAX_FORMS", "DirectQuery", "DriverConnection", "on_its_own_driver", "pooled"]
+__all__ = ["MAX_FORMS", "DirectQuery", "DriverConnection", "InTransaction", "on_its_own_driver", "pooled"]

@@ -27,10 +27,11 @@ from contextlib import suppress
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, Integer, text
+from sqlalchemy import BigInteger, Boolean, Float, Integer, bindparam, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.store.direct import InTransaction
 from hub.store.tables import INDEX_TABLES, idx_compartment
 from hub.store.versions import NewVersion
 
@@ -77,7 +78,7 @@ class Buffer:
         """Queue version 1 of a resource (as :func:`hub.store.pg_writes.insert_new` writes it); its pid."""
         if not self.pids:  # (a statement: whatever waits is written first, harmlessly)
             wanted = max(self.expected - len(self.pending), 1)
-            self.pids = list((await conn.execute(_TAKE_PIDS, {"n": wanted})).scalars())
+            self.pids = [row[0] for row in await _TAKE_PIDS.fetch(conn, {"n": wanted})]
         pid = self.pids.pop(0)
         self.pending.append((pid, new))
         return pid
@@ -87,7 +88,12 @@ class Buffer:
         return pending
 
 
-_TAKE_PIDS = text("SELECT nextval(pg_get_serial_sequence('resource', 'pid')) FROM generate_series(1, :n)")
+#: (On the driver connection: hub.store.direct.)
+_TAKE_PIDS = InTransaction(
+    text("SELECT nextval(pg_get_serial_sequence('resource', 'pid')) FROM generate_series(1, :n)").bindparams(
+        bindparam("n", type_=Integer())
+    )
+)
 
 
 def start(conn: AsyncConnection, expected: int) -> None:
@@ -126,6 +132,20 @@ async def flush(conn: AsyncConnection) -> None:
     if buffer is None or not buffer.pending:
         return
     await conn.exec_driver_sql(statement(), parameters(buffer.take()))
+
+
+def waiting(conn: AsyncConnection, reads: frozenset[str] | None) -> tuple[str, tuple[Any, ...]] | None:
+    """The statement and arguments that write what waits in the transaction on ``conn``, taken out of
+    its buffer, when a statement that may read ``reads`` (:data:`READS`; None: any type) is about to
+    run there on the driver connection (:class:`hub.store.direct.InTransaction`); None: nothing to write."""
+    buffer = buffer_of(conn)
+    if buffer is None or not buffer.pending:
+        return None
+    if reads is not None and not any(n.res_type in reads for _pid, n in buffer.pending):
+        return None
+    global statements
+    statements += 1
+    return statement(), parameters(buffer.take())
 
 
 def flush_before(
@@ -290,5 +310,6 @@ __all__ = [
     "refuse_unflushed",
     "start",
     "statement",
+    "waiting",
     "waiting_with_author",
 ]

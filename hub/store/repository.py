@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from anyio.to_thread import run_sync
 from sqlalchemy.exc import IntegrityError
@@ -62,6 +63,8 @@ AfterWriteNeeded = Callable[[Stored, dict[str, Any] | None, Stored | None], bool
 #: What the hub keeps right in a resource before it is stored: (new, previous version or None, the
 #: version's instant) -> the resource to store (hub.workflows.overdracht.amend: Task bookkeeping).
 Prepare = Callable[[dict[str, Any], dict[str, Any] | None, str], dict[str, Any]]
+#: The context of a write's checks when there is none to set up (:meth:`Repository._concerning`).
+_NOTHING = nullcontext()
 #: Version numbers are stored as INTEGER: a larger one names no version.
 MAX_VERSION = 2**31 - 1
 
@@ -190,8 +193,20 @@ class Repository:
         return self.policy.author_ura
 
     async def match(self, conn: AsyncConnection, res_type: str, criteria: str, limit: int = 2) -> list[Stored]:
-        """Conditional criteria, seen through the caller's eyes (invisible resources do not match)."""
+        """Conditional criteria, seen through the caller's eyes (invisible resources do not match).
+        Criteria of one identifier that no current resource of the type carries at all (whoever may
+        see it) match nothing without a search: a key lookup instead of the search's statement with
+        its access filter (a transaction Bundle registering a client: its Patient's ``ifNoneExist``)."""
+        criterion = identifier_criterion(criteria) if self._identifier_indexed(res_type) else None
+        if criterion is not None and not await dao.identifier_in_use(conn, res_type, *criterion):
+            return []
         return await self.matcher.match(conn, res_type, criteria, limit, visible=self.visible)
+
+    def _identifier_indexed(self, res_type: str) -> bool:
+        """Whether ``identifier`` of ``res_type`` is an indexed token parameter (so a search for it
+        reads ``idx_token``, as :func:`hub.store.resources.identifier_in_use` does)."""
+        param = self.search_params.registry.get(res_type, "identifier") if self.search_params is not None else None
+        return param is not None and param.type == "token" and param.indexed
 
     async def match_one(
         self,
@@ -918,7 +933,8 @@ class Repository:
         if self.trail is not None:
             await self.trail.note_mentions(conn, resource)
         try:
-            async with self._concerning(conn, current, patients):
+            # (a create concerns no current version: no context to set up, once per entry of a Bundle)
+            async with self._concerning(conn, current, patients) if current is not None else _NOTHING:
                 if current is not None and not current.deleted:
                     await self._check_read(conn, current, seen)  # (a refused attempt is in the client's view)
                 verdict = await self.policy.check_write(
@@ -1060,6 +1076,17 @@ async def _on_its_own_if_own(conn: AsyncConnection) -> AsyncIterator[None]:
         return
     async with on_its_own(conn):
         yield
+
+
+def identifier_criterion(criteria: str) -> tuple[str, str] | None:
+    """``identifier=system|value`` (one identifier, nothing else) -> (system, value); else None."""
+    params = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
+    if len(params) != 1 or params[0][0] != "identifier":
+        return None
+    system, bar, value = params[0][1].partition("|")
+    if not bar or not system or not value or "," in params[0][1] or "\\" in params[0][1]:
+        return None
+    return system, value
 
 
 def one_of(

@@ -33,7 +33,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from hub.store import deferred
 from hub.store.clientkey import client_key, move
-from hub.store.direct import DirectQuery, DriverConnection, on_its_own_driver
+from hub.store.direct import DirectQuery, DriverConnection, InTransaction, on_its_own_driver
 from hub.store.policy import ShapeCache, StorePolicy, Visible
 from hub.store.tables import (
     INDEX_TABLES,
@@ -408,6 +408,28 @@ async def patients_by_identifier(
     for value, res_id in rows:
         out.setdefault(value, []).append(res_id)
     return out
+
+
+#: Whether a current resource of a type carries an identifier (no access decision), on the driver
+#: connection in a write transaction (hub.store.direct).
+_IDENTIFIER_IN_USE = InTransaction(
+    select(idx_token.c.pid)
+    .select_from(idx_token.join(resource, resource.c.pid == idx_token.c.pid))
+    .where(
+        idx_token.c.res_type == bindparam("res_type"),
+        idx_token.c.param == "identifier",
+        idx_token.c.system == bindparam("system"),
+        idx_token.c.code == bindparam("code"),
+        resource.c.deleted == false(),
+    )
+    .limit(1)
+)
+
+
+async def identifier_in_use(conn: AsyncConnection, res_type: str, system: str, code: str) -> bool:
+    """Whether any current ``res_type`` carries identifier ``system|code``, whoever may see it (for
+    :meth:`hub.store.repository.Repository.match`: where none does, nothing visible does either)."""
+    return bool(await _IDENTIFIER_IN_USE.fetch(conn, {"res_type": res_type, "system": system, "code": code}))
 
 
 _EXISTING_IDS = select(resource.c.res_id).where(

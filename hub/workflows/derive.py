@@ -13,10 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, false, insert, or_, select
+from sqlalchemy import and_, bindparam, delete, false, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.fhir.references import resolve
+from hub.store import pg_batch
+from hub.store.direct import InTransaction
 from hub.store.resources import Stored
 from hub.store.tables import idx_reference, resource
 from hub.workflows import overdracht
@@ -55,22 +57,10 @@ async def after_write(
         if not new_organisation_without_ura(stored, res):  # (its receivers' URAs are as they were)
             await _rederive_owned_by(conn, stored.res_type, stored.res_id, base)
     elif stored.res_type == "Composition":
-        rows = (
-            await conn.execute(
-                select(overdracht_access.c.source_pid)
-                .where(
-                    overdracht_access.c.target_type == "Composition",
-                    overdracht_access.c.target_id == stored.res_id,
-                )
-                .distinct()
-            )
-        ).all()
+        rows = await _TASKS_NAMING_COMPOSITION.fetch(conn, {"res_id": stored.res_id})
         for (task_pid,) in rows:
-            task = (
-                await conn.execute(
-                    select(resource.c.content).where(resource.c.pid == task_pid, resource.c.deleted == false())
-                )
-            ).first()
+            found = await _CONTENT_BY_PID.fetch(conn, {"pid": task_pid})
+            task = found[0] if found else None
             await derive_task(conn, task_pid, orjson.loads(task[0]) if task and task[0] else None, base)
 
 
@@ -141,7 +131,7 @@ async def derive_task(conn: AsyncConnection, pid: int, task: dict[str, Any] | No
     """Rewrite what the receiver of this overdracht Task may read because of it."""
     from hub.access.facts import organisation_uras
 
-    await conn.execute(delete(overdracht_access).where(overdracht_access.c.source_pid == pid))
+    await _FORGET_TASK.execute(conn, {"pid": pid})
     if task is None or not overdracht.yields_access(task):
         return  # not an overdracht, or one with a counterpart outside the hub
     for_ref = (task.get("for") or {}).get("reference")
@@ -169,19 +159,14 @@ async def derive_task(conn: AsyncConnection, pid: int, task: dict[str, Any] | No
             add(doc, scope)
             if doc is None or doc[0] != "Composition":
                 continue
-            row = (
-                await conn.execute(
-                    select(resource.c.content).where(
-                        resource.c.res_type == "Composition", resource.c.res_id == doc[1], resource.c.deleted == false()
-                    )
-                )
-            ).first()
+            found = await _COMPOSITION_CONTENT.fetch(conn, {"res_id": doc[1]})
+            row = found[0] if found else None
             if row is None or row[0] is None:
                 continue
             for entry in _section_refs(orjson.loads(row[0])):
                 add(_local(entry, base), scope)
     await conn.execute(
-        insert(overdracht_access),
+        _TASK_ACCESS,
         [
             {
                 "source_pid": pid,
@@ -196,6 +181,31 @@ async def derive_task(conn: AsyncConnection, pid: int, task: dict[str, Any] | No
             for (t, i, s), active in targets.items()
         ],
     )
+
+
+# The statements of after_write and derive_task, built once and run on the driver connection in the
+# write transaction (hub.store.direct).
+_TASKS_NAMING_COMPOSITION = InTransaction(
+    select(overdracht_access.c.source_pid)
+    .where(overdracht_access.c.target_type == "Composition", overdracht_access.c.target_id == bindparam("res_id"))
+    .distinct()
+    .execution_options(**{pg_batch.READS: frozenset()})  # (derived rows only: no waiting create is read)
+)
+_CONTENT_BY_PID = InTransaction(
+    select(resource.c.content).where(resource.c.pid == bindparam("pid"), resource.c.deleted == false())
+)
+_FORGET_TASK = InTransaction(
+    delete(overdracht_access)
+    .where(overdracht_access.c.source_pid == bindparam("pid"))
+    .execution_options(**{pg_batch.READS: frozenset()})
+)
+#: (Rows derived here only: the Bundle's waiting creates may keep waiting.)
+_TASK_ACCESS = insert(overdracht_access).execution_options(**{pg_batch.READS: frozenset()})
+_COMPOSITION_CONTENT = InTransaction(
+    select(resource.c.content).where(
+        resource.c.res_type == "Composition", resource.c.res_id == bindparam("res_id"), resource.c.deleted == false()
+    )
+)
 
 
 def _key(ref: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from anyio.to_thread import run_sync
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,7 +26,7 @@ from hub.fhir.bundles import bundle
 from hub.fhir.errors import BadRequest, FhirError, Issue, PreconditionFailed
 from hub.fhir.limits import ParseLimits, check_shape
 from hub.fhir.parse import check_resource
-from hub.store.repository import one_of
+from hub.store.repository import identifier_criterion, one_of
 from hub.store.resources import Stored
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -254,17 +254,6 @@ def _conn(call: Call) -> AsyncConnection:
     return call.conn
 
 
-def _identifier_criterion(criteria: str) -> tuple[str, str] | None:
-    """``identifier=system|value`` (one identifier, nothing else) -> (system, value); else None."""
-    params = parse_qsl(criteria.lstrip("?"), keep_blank_values=True)
-    if len(params) != 1 or params[0][0] != "identifier":
-        return None
-    system, bar, value = params[0][1].partition("|")
-    if not bar or not system or not value or "," in params[0][1] or "\\" in params[0][1]:
-        return None
-    return system, value
-
-
 async def _match_by_identifier(call: Call, entries: list[_Entry]) -> dict[int, list[Stored]]:
     """The conditional creates of a Bundle that name one identifier each, matched with one search per
     resource type instead of one per entry (entry index -> its matches). The same search, through
@@ -274,7 +263,7 @@ async def _match_by_identifier(call: Call, entries: list[_Entry]) -> dict[int, l
     wanted: dict[str, list[tuple[int, tuple[str, str]]]] = {}
     for e in entries:
         if e.request.method == "POST" and e.target.kind == "create" and e.request.if_none_exist and e.full_url:
-            criterion = _identifier_criterion(e.request.if_none_exist)
+            criterion = identifier_criterion(e.request.if_none_exist)
             if criterion is not None and e.target.res_type is not None:
                 wanted.setdefault(e.target.res_type, []).append((e.index, criterion))
     out: dict[int, list[Stored]] = {}
