@@ -63,12 +63,13 @@ async def _pg_drop(name: str) -> None:
         await conn.close()
 
 
-#: Per backend, a database as a hub's first start leaves it (migrated, the conformance package stored),
-#: made once per test session: a SQLite file or a PostgreSQL database name. The databases of live hubs
-#: and of the shared test app are copies of it, so that each hub start does not validate and store
-#: the package all over again (some 5 s of CPU a start). A first start on an empty database is still
-#: what the README tour, tests/ops and the migration tests do.
-_templates: dict[str, str] = {}
+#: Per backend, two databases made once per test session (a SQLite file or a PostgreSQL database name):
+#: "migrated" (the schema at head, as ``upgrade`` leaves it) and "started" (as a hub's first start
+#: leaves it: migrated, the conformance package stored). The databases of live hubs, of the shared test
+#: app and of :func:`fresh_db` are copies of them, so that no test runs the migrations, or validates
+#: and stores the package, all over again (about 1 s and 5 s of CPU). A first start on an empty
+#: database is still what the README tour, tests/ops and the migration tests do.
+_templates: dict[tuple[str, str], str] = {}
 _template_dirs: list[Path] = []
 
 
@@ -78,28 +79,35 @@ async def _first_start(url: str, var: Path) -> None:
         pass
 
 
-async def _template(backend: str) -> str:
-    if backend not in _templates:
-        work = Path(tempfile.mkdtemp(prefix="hub-template-"))
+async def _template(backend: str, kind: str) -> str:
+    if (backend, kind) not in _templates:
+        import asyncio
+
+        from hub.store.migrate import upgrade
+
+        work = Path(tempfile.mkdtemp(prefix=f"hub-{kind}-"))
         _template_dirs.append(work)
         if backend == "sqlite":
             path = work / "template.db"
-            await _first_start(f"sqlite+aiosqlite:///{path}", work / "var")
-            _templates[backend] = str(path)
+            url = f"sqlite+aiosqlite:///{path}"
+            _templates[backend, kind] = str(path)
         else:
-            name = f"hub_tpl_{uuid.uuid4().hex[:12]}"
+            name = f"hub_tpl_{kind}_{uuid.uuid4().hex[:12]}"
             url = await _pg_create(name)
-            _templates[backend] = name  # dropped at the end of the session (pytest_sessionfinish)
+            _templates[backend, kind] = name  # dropped at the end of the session (pytest_sessionfinish)
+        if kind == "started":
             await _first_start(url, work / "var")
-    return _templates[backend]
+        else:
+            await asyncio.to_thread(upgrade, url)
+    return _templates[backend, kind]
 
 
-async def started_database(backend: str, work: Path) -> tuple[str, str | None]:
-    """A database of ``backend`` as a hub's first start leaves it, of its own (a copy of the session's
-    template): its URL, and the PostgreSQL database to drop afterwards (None for a SQLite file in ``work``)."""
-    template = await _template(backend)
+async def copied_database(backend: str, kind: str, target: Path) -> tuple[str, str | None]:
+    """A database of ``backend`` of its own, a copy of the session's ``kind`` template ("migrated" or
+    "started"): its URL, and the PostgreSQL database to drop afterwards (None for the SQLite file
+    ``target``)."""
+    template = await _template(backend, kind)
     if backend == "sqlite":
-        target = work / "hub.db"
         source, copy = sqlite3.connect(template), sqlite3.connect(target)
         try:
             source.backup(copy)
@@ -113,12 +121,12 @@ async def started_database(backend: str, work: Path) -> tuple[str, str | None]:
 
 @contextmanager
 def throwaway_database(backend: str, work: Path) -> Iterator[str]:
-    """A database URL of ``backend`` for a live hub process, as a first start leaves it (see
-    :func:`started_database`): a SQLite file in ``work``, or a PostgreSQL database dropped afterwards
-    (for synchronous fixtures; async ones await :func:`started_database` themselves)."""
+    """A database URL of ``backend`` for a live hub process, as a first start leaves it: a SQLite file
+    ``hub.db`` in ``work``, or a PostgreSQL database dropped afterwards (for synchronous fixtures; async
+    ones await :func:`copied_database` themselves)."""
     import asyncio
 
-    url, name = asyncio.run(started_database(backend, work))
+    url, name = asyncio.run(copied_database(backend, "started", work / "hub.db"))
     try:
         yield url
     finally:
@@ -131,8 +139,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     import asyncio
     import shutil
 
-    if "postgresql" in _templates:
-        asyncio.run(_pg_drop(_templates.pop("postgresql")))
+    for (backend, kind), name in list(_templates.items()):
+        if backend == "postgresql":
+            asyncio.run(_pg_drop(name))
+            del _templates[backend, kind]
     for work in _template_dirs:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -163,7 +173,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    url, name = await started_database(backend, tmp_path_factory.mktemp("db"))
+    url, name = await copied_database(backend, "started", tmp_path_factory.mktemp("db") / "hub.db")
     try:
         yield url
     finally:
@@ -175,18 +185,9 @@ async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -
 async def fresh_db(backend: str, tmp_path: Path) -> AsyncIterator[Any]:
     """A fresh, migrated database of the current backend, for a test that needs one of its own
     (e.g. an audit writer with its own chain); dropped afterwards."""
-    import asyncio
-
     from hub.store.db import Database
-    from hub.store.migrate import upgrade
 
-    name = None
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-    else:
-        name = f"hub_fresh_{uuid.uuid4().hex[:12]}"
-        url = await _pg_create(name)
-    await asyncio.to_thread(upgrade, url)
+    url, name = await copied_database(backend, "migrated", tmp_path / "fresh.db")
     db = Database(url, pool_size=5)
     try:
         yield db
