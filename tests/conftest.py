@@ -7,6 +7,8 @@ tests fail with a clear message (``make test`` starts a throwaway cluster when n
 from __future__ import annotations
 
 import os
+import sqlite3
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -31,7 +33,8 @@ def pg_admin_url() -> str:
     return os.environ.get("HUB_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-async def _pg_create(name: str) -> str:
+async def _pg_create(name: str, template: str | None = None) -> str:
+    """Create database ``name`` (a copy of ``template`` when given); its SQLAlchemy URL."""
     import asyncpg
 
     admin = pg_admin_url()
@@ -44,7 +47,7 @@ async def _pg_create(name: str) -> str:
             pytrace=False,
         )
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     finally:
         await conn.close()
     return admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
@@ -60,22 +63,88 @@ async def _pg_drop(name: str) -> None:
         await conn.close()
 
 
+#: Per backend, two databases made once per test session (a SQLite file or a PostgreSQL database name):
+#: "migrated" (the schema at head, as ``upgrade`` leaves it) and "started" (as a hub's first start
+#: leaves it: migrated, the conformance package stored). The databases of live hubs, of the shared test
+#: app and of :func:`fresh_db` are copies of them, so that no test runs the migrations, or validates
+#: and stores the package, all over again (about 1 s and 5 s of CPU). A first start on an empty
+#: database is still what the README tour, tests/ops and the migration tests do.
+_templates: dict[tuple[str, str], str] = {}
+_template_dirs: list[Path] = []
+
+
+async def _first_start(url: str, var: Path) -> None:
+    app = create_app(make_settings(url, var))
+    async with app.router.lifespan_context(app):
+        pass
+
+
+async def _template(backend: str, kind: str) -> str:
+    if (backend, kind) not in _templates:
+        import asyncio
+
+        from hub.store.migrate import upgrade
+
+        work = Path(tempfile.mkdtemp(prefix=f"hub-{kind}-"))
+        _template_dirs.append(work)
+        if backend == "sqlite":
+            path = work / "template.db"
+            url = f"sqlite+aiosqlite:///{path}"
+            _templates[backend, kind] = str(path)
+        else:
+            name = f"hub_tpl_{kind}_{uuid.uuid4().hex[:12]}"
+            url = await _pg_create(name)
+            _templates[backend, kind] = name  # dropped at the end of the session (pytest_sessionfinish)
+        if kind == "started":
+            await _first_start(url, work / "var")
+        else:
+            await asyncio.to_thread(upgrade, url)
+    return _templates[backend, kind]
+
+
+async def copied_database(backend: str, kind: str, target: Path) -> tuple[str, str | None]:
+    """A database of ``backend`` of its own, a copy of the session's ``kind`` template ("migrated" or
+    "started"): its URL, and the PostgreSQL database to drop afterwards (None for the SQLite file
+    ``target``)."""
+    template = await _template(backend, kind)
+    if backend == "sqlite":
+        source, copy = sqlite3.connect(template), sqlite3.connect(target)
+        try:
+            source.backup(copy)
+        finally:
+            source.close()
+            copy.close()
+        return f"sqlite+aiosqlite:///{target}", None
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    return await _pg_create(name, template=template), name
+
+
 @contextmanager
 def throwaway_database(backend: str, work: Path) -> Iterator[str]:
-    """A database URL of ``backend`` for a live hub process: a SQLite file in ``work``, or a PostgreSQL
-    database created now and dropped afterwards (for synchronous fixtures; async ones await
-    :func:`_pg_create` themselves)."""
+    """A database URL of ``backend`` for a live hub process, as a first start leaves it: a SQLite file
+    ``hub.db`` in ``work``, or a PostgreSQL database dropped afterwards (for synchronous fixtures; async
+    ones await :func:`copied_database` themselves)."""
     import asyncio
 
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{work / 'hub.db'}"
-        return
-    name = f"hub_test_{uuid.uuid4().hex[:12]}"
-    url = asyncio.run(_pg_create(name))
+    url, name = asyncio.run(copied_database(backend, "started", work / "hub.db"))
     try:
         yield url
     finally:
-        asyncio.run(_pg_drop(name))
+        if name is not None:
+            asyncio.run(_pg_drop(name))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the session's template databases."""
+    import asyncio
+    import shutil
+
+    for (backend, kind), name in list(_templates.items()):
+        if backend == "postgresql":
+            asyncio.run(_pg_drop(name))
+            del _templates[backend, kind]
+    for work in _template_dirs:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -104,34 +173,21 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    if backend == "sqlite":
-        path = tmp_path_factory.mktemp("db") / "hub.db"
-        yield f"sqlite+aiosqlite:///{path}"
-        return
-    name = f"hub_test_{uuid.uuid4().hex[:12]}"
-    url = await _pg_create(name)
+    url, name = await copied_database(backend, "started", tmp_path_factory.mktemp("db") / "hub.db")
     try:
         yield url
     finally:
-        await _pg_drop(name)
+        if name is not None:
+            await _pg_drop(name)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def fresh_db(backend: str, tmp_path: Path) -> AsyncIterator[Any]:
     """A fresh, migrated database of the current backend, for a test that needs one of its own
     (e.g. an audit writer with its own chain); dropped afterwards."""
-    import asyncio
-
     from hub.store.db import Database
-    from hub.store.migrate import upgrade
 
-    name = None
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-    else:
-        name = f"hub_fresh_{uuid.uuid4().hex[:12]}"
-        url = await _pg_create(name)
-    await asyncio.to_thread(upgrade, url)
+    url, name = await copied_database(backend, "migrated", tmp_path / "fresh.db")
     db = Database(url, pool_size=5)
     try:
         yield db

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,12 +52,20 @@ class LiveNetwork:
         return httpx.AsyncClient(base_url=self.hub.base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
 
-@pytest.fixture(scope="session")
-def live_network(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNetwork]:
-    work = tmp_path_factory.mktemp(f"gemeente-{backend}")
+@contextmanager
+def gemeente_network(backend: str, work: Path) -> Iterator[LiveNetwork]:
+    """A live hub on a database of its own, with the gemeente adapter registered."""
     with throwaway_database(backend, work) as url, live_hub(url, work) as hub:
         registered = register_system_app(hub.env, work, "gemeente-rivierstad", GEMEENTE_URA)
         yield LiveNetwork(hub, registered, work)
+
+
+@pytest.fixture(scope="session")
+def live_network(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNetwork]:
+    """The network the gemeente tests share. A test that loads hundreds of clients has one of its own
+    (:func:`gemeente_network`): the rules tests compare snapshots of everything the adapter sees."""
+    with gemeente_network(backend, tmp_path_factory.mktemp(f"gemeente-{backend}")) as network:
+        yield network
 
 
 @pytest_asyncio.fixture(loop_scope="session")

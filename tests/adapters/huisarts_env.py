@@ -47,6 +47,10 @@ class FakeGp:
     def delete(self, res_type: str, res_id: str) -> None:
         httpx.post(f"{self.admin}/delete/{res_type}/{res_id}", timeout=10)
 
+    def delay(self, ms: int) -> None:
+        """Delay every search by ``ms`` from now on (``--delay-ms``)."""
+        httpx.post(f"{self.admin}/delay/{ms}", timeout=10).raise_for_status()
+
 
 @contextmanager
 def fake_gp(

@@ -9,13 +9,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from adapters.common.client import HubClient
 from adapters.gemeente import codes as c
-from tests.adapters.conftest import DATA, LiveNetwork
+from tests.adapters.conftest import DATA, LiveNetwork, gemeente_network
 from tests.adapters.iwmo_builders import Client, Product, valid_bsns, wmo301
 from tests.api.live import free_port
 
@@ -35,9 +37,20 @@ def _env(network: LiveNetwork, state: Path) -> dict[str, str]:
     }
 
 
-async def test_kill_9_mid_batch_then_restart_applies_each_once(
-    live_network: LiveNetwork, hub_client: HubClient, tmp_path: Path
-) -> None:
+@pytest.fixture
+def network_of_its_own(backend: str, tmp_path: Path) -> Iterator[LiveNetwork]:
+    """500 clients: kept out of the shared network, whose every resource the rules tests snapshot."""
+    (tmp_path / "hub").mkdir()
+    with gemeente_network(backend, tmp_path / "hub") as network:
+        yield network
+
+
+async def test_kill_9_mid_batch_then_restart_applies_each_once(network_of_its_own: LiveNetwork, tmp_path: Path) -> None:
+    async with network_of_its_own.client() as hub_client:
+        await _kill_9_mid_batch_then_restart(network_of_its_own, hub_client, tmp_path)
+
+
+async def _kill_9_mid_batch_then_restart(live_network: LiveNetwork, hub_client: HubClient, tmp_path: Path) -> None:
     inbox, outbox, state = tmp_path / "in", tmp_path / "out", tmp_path / "state.sqlite"
     inbox.mkdir()
     bsns = valid_bsns(500, start=600000000)

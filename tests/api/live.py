@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -21,16 +21,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: How long :meth:`LiveHub.token` reuses a token (they live an hour).
+TOKEN_REUSE_SECONDS = 1800
+
+
 @dataclass(frozen=True)
 class LiveHub:
     base: str
     env: dict[str, str]
+    _tokens: dict[str, tuple[float, str]] = field(default_factory=dict, compare=False, repr=False)
 
     def token(self, spec: str) -> str:
-        """A token printed by ``hub token --as spec`` for this hub (same keys, same audience)."""
+        """A token printed by ``hub token --as spec`` for this hub (same keys, same audience). One per
+        spec for half an hour: each ``hub token`` is a process start of half a second or more."""
+        made = self._tokens.get(spec)
+        if made is not None and time.monotonic() - made[0] < TOKEN_REUSE_SECONDS:
+            return made[1]
         hub = Path(sys.executable).parent / "hub"
         out = subprocess.run([str(hub), "token", "--as", spec], env=self.env, capture_output=True, check=True)
-        return out.stdout.decode().strip()
+        token = out.stdout.decode().strip()
+        self._tokens[spec] = (time.monotonic(), token)
+        return token
 
 
 def wait_ready(proc: subprocess.Popen[bytes], url: str, what: str, log: Callable[[], str], seconds: float) -> None:

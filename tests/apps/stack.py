@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.api.live import LiveHub, free_port, live_hub, wait_ready
+from tests.conftest import throwaway_database
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("ZORGNET_CHROMIUM", "/usr/bin/chromium"))
@@ -63,45 +63,16 @@ def _app(module: str, prefix: str, hub: LiveHub, hub_url: str, state: Path, **ex
         log.close()
 
 
-def new_database(backend: str, tmp: Path) -> tuple[str, str | None]:
-    """A fresh database of its own for the stack: (URL, PostgreSQL name to drop afterwards)."""
-    if backend == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp / 'hub.db'}", None
-    import psycopg
-
-    from tests.conftest import pg_admin_url
-
-    name = f"hub_apps_{uuid.uuid4().hex[:12]}"
-    admin = pg_admin_url()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')  # noqa: S608 - a generated name
-    return admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}", name
-
-
-def drop_database(name: str | None) -> None:
-    if name is None:
-        return
-    import psycopg
-
-    from tests.conftest import pg_admin_url
-
-    with psycopg.connect(pg_admin_url(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # noqa: S608
-
-
 @contextmanager
 def people_side(backend: str, tmp: Path) -> Iterator[Stack]:
     """Hub with demo network, then the PGO (registering itself through ``hub apps add --pgo``) and the
     admin console (the demo registers its mantelzorgers, e.g. ``marieke``, as people who may log in)."""
-    url, pg_name = new_database(backend, tmp)
-    try:
-        with ExitStack() as stack:
-            (tmp / "hub").mkdir(parents=True, exist_ok=True)
-            hub = stack.enter_context(live_hub(url, tmp / "hub", HUB_DEMO="true"))
-            hub_url = hub.base.removesuffix("/fhir")
-            state = tmp / "apps"
-            pgo = stack.enter_context(_app("apps.pgo", "PGO_", hub, hub_url, state / "pgo", poll_interval="1"))
-            admin = stack.enter_context(_app("apps.admin", "ADMIN_", hub, hub_url, state / "admin"))
-            yield Stack(hub, hub_url, pgo, admin)
-    finally:
-        drop_database(pg_name)
+    with ExitStack() as stack:
+        url = stack.enter_context(throwaway_database(backend, tmp))
+        (tmp / "hub").mkdir(parents=True, exist_ok=True)
+        hub = stack.enter_context(live_hub(url, tmp / "hub", HUB_DEMO="true"))
+        hub_url = hub.base.removesuffix("/fhir")
+        state = tmp / "apps"
+        pgo = stack.enter_context(_app("apps.pgo", "PGO_", hub, hub_url, state / "pgo", poll_interval="1"))
+        admin = stack.enter_context(_app("apps.admin", "ADMIN_", hub, hub_url, state / "admin"))
+        yield Stack(hub, hub_url, pgo, admin)

@@ -11,7 +11,8 @@ one practice: ``Patient?identifier=`` (with ``_include=Patient:general-practitio
 ``patient=``, ``_lastUpdated``, ``_count`` and paging by ``next`` links. Unknown search parameters are
 refused (400), as a strict server does. Faults on purpose: ``--fail-every N`` answers every N-th search
 with a 500, ``--slow-ms`` delays every second page. ``POST /admin/put`` stores a new version of a
-resource (a correction at the source); ``POST /admin/delete/{type}/{id}`` deletes one.
+resource (a correction at the source); ``POST /admin/delete/{type}/{id}`` deletes one; ``POST
+/admin/delay/{ms}`` changes ``--delay-ms``.
 """
 
 from __future__ import annotations
@@ -240,6 +241,10 @@ def create_app(system: GpSystem) -> Starlette:
     async def admin_log(_request: Request) -> Response:
         return JSONResponse(system.log)
 
+    async def admin_delay(request: Request) -> Response:
+        system.delay_ms = int(request.path_params["ms"])
+        return Response(status_code=204)
+
     return Starlette(
         routes=[
             Route("/fhir/metadata", metadata),
@@ -248,6 +253,7 @@ def create_app(system: GpSystem) -> Starlette:
             Route("/admin/put", admin_put, methods=["POST"]),
             Route("/admin/delete/{type}/{id}", admin_delete, methods=["POST"]),
             Route("/admin/log", admin_log),
+            Route("/admin/delay/{ms:int}", admin_delay, methods=["POST"]),
         ]
     )
 
