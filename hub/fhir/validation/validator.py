@@ -26,6 +26,8 @@ _EXTENSION_NAMES = frozenset({"extension", "modifierExtension"})
 _URL_DISCRIMINATOR = ({"type": "value", "path": "url"},)
 _CODED = frozenset({"code", "Coding", "CodeableConcept"})
 _MAX_ISSUES = 200
+_CONTAINER = (dict, list)
+_NON_PRIMITIVE = (dict, list, type(None))
 
 # Core invariants that hold trivially for most values: skipping FHIRPath for them is most of the speed.
 _VACUOUS: dict[str, Callable[[Any], bool]] = {
@@ -220,14 +222,24 @@ class _Run:
 
     # -- elements ---------------------------------------------------------------------------------
     def element(self, obj: dict[str, Any], node: Node, path: str, resource: dict[str, Any]) -> None:
-        kids = _prep(node).kids
-        for i in _prep(node).present(obj):
+        prep = node.prep or _prep(node)
+        kids = prep.kids
+        for i in prep.present(obj):
             self.child(obj, kids[i], path, resource)
 
     def child(self, obj: dict[str, Any], kid: Kid, path: str, resource: dict[str, Any]) -> None:
         name, child, label, lo, hi = kid
-        items = _items(obj, name, path)
         where = path + label
+        if name[-1] == "]":
+            items = _items(obj, name, path)
+        else:  # a plain element: one key (and its "_key"), the value a list or not
+            value, ext = obj.get(name), obj.get("_" + name)
+            if isinstance(value, list) or isinstance(ext, list):
+                items = _listed(name, value, ext, where)
+            elif name in obj or "_" + name in obj:
+                items = [(name, value, ext, where)]
+            else:
+                items = []
         n = len(items)
         if n < lo:
             ed = child.ed
@@ -250,7 +262,10 @@ class _Run:
         if child.slices or name in _EXTENSION_NAMES:
             self.sliced(items, name, child, where, resource)
             return
+        prep = child.prep or _prep(child)
         for it in items:
+            if prep.plain and it[2] is None and not isinstance(it[1], _NON_PRIMITIVE):
+                continue  # a primitive with nothing to check on it (formats are the models' job)
             self.item(it, child, resource, None)
 
     def sliced(self, items: list[Item], name: str, child: Node, where: str, resource: dict[str, Any]) -> None:
@@ -330,7 +345,7 @@ class _Run:
     # -- one value ----------------------------------------------------------------------------------
     def item(self, it: Item, node: Node, resource: dict[str, Any], tree_url: str | None) -> None:
         key, value, ext, path = it
-        prep = _prep(node)
+        prep = node.prep or _prep(node)
         base = prep.choice_base
         if base is not None:
             tcode = prep.choice_types.get(key[len(base) :].lower())
@@ -359,7 +374,7 @@ class _Run:
             subject = value
         else:
             subject = ext
-        if isinstance(subject, dict | list):  # invariants on primitives are format rules, checked by the models
+        if isinstance(subject, _CONTAINER):  # invariants on primitives are format rules, checked by the models
             self.invariants(subject, node, tcode, path, resource)
         target = value if isinstance(value, dict) else ext if isinstance(ext, dict) else None
         if target is None:
@@ -374,7 +389,7 @@ class _Run:
         elif tcode:
             sub = self.v.tree(type_profile or CORE_SD + tcode)
             if sub is not None:
-                if isinstance(value, dict | list):
+                if isinstance(value, _CONTAINER):
                     self.invariants(value, sub.root, None, path, resource)
                 self.element(target, sub.root, path, resource)
 
@@ -613,6 +628,7 @@ class _Prep:
         "walks_self",
         "resource_profiles",
         "binding",
+        "plain",
         "fixed",
         "type_codes",
         "_targets",
@@ -637,6 +653,8 @@ class _Prep:
         binding = node.ed.get("binding")
         usable = binding and binding.get("strength") in ("required", "extensible") and binding.get("valueSet")
         self.binding: dict[str, Any] | None = binding if usable else None
+        # nothing to check on a primitive value here: no choice type, fixed value or code binding
+        self.plain = self.choice_base is None and not self.fixed and (self.binding is None or self.tcode not in _CODED)
         self._type_profiles: dict[str, str | None] = {}
         self._targets: frozenset[str] | None = None
 
@@ -716,16 +734,25 @@ def _items(obj: dict[str, Any], name: str, path: str) -> list[Item]:
     for key in keys:
         value, ext = obj.get(key), obj.get("_" + key)
         if isinstance(value, list) or isinstance(ext, list):
-            vals = value if isinstance(value, list) else []
-            exts = ext if isinstance(ext, list) else []
-            for i in range(max(len(vals), len(exts))):
-                v = vals[i] if i < len(vals) else None
-                e = exts[i] if i < len(exts) else None
-                if v is None and e is None:
-                    continue
-                out.append((key, v, e, f"{path}.{key}[{i}]"))
+            out += _listed(key, value, ext, f"{path}.{key}")
         else:
             out.append((key, value, ext, f"{path}.{key}"))
+    return out
+
+
+def _listed(key: str, value: Any, ext: Any, where: str) -> list[Item]:
+    """The items of a list element (values and their ``_key`` parts paired by index; nulls skipped)."""
+    vals = value if isinstance(value, list) else []
+    exts = ext if isinstance(ext, list) else []
+    if not exts:
+        return [(key, v, None, f"{where}[{i}]") for i, v in enumerate(vals) if v is not None]
+    out: list[Item] = []
+    for i in range(max(len(vals), len(exts))):
+        v = vals[i] if i < len(vals) else None
+        e = exts[i] if i < len(exts) else None
+        if v is None and e is None:
+            continue
+        out.append((key, v, e, f"{where}[{i}]"))
     return out
 
 
