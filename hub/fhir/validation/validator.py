@@ -102,6 +102,13 @@ class Validator:
         issues.extend(run.issues)
         return issues
 
+    def validate_claimed(self, resource: dict[str, Any]) -> tuple[list[Issue], list[str]]:
+        """``validate(resource)`` and the profiles it was held to (``profiles_for``: empty when it was
+        the core type), worked out once for both (a write's rules depend on whether there were any)."""
+        run = _Run(self, resource)
+        run.resource(resource, resource.get("resourceType", "Resource"), None)
+        return run.issues, run.claimed if run.claimed is not None else self.profiles_for(resource)
+
     # -- helpers used by runs ------------------------------------------------------------------------
     def invariant_plan(self, node: Node, tcode: str | None) -> InvariantPlan:
         """The invariants to check on a value of ``node`` (typed ``tcode``): the element's own, then its
@@ -158,6 +165,7 @@ class _Run:
         self.issues: list[Issue] = []
         self._seen: set[tuple[str, str, tuple[str, ...]]] = set()
         self.full_urls: dict[str, str] = {}
+        self.claimed: list[str] | None = None  # the root's ``profiles_for``, once worked out
         if root.get("resourceType") == "Bundle":
             for e in root.get("entry", []) or []:
                 if isinstance(e, dict) and isinstance(e.get("resource"), dict) and e.get("fullUrl"):
@@ -178,6 +186,8 @@ class _Run:
             return
         if profiles is None:
             urls = self.v.profiles_for(res)
+            if res is self.root and self.claimed is None:
+                self.claimed = urls
             # A claimed profile the hub does not know is a warning (as the HL7 validator reports it);
             # the resource is then held to what the hub does know: its other profiles, or the base type.
             meta = res.get("meta")
