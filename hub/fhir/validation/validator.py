@@ -42,7 +42,7 @@ _VACUOUS: dict[str, Callable[[Any], bool]] = {
 Item = tuple[str, Any, Any, str]  # json key, value, primitive extension part ("_key"), FHIRPath
 Check = tuple[Invariant, Callable[[Any], bool] | None, str, str]  # invariant, shortcut, severity, message
 InvariantPlan = tuple[tuple[Check, ...], str]  # the checks, the type or path they are evaluated against
-Kid = tuple[str, Node, str, int, int | None]  # child name, node, ".name" of its path, min, max (None: *)
+Kid = tuple[str, Node, str, int, int | None, str]  # name, node, ".name" of its path, min, max (None: *), "_name"
 
 
 class Validator:
@@ -233,20 +233,27 @@ class _Run:
     # -- elements ---------------------------------------------------------------------------------
     def element(self, obj: dict[str, Any], node: Node, path: str, resource: dict[str, Any]) -> None:
         prep = node.prep or _prep(node)
-        kids = prep.kids
+        kids, bare = prep.kids, prep.bare
         for i in prep.present(obj):
-            self.child(obj, kids[i], path, resource)
+            kid = kids[i]
+            if bare[i] is None:
+                bare[i] = _bare(kid)
+            if bare[i]:  # a lone primitive with nothing to check on it: skipped (see _bare)
+                value = obj.get(kid[0])
+                if value is not None and not isinstance(value, _CONTAINER) and kid[5] not in obj:
+                    continue
+            self.child(obj, kid, path, resource)
 
     def child(self, obj: dict[str, Any], kid: Kid, path: str, resource: dict[str, Any]) -> None:
-        name, child, label, lo, hi = kid
+        name, child, label, lo, hi, uname = kid
         where = path + label
         if name[-1] == "]":
             items = _items(obj, name, path)
         else:  # a plain element: one key (and its "_key"), the value a list or not
-            value, ext = obj.get(name), obj.get("_" + name)
+            value, ext = obj.get(name), obj.get(uname)
             if isinstance(value, list) or isinstance(ext, list):
                 items = _listed(name, value, ext, where)
-            elif name in obj or "_" + name in obj:
+            elif name in obj or uname in obj:
                 items = [(name, value, ext, where)]
             else:
                 items = []
@@ -508,10 +515,9 @@ class _Run:
         for d in discs:
             dtype, dpath = d.get("type"), d.get("path", "$this")
             if dtype in ("value", "pattern"):
-                target = _sub_node(sl, dpath)
+                target, expected = _value_discriminator(sl, dpath)
                 if target is None:
                     return False
-                expected = [(k, v) for k, v in target.ed.items() if k.startswith(("fixed", "pattern"))]
                 actual = _walk(value, dpath)
                 if expected:
                     _, exp = expected[0]
@@ -629,6 +635,8 @@ class _Prep:
 
     __slots__ = (
         "kids",
+        "bare",
+        "discriminators",
         "keys",
         "required",
         "choice_base",
@@ -648,7 +656,9 @@ class _Prep:
     def __init__(self, node: Node) -> None:
         self.kids: tuple[Kid, ...] = tuple(_kid(name, child) for name, child in node.children.items())
         self.required = tuple(i for i, kid in enumerate(self.kids) if kid[3] > 0)
+        self.bare: list[bool | None] = [None] * len(self.kids)  # per child: see _bare (worked out on first use)
         self.keys: dict[str, tuple[int, ...]] = {}
+        self.discriminators: dict[str, tuple[Node | None, tuple[tuple[str, Any], ...]]] = {}
         self.type_codes = node.type_codes
         self.fixed = tuple((k, v) for k, v in node.ed.items() if k.startswith(("fixed", "pattern")))
         path = node.ed.get("path", "")
@@ -718,7 +728,28 @@ def _kid(name: str, child: Node) -> Kid:
     ed = child.ed
     mx = ed.get("max", "*")
     label = "." + (name[:-3] if name.endswith("[x]") else name)
-    return (name, child, label, ed.get("min", 0), None if mx == "*" else int(mx))
+    return (name, child, label, ed.get("min", 0), None if mx == "*" else int(mx), "_" + name)
+
+
+def _bare(kid: Kid) -> bool:
+    """Whether one primitive value (without a ``_name`` part) of this child has nothing to check: a plain
+    element, not sliced, no fixed value or code binding, and one value within its cardinality."""
+    name, child, _, lo, hi, _ = kid
+    if name[-1] == "]" or child.slices or name in _EXTENSION_NAMES or lo > 1 or hi == 0:
+        return False
+    return (child.prep or _prep(child)).plain
+
+
+def _value_discriminator(sl: Node, dpath: str) -> tuple[Node | None, tuple[tuple[str, Any], ...]]:
+    """The element a value/pattern discriminator points at in slice ``sl`` and its fixed and pattern
+    values (as ``matches`` reads them), worked out once per slice and path."""
+    prep = sl.prep or _prep(sl)
+    hit = prep.discriminators.get(dpath)
+    if hit is None:
+        target = _sub_node(sl, dpath)
+        expected = () if target is None else (target.prep or _prep(target)).fixed
+        hit = prep.discriminators[dpath] = (target, expected)
+    return hit
 
 
 def _prep(node: Node) -> _Prep:
