@@ -119,8 +119,8 @@ def _write_validator() -> Any:
     validator = default_validator()
 
     def validate(resource: dict[str, Any]) -> list[Any]:
-        issues = validator.validate(resource, None)
-        if validator.profiles_for(resource):
+        issues, profiles = validator.validate_claimed(resource)
+        if profiles:
             return issues
         return [i for i in issues if i.severity not in ("error", "fatal") or i.code in CORE_WRITE_RULES]
 

@@ -26,6 +26,8 @@ _EXTENSION_NAMES = frozenset({"extension", "modifierExtension"})
 _URL_DISCRIMINATOR = ({"type": "value", "path": "url"},)
 _CODED = frozenset({"code", "Coding", "CodeableConcept"})
 _MAX_ISSUES = 200
+_CONTAINER = (dict, list)
+_NON_PRIMITIVE = (dict, list, type(None))
 
 # Core invariants that hold trivially for most values: skipping FHIRPath for them is most of the speed.
 _VACUOUS: dict[str, Callable[[Any], bool]] = {
@@ -38,6 +40,9 @@ _VACUOUS: dict[str, Callable[[Any], bool]] = {
     "ext-1": lambda v: ("extension" in v) != any(k.startswith("value") for k in v),
 }
 Item = tuple[str, Any, Any, str]  # json key, value, primitive extension part ("_key"), FHIRPath
+Check = tuple[Invariant, Callable[[Any], bool] | None, str, str]  # invariant, shortcut, severity, message
+InvariantPlan = tuple[tuple[Check, ...], str]  # the checks, the type or path they are evaluated against
+Kid = tuple[str, Node, str, int, int | None, str]  # name, node, ".name" of its path, min, max (None: *), "_name"
 
 
 class Validator:
@@ -97,28 +102,42 @@ class Validator:
         issues.extend(run.issues)
         return issues
 
+    def validate_claimed(self, resource: dict[str, Any]) -> tuple[list[Issue], list[str]]:
+        """``validate(resource)`` and the profiles it was held to (``profiles_for``: empty when it was
+        the core type), worked out once for both (a write's rules depend on whether there were any)."""
+        run = _Run(self, resource)
+        run.resource(resource, resource.get("resourceType", "Resource"), None)
+        return run.issues, run.claimed if run.claimed is not None else self.profiles_for(resource)
+
     # -- helpers used by runs ------------------------------------------------------------------------
-    def invariants_of(self, node: Node, tcode: str | None) -> tuple[Invariant, ...]:
+    def invariant_plan(self, node: Node, tcode: str | None) -> InvariantPlan:
         """The invariants to check on a value of ``node`` (typed ``tcode``): the element's own, then its
-        type's root invariants (per-1 of a Period), each key once; compiled once per node and type."""
+        type's root invariants (per-1 of a Period), each key once, with the shortcut for values it
+        holds trivially on, the severity and message of a failure; and the type or element path it
+        is evaluated against (unless the value is a resource). Worked out once per node and type."""
         plans = node.plans
         if plans is None:
             plans = node.plans = {}
-        checks = plans.get(tcode)
-        if checks is None:
+        plan = plans.get(tcode)
+        if plan is None:
             cons = list(node.ed.get("constraint") or ())
             if tcode and tcode[:1].isupper() and tcode not in _RESOURCE_TYPES and node.owner.root is not node:
                 cons += self.type_checks(CORE_SD + tcode)
             done: set[str] = set()
-            out: list[Invariant] = []
+            out: list[Check] = []
             for c in cons:
                 key = c.get("key", "")
                 if key in _SKIP_CONSTRAINTS or key in done or not c.get("expression"):
                     continue
                 done.add(key)
-                out.append(invariant(c))
-            checks = plans[tcode] = tuple(out)
-        return checks
+                inv = invariant(c)
+                severity = "error" if inv.severity == "error" else "warning"
+                if inv.key in _BEST_PRACTICE:
+                    severity = "information"
+                out.append((inv, _VACUOUS.get(inv.key), severity, f"Constraint {inv.key} failed: {inv.human}"))
+            typed = tcode if tcode and tcode[:1].isupper() and tcode not in ("BackboneElement", "Element") else None
+            plan = plans[tcode] = (tuple(out), typed or node.ed.get("path", ""))
+        return cast(InvariantPlan, plan)
 
     def type_checks(self, type_url: str) -> list[dict[str, Any]]:
         """The invariants on the root of a type or type profile (e.g. per-1 of Period)."""
@@ -146,6 +165,7 @@ class _Run:
         self.issues: list[Issue] = []
         self._seen: set[tuple[str, str, tuple[str, ...]]] = set()
         self.full_urls: dict[str, str] = {}
+        self.claimed: list[str] | None = None  # the root's ``profiles_for``, once worked out
         if root.get("resourceType") == "Bundle":
             for e in root.get("entry", []) or []:
                 if isinstance(e, dict) and isinstance(e.get("resource"), dict) and e.get("fullUrl"):
@@ -166,6 +186,8 @@ class _Run:
             return
         if profiles is None:
             urls = self.v.profiles_for(res)
+            if res is self.root and self.claimed is None:
+                self.claimed = urls
             # A claimed profile the hub does not know is a warning (as the HL7 validator reports it);
             # the resource is then held to what the hub does know: its other profiles, or the base type.
             meta = res.get("meta")
@@ -210,37 +232,57 @@ class _Run:
 
     # -- elements ---------------------------------------------------------------------------------
     def element(self, obj: dict[str, Any], node: Node, path: str, resource: dict[str, Any]) -> None:
-        for name, child, optional in _prep(node).children:
-            if optional and name not in obj and "_" + name not in obj:
-                continue  # absent and not required: nothing to check
-            items = _items(obj, name, path)
-            self.child(items, name, child, path, resource)
+        prep = node.prep or _prep(node)
+        kids, bare = prep.kids, prep.bare
+        for i in prep.present(obj):
+            kid = kids[i]
+            if bare[i] is None:
+                bare[i] = _bare(kid)
+            if bare[i]:  # a lone primitive with nothing to check on it: skipped (see _bare)
+                value = obj.get(kid[0])
+                if value is not None and not isinstance(value, _CONTAINER) and kid[5] not in obj:
+                    continue
+            self.child(obj, kid, path, resource)
 
-    def child(self, items: list[Item], name: str, child: Node, path: str, resource: dict[str, Any]) -> None:
-        ed = child.ed
-        where = f"{path}.{name[:-3] if name.endswith('[x]') else name}"
+    def child(self, obj: dict[str, Any], kid: Kid, path: str, resource: dict[str, Any]) -> None:
+        name, child, label, lo, hi, uname = kid
+        where = path + label
+        if name[-1] == "]":
+            items = _items(obj, name, path)
+        else:  # a plain element: one key (and its "_key"), the value a list or not
+            value, ext = obj.get(name), obj.get(uname)
+            if isinstance(value, list) or isinstance(ext, list):
+                items = _listed(name, value, ext, where)
+            elif name in obj or uname in obj:
+                items = [(name, value, ext, where)]
+            else:
+                items = []
         n = len(items)
-        if n < ed.get("min", 0):
+        if n < lo:
+            ed = child.ed
             self.add(
                 "error",
                 "required",
                 where,
                 f"Minimum cardinality of '{ed.get('path', name)}' is {ed.get('min')}, found {n}",
             )
-        mx = ed.get("max", "*")
-        if mx != "*" and n > int(mx):
+        if hi is not None and n > hi:
+            ed = child.ed
             self.add(
                 "error",
                 "structure",
                 where,
-                f"Maximum cardinality of '{ed.get('path', name)}' is {mx}, found {n}",
+                f"Maximum cardinality of '{ed.get('path', name)}' is {ed.get('max', '*')}, found {n}",
             )
         if not items:
             return
         if child.slices or name in _EXTENSION_NAMES:
             self.sliced(items, name, child, where, resource)
             return
+        prep = child.prep or _prep(child)
         for it in items:
+            if prep.plain and it[2] is None and not isinstance(it[1], _NON_PRIMITIVE):
+                continue  # a primitive with nothing to check on it (formats are the models' job)
             self.item(it, child, resource, None)
 
     def sliced(self, items: list[Item], name: str, child: Node, where: str, resource: dict[str, Any]) -> None:
@@ -320,49 +362,42 @@ class _Run:
     # -- one value ----------------------------------------------------------------------------------
     def item(self, it: Item, node: Node, resource: dict[str, Any], tree_url: str | None) -> None:
         key, value, ext, path = it
-        prep = _prep(node)
-        codes = prep.type_codes
-        tcode: str | None = None
+        prep = node.prep or _prep(node)
         base = prep.choice_base
         if base is not None:
-            suffix = key[len(base) :].lower()
-            tcode = next((c for c in codes if c.lower() == suffix), None)
+            tcode = prep.choice_types.get(key[len(base) :].lower())
             if tcode is None:
                 self.add(
                     "error",
                     "structure",
                     path,
-                    f"Type '{key[len(base) :]}' is not allowed here; allowed: {', '.join(codes)}",
+                    f"Type '{key[len(base) :]}' is not allowed here; allowed: {', '.join(prep.type_codes)}",
                 )
                 return
-        elif len(codes) == 1:
-            tcode = codes[0]
-        elif isinstance(value, dict) and "resourceType" in value:
-            tcode = "Resource"
-        if tcode in _RESOURCE_TYPES and isinstance(value, dict) and node.owner.root is not node:
-            profiles = [p for t in node.types for p in t.get("profile", [])]
-            self.resource(value, path, profiles or None)
+        else:
+            tcode = prep.tcode
+            if tcode is None and isinstance(value, dict) and "resourceType" in value:
+                tcode = "Resource"
+        if tcode in _RESOURCE_TYPES and isinstance(value, dict) and not prep.is_root:
+            self.resource(value, path, prep.resource_profiles or None)
             return
-        ed = node.ed
         if value is not None:
             if prep.fixed:
                 self.fixed_and_pattern(value, prep.fixed, path)
-            binding = ed.get("binding")
-            if (
-                binding
-                and tcode in _CODED
-                and binding.get("strength") in ("required", "extensible")
-                and binding.get("valueSet")
-            ):
-                self.binding(value, tcode, binding, path)
+            if prep.binding is not None and tcode in _CODED:
+                self.binding(value, tcode, prep.binding, path)
             if tcode == "Reference" and isinstance(value, dict):
                 self.reference(value, node, path)
-        self.invariants(value if value is not None else ext, node, tcode, path, resource)
+            subject = value
+        else:
+            subject = ext
+        if isinstance(subject, _CONTAINER):  # invariants on primitives are format rules, checked by the models
+            self.invariants(subject, node, tcode, path, resource)
         target = value if isinstance(value, dict) else ext if isinstance(ext, dict) else None
         if target is None:
             return
         type_profile = prep.type_profile(node, tcode) if tcode else None
-        if len(node.types) == 1 or node.owner.root is node:
+        if prep.walks_self:
             self.element(target, node, path, resource)
             if type_profile and node.source != type_profile and node.owner.url != type_profile:
                 sub = self.v.tree(type_profile)
@@ -371,7 +406,8 @@ class _Run:
         elif tcode:
             sub = self.v.tree(type_profile or CORE_SD + tcode)
             if sub is not None:
-                self.invariants(value, sub.root, None, path, resource)
+                if isinstance(value, _CONTAINER):
+                    self.invariants(value, sub.root, None, path, resource)
                 self.element(target, sub.root, path, resource)
 
     def fixed_and_pattern(self, value: Any, fixed: tuple[tuple[str, Any], ...], path: str) -> None:
@@ -456,26 +492,20 @@ class _Run:
             parts = parts[: parts.index("_history")]
         return parts[-2] if len(parts) >= 2 and parts[-2][:1].isupper() else None
 
-    def invariants(self, value: Any, node: Node, tcode: str | None, path: str, resource: dict[str, Any]) -> None:
-        if not isinstance(value, dict | list):
-            return  # invariants on primitives are format rules, checked by the models
-        checks = self.v.invariants_of(node, tcode)
+    def invariants(
+        self, value: dict[str, Any] | list[Any], node: Node, tcode: str | None, path: str, resource: dict[str, Any]
+    ) -> None:
+        checks, typed = self.v.invariant_plan(node, tcode)
         if not checks:
             return
-        if node.owner.root is node and isinstance(value, dict) and "resourceType" in value:
-            path_type: str | None = None  # a resource: typed by its resourceType
-        else:
-            base = tcode if tcode and tcode[:1].isupper() and tcode not in ("BackboneElement", "Element") else None
-            path_type = base or node.ed.get("path", "")
-        for inv in checks:
-            vacuous = _VACUOUS.get(inv.key)
-            if vacuous is not None and isinstance(value, dict) and vacuous(value):
+        is_dict = isinstance(value, dict)
+        # a resource is typed by its resourceType (None), any other value by its type or element path
+        path_type = None if is_dict and "resourceType" in value and node.owner.root is node else typed
+        for inv, vacuous, severity, message in checks:
+            if vacuous is not None and is_dict and vacuous(value):
                 continue
             if inv.failed(value, path_type, resource, self.root):
-                severity = "error" if inv.severity == "error" else "warning"
-                if inv.key in _BEST_PRACTICE:
-                    severity = "information"
-                self.add(severity, "invariant", path, f"Constraint {inv.key} failed: {inv.human}")
+                self.add(severity, "invariant", path, message)
 
     # -- slicing -----------------------------------------------------------------------------------
     def matches(self, it: Item, sl: Node, discs: Any, resource: dict[str, Any]) -> bool | None:
@@ -485,10 +515,9 @@ class _Run:
         for d in discs:
             dtype, dpath = d.get("type"), d.get("path", "$this")
             if dtype in ("value", "pattern"):
-                target = _sub_node(sl, dpath)
+                target, expected = _value_discriminator(sl, dpath)
                 if target is None:
                     return False
-                expected = [(k, v) for k, v in target.ed.items() if k.startswith(("fixed", "pattern"))]
                 actual = _walk(value, dpath)
                 if expected:
                     _, exp = expected[0]
@@ -601,22 +630,82 @@ class _Run:
 
 
 class _Prep:
-    """What the walk needs of an element, worked out once: its children (and whether each may be
-    absent), its type codes, and its fixed and pattern values."""
+    """What the walk needs of an element, worked out once: its children (with their cardinality and
+    which JSON keys they appear as), its type codes, and its fixed and pattern values."""
 
-    __slots__ = ("children", "choice_base", "fixed", "type_codes", "_targets", "_type_profiles")
+    __slots__ = (
+        "kids",
+        "bare",
+        "discriminators",
+        "keys",
+        "required",
+        "choice_base",
+        "choice_types",
+        "tcode",
+        "is_root",
+        "walks_self",
+        "resource_profiles",
+        "binding",
+        "plain",
+        "fixed",
+        "type_codes",
+        "_targets",
+        "_type_profiles",
+    )
 
     def __init__(self, node: Node) -> None:
-        self.children = tuple(
-            (name, child, not name.endswith("[x]") and not child.ed.get("min", 0))
-            for name, child in node.children.items()
-        )
+        self.kids: tuple[Kid, ...] = tuple(_kid(name, child) for name, child in node.children.items())
+        self.required = tuple(i for i, kid in enumerate(self.kids) if kid[3] > 0)
+        self.bare: list[bool | None] = [None] * len(self.kids)  # per child: see _bare (worked out on first use)
+        self.keys: dict[str, tuple[int, ...]] = {}
+        self.discriminators: dict[str, tuple[Node | None, tuple[tuple[str, Any], ...]]] = {}
         self.type_codes = node.type_codes
         self.fixed = tuple((k, v) for k, v in node.ed.items() if k.startswith(("fixed", "pattern")))
         path = node.ed.get("path", "")
         self.choice_base = path.rsplit(".", 1)[-1][:-3] if path.endswith("[x]") else None
+        self.choice_types: dict[str, str] = {}
+        for code in self.type_codes:
+            self.choice_types.setdefault(code.lower(), code)
+        self.tcode = self.type_codes[0] if len(self.type_codes) == 1 else None
+        self.is_root = node.owner.root is node
+        self.walks_self = len(node.types) == 1 or self.is_root
+        self.resource_profiles = [p for t in node.types for p in t.get("profile", [])]
+        binding = node.ed.get("binding")
+        usable = binding and binding.get("strength") in ("required", "extensible") and binding.get("valueSet")
+        self.binding: dict[str, Any] | None = binding if usable else None
+        # nothing to check on a primitive value here: no choice type, fixed value or code binding
+        self.plain = self.choice_base is None and not self.fixed and (self.binding is None or self.tcode not in _CODED)
         self._type_profiles: dict[str, str | None] = {}
         self._targets: frozenset[str] | None = None
+
+    def present(self, obj: dict[str, Any]) -> list[int] | tuple[int, ...]:
+        """The children to check on ``obj``, in the profile's order: those with a value in it (a JSON
+        key, its ``_key`` or a choice type's key) and the required ones. An absent optional child has
+        nothing to check, so the walk follows the instance's keys, not the profile's elements."""
+        keys = self.keys
+        found: list[int] = []
+        for k in obj:
+            hit = keys.get(k)
+            if hit is None:
+                hit = keys[k] = self._kids_of(k)
+            found += hit
+        if not found:
+            return self.required
+        found += self.required
+        return sorted(set(found))
+
+    def _kids_of(self, key: str) -> tuple[int, ...]:
+        name = key[1:] if key[:1] == "_" else key
+        out = []
+        for i, kid in enumerate(self.kids):
+            kname = kid[0]
+            if kname.endswith("[x]"):
+                base = kname[:-3]
+                if name.startswith(base) and len(name) > len(base) and name[len(base)].isupper():
+                    out.append(i)
+            elif kname == name:
+                out.append(i)
+        return tuple(out)
 
     def reference_targets(self, validator: Validator, node: Node) -> frozenset[str]:
         """The resource types a Reference here may point at (empty: any)."""
@@ -633,6 +722,34 @@ class _Prep:
             found = [p for t in node.types if _type_code(t["code"]) == tcode for p in t.get("profile", [])]
             self._type_profiles[tcode] = found[0] if len(found) == 1 else None
         return self._type_profiles[tcode]
+
+
+def _kid(name: str, child: Node) -> Kid:
+    ed = child.ed
+    mx = ed.get("max", "*")
+    label = "." + (name[:-3] if name.endswith("[x]") else name)
+    return (name, child, label, ed.get("min", 0), None if mx == "*" else int(mx), "_" + name)
+
+
+def _bare(kid: Kid) -> bool:
+    """Whether one primitive value (without a ``_name`` part) of this child has nothing to check: a plain
+    element, not sliced, no fixed value or code binding, and one value within its cardinality."""
+    name, child, _, lo, hi, _ = kid
+    if name[-1] == "]" or child.slices or name in _EXTENSION_NAMES or lo > 1 or hi == 0:
+        return False
+    return (child.prep or _prep(child)).plain
+
+
+def _value_discriminator(sl: Node, dpath: str) -> tuple[Node | None, tuple[tuple[str, Any], ...]]:
+    """The element a value/pattern discriminator points at in slice ``sl`` and its fixed and pattern
+    values (as ``matches`` reads them), worked out once per slice and path."""
+    prep = sl.prep or _prep(sl)
+    hit = prep.discriminators.get(dpath)
+    if hit is None:
+        target = _sub_node(sl, dpath)
+        expected = () if target is None else (target.prep or _prep(target)).fixed
+        hit = prep.discriminators[dpath] = (target, expected)
+    return hit
 
 
 def _prep(node: Node) -> _Prep:
@@ -658,16 +775,25 @@ def _items(obj: dict[str, Any], name: str, path: str) -> list[Item]:
     for key in keys:
         value, ext = obj.get(key), obj.get("_" + key)
         if isinstance(value, list) or isinstance(ext, list):
-            vals = value if isinstance(value, list) else []
-            exts = ext if isinstance(ext, list) else []
-            for i in range(max(len(vals), len(exts))):
-                v = vals[i] if i < len(vals) else None
-                e = exts[i] if i < len(exts) else None
-                if v is None and e is None:
-                    continue
-                out.append((key, v, e, f"{path}.{key}[{i}]"))
+            out += _listed(key, value, ext, f"{path}.{key}")
         else:
             out.append((key, value, ext, f"{path}.{key}"))
+    return out
+
+
+def _listed(key: str, value: Any, ext: Any, where: str) -> list[Item]:
+    """The items of a list element (values and their ``_key`` parts paired by index; nulls skipped)."""
+    vals = value if isinstance(value, list) else []
+    exts = ext if isinstance(ext, list) else []
+    if not exts:
+        return [(key, v, None, f"{where}[{i}]") for i, v in enumerate(vals) if v is not None]
+    out: list[Item] = []
+    for i in range(max(len(vals), len(exts))):
+        v = vals[i] if i < len(vals) else None
+        e = exts[i] if i < len(exts) else None
+        if v is None and e is None:
+            continue
+        out.append((key, v, e, f"{where}[{i}]"))
     return out
 
 
