@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -64,6 +66,23 @@ def _answer(page: SearchPage) -> Any:
         page.snapshot,
         page.patients,
     )
+
+
+@contextmanager
+def _fetches_counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """One entry per :meth:`DirectQuery.fetch` (a statement on the driver's path) while the block runs."""
+    runs: list[int] = []
+    original = DirectQuery.fetch
+
+    async def counted(self: DirectQuery, fairy: Any, params: Any) -> Any:
+        runs.append(1)
+        return await original(self, fairy, params)
+
+    monkeypatch.setattr(DirectQuery, "fetch", counted)
+    try:
+        yield runs
+    finally:
+        monkeypatch.setattr(DirectQuery, "fetch", original)
 
 
 async def test_direct_search_matches_the_sqlalchemy_search(
@@ -165,23 +184,15 @@ async def test_a_bsn_search_on_the_driver_looks_its_named_client_up_in_its_page_
 ) -> None:
     """One statement per BSN search (no separate named-client lookup), for a caller who sees the client
     and for one who does not; the latter's attempt is in the client's own audit view."""
-    runs: list[int] = []
-    original = DirectQuery.fetch
-
-    async def counted(self: DirectQuery, fairy: Any, params: Any) -> Any:
-        runs.append(1)
-        return await original(self, fairy, params)
-
     me = client_as(f"client:{C1}")
     before = len(await _events(me))
-    monkeypatch.setattr(DirectQuery, "fetch", counted)
     path = f"/fhir/Patient?identifier={BSN}|{C1}"
-    seen = await client_as(HUISARTS).get(path)
-    hidden = await client_as("org:00077777").get(path)
+    with _fetches_counted(monkeypatch) as runs:
+        seen = await client_as(HUISARTS).get(path)
+        hidden = await client_as("org:00077777").get(path)
     assert seen.status_code == 200 and seen.json()["total"] == 1
     assert hidden.status_code == 200 and hidden.json()["total"] == 0
     assert len(runs) == (2 if backend == "postgresql" else 0)
-    monkeypatch.setattr(DirectQuery, "fetch", original)
     events = await _events(me)
     new = events[: len(events) - before]
     outcomes = sorted((e["outcome"], any("00077777" in str(a.get("who")) for a in e["agent"])) for e in new)
@@ -224,24 +235,17 @@ async def test_searches_take_the_driver_path_when_nothing_observes_the_statement
     backend: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    runs: list[int] = []
-    original = DirectQuery.fetch
-
-    async def counted(self: DirectQuery, fairy: Any, params: Any) -> Any:
-        runs.append(1)
-        return await original(self, fairy, params)
-
-    monkeypatch.setattr(DirectQuery, "fetch", counted)
     path = f"/fhir/CarePlan?subject=Patient/{demo[C1]}&_include=CarePlan:care-team"
-    r = await client_as(HUISARTS).get(path)
-    assert r.status_code == 200 and r.json()["total"] >= 1
-    assert len(runs) == (1 if backend == "postgresql" else 0)  # the page (and its total) with its include round
-    # with someone listening to the lookup pool's statements, searches go through SQLAlchemy (they see them)
-    with observed_lookups(hub_app.state.services.repo.db) as seen:
-        again = await client_as(HUISARTS).get(path)
-    assert again.status_code == 200 and again.json()["entry"] == r.json()["entry"]
-    assert len(runs) == (1 if backend == "postgresql" else 0)
-    assert any("FROM resource" in s for s in seen)
+    with _fetches_counted(monkeypatch) as runs:
+        r = await client_as(HUISARTS).get(path)
+        assert r.status_code == 200 and r.json()["total"] >= 1
+        assert len(runs) == (1 if backend == "postgresql" else 0)  # the page (and its total) with its include round
+        # with someone listening to the lookup pool's statements, searches go through SQLAlchemy (they see them)
+        with observed_lookups(hub_app.state.services.repo.db) as seen:
+            again = await client_as(HUISARTS).get(path)
+        assert again.status_code == 200 and again.json()["entry"] == r.json()["entry"]
+        assert len(runs) == (1 if backend == "postgresql" else 0)
+        assert any("FROM resource" in s for s in seen)
 
 
 async def test_bookkeeping_lookups_on_the_driver_answer_as_through_sqlalchemy(
