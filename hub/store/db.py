@@ -333,12 +333,7 @@ async def _settled_transaction(conn: AsyncConnection, *, on_demand: bool = False
     greenlet switches fewer; the driver's transaction began only before a statement either way)."""
     try:
         if not on_demand:
-            async with conn.begin():
-                deferred.begin(conn)
-                yield
-                await pg_batch.flush(conn)
-                await deferred.settle(conn)
-            return
+            await conn.begin()
         deferred.begin(conn)
         try:
             yield
