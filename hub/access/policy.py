@@ -266,12 +266,9 @@ class AccessPolicy:
 
     def _professional(self, r: FromClause, m: Membership) -> ColumnElement[bool]:
         ura, now = self._p("acl_ura"), self._p("acl_now")
-        author = resource_author.alias("acl_author")
         c = m.table.alias("acl_comp")
         g = access_grant.alias("acl_grant")
-        # Checked per row (``OFFSET``: the planner may not hash the subquery): a hash would be built of
-        # every row the organisation ever wrote, on each statement, growing with the data.
-        authored = exists(select(author.c.pid).where(author.c.pid == r.c.pid, author.c.ura == ura).offset(0))
+        authored = _authored(r, ura, "acl_author")
         granted = exists(
             select(c.c[m.key])
             .select_from(c.join(g, g.c.patient_id == c.c.comp_id))
@@ -388,11 +385,8 @@ class AccessPolicy:
         if not (self.kind == "professional" and self.principal.organisation_ura):
             return []
         ura, now = self._p("acl_ura"), self._p("acl_now")
-        author = resource_author.alias("fact_author")
         c = idx_compartment.alias("fact_comp")
-        # Checked per row (``OFFSET``: the planner may not hash the subquery): a hash would be built of
-        # every row the organisation ever wrote, on each statement, growing with the data.
-        authored = exists(select(author.c.pid).where(author.c.pid == r.c.pid, author.c.ura == ura).offset(0))
+        authored = _authored(r, ura, "fact_author")
         in_care = (
             select(JoinedIds(c.c.comp_id))
             .where(c.c.pid == r.c.pid, c.c.comp_type == "Patient", _in_care_condition(c.c.comp_id, ura, now))
@@ -670,6 +664,14 @@ class AccessPolicy:
         await settle(conn, [patient_id])  # the effective intervals this transaction's writes owe
         params = {"care_patient": patient_id, "care_ura": ura, "care_now": self.now}
         return bool((await conn.execute(_IN_CARE, params)).scalar())
+
+
+def _authored(r: FromClause, ura: Any, alias: str) -> ColumnElement[bool]:
+    """Whether organisation ``ura`` wrote resource ``r`` (``resource_author``). Checked per row
+    (``OFFSET``: the planner may not hash the subquery): a hash would be built of every row the
+    organisation ever wrote, on each statement, growing with the data."""
+    author = resource_author.alias(alias)
+    return exists(select(author.c.pid).where(author.c.pid == r.c.pid, author.c.ura == ura).offset(0))
 
 
 #: Another current Patient with one of these BSNs (built once: a Bundle registering a client asks it);
