@@ -138,11 +138,7 @@ class InTransaction:
         fairy = await _driver_in(conn, self.reads)
         if fairy is None:
             return (await conn.execute(self.statement, params)).all()
-        sql, args = self._compiled(conn.dialect).arguments(params)
-        try:
-            rows: Sequence[Sequence[Any]] = await fairy.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
-        except Exception as exc:
-            raise await _translated(fairy, conn.dialect, exc, sql, args) from None
+        rows: Sequence[Sequence[Any]] = await self._on_driver(fairy, conn.dialect, "fetch", params)
         return rows
 
     async def execute(self, conn: AsyncConnection, params: Mapping[str, Any]) -> None:
@@ -151,11 +147,17 @@ class InTransaction:
         if fairy is None:
             await conn.execute(self.statement, params)
             return
-        sql, args = self._compiled(conn.dialect).arguments(params)
+        await self._on_driver(fairy, conn.dialect, "execute", params)
+
+    async def _on_driver(
+        self, fairy: PoolProxiedConnection, dialect: Dialect, method: str, params: Mapping[str, Any]
+    ) -> Any:
+        """asyncpg's ``fetch`` or ``execute`` of the compiled statement; its errors as SQLAlchemy's."""
+        sql, args = self._compiled(dialect).arguments(params)
         try:
-            await fairy.driver_connection.execute(sql, *args)  # type: ignore[union-attr]
+            return await getattr(fairy.driver_connection, method)(sql, *args)
         except Exception as exc:
-            raise await _translated(fairy, conn.dialect, exc, sql, args) from None
+            raise await _translated(fairy, dialect, exc, sql, args) from None
 
     def _compiled(self, dialect: Dialect) -> DirectQuery:
         if self._query is None:
