@@ -78,11 +78,9 @@ def _fetches_counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         runs.append(1)
         return await original(self, fairy, params)
 
-    monkeypatch.setattr(DirectQuery, "fetch", counted)
-    try:
+    with monkeypatch.context() as patched:  # (undone when the block ends)
+        patched.setattr(DirectQuery, "fetch", counted)
         yield runs
-    finally:
-        monkeypatch.setattr(DirectQuery, "fetch", original)
 
 
 async def test_direct_search_matches_the_sqlalchemy_search(
